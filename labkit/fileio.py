@@ -1,0 +1,62 @@
+"""Writing output files without ever losing a user's file.
+
+Every writer in labkit goes through :func:`atomic_output`: it refuses an existing file
+unless ``force`` is set, refuses to overwrite one of the run's inputs even with
+``force``, checks that the folder is writable before any work is done, writes to a
+temporary file in the same folder and renames it into place only when the writer
+finished. Ctrl-C or an error leaves no half-written file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from labkit.errors import OutputError
+
+
+def check_output_path(path: str | os.PathLike[str], *, force: bool = False,
+                      inputs: Iterable[str | os.PathLike[str]] = ()) -> Path:
+    """Validate an output path up front, so a long job does not fail at its end."""
+    out = Path(path)
+    for inp in inputs:
+        with contextlib.suppress(OSError):
+            if out.exists() and os.path.samefile(out, inp):
+                raise OutputError(f"{out}: refusing to overwrite an input file",
+                                  hint="choose another output path")
+    if out.is_dir():
+        raise OutputError(f"{out}: is a directory, expected a file path")
+    if out.exists() and not force:
+        raise OutputError(f"{out}: already exists", hint="use --force to overwrite it")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"{out}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"{out}: folder {parent} is not writable")
+    return out
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str], *, force: bool = False,
+                  inputs: Iterable[str | os.PathLike[str]] = ()) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
+
+    The caller writes the temporary path with any library (Scapy's writers take a
+    filename). On an exception, KeyboardInterrupt included, the temporary file is removed
+    and ``path`` is untouched.
+    """
+    out = check_output_path(path, force=force, inputs=inputs)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part",
+                                    dir=out.parent if str(out.parent) else ".")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
