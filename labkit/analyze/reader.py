@@ -59,8 +59,12 @@ _PCAP_MAGICS: dict[bytes, tuple[str, bool, int]] = {
     b"\x34\xcd\xb2\xa1": ("<", False, 24),  # Kuznetzov's modified pcap
     b"\xa1\xb2\xcd\x34": (">", False, 24),
 }
-_BLOCK_EPB, _BLOCK_SPB, _BLOCK_PB, _BLOCK_IDB, _BLOCK_SJE = 6, 3, 2, 1, 9
+_BLOCK_EPB, _BLOCK_SPB, _BLOCK_PB, _BLOCK_IDB = 6, 3, 2, 1
 _PACKET_BLOCKS = (_BLOCK_EPB, _BLOCK_SPB, _BLOCK_PB)
+#: Blocks Wireshark also shows as frames (wiretap/pcapng.c): systemd journal export, custom
+#: blocks, sysdig events. They count in the frame numbers; labkit has nothing to read in them.
+_OTHER_RECORDS = (9, 0x00000BAD, 0x40000BAD, 0x204, 0x208, 0x216, 0x217, 0x221, 0x222)
+_RECORD_BLOCKS = _PACKET_BLOCKS + _OTHER_RECORDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,9 +205,9 @@ def _identify(p: Path, raw: BinaryIO) -> Capture:
     stream: BinaryIO = raw
     if compressed:
         raw.seek(0)
-        stream = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+        stream = _GzipStream(raw)  # type: ignore[assignment]
         try:
-            head = stream.read(4)
+            head = stream.read(4)  # type: ignore[assignment]
         except (OSError, EOFError, zlib.error) as exc:
             raise InputError(f"{p}: gzip-compressed but the stream is broken: {exc}") from None
     if not head:
@@ -229,6 +233,71 @@ def _guess_kind(head: bytes) -> str:
     if head.isascii() and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
         return f"looks like text, starts with {head.decode('ascii')!r}"
     return f"starts with bytes {head.hex(' ')}"
+
+
+class _GzipStream(io.RawIOBase):
+    """gzip decompression that hands out every byte before a corruption or a cut.
+
+    ``gzip.GzipFile.readinto`` loses what it decompressed when the stream breaks inside a
+    large read; customer files are often cut mid-download, so decompress piece by piece and
+    raise only once the good bytes are delivered. Concatenated members are read in turn.
+    """
+
+    PIECE = 1 << 20
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._z = zlib.decompressobj(wbits=31)
+        self._pending = b""
+        self._error: Exception | None = None
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: memoryview) -> int:  # type: ignore[override]
+        while not self._pending and not self._done and self._error is None:
+            self._more(len(b))
+        if self._pending:
+            n = min(len(b), len(self._pending))
+            b[:n] = self._pending[:n]
+            self._pending = self._pending[n:]
+            return n
+        if self._error is not None:
+            err, self._error = self._error, None
+            self._done = True
+            raise err
+        return 0
+
+    def _more(self, want: int) -> None:
+        z = self._z
+        data = z.unconsumed_tail
+        if not data:
+            data = self._raw.read(self.PIECE)
+        if not data:
+            self._done = True
+            if not z.eof:
+                self._error = EOFError("the compressed stream ends before its end marker")
+            return
+        try:
+            self._pending = z.decompress(data, max(want, self.PIECE))
+        except zlib.error as exc:
+            self._error = exc
+            return
+        if z.eof:
+            rest = z.unused_data
+            self._z = zlib.decompressobj(wbits=31)
+            if rest.lstrip(b"\0"):
+                try:
+                    self._pending += self._z.decompress(rest, self.PIECE)
+                except zlib.error as exc:
+                    self._error = exc
+            else:
+                self._done = self._raw.read(1) == b"" if not rest else True
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 class _Prefixed(io.RawIOBase):
@@ -468,7 +537,7 @@ class _PcapngWalker(_Walker):
         # garbage after its SHB, so the next walk restarts there.
         parts: list[Chunk] = []
         done = 0
-        for k in np.flatnonzero(~np.isin(types, _PACKET_BLOCKS + (_BLOCK_SJE,))):
+        for k in np.flatnonzero(~np.isin(types, _RECORD_BLOCKS)):
             k = int(k)
             off = int(idx[k])
             self._packets(a, idx[done:k], types[done:k], parts)
@@ -488,13 +557,8 @@ class _PcapngWalker(_Walker):
             done = k + 1
         else:
             self._packets(a, idx[done:], types[done:], parts)
-            if not self.stop and pos + 8 <= have:
-                blen = struct.unpack_from(self.order + "I", buf, pos + 4)[0]
-                if blen > MAX_BLOCK or blen < 12 or blen % 4:
-                    self.warn(self.base + pos, f"block after frame {self.frame - 1} claims length "
-                              f"{blen}: the file is corrupt from here on; analyzed the "
-                              f"{self.frame - 1} records before it")
-                    self.stop = True
+            if not self.stop and pos + 12 <= have:
+                self._check_stop(buf, pos)
         if not parts:
             return None, pos
         if len(parts) == 1:
@@ -502,6 +566,23 @@ class _PcapngWalker(_Walker):
         return Chunk(a, *(np.concatenate([getattr(p, f) for p in parts])
                           for f in ("data", "caplen", "origlen", "ts", "linktype")),
                      frame0=parts[0].frame0), pos
+
+    def _check_stop(self, buf: bytearray, pos: int) -> None:
+        """The walk stopped at ``pos`` with bytes left: a new byte order, corruption, or a split."""
+        btype, blen = struct.unpack_from(self.order + "II", buf, pos)
+        if btype == PCAPNG_SHB:
+            order = self._shb_order(buf, pos)
+            if order is None:
+                self.stop = True
+            elif order != self.order:
+                self.order, self.again = order, True
+                return
+            blen = struct.unpack_from(self.order + "I", buf, pos + 4)[0]
+        if not self.stop and (blen > MAX_BLOCK or blen < 12 or blen % 4):
+            self.warn(self.base + pos, f"block after frame {self.frame - 1} claims length "
+                      f"{blen}: the file is corrupt from here on; analyzed the "
+                      f"{self.frame - 1} records before it")
+            self.stop = True
 
     def _shb_order(self, buf: bytearray, off: int) -> str | None:
         bom = bytes(buf[off + 8:off + 12])
@@ -570,8 +651,8 @@ class _PcapngWalker(_Walker):
             origlen[spb] = _gather_u32(a, e + 8, o)
             data[spb] = e + 12
             caplen[spb] = np.minimum(origlen[spb], blen[spb] - 16)
-        sje = types == _BLOCK_SJE
-        if sje.any():  # systemd journal export: a frame in Wireshark, nothing to analyze here
+        sje = np.isin(types, _OTHER_RECORDS)
+        if sje.any():  # a frame in Wireshark, nothing to analyze here
             data[sje] = idx[sje] + 8
             caplen[sje] = origlen[sje] = 0
         # A packet must fit its block; an interface must have been declared.
