@@ -320,7 +320,7 @@ class Case:
                     "quoted_flows": [_flow_text(fl) for fl in flows] or None})))
         return out
 
-    def _oversized_sets(self, limit: int, pairs_filter=None) -> dict[str, dict[int, list[FrameSet]]]:
+    def _oversized_sets(self, limit: int) -> dict[str, dict[int, list[FrameSet]]]:
         """Per file and IP size: frame sets of DF packets larger than ``limit``.
 
         Packets to or from a head-end are its TLS/DTLS transport, not tunnel traffic: left out.
@@ -329,8 +329,6 @@ class Case:
         for file, f in self.facts.items():
             for ps in f.size.pairs.values():
                 if ps.src in self.headends or ps.dst in self.headends:
-                    continue
-                if pairs_filter is not None and not pairs_filter(ps.src, ps.dst):
                     continue
                 for sz, sc in ps.sizes.items():
                     if sz > limit:
@@ -424,20 +422,16 @@ class Case:
             size = None
             if lim.source == "icmp":
                 quotes: Counter = Counter()
-                flows = set()
                 for f in self.facts.values():
                     g = f.icmp.frag.get((lim.v6, lim.mtu))
                     if g is None:
                         continue
                     quotes.update({ln: n for ln, n in g.original_lengths.items() if ln > lim.mtu})
-                    flows |= {(fl[0], fl[1]) for fl in g.flows}
                     parts.setdefault(g.frames.file, []).append(([g.frames], None))
                 if not quotes:
                     continue  # the quoted packets fit: the evidence does not show a mismatch
                 size = quotes.most_common(1)[0][0]
-                over = self._oversized_sets(lim.mtu, lambda s, d: (s, d) in flows)
-            else:
-                over = self._oversized_sets(lim.mtu)
+            over = self._oversized_sets(lim.mtu)
             dsizes: Counter = Counter()
             for by_size in over.values():
                 dsizes.update({sz: sum(s.count for s in sets) for sz, sets in by_size.items()})
