@@ -47,6 +47,22 @@ def scalar_hash(fn, *values: int) -> int:
     return int(fn(*arrays)[0])
 
 
+@dataclass(frozen=True, slots=True)
+class FlowGroups:
+    """The chunk's TCP rows grouped by directed flow hash: one stable sort, shared by detectors."""
+
+    keys: np.ndarray  # sorted unique directed flow hashes
+    first: np.ndarray  # row of each flow's first packet in the chunk
+    last: np.ndarray  # row of each flow's last packet in the chunk
+
+    def find(self, keys: np.ndarray) -> np.ndarray:
+        """Index of each key in :attr:`keys`, or -1."""
+        if not len(self.keys):
+            return np.full(len(keys), -1, np.int64)
+        pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return np.where(self.keys[pos] == keys, pos, -1)
+
+
 @dataclass(slots=True)
 class ChunkView:
     """One chunk as detectors see it. Valid only during :meth:`Detector.feed`."""
@@ -60,6 +76,7 @@ class ChunkView:
     syn_mss: np.ndarray  # their MSS when it is the first option (-1: see the rare packets)
     _tcp_fwd: np.ndarray | None = None
     _tcp_rev: np.ndarray | None = None
+    _groups: FlowGroups | None = None
 
     @property
     def chunk(self) -> Chunk:
@@ -80,6 +97,18 @@ class ChunkView:
             self._tcp_fwd = np.where(tcp, fwd, zero)
             self._tcp_rev = np.where(tcp, rev, zero)
         return self._tcp_fwd, self._tcp_rev  # type: ignore[return-value]
+
+    def tcp_groups(self) -> FlowGroups:
+        if self._groups is None:
+            fwd = self.tcp_keys()[0]
+            rows = np.flatnonzero(fwd)
+            keys = fwd[rows]
+            order = np.argsort(keys, kind="stable")
+            ks = keys[order]
+            starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]]) if len(ks) else np.zeros(0, np.int64)
+            ends = np.r_[starts[1:], len(ks)].astype(np.int64)
+            self._groups = FlowGroups(ks[starts], rows[order[starts]], rows[order[ends - 1]])
+        return self._groups
 
 
 class Detector(Protocol):
@@ -159,7 +188,10 @@ def scan(capture: Capture, detectors: Sequence[Detector], label: str,
         t3 = time.perf_counter()
         view = ChunkView(label, cols, frames, rare, rows, s_rows, s_mss)
         for det in detectors:
+            td = time.perf_counter()
             det.feed(view)
+            name = "detect:" + type(det).__name__.removesuffix("Detector").lower()
+            stage[name] = stage.get(name, 0.0) + time.perf_counter() - td
         t4 = time.perf_counter()
         stage["decode"] = stage.get("decode", 0.0) + t2 - t1
         stage["rare"] = stage.get("rare", 0.0) + t3 - t2

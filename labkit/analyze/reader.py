@@ -42,6 +42,9 @@ import numpy as np
 from labkit.errors import InputError
 
 CHUNK_BYTES = 32 << 20  #: one read-ahead buffer; records never span more than this
+#: Bytes after the buffer that are never filled: fixed-width windows (:func:`windows`) taken at
+#: any header offset inside the buffer stay in bounds.
+SLACK = 256
 #: Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD: a larger caplen means a corrupt file.
 MAX_CAPLEN = 262144
 #: A pcapng block larger than this is treated as corruption (Wireshark allows 16 MiB + slack).
@@ -351,22 +354,20 @@ def _u32_views(buf: bytearray) -> tuple[memoryview, ...]:
     return tuple(mv[a:a + (len(buf) - a) // 4 * 4].cast("I") for a in range(4))
 
 
-def _gather_u32(a: np.ndarray, idx: np.ndarray, order: str) -> np.ndarray:
-    """The unaligned uint32 at each byte offset ``idx`` of ``a``, as int64.
+def windows(a: np.ndarray, width: int) -> np.ndarray:
+    """Every ``width``-byte window of ``a`` as rows of a 2-D view (no copy).
 
-    Four single-byte gathers: cheaper than a (n, 4) fancy index, whose index matrix costs
-    more to build than the gather itself.
+    ``windows(a, 40)[offsets]`` copies 40 bytes per offset in one call, about 30 ns a row:
+    far cheaper than gathering header bytes one field at a time. Field columns are then views
+    (``.view('>u2')[:, k]``). Offsets are clipped to stay inside ``a`` (see :data:`SLACK`).
     """
-    shifts = (0, 8, 16, 24) if order == "<" else (24, 16, 8, 0)
-    out = a.take(idx).astype(np.int64) << shifts[0]
-    for k in (1, 2, 3):
-        out |= a.take(idx + k).astype(np.int64) << shifts[k]
-    return out
+    return np.lib.stride_tricks.as_strided(a, shape=(len(a) - width + 1, width), strides=(1, 1),
+                                           writeable=False)
 
 
-def _gather_u16(a: np.ndarray, idx: np.ndarray, order: str) -> np.ndarray:
-    m = a[idx[:, None] + np.arange(2)]
-    return m.view(order + "u2").reshape(-1).astype(np.int64)
+def rows_at(a: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
+    """``width`` bytes at each offset, as an (n, width) uint8 array."""
+    return windows(a, width)[np.minimum(offsets, len(a) - width)]
 
 
 _NATIVE_LITTLE = struct.pack("=I", 1) == struct.pack("<I", 1)
@@ -387,12 +388,12 @@ class _Walker:
         self.cap.warnings.append(ReadWarning(offset, message))
 
     def run(self, stream: BinaryIO, chunk_bytes: int) -> Iterator[Chunk]:
-        buf = bytearray(chunk_bytes)
-        view = memoryview(buf)
+        buf = bytearray(chunk_bytes + SLACK)
+        view = memoryview(buf)[:chunk_bytes]
         have, error = _fill(stream, view)
         self.cap.bytes_read = have
         pos = self.start(buf, have)
-        eof = have < len(buf)
+        eof = have < chunk_bytes
         while not self.stop:
             chunk, pos = self.walk(buf, pos, have, eof)
             if chunk is not None and len(chunk):
@@ -408,7 +409,7 @@ class _Walker:
                     self.truncated(buf, pos, have)
                 break
             if pos == 0:
-                self.warn(self.base, f"a record larger than the {len(buf)}-byte read buffer: "
+                self.warn(self.base, f"a record larger than the {chunk_bytes}-byte read buffer: "
                           f"the file is corrupt from here on")
                 break
             # Move the unfinished tail to the front and read on.
@@ -419,7 +420,7 @@ class _Walker:
             self.cap.bytes_read += n
             have = tail + n
             pos = 0
-            eof = have < len(buf)
+            eof = have < chunk_bytes
         if error:
             self.warn(self.base + have, error)
         view.release()
@@ -468,12 +469,12 @@ class _PcapWalker(_Walker):
                           f"analyzed the {self.frame + k - 1} records before it")
                 idx, caplen = idx[:k], caplen[:k]
                 self.stop = True
-            o = self.order
-            sec, frac = _gather_u32(a, idx, o), _gather_u32(a, idx + 4, o)
+            hdr = rows_at(a, idx, 16).view(self.order + "u4").astype(np.int64)
+            sec, frac = hdr[:, 0], hdr[:, 1]
             ticks = sec * int(self.divisor) + frac
             ts = sec + frac / self.divisor
             n = len(idx)
-            chunk = Chunk(a, idx + self.rec_len, caplen, _gather_u32(a, idx + 12, o), ts,
+            chunk = Chunk(a, idx + self.rec_len, caplen, hdr[:, 3], ts,
                           np.full(n, self.linktype, dtype=np.int32), self.frame, ticks,
                           np.zeros(n, np.int64))
             self.frame += n
@@ -544,7 +545,8 @@ class _PcapngWalker(_Walker):
         offs, pos = _walk_pcapng(buf, pos, have, self.order)
         a = np.frombuffer(buf, dtype=np.uint8)
         idx = np.array(offs, dtype=np.int64)
-        types = _gather_u32(a, idx, self.order) if len(idx) else np.zeros(0, np.int64)
+        types = (rows_at(a, idx, 4).view(self.order + "u4")[:, 0].astype(np.int64) if len(idx)
+                 else np.zeros(0, np.int64))
         # Non-packet blocks change state (a new section, interfaces) or are skipped: handle
         # them in file order, turning the packets between them into columns with the state
         # of their moment. A section in the other byte order makes the walk above read
@@ -641,7 +643,7 @@ class _PcapngWalker(_Walker):
         if not n:
             return
         o = self.order
-        blen = _gather_u32(a, idx + 4, o)
+        blen = rows_at(a, idx + 4, 4).view(o + "u4")[:, 0].astype(np.int64)
         epb = types == _BLOCK_EPB
         spb = types == _BLOCK_SPB
         pb = types == _BLOCK_PB
@@ -653,16 +655,16 @@ class _PcapngWalker(_Walker):
         data = idx + 28
         if epb.any():
             e = idx[epb]
-            f = a[e[:, None] + np.arange(8, 28)].view(o + "u4").astype(np.int64)
+            f = rows_at(a, e + 8, 20).view(o + "u4").astype(np.int64)
             iface[epb], hi[epb], lo[epb], caplen[epb], origlen[epb] = f.T
         if pb.any():
             e = idx[pb]
-            iface[pb] = _gather_u16(a, e + 8, o)
-            f = a[e[:, None] + np.arange(12, 28)].view(o + "u4").astype(np.int64)
+            iface[pb] = rows_at(a, e + 8, 2).view(o + "u2")[:, 0]
+            f = rows_at(a, e + 12, 16).view(o + "u4").astype(np.int64)
             hi[pb], lo[pb], caplen[pb], origlen[pb] = f.T
         if spb.any():
             e = idx[spb]
-            origlen[spb] = _gather_u32(a, e + 8, o)
+            origlen[spb] = rows_at(a, e + 8, 4).view(o + "u4")[:, 0]
             data[spb] = e + 12
             caplen[spb] = np.minimum(origlen[spb], blen[spb] - 16)
         sje = np.isin(types, _OTHER_RECORDS)

@@ -83,47 +83,57 @@ class RetransDetector:
         self.forgotten = 0
         z64, zi, zf = np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0)
         # The carry: outstanding large segments (first copies), as parallel columns.
-        self.c_key, self.c_fd, self.c_end = z64, z64, zi
+        self.c_key, self.c_fd, self.c_ack, self.c_end = z64, z64, z64, zi
         self.c_frame, self.c_ts, self.c_size = zi, zf, zi
 
     def feed(self, view: ChunkView) -> None:
         c = view.cols
         fwd, rev = view.tcp_keys()
-        tcp = fwd != 0
-        large = tcp & c.df & (c.paylen > 0) & (c.iplen >= MIN_SIZE)
-        rows = np.flatnonzero(large)
+        rows = np.flatnonzero((fwd != 0) & c.df & (c.paylen > 0) & (c.iplen >= MIN_SIZE))
+        if len(rows):
+            self._segments(view, rows, fwd, rev)
+        if len(self.c_key):
+            self._acks(view)
+        if self.candidates:
+            self._follow(view, fwd, rev)
+
+    def _segments(self, view: ChunkView, rows: np.ndarray, fwd: np.ndarray, rev: np.ndarray) -> None:
+        """Match this chunk's large segments against the carry; new ones join it."""
+        c = view.cols
         fd = fwd[rows]
         seq, plen = c.seq[rows], c.paylen[rows]
         key = dec.mix64(fd ^ dec.mix64(seq.astype(np.uint64) * _K1 + plen.astype(np.uint64)))
         n_old = len(self.c_key)
         all_key = np.concatenate([self.c_key, key])
-        uniq, first, inverse, counts = np.unique(all_key, return_index=True, return_inverse=True,
-                                                 return_counts=True)
-        if (counts > 1).any():
-            self._retransmitted(view, rows, np.flatnonzero(counts > 1), inverse, n_old, all_key)
-        # New first copies join the carry.
+        order = np.argsort(all_key, kind="stable")  # carried copies sort before new ones
+        ks = all_key[order]
+        head = np.r_[True, ks[1:] != ks[:-1]]
+        if not head.all():
+            self._retransmitted(view, rows, order, head, n_old, all_key)
+        first = order[head]
         new_first = first[first >= n_old] - n_old
         r_new = rows[new_first]
         self.c_key = np.concatenate([self.c_key, key[new_first]])
         self.c_fd = np.concatenate([self.c_fd, fd[new_first]])
+        self.c_ack = np.concatenate([self.c_ack, rev[r_new]])
         self.c_end = np.concatenate([self.c_end, (seq[new_first] + plen[new_first]) % _MOD])
         self.c_frame = np.concatenate([self.c_frame, view.frames[r_new]])
         self.c_ts = np.concatenate([self.c_ts, view.ts[r_new]])
         self.c_size = np.concatenate([self.c_size, c.iplen[r_new]])
-        self._acks(view, tcp, rev)
-        if self.candidates:
-            self._follow(view, fwd, rev)
 
-    def _retransmitted(self, view: ChunkView, rows: np.ndarray, groups: np.ndarray,
-                       inverse: np.ndarray, n_old: int, all_key: np.ndarray) -> None:
+    def _retransmitted(self, view: ChunkView, rows: np.ndarray, order: np.ndarray, head: np.ndarray,
+                       n_old: int, all_key: np.ndarray) -> None:
         """Segments seen more than once (carry + this chunk): create or extend candidates."""
         c = view.cols
         fwd = view.tcp_keys()[0]
-        idx = np.flatnonzero(np.isin(inverse, groups))
-        idx = idx[np.lexsort((idx, inverse[idx]))]  # by group, carried copy first
-        bounds = np.flatnonzero(np.r_[True, inverse[idx][1:] != inverse[idx][:-1], True])
-        for b0, b1 in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-            members = idx[b0:b1].tolist()
+        starts = np.flatnonzero(head)
+        sizes = np.diff(np.r_[starts, len(order)])
+        for st in starts[sizes > 1].tolist():
+            members = [int(order[st])]
+            i = st + 1
+            while i < len(order) and not head[i]:
+                members.append(int(order[i]))
+                i += 1
             k = int(all_key[members[0]])
             carried = [i for i in members if i < n_old]
             new = [int(rows[i - n_old]) for i in members if i >= n_old]
@@ -145,19 +155,19 @@ class RetransDetector:
         return Candidate(fd, s, d, int(pkt.sport or 0), int(pkt.dport or 0), seq, plen, size,
                          FrameSet(self.file, clause))
 
-    def _acks(self, view: ChunkView, tcp: np.ndarray, rev: np.ndarray) -> None:
-        """Drop carried segments the peer acknowledged; remember the largest acked per flow."""
+    def _acks(self, view: ChunkView) -> None:
+        """Drop carried segments the peer acknowledged; remember the largest acked per flow.
+
+        The last packet of the peer's flow in this chunk carries its highest cumulative ACK.
+        """
         c = view.cols
-        a_rows = np.flatnonzero(tcp & ((c.flags & dec.TCP_ACK) != 0))
-        if len(a_rows) and len(self.c_key):
-            # The last ACK of each flow in this chunk is its highest (cumulative ACKs).
-            keys = rev[a_rows][::-1]
-            uk, last = np.unique(keys, return_index=True)
-            last_ack = c.ack[a_rows][::-1][last]
-            pos = np.searchsorted(uk, self.c_fd)
-            pos = np.minimum(pos, len(uk) - 1)
-            has = uk[pos] == self.c_fd
-            acked = has & _serial_ge(last_ack[pos], self.c_end)
+        groups = view.tcp_groups()
+        g = groups.find(self.c_ack)
+        has = g >= 0
+        if has.any():
+            last = groups.last[np.where(has, g, 0)]
+            ack_ok = has & ((c.flags[last] & dec.TCP_ACK) != 0)
+            acked = ack_ok & _serial_ge(c.ack[last], self.c_end)
             if acked.any():
                 fds, sizes = self.c_fd[acked], self.c_size[acked]
                 o = np.lexsort((sizes, fds))
@@ -168,8 +178,8 @@ class RetransDetector:
                         self.acked_size[f] = s
                 self._keep(~acked)
         if len(self.c_key):
-            ts = view.ts[~np.isnan(view.ts)]
-            now = float(ts.max()) if len(ts) else 0.0
+            ts = view.ts
+            now = float(np.nanmax(ts)) if len(ts) and not np.isnan(ts).all() else 0.0
             young = self.c_ts >= now - MAX_AGE_S
             if len(self.c_key) > MAX_CARRY:
                 young &= np.arange(len(self.c_key)) >= len(self.c_key) - MAX_CARRY
@@ -179,6 +189,7 @@ class RetransDetector:
 
     def _keep(self, mask: np.ndarray) -> None:
         self.c_key, self.c_fd, self.c_end = self.c_key[mask], self.c_fd[mask], self.c_end[mask]
+        self.c_ack = self.c_ack[mask]
         self.c_frame, self.c_ts, self.c_size = self.c_frame[mask], self.c_ts[mask], self.c_size[mask]
 
     def _follow(self, view: ChunkView, fwd: np.ndarray, rev: np.ndarray) -> None:

@@ -36,10 +36,8 @@ class TlsSession:
     version: int | None = None
     resumed: bool | None = None
     client_session_id: bytes = b""
-    packets: int = 0
     last_ts: float = 0.0
     last_frame: int = 0
-    closed: bool = False
     #: key of an earlier session to the same server -> its last packet time before this began
     prev_last: dict[int, float] = field(default_factory=dict)
 
@@ -53,7 +51,7 @@ class TlsDetector:
         self.file = file
         self.sessions: dict[int, TlsSession] = {}
         self.by_endpoint: dict[tuple[str, str, int], list[int]] = {}
-        self._keys = np.zeros(0, np.uint64)
+        self._by_rev: dict[int, TlsSession] = {}  # server -> client flow hash -> session
         # SYNs (no ACK) of the previous chunk: a ClientHello may follow its SYN across a chunk edge.
         self._prev_syn: tuple[np.ndarray, np.ndarray, np.ndarray] = (
             np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0))
@@ -69,14 +67,14 @@ class TlsDetector:
             if hello is None:
                 continue
             if hello.hs_type == dec.HS_CLIENT_HELLO and int(fwd[row]) not in self.sessions:
-                self._register(view, pkt, int(fwd[row]), fwd, rev, syns)
+                self._register(view, pkt, row, fwd, rev, syns)
             elif hello.hs_type == dec.HS_SERVER_HELLO:
                 s = self.sessions.get(int(rev[row]))
                 if s is not None and s.cipher is None:
                     s.cipher, s.version = hello.cipher, hello.version
                     s.resumed = bool(hello.session_id) and hello.session_id == s.client_session_id
         self._prev_syn = syns
-        if len(self._keys):
+        if self.sessions:
             self._fold(view, fwd, rev)
 
     def _syn_of(self, key: int, frame: int, syns) -> tuple[int, float] | None:
@@ -87,8 +85,9 @@ class TlsDetector:
                 return int(frames[hit[0]]), float(times[hit[0]])
         return None
 
-    def _register(self, view: ChunkView, pkt: dec.Packet, key: int,
+    def _register(self, view: ChunkView, pkt: dec.Packet, row: int,
                   fwd: np.ndarray, rev: np.ndarray, syns) -> None:
+        key = int(fwd[row])
         start = self._syn_of(key, pkt.frame, syns) or (pkt.frame, pkt.ts)
         s = TlsSession(self.file, key, pkt.src, pkt.dst, int(pkt.sport or 0), int(pkt.dport or 0),
                        start[0], start[1], pkt.frame, pkt.ts, pkt.tls.sni if pkt.tls else None)
@@ -99,7 +98,7 @@ class TlsDetector:
             s.prev_last[k] = self._last_before(view, k, s.start_frame, fwd, rev)
         earlier.append(key)
         self.sessions[key] = s
-        self._keys = np.array(sorted(self.sessions), np.uint64)
+        self._by_rev[int(rev[row])] = s
 
     def _last_before(self, view: ChunkView, key: int, frame: int,
                      fwd: np.ndarray, rev: np.ndarray) -> float:
@@ -112,22 +111,13 @@ class TlsDetector:
         return old.last_ts if old.last_frame < frame else old.hello_ts
 
     def _fold(self, view: ChunkView, fwd: np.ndarray, rev: np.ndarray) -> None:
-        in_fwd = np.isin(fwd, self._keys)
-        in_rev = np.isin(rev, self._keys) & ~in_fwd
-        rows = np.flatnonzero(in_fwd | in_rev)
-        if not len(rows):
-            return
-        keys = np.where(in_fwd[rows], fwd[rows], rev[rows])
-        flags = view.cols.flags[rows]
-        order = np.argsort(keys, kind="stable")
-        k_sorted = keys[order]
-        starts = np.flatnonzero(np.r_[True, k_sorted[1:] != k_sorted[:-1]])
-        ends = np.r_[starts[1:], len(k_sorted)]
-        closing = (flags & (dec.TCP_FIN | dec.TCP_RST)) != 0
-        close_any = np.logical_or.reduceat(closing[order], starts)
-        for st, en, cl in zip(starts.tolist(), ends.tolist(), close_any.tolist()):
-            s = self.sessions[int(k_sorted[st])]
-            last = int(rows[order[en - 1]])
-            s.packets += en - st
-            s.last_ts, s.last_frame = float(view.ts[last]), int(view.frames[last])
-            s.closed = s.closed or bool(cl)
+        """Last packet of each session in this chunk, from the shared flow groups."""
+        g = view.tcp_groups()
+        for j, k in enumerate(g.keys.tolist()):
+            s = self.sessions.get(k) or self._by_rev.get(k)
+            if s is None:
+                continue
+            last = int(g.last[j])
+            frame = int(view.frames[last])
+            if frame > s.last_frame:
+                s.last_ts, s.last_frame = float(view.ts[last]), frame
