@@ -508,18 +508,18 @@ def _walk_pcap(buf: bytearray, pos: int, have: int, rec_len: int, order: str) ->
     lim = have - rec_len
     native = (order == "<") == _NATIVE_LITTLE
     if native and rec_len == 16:
+        # The hot loop: no bounds check per record (the buffer has SLACK bytes after `have`
+        # and every step moves forward); records running past `have` are dropped after it.
         views = _u32_views(buf)
         try:
             while pos <= lim:
-                p8 = pos + 8
-                nxt = p8 + 8 + views[p8 & 3][p8 >> 2]
-                if nxt > have:
-                    break
                 app(pos)
-                pos = nxt
+                pos += 16 + views[pos & 3][(pos >> 2) + 2]
         finally:
             for v in views:
                 v.release()
+        if pos > have:  # only the last record can run past the end of the data
+            pos = offs.pop()
         return offs, pos
     unpack = struct.Struct(order + "I").unpack_from
     while pos <= lim:
