@@ -64,6 +64,14 @@ class FlowGroups:
         pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
         return np.where(self.keys[pos] == keys, pos, -1)
 
+    def rows_of(self, key: int) -> np.ndarray:
+        """Rows of flow ``key`` in this chunk, in order."""
+        j = int(self.find(np.array([key], np.uint64))[0])
+        if j < 0:
+            return self.rows[:0]
+        hi = int(self.starts[j + 1]) if j + 1 < len(self.starts) else len(self.rows)
+        return self.rows[int(self.starts[j]):hi]
+
     def last_before(self, key: int, frame: int, frames: np.ndarray) -> int | None:
         """Row of flow ``key``'s last packet with a frame number below ``frame``."""
         j = int(self.find(np.array([key], np.uint64))[0])
@@ -226,6 +234,10 @@ def scan(capture: Capture, detectors: Sequence[Detector], label: str,
             lts, counts = np.unique(chunk.linktype, return_counts=True)
             for lt, n in zip(lts.tolist(), counts.tolist()):
                 st.linktype_frames[lt] = st.linktype_frames.get(lt, 0) + n
+    for det in detectors:
+        finish = getattr(det, "finish", None)
+        if finish is not None:
+            finish()
     st.seconds += time.perf_counter() - t_start
     return st
 
