@@ -304,44 +304,21 @@ class Case:
         return out
 
     def _syn_selection(self, file: str, grp, role: str | None, count: int) -> Selection | None:
-        """The group's first frames of one role, and a filter selecting exactly them."""
+        """The first SYNs of one group and role, and a filter selecting exactly them."""
         clause = self._syn_clause(file, grp.synack, grp.mss, grp.ipver, role)
-        heads = set(self._head_hashes.tolist())
-        frames = [(fr, t) for fr, t, sh, _s in grp.frames
-                  if role is None or (sh in heads) == (role == "outer")]
-        if not frames:
-            return self._syn_fallback(file, grp, role, count, clause)
-        if grp.complete:
-            return Selection(file, tuple(frames), clause, count)
-        cut = grp.frames[-1][0]
-        return Selection(file, tuple(frames), f"{paren(clause)} && frame.number <= {cut}", count)
-
-    def _syn_fallback(self, file: str, grp, role: str | None, count: int, clause: str) -> Selection | None:
-        """A role whose SYNs all came after the kept frames: fetch its first ones (rare)."""
-        from labkit.analyze.engine import syn_mss  # noqa: PLC0415 - only on this rare path
-        heads = self._head_hashes
-
-        def pred(c: dec.Columns) -> np.ndarray:
-            rows, mss = syn_mss(c)
-            hit = np.zeros(len(c), bool)
-            synack = (c.flags[rows] & dec.TCP_ACK) != 0
-            server = np.where(synack, c.src_h[rows], c.dst_h[rows])
-            ok = (mss == grp.mss) & (synack == grp.synack) & (c.ipver[rows] == grp.ipver)
-            if role is not None:
-                ok &= np.isin(server, heads) == (role == "outer")
-            hit[rows[ok]] = True
-            return hit
-
-        fs = self.evidence(file, {clause: (pred, count)}, file, df_only=False)[clause]
-        return select([fs], clause=clause)
+        outer = None if role is None else role == "outer"
+        sets = [FrameSet(file, clause, list(frames), n)
+                for frames, n in self.facts[file].mss.role_sets(grp.synack, grp.mss, grp.ipver,
+                                                                 self._head_hashes, outer)]
+        return select(sets, clause=clause)
 
     def _syn_mss(self) -> list[Finding]:
         out = []
         for file in self.facts:
             for grp, role, count in self._syn_roles(file):
                 sel = self._syn_selection(file, grp, role, count)
-                servers = sorted({srv for _f, _t, _h, srv in grp.frames
-                                  if sel and (_f, _t) in set(sel.frames)})
+                shown = {fr for fr, _t in sel.frames} if sel else set()
+                servers = sorted({srv for fr, _t, _h, srv in grp.frames if fr in shown})
                 implied = mtu.mtu_for_mss(grp.mss, grp.ipver == 6)
                 where = {"outer": " on the outer connection to the head-end",
                          "inner": " of inner flows (through the tunnel)",

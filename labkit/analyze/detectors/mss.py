@@ -6,7 +6,9 @@ An MSS says which MTU the announcing host sized its packets for: MSS + 40 (IPv4)
 physical path's. Which SYN is which is decided once the head-ends are known (case level), so
 SYNs are counted per (SYN or SYN-ACK, MSS, IP version, server) in a numpy table, and the first
 frames of each (SYN or SYN-ACK, MSS, IP version) group are kept with their server: the case
-splits them by role without any Python per SYN.
+splits them by role. The first frames of each (SYN or SYN-ACK, MSS, IP version, server) are
+kept too (at most :data:`MAX_FRAMES` each, so Python touches a SYN only while its server's
+list is filling): a role's evidence is then exact whatever the order of the SYNs.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ class MssDetector:
         self.k_ipver = np.zeros(0, np.int64)
         self.k_server = np.zeros(0, np.uint64)
         self.k_count = np.zeros(0, np.int64)
+        self.k_entry = np.zeros(0, np.int64)  # sorted position -> index in entry_frames
+        self.entry_frames: list[list[tuple[int, float]]] = []
+        self.entry_full = np.zeros(0, bool)
 
     def feed(self, view: ChunkView) -> None:
         c = view.cols
@@ -66,10 +71,10 @@ class MssDetector:
         synack = (c.flags[rows] & dec.TCP_ACK) != 0
         server = np.where(synack, c.src_h[rows], c.dst_h[rows])
         ipver = c.ipver[rows]
-        self._count(synack, mss, ipver, server)
+        self._count(view, rows, synack, mss, ipver, server)
         self._frames(view, rows, synack, mss, ipver, server)
 
-    def _count(self, synack, mss, ipver, server) -> None:
+    def _count(self, view: ChunkView, rows, synack, mss, ipver, server) -> None:
         tag = ((ipver.astype(np.uint64) << np.uint64(20)) | (mss.astype(np.uint64) << np.uint64(1))
                | synack.astype(np.uint64))
         key = dec.mix64(server ^ dec.mix64(tag))
@@ -80,6 +85,9 @@ class MssDetector:
         new = ~found
         if new.any():
             f = first[new]
+            base = len(self.entry_frames)
+            self.entry_frames += [[] for _ in range(int(new.sum()))]
+            self.entry_full = np.concatenate([self.entry_full, np.zeros(int(new.sum()), bool)])
             keys = np.concatenate([self.keys, uk[new]])
             o = np.argsort(keys, kind="stable")
             self.keys = keys[o]
@@ -88,6 +96,28 @@ class MssDetector:
             self.k_ipver = np.concatenate([self.k_ipver, ipver[f]])[o]
             self.k_server = np.concatenate([self.k_server, server[f]])[o]
             self.k_count = np.concatenate([self.k_count, counts[new]])[o]
+            self.k_entry = np.concatenate([self.k_entry, np.arange(base, base + int(new.sum()))])[o]
+        # First frames per (direction, MSS, version, server), while its list is not full.
+        ent = self.k_entry[np.searchsorted(self.keys, key)]
+        needy = np.flatnonzero(~self.entry_full[ent])
+        if len(needy):
+            frames = view.frames[rows[needy]].tolist()
+            times = view.ts[rows[needy]].tolist()
+            for e, fr, t in zip(ent[needy].tolist(), frames, times):
+                lst = self.entry_frames[e]
+                if len(lst) < MAX_FRAMES:
+                    lst.append((fr, t))
+            touched = np.unique(ent[needy])
+            self.entry_full[touched] = [len(self.entry_frames[e]) >= MAX_FRAMES for e in touched.tolist()]
+
+    def role_sets(self, synack: bool, mss: int, ipver: int, heads: np.ndarray,
+                  outer: bool | None) -> list[tuple[list[tuple[int, float]], int]]:
+        """(first frames, count) per server of one group; ``outer``: only head-end servers
+        (True), only others (False), all (None)."""
+        m = (self.k_synack == synack) & (self.k_mss == mss) & (self.k_ipver == ipver)
+        if outer is not None:
+            m &= np.isin(self.k_server, heads) == outer
+        return [(self.entry_frames[e], n) for e, n in zip(self.k_entry[m].tolist(), self.k_count[m].tolist())]
 
     def _frames(self, view: ChunkView, rows, synack, mss, ipver, server) -> None:
         """Per (SYN/SYN-ACK, MSS, IP version): count, and the first frames with their server."""
