@@ -21,7 +21,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.packet import Packet, Raw, bind_top_down
 
-from labkit.layers._chain import BodyLenField, Chained
+from labkit.layers._chain import BodyLenField, Chained, body_length
 from labkit.wire import ANYCONNECT_TYPES, CSTP_MAGIC
 
 DATA = 0
@@ -54,7 +54,8 @@ class CSTP(Chained):
         return Raw
 
     def mysummary(self) -> tuple[str, list[type[Packet]]]:
-        return self.sprintf("CSTP %CSTP.type% len=%CSTP.length%"), _SUMMARY_CHAIN
+        length = body_length(self) if self.length is None else self.length
+        return self.sprintf("CSTP %CSTP.type% ") + f"len={length}", _SUMMARY_CHAIN
 
 
 class AnyConnectDTLS(Packet):

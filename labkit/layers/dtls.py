@@ -53,7 +53,7 @@ from scapy.layers.inet import UDP
 from scapy.layers.tls.crypto.suites import _tls_cipher_suites
 from scapy.packet import Packet, Raw, bind_bottom_up, bind_layers, bind_top_down
 
-from labkit.layers._chain import BodyLen3Field, BodyLenField, Chained
+from labkit.layers._chain import BodyLen3Field, BodyLenField, Chained, body_length
 from labkit.layers.cstp import AnyConnectDTLS
 from labkit.wire import (
     CT_ALERT,
@@ -113,9 +113,10 @@ class DTLSRecord(Chained):
         return _PLAINTEXT.get(self.content_type, conf.raw_layer)
 
     def mysummary(self) -> tuple[str, list[type[Packet]]]:
+        length = body_length(self) if self.length is None else self.length
         return (self.sprintf("%DTLSRecord.version% %DTLSRecord.content_type% "
-                             "epoch=%DTLSRecord.epoch% seq=%DTLSRecord.sequence_number% "
-                             "len=%DTLSRecord.length%"), _SUMMARY_CHAIN)
+                             "epoch=%DTLSRecord.epoch% seq=%DTLSRecord.sequence_number% ")
+                + f"len={length}"), _SUMMARY_CHAIN
 
 
 def _record_version(pkt: Packet) -> int | None:
