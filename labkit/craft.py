@@ -251,7 +251,8 @@ def oversized(src: str = SERVER, dst: str = TUNNEL_CLIENT, sport: int = SERVER_P
         l4 = (ICMPv6EchoRequest(id=icmp_id, seq=icmp_seq) if v6
               else ICMP(type="echo-request", id=icmp_id, seq=icmp_seq))
     headers = len(ip / l4)
-    ceiling = mtu_model.MAX_IP_PACKET + (mtu_model.IPV6_HEADER if v6 else 0)  # IPv6 length excludes its header
+    # The IPv6 payload length excludes its 40-byte header (RFC 8200 3).
+    ceiling = mtu_model.MAX_IP_PACKET + (mtu_model.IPV6_HEADER if v6 else 0)
     if not headers <= size <= ceiling:
         raise UsageError(f"size {size}: expected {headers}..{ceiling} "
                          f"({headers} bytes of IP and {proto.upper()} headers)")
@@ -280,7 +281,11 @@ def icmp_frag_needed(original: Packet, mtu: int | None = None, *, src: str | Non
     mtu = default_icmp_mtu(v6) if mtu is None else mtu
     _check_mtu(mtu, v6)
     raw = bytes(orig)
-    head = len(raw) - len(orig.payload)
+    if v6:  # the header, and the datagram's own length: a capture's link padding is not quoted
+        head, total = mtu_model.IPV6_HEADER, mtu_model.IPV6_HEADER + int.from_bytes(raw[4:6], "big")
+    else:
+        head, total = (raw[0] & 0x0F) * 4, int.from_bytes(raw[2:4], "big")
+    raw = raw[:total]
     src = src or (HEADEND_INSIDE6 if v6 else HEADEND_INSIDE)
     dst = dst or orig.src
     outer = _ip(src, dst, ttl=ttl, ip_id=ip_id, df=False)
@@ -300,10 +305,6 @@ def icmp_frag_needed(original: Packet, mtu: int | None = None, *, src: str | Non
 
 
 # --- DTLS -------------------------------------------------------------------------------------
-
-def _legacy_default_suite() -> int:
-    return suite_code(mtu_model.DEFAULT_CIPHER)
-
 
 #: DTLS 1.2 suites AnyConnect offers (X-DTLS12-CipherSuite candidates), strongest first.
 DTLS12_SUITES = ("ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-AES128-GCM-SHA256",
@@ -351,7 +352,7 @@ def dtls_client_hello(src: str = CLIENT, dst: str = HEADEND, sport: int = CLIENT
     if session_id is None:
         session_id = _filler(32, rng) if legacy else b""
     if cipher_suites is None:
-        cipher_suites = [_legacy_default_suite()] if legacy else list(DTLS12_SUITES)
+        cipher_suites = [mtu_model.DEFAULT_CIPHER] if legacy else list(DTLS12_SUITES)
     if extensions is None and not legacy:
         extensions = _dtls12_extensions()
     _check_opaque("session id", session_id, 32)
@@ -384,8 +385,7 @@ def dtls_hello_verify_request(src: str = HEADEND, dst: str = CLIENT, sport: int 
     hvr_version = DTLS1_BAD_VER if ver == DTLS1_BAD_VER else VERSIONS["dtls1.0"]
     cookie = _filler(20, rng) if cookie is None else cookie
     _check_opaque("cookie", cookie, 255)
-    record = (DTLSRecord(version=ver if ver == DTLS1_BAD_VER else hvr_version,
-                         sequence_number=record_seq)
+    record = (DTLSRecord(version=hvr_version, sequence_number=record_seq)
               / DTLSHandshake(msg_type="hello_verify_request")
               / DTLSHelloVerifyRequest(server_version=hvr_version, cookie=cookie))
     return _udp_dtls(src, dst, sport, dport, ttl, ip_id, record, time)
@@ -418,7 +418,8 @@ def dtls_server_hello(src: str = HEADEND, dst: str = CLIENT, sport: int = DTLS_P
                        / DTLSServerHello(version=ver, random=server_random or _filler(32, rng),
                                          session_id=session_id, cipher_suite=suite))
     if resume:
-        ccs = DTLSChangeCipherSpec(message_seq=message_seq + 1) if legacy else DTLSChangeCipherSpec()
+        ccs = (DTLSChangeCipherSpec(message_seq=message_seq + 1) if legacy
+               else DTLSChangeCipherSpec())
         records = (records / DTLSRecord(version=ver, content_type="change_cipher_spec",
                                         sequence_number=record_seq + 1) / ccs
                    / DTLSRecord(version=ver, epoch=1, sequence_number=0)
@@ -505,10 +506,11 @@ def cstp(type: str | int = "DATA", payload: bytes | Packet | None = None, *,  # 
 
 
 __all__ = [
-    "CLIENT", "CLIENT6", "CLIENT_PORT", "DTLS12_SUITES", "DTLS_PORT", "EPOCH", "HEADEND", "HEADEND6",
-    "HEADEND_INSIDE", "HEADEND_INSIDE6", "TUNNEL_CLIENT6", "HTTPS_PORT", "PROTOCOLS", "SERVER", "SERVER6", "SERVER_PORT",
-    "TUNNEL_CLIENT", "VERSIONS", "cstp", "cstp_type", "default_icmp_mtu", "default_mss",
-    "default_size", "dtls_client_hello", "dtls_hello_verify_request", "dtls_server_hello",
-    "dtls_version", "ether", "icmp_frag_needed", "is_ipv6", "oversized", "suite_code", "syn",
+    "CLIENT", "CLIENT6", "CLIENT_PORT", "DTLS12_SUITES", "DTLS_PORT", "EPOCH", "HEADEND",
+    "HEADEND6", "HEADEND_INSIDE", "HEADEND_INSIDE6", "HTTPS_PORT", "PROTOCOLS", "SERVER",
+    "SERVER6", "SERVER_PORT", "TUNNEL_CLIENT", "TUNNEL_CLIENT6", "VERSIONS",
+    "cstp", "cstp_type", "default_icmp_mtu", "default_mss", "default_size",
+    "dtls_client_hello", "dtls_hello_verify_request", "dtls_server_hello", "dtls_version",
+    "ether", "icmp_frag_needed", "is_ipv6", "oversized", "suite_code", "syn",
     "tls_client_hello",
 ]

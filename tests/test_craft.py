@@ -73,6 +73,8 @@ def test_icmp_frag_needed_short_quote_and_limits() -> None:
     original = bytes(craft.oversized())
     wire = bytes(craft.icmp_frag_needed(craft.oversized(), 1300, quote=28))
     assert wire[28:] == original[:28] and int.from_bytes(wire[26:28], "big") == 1300
+    padded = IP(bytes(craft.syn()) + b"\x00" * 6)  # Ethernet pads short frames (IEEE 802.3)
+    assert bytes(craft.icmp_frag_needed(padded, quote=None))[28:] == bytes(craft.syn())
     with pytest.raises(UsageError, match="quote 27"):
         craft.icmp_frag_needed(craft.oversized(), quote=27)  # header + 8 bytes at least
     with pytest.raises(UsageError, match="MTU 575"):

@@ -11,10 +11,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labkit import mtu
 from labkit.errors import EXIT_OK, InputError, UsageError
 from labkit.fileio import atomic_output, check_output_path
+
+if TYPE_CHECKING:
+    from scapy.packet import Packet
 
 MAX_COUNT = 10000  # a crafted file is for a lab or a test, not a flood
 SUFFIXES = (".pcap", ".pcapng")
@@ -115,7 +119,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _common(s)
 
 
-def _read_original(spec: str):  # type: ignore[no-untyped-def]
+def _read_original(spec: str) -> tuple[Packet, str]:
     """The IP packet of ``FILE[:FRAME]`` (frames are 1-based, as in Wireshark)."""
     from scapy.error import Scapy_Exception
     from scapy.layers.inet import IP
@@ -132,7 +136,7 @@ def _read_original(spec: str):  # type: ignore[no-untyped-def]
         raise InputError(f"--original {path}: no such file")
     try:
         with PcapReader(path) as reader:
-            for number, pkt in enumerate(reader, 1):
+            for number, pkt in enumerate(reader, 1):  # ends with the file
                 ip = pkt.getlayer(IPv6) or pkt.getlayer(IP)
                 if frame is None and ip is not None:
                     return ip, path
@@ -146,73 +150,89 @@ def _read_original(spec: str):  # type: ignore[no-untyped-def]
     raise InputError(f"--original {path}: {where}")
 
 
-def _builder(args: argparse.Namespace) -> tuple[Callable[[int, float], object], list[str]]:
-    """A function (ip_id, time) -> packet for the chosen subcommand, and the input files."""
-    from labkit import craft
+class _Flow:
+    """The addresses and ports of one subcommand: the options, else the role defaults."""
 
-    v6 = args.ipv6 or any(a is not None and ":" in a for a in (args.src, args.dst))
+    def __init__(self, args: argparse.Namespace, src: tuple[str, str], dst: tuple[str, str],
+                 sport: int, dport: int) -> None:
+        v6 = args.ipv6 or any(a is not None and ":" in a for a in (args.src, args.dst))
+        self.src: str = args.src or src[v6]
+        self.dst: str = args.dst or dst[v6]
+        self.sport = _port(args.sport, sport)
+        self.dport = _port(args.dport, dport)
 
-    def pick(value, v4_default, v6_default):  # type: ignore[no-untyped-def]
-        return value if value is not None else (v6_default if v6 else v4_default)
 
-    def port(value, default):  # type: ignore[no-untyped-def]
-        if value is not None and not 0 <= value <= 0xFFFF:
-            raise UsageError(f"port {value}: expected 0..65535")
-        return default if value is None else value
+def _port(value: int | None, default: int) -> int:
+    if value is None:
+        return default
+    if not 0 <= value <= 0xFFFF:
+        raise UsageError(f"port {value}: expected 0..65535")
+    return value
 
-    kind, ttl, inputs = args.packet, args.ttl, []
-    if kind == "syn":
-        src, dst = pick(args.src, craft.TUNNEL_CLIENT, craft.TUNNEL_CLIENT6), pick(args.dst, craft.SERVER, craft.SERVER6)
-        sport, dport = port(args.sport, craft.CLIENT_PORT), port(args.dport, craft.SERVER_PORT)
-        return (lambda i, t: craft.syn(src, dst, sport, dport, mss=args.mss, mtu=args.mtu,
-                                       ttl=ttl, ip_id=i, time=t)), inputs
-    if kind == "oversized":
-        src, dst = pick(args.src, craft.SERVER, craft.SERVER6), pick(args.dst, craft.TUNNEL_CLIENT, craft.TUNNEL_CLIENT6)
-        sport, dport = port(args.sport, craft.SERVER_PORT), port(args.dport, craft.CLIENT_PORT)
-        return (lambda i, t: craft.oversized(src, dst, sport, dport, size=args.size,
-                                             proto=args.proto, df=not args.no_df, ttl=ttl,
-                                             ip_id=i, time=t)), inputs
-    if kind == "icmp-frag-needed":
+
+Builder = Callable[[int, float], "Packet"]  # (IP id, capture time) -> packet
+
+
+def _builder(args: argparse.Namespace) -> tuple[Builder, list[str]]:
+    """The chosen subcommand as a function of (IP id, time), and the files it reads."""
+    from labkit import craft as c
+
+    ttl = args.ttl
+    tunnel_client, server = (c.TUNNEL_CLIENT, c.TUNNEL_CLIENT6), (c.SERVER, c.SERVER6)
+    client, headend = (c.CLIENT, c.CLIENT6), (c.HEADEND, c.HEADEND6)
+    if args.packet == "syn":
+        f = _Flow(args, tunnel_client, server, c.CLIENT_PORT, c.SERVER_PORT)
+        return (lambda i, t: c.syn(f.src, f.dst, f.sport, f.dport, mss=args.mss,
+                                   mtu=args.mtu, ttl=ttl, ip_id=i, time=t)), []
+    if args.packet == "oversized":
+        f = _Flow(args, server, tunnel_client, c.SERVER_PORT, c.CLIENT_PORT)
+        return (lambda i, t: c.oversized(f.src, f.dst, f.sport, f.dport, size=args.size,
+                                         proto=args.proto, df=not args.no_df, ttl=ttl,
+                                         ip_id=i, time=t)), []
+    if args.packet == "icmp-frag-needed":
+        inputs: list[str] = []
         if args.original:
             original, path = _read_original(args.original)
             inputs.append(path)
         else:
             # The crafted original goes from the server (the ICMP's destination) to the
-            # tunnel client; --sport/--dport are its ports.
-            sender = pick(args.dst, craft.SERVER, craft.SERVER6)
-            receiver = craft.TUNNEL_CLIENT6 if craft.is_ipv6(sender) else craft.TUNNEL_CLIENT
-            original = craft.oversized(sender, receiver, port(args.sport, craft.SERVER_PORT),
-                                       port(args.dport, craft.CLIENT_PORT),
-                                       size=args.original_size, proto=args.original_proto)
-        return (lambda i, t: craft.icmp_frag_needed(original, args.mtu, src=args.src,
-                                                    dst=args.dst, ttl=ttl, ip_id=i,
-                                                    time=t)), inputs
-    if kind == "dtls-hello":
+            # tunnel client, on --sport/--dport; the ICMP comes from --src, a router.
+            f = _Flow(args, (c.HEADEND_INSIDE, c.HEADEND_INSIDE6), server,
+                      c.SERVER_PORT, c.CLIENT_PORT)
+            receiver = tunnel_client[c.is_ipv6(f.dst)]
+            original = c.oversized(f.dst, receiver, f.sport, f.dport, size=args.original_size,
+                                   proto=args.original_proto)
+        return (lambda i, t: c.icmp_frag_needed(original, args.mtu, src=args.src, dst=args.dst,
+                                                ttl=ttl, ip_id=i, time=t)), inputs
+    if args.packet == "dtls-hello":
         if args.port is not None and args.dport is not None and args.port != args.dport:
             raise UsageError(f"--port {args.port} and --dport {args.dport} disagree")
-        src, dst = pick(args.src, craft.CLIENT, craft.CLIENT6), pick(args.dst, craft.HEADEND, craft.HEADEND6)
-        sport = port(args.sport, craft.CLIENT_PORT)
-        dport = port(args.port if args.port is not None else args.dport, craft.DTLS_PORT)
-        suites = [_suite(c) for c in args.cipher] if args.cipher else None
-        version = craft.dtls_version(args.version)
-        return (lambda i, t: craft.dtls_client_hello(
-            src, dst, sport, dport, version=version, session_id=args.session_id,
-            cookie=args.cookie, cipher_suites=suites, ttl=ttl, ip_id=i, time=t)), inputs
-    if kind == "tls-hello":
-        src, dst = pick(args.src, craft.CLIENT, craft.CLIENT6), pick(args.dst, craft.HEADEND, craft.HEADEND6)
-        sport, dport = port(args.sport, craft.CLIENT_PORT), port(args.dport, craft.HTTPS_PORT)
-        return (lambda i, t: craft.tls_client_hello(src, dst, sport, dport, sni=args.sni,
-                                                    ttl=ttl, ip_id=i, time=t)), inputs
-    # cstp
-    src, dst = pick(args.src, craft.CLIENT, craft.CLIENT6), pick(args.dst, craft.HEADEND, craft.HEADEND6)
-    sport, dport = port(args.sport, craft.CLIENT_PORT), port(args.dport, craft.HTTPS_PORT)
-    ptype = craft.cstp_type(args.type)
-    return (lambda i, t: craft.cstp(ptype, args.payload, src=src, dst=dst, sport=sport,
-                                    dport=dport, ttl=ttl, ip_id=i, time=t)), inputs
+        if args.port is not None:
+            args.dport = args.port
+        f = _Flow(args, client, headend, c.CLIENT_PORT, c.DTLS_PORT)
+        suites = [_suite(name) for name in args.cipher] if args.cipher else None
+        version = c.dtls_version(args.version)
+        return (lambda i, t: c.dtls_client_hello(
+            f.src, f.dst, f.sport, f.dport, version=version, session_id=args.session_id,
+            cookie=args.cookie, cipher_suites=suites, ttl=ttl, ip_id=i, time=t)), []
+    if args.packet == "tls-hello":
+        f = _Flow(args, client, headend, c.CLIENT_PORT, c.HTTPS_PORT)
+        return (lambda i, t: c.tls_client_hello(f.src, f.dst, f.sport, f.dport, sni=args.sni,
+                                                ttl=ttl, ip_id=i, time=t)), []
+    f = _Flow(args, client, headend, c.CLIENT_PORT, c.HTTPS_PORT)  # cstp
+    ptype = c.cstp_type(args.type)
+    return (lambda i, t: c.cstp(ptype, args.payload, src=f.src, dst=f.dst, sport=f.sport,
+                                dport=f.dport, ttl=ttl, ip_id=i, time=t)), []
 
 
 def _suite(text: str) -> int | str:
-    return int(text, 16) if text.lower().startswith("0x") else text
+    """A suite given as ``0xNNNN`` or by its OpenSSL name."""
+    if text.lower().startswith("0x"):
+        try:
+            return int(text, 16)
+        except ValueError:
+            raise UsageError(f"--cipher {text!r}: not a hex suite code") from None
+    return text
 
 
 def run(args: argparse.Namespace) -> int:
@@ -230,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
     from labkit import craft
 
     build, inputs = _builder(args)
-    packets = [craft.ether(build(1 + i, craft.EPOCH + i * args.interval))  # type: ignore[arg-type]
+    packets = [craft.ether(build(1 + i, craft.EPOCH + i * args.interval))
                for i in range(args.count)]
     if args.output is not None:
         _write(Path(args.output), packets, force=args.force, inputs=inputs)
@@ -239,11 +259,12 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _write(path: Path, packets: list, *, force: bool, inputs: list[str]) -> None:  # type: ignore[type-arg]
+def _write(path: Path, packets: list[Packet], *, force: bool, inputs: list[str]) -> None:
     from scapy.utils import PcapNgWriter, PcapWriter
 
     with atomic_output(path, force=force, inputs=inputs) as tmp:
-        writer = PcapNgWriter(str(tmp)) if path.suffix.lower() == ".pcapng" else PcapWriter(str(tmp))
+        pcapng = path.suffix.lower() == ".pcapng"
+        writer = PcapNgWriter(str(tmp)) if pcapng else PcapWriter(str(tmp))
         try:
             writer.write(packets)
         finally:
