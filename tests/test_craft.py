@@ -239,6 +239,12 @@ def test_cli_cstp_bytes_as_tshark_sees_them(tmp_path: Path) -> None:
     assert tshark_problems(out, extra=decode) == []
 
 
+def test_cli_output_is_reproducible(tmp_path: Path) -> None:
+    one = _craft(tmp_path, "one.pcapng", "dtls-hello", "--count", "2")
+    two = _craft(tmp_path, "two.pcapng", "dtls-hello", "--count", "2")
+    assert one.read_bytes() == two.read_bytes()
+
+
 # --- bad input: exit 2, one line on stderr, no traceback --------------------------------------
 
 def _refused(*args: str) -> str:

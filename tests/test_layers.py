@@ -137,6 +137,11 @@ def test_chained_lengths_are_computed_per_record() -> None:
                           + _hex("16 0100 0001 000000000000 0004") + b"\x11" * 4)
 
 
+def test_alert_build() -> None:
+    pkt = DTLSRecord(content_type="alert") / DTLSAlert(level="fatal", description="handshake_failure")
+    assert bytes(pkt) == _hex("15 fefd 0000 000000000000 0002 02 28")
+
+
 def test_ccs_without_bad_version_has_no_sequence() -> None:
     assert bytes(DTLSRecord(content_type=20) / DTLSChangeCipherSpec()) == \
         _hex("14 fefd 0000 000000000000 0001 01")
