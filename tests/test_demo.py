@@ -12,7 +12,7 @@ def test_demo_prints_prediction_and_writes_the_failure(tmp_path):
     assert "1347" in proc.stdout and "1418" in proc.stdout
     pcap = tmp_path / "failure-packets.pcapng"
     assert tshark_fields(pcap, "tcp.flags.syn == 1", "tcp.options.mss_val") == [["1378"]]
-    assert tshark_fields(pcap, "ip.flags.df == 1 && !icmp", "ip.len") == [["1418"]]
+    assert tshark_fields(pcap, "ip.flags.df == 1 && tcp.len > 0 && !icmp", "ip.len") == [["1418"]]
     assert tshark_fields(pcap, "icmp.type == 3 && icmp.code == 4", "icmp.mtu") == [["1347"]]
     again = labkit("demo", "-o", str(tmp_path))
     assert again.returncode == 2 and "already exists" in again.stderr
