@@ -50,6 +50,10 @@ HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.
 #: Suites OpenConnect offers for AnyConnect's legacy DTLS (``dtls.c``, DTLS1_BAD_VER).
 LEGACY_DTLS_SUITES = ("AES256-SHA", "AES128-SHA", "DES-CBC3-SHA")
 BUILT_TLS_VERSIONS = ("1.0", "1.1", "1.2")
+#: iperf3's port: tshark 4.0 decodes no protocol on it, so the opaque payload of a flow is
+#: never taken for a malformed HTTP message (and retransmissions cut differently never
+#: upset an application-layer reassembly).
+DEFAULT_SERVER_PORT = 5201
 
 
 class _Doc:
@@ -187,7 +191,8 @@ def _hosts(doc: _Doc, node: Node) -> Hosts:
         head_end_inside=doc.address(h["inside"], "hosts.head_end.inside"),
         head_end_name=name,
         server=doc.address(s["address"], "hosts.server.address"),
-        server_port=doc.integer(s["port"], "hosts.server.port", 1, 65535) if "port" in s else 80,
+        server_port=(doc.integer(s["port"], "hosts.server.port", 1, 65535) if "port" in s
+                     else DEFAULT_SERVER_PORT),
     )
     for key, addr, vnode in (("hosts.head_end.inside", hosts.head_end_inside, h["inside"]),
                              ("hosts.server.address", hosts.server, s["address"])):
