@@ -19,7 +19,6 @@ from labkit.scenario import ScenarioError, find, load, parse, shipped
 from labkit.scenario import cstp
 from labkit.scenario.expect import check
 from labkit.scenario.numbers import derive
-from labkit.scenario.schema import US
 from labkit.scenario.timeline import INSIDE, OUTSIDE, DtlsDatagram, InnerTooBig, build_timeline
 
 CONFIGS = ROOT / "configs" / "scenarios"

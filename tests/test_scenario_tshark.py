@@ -12,7 +12,6 @@ from __future__ import annotations
 import subprocess
 from collections import Counter
 from functools import cache
-from pathlib import Path
 
 import pytest
 
