@@ -70,6 +70,18 @@ def test_validate_every_shipped_scenario(name: str) -> None:
     assert f"valid scenario {name}" in proc.stdout and "must report" in proc.stdout
 
 
+def test_list_and_validate_do_not_import_scapy() -> None:
+    import subprocess
+
+    code = ("import sys; from labkit.cli import main; main(['scenario', 'list']); "
+            "main(['scenario', 'validate', 'dtls-blocked-icmp-ok']); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scapy'))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "[]"
+
+
 def test_validate_prints_the_models_numbers() -> None:
     out = labkit("scenario", "validate", str(SEED_FILE)).stdout
     assert "TLS MTU 1347, DTLS MTU 1418, adapter MTU 1418, tunnel MSS 1378" in out

@@ -251,7 +251,8 @@ class Timeline:
             out.append(f"DTLS: answered on UDP {s.head_end.dtls_port}, up at "
                        f"{self.dtls.up_us / US:.3f} s")
         else:
-            out.append(f"DTLS: {self.dtls.attempts} ClientHellos to UDP {s.head_end.dtls_port}, "
+            hellos = "ClientHello" if self.dtls.attempts == 1 else "ClientHellos"
+            out.append(f"DTLS: {self.dtls.attempts} {hellos} to UDP {s.head_end.dtls_port}, "
                        f"unanswered; the client gives up at {(self.dtls.gave_up_us or 0) / US:.3f} s")
         if self.reconnected:
             new = self.sessions[1]
