@@ -34,7 +34,6 @@ from labkit.scenario import tls
 from labkit.scenario.numbers import derive
 from labkit.scenario.pcapfile import LINKTYPE_ETHERNET, LINKTYPE_RAW, Frame, pcap_bytes, pcapng_bytes
 from labkit.scenario.schema import US, Scenario
-from labkit.wire import DTLS_HANDSHAKE_HEADER_LEN
 from labkit.scenario.timeline import (
     C2S,
     INSIDE,
@@ -52,6 +51,7 @@ from labkit.scenario.timeline import (
     TlsMessage,
     build_timeline,
 )
+from labkit.wire import DTLS_HANDSHAKE_HEADER_LEN
 
 FILES: dict[str, str] = {OUTSIDE: "outside.pcapng", TUNNEL: "client-tunnel.pcap",
                          INSIDE: "headend-inside.pcap"}
@@ -336,10 +336,9 @@ class _Outside:
         if d.kind == "client_finish":
             return craft.dtls_client_finished(client, server, cport, sport,
                                               finished_size=finished, ip_id=ip_id, rng=self.rng)
-        assert d.inner is not None
-        size = (0 if isinstance(d.inner, InnerTooBig) else d.inner.size)
-        length = mtu.record_length(mtu.ANYCONNECT_DTLS_HEADER + size, h.dtls_cipher, "0x0100",
-                                   dtls=True)
+        assert d.inner is not None  # a data datagram always carries a packet
+        length = mtu.record_length(mtu.ANYCONNECT_DTLS_HEADER + d.inner.size, h.dtls_cipher,
+                                   "0x0100", dtls=True)
         seq = self.dtls_seq[d.direction]
         self.dtls_seq[d.direction] += 1
         src, dst, s_port, d_port = ((client, server, cport, sport) if d.direction == C2S

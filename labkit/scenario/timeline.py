@@ -132,6 +132,7 @@ class InnerTooBig:
         return f"{kind} MTU {self.mtu} for a {self.original.size}-byte packet"
 
 
+Carried = InnerTcp | InnerFragment  # what the tunnel carries
 Inner = InnerTcp | InnerFragment | InnerTooBig
 
 
@@ -153,7 +154,7 @@ class TlsMessage:
     kind: str  # client_hello server_flight client_finish server_finish connect_request
     #            connect_response close_notify cstp
     plaintext: int = 0  # bytes a protected record carries
-    inner: Inner | None = None  # the packet a ``cstp`` record carries
+    inner: Carried | None = None  # the packet a ``cstp`` record carries
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +165,7 @@ class DtlsDatagram:
     direction: str
     kind: str  # client_hello hello_verify_request client_hello_cookie server_finish
     #            client_finish data
-    inner: Inner | None = None
+    inner: Carried | None = None  # the packet a ``data`` record carries
 
 
 Wire = Inner | OuterTcp | TlsMessage | DtlsDatagram
@@ -415,15 +416,13 @@ class _Model:
             up = t + 2 * gap + 2 * HOST_US
             self.dtls = DtlsOutcome(1, True, port, up, None)
             return
-        sent = 0
         for k in range(step.attempts):
             when = t + step.timeout_us * (2 ** k - 1)
-            sent += 1
             note = (f"DTLS ClientHello {k + 1} of {step.attempts}: no answer (UDP {h.dtls_port} "
                     f"dropped on the path)")
             self.see(OUTSIDE, when, DtlsDatagram(session.index, C2S, "client_hello"), note)
         gave_up = t + step.timeout_us * (2 ** step.attempts - 1)
-        self.dtls = DtlsOutcome(sent, False, port, None, gave_up)
+        self.dtls = DtlsOutcome(step.attempts, False, port, None, gave_up)
         if not self.n.mismatch:
             return  # the adapter MTU fits the TLS tunnel: the client carries on over TLS
         self.close_session(session, gave_up,
@@ -436,11 +435,11 @@ class _Model:
 
     # inner packets ----------------------------------------------------------------------
 
-    def _outer(self, session: Session, direction: str, inner: Inner, dtls: bool) -> Wire:
+    def _outer(self, session: Session, direction: str, inner: Carried, dtls: bool) -> Wire:
+        """The record that carries ``inner``: AnyConnect DTLS data, or CSTP in TLS."""
         if dtls:
             return DtlsDatagram(session.index, direction, "data", inner)
-        plaintext = mtu.CSTP_HEADER + _size(inner)
-        return TlsMessage(session.index, direction, "cstp", plaintext, inner)
+        return TlsMessage(session.index, direction, "cstp", mtu.CSTP_HEADER + inner.size, inner)
 
     def client_sends(self, step: Flow, t: int, pkt: InnerTcp) -> tuple[int, InnerTcp]:
         """The client's packet through the tunnel; returns (arrival at the server, packet)."""
@@ -511,13 +510,7 @@ class _Model:
         return _FlowRun(self, step).run()
 
 
-def _size(inner: Inner) -> int:
-    if isinstance(inner, InnerTooBig):
-        return 0
-    return inner.size
-
-
-def _carried(inner: Inner, dtls: bool) -> str:
+def _carried(inner: Carried, dtls: bool) -> str:
     how = "DTLS record (AnyConnect DATA)" if dtls else "TLS record (CSTP DATA)"
     return f"{how} carrying a {inner.describe()}"
 
