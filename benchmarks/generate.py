@@ -68,14 +68,14 @@ def inner_download(ctx: Context, t0: int) -> list[Iterator[Pkt]]:
     roll = rng.random()
     if size + 40 > ctx.tunnel_mtu and cmss == TUNNEL_MSS:
         if roll < 0.3:
-            event = PmtuEvent(rng.randrange(3, segments // 2), ctx.tunnel_mtu, ASA_INSIDE)
+            event = PmtuEvent(rng.randrange(0, 4), ctx.tunnel_mtu, ASA_INSIDE)
         elif roll < 0.38:
-            event = PmtuEvent(rng.randrange(3, segments // 2), ctx.tunnel_mtu, None,
+            event = PmtuEvent(rng.randrange(0, 4), ctx.tunnel_mtu, None,
                               retries=rng.randrange(3, 7))
     elif roll < 0.15:
         mtu = rng.choice([m for m in ROUTERS if m < size + 40] or [0])
         if mtu:
-            event = PmtuEvent(rng.randrange(3, segments // 2), mtu, ROUTERS[mtu], quote=548)
+            event = PmtuEvent(rng.randrange(0, 4), mtu, ROUTERS[mtu], quote=548)
     plan = TcpPlan(ctx.host(10, 10), ctx.host(172, 16), _port(ctx), 443, _vlan(ctx), cmss, smss,
                    rtt=rng.randrange(10 * MS, 80 * MS), gap=rng.randrange(100, 1500),
                    segments=segments, sized=True, loss=0.002, pmtu=event)
