@@ -58,9 +58,14 @@ def bpf(tunnel_mtu: int) -> str:
     return f"({expr}) or (vlan and ({expr}))"
 
 
-def facts_from_tshark(stdout: str, tunnel_mtu: int) -> dict[str, object]:
-    """Rows of :func:`tshark_args` output -> the facts, keyed like the generator's truth."""
+def facts_from_tshark(stdout: str, tunnel_mtu: int, headend: str | None = None) -> dict[str, object]:
+    """Rows of :func:`tshark_args` output -> the facts, keyed like the generator's truth.
+
+    With ``headend``, also ``df_over_tunnel_mtu_not_headend``: the DF count without the
+    packets to or from that address (the outer tunnel's own segments).
+    """
     syn, synack, icmp, df_sizes, dtls_ch = Counter(), Counter(), Counter(), Counter(), Counter()
+    df_not_headend = 0
     dtls_flows: set[tuple[str, ...]] = set()
     answered: set[tuple[str, ...]] = set()
     tls_ch = rtx = rtx_any = 0
@@ -75,6 +80,7 @@ def facts_from_tshark(stdout: str, tunnel_mtu: int) -> dict[str, object]:
             icmp[int(icmp_mtu)] += 1
         if df == "1" and not icmp_type and ip_len and int(ip_len) > tunnel_mtu:
             df_sizes[int(ip_len)] += 1
+            df_not_headend += headend not in (src, dst)
         if dtls_hs == "1":
             dtls_ch[f"0x{int(dtls_ver, 16):04x}"] += 1
             dtls_flows.add((src, sport, dst, dport))
@@ -87,6 +93,7 @@ def facts_from_tshark(stdout: str, tunnel_mtu: int) -> dict[str, object]:
     return {
         "syn_mss": _keyed(syn), "synack_mss": _keyed(synack), "icmp_frag_needed_mtu": _keyed(icmp),
         "df_over_tunnel_mtu": sum(df_sizes.values()), "df_over_tunnel_mtu_by_size": _keyed(df_sizes),
+        **({"df_over_tunnel_mtu_not_headend": df_not_headend} if headend else {}),
         "dtls_client_hellos": sum(dtls_ch.values()),
         "dtls_client_hellos_by_version": dict(sorted(dtls_ch.items())),
         "dtls_flows": len(dtls_flows), "dtls_flows_answered": len(dtls_flows & answered),

@@ -31,7 +31,8 @@ from benchmarks.wire import Host, PcapngWriter, PcapWriter
 from labkit.errors import EXIT_USAGE, LabkitError, UsageError
 from labkit.fileio import atomic_output
 
-HEADEND = Host.v4(203, 0, 113, 10)  # the ASA's outside address
+HEADEND_ADDRESS = "203.0.113.10"  # the ASA's outside address
+HEADEND = Host.v4(*map(int, HEADEND_ADDRESS.split(".")))
 ASA_INSIDE = Host.v4(172, 16, 0, 1)  # sends ICMP 3/4 with the TLS tunnel MTU
 ROUTERS = {1400: Host.v4(172, 16, 0, 2), 1280: Host.v4(172, 16, 0, 3)}  # other narrow links
 RESOLVER = Host.v4(10, 0, 0, 53)
@@ -97,7 +98,7 @@ def outer_session(ctx: Context, t0: int) -> list[Iterator[Pkt]]:
     rtt = rng.randrange(20 * MS, 120 * MS)
     plan = TcpPlan(client, HEADEND, _port(ctx), 443, None, _pick(ctx, OUTER_CLIENT_MSS),
                    HEADEND_MSS, rtt=rtt, gap=rng.randrange(200, 3000),
-                   segments=rng.randrange(50, 1500), sized=False, loss=0.001)
+                   segments=rng.randrange(50, 1500), sized=False, loss=0.001, outer=True)
     flows = [tls_download(ctx, t0, plan)]
     if rng.random() < 0.85:  # the rest never try DTLS (dtls-absent)
         flows.append(dtls_session(ctx, t0 + 4 * rtt + 50 * MS, _dtls_plan(ctx, client, rtt)))

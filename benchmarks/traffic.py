@@ -51,7 +51,9 @@ class Truth:
     * ``syn_mss``: pure SYNs (SYN without ACK) by MSS option; ``synack_mss`` likewise.
     * ``icmp_frag_needed_mtu``: ICMP type 3 code 4 by next-hop MTU.
     * ``df_over_tunnel_mtu``: IPv4 packets with DF whose total length exceeds the tunnel
-      MTU, not counting ICMP errors (nor the headers they quote).
+      MTU, not counting ICMP errors (nor the headers they quote);
+      ``df_over_tunnel_mtu_not_headend``: the same without the outer TLS connections to the
+      head-end (whose segments are not inner packets).
     * ``dtls_client_hellos``: datagrams holding a DTLS ClientHello; ``dtls_flows``: UDP
       flows (client address and port, server address and port) with one;
       ``dtls_flows_answered``: those where the server sent a DTLS record back.
@@ -70,6 +72,7 @@ class Truth:
     dtls_client_hellos: Counter = field(default_factory=Counter)  # by version
     dtls_flows: dict = field(default_factory=dict)  # flow key -> version
     dtls_answered: set = field(default_factory=set)
+    df_over_outer: int = 0  # of which to or from the head-end (the outer tunnel's segments)
     tls_client_hellos: int = 0
     retransmissions: int = 0
     blackhole_flows: int = 0
@@ -79,6 +82,7 @@ class Truth:
             kind = tag[0]
             if kind == "df":
                 self.df_over_by_size[tag[1]] += 1
+                self.df_over_outer += tag[2]
             elif kind == "rtx":
                 self.retransmissions += 1
             elif kind == "syn":
@@ -105,6 +109,7 @@ class Truth:
             "icmp_frag_needed_mtu": _keyed(self.icmp_frag_needed_mtu),
             "df_over_tunnel_mtu": sum(self.df_over_by_size.values()),
             "df_over_tunnel_mtu_by_size": _keyed(self.df_over_by_size),
+            "df_over_tunnel_mtu_not_headend": sum(self.df_over_by_size.values()) - self.df_over_outer,
             "dtls_client_hellos": sum(self.dtls_client_hellos.values()),
             "dtls_client_hellos_by_version": dict(sorted(self.dtls_client_hellos.items())),
             "dtls_flows": len(self.dtls_flows),
@@ -167,9 +172,10 @@ class TcpConn:
     """Sequence state of one TCP connection; tags SYNs, retransmissions and big DF packets."""
 
     def __init__(self, ctx: Context, client: Host, server: Host, cport: int, sport: int,
-                 vlan: int | None) -> None:
+                 vlan: int | None, outer: bool = False) -> None:
         rng = ctx.rng
         self.ctx = ctx
+        self.outer = outer
         self.legs = (Leg(client, server, vlan=vlan, ident=rng.randrange(65536)),
                      Leg(server, client, vlan=vlan, ident=rng.randrange(65536)))
         self.ports = ((cport, sport), (sport, cport))
@@ -197,7 +203,7 @@ class TcpConn:
                 self.high[side] = end
         size = 40 + n + (len(options.data) if options else 0)
         if size > self.ctx.tunnel_mtu:
-            tags.append(("df", size))
+            tags.append(("df", size, self.outer))
         return frame, tuple(tags)
 
     def ack_frame(self, side: int, ack: int) -> bytes:
@@ -272,6 +278,7 @@ class TcpPlan:
     sized: bool  # True: full-sized segments; False: a mix of record sizes (CSTP, HTTPS)
     loss: float = 0.0  # probability that a segment is lost after the capture point
     pmtu: PmtuEvent | None = None
+    outer: bool = False  # the outer TLS (CSTP) connection to the head-end
 
 
 def tls_download(ctx: Context, t0: int, plan: TcpPlan) -> Iterator[Pkt]:
@@ -279,7 +286,7 @@ def tls_download(ctx: Context, t0: int, plan: TcpPlan) -> Iterator[Pkt]:
     second segment, with the plan's losses (fast retransmit after three duplicate ACKs) and
     PMTU event; ends with FIN, or with the client's RST after a black hole."""
     rng = ctx.rng
-    conn = TcpConn(ctx, plan.client, plan.server, plan.cport, plan.sport, plan.vlan)
+    conn = TcpConn(ctx, plan.client, plan.server, plan.cport, plan.sport, plan.vlan, plan.outer)
     rtt, eps = plan.rtt, 40
     frame, tags = conn.segment(0, SYN, options=_syn_options(plan.client_mss))
     yield Pkt(t0, frame, tags + (("syn", plan.client_mss),))

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 from benchmarks import facts
-from benchmarks.generate import truth_path
+from benchmarks.generate import HEADEND_ADDRESS, truth_path
 
 from conftest import ROOT, requires_tshark, tshark_problems
 
@@ -44,8 +44,10 @@ def test_generator_truth_matches_tshark(tmp_path):
 
     seen = facts.facts_from_tshark(subprocess.run(
         facts.tshark_args(str(pcap), mtu), capture_output=True, text=True, check=True,
-        timeout=120).stdout, mtu)
-    assert facts.disagreements(truth, seen, facts.COMPARED + ("df_over_tunnel_mtu_by_size",)) == []
+        timeout=120).stdout, mtu, HEADEND_ADDRESS)
+    assert 0 < truth["df_over_tunnel_mtu_not_headend"] < truth["df_over_tunnel_mtu"]
+    assert facts.disagreements(truth, seen, facts.COMPARED + (
+        "df_over_tunnel_mtu_by_size", "df_over_tunnel_mtu_not_headend")) == []
     # tshark calls the resends that follow an ICMP 3/4 within a round trip "out-of-order".
     assert 0 < seen["retransmissions_tshark_strict"] < truth["retransmissions"]
     assert tshark_problems(pcap, facts.DECODE_AS) == []
@@ -54,7 +56,7 @@ def test_generator_truth_matches_tshark(tmp_path):
     assert _generate(pcapng)["truth"] == truth
     seen_ng = facts.facts_from_tshark(subprocess.run(
         facts.tshark_args(str(pcapng), mtu), capture_output=True, text=True, check=True,
-        timeout=120).stdout, mtu)
+        timeout=120).stdout, mtu, HEADEND_ADDRESS)
     assert seen_ng == seen
     again = tmp_path / "again.pcap"
     _generate(again)
