@@ -249,14 +249,13 @@ SERVER_NAMES = ("intranet.example.com", "files.example.com", "mail.example.org",
 
 @dataclass(frozen=True)
 class PmtuEvent:
-    """What happens to the first segment of the flow bigger than ``mtu`` after ``at`` segments.
+    """A hop on the path that carries at most ``mtu`` bytes: every bigger segment is dropped.
 
-    ``icmp_from`` set: the router drops it and every following one until the server shrinks
-    its segments, answering each with ICMP 3/4 (RFC 1191); None: a black hole, the same
-    segment is retransmitted ``retries`` times with a doubling timeout, never acknowledged.
+    ``icmp_from`` set: that router answers each drop with ICMP 3/4 (RFC 1191) until the
+    server shrinks its segments; None: a black hole, the first big segment is retransmitted
+    ``retries`` times with a doubling timeout, never acknowledged.
     """
 
-    at: int
     mtu: int
     icmp_from: Host | None
     quote: int = 8  # bytes of the original's payload quoted (RFC 792: at least 8)
@@ -341,7 +340,7 @@ def _server_data(ctx: Context, conn: TcpConn, plan: TcpPlan, start: int) -> Iter
             seq = conn.nxt[1]
             frame, tags = conn.segment(1, PSH | ACK, payload)
             sent += 1
-            dropped = pmtu is not None and sent > pmtu.at and n + 40 > pmtu.mtu
+            dropped = pmtu is not None and n + 40 > pmtu.mtu
             if dropped and drop_from is None:
                 drop_from = seq
                 if pmtu.icmp_from is None:
