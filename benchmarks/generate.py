@@ -14,10 +14,10 @@ answered flows, TLS ClientHellos, retransmissions), counted from the packets wri
 from __future__ import annotations
 
 import argparse
+import hashlib
 import heapq
 import itertools
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -198,7 +198,7 @@ def generate(out: Path, *, fmt: str, count: int | None, size: int | None, seed: 
             if (count is not None and n >= count) or (size is not None and written >= size):
                 break
     return {
-        "file": str(out), "format": fmt, "packets": n, "bytes": written, "seed": seed,
+        "file": str(out), "generator": generator_version(), "format": fmt, "packets": n, "bytes": written, "seed": seed,
         "duration_s": round(last_ts / SEC, 3), "tunnel_mtu": tunnel_mtu, "adapter_mtu": ADAPTER_MTU,
         "generate_s": round(time.perf_counter() - started, 2),
         "truth": truth.to_json(),
@@ -220,6 +220,14 @@ def parse_size(text: str) -> int:
     if value < 1:
         raise UsageError(f"size {text!r}: must be positive")
     return int(value)
+
+
+def generator_version() -> str:
+    """A digest of the generator's source: a capture is reused only by the same generator."""
+    digest = hashlib.sha256()
+    for name in ("generate.py", "traffic.py", "wire.py"):
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def truth_path(capture: Path) -> Path:
