@@ -116,6 +116,6 @@ COMPARED = ("syn_mss", "synack_mss", "icmp_frag_needed_mtu", "df_over_tunnel_mtu
 
 def disagreements(expected: dict[str, object], got: dict[str, object],
                   keys: tuple[str, ...] = COMPARED) -> list[str]:
-    """One line per fact where ``got`` differs from ``expected`` (facts absent in ``got`` skip)."""
-    return [f"{k}: expected {expected.get(k)!r}, got {got[k]!r}"
-            for k in keys if k in got and got[k] != expected.get(k)]
+    """One line per fact where ``got`` differs from ``expected`` (a fact either lacks is skipped)."""
+    return [f"{k}: expected {expected[k]!r}, got {got[k]!r}"
+            for k in keys if k in got and k in expected and got[k] != expected[k]]

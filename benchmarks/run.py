@@ -97,16 +97,24 @@ class Run:
         return self.wall_s is not None and self.returncode in (0, 1)
 
 
+TIME = shutil.which("time", path="/usr/bin:/bin")  # GNU time: reports the child's peak RSS
+
+
 def measure(cmd: list[str], *, env: dict[str, str] | None = None, keep_stdout: bool = True,
             cwd: Path | None = None, timeout: float = CHILD_TIMEOUT_S) -> tuple[float, float, int, bytes, bytes]:
     """Run ``cmd``; return (wall s, peak RSS MB of that child, exit code, stdout, stderr).
 
-    Output goes to temporary files (or /dev/null), never through a pipe we would have to
-    drain while waiting; ``os.wait4`` gives this child's own resource usage.
+    Peak RSS comes from GNU time (``%M``, the child's ru_maxrss) when installed, else from
+    ``os.wait4`` on the child itself. The wrapper matters: Linux carries the high-water RSS of
+    the process image before ``exec`` into ru_maxrss, so a child forked straight from this
+    (large) Python process would inherit its size; GNU time is a small process to fork from.
+    Output goes to temporary files (or /dev/null), never through a pipe left undrained.
     """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r") as rss_file:
+        argv = [TIME, "-f", "%M", "-o", rss_file.name, *cmd] if TIME else cmd
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out if keep_stdout else subprocess.DEVNULL,
+        proc = subprocess.Popen(argv, stdout=out if keep_stdout else subprocess.DEVNULL,
                                 stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
         killer = threading.Timer(timeout, proc.kill)
         killer.start()
@@ -117,7 +125,9 @@ def measure(cmd: list[str], *, env: dict[str, str] | None = None, keep_stdout: b
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0), err.seek(0)
-        return wall, usage.ru_maxrss / 1024, proc.returncode, out.read(), err.read()
+        reported = rss_file.read().strip().splitlines()
+        rss_kb = int(reported[-1]) if TIME and reported and reported[-1].isdigit() else usage.ru_maxrss
+        return wall, rss_kb / 1024, proc.returncode, out.read(), err.read()
 
 
 def machine() -> dict[str, object]:
@@ -176,12 +186,12 @@ def labkit_available(labkit_root: Path) -> bool:
     return (labkit_root / "labkit" / "commands" / "analyze.py").is_file()
 
 
-def labkit_facts(report: dict) -> dict[str, object]:
+def labkit_facts(report: dict, tunnel_mtu: int) -> dict[str, object]:
     """The facts labkit's JSON report states, in the generator's truth's keys.
 
     labkit reports findings, not raw counts: SYNs per MSS come from ``syn-mss`` findings'
-    ``count``, ICMP 3/4 from ``icmp-frag-needed``, DF sizes from ``oversized-df`` (which
-    leaves out the head-end's own segments), DTLS from ``dtls-established`` and
+    ``count``, ICMP 3/4 from ``icmp-frag-needed``, DF sizes from the ``oversized-df`` finding
+    for ``tunnel_mtu`` (one per MTU seen; it leaves out the head-end's own segments), DTLS from ``dtls-established`` and
     ``dtls-unanswered`` (``attempts`` = ClientHellos sent). A fact it does not report is
     left out rather than guessed.
     """
@@ -203,7 +213,7 @@ def labkit_facts(report: dict) -> dict[str, object]:
             key = str(f["mtu"])
             icmp[key] = icmp.get(key, 0) + int(f["count"])
             seen["icmp"] = True
-        elif fid == "oversized-df" and "count" in f:
+        elif fid == "oversized-df" and "count" in f and f.get("tunnel_mtu") == tunnel_mtu:
             df += int(f["count"])
             seen["df"] = True
         elif fid in ("dtls-established", "dtls-unanswered"):
@@ -274,7 +284,7 @@ def run_tools(path: str, doc: dict, tools: tuple[str, ...], labkit_root: Path,
             run = Run("labkit", "labkit analyze FILE --format json", wall, rss, rc)
             if rc in (0, 1):
                 report = json.loads(out)
-                run.facts = labkit_facts(report)
+                run.facts = labkit_facts(report, mtu)
                 stages = [f.get("stage_seconds") for f in report.get("files", [])]
                 run.note = "one process" + (f"; stages {stages[0]}" if stages and stages[0] else "")
             else:
@@ -365,11 +375,15 @@ def print_targets(results: dict[str, tuple[dict, list[Run]]]) -> dict[str, objec
 
 
 RETRANSMISSION_NOTE = (
-    "retransmissions: the generator (and labkit's black-hole detector) count a TCP segment "
-    "with payload whose first sequence number is below the highest one already sent in that "
-    "direction. tshark's tcp.analysis.retransmission is narrower: a resend within the first "
-    "round-trip time of the newest segment is 'out-of-order', one of already-acknowledged "
-    "data 'spurious'; the 'tshark' column adds those flags back, 'strict' below does not.")
+    "retransmissions: the generator counts a TCP segment with payload whose first sequence "
+    "number is below the highest one already sent in that direction (bytes sent again, "
+    "whatever the reason); the 'tshark' figure adds tcp.analysis.retransmission, "
+    "fast_retransmission, spurious_retransmission and out_of_order, and matches it. tshark's "
+    "tcp.analysis.retransmission alone ('strict') is narrower: a resend within the first "
+    "round-trip time of the newest segment is 'out-of-order' (the resends right after an "
+    "ICMP 3/4), one of already-acknowledged data 'spurious'. labkit reports no retransmission "
+    "count: its black-hole detector counts copies of the same segment (same flow, sequence "
+    "number and payload length), so a range re-sent in smaller segments is not a copy.")
 
 
 def print_facts(fmt: str, doc: dict, runs: list[Run]) -> list[str]:
@@ -446,8 +460,8 @@ def main(argv: list[str] | None = None) -> int:
     print("machine: {nproc} cores, {cpu}, {ram_gb} GB RAM; Python {python}; {tshark}; "
           "{tcpdump}; labkit {labkit_commit}".format(**info))
     print("wall: best of --repeat runs for cat, tcpdump and labkit, one run for tshark; peak RSS: "
-          "ru_maxrss of each child from os.wait4 (resident pages at the peak; the pages of a "
-          "memory-mapped file count once touched)")
+          + ("GNU time's %M" if TIME else "os.wait4's ru_maxrss") + " of each child (resident "
+          "pages at the peak: the pages of a memory-mapped file count once touched)")
     results: dict[str, tuple[dict, list[Run]]] = {}
     problems: list[str] = []
     for fmt in formats:

@@ -184,13 +184,15 @@ class TcpConn:
         self.window = (502, 501)  # scaled by 2**7: about 64 KB
 
     def segment(self, side: int, flags: int, payload: Payload = EMPTY, *, seq: int | None = None,
-                options: Payload | None = None) -> tuple[bytes, Tags]:
-        """A segment from ``side`` (0 client, 1 server); ``seq`` set means a resend."""
+                ack: int | None = None, options: Payload | None = None) -> tuple[bytes, Tags]:
+        """A segment from ``side`` (0 client, 1 server); ``seq`` set means a resend; ``ack``
+        defaults to everything the other side sent."""
         n = len(payload.data)
         if seq is None:
             seq = self.nxt[side]
             self.nxt[side] = (seq + n + (1 if flags & (SYN | FIN) else 0)) & 0xFFFFFFFF
-        ack = self.nxt[1 - side] if flags & ACK else 0
+        if ack is None:
+            ack = self.nxt[1 - side] if flags & ACK else 0
         sport, dport = self.ports[side]
         leg = self.legs[side]
         frame = leg.tcp(sport, dport, seq, ack, flags, self.window[side], payload, options)
@@ -417,7 +419,7 @@ def _server_data(ctx: Context, conn: TcpConn, plan: TcpPlan, start: int) -> Iter
             else:
                 at(ts + 2 * SEC, "rst", None)
         elif kind == "rst":
-            yield Pkt(ts, *conn.segment(0, RST | ACK))
+            yield Pkt(ts, *conn.segment(0, RST | ACK, ack=rcv))  # the client got nothing past rcv
             done = True
             events.clear()
         elif kind == "fin":
