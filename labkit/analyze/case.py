@@ -92,6 +92,7 @@ class Case:
         self.options = options
         self.dtls_pairs = [p for f in facts.values() for p in f.dtls.pairs.values()]
         self.headends = self._headends()
+        self._points: dict[str, tuple[str, str, str]] = {}
 
     # --- who is who ----------------------------------------------------------------------
     def _headends(self) -> set[str]:
@@ -103,7 +104,14 @@ class Case:
         return heads
 
     def capture_point(self, file: str) -> tuple[str, str, str]:
-        """(point, why, what it cannot show) for one file."""
+        """(point, why, what it cannot show) for one file, worked out once: every SYN group's
+        role asks for it, and it walks all the file's TLS sessions and DTLS pairs."""
+        point = self._points.get(file)
+        if point is None:
+            point = self._points[file] = self._capture_point(file)
+        return point
+
+    def _capture_point(self, file: str) -> tuple[str, str, str]:
         f = self.facts[file]
         rep = self.reports[file]
         transport = [s for s in f.tls.sessions.values() if s.server in self.headends]
