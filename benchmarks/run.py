@@ -85,6 +85,7 @@ class Run:
     tool: str
     command: str
     wall_s: float | None = None
+    cpu_s: float | None = None
     rss_mb: float | None = None
     returncode: int | None = None
     note: str = ""
@@ -100,9 +101,19 @@ class Run:
 TIME = shutil.which("time", path="/usr/bin:/bin")  # GNU time: reports the child's peak RSS
 
 
+@dataclass(frozen=True)
+class Measured:
+    wall_s: float
+    cpu_s: float  # user + system: less disturbed than wall time by other work on the machine
+    rss_mb: float
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
 def measure(cmd: list[str], *, env: dict[str, str] | None = None, keep_stdout: bool = True,
-            cwd: Path | None = None, timeout: float = CHILD_TIMEOUT_S) -> tuple[float, float, int, bytes, bytes]:
-    """Run ``cmd``; return (wall s, peak RSS MB of that child, exit code, stdout, stderr).
+            cwd: Path | None = None, timeout: float = CHILD_TIMEOUT_S) -> Measured:
+    """Run ``cmd``; return its wall and CPU time, peak RSS, exit code and output.
 
     Peak RSS comes from GNU time (``%M``, the child's ru_maxrss) when installed, else from
     ``os.wait4`` on the child itself. The wrapper matters: Linux carries the high-water RSS of
@@ -112,7 +123,7 @@ def measure(cmd: list[str], *, env: dict[str, str] | None = None, keep_stdout: b
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
             tempfile.NamedTemporaryFile("r") as rss_file:
-        argv = [TIME, "-f", "%M", "-o", rss_file.name, *cmd] if TIME else cmd
+        argv = [TIME, "-f", "%M %U %S", "-o", rss_file.name, *cmd] if TIME else cmd
         started = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=out if keep_stdout else subprocess.DEVNULL,
                                 stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
@@ -125,9 +136,16 @@ def measure(cmd: list[str], *, env: dict[str, str] | None = None, keep_stdout: b
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0), err.seek(0)
+        cpu = usage.ru_utime + usage.ru_stime
+        rss_kb = usage.ru_maxrss
         reported = rss_file.read().strip().splitlines()
-        rss_kb = int(reported[-1]) if TIME and reported and reported[-1].isdigit() else usage.ru_maxrss
-        return wall, rss_kb / 1024, proc.returncode, out.read(), err.read()
+        if TIME and reported:
+            try:
+                kb, user, system = reported[-1].split()
+                rss_kb, cpu = int(kb), float(user) + float(system)
+            except ValueError:
+                pass  # the child died by a signal: GNU time said so instead
+        return Measured(wall, cpu, rss_kb / 1024, proc.returncode, out.read(), err.read())
 
 
 def machine() -> dict[str, object]:
@@ -152,7 +170,7 @@ def machine() -> dict[str, object]:
         return text[0] if text else "?"
 
     commit = version(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
-    return {"nproc": os.cpu_count(), "cpu": cpu, "ram_gb": round(mem_kb / 1024**2, 1),
+    return {"nproc": os.cpu_count(), "cpu": cpu, "load_avg_1m": round(os.getloadavg()[0], 2), "ram_gb": round(mem_kb / 1024**2, 1),
             "python": platform.python_version(), "os": platform.platform(),
             "tshark": version(["tshark", "--version"]), "tcpdump": version(["tcpdump", "--version"]),
             "labkit_commit": commit}
@@ -240,11 +258,12 @@ def labkit_facts(report: dict, tunnel_mtu: int) -> dict[str, object]:
     return out
 
 
-def best_of(repeat: int, cmd: list[str], **kw) -> tuple[float, float, int, bytes, bytes]:
-    """The fastest of ``repeat`` runs (its output), with the highest peak RSS of them all."""
+def best_of(repeat: int, cmd: list[str], **kw) -> Measured:
+    """The fastest of ``repeat`` runs, with the highest peak RSS of them all."""
     runs = [measure(cmd, **kw) for _ in range(max(1, repeat))]
-    best = min(runs, key=lambda r: r[0] if r[2] in (0, 1) else float("inf"))
-    return (best[0], max(r[1] for r in runs), *best[2:])
+    best = min(runs, key=lambda r: r.wall_s if r.returncode in (0, 1) else float("inf"))
+    return Measured(best.wall_s, best.cpu_s, max(r.rss_mb for r in runs), best.returncode,
+                    best.stdout, best.stderr)
 
 
 def run_tools(path: str, doc: dict, tools: tuple[str, ...], labkit_root: Path,
@@ -254,56 +273,52 @@ def run_tools(path: str, doc: dict, tools: tuple[str, ...], labkit_root: Path,
     mtu = int(doc["tunnel_mtu"])
     runs: list[Run] = []
     env = dict(os.environ, PYTHONPATH=str(labkit_root))
+
+    def done(tool: str, command: str, m: Measured, note: str = "") -> Run:
+        ok = m.returncode in ((0, 1) if tool == "labkit" else (0,))
+        run = Run(tool, command, m.wall_s, m.cpu_s, m.rss_mb, m.returncode,
+                  note if ok else m.stderr.decode(errors="replace").strip()[-300:])
+        runs.append(run)
+        return run
+
     # Warm the page cache first: every tool then reads the same cached file.
     measure(["cat", path], keep_stdout=False)
     if "cat" in tools:
-        wall, rss, rc, _, _ = best_of(repeat, ["cat", path], keep_stdout=False)
-        runs.append(Run("cat", f"cat {path} > /dev/null", wall, rss, rc, "page-cache read floor"))
+        done("cat", f"cat {path} > /dev/null", best_of(repeat, ["cat", path], keep_stdout=False),
+             "page-cache read floor")
     if "tcpdump" in tools and shutil.which("tcpdump"):
         cmd = ["tcpdump", "-r", path, "-w", "/dev/null", facts.bpf(mtu)]
-        wall, rss, rc, _, err = best_of(repeat, cmd, keep_stdout=False)
-        runs.append(Run("tcpdump", f"tcpdump -r FILE -w /dev/null '{facts.bpf(mtu)}'", wall, rss,
-                        rc, "C-level BPF scan" if rc == 0 else err.decode()[-200:]))
+        done("tcpdump", f"tcpdump -r FILE -w /dev/null '{facts.bpf(mtu)}'",
+             best_of(repeat, cmd, keep_stdout=False), "C-level BPF scan")
     if "tshark" in tools and shutil.which("tshark"):
         cmd = facts.tshark_args(path, mtu)
-        wall, rss, rc, out, err = measure(cmd)
-        run = Run("tshark", " ".join(cmd[:5] + ["-Y", f"'{cmd[6]}'", "-T fields ..."]), wall, rss, rc)
-        if rc == 0:
-            run.facts = facts.facts_from_tshark(out.decode(), mtu, HEADEND_ADDRESS)
-        else:
-            run.note = err.decode()[-200:]
-        runs.append(run)
+        m = measure(cmd)
+        run = done("tshark", " ".join(cmd[:5] + ["-Y", f"'{cmd[6]}'", "-T fields ..."]), m)
+        if m.returncode == 0:
+            run.facts = facts.facts_from_tshark(m.stdout.decode(), mtu, HEADEND_ADDRESS)
     if "labkit" in tools:
-        cmd = [sys.executable, "-m", "labkit", "analyze", path, "--format", "json"]
         if not labkit_available(labkit_root):
-            runs.append(Run("labkit", " ".join(cmd[1:]),
+            runs.append(Run("labkit", "labkit analyze FILE --format json",
                             note=f"skipped: no labkit analyze in {labkit_root} yet"))
         else:
+            cmd = [sys.executable, "-m", "labkit", "analyze", path, "--format", "json"]
             # cwd too: `python -m` puts the working folder before PYTHONPATH.
-            wall, rss, rc, out, err = best_of(repeat, cmd, env=env, cwd=labkit_root)
-            run = Run("labkit", "labkit analyze FILE --format json", wall, rss, rc)
-            if rc in (0, 1):
-                report = json.loads(out)
-                run.facts = labkit_facts(report, mtu)
-                stages = [f.get("stage_seconds") for f in report.get("files", [])]
-                run.note = "one process" + (f"; stages {stages[0]}" if stages and stages[0] else "")
-            else:
-                run.note = err.decode()[-300:]
-            runs.append(run)
+            m = best_of(repeat, cmd, env=env, cwd=labkit_root)
+            run = done("labkit", "labkit analyze FILE --format json", m, "one process")
+            if run.ok:
+                run.facts = labkit_facts(json.loads(m.stdout), mtu)
     if "scapy" in tools:
         cmd = [sys.executable, "-c", SCAPY_SLICE, path, str(scapy_packets), str(mtu)]
-        wall, rss, rc, out, err = measure(cmd)
-        run = Run("scapy", f"naive PcapReader loop, first {scapy_packets} packets", rss_mb=rss,
-                  returncode=rc, extrapolated=True)
-        if rc == 0:
-            got = json.loads(out)
-            per_packet = got["loop_s"] / max(1, got["packets"])
-            run.wall_s = got["import_s"] + per_packet * int(doc["packets"])
+        m = measure(cmd)
+        run = done("scapy", f"naive PcapReader loop, first {scapy_packets} packets", m)
+        run.extrapolated = True
+        if m.returncode == 0:
+            got = json.loads(m.stdout)
+            scale = int(doc["packets"]) / max(1, got["packets"])
+            run.wall_s = got["import_s"] + got["loop_s"] * scale
+            run.cpu_s = None
             run.note = (f"extrapolated from {got['packets']} packets in {got['loop_s']:.1f} s "
                         f"(+{got['import_s']:.1f} s import); RSS is the slice's")
-        else:
-            run.note = err.decode()[-200:]
-        runs.append(run)
     return runs
 
 
@@ -315,13 +330,13 @@ def print_runs(fmt: str, doc: dict, runs: list[Run]) -> None:
     packets, size = int(doc["packets"]), int(doc["bytes"])
     bpf = next((r.wall_s for r in runs if r.tool == "tcpdump" and r.wall_s), None)
     print(f"\n{fmt}: {packets} packets, {size / MB:.0f} MB")
-    print(f"  {'tool':<8} {'wall s':>8} {'packets/s':>11} {'MB/s':>8} {'RSS MB':>7} {'x BPF':>7}  note")
+    print(f"  {'tool':<8} {'wall s':>8} {'cpu s':>7} {'packets/s':>11} {'MB/s':>8} {'RSS MB':>7} {'x BPF':>7}  note")
     for r in runs:
         pps = packets / r.wall_s if r.wall_s else None
         mbs = size / MB / r.wall_s if r.wall_s else None
         vs = r.wall_s / bpf if r.wall_s and bpf else None
         label = r.tool + ("*" if r.extrapolated else "")
-        print(f"  {label:<8} {_fmt(r.wall_s, '8.2f')} {_fmt(pps, '11,.0f')} {_fmt(mbs, '8.0f')} "
+        print(f"  {label:<8} {_fmt(r.wall_s, '8.2f')} {_fmt(r.cpu_s, '7.2f')} {_fmt(pps, '11,.0f')} {_fmt(mbs, '8.0f')} "
               f"{_fmt(r.rss_mb, '7.0f')} {_fmt(vs, '7.1f')}  {r.note}")
     if any(r.extrapolated for r in runs):
         print("  * extrapolated from a slice")
@@ -458,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     info = machine()
     print("machine: {nproc} cores, {cpu}, {ram_gb} GB RAM; Python {python}; {tshark}; "
-          "{tcpdump}; labkit {labkit_commit}".format(**info))
+          "{tcpdump}; labkit {labkit_commit}; load average {load_avg_1m} at the start".format(**info))
     print("wall: best of --repeat runs for cat, tcpdump and labkit, one run for tshark; peak RSS: "
           + ("GNU time's %M" if TIME else "os.wait4's ru_maxrss") + " of each child (resident "
           "pages at the peak: the pages of a memory-mapped file count once touched)")
@@ -470,6 +485,9 @@ def main(argv: list[str] | None = None) -> int:
                          args.scapy_packets, args.repeat)
         results[fmt] = (doc, runs)
         print_runs(fmt, doc, runs)
+    info["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
+    print(f"\nload average {info['load_avg_1m_end']} at the end (above ~0.5 on "
+          f"{info['nproc']} cores, other work competed with the timings: compare cpu s)")
     targets = print_targets(results)
     for fmt, (doc, runs) in results.items():
         problems += print_facts(fmt, doc, runs)
