@@ -43,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help="drop ICMP unreachables (3/4, PTB) sent by the head-end")
     up.add_argument("--allow-icmp", dest="block_icmp", action="store_false")
     up.add_argument("--dtls-port", type=int, metavar="PORT", help="DTLS port (default 443)")
+    up.add_argument("--clamp-mss", type=_mtu_value, default=argparse.SUPPRESS, metavar="N|none",
+                    help="head-end rewrites TCP SYN MSS options above N (as ASA tcpmss)")
     up.add_argument("--no-settle", action="store_true",
                     help="ocserv mode: do not wait (up to ~90 s) for ocserv to lower its tunnel "
                          "MTU to the TLS MTU")
@@ -119,8 +121,9 @@ def _up(args: argparse.Namespace) -> int:
     changes: dict[str, object] = {k: v for k, v in (
         ("headend", args.headend), ("block_dtls", args.block_dtls),
         ("block_icmp", args.block_icmp), ("dtls_port", args.dtls_port)) if v is not None}
-    if hasattr(args, "tls_mtu"):
-        changes["tls_mtu"] = args.tls_mtu
+    for key in ("tls_mtu", "clamp_mss"):
+        if hasattr(args, key):
+            changes[key] = getattr(args, key)
     topo = replace(topo, **changes)
     st = manager.up(args.lab, topo, settle=not args.no_settle)
     info = manager.status(st.lab)
@@ -132,7 +135,8 @@ def _status_text(info: dict) -> str:
     t = info["topology"]
     lines = [f"lab {info['lab']}: head-end {t['headend']}, TLS MTU {t['tls_mtu'] or 'none'}, "
              f"DTLS port {t['dtls_port']} {'blocked' if t['block_dtls'] else 'open'}, "
-             f"ICMP unreachables {'blocked' if t['block_icmp'] else 'allowed'}"]
+             f"ICMP unreachables {'blocked' if t['block_icmp'] else 'allowed'}"
+             + (f", MSS clamped to {t['clamp_mss']}" if t.get("clamp_mss") else "")]
     for node, n in info["nodes"].items():
         ifaces = ", ".join(f"{name} mtu {e['mtu']} {' '.join(e['addresses'])}".rstrip()
                            for name, e in n.get("interfaces", {}).items())

@@ -169,6 +169,10 @@ def nft_ruleset(topo: Topology, node: str) -> str | None:
         for chain in ("forward", "output"):
             rules[chain].append('icmp type destination-unreachable counter drop comment "icmp blocked"')
             rules[chain].append('icmpv6 type packet-too-big counter drop comment "icmp blocked"')
+    if node == "headend" and topo.clamp_mss is not None:
+        # As the ASA's `sysopt connection tcpmss`: SYN and SYN-ACK options rewritten downward.
+        rules["forward"].append(f"tcp flags syn tcp option maxseg size > {topo.clamp_mss} "
+                                f'tcp option maxseg size set {topo.clamp_mss} comment "mss clamp"')
     if not any(rules.values()):
         return None
     lines = [f"table inet {NFT_TABLE} {{"]

@@ -15,7 +15,7 @@ UDP to the DTLS port dropped at the router, ICMP unreachables from the head-end 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -76,6 +76,7 @@ class Topology:
     block_dtls: bool = True
     block_icmp: bool = False
     dtls_port: int = mtu.DEFAULT_DTLS_PORT
+    clamp_mss: int | None = None  # head-end rewrites SYN MSS options above this (ASA tcpmss)
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -86,17 +87,20 @@ class Topology:
                              "(the lab's links are Ethernet, MTU 1500)")
         if not 1 <= self.dtls_port <= 65535:
             raise UsageError(f"DTLS port {self.dtls_port}: expected 1..65535")
+        if self.clamp_mss is not None and not mtu.MIN_TCPMSS <= self.clamp_mss <= mtu.MAX_TCPMSS:
+            raise UsageError(f"clamp_mss {self.clamp_mss}: expected {mtu.MIN_TCPMSS}..{mtu.MAX_TCPMSS}")
 
     def to_json(self) -> dict[str, object]:
         return {"headend": self.headend, "tls_mtu": self.tls_mtu, "block_dtls": self.block_dtls,
                 "block_icmp": self.block_icmp, "dtls_port": self.dtls_port,
-                "description": self.description}
+                "clamp_mss": self.clamp_mss, "description": self.description}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Topology:
         return cls(headend=data["headend"], tls_mtu=data["tls_mtu"],
                    block_dtls=data["block_dtls"], block_icmp=data["block_icmp"],
-                   dtls_port=data["dtls_port"], description=data.get("description", ""))
+                   dtls_port=data["dtls_port"], clamp_mss=data.get("clamp_mss"),
+                   description=data.get("description", ""))
 
 
 def netns_name(lab: str, node: str) -> str:
@@ -112,7 +116,7 @@ def check_lab_name(lab: str) -> str:
 # --- the YAML file -------------------------------------------------------------------------
 
 _KEYS = ("description", "headend", "tls_mtu", "tcpmss", "tls_cipher", "block_dtls",
-         "block_icmp", "dtls_port")
+         "block_icmp", "dtls_port", "clamp_mss")
 
 
 class _Loader(yaml.SafeLoader):
@@ -177,6 +181,9 @@ def load_topology(path: str | Path) -> Topology:
     if "dtls_port" in data:
         kw["dtls_port"] = _expect(p, line("dtls_port"), "dtls_port", data["dtls_port"], int,
                                   "a port number 1..65535")
+    if "clamp_mss" in data:
+        kw["clamp_mss"] = _expect(p, line("clamp_mss"), "clamp_mss", data["clamp_mss"], int,
+                                  "an MSS in bytes, or null for none")
     if "tls_mtu" in data and ("tcpmss" in data or "tls_cipher" in data):
         raise InputError(f"{p}:{line('tls_mtu')}: give either tls_mtu or tcpmss/tls_cipher, not both")
     if "tls_mtu" in data:
@@ -197,7 +204,3 @@ def load_topology(path: str | Path) -> Topology:
     except UsageError as exc:
         raise InputError(f"{p}: {exc}") from None
 
-
-def with_overrides(topo: Topology, **overrides: Any) -> Topology:
-    """The topology with the command line's flags applied (None means: keep the file's)."""
-    return replace(topo, **{k: v for k, v in overrides.items() if v is not None})

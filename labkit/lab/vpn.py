@@ -208,7 +208,7 @@ def start_openconnect(folder: Path, ns: str) -> Process:
     argv = ["openconnect", "--protocol=anyconnect", "--non-inter", "--passwd-on-stdin",
             "--user", USER, "--servercert", pin, "--script", str(script),
             "--interface", CLIENT_TUN, "--dtls-ciphers", DTLS_CIPHER, "--disable-ipv6",
-            "--verbose", HEADEND_ADDR]
+            "--verbose", "--timestamp", HEADEND_ADDR]
     pid = _spawn(ns, argv, log, env={"SSLKEYLOGFILE": str(folder / "sslkeylog.txt")},
                  stdin_text=PASSWORD + "\n")
     _wait_for("openconnect bringing its tunnel up",
