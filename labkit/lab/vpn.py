@@ -218,7 +218,7 @@ def start_openconnect(folder: Path, ns: str) -> Process:
     return Process("openconnect", pid, ns, "openconnect")
 
 
-_HEADER = re.compile(r"^(X-CSTP-MTU|X-DTLS-MTU|X-CSTP-Base-MTU|X-DTLS-Port|X-DTLS-Session-ID"
+_HEADER = re.compile(r"^(?:\[[^]]*\] )?(X-CSTP-MTU|X-DTLS-MTU|X-CSTP-Base-MTU|X-DTLS-Port|X-DTLS-Session-ID"
                      r"|X-DTLS-CipherSuite|X-DTLS12-CipherSuite): (\S+)", re.M)
 
 
