@@ -164,18 +164,6 @@ def test_probe_usage_errors_are_one_line() -> None:
 
 # --- DTLS against ocserv (one lab per case, reused by its tests) -----------------------------
 
-def _client_hello(session_id: bytes) -> bytes:
-    """Test-local legacy (0x0100) ClientHello resuming ``session_id`` with AES128-SHA.
-
-    Stand-in until labkit.craft is on main; then these tests run `labkit probe dtls`.
-    """
-    body = (b"\x01\x00" + os.urandom(32) + bytes([len(session_id)]) + session_id
-            + b"\x00" + b"\x00\x02\x00\x2f" + b"\x01\x00")
-    hs = b"\x01" + len(body).to_bytes(3, "big") + b"\x00\x00" + b"\x00\x00\x00" \
-        + len(body).to_bytes(3, "big") + body
-    return b"\x16\x01\x00" + b"\x00\x00" + b"\x00" * 6 + len(hs).to_bytes(2, "big") + hs
-
-
 def _ocserv_lab(stem: str, *flags: str):
     name = unique(stem)
     with lab(name, "--topology", str(CONFIGS / "ocserv-dtls-open.yaml"), *flags):
@@ -193,13 +181,10 @@ def ocserv_blocked():
     yield from _ocserv_lab("ob", "--block-dtls")
 
 
-def _dtls_from_client(lab_name: str, session_id: bytes, *, timeout: float, tries: int):
-    from labkit.lab.nsenter import inside
-    from labkit.probe import probe_dtls
-
-    with inside(f"lk-{lab_name}-client"):
-        return probe_dtls("198.18.2.2", 443, _client_hello(session_id), timeout=timeout,
-                          tries=tries)
+def _dtls_from_client(lab_name: str, session_id: str, *, timeout: float, tries: int):
+    return _probe_json("dtls", "198.18.2.2", "--from", "client", "--lab", lab_name,
+                       "--session-id", session_id, "--timeout", str(timeout),
+                       "--tries", str(tries))
 
 
 @requires_ocserv
@@ -216,23 +201,25 @@ def test_ocserv_lab_is_a_real_anyconnect_session(ocserv_open) -> None:
 @requires_ocserv
 def test_dtls_probe_gets_ocserv_answer_on_an_open_path(ocserv_open) -> None:
     name, status = ocserv_open
-    live = bytes.fromhex(status["headend_info"]["x_dtls_session_id"])
+    live = status["headend_info"]["x_dtls_session_id"]
     # ocserv ignores a hello for a session whose UDP it took over within the last 3-4 s
     # ("received UDP connection too soon", whole seconds): openconnect's own DTLS just did;
     # the doubling timer (sends at 0, 1, 3, 7 s) outlasts that.
-    result = _dtls_from_client(name, live, timeout=1.0, tries=4)
-    assert result.answered and result.answer is not None
-    assert result.answer.version == "0x0100" and result.answer.handshake == "ServerHello"
+    rc, out = _dtls_from_client(name, live, timeout=1.0, tries=4)
+    assert rc == 0 and out["answered"] is True
+    assert out["version"] == "0x0100" and out["handshake"] == "ServerHello"
     # ocserv stays silent for a session it does not know: "no answer" is not proof of a block
-    assert not _dtls_from_client(name, os.urandom(32), timeout=0.3, tries=2).answered
+    rc, out = _dtls_from_client(name, os.urandom(32).hex(), timeout=0.3, tries=2)
+    assert rc == 1 and out["answered"] is False
 
 
 @requires_ocserv
 def test_dtls_probe_gets_no_answer_when_the_router_drops_udp(ocserv_blocked) -> None:
     name, status = ocserv_blocked
-    live = bytes.fromhex(status["headend_info"]["x_dtls_session_id"])
-    result = _dtls_from_client(name, live, timeout=0.5, tries=3)
-    assert not result.answered and result.attempts == 3 and not result.refused
+    live = status["headend_info"]["x_dtls_session_id"]
+    rc, out = _dtls_from_client(name, live, timeout=0.5, tries=3)
+    assert rc == 1 and out["answered"] is False and out["attempts"] == 3
+    assert out["refused"] is False
     assert status["headend_info"]["dtls_established"] is False
     after = json.loads(labkit("lab", "status", "--lab", name, "--format", "json").stdout)
     assert after["nodes"]["router"]["dropped"]["dtls blocked"] >= 2

@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from scapy.layers.inet import IP, TCP
+from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
-from scapy.packet import Raw
 from scapy.utils import wrpcap
 
 from conftest import ROOT, labkit, requires_tshark, tshark_fields
@@ -136,18 +135,11 @@ def test_replay_refusals_are_one_line(tmp_path: Path, public_captures: Path) -> 
 # --- into the real lab ------------------------------------------------------------------------
 
 def _scenario_like_capture(path: Path, count: int) -> None:
-    """Test-local stand-in for a scenario's inside capture: the server's 1418-byte DF segments
-    to the client's tunnel address, in the scenario's own addresses and MACs."""
-    size = mtu.dtls_mtu()  # the adapter MTU the client announced through its MSS: 1418
-    packets = []
-    for i in range(count):
-        p = (Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:01")
-             / IP(src="10.9.0.2", dst="10.8.0.2", flags="DF", id=100 + i)
-             / TCP(sport=443, dport=50000, flags="A", seq=1 + i * mtu.mss_for_mtu(size), ack=1))
-        p = p / Raw(bytes(size - len(p[IP])))
-        p.time = 1000 + i * 0.01
-        packets.append(p)
-    wrpcap(str(path), packets)
+    """The server's 1418-byte DF segment to the client's tunnel address and its
+    retransmissions, as `labkit craft` writes them (documentation addresses, fixed MACs)."""
+    proc = labkit("craft", "oversized", "--count", str(count), "--interval", "0.01",
+                  "-o", str(path))
+    assert proc.returncode == 0, proc.stderr
 
 
 def _mac(ns: str, ifname: str) -> str:
@@ -161,7 +153,10 @@ def _mac(ns: str, ifname: str) -> str:
 def test_replayed_oversized_segments_make_the_kernel_send_icmp_1347(tmp_path: Path) -> None:
     crafted, captured = tmp_path / "scenario.pcap", tmp_path / "inside.pcap"
     _scenario_like_capture(crafted, 4)
-    assert tshark_fields(crafted, "ip.len == 1418 && ip.flags.df == 1", "ip.dst") == [["10.8.0.2"]] * 4
+    rows = tshark_fields(crafted, "ip.len == 1418 && ip.flags.df == 1", "ip.src", "ip.dst", "eth.src",
+                         "eth.dst")
+    assert len(rows) == 4
+    (scen_server, scen_client, scen_smac, scen_dmac), = set(map(tuple, rows))
     with lab(unique("rp")) as name:
         server, headend = f"lk-{name}-server", f"lk-{name}-headend"
         netns_run(server, "ip", "route", "flush", "cache")
@@ -171,9 +166,9 @@ def test_replayed_oversized_segments_make_the_kernel_send_icmp_1347(tmp_path: Pa
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(1.0)
         proc = labkit("replay", str(crafted), "--iface", "lk-s-h", "--netns", server, "--pps", "50",
-                      "--rewrite-mac", f"02:00:00:00:00:01={_mac(headend, 'lk-h-s')},"
-                                       f"02:00:00:00:00:02={_mac(server, 'lk-s-h')}",
-                      "--rewrite-ip", "10.9.0.2=198.18.3.2,10.8.0.2=198.18.1.2",
+                      "--rewrite-mac", f"{scen_dmac}={_mac(headend, 'lk-h-s')},"
+                                       f"{scen_smac}={_mac(server, 'lk-s-h')}",
+                      "--rewrite-ip", f"{scen_server}=198.18.3.2,{scen_client}=198.18.1.2",
                       "--format", "json")
         assert proc.returncode == 0, proc.stderr
         stats = json.loads(proc.stdout)

@@ -59,13 +59,19 @@ def _split(target: str, default: int | None) -> tuple[str, int]:
 
 
 def _dtls_hello(version: str, session: str | None) -> bytes:
-    """The ClientHello's UDP payload, built by labkit.craft (the one home of crafted bytes)."""
+    """The ClientHello's UDP payload, built by labkit.craft (the one home of crafted bytes).
+
+    A fresh random: craft's default is reproducible zeros, and ocserv drops such a hello
+    ("detected broken DTLS client hello (no randomness); ignoring").
+    """
+    import os
+
     from scapy.layers.inet import UDP
 
     from labkit import craft
     from labkit.probe import session_id
 
-    kwargs: dict[str, object] = {"version": version}
+    kwargs: dict[str, object] = {"version": version, "client_random": os.urandom(32)}
     if version == "0x0100" or session is not None:
         kwargs["session_id"] = session_id(session)
     return bytes(craft.dtls_client_hello(**kwargs)[UDP].payload)
