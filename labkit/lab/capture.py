@@ -72,9 +72,14 @@ class Capture:
 
 def start(netns: str, iface: str, path: Path, *, count: int = DEFAULT_COUNT,
           snaplen: int = DEFAULT_SNAPLEN, bpf: str | None = None) -> Capture:
-    """Start tcpdump on ``iface`` in ``netns`` writing ``path``; returns once it listens."""
-    argv = netops.in_ns(netns, netops.tool("tcpdump"), "-i", iface, "-n", "-U", "-Z", "root",
-                        "-s", str(snaplen), "-c", str(count), "-w", str(path))
+    """Start tcpdump on ``iface`` in ``netns`` writing ``path``; returns once it listens.
+
+    ``--immediate-mode``: without it tcpdump takes packets from the kernel in blocks about
+    once a second, and a capture stopped soon after the traffic loses the last block.
+    """
+    argv = netops.in_ns(netns, netops.tool("tcpdump"), "-i", iface, "-n", "-U",
+                        "--immediate-mode", "-Z", "root", "-s", str(snaplen), "-c", str(count),
+                        "-w", str(path))
     if bpf:
         argv.append(bpf)
     proc = subprocess.Popen([netops.tool("ip"), *argv[1:]], stdout=subprocess.DEVNULL,

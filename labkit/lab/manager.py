@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,8 +38,13 @@ def _needed_tools(topo: Topology) -> list[str]:
     return tools
 
 
-def up(lab: str, topo: Topology, *, settle: bool = True) -> LabState:
-    """Build the lab; on failure remove what was made and raise one LabError."""
+def up(lab: str, topo: Topology, *, settle: bool = True,
+       before_client: Callable[[LabState], None] | None = None) -> LabState:
+    """Build the lab; on failure remove what was made and raise one LabError.
+
+    ``before_client`` runs (ocserv mode) once the head-end listens and before openconnect
+    starts: the recorder starts its outside capture there to catch the whole handshake.
+    """
     check_lab_name(lab)
     netops.check_privileges()
     for name in _needed_tools(topo):
@@ -51,7 +57,7 @@ def up(lab: str, topo: Topology, *, settle: bool = True) -> LabState:
         st = LabState.planned(lab, topo)
         state.save(st)  # before anything exists: a SIGKILL from here on leaves a record
         try:
-            st = _build(st, settle=settle)
+            st = _build(st, settle=settle, before_client=before_client)
         except BaseException:
             _teardown(lab, state.load(lab) or st)
             raise
@@ -60,7 +66,8 @@ def up(lab: str, topo: Topology, *, settle: bool = True) -> LabState:
         return st
 
 
-def _build(st: LabState, *, settle: bool) -> LabState:
+def _build(st: LabState, *, settle: bool,
+           before_client: Callable[[LabState], None] | None) -> LabState:
     lab, topo = st.lab, st.topology
     log = state.lab_dir(lab) / "commands.log"
     for node in NODES:
@@ -90,14 +97,17 @@ def _build(st: LabState, *, settle: bool) -> LabState:
         if rules:
             netops.apply_nft(netns_name(lab, node), rules, log=log)
     if topo.headend == "ocserv":
-        st = _start_vpn(st, settle=settle, log=log)
+        st = _start_vpn(st, settle=settle, log=log, before_client=before_client)
     return st
 
 
-def _start_vpn(st: LabState, *, settle: bool, log: Path) -> LabState:
+def _start_vpn(st: LabState, *, settle: bool, log: Path,
+               before_client: Callable[[LabState], None] | None) -> LabState:
     folder = state.lab_dir(st.lab)
     st = st.with_process(vpn.start_ocserv(folder, st.netns("headend"), st.topology))
     state.save(st)
+    if before_client is not None:
+        before_client(st)
     # A SIGKILL before a pid is saved is still safe: down ends every process in our namespaces.
     st = st.with_process(vpn.start_openconnect(folder, st.netns("client")))
     state.save(st)

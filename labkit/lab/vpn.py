@@ -278,7 +278,8 @@ def headend_tun_mtu(ns: str) -> int | None:
 
 
 def lower_headend_mtu(headend_ns: str, client_tunnel_addr: str, target: int, *,
-                      log: Path | None = None, rounds: int = 3) -> int:
+                      log: Path | None = None, rounds: int = 3,
+                      timeout: float = 2 * OCSERV_CHECK_PERIOD + 10) -> int:
     """Bring ocserv's tun MTU down to ``target`` the way a real path does: a smaller path MTU
     toward the client on the CSTP socket, which ocserv reads at its next periodic check.
 
@@ -296,24 +297,29 @@ def lower_headend_mtu(headend_ns: str, client_tunnel_addr: str, target: int, *,
     if current is None:
         raise LabError("ocserv has no tun device: is the client connected?")
     route_mtu = 1500 - (current - target)
-    for _ in range(rounds):
-        if current == target:
-            return route_mtu
-        if current < target:
-            raise LabError(f"ocserv's tun MTU went to {current}, below the wanted {target}; "
-                           "ocserv never raises it again: reconnect the client and retry")
-        netops.add_route(headend_ns, client_net, outside.a_addr, "mtu", "lock", str(route_mtu),
-                         log=log)
-        before = current
-        deadline = time.monotonic() + OCSERV_CHECK_PERIOD + 5
-        with nsenter.inside(headend_ns):
-            nudge = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        with nudge:
-            while current == before and time.monotonic() < deadline:
+    deadline = time.monotonic() + timeout
+    with nsenter.inside(headend_ns):
+        nudge = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with nudge:
+        for _ in range(rounds):
+            if current == target:
+                return route_mtu
+            if current < target:
+                raise LabError(f"ocserv's tun MTU went to {current}, below the wanted {target}; "
+                               "ocserv never raises it again: reconnect the client and retry")
+            netops.add_route(headend_ns, client_net, outside.a_addr, "mtu", "lock",
+                             str(route_mtu), log=log)
+            before = current
+            # Correct the route only by a change ocserv made: a check that has not happened
+            # yet says nothing about how far the route is from the target.
+            while current == before:
+                if time.monotonic() > deadline:
+                    raise LabError(f"ocserv kept its tun MTU at {current} for {timeout:.0f} s "
+                                   f"(wanted {target})")
                 nudge.sendto(b"labkit: refresh the CSTP socket's MSS", (client_tunnel_addr, 9))
                 time.sleep(1.0)
                 current = headend_tun_mtu(headend_ns) or before
-        route_mtu -= current - target
+            route_mtu -= current - target
     if current != target:
         raise LabError(f"ocserv's tun MTU is {current} after {rounds} checks, wanted {target}")
     return route_mtu
