@@ -127,3 +127,66 @@ def test_record_makes_a_case_and_refuses_to_overwrite(tmp_path: Path) -> None:
     again = labkit("lab", "record", "dtls-allowed", "-o", str(tmp_path), "--lab", lab)
     assert again.returncode == 2 and "already exists" in again.stderr
     assert not Path("/run/labkit", lab).exists()
+
+
+# --- the analyzer's verdict on each real case -------------------------------------------------
+
+def _analyze(name: str) -> tuple[int, dict]:
+    folder = REAL / name
+    proc = labkit("analyze", *(str(folder / f) for f in ("outside.pcap", "tunnel.pcap",
+                                                         "inside.pcap")), "--format", "json")
+    assert proc.returncode in (0, 1), proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def _by_id(report: dict) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for f in report["findings"]:
+        out.setdefault(f["id"], []).append(f)
+    return out
+
+
+def _evidence_matches_filters(report: dict) -> None:
+    """Every evidence frame is one the finding's Wireshark filter selects (tshark judges)."""
+    for finding in report["findings"]:
+        files = {e["file"] for e in finding["evidence"]}
+        for path in files:
+            frames = {e["frame"] for e in finding["evidence"] if e["file"] == path}
+            assert frames <= set(tshark_frames(path, finding["wireshark_filter"])), finding["id"]
+
+
+@requires_tshark
+def test_analyzer_finds_no_problem_when_dtls_works() -> None:
+    rc, report = _analyze("dtls-allowed")
+    found = _by_id(report)
+    assert rc == 0 and report["problem"] is False
+    [est] = found["dtls-established"]
+    assert (est["version"], est["port"]) == ("0x0100", 443)
+    assert not {"mtu-mismatch", "pmtud-black-hole", "dtls-unanswered"} & found.keys()
+    _evidence_matches_filters(report)
+
+
+@requires_tshark
+def test_analyzer_confirms_the_mismatch_when_icmp_gets_through() -> None:
+    _, facts = _case("dtls-blocked-icmp-allowed")
+    rc, report = _analyze("dtls-blocked-icmp-allowed")
+    found = _by_id(report)
+    assert rc == 1 and report["problem"] is True
+    [unanswered] = found["dtls-unanswered"]
+    assert unanswered["attempts"] == facts["measured"]["dtls_client_hellos"]
+    [mismatch] = found["mtu-mismatch"]
+    assert mismatch["packet_size"] == facts["headend"]["client_tun_mtu"]
+    assert mismatch["tunnel_mtu"] == mtu.tls_mtu_asa()
+    assert {f["mtu"] for f in found["icmp-frag-needed"]} == {mtu.tls_mtu_asa()}
+    assert "pmtud-black-hole" not in found
+    _evidence_matches_filters(report)
+
+
+@requires_tshark
+def test_analyzer_finds_the_black_hole_when_icmp_is_blocked() -> None:
+    rc, report = _analyze("dtls-blocked-icmp-blocked")
+    found = _by_id(report)
+    assert rc == 1
+    assert {"dtls-unanswered", "mtu-mismatch", "pmtud-black-hole"} <= found.keys()
+    assert "icmp-frag-needed" not in found
+    _evidence_matches_filters(report)

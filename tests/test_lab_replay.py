@@ -182,6 +182,14 @@ def test_replayed_oversized_segments_make_the_kernel_send_icmp_1347(tmp_path: Pa
     icmp = tshark_fields(captured, "icmp.type == 3 && icmp.code == 4", "ip.src", "icmp.mtu")
     # outer source: the head-end; quoted source: the server whose segment it dropped
     assert icmp == [["198.18.3.1,198.18.3.2", str(mtu.tls_mtu_asa())]] * 4
+    # and the analyzer, reading the lab's capture, names it
+    proc = labkit("analyze", str(captured), "--format", "json")
+    assert proc.returncode == 1, proc.stderr
+    found = {f["id"]: f for f in json.loads(proc.stdout)["findings"]}
+    assert found["icmp-frag-needed"]["mtu"] == mtu.tls_mtu_asa()
+    assert found["icmp-frag-needed"]["original_length"] == mtu.dtls_mtu()
+    assert (found["mtu-mismatch"]["packet_size"], found["mtu-mismatch"]["tunnel_mtu"]) == \
+        (mtu.dtls_mtu(), mtu.tls_mtu_asa())
 
 
 @requires_lab
