@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet import IP, UDP
 from scapy.utils import rdpcap, wrpcap
 
 from conftest import labkit, requires_tshark, tshark_fields

@@ -24,7 +24,7 @@ from labkit.fileio import atomic_output
 from labkit.lab import netops
 from labkit.lab.netops import LabError
 from labkit.lab.state import LabState
-from labkit.lab.topology import CLIENT_TUN
+from labkit.lab.topology import CLIENT_TUN, EDGE, INSIDE, OUTSIDE
 
 POINTS: tuple[str, ...] = ("outside", "tunnel", "inside")
 MAX_DURATION = 600.0
@@ -36,13 +36,13 @@ READY_TIMEOUT = 5.0
 def point_interface(st: LabState, point: str) -> tuple[str, str]:
     """(netns, interface) of a capture point in this lab."""
     if point == "outside":
-        return st.netns("router"), "lk-r-c"
+        return st.netns(EDGE.b_node), EDGE.b_if
     if point == "inside":
-        return st.netns("headend"), "lk-h-s"
+        return st.netns(INSIDE.a_node), INSIDE.a_if
     if point == "tunnel":
         if st.topology.headend == "ocserv":
             return st.netns("client"), CLIENT_TUN
-        return st.netns("headend"), "lk-h-r"
+        return st.netns(OUTSIDE.b_node), OUTSIDE.b_if
     raise LabError(f"capture point {point!r}: expected one of {', '.join(POINTS)}")
 
 

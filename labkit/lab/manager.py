@@ -18,18 +18,8 @@ from pathlib import Path
 from labkit.lab import netops, state, vpn
 from labkit.lab.netops import LabError
 from labkit.lab.state import LabState
-from labkit.lab.topology import (CLIENT_TUN, LINKS, NODES, PREFIX, Topology, check_lab_name,
-                                 netns_name)
-
-# Static routes per node (kernel mode adds the router's route to the inside network; in
-# ocserv mode the client reaches the inside through its tunnel, whose routes openconnect sets).
-_ROUTES: dict[str, list[tuple[str, str]]] = {
-    "client": [("default", "198.18.1.1")],
-    "headend": [("default", "198.18.2.1")],
-    "server": [("default", "198.18.3.1")],
-}
-_KERNEL_ROUTES: dict[str, list[tuple[str, str]]] = {"router": [("198.18.3.0/24", "198.18.2.2")]}
-
+from labkit.lab.topology import (CLIENT_TUN, KERNEL_ROUTES, LINKS, NODES, OUTSIDE, PREFIX, ROUTES,
+                                 Topology, check_lab_name, netns_name)
 
 def _needed_tools(topo: Topology) -> list[str]:
     tools = ["ip", "nft", "ethtool"]
@@ -80,18 +70,13 @@ def _build(st: LabState, *, settle: bool,
         # No ICMP rate limit: every oversized packet gets its type 3 code 4, so probes and
         # captures are deterministic (Linux's default allows about one a second per peer).
         netops.sysctl(ns, "net.ipv4.icmp_ratelimit", "0", log=log)
-    routes = dict(_ROUTES)
-    if topo.headend == "kernel":
-        routes.update(_KERNEL_ROUTES)
-    for node, entries in routes.items():
-        for dest, via in entries:
-            netops.add_route(netns_name(lab, node), dest, via, log=log)
+    for node, dest, via in ROUTES + (KERNEL_ROUTES if topo.headend == "kernel" else ()):
+        netops.add_route(netns_name(lab, node), dest, via, log=log)
     if topo.headend == "kernel" and topo.tls_mtu is not None:
         # The head-end's client-facing side carries at most tls_mtu: the kernel drops bigger
         # DF packets and answers ICMP 3/4 with that MTU, as the ASA does at its TLS MTU.
-        outside = next(link for link in LINKS if link.name == "outside")
-        netops.set_mtu(netns_name(lab, outside.a_node), outside.a_if, topo.tls_mtu, log=log)
-        netops.set_mtu(netns_name(lab, outside.b_node), outside.b_if, topo.tls_mtu, log=log)
+        netops.set_mtu(netns_name(lab, OUTSIDE.a_node), OUTSIDE.a_if, topo.tls_mtu, log=log)
+        netops.set_mtu(netns_name(lab, OUTSIDE.b_node), OUTSIDE.b_if, topo.tls_mtu, log=log)
     for node in NODES:
         rules = netops.nft_ruleset(topo, node)
         if rules:

@@ -14,6 +14,7 @@ UDP to the DTLS port dropped at the router, ICMP unreachables from the head-end 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,10 @@ class Link:
     b_addr: str
     prefix_len: int = 24
 
+    @property
+    def network(self) -> str:
+        return str(ipaddress.ip_interface(f"{self.a_addr}/{self.prefix_len}").network)
+
 
 # The addressing plan. Interface names are short (IFNAMSIZ is 16) and the same in every lab:
 # they live in the lab's own namespaces, so two labs never collide on them.
@@ -53,18 +58,22 @@ LINKS: tuple[Link, ...] = (
     Link("outside", "router", "lk-r-h", "198.18.2.1", "headend", "lk-h-r", "198.18.2.2"),
     Link("inside", "headend", "lk-h-s", "198.18.3.1", "server", "lk-s-h", "198.18.3.2"),
 )
+EDGE, OUTSIDE, INSIDE = LINKS
 TUNNEL_POOL = "198.18.100.0/24"  # ocserv's address pool for VPN clients
 TUNNEL_DEVICE = "lkvpn"  # ocserv names its devices lkvpn0, lkvpn1...; openconnect's is lkvpn0
 CLIENT_TUN = "lkvpn0"
-HEADEND_ADDR = "198.18.2.2"
-SERVER_ADDR = "198.18.3.2"
-CLIENT_ADDR = "198.18.1.2"
+HEADEND_ADDR = OUTSIDE.b_addr  # where the client connects: TLS and DTLS
+SERVER_ADDR = INSIDE.b_addr
 
-
-def node_address(node: str) -> str:
-    """The node's main address: what probes and replays aim at."""
-    return {"client": CLIENT_ADDR, "router": "198.18.1.1", "headend": HEADEND_ADDR,
-            "server": SERVER_ADDR}[node]
+# Static routes: (node, destination, gateway). In kernel mode the router also reaches the
+# inside through the head-end; in ocserv mode the client reaches it through its tunnel, whose
+# route openconnect's script sets.
+ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("client", "default", EDGE.b_addr),
+    ("headend", "default", OUTSIDE.a_addr),
+    ("server", "default", INSIDE.a_addr),
+)
+KERNEL_ROUTES: tuple[tuple[str, str, str], ...] = (("router", INSIDE.network, OUTSIDE.b_addr),)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,8 +35,8 @@ from pathlib import Path
 from labkit.lab import netops, nsenter
 from labkit.lab.netops import LabError
 from labkit.lab.state import Process
-from labkit.lab.topology import (CLIENT_TUN, HEADEND_ADDR, LINKS, TUNNEL_DEVICE, TUNNEL_POOL,
-                                 Topology)
+from labkit.lab.topology import (CLIENT_TUN, EDGE, HEADEND_ADDR, INSIDE, OUTSIDE, TUNNEL_DEVICE,
+                                 TUNNEL_POOL, Topology)
 
 USER = "lab"
 PASSWORD = "labkit"  # a throw-away account in a throw-away namespace
@@ -92,7 +92,6 @@ def make_credentials(folder: Path) -> Credentials:
 def ocserv_config(folder: Path, creds: Credentials, topo: Topology) -> str:
     """ocserv.conf for the lab: the hard-won settings of the module docstring."""
     pool = TUNNEL_POOL.split("/")[0]
-    inside = next(link for link in LINKS if link.name == "inside")
     return "\n".join([
         f'auth = "plain[passwd={creds.passwd}]"',
         f"listen-host = {HEADEND_ADDR}",
@@ -121,7 +120,7 @@ def ocserv_config(folder: Path, creds: Credentials, topo: Topology) -> str:
         f"device = {TUNNEL_DEVICE}",
         f"ipv4-network = {pool}",
         "ipv4-netmask = 255.255.255.0",
-        f"route = {inside.a_addr.rsplit('.', 1)[0]}.0/24",
+        f"route = {INSIDE.network}",
         "cisco-client-compat = true",
         "dtls-legacy = true",
         "dtls-psk = false",
@@ -290,9 +289,6 @@ def lower_headend_mtu(headend_ns: str, client_tunnel_addr: str, target: int, *,
     a small datagram a second goes to the client's tunnel address meanwhile.
     Returns the route MTU that produced ``target``.
     """
-    edge = next(link for link in LINKS if link.name == "edge")
-    outside = next(link for link in LINKS if link.name == "outside")
-    client_net = f"{edge.a_addr.rsplit('.', 1)[0]}.0/24"
     current = headend_tun_mtu(headend_ns)
     if current is None:
         raise LabError("ocserv has no tun device: is the client connected?")
@@ -307,7 +303,7 @@ def lower_headend_mtu(headend_ns: str, client_tunnel_addr: str, target: int, *,
             if current < target:
                 raise LabError(f"ocserv's tun MTU went to {current}, below the wanted {target}; "
                                "ocserv never raises it again: reconnect the client and retry")
-            netops.add_route(headend_ns, client_net, outside.a_addr, "mtu", "lock",
+            netops.add_route(headend_ns, EDGE.network, OUTSIDE.a_addr, "mtu", "lock",
                              str(route_mtu), log=log)
             before = current
             # Correct the route only by a change ocserv made: a check that has not happened
