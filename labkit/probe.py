@@ -215,8 +215,11 @@ def _raw_socket(proto: int) -> socket.socket:
 
 def first_hop_mtu(target: str) -> tuple[str, int]:
     """(interface, MTU) of the route to ``target`` in the current namespace."""
-    proc = subprocess.run(["ip", "-j", "route", "get", target], capture_output=True, text=True,
-                          timeout=10, check=False)
+    try:
+        proc = subprocess.run(["ip", "-j", "route", "get", target], capture_output=True,
+                              text=True, timeout=10, check=False)
+    except FileNotFoundError:
+        raise ProbeError("the 'ip' tool (iproute2) is needed to find the first hop") from None
     if proc.returncode != 0:
         raise ProbeError(f"no route to {target}: {proc.stderr.strip()}")
     dev = json.loads(proc.stdout)[0]["dev"]
@@ -255,7 +258,9 @@ class ProbeStep:
 class PmtuResult:
     target: str
     path_mtu: int
-    source: str  # "icmp" | "black-hole" | "interface"
+    # "icmp": an ICMP 3/4 named the limit; "black-hole": only silence did; "interface":
+    # nothing on the path is smaller than the first hop's own MTU
+    source: str
     interface: str
     interface_mtu: int
     steps: tuple[ProbeStep, ...] = field(default=())

@@ -17,13 +17,14 @@ def _lab_option(p: argparse.ArgumentParser) -> None:
                    help="lab name: namespaces are lk-NAME-<node> (default: %(default)s)")
 
 
-def _mtu_value(text: str) -> int | None:
+def _bytes_or_none(text: str) -> int | None:
+    """``--tls-mtu``/``--clamp-mss`` value: a size in bytes, or 'none' to switch it off."""
     if text.lower() == "none":
         return None
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an MTU in bytes or 'none', got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a size in bytes or 'none', got {text!r}") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     up.add_argument("--topology", metavar="FILE",
                     help="topology YAML (default: configs/lab/default.yaml, the seed's case)")
     up.add_argument("--headend", choices=HEADEND_MODES, help="head-end mode (overrides the file)")
-    up.add_argument("--tls-mtu", type=_mtu_value, default=argparse.SUPPRESS, metavar="N|none",
+    up.add_argument("--tls-mtu", type=_bytes_or_none, default=argparse.SUPPRESS, metavar="N|none",
                     help="MTU on the head-end's client-facing side ('none': no drop)")
     up.add_argument("--block-dtls", dest="block_dtls", action="store_true", default=None,
                     help="drop UDP to the DTLS port at the router")
@@ -43,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help="drop ICMP unreachables (3/4, PTB) sent by the head-end")
     up.add_argument("--allow-icmp", dest="block_icmp", action="store_false")
     up.add_argument("--dtls-port", type=int, metavar="PORT", help="DTLS port (default 443)")
-    up.add_argument("--clamp-mss", type=_mtu_value, default=argparse.SUPPRESS, metavar="N|none",
+    up.add_argument("--clamp-mss", type=_bytes_or_none, default=argparse.SUPPRESS, metavar="N|none",
                     help="head-end rewrites TCP SYN MSS options above N (as ASA tcpmss)")
     up.add_argument("--no-settle", action="store_true",
                     help="ocserv mode: do not wait (up to ~90 s) for ocserv to lower its tunnel "

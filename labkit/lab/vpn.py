@@ -29,6 +29,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,7 +171,8 @@ def _spawn(ns: str, argv: list[str], log: Path, *, env: dict[str, str] | None = 
     return proc.pid  # `ip netns exec` execs the program: this is its pid
 
 
-def _wait_for(what: str, check, timeout: float, log: Path | None = None) -> None:
+def _wait_for(what: str, check: Callable[[], bool], timeout: float,
+              log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -217,8 +219,9 @@ def start_openconnect(folder: Path, ns: str) -> Process:
     return Process("openconnect", pid, ns, "openconnect")
 
 
-_HEADER = re.compile(r"^(?:\[[^]]*\] )?(X-CSTP-MTU|X-DTLS-MTU|X-CSTP-Base-MTU|X-DTLS-Port|X-DTLS-Session-ID"
-                     r"|X-DTLS-CipherSuite|X-DTLS12-CipherSuite): (\S+)", re.M)
+# A CONNECT response header as openconnect --verbose --timestamp logs it.
+_HEADER = re.compile(r"^(?:\[[^]]*\] )?(X-CSTP-MTU|X-DTLS-MTU|X-CSTP-Base-MTU|X-DTLS-Port"
+                     r"|X-DTLS-Session-ID|X-DTLS-CipherSuite|X-DTLS12-CipherSuite): (\S+)", re.M)
 
 
 def connect_info(openconnect_log: str) -> dict[str, object]:
