@@ -11,17 +11,18 @@ import time
 from pathlib import Path
 
 import pytest
-from scapy.layers.inet import IP
+from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
 from conftest import ROOT, labkit, requires_tshark, tshark_fields
-from labenv import lab, netns_run, requires_lab, unique
+from labenv import lab, netns_run, requires_lab, requires_ocserv, unique
 from labkit import mtu
 from labkit.errors import UsageError
 from labkit.replay import (LINKTYPE_ETHERNET, Pace, Record, parse_ip_map, parse_mac_map,
                            read_capture, rewrite_frame, schedule)
 
+CONFIGS = ROOT / "configs" / "lab"
 CHECKSUMS = ("-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE",
              "-o", "udp.check_checksum:TRUE")
 
@@ -207,3 +208,30 @@ def test_replay_refuses_a_missing_interface_in_a_lab() -> None:
             assert "Failed packets: 1" in proc.stdout and "Message too long" in proc.stdout
         finally:
             crafted.unlink(missing_ok=True)
+
+
+@requires_ocserv
+@requires_tshark
+def test_raw_ip_replay_into_the_client_tun_crosses_the_real_vpn(tmp_path: Path) -> None:
+    """A raw-IP capture (what a tun capture holds) sent into openconnect's tun: openconnect
+    carries it to ocserv, the head-end forwards it, the server answers."""
+    crafted, captured = tmp_path / "echo.pcap", tmp_path / "inside.pcap"
+    name = unique("rt")
+    with lab(name, "--topology", str(CONFIGS / "ocserv-dtls-open.yaml")):
+        status = json.loads(labkit("lab", "status", "--lab", name, "--format", "json").stdout)
+        tunnel_addr = status["nodes"]["client"]["tunnel_addresses"][0].split("/")[0]
+        wrpcap(str(crafted), [IP(src="10.0.0.1", dst="10.0.0.2") / ICMP(id=7, seq=1) / b"labkit"])
+        cap = subprocess.Popen([sys.executable, "-m", "labkit", "lab", "capture", "--lab", name,
+                                "--point", "inside", "-o", str(captured), "--duration", "2"],
+                               env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.8)
+        proc = labkit("replay", str(crafted), "--iface", "lkvpn0", "--netns", f"lk-{name}-client",
+                      "--rewrite-ip", f"10.0.0.1={tunnel_addr},10.0.0.2=198.18.3.2")
+        assert proc.returncode == 0, proc.stderr
+        assert "Successful packets: 1" in proc.stdout
+        _, err = cap.communicate(timeout=15)
+        assert cap.returncode == 0, err
+    rows = tshark_fields(captured, "icmp.ident == 7", "ip.src", "ip.dst", "icmp.type",
+                         "icmp.checksum.status")
+    assert rows == [[tunnel_addr, "198.18.3.2", "8", "1"], ["198.18.3.2", tunnel_addr, "0", "1"]]
