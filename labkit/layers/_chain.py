@@ -1,0 +1,67 @@
+"""Several records in one datagram, several messages in one record: a chain, not padding.
+
+DTLS puts several records in one datagram and several handshake messages in one record
+(RFC 6347 4.1.1, 4.2.3); CSTP puts several packets in one TLS record. Scapy's
+``extract_padding`` trims a layer to its length field and would turn the bytes after it
+into ``Padding``; :class:`Chained` dissects them as the next record instead and chains it
+as a payload after the body, so ``pkt[DTLSRecord:2]`` is the second record. The length
+fields (:class:`BodyLenField`, :class:`BodyLen3Field`) count only the body, never the
+records chained after it.
+"""
+
+from __future__ import annotations
+
+from scapy.fields import LenField, ThreeBytesField
+from scapy.packet import Packet
+
+
+def body_length(pkt: Packet) -> int:
+    """Bytes of ``pkt``'s payload up to the first chained layer that ends its body."""
+    total = len(pkt.payload)
+    layer = pkt.payload
+    boundaries = pkt.chain_boundaries()
+    while layer:
+        if isinstance(layer, boundaries):
+            return total - len(layer)
+        layer = layer.payload
+    return total
+
+
+class BodyLenField(LenField):
+    """A 16-bit length of this layer's body; layers chained after it are not counted."""
+
+    def i2m(self, pkt: Packet | None, x: int | None) -> int:
+        if x is None:
+            return 0 if pkt is None else body_length(pkt)
+        return x
+
+
+class BodyLen3Field(ThreeBytesField):
+    """A 24-bit body length (a DTLS handshake's ``length`` and ``fragment_length``)."""
+
+    def i2m(self, pkt: Packet | None, x: int | None) -> int:
+        if x is None:
+            return 0 if pkt is None else body_length(pkt)
+        return x
+
+
+class Chained(Packet):
+    """A layer that may be followed, in the same datagram or record, by more of its kind.
+
+    Subclasses say which layers end their body (:meth:`chain_boundaries`) and which class
+    the leftover bytes dissect as (:meth:`next_class`). ``dissect`` is Scapy's
+    ``Packet.dissect`` except for what happens to those leftover bytes.
+    """
+
+    def chain_boundaries(self) -> tuple[type[Packet], ...]:
+        return (type(self),)
+
+    def next_class(self, rest: bytes) -> type[Packet]:
+        return type(self)
+
+    def dissect(self, s: bytes) -> None:
+        s = self.post_dissect(self.do_dissect(self.pre_dissect(s)))
+        body, rest = self.extract_padding(s)
+        self.do_dissect_payload(body)
+        if rest:
+            self.add_payload(self.next_class(rest)(rest, _internal=1, _underlayer=self))
