@@ -127,3 +127,32 @@ def test_annotate_never_overwrites(tmp_path):
     proc = labkit("analyze", str(src), "--annotate", str(out), "--force")
     assert proc.returncode == 0 and out.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a"
     assert not list(tmp_path.glob(".*.part"))
+
+
+def test_jobs_gives_the_same_report():
+    files = [str(PUBLIC / n) for n in ("anyconnect-vpn.pcap", "dtls1_2.pcap", "tcp-mss-fast-retransmit.pcap")]
+    one = json.loads(labkit("analyze", *files, "--format", "json").stdout)
+    two = json.loads(labkit("analyze", *files, "--format", "json", "--jobs", "2").stdout)
+    assert one["findings"] == two["findings"] and one["verdict"] == two["verdict"]
+    assert "expected 1..64" in one_line_error(labkit("analyze", files[0], "--jobs", "0"))
+
+
+def test_progress_line_only_on_a_terminal_and_after_a_delay():
+    import io
+
+    from labkit.analyze.progress import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert Progress.for_terminal(io.StringIO()) is None  # a pipe: quiet
+    out = Tty()
+    p = Progress.for_terminal(out)
+    p(str(PUBLIC / "x.pcap"), 10, 100, 5)
+    assert out.getvalue() == ""  # the first second stays quiet
+    p.delay = p.every = 0.0
+    p(str(PUBLIC / "x.pcap"), 50, 100, 500_000)
+    assert "x.pcap:  50.0%" in out.getvalue() and "M packets/s" in out.getvalue() and "ETA" in out.getvalue()
+    p.done()
+    assert out.getvalue().endswith("\r")

@@ -16,7 +16,7 @@ Flow hashes: addresses are already 64-bit hashes in the columns; a directed flow
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -201,8 +201,10 @@ def rare_rows(c: Columns, syn_rows: np.ndarray, syn_mss: np.ndarray) -> np.ndarr
 
 
 def scan(capture: Capture, detectors: Sequence[Detector], label: str,
-         stats: ScanStats | None = None) -> ScanStats:
-    """Feed every chunk of ``capture`` to ``detectors``; return counts and timings."""
+         stats: ScanStats | None = None, progress: Callable[[int, int], None] | None = None) -> ScanStats:
+    """Feed every chunk of ``capture`` to ``detectors``; return counts and timings.
+
+    ``progress(bytes_done, packets)`` is called after each chunk."""
     st = stats or ScanStats()
     t_start = time.perf_counter()
     stage = st.stage_seconds
@@ -241,6 +243,8 @@ def scan(capture: Capture, detectors: Sequence[Detector], label: str,
             lo, hi = float(np.nanmin(chunk.ts)), float(np.nanmax(chunk.ts))
             st.first_ts = lo if st.first_ts is None else min(st.first_ts, lo)
             st.last_ts = hi if st.last_ts is None else max(st.last_ts, hi)
+        if progress is not None:
+            progress(capture.position(), st.packets)
         lt0 = int(chunk.linktype[0])
         if (chunk.linktype == lt0).all():
             st.linktype_frames[lt0] = st.linktype_frames.get(lt0, 0) + len(chunk)

@@ -147,6 +147,8 @@ class Capture:
     frames: int = 0  # records read so far
     bytes_read: int = 0
     _stream: BinaryIO | None = None
+    _raw: BinaryIO | None = None  # the file itself (compressed, for .gz): for progress
+    size: int = 0  # bytes on disk
     _detail: str = ""  # pcap: "us"/"ns"/"modified"
 
     @property
@@ -157,6 +159,13 @@ class Capture:
     def description(self) -> str:
         kind = self.format + (f" ({self._detail})" if self._detail else "")
         return kind + (", gzip" if self.compressed else "")
+
+    def position(self) -> int:
+        """Bytes of the file read so far (of the compressed file, for .gz): for progress."""
+        try:
+            return self._raw.tell() if self._raw is not None and not self._raw.closed else self.size
+        except (OSError, ValueError):
+            return self.size
 
     def close(self) -> None:
         if self._stream is not None:
@@ -234,6 +243,11 @@ def _identify(p: Path, raw: BinaryIO) -> Capture:
                          hint="labkit reads pcap, pcapng and their .gz forms")
     # Put the magic back in front of the stream for the walker.
     cap._stream = _Prefixed(head, stream)  # type: ignore[assignment]
+    cap._raw = raw
+    try:
+        cap.size = os.fstat(raw.fileno()).st_size
+    except OSError:
+        cap.size = 0
     return cap
 
 

@@ -13,6 +13,7 @@ import sys
 
 from labkit import mtu
 from labkit.analyze import AnalyzeOptions, analyze
+from labkit.analyze.progress import Progress
 from labkit.analyze.render import to_json, to_text
 from labkit.errors import InputError
 from labkit.fileio import check_output_path
@@ -35,6 +36,16 @@ def _ip(text: str) -> str:
         raise argparse.ArgumentTypeError(f"not an IP address: {text!r}") from None
 
 
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"expected 1..64, got {value}")
+    return value
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="FILE",
                    help="pcap/pcapng captures (optionally .gz) of one case: outside, tunnel, inside")
@@ -45,6 +56,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the MTU the tunnel carries, when known (e.g. X-CSTP-MTU 1347)")
     p.add_argument("--headend", type=_ip, action="append", default=[], metavar="IP",
                    help="a head-end address (repeatable); DTLS peers are found without it")
+    p.add_argument("--jobs", type=_jobs, default=1, metavar="N",
+                   help="read N files at once in worker processes (default 1)")
     p.add_argument("--force", action="store_true", help="overwrite --annotate's output file")
 
 
@@ -52,7 +65,12 @@ def run(args: argparse.Namespace) -> int:
     if args.annotate:
         check_output_path(args.annotate, force=args.force, inputs=args.files)
     options = AnalyzeOptions(tunnel_mtu=args.tunnel_mtu, headends=tuple(args.headend))
-    report = analyze(args.files, options)
+    progress = Progress.for_terminal()
+    try:
+        report = analyze(args.files, options, jobs=args.jobs, progress=progress)
+    finally:
+        if progress is not None:
+            progress.done()
     if not report.analyzable:
         errors = [f.error for f in report.files if f.error]
         raise InputError("; ".join(errors) if errors else "nothing could be analyzed")
