@@ -183,6 +183,10 @@ class Capture:
         if self._stream is None:
             raise ValueError("capture already read or closed")
         stream, self._stream = self._stream, None
+        if self.size and not self.compressed:
+            # A small file needs no 16 MiB buffers (allocating them costs more than reading it);
+            # a buffer must still hold the largest record.
+            chunk_bytes = min(chunk_bytes, max(self.size, 2 * (MAX_CAPLEN + 64)))
         try:
             walker = _PcapWalker(self) if self.format == "pcap" else _PcapngWalker(self)
             yield from walker.run(stream, chunk_bytes)
