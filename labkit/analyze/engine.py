@@ -204,20 +204,21 @@ def scan(capture: Capture, detectors: Sequence[Detector], label: str,
          stats: ScanStats | None = None, progress: Callable[[int, int], None] | None = None) -> ScanStats:
     """Feed every chunk of ``capture`` to ``detectors``; return counts and timings.
 
-    ``progress(bytes_done, packets)`` is called after each chunk."""
+    ``progress(bytes_done, packets)`` is called after each chunk. Stage times are this
+    thread's CPU seconds (the read-ahead thread's copying is not in them); ``seconds`` is wall."""
     st = stats or ScanStats()
     t_start = time.perf_counter()
     stage = st.stage_seconds
     it = iter(capture.chunks())
     while True:
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         chunk = next(it, None)
-        t1 = time.perf_counter()
+        t1 = time.thread_time()
         stage["read"] = stage.get("read", 0.0) + t1 - t0
         if chunk is None:
             break
         cols = dec.columns(chunk)
-        t2 = time.perf_counter()
+        t2 = time.thread_time()
         frames = chunk.frames
         s_rows, s_mss = syn_mss(cols)
         rows = rare_rows(cols, s_rows, s_mss)
@@ -225,14 +226,14 @@ def scan(capture: Capture, detectors: Sequence[Detector], label: str,
         rare = [dec.decode(buf[d:d + n].tobytes(), lt, f, t, o) for d, n, lt, f, t, o in zip(
             data[rows].tolist(), caplen[rows].tolist(), chunk.linktype[rows].tolist(),
             frames[rows].tolist(), chunk.ts[rows].tolist(), chunk.origlen[rows].tolist())]
-        t3 = time.perf_counter()
+        t3 = time.thread_time()
         view = ChunkView(label, cols, frames, rare, rows, s_rows, s_mss)
         for det in detectors:
-            td = time.perf_counter()
+            td = time.thread_time()
             det.feed(view)
             name = "detect:" + type(det).__name__.removesuffix("Detector").lower()
-            stage[name] = stage.get(name, 0.0) + time.perf_counter() - td
-        t4 = time.perf_counter()
+            stage[name] = stage.get(name, 0.0) + time.thread_time() - td
+        t4 = time.thread_time()
         stage["decode"] = stage.get("decode", 0.0) + t2 - t1
         stage["rare"] = stage.get("rare", 0.0) + t3 - t2
         stage["detect"] = stage.get("detect", 0.0) + t4 - t3
