@@ -450,6 +450,8 @@ class Columns:
     p13: np.ndarray
     src_h: np.ndarray
     dst_h: np.ndarray
+    src4: np.ndarray  # IPv4 addresses as integers (0 on other rows): names without a decode
+    dst4: np.ndarray
 
     def __len__(self) -> int:
         return len(self.ipver)
@@ -647,7 +649,13 @@ def columns(chunk: Chunk) -> Columns:
     p13 = np.where(pcap > 13, pb[:, 4], 0)
     return Columns(chunk, np.where(v4, 4, np.where(v6, 6, 0)), l3, np.where(ip, iplen, 0), df,
                    np.where(ip, proto, -1), first & ip, chunk.data + rel4, sport, dport, flags,
-                   seq, ack, chunk.data + relp, paylen, pcap, p0, p1, p2, p5, p13, src_h, dst_h)
+                   seq, ack, chunk.data + relp, paylen, pcap, p0, p1, p2, p5, p13, src_h, dst_h,
+                   np.where(v4, w32[:, 3], 0).astype(np.int64), np.where(v4, w32[:, 4], 0).astype(np.int64))
+
+
+def ip4_text(value: int) -> str:
+    """192.0.2.1 from its integer (the columns keep IPv4 addresses as integers)."""
+    return socket.inet_ntoa(value.to_bytes(4, "big"))
 
 
 def addr_hash(address: str) -> int:

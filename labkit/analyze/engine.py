@@ -117,6 +117,7 @@ class ChunkView:
     rare_rows: np.ndarray  # their row numbers in the columns
     syn_rows: np.ndarray  # rows of TCP SYNs and SYN-ACKs
     syn_mss: np.ndarray  # their MSS when it is the first option (-1: see the rare packets)
+    hello_rows: np.ndarray  # rows whose TCP payload starts with a TLS ClientHello/ServerHello
     _tcp_fwd: np.ndarray | None = None
     _tcp_rev: np.ndarray | None = None
     _groups: FlowGroups | None = None
@@ -182,11 +183,18 @@ def syn_mss(c: Columns) -> tuple[np.ndarray, np.ndarray]:
     return rows, np.where(ok, mss, -1)
 
 
-def rare_rows(c: Columns, syn_rows: np.ndarray, syn_mss: np.ndarray) -> np.ndarray:
-    """Rows worth a scalar decode: TLS hellos, DTLS non-data records, ICMP errors, odd SYNs."""
+def hello_rows(c: Columns) -> np.ndarray:
+    """Rows whose TCP payload starts with a TLS handshake record holding a Client/ServerHello
+    (16 03 xx .. .. 01|02): the sessions detector reads them from the columns."""
     tcp = (c.proto == dec.PROTO_TCP) & (c.sport >= 0)
+    return np.flatnonzero(tcp & (c.pcap >= 6) & (c.p0 == dec.CT_HANDSHAKE) & (c.p1 == 3)
+                          & ((c.p5 == dec.HS_CLIENT_HELLO) | (c.p5 == dec.HS_SERVER_HELLO)))
+
+
+def rare_rows(c: Columns, syn_rows: np.ndarray, syn_mss: np.ndarray) -> np.ndarray:
+    """Rows worth a scalar decode: DTLS non-data records, ICMP errors, SYNs whose MSS is not
+    the first option."""
     udp = (c.proto == dec.PROTO_UDP) & (c.sport >= 0)
-    hello = tcp & (c.pcap >= 6) & (c.p0 == dec.CT_HANDSHAKE) & (c.p1 == 3) & ((c.p5 == 1) | (c.p5 == 2))
     dtls = (udp & (c.pcap >= 13) & (c.p0 >= dec.CT_CCS) & (c.p0 <= dec.CT_HANDSHAKE)
             & np.isin((c.p1 << 8) | c.p2, _DTLS_VERSION_CODES))
     icmp = ((c.proto == dec.PROTO_ICMP) | (c.proto == dec.PROTO_ICMPV6)) & c.first
@@ -194,7 +202,7 @@ def rare_rows(c: Columns, syn_rows: np.ndarray, syn_mss: np.ndarray) -> np.ndarr
         itype = np.where(icmp, c.chunk.buf.take(np.where(icmp, c.l4, 0), mode="clip"), 255)
         icmp &= np.where(c.proto == dec.PROTO_ICMP, (itype == 3) | (itype == 11) | (itype == 12),
                          (itype >= 1) & (itype <= 4))
-    sel = hello | dtls | icmp
+    sel = dtls | icmp
     odd = syn_rows[(syn_mss < 0) & (c.pay[syn_rows] - c.l4[syn_rows] > 20)]
     sel[odd] = True
     return np.flatnonzero(sel)
@@ -227,7 +235,7 @@ def scan(capture: Capture, detectors: Sequence[Detector], label: str,
             data[rows].tolist(), caplen[rows].tolist(), chunk.linktype[rows].tolist(),
             frames[rows].tolist(), chunk.ts[rows].tolist(), chunk.origlen[rows].tolist())]
         t3 = time.thread_time()
-        view = ChunkView(label, cols, frames, rare, rows, s_rows, s_mss)
+        view = ChunkView(label, cols, frames, rare, rows, s_rows, s_mss, hello_rows(cols))
         for det in detectors:
             td = time.thread_time()
             det.feed(view)
