@@ -36,8 +36,7 @@ from labkit.analyze.detectors import FileFacts
 from labkit.analyze.detectors.dtls import DtlsPair
 from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
 from labkit.analyze.detectors.size import FLOOR, evidence_frames
-from labkit.analyze.evidence import (MAX_FRAMES, FrameSet, Selection, addr_field, any_of,
-                                     dst_field, paren, select, src_field)
+from labkit.analyze.evidence import FrameSet, Selection, any_of, dst_field, paren, select, src_field
 from labkit.analyze.report import AnalyzeOptions, FileReport
 from labkit.findings import Evidence, Finding
 
@@ -626,6 +625,3 @@ def verdict(findings: Sequence[Finding], reports: Sequence[FileReport]) -> str:
         ok.append(f"DTLS {e.fields.get('version')} established on UDP {e.fields.get('port')}")
     ok.append("no mtu-mismatch: no ICMP frag-needed, no oversized DF packets, no black hole")
     return "no problem found: " + "; ".join(ok)
-
-
-__all__ = ["Case", "Limit", "verdict", "MAX_FRAMES", "addr_field"]

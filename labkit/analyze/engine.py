@@ -16,16 +16,15 @@ Flow hashes: addresses are already 64-bit hashes in the columns; a directed flow
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from labkit.analyze import decode as dec
 from labkit.analyze.decode import Columns, Packet
-from labkit.analyze.reader import Capture, Chunk, open_capture
+from labkit.analyze.reader import Capture, Chunk
 
 _DTLS_VERSION_CODES = np.array(sorted(dec.DTLS_VERSIONS), np.int64)
 
@@ -39,12 +38,6 @@ def directed(src_h: np.ndarray, dst_h: np.ndarray, sport: np.ndarray, dport: np.
 def pair(src_h: np.ndarray, dst_h: np.ndarray) -> np.ndarray:
     """64-bit hash of a directed address pair."""
     return dec.mix64(src_h ^ dec.mix64(dst_h + np.uint64(0x2545F4914F6CDD1D)))
-
-
-def scalar_hash(fn, *values: int) -> int:
-    """A column hash function applied to one set of Python ints (for lookups by address)."""
-    arrays = [np.array([v], np.uint64 if i < 2 else np.int64) for i, v in enumerate(values)]
-    return int(fn(*arrays)[0])
 
 
 _ROW_BITS = 20  # rows of a chunk fit in 20 bits (a 16 MiB chunk holds < 2^20 records)
@@ -100,10 +93,6 @@ class FlowGroups:
         rows = self.rows_of(key)
         i = int(np.searchsorted(frames[rows], frame)) - 1
         return int(rows[i]) if i >= 0 else None
-
-    def full_key(self, j: int, fwd: np.ndarray) -> int:
-        """The full 64-bit flow hash of group ``j``."""
-        return int(fwd[self.first[j]])
 
 
 @dataclass(slots=True)
@@ -267,7 +256,3 @@ def scan(capture: Capture, detectors: Sequence[Detector], label: str,
             finish()
     st.seconds += time.perf_counter() - t_start
     return st
-
-
-def open_all(paths: Iterable[str | Path]) -> list[Capture]:
-    return [open_capture(p) for p in paths]
