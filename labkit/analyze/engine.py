@@ -62,15 +62,18 @@ class FlowGroups:
     @classmethod
     def of(cls, fwd: np.ndarray) -> FlowGroups:
         rows = np.flatnonzero(fwd)
+        if not len(rows):  # a chunk without TCP
+            z, zu = np.zeros(0, np.int64), np.zeros(0, np.uint64)
+            return cls(zu, z, z, z, z)
         if len(rows) >= 1 << _ROW_BITS:
             raise ValueError("chunk too large for FlowGroups")
         packed = np.sort(((fwd[rows] >> np.uint64(_ROW_BITS)) << np.uint64(_ROW_BITS))
                          | rows.astype(np.uint64))
         srows = (packed & _ROW_MASK).astype(np.int64)
         gk = packed >> np.uint64(_ROW_BITS)
-        starts = np.flatnonzero(np.r_[True, gk[1:] != gk[:-1]]) if len(gk) else np.zeros(0, np.int64)
+        starts = np.flatnonzero(np.r_[True, gk[1:] != gk[:-1]])
         ends = np.r_[starts[1:], len(gk)].astype(np.int64)
-        return cls(gk[starts], srows[starts], srows[ends - 1] if len(ends) else srows[:0], srows, starts)
+        return cls(gk[starts], srows[starts], srows[ends - 1], srows, starts)
 
     def find(self, keys: np.ndarray) -> np.ndarray:
         """Index of each (full 64-bit) flow hash in :attr:`keys`, or -1."""

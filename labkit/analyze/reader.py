@@ -591,13 +591,18 @@ class _PcapngWalker(_Walker):
         # of their moment. A section in the other byte order makes the walk above read
         # garbage after its SHB, so the next walk restarts there.
         parts: list[Chunk] = []
+        record = np.isin(types, _RECORD_BLOCKS)
         done = 0
-        for k in np.flatnonzero(~np.isin(types, _RECORD_BLOCKS)):
+        # Interface blocks only add interfaces (a packet names an interface declared before
+        # it), so only a new section splits the packets; a hostile file alternating IDBs and
+        # packets costs no more than a plain one.
+        for k in np.flatnonzero(~record):
             k = int(k)
             off = int(idx[k])
-            self._packets(a, idx[done:k], types[done:k], parts)
-            done = k
             if types[k] == PCAPNG_SHB:
+                sel = record[done:k]
+                self._packets(a, idx[done:k][sel], types[done:k][sel], parts)
+                done = k
                 order = self._shb_order(buf, off)
                 if order is None:
                     self.stop = True
@@ -607,11 +612,12 @@ class _PcapngWalker(_Walker):
                     pos, self.again = off, True
                     break
                 self._shb(off)
+                done = k + 1
             elif types[k] == _BLOCK_IDB:
                 self._idb(buf, off)
-            done = k + 1
         else:
-            self._packets(a, idx[done:], types[done:], parts)
+            sel = record[done:]
+            self._packets(a, idx[done:][sel], types[done:][sel], parts)
             if not self.stop and pos + 12 <= have:
                 self._check_stop(buf, pos)
         if not parts:
