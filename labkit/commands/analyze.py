@@ -13,6 +13,7 @@ import sys
 
 from labkit import mtu
 from labkit.analyze import AnalyzeOptions, analyze
+from labkit.analyze.progress import Progress
 from labkit.analyze.render import to_json, to_text
 from labkit.errors import InputError
 from labkit.fileio import check_output_path
@@ -25,6 +26,16 @@ def _mtu(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if not mtu.MIN_IPV4_MTU <= value <= mtu.MAX_IP_PACKET:
         raise argparse.ArgumentTypeError(f"expected {mtu.MIN_IPV4_MTU}..{mtu.MAX_IP_PACKET}, got {value}")
+    return value
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of processes, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
     return value
 
 
@@ -46,13 +57,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--headend", type=_ip, action="append", default=[], metavar="IP",
                    help="a head-end address (repeatable); DTLS peers are found without it")
     p.add_argument("--force", action="store_true", help="overwrite --annotate's output file")
+    p.add_argument("--jobs", type=_jobs, default=1, metavar="N",
+                   help="scan up to N files at once, in parallel processes (default 1)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress line (shown on a terminal when the work takes over a second)")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.annotate:
         check_output_path(args.annotate, force=args.force, inputs=args.files)
     options = AnalyzeOptions(tunnel_mtu=args.tunnel_mtu, headends=tuple(args.headend))
-    report = analyze(args.files, options)
+    progress = Progress.for_files(args.files, enabled=False if args.no_progress else None)
+    try:
+        report = analyze(args.files, options, jobs=args.jobs, progress=progress)
+    finally:
+        progress.finish()
     if not report.analyzable:
         errors = [f.error for f in report.files if f.error]
         raise InputError("; ".join(errors) if errors else "nothing could be analyzed")
