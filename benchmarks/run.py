@@ -432,9 +432,11 @@ def print_facts(fmt: str, doc: dict, runs: list[Run]) -> list[str]:
         print(f"    {p}")
     print("  " + RETRANSMISSION_NOTE)
     if "labkit" in by_tool:
-        print("  labkit: dtls_flows_answered counts a HelloVerifyRequest as an answer, as the truth "
-              "does (labkit's dtls-unanswered also covers hellos answered but never completed); "
-              "its DF count leaves out packets to or from the head-end.")
+        print("  labkit: a DTLS flow counts as answered on a HelloVerifyRequest here, as in the "
+              "truth (labkit's dtls-unanswered also covers hellos answered but never completed); "
+              "labkit leaves out an attempt the capture ends too soon to judge (one ClientHello "
+              "less than 2 s before the end: dtls.WAIT_S), so near the end it can count a flow "
+              "or two fewer; its DF count leaves out packets to or from the head-end.")
     return problems
 
 
