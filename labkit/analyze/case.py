@@ -1,0 +1,576 @@
+"""One case, several files: join the detectors' facts into findings and a verdict.
+
+Files of a case are captures of the same incident at different points (outside: client <->
+head-end on the wire; tunnel: the client's virtual adapter, raw IP; inside: head-end <->
+server). Facts from one point explain another's: the ICMP MTU seen inside is the limit the
+tunnel imposes on the packets sized by the SYN MSS seen on the adapter; the DTLS attempts seen
+outside make a TLS session a tunnel and the next session a reconnect. Evidence always names
+each file's own frame numbers, with a display filter per file.
+
+Decisions made here (detectors only collect facts):
+
+* head-ends: ``--headend`` addresses, and every DTLS server that the same client also speaks
+  TLS to, or that answers on UDP 443, or that speaks AnyConnect's DTLS 0x0100;
+* tunnel MTU: ``--tunnel-mtu``, and each ICMP frag-needed / Packet Too Big MTU;
+* ``vpn-reconnect``: a new TLS session from a client to a head-end after an earlier session of
+  that client to that head-end during which the client attempted DTLS (the CSTP CONNECT had
+  happened: AnyConnect starts DTLS only with the X-DTLS-* headers of the CONNECT response);
+  ``gap_s`` is the new session's first packet time minus the last packet of the earlier
+  session before it;
+* ``mtu-mismatch``: packets sized for MTU A (DF sizes, a quoted original length, SYN MSS + 40/60)
+  where the path allows only B < A; without B (no ICMP, no option) only a black hole supports
+  it, and the finding then carries ``packet_size`` alone.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from labkit import mtu
+from labkit.analyze import decode as dec
+from labkit.analyze.detectors import FileFacts
+from labkit.analyze.detectors.dtls import DtlsPair
+from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
+from labkit.analyze.detectors.size import FLOOR
+from labkit.analyze.evidence import (MAX_FRAMES, FrameSet, Selection, addr_field, any_of,
+                                     dst_field, paren, select, src_field)
+from labkit.analyze.report import AnalyzeOptions, FileReport
+from labkit.findings import Evidence, Finding
+
+DEFAULT_VPN_PORT = mtu.DEFAULT_DTLS_PORT
+RAW_POINT_LINKTYPES = dec.RAW_LINKTYPES | {dec.LINKTYPE_NULL, dec.LINKTYPE_LOOP}
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A tunnel MTU and where it comes from."""
+
+    mtu: int
+    source: str  # "option" or "icmp"
+    v6: bool = False
+
+
+def _findings_from(selections: Sequence[Selection | None]) -> tuple[tuple[Evidence, ...], str, dict[str, str]]:
+    """Evidence and filters of selections from one or more files (one selection per file)."""
+    sels = [s for s in selections if s is not None]
+    evidence = tuple(Evidence(s.file, f, t) for s in sels for f, t in s.frames)
+    filters = {s.file: s.filter for s in sels}
+    return evidence, (sels[0].filter if sels else ""), filters
+
+
+def _finding(fid: str, summary: str, selections: Sequence[Selection | None], fields: dict,
+             severity: str | None = None) -> Finding:
+    evidence, filt, filters = _findings_from(selections)
+    if len(filters) > 1:
+        fields = dict(fields, wireshark_filters=filters)
+    return Finding(fid, summary, evidence, filt, fields, severity)  # type: ignore[arg-type]
+
+
+def _per_file(sets: Iterable[FrameSet], clause: str | None = None) -> list[Selection | None]:
+    by_file: dict[str, list[FrameSet]] = {}
+    for s in sets:
+        by_file.setdefault(s.file, []).append(s)
+    return [select(v, clause=clause) for v in by_file.values()]
+
+
+def _hex(v: int | None) -> str | None:
+    return None if v is None else f"0x{v:04x}"
+
+
+def _clean(fields: dict) -> dict:
+    """Leave out what the evidence cannot support (None) instead of guessing it."""
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+class Case:
+    def __init__(self, facts: dict[str, FileFacts], reports: dict[str, FileReport],
+                 options: AnalyzeOptions) -> None:
+        self.facts = facts
+        self.reports = reports
+        self.options = options
+        self.dtls_pairs = [p for f in facts.values() for p in f.dtls.pairs.values()]
+        self.headends = self._headends()
+
+    # --- who is who ----------------------------------------------------------------------
+    def _headends(self) -> set[str]:
+        heads = set(self.options.headends)
+        tls_pairs = {(s.client, s.server) for f in self.facts.values() for s in f.tls.sessions.values()}
+        for p in self.dtls_pairs:
+            if (p.client, p.server) in tls_pairs or p.port == DEFAULT_VPN_PORT or p.version == 0x0100:
+                heads.add(p.server)
+        return heads
+
+    def capture_point(self, file: str) -> tuple[str, str, str]:
+        """(point, why, what it cannot show) for one file."""
+        f = self.facts[file]
+        rep = self.reports[file]
+        transport = [s for s in f.tls.sessions.values() if s.server in self.headends]
+        dtls = [p for p in f.dtls.pairs.values() if p.server in self.headends]
+        if transport or dtls:
+            heads = sorted({s.server for s in transport} | {p.server for p in dtls})
+            what = " and ".join(x for x in ("TLS" if transport else "", "DTLS" if dtls else "") if x)
+            return ("outside", f"{what} to head-end {', '.join(heads)}",
+                    "no inner traffic here (it is encrypted inside TLS/DTLS): capture on the "
+                    "client's adapter or the head-end's inside to see packet sizes, SYN MSS and ICMP")
+        raw = rep.linktypes and all(_lt_number(lt) in RAW_POINT_LINKTYPES for lt in rep.linktypes)
+        if raw and rep.ip_packets:
+            return ("tunnel", "raw IP without a link layer, no TLS/DTLS to a head-end: a tunnel "
+                              "adapter (the client's virtual adapter)",
+                    "no TLS/DTLS transport here: capture outside (the client's physical NIC) to see "
+                    "whether DTLS is answered and when the session reconnects")
+        if rep.ip_packets:
+            return ("inside", "IP traffic with a link layer and no TLS/DTLS to a head-end: the "
+                              "head-end's inside (or a LAN segment)",
+                    "no TLS/DTLS transport here: capture outside to see whether DTLS is answered "
+                    "and when the session reconnects")
+        return "unknown", "no IP packets", "nothing: no IP traffic was found"
+
+    # --- limits -----------------------------------------------------------------------------
+    def limits(self) -> list[Limit]:
+        out: list[Limit] = []
+        if self.options.tunnel_mtu:
+            out.append(Limit(self.options.tunnel_mtu, "option"))
+        seen = set()
+        for f in self.facts.values():
+            for (v6, m) in f.icmp.frag:
+                if (v6, m) not in seen:
+                    seen.add((v6, m))
+                    out.append(Limit(m, "icmp", v6))
+        return out
+
+    def icmp_flows(self) -> set[tuple]:
+        return {fl for f in self.facts.values() for fl in f.icmp.quoted_flows()}
+
+    # --- findings ---------------------------------------------------------------------------
+    def findings(self) -> list[Finding]:
+        out: list[Finding] = []
+        out += self._dtls()
+        out += self._dtls_absent()
+        out += self._reconnects()
+        out += self._syn_mss()
+        out += self._icmp()
+        holes = self._black_holes()
+        out += self._oversized()
+        out += self._mismatch(holes)
+        out += [h[0] for h in holes]
+        order = {"error": 0, "warning": 1, "info": 2}
+        out.sort(key=lambda f: (order[f.severity or "info"], f.id))
+        return out
+
+    def _dtls(self) -> list[Finding]:
+        out = []
+        for p in self.dtls_pairs:
+            det = self.facts[p.file].dtls
+            sets = [p.hellos, p.hvr, p.server_hello]
+            version = _hex(p.version)
+            vname = dec.DTLS_VERSIONS.get(p.version or -1)
+            if p.established:
+                how = []
+                if p.hvr.count:  # type: ignore[union-attr]
+                    how.append("after a HelloVerifyRequest")
+                if p.retransmitted_hellos:
+                    how.append(f"despite {p.retransmitted_hellos} retransmitted ClientHello(s)")
+                if p.resumed:
+                    how.append("resuming the session (abbreviated handshake)")
+                if not p.handshake_seen:
+                    how.append("(handshake before the capture: data flows both ways)")
+                    sets = [_data_set(p)]
+                summary = (f"DTLS {version} ({vname}) established between {p.client} and "
+                           f"{p.server} on UDP {p.port}" + (" " + ", ".join(how) if how else "") + ".")
+                out.append(_finding("dtls-established", summary, _per_file(sets), _clean({
+                    "version": version, "version_name": vname, "port": p.port,
+                    "client": p.client, "server": p.server, "resumed": p.resumed,
+                    "hello_verify_request": bool(p.hvr.count) if p.handshake_seen else None,  # type: ignore[union-attr]
+                    "retransmitted_hellos": p.retransmitted_hellos if p.handshake_seen else None,
+                    "attempts": p.attempts if p.handshake_seen else None,
+                    "cipher": _hex(p.cipher)})))
+            elif det.unanswered(p) or (p.hvr.count and not p.server_hello.count  # type: ignore[union-attr]
+                                       and p.cookie_hellos and p.attempts >= 2):
+                unreach = self._unreachables_for(p)
+                hvr = p.hvr.count  # type: ignore[union-attr]
+                tail = (f"; the head-end answered {hvr} HelloVerifyRequest(s) but never a ServerHello"
+                        if hvr else ": UDP to the DTLS port is blocked or dropped on the path")
+                if unreach:
+                    tail += f" ({unreach} ICMP unreachable(s) came back for it)"
+                summary = (f"{p.attempts} DTLS ClientHello(s) from {p.client} to {p.server} "
+                           f"UDP {p.port} got no DTLS answer{tail}; the client will fall back to "
+                           f"the TLS tunnel.")
+                out.append(_finding("dtls-unanswered", summary, _per_file([p.hellos]), _clean({
+                    "client": p.client, "server": p.server, "port": p.port,
+                    "attempts": p.attempts, "version": version,
+                    "hello_verify_requests": hvr or None, "icmp_unreachable": unreach or None})))
+            if p.port != DEFAULT_VPN_PORT and p.attempts:
+                ok = p.established
+                summary = (f"DTLS from {p.client} to {p.server} runs on UDP {p.port}, not the default "
+                           f"443" + (" (it works here)." if ok else
+                                     ": a firewall opened for 443 only would drop it."))
+                out.append(_finding("dtls-nondefault-port", summary, _per_file([p.hellos]), _clean({
+                    "port": p.port, "client": p.client, "server": p.server, "established": ok}),
+                    severity=None if not ok else "info"))
+        return out
+
+    def _unreachables_for(self, p: DtlsPair) -> int:
+        n = 0
+        for f in self.facts.values():
+            for u in f.icmp.unreach.values():
+                if any(fl[0] == p.client and fl[1] == p.server and fl[2] == dec.PROTO_UDP
+                       and fl[4] == p.port for fl in u.flows):
+                    n += u.frames.count
+        return n
+
+    def _dtls_absent(self) -> list[Finding]:
+        out = []
+        tried = {(p.client, p.server) for p in self.dtls_pairs}
+        for head in self.options.headends:
+            by_client: dict[str, list] = {}
+            for f in self.facts.values():
+                for s in f.tls.sessions.values():
+                    if s.server == head:
+                        by_client.setdefault(s.client, []).append(s)
+            for client, sessions in sorted(by_client.items()):
+                if (client, head) in tried:
+                    continue
+                sets = []
+                for s in sessions:
+                    fs = FrameSet(s.file, f"tls.handshake.type == 1 && {src_field(client)} == {client} && "
+                                          f"{dst_field(client)} == {head}")
+                    sets.append(fs)
+                    fs.add(s.hello_frame, s.hello_ts)
+                merged = _merge_same_clause(sets)
+                summary = (f"{len(sessions)} TLS session(s) from {client} to head-end {head} and no "
+                           f"DTLS attempt: the tunnel runs over TLS only (DTLS disabled, or its "
+                           f"ClientHellos never reach this capture point).")
+                out.append(_finding("dtls-absent", summary, _per_file(merged), {
+                    "client": client, "server": head, "tls_sessions": len(sessions)}))
+        return out
+
+    def _reconnects(self) -> list[Finding]:
+        """A session that starts after DTLS attempts made during the previous session."""
+        out = []
+        hellos: dict[tuple[str, str], list[float]] = {}
+        for p in self.dtls_pairs:
+            times = [t for _f, t in p.hellos.frames] + [p.last_hello_ts]  # type: ignore[union-attr]
+            hellos.setdefault((p.client, p.server), []).extend(t for t in times if p.attempts)
+        for f in self.facts.values():
+            for (client, server, port), keys in f.tls.by_endpoint.items():
+                times = hellos.get((client, server), [])
+                if server not in self.headends or len(keys) < 2 or not times:
+                    continue
+                sessions = sorted((f.tls.sessions[k] for k in keys), key=lambda s: s.start_frame)
+                for prev, s in zip(sessions, sessions[1:]):
+                    if not any(prev.start_ts <= t < s.start_ts for t in times):
+                        continue
+                    last = s.prev_last.get(prev.key, prev.last_ts)
+                    gap = round(max(0.0, s.start_ts - last), 3)
+                    fs = FrameSet(f.tls.file, f"tls.handshake.type == 1 && {src_field(client)} == {client} && "
+                                              f"{dst_field(client)} == {server} && tcp.dstport == {port} && "
+                                              f"(tcp.srcport == {prev.sport} || tcp.srcport == {s.sport})")
+                    fs.add(prev.hello_frame, prev.hello_ts)
+                    fs.add(s.hello_frame, s.hello_ts)
+                    summary = (f"{client} opened a new TLS session to head-end {server}:{port} {gap} s "
+                               f"after the previous one (client port {prev.sport}) went quiet, following "
+                               f"DTLS attempts during that session: the VPN session reconnected "
+                               f"(AnyConnect does this to apply the TLS MTU when DTLS fails).")
+                    out.append(_finding("vpn-reconnect", summary, [select([fs])], {
+                        "client": client, "server": server, "port": port, "gap_s": gap,
+                        "previous_client_port": prev.sport, "client_port": s.sport}))
+        return out
+
+    def _syn_mss(self) -> list[Finding]:
+        out = []
+        for file, f in self.facts.items():
+            groups: dict[tuple, list] = {}
+            for k, fs in f.mss.groups.items():
+                groups.setdefault((k.synack, k.mss, k.ipver, self._role(k.server, file)), []).append((k, fs))
+            for (synack, mss_v, ipver, role), items in sorted(groups.items(), key=lambda x: str(x[0])):
+                sel = select([fs for _k, fs in items],
+                             clause=self._syn_clause(file, synack, mss_v, ipver, role))
+                servers = sorted({k.server for k, _fs in items})
+                implied = mtu.mtu_for_mss(mss_v, ipver == 6)
+                where = {"outer": " on the outer connection to the head-end",
+                         "inner": " of inner flows (through the tunnel)",
+                         "other": " of other flows (not to the head-end)"}.get(role or "", "")
+                who = "servers" if synack else "clients"
+                count = sel.count if sel else 0
+                summary = (f"{count} {'SYN-ACK' if synack else 'SYN'}(s){where} announce MSS {mss_v}: "
+                           f"the {who} size packets for MTU {implied}.")
+                out.append(_finding("syn-mss", summary, [sel], _clean({
+                    "mss": mss_v, "direction": "syn-ack" if synack else "syn", "role": role,
+                    "ip_version": ipver, "implied_mtu": implied, "count": count,
+                    "servers": servers[:8]})))
+        return out
+
+    def _icmp(self) -> list[Finding]:
+        out = []
+        for f in self.facts.values():
+            for (v6, m), g in sorted(f.icmp.frag.items()):
+                lengths = g.original_lengths.most_common()
+                orig = lengths[0][0] if lengths else None
+                flows = sorted(g.flows)[:8]
+                what = "ICMPv6 Packet Too Big" if v6 else "ICMP type 3 code 4 (fragmentation needed)"
+                summary = (f"{g.frames.count} {what} from {', '.join(sorted(g.reporters)[:3])} with "
+                           f"next-hop MTU {m}" + (f", quoting a {orig}-byte original packet" if orig else "")
+                           + ": the sender must send smaller packets.")
+                out.append(_finding("icmp-frag-needed", summary, [select([g.frames])], _clean({
+                    "mtu": m, "original_length": orig, "ip_version": 6 if v6 else 4,
+                    "original_lengths": [ln for ln, _n in lengths] if len(lengths) > 1 else None,
+                    "count": g.frames.count, "reporters": sorted(g.reporters)[:8],
+                    "quoted_flows": [_flow_text(fl) for fl in flows] or None})))
+        return out
+
+    def _oversized_sets(self, limit: int) -> dict[str, dict[int, list[FrameSet]]]:
+        """Per file and IP size: frame sets of DF packets larger than ``limit``.
+
+        Packets to or from a head-end are its TLS/DTLS transport, not tunnel traffic: left out.
+        """
+        out: dict[str, dict[int, list[FrameSet]]] = {}
+        for file, f in self.facts.items():
+            for ps in f.size.pairs.values():
+                if ps.src in self.headends or ps.dst in self.headends:
+                    continue
+                for sz, sc in ps.sizes.items():
+                    if sz > limit:
+                        out.setdefault(file, {}).setdefault(sz, []).append(
+                            FrameSet(file, "", list(sc.frames), sc.count))
+        return out
+
+    def _df_clause(self, limit: int) -> str:
+        lim = max(limit, FLOOR - 1)
+        v4 = f"ip.flags.df == 1 && ip.len > {lim} && !icmp"
+        v6 = f"ipv6.plen > {lim - 40} && !icmpv6"
+        heads = sorted(self.headends)
+        if heads:
+            ex4 = any_of(f"ip.addr == {h}" for h in heads if ":" not in h)
+            ex6 = any_of(f"ipv6.addr == {h}" for h in heads if ":" in h)
+            if ex4:
+                v4 += f" && !{paren(ex4)}"
+            if ex6:
+                v6 += f" && !{paren(ex6)}"
+        return f"{paren(v4)} || {paren(v6)}"
+
+    def _oversized(self) -> list[Finding]:
+        out = []
+        for lim in self.limits():
+            for file, by_size in self._oversized_sets(lim.mtu).items():
+                sizes = Counter({sz: sum(s.count for s in sets) for sz, sets in by_size.items()})
+                sel = select([s for sets in by_size.values() for s in sets], clause=self._df_clause(lim.mtu))
+                size = sizes.most_common(1)[0][0]
+                src_text = "--tunnel-mtu" if lim.source == "option" else "from ICMP"
+                summary = (f"{sum(sizes.values())} packets with DF set are larger than the "
+                           f"{lim.mtu}-byte tunnel MTU ({src_text}); most are {size} bytes: they "
+                           f"cannot cross the tunnel unfragmented.")
+                out.append(_finding("oversized-df", summary, [sel], {
+                    "packet_size": size, "tunnel_mtu": lim.mtu, "count": sum(sizes.values()),
+                    "sizes": {str(k): v for k, v in sizes.most_common(5)}}))
+        return out
+
+    def _black_holes(self) -> list[tuple[Finding, Candidate]]:
+        out = []
+        quoted = self.icmp_flows()
+        known = self.options.tunnel_mtu
+        for f in self.facts.values():
+            r = f.retrans
+            for cd in r.candidates.values():
+                if cd.copies.count < MIN_COPIES:
+                    continue
+                if cd.acked_frame is not None and not cd.recovered_by_shrinking:
+                    continue
+                if r.acked_size.get(cd.fd, 0) >= cd.size:
+                    continue
+                if _quoted(cd, quoted) or (known and cd.size <= known):
+                    continue
+                rec = (" The sender then re-sent the data in smaller segments, which got through "
+                       "(its own black-hole detection)." if cd.recovered_by_shrinking else "")
+                summary = (f"The same {cd.size}-byte segment from {cd.src}:{cd.sport} to "
+                           f"{cd.dst}:{cd.dport} was sent {cd.copies.count} times with DF set, never "
+                           f"acknowledged, and no ICMP frag-needed came back: a PMTUD black hole "
+                           f"(ICMP filtered on the path).{rec}")
+                out.append((_finding("pmtud-black-hole", summary, [select([cd.copies])], _clean({
+                    "packet_size": cd.size, "segment_length": cd.length, "copies": cd.copies.count,
+                    "flow": _flow_text(cd.flow), "recovered_by_smaller_segments": cd.recovered_by_shrinking,
+                    "tunnel_mtu": known})), cd))
+        return out
+
+    def _syn_clause(self, file: str, synack: bool, mss_v: int, ipver: int, role: str | None) -> str:
+        ack = 1 if synack else 0
+        clause = f"tcp.flags.syn == 1 && tcp.flags.ack == {ack} && tcp.options.mss_val == {mss_v}"
+        if len({k.ipver for k in self.facts[file].mss.groups}) > 1:
+            clause += " && " + ("ipv6" if ipver == 6 else "ip")
+        if role is not None:
+            fld = "src" if synack else "dst"
+            heads = any_of(f"{'ipv6' if ':' in h else 'ip'}.{fld} == {h}" for h in sorted(self.headends))
+            clause += f" && {paren(heads)}" if role == "outer" else f" && !{paren(heads)}"
+
+        return clause
+
+    def _role(self, server: str, file: str) -> str | None:
+        """outer: to a head-end; inner: through the tunnel (tunnel/inside capture); other."""
+        if not self.headends:
+            return None
+        if server in self.headends:
+            return "outer"
+        return "other" if self.capture_point(file)[0] == "outside" else "inner"
+
+    def _mismatch(self, holes: list[tuple[Finding, Candidate]]) -> list[Finding]:
+        out = []
+        done: set[tuple[int, int | None]] = set()
+        vpn = any(self.facts[p.file].dtls.unanswered(p) for p in self.dtls_pairs)
+        for lim in self.limits():
+            parts: dict[str, list[tuple[list[FrameSet], str | None]]] = {}
+            size = None
+            if lim.source == "icmp":
+                quotes: Counter = Counter()
+                for f in self.facts.values():
+                    g = f.icmp.frag.get((lim.v6, lim.mtu))
+                    if g is None:
+                        continue
+                    quotes.update({ln: n for ln, n in g.original_lengths.items() if ln > lim.mtu})
+                    parts.setdefault(g.frames.file, []).append(([g.frames], None))
+                if not quotes:
+                    continue  # the quoted packets fit: the evidence does not show a mismatch
+                size = quotes.most_common(1)[0][0]
+            over = self._oversized_sets(lim.mtu)
+            dsizes: Counter = Counter()
+            for by_size in over.values():
+                dsizes.update({sz: sum(s.count for s in sets) for sz, sets in by_size.items()})
+            if size is None and dsizes:
+                size = dsizes.most_common(1)[0][0]
+            syns: list[tuple[str, object, FrameSet]] = []
+            for file, f in self.facts.items():
+                for k, fs in f.mss.groups.items():
+                    if k.synack or self._role(k.server, file) in ("outer", "other"):
+                        continue
+                    if mtu.mtu_for_mss(k.mss, k.ipver == 6) > lim.mtu:
+                        syns.append((file, k, fs))
+            if size is None and syns and lim.source == "option":
+                size = max(mtu.mtu_for_mss(k.mss, k.ipver == 6) for _f, k, _fs in syns)  # type: ignore[attr-defined]
+            if size is None or size <= lim.mtu or (size, lim.mtu) in done:
+                continue
+            done.add((size, lim.mtu))
+            for file, by_size in over.items():
+                if size in by_size:
+                    parts.setdefault(file, []).append((by_size[size], self._df_size_clause(size)))
+            for file, k, fs in syns:
+                if mtu.mtu_for_mss(k.mss, k.ipver == 6) == size:  # type: ignore[attr-defined]
+                    clause = self._syn_clause(file, False, k.mss, k.ipver, self._role(k.server, file))  # type: ignore[attr-defined]
+                    parts.setdefault(file, []).append(([fs], clause))
+            for _h, cd in holes:
+                if cd.size == size:
+                    parts.setdefault(cd.copies.file, []).append(([cd.copies], None))
+            sels = [_union(p) for p in parts.values()]
+            how = {"icmp": f"ICMP frag-needed reports next-hop MTU {lim.mtu}",
+                   "option": f"the tunnel MTU is {lim.mtu} (--tunnel-mtu)"}[lim.source]
+            ctx = (" - the client's adapter is at the DTLS MTU while traffic runs in the TLS tunnel"
+                   if vpn else "")
+            summary = (f"Packets sized for MTU {size} meet a path that carries only {lim.mtu} bytes: "
+                       f"{how}{ctx}. {size}-byte DF packets are dropped until the sender lowers "
+                       f"its size (or forever, if ICMP is filtered).")
+            out.append(_finding("mtu-mismatch", summary, sels, {
+                "packet_size": size, "tunnel_mtu": lim.mtu, "tunnel_mtu_source": lim.source,
+                "excess_bytes": size - lim.mtu}))
+        if not self.limits():
+            for _h, cd in holes:
+                if (cd.size, None) in done:
+                    continue
+                done.add((cd.size, None))
+                summary = (f"Packets sized for MTU {cd.size} are silently dropped on the path (the "
+                           f"same {cd.size}-byte DF segment retransmitted, never acknowledged, no "
+                           f"ICMP): the path MTU is smaller; the capture does not show by how much "
+                           f"(give --tunnel-mtu or capture the ICMP).")
+                out.append(_finding("mtu-mismatch", summary, [select([cd.copies])], {
+                    "packet_size": cd.size}))
+        return out
+
+    def _df_size_clause(self, size: int) -> str:
+        v4 = f"ip.flags.df == 1 && ip.len == {size} && !icmp"
+        v6 = f"ipv6.plen == {size - 40} && !icmpv6"
+        heads = sorted(self.headends)
+        ex4 = any_of(f"ip.addr == {h}" for h in heads if ":" not in h)
+        ex6 = any_of(f"ipv6.addr == {h}" for h in heads if ":" in h)
+        if ex4:
+            v4 += f" && !{paren(ex4)}"
+        if ex6:
+            v6 += f" && !{paren(ex6)}"
+        return f"{paren(v4)} || {paren(v6)}"
+
+
+def _union(parts: list[tuple[list[FrameSet], str | None]]) -> Selection | None:
+    """One selection for a file from several (sets, clause) parts: the OR of exact parts."""
+    sels = [s for s in (select(sets, clause=clause) for sets, clause in parts) if s is not None]
+    if not sels:
+        return None
+    frames = sorted({f for s in sels for f in s.frames})
+    return Selection(sels[0].file, tuple(frames), any_of(s.filter for s in sels),
+                     sum(s.count for s in sels))
+
+
+def _merge_same_clause(sets: list[FrameSet]) -> list[FrameSet]:
+    merged: dict[tuple[str, str], FrameSet] = {}
+    for s in sets:
+        m = merged.setdefault((s.file, s.clause), FrameSet(s.file, s.clause))
+        for fr, t in s.frames:
+            m.add(fr, t)
+    for m in merged.values():
+        m.frames.sort()
+    return list(merged.values())
+
+
+def _data_set(p: DtlsPair) -> FrameSet:
+    fs = FrameSet(p.file, f"{src_field(p.client)} == {p.server} && {dst_field(p.client)} == "
+                          f"{p.client} && udp.srcport == {p.port} && dtls.record.content_type == 23")
+    if p.first_data_s2c:
+        fs.add(*p.first_data_s2c)
+        fs.count = p.data_s2c
+    return fs
+
+
+def _quoted(cd: Candidate, quoted: set[tuple]) -> bool:
+    return any(q[0] == cd.src and q[1] == cd.dst and (q[3] in (None, cd.sport)) for q in quoted)
+
+
+def _flow_text(fl: tuple) -> str:
+    src, dst, proto, sport, dport = fl
+    name = {dec.PROTO_TCP: "TCP", dec.PROTO_UDP: "UDP"}.get(proto, f"proto {proto}")
+    if sport is None:
+        return f"{name} {src} -> {dst}"
+    s = f"[{src}]" if ":" in src else src
+    d = f"[{dst}]" if ":" in dst else dst
+    return f"{name} {s}:{sport} -> {d}:{dport}"
+
+
+def _lt_number(text: str) -> int:
+    return int(text.split()[0]) if text and text.split()[0].lstrip("-").isdigit() else -1
+
+
+def verdict(findings: Sequence[Finding], reports: Sequence[FileReport]) -> str:
+    """One line, first thing a reader sees: confirmed, ruled out, or what was found instead."""
+    if not any(r.analyzable for r in reports):
+        return "nothing could be analyzed"
+    ids = Counter(f.id for f in findings)
+    mm = [f for f in findings if f.id == "mtu-mismatch"]
+    parts = []
+    if mm:
+        f = mm[0]
+        tm = f.fields.get("tunnel_mtu")
+        parts.append(f"MTU mismatch confirmed: {f.fields['packet_size']}-byte packets vs a "
+                     + (f"{tm}-byte tunnel" if tm else "smaller path MTU"))
+    for fid, text in (("pmtud-black-hole", "PMTUD black hole"), ("dtls-unanswered", "DTLS unanswered"),
+                      ("vpn-reconnect", "VPN session reconnected"), ("dtls-absent", "no DTLS attempt"),
+                      ("icmp-frag-needed", "ICMP frag-needed seen"), ("oversized-df", "oversized DF packets"),
+                      ("dtls-nondefault-port", "DTLS on a non-default port")):
+        if ids.get(fid) and any(x.is_problem for x in findings if x.id == fid):
+            parts.append(text)
+    if parts:
+        return "PROBLEM: " + "; ".join(parts)
+    ok = []
+    est = [f for f in findings if f.id == "dtls-established"]
+    if est:
+        e = est[0]
+        ok.append(f"DTLS {e.fields.get('version')} established on UDP {e.fields.get('port')}")
+    ok.append("no mtu-mismatch: no ICMP frag-needed, no oversized DF packets, no black hole")
+    return "no problem found: " + "; ".join(ok)
+
+
+__all__ = ["Case", "Limit", "verdict", "MAX_FRAMES", "addr_field"]

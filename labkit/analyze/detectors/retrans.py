@@ -1,0 +1,215 @@
+"""Retransmitted large DF segments and whether they were ever acknowledged: the PMTUD black hole.
+
+Definition (the one the findings use and the README documents). A **PMTUD black hole** is a
+TCP data segment, IPv4 with DF set or IPv6, of at least 576 bytes, such that:
+
+1. the same segment (same flow, sequence number and payload length) was sent at least
+   :data:`MIN_COPIES` times (the original and at least two retransmissions);
+2. the receiver never acknowledged its last byte, or acknowledged it only after the sender had
+   re-sent that data in smaller segments (the sender's own black-hole detection, RFC 4821);
+3. no segment that large or larger was ever acknowledged in that direction of the flow, so the
+   loss depends on size (a dead peer loses small segments too);
+4. no ICMP "fragmentation needed" / "packet too big" in the case quotes the flow, and, when a
+   tunnel MTU is known, the segment is larger than it.
+
+An ordinary retransmission - lost once, sent again at the same size, acknowledged - fails 2.
+A fast retransmission of a re-segmented range (``tcp-mss-fast-retransmit.pcap``) is not the same
+segment and fails 1.
+
+How, without per-packet lists: each chunk's large segments are keyed by a hash of (flow, seq,
+length) and matched against the *outstanding* segments carried over from earlier chunks (sent,
+not yet acknowledged: bounded by the flows' windows). Acknowledged segments leave the carry,
+recording per flow the largest acknowledged size. Segments seen twice become candidates
+(rare), which are followed individually: copies, first covering ACK, first smaller re-send.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from labkit.analyze import decode as dec
+from labkit.analyze.engine import ChunkView
+from labkit.analyze.evidence import FrameSet, dst_field, src_field
+from labkit.mtu import MIN_IPV4_MTU
+
+MIN_COPIES = 3
+MIN_SIZE = MIN_IPV4_MTU
+MAX_CARRY = 2_000_000  #: outstanding segments kept; beyond this the oldest are forgotten
+MAX_AGE_S = 900.0  #: an outstanding segment older than this (capture time) is forgotten
+_K1 = np.uint64(0xD6E8FEB86659FD93)
+_HALF = 1 << 31
+_MOD = 1 << 32
+
+
+@dataclass(slots=True)
+class Candidate:
+    fd: int  # directed flow hash
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    seq: int
+    length: int  # TCP payload
+    size: int  # IP packet
+    copies: FrameSet
+    acked_frame: int | None = None
+    shrunk_frame: int | None = None
+
+    @property
+    def end(self) -> int:
+        return (self.seq + self.length) % _MOD
+
+    @property
+    def flow(self) -> tuple[str, str, int, int, int]:
+        return self.src, self.dst, dec.PROTO_TCP, self.sport, self.dport
+
+    @property
+    def recovered_by_shrinking(self) -> bool:
+        return self.shrunk_frame is not None and (self.acked_frame is None or self.shrunk_frame < self.acked_frame)
+
+
+def _serial_ge(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
+    """a >= b in TCP sequence space (RFC 1982 serial arithmetic on 32 bits)."""
+    return ((a - b) % _MOD) < _HALF
+
+
+class RetransDetector:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.candidates: dict[int, Candidate] = {}
+        self.acked_size: dict[int, int] = {}  # flow -> largest IP size acknowledged
+        self.forgotten = 0
+        z64, zi, zf = np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0)
+        # The carry: outstanding large segments (first copies), as parallel columns.
+        self.c_key, self.c_fd, self.c_ack, self.c_end = z64, z64, z64, zi
+        self.c_frame, self.c_ts, self.c_size = zi, zf, zi
+
+    def feed(self, view: ChunkView) -> None:
+        c = view.cols
+        fwd, rev = view.tcp_keys()
+        rows = np.flatnonzero((fwd != 0) & c.df & (c.paylen > 0) & (c.iplen >= MIN_SIZE))
+        if len(rows):
+            self._segments(view, rows, fwd, rev)
+        if len(self.c_key):
+            self._acks(view)
+        if self.candidates:
+            self._follow(view, fwd, rev)
+
+    def _segments(self, view: ChunkView, rows: np.ndarray, fwd: np.ndarray, rev: np.ndarray) -> None:
+        """Match this chunk's large segments against the carry; new ones join it."""
+        c = view.cols
+        fd = fwd[rows]
+        seq, plen = c.seq[rows], c.paylen[rows]
+        key = dec.mix64(fd ^ dec.mix64(seq.astype(np.uint64) * _K1 + plen.astype(np.uint64)))
+        n_old = len(self.c_key)
+        all_key = np.concatenate([self.c_key, key])
+        order = np.argsort(all_key, kind="stable")  # carried copies sort before new ones
+        ks = all_key[order]
+        head = np.r_[True, ks[1:] != ks[:-1]]
+        if not head.all():
+            self._retransmitted(view, rows, order, head, n_old, all_key)
+        first = order[head]
+        new_first = first[first >= n_old] - n_old
+        r_new = rows[new_first]
+        self.c_key = np.concatenate([self.c_key, key[new_first]])
+        self.c_fd = np.concatenate([self.c_fd, fd[new_first]])
+        self.c_ack = np.concatenate([self.c_ack, rev[r_new]])
+        self.c_end = np.concatenate([self.c_end, (seq[new_first] + plen[new_first]) % _MOD])
+        self.c_frame = np.concatenate([self.c_frame, view.frames[r_new]])
+        self.c_ts = np.concatenate([self.c_ts, view.ts[r_new]])
+        self.c_size = np.concatenate([self.c_size, c.iplen[r_new]])
+
+    def _retransmitted(self, view: ChunkView, rows: np.ndarray, order: np.ndarray, head: np.ndarray,
+                       n_old: int, all_key: np.ndarray) -> None:
+        """Segments seen more than once (carry + this chunk): create or extend candidates."""
+        c = view.cols
+        fwd = view.tcp_keys()[0]
+        starts = np.flatnonzero(head)
+        sizes = np.diff(np.r_[starts, len(order)])
+        for st in starts[sizes > 1].tolist():
+            members = [int(order[st])]
+            i = st + 1
+            while i < len(order) and not head[i]:
+                members.append(int(order[i]))
+                i += 1
+            k = int(all_key[members[0]])
+            carried = [i for i in members if i < n_old]
+            new = [int(rows[i - n_old]) for i in members if i >= n_old]
+            cand = self.candidates.get(k)
+            if cand is None:
+                r = new[0]
+                pkt = dec.decode(view.chunk.packet(r), int(view.chunk.linktype[r]))
+                cand = self.candidates[k] = self._new(pkt, int(c.seq[r]), int(c.paylen[r]),
+                                                      int(c.iplen[r]), int(fwd[r]))
+                for i in carried:
+                    cand.copies.add(int(self.c_frame[i]), float(self.c_ts[i]))
+            for r in new:
+                cand.copies.add(int(view.frames[r]), float(view.ts[r]))
+
+    def _new(self, pkt: dec.Packet, seq: int, plen: int, size: int, fd: int) -> Candidate:
+        s, d = pkt.src, pkt.dst
+        clause = (f"{src_field(s)} == {s} && {dst_field(s)} == {d} && tcp.srcport == {pkt.sport} && "
+                  f"tcp.dstport == {pkt.dport} && tcp.seq_raw == {seq} && tcp.len == {plen}")
+        return Candidate(fd, s, d, int(pkt.sport or 0), int(pkt.dport or 0), seq, plen, size,
+                         FrameSet(self.file, clause))
+
+    def _acks(self, view: ChunkView) -> None:
+        """Drop carried segments the peer acknowledged; remember the largest acked per flow.
+
+        The last packet of the peer's flow in this chunk carries its highest cumulative ACK.
+        """
+        c = view.cols
+        groups = view.tcp_groups()
+        g = groups.find(self.c_ack)
+        has = g >= 0
+        if has.any():
+            last = groups.last[np.where(has, g, 0)]
+            ack_ok = has & ((c.flags[last] & dec.TCP_ACK) != 0)
+            acked = ack_ok & _serial_ge(c.ack[last], self.c_end)
+            if acked.any():
+                fds, sizes = self.c_fd[acked], self.c_size[acked]
+                o = np.lexsort((sizes, fds))
+                fds, sizes = fds[o], sizes[o]
+                ends = np.flatnonzero(np.r_[fds[1:] != fds[:-1], True])
+                for f, s in zip(fds[ends].tolist(), sizes[ends].tolist()):
+                    if s > self.acked_size.get(f, 0):
+                        self.acked_size[f] = s
+                self._keep(~acked)
+        if len(self.c_key):
+            ts = view.ts
+            now = float(np.nanmax(ts)) if len(ts) and not np.isnan(ts).all() else 0.0
+            young = self.c_ts >= now - MAX_AGE_S
+            if len(self.c_key) > MAX_CARRY:
+                young &= np.arange(len(self.c_key)) >= len(self.c_key) - MAX_CARRY
+            if not young.all():
+                self.forgotten += int(np.count_nonzero(~young))
+                self._keep(young)
+
+    def _keep(self, mask: np.ndarray) -> None:
+        self.c_key, self.c_fd, self.c_end = self.c_key[mask], self.c_fd[mask], self.c_end[mask]
+        self.c_ack = self.c_ack[mask]
+        self.c_frame, self.c_ts, self.c_size = self.c_frame[mask], self.c_ts[mask], self.c_size[mask]
+
+    def _follow(self, view: ChunkView, fwd: np.ndarray, rev: np.ndarray) -> None:
+        """For open candidates: the first ACK covering them, the first smaller re-send."""
+        c = view.cols
+        open_ = [cd for cd in self.candidates.values() if cd.acked_frame is None]
+        if not open_:
+            return
+        fds = np.array(sorted({cd.fd for cd in open_}), np.uint64)
+        ack_rows = np.flatnonzero(np.isin(rev, fds) & ((c.flags & dec.TCP_ACK) != 0))
+        data_rows = np.flatnonzero(np.isin(fwd, fds) & (c.paylen > 0))
+        for cd in open_:
+            f = np.uint64(cd.fd)
+            if len(ack_rows):
+                ar = ack_rows[rev[ack_rows] == f]
+                hit = ar[_serial_ge(c.ack[ar], cd.end)]
+                if len(hit):
+                    cd.acked_frame = int(view.frames[hit[0]])
+            if cd.shrunk_frame is None and len(data_rows):
+                dr = data_rows[(fwd[data_rows] == f) & (c.seq[data_rows] == cd.seq)
+                               & (c.paylen[data_rows] < cd.length)]
+                if len(dr):
+                    cd.shrunk_frame = int(view.frames[dr[0]])

@@ -1,0 +1,123 @@
+"""TLS sessions over TCP: who talks TLS to whom, when each session starts and goes quiet.
+
+A session starts at its SYN (or its ClientHello when the SYN is not in the capture) and is
+keyed by the client -> server flow hash. The ServerHello gives the suite and version. Packets,
+last time and FIN/RST are folded in per chunk with numpy. When a new session from a client
+to a server begins, the time of the last packet of each earlier session to that server
+*before* the new one started is recorded: that is the reconnect gap (``vpn-reconnect gap_s``).
+
+Sessions are facts; whether one is a VPN tunnel and whether a new one is a reconnect is
+decided with the DTLS facts in :mod:`labkit.analyze.case`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from labkit.analyze import decode as dec
+from labkit.analyze.engine import ChunkView
+
+@dataclass(slots=True)
+class TlsSession:
+    file: str
+    key: int
+    client: str
+    server: str
+    sport: int
+    dport: int
+    start_frame: int
+    start_ts: float
+    hello_frame: int
+    hello_ts: float
+    sni: str | None = None
+    cipher: int | None = None
+    version: int | None = None
+    resumed: bool | None = None
+    client_session_id: bytes = b""
+    last_ts: float = 0.0
+    last_frame: int = 0
+    #: key of an earlier session to the same server -> its last packet time before this began
+    prev_last: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def endpoint(self) -> tuple[str, str, int]:
+        return self.client, self.server, self.dport
+
+
+class TlsDetector:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.sessions: dict[int, TlsSession] = {}
+        self.by_endpoint: dict[tuple[str, str, int], list[int]] = {}
+        self._by_rev: dict[int, TlsSession] = {}  # server -> client flow hash -> session
+        # SYNs (no ACK) of the previous chunk: a ClientHello may follow its SYN across a chunk edge.
+        self._prev_syn: tuple[np.ndarray, np.ndarray, np.ndarray] = (
+            np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0))
+
+    def feed(self, view: ChunkView) -> None:
+        fwd, rev = view.tcp_keys()
+        srows = view.syn_rows[(view.cols.flags[view.syn_rows] & dec.TCP_ACK) == 0]
+        syns = (fwd[srows], view.frames[srows], view.ts[srows])
+        for row, pkt in zip(view.rare_rows.tolist(), view.rare):
+            if pkt.tcp is None:
+                continue
+            hello = pkt.tls
+            if hello is None:
+                continue
+            if hello.hs_type == dec.HS_CLIENT_HELLO and int(fwd[row]) not in self.sessions:
+                self._register(view, pkt, row, fwd, rev, syns)
+            elif hello.hs_type == dec.HS_SERVER_HELLO:
+                s = self.sessions.get(int(rev[row]))
+                if s is not None and s.cipher is None:
+                    s.cipher, s.version = hello.cipher, hello.version
+                    s.resumed = bool(hello.session_id) and hello.session_id == s.client_session_id
+        self._prev_syn = syns
+        if self.sessions:
+            self._fold(view, fwd, rev)
+
+    def _syn_of(self, key: int, frame: int, syns) -> tuple[int, float] | None:
+        """The first SYN of flow ``key`` before ``frame``, in this chunk or the one before."""
+        for keys, frames, times in (self._prev_syn, syns):
+            hit = np.flatnonzero((keys == np.uint64(key)) & (frames < frame))
+            if len(hit):
+                return int(frames[hit[0]]), float(times[hit[0]])
+        return None
+
+    def _register(self, view: ChunkView, pkt: dec.Packet, row: int,
+                  fwd: np.ndarray, rev: np.ndarray, syns) -> None:
+        key = int(fwd[row])
+        start = self._syn_of(key, pkt.frame, syns) or (pkt.frame, pkt.ts)
+        s = TlsSession(self.file, key, pkt.src, pkt.dst, int(pkt.sport or 0), int(pkt.dport or 0),
+                       start[0], start[1], pkt.frame, pkt.ts, pkt.tls.sni if pkt.tls else None)
+        s.client_session_id = pkt.tls.session_id if pkt.tls else b""
+        s.last_ts, s.last_frame = pkt.ts, pkt.frame
+        earlier = self.by_endpoint.setdefault(s.endpoint, [])
+        for k in earlier:
+            s.prev_last[k] = self._last_before(view, k, s.start_frame, fwd, rev)
+        earlier.append(key)
+        self.sessions[key] = s
+        self._by_rev[int(rev[row])] = s
+
+    def _last_before(self, view: ChunkView, key: int, frame: int,
+                     fwd: np.ndarray, rev: np.ndarray) -> float:
+        k = np.uint64(key)
+        rows = np.flatnonzero(((fwd == k) | (rev == k)) & (view.frames < frame))
+        old = self.sessions[key]
+        if len(rows):
+            return max(old.last_ts if old.last_frame < frame else old.hello_ts,
+                       float(view.ts[rows[-1]]))
+        return old.last_ts if old.last_frame < frame else old.hello_ts
+
+    def _fold(self, view: ChunkView, fwd: np.ndarray, rev: np.ndarray) -> None:
+        """Last packet of each session in this chunk, from the shared flow groups."""
+        g = view.tcp_groups()
+        for j, k in enumerate(g.keys.tolist()):
+            s = self.sessions.get(k) or self._by_rev.get(k)
+            if s is None:
+                continue
+            last = int(g.last[j])
+            frame = int(view.frames[last])
+            if frame > s.last_frame:
+                s.last_ts, s.last_frame = float(view.ts[last]), frame

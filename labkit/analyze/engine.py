@@ -1,0 +1,215 @@
+"""One pass over one capture: chunks -> columns -> (rare packets, vector updates) -> detectors.
+
+Theory of operation. Every detector sees every chunk once, as a :class:`ChunkView`: the
+numpy columns of all its packets plus the few packets worth decoding one by one (SYNs, TLS
+hellos, DTLS handshake/CCS/alert records, ICMP errors), already decoded into frozen
+:class:`~labkit.analyze.decode.Packet` summaries in frame order. A detector folds a chunk into
+per-flow tables with numpy (group by a 64-bit flow hash, merge the few groups into dicts)
+and handles the rare packets in Python. Nothing is kept per packet, so memory follows the
+number of flows, never the number of packets, and the buffer is reused for the next chunk.
+
+Flow hashes: addresses are already 64-bit hashes in the columns; a directed flow is
+``mix(src, mix(dst, ports))``. Two different flows share a hash with probability ~n^2/2^64
+(1e-8 for a million flows); evidence frames always come from decoded packets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from labkit.analyze import decode as dec
+from labkit.analyze.decode import Columns, Packet
+from labkit.analyze.reader import Capture, Chunk, open_capture
+
+_DTLS_VERSION_CODES = np.array(sorted(dec.DTLS_VERSIONS), np.int64)
+
+
+def directed(src_h: np.ndarray, dst_h: np.ndarray, sport: np.ndarray, dport: np.ndarray) -> np.ndarray:
+    """64-bit hash of a directed 5-tuple's addresses and ports (protocol kept apart by callers)."""
+    ports = ((sport.astype(np.uint64) << np.uint64(16)) | dport.astype(np.uint64))
+    return dec.mix64(src_h ^ dec.mix64(dst_h ^ ports))
+
+
+def pair(src_h: np.ndarray, dst_h: np.ndarray) -> np.ndarray:
+    """64-bit hash of a directed address pair."""
+    return dec.mix64(src_h ^ dec.mix64(dst_h + np.uint64(0x2545F4914F6CDD1D)))
+
+
+def scalar_hash(fn, *values: int) -> int:
+    """A column hash function applied to one set of Python ints (for lookups by address)."""
+    arrays = [np.array([v], np.uint64 if i < 2 else np.int64) for i, v in enumerate(values)]
+    return int(fn(*arrays)[0])
+
+
+@dataclass(frozen=True, slots=True)
+class FlowGroups:
+    """The chunk's TCP rows grouped by directed flow hash: one stable sort, shared by detectors."""
+
+    keys: np.ndarray  # sorted unique directed flow hashes
+    first: np.ndarray  # row of each flow's first packet in the chunk
+    last: np.ndarray  # row of each flow's last packet in the chunk
+
+    def find(self, keys: np.ndarray) -> np.ndarray:
+        """Index of each key in :attr:`keys`, or -1."""
+        if not len(self.keys):
+            return np.full(len(keys), -1, np.int64)
+        pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return np.where(self.keys[pos] == keys, pos, -1)
+
+
+@dataclass(slots=True)
+class ChunkView:
+    """One chunk as detectors see it. Valid only during :meth:`Detector.feed`."""
+
+    file: str
+    cols: Columns
+    frames: np.ndarray  # Wireshark frame numbers
+    rare: list[Packet]  # decoded packets, frame order
+    rare_rows: np.ndarray  # their row numbers in the columns
+    syn_rows: np.ndarray  # rows of TCP SYNs and SYN-ACKs
+    syn_mss: np.ndarray  # their MSS when it is the first option (-1: see the rare packets)
+    _tcp_fwd: np.ndarray | None = None
+    _tcp_rev: np.ndarray | None = None
+    _groups: FlowGroups | None = None
+
+    @property
+    def chunk(self) -> Chunk:
+        return self.cols.chunk
+
+    @property
+    def ts(self) -> np.ndarray:
+        return self.cols.chunk.ts
+
+    def tcp_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        """Directed flow hash of every row, and of its reverse (0 where not TCP)."""
+        if self._tcp_fwd is None:
+            c = self.cols
+            tcp = (c.proto == dec.PROTO_TCP) & (c.sport >= 0)
+            fwd = directed(c.src_h, c.dst_h, c.sport, c.dport)
+            rev = directed(c.dst_h, c.src_h, c.dport, c.sport)
+            zero = np.uint64(0)
+            self._tcp_fwd = np.where(tcp, fwd, zero)
+            self._tcp_rev = np.where(tcp, rev, zero)
+        return self._tcp_fwd, self._tcp_rev  # type: ignore[return-value]
+
+    def tcp_groups(self) -> FlowGroups:
+        if self._groups is None:
+            fwd = self.tcp_keys()[0]
+            rows = np.flatnonzero(fwd)
+            keys = fwd[rows]
+            order = np.argsort(keys, kind="stable")
+            ks = keys[order]
+            starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]]) if len(ks) else np.zeros(0, np.int64)
+            ends = np.r_[starts[1:], len(ks)].astype(np.int64)
+            self._groups = FlowGroups(ks[starts], rows[order[starts]], rows[order[ends - 1]])
+        return self._groups
+
+
+class Detector(Protocol):
+    """Folds chunks into per-flow state. One instance per file."""
+
+    def feed(self, view: ChunkView) -> None: ...
+
+
+@dataclass(slots=True)
+class ScanStats:
+    packets: int = 0
+    ip_packets: int = 0
+    rare_packets: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+    linktype_frames: dict[int, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def syn_mss(c: Columns) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of SYNs and, vectorized, their MSS when it is the first TCP option.
+
+    Linux, Windows and macOS all put the MSS option first; other layouts (and SYNs whose
+    options were not captured) go through the scalar decoder (-1 here).
+    """
+    tcp = (c.proto == dec.PROTO_TCP) & (c.sport >= 0)
+    rows = np.flatnonzero(tcp & ((c.flags & dec.TCP_SYN) != 0))
+    l4 = c.l4[rows]
+    end = c.chunk.data[rows] + c.chunk.caplen[rows]
+    a = c.chunk.buf
+    ok = ((c.pay[rows] - l4 >= 24) & (l4 + 24 <= end) & (a.take(l4 + 20, mode="clip") == 2)
+          & (a.take(l4 + 21, mode="clip") == 4))
+    mss = (a.take(l4 + 22, mode="clip").astype(np.int64) << 8) | a.take(l4 + 23, mode="clip")
+    return rows, np.where(ok, mss, -1)
+
+
+def rare_rows(c: Columns, syn_rows: np.ndarray, syn_mss: np.ndarray) -> np.ndarray:
+    """Rows worth a scalar decode: TLS hellos, DTLS non-data records, ICMP errors, odd SYNs."""
+    tcp = (c.proto == dec.PROTO_TCP) & (c.sport >= 0)
+    udp = (c.proto == dec.PROTO_UDP) & (c.sport >= 0)
+    hello = tcp & (c.pcap >= 6) & (c.p0 == dec.CT_HANDSHAKE) & (c.p1 == 3) & ((c.p5 == 1) | (c.p5 == 2))
+    dtls = (udp & (c.pcap >= 13) & (c.p0 >= dec.CT_CCS) & (c.p0 <= dec.CT_HANDSHAKE)
+            & np.isin((c.p1 << 8) | c.p2, _DTLS_VERSION_CODES))
+    icmp = ((c.proto == dec.PROTO_ICMP) | (c.proto == dec.PROTO_ICMPV6)) & c.first
+    if icmp.any():
+        itype = np.where(icmp, c.chunk.buf.take(np.where(icmp, c.l4, 0), mode="clip"), 255)
+        icmp &= np.where(c.proto == dec.PROTO_ICMP, (itype == 3) | (itype == 11) | (itype == 12),
+                         (itype >= 1) & (itype <= 4))
+    sel = hello | dtls | icmp
+    odd = syn_rows[(syn_mss < 0) & (c.pay[syn_rows] - c.l4[syn_rows] > 20)]
+    sel[odd] = True
+    return np.flatnonzero(sel)
+
+
+def scan(capture: Capture, detectors: Sequence[Detector], label: str,
+         stats: ScanStats | None = None) -> ScanStats:
+    """Feed every chunk of ``capture`` to ``detectors``; return counts and timings."""
+    st = stats or ScanStats()
+    t_start = time.perf_counter()
+    stage = st.stage_seconds
+    it = iter(capture.chunks())
+    while True:
+        t0 = time.perf_counter()
+        chunk = next(it, None)
+        t1 = time.perf_counter()
+        stage["read"] = stage.get("read", 0.0) + t1 - t0
+        if chunk is None:
+            break
+        cols = dec.columns(chunk)
+        t2 = time.perf_counter()
+        frames = chunk.frames
+        s_rows, s_mss = syn_mss(cols)
+        rows = rare_rows(cols, s_rows, s_mss)
+        rare = [dec.decode(chunk.packet(int(i)), int(chunk.linktype[i]), int(frames[i]),
+                           float(chunk.ts[i]), int(chunk.origlen[i])) for i in rows]
+        t3 = time.perf_counter()
+        view = ChunkView(label, cols, frames, rare, rows, s_rows, s_mss)
+        for det in detectors:
+            td = time.perf_counter()
+            det.feed(view)
+            name = "detect:" + type(det).__name__.removesuffix("Detector").lower()
+            stage[name] = stage.get(name, 0.0) + time.perf_counter() - td
+        t4 = time.perf_counter()
+        stage["decode"] = stage.get("decode", 0.0) + t2 - t1
+        stage["rare"] = stage.get("rare", 0.0) + t3 - t2
+        stage["detect"] = stage.get("detect", 0.0) + t4 - t3
+        st.packets += len(chunk)
+        st.ip_packets += int(np.count_nonzero(cols.ipver))
+        st.rare_packets += len(rare)
+        ts = chunk.ts[~np.isnan(chunk.ts)]
+        if len(ts):
+            lo, hi = float(ts.min()), float(ts.max())
+            st.first_ts = lo if st.first_ts is None else min(st.first_ts, lo)
+            st.last_ts = hi if st.last_ts is None else max(st.last_ts, hi)
+        lts, counts = np.unique(chunk.linktype, return_counts=True)
+        for lt, n in zip(lts.tolist(), counts.tolist()):
+            st.linktype_frames[lt] = st.linktype_frames.get(lt, 0) + n
+    st.seconds += time.perf_counter() - t_start
+    return st
+
+
+def open_all(paths: Iterable[str | Path]) -> list[Capture]:
+    return [open_capture(p) for p in paths]

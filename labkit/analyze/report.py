@@ -1,0 +1,89 @@
+"""What an analysis returns: per-file facts, findings, the verdict. Renderers only read this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from labkit.errors import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
+from labkit.findings import Finding
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyzeOptions:
+    """Knobs of one analysis. ``tunnel_mtu``: the MTU the tunnel carries, when known from
+    elsewhere (``--tunnel-mtu``); ``headends``: head-end addresses (``--headend``)."""
+
+    tunnel_mtu: int | None = None
+    headends: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FileReport:
+    """One input file: what it is, where it was captured, what went wrong reading it."""
+
+    path: str
+    format: str = ""
+    packets: int = 0
+    ip_packets: int = 0
+    linktypes: tuple[str, ...] = ()
+    capture_point: str = "unknown"  # outside | tunnel | inside | unknown
+    capture_point_reason: str = ""
+    cannot_show: str = ""
+    warnings: tuple[str, ...] = ()
+    error: str | None = None  # set when nothing in the file could be analyzed
+    first_time: float | None = None
+    last_time: float | None = None
+    seconds: float = 0.0  # analysis wall time
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def analyzable(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "path": self.path, "format": self.format, "packets": self.packets,
+            "ip_packets": self.ip_packets, "linktypes": list(self.linktypes),
+            "capture_point": self.capture_point, "capture_point_reason": self.capture_point_reason,
+            "cannot_show": self.cannot_show, "warnings": list(self.warnings),
+        }
+        if self.error:
+            doc["error"] = self.error
+        if self.first_time is not None and self.last_time is not None:
+            doc["first_time"] = round(self.first_time, 6)
+            doc["duration_s"] = round(self.last_time - self.first_time, 6)
+        return doc
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    files: tuple[FileReport, ...]
+    findings: tuple[Finding, ...]
+    verdict: str
+    options: AnalyzeOptions = AnalyzeOptions()
+
+    @property
+    def analyzable(self) -> bool:
+        return any(f.analyzable for f in self.files)
+
+    @property
+    def problem(self) -> bool:
+        return any(f.is_problem for f in self.findings)
+
+    @property
+    def exit_code(self) -> int:
+        """0 no problem, 1 a warning or error finding, 2 nothing could be analyzed."""
+        if not self.analyzable:
+            return EXIT_USAGE
+        return EXIT_PROBLEM if self.problem else EXIT_OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "problem": self.problem,
+            "files": [f.to_json() for f in self.files],
+            "findings": [f.to_json() for f in self.findings],
+            "options": {"tunnel_mtu": self.options.tunnel_mtu,
+                        "headends": list(self.options.headends)},
+        }

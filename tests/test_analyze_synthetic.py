@@ -1,0 +1,128 @@
+"""Failure captures built with Scapy: each failure is found, with the right numbers and filters."""
+
+from __future__ import annotations
+
+import pytest
+from scapy.utils import PcapNgWriter, wrpcap
+
+import synth
+from labkit.analyze import AnalyzeOptions, analyze
+
+from analyze_util import assert_filters_select_exactly_the_evidence, ids, one
+from conftest import labkit, requires_tshark
+
+
+def write(tmp_path, name, pkts, ng=False):
+    path = tmp_path / (name + (".pcapng" if ng else ".pcap"))
+    if ng:
+        with PcapNgWriter(str(path)) as w:
+            for p in pkts:
+                w.write(p)
+    else:
+        wrpcap(str(path), pkts)
+    return path
+
+
+@requires_tshark
+@pytest.mark.parametrize("ng", [False, True])
+def test_1418_df_and_icmp_1347_is_a_mismatch(tmp_path, ng):
+    path = write(tmp_path, "inside", synth.inside_icmp_ok(), ng)
+    r = analyze([path])
+    mm = one(r, "mtu-mismatch")
+    assert (mm.fields["packet_size"], mm.fields["tunnel_mtu"]) == (1418, 1347)
+    icmp = one(r, "icmp-frag-needed")
+    assert (icmp.fields["mtu"], icmp.fields["original_length"]) == (1347, 1418)
+    assert icmp.fields["quoted_flows"] == [f"TCP {synth.SERVER}:80 -> {synth.POOL}:40000"]
+    over = one(r, "oversized-df")
+    assert (over.fields["packet_size"], over.fields["count"]) == (1418, 3)
+    assert one(r, "syn-mss", direction="syn").fields["implied_mtu"] == 1418
+    # ICMP came back and the sender resent smaller: not a black hole.
+    assert "pmtud-black-hole" not in ids(r)
+    assert r.exit_code == 1 and r.verdict.startswith("PROBLEM: MTU mismatch confirmed: 1418")
+    assert_filters_select_exactly_the_evidence(r)
+
+
+@requires_tshark
+def test_same_oversized_segment_retransmitted_without_icmp_is_a_black_hole(tmp_path):
+    path = write(tmp_path, "bh", synth.inside_black_hole(copies=5))
+    r = analyze([path])
+    bh = one(r, "pmtud-black-hole")
+    assert bh.fields["packet_size"] == 1418 and bh.fields["copies"] == 5
+    assert len(bh.evidence) == 5
+    mm = one(r, "mtu-mismatch")
+    assert mm.fields == {"packet_size": 1418}  # no tunnel MTU in evidence: left out, not guessed
+    assert_filters_select_exactly_the_evidence(r)
+    # Told the tunnel MTU, the mismatch gets its second number and the DF sizes their finding.
+    r2 = analyze([path], AnalyzeOptions(tunnel_mtu=1347))
+    mm2 = one(r2, "mtu-mismatch")
+    assert (mm2.fields["packet_size"], mm2.fields["tunnel_mtu"]) == (1418, 1347)
+    assert one(r2, "pmtud-black-hole").fields["tunnel_mtu"] == 1347
+    assert_filters_select_exactly_the_evidence(r2)
+
+
+@pytest.mark.parametrize("pkts", [
+    pytest.param(synth.inside_ordinary_retransmission(), id="lost-once-then-acked"),
+    pytest.param(synth.inside_black_hole(copies=4, acked_at_the_end=True), id="resent-thrice-then-acked"),
+    pytest.param(synth.inside_black_hole(copies=2), id="one-retransmission-only"),
+])
+def test_ordinary_retransmissions_are_not_black_holes(tmp_path, pkts):
+    r = analyze([write(tmp_path, "x", pkts)])
+    assert "pmtud-black-hole" not in ids(r) and "mtu-mismatch" not in ids(r)
+
+
+@requires_tshark
+def test_unanswered_dtls_and_reconnect(tmp_path):
+    path = write(tmp_path, "outside", synth.outside_dtls_blocked(attempts=4, reconnect_after=30.0), ng=True)
+    r = analyze([path])
+    un = one(r, "dtls-unanswered")
+    assert (un.fields["client"], un.fields["server"], un.fields["port"], un.fields["attempts"]) == \
+        (synth.CLIENT, synth.HEADEND, 443, 4)
+    rc = one(r, "vpn-reconnect")
+    assert rc.fields["gap_s"] == 30.0 and rc.fields["server"] == synth.HEADEND
+    assert "dtls-established" not in ids(r) and "mtu-mismatch" not in ids(r)
+    assert r.files[0].capture_point == "outside"
+    assert_filters_select_exactly_the_evidence(r)
+
+
+@requires_tshark
+def test_dtls_on_8443(tmp_path):
+    path = write(tmp_path, "port", synth.outside_dtls_blocked(port=8443, attempts=3, reconnect_after=0))
+    r = analyze([path])
+    port = one(r, "dtls-nondefault-port")
+    assert port.fields["port"] == 8443 and port.severity == "warning"
+    assert one(r, "dtls-unanswered").fields["attempts"] == 3
+    assert_filters_select_exactly_the_evidence(r)
+
+
+def test_answered_dtls_is_not_unanswered_and_healthy_is_clean(tmp_path):
+    r = analyze([write(tmp_path, "ok", synth.outside_dtls_ok())])
+    est = one(r, "dtls-established")
+    assert est.fields["version"] == "0x0100" and est.fields["hello_verify_request"] is True
+    assert r.exit_code == 0 and [i for i in ids(r) if i != "syn-mss"] == ["dtls-established"]
+
+
+def test_dtls_absent_needs_a_known_headend(tmp_path):
+    pkts = [p for p in synth.outside_dtls_blocked(attempts=1, reconnect_after=0) if not p.haslayer("UDP")]
+    path = write(tmp_path, "tls-only", pkts)
+    assert "dtls-absent" not in ids(analyze([path]))
+    r = analyze([path], AnalyzeOptions(headends=(synth.HEADEND,)))
+    absent = one(r, "dtls-absent")
+    assert absent.fields["client"] == synth.CLIENT and [e.frame for e in absent.evidence] == [4]
+
+
+@requires_tshark
+def test_outside_and_inside_are_one_case(tmp_path):
+    """Outside shows DTLS failing, inside the 1418 vs 1347: evidence names each file's frames."""
+    outside = write(tmp_path, "outside", synth.outside_dtls_blocked(), ng=True)
+    inside = write(tmp_path, "inside", synth.inside_icmp_ok())
+    r = analyze([outside, inside])
+    points = {f.path: f.capture_point for f in r.files}
+    assert points == {str(outside): "outside", str(inside): "inside"}
+    assert "no inner traffic here" in r.files[0].cannot_show
+    assert {"dtls-unanswered", "vpn-reconnect", "mtu-mismatch"} <= set(ids(r))
+    mm = one(r, "mtu-mismatch")
+    assert {e.file for e in mm.evidence} == {str(inside)}
+    assert "adapter is at the DTLS MTU" in mm.summary  # DTLS failed in the same case
+    assert_filters_select_exactly_the_evidence(r)
+    proc = labkit("analyze", str(outside), str(inside))
+    assert proc.returncode == 1 and proc.stdout.startswith("VERDICT: PROBLEM: MTU mismatch confirmed")
