@@ -13,6 +13,7 @@ in :mod:`labkit.analyze.timeline`, the reading in :mod:`labkit.analyze.sources`.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import ipaddress
 import sys
 import time
@@ -107,14 +108,16 @@ def _year(report: Report, dart: list[tuple[str, tuple]]) -> tuple[int, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.files and not (args.syslog or args.dart):
-        raise UsageError("give at least one capture FILE, --syslog or --dart")
     if args.keylog and not args.files:
         raise UsageError("--keylog decrypts a capture: give the capture FILE too")
+    if not args.files and not (args.syslog or args.dart):
+        raise UsageError("give at least one capture FILE, --syslog or --dart")
     inputs = [*args.files, *args.syslog, *args.dart, *([args.keylog] if args.keylog else [])]
     for out in (args.annotate, args.plot):
         if out:
             check_output_path(out, force=args.force, inputs=inputs)
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("--plot needs matplotlib", hint="pip install 'labkit[plot]'")
     offsets = _offsets(args)
     keylog = sources.read_keylog(args.keylog) if args.keylog else None
     done = {}
