@@ -215,3 +215,49 @@ def test_a_hole_in_the_capture_stops_that_flow_with_a_note():
     assert tunnel.response is not None  # decrypted up to the hole
     (note,) = report.notes
     assert "missing from the capture" in note.message
+
+
+# ---------------------------------------------------------------------- real ocserv/openconnect
+
+
+REAL = Path(__file__).resolve().parents[1] / "pcaps" / "real"
+CASES = sorted(p.name for p in REAL.iterdir() if (p / "sslkeylog.txt").exists()) if REAL.is_dir() else []
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_real_lab_captures_decrypt_to_what_the_software_logged(case):
+    """The lab's case.json records what ocserv/openconnect logged; the decryption (through the
+    analyzer's reader) must find the same CONNECT numbers in the bytes."""
+    import json
+
+    from labkit.analyze.sources import decrypt_capture_or_none, read_keylog
+
+    d = REAL / case
+    facts = json.loads((d / "case.json").read_text())["headend"]
+    report = decrypt_capture_or_none(str(d / "outside.pcap"), read_keylog(str(d / "sslkeylog.txt")))
+    assert report is not None and not report.notes
+    (tunnel,) = report.tunnels
+    assert tunnel.head_end("X-CSTP-MTU") == facts["x_cstp_mtu"]
+    assert tunnel.head_end("X-DTLS-MTU") == facts["x_dtls_mtu"]
+    assert tunnel.head_end("X-CSTP-Base-MTU") == facts["x_cstp_base_mtu"]
+    assert tunnel.head_end("X-DTLS-Port") == facts["x_dtls_port"]
+    assert tunnel.dtls_cipher == facts["x_dtls_ciphersuite"]
+    if facts["dtls_established"]:
+        assert tunnel.to_client.largest_data is None  # the data went over DTLS
+    else:  # the data ran in the TLS tunnel, never above the head-end's tun MTU
+        assert tunnel.to_client.largest_data is not None
+        assert tunnel.to_client.largest_data <= facts["headend_tun_mtu"]
+
+
+@requires_tshark
+@pytest.mark.parametrize("case", CASES)
+def test_real_connect_frame_agrees_with_tshark(case):
+    from labkit.analyze.sources import decrypt_capture_or_none, read_keylog
+
+    d = REAL / case
+    report = decrypt_capture_or_none(str(d / "outside.pcap"), read_keylog(str(d / "sslkeylog.txt")))
+    assert report is not None
+    (tunnel,) = report.tunnels
+    extra = ("-o", f"tls.keylog_file:{d / 'sslkeylog.txt'}")
+    got = tshark_fields(d / "outside.pcap", 'http.response.phrase == "CONNECTED"', "frame.number", extra=extra)
+    assert tunnel.response is not None and got == [[str(tunnel.response.frame)]]
