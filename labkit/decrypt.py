@@ -235,13 +235,11 @@ class Decryptor:
     def __init__(self, keylog: KeyLog, *, max_records: int = MAX_RECORDS) -> None:
         self.keylog = keylog
         self.max_records = max_records
-        self._known = keylog.client_randoms
         self._flows: dict[tuple[tuple[str, int], tuple[str, int]], _Flow | None] = {}
         self.tls_flows = 0
         self.records = 0
         self.stopped: str | None = None
         self._sizes: list[DataSize] = []
-        self._notes: list[FlowNote] = []
 
     def feed(self, seg: Segment) -> None:
         if self.stopped is not None or not seg.payload:
@@ -331,7 +329,7 @@ class Decryptor:
 
     def report(self) -> DecryptReport:
         sessions: list[TunnelSession] = []
-        notes = list(self._notes)
+        notes: list[FlowNote] = []
         for flow in self._flows.values():
             if flow is None:
                 continue

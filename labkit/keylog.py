@@ -34,10 +34,6 @@ class KeyLog:
     malformed: int = 0
     examples: tuple[tuple[int, str], ...] = ()  # (line number, text) of the first bad lines
 
-    @property
-    def client_randoms(self) -> frozenset[bytes]:
-        return frozenset(r for by_random in self.secrets.values() for r in by_random)
-
     def can_decrypt(self, client_random: bytes) -> bool:
         """A TLS 1.2 master secret or the TLS 1.3 traffic secrets for this session."""
         if client_random in self.secrets.get(TLS12_LABEL, {}):

@@ -39,15 +39,12 @@ class Gap:
 
 @dataclass
 class TcpReassembler:
-    """In-order payload of one direction. Tell it the SYN's sequence number when known."""
+    """In-order payload of one direction, from the first segment with payload on (a TLS
+    stream starts with a hello in its first segment)."""
 
     next_seq: int | None = None
     pending: dict[int, tuple[bytes, int, float]] = field(default_factory=dict)
     gap: Gap | None = None
-
-    def syn(self, seq: int) -> None:
-        if self.next_seq is None:
-            self.next_seq = (seq + 1) % _MOD
 
     def feed(self, seq: int, payload: bytes, frame: int, time: float) -> list[tuple[bytes, int, float]]:
         """The bytes this segment makes contiguous, with the frame that completed each part."""

@@ -107,6 +107,26 @@ def _year(report: Report, dart: list[tuple[str, tuple]]) -> tuple[int, str]:
     return datetime.fromtimestamp(first, tz=timezone.utc).year, origin
 
 
+def _read_logs(args: argparse.Namespace, report: Report, offsets: dict[str | None, float]
+               ) -> tuple[list[sources.SourceReport], list, list]:
+    """The --dart and --syslog files: their accounts, and their events on the capture clock."""
+    def offset(path: str) -> float:
+        return offsets.get(path, offsets.get(None, 0.0))
+
+    found: list[sources.SourceReport] = []
+    dart, syslog = [], []
+    for path in args.dart:
+        src, events = sources.read_dart(path, offset=offset(path))
+        found.append(src)
+        dart.append((path, events))
+    year, year_from = _year(report, dart)  # DART first: it can date year-less syslog lines
+    for path in args.syslog:
+        src, events = sources.read_syslog(path, year=year, year_from=year_from, offset=offset(path))
+        found.append(src)
+        syslog.append((path, events))
+    return found, syslog, dart
+
+
 def run(args: argparse.Namespace) -> int:
     if args.keylog and not args.files:
         raise UsageError("--keylog decrypts a capture: give the capture FILE too")
@@ -120,35 +140,22 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--plot needs matplotlib", hint="pip install 'labkit[plot]'")
     offsets = _offsets(args)
     keylog = sources.read_keylog(args.keylog) if args.keylog else None
-    done = {}
+    decrypted = {}
     if keylog is not None:  # first: a decrypted CONNECT names the head-end for the analyzer
-        done = {p: r for p in args.files if (r := sources.decrypt_capture_or_none(p, keylog))}
+        decrypted = {p: r for p in args.files if (r := sources.decrypt_capture_or_none(p, keylog))}
     heads = [*args.headend, *(s.server.rpartition(":")[0].strip("[]")
-                              for r in done.values() for s in r.tunnels)]
+                              for r in decrypted.values() for s in r.tunnels)]
     options = AnalyzeOptions(tunnel_mtu=args.tunnel_mtu, headends=tuple(dict.fromkeys(heads)))
     report = analyze(args.files, options) if args.files else Report((), (), "", options)
 
-    found: list[sources.SourceReport] = []
-    syslog, dart, decrypted = [], [], []
-    for path in args.dart:
-        src, dart_events = sources.read_dart(path, offset=offsets.get(path, offsets.get(None, 0.0)))
-        found.append(src)
-        dart.append((path, dart_events))
-    year, year_from = _year(report, dart)
-    for path in args.syslog:
-        src, events = sources.read_syslog(path, year=year, year_from=year_from,
-                                          offset=offsets.get(path, offsets.get(None, 0.0)))
-        found.append(src)
-        syslog.append((path, events))
+    found, syslog, dart = _read_logs(args, report, offsets)
     if keylog is not None:
-        decrypted = list(done.items())
-        found.append(sources.keylog_source(args.keylog, keylog, done))
+        found.append(sources.keylog_source(args.keylog, keylog, decrypted))
+    logs = LogInputs(tuple(syslog), tuple(dart), tuple(decrypted.items()))
     if found:
-        logs = LogInputs(tuple(syslog), tuple(dart), tuple(decrypted))
         findings = join(report.findings, logs)
-        logs_read = any(s.analyzable for s in found)
         report = replace(report, findings=tuple(findings), sources=tuple(found),
-                         verdict=verdict(findings, report.files, logs_read))
+                         verdict=verdict(findings, report.files, any(s.analyzable for s in found)))
     if not report.analyzable:
         errors = [f.error for f in report.files if f.error] + [s.error for s in found if s.error]
         raise InputError("; ".join(errors) if errors else "nothing could be analyzed")
@@ -158,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     for s in found:
         if s.error:
             sys.stderr.write(f"labkit analyze: warning: {s.error}\n")
-        elif s.kind == "keylog" and not any(r.tunnels for _p, r in decrypted):
+        elif s.kind == "keylog" and not any(r.tunnels for r in decrypted.values()):
             sys.stderr.write(f"labkit analyze: warning: {s.summary}\n")
     print(to_json(report) if args.format == "json" else to_text(report))
     if args.annotate:
@@ -166,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         n = write_annotated(report, args.files, args.annotate, force=args.force)
         sys.stderr.write(f"labkit analyze: wrote {args.annotate} ({n} commented frame(s))\n")
     if args.plot:
-        _plot(args, report, LogInputs(tuple(syslog), tuple(dart), tuple(decrypted)), inputs)
+        _plot(args, report, logs, inputs)
     return report.exit_code
 
 
