@@ -154,9 +154,9 @@ def render_png(t: Timeline, out: Path) -> None:
         if m.reconnect:
             for ax in (top, bottom):
                 ax.axvline(m.time - t0, color=LANES[m.lane][0], linewidth=1.2, alpha=0.8)
-            top.annotate("reconnect", xy=(m.time - t0, 1.0), xycoords=("data", "axes fraction"),
-                         xytext=(2, -10), textcoords="offset points", fontsize=8,
-                         color=LANES[m.lane][0])
+            top.annotate("reconnect", xy=(m.time - t0, 0.5), xycoords=("data", "axes fraction"),
+                         xytext=(-3, 0), textcoords="offset points", fontsize=8, rotation=90,
+                         ha="right", va="center", color=LANES[m.lane][0])
 
     for row, lane in enumerate(lanes):
         colour, shape = LANES[lane]

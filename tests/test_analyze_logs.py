@@ -204,3 +204,14 @@ def test_plot_is_written_and_never_overwrites(tmp_path, seed_case):
     assert png.read_bytes() == data
     refused = labkit("analyze", str(inside), "--plot", str(inside), "--force")
     assert refused.returncode == 2 and "input" in refused.stderr
+
+
+def test_the_asa_names_the_limit_a_black_hole_hides(tmp_path):
+    """A black hole shows the packet size but not the path MTU; 722036 says 1347."""
+    inside = tmp_path / "inside.pcap"
+    wrpcap(str(inside), synth.inside_black_hole())
+    rc, doc, _ = run_json(str(inside), "--syslog", str(SYSLOG), "--clock-offset", f"{OFFSET}")
+    (mm,) = findings(doc, "mtu-mismatch")
+    assert (mm["packet_size"], mm["tunnel_mtu"], mm["tunnel_mtu_source"]) == (1418, 1347, "asa-syslog")
+    assert lines_of(mm, inside) and lines_of(mm, SYSLOG)
+    assert "1418-byte packets vs a 1347-byte tunnel" in doc["verdict"]

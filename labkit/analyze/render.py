@@ -57,7 +57,7 @@ def to_text(report: Report) -> str:
         for w in fr.warnings:
             lines.append(f"    warning: {w}")
     for src in report.sources:
-        offset = f" (clock offset {src.offset:+g} s)" if src.offset else ""
+        offset = f" (clock offset {src.offset:+.3f} s)" if src.offset else ""
         lines.append(f"  {src.path}: {src.error or src.summary}{offset}")
         for w in src.warnings:
             lines.append(f"    warning: {w}")

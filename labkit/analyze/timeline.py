@@ -280,11 +280,16 @@ def join(findings: Sequence[Finding], inputs: LogInputs) -> list[Finding]:
             if m is not None:
                 mismatches.append((*m, "decrypted CONNECT"))
     for size, limit, evidence, text, source in mismatches:
+        # The same packets, and the same tunnel MTU or one the capture could not see (a black
+        # hole shows the size, not the limit): the log or the CONNECT completes the finding.
         i = next((i for i, f in enumerate(out) if f.id == "mtu-mismatch"
-                  and f.fields.get("packet_size") == size and f.fields.get("tunnel_mtu") == limit), None)
+                  and f.fields.get("packet_size") == size
+                  and f.fields.get("tunnel_mtu") in (limit, None)), None)
         if i is not None:
-            sources = list(out[i].fields.get("also_from", [])) + [source]
-            out[i] = _merge(out[i], evidence, text, {"also_from": sources})
+            fields: dict[str, Any] = {"also_from": list(out[i].fields.get("also_from", [])) + [source]}
+            if out[i].fields.get("tunnel_mtu") is None:
+                fields.update(tunnel_mtu=limit, tunnel_mtu_source=source, excess_bytes=size - limit)
+            out[i] = _merge(out[i], evidence, text, fields)
         else:
             summary = (f"Packets sized for MTU {size} meet a tunnel that carries only {limit} bytes: "
                        + text)
