@@ -28,12 +28,14 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from labkit import mtu
 from labkit.analyze import decode as dec
 from labkit.analyze.detectors import FileFacts
 from labkit.analyze.detectors.dtls import DtlsPair
 from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
-from labkit.analyze.detectors.size import FLOOR
+from labkit.analyze.detectors.size import FLOOR, evidence_frames
 from labkit.analyze.evidence import (MAX_FRAMES, FrameSet, Selection, addr_field, any_of,
                                      dst_field, paren, select, src_field)
 from labkit.analyze.report import AnalyzeOptions, FileReport
@@ -86,12 +88,17 @@ def _clean(fields: dict) -> dict:
 
 class Case:
     def __init__(self, facts: dict[str, FileFacts], reports: dict[str, FileReport],
-                 options: AnalyzeOptions) -> None:
+                 options: AnalyzeOptions, evidence=evidence_frames) -> None:
+        """``evidence(path, clauses, file)``: the early-stopping re-read that fetches the
+        first frames of a DF-size clause once the limit and head-ends are known."""
         self.facts = facts
+        self.evidence = evidence
+        self._evidence_cache: dict[tuple[str, str], FrameSet] = {}
         self.reports = reports
         self.options = options
         self.dtls_pairs = [p for f in facts.values() for p in f.dtls.pairs.values()]
         self.headends = self._headends()
+        self._points = {file: self._capture_point(file) for file in facts}
 
     # --- who is who ----------------------------------------------------------------------
     def _headends(self) -> set[str]:
@@ -104,6 +111,9 @@ class Case:
 
     def capture_point(self, file: str) -> tuple[str, str, str]:
         """(point, why, what it cannot show) for one file."""
+        return self._points[file]
+
+    def _capture_point(self, file: str) -> tuple[str, str, str]:
         f = self.facts[file]
         rep = self.reports[file]
         transport = [s for s in f.tls.sessions.values() if s.server in self.headends]
@@ -320,21 +330,28 @@ class Case:
                     "quoted_flows": [_flow_text(fl) for fl in flows] or None})))
         return out
 
-    def _oversized_sets(self, limit: int) -> dict[str, dict[int, list[FrameSet]]]:
-        """Per file and IP size: frame sets of DF packets larger than ``limit``.
-
-        Packets to or from a head-end are its TLS/DTLS transport, not tunnel traffic: left out.
-        """
-        out: dict[str, dict[int, list[FrameSet]]] = {}
+    def _over(self, limit: int) -> dict[str, Counter]:
+        """Per file: DF packets larger than ``limit`` by IP size, head-end transport left out."""
+        heads = [dec.addr_hash(h) for h in self.headends]
+        out = {}
         for file, f in self.facts.items():
-            for ps in f.size.pairs.values():
-                if ps.src in self.headends or ps.dst in self.headends:
-                    continue
-                for sz, sc in ps.sizes.items():
-                    if sz > limit:
-                        out.setdefault(file, {}).setdefault(sz, []).append(
-                            FrameSet(file, "", list(sc.frames), sc.count))
+            sizes = f.size.over(limit, heads)
+            if sizes:
+                out[file] = sizes
         return out
+
+    def _df_evidence(self, file: str, clause: str, total: int, limit: int, size: int | None) -> FrameSet:
+        """The first DF frames above ``limit`` (or of exactly ``size``), from a short re-read."""
+        heads = np.array([dec.addr_hash(h) for h in self.headends], np.uint64)
+
+        def pred(c: dec.Columns) -> np.ndarray:
+            hit = (c.iplen == size) if size is not None else (c.iplen > limit)
+            return hit & ~np.isin(c.src_h, heads) & ~np.isin(c.dst_h, heads)
+
+        key = (file, clause)
+        if key not in self._evidence_cache:
+            self._evidence_cache[key] = self.evidence(file, {clause: (pred, total)}, file)[clause]
+        return self._evidence_cache[key]
 
     def _df_clause(self, limit: int) -> str:
         lim = max(limit, FLOOR - 1)
@@ -353,16 +370,17 @@ class Case:
     def _oversized(self) -> list[Finding]:
         out = []
         for lim in self.limits():
-            for file, by_size in self._oversized_sets(lim.mtu).items():
-                sizes = Counter({sz: sum(s.count for s in sets) for sz, sets in by_size.items()})
-                sel = select([s for sets in by_size.values() for s in sets], clause=self._df_clause(lim.mtu))
+            for file, sizes in self._over(lim.mtu).items():
+                total = sum(sizes.values())
+                clause = self._df_clause(lim.mtu)
+                sel = select([self._df_evidence(file, clause, total, lim.mtu, None)], clause=clause)
                 size = sizes.most_common(1)[0][0]
                 src_text = "--tunnel-mtu" if lim.source == "option" else "from ICMP"
-                summary = (f"{sum(sizes.values())} packets with DF set are larger than the "
-                           f"{lim.mtu}-byte tunnel MTU ({src_text}); most are {size} bytes: they "
-                           f"cannot cross the tunnel unfragmented.")
+                summary = (f"{total} packets with DF set are larger than the {lim.mtu}-byte tunnel "
+                           f"MTU ({src_text}); most are {size} bytes: they cannot cross the tunnel "
+                           f"unfragmented.")
                 out.append(_finding("oversized-df", summary, [sel], {
-                    "packet_size": size, "tunnel_mtu": lim.mtu, "count": sum(sizes.values()),
+                    "packet_size": size, "tunnel_mtu": lim.mtu, "count": total,
                     "sizes": {str(k): v for k, v in sizes.most_common(5)}}))
         return out
 
@@ -431,10 +449,10 @@ class Case:
                 if not quotes:
                     continue  # the quoted packets fit: the evidence does not show a mismatch
                 size = quotes.most_common(1)[0][0]
-            over = self._oversized_sets(lim.mtu)
+            over = self._over(lim.mtu)
             dsizes: Counter = Counter()
-            for by_size in over.values():
-                dsizes.update({sz: sum(s.count for s in sets) for sz, sets in by_size.items()})
+            for sizes in over.values():
+                dsizes.update(sizes)
             if size is None and dsizes:
                 size = dsizes.most_common(1)[0][0]
             syns: list[tuple[str, object, FrameSet]] = []
@@ -449,9 +467,11 @@ class Case:
             if size is None or size <= lim.mtu or (size, lim.mtu) in done:
                 continue
             done.add((size, lim.mtu))
-            for file, by_size in over.items():
-                if size in by_size:
-                    parts.setdefault(file, []).append((by_size[size], self._df_size_clause(size)))
+            for file, sizes in over.items():
+                if size in sizes:
+                    clause = self._df_size_clause(size)
+                    fs = self._df_evidence(file, clause, sizes[size], lim.mtu, size)
+                    parts.setdefault(file, []).append(([fs], clause))
             for file, k, fs in syns:
                 if mtu.mtu_for_mss(k.mss, k.ipver == 6) == size:  # type: ignore[attr-defined]
                     clause = self._syn_clause(file, False, k.mss, k.ipver, self._role(k.server, file))  # type: ignore[attr-defined]

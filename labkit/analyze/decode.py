@@ -231,7 +231,7 @@ def decode(data: bytes, linktype: int, frame: int = 0, ts: float = 0.0,
         doff = (doff_b >> 4) * 4
         payload_len = max(0, ip_end - l4 - doff)
         mss = _mss(data, l4 + 20, min(l4 + doff, n)) if flags & TCP_SYN else None
-        tls = _tls_hello(data[l4 + doff:min(ip_end, n)]) if payload_len >= 6 and doff >= 20 else None
+        tls = _tls_hello(data, l4 + doff, min(ip_end, n)) if payload_len >= 6 and doff >= 20 else None
         return Packet(frame, ts, orig, ver, src, dst, ip_len, df, proto, sport, dport,
                       TcpInfo(flags, seq, ack, payload_len, mss), None, tls)
     if proto == PROTO_UDP and n >= l4 + 8:
@@ -298,45 +298,48 @@ def _mss(data: bytes, p: int, end: int) -> int | None:
     return None
 
 
-def _tls_hello(payload: bytes) -> TlsHello | None:
-    """A ClientHello/ServerHello at the start of a TCP payload (RFC 8446 4.1, RFC 5246 7.4)."""
-    if len(payload) < 6 or payload[0] != CT_HANDSHAKE or payload[1] != 3:
+def _tls_hello(data: bytes, p: int, end: int) -> TlsHello | None:
+    """A ClientHello/ServerHello at ``data[p:end]``, the start of a TCP payload (RFC 8446 4.1,
+    RFC 5246 7.4). Offsets, not slices: this runs for every TLS connection of a capture."""
+    if end - p < 6 or data[p] != CT_HANDSHAKE or data[p + 1] != 3:
         return None
-    hs_type = payload[5]
-    if hs_type not in (HS_CLIENT_HELLO, HS_SERVER_HELLO):
+    hs_type = data[p + 5]
+    if hs_type != HS_CLIENT_HELLO and hs_type != HS_SERVER_HELLO:
         return None
-    body = payload[9:]
-    if len(body) < 35:
+    b = p + 9
+    if end - b < 35:
         return TlsHello(hs_type, 0, b"")
-    version = _S_H.unpack_from(body, 0)[0]
-    sid_len = body[34]
-    session_id = body[35:35 + sid_len]
-    p = 35 + sid_len
+    version = (data[b] << 8) | data[b + 1]
+    sid_len = data[b + 34]
+    session_id = data[b + 35:min(end, b + 35 + sid_len)]
+    q = b + 35 + sid_len
     if hs_type == HS_SERVER_HELLO:
-        cipher = _S_H.unpack_from(body, p)[0] if len(body) >= p + 2 else None
+        cipher = (data[q] << 8) | data[q + 1] if end >= q + 2 else None
         return TlsHello(hs_type, version, session_id, cipher=cipher)
-    return TlsHello(hs_type, version, session_id, sni=_sni(body, p))
+    return TlsHello(hs_type, version, session_id, sni=_sni(data, q, end))
 
 
-def _sni(body: bytes, p: int) -> str | None:
-    """server_name (RFC 6066 3) from a ClientHello body after the session id."""
-    try:
-        cs_len = _S_H.unpack_from(body, p)[0]
-        p += 2 + cs_len
-        p += 1 + body[p]
-        ext_end = p + 2 + _S_H.unpack_from(body, p)[0]
-        p += 2
-        for _ in range(64):
-            if p + 4 > min(ext_end, len(body)):
-                return None
-            etype, elen = struct.unpack_from("!HH", body, p)
-            if etype == 0 and elen >= 5:
-                name_len = _S_H.unpack_from(body, p + 7)[0]
-                name = body[p + 9:p + 9 + name_len]
-                return name.decode("ascii", "replace") if len(name) == name_len else None
-            p += 4 + elen
-    except (struct.error, IndexError):
+def _sni(data: bytes, p: int, end: int) -> str | None:
+    """server_name (RFC 6066 3) in a ClientHello, from the cipher suites' offset ``p``."""
+    if p + 2 > end:
         return None
+    p += 2 + ((data[p] << 8) | data[p + 1])  # cipher suites
+    if p + 1 > end:
+        return None
+    p += 1 + data[p]  # compression methods
+    if p + 2 > end:
+        return None
+    ext_end = min(end, p + 2 + ((data[p] << 8) | data[p + 1]))
+    p += 2
+    for _ in range(64):  # bounded: a hostile hello cannot make this loop long
+        if p + 4 > ext_end:
+            return None
+        etype, elen = (data[p] << 8) | data[p + 1], (data[p + 2] << 8) | data[p + 3]
+        if etype == 0 and elen >= 5 and p + 9 <= ext_end:
+            name_len = (data[p + 7] << 8) | data[p + 8]
+            name = data[p + 9:p + 9 + name_len]
+            return name.decode("ascii", "replace") if len(name) == name_len else None
+        p += 4 + elen
     return None
 
 
@@ -523,7 +526,8 @@ def columns(chunk: Chunk) -> Columns:
     """
     a = chunk.buf
     n = len(chunk)
-    lts = np.unique(chunk.linktype)
+    lt0 = int(chunk.linktype[0]) if n else 1
+    lts = [lt0] if n and (chunk.linktype == lt0).all() else np.unique(chunk.linktype)
     if len(lts) == 1:
         l3, ver = _link(chunk, np.arange(n), int(lts[0]))
     else:

@@ -54,6 +54,8 @@ class FlowGroups:
     keys: np.ndarray  # sorted unique directed flow hashes
     first: np.ndarray  # row of each flow's first packet in the chunk
     last: np.ndarray  # row of each flow's last packet in the chunk
+    rows: np.ndarray  # TCP rows sorted by (flow, row)
+    starts: np.ndarray  # where each flow's rows begin in :attr:`rows`
 
     def find(self, keys: np.ndarray) -> np.ndarray:
         """Index of each key in :attr:`keys`, or -1."""
@@ -61,6 +63,25 @@ class FlowGroups:
             return np.full(len(keys), -1, np.int64)
         pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
         return np.where(self.keys[pos] == keys, pos, -1)
+
+    def rows_of(self, key: int) -> np.ndarray:
+        """Rows of flow ``key`` in this chunk, in order."""
+        j = int(self.find(np.array([key], np.uint64))[0])
+        if j < 0:
+            return self.rows[:0]
+        hi = int(self.starts[j + 1]) if j + 1 < len(self.starts) else len(self.rows)
+        return self.rows[int(self.starts[j]):hi]
+
+    def last_before(self, key: int, frame: int, frames: np.ndarray) -> int | None:
+        """Row of flow ``key``'s last packet with a frame number below ``frame``."""
+        j = int(self.find(np.array([key], np.uint64))[0])
+        if j < 0:
+            return None
+        lo = int(self.starts[j])
+        hi = int(self.starts[j + 1]) if j + 1 < len(self.starts) else len(self.rows)
+        rows = self.rows[lo:hi]
+        i = int(np.searchsorted(frames[rows], frame)) - 1
+        return int(rows[i]) if i >= 0 else None
 
 
 @dataclass(slots=True)
@@ -107,7 +128,8 @@ class ChunkView:
             ks = keys[order]
             starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]]) if len(ks) else np.zeros(0, np.int64)
             ends = np.r_[starts[1:], len(ks)].astype(np.int64)
-            self._groups = FlowGroups(ks[starts], rows[order[starts]], rows[order[ends - 1]])
+            self._groups = FlowGroups(ks[starts], rows[order[starts]], rows[order[ends - 1]],
+                                      rows[order], starts)
         return self._groups
 
 
@@ -183,8 +205,10 @@ def scan(capture: Capture, detectors: Sequence[Detector], label: str,
         frames = chunk.frames
         s_rows, s_mss = syn_mss(cols)
         rows = rare_rows(cols, s_rows, s_mss)
-        rare = [dec.decode(chunk.packet(int(i)), int(chunk.linktype[i]), int(frames[i]),
-                           float(chunk.ts[i]), int(chunk.origlen[i])) for i in rows]
+        buf, data, caplen = chunk.buf, chunk.data, chunk.caplen
+        rare = [dec.decode(buf[d:d + n].tobytes(), lt, f, t, o) for d, n, lt, f, t, o in zip(
+            data[rows].tolist(), caplen[rows].tolist(), chunk.linktype[rows].tolist(),
+            frames[rows].tolist(), chunk.ts[rows].tolist(), chunk.origlen[rows].tolist())]
         t3 = time.perf_counter()
         view = ChunkView(label, cols, frames, rare, rows, s_rows, s_mss)
         for det in detectors:
@@ -199,14 +223,21 @@ def scan(capture: Capture, detectors: Sequence[Detector], label: str,
         st.packets += len(chunk)
         st.ip_packets += int(np.count_nonzero(cols.ipver))
         st.rare_packets += len(rare)
-        ts = chunk.ts[~np.isnan(chunk.ts)]
-        if len(ts):
-            lo, hi = float(ts.min()), float(ts.max())
+        if not np.isnan(chunk.ts).all():
+            lo, hi = float(np.nanmin(chunk.ts)), float(np.nanmax(chunk.ts))
             st.first_ts = lo if st.first_ts is None else min(st.first_ts, lo)
             st.last_ts = hi if st.last_ts is None else max(st.last_ts, hi)
-        lts, counts = np.unique(chunk.linktype, return_counts=True)
-        for lt, n in zip(lts.tolist(), counts.tolist()):
-            st.linktype_frames[lt] = st.linktype_frames.get(lt, 0) + n
+        lt0 = int(chunk.linktype[0])
+        if (chunk.linktype == lt0).all():
+            st.linktype_frames[lt0] = st.linktype_frames.get(lt0, 0) + len(chunk)
+        else:
+            lts, counts = np.unique(chunk.linktype, return_counts=True)
+            for lt, n in zip(lts.tolist(), counts.tolist()):
+                st.linktype_frames[lt] = st.linktype_frames.get(lt, 0) + n
+    for det in detectors:
+        finish = getattr(det, "finish", None)
+        if finish is not None:
+            finish()
     st.seconds += time.perf_counter() - t_start
     return st
 

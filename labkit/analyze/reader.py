@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import gzip
 import io
+from concurrent.futures import ThreadPoolExecutor
 import os
 import struct
 import zlib
@@ -388,42 +389,57 @@ class _Walker:
         self.cap.warnings.append(ReadWarning(offset, message))
 
     def run(self, stream: BinaryIO, chunk_bytes: int) -> Iterator[Chunk]:
-        buf = bytearray(chunk_bytes + SLACK)
-        view = memoryview(buf)[:chunk_bytes]
-        have, error = _fill(stream, view)
+        """Walk buffer after buffer. Two buffers: while the consumer works on one chunk, a
+        helper thread reads the next (``readinto`` and zlib release the GIL), so the copy from
+        the page cache overlaps the analysis instead of adding to it."""
+        bufs = [bytearray(chunk_bytes + SLACK) for _ in range(2)]
+        views = [memoryview(b)[:chunk_bytes] for b in bufs]
+        cur = 0
+        buf = bufs[cur]
+        have, error = _fill(stream, views[cur])
         self.cap.bytes_read = have
         pos = self.start(buf, have)
         eof = have < chunk_bytes
-        while not self.stop:
-            chunk, pos = self.walk(buf, pos, have, eof)
-            if chunk is not None and len(chunk):
-                self.cap.frames += len(chunk)
-                yield chunk
-            if self.stop:
-                break
-            if self.again:  # a pcapng section in the other byte order starts at pos
-                self.again = False
-                continue
-            if eof:
-                if pos < have:
-                    self.truncated(buf, pos, have)
-                break
-            if pos == 0:
-                self.warn(self.base, f"a record larger than the {chunk_bytes}-byte read buffer: "
-                          f"the file is corrupt from here on")
-                break
-            # Move the unfinished tail to the front and read on.
-            tail = have - pos
-            buf[:tail] = buf[pos:have]
-            self.base += pos
-            n, error = _fill(stream, view[tail:])
-            self.cap.bytes_read += n
-            have = tail + n
-            pos = 0
-            eof = have < chunk_bytes
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="labkit-read")
+        try:
+            while not self.stop:
+                chunk, pos = self.walk(buf, pos, have, eof)
+                pending = None
+                if not (self.stop or self.again or eof or pos == 0):
+                    # Start reading the next buffer now: the unfinished tail goes first.
+                    tail = have - pos
+                    bufs[1 - cur][:tail] = buf[pos:have]
+                    pending = pool.submit(_fill, stream, views[1 - cur][tail:])
+                if chunk is not None and len(chunk):
+                    self.cap.frames += len(chunk)
+                    yield chunk
+                if self.stop:
+                    break
+                if self.again:  # a pcapng section in the other byte order starts at pos
+                    self.again = False
+                    continue
+                if eof:
+                    if pos < have:
+                        self.truncated(buf, pos, have)
+                    break
+                if pending is None:
+                    self.warn(self.base, f"a record larger than the {chunk_bytes}-byte read "
+                              f"buffer: the file is corrupt from here on")
+                    break
+                n, error = pending.result()
+                self.cap.bytes_read += n
+                self.base += pos
+                have = have - pos + n
+                cur = 1 - cur
+                buf = bufs[cur]
+                pos = 0
+                eof = have < chunk_bytes
+        finally:
+            pool.shutdown(wait=True)
         if error:
             self.warn(self.base + have, error)
-        view.release()
+        for v in views:
+            v.release()
 
     def start(self, buf: bytearray, have: int) -> int:
         raise NotImplementedError
@@ -508,18 +524,18 @@ def _walk_pcap(buf: bytearray, pos: int, have: int, rec_len: int, order: str) ->
     lim = have - rec_len
     native = (order == "<") == _NATIVE_LITTLE
     if native and rec_len == 16:
+        # The hot loop: no bounds check per record (the buffer has SLACK bytes after `have`
+        # and every step moves forward); records running past `have` are dropped after it.
         views = _u32_views(buf)
         try:
             while pos <= lim:
-                p8 = pos + 8
-                nxt = p8 + 8 + views[p8 & 3][p8 >> 2]
-                if nxt > have:
-                    break
                 app(pos)
-                pos = nxt
+                pos += 16 + views[pos & 3][(pos >> 2) + 2]
         finally:
             for v in views:
                 v.release()
+        if pos > have:  # only the last record can run past the end of the data
+            pos = offs.pop()
         return offs, pos
     unpack = struct.Struct(order + "I").unpack_from
     while pos <= lim:

@@ -38,6 +38,7 @@ MIN_COPIES = 3
 MIN_SIZE = MIN_IPV4_MTU
 MAX_CARRY = 2_000_000  #: outstanding segments kept; beyond this the oldest are forgotten
 MAX_AGE_S = 900.0  #: an outstanding segment older than this (capture time) is forgotten
+MAX_CANDIDATES = 10_000  #: unresolved retransmitted segments followed at once
 _K1 = np.uint64(0xD6E8FEB86659FD93)
 _HALF = 1 << 31
 _MOD = 1 << 32
@@ -54,6 +55,7 @@ class Candidate:
     length: int  # TCP payload
     size: int  # IP packet
     copies: FrameSet
+    ack_key: int = 0  # flow hash of the receiver's direction (its ACKs)
     acked_frame: int | None = None
     shrunk_frame: int | None = None
 
@@ -81,6 +83,7 @@ class RetransDetector:
         self.candidates: dict[int, Candidate] = {}
         self.acked_size: dict[int, int] = {}  # flow -> largest IP size acknowledged
         self.forgotten = 0
+        self.ordinary = 0  # retransmitted segments later acknowledged at their size
         z64, zi, zf = np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0)
         # The carry: outstanding large segments (first copies), as parallel columns.
         self.c_key, self.c_fd, self.c_ack, self.c_end = z64, z64, z64, zi
@@ -96,6 +99,10 @@ class RetransDetector:
             self._acks(view)
         if self.candidates:
             self._follow(view, fwd, rev)
+        if len(self.candidates) > MAX_CANDIDATES:  # bounded: keep the most-copied
+            keep = sorted(self.candidates.items(), key=lambda kv: -kv[1].copies.count)[:MAX_CANDIDATES]
+            self.forgotten += len(self.candidates) - len(keep)
+            self.candidates = dict(keep)
 
     def _segments(self, view: ChunkView, rows: np.ndarray, fwd: np.ndarray, rev: np.ndarray) -> None:
         """Match this chunk's large segments against the carry; new ones join it."""
@@ -143,6 +150,7 @@ class RetransDetector:
                 pkt = dec.decode(view.chunk.packet(r), int(view.chunk.linktype[r]))
                 cand = self.candidates[k] = self._new(pkt, int(c.seq[r]), int(c.paylen[r]),
                                                       int(c.iplen[r]), int(fwd[r]))
+                cand.ack_key = int(view.tcp_keys()[1][r])
                 for i in carried:
                     cand.copies.add(int(self.c_frame[i]), float(self.c_ts[i]))
             for r in new:
@@ -193,23 +201,28 @@ class RetransDetector:
         self.c_frame, self.c_ts, self.c_size = self.c_frame[mask], self.c_ts[mask], self.c_size[mask]
 
     def _follow(self, view: ChunkView, fwd: np.ndarray, rev: np.ndarray) -> None:
-        """For open candidates: the first ACK covering them, the first smaller re-send."""
+        """For open candidates: the first ACK covering them, the first smaller re-send.
+
+        A candidate acknowledged at its size (no smaller re-send first) is an ordinary
+        retransmission: it is dropped, so the table holds only unresolved segments.
+        """
         c = view.cols
-        open_ = [cd for cd in self.candidates.values() if cd.acked_frame is None]
-        if not open_:
-            return
-        fds = np.array(sorted({cd.fd for cd in open_}), np.uint64)
-        ack_rows = np.flatnonzero(np.isin(rev, fds) & ((c.flags & dec.TCP_ACK) != 0))
-        data_rows = np.flatnonzero(np.isin(fwd, fds) & (c.paylen > 0))
-        for cd in open_:
-            f = np.uint64(cd.fd)
-            if len(ack_rows):
-                ar = ack_rows[rev[ack_rows] == f]
-                hit = ar[_serial_ge(c.ack[ar], cd.end)]
-                if len(hit):
-                    cd.acked_frame = int(view.frames[hit[0]])
-            if cd.shrunk_frame is None and len(data_rows):
-                dr = data_rows[(fwd[data_rows] == f) & (c.seq[data_rows] == cd.seq)
-                               & (c.paylen[data_rows] < cd.length)]
-                if len(dr):
-                    cd.shrunk_frame = int(view.frames[dr[0]])
+        g = view.tcp_groups()
+        done = []
+        for k, cd in self.candidates.items():
+            if cd.shrunk_frame is None:
+                rows = g.rows_of(cd.fd)
+                if len(rows):
+                    hit = rows[(c.seq[rows] == cd.seq) & (c.paylen[rows] > 0) & (c.paylen[rows] < cd.length)]
+                    if len(hit):
+                        cd.shrunk_frame = int(view.frames[hit[0]])
+            if cd.acked_frame is None:
+                rows = g.rows_of(cd.ack_key)
+                if len(rows) and _serial_ge(c.ack[rows[-1]], cd.end):
+                    hit = rows[((c.flags[rows] & dec.TCP_ACK) != 0) & _serial_ge(c.ack[rows], cd.end)]
+                    cd.acked_frame = int(view.frames[hit[0]]) if len(hit) else int(view.frames[rows[-1]])
+            if cd.acked_frame is not None and not cd.recovered_by_shrinking:
+                done.append(k)
+        for k in done:
+            del self.candidates[k]
+            self.ordinary += 1

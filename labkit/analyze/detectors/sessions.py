@@ -36,6 +36,7 @@ class TlsSession:
     version: int | None = None
     resumed: bool | None = None
     client_session_id: bytes = b""
+    rev_key: int = 0  # flow hash of the server -> client direction
     last_ts: float = 0.0
     last_frame: int = 0
     #: key of an earlier session to the same server -> its last packet time before this began
@@ -94,21 +95,24 @@ class TlsDetector:
         s.client_session_id = pkt.tls.session_id if pkt.tls else b""
         s.last_ts, s.last_frame = pkt.ts, pkt.frame
         earlier = self.by_endpoint.setdefault(s.endpoint, [])
-        for k in earlier:
-            s.prev_last[k] = self._last_before(view, k, s.start_frame, fwd, rev)
+        if earlier:  # the reconnect gap is measured from the session just before this one
+            prev = earlier[-1]
+            s.prev_last[prev] = self._last_before(view, prev, s.start_frame)
         earlier.append(key)
         self.sessions[key] = s
-        self._by_rev[int(rev[row])] = s
+        s.rev_key = int(rev[row])
+        self._by_rev[s.rev_key] = s
 
-    def _last_before(self, view: ChunkView, key: int, frame: int,
-                     fwd: np.ndarray, rev: np.ndarray) -> float:
-        k = np.uint64(key)
-        rows = np.flatnonzero(((fwd == k) | (rev == k)) & (view.frames < frame))
+    def _last_before(self, view: ChunkView, key: int, frame: int) -> float:
+        """Time of session ``key``'s last packet (either direction) before ``frame``."""
         old = self.sessions[key]
-        if len(rows):
-            return max(old.last_ts if old.last_frame < frame else old.hello_ts,
-                       float(view.ts[rows[-1]]))
-        return old.last_ts if old.last_frame < frame else old.hello_ts
+        best = old.last_ts if old.last_frame < frame else old.hello_ts
+        g = view.tcp_groups()
+        for k in (key, old.rev_key):
+            t = g.last_before(k, frame, view.frames)
+            if t is not None:
+                best = max(best, float(view.ts[t]))
+        return best
 
     def _fold(self, view: ChunkView, fwd: np.ndarray, rev: np.ndarray) -> None:
         """Last packet of each session in this chunk, from the shared flow groups."""
