@@ -16,7 +16,7 @@ Flow hashes: addresses are already 64-bit hashes in the columns; a directed flow
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -201,8 +201,11 @@ def rare_rows(c: Columns, syn_rows: np.ndarray, syn_mss: np.ndarray) -> np.ndarr
 
 
 def scan(capture: Capture, detectors: Sequence[Detector], label: str,
-         stats: ScanStats | None = None) -> ScanStats:
-    """Feed every chunk of ``capture`` to ``detectors``; return counts and timings."""
+         stats: ScanStats | None = None,
+         on_chunk: Callable[[int, int], None] | None = None) -> ScanStats:
+    """Feed every chunk of ``capture`` to ``detectors``; return counts and timings.
+
+    ``on_chunk(file bytes consumed, packets so far)`` runs after each chunk (progress)."""
     st = stats or ScanStats()
     t_start = time.perf_counter()
     stage = st.stage_seconds
@@ -235,6 +238,8 @@ def scan(capture: Capture, detectors: Sequence[Detector], label: str,
         stage["rare"] = stage.get("rare", 0.0) + t3 - t2
         stage["detect"] = stage.get("detect", 0.0) + t4 - t3
         st.packets += len(chunk)
+        if on_chunk is not None:
+            on_chunk(capture.position, st.packets)
         st.ip_packets += int(np.count_nonzero(cols.ipver))
         st.rare_packets += len(rare)
         if not np.isnan(chunk.ts).all():

@@ -148,6 +148,15 @@ class Capture:
     bytes_read: int = 0
     _stream: BinaryIO | None = None
     _detail: str = ""  # pcap: "us"/"ns"/"modified"
+    _raw: BinaryIO | None = None  # the file itself, under any decompression
+
+    @property
+    def position(self) -> int:
+        """Bytes of the file consumed so far (compressed bytes for gzip): for progress."""
+        try:
+            return self._raw.tell() if self._raw is not None else self.bytes_read
+        except (OSError, ValueError):  # closed
+            return self.bytes_read
 
     @property
     def linktypes(self) -> list[int]:
@@ -234,6 +243,7 @@ def _identify(p: Path, raw: BinaryIO) -> Capture:
                          hint="labkit reads pcap, pcapng and their .gz forms")
     # Put the magic back in front of the stream for the walker.
     cap._stream = _Prefixed(head, stream)  # type: ignore[assignment]
+    cap._raw = raw
     return cap
 
 
