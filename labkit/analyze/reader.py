@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import mmap
 import os
 import struct
 import zlib
@@ -373,6 +374,16 @@ def rows_at(a: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
 _NATIVE_LITTLE = struct.pack("=I", 1) == struct.pack("<I", 1)
 
 
+def _zeroed(size: int) -> mmap.mmap:
+    """A zero-filled, writable buffer whose pages the OS provides only when touched.
+
+    ``bytearray(32 MiB)`` writes every byte (about 30 ms); an anonymous mapping costs nothing
+    until used, so a small capture (or a fuzz campaign of thousands) pays only for its bytes.
+    It indexes, slices and exports its buffer like a bytearray.
+    """
+    return mmap.mmap(-1, size)
+
+
 class _Walker:
     """Shared chunk loop: fill the buffer, walk records, yield columns, keep the tail."""
 
@@ -388,7 +399,7 @@ class _Walker:
         self.cap.warnings.append(ReadWarning(offset, message))
 
     def run(self, stream: BinaryIO, chunk_bytes: int) -> Iterator[Chunk]:
-        buf = bytearray(chunk_bytes + SLACK)
+        buf = _zeroed(chunk_bytes + SLACK)
         view = memoryview(buf)[:chunk_bytes]
         have, error = _fill(stream, view)
         self.cap.bytes_read = have
