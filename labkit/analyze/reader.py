@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import mmap
 from concurrent.futures import ThreadPoolExecutor
 import os
 import struct
@@ -388,6 +389,16 @@ def rows_at(a: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
 _NATIVE_LITTLE = struct.pack("=I", 1) == struct.pack("<I", 1)
 
 
+def _zeroed(size: int) -> mmap.mmap:
+    """A zero-filled, writable buffer whose pages the OS provides only when touched.
+
+    ``bytearray(32 MiB)`` writes every byte (about 30 ms); an anonymous mapping costs nothing
+    until used, so a small capture (or a fuzz campaign of thousands) pays only for its bytes.
+    It indexes, slices and exports its buffer like a bytearray.
+    """
+    return mmap.mmap(-1, size)
+
+
 class _Walker:
     """Shared chunk loop: fill the buffer, walk records, yield columns, keep the tail."""
 
@@ -406,7 +417,7 @@ class _Walker:
         """Walk buffer after buffer. Two buffers: while the consumer works on one chunk, a
         helper thread reads the next (``readinto`` and zlib release the GIL), so the copy from
         the page cache overlaps the analysis instead of adding to it."""
-        bufs = [bytearray(chunk_bytes + SLACK) for _ in range(2)]
+        bufs = [_zeroed(chunk_bytes + SLACK) for _ in range(2)]
         views = [memoryview(b)[:chunk_bytes] for b in bufs]
         cur = 0
         buf = bufs[cur]
