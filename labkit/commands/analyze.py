@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from labkit import mtu
 from labkit.analyze import AnalyzeOptions, Report, analyze, sources
 from labkit.analyze.case import verdict
+from labkit.analyze.progress import Progress
 from labkit.analyze.render import to_json, to_text
 from labkit.analyze.timeline import LogInputs, join
 from labkit.errors import InputError, UsageError
@@ -36,6 +37,16 @@ def _mtu(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if not mtu.MIN_IPV4_MTU <= value <= mtu.MAX_IP_PACKET:
         raise argparse.ArgumentTypeError(f"expected {mtu.MIN_IPV4_MTU}..{mtu.MAX_IP_PACKET}, got {value}")
+    return value
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of processes, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
     return value
 
 
@@ -82,6 +93,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--headend", type=_ip, action="append", default=[], metavar="IP",
                    help="a head-end address (repeatable); DTLS peers are found without it")
     p.add_argument("--force", action="store_true", help="overwrite --annotate's / --plot's output file")
+    p.add_argument("--jobs", type=_jobs, default=1, metavar="N",
+                   help="scan up to N files at once, in parallel processes (default 1)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress line (shown on a terminal when the work takes over a second)")
 
 
 def _offsets(args: argparse.Namespace) -> dict[str | None, float]:
@@ -146,7 +161,14 @@ def run(args: argparse.Namespace) -> int:
     heads = [*args.headend, *(s.server.rpartition(":")[0].strip("[]")
                               for r in decrypted.values() for s in r.tunnels)]
     options = AnalyzeOptions(tunnel_mtu=args.tunnel_mtu, headends=tuple(dict.fromkeys(heads)))
-    report = analyze(args.files, options) if args.files else Report((), (), "", options)
+    if args.files:
+        progress = Progress.for_files(args.files, enabled=False if args.no_progress else None)
+        try:
+            report = analyze(args.files, options, jobs=args.jobs, progress=progress)
+        finally:
+            progress.finish()
+    else:
+        report = Report((), (), "", options)
 
     found, syslog, dart = _read_logs(args, report, offsets)
     if keylog is not None:
