@@ -47,22 +47,45 @@ def scalar_hash(fn, *values: int) -> int:
     return int(fn(*arrays)[0])
 
 
+_ROW_BITS = 20  # rows of a chunk fit in 20 bits (a 16 MiB chunk holds < 2^20 records)
+_ROW_MASK = np.uint64((1 << _ROW_BITS) - 1)
+
+
 @dataclass(frozen=True, slots=True)
 class FlowGroups:
-    """The chunk's TCP rows grouped by directed flow hash: one stable sort, shared by detectors."""
+    """The chunk's TCP rows grouped by directed flow: one sort, shared by the detectors.
 
-    keys: np.ndarray  # sorted unique directed flow hashes
+    Each row's flow hash, cut to its top 44 bits, and its row number share one 64-bit word,
+    so a plain (fast, unstable) sort orders rows by flow and, within a flow, by time.
+    Two flows of one chunk sharing the top 44 bits happens with probability ~n^2/2^45.
+    """
+
+    keys: np.ndarray  # sorted unique flow hashes, top 44 bits
     first: np.ndarray  # row of each flow's first packet in the chunk
     last: np.ndarray  # row of each flow's last packet in the chunk
     rows: np.ndarray  # TCP rows sorted by (flow, row)
     starts: np.ndarray  # where each flow's rows begin in :attr:`rows`
 
+    @classmethod
+    def of(cls, fwd: np.ndarray) -> FlowGroups:
+        rows = np.flatnonzero(fwd)
+        if len(rows) >= 1 << _ROW_BITS:
+            raise ValueError("chunk too large for FlowGroups")
+        packed = np.sort(((fwd[rows] >> np.uint64(_ROW_BITS)) << np.uint64(_ROW_BITS))
+                         | rows.astype(np.uint64))
+        srows = (packed & _ROW_MASK).astype(np.int64)
+        gk = packed >> np.uint64(_ROW_BITS)
+        starts = np.flatnonzero(np.r_[True, gk[1:] != gk[:-1]]) if len(gk) else np.zeros(0, np.int64)
+        ends = np.r_[starts[1:], len(gk)].astype(np.int64)
+        return cls(gk[starts], srows[starts], srows[ends - 1] if len(ends) else srows[:0], srows, starts)
+
     def find(self, keys: np.ndarray) -> np.ndarray:
-        """Index of each key in :attr:`keys`, or -1."""
+        """Index of each (full 64-bit) flow hash in :attr:`keys`, or -1."""
         if not len(self.keys):
             return np.full(len(keys), -1, np.int64)
-        pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-        return np.where(self.keys[pos] == keys, pos, -1)
+        k = np.asarray(keys, np.uint64) >> np.uint64(_ROW_BITS)
+        pos = np.minimum(np.searchsorted(self.keys, k), len(self.keys) - 1)
+        return np.where(self.keys[pos] == k, pos, -1)
 
     def rows_of(self, key: int) -> np.ndarray:
         """Rows of flow ``key`` in this chunk, in order."""
@@ -74,14 +97,13 @@ class FlowGroups:
 
     def last_before(self, key: int, frame: int, frames: np.ndarray) -> int | None:
         """Row of flow ``key``'s last packet with a frame number below ``frame``."""
-        j = int(self.find(np.array([key], np.uint64))[0])
-        if j < 0:
-            return None
-        lo = int(self.starts[j])
-        hi = int(self.starts[j + 1]) if j + 1 < len(self.starts) else len(self.rows)
-        rows = self.rows[lo:hi]
+        rows = self.rows_of(key)
         i = int(np.searchsorted(frames[rows], frame)) - 1
         return int(rows[i]) if i >= 0 else None
+
+    def full_key(self, j: int, fwd: np.ndarray) -> int:
+        """The full 64-bit flow hash of group ``j``."""
+        return int(fwd[self.first[j]])
 
 
 @dataclass(slots=True)
@@ -121,15 +143,7 @@ class ChunkView:
 
     def tcp_groups(self) -> FlowGroups:
         if self._groups is None:
-            fwd = self.tcp_keys()[0]
-            rows = np.flatnonzero(fwd)
-            keys = fwd[rows]
-            order = np.argsort(keys, kind="stable")
-            ks = keys[order]
-            starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]]) if len(ks) else np.zeros(0, np.int64)
-            ends = np.r_[starts[1:], len(ks)].astype(np.int64)
-            self._groups = FlowGroups(ks[starts], rows[order[starts]], rows[order[ends - 1]],
-                                      rows[order], starts)
+            self._groups = FlowGroups.of(self.tcp_keys()[0])
         return self._groups
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import mmap
 from concurrent.futures import ThreadPoolExecutor
 import os
 import struct
@@ -42,10 +43,13 @@ import numpy as np
 
 from labkit.errors import InputError
 
-CHUNK_BYTES = 32 << 20  #: one read-ahead buffer; records never span more than this
+CHUNK_BYTES = 16 << 20  #: one read buffer (two are used, see _Walker.run)
 #: Bytes after the buffer that are never filled: fixed-width windows (:func:`windows`) taken at
 #: any header offset inside the buffer stay in bounds.
 SLACK = 256
+#: Each packet's first bytes are copied out with its record header, in the same memory pass:
+#: link, IP (v4 with options, v6), TCP with options and the payload's first bytes fit in 128.
+PACKET_WINDOW = 128
 #: Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD: a larger caplen means a corrupt file.
 MAX_CAPLEN = 262144
 #: A pcapng block larger than this is treated as corruption (Wireshark allows 16 MiB + slack).
@@ -105,6 +109,7 @@ class Chunk:
     frame0: int  # Wireshark frame number of the first record
     ticks: np.ndarray  # int64 raw timestamp in its interface's units (exact, for copies)
     iface: np.ndarray  # int64 index into Capture.interfaces (-1: not a packet)
+    win: np.ndarray  # (n, PACKET_WINDOW) uint8: each packet's first bytes (beyond caplen: junk)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -384,6 +389,16 @@ def rows_at(a: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
 _NATIVE_LITTLE = struct.pack("=I", 1) == struct.pack("<I", 1)
 
 
+def _zeroed(size: int) -> mmap.mmap:
+    """A zero-filled, writable buffer whose pages the OS provides only when touched.
+
+    ``bytearray(32 MiB)`` writes every byte (about 30 ms); an anonymous mapping costs nothing
+    until used, so a small capture (or a fuzz campaign of thousands) pays only for its bytes.
+    It indexes, slices and exports its buffer like a bytearray.
+    """
+    return mmap.mmap(-1, size)
+
+
 class _Walker:
     """Shared chunk loop: fill the buffer, walk records, yield columns, keep the tail."""
 
@@ -402,7 +417,7 @@ class _Walker:
         """Walk buffer after buffer. Two buffers: while the consumer works on one chunk, a
         helper thread reads the next (``readinto`` and zlib release the GIL), so the copy from
         the page cache overlaps the analysis instead of adding to it."""
-        bufs = [bytearray(chunk_bytes + SLACK) for _ in range(2)]
+        bufs = [_zeroed(chunk_bytes + SLACK) for _ in range(2)]
         views = [memoryview(b)[:chunk_bytes] for b in bufs]
         cur = 0
         buf = bufs[cur]
@@ -495,14 +510,15 @@ class _PcapWalker(_Walker):
                           f"analyzed the {self.frame + k - 1} records before it")
                 idx, caplen = idx[:k], caplen[:k]
                 self.stop = True
-            hdr = rows_at(a, idx, 16).view(self.order + "u4").astype(np.int64)
+            head = rows_at(a, idx, self.rec_len + PACKET_WINDOW)
+            hdr = np.ascontiguousarray(head[:, :16]).view(self.order + "u4").astype(np.int64)
             sec, frac = hdr[:, 0], hdr[:, 1]
             ticks = sec * int(self.divisor) + frac
             ts = sec + frac / self.divisor
             n = len(idx)
             chunk = Chunk(a, idx + self.rec_len, caplen, hdr[:, 3], ts,
                           np.full(n, self.linktype, dtype=np.int32), self.frame, ticks,
-                          np.zeros(n, np.int64))
+                          np.zeros(n, np.int64), head[:, self.rec_len:])
             self.frame += n
         else:
             chunk = None
@@ -606,7 +622,7 @@ class _PcapngWalker(_Walker):
         if len(parts) == 1:
             return parts[0], pos
         cols = {f: np.concatenate([getattr(p, f) for p in parts])
-                for f in ("data", "caplen", "origlen", "ts", "linktype", "ticks", "iface")}
+                for f in ("data", "caplen", "origlen", "ts", "linktype", "ticks", "iface", "win")}
         return Chunk(a, frame0=parts[0].frame0, **cols), pos
 
     def _check_stop(self, buf: bytearray, pos: int) -> None:
@@ -679,10 +695,13 @@ class _PcapngWalker(_Walker):
         caplen = np.zeros(n, np.int64)
         origlen = np.zeros(n, np.int64)
         data = idx + 28
+        win = np.empty((n, PACKET_WINDOW), np.uint8)
         if epb.any():
             e = idx[epb]
-            f = rows_at(a, e + 8, 20).view(o + "u4").astype(np.int64)
+            g = rows_at(a, e + 8, 20 + PACKET_WINDOW)
+            f = np.ascontiguousarray(g[:, :20]).view(o + "u4").astype(np.int64)
             iface[epb], hi[epb], lo[epb], caplen[epb], origlen[epb] = f.T
+            win[epb] = g[:, 20:]
         if pb.any():
             e = idx[pb]
             iface[pb] = rows_at(a, e + 8, 2).view(o + "u2")[:, 0]
@@ -731,8 +750,10 @@ class _PcapngWalker(_Walker):
             ts = np.full(n, np.nan)
             ticks = np.zeros(n, np.int64)
             skip = np.ones(n, bool)
+        if not epb.all():
+            win[~epb] = rows_at(a, data[~epb], PACKET_WINDOW)
         parts.append(Chunk(a, data, caplen, origlen, ts, linktype, self.frame, ticks,
-                           np.where(skip, -1, gi)))
+                           np.where(skip, -1, gi), win))
         self.frame += n
 
     def truncated(self, buf: bytearray, pos: int, have: int) -> None:

@@ -112,13 +112,19 @@ class RetransDetector:
         key = dec.mix64(fd ^ dec.mix64(seq.astype(np.uint64) * _K1 + plen.astype(np.uint64)))
         n_old = len(self.c_key)
         all_key = np.concatenate([self.c_key, key])
-        order = np.argsort(all_key, kind="stable")  # carried copies sort before new ones
-        ks = all_key[order]
-        head = np.r_[True, ks[1:] != ks[:-1]]
-        if not head.all():
+        sk = np.sort(all_key)  # no duplicate (the common case) -> nothing else to do
+        dup = sk[1:][sk[1:] == sk[:-1]]
+        if len(dup):
+            member = np.flatnonzero(np.isin(all_key, dup))
+            order = member[np.argsort(all_key[member], kind="stable")]  # carried copy first
+            ks = all_key[order]
+            head = np.r_[True, ks[1:] != ks[:-1]]
             self._retransmitted(view, rows, order, head, n_old, all_key)
-        first = order[head]
-        new_first = first[first >= n_old] - n_old
+            later = np.zeros(len(all_key), bool)
+            later[order[~head]] = True  # second and later copies: not new first copies
+            new_first = np.flatnonzero(~later[n_old:])
+        else:
+            new_first = np.arange(len(key))
         r_new = rows[new_first]
         self.c_key = np.concatenate([self.c_key, key[new_first]])
         self.c_fd = np.concatenate([self.c_fd, fd[new_first]])
@@ -177,13 +183,12 @@ class RetransDetector:
             ack_ok = has & ((c.flags[last] & dec.TCP_ACK) != 0)
             acked = ack_ok & _serial_ge(c.ack[last], self.c_end)
             if acked.any():
-                fds, sizes = self.c_fd[acked], self.c_size[acked]
-                o = np.lexsort((sizes, fds))
-                fds, sizes = fds[o], sizes[o]
-                ends = np.flatnonzero(np.r_[fds[1:] != fds[:-1], True])
-                for f, s in zip(fds[ends].tolist(), sizes[ends].tolist()):
-                    if s > self.acked_size.get(f, 0):
-                        self.acked_size[f] = s
+                uf, inv = np.unique(self.c_fd[acked], return_inverse=True)
+                best = np.zeros(len(uf), np.int64)
+                np.maximum.at(best, inv, self.c_size[acked])
+                for f, sz in zip(uf.tolist(), best.tolist()):
+                    if sz > self.acked_size.get(f, 0):
+                        self.acked_size[f] = sz
                 self._keep(~acked)
         if len(self.c_key):
             ts = view.ts

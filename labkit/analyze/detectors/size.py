@@ -76,7 +76,7 @@ class SizeDetector:
 
 
 def evidence_frames(path: str, clauses: dict[str, tuple[Callable[[dec.Columns], np.ndarray], int]],
-                    file: str) -> dict[str, FrameSet]:
+                    file: str, df_only: bool = True) -> dict[str, FrameSet]:
     """The first :data:`MAX_FRAMES` frames matching each predicate, in one early-stopping pass.
 
     ``clauses`` maps a display-filter clause to (a vectorized predicate over a chunk's columns
@@ -88,7 +88,10 @@ def evidence_frames(path: str, clauses: dict[str, tuple[Callable[[dec.Columns], 
         for chunk in cap.chunks():
             cols = dec.columns(chunk)
             base = np.zeros(len(chunk), bool)
-            base[_df_rows(cols)] = True
+            if df_only:
+                base[_df_rows(cols)] = True
+            else:
+                base[:] = True
             for cl, (pred, _total) in clauses.items():
                 fs = sets[cl]
                 room = MAX_FRAMES - len(fs.frames)
