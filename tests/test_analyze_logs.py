@@ -169,7 +169,7 @@ def test_timeline_of_logs_alone():
 
     inputs = _inputs()
     t = build([], join([], inputs), inputs)
-    assert [(lv.value, lv.label) for lv in t.levels] == [(1418, "packets sized for"), (1347, "tunnel MTU")]
+    assert [(lv.value, lv.label) for lv in t.levels] == [(1418, "packet size the adapter MTU allows"), (1347, "tunnel MTU")]
     (logged,) = t.series  # the ASA names the packets' size: 6 x 722036 + 6 x 602101
     assert len(logged.sizes) == 12 and set(logged.sizes.tolist()) == {1418}
     lanes = {m.lane for m in t.markers}

@@ -33,7 +33,7 @@ def _levels(findings: Sequence[Finding]) -> tuple[Level, ...]:
     named: dict[int, list[str]] = {}
     for f in findings:
         pairs = {
-            "mtu-mismatch": (("packet_size", "packets sized for"), ("tunnel_mtu", "tunnel MTU")),
+            "mtu-mismatch": (("packet_size", "packet size the adapter MTU allows"), ("tunnel_mtu", "tunnel MTU")),
             "cstp-connect": (("x_dtls_mtu", "X-DTLS-MTU"), ("x_cstp_mtu", "X-CSTP-MTU")),
             "icmp-frag-needed": (("mtu", "ICMP next-hop MTU"),),
         }.get(f.id, ())
