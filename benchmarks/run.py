@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from benchmarks import facts
-from benchmarks.generate import HEADEND_ADDRESS, generator_version, parse_size, truth_path
+from benchmarks.generate import HEADEND_ADDRESS, generator_version, size_arg, truth_path
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ("cat", "tcpdump", "tshark", "labkit", "scapy")
@@ -443,7 +443,7 @@ def print_facts(fmt: str, doc: dict, runs: list[Run]) -> list[str]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     size = p.add_mutually_exclusive_group()
     size.add_argument("--packets", type=int, default=None, help="capture size in packets (default 1000000)")
-    size.add_argument("--size", type=parse_size, help="capture size in bytes instead, e.g. 5g")
+    size.add_argument("--size", type=size_arg, help="capture size in bytes instead, e.g. 5g")
     size.add_argument("--quick", action="store_true", help="50 k packets: a smoke test of the runner")
     p.add_argument("--formats", default="pcap,pcapng", help="comma-separated: pcap,pcapng")
     p.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated subset of {','.join(TOOLS)}")
