@@ -184,6 +184,10 @@ class Capture:
         if self._stream is None:
             raise ValueError("capture already read or closed")
         stream, self._stream = self._stream, None
+        if self.size and not self.compressed:
+            # A small file needs no 16 MiB buffers (allocating them costs more than reading it);
+            # a buffer must still hold the largest record.
+            chunk_bytes = min(chunk_bytes, max(self.size, 2 * (MAX_CAPLEN + 64)))
         try:
             walker = _PcapWalker(self) if self.format == "pcap" else _PcapngWalker(self)
             yield from walker.run(stream, chunk_bytes)
@@ -594,13 +598,18 @@ class _PcapngWalker(_Walker):
         # of their moment. A section in the other byte order makes the walk above read
         # garbage after its SHB, so the next walk restarts there.
         parts: list[Chunk] = []
+        record = np.isin(types, _RECORD_BLOCKS)
         done = 0
-        for k in np.flatnonzero(~np.isin(types, _RECORD_BLOCKS)):
+        # Interface blocks only add interfaces (a packet names an interface declared before
+        # it), so only a new section splits the packets; a hostile file alternating IDBs and
+        # packets costs no more than a plain one.
+        for k in np.flatnonzero(~record):
             k = int(k)
             off = int(idx[k])
-            self._packets(a, idx[done:k], types[done:k], parts)
-            done = k
             if types[k] == PCAPNG_SHB:
+                sel = record[done:k]
+                self._packets(a, idx[done:k][sel], types[done:k][sel], parts)
+                done = k
                 order = self._shb_order(buf, off)
                 if order is None:
                     self.stop = True
@@ -610,11 +619,12 @@ class _PcapngWalker(_Walker):
                     pos, self.again = off, True
                     break
                 self._shb(off)
+                done = k + 1
             elif types[k] == _BLOCK_IDB:
                 self._idb(buf, off)
-            done = k + 1
         else:
-            self._packets(a, idx[done:], types[done:], parts)
+            sel = record[done:]
+            self._packets(a, idx[done:][sel], types[done:][sel], parts)
             if not self.stop and pos + 12 <= have:
                 self._check_stop(buf, pos)
         if not parts:
