@@ -150,6 +150,7 @@ class Capture:
     _stream: BinaryIO | None = None
     _detail: str = ""  # pcap: "us"/"ns"/"modified"
     _raw: BinaryIO | None = None  # the file itself, under any decompression
+    size: int = 0  # bytes on disk (0 when unknown): small files get small buffers
 
     @property
     def position(self) -> int:
@@ -249,6 +250,10 @@ def _identify(p: Path, raw: BinaryIO) -> Capture:
     # Put the magic back in front of the stream for the walker.
     cap._stream = _Prefixed(head, stream)  # type: ignore[assignment]
     cap._raw = raw
+    try:
+        cap.size = os.fstat(raw.fileno()).st_size
+    except OSError:
+        cap.size = 0
     return cap
 
 
