@@ -43,14 +43,18 @@ FINDING_TYPES: dict[str, tuple[Severity, str]] = {
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """One frame a person can open: Wireshark's 1-based frame number in ``file``."""
+    """One frame a person can open: Wireshark's 1-based frame number in ``file`` (or the line
+    of a log file: ASA syslog, DART)."""
 
     file: str
-    frame: int
-    time: float  # seconds since the epoch, as the capture (or log) records it
+    frame: int  # for a log file: its 1-based line number
+    time: float | None  # seconds since the epoch; None for a log line without a usable timestamp
 
     def to_json(self) -> dict[str, Any]:
-        return {"file": self.file, "frame": self.frame, "time": round(self.time, 6)}
+        doc: dict[str, Any] = {"file": self.file, "frame": self.frame}
+        if self.time is not None:
+            doc["time"] = round(self.time, 6)
+        return doc
 
 
 @dataclass(frozen=True, slots=True)

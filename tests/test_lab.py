@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,8 @@ def test_default_topology_is_the_seed_case() -> None:
     assert topo.headend == "kernel"
     assert topo.tls_mtu == mtu.tls_mtu_asa(1380, "AES128-SHA") == 1347
     assert (topo.block_dtls, topo.block_icmp, topo.dtls_port) == (True, False, 443)
+    # `labkit lab up` without --topology uses Topology()'s defaults: the same case
+    assert replace(topo, description="") == Topology()
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))

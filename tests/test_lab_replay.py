@@ -149,13 +149,22 @@ def _mac(ns: str, ifname: str) -> str:
     return json.loads(out)[0]["address"]
 
 
+SCENARIO = ROOT / "pcaps" / "scenarios" / "dtls-blocked-icmp-ok" / "headend-inside.pcap"
+
+
 @requires_lab
 @requires_tshark
-def test_replayed_oversized_segments_make_the_kernel_send_icmp_1347(tmp_path: Path) -> None:
+def test_replayed_scenario_segments_make_the_kernel_send_icmp_1347(tmp_path: Path) -> None:
+    """The seed scenario's inside capture: its server's 1418-byte DF segments, replayed into
+    the kernel lab, draw the real head-end kernel's ICMP 3/4 with the TLS MTU."""
     crafted, captured = tmp_path / "scenario.pcap", tmp_path / "inside.pcap"
-    _scenario_like_capture(crafted, 4)
-    rows = tshark_fields(crafted, "ip.len == 1418 && ip.flags.df == 1", "ip.src", "ip.dst", "eth.src",
-                         "eth.dst")
+    # Only the server's segments: the scenario's own (crafted) ICMP stays out of the lab.
+    proc = subprocess.run(["tshark", "-n", "-r", str(SCENARIO), "-Y",
+                           "ip.len == 1418 && ip.flags.df == 1 && tcp && !icmp",
+                           "-F", "pcap", "-w", str(crafted)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    rows = tshark_fields(crafted, "ip.len == 1418 && ip.flags.df == 1", "ip.src", "ip.dst",
+                         "eth.src", "eth.dst")
     assert len(rows) == 4
     (scen_server, scen_client, scen_smac, scen_dmac), = set(map(tuple, rows))
     with lab(unique("rp")) as name:

@@ -598,9 +598,12 @@ def _lt_number(text: str) -> int:
     return int(text.split()[0]) if text and text.split()[0].lstrip("-").isdigit() else -1
 
 
-def verdict(findings: Sequence[Finding], reports: Sequence[FileReport]) -> str:
-    """One line, first thing a reader sees: confirmed, ruled out, or what was found instead."""
-    if not any(r.analyzable for r in reports):
+def verdict(findings: Sequence[Finding], reports: Sequence[FileReport], logs_read: bool = False) -> str:
+    """One line, first thing a reader sees: confirmed, ruled out, or what was found instead.
+
+    ``logs_read``: an ASA syslog, DART log or key log was read (``labkit.analyze.sources``).
+    """
+    if not any(r.analyzable for r in reports) and not logs_read:
         return "nothing could be analyzed"
     ids = Counter(f.id for f in findings)
     mm = [f for f in findings if f.id == "mtu-mismatch"]

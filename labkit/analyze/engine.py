@@ -201,11 +201,13 @@ def rare_rows(c: Columns, syn_rows: np.ndarray, syn_mss: np.ndarray) -> np.ndarr
 
 
 def scan(capture: Capture, detectors: Sequence[Detector], label: str,
-         stats: ScanStats | None = None, progress: Callable[[int, int], None] | None = None) -> ScanStats:
+         stats: ScanStats | None = None,
+         on_chunk: Callable[[int, int], None] | None = None) -> ScanStats:
     """Feed every chunk of ``capture`` to ``detectors``; return counts and timings.
 
-    ``progress(bytes_done, packets)`` is called after each chunk. Stage times are this
-    thread's CPU seconds (the read-ahead thread's copying is not in them); ``seconds`` is wall."""
+    ``on_chunk(file bytes consumed, packets so far)`` runs after each chunk (progress). Stage
+    times are this thread's CPU seconds (the read-ahead thread's copying is not in them);
+    ``seconds`` is wall."""
     st = stats or ScanStats()
     t_start = time.perf_counter()
     stage = st.stage_seconds
@@ -238,14 +240,14 @@ def scan(capture: Capture, detectors: Sequence[Detector], label: str,
         stage["rare"] = stage.get("rare", 0.0) + t3 - t2
         stage["detect"] = stage.get("detect", 0.0) + t4 - t3
         st.packets += len(chunk)
+        if on_chunk is not None:
+            on_chunk(capture.position, st.packets)
         st.ip_packets += int(np.count_nonzero(cols.ipver))
         st.rare_packets += len(rare)
         if not np.isnan(chunk.ts).all():
             lo, hi = float(np.nanmin(chunk.ts)), float(np.nanmax(chunk.ts))
             st.first_ts = lo if st.first_ts is None else min(st.first_ts, lo)
             st.last_ts = hi if st.last_ts is None else max(st.last_ts, hi)
-        if progress is not None:
-            progress(capture.position(), st.packets)
         lt0 = int(chunk.linktype[0])
         if (chunk.linktype == lt0).all():
             st.linktype_frames[lt0] = st.linktype_frames.get(lt0, 0) + len(chunk)

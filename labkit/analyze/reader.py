@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import mmap
 from concurrent.futures import ThreadPoolExecutor
 import os
 import struct
@@ -147,9 +148,17 @@ class Capture:
     frames: int = 0  # records read so far
     bytes_read: int = 0
     _stream: BinaryIO | None = None
-    _raw: BinaryIO | None = None  # the file itself (compressed, for .gz): for progress
-    size: int = 0  # bytes on disk
     _detail: str = ""  # pcap: "us"/"ns"/"modified"
+    _raw: BinaryIO | None = None  # the file itself, under any decompression
+    size: int = 0  # bytes on disk (0 when unknown): small files get small buffers
+
+    @property
+    def position(self) -> int:
+        """Bytes of the file consumed so far (compressed bytes for gzip): for progress."""
+        try:
+            return self._raw.tell() if self._raw is not None else self.bytes_read
+        except (OSError, ValueError):  # closed
+            return self.bytes_read
 
     @property
     def linktypes(self) -> list[int]:
@@ -159,13 +168,6 @@ class Capture:
     def description(self) -> str:
         kind = self.format + (f" ({self._detail})" if self._detail else "")
         return kind + (", gzip" if self.compressed else "")
-
-    def position(self) -> int:
-        """Bytes of the file read so far (of the compressed file, for .gz): for progress."""
-        try:
-            return self._raw.tell() if self._raw is not None and not self._raw.closed else self.size
-        except (OSError, ValueError):
-            return self.size
 
     def close(self) -> None:
         if self._stream is not None:
@@ -396,6 +398,16 @@ def rows_at(a: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
 _NATIVE_LITTLE = struct.pack("=I", 1) == struct.pack("<I", 1)
 
 
+def _zeroed(size: int) -> mmap.mmap:
+    """A zero-filled, writable buffer whose pages the OS provides only when touched.
+
+    ``bytearray(32 MiB)`` writes every byte (about 30 ms); an anonymous mapping costs nothing
+    until used, so a small capture (or a fuzz campaign of thousands) pays only for its bytes.
+    It indexes, slices and exports its buffer like a bytearray.
+    """
+    return mmap.mmap(-1, size)
+
+
 class _Walker:
     """Shared chunk loop: fill the buffer, walk records, yield columns, keep the tail."""
 
@@ -413,7 +425,7 @@ class _Walker:
         """Walk buffer after buffer. Two buffers: while the consumer works on one chunk, a
         helper thread reads the next (``readinto`` and zlib release the GIL), so the copy from
         the page cache overlaps the analysis instead of adding to it."""
-        bufs = [bytearray(chunk_bytes + SLACK) for _ in range(2)]
+        bufs = [_zeroed(chunk_bytes + SLACK) for _ in range(2)]
         views = [memoryview(b)[:chunk_bytes] for b in bufs]
         cur = 0
         buf = bufs[cur]

@@ -9,8 +9,6 @@ from pathlib import Path
 from labkit.errors import EXIT_OK, UsageError
 from labkit.lab.topology import DEFAULT_LAB, HEADEND_MODES
 
-DEFAULT_TOPOLOGY = Path(__file__).resolve().parents[2] / "configs" / "lab" / "default.yaml"
-
 
 def _lab_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lab", default=DEFAULT_LAB, metavar="NAME",
@@ -33,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     up = sub.add_parser("up", help="create the namespaces, links, filters and head-end")
     _lab_option(up)
     up.add_argument("--topology", metavar="FILE",
-                    help="topology YAML (default: configs/lab/default.yaml, the seed's case)")
+                    help="topology YAML (default: the seed's case, as configs/lab/default.yaml)")
     up.add_argument("--headend", choices=HEADEND_MODES, help="head-end mode (overrides the file)")
     up.add_argument("--tls-mtu", type=_bytes_or_none, default=argparse.SUPPRESS, metavar="N|none",
                     help="MTU on the head-end's client-facing side ('none': no drop)")
@@ -116,9 +114,11 @@ def _up(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from labkit.lab import manager
-    from labkit.lab.topology import load_topology
+    from labkit.lab.topology import Topology, load_topology
 
-    topo = load_topology(args.topology or DEFAULT_TOPOLOGY)
+    # Topology()'s defaults are the seed's case (configs/lab/default.yaml says the same; a
+    # test holds them equal), so an installed labkit needs no file to start.
+    topo = load_topology(args.topology) if args.topology else Topology()
     changes: dict[str, object] = {k: v for k, v in (
         ("headend", args.headend), ("block_dtls", args.block_dtls),
         ("block_icmp", args.block_icmp), ("dtls_port", args.dtls_port)) if v is not None}

@@ -126,7 +126,6 @@ def record(name: str, out_dir: Path, *, lab: str = "rec", force: bool = False) -
                         ("README.md", readme(facts))):
         with atomic_output(folder / fname, force=True) as tmp:
             tmp.write_text(text, encoding="utf-8")
-            tmp.chmod(0o644)  # documentation for everyone, not a private temp file
     return folder
 
 

@@ -281,7 +281,7 @@ def headend_tun_mtu(ns: str) -> int | None:
 
 def lower_headend_mtu(headend_ns: str, client_tunnel_addr: str, target: int, *,
                       log: Path | None = None, rounds: int = 3,
-                      timeout: float = 2 * OCSERV_CHECK_PERIOD + 10) -> int:
+                      timeout: float = 2 * OCSERV_CHECK_PERIOD + 5) -> int:
     """Bring ocserv's tun MTU down to ``target`` the way a real path does: a smaller path MTU
     toward the client on the CSTP socket, which ocserv reads at its next periodic check.
 

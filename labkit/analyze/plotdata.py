@@ -1,0 +1,233 @@
+"""Build the :class:`~labkit.plot.Timeline` of a case for ``--plot``: the decisions of the
+picture (which address is the client, which MTUs to draw, which events go in which lane), so
+that :mod:`labkit.plot` only draws.
+
+Packet sizes come from one more pass over each capture through the reader's columns (no
+Python per packet): IP length, time and direction relative to the client, plus the rows that
+are DTLS ClientHellos, TLS ClientHellos and ICMP frag-needed / Packet Too Big. Everything else
+comes from the findings and the log events. Memory is bounded while the capture streams by
+(:class:`_Points`: every packet above the smallest MTU line kept, the rest evenly decimated to
+:data:`MAX_POINTS`); so are markers per lane.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+
+from labkit import mtu
+from labkit.analyze.timeline import LogInputs
+from labkit.findings import Finding
+from labkit.logs.syslog import LargePacket, PmtudPacket, SessionEvent
+from labkit.plot import Level, Marker, Series, Timeline
+
+MAX_POINTS: Final = 400_000
+MAX_MARKERS: Final = 5_000
+
+
+def _levels(findings: Sequence[Finding]) -> tuple[Level, ...]:
+    named: dict[int, list[str]] = {}
+    for f in findings:
+        pairs = {
+            "mtu-mismatch": (("packet_size", "packet size the adapter MTU allows"), ("tunnel_mtu", "tunnel MTU")),
+            "cstp-connect": (("x_dtls_mtu", "X-DTLS-MTU"), ("x_cstp_mtu", "X-CSTP-MTU")),
+            "icmp-frag-needed": (("mtu", "ICMP next-hop MTU"),),
+        }.get(f.id, ())
+        for key, label in pairs:
+            v = f.fields.get(key)
+            if isinstance(v, int) and label not in named.get(v, []):
+                named.setdefault(v, []).append(label)
+    if not named:
+        p = mtu.predict(mtu.TunnelConfig())
+        named = {p.adapter_mtu: ["model: adapter/DTLS MTU"], p.tls_mtu: ["model: TLS MTU"]}
+    return tuple(Level(v, ", ".join(labels)) for v, labels in sorted(named.items(), reverse=True))
+
+
+class _Points:
+    """The packets of one capture, kept in bounded memory while the capture streams by.
+
+    Every packet above the smallest MTU line is kept (up to :data:`MAX_POINTS`); the others
+    are decimated: each time the budget fills, every other kept point goes and the stride
+    doubles, so the kept ones stay evenly spread over the whole capture.
+    """
+
+    def __init__(self, floor: int) -> None:
+        self.floor = floor
+        self.stride = 1
+        self.seen_small = 0
+        self.big: list[np.ndarray] = []  # rows of (time, size, src, dst) as float64/uint64 pairs
+        self.small: list[np.ndarray] = []
+        self.n_big = 0
+        self.sent: Counter = Counter()  # packets per source address hash
+        self.received: Counter = Counter()
+        self.openers: Counter = Counter()  # TCP SYN sources: who opens connections
+        self.total = 0
+        self.thinned = False
+
+    @staticmethod
+    def _count(counter: Counter, values: np.ndarray) -> None:
+        keys, counts = np.unique(values, return_counts=True)
+        counter.update(dict(zip(keys.tolist(), counts.tolist())))
+
+    def add(self, t: np.ndarray, size: np.ndarray, src: np.ndarray, dst: np.ndarray,
+            syn_src: np.ndarray) -> None:
+        self.total += len(t)
+        self._count(self.sent, src)
+        self._count(self.received, dst)
+        self._count(self.openers, syn_src)
+        rec = np.rec.fromarrays([t, size, src, dst], names="t,s,src,dst")
+        big = size > self.floor
+        if self.n_big < MAX_POINTS:
+            keep = rec[big][:MAX_POINTS - self.n_big]
+            self.big.append(keep)
+            self.n_big += len(keep)
+        small = rec[~big]
+        index = self.seen_small + np.arange(len(small))
+        self.seen_small += len(small)
+        self.small.append(np.rec.fromarrays([small.t, small.s, small.src, small.dst, index],
+                                            names="t,s,src,dst,i")[index % self.stride == 0])
+        if sum(len(x) for x in self.small) > MAX_POINTS:
+            self.stride *= 2
+            self.thinned = True
+            self.small = [x[x.i % self.stride == 0] for x in self.small]
+
+    def rows(self) -> np.ndarray:
+        parts = [np.rec.fromarrays([x.t, x.s, x.src, x.dst], names="t,s,src,dst")
+                 for x in self.small] + self.big
+        parts = [x for x in parts if len(x)]
+        if not parts:
+            return np.rec.fromarrays([np.zeros(0), np.zeros(0), np.zeros(0, np.uint64),
+                                      np.zeros(0, np.uint64)], names="t,s,src,dst")
+        out = np.concatenate(parts).view(np.recarray)
+        return out[np.argsort(out.t, kind="stable")]
+
+
+def _capture_pass(path: str, floor: int) -> tuple[_Points, list[Marker]]:
+    """The packets (bounded) of one capture and the rows that are events."""
+    from labkit.analyze.decode import (PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP,
+                                       TCP_ACK, TCP_SYN, columns)
+    from labkit.analyze.reader import open_capture
+
+    points = _Points(floor)
+    markers: list[Marker] = []
+    with open_capture(path) as cap:
+        for chunk in cap.chunks():
+            c = columns(chunk)
+            ip = c.ipver > 0
+            ts = chunk.ts
+            syn = (c.proto == PROTO_TCP) & ((c.flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
+            points.add(ts[ip], c.iplen[ip], c.src_h[ip], c.dst_h[ip], c.src_h[syn])
+            # ICMP type/code are the first bytes after the ICMP header offset (RFC 792, 4443).
+            end = chunk.data + chunk.caplen
+            icmp = ((c.proto == PROTO_ICMP) | (c.proto == PROTO_ICMPV6)) & (c.l4 + 2 <= end)
+            rows = np.flatnonzero(icmp)
+            kind = chunk.buf[c.l4[rows]].astype(np.int64)
+            code = chunk.buf[c.l4[rows] + 1].astype(np.int64)
+            frag = np.where(c.proto[rows] == PROTO_ICMP, (kind == 3) & (code == 4), kind == 2)
+            lanes = (
+                ("DTLS ClientHello", ts[(c.proto == PROTO_UDP) & (c.p0 == 22) & (c.p13 == 1)]),
+                ("TLS session start", ts[(c.proto == PROTO_TCP) & (c.p0 == 22) & (c.p5 == 1)]),
+                ("ICMP frag-needed", ts[rows[frag]]),
+            )
+            for lane, times in lanes:
+                if len(markers) < 3 * MAX_MARKERS:
+                    markers += [Marker(float(t), lane) for t in times[:MAX_MARKERS]]
+    return points, markers
+
+
+def build(captures: Sequence[str], findings: Sequence[Finding], inputs: LogInputs,
+          points: dict[str, str] | None = None) -> Timeline:
+    """The picture of a case. ``points``: each capture's capture point (outside, tunnel,
+    inside), from the analyzer; packets counted against the tunnel MTU are the ones outside
+    the TLS/DTLS transport (outside captures carry encrypted records, not tunnel packets)."""
+    points = points or {}
+    levels = _levels(findings)
+    floor = min(lv.value for lv in levels)
+    series: list[Series] = []
+    markers: list[Marker] = []
+    notes: list[str] = []
+    over = 0
+    for path in captures:
+        pts, m = _capture_pass(path, floor)
+        markers += m
+        if not pts.total:
+            continue
+        # The client of each capture point: the host that opens the TCP connections (the VPN
+        # client's NIC outside; its tunnel address on the adapter and inside), else the busiest.
+        client_h = (pts.openers or pts.sent).most_common(1)[0][0]
+        name = Path(path).name
+        rows = pts.rows()
+        if points.get(path) != "outside":
+            over += int(np.count_nonzero(rows.s > floor))
+        if points.get(path, "unknown") != "unknown":
+            name += f" ({points[path]})"
+        to_n, from_n = pts.received[client_h], pts.sent[client_h]
+        for direction, label, count, mask in (
+                ("to", f"{name}: to the client", to_n, rows.dst == client_h),
+                ("from", f"{name}: from the client", from_n, rows.src == client_h),
+                ("other", f"{name}: other hosts", pts.total - to_n - from_n,
+                 (rows.dst != client_h) & (rows.src != client_h))):
+            if np.any(mask):
+                series.append(Series(f"{label} ({count})", rows.t[mask], rows.s[mask], name,
+                                     direction))  # type: ignore[arg-type]
+        if pts.thinned:
+            notes.append(f"{name}: {pts.total} packets, the ones at or below {floor} bytes "
+                         f"sampled 1 in {pts.stride}")
+    if series and len(levels) > 1:  # captured packets over the smallest MTU: the picture's point
+        levels = tuple(Level(lv.value, f"{lv.label} ({over} packets above)") if lv.value == floor
+                       else lv for lv in levels)
+    for path, report in inputs.decrypted:
+        for direction, shape, label in (("to-client", "to", "decrypted CSTP: to the client"),
+                                        ("to-server", "from", "decrypted CSTP: from the client")):
+            pts = [d for d in report.sizes if d.direction == direction]
+            if pts:
+                series.append(Series(f"{label} ({len(pts)})", np.array([d.time for d in pts]),
+                                     np.array([d.size for d in pts]), f"decrypted {path}", shape))  # type: ignore[arg-type]
+        for tun in report.tunnels:
+            assert tun.response is not None
+            markers.append(Marker(tun.response.time, "CSTP CONNECT",
+                                  f"X-CSTP-MTU {tun.head_end('X-CSTP-MTU')}, X-DTLS-MTU {tun.head_end('X-DTLS-MTU')}"))
+    for f in findings:
+        if f.id == "pmtud-black-hole":
+            markers += [Marker(e.time, "retransmission") for e in f.evidence if e.time is not None]
+        if f.id == "vpn-reconnect":
+            in_capture = [e.time for e in f.evidence if e.file in captures and e.time is not None]
+            timed = [e.time for e in f.evidence if e.time is not None]
+            when = max(in_capture) if in_capture else (min(timed) if timed else None)
+            if when is not None:
+                lane = "TLS session start" if in_capture else (
+                    "DART" if any(p == e.file for p, _ in inputs.dart for e in f.evidence) else "ASA session")
+                markers.append(Marker(when, lane, "reconnect", reconnect=True))
+    for path, events in inputs.syslog:
+        logged: dict[str, list[tuple[float, int]]] = {"to": [], "from": []}
+        for e in events:
+            if e.time is None:
+                continue
+            if isinstance(e, (LargePacket, PmtudPacket)):
+                limit = e.threshold if isinstance(e, LargePacket) else e.mtu
+                markers.append(Marker(e.time, "ASA 722036/602101", f"{e.size} > {limit}"))
+                # The ASA names the packet's size: a point in the size panel, like a captured one.
+                from_client = isinstance(e, LargePacket) and e.direction == "from-client"
+                logged["from" if from_client else "to"].append((e.time, e.size))
+            elif isinstance(e, SessionEvent):
+                markers.append(Marker(e.time, "ASA session", e.kind))
+        name = Path(path).name
+        for direction, pts in logged.items():
+            if pts:
+                what = "to" if direction == "to" else "from"
+                series.append(Series(f"{name}: packets the ASA logged as too large, {what} the client "
+                                     f"({len(pts)})", np.array([p[0] for p in pts]),
+                                     np.array([p[1] for p in pts]), name, direction))  # type: ignore[arg-type]
+    for path, dart in inputs.dart:
+        markers += [Marker(e.time, "DART", e.kind) for e in dart if e.kind != "other"]
+    by_lane: dict[str, list[Marker]] = {}
+    for m in markers:
+        by_lane.setdefault(m.lane, []).append(m)
+    kept = [m for lane in by_lane.values() for m in sorted(lane, key=lambda m: m.time)[:MAX_MARKERS]]
+    names = [Path(p).name for p in captures] + [Path(p).name for p, _ in inputs.syslog + inputs.dart]
+    title = "labkit analyze: " + ", ".join(names)
+    return Timeline(title, tuple(series), levels, tuple(kept), tuple(notes))
