@@ -10,6 +10,7 @@ the evidence cannot support is left out, never guessed (DESIGN.md section 5).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -47,10 +48,12 @@ class Evidence:
 
     file: str
     frame: int
-    time: float  # seconds since the epoch, as the capture (or log) records it
+    time: float  # seconds since the epoch, as the capture (or log) records it; NaN: none
 
     def to_json(self) -> dict[str, Any]:
-        return {"file": self.file, "frame": self.frame, "time": round(self.time, 6)}
+        # A pcapng Simple Packet Block carries no timestamp: null, not NaN (not JSON).
+        time = None if math.isnan(self.time) else round(self.time, 6)
+        return {"file": self.file, "frame": self.frame, "time": time}
 
 
 @dataclass(frozen=True, slots=True)
