@@ -153,7 +153,7 @@ class Advice:
 
 
 def _modelled(name: str) -> mtu.Cipher | None:
-    return mtu.CIPHERS.get(name)
+    return mtu.CIPHERS.get(name.upper())
 
 
 def negotiable_suites(cfg: AsaConfig) -> Suites:

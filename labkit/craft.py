@@ -215,6 +215,20 @@ def syn(src: str = TUNNEL_CLIENT, dst: str = SERVER, sport: int = CLIENT_PORT,
     return _stamp(pkt, time)
 
 
+def tcp_segment(src: str = CLIENT, dst: str = HEADEND, sport: int = CLIENT_PORT,
+                dport: int = HTTPS_PORT, payload: bytes = b"", *, flags: str = "A",
+                seq: int = 1, ack: int = 1, window: int = 502, df: bool = True,
+                ttl: int = TTL, ip_id: int = 1, time: float = EPOCH) -> Packet:
+    """One TCP segment carrying ``payload`` as it is: a piece of a TLS stream, a pure ACK.
+
+    The builders above make the segments whose content matters to the failure; this one
+    carries bytes a caller already made (TLS records cut at the MSS by a scenario).
+    """
+    pkt = _ip(src, dst, ttl=ttl, ip_id=ip_id, df=df) / _tcp(
+        sport, dport, flags=flags, seq=seq, ack=ack, window=window, options=[])
+    return _stamp(pkt / Raw(payload) if payload else pkt, time)
+
+
 def _check_mtu(value: int, ipv6: bool) -> None:
     floor = mtu_model.min_mtu(ipv6)
     ceiling = mtu_model.MAX_IP_PACKET
@@ -427,6 +441,44 @@ def dtls_server_hello(src: str = HEADEND, dst: str = CLIENT, sport: int = DTLS_P
     return _udp_dtls(src, dst, sport, dport, ttl, ip_id, records, time)
 
 
+def dtls_client_finished(src: str = CLIENT, dst: str = HEADEND, sport: int = CLIENT_PORT,
+                         dport: int = DTLS_PORT, *, version: str | int = "0x0100",
+                         message_seq: int = 2, record_seq: int = 2, finished: bytes | None = None,
+                         finished_size: int = 64, ttl: int = TTL, ip_id: int = 1,
+                         rng: Random | None = None, time: float = EPOCH) -> Packet:
+    """The client's ChangeCipherSpec and encrypted Finished that end a resumption.
+
+    After the server's ServerHello, ChangeCipherSpec and Finished, the client answers with
+    its own two records in one datagram (anyconnect-vpn.pcap frame 466: a 3-byte legacy
+    ChangeCipherSpec, then 64 bytes of Finished under epoch 1).
+    """
+    ver = dtls_version(version)
+    ccs = (DTLSChangeCipherSpec(message_seq=message_seq) if ver == DTLS1_BAD_VER
+           else DTLSChangeCipherSpec())
+    records = (DTLSRecord(version=ver, content_type="change_cipher_spec",
+                          sequence_number=record_seq) / ccs
+               / DTLSRecord(version=ver, epoch=1, sequence_number=0)
+               / Raw(finished if finished is not None else _ciphertext(finished_size, rng)))
+    return _udp_dtls(src, dst, sport, dport, ttl, ip_id, records, time)
+
+
+def dtls_application_data(src: str = CLIENT, dst: str = HEADEND, sport: int = CLIENT_PORT,
+                          dport: int = DTLS_PORT, *, length: int, version: str | int = "0x0100",
+                          epoch: int = 1, record_seq: int = 1, ttl: int = TTL, ip_id: int = 1,
+                          rng: Random | None = None, time: float = EPOCH) -> Packet:
+    """One DTLS application-data record of ``length`` opaque bytes: a tunnelled packet.
+
+    The caller sizes ``length`` for what the record protects (``mtu.record_length`` of the
+    1-byte AnyConnect header plus the IP packet); the bytes look like ciphertext.
+    """
+    if not 0 <= length <= 0xFFFF:
+        raise UsageError(f"DTLS record length {length}: expected 0..65535")
+    record = (DTLSRecord(version=dtls_version(version), content_type="application_data",
+                         epoch=epoch, sequence_number=record_seq)
+              / Raw(_ciphertext(length, rng)))
+    return _udp_dtls(src, dst, sport, dport, ttl, ip_id, record, time)
+
+
 # --- TLS and CSTP on TCP ----------------------------------------------------------------------
 
 def tls_client_hello(src: str = CLIENT, dst: str = HEADEND, sport: int = CLIENT_PORT,
@@ -510,7 +562,8 @@ __all__ = [
     "HEADEND6", "HEADEND_INSIDE", "HEADEND_INSIDE6", "HTTPS_PORT", "PROTOCOLS", "SERVER",
     "SERVER6", "SERVER_PORT", "TUNNEL_CLIENT", "TUNNEL_CLIENT6", "VERSIONS",
     "cstp", "cstp_type", "default_icmp_mtu", "default_mss", "default_size",
-    "dtls_client_hello", "dtls_hello_verify_request", "dtls_server_hello", "dtls_version",
+    "dtls_application_data", "dtls_client_finished", "dtls_client_hello",
+    "dtls_hello_verify_request", "dtls_server_hello", "dtls_version",
     "ether", "icmp_frag_needed", "is_ipv6", "oversized", "suite_code", "syn",
-    "tls_client_hello",
+    "tcp_segment", "tls_client_hello",
 ]

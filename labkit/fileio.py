@@ -53,6 +53,10 @@ def atomic_output(path: str | os.PathLike[str], *, force: bool = False,
                                     dir=out.parent if str(out.parent) else ".")
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp creates 0600; a capture or report is an ordinary file: 0666 less the umask.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
         os.replace(tmp, out)

@@ -44,16 +44,19 @@ FINDING_TYPES: dict[str, tuple[Severity, str]] = {
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """One frame a person can open: Wireshark's 1-based frame number in ``file``."""
+    """One frame a person can open: Wireshark's 1-based frame number in ``file`` (or the line
+    of a log file: ASA syslog, DART)."""
 
     file: str
-    frame: int
-    time: float  # seconds since the epoch, as the capture (or log) records it; NaN: none
+    frame: int  # for a log file: its 1-based line number
+    time: float | None  # seconds since the epoch; None (or NaN: a pcapng SPB) when there is none
 
     def to_json(self) -> dict[str, Any]:
-        # A pcapng Simple Packet Block carries no timestamp: null, not NaN (not JSON).
-        time = None if math.isnan(self.time) else round(self.time, 6)
-        return {"file": self.file, "frame": self.frame, "time": time}
+        doc: dict[str, Any] = {"file": self.file, "frame": self.frame}
+        # A Simple Packet Block carries no timestamp: the key is left out, never NaN (not JSON).
+        if self.time is not None and not math.isnan(self.time):
+            doc["time"] = round(self.time, 6)
+        return doc
 
 
 @dataclass(frozen=True, slots=True)

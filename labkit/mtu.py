@@ -199,6 +199,32 @@ def tls_mtu_wire(tcpmss: int = DEFAULT_TCPMSS, suite: str | Cipher = DEFAULT_CIP
     return _record_payload(room, s, version, dtls=False) - CSTP_HEADER
 
 
+def record_length(plaintext: int, suite: str | Cipher = DEFAULT_CIPHER, version: str = "1.2",
+                  *, dtls: bool = False) -> int:
+    """The body length (header excluded) of one record protecting ``plaintext`` bytes.
+
+    The forward direction of the MTU formulas above, for writing records of the right size:
+    CBC ``IV + round_up(plaintext + MAC + 1, block)`` (RFC 5246 6.2.3.2; no explicit IV in
+    TLS 1.0), stream ``plaintext + MAC``, AEAD ``nonce + plaintext + tag`` (RFC 5288 3),
+    TLS 1.3 ``plaintext + 1 + tag`` (RFC 8446 5.2).
+
+    >>> record_length(1347 + CSTP_HEADER, "AES128-SHA")  # the seed's largest CSTP record
+    1392
+    >>> record_length(1418 + ANYCONNECT_DTLS_HEADER, "AES128-SHA", "0x0100", dtls=True)
+    1456
+    """
+    s = cipher(suite) if isinstance(suite, str) else suite
+    if plaintext < 0:
+        raise UsageError(f"plaintext of {plaintext} bytes: expected 0 or more")
+    if s.kind == "stream":
+        return plaintext + s.mac
+    if s.kind == "aead":
+        return plaintext + s.mac + (1 if s.tls13 else s.nonce)
+    explicit_iv = s.iv if dtls or version != "1.0" else 0
+    padded = plaintext + s.mac + 1
+    return explicit_iv + padded + (-padded % s.block)
+
+
 @dataclass(frozen=True, slots=True)
 class TunnelConfig:
     """The knobs that decide the tunnel MTUs: what `labkit mtu` and scenarios state."""

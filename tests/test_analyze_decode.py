@@ -149,9 +149,13 @@ def test_dtls_records_from_literal_bytes():
 
 
 def test_tls_hello_sni_from_literal_bytes():
-    p = dec._tls_hello(synth.tls_client_hello("vpn.example.org"))
+    hello = synth.tls_client_hello("vpn.example.org")
+    p = dec._tls_hello(hello, 0, len(hello))
     assert p.hs_type == 1 and p.sni == "vpn.example.org"
-    s = dec._tls_hello(synth.tls_server_hello())
+    for cut in range(0, len(hello), 7):  # cut anywhere: never raises
+        dec._tls_hello(hello, 0, cut)
+    sh = synth.tls_server_hello()
+    s = dec._tls_hello(sh, 0, len(sh))
     assert s.hs_type == 2 and s.cipher == 0x002F
 
 

@@ -28,12 +28,14 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from labkit import mtu
 from labkit.analyze import decode as dec
 from labkit.analyze.detectors import FileFacts
 from labkit.analyze.detectors.dtls import DtlsPair
 from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
-from labkit.analyze.detectors.size import FLOOR
+from labkit.analyze.detectors.size import FLOOR, evidence_frames
 from labkit.analyze.evidence import (MAX_FRAMES, FrameSet, Selection, addr_field, any_of,
                                      dst_field, paren, select, src_field)
 from labkit.analyze.report import AnalyzeOptions, FileReport
@@ -86,12 +88,18 @@ def _clean(fields: dict) -> dict:
 
 class Case:
     def __init__(self, facts: dict[str, FileFacts], reports: dict[str, FileReport],
-                 options: AnalyzeOptions) -> None:
+                 options: AnalyzeOptions, evidence=evidence_frames) -> None:
+        """``evidence(path, clauses, file)``: the early-stopping re-read that fetches the
+        first frames of a DF-size clause once the limit and head-ends are known."""
         self.facts = facts
+        self.evidence = evidence
+        self._evidence_cache: dict[tuple[str, str], FrameSet] = {}
         self.reports = reports
         self.options = options
         self.dtls_pairs = [p for f in facts.values() for p in f.dtls.pairs.values()]
         self.headends = self._headends()
+        self._head_hashes = np.array(sorted(dec.addr_hash(h) for h in self.headends), np.uint64)
+        self._points = {file: self._capture_point(file) for file in facts}
 
     # --- who is who ----------------------------------------------------------------------
     def _headends(self) -> set[str]:
@@ -104,6 +112,9 @@ class Case:
 
     def capture_point(self, file: str) -> tuple[str, str, str]:
         """(point, why, what it cannot show) for one file."""
+        return self._points[file]
+
+    def _capture_point(self, file: str) -> tuple[str, str, str]:
         f = self.facts[file]
         rep = self.reports[file]
         transport = [s for s in f.tls.sessions.values() if s.server in self.headends]
@@ -278,28 +289,47 @@ class Case:
                         "previous_client_port": prev.sport, "client_port": s.sport}))
         return out
 
+    def _syn_roles(self, file: str):
+        """(group, role, count) for every SYN group of ``file`` split by role."""
+        f = self.facts[file]
+        heads = self._head_hashes
+        out = []
+        for (synack, mss_v, ipver), grp in sorted(f.mss.groups.items()):
+            if not self.headends:
+                out.append((grp, None, grp.count))
+                continue
+            to_head, other = f.mss.role_counts(synack, mss_v, ipver, heads)
+            rest = "other" if self.capture_point(file)[0] == "outside" else "inner"
+            out += [(grp, role, n) for role, n in (("outer", to_head), (rest, other)) if n]
+        return out
+
+    def _syn_selection(self, file: str, grp, role: str | None, count: int) -> Selection | None:
+        """The first SYNs of one group and role, and a filter selecting exactly them."""
+        clause = self._syn_clause(file, grp.synack, grp.mss, grp.ipver, role)
+        outer = None if role is None else role == "outer"
+        sets = [FrameSet(file, clause, list(frames), n)
+                for frames, n in self.facts[file].mss.role_sets(grp.synack, grp.mss, grp.ipver,
+                                                                 self._head_hashes, outer)]
+        return select(sets, clause=clause)
+
     def _syn_mss(self) -> list[Finding]:
         out = []
-        for file, f in self.facts.items():
-            groups: dict[tuple, list] = {}
-            for k, fs in f.mss.groups.items():
-                groups.setdefault((k.synack, k.mss, k.ipver, self._role(k.server, file)), []).append((k, fs))
-            for (synack, mss_v, ipver, role), items in sorted(groups.items(), key=lambda x: str(x[0])):
-                sel = select([fs for _k, fs in items],
-                             clause=self._syn_clause(file, synack, mss_v, ipver, role))
-                servers = sorted({k.server for k, _fs in items})
-                implied = mtu.mtu_for_mss(mss_v, ipver == 6)
+        for file in self.facts:
+            for grp, role, count in self._syn_roles(file):
+                sel = self._syn_selection(file, grp, role, count)
+                shown = {fr for fr, _t in sel.frames} if sel else set()
+                servers = sorted({srv for fr, _t, _h, srv in grp.frames if fr in shown})
+                implied = mtu.mtu_for_mss(grp.mss, grp.ipver == 6)
                 where = {"outer": " on the outer connection to the head-end",
                          "inner": " of inner flows (through the tunnel)",
                          "other": " of other flows (not to the head-end)"}.get(role or "", "")
-                who = "servers" if synack else "clients"
-                count = sel.count if sel else 0
-                summary = (f"{count} {'SYN-ACK' if synack else 'SYN'}(s){where} announce MSS {mss_v}: "
-                           f"the {who} size packets for MTU {implied}.")
+                who = "servers" if grp.synack else "clients"
+                summary = (f"{count} {'SYN-ACK' if grp.synack else 'SYN'}(s){where} announce MSS "
+                           f"{grp.mss}: the {who} size packets for MTU {implied}.")
                 out.append(_finding("syn-mss", summary, [sel], _clean({
-                    "mss": mss_v, "direction": "syn-ack" if synack else "syn", "role": role,
-                    "ip_version": ipver, "implied_mtu": implied, "count": count,
-                    "servers": servers[:8]})))
+                    "mss": grp.mss, "direction": "syn-ack" if grp.synack else "syn", "role": role,
+                    "ip_version": grp.ipver, "implied_mtu": implied, "count": count,
+                    "servers": servers[:8] or None})))
         return out
 
     def _icmp(self) -> list[Finding]:
@@ -320,21 +350,28 @@ class Case:
                     "quoted_flows": [_flow_text(fl) for fl in flows] or None})))
         return out
 
-    def _oversized_sets(self, limit: int) -> dict[str, dict[int, list[FrameSet]]]:
-        """Per file and IP size: frame sets of DF packets larger than ``limit``.
-
-        Packets to or from a head-end are its TLS/DTLS transport, not tunnel traffic: left out.
-        """
-        out: dict[str, dict[int, list[FrameSet]]] = {}
+    def _over(self, limit: int) -> dict[str, Counter]:
+        """Per file: DF packets larger than ``limit`` by IP size, head-end transport left out."""
+        heads = [dec.addr_hash(h) for h in self.headends]
+        out = {}
         for file, f in self.facts.items():
-            for ps in f.size.pairs.values():
-                if ps.src in self.headends or ps.dst in self.headends:
-                    continue
-                for sz, sc in ps.sizes.items():
-                    if sz > limit:
-                        out.setdefault(file, {}).setdefault(sz, []).append(
-                            FrameSet(file, "", list(sc.frames), sc.count))
+            sizes = f.size.over(limit, heads)
+            if sizes:
+                out[file] = sizes
         return out
+
+    def _df_evidence(self, file: str, clause: str, total: int, limit: int, size: int | None) -> FrameSet:
+        """The first DF frames above ``limit`` (or of exactly ``size``), from a short re-read."""
+        heads = np.array([dec.addr_hash(h) for h in self.headends], np.uint64)
+
+        def pred(c: dec.Columns) -> np.ndarray:
+            hit = (c.iplen == size) if size is not None else (c.iplen > limit)
+            return hit & ~np.isin(c.src_h, heads) & ~np.isin(c.dst_h, heads)
+
+        key = (file, clause)
+        if key not in self._evidence_cache:
+            self._evidence_cache[key] = self.evidence(file, {clause: (pred, total)}, file)[clause]
+        return self._evidence_cache[key]
 
     def _df_clause(self, limit: int) -> str:
         lim = max(limit, FLOOR - 1)
@@ -353,16 +390,17 @@ class Case:
     def _oversized(self) -> list[Finding]:
         out = []
         for lim in self.limits():
-            for file, by_size in self._oversized_sets(lim.mtu).items():
-                sizes = Counter({sz: sum(s.count for s in sets) for sz, sets in by_size.items()})
-                sel = select([s for sets in by_size.values() for s in sets], clause=self._df_clause(lim.mtu))
+            for file, sizes in self._over(lim.mtu).items():
+                total = sum(sizes.values())
+                clause = self._df_clause(lim.mtu)
+                sel = select([self._df_evidence(file, clause, total, lim.mtu, None)], clause=clause)
                 size = sizes.most_common(1)[0][0]
                 src_text = "--tunnel-mtu" if lim.source == "option" else "from ICMP"
-                summary = (f"{sum(sizes.values())} packets with DF set are larger than the "
-                           f"{lim.mtu}-byte tunnel MTU ({src_text}); most are {size} bytes: they "
-                           f"cannot cross the tunnel unfragmented.")
+                summary = (f"{total} packets with DF set are larger than the {lim.mtu}-byte tunnel "
+                           f"MTU ({src_text}); most are {size} bytes: they cannot cross the tunnel "
+                           f"unfragmented.")
                 out.append(_finding("oversized-df", summary, [sel], {
-                    "packet_size": size, "tunnel_mtu": lim.mtu, "count": sum(sizes.values()),
+                    "packet_size": size, "tunnel_mtu": lim.mtu, "count": total,
                     "sizes": {str(k): v for k, v in sizes.most_common(5)}}))
         return out
 
@@ -396,7 +434,7 @@ class Case:
     def _syn_clause(self, file: str, synack: bool, mss_v: int, ipver: int, role: str | None) -> str:
         ack = 1 if synack else 0
         clause = f"tcp.flags.syn == 1 && tcp.flags.ack == {ack} && tcp.options.mss_val == {mss_v}"
-        if len({k.ipver for k in self.facts[file].mss.groups}) > 1:
+        if len({ipv for _sa, _m, ipv in self.facts[file].mss.groups}) > 1:
             clause += " && " + ("ipv6" if ipver == 6 else "ip")
         if role is not None:
             fld = "src" if synack else "dst"
@@ -404,14 +442,6 @@ class Case:
             clause += f" && {paren(heads)}" if role == "outer" else f" && !{paren(heads)}"
 
         return clause
-
-    def _role(self, server: str, file: str) -> str | None:
-        """outer: to a head-end; inner: through the tunnel (tunnel/inside capture); other."""
-        if not self.headends:
-            return None
-        if server in self.headends:
-            return "outer"
-        return "other" if self.capture_point(file)[0] == "outside" else "inner"
 
     def _mismatch(self, holes: list[tuple[Finding, Candidate]]) -> list[Finding]:
         out = []
@@ -431,31 +461,30 @@ class Case:
                 if not quotes:
                     continue  # the quoted packets fit: the evidence does not show a mismatch
                 size = quotes.most_common(1)[0][0]
-            over = self._oversized_sets(lim.mtu)
+            over = self._over(lim.mtu)
             dsizes: Counter = Counter()
-            for by_size in over.values():
-                dsizes.update({sz: sum(s.count for s in sets) for sz, sets in by_size.items()})
+            for sizes in over.values():
+                dsizes.update(sizes)
             if size is None and dsizes:
                 size = dsizes.most_common(1)[0][0]
-            syns: list[tuple[str, object, FrameSet]] = []
-            for file, f in self.facts.items():
-                for k, fs in f.mss.groups.items():
-                    if k.synack or self._role(k.server, file) in ("outer", "other"):
-                        continue
-                    if mtu.mtu_for_mss(k.mss, k.ipver == 6) > lim.mtu:
-                        syns.append((file, k, fs))
+            syns = [(file, grp, role, n) for file in self.facts for grp, role, n in self._syn_roles(file)
+                    if not grp.synack and role in (None, "inner")
+                    and mtu.mtu_for_mss(grp.mss, grp.ipver == 6) > lim.mtu]
             if size is None and syns and lim.source == "option":
-                size = max(mtu.mtu_for_mss(k.mss, k.ipver == 6) for _f, k, _fs in syns)  # type: ignore[attr-defined]
+                size = max(mtu.mtu_for_mss(g.mss, g.ipver == 6) for _f, g, _r, _n in syns)
             if size is None or size <= lim.mtu or (size, lim.mtu) in done:
                 continue
             done.add((size, lim.mtu))
-            for file, by_size in over.items():
-                if size in by_size:
-                    parts.setdefault(file, []).append((by_size[size], self._df_size_clause(size)))
-            for file, k, fs in syns:
-                if mtu.mtu_for_mss(k.mss, k.ipver == 6) == size:  # type: ignore[attr-defined]
-                    clause = self._syn_clause(file, False, k.mss, k.ipver, self._role(k.server, file))  # type: ignore[attr-defined]
+            for file, sizes in over.items():
+                if size in sizes:
+                    clause = self._df_size_clause(size)
+                    fs = self._df_evidence(file, clause, sizes[size], lim.mtu, size)
                     parts.setdefault(file, []).append(([fs], clause))
+            for file, grp, role, n in syns:
+                if mtu.mtu_for_mss(grp.mss, grp.ipver == 6) == size:
+                    sel = self._syn_selection(file, grp, role, n)
+                    if sel is not None:
+                        parts.setdefault(file, []).append(sel)
             for _h, cd in holes:
                 if cd.size == size:
                     parts.setdefault(cd.copies.file, []).append(([cd.copies], None))
@@ -496,9 +525,11 @@ class Case:
         return f"{paren(v4)} || {paren(v6)}"
 
 
-def _union(parts: list[tuple[list[FrameSet], str | None]]) -> Selection | None:
-    """One selection for a file from several (sets, clause) parts: the OR of exact parts."""
-    sels = [s for s in (select(sets, clause=clause) for sets, clause in parts) if s is not None]
+def _union(parts: list) -> Selection | None:
+    """One selection for a file from several parts - (sets, clause) or ready selections - as
+    the OR of exact parts."""
+    sels = [p if isinstance(p, Selection) else select(p[0], clause=p[1]) for p in parts]
+    sels = [s for s in sels if s is not None]
     if not sels:
         return None
     frames = sorted({f for s in sels for f in s.frames})
@@ -549,9 +580,12 @@ def _lt_number(text: str) -> int:
     return int(text.split()[0]) if text and text.split()[0].lstrip("-").isdigit() else -1
 
 
-def verdict(findings: Sequence[Finding], reports: Sequence[FileReport]) -> str:
-    """One line, first thing a reader sees: confirmed, ruled out, or what was found instead."""
-    if not any(r.analyzable for r in reports):
+def verdict(findings: Sequence[Finding], reports: Sequence[FileReport], logs_read: bool = False) -> str:
+    """One line, first thing a reader sees: confirmed, ruled out, or what was found instead.
+
+    ``logs_read``: an ASA syslog, DART log or key log was read (``labkit.analyze.sources``).
+    """
+    if not any(r.analyzable for r in reports) and not logs_read:
         return "nothing could be analyzed"
     ids = Counter(f.id for f in findings)
     mm = [f for f in findings if f.id == "mtu-mismatch"]

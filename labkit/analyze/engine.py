@@ -16,7 +16,7 @@ Flow hashes: addresses are already 64-bit hashes in the columns; a directed flow
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -47,20 +47,63 @@ def scalar_hash(fn, *values: int) -> int:
     return int(fn(*arrays)[0])
 
 
+_ROW_BITS = 20  # rows of a chunk fit in 20 bits (a 16 MiB chunk holds < 2^20 records)
+_ROW_MASK = np.uint64((1 << _ROW_BITS) - 1)
+
+
 @dataclass(frozen=True, slots=True)
 class FlowGroups:
-    """The chunk's TCP rows grouped by directed flow hash: one stable sort, shared by detectors."""
+    """The chunk's TCP rows grouped by directed flow: one sort, shared by the detectors.
 
-    keys: np.ndarray  # sorted unique directed flow hashes
+    Each row's flow hash, cut to its top 44 bits, and its row number share one 64-bit word,
+    so a plain (fast, unstable) sort orders rows by flow and, within a flow, by time.
+    Two flows of one chunk sharing the top 44 bits happens with probability ~n^2/2^45.
+    """
+
+    keys: np.ndarray  # sorted unique flow hashes, top 44 bits
     first: np.ndarray  # row of each flow's first packet in the chunk
     last: np.ndarray  # row of each flow's last packet in the chunk
+    rows: np.ndarray  # TCP rows sorted by (flow, row)
+    starts: np.ndarray  # where each flow's rows begin in :attr:`rows`
+
+    @classmethod
+    def of(cls, fwd: np.ndarray) -> FlowGroups:
+        rows = np.flatnonzero(fwd)
+        if len(rows) >= 1 << _ROW_BITS:
+            raise ValueError("chunk too large for FlowGroups")
+        packed = np.sort(((fwd[rows] >> np.uint64(_ROW_BITS)) << np.uint64(_ROW_BITS))
+                         | rows.astype(np.uint64))
+        srows = (packed & _ROW_MASK).astype(np.int64)
+        gk = packed >> np.uint64(_ROW_BITS)
+        starts = np.flatnonzero(np.r_[True, gk[1:] != gk[:-1]]) if len(gk) else np.zeros(0, np.int64)
+        ends = np.r_[starts[1:], len(gk)].astype(np.int64)
+        return cls(gk[starts], srows[starts], srows[ends - 1] if len(ends) else srows[:0], srows, starts)
 
     def find(self, keys: np.ndarray) -> np.ndarray:
-        """Index of each key in :attr:`keys`, or -1."""
+        """Index of each (full 64-bit) flow hash in :attr:`keys`, or -1."""
         if not len(self.keys):
             return np.full(len(keys), -1, np.int64)
-        pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-        return np.where(self.keys[pos] == keys, pos, -1)
+        k = np.asarray(keys, np.uint64) >> np.uint64(_ROW_BITS)
+        pos = np.minimum(np.searchsorted(self.keys, k), len(self.keys) - 1)
+        return np.where(self.keys[pos] == k, pos, -1)
+
+    def rows_of(self, key: int) -> np.ndarray:
+        """Rows of flow ``key`` in this chunk, in order."""
+        j = int(self.find(np.array([key], np.uint64))[0])
+        if j < 0:
+            return self.rows[:0]
+        hi = int(self.starts[j + 1]) if j + 1 < len(self.starts) else len(self.rows)
+        return self.rows[int(self.starts[j]):hi]
+
+    def last_before(self, key: int, frame: int, frames: np.ndarray) -> int | None:
+        """Row of flow ``key``'s last packet with a frame number below ``frame``."""
+        rows = self.rows_of(key)
+        i = int(np.searchsorted(frames[rows], frame)) - 1
+        return int(rows[i]) if i >= 0 else None
+
+    def full_key(self, j: int, fwd: np.ndarray) -> int:
+        """The full 64-bit flow hash of group ``j``."""
+        return int(fwd[self.first[j]])
 
 
 @dataclass(slots=True)
@@ -100,14 +143,7 @@ class ChunkView:
 
     def tcp_groups(self) -> FlowGroups:
         if self._groups is None:
-            fwd = self.tcp_keys()[0]
-            rows = np.flatnonzero(fwd)
-            keys = fwd[rows]
-            order = np.argsort(keys, kind="stable")
-            ks = keys[order]
-            starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]]) if len(ks) else np.zeros(0, np.int64)
-            ends = np.r_[starts[1:], len(ks)].astype(np.int64)
-            self._groups = FlowGroups(ks[starts], rows[order[starts]], rows[order[ends - 1]])
+            self._groups = FlowGroups.of(self.tcp_keys()[0])
         return self._groups
 
 
@@ -165,8 +201,11 @@ def rare_rows(c: Columns, syn_rows: np.ndarray, syn_mss: np.ndarray) -> np.ndarr
 
 
 def scan(capture: Capture, detectors: Sequence[Detector], label: str,
-         stats: ScanStats | None = None) -> ScanStats:
-    """Feed every chunk of ``capture`` to ``detectors``; return counts and timings."""
+         stats: ScanStats | None = None,
+         on_chunk: Callable[[int, int], None] | None = None) -> ScanStats:
+    """Feed every chunk of ``capture`` to ``detectors``; return counts and timings.
+
+    ``on_chunk(file bytes consumed, packets so far)`` runs after each chunk (progress)."""
     st = stats or ScanStats()
     t_start = time.perf_counter()
     stage = st.stage_seconds
@@ -183,8 +222,10 @@ def scan(capture: Capture, detectors: Sequence[Detector], label: str,
         frames = chunk.frames
         s_rows, s_mss = syn_mss(cols)
         rows = rare_rows(cols, s_rows, s_mss)
-        rare = [dec.decode(chunk.packet(int(i)), int(chunk.linktype[i]), int(frames[i]),
-                           float(chunk.ts[i]), int(chunk.origlen[i])) for i in rows]
+        buf, data, caplen = chunk.buf, chunk.data, chunk.caplen
+        rare = [dec.decode(buf[d:d + n].tobytes(), lt, f, t, o) for d, n, lt, f, t, o in zip(
+            data[rows].tolist(), caplen[rows].tolist(), chunk.linktype[rows].tolist(),
+            frames[rows].tolist(), chunk.ts[rows].tolist(), chunk.origlen[rows].tolist())]
         t3 = time.perf_counter()
         view = ChunkView(label, cols, frames, rare, rows, s_rows, s_mss)
         for det in detectors:
@@ -197,16 +238,25 @@ def scan(capture: Capture, detectors: Sequence[Detector], label: str,
         stage["rare"] = stage.get("rare", 0.0) + t3 - t2
         stage["detect"] = stage.get("detect", 0.0) + t4 - t3
         st.packets += len(chunk)
+        if on_chunk is not None:
+            on_chunk(capture.position, st.packets)
         st.ip_packets += int(np.count_nonzero(cols.ipver))
         st.rare_packets += len(rare)
-        ts = chunk.ts[~np.isnan(chunk.ts)]
-        if len(ts):
-            lo, hi = float(ts.min()), float(ts.max())
+        if not np.isnan(chunk.ts).all():
+            lo, hi = float(np.nanmin(chunk.ts)), float(np.nanmax(chunk.ts))
             st.first_ts = lo if st.first_ts is None else min(st.first_ts, lo)
             st.last_ts = hi if st.last_ts is None else max(st.last_ts, hi)
-        lts, counts = np.unique(chunk.linktype, return_counts=True)
-        for lt, n in zip(lts.tolist(), counts.tolist()):
-            st.linktype_frames[lt] = st.linktype_frames.get(lt, 0) + n
+        lt0 = int(chunk.linktype[0])
+        if (chunk.linktype == lt0).all():
+            st.linktype_frames[lt0] = st.linktype_frames.get(lt0, 0) + len(chunk)
+        else:
+            lts, counts = np.unique(chunk.linktype, return_counts=True)
+            for lt, n in zip(lts.tolist(), counts.tolist()):
+                st.linktype_frames[lt] = st.linktype_frames.get(lt, 0) + n
+    for det in detectors:
+        finish = getattr(det, "finish", None)
+        if finish is not None:
+            finish()
     st.seconds += time.perf_counter() - t_start
     return st
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import gzip
 import io
 import mmap
+from concurrent.futures import ThreadPoolExecutor
 import os
 import struct
 import zlib
@@ -42,10 +43,13 @@ import numpy as np
 
 from labkit.errors import InputError
 
-CHUNK_BYTES = 32 << 20  #: one read-ahead buffer; records never span more than this
+CHUNK_BYTES = 16 << 20  #: one read buffer (two are used, see _Walker.run)
 #: Bytes after the buffer that are never filled: fixed-width windows (:func:`windows`) taken at
 #: any header offset inside the buffer stay in bounds.
 SLACK = 256
+#: Each packet's first bytes are copied out with its record header, in the same memory pass:
+#: link, IP (v4 with options, v6), TCP with options and the payload's first bytes fit in 128.
+PACKET_WINDOW = 128
 #: Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD: a larger caplen means a corrupt file.
 MAX_CAPLEN = 262144
 #: A pcapng block larger than this is treated as corruption (Wireshark allows 16 MiB + slack).
@@ -105,6 +109,7 @@ class Chunk:
     frame0: int  # Wireshark frame number of the first record
     ticks: np.ndarray  # int64 raw timestamp in its interface's units (exact, for copies)
     iface: np.ndarray  # int64 index into Capture.interfaces (-1: not a packet)
+    win: np.ndarray  # (n, PACKET_WINDOW) uint8: each packet's first bytes (beyond caplen: junk)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -144,6 +149,15 @@ class Capture:
     bytes_read: int = 0
     _stream: BinaryIO | None = None
     _detail: str = ""  # pcap: "us"/"ns"/"modified"
+    _raw: BinaryIO | None = None  # the file itself, under any decompression
+
+    @property
+    def position(self) -> int:
+        """Bytes of the file consumed so far (compressed bytes for gzip): for progress."""
+        try:
+            return self._raw.tell() if self._raw is not None else self.bytes_read
+        except (OSError, ValueError):  # closed
+            return self.bytes_read
 
     @property
     def linktypes(self) -> list[int]:
@@ -230,6 +244,7 @@ def _identify(p: Path, raw: BinaryIO) -> Capture:
                          hint="labkit reads pcap, pcapng and their .gz forms")
     # Put the magic back in front of the stream for the walker.
     cap._stream = _Prefixed(head, stream)  # type: ignore[assignment]
+    cap._raw = raw
     return cap
 
 
@@ -399,42 +414,57 @@ class _Walker:
         self.cap.warnings.append(ReadWarning(offset, message))
 
     def run(self, stream: BinaryIO, chunk_bytes: int) -> Iterator[Chunk]:
-        buf = _zeroed(chunk_bytes + SLACK)
-        view = memoryview(buf)[:chunk_bytes]
-        have, error = _fill(stream, view)
+        """Walk buffer after buffer. Two buffers: while the consumer works on one chunk, a
+        helper thread reads the next (``readinto`` and zlib release the GIL), so the copy from
+        the page cache overlaps the analysis instead of adding to it."""
+        bufs = [_zeroed(chunk_bytes + SLACK) for _ in range(2)]
+        views = [memoryview(b)[:chunk_bytes] for b in bufs]
+        cur = 0
+        buf = bufs[cur]
+        have, error = _fill(stream, views[cur])
         self.cap.bytes_read = have
         pos = self.start(buf, have)
         eof = have < chunk_bytes
-        while not self.stop:
-            chunk, pos = self.walk(buf, pos, have, eof)
-            if chunk is not None and len(chunk):
-                self.cap.frames += len(chunk)
-                yield chunk
-            if self.stop:
-                break
-            if self.again:  # a pcapng section in the other byte order starts at pos
-                self.again = False
-                continue
-            if eof:
-                if pos < have:
-                    self.truncated(buf, pos, have)
-                break
-            if pos == 0:
-                self.warn(self.base, f"a record larger than the {chunk_bytes}-byte read buffer: "
-                          f"the file is corrupt from here on")
-                break
-            # Move the unfinished tail to the front and read on.
-            tail = have - pos
-            buf[:tail] = buf[pos:have]
-            self.base += pos
-            n, error = _fill(stream, view[tail:])
-            self.cap.bytes_read += n
-            have = tail + n
-            pos = 0
-            eof = have < chunk_bytes
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="labkit-read")
+        try:
+            while not self.stop:
+                chunk, pos = self.walk(buf, pos, have, eof)
+                pending = None
+                if not (self.stop or self.again or eof or pos == 0):
+                    # Start reading the next buffer now: the unfinished tail goes first.
+                    tail = have - pos
+                    bufs[1 - cur][:tail] = buf[pos:have]
+                    pending = pool.submit(_fill, stream, views[1 - cur][tail:])
+                if chunk is not None and len(chunk):
+                    self.cap.frames += len(chunk)
+                    yield chunk
+                if self.stop:
+                    break
+                if self.again:  # a pcapng section in the other byte order starts at pos
+                    self.again = False
+                    continue
+                if eof:
+                    if pos < have:
+                        self.truncated(buf, pos, have)
+                    break
+                if pending is None:
+                    self.warn(self.base, f"a record larger than the {chunk_bytes}-byte read "
+                              f"buffer: the file is corrupt from here on")
+                    break
+                n, error = pending.result()
+                self.cap.bytes_read += n
+                self.base += pos
+                have = have - pos + n
+                cur = 1 - cur
+                buf = bufs[cur]
+                pos = 0
+                eof = have < chunk_bytes
+        finally:
+            pool.shutdown(wait=True)
         if error:
             self.warn(self.base + have, error)
-        view.release()
+        for v in views:
+            v.release()
 
     def start(self, buf: bytearray, have: int) -> int:
         raise NotImplementedError
@@ -480,14 +510,15 @@ class _PcapWalker(_Walker):
                           f"analyzed the {self.frame + k - 1} records before it")
                 idx, caplen = idx[:k], caplen[:k]
                 self.stop = True
-            hdr = rows_at(a, idx, 16).view(self.order + "u4").astype(np.int64)
+            head = rows_at(a, idx, self.rec_len + PACKET_WINDOW)
+            hdr = np.ascontiguousarray(head[:, :16]).view(self.order + "u4").astype(np.int64)
             sec, frac = hdr[:, 0], hdr[:, 1]
             ticks = sec * int(self.divisor) + frac
             ts = sec + frac / self.divisor
             n = len(idx)
             chunk = Chunk(a, idx + self.rec_len, caplen, hdr[:, 3], ts,
                           np.full(n, self.linktype, dtype=np.int32), self.frame, ticks,
-                          np.zeros(n, np.int64))
+                          np.zeros(n, np.int64), head[:, self.rec_len:])
             self.frame += n
         else:
             chunk = None
@@ -519,18 +550,18 @@ def _walk_pcap(buf: bytearray, pos: int, have: int, rec_len: int, order: str) ->
     lim = have - rec_len
     native = (order == "<") == _NATIVE_LITTLE
     if native and rec_len == 16:
+        # The hot loop: no bounds check per record (the buffer has SLACK bytes after `have`
+        # and every step moves forward); records running past `have` are dropped after it.
         views = _u32_views(buf)
         try:
             while pos <= lim:
-                p8 = pos + 8
-                nxt = p8 + 8 + views[p8 & 3][p8 >> 2]
-                if nxt > have:
-                    break
                 app(pos)
-                pos = nxt
+                pos += 16 + views[pos & 3][(pos >> 2) + 2]
         finally:
             for v in views:
                 v.release()
+        if pos > have:  # only the last record can run past the end of the data
+            pos = offs.pop()
         return offs, pos
     unpack = struct.Struct(order + "I").unpack_from
     while pos <= lim:
@@ -591,7 +622,7 @@ class _PcapngWalker(_Walker):
         if len(parts) == 1:
             return parts[0], pos
         cols = {f: np.concatenate([getattr(p, f) for p in parts])
-                for f in ("data", "caplen", "origlen", "ts", "linktype", "ticks", "iface")}
+                for f in ("data", "caplen", "origlen", "ts", "linktype", "ticks", "iface", "win")}
         return Chunk(a, frame0=parts[0].frame0, **cols), pos
 
     def _check_stop(self, buf: bytearray, pos: int) -> None:
@@ -664,10 +695,13 @@ class _PcapngWalker(_Walker):
         caplen = np.zeros(n, np.int64)
         origlen = np.zeros(n, np.int64)
         data = idx + 28
+        win = np.empty((n, PACKET_WINDOW), np.uint8)
         if epb.any():
             e = idx[epb]
-            f = rows_at(a, e + 8, 20).view(o + "u4").astype(np.int64)
+            g = rows_at(a, e + 8, 20 + PACKET_WINDOW)
+            f = np.ascontiguousarray(g[:, :20]).view(o + "u4").astype(np.int64)
             iface[epb], hi[epb], lo[epb], caplen[epb], origlen[epb] = f.T
+            win[epb] = g[:, 20:]
         if pb.any():
             e = idx[pb]
             iface[pb] = rows_at(a, e + 8, 2).view(o + "u2")[:, 0]
@@ -716,8 +750,10 @@ class _PcapngWalker(_Walker):
             ts = np.full(n, np.nan)
             ticks = np.zeros(n, np.int64)
             skip = np.ones(n, bool)
+        if not epb.all():
+            win[~epb] = rows_at(a, data[~epb], PACKET_WINDOW)
         parts.append(Chunk(a, data, caplen, origlen, ts, linktype, self.frame, ticks,
-                           np.where(skip, -1, gi)))
+                           np.where(skip, -1, gi), win))
         self.frame += n
 
     def truncated(self, buf: bytearray, pos: int, have: int) -> None:

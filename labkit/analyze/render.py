@@ -56,6 +56,11 @@ def to_text(report: Report) -> str:
             lines.append(f"    cannot show: {fr.cannot_show}")
         for w in fr.warnings:
             lines.append(f"    warning: {w}")
+    for src in report.sources:
+        offset = f" (clock offset {src.offset:+.3f} s)" if src.offset else ""
+        lines.append(f"  {src.path}: {src.error or src.summary}{offset}")
+        for w in src.warnings:
+            lines.append(f"    warning: {w}")
     lines.append("")
     if not report.findings:
         lines.append("findings: none")
@@ -70,9 +75,11 @@ def to_text(report: Report) -> str:
         for e in f.evidence:
             by_file.setdefault(e.file, []).append(e.frame)
         filters: dict[str, Any] = f.fields.get("wireshark_filters") or {}
+        logs = {src.path for src in report.sources}
         for file, frames in by_file.items():
-            lines.append(f"    evidence: {file} frame(s) {_frames_text(frames)}")
+            unit = "line(s)" if file in logs else "frame(s)"
+            lines.append(f"    evidence: {file} {unit} {_frames_text(frames)}")
             filt = filters.get(file, f.wireshark_filter)
-            if filt:
+            if filt and file not in logs:
                 lines.append(f"    wireshark filter: {filt}")
     return "\n".join(lines)

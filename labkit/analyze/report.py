@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from labkit.analyze.sources import SourceReport
 from labkit.errors import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
 from labkit.findings import Finding
 
@@ -62,10 +63,11 @@ class Report:
     findings: tuple[Finding, ...]
     verdict: str
     options: AnalyzeOptions = AnalyzeOptions()
+    sources: tuple[SourceReport, ...] = ()  # ASA syslog, DART, key log (labkit.analyze.sources)
 
     @property
     def analyzable(self) -> bool:
-        return any(f.analyzable for f in self.files)
+        return any(f.analyzable for f in self.files) or any(s.analyzable for s in self.sources)
 
     @property
     def problem(self) -> bool:
@@ -83,6 +85,7 @@ class Report:
             "verdict": self.verdict,
             "problem": self.problem,
             "files": [f.to_json() for f in self.files],
+            "sources": [s.to_json() for s in self.sources],
             "findings": [f.to_json() for f in self.findings],
             "options": {"tunnel_mtu": self.options.tunnel_mtu,
                         "headends": list(self.options.headends)},

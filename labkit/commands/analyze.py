@@ -3,19 +3,31 @@
 Several files are one case (outside + tunnel + inside captures of the same incident).
 Exit 0: no problem found; 1: a warning or error finding; 2: nothing could be analyzed.
 The work is in :func:`labkit.analyze.analyze`; this module parses options and prints.
+
+Beyond the captures (issue 6): ``--keylog`` decrypts the CSTP session, ``--syslog`` and
+``--dart`` add the ASA's and the client's logs, ``--clock-offset`` aligns their clocks, and
+``--plot`` draws the timeline. Logs alone, without a capture, are a case too. The joining is
+in :mod:`labkit.analyze.timeline`, the reading in :mod:`labkit.analyze.sources`.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import ipaddress
 import sys
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
 
 from labkit import mtu
-from labkit.analyze import AnalyzeOptions, analyze
+from labkit.analyze import AnalyzeOptions, Report, analyze, sources
+from labkit.analyze.case import verdict
+from labkit.analyze.progress import Progress
 from labkit.analyze.render import to_json, to_text
-from labkit.errors import InputError
-from labkit.fileio import check_output_path
+from labkit.analyze.timeline import LogInputs, join
+from labkit.errors import InputError, UsageError
+from labkit.fileio import atomic_output, check_output_path
 
 
 def _mtu(text: str) -> int:
@@ -28,6 +40,16 @@ def _mtu(text: str) -> int:
     return value
 
 
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of processes, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
 def _ip(text: str) -> str:
     try:
         return str(ipaddress.ip_address(text))
@@ -35,9 +57,34 @@ def _ip(text: str) -> str:
         raise argparse.ArgumentTypeError(f"not an IP address: {text!r}") from None
 
 
+def _offset(text: str) -> tuple[str | None, float]:
+    """``SECONDS`` (every log) or ``FILE=SECONDS`` (one log)."""
+    path, sep, value = text.rpartition("=")
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected SECONDS or FILE=SECONDS, got {text!r}") from None
+    if seconds != seconds or abs(seconds) > 10 * 365 * 86400:
+        raise argparse.ArgumentTypeError(f"clock offset {text!r} is not a sane number of seconds")
+    return (path if sep else None), seconds
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("files", nargs="+", metavar="FILE",
+    p.add_argument("files", nargs="*", metavar="FILE",
                    help="pcap/pcapng captures (optionally .gz) of one case: outside, tunnel, inside")
+    p.add_argument("--keylog", metavar="FILE",
+                   help="NSS key log (SSLKEYLOGFILE) to decrypt the CSTP TLS session: the head-end's "
+                        "X-CSTP-MTU / X-DTLS-MTU and the packets inside the tunnel")
+    p.add_argument("--syslog", action="append", default=[], metavar="FILE",
+                   help="ASA syslog (with or without a syslog server's prefix; repeatable)")
+    p.add_argument("--dart", action="append", default=[], metavar="FILE",
+                   help="AnyConnect DART text log (repeatable)")
+    p.add_argument("--clock-offset", type=_offset, action="append", default=[],
+                   metavar="[FILE=]SECONDS",
+                   help="seconds to add to log timestamps to reach the capture's clock (UTC); "
+                        "log times without a zone are read as UTC (repeatable, per file)")
+    p.add_argument("--plot", metavar="OUT.png",
+                   help="draw the timeline: packet sizes per direction, the MTUs, and the events")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--annotate", metavar="OUT.pcapng",
                    help="write a pcapng copy with a comment on every evidence frame")
@@ -45,26 +92,123 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the MTU the tunnel carries, when known (e.g. X-CSTP-MTU 1347)")
     p.add_argument("--headend", type=_ip, action="append", default=[], metavar="IP",
                    help="a head-end address (repeatable); DTLS peers are found without it")
-    p.add_argument("--force", action="store_true", help="overwrite --annotate's output file")
+    p.add_argument("--force", action="store_true", help="overwrite --annotate's / --plot's output file")
+    p.add_argument("--jobs", type=_jobs, default=1, metavar="N",
+                   help="scan up to N files at once, in parallel processes (default 1)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress line (shown on a terminal when the work takes over a second)")
+
+
+def _offsets(args: argparse.Namespace) -> dict[str | None, float]:
+    logs = set(args.syslog) | set(args.dart)
+    out: dict[str | None, float] = {}
+    for path, seconds in args.clock_offset:
+        if path is not None and path not in logs:
+            raise UsageError(f"--clock-offset {path}={seconds:g}: {path} is not a --syslog or --dart file")
+        out[path] = seconds
+    return out
+
+
+def _year(report: Report, dart: list[tuple[str, tuple]]) -> tuple[int, str]:
+    """The year for syslog timestamps that have none (BSD syslog ``Nov 16 01:28:50``), and
+    where it comes from: the first capture, else the DART log, else today."""
+    first = next((f.first_time for f in report.files if f.first_time is not None), None)
+    origin = "the year of the capture"
+    if first is None:
+        first = next((events[0].time for _p, events in dart if events), None)
+        origin = "the year of the DART log"
+    if first is None:
+        first, origin = time.time(), "the current year: no capture or DART log to date them"
+    return datetime.fromtimestamp(first, tz=timezone.utc).year, origin
+
+
+def _read_logs(args: argparse.Namespace, report: Report, offsets: dict[str | None, float]
+               ) -> tuple[list[sources.SourceReport], list, list]:
+    """The --dart and --syslog files: their accounts, and their events on the capture clock."""
+    def offset(path: str) -> float:
+        return offsets.get(path, offsets.get(None, 0.0))
+
+    found: list[sources.SourceReport] = []
+    dart, syslog = [], []
+    for path in args.dart:
+        src, events = sources.read_dart(path, offset=offset(path))
+        found.append(src)
+        dart.append((path, events))
+    year, year_from = _year(report, dart)  # DART first: it can date year-less syslog lines
+    for path in args.syslog:
+        src, events = sources.read_syslog(path, year=year, year_from=year_from, offset=offset(path))
+        found.append(src)
+        syslog.append((path, events))
+    return found, syslog, dart
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.annotate:
-        check_output_path(args.annotate, force=args.force, inputs=args.files)
-    options = AnalyzeOptions(tunnel_mtu=args.tunnel_mtu, headends=tuple(args.headend))
-    report = analyze(args.files, options)
+    if args.keylog and not args.files:
+        raise UsageError("--keylog decrypts a capture: give the capture FILE too")
+    if not args.files and not (args.syslog or args.dart):
+        raise UsageError("give at least one capture FILE, --syslog or --dart")
+    inputs = [*args.files, *args.syslog, *args.dart, *([args.keylog] if args.keylog else [])]
+    for out in (args.annotate, args.plot):
+        if out:
+            check_output_path(out, force=args.force, inputs=inputs)
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("--plot needs matplotlib", hint="pip install 'labkit[plot]'")
+    offsets = _offsets(args)
+    keylog = sources.read_keylog(args.keylog) if args.keylog else None
+    decrypted = {}
+    if keylog is not None:  # first: a decrypted CONNECT names the head-end for the analyzer
+        decrypted = {p: r for p in args.files if (r := sources.decrypt_capture_or_none(p, keylog))}
+    heads = [*args.headend, *(s.server.rpartition(":")[0].strip("[]")
+                              for r in decrypted.values() for s in r.tunnels)]
+    options = AnalyzeOptions(tunnel_mtu=args.tunnel_mtu, headends=tuple(dict.fromkeys(heads)))
+    if args.files:
+        progress = Progress.for_files(args.files, enabled=False if args.no_progress else None)
+        try:
+            report = analyze(args.files, options, jobs=args.jobs, progress=progress)
+        finally:
+            progress.finish()
+    else:
+        report = Report((), (), "", options)
+
+    found, syslog, dart = _read_logs(args, report, offsets)
+    if keylog is not None:
+        found.append(sources.keylog_source(args.keylog, keylog, decrypted))
+    logs = LogInputs(tuple(syslog), tuple(dart), tuple(decrypted.items()))
+    if found:
+        findings = join(report.findings, logs)
+        report = replace(report, findings=tuple(findings), sources=tuple(found),
+                         verdict=verdict(findings, report.files, any(s.analyzable for s in found)))
     if not report.analyzable:
-        errors = [f.error for f in report.files if f.error]
+        errors = [f.error for f in report.files if f.error] + [s.error for s in found if s.error]
         raise InputError("; ".join(errors) if errors else "nothing could be analyzed")
     for f in report.files:
         if f.error:
             sys.stderr.write(f"labkit analyze: warning: {f.error}\n")
+    for s in found:
+        if s.error:
+            sys.stderr.write(f"labkit analyze: warning: {s.error}\n")
+        elif s.kind == "keylog" and not any(r.tunnels for r in decrypted.values()):
+            sys.stderr.write(f"labkit analyze: warning: {s.summary}\n")
     print(to_json(report) if args.format == "json" else to_text(report))
     if args.annotate:
         from labkit.analyze.annotate import write_annotated
         n = write_annotated(report, args.files, args.annotate, force=args.force)
         sys.stderr.write(f"labkit analyze: wrote {args.annotate} ({n} commented frame(s))\n")
+    if args.plot:
+        _plot(args, report, logs, inputs)
     return report.exit_code
+
+
+def _plot(args: argparse.Namespace, report: Report, logs: LogInputs, inputs: list[str]) -> None:
+    from labkit.analyze.plotdata import build
+    from labkit.plot import render_png
+
+    captures = [f.path for f in report.files if f.analyzable]
+    points = {f.path: f.capture_point for f in report.files if f.analyzable}
+    timeline = build(captures, report.findings, logs, points)
+    with atomic_output(args.plot, force=args.force, inputs=inputs) as tmp:
+        render_png(timeline, tmp)
+    sys.stderr.write(f"labkit analyze: wrote {args.plot}\n")
 
 
 

@@ -149,8 +149,10 @@ class Malformed:
     text: str
 
 
-def _timestamp(prefix: str, year: int | None) -> float | None:
-    """The timestamp nearest the %ASA tag with a year; else a year-less one with ``year``."""
+def _timestamp(prefix: str, year: int | None) -> tuple[float | None, bool]:
+    """The timestamp nearest the %ASA tag with a year; else a year-less one dated ``year``.
+
+    The flag says the year was supplied, not read."""
     best: tuple[int, float | None] | None = None
     for m in _ISO_IN.finditer(prefix):
         best = (m.start(), iso_epoch(m.group(0)))
@@ -160,15 +162,15 @@ def _timestamp(prefix: str, year: int | None) -> float | None:
             best = (m.start(), naive_epoch(int(m.group(3)), month, int(m.group(2)),
                                            int(m.group(4)), int(m.group(5)), float(m.group(6))))
     if best is not None:
-        return best[1]
+        return best[1], False
     if year is None:
-        return None
+        return None, False
     for m in reversed(list(_BSD_TIME.finditer(prefix))):
         month = MONTHS.get(m.group(1).lower())
         if month:
             return naive_epoch(year, month, int(m.group(2)), int(m.group(3)), int(m.group(4)),
-                               float(m.group(5)))
-    return None
+                               float(m.group(5))), True
+    return None, False
 
 
 @dataclass
@@ -183,6 +185,7 @@ class SyslogParser:
     lines: int = 0
     other: int = 0  # ASA messages of ids labkit does not model
     untimed: int = 0  # modelled events with no usable timestamp
+    year_supplied: int = 0  # modelled events whose timestamp had no year: dated with ``year``
     malformed: int = 0
     examples: list[Malformed] = field(default_factory=list)
 
@@ -208,13 +211,14 @@ class SyslogParser:
             self.other += 1
             return None
         body = line[tag.end():].strip()
-        time = _timestamp(line[:tag.start()], self.year)
+        time, supplied = _timestamp(line[:tag.start()], self.year)
         event = _parse_body(self.lines, time, message_id, severity, body)
         if event is None:
             self._bad(f"%ASA-{severity}-{message_id} does not fit its template in the ASA "
                       "syslog guide", line)
             return None
         self.untimed += time is None
+        self.year_supplied += supplied
         return event
 
 

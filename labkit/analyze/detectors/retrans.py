@@ -38,6 +38,7 @@ MIN_COPIES = 3
 MIN_SIZE = MIN_IPV4_MTU
 MAX_CARRY = 2_000_000  #: outstanding segments kept; beyond this the oldest are forgotten
 MAX_AGE_S = 900.0  #: an outstanding segment older than this (capture time) is forgotten
+MAX_CANDIDATES = 10_000  #: unresolved retransmitted segments followed at once
 _K1 = np.uint64(0xD6E8FEB86659FD93)
 _HALF = 1 << 31
 _MOD = 1 << 32
@@ -54,6 +55,7 @@ class Candidate:
     length: int  # TCP payload
     size: int  # IP packet
     copies: FrameSet
+    ack_key: int = 0  # flow hash of the receiver's direction (its ACKs)
     acked_frame: int | None = None
     shrunk_frame: int | None = None
 
@@ -81,6 +83,7 @@ class RetransDetector:
         self.candidates: dict[int, Candidate] = {}
         self.acked_size: dict[int, int] = {}  # flow -> largest IP size acknowledged
         self.forgotten = 0
+        self.ordinary = 0  # retransmitted segments later acknowledged at their size
         z64, zi, zf = np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0)
         # The carry: outstanding large segments (first copies), as parallel columns.
         self.c_key, self.c_fd, self.c_ack, self.c_end = z64, z64, z64, zi
@@ -96,6 +99,10 @@ class RetransDetector:
             self._acks(view)
         if self.candidates:
             self._follow(view, fwd, rev)
+        if len(self.candidates) > MAX_CANDIDATES:  # bounded: keep the most-copied
+            keep = sorted(self.candidates.items(), key=lambda kv: -kv[1].copies.count)[:MAX_CANDIDATES]
+            self.forgotten += len(self.candidates) - len(keep)
+            self.candidates = dict(keep)
 
     def _segments(self, view: ChunkView, rows: np.ndarray, fwd: np.ndarray, rev: np.ndarray) -> None:
         """Match this chunk's large segments against the carry; new ones join it."""
@@ -105,13 +112,19 @@ class RetransDetector:
         key = dec.mix64(fd ^ dec.mix64(seq.astype(np.uint64) * _K1 + plen.astype(np.uint64)))
         n_old = len(self.c_key)
         all_key = np.concatenate([self.c_key, key])
-        order = np.argsort(all_key, kind="stable")  # carried copies sort before new ones
-        ks = all_key[order]
-        head = np.r_[True, ks[1:] != ks[:-1]]
-        if not head.all():
+        sk = np.sort(all_key)  # no duplicate (the common case) -> nothing else to do
+        dup = sk[1:][sk[1:] == sk[:-1]]
+        if len(dup):
+            member = np.flatnonzero(np.isin(all_key, dup))
+            order = member[np.argsort(all_key[member], kind="stable")]  # carried copy first
+            ks = all_key[order]
+            head = np.r_[True, ks[1:] != ks[:-1]]
             self._retransmitted(view, rows, order, head, n_old, all_key)
-        first = order[head]
-        new_first = first[first >= n_old] - n_old
+            later = np.zeros(len(all_key), bool)
+            later[order[~head]] = True  # second and later copies: not new first copies
+            new_first = np.flatnonzero(~later[n_old:])
+        else:
+            new_first = np.arange(len(key))
         r_new = rows[new_first]
         self.c_key = np.concatenate([self.c_key, key[new_first]])
         self.c_fd = np.concatenate([self.c_fd, fd[new_first]])
@@ -143,6 +156,7 @@ class RetransDetector:
                 pkt = dec.decode(view.chunk.packet(r), int(view.chunk.linktype[r]))
                 cand = self.candidates[k] = self._new(pkt, int(c.seq[r]), int(c.paylen[r]),
                                                       int(c.iplen[r]), int(fwd[r]))
+                cand.ack_key = int(view.tcp_keys()[1][r])
                 for i in carried:
                     cand.copies.add(int(self.c_frame[i]), float(self.c_ts[i]))
             for r in new:
@@ -169,13 +183,12 @@ class RetransDetector:
             ack_ok = has & ((c.flags[last] & dec.TCP_ACK) != 0)
             acked = ack_ok & _serial_ge(c.ack[last], self.c_end)
             if acked.any():
-                fds, sizes = self.c_fd[acked], self.c_size[acked]
-                o = np.lexsort((sizes, fds))
-                fds, sizes = fds[o], sizes[o]
-                ends = np.flatnonzero(np.r_[fds[1:] != fds[:-1], True])
-                for f, s in zip(fds[ends].tolist(), sizes[ends].tolist()):
-                    if s > self.acked_size.get(f, 0):
-                        self.acked_size[f] = s
+                uf, inv = np.unique(self.c_fd[acked], return_inverse=True)
+                best = np.zeros(len(uf), np.int64)
+                np.maximum.at(best, inv, self.c_size[acked])
+                for f, sz in zip(uf.tolist(), best.tolist()):
+                    if sz > self.acked_size.get(f, 0):
+                        self.acked_size[f] = sz
                 self._keep(~acked)
         if len(self.c_key):
             ts = view.ts
@@ -193,23 +206,28 @@ class RetransDetector:
         self.c_frame, self.c_ts, self.c_size = self.c_frame[mask], self.c_ts[mask], self.c_size[mask]
 
     def _follow(self, view: ChunkView, fwd: np.ndarray, rev: np.ndarray) -> None:
-        """For open candidates: the first ACK covering them, the first smaller re-send."""
+        """For open candidates: the first ACK covering them, the first smaller re-send.
+
+        A candidate acknowledged at its size (no smaller re-send first) is an ordinary
+        retransmission: it is dropped, so the table holds only unresolved segments.
+        """
         c = view.cols
-        open_ = [cd for cd in self.candidates.values() if cd.acked_frame is None]
-        if not open_:
-            return
-        fds = np.array(sorted({cd.fd for cd in open_}), np.uint64)
-        ack_rows = np.flatnonzero(np.isin(rev, fds) & ((c.flags & dec.TCP_ACK) != 0))
-        data_rows = np.flatnonzero(np.isin(fwd, fds) & (c.paylen > 0))
-        for cd in open_:
-            f = np.uint64(cd.fd)
-            if len(ack_rows):
-                ar = ack_rows[rev[ack_rows] == f]
-                hit = ar[_serial_ge(c.ack[ar], cd.end)]
-                if len(hit):
-                    cd.acked_frame = int(view.frames[hit[0]])
-            if cd.shrunk_frame is None and len(data_rows):
-                dr = data_rows[(fwd[data_rows] == f) & (c.seq[data_rows] == cd.seq)
-                               & (c.paylen[data_rows] < cd.length)]
-                if len(dr):
-                    cd.shrunk_frame = int(view.frames[dr[0]])
+        g = view.tcp_groups()
+        done = []
+        for k, cd in self.candidates.items():
+            if cd.shrunk_frame is None:
+                rows = g.rows_of(cd.fd)
+                if len(rows):
+                    hit = rows[(c.seq[rows] == cd.seq) & (c.paylen[rows] > 0) & (c.paylen[rows] < cd.length)]
+                    if len(hit):
+                        cd.shrunk_frame = int(view.frames[hit[0]])
+            if cd.acked_frame is None:
+                rows = g.rows_of(cd.ack_key)
+                if len(rows) and _serial_ge(c.ack[rows[-1]], cd.end):
+                    hit = rows[((c.flags[rows] & dec.TCP_ACK) != 0) & _serial_ge(c.ack[rows], cd.end)]
+                    cd.acked_frame = int(view.frames[hit[0]]) if len(hit) else int(view.frames[rows[-1]])
+            if cd.acked_frame is not None and not cd.recovered_by_shrinking:
+                done.append(k)
+        for k in done:
+            del self.candidates[k]
+            self.ordinary += 1

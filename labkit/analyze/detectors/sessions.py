@@ -36,6 +36,7 @@ class TlsSession:
     version: int | None = None
     resumed: bool | None = None
     client_session_id: bytes = b""
+    rev_key: int = 0  # flow hash of the server -> client direction
     last_ts: float = 0.0
     last_frame: int = 0
     #: key of an earlier session to the same server -> its last packet time before this began
@@ -52,9 +53,10 @@ class TlsDetector:
         self.sessions: dict[int, TlsSession] = {}
         self.by_endpoint: dict[tuple[str, str, int], list[int]] = {}
         self._by_rev: dict[int, TlsSession] = {}  # server -> client flow hash -> session
-        # SYNs (no ACK) of the previous chunk: a ClientHello may follow its SYN across a chunk edge.
-        self._prev_syn: tuple[np.ndarray, np.ndarray, np.ndarray] = (
-            np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0))
+        # SYNs (no ACK) of this and the previous chunk, by flow: a ClientHello may follow its
+        # SYN across a chunk edge.
+        self._prev_index: dict[int, tuple[int, float]] = {}
+        self._cur_index: dict[int, tuple[int, float]] | None = None
 
     def feed(self, view: ChunkView) -> None:
         fwd, rev = view.tcp_keys()
@@ -73,17 +75,27 @@ class TlsDetector:
                 if s is not None and s.cipher is None:
                     s.cipher, s.version = hello.cipher, hello.version
                     s.resumed = bool(hello.session_id) and hello.session_id == s.client_session_id
-        self._prev_syn = syns
+        self._prev_index = self._index(syns) if self._cur_index is not None or len(syns[0]) else {}
+        self._cur_index = None
         if self.sessions:
             self._fold(view, fwd, rev)
 
     def _syn_of(self, key: int, frame: int, syns) -> tuple[int, float] | None:
         """The first SYN of flow ``key`` before ``frame``, in this chunk or the one before."""
-        for keys, frames, times in (self._prev_syn, syns):
-            hit = np.flatnonzero((keys == np.uint64(key)) & (frames < frame))
-            if len(hit):
-                return int(frames[hit[0]]), float(times[hit[0]])
+        for index in (self._prev_index, self._index(syns)):
+            hit = index.get(key)
+            if hit is not None and hit[0] < frame:
+                return hit
         return None
+
+    def _index(self, syns) -> dict[int, tuple[int, float]]:
+        """flow hash -> its first SYN, built once per chunk on the first ClientHello."""
+        if self._cur_index is None:
+            keys, frames, times = syns
+            self._cur_index = {}
+            for k, f, t in zip(keys.tolist(), frames.tolist(), times.tolist()):
+                self._cur_index.setdefault(k, (f, t))
+        return self._cur_index
 
     def _register(self, view: ChunkView, pkt: dec.Packet, row: int,
                   fwd: np.ndarray, rev: np.ndarray, syns) -> None:
@@ -94,26 +106,29 @@ class TlsDetector:
         s.client_session_id = pkt.tls.session_id if pkt.tls else b""
         s.last_ts, s.last_frame = pkt.ts, pkt.frame
         earlier = self.by_endpoint.setdefault(s.endpoint, [])
-        for k in earlier:
-            s.prev_last[k] = self._last_before(view, k, s.start_frame, fwd, rev)
+        if earlier:  # the reconnect gap is measured from the session just before this one
+            prev = earlier[-1]
+            s.prev_last[prev] = self._last_before(view, prev, s.start_frame)
         earlier.append(key)
         self.sessions[key] = s
-        self._by_rev[int(rev[row])] = s
+        s.rev_key = int(rev[row])
+        self._by_rev[s.rev_key] = s
 
-    def _last_before(self, view: ChunkView, key: int, frame: int,
-                     fwd: np.ndarray, rev: np.ndarray) -> float:
-        k = np.uint64(key)
-        rows = np.flatnonzero(((fwd == k) | (rev == k)) & (view.frames < frame))
+    def _last_before(self, view: ChunkView, key: int, frame: int) -> float:
+        """Time of session ``key``'s last packet (either direction) before ``frame``."""
         old = self.sessions[key]
-        if len(rows):
-            return max(old.last_ts if old.last_frame < frame else old.hello_ts,
-                       float(view.ts[rows[-1]]))
-        return old.last_ts if old.last_frame < frame else old.hello_ts
+        best = old.last_ts if old.last_frame < frame else old.hello_ts
+        g = view.tcp_groups()
+        for k in (key, old.rev_key):
+            t = g.last_before(k, frame, view.frames)
+            if t is not None:
+                best = max(best, float(view.ts[t]))
+        return best
 
     def _fold(self, view: ChunkView, fwd: np.ndarray, rev: np.ndarray) -> None:
         """Last packet of each session in this chunk, from the shared flow groups."""
         g = view.tcp_groups()
-        for j, k in enumerate(g.keys.tolist()):
+        for j, k in enumerate(fwd[g.first].tolist()):
             s = self.sessions.get(k) or self._by_rev.get(k)
             if s is None:
                 continue

@@ -1,75 +1,106 @@
 """Sizes of DF packets per address pair: which packets could not cross a smaller tunnel MTU.
 
 Counts every IPv4 packet with DF set and every IPv6 packet (routers never fragment IPv6,
-RFC 8200 section 5) of at least :data:`FLOOR` bytes, per (source, destination, IP length),
-with the first frames of each. The tunnel MTU is known only at the end (ICMP, ``--tunnel-mtu``),
-and so are the head-ends whose own TLS/DTLS packets are not tunnel traffic; the case decides
-what is oversized. ICMP and ICMPv6 packets are left out: their quoted headers are not packets.
+RFC 8200 section 5) of at least :data:`FLOOR` bytes, per (source, destination, IP length).
+The tunnel MTU is known only at the end (ICMP, ``--tunnel-mtu``), and so are the head-ends
+whose own TLS/DTLS packets are not tunnel traffic; the case decides what is oversized.
+ICMP and ICMPv6 packets are left out: their quoted headers are not packets.
+
+The table is numpy only: sorted (pair, size) hashes with the pair's two address hashes, the
+size and the count, merged per chunk with one sort. No Python runs per packet or per group,
+so a capture with thousands of hosts and every size in between costs the same per packet.
+Evidence frames are not kept here: once the limit and the head-ends are known, the case asks
+for the first matching frames in an early-stopping pass (:func:`evidence_frames`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
 from labkit.analyze import decode as dec
 from labkit.analyze.engine import ChunkView, pair
-from labkit.analyze.evidence import MAX_FRAMES
+from labkit.analyze.evidence import MAX_FRAMES, FrameSet
+from labkit.analyze.reader import open_capture
 from labkit.mtu import MIN_IPV4_MTU
 
 FLOOR = MIN_IPV4_MTU  #: no tunnel MTU is smaller, so smaller packets are never oversized
 _K = np.uint64(0x9E3779B97F4A7C15)
 
 
-@dataclass(slots=True)
-class SizeCount:
-    count: int = 0
-    frames: list[tuple[int, float]] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class PairSizes:
-    src: str
-    dst: str
-    ipver: int
-    sizes: dict[int, SizeCount] = field(default_factory=dict)
+def _df_rows(c: dec.Columns) -> np.ndarray:
+    return np.flatnonzero(c.df & (c.iplen >= FLOOR) & (c.proto != dec.PROTO_ICMP)
+                          & (c.proto != dec.PROTO_ICMPV6))
 
 
 class SizeDetector:
     def __init__(self, file: str) -> None:
         self.file = file
-        self.pairs: dict[int, PairSizes] = {}
+        self.keys = np.zeros(0, np.uint64)  # sorted (pair, size) hashes
+        self.src = np.zeros(0, np.uint64)  # address hashes of each entry
+        self.dst = np.zeros(0, np.uint64)
+        self.size = np.zeros(0, np.int64)
+        self.count = np.zeros(0, np.int64)
 
     def feed(self, view: ChunkView) -> None:
         c = view.cols
-        sel = c.df & (c.iplen >= FLOOR) & (c.proto != dec.PROTO_ICMP) & (c.proto != dec.PROTO_ICMPV6)
-        rows = np.flatnonzero(sel)
+        rows = _df_rows(c)
         if not len(rows):
             return
-        ph = pair(c.src_h[rows], c.dst_h[rows])
-        size = c.iplen[rows]
-        key = dec.mix64(ph ^ (size.astype(np.uint64) * _K))
-        order = np.argsort(key, kind="stable")
-        ks = key[order]
-        starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
-        ends = np.r_[starts[1:], len(ks)]
-        frames, ts = view.frames, view.ts
-        for st, en in zip(starts.tolist(), ends.tolist()):
-            first = int(order[st])
-            p = int(ph[first])
-            ps = self.pairs.get(p)
-            if ps is None:
-                r = int(rows[first])
-                pkt = dec.decode(view.chunk.packet(r), int(view.chunk.linktype[r]))
-                ps = self.pairs[p] = PairSizes(pkt.src, pkt.dst, pkt.ipver)
-            sz = int(size[first])
-            sc = ps.sizes.get(sz)
-            if sc is None:
-                sc = ps.sizes[sz] = SizeCount()
-            sc.count += en - st
-            room = MAX_FRAMES - len(sc.frames)
-            if room > 0:
-                for o in order[st:min(en, st + room)].tolist():
-                    r = int(rows[o])
-                    sc.frames.append((int(frames[r]), float(ts[r])))
+        src, dst, size = c.src_h[rows], c.dst_h[rows], c.iplen[rows]
+        key = dec.mix64(pair(src, dst) ^ (size.astype(np.uint64) * _K))
+        uk, first, counts = np.unique(key, return_index=True, return_counts=True)
+        pos = np.minimum(np.searchsorted(self.keys, uk), max(len(self.keys) - 1, 0))
+        found = self.keys[pos] == uk if len(self.keys) else np.zeros(len(uk), bool)
+        self.count[pos[found]] += counts[found]
+        new = ~found
+        if new.any():
+            f = first[new]
+            keys = np.concatenate([self.keys, uk[new]])
+            o = np.argsort(keys, kind="stable")
+            self.keys = keys[o]
+            self.src = np.concatenate([self.src, src[f]])[o]
+            self.dst = np.concatenate([self.dst, dst[f]])[o]
+            self.size = np.concatenate([self.size, size[f]])[o]
+            self.count = np.concatenate([self.count, counts[new]])[o]
+
+    def over(self, limit: int, excluded: Iterable[int] = ()) -> Counter:
+        """Packet counts by IP size above ``limit``, leaving out pairs with an excluded address."""
+        ex = np.array(sorted(set(excluded)), np.uint64)
+        keep = (self.size > limit) & ~np.isin(self.src, ex) & ~np.isin(self.dst, ex)
+        sizes, idx = np.unique(self.size[keep], return_inverse=True)
+        counts = np.bincount(idx, weights=self.count[keep], minlength=len(sizes)) if len(sizes) else []
+        return Counter({int(s): int(n) for s, n in zip(sizes.tolist(), list(counts))})
+
+
+def evidence_frames(path: str, clauses: dict[str, tuple[Callable[[dec.Columns], np.ndarray], int]],
+                    file: str, df_only: bool = True) -> dict[str, FrameSet]:
+    """The first :data:`MAX_FRAMES` frames matching each predicate, in one early-stopping pass.
+
+    ``clauses`` maps a display-filter clause to (a vectorized predicate over a chunk's columns
+    that selects the same packets, the total count known from the first pass). Reading stops
+    as soon as every clause has its frames, usually within the first chunk.
+    """
+    sets = {cl: FrameSet(file, cl) for cl in clauses}
+    with open_capture(path) as cap:
+        for chunk in cap.chunks():
+            cols = dec.columns(chunk)
+            base = np.zeros(len(chunk), bool)
+            if df_only:
+                base[_df_rows(cols)] = True
+            else:
+                base[:] = True
+            for cl, (pred, _total) in clauses.items():
+                fs = sets[cl]
+                room = MAX_FRAMES - len(fs.frames)
+                if room <= 0:
+                    continue
+                hit = np.flatnonzero(base & pred(cols))[:room]
+                fs.frames.extend(zip(chunk.frames[hit].tolist(), chunk.ts[hit].tolist()))
+            if all(len(fs.frames) >= min(MAX_FRAMES, clauses[cl][1]) for cl, fs in sets.items()):
+                break
+    for cl, fs in sets.items():
+        fs.count = max(clauses[cl][1], len(fs.frames))
+    return sets

@@ -1,0 +1,53 @@
+"""``--jobs N``: the files of one case scanned in parallel processes.
+
+Scanning is the expensive part and each file's is independent, so each file goes to a worker
+process (:func:`labkit.analyze.scan_file`) and its report and facts come back pickled; the
+parent then joins the case as for one process. Workers publish how far they are in a shared
+array (file bytes consumed, packets) that the parent turns into one progress line. Memory is
+per worker: N workers hold up to N files' flow tables at once.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+from typing import TYPE_CHECKING
+
+from labkit.analyze import scan_file
+from labkit.analyze.progress import Progress
+from labkit.analyze.report import FileReport
+
+if TYPE_CHECKING:
+    from labkit.analyze.detectors import FileFacts
+
+POLL_S = 0.1
+
+_shared = None  # in a worker: the parent's (bytes, packets) slots, two per file
+
+
+def _init_worker(shared) -> None:  # type: ignore[no-untyped-def]
+    global _shared
+    _shared = shared
+
+
+def _scan(index: int, label: str) -> tuple[FileReport, FileFacts | None]:
+    def on_chunk(position: int, packets: int) -> None:
+        _shared[2 * index] = position  # type: ignore[index]
+        _shared[2 * index + 1] = packets  # type: ignore[index]
+
+    return scan_file(label, on_chunk if _shared is not None else None)
+
+
+def scan_files(labels: list[str], jobs: int,
+               progress: Progress | None = None) -> list[tuple[FileReport, FileFacts | None]]:
+    """:func:`~labkit.analyze.scan_file` for every label, ``jobs`` at a time, in label order."""
+    shared = mp.Array("q", 2 * len(labels), lock=False)
+    with cf.ProcessPoolExecutor(max_workers=min(jobs, len(labels)), initializer=_init_worker,
+                                initargs=(shared,)) as pool:
+        futures = [pool.submit(_scan, i, label) for i, label in enumerate(labels)]
+        pending: set[cf.Future] = set(futures)
+        while pending:
+            _, pending = cf.wait(pending, timeout=POLL_S)
+            if progress is not None:
+                progress.update(sum(shared[0::2]), sum(shared[1::2]), len(futures) - len(pending))
+        return [f.result() for f in futures]

@@ -1,0 +1,196 @@
+"""Inputs besides captures: ASA syslog, DART export and NSS key log, read with bounds.
+
+This is the I/O edge for :mod:`labkit.logs` and :mod:`labkit.decrypt` (whose parsers never
+open files): each reader returns a :class:`SourceReport` (what the file is, what was wrong
+with it, never an exception for bad content) and the parsed events, with their times moved
+onto the capture's clock by the file's clock offset (``--clock-offset``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from labkit.decrypt import DecryptReport, Decryptor, Segment
+from labkit.errors import InputError
+from labkit.keylog import KeyLog, parse_keylog
+from labkit.logs.dart import DartEvent, DartParser
+from labkit.logs.syslog import AsaMessage, SyslogParser
+
+MAX_LOG_LINES = 20_000_000  # a day of a busy ASA at debug level; more is not one case
+MAX_KEYLOG_BYTES = 64 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class SourceReport:
+    """One non-capture input: its kind, a one-line account of it, and its problems."""
+
+    path: str
+    kind: str  # "asa-syslog", "dart" or "keylog"
+    summary: str
+    warnings: tuple[str, ...] = ()
+    error: str | None = None  # nothing usable in the file
+    offset: float = 0.0  # seconds added to its timestamps (--clock-offset)
+
+    @property
+    def analyzable(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"path": self.path, "kind": self.kind, "summary": self.summary,
+                               "warnings": list(self.warnings), "clock_offset_s": self.offset}
+        if self.error:
+            doc["error"] = self.error
+        return doc
+
+
+def _lines(path: str | os.PathLike[str]) -> Iterator[str]:
+    """Text lines of a log, bounded; InputError if it cannot be opened or is binary."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory, expected a log file")
+    try:
+        f = open(p, "rb")  # noqa: SIM115 - closed by the generator
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    with f:
+        head = f.read(4096)
+        if b"\0" in head:
+            raise InputError(f"{p}: binary data, not a text log",
+                             hint="give the exported text (DART: the AnyConnect .txt log)")
+        f.seek(0)
+        for n, raw in enumerate(f):
+            if n >= MAX_LOG_LINES:
+                return
+            yield raw.decode("utf-8", errors="replace")
+
+
+def _examples(examples: Any, what: str) -> tuple[str, ...]:
+    return tuple(f"line {e.line}: {what}: {e.reason}" for e in examples)
+
+
+def read_syslog(path: str, *, year: int | None, year_from: str = "", offset: float = 0.0
+                ) -> tuple[SourceReport, tuple[AsaMessage, ...]]:
+    """ASA messages of ``path`` with times on the capture clock; year-less stamps get ``year``
+    (``year_from`` says where that year came from, for the warning)."""
+    parser = SyslogParser(year=year)
+    events = []
+    try:
+        for line in _lines(path):
+            e = parser.feed(line)
+            if e is not None:
+                events.append(e if e.time is None else replace(e, time=e.time + offset))
+    except InputError as exc:
+        return SourceReport(path, "asa-syslog", "not read", error=str(exc), offset=offset), ()
+    warnings = list(_examples(parser.examples, "skipped"))
+    if parser.malformed > len(parser.examples):
+        warnings.append(f"{parser.malformed} malformed line(s) skipped in all")
+    if parser.year_supplied:
+        warnings.append(f"{parser.year_supplied} event(s) have no year in their timestamp: dated "
+                        f"{year} ({year_from or 'assumed'})")
+    if parser.untimed:
+        warnings.append(f"{parser.untimed} event(s) have no usable timestamp and are left off "
+                        "the timeline")
+    summary = (f"ASA syslog: {parser.lines} lines, {len(events)} AnyConnect/MTU event(s), "
+               f"{parser.other} other ASA message(s), {parser.malformed} malformed")
+    error = None if events else f"{path}: no ASA message labkit models (722036, 602101, 722022 ...)"
+    return SourceReport(path, "asa-syslog", summary, tuple(warnings), error, offset), tuple(events)
+
+
+def read_dart(path: str, *, offset: float = 0.0) -> tuple[SourceReport, tuple[DartEvent, ...]]:
+    parser = DartParser()
+    events = []
+    try:
+        for line in _lines(path):
+            e = parser.feed(line)
+            if e is not None:
+                events.append(replace(e, time=e.time + offset))
+    except InputError as exc:
+        return SourceReport(path, "dart", "not read", error=str(exc), offset=offset), ()
+    last = parser.close()
+    if last is not None:
+        events.append(replace(last, time=last.time + offset))
+    warnings = tuple(f"line {b.line}: block skipped: {b.reason}" for b in parser.examples)
+    if parser.malformed > len(parser.examples):
+        warnings += (f"{parser.malformed} malformed block(s) skipped in all",)
+    kinds = sum(1 for e in events if e.kind != "other")
+    summary = (f"DART: {parser.lines} lines, {len(events)} event block(s), {kinds} about the "
+               f"tunnel (reconfigure, reconnect, MTU), {parser.malformed} malformed")
+    error = None if events else f"{path}: no DART event block (Date/Time/Type/Source/Description)"
+    return SourceReport(path, "dart", summary, warnings, error, offset), tuple(events)
+
+
+def read_keylog(path: str) -> KeyLog:
+    p = Path(path)
+    try:
+        data = p.read_bytes()[:MAX_KEYLOG_BYTES + 1] if not p.is_dir() else None
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    if data is None:
+        raise InputError(f"{p}: is a directory, expected an NSS key log")
+    if len(data) > MAX_KEYLOG_BYTES or b"\0" in data:
+        raise InputError(f"{p}: not an NSS key log (binary or over {MAX_KEYLOG_BYTES >> 20} MiB)")
+    return parse_keylog(data.decode("utf-8", errors="replace"))
+
+
+def tcp_segments(path: str) -> Iterator[Segment]:
+    """Every TCP segment with payload of a capture, through the analyzer's reader.
+
+    The reader's columns pick the rows (no per-packet Python for the rest); addresses are
+    decoded once per address pair.
+    """
+    import numpy as np
+
+    from labkit.analyze.decode import PROTO_TCP, columns, decode
+    from labkit.analyze.reader import open_capture
+
+    names: dict[tuple[int, int], tuple[str, str]] = {}
+    with open_capture(path) as cap:
+        for chunk in cap.chunks():
+            c = columns(chunk)
+            for i in np.flatnonzero((c.proto == PROTO_TCP) & (c.pcap > 0)):
+                key = (int(c.src_h[i]), int(c.dst_h[i]))
+                if key not in names:
+                    pkt = decode(chunk.packet(int(i)), int(chunk.linktype[i]))
+                    names[key] = (pkt.src, pkt.dst)
+                src, dst = names[key]
+                start = int(c.pay[i])
+                yield Segment(chunk.frame0 + int(i), float(chunk.ts[i]), src, int(c.sport[i]),
+                              dst, int(c.dport[i]), int(c.seq[i]),
+                              chunk.buf[start:start + int(c.pcap[i])].tobytes())
+
+
+def decrypt_capture_or_none(path: str, keylog: KeyLog) -> DecryptReport | None:
+    """The decryption of one capture; None when the file is no capture (the analyzer says why)."""
+    dec = Decryptor(keylog)
+    try:
+        for seg in tcp_segments(path):
+            dec.feed(seg)
+            if dec.stopped:
+                break
+    except InputError:
+        return None
+    return dec.report()
+
+
+def keylog_source(path: str, keylog: KeyLog, reports: dict[str, DecryptReport]) -> SourceReport:
+    """The key log's account: how many entries, what each capture's decryption found."""
+    warnings = [f"line {n}: not a key log line: {text}" for n, text in keylog.examples]
+    parts = []
+    for capture, r in reports.items():
+        if r.tls_flows or r.sessions:  # captures without TLS (tunnel, inside) have nothing to say
+            parts.append(f"{capture}: {r.summary()}")
+        warnings += [f"{capture} frame {n.frame}: {n.client} -> {n.server}: {n.message}" for n in r.notes]
+        if r.stopped:
+            warnings.append(f"{capture}: {r.stopped}")
+    entries = sum(len(v) for v in keylog.secrets.values())
+    summary = f"NSS key log: {entries} entr{'y' if entries == 1 else 'ies'}" + (
+        f", {keylog.malformed} malformed line(s)" if keylog.malformed else "") + "; " + (
+        "; ".join(parts) or "no TLS session starts in the capture(s): nothing to decrypt")
+    error = None
+    if entries == 0:
+        error = f"{path}: no usable key log entry (expected 'CLIENT_RANDOM <hex> <hex>' lines)"
+    return SourceReport(path, "keylog", summary, tuple(warnings), error)

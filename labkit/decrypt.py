@@ -1,0 +1,360 @@
+"""Decrypt AnyConnect's TLS (CSTP) sessions with an NSS key log and read what the tunnel says.
+
+Input: the capture's TCP segments (:class:`Segment`, in capture order) and a parsed
+:class:`~labkit.keylog.KeyLog`. Only flows that open with a TLS ClientHello whose client random
+the key log knows are followed: every other packet costs one dictionary lookup. Each followed
+flow goes segment -> :class:`~labkit.tlsstream.TcpReassembler` -> TLS records ->
+Scapy's TLS layer (``tlsSession`` with the key log's secrets, the same machinery as
+``conf.tls_nss_filename`` + ``TCPSession``, DESIGN.md section 3, fed record by record so every
+record keeps its frame number) -> :class:`~labkit.cstp.CstpStream` per direction.
+
+Output: for each TLS session that carries a tunnel, the client's CONNECT request and the
+head-end's ``200 CONNECTED`` response (only the response's X-CSTP-MTU / X-DTLS-MTU /
+X-CSTP-Base-MTU / X-DTLS-Port are the head-end's numbers; the client sends its own
+X-CSTP-MTU in the request) and the CSTP packets each way: counts per type and the largest
+DATA packet, with frames. Sessions that decrypt but carry no CONNECT, and flows that cannot be
+followed (no handshake in the capture, a hole in the stream, a secret that fails the integrity
+check), are reported, never fatal.
+
+Scapy is imported only when a keyed flow is found (it costs about a second).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final, Literal, NamedTuple
+
+from labkit.cstp import NEED_DATA, CstpPacket, CstpStream, HttpHead, StreamError
+from labkit.keylog import KeyLog
+from labkit.tlsstream import TcpReassembler, TlsRecordSplitter
+
+MAX_RECORDS: Final = 1_000_000  # records decrypted per run: the work bound
+MAX_SIZES: Final = 200_000  # data packet sizes kept for the timeline plot
+MAX_FAILURES: Final = 3  # integrity failures in a row before a flow's secret is judged wrong
+CT_HANDSHAKE = 22
+
+Direction = Literal["to-server", "to-client"]
+
+
+class Segment(NamedTuple):
+    """One TCP segment with payload, as the capture has it."""
+
+    frame: int
+    time: float
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    seq: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DataSize:
+    """One tunnelled packet, for the timeline: when, where, which way, how big."""
+
+    time: float
+    frame: int
+    direction: Direction
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class DirectionStats:
+    packets: tuple[tuple[str, int], ...] = ()  # (CSTP type name, count), most frequent first
+    largest_data: int | None = None
+    largest_frame: int | None = None
+    largest_time: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"packets": dict(self.packets), "largest_data": self.largest_data,
+                "largest_data_frame": self.largest_frame}
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelSession:
+    """One decrypted TLS session and what it carried."""
+
+    client: str  # "ip:port"
+    server: str
+    tls: str  # "TLS 1.2 TLS_RSA_WITH_AES_128_CBC_SHA"
+    request: HttpHead | None  # the client's CONNECT (carries the client's own X-CSTP-MTU)
+    response: HttpHead | None  # the head-end's 200 CONNECTED
+    first_request: str | None  # the first HTTP start line seen, for sessions without a tunnel
+    to_server: DirectionStats
+    to_client: DirectionStats
+    records: int  # records decrypted and authenticated
+
+    @property
+    def is_tunnel(self) -> bool:
+        return self.response is not None
+
+    def head_end(self, header: str) -> int | None:
+        """An integer header of the head-end's CONNECT response; never the client's."""
+        return self.response.header_int(header) if self.response is not None else None
+
+    @property
+    def dtls_cipher(self) -> str | None:
+        if self.response is None:
+            return None
+        return self.response.header("X-DTLS12-CipherSuite") or self.response.header("X-DTLS-CipherSuite")
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"client": self.client, "server": self.server, "tls": self.tls,
+                               "records": self.records}
+        if self.response is not None:
+            doc["connect_response"] = {"frame": self.response.frame,
+                                       "status": self.response.start_line,
+                                       "headers": dict(self.response.headers)}
+        if self.request is not None:
+            doc["connect_request"] = {"frame": self.request.frame,
+                                      "request": self.request.start_line,
+                                      "headers": {k: v for k, v in self.request.headers
+                                                  if k.lower().startswith(("x-cstp", "x-dtls"))
+                                                  and "secret" not in k.lower()}}
+        if self.first_request and not self.is_tunnel:
+            doc["first_request"] = self.first_request
+        doc["cstp"] = {"to_client": self.to_client.to_json(), "to_server": self.to_server.to_json()}
+        return doc
+
+
+@dataclass(frozen=True, slots=True)
+class FlowNote:
+    """A flow labkit could not follow to the end, and why."""
+
+    client: str
+    server: str
+    frame: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class DecryptReport:
+    keylog_entries: int
+    keylog_malformed: int
+    tls_flows: int  # flows that open with a ClientHello in the capture
+    keyed_flows: int  # ... whose client random the key log has
+    sessions: tuple[TunnelSession, ...]  # keyed flows with at least one decrypted record
+    notes: tuple[FlowNote, ...]
+    sizes: tuple[DataSize, ...]
+    stopped: str | None = None  # a work bound that ended decryption early
+
+    @property
+    def tunnels(self) -> tuple[TunnelSession, ...]:
+        return tuple(s for s in self.sessions if s.is_tunnel)
+
+    def summary(self) -> str:
+        """One sentence: what the key log opened, for the report and the warnings."""
+        if self.keylog_entries == 0:
+            return "the key log has no usable entry: nothing decrypted"
+        if self.keyed_flows == 0:
+            return (f"the key log ({self.keylog_entries} entries) matches none of the "
+                    f"{self.tls_flows} TLS sessions that start in the capture: nothing decrypted")
+        if not self.sessions:
+            return (f"the key log matches {self.keyed_flows} TLS session(s) but decrypts none "
+                    f"of their records (wrong secrets?)")
+        tunnels = self.tunnels
+        if not tunnels:
+            seen = "; ".join(f"{s.client} -> {s.server}: {s.first_request or 'no HTTP'}"
+                             for s in self.sessions[:3])
+            return (f"decrypted {len(self.sessions)} TLS session(s) but found no AnyConnect "
+                    f"CONNECT in them (not a CSTP tunnel): {seen}")
+        return f"decrypted {len(self.sessions)} TLS session(s); {len(tunnels)} carry a CSTP tunnel"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"keylog_entries": self.keylog_entries, "keylog_malformed": self.keylog_malformed,
+                "tls_flows": self.tls_flows, "keyed_flows": self.keyed_flows,
+                "summary": self.summary(), "sessions": [s.to_json() for s in self.sessions],
+                "notes": [{"client": n.client, "server": n.server, "frame": n.frame,
+                           "message": n.message} for n in self.notes],
+                "stopped": self.stopped}
+
+
+def _endpoint(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def client_random(payload: bytes) -> bytes | None:
+    """The ClientHello's random when ``payload`` starts with one (RFC 8446 4.1.2)."""
+    if len(payload) < 43 or payload[0] != CT_HANDSHAKE or payload[1] != 3 or payload[5] != 1:
+        return None
+    return payload[11:43]
+
+
+class _Direction:
+    def __init__(self, side: Literal["client", "server"]) -> None:
+        self.tcp = TcpReassembler()
+        self.records = TlsRecordSplitter()
+        self.cstp = CstpStream(side)
+        self.counts: Counter[str] = Counter()
+        self.largest: CstpPacket | None = None
+
+    def stats(self) -> DirectionStats:
+        big = self.largest
+        return DirectionStats(tuple(self.counts.most_common()), big.length if big else None,
+                              big.frame if big else None, big.time if big else None)
+
+
+class _Flow:
+    """Decryption state of one keyed TCP connection."""
+
+    def __init__(self, client: tuple[str, int], server: tuple[str, int], keylog: KeyLog) -> None:
+        from scapy.layers.tls.session import tlsSession  # Scapy only for keyed flows
+
+        self.client, self.server = client, server
+        self.session: Any = tlsSession()
+        self.session.nss_keys = keylog.secrets
+        self.last: Direction | None = None
+        self.dirs: dict[Direction, _Direction] = {"to-server": _Direction("client"),
+                                                   "to-client": _Direction("server")}
+        self.request: HttpHead | None = None
+        self.response: HttpHead | None = None
+        self.first_request: str | None = None
+        self.decrypted = 0
+        self.failures = 0
+        self.done: str | None = None  # why this flow is no longer followed
+        self.done_frame = 0
+
+    @property
+    def names(self) -> tuple[str, str]:
+        return _endpoint(*self.client), _endpoint(*self.server)
+
+    def tls_name(self) -> str:
+        from scapy.layers.tls.basefields import _tls_version
+
+        version = _tls_version.get(self.session.tls_version or 0, "TLS ?")
+        suite = getattr(getattr(self.session.rcs, "ciphersuite", None), "name", None)
+        return f"{version} {suite}" if suite else version
+
+
+class Decryptor:
+    """Feed segments in capture order with :meth:`feed`; :meth:`report` at the end."""
+
+    def __init__(self, keylog: KeyLog, *, max_records: int = MAX_RECORDS) -> None:
+        self.keylog = keylog
+        self.max_records = max_records
+        self._flows: dict[tuple[tuple[str, int], tuple[str, int]], _Flow | None] = {}
+        self.tls_flows = 0
+        self.records = 0
+        self.stopped: str | None = None
+        self._sizes: list[DataSize] = []
+
+    def feed(self, seg: Segment) -> None:
+        if self.stopped is not None or not seg.payload:
+            return
+        a, b = (seg.src, seg.sport), (seg.dst, seg.dport)
+        key = (a, b) if a <= b else (b, a)
+        flow = self._flows.get(key, 0)
+        if flow == 0:  # first payload of this connection: a ClientHello we hold a key for?
+            random = client_random(seg.payload)
+            self.tls_flows += random is not None
+            flow = (_Flow(a, b, self.keylog) if random is not None
+                    and self.keylog.can_decrypt(random) else None)
+            self._flows[key] = flow
+        if flow is None or flow.done is not None:
+            return
+        direction: Direction = "to-server" if a == flow.client else "to-client"
+        d = flow.dirs[direction]
+        for data, frame, time in d.tcp.feed(seg.seq, seg.payload, seg.frame, seg.time):
+            for record in d.records.feed(data, frame, time):
+                self._record(flow, direction, record.data, record.frame, record.time)
+                if flow.done is not None or self.stopped is not None:
+                    return
+            if d.records.error is not None:
+                self._stop(flow, frame, d.records.error)
+                return
+        if d.tcp.gap is not None:
+            self._stop(flow, d.tcp.gap.frame, f"{d.tcp.gap.missing} bytes missing from the "
+                                              "capture before this frame: cannot decrypt past it")
+
+    def _stop(self, flow: _Flow, frame: int, why: str) -> None:
+        flow.done, flow.done_frame = why, frame
+
+    def _record(self, flow: _Flow, direction: Direction, data: bytes, frame: int, time: float) -> None:
+        from scapy.layers.tls.record import TLS, TLSApplicationData
+
+        if flow.last is not None and direction != flow.last:
+            flow.session = flow.session.mirror()
+        flow.last = direction
+        # Records read under the NULL cipher (hellos, certificates) are plaintext: only records
+        # protected by the negotiated suite prove that the key log's secret is right.
+        protected = type(flow.session.rcs.cipher).__name__ != "Cipher_NULL"
+        try:
+            pkt = TLS(data, tls_session=flow.session, strict_integrity=True)
+        except Exception as exc:  # noqa: BLE001 - Scapy's integrity errors, or bytes it cannot parse
+            flow.failures += 1
+            if flow.failures >= MAX_FAILURES or not flow.decrypted:
+                self._stop(flow, frame, f"the key log's secret does not decrypt this session "
+                                        f"(record integrity check failed: {type(exc).__name__})")
+            return
+        flow.session = pkt.tls_session
+        flow.failures = 0
+        messages = list(getattr(pkt, "msg", []))
+        inner = getattr(pkt, "inner", None)  # TLS 1.3: the decrypted TLSInnerPlaintext
+        if inner is not None:
+            messages += list(getattr(inner, "msg", []))
+        if protected and pkt.deciphered_len is not None:
+            flow.decrypted += 1
+            self.records += 1
+        for msg in messages:
+            if isinstance(msg, TLSApplicationData):
+                self._plaintext(flow, direction, bytes(msg.data), frame, time)
+        if self.records >= self.max_records:
+            self.stopped = f"stopped after decrypting {self.max_records} records (the work bound)"
+
+    def _plaintext(self, flow: _Flow, direction: Direction, data: bytes, frame: int, time: float) -> None:
+        d = flow.dirs[direction]
+        d.cstp.receive_data(data, frame, time)
+        while (event := d.cstp.next_event()) is not NEED_DATA:
+            if isinstance(event, HttpHead):
+                if flow.first_request is None and direction == "to-server":
+                    flow.first_request = event.start_line
+                if event.tunnel:
+                    if direction == "to-server":
+                        flow.request = event
+                    else:
+                        flow.response = event
+            elif isinstance(event, CstpPacket):
+                d.counts[event.type_name] += 1
+                if event.type == 0:
+                    if d.largest is None or event.length > d.largest.length:
+                        d.largest = event
+                    if len(self._sizes) < MAX_SIZES:
+                        self._sizes.append(DataSize(event.time, event.frame, direction, event.length))
+            elif isinstance(event, StreamError):
+                self._stop(flow, event.frame, f"decrypted stream is not HTTP/CSTP: {event.message}")
+                return
+
+    def report(self) -> DecryptReport:
+        sessions: list[TunnelSession] = []
+        notes: list[FlowNote] = []
+        for flow in self._flows.values():
+            if flow is None:
+                continue
+            client, server = flow.names
+            for d in flow.dirs.values():
+                gap = d.tcp.close()
+                if gap is not None and flow.done is None:
+                    self._stop(flow, gap.frame, f"{gap.missing} bytes missing from the capture "
+                                                "before this frame: cannot decrypt past it")
+            if flow.done is not None:
+                notes.append(FlowNote(client, server, flow.done_frame, flow.done))
+            if flow.decrypted:
+                sessions.append(TunnelSession(
+                    client, server, flow.tls_name(), flow.request, flow.response,
+                    flow.first_request, flow.dirs["to-server"].stats(),
+                    flow.dirs["to-client"].stats(), flow.decrypted))
+        keyed = sum(1 for f in self._flows.values() if f is not None)
+        entries = sum(len(v) for v in self.keylog.secrets.values())
+        return DecryptReport(entries, self.keylog.malformed, self.tls_flows, keyed,
+                             tuple(sessions), tuple(notes), tuple(self._sizes), self.stopped)
+
+
+def decrypt(segments: Iterable[Segment], keylog: KeyLog, *, max_records: int = MAX_RECORDS) -> DecryptReport:
+    """Run a :class:`Decryptor` over ``segments``."""
+    dec = Decryptor(keylog, max_records=max_records)
+    for seg in segments:
+        dec.feed(seg)
+    return dec.report()

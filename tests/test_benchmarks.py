@@ -1,0 +1,63 @@
+"""The benchmark generator's ground truth against tshark, on a small capture in both formats.
+
+The benchmark checks labkit's counts against the generator's truth and tshark's: that is
+only worth something if the truth is right. No timing is asserted here (the speed targets
+are printed by ``python -m benchmarks.run``, never asserted in tests).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from benchmarks import facts
+from benchmarks.generate import HEADEND_ADDRESS, truth_path
+
+from conftest import ROOT, requires_tshark, tshark_problems
+
+SEED, PACKETS = 1, 5_000  # every capture opens with each kind of fact (generate.PRELUDE)
+
+
+def _generate(path, *extra: str) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.generate", "-o", str(path),
+                           "--packets", str(PACKETS), "--seed", str(SEED), *extra],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(truth_path(path).read_text())
+
+
+@requires_tshark
+def test_generator_truth_matches_tshark(tmp_path):
+    pcap, pcapng = tmp_path / "mix.pcap", tmp_path / "mix.pcapng"
+    doc = _generate(pcap)
+    truth = doc["truth"]
+    assert doc["packets"] == PACKETS and doc["bytes"] == pcap.stat().st_size
+    # Every fact is present, so agreement below is not agreement on zeros.
+    assert {"536", "1378", "1460"} <= truth["syn_mss"].keys()
+    assert "1347" in truth["icmp_frag_needed_mtu"] and len(truth["icmp_frag_needed_mtu"]) > 1
+    assert truth["df_over_tunnel_mtu_by_size"]["1418"] > 0
+    assert truth["dtls_client_hellos_by_version"].keys() == {"0x0100", "0xfeff", "0xfefd"}
+    assert 0 < truth["dtls_flows_answered"] < truth["dtls_flows"]
+    assert truth["tls_client_hellos"] > 0 and truth["blackhole_flows"] > 0
+    mtu = doc["tunnel_mtu"]
+
+    seen = facts.facts_from_tshark(subprocess.run(
+        facts.tshark_args(str(pcap), mtu), capture_output=True, text=True, check=True,
+        timeout=120).stdout, mtu, HEADEND_ADDRESS)
+    assert 0 < truth["df_over_tunnel_mtu_not_headend"] < truth["df_over_tunnel_mtu"]
+    assert facts.disagreements(truth, seen, facts.COMPARED + (
+        "df_over_tunnel_mtu_by_size", "df_over_tunnel_mtu_not_headend")) == []
+    # tshark calls the resends that follow an ICMP 3/4 within a round trip "out-of-order".
+    assert 0 < seen["retransmissions_tshark_strict"] < truth["retransmissions"]
+    assert tshark_problems(pcap, facts.DECODE_AS) == []
+
+    # pcapng: the same packets, so the same facts; the same seed gives the same bytes.
+    assert _generate(pcapng)["truth"] == truth
+    seen_ng = facts.facts_from_tshark(subprocess.run(
+        facts.tshark_args(str(pcapng), mtu), capture_output=True, text=True, check=True,
+        timeout=120).stdout, mtu, HEADEND_ADDRESS)
+    assert seen_ng == seen
+    again = tmp_path / "again.pcap"
+    _generate(again)
+    assert again.read_bytes() == pcap.read_bytes()
