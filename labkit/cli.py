@@ -98,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         # `labkit analyze ... | head`: the reader left; that is not an error of ours.
         return 0
-    except Exception as exc:  # a bug: say so in one line; the traceback is for --debug
+    except SystemExit:  # argparse's --help and usage errors
+        raise
+    except BaseException as exc:  # a bug: say so in one line; the traceback is for --debug.
+        # BaseException: a Rust panic inside cryptography (pyo3's PanicException) is one.
         if debug:
             raise
         sys.stderr.write(f"labkit {name}: internal error: {type(exc).__name__}: {exc} "

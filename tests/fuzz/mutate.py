@@ -302,7 +302,63 @@ def grow_capture(raw: bytes, k: int) -> bytes:
     return cf.serialize(replace(cap, items=list(cap.items) + packets * (k - 1)))[0]
 
 
+def grow_cstp(raw: bytes, k: int) -> bytes:
+    """A CSTP stream seed (side byte, stream) with its tunnel's packets repeated ``k`` times,
+    fed 200 bytes at a time (the input format of the cstp-stream target)."""
+    side, body = raw[:1], raw[1:]
+    tail = body[body.index(b"STF\x01"):]
+    return side + bytes([200]) + body + tail * (k - 1)
+
+
 def grow_text(raw: bytes, k: int) -> bytes:
     """The text repeated ``k`` times, as if the log went on (or the config were pasted again)."""
     return (raw if raw.endswith(b"\n") else raw + b"\n") * k
+
+
+# --- YAML (scenarios) -----------------------------------------------------------------------------
+
+SCENARIO_KEYS = ("name", "description", "seed", "hosts", "head_end", "client", "path", "timeline",
+                 "overrides", "expect", "tcpmss", "dtls_port", "attempts", "segments", "at")
+
+
+def yaml_mutation(rng: random.Random, raw: bytes) -> tuple[bytes, str]:
+    """YAML-shaped damage: nesting, aliases, tags, odd scalars, duplicate keys, several docs."""
+    text = raw.decode("utf-8", "surrogateescape")
+    lines = text.splitlines(keepends=True) or [""]
+    i = rng.randrange(len(lines))
+    indent = lines[i][:len(lines[i]) - len(lines[i].lstrip())]
+    key = rng.choice(SCENARIO_KEYS)
+    what = rng.randrange(8)
+    if what == 0:  # nested far deeper than any scenario (PyYAML's composer recurses)
+        depth = rng.choice((50, 500, 5000))
+        value = rng.choice(("[" * depth + "]" * depth, "{a: " * depth + "1" + "}" * depth))
+        lines.insert(i, f"{indent}{key}: {value}\n")
+        name = f"yaml:nesting-{depth}"
+    elif what == 1:  # an alias bomb inside a key the loader reads
+        bomb = "[&a0 [x,x,x,x,x,x,x,x]" + "".join(f", &a{k} [" + ",".join([f"*a{k - 1}"] * 8) + "]" for k in range(1, rng.choice((4, 9)))) + "]"
+        lines.insert(i, f"{indent}{key}: {bomb}\n")
+        name = "yaml:alias-bomb"
+    elif what == 2:  # tags: Python objects (SafeLoader refuses), binary, timestamps, sets
+        tag = rng.choice(("!!python/object/apply:os.system ['true']", "!!binary aGVsbG8=", "!!timestamp 2001-12-14",
+                          "!!set {a, b}", "!!float .inf", "!!float .nan", "!!int 0x10", "!custom x", "!!omap [a: 1]"))
+        lines.insert(i, f"{indent}{key}: {tag}\n")
+        name = "yaml:tag"
+    elif what == 3:  # odd scalars
+        value = rng.choice(("1e309", "-.inf", ".nan", "0b101", "0o17", "1_000_000", "99999999999999999999999999",
+                            "~", "''", "yes", "0x0100", "12:30:00", "2024-01-01", "'" + "x" * 70000 + "'", "-0", "+1"))
+        lines.insert(i, f"{indent}{key}: {value}\n")
+        name = "yaml:scalar"
+    elif what == 4:  # a duplicate of an existing line (duplicate key)
+        lines.insert(i, lines[i] if lines[i].endswith("\n") else lines[i] + "\n")
+        name = "yaml:duplicate-line"
+    elif what == 5:  # merge keys and anchors
+        lines.insert(i, f"{indent}<<: *nowhere\n" if rng.random() < 0.5 else f"{indent}{key}: &x {{<<: *x}}\n")
+        name = "yaml:merge"
+    elif what == 6:  # several documents, or a document end in the middle
+        lines.insert(i, rng.choice(("---\n", "...\n", "--- !!str\n", "%YAML 1.1\n---\n", "%TAG ! tag:x,2000:\n")))
+        name = "yaml:documents"
+    else:  # a list where a mapping belongs and the other way round
+        lines.insert(i, f"{indent}{key}: {rng.choice(('[1, 2]', '{a: 1}', '- x', '[]', '{}', 'null'))}\n")
+        name = "yaml:shape"
+    return "".join(lines).encode("utf-8", "surrogateescape"), name
 

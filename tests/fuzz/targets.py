@@ -10,8 +10,11 @@ back frame for frame), or more work than the input justifies (the campaign's tim
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import random
+import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -181,24 +184,134 @@ def _make_text(kind: str) -> Callable[[random.Random], tuple[bytes, str, str]]:
     return make
 
 
-def _lines(data: bytes) -> list[str]:
-    return data.decode("utf-8", "replace").splitlines(keepends=True)
-
-
 def run_syslog(data: bytes, work: Path, annotate: bool) -> None:
-    from labkit.logs.syslog import parse_syslog
+    """``labkit analyze --syslog FILE``'s reading: the bounded line reader, then the parser."""
+    from labkit.analyze.sources import read_syslog
 
-    result = parse_syslog(_lines(data), year=2022)
-    parse_syslog(_lines(data))
-    for e in result.events:
-        repr(e)
+    path = work / "asa.log"
+    path.write_bytes(data)
+    for year in (2022, None):
+        report, events = read_syslog(str(path), year=year, offset=-3600.0)
+        _strict_json(json.dumps(report.to_json()))
+        for e in events:
+            repr(e)
 
 
 def run_dart(data: bytes, work: Path, annotate: bool) -> None:
-    from labkit.logs.dart import parse_dart
+    from labkit.analyze.sources import read_dart
 
-    for e in parse_dart(_lines(data)).events:
+    path = work / "dart.txt"
+    path.write_bytes(data)
+    report, events = read_dart(str(path), offset=7200.0)
+    _strict_json(json.dumps(report.to_json()))
+    for e in events:
         repr(e)
+
+
+# --- key logs and decryption --------------------------------------------------------------------
+
+def _pack(keylog: bytes, capture: bytes) -> bytes:
+    return len(keylog).to_bytes(4, "big") + keylog + capture
+
+
+def _unpack(data: bytes) -> tuple[bytes, bytes]:
+    n = int.from_bytes(data[:4], "big")
+    return data[4:4 + n], data[4 + n:]
+
+
+def make_keyed(rng: random.Random) -> tuple[bytes, str, str]:
+    """A TLS capture and its key log, one of them damaged."""
+    seed, keylog = rng.choice(sd.keyed_captures())
+    if rng.random() < 0.3:
+        keylog, name = mu.text_mutation(rng, keylog)
+        return _pack(keylog, seed.raw), seed.name, name
+    cap, names = cf.parse(seed.raw), []
+    cap, name = (mu.mutate_packets if rng.random() < 0.7 else mu.mutate_records)(rng, cap)
+    raw, lay = cf.serialize(cap)
+    if rng.random() < 0.3:
+        raw, name2 = rng.choice(mu.RAW_MUTATIONS)(rng, raw, lay)
+        name += "+" + name2
+    return _pack(keylog, raw), seed.name, name
+
+
+def run_decrypt(data: bytes, work: Path, annotate: bool) -> None:
+    """``labkit analyze FILE --keylog KEYS``'s decryption: key log, TCP, TLS, CSTP."""
+    from labkit.analyze.sources import decrypt_capture_or_none, keylog_source, read_keylog
+
+    keylog_bytes, capture = _unpack(data)
+    keys, cap = work / "keys.log", work / "tls.pcap"
+    keys.write_bytes(keylog_bytes)
+    cap.write_bytes(capture)
+    keylog = read_keylog(str(keys))
+    report = decrypt_capture_or_none(str(cap), keylog)
+    src = keylog_source(str(keys), keylog, {str(cap): report} if report else {})
+    _strict_json(json.dumps(src.to_json()))
+
+
+def run_keylog(data: bytes, work: Path, annotate: bool) -> None:
+    from labkit.analyze.sources import read_keylog
+
+    path = work / "keys.log"
+    path.write_bytes(data)
+    keylog = read_keylog(str(path))
+    for secrets in keylog.secrets.values():
+        for random_ in secrets:
+            keylog.can_decrypt(random_)
+
+
+def make_cstp_stream(rng: random.Random) -> tuple[bytes, str, str]:
+    seed = rng.choice(sd.cstp_streams())
+    side, body = seed.raw[:1], seed.raw[1:]
+    names = []
+    for _ in range(rng.choice((1, 2, 3))):
+        body, name = mu.text_mutation(rng, body)
+        names.append(name)
+    chunk = rng.choice((0, 1, 3, 8, 100, 1500))
+    return side + bytes([chunk & 0xFF]) + body, seed.name, "+".join(names)
+
+
+def run_cstp_stream(data: bytes, work: Path, annotate: bool) -> None:
+    """The sans-IO CSTP stream parser on decrypted bytes, fed in pieces."""
+    from labkit.cstp import NEED_DATA, CstpStream, StreamError
+
+    side = "client" if data[:1] == b"c" else "server"
+    step = data[1] if len(data) > 1 and data[1] else len(data) or 1
+    body = data[2:]
+    stream = CstpStream(side)
+    events = 0
+    for frame, start in enumerate(range(0, len(body), step), start=1):
+        stream.receive_data(body[start:start + step], frame, float(frame))
+        while (e := stream.next_event()) is not NEED_DATA:
+            events += 1
+            if events > len(body) + 10:
+                raise Crash("CstpStream produced more events than there are bytes")
+            if isinstance(e, StreamError):
+                break
+
+
+# --- scenarios ----------------------------------------------------------------------------------
+
+def make_scenario(rng: random.Random) -> tuple[bytes, str, str]:
+    seed = rng.choice(sd.texts("scenario"))
+    raw, names = seed.raw, []
+    for _ in range(rng.choice((1, 1, 2))):
+        raw, name = (mu.yaml_mutation if rng.random() < 0.5 else mu.text_mutation)(rng, raw)
+        names.append(name)
+    return raw, seed.name, "+".join(names)
+
+
+def run_scenario(data: bytes, work: Path, annotate: bool) -> None:
+    """``labkit scenario validate FILE`` (and ``build`` when ``annotate``) in process."""
+    from labkit.scenario import load
+    from labkit.scenario.timeline import build_timeline
+
+    path = work / "scenario.yaml"
+    path.write_bytes(data)
+    scenario = load(path)
+    build_timeline(scenario).describe()
+    if annotate:
+        from labkit.scenario.build import build
+        build(scenario, work / "built", force=True)
 
 
 def run_asa_config(data: bytes, work: Path, annotate: bool) -> None:
@@ -245,11 +358,47 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("syslog", _make_text("syslog"), run_syslog, 10, _texts("syslog"), mu.grow_text),
     Target("dart", _make_text("dart"), run_dart, 6, _texts("dart"), mu.grow_text),
     Target("asa-config", _make_text("asa-config"), run_asa_config, 10, _texts("asa-config"), mu.grow_text),
+    Target("keylog", _make_text("keylog"), run_keylog, 4, _texts("keylog"), mu.grow_text),
+    # Bounded: MAX_RECORDS decrypted records, and captures grow through the capture target.
+    Target("decrypt", make_keyed, run_decrypt, 8, lambda: tuple(c for c, _ in sd.keyed_captures())),
+    Target("cstp-stream", make_cstp_stream, run_cstp_stream, 6, sd.cstp_streams, mu.grow_cstp),
+    # Bounded: the loader refuses files over 1 MiB and more than 50 steps.
+    Target("scenario", make_scenario, run_scenario, 8, _texts("scenario")),
 )}
+
+
+#: What a run must never write to stderr: a traceback (even one Python caught and printed),
+#: or a Rust panic's abort message (cryptography prints it before raising PanicException).
+STDERR_CRASH_MARKS = ("Traceback (most recent call last)", "panicked at", "Exception ignored")
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path):
+    """File descriptor 2 into ``path`` (what Rust and C code write there too)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "wb") as f:
+        os.dup2(f.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def check(target: Target, data: bytes, work: Path, annotate: bool = True) -> None:
     """Run one input; raise :class:`Crash` (with the traceback) unless labkit behaved."""
+    err = work / "stderr.txt"
+    with _stderr_to(err):
+        _check(target, data, work, annotate)
+    text = err.read_text(errors="replace")
+    for mark in STDERR_CRASH_MARKS:
+        if mark in text:
+            raise Crash(f"stderr shows {mark!r}:\n{text[:2000]}")
+
+
+def _check(target: Target, data: bytes, work: Path, annotate: bool) -> None:
     try:
         target.run(data, work, annotate)
     except LabkitError:
@@ -258,6 +407,8 @@ def check(target: Target, data: bytes, work: Path, annotate: bool = True) -> Non
         raise
     except RecursionError as exc:  # the traceback would be thousands of lines
         raise Crash(f"RecursionError: {exc}") from None
-    except Exception as exc:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # pyo3's PanicException (Rust code in cryptography) included
         tb = traceback.format_exc(limit=-6)
         raise Crash(f"{type(exc).__name__}: {exc}\n{tb}") from None
