@@ -224,8 +224,9 @@ def _identify(p: Path, raw: BinaryIO) -> Capture:
     compressed = head[:2] == GZIP_MAGIC
     stream: BinaryIO = raw
     if compressed:
-        raw.seek(0)
-        stream = _GzipStream(raw)  # type: ignore[assignment]
+        # The magic goes back in front rather than seek(0): a pipe (`labkit analyze
+        # <(zcat ...)`, /dev/stdin) cannot seek.
+        stream = _GzipStream(_Prefixed(head, raw))  # type: ignore[assignment,arg-type]
         try:
             head = stream.read(4)  # type: ignore[assignment]
         except (OSError, EOFError, zlib.error) as exc:
@@ -256,12 +257,24 @@ def _guess_kind(head: bytes) -> str:
     return f"starts with bytes {head.hex(' ')}"
 
 
+#: A gzip stream that has expanded past BOMB_FLOOR bytes at more than BOMB_RATIO times the
+#: compressed bytes read is a decompression bomb: deflate tops out near 1032:1 (a run of one
+#: byte), real captures of the most repetitive traffic stay below ~50:1.
+BOMB_FLOOR = 16 << 20
+BOMB_RATIO = 200
+
+
+class GzipBomb(ValueError):
+    """The gzip stream expands far beyond what any capture does."""
+
+
 class _GzipStream(io.RawIOBase):
     """gzip decompression that hands out every byte before a corruption or a cut.
 
     ``gzip.GzipFile.readinto`` loses what it decompressed when the stream breaks inside a
     large read; customer files are often cut mid-download, so decompress piece by piece and
     raise only once the good bytes are delivered. Concatenated members are read in turn.
+    A decompression bomb is refused once it has expanded past :data:`BOMB_FLOOR`.
     """
 
     PIECE = 1 << 20
@@ -269,9 +282,12 @@ class _GzipStream(io.RawIOBase):
     def __init__(self, raw: BinaryIO) -> None:
         self._raw = raw
         self._z = zlib.decompressobj(wbits=31)
+        self._fed = False  # the current member's decompressor has seen bytes
         self._pending = b""
         self._error: Exception | None = None
         self._done = False
+        self._in = 0  # compressed bytes read
+        self._out = 0  # bytes decompressed
 
     def readable(self) -> bool:
         return True
@@ -295,11 +311,13 @@ class _GzipStream(io.RawIOBase):
         data = z.unconsumed_tail
         if not data:
             data = self._raw.read(self.PIECE)
+            self._in += len(data)
         if not data:
             self._done = True
-            if not z.eof:
+            if self._fed and not z.eof:
                 self._error = EOFError("the compressed stream ends before its end marker")
             return
+        self._fed = True
         try:
             self._pending = z.decompress(data, max(want, self.PIECE))
         except zlib.error as exc:
@@ -307,14 +325,21 @@ class _GzipStream(io.RawIOBase):
             return
         if z.eof:
             rest = z.unused_data
-            self._z = zlib.decompressobj(wbits=31)
-            if rest.lstrip(b"\0"):
+            self._z, self._fed = zlib.decompressobj(wbits=31), False
+            if rest.lstrip(b"\0"):  # the next member
+                self._fed = True
                 try:
                     self._pending += self._z.decompress(rest, self.PIECE)
                 except zlib.error as exc:
                     self._error = exc
-            else:
-                self._done = self._raw.read(1) == b"" if not rest else True
+            elif rest:  # zero padding after the last member
+                self._done = True
+        self._out += len(self._pending)
+        if self._out > BOMB_FLOOR and self._out > BOMB_RATIO * self._in:
+            self._error = GzipBomb(
+                f"the gzip stream expanded {self._out >> 20} MiB from {self._in >> 10} KiB, more "
+                f"than {BOMB_RATIO} times: a decompression bomb, not a capture; stopped reading")
+            self._done = True
 
     def close(self) -> None:
         self._raw.close()
@@ -350,6 +375,8 @@ def _fill(stream: BinaryIO, view: memoryview) -> tuple[int, str | None]:
     while got < len(view):
         try:
             n = stream.readinto(view[got:])  # type: ignore[attr-defined]
+        except GzipBomb as exc:
+            return got, str(exc)
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             return got, f"compressed stream is broken or cut short ({exc})"
         except OSError as exc:
