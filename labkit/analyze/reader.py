@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -50,6 +50,10 @@ SLACK = 256
 #: Each packet's first bytes are copied out with its record header, in the same memory pass:
 #: link, IP (v4 with options, v6), TCP with options and the payload's first bytes fit in 128.
 PACKET_WINDOW = 128
+#: Records per chunk, at most. The columns cost ~1 KB a record while a chunk is analyzed, and
+#: a buffer of empty 16-byte records (a gzip bomb of zeros, or just a hostile file) would be
+#: a million of them; 2^17 bounds a chunk's working set near 150 MB whatever the records.
+MAX_ROWS = 1 << 17
 #: Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD: a larger caplen means a corrupt file.
 MAX_CAPLEN = 262144
 #: A pcapng block larger than this is treated as corruption (Wireshark allows 16 MiB + slack).
@@ -335,9 +339,10 @@ class _GzipStream(io.RawIOBase):
             elif rest:  # zero padding after the last member
                 self._done = True
         self._out += len(self._pending)
-        if self._out > BOMB_FLOOR and self._out > BOMB_RATIO * self._in:
+        consumed = self._in - len(self._z.unconsumed_tail)  # compressed bytes behind the output
+        if self._out > BOMB_FLOOR and self._out > BOMB_RATIO * consumed:
             self._error = GzipBomb(
-                f"the gzip stream expanded {self._out >> 20} MiB from {self._in >> 10} KiB, more "
+                f"the gzip stream expanded {self._out >> 20} MiB from {consumed >> 10} KiB, more "
                 f"than {BOMB_RATIO} times: a decompression bomb, not a capture; stopped reading")
             self._done = True
 
@@ -436,6 +441,21 @@ class _Walker:
         self.base = 0  # file offset of buf[0]
         self.stop = False  # corrupt from here on: read no further
         self.again = False  # walk again from the returned offset without reading more
+        self.backlog: tuple[list[int], int] | None = None  # walked offsets over MAX_ROWS
+
+    def capped(self, walk: Callable[[], tuple[list[int], int]]) -> tuple[list[int], int]:
+        """The next at most MAX_ROWS walked offsets and where they end; the buffer is walked
+        once, the offsets beyond the cap wait in :attr:`backlog` (and ``again`` is set)."""
+        if self.backlog is not None:
+            offs, pos = self.backlog
+            self.backlog = None
+        else:
+            offs, pos = walk()
+        if len(offs) > MAX_ROWS:
+            self.backlog = (offs[MAX_ROWS:], pos)
+            offs, pos = offs[:MAX_ROWS], offs[MAX_ROWS]
+            self.again = True
+        return offs, pos
 
     def warn(self, offset: int, message: str) -> None:
         self.cap.warnings.append(ReadWarning(offset, message))
@@ -522,7 +542,7 @@ class _PcapWalker(_Walker):
         return 24
 
     def walk(self, buf: bytearray, pos: int, have: int, eof: bool) -> tuple[Chunk | None, int]:
-        offs, pos = _walk_pcap(buf, pos, have, self.rec_len, self.order)
+        offs, pos = self.capped(lambda: _walk_pcap(buf, pos, have, self.rec_len, self.order))
         a = np.frombuffer(buf, dtype=np.uint8)
         idx = np.array(offs, dtype=np.int64)
         if len(idx):
@@ -549,7 +569,7 @@ class _PcapWalker(_Walker):
             self.frame += n
         else:
             chunk = None
-        if not self.stop and pos + self.rec_len <= have:
+        if not self.stop and self.backlog is None and pos + self.rec_len <= have:
             # The walk stopped at a record that does not fit the buffer: absurd or just split.
             caplen = struct.unpack_from(self.order + "I", buf, pos + 8)[0]
             if caplen > MAX_CAPLEN:
@@ -611,7 +631,7 @@ class _PcapngWalker(_Walker):
         return 0
 
     def walk(self, buf: bytearray, pos: int, have: int, eof: bool) -> tuple[Chunk | None, int]:
-        offs, pos = _walk_pcapng(buf, pos, have, self.order)
+        offs, pos = self.capped(lambda: _walk_pcapng(buf, pos, have, self.order))
         a = np.frombuffer(buf, dtype=np.uint8)
         idx = np.array(offs, dtype=np.int64)
         types = (rows_at(a, idx, 4).view(self.order + "u4")[:, 0].astype(np.int64) if len(idx)
@@ -634,7 +654,7 @@ class _PcapngWalker(_Walker):
                     break
                 if order != self.order:
                     self.order = order
-                    pos, self.again = off, True
+                    pos, self.again, self.backlog = off, True, None  # walked in the old order
                     break
                 self._shb(off)
             elif types[k] == _BLOCK_IDB:
@@ -642,7 +662,7 @@ class _PcapngWalker(_Walker):
             done = k + 1
         else:
             self._packets(a, idx[done:], types[done:], parts)
-            if not self.stop and pos + 12 <= have:
+            if not self.stop and self.backlog is None and pos + 12 <= have:
                 self._check_stop(buf, pos)
         if not parts:
             return None, pos
