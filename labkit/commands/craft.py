@@ -128,7 +128,9 @@ def _read_original(spec: str) -> tuple[Packet, str]:
 
     path, frame = spec, None
     head, sep, tail = spec.rpartition(":")
-    if sep and tail.isdigit():
+    if sep and tail.isascii() and tail.isdigit():  # ASCII: '²'.isdigit() is true, int('²') fails
+        if len(tail) > 9:
+            raise UsageError(f"--original {spec[:80]}: frame number too large")
         path, frame = head, int(tail)
         if frame < 1:
             raise UsageError(f"--original {spec}: frame numbers start at 1")
