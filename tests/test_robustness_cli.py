@@ -121,3 +121,12 @@ def test_annotate_and_plot_on_one_path_is_refused_before_any_work(tmp_path: Path
 def test_hostile_option_values_are_usage_errors(args: tuple[str, ...]) -> None:
     proc = labkit(*args, stdin="sysopt connection tcpmss 1380\n")
     assert_one_line_exit_2(proc, " ".join(args))
+
+
+def test_craft_original_cut_capture_is_one_line_with_scapys_reason(tmp_path: Path) -> None:
+    """Scapy logs its own 'WARNING: PcapNg: ...' line while reading: folded into ours."""
+    cut = tmp_path / "cut.pcapng"
+    cut.write_bytes(GOOD_CAPTURE.read_bytes()[:300] + b"\x00\x01")
+    proc = labkit("craft", "icmp-frag-needed", "--original", str(cut))
+    assert_one_line_exit_2(proc, "craft --original <cut pcapng>")
+    assert "WARNING" not in proc.stderr and "Scapy: PcapNg" in proc.stderr
