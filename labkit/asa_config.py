@@ -184,11 +184,15 @@ class _Error(Exception):
 
 
 def _int(token: str, what: str, low: int, high: int) -> int:
-    if not token.isdigit():
+    # ASCII digits only: '²'.isdigit() is true and int('²') fails; and only as many digits as
+    # the range needs: int() refuses strings of more than 4300 digits.
+    if not (token.isascii() and token.isdigit()):
         raise _Error(f"{what}: expected a number, got {token!r}")
-    value = int(token)
+    digits = token.lstrip("0")
+    value = int(digits or "0") if len(digits) <= len(str(high)) else high + 1
     if not low <= value <= high:
-        raise _Error(f"{what} {value}: expected {low}..{high}")
+        shown = token if len(token) <= 12 else token[:12] + "..."
+        raise _Error(f"{what} {shown}: expected {low}..{high}")
     return value
 
 

@@ -13,12 +13,14 @@ stderr and its exit code; anything else is a bug and shows its traceback only wi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
 from typing import NamedTuple, NoReturn
 
 from labkit import __version__
-from labkit.errors import EXIT_INTERRUPTED, EXIT_USAGE, LabkitError
+from labkit.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, LabkitError
 
 
 class Command(NamedTuple):
@@ -37,6 +39,15 @@ COMMANDS: dict[str, Command] = {
     "replay": Command("labkit.commands.replay", "replay a capture into a lab interface"),
     "probe": Command("labkit.commands.probe", "active probes: path MTU, MSS clamping, DTLS answer"),
 }
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived. Raised in the main thread like Ctrl-C's KeyboardInterrupt, so every
+    ``finally`` and :func:`labkit.fileio.atomic_output` runs: no half-written file stays."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -80,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     if command is None:
         sys.stderr.write(f"labkit: error: unknown command {name!r}; known: {', '.join(COMMANDS)}\n")
         return EXIT_USAGE
+    with contextlib.suppress(ValueError):  # ValueError: main() called off the main thread
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         module = importlib.import_module(command.module)
         parser = ArgumentParser(prog=f"labkit {name}", description=command.summary)
@@ -95,10 +108,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write(f"labkit {name}: interrupted\n")
         return EXIT_INTERRUPTED
+    except Terminated:
+        sys.stderr.write(f"labkit {name}: terminated\n")
+        return EXIT_TERMINATED
     except BrokenPipeError:
         # `labkit analyze ... | head`: the reader left; that is not an error of ours.
         return 0
-    except Exception as exc:  # a bug: say so in one line; the traceback is for --debug
+    except SystemExit:  # argparse's --help and usage errors
+        raise
+    except BaseException as exc:  # a bug: say so in one line; the traceback is for --debug.
+        # BaseException: a Rust panic inside cryptography (pyo3's PanicException) is one.
         if debug:
             raise
         sys.stderr.write(f"labkit {name}: internal error: {type(exc).__name__}: {exc} "

@@ -99,6 +99,9 @@ class CstpStream:
         self._skip = 0  # body bytes still to skip
         self._after_body: Literal["http", "chunked", "cstp"] = "http"
         self._last: tuple[int, float] = (0, 0.0)  # where the last consumed byte arrived
+        # Bytes of _buf already searched for the end of a head / chunk line: each search
+        # resumes there, so a head fed a byte at a time costs O(n), not O(n^2) (h11 does so).
+        self._scanned = 0
 
     # -- input ---------------------------------------------------------------------------
 
@@ -119,6 +122,7 @@ class CstpStream:
         end = self._base + n
         self._last = self._where(end)
         del self._buf[:n]
+        self._scanned = 0
         self._base = end
         while self._marks and self._marks[0][0] <= self._base:
             self._marks.popleft()
@@ -155,8 +159,9 @@ class CstpStream:
             return self._cstp()
 
     def _head(self) -> Event | _NeedData:
-        end = self._buf.find(b"\r\n\r\n")
+        end = self._buf.find(b"\r\n\r\n", max(0, self._scanned - 3))
         if end < 0:
+            self._scanned = len(self._buf)
             if len(self._buf) > MAX_HEAD:
                 return self._error(f"no end of HTTP head within {MAX_HEAD} bytes")
             if self._buf[:4] == CSTP_MAGIC:
@@ -196,8 +201,9 @@ class CstpStream:
 
     def _chunk(self) -> Event | _NeedData | None:
         """Skip one chunk of a chunked body (RFC 9112 7.1); None when one was skipped."""
-        end = self._buf.find(b"\r\n")
+        end = self._buf.find(b"\r\n", max(0, self._scanned - 1))
         if end < 0:
+            self._scanned = len(self._buf)
             if len(self._buf) > MAX_CHUNK_LINE:
                 return self._error("chunk size line too long")
             return NEED_DATA

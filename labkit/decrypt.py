@@ -176,6 +176,26 @@ def _endpoint(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
+def _short_cbc(session: Any, record: bytes) -> bool:
+    """A keyed CBC record too short to carry its IV and a block (RFC 5246 6.2.3.2).
+
+    Scapy's ``TLS.pre_dissect`` takes the IV as the first block of the fragment (record
+    version >= TLS 1.1, from the record header) or keeps the last block of the previous one
+    (TLS 1.0), less the MAC with encrypt-then-MAC. A shorter fragment gives it a short IV, and
+    cryptography then panics in Rust (``iv_len <= iv.len()``): an abort message and a Rust
+    backtrace on stderr, not an exception. Such a record is damage; it never decrypts.
+    """
+    cipher = session.rcs.cipher
+    if getattr(cipher, "type", "") != "block" or not all(getattr(cipher, "ready", {}).values()):
+        return False  # not CBC, or no keys yet: Scapy reads the record as plaintext
+    size = cipher.block_size
+    fragment = min(int.from_bytes(record[3:5], "big"), len(record) - 5)
+    if session.encrypt_then_mac:
+        fragment -= session.rcs.mac_len
+    explicit_iv = int.from_bytes(record[1:3], "big") >= 0x0302
+    return fragment < size * (2 if explicit_iv else 1)
+
+
 def client_random(payload: bytes) -> bytes | None:
     """The ClientHello's random when ``payload`` starts with one (RFC 8446 4.1.2)."""
     if len(payload) < 43 or payload[0] != CT_HANDSHAKE or payload[1] != 3 or payload[5] != 1:
@@ -282,8 +302,14 @@ class Decryptor:
         # protected by the negotiated suite prove that the key log's secret is right.
         protected = type(flow.session.rcs.cipher).__name__ != "Cipher_NULL"
         try:
+            if _short_cbc(flow.session, data):
+                raise ValueError("a CBC record shorter than its IV and one block")
             pkt = TLS(data, tls_session=flow.session, strict_integrity=True)
-        except Exception as exc:  # noqa: BLE001 - Scapy's integrity errors, or bytes it cannot parse
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - Scapy's integrity errors, bytes it cannot
+            # parse, and any other Rust panic in cryptography (pyo3's PanicException is a
+            # BaseException; _short_cbc keeps the one we know of, and its stderr noise, away)
             flow.failures += 1
             if flow.failures >= MAX_FAILURES or not flow.decrypted:
                 self._stop(flow, frame, f"the key log's secret does not decrypt this session "

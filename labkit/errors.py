@@ -11,6 +11,7 @@ EXIT_OK = 0  #: ran and found no problem
 EXIT_PROBLEM = 1  #: ran and found a problem (a warning or error finding)
 EXIT_USAGE = 2  #: usage or input error
 EXIT_INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT), as shells report it
+EXIT_TERMINATED = 143  #: SIGTERM (128 + 15): kill, timeout(1), systemd stopping a job
 
 
 class LabkitError(Exception):

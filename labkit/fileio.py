@@ -10,12 +10,16 @@ finished. Ctrl-C or an error leaves no half-written file behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from labkit.errors import OutputError
+
+#: Write errors that are the machine's, not a bug: a full disk, a quota, a file size limit.
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 def check_output_path(path: str | os.PathLike[str], *, force: bool = False,
@@ -60,7 +64,10 @@ def atomic_output(path: str | os.PathLike[str], *, force: bool = False,
     try:
         yield tmp
         os.replace(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno in _NO_ROOM:
+            raise OutputError(f"{out}: cannot write it: {exc.strerror}",
+                              hint="free some space (or raise the file size limit) and run again") from None
         raise

@@ -10,6 +10,7 @@ the evidence cannot support is left out, never guessed (DESIGN.md section 5).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -48,11 +49,12 @@ class Evidence:
 
     file: str
     frame: int  # for a log file: its 1-based line number
-    time: float | None  # seconds since the epoch; None for a log line without a usable timestamp
+    time: float | None  # seconds since the epoch; None (or NaN: a pcapng SPB) when there is none
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"file": self.file, "frame": self.frame}
-        if self.time is not None:
+        # A Simple Packet Block carries no timestamp: the key is left out, never NaN (not JSON).
+        if self.time is not None and not math.isnan(self.time):
             doc["time"] = round(self.time, 6)
         return doc
 

@@ -91,7 +91,7 @@ def scan_file(label: str, on_chunk: Callable[[int, int], None] | None = None
     elif stats.ip_packets == 0:
         error = (f"{label}: no IP packets to analyze"
                  + (f" (link type {', '.join(linktype_name(lt) for lt in unknown)} is not supported)"
-                    if unknown else ""))
+                    if unknown else f" ({warnings[0]})" if warnings else ""))
     report = FileReport(
         label, cap.description, stats.packets, stats.ip_packets,
         tuple(linktype_name(lt) for lt in cap.linktypes), warnings=tuple(warnings), error=error,

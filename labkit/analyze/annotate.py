@@ -45,11 +45,15 @@ def _shb(comment: str) -> bytes:
 
 
 def _tsresol(divisor: float) -> int:
-    """The if_tsresol byte for a divisor: 10^-n, else 2^-n (bit 7 set)."""
+    """The if_tsresol byte for a divisor: 10^-n, else 2^-n (bit 7 set), n <= 127.
+
+    Compared as floats, the way the reader computed the divisor from the byte, so any byte
+    a file carried (up to 10^-127) is written back as it was.
+    """
     n = round(math.log10(divisor))
-    if 10 ** n == divisor:
+    if 0 <= n <= 0x7F and float(10 ** n) == divisor:
         return n
-    return 0x80 | round(math.log2(divisor))
+    return 0x80 | min(max(round(math.log2(divisor)), 0), 0x7F)
 
 
 def _idb(iface: Interface) -> bytes:

@@ -345,7 +345,7 @@ class Case:
             for (v6, m), g in sorted(f.icmp.frag.items()):
                 lengths = g.original_lengths.most_common()
                 orig = lengths[0][0] if lengths else None
-                flows = sorted(g.flows)[:8]
+                flows = sorted(g.flows, key=_flow_key)[:8]
                 what = "ICMPv6 Packet Too Big" if v6 else "ICMP type 3 code 4 (fragmentation needed)"
                 summary = (f"{g.frames.count} {what} from {', '.join(sorted(g.reporters)[:3])} with "
                            f"next-hop MTU {m}" + (f", quoting a {orig}-byte original packet" if orig else "")
@@ -582,6 +582,11 @@ def _data_set(p: DtlsPair) -> FrameSet:
 
 def _quoted(cd: Candidate, quoted: set[tuple]) -> bool:
     return any(q[0] == cd.src and q[1] == cd.dst and (q[3] in (None, cd.sport)) for q in quoted)
+
+
+def _flow_key(fl: tuple) -> tuple:
+    """Sort key of a quoted flow: a quote too short for the ports has None there."""
+    return tuple(-1 if v is None else v for v in fl)
 
 
 def _flow_text(fl: tuple) -> str:

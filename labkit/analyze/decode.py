@@ -593,7 +593,7 @@ def columns(chunk: Chunk) -> Columns:
     l3 = chunk.data + rel3
     if v6.any():
         r = np.flatnonzero(v6)
-        iplen[r] = 40 + w16[r, 2]
+        iplen[r] = 40 + w16[r, 2].astype(np.int64)  # widened: 40 + 65535 must not wrap in uint16
         df[r] = True
         addr = np.ascontiguousarray(w[r, 8:40]).view(">u8").astype(np.uint64)
         k = np.uint64(0x9E3779B97F4A7C15)

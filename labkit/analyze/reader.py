@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -50,6 +50,10 @@ SLACK = 256
 #: Each packet's first bytes are copied out with its record header, in the same memory pass:
 #: link, IP (v4 with options, v6), TCP with options and the payload's first bytes fit in 128.
 PACKET_WINDOW = 128
+#: Records per chunk, at most. The columns cost ~1 KB a record while a chunk is analyzed, and
+#: a buffer of empty 16-byte records (a gzip bomb of zeros, or just a hostile file) would be
+#: a million of them; 2^17 bounds a chunk's working set near 150 MB whatever the records.
+MAX_ROWS = 1 << 17
 #: Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD: a larger caplen means a corrupt file.
 MAX_CAPLEN = 262144
 #: A pcapng block larger than this is treated as corruption (Wireshark allows 16 MiB + slack).
@@ -229,8 +233,9 @@ def _identify(p: Path, raw: BinaryIO) -> Capture:
     compressed = head[:2] == GZIP_MAGIC
     stream: BinaryIO = raw
     if compressed:
-        raw.seek(0)
-        stream = _GzipStream(raw)  # type: ignore[assignment]
+        # The magic goes back in front rather than seek(0): a pipe (`labkit analyze
+        # <(zcat ...)`, /dev/stdin) cannot seek.
+        stream = _GzipStream(_Prefixed(head, raw))  # type: ignore[assignment,arg-type]
         try:
             head = stream.read(4)  # type: ignore[assignment]
         except (OSError, EOFError, zlib.error) as exc:
@@ -265,12 +270,24 @@ def _guess_kind(head: bytes) -> str:
     return f"starts with bytes {head.hex(' ')}"
 
 
+#: A gzip stream that has expanded past BOMB_FLOOR bytes at more than BOMB_RATIO times the
+#: compressed bytes read is a decompression bomb: deflate tops out near 1032:1 (a run of one
+#: byte), real captures of the most repetitive traffic stay below ~50:1.
+BOMB_FLOOR = 16 << 20
+BOMB_RATIO = 200
+
+
+class GzipBomb(ValueError):
+    """The gzip stream expands far beyond what any capture does."""
+
+
 class _GzipStream(io.RawIOBase):
     """gzip decompression that hands out every byte before a corruption or a cut.
 
     ``gzip.GzipFile.readinto`` loses what it decompressed when the stream breaks inside a
     large read; customer files are often cut mid-download, so decompress piece by piece and
     raise only once the good bytes are delivered. Concatenated members are read in turn.
+    A decompression bomb is refused once it has expanded past :data:`BOMB_FLOOR`.
     """
 
     PIECE = 1 << 20
@@ -278,9 +295,12 @@ class _GzipStream(io.RawIOBase):
     def __init__(self, raw: BinaryIO) -> None:
         self._raw = raw
         self._z = zlib.decompressobj(wbits=31)
+        self._fed = False  # the current member's decompressor has seen bytes
         self._pending = b""
         self._error: Exception | None = None
         self._done = False
+        self._in = 0  # compressed bytes read
+        self._out = 0  # bytes decompressed
 
     def readable(self) -> bool:
         return True
@@ -304,11 +324,13 @@ class _GzipStream(io.RawIOBase):
         data = z.unconsumed_tail
         if not data:
             data = self._raw.read(self.PIECE)
+            self._in += len(data)
         if not data:
             self._done = True
-            if not z.eof:
+            if self._fed and not z.eof:
                 self._error = EOFError("the compressed stream ends before its end marker")
             return
+        self._fed = True
         try:
             self._pending = z.decompress(data, max(want, self.PIECE))
         except zlib.error as exc:
@@ -316,14 +338,22 @@ class _GzipStream(io.RawIOBase):
             return
         if z.eof:
             rest = z.unused_data
-            self._z = zlib.decompressobj(wbits=31)
-            if rest.lstrip(b"\0"):
+            self._z, self._fed = zlib.decompressobj(wbits=31), False
+            if rest.lstrip(b"\0"):  # the next member
+                self._fed = True
                 try:
                     self._pending += self._z.decompress(rest, self.PIECE)
                 except zlib.error as exc:
                     self._error = exc
-            else:
-                self._done = self._raw.read(1) == b"" if not rest else True
+            elif rest:  # zero padding after the last member
+                self._done = True
+        self._out += len(self._pending)
+        consumed = self._in - len(self._z.unconsumed_tail)  # compressed bytes behind the output
+        if self._out > BOMB_FLOOR and self._out > BOMB_RATIO * consumed:
+            self._error = GzipBomb(
+                f"the gzip stream expanded {self._out >> 20} MiB from {consumed >> 10} KiB, more "
+                f"than {BOMB_RATIO} times: a decompression bomb, not a capture; stopped reading")
+            self._done = True
 
     def close(self) -> None:
         self._raw.close()
@@ -359,6 +389,8 @@ def _fill(stream: BinaryIO, view: memoryview) -> tuple[int, str | None]:
     while got < len(view):
         try:
             n = stream.readinto(view[got:])  # type: ignore[attr-defined]
+        except GzipBomb as exc:
+            return got, str(exc)
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             return got, f"compressed stream is broken or cut short ({exc})"
         except OSError as exc:
@@ -417,6 +449,22 @@ class _Walker:
         self.cap = cap
         self.base = 0  # file offset of buf[0]
         self.stop = False  # corrupt from here on: read no further
+        self.again = False  # walk again from the returned offset without reading more
+        self.backlog: tuple[list[int], int] | None = None  # walked offsets over MAX_ROWS
+
+    def capped(self, walk: Callable[[], tuple[list[int], int]]) -> tuple[list[int], int]:
+        """The next at most MAX_ROWS walked offsets and where they end; the buffer is walked
+        once, the offsets beyond the cap wait in :attr:`backlog` (and ``again`` is set)."""
+        if self.backlog is not None:
+            offs, pos = self.backlog
+            self.backlog = None
+        else:
+            offs, pos = walk()
+        if len(offs) > MAX_ROWS:
+            self.backlog = (offs[MAX_ROWS:], pos)
+            offs, pos = offs[:MAX_ROWS], offs[MAX_ROWS]
+            self.again = True
+        return offs, pos
 
     def warn(self, offset: int, message: str) -> None:
         self.cap.warnings.append(ReadWarning(offset, message))
@@ -438,7 +486,7 @@ class _Walker:
             while not self.stop:
                 chunk, pos = self.walk(buf, pos, have, eof)
                 pending = None
-                if not (self.stop or eof or pos == 0):
+                if not (self.stop or self.again or eof or pos == 0):
                     # Start reading the next buffer now: the unfinished tail goes first.
                     tail = have - pos
                     bufs[1 - cur][:tail] = buf[pos:have]
@@ -448,6 +496,9 @@ class _Walker:
                     yield chunk
                 if self.stop:
                     break
+                if self.again:  # more walked records wait in this buffer (MAX_ROWS cap)
+                    self.again = False
+                    continue
                 if eof:
                     if pos < have:
                         self.truncated(buf, pos, have)
@@ -500,7 +551,7 @@ class _PcapWalker(_Walker):
         return 24
 
     def walk(self, buf: bytearray, pos: int, have: int, eof: bool) -> tuple[Chunk | None, int]:
-        offs, pos = _walk_pcap(buf, pos, have, self.rec_len, self.order)
+        offs, pos = self.capped(lambda: _walk_pcap(buf, pos, have, self.rec_len, self.order))
         a = np.frombuffer(buf, dtype=np.uint8)
         idx = np.array(offs, dtype=np.int64)
         if len(idx):
@@ -527,7 +578,7 @@ class _PcapWalker(_Walker):
             self.frame += n
         else:
             chunk = None
-        if not self.stop and pos + self.rec_len <= have:
+        if not self.stop and self.backlog is None and pos + self.rec_len <= have:
             # The walk stopped at a record that does not fit the buffer: absurd or just split.
             caplen = struct.unpack_from(self.order + "I", buf, pos + 8)[0]
             if caplen > MAX_CAPLEN:

@@ -21,6 +21,9 @@ from labkit.logs.dart import DartEvent, DartParser
 from labkit.logs.syslog import AsaMessage, SyslogParser
 
 MAX_LOG_LINES = 20_000_000  # a day of a busy ASA at debug level; more is not one case
+#: Bytes of one log line kept: the parsers call longer lines malformed (syslog: 16 KiB), and a
+#: file with no newline at all (a capture given as a log, a disk image) must not be read whole.
+MAX_LINE_BYTES = 64 << 10
 MAX_KEYLOG_BYTES = 64 << 20
 
 
@@ -62,9 +65,13 @@ def _lines(path: str | os.PathLike[str]) -> Iterator[str]:
             raise InputError(f"{p}: binary data, not a text log",
                              hint="give the exported text (DART: the AnyConnect .txt log)")
         f.seek(0)
-        for n, raw in enumerate(f):
-            if n >= MAX_LOG_LINES:
+        for n in range(MAX_LOG_LINES):
+            raw = f.readline(MAX_LINE_BYTES)
+            if not raw:
                 return
+            if len(raw) == MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                while (rest := f.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                    pass  # the rest of an over-long line: dropped, never held in memory
             yield raw.decode("utf-8", errors="replace")
 
 
@@ -126,7 +133,11 @@ def read_dart(path: str, *, offset: float = 0.0) -> tuple[SourceReport, tuple[Da
 def read_keylog(path: str) -> KeyLog:
     p = Path(path)
     try:
-        data = p.read_bytes()[:MAX_KEYLOG_BYTES + 1] if not p.is_dir() else None
+        if p.is_dir():
+            data = None
+        else:
+            with open(p, "rb") as f:
+                data = f.read(MAX_KEYLOG_BYTES + 1)  # never the whole of a huge file
     except OSError as exc:
         raise InputError(f"{p}: cannot read: {exc.strerror or exc}") from None
     if data is None:

@@ -18,6 +18,7 @@ from labkit.asa_config import parse
 from labkit.errors import EXIT_OK, EXIT_PROBLEM, InputError
 
 MAX_CONFIG_BYTES = 64 * 1024 * 1024  # a running-config is kilobytes; refuse to slurp a disk image
+MAX_WARNINGS = 20  # config lines reported one by one; the rest are counted
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -118,12 +119,15 @@ def render_text(a: Advice) -> str:
 
 def run(args: argparse.Namespace) -> int:
     cfg = parse(read_config(args.config))
-    for w in cfg.warnings:
-        sys.stderr.write(f"labkit advise: warning: {args.config}:{w.line}: {w.message}: {w.text}\n")
-    if cfg.commands == 0:
+    if cfg.commands == 0:  # not a config: one line, not a warning per line of the file first
         raise InputError(f"{args.config}: no ASA command labkit models (sysopt connection tcpmss, "
                          "ssl cipher, webvpn, group-policy, tunnel-group)",
                          hint="give the text of 'show running-config'")
+    for w in cfg.warnings[:MAX_WARNINGS]:
+        sys.stderr.write(f"labkit advise: warning: {args.config}:{w.line}: {w.message}: {w.text[:200]}\n")
+    if len(cfg.warnings) > MAX_WARNINGS:
+        sys.stderr.write(f"labkit advise: warning: {args.config}: {len(cfg.warnings) - MAX_WARNINGS} "
+                         "more line(s) skipped\n")
     result = advise(cfg, base_mtu=args.base_mtu)
     if args.format == "json":
         print(json.dumps(result.to_json(), indent=2))

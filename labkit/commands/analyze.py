@@ -19,6 +19,7 @@ import sys
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
+from pathlib import Path
 
 from labkit import mtu
 from labkit.analyze import AnalyzeOptions, Report, analyze, sources
@@ -142,6 +143,21 @@ def _read_logs(args: argparse.Namespace, report: Report, offsets: dict[str | Non
     return found, syslog, dart
 
 
+def _check_rereads(args: argparse.Namespace) -> None:
+    """Refuse, before any work, what would fail or mislead at the end: --annotate and --plot
+    on one path, and a pipe for a capture that --annotate, --plot or --keylog reads again
+    (the second read of a pipe is empty)."""
+    if args.annotate and args.plot and Path(args.annotate).resolve() == Path(args.plot).resolve():
+        raise UsageError(f"--annotate and --plot both name {args.plot}", hint="give two file names")
+    again = next((flag for flag, on in (("--annotate", args.annotate), ("--plot", args.plot),
+                                        ("--keylog", args.keylog)) if on), None)
+    for f in args.files if again else ():
+        p = Path(f)
+        if p.exists() and not p.is_file() and not p.is_dir():
+            raise UsageError(f"{f}: a pipe or device can be read only once, and {again} reads "
+                             "each capture twice", hint="save it to a file first")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.keylog and not args.files:
         raise UsageError("--keylog decrypts a capture: give the capture FILE too")
@@ -151,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
     for out in (args.annotate, args.plot):
         if out:
             check_output_path(out, force=args.force, inputs=inputs)
+    _check_rereads(args)
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         raise UsageError("--plot needs matplotlib", hint="pip install 'labkit[plot]'")
     offsets = _offsets(args)

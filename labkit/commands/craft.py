@@ -9,7 +9,9 @@ from the MTU model via the builders. Each packet is printed as a one-line Scapy 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -128,14 +130,17 @@ def _read_original(spec: str) -> tuple[Packet, str]:
 
     path, frame = spec, None
     head, sep, tail = spec.rpartition(":")
-    if sep and tail.isdigit():
+    if sep and tail.isascii() and tail.isdigit():  # ASCII: '²'.isdigit() is true, int('²') fails
+        if len(tail) > 9:
+            raise UsageError(f"--original {spec[:80]}: frame number too large")
         path, frame = head, int(tail)
         if frame < 1:
             raise UsageError(f"--original {spec}: frame numbers start at 1")
     if not Path(path).is_file():
         raise InputError(f"--original {path}: no such file")
+    notes: list[str] = []  # Scapy's warnings about the file: part of our one error line
     try:
-        with PcapReader(path) as reader:
+        with _scapy_warnings(notes), PcapReader(path) as reader:
             for number, pkt in enumerate(reader, 1):  # ends with the file
                 ip = pkt.getlayer(IPv6) or pkt.getlayer(IP)
                 if frame is None and ip is not None:
@@ -147,7 +152,27 @@ def _read_original(spec: str) -> tuple[Packet, str]:
     except (Scapy_Exception, OSError, EOFError) as exc:
         raise InputError(f"--original {path}: not a readable pcap/pcapng file ({exc})") from None
     where = f"has fewer than {frame} frames" if frame else "has no IP packet"
-    raise InputError(f"--original {path}: {where}")
+    raise InputError(f"--original {path}: {where}" + (f" (Scapy: {notes[0]})" if notes else ""))
+
+
+@contextlib.contextmanager
+def _scapy_warnings(notes: list[str]) -> Iterator[None]:
+    """Collect what Scapy logs while reading a file instead of letting it print its own
+    'WARNING: ...' lines: labkit says what went wrong in one line (STYLE.md rule 8)."""
+    log = logging.getLogger("scapy.runtime")
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            notes.append(record.getMessage())
+
+    handler, propagate = _Collect(logging.WARNING), log.propagate
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.propagate = propagate
 
 
 class _Flow:

@@ -31,6 +31,7 @@ NODES: tuple[str, ...] = ("client", "router", "headend", "server")
 PREFIX = "lk"
 LAB_NAME_RE = re.compile(r"^[a-z0-9]{1,12}$")
 DEFAULT_LAB = "default"
+MAX_TOPOLOGY_BYTES = 1 << 20  # a topology is a page of YAML
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,19 +156,31 @@ def _expect(path: Path, line: int, key: str, value: Any, kind: type, what: str) 
     return value
 
 
+
 def load_topology(path: str | Path) -> Topology:
     """Read a topology file; every error names the file, the line and the key."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with open(p, "rb") as f:
+            raw = f.read(MAX_TOPOLOGY_BYTES + 1)
     except OSError as exc:
         raise InputError(f"{p}: cannot read topology: {exc.strerror}") from None
+    if len(raw) > MAX_TOPOLOGY_BYTES:
+        raise InputError(f"{p}: larger than {MAX_TOPOLOGY_BYTES >> 10} KiB; not a topology file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{p}: not UTF-8 text (byte {exc.start}); not a topology file") from None
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
         raise InputError(f"{p}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise InputError(f"{p}: nested too deep; not a topology file") from None
+    except (ValueError, OverflowError) as exc:  # from a constructor: a 5000-digit int, a bad date
+        raise InputError(f"{p}: a value cannot be read ({str(exc)[:80]})") from None
     if not isinstance(data, dict):
         raise InputError(f"{p}: expected a mapping of topology keys ({', '.join(_KEYS)})")
     lines: dict[str, int] = data.pop("__lines__")

@@ -7,12 +7,22 @@ into ``Padding``; :class:`Chained` dissects them as the next record instead and 
 as a payload after the body, so ``pkt[DTLSRecord:2]`` is the second record. The length
 fields (:class:`BodyLenField`, :class:`BodyLen3Field`) count only the body, never the
 records chained after it.
+
+The chain is bounded: each chained layer is a nested payload (and a nested call while it is
+dissected), so a 64 KiB datagram of 5000 empty DTLS records, or a TLS record of empty CSTP
+headers, would exceed Python's recursion limit. After :data:`MAX_CHAIN` layers, or when the
+next layer does not dissect, the rest stays ``Raw``, as Scapy's own ``do_dissect_payload``
+leaves a payload it cannot parse.
 """
 
 from __future__ import annotations
 
+from scapy.config import conf
 from scapy.fields import LenField, ThreeBytesField
 from scapy.packet import Packet
+
+#: Chained layers in one datagram or record, at most (real AnyConnect datagrams carry 1-4).
+MAX_CHAIN = 64
 
 
 def body_length(pkt: Packet) -> int:
@@ -64,4 +74,18 @@ class Chained(Packet):
         body, rest = self.extract_padding(s)
         self.do_dissect_payload(body)
         if rest:
-            self.add_payload(self.next_class(rest)(rest, _internal=1, _underlayer=self))
+            self.add_payload(self._next(rest))
+
+    def _next(self, rest: bytes) -> Packet:
+        """The layer after this one's body: the next of the chain, or Raw (see module doc)."""
+        depth, layer = 0, self
+        while layer is not None:
+            depth += isinstance(layer, Chained)
+            layer = layer.underlayer
+        if depth < MAX_CHAIN:
+            try:
+                return self.next_class(rest)(rest, _internal=1, _underlayer=self)
+            except Exception:
+                if conf.debug_dissector:
+                    raise
+        return conf.raw_layer(rest, _internal=1, _underlayer=self)

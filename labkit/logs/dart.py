@@ -43,12 +43,14 @@ DartKind = Literal["mtu-reconfigure", "reconfigure", "reconnecting", "new-mtu", 
                    "disconnected", "other"]
 
 # Description -> kind. The first four are the fallback's own lines (tech note 116881).
+# Host names are whole words; their trailing dots ("Reconnecting to 10.1.1.2...") are stripped
+# in classify(): a lazy "(\S+?)\.*(?:\s|$)" backtracks quadratically on a long run of dots.
 _KINDS: Final[tuple[tuple[re.Pattern[str], DartKind], ...]] = (
-    (re.compile(r"Reconfigure reason code (\d+)", re.I), "mtu-reconfigure"),
+    (re.compile(r"Reconfigure reason code (\d{1,9})", re.I), "mtu-reconfigure"),
     (re.compile(r"entire VPN connection is being reconfigured", re.I), "reconfigure"),
-    (re.compile(r"Reconnecting to (\S+?)\.*(?:\s|$)", re.I), "reconnecting"),
+    (re.compile(r"Reconnecting to (\S+)", re.I), "reconnecting"),
     (re.compile(r"new MTU needs to be applied", re.I), "new-mtu"),
-    (re.compile(r"VPN (?:session|connection) (?:established|connected)|Connected to (\S+?)\.*(?:\s|$)", re.I), "connected"),
+    (re.compile(r"VPN (?:session|connection) (?:established|connected)|Connected to (\S+)", re.I), "connected"),
     (re.compile(r"VPN connection (?:has been )?(?:terminated|disconnected)|Disconnected from", re.I), "disconnected"),
 )
 
@@ -82,7 +84,8 @@ def classify(description: str) -> tuple[DartKind, int | None, str | None]:
             code = int(m.group(1))
             return ("mtu-reconfigure" if code == 16 else "reconfigure"), code, None
         if kind in ("reconnecting", "connected"):
-            return kind, None, m.group(m.lastindex or 0) if m.lastindex else None
+            host = m.group(m.lastindex).rstrip(".") if m.lastindex else ""
+            return kind, None, host or None
         return kind, None, None
     return "other", None, None
 

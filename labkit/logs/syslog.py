@@ -107,9 +107,10 @@ def _rx(body: str) -> re.Pattern[str]:
 
 
 # message id -> (template, what the match becomes). Sources: the ASA syslog guide entries.
-_LARGE: Final = re.compile(_WHO + r"(?:Transmitting|Received) large packet (?P<size>\d+) \(threshold (?P<threshold>\d+)\)\.?$")
+# Sizes have at most 9 digits: a longer number does not fit (int() refuses > 4300 digits).
+_LARGE: Final = re.compile(_WHO + r"(?:Transmitting|Received) large packet (?P<size>\d{1,9}) \(threshold (?P<threshold>\d{1,9})\)\.?$")
 _PMTUD: Final = re.compile(
-    r"PMTU-D packet (?P<size>\d+) bytes greater than effective mtu (?P<mtu>\d+),? *"
+    r"PMTU-D packet (?P<size>\d{1,9}) bytes greater than effective mtu (?P<mtu>\d{1,9}),? *"
     r"dest_addr=(?P<dst>[^\s,]+) *, *src_addr=(?P<src>[^\s,]+) *, *prot=(?P<prot>\S+?)\.?$")
 _TRANSPORT: Final = r"(?P<transport>TCP|UDP) "
 _SESSION: Final[dict[int, tuple[re.Pattern[str], SessionKind]]] = {

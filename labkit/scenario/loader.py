@@ -42,6 +42,7 @@ from labkit.scenario.schema import (
 from labkit.wire import SUITE_CODES
 
 MAX_FILE_BYTES = 1 << 20  # a scenario is a page of YAML, not a data set
+MAX_DEPTH = 16  # mappings and lists nested in a scenario (it needs 4)
 MAX_STEPS = 50
 MAX_TIME_S = 3600.0
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -73,6 +74,8 @@ class _Doc:
             return self._constructor.construct_object(node, deep=True)
         except ConstructorError as exc:
             raise self.error(node, key, f"cannot read the value ({exc.problem})") from None
+        except (ValueError, OverflowError) as exc:  # a 5000-digit int, a timestamp of month 13
+            raise self.error(node, key, f"cannot read the value ({str(exc)[:80]})") from None
 
     def mapping(self, node: Node | None, key: str, allowed: Iterable[str],
                 required: Iterable[str] = ()) -> dict[str, Node]:
@@ -389,10 +392,26 @@ TOP_KEYS = ("name", "description", "seed", "hosts", "head_end", "client", "path"
             "overrides", "expect")
 
 
+def _check_depth(text: str, source: str) -> None:
+    """Refuse deep nesting before composing: PyYAML's composer recurses once per level, so
+    ``[[[[...]]]]`` a few hundred deep is a RecursionError. Its event parser does not recurse."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark else 1
+                raise ScenarioError.at(source, line, "", f"nested more than {MAX_DEPTH} levels "
+                                       "deep; a scenario is a few levels of mappings and lists")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
 def parse(text: str, source: str, default_name: str = "scenario") -> Scenario:
     """A scenario from YAML ``text``; ``source`` names it in errors (a path, usually)."""
     doc = _Doc(source)
     try:
+        _check_depth(text, source)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

@@ -1,0 +1,62 @@
+"""The bounded fuzz campaign CI runs: >= 2000 inputs, deterministic, no crash, no blow-up.
+
+Seed 0, the same inputs on every run (tests/fuzz/campaign.py): every capture seed cut at
+every record/block boundary, then random structure-aware mutations for every target, then
+the scaling check (each seed grown 8x twice). The figures are printed (``pytest -s``) and
+docs/robustness.md quotes them. Limits, from issue 7: no crash; the slowest input per byte
+within 10x the median (for targets whose input size is bounded -- Scapy dissects one 64 KiB
+datagram, craft reads up to one frame -- a time limit per input instead); and, the direct test
+for a quadratic path, the cost per byte of the large growth step within 3x that of the small
+one (a quadratic path gives ~9x).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fuzz import campaign
+
+INPUTS = 2400
+SECONDS = 120
+MAX_PER_BYTE_RATIO = 10.0
+MAX_SCALING_RATIO = 3.0
+#: Targets whose input size is bounded, and the CPU seconds any one input may take.
+BOUNDED = {"layers": 1.0, "craft-original": 2.0}
+
+
+@pytest.fixture(scope="module")
+def figures() -> campaign.Figures:
+    figs = campaign.run(seed=0, count=INPUTS)
+    print("\n" + figs.table())
+    return figs
+
+
+def test_campaign_tries_enough_inputs_in_time(figures: campaign.Figures) -> None:
+    assert figures.inputs >= 2000
+    assert figures.seconds < SECONDS, figures.table()
+    # Every target ran (a missing seed folder would silently shrink the campaign).
+    assert {"capture", "capture+annotate", "layers", "craft-original", "syslog", "dart",
+            "asa-config"} <= set(figures.targets)
+
+
+def test_no_input_crashes_or_hangs_labkit(figures: campaign.Figures) -> None:
+    report = "\n\n".join(f"#{c.input.index} [{c.input.target}] {c.input.seed} {c.input.mutation}:\n"
+                         f"{c.error}" for c in figures.crashes)
+    assert not figures.crashes, f"{len(figures.crashes)} crash(es); rebuild one with " \
+        f"'python -m tests.fuzz --seed 0 --index N --save DIR':\n{report}"
+
+
+def test_slowest_input_per_byte_within_10x_the_median(figures: campaign.Figures) -> None:
+    for t in figures.targets.values():
+        if BOUNDED.get(t.name):
+            # One datagram / record (64 KiB), or a capture read up to its 2nd frame: size
+            # cannot grow, so neither can the cost per byte; each input must just be quick.
+            assert t.max_s < BOUNDED[t.name], f"{t.name}: {t.max_s:.2f} s\n{figures.table()}"
+        else:
+            assert t.ratio <= MAX_PER_BYTE_RATIO, f"{t.name}: {t.slowest}\n{figures.table()}"
+
+
+def test_cost_per_byte_does_not_grow_with_size(figures: campaign.Figures) -> None:
+    assert figures.scaling
+    for s in figures.scaling:
+        assert s.ratio <= MAX_SCALING_RATIO, f"{s.target} {s.seed}\n{figures.table()}"

@@ -1,0 +1,132 @@
+"""Bad input everywhere: every command that reads a file, given every kind of wrong file,
+says so in one line on stderr and exits 2 -- never a traceback, never 'internal error'.
+
+Files: missing, empty, a directory, random bytes, text, 1 GiB of zeros (sparse: a reader that
+slurps it would take a gigabyte), a gzip stream cut after its header, /dev/null, a file with a
+name that is not UTF-8, and the wrong kind of valid file (a capture given as a config, a
+config as a capture). Replay gets only files that cannot yield a packet.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, labkit
+
+GOOD_CAPTURE = ROOT.parent / "shared" / "captures" / "public" / "dtls-0x0100-hvr-retrans.pcapng"
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("bad")
+    files = {"missing": d / "missing.pcap", "empty": d / "empty.pcap", "directory": d / "folder",
+             "random": d / "random.bin", "text": d / "notes.txt", "sparse-1GiB": d / "zeros.img",
+             "gzip-cut": d / "cut.pcap.gz", "dev-null": Path("/dev/null"),
+             "non-utf8-name": Path(str(d) + "/\udcff\udcfe.bin")}  # bytes ff fe on disk
+    files["empty"].write_bytes(b"")
+    files["directory"].mkdir()
+    files["random"].write_bytes(random.Random(7).randbytes(4096))
+    files["text"].write_text("hello, this is not what labkit reads\n")
+    with open(files["sparse-1GiB"], "wb") as f:
+        f.truncate(1 << 30)
+    files["gzip-cut"].write_bytes(gzip.compress(GOOD_CAPTURE.read_bytes())[:14])
+    files["non-utf8-name"].write_bytes(random.Random(8).randbytes(512))
+    return files
+
+
+def assert_one_line_exit_2(proc, what: str) -> None:
+    assert proc.returncode == 2, f"{what}: exit {proc.returncode}\n{proc.stderr}"
+    assert proc.stderr.count("\n") == 1, f"{what}: stderr is not one line:\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, f"{what}: {proc.stderr}"
+
+
+COMMANDS = {
+    "analyze": ("analyze", "{f}"),
+    "analyze --syslog": ("analyze", "--syslog", "{f}"),
+    "analyze --dart": ("analyze", "--dart", "{f}"),
+    "advise": ("advise", "{f}"),
+    "scenario validate": ("scenario", "validate", "{f}"),
+    "craft --original": ("craft", "icmp-frag-needed", "--original", "{f}"),
+    "replay": ("replay", "{f}", "--iface", "lo", "--allow-any-iface"),
+    "lab up --topology": ("lab", "up", "--lab", "rbbad", "--topology", "{f}"),
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_reader_refuses_every_bad_file_in_one_line(command: str, bad_files: dict[str, Path]) -> None:
+    for kind, path in bad_files.items():
+        args = [a.replace("{f}", str(path)) for a in COMMANDS[command]]
+        assert_one_line_exit_2(labkit(*args, timeout=60), f"{command} <{kind}>")
+
+
+def test_wrong_kind_of_valid_file(tmp_path: Path) -> None:
+    config = ROOT / "configs" / "asa" / "seed-9.17.cfg"
+    scenario = ROOT / "configs" / "scenarios" / "healthy.yaml"
+    for args in (("advise", str(GOOD_CAPTURE)), ("analyze", str(config)), ("analyze", str(scenario)),
+                 ("scenario", "validate", str(config)), ("scenario", "validate", str(GOOD_CAPTURE)),
+                 ("analyze", "--syslog", str(GOOD_CAPTURE)), ("analyze", "--dart", str(config)),
+                 ("craft", "icmp-frag-needed", "--original", str(config))):
+        assert_one_line_exit_2(labkit(*args), " ".join(args))
+
+
+def test_bad_key_log_beside_a_good_capture_is_a_warning_not_a_crash(bad_files: dict[str, Path]) -> None:
+    for kind, path in bad_files.items():
+        proc = labkit("analyze", str(GOOD_CAPTURE), "--keylog", str(path))
+        assert proc.returncode in (0, 2), f"{kind}: {proc.stderr}"
+        assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
+        assert proc.stderr.count("\n") == 1, f"{kind}: {proc.stderr}"
+
+
+def _piped(data: bytes, *args: str) -> subprocess.CompletedProcess[str]:
+    """``labkit ARGS`` with ``data`` on a pipe as stdin (a gzip capture, as ``zcat`` gives)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-m", "labkit", *args], input=data, env=env,
+                          capture_output=True, timeout=60)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(),
+                                       proc.stderr.decode())
+
+
+def test_a_capture_from_a_pipe_is_read_and_refused_where_it_would_be_read_twice(tmp_path: Path) -> None:
+    data = gzip.compress(GOOD_CAPTURE.read_bytes())
+    ok = _piped(data, "analyze", "/dev/stdin")
+    assert ok.returncode == 0, ok.stderr
+    again = _piped(data, "analyze", "/dev/stdin", "--annotate", str(tmp_path / "a.pcapng"))
+    assert_one_line_exit_2(again, "pipe + --annotate")
+    assert "read only once" in again.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_annotate_and_plot_on_one_path_is_refused_before_any_work(tmp_path: Path) -> None:
+    out = tmp_path / "same"
+    proc = labkit("analyze", str(GOOD_CAPTURE), "--annotate", str(out), "--plot", str(out))
+    assert_one_line_exit_2(proc, "--annotate == --plot")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args", [
+    ("mtu", "--tcpmss", "99999999999999999999999"), ("mtu", "--base-mtu", "nan"),
+    ("advise", "-", "--base-mtu", "1"), ("analyze", str(GOOD_CAPTURE), "--tunnel-mtu", "1e309"),
+    ("analyze", str(GOOD_CAPTURE), "--clock-offset", "inf"), ("analyze", str(GOOD_CAPTURE), "--jobs", "0"),
+    ("craft", "syn", "--mss", "-1"), ("craft", "icmp-frag-needed", "--original", "x.pcap:²"),
+    ("craft", "icmp-frag-needed", "--original", "x.pcap:" + "9" * 5000),
+    ("scenario", "build", "healthy", "-o", "/proc/labkit-no/x"), ("scenario", "build", "healthy",
+                                                                 "-o", "/tmp", "--start-time", "1e400"),
+])
+def test_hostile_option_values_are_usage_errors(args: tuple[str, ...]) -> None:
+    proc = labkit(*args, stdin="sysopt connection tcpmss 1380\n")
+    assert_one_line_exit_2(proc, " ".join(args))
+
+
+def test_craft_original_cut_capture_is_one_line_with_scapys_reason(tmp_path: Path) -> None:
+    """Scapy logs its own 'WARNING: PcapNg: ...' line while reading: folded into ours."""
+    cut = tmp_path / "cut.pcapng"
+    cut.write_bytes(GOOD_CAPTURE.read_bytes()[:300] + b"\x00\x01")
+    proc = labkit("craft", "icmp-frag-needed", "--original", str(cut))
+    assert_one_line_exit_2(proc, "craft --original <cut pcapng>")
+    assert "WARNING" not in proc.stderr and "Scapy: PcapNg" in proc.stderr
