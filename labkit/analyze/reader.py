@@ -657,6 +657,10 @@ class _PcapngWalker(_Walker):
         other byte order starts there). A section in the other order makes the walk read
         garbage after its SHB, so the walk stops at it and goes on in that order."""
         offs, pos, flips = _walk_pcapng(buf, pos, have, self.order)
+        if len(offs) > MAX_ROWS:  # a buffer of tiny blocks: columns for MAX_ROWS at a time
+            pos, offs = offs[MAX_ROWS], offs[:MAX_ROWS]
+            flips = [(k, o) for k, o in flips if k < MAX_ROWS]
+            self.again = True
         idx = np.array(offs, dtype=np.int64)
         # Each block's byte order: its section's (sections may differ).
         marks = [0] + [k for k, _o in flips] + [len(idx)]
@@ -696,7 +700,7 @@ class _PcapngWalker(_Walker):
         sel = record[:end]
         if sel.any():
             segs.append((idx[:end][sel], types[:end][sel], base[sel], nif[sel], big[:end][sel]))
-        if not (self.stop or flipped) and pos + 12 <= have:
+        if not (self.stop or flipped or self.again) and pos + 12 <= have:
             return pos, self._check_stop(buf, pos)
         return pos, flipped
 
