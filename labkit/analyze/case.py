@@ -397,17 +397,21 @@ class Case:
         self._requests = {}
 
     def _df_clause(self, limit: int) -> str:
+        """DF packets over ``limit`` bytes (IPv6: payload over limit - 40), not the head-end's."""
         lim = max(limit, FLOOR - 1)
-        v4 = f"ip.flags.df == 1 && ip.len > {lim} && !icmp"
-        v6 = f"ipv6.plen > {lim - 40} && !icmpv6"
+        return self._df_filter(f"ip.len > {lim}", f"ipv6.plen > {lim - 40}")
+
+    def _df_filter(self, v4_size: str, v6_size: str) -> str:
+        """DF packets matching a size test, leaving out the head-end's own (outer) packets."""
+        v4 = f"ip.flags.df == 1 && {v4_size} && !icmp"
+        v6 = f"{v6_size} && !icmpv6"
         heads = sorted(self.headends)
-        if heads:
-            ex4 = any_of(f"ip.addr == {h}" for h in heads if ":" not in h)
-            ex6 = any_of(f"ipv6.addr == {h}" for h in heads if ":" in h)
-            if ex4:
-                v4 += f" && !{paren(ex4)}"
-            if ex6:
-                v6 += f" && !{paren(ex6)}"
+        ex4 = any_of(f"ip.addr == {h}" for h in heads if ":" not in h)
+        ex6 = any_of(f"ipv6.addr == {h}" for h in heads if ":" in h)
+        if ex4:
+            v4 += f" && !{paren(ex4)}"
+        if ex6:
+            v6 += f" && !{paren(ex6)}"
         return f"{paren(v4)} || {paren(v6)}"
 
     def _oversized(self) -> list[Finding]:
@@ -536,16 +540,7 @@ class Case:
         return out
 
     def _df_size_clause(self, size: int) -> str:
-        v4 = f"ip.flags.df == 1 && ip.len == {size} && !icmp"
-        v6 = f"ipv6.plen == {size - 40} && !icmpv6"
-        heads = sorted(self.headends)
-        ex4 = any_of(f"ip.addr == {h}" for h in heads if ":" not in h)
-        ex6 = any_of(f"ipv6.addr == {h}" for h in heads if ":" in h)
-        if ex4:
-            v4 += f" && !{paren(ex4)}"
-        if ex6:
-            v6 += f" && !{paren(ex6)}"
-        return f"{paren(v4)} || {paren(v6)}"
+        return self._df_filter(f"ip.len == {size}", f"ipv6.plen == {size - 40}")
 
 
 def _union(parts: list) -> Selection | None:
