@@ -222,6 +222,14 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
+def size_arg(text: str) -> int:
+    """:func:`parse_size` for argparse: a bad size is a usage error, not a traceback."""
+    try:
+        return parse_size(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def generator_version() -> str:
     """A digest of the generator's source: a capture is reused only by the same generator."""
     digest = hashlib.sha256()
@@ -240,7 +248,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="file format (default: from the extension, else pcap)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--packets", type=int, help="number of packets (default 1000000)")
-    group.add_argument("--size", type=parse_size, help="stop at this file size instead, e.g. 5g")
+    group.add_argument("--size", type=size_arg, help="stop at this file size instead, e.g. 5g")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     p.add_argument("--tunnel-mtu", type=int, default=TUNNEL_MTU,
                    help=f"the TLS tunnel MTU that DF packets are counted against (default {TUNNEL_MTU})")

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from benchmarks import facts
-from benchmarks.generate import HEADEND_ADDRESS, generator_version, parse_size, truth_path
+from benchmarks.generate import HEADEND_ADDRESS, generator_version, size_arg, truth_path
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ("cat", "tcpdump", "tshark", "labkit", "scapy")
@@ -432,16 +432,18 @@ def print_facts(fmt: str, doc: dict, runs: list[Run]) -> list[str]:
         print(f"    {p}")
     print("  " + RETRANSMISSION_NOTE)
     if "labkit" in by_tool:
-        print("  labkit: dtls_flows_answered counts a HelloVerifyRequest as an answer, as the truth "
-              "does (labkit's dtls-unanswered also covers hellos answered but never completed); "
-              "its DF count leaves out packets to or from the head-end.")
+        print("  labkit: a DTLS flow counts as answered on a HelloVerifyRequest here, as in the "
+              "truth (labkit's dtls-unanswered also covers hellos answered but never completed); "
+              "labkit leaves out an attempt the capture ends too soon to judge (one ClientHello "
+              "less than 2 s before the end: dtls.WAIT_S), so near the end it can count a flow "
+              "or two fewer; its DF count leaves out packets to or from the head-end.")
     return problems
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     size = p.add_mutually_exclusive_group()
     size.add_argument("--packets", type=int, default=None, help="capture size in packets (default 1000000)")
-    size.add_argument("--size", type=parse_size, help="capture size in bytes instead, e.g. 5g")
+    size.add_argument("--size", type=size_arg, help="capture size in bytes instead, e.g. 5g")
     size.add_argument("--quick", action="store_true", help="50 k packets: a smoke test of the runner")
     p.add_argument("--formats", default="pcap,pcapng", help="comma-separated: pcap,pcapng")
     p.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated subset of {','.join(TOOLS)}")

@@ -200,15 +200,48 @@ def _int(token: str, what: str, low: int, high: int) -> int:
 class _Policy:
     name: str
     line: int
-    values: dict[str, object] = field(default_factory=dict)
-    lines: dict[str, int] = field(default_factory=dict)
+    anyconnect_mtu: int | None = None
+    dtls: bool | None = None
+    df_bit_ignore: bool | None = None
+    tunnel_protocols: tuple[str, ...] | None = None
+    lines: dict[str, int] = field(default_factory=dict)  # attribute -> line that set it
 
-    def set(self, attr: str, value: object, line: int) -> None:
-        self.values[attr] = value
-        self.lines[attr] = line
+    def set(self, attr: str, value: object, line: int | None) -> None:
+        """Set (or, with None, unset: ``no anyconnect mtu``) one attribute and its line."""
+        setattr(self, attr, value)
+        if line is None:
+            self.lines.pop(attr, None)
+        else:
+            self.lines[attr] = line
 
     def freeze(self) -> GroupPolicy:
-        return GroupPolicy(self.name, self.line, lines=dict(self.lines), **self.values)  # type: ignore[arg-type]
+        return GroupPolicy(self.name, self.line, self.anyconnect_mtu, self.dtls, self.df_bit_ignore,
+                           self.tunnel_protocols, dict(self.lines))
+
+
+@dataclass
+class _WebVpn:
+    line: int
+    interfaces: list[str] = field(default_factory=list)
+    tls_only: list[str] = field(default_factory=list)
+    anyconnect_enabled: bool = False
+    dtls_port: int = DEFAULT_DTLS_PORT
+    dtls_port_line: int | None = None
+
+    def freeze(self) -> WebVpn:
+        return WebVpn(self.line, tuple(self.interfaces), tuple(self.tls_only),
+                      self.anyconnect_enabled, self.dtls_port, self.dtls_port_line)
+
+
+@dataclass
+class _TunnelGroup:
+    name: str
+    line: int
+    default_group_policy: str | None = None
+    policy_line: int | None = None
+
+    def freeze(self) -> TunnelGroup:
+        return TunnelGroup(self.name, self.line, self.default_group_policy, self.policy_line)
 
 
 @dataclass
@@ -217,17 +250,17 @@ class _Builder:
     tcpmss_line: int | None = None
     ciphers: dict[str, CipherSetting] = field(default_factory=dict)
     server_version: tuple[str, ...] = ()
-    webvpn: dict[str, object] | None = None
+    webvpn: _WebVpn | None = None
     policies: dict[str, _Policy] = field(default_factory=dict)
-    tunnel_groups: dict[str, dict[str, object]] = field(default_factory=dict)
+    tunnel_groups: dict[str, _TunnelGroup] = field(default_factory=dict)
     warnings: list[ConfigWarning] = field(default_factory=list)
     commands: int = 0
 
     def policy(self, name: str, line: int) -> _Policy:
         return self.policies.setdefault(name, _Policy(name, line))
 
-    def tunnel_group(self, name: str, line: int) -> dict[str, object]:
-        return self.tunnel_groups.setdefault(name, {"name": name, "line": line})
+    def tunnel_group(self, name: str, line: int) -> _TunnelGroup:
+        return self.tunnel_groups.setdefault(name, _TunnelGroup(name, line))
 
 
 # A mode is (kind, name): "top", "webvpn", "gp" (group-policy attributes), "gp-webvpn",
@@ -266,7 +299,7 @@ def _top(b: _Builder, words: list[str], n: int) -> Mode | None:
         return LEAF
     if words == ["webvpn"]:
         if b.webvpn is None:
-            b.webvpn = {"line": n, "interfaces": [], "tls_only_interfaces": []}
+            b.webvpn = _WebVpn(n)
         return ("webvpn", "")
     if words[0] == "group-policy":
         if len(words) < 3:
@@ -311,22 +344,22 @@ def _ssl_cipher(b: _Builder, args: list[str], n: int) -> None:
 
 
 def _webvpn(b: _Builder, words: list[str], n: int) -> Mode | None:
-    assert b.webvpn is not None
+    web = b.webvpn
+    assert web is not None
     if words[0] == "enable" and len(words) in (2, 3):
         if words[2:] not in ([], ["tls-only"]):
             raise _Error(f"enable {words[1]}: unexpected {words[2]!r}")
-        b.webvpn["interfaces"].append(words[1])  # type: ignore[union-attr]
+        web.interfaces.append(words[1])
         if words[2:] == ["tls-only"]:
-            b.webvpn["tls_only_interfaces"].append(words[1])  # type: ignore[union-attr]
+            web.tls_only.append(words[1])
         return LEAF
     if words in (["anyconnect", "enable"], ["svc", "enable"]):
-        b.webvpn["anyconnect_enabled"] = True
+        web.anyconnect_enabled = True
         return LEAF
     if words[:2] == ["dtls", "port"]:
         if len(words) != 3:
             raise _Error("expected 'dtls port N'")
-        b.webvpn["dtls_port"] = _int(words[2], "dtls port", 1, 65535)
-        b.webvpn["dtls_port_line"] = n
+        web.dtls_port, web.dtls_port_line = _int(words[2], "dtls port", 1, 65535), n
         return LEAF
     return None
 
@@ -351,8 +384,7 @@ def _group_policy_webvpn(b: _Builder, name: str, words: list[str], n: int) -> Mo
     policy = b.policy(name, n)
     if rest[:1] == ["mtu"]:
         if negated:
-            policy.values.pop("anyconnect_mtu", None)
-            policy.lines.pop("anyconnect_mtu", None)
+            policy.set("anyconnect_mtu", None, None)
         elif len(rest) != 2:
             raise _Error("expected 'anyconnect mtu N'")
         else:
@@ -379,7 +411,7 @@ def _tunnel_group(b: _Builder, name: str, words: list[str], n: int) -> Mode | No
         if len(words) != 2:
             raise _Error("expected 'default-group-policy NAME'")
         tg = b.tunnel_group(name, n)
-        tg["default_group_policy"], tg["policy_line"] = words[1], n
+        tg.default_group_policy, tg.policy_line = words[1], n
         return LEAF
     return None
 
@@ -451,17 +483,9 @@ def _read(b: _Builder, mode: Mode, words: list[str], n: int, text: str) -> Mode 
 
 
 def _freeze(b: _Builder) -> AsaConfig:
-    webvpn = None
-    if b.webvpn is not None:
-        w = b.webvpn
-        webvpn = WebVpn(line=w["line"], interfaces=tuple(w["interfaces"]),  # type: ignore[arg-type]
-                        tls_only_interfaces=tuple(w["tls_only_interfaces"]),  # type: ignore[arg-type]
-                        anyconnect_enabled=bool(w.get("anyconnect_enabled", False)),
-                        dtls_port=w.get("dtls_port", DEFAULT_DTLS_PORT),  # type: ignore[arg-type]
-                        dtls_port_line=w.get("dtls_port_line"))  # type: ignore[arg-type]
     return AsaConfig(
         tcpmss=b.tcpmss, tcpmss_line=b.tcpmss_line, ciphers=dict(b.ciphers),
-        server_version=b.server_version, webvpn=webvpn,
+        server_version=b.server_version, webvpn=b.webvpn.freeze() if b.webvpn else None,
         group_policies={name: p.freeze() for name, p in b.policies.items()},
-        tunnel_groups={name: TunnelGroup(**tg) for name, tg in b.tunnel_groups.items()},  # type: ignore[arg-type]
+        tunnel_groups={name: tg.freeze() for name, tg in b.tunnel_groups.items()},
         warnings=tuple(b.warnings), commands=b.commands)

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 
 from labkit import mtu
 from labkit.errors import LabkitError, UsageError
+from labkit.replay import checksum
 
 IP_MTU_DISCOVER = 10
 IP_PMTUDISC_PROBE = 3
@@ -229,20 +230,11 @@ def first_hop_mtu(target: str) -> tuple[str, int]:
     return dev, struct.unpack_from("I", ifreq, 16)[0]
 
 
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def echo_request(ident: int, seq: int, size: int) -> bytes:
     """An ICMP echo request whose IPv4 packet is ``size`` bytes long."""
     payload = bytes((i & 0xFF) for i in range(size - IPV4_ICMP_ECHO_OVERHEAD))
     header = struct.pack("!BBHHH", ICMP_ECHO, 0, 0, ident, seq)
-    csum = _checksum(header + payload)
+    csum = checksum(header + payload)
     return struct.pack("!BBHHH", ICMP_ECHO, 0, csum, ident, seq) + payload
 
 
@@ -380,7 +372,7 @@ def tcp_syn(src: str, dst: str, sport: int, dport: int, seq: int, mss: int) -> b
     header = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, (5 + len(options) // 4) << 4,
                          0x02, 64240, 0, 0) + options
     pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(header))
-    csum = _checksum(pseudo + header)
+    csum = checksum(pseudo + header)
     return header[:16] + struct.pack("!H", csum) + header[18:]
 
 

@@ -127,3 +127,12 @@ def test_annotate_never_overwrites(tmp_path):
     proc = labkit("analyze", str(src), "--annotate", str(out), "--force")
     assert proc.returncode == 0 and out.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a"
     assert not list(tmp_path.glob(".*.part"))
+
+
+def test_jobs_gives_the_same_report():
+    files = [str(PUBLIC / n) for n in ("anyconnect-vpn.pcap", "dtls1_2.pcap", "tcp-mss-fast-retransmit.pcap")]
+    one = json.loads(labkit("analyze", *files, "--format", "json").stdout)
+    two = json.loads(labkit("analyze", *files, "--format", "json", "--jobs", "2").stdout)
+    assert one["findings"] == two["findings"] and one["verdict"] == two["verdict"]
+    assert "expected at least 1" in one_line_error(labkit("analyze", files[0], "--jobs", "0"))
+

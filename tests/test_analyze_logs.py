@@ -169,7 +169,7 @@ def test_timeline_of_logs_alone():
 
     inputs = _inputs()
     t = build([], join([], inputs), inputs)
-    assert [(lv.value, lv.label) for lv in t.levels] == [(1418, "packets sized for"), (1347, "tunnel MTU")]
+    assert [(lv.value, lv.label) for lv in t.levels] == [(1418, "packet size the adapter MTU allows"), (1347, "tunnel MTU")]
     (logged,) = t.series  # the ASA names the packets' size: 6 x 722036 + 6 x 602101
     assert len(logged.sizes) == 12 and set(logged.sizes.tolist()) == {1418}
     lanes = {m.lane for m in t.markers}
@@ -215,3 +215,24 @@ def test_the_asa_names_the_limit_a_black_hole_hides(tmp_path):
     assert (mm["packet_size"], mm["tunnel_mtu"], mm["tunnel_mtu_source"]) == (1418, 1347, "asa-syslog")
     assert lines_of(mm, inside) and lines_of(mm, SYSLOG)
     assert "1418-byte packets vs a 1347-byte tunnel" in doc["verdict"]
+
+
+def test_plot_points_are_bounded_and_keep_every_large_packet(monkeypatch):
+    import numpy as np
+
+    import labkit.analyze.plotdata as plotdata
+
+    monkeypatch.setattr(plotdata, "MAX_POINTS", 1000)
+    pts = plotdata._Points(1347)
+    for k in range(50):  # 50 chunks of 1000 packets, every 100th one 1418 bytes
+        t = np.arange(1000) + k * 1000.0
+        size = np.where(np.arange(1000) % 100 == 0, 1418, 100)
+        addr = np.full(1000, 5, np.uint64)
+        pts.add(t, size, addr, addr + 1, addr[:1])
+    rows = pts.rows()
+    assert pts.total == 50_000 and pts.thinned
+    assert np.count_nonzero(rows.s == 1418) == 500  # all of them
+    small = rows.t[rows.s == 100]
+    assert 0 < len(small) <= 1000
+    assert small.min() < 1000 and small.max() > 48_000  # spread over the whole capture
+    assert np.all(np.diff(rows.t) >= 0)

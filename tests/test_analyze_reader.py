@@ -262,3 +262,26 @@ def test_header_only_and_empty_gzip(tmp_path):
     p.write_bytes(gzip.compress(b""))
     with pytest.raises(InputError, match="empty file"):
         open_capture(p)
+
+
+@pytest.mark.parametrize("layout", ["idb-per-packet", "section-per-packet", "byte-order-flip-per-packet"])
+def test_hostile_pcapng_layouts_read_the_same_records(tmp_path, layout):
+    """One interface or one section (even in alternating byte orders) per packet: the same
+    records as a plain file, at the same cost per packet (no split per block)."""
+    _, recs = cf.read_pcap(PUBLIC / "anyconnect-vpn.pcap")
+    plain = b"".join([cf.shb("<"), cf.idb("<", 1)] + [cf.epb("<", r) for r in recs])
+    blocks = [cf.shb("<")] if layout == "idb-per-packet" else []
+    for i, r in enumerate(recs):
+        order = ">" if layout == "byte-order-flip-per-packet" and i % 2 else "<"
+        if layout == "idb-per-packet":
+            blocks += [cf.idb(order, 1), cf.epb(order, cf.Rec(r.ts, r.data, r.origlen, i))]
+        else:
+            blocks += [cf.shb(order), cf.idb(order, 1), cf.epb(order, r)]
+    a, b = tmp_path / "plain.pcapng", tmp_path / "hostile.pcapng"
+    a.write_bytes(plain)
+    b.write_bytes(b"".join(blocks))
+    cap_a, want = read_all(a)
+    cap_b, got = read_all(b, 65536)
+    assert not cap_b.warnings
+    assert [(f, o, lt, d) for f, _t, o, lt, d in got] == [(f, o, lt, d) for f, _t, o, lt, d in want]
+    assert all(abs(x[1] - y[1]) < 2e-6 for x, y in zip(got, want))

@@ -126,3 +126,22 @@ def test_outside_and_inside_are_one_case(tmp_path):
     assert_filters_select_exactly_the_evidence(r)
     proc = labkit("analyze", str(outside), str(inside))
     assert proc.returncode == 1 and proc.stdout.startswith("VERDICT: PROBLEM: MTU mismatch confirmed")
+
+
+def test_a_chunk_without_tcp_after_tls_sessions(tmp_path):
+    """Sessions known, then a buffer of only UDP: the shared flow groups are empty (a crash
+    found by a hostile pcapng)."""
+    from labkit.analyze import reader
+
+    pkts = synth.outside_dtls_blocked(attempts=2, reconnect_after=0)
+    udp_tail = [synth.udp(synth.CLIENT, "192.0.2.99", 5000, 53, b"\x00" * 40, 100.0 + i) for i in range(400)]
+    path = write(tmp_path, "udp-tail", pkts + udp_tail)
+    small = reader.CHUNK_BYTES
+    try:
+        reader.CHUNK_BYTES = 4096
+        reader.Capture.chunks.__defaults__ = (4096,)
+        r = analyze([path])
+    finally:
+        reader.CHUNK_BYTES = small
+        reader.Capture.chunks.__defaults__ = (small,)
+    assert one(r, "dtls-unanswered").fields["attempts"] == 2

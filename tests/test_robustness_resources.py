@@ -119,6 +119,16 @@ def test_millions_of_packets_keep_memory_flat(tmp_path: Path) -> None:
     assert peaks[1] < 1.2 * peaks[0] and peaks[1] < 1024, f"peak RSS {peaks} MB"
 
 
+def test_a_pcapng_of_empty_blocks_is_walked_a_bounded_slice_at_a_time(tmp_path: Path) -> None:
+    """Two million 32-byte EPBs fill a read buffer with 500 000 records: columns are made for
+    at most MAX_ROWS of them at a time (before that cap: 600 MB peak)."""
+    path = tmp_path / "empty-blocks.pcapng"
+    path.write_bytes(SHB + IDB + _epb(b"") * 2_000_000)
+    rss, proc = peak_rss_mb("analyze", "--format", "json", str(path))
+    assert proc.returncode == 2 and "no IP packets" in proc.stderr, proc.stderr
+    assert rss < 400, f"peak RSS {rss:.0f} MB"
+
+
 # --- gzip ------------------------------------------------------------------------------------------
 
 def _zeros_member(total: int) -> bytes:

@@ -19,6 +19,8 @@ import struct
 from collections.abc import Iterable, Sequence
 from typing import BinaryIO
 
+import numpy as np
+
 from labkit.analyze.reader import Interface, open_capture
 from labkit.analyze.report import Report
 from labkit.fileio import atomic_output
@@ -110,20 +112,52 @@ def _copy(path: str, notes: dict[int, list[str]], fh: BinaryIO, multi: bool) -> 
             while written < len(cap.interfaces):
                 fh.write(_idb(cap.interfaces[written]))
                 written += 1
-            parts = []
-            for i in range(len(chunk)):
-                frame = chunk.frame0 + i
-                text = notes.get(frame)
-                comment = None
-                if text:
-                    prefix = f"[{os.path.basename(path)} frame {frame}] " if multi else ""
-                    comment = prefix + " | ".join(text)
-                    commented += 1
-                iface = int(chunk.iface[i])
-                if iface < 0:  # not a packet (custom block...): keep its place in the numbering
-                    iface = 0
-                parts.append(_epb(iface, int(chunk.ticks[i]), chunk.packet(i), int(chunk.origlen[i]), comment))
-            fh.write(b"".join(parts))
+            commented += _write_chunk(chunk, notes, fh, os.path.basename(path) if multi else None)
+    return commented
+
+
+_PADS = [b"\0" * k for k in range(4)]
+
+
+def _write_chunk(chunk, notes: dict[int, list[str]], fh: BinaryIO, name: str | None) -> int:
+    """Every record of ``chunk`` as an EPB. Headers and trailers of the whole chunk are built
+    with numpy; the loop only appends slices (an EPB per packet through struct costs 7 us,
+    this about 1 us). Evidence frames get their comment option."""
+    n = len(chunk)
+    caplen = chunk.caplen.astype(np.int64)
+    padded = caplen + (-caplen % 4)
+    iface = np.where(chunk.iface < 0, 0, chunk.iface)
+    ticks = chunk.ticks.astype(np.int64)
+    blen = 32 + padded
+    hdr = np.empty((n, 7), "<u4")
+    hdr[:, 0] = _BLOCK_EPB
+    hdr[:, 1] = blen
+    hdr[:, 2] = iface
+    hdr[:, 3] = (ticks >> 32) & 0xFFFFFFFF
+    hdr[:, 4] = ticks & 0xFFFFFFFF
+    hdr[:, 5] = caplen
+    hdr[:, 6] = chunk.origlen
+    hdr_mv = memoryview(hdr.tobytes())
+    trl_mv = memoryview(blen.astype("<u4").tobytes())
+    buf = memoryview(chunk.buf)
+    out = bytearray()
+    add = out.extend
+    commented = 0
+    data, caps, pads = chunk.data.tolist(), caplen.tolist(), (padded - caplen).tolist()
+    for i in range(n):
+        frame = chunk.frame0 + i
+        text = notes.get(frame)
+        d, c = data[i], caps[i]
+        if text:
+            comment = (f"[{name} frame {frame}] " if name else "") + " | ".join(text)
+            add(_epb(int(iface[i]), int(ticks[i]), bytes(buf[d:d + c]), int(chunk.origlen[i]), comment))
+            commented += 1
+            continue
+        add(hdr_mv[28 * i:28 * i + 28])
+        add(buf[d:d + c])
+        add(_PADS[pads[i]])
+        add(trl_mv[4 * i:4 * i + 4])
+    fh.write(out)
     return commented
 
 

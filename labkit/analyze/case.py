@@ -36,8 +36,7 @@ from labkit.analyze.detectors import FileFacts
 from labkit.analyze.detectors.dtls import DtlsPair
 from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
 from labkit.analyze.detectors.size import FLOOR, evidence_frames
-from labkit.analyze.evidence import (MAX_FRAMES, FrameSet, Selection, addr_field, any_of,
-                                     dst_field, paren, select, src_field)
+from labkit.analyze.evidence import FrameSet, Selection, any_of, dst_field, paren, select, src_field
 from labkit.analyze.report import AnalyzeOptions, FileReport
 from labkit.findings import Evidence, Finding
 
@@ -94,6 +93,8 @@ class Case:
         self.facts = facts
         self.evidence = evidence
         self._evidence_cache: dict[tuple[str, str], FrameSet] = {}
+        self._requests: dict[str, dict[str, tuple[int, int | None, int]]] = {}
+        self._planning = False
         self.reports = reports
         self.options = options
         self.dtls_pairs = [p for f in facts.values() for p in f.dtls.pairs.values()]
@@ -163,6 +164,12 @@ class Case:
         out += self._syn_mss()
         out += self._icmp()
         holes = self._black_holes()
+        # Plan first: every DF-size clause of every file is then fetched in one short re-read.
+        self._planning = True
+        self._oversized()
+        self._mismatch(holes)
+        self._planning = False
+        self._fetch_evidence()
         out += self._oversized()
         out += self._mismatch(holes)
         out += [h[0] for h in holes]
@@ -361,30 +368,50 @@ class Case:
         return out
 
     def _df_evidence(self, file: str, clause: str, total: int, limit: int, size: int | None) -> FrameSet:
-        """The first DF frames above ``limit`` (or of exactly ``size``), from a short re-read."""
-        heads = np.array([dec.addr_hash(h) for h in self.headends], np.uint64)
+        """The first DF frames above ``limit`` (or of exactly ``size``), from a short re-read.
 
-        def pred(c: dec.Columns) -> np.ndarray:
-            hit = (c.iplen == size) if size is not None else (c.iplen > limit)
-            return hit & ~np.isin(c.src_h, heads) & ~np.isin(c.dst_h, heads)
-
+        While :attr:`_planning`, only records the request (all requests of a file are then
+        fetched in one pass by :meth:`_fetch_evidence`) and returns an empty set.
+        """
         key = (file, clause)
-        if key not in self._evidence_cache:
-            self._evidence_cache[key] = self.evidence(file, {clause: (pred, total)}, file)[clause]
+        if key in self._evidence_cache:
+            return self._evidence_cache[key]
+        if self._planning:
+            self._requests.setdefault(file, {})[clause] = (limit, size, total)
+            return FrameSet(file, clause)  # a placeholder: the plan only needs the request
+        self._requests = {file: {clause: (limit, size, total)}}
+        self._fetch_evidence()
         return self._evidence_cache[key]
 
+    def _fetch_evidence(self) -> None:
+        heads = self._head_hashes
+        for file, wanted in self._requests.items():
+            def pred_for(limit: int, size: int | None):
+                def pred(c: dec.Columns) -> np.ndarray:
+                    hit = (c.iplen == size) if size is not None else (c.iplen > limit)
+                    return hit & ~np.isin(c.src_h, heads) & ~np.isin(c.dst_h, heads)
+                return pred
+            clauses = {cl: (pred_for(lim, sz), total) for cl, (lim, sz, total) in wanted.items()}
+            for cl, fs in self.evidence(file, clauses, file).items():
+                self._evidence_cache[(file, cl)] = fs
+        self._requests = {}
+
     def _df_clause(self, limit: int) -> str:
+        """DF packets over ``limit`` bytes (IPv6: payload over limit - 40), not the head-end's."""
         lim = max(limit, FLOOR - 1)
-        v4 = f"ip.flags.df == 1 && ip.len > {lim} && !icmp"
-        v6 = f"ipv6.plen > {lim - 40} && !icmpv6"
+        return self._df_filter(f"ip.len > {lim}", f"ipv6.plen > {lim - 40}")
+
+    def _df_filter(self, v4_size: str, v6_size: str) -> str:
+        """DF packets matching a size test, leaving out the head-end's own (outer) packets."""
+        v4 = f"ip.flags.df == 1 && {v4_size} && !icmp"
+        v6 = f"{v6_size} && !icmpv6"
         heads = sorted(self.headends)
-        if heads:
-            ex4 = any_of(f"ip.addr == {h}" for h in heads if ":" not in h)
-            ex6 = any_of(f"ipv6.addr == {h}" for h in heads if ":" in h)
-            if ex4:
-                v4 += f" && !{paren(ex4)}"
-            if ex6:
-                v6 += f" && !{paren(ex6)}"
+        ex4 = any_of(f"ip.addr == {h}" for h in heads if ":" not in h)
+        ex6 = any_of(f"ipv6.addr == {h}" for h in heads if ":" in h)
+        if ex4:
+            v4 += f" && !{paren(ex4)}"
+        if ex6:
+            v6 += f" && !{paren(ex6)}"
         return f"{paren(v4)} || {paren(v6)}"
 
     def _oversized(self) -> list[Finding]:
@@ -513,16 +540,7 @@ class Case:
         return out
 
     def _df_size_clause(self, size: int) -> str:
-        v4 = f"ip.flags.df == 1 && ip.len == {size} && !icmp"
-        v6 = f"ipv6.plen == {size - 40} && !icmpv6"
-        heads = sorted(self.headends)
-        ex4 = any_of(f"ip.addr == {h}" for h in heads if ":" not in h)
-        ex6 = any_of(f"ipv6.addr == {h}" for h in heads if ":" in h)
-        if ex4:
-            v4 += f" && !{paren(ex4)}"
-        if ex6:
-            v6 += f" && !{paren(ex6)}"
-        return f"{paren(v4)} || {paren(v6)}"
+        return self._df_filter(f"ip.len == {size}", f"ipv6.plen == {size - 40}")
 
 
 def _union(parts: list) -> Selection | None:
@@ -610,6 +628,3 @@ def verdict(findings: Sequence[Finding], reports: Sequence[FileReport], logs_rea
         ok.append(f"DTLS {e.fields.get('version')} established on UDP {e.fields.get('port')}")
     ok.append("no mtu-mismatch: no ICMP frag-needed, no oversized DF packets, no black hole")
     return "no problem found: " + "; ".join(ok)
-
-
-__all__ = ["Case", "Limit", "verdict", "MAX_FRAMES", "addr_field"]

@@ -450,6 +450,8 @@ class Columns:
     p13: np.ndarray
     src_h: np.ndarray
     dst_h: np.ndarray
+    src4: np.ndarray  # IPv4 addresses as integers (0 on other rows): names without a decode
+    dst4: np.ndarray
 
     def __len__(self) -> int:
         return len(self.ipver)
@@ -521,25 +523,38 @@ def _at(w: np.ndarray, rel: np.ndarray, width: int, chunk: Chunk | None = None,
         rows: np.ndarray | None = None) -> np.ndarray:
     """``width`` bytes at per-row offsets ``rel`` into the packet windows ``w``, as (n, width).
 
-    Offsets take few distinct values (14 for Ethernet, 18 with a VLAN tag ...): one slice
-    copy per value; a single value is a view. Bytes beyond the window come from the buffer
-    (``chunk``'s data at ``rows``) when given, else read as zero.
+    Offsets take few values (14 for Ethernet, 18 with a VLAN tag ...). The most common one is
+    a column slice (a view when it is the only one); the other rows are copied per value.
+    Bytes beyond the window come from the buffer (``chunk``'s data at ``rows``) when given,
+    else read as zero.
     """
     n, win = w.shape
-    vals = np.unique(rel) if n else rel
-    if len(vals) == 1 and int(vals[0]) + width <= win:
-        v = int(vals[0])
-        return w[:, v:v + width]
-    out = np.zeros((n, width), np.uint8)
-    for v in vals.tolist():
-        sel = np.flatnonzero(rel == v)
+    if not n:
+        return np.zeros((0, width), np.uint8)
+    v0 = int(np.argmax(np.bincount(np.minimum(rel, 255))))
+    other = np.flatnonzero(rel != v0)
+    if v0 + width <= win:
+        if not len(other):
+            return w[:, v0:v0 + width]
+        out = np.ascontiguousarray(w[:, v0:v0 + width])
+    else:
+        out = np.zeros((n, width), np.uint8)
+        other = np.arange(n)
+    ro = rel[other]
+    for v in np.unique(ro).tolist():
+        sel = other[ro == v]
         if v + width <= win:
             out[sel] = w[sel, v:v + width]
         elif chunk is not None and rows is not None:
             out[sel] = rows_at(chunk.buf, chunk.data[rows[sel]] + v, width)
-        elif v < win:
-            out[sel, :win - v] = w[sel, v:]
+        else:
+            out[sel] = 0
+            if v < win:
+                out[sel, :win - v] = w[sel, v:]
     return out
+
+
+_PAYLOAD_PROBE = np.array([0, 1, 2, 5, 13])
 
 
 def columns(chunk: Chunk) -> Columns:
@@ -616,15 +631,31 @@ def columns(chunk: Chunk) -> Columns:
     relp = rel4 + doff
     paylen = np.where(ports, np.maximum(0, rel3 + iplen - relp), 0)
     pcap = np.clip(np.minimum(paylen, caplen - relp), 0, None)
-    pb = _at(chunk.win, np.where(ports, relp, 0), 14, chunk, allrows).astype(np.int64)
+    # The payload's first bytes (type and version of a TLS/DTLS record, the handshake type):
+    # five bytes per row straight from the windows; rows whose payload starts beyond the
+    # window (deep IPv6 extension chains) read the buffer.
+    win = chunk.win.shape[1]
+    relp_c = np.where(ports, relp, 0)
+    deep = relp_c + 14 > win
+    pb = np.take_along_axis(chunk.win, np.minimum(relp_c, win - 14)[:, None] + _PAYLOAD_PROBE, 1)
+    pb = pb.astype(np.int64)
+    if deep.any():
+        d = np.flatnonzero(deep)
+        pb[d] = rows_at(a, chunk.data[d] + relp_c[d], 14)[:, _PAYLOAD_PROBE]
     p0 = np.where(pcap > 0, pb[:, 0], 0)
     p1 = np.where(pcap > 1, pb[:, 1], 0)
     p2 = np.where(pcap > 2, pb[:, 2], 0)
-    p5 = np.where(pcap > 5, pb[:, 5], 0)
-    p13 = np.where(pcap > 13, pb[:, 13], 0)
+    p5 = np.where(pcap > 5, pb[:, 3], 0)
+    p13 = np.where(pcap > 13, pb[:, 4], 0)
     return Columns(chunk, np.where(v4, 4, np.where(v6, 6, 0)), l3, np.where(ip, iplen, 0), df,
                    np.where(ip, proto, -1), first & ip, chunk.data + rel4, sport, dport, flags,
-                   seq, ack, chunk.data + relp, paylen, pcap, p0, p1, p2, p5, p13, src_h, dst_h)
+                   seq, ack, chunk.data + relp, paylen, pcap, p0, p1, p2, p5, p13, src_h, dst_h,
+                   np.where(v4, w32[:, 3], 0).astype(np.int64), np.where(v4, w32[:, 4], 0).astype(np.int64))
+
+
+def ip4_text(value: int) -> str:
+    """192.0.2.1 from its integer (the columns keep IPv4 addresses as integers)."""
+    return socket.inet_ntoa(value.to_bytes(4, "big"))
 
 
 def addr_hash(address: str) -> int:

@@ -16,16 +16,15 @@ Flow hashes: addresses are already 64-bit hashes in the columns; a directed flow
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from labkit.analyze import decode as dec
 from labkit.analyze.decode import Columns, Packet
-from labkit.analyze.reader import Capture, Chunk, open_capture
+from labkit.analyze.reader import Capture, Chunk
 
 _DTLS_VERSION_CODES = np.array(sorted(dec.DTLS_VERSIONS), np.int64)
 
@@ -39,12 +38,6 @@ def directed(src_h: np.ndarray, dst_h: np.ndarray, sport: np.ndarray, dport: np.
 def pair(src_h: np.ndarray, dst_h: np.ndarray) -> np.ndarray:
     """64-bit hash of a directed address pair."""
     return dec.mix64(src_h ^ dec.mix64(dst_h + np.uint64(0x2545F4914F6CDD1D)))
-
-
-def scalar_hash(fn, *values: int) -> int:
-    """A column hash function applied to one set of Python ints (for lookups by address)."""
-    arrays = [np.array([v], np.uint64 if i < 2 else np.int64) for i, v in enumerate(values)]
-    return int(fn(*arrays)[0])
 
 
 _ROW_BITS = 20  # rows of a chunk fit in 20 bits (a 16 MiB chunk holds < 2^20 records)
@@ -69,15 +62,18 @@ class FlowGroups:
     @classmethod
     def of(cls, fwd: np.ndarray) -> FlowGroups:
         rows = np.flatnonzero(fwd)
+        if not len(rows):  # a chunk without TCP
+            z, zu = np.zeros(0, np.int64), np.zeros(0, np.uint64)
+            return cls(zu, z, z, z, z)
         if len(rows) >= 1 << _ROW_BITS:
             raise ValueError("chunk too large for FlowGroups")
         packed = np.sort(((fwd[rows] >> np.uint64(_ROW_BITS)) << np.uint64(_ROW_BITS))
                          | rows.astype(np.uint64))
         srows = (packed & _ROW_MASK).astype(np.int64)
         gk = packed >> np.uint64(_ROW_BITS)
-        starts = np.flatnonzero(np.r_[True, gk[1:] != gk[:-1]]) if len(gk) else np.zeros(0, np.int64)
+        starts = np.flatnonzero(np.r_[True, gk[1:] != gk[:-1]])
         ends = np.r_[starts[1:], len(gk)].astype(np.int64)
-        return cls(gk[starts], srows[starts], srows[ends - 1] if len(ends) else srows[:0], srows, starts)
+        return cls(gk[starts], srows[starts], srows[ends - 1], srows, starts)
 
     def find(self, keys: np.ndarray) -> np.ndarray:
         """Index of each (full 64-bit) flow hash in :attr:`keys`, or -1."""
@@ -101,10 +97,6 @@ class FlowGroups:
         i = int(np.searchsorted(frames[rows], frame)) - 1
         return int(rows[i]) if i >= 0 else None
 
-    def full_key(self, j: int, fwd: np.ndarray) -> int:
-        """The full 64-bit flow hash of group ``j``."""
-        return int(fwd[self.first[j]])
-
 
 @dataclass(slots=True)
 class ChunkView:
@@ -117,6 +109,7 @@ class ChunkView:
     rare_rows: np.ndarray  # their row numbers in the columns
     syn_rows: np.ndarray  # rows of TCP SYNs and SYN-ACKs
     syn_mss: np.ndarray  # their MSS when it is the first option (-1: see the rare packets)
+    hello_rows: np.ndarray  # rows whose TCP payload starts with a TLS ClientHello/ServerHello
     _tcp_fwd: np.ndarray | None = None
     _tcp_rev: np.ndarray | None = None
     _groups: FlowGroups | None = None
@@ -182,11 +175,18 @@ def syn_mss(c: Columns) -> tuple[np.ndarray, np.ndarray]:
     return rows, np.where(ok, mss, -1)
 
 
-def rare_rows(c: Columns, syn_rows: np.ndarray, syn_mss: np.ndarray) -> np.ndarray:
-    """Rows worth a scalar decode: TLS hellos, DTLS non-data records, ICMP errors, odd SYNs."""
+def hello_rows(c: Columns) -> np.ndarray:
+    """Rows whose TCP payload starts with a TLS handshake record holding a Client/ServerHello
+    (16 03 xx .. .. 01|02): the sessions detector reads them from the columns."""
     tcp = (c.proto == dec.PROTO_TCP) & (c.sport >= 0)
+    return np.flatnonzero(tcp & (c.pcap >= 6) & (c.p0 == dec.CT_HANDSHAKE) & (c.p1 == 3)
+                          & ((c.p5 == dec.HS_CLIENT_HELLO) | (c.p5 == dec.HS_SERVER_HELLO)))
+
+
+def rare_rows(c: Columns, syn_rows: np.ndarray, syn_mss: np.ndarray) -> np.ndarray:
+    """Rows worth a scalar decode: DTLS non-data records, ICMP errors, SYNs whose MSS is not
+    the first option."""
     udp = (c.proto == dec.PROTO_UDP) & (c.sport >= 0)
-    hello = tcp & (c.pcap >= 6) & (c.p0 == dec.CT_HANDSHAKE) & (c.p1 == 3) & ((c.p5 == 1) | (c.p5 == 2))
     dtls = (udp & (c.pcap >= 13) & (c.p0 >= dec.CT_CCS) & (c.p0 <= dec.CT_HANDSHAKE)
             & np.isin((c.p1 << 8) | c.p2, _DTLS_VERSION_CODES))
     icmp = ((c.proto == dec.PROTO_ICMP) | (c.proto == dec.PROTO_ICMPV6)) & c.first
@@ -194,7 +194,7 @@ def rare_rows(c: Columns, syn_rows: np.ndarray, syn_mss: np.ndarray) -> np.ndarr
         itype = np.where(icmp, c.chunk.buf.take(np.where(icmp, c.l4, 0), mode="clip"), 255)
         icmp &= np.where(c.proto == dec.PROTO_ICMP, (itype == 3) | (itype == 11) | (itype == 12),
                          (itype >= 1) & (itype <= 4))
-    sel = hello | dtls | icmp
+    sel = dtls | icmp
     odd = syn_rows[(syn_mss < 0) & (c.pay[syn_rows] - c.l4[syn_rows] > 20)]
     sel[odd] = True
     return np.flatnonzero(sel)
@@ -205,20 +205,22 @@ def scan(capture: Capture, detectors: Sequence[Detector], label: str,
          on_chunk: Callable[[int, int], None] | None = None) -> ScanStats:
     """Feed every chunk of ``capture`` to ``detectors``; return counts and timings.
 
-    ``on_chunk(file bytes consumed, packets so far)`` runs after each chunk (progress)."""
+    ``on_chunk(file bytes consumed, packets so far)`` runs after each chunk (progress). Stage
+    times are this thread's CPU seconds (the read-ahead thread's copying is not in them);
+    ``seconds`` is wall."""
     st = stats or ScanStats()
     t_start = time.perf_counter()
     stage = st.stage_seconds
     it = iter(capture.chunks())
     while True:
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         chunk = next(it, None)
-        t1 = time.perf_counter()
+        t1 = time.thread_time()
         stage["read"] = stage.get("read", 0.0) + t1 - t0
         if chunk is None:
             break
         cols = dec.columns(chunk)
-        t2 = time.perf_counter()
+        t2 = time.thread_time()
         frames = chunk.frames
         s_rows, s_mss = syn_mss(cols)
         rows = rare_rows(cols, s_rows, s_mss)
@@ -226,14 +228,14 @@ def scan(capture: Capture, detectors: Sequence[Detector], label: str,
         rare = [dec.decode(buf[d:d + n].tobytes(), lt, f, t, o) for d, n, lt, f, t, o in zip(
             data[rows].tolist(), caplen[rows].tolist(), chunk.linktype[rows].tolist(),
             frames[rows].tolist(), chunk.ts[rows].tolist(), chunk.origlen[rows].tolist())]
-        t3 = time.perf_counter()
-        view = ChunkView(label, cols, frames, rare, rows, s_rows, s_mss)
+        t3 = time.thread_time()
+        view = ChunkView(label, cols, frames, rare, rows, s_rows, s_mss, hello_rows(cols))
         for det in detectors:
-            td = time.perf_counter()
+            td = time.thread_time()
             det.feed(view)
             name = "detect:" + type(det).__name__.removesuffix("Detector").lower()
-            stage[name] = stage.get(name, 0.0) + time.perf_counter() - td
-        t4 = time.perf_counter()
+            stage[name] = stage.get(name, 0.0) + time.thread_time() - td
+        t4 = time.thread_time()
         stage["decode"] = stage.get("decode", 0.0) + t2 - t1
         stage["rare"] = stage.get("rare", 0.0) + t3 - t2
         stage["detect"] = stage.get("detect", 0.0) + t4 - t3
@@ -259,7 +261,3 @@ def scan(capture: Capture, detectors: Sequence[Detector], label: str,
             finish()
     st.seconds += time.perf_counter() - t_start
     return st
-
-
-def open_all(paths: Iterable[str | Path]) -> list[Capture]:
-    return [open_capture(p) for p in paths]

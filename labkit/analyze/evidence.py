@@ -105,10 +105,6 @@ def select(sets: Sequence[FrameSet], limit: int = MAX_FRAMES,
     return Selection(sets[0].file, tuple(merged), filt, sum(s.count for s in sets))
 
 
-def addr_field(address: str) -> str:
-    return "ipv6.addr" if ":" in address else "ip.addr"
-
-
 def src_field(address: str) -> str:
     return "ipv6.src" if ":" in address else "ip.src"
 

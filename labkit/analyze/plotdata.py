@@ -5,8 +5,9 @@ that :mod:`labkit.plot` only draws.
 Packet sizes come from one more pass over each capture through the reader's columns (no
 Python per packet): IP length, time and direction relative to the client, plus the rows that
 are DTLS ClientHellos, TLS ClientHellos and ICMP frag-needed / Packet Too Big. Everything else
-comes from the findings and the log events. Points are bounded (:data:`MAX_POINTS` per series,
-evenly sampled, every packet above the smallest MTU line kept); so are markers per lane.
+comes from the findings and the log events. Memory is bounded while the capture streams by
+(:class:`_Points`: every packet above the smallest MTU line kept, the rest evenly decimated to
+:data:`MAX_POINTS`); so are markers per lane.
 """
 
 from __future__ import annotations
@@ -28,22 +29,11 @@ MAX_POINTS: Final = 400_000
 MAX_MARKERS: Final = 5_000
 
 
-def _thin(times: np.ndarray, sizes: np.ndarray, keep_above: int) -> tuple[np.ndarray, np.ndarray, bool]:
-    if len(times) <= MAX_POINTS:
-        return times, sizes, False
-    big = sizes > keep_above
-    step = max(1, int(np.count_nonzero(~big) // (MAX_POINTS // 2)) + 1)
-    small_idx = np.flatnonzero(~big)[::step]
-    big_idx = np.flatnonzero(big)[:MAX_POINTS // 2]
-    idx = np.sort(np.concatenate([small_idx, big_idx]))
-    return times[idx], sizes[idx], True
-
-
 def _levels(findings: Sequence[Finding]) -> tuple[Level, ...]:
     named: dict[int, list[str]] = {}
     for f in findings:
         pairs = {
-            "mtu-mismatch": (("packet_size", "packets sized for"), ("tunnel_mtu", "tunnel MTU")),
+            "mtu-mismatch": (("packet_size", "packet size the adapter MTU allows"), ("tunnel_mtu", "tunnel MTU")),
             "cstp-connect": (("x_dtls_mtu", "X-DTLS-MTU"), ("x_cstp_mtu", "X-CSTP-MTU")),
             "icmp-frag-needed": (("mtu", "ICMP next-hop MTU"),),
         }.get(f.id, ())
@@ -57,27 +47,80 @@ def _levels(findings: Sequence[Finding]) -> tuple[Level, ...]:
     return tuple(Level(v, ", ".join(labels)) for v, labels in sorted(named.items(), reverse=True))
 
 
-def _capture_pass(path: str) -> tuple[dict[str, np.ndarray], list[Marker], Counter, Counter]:
-    """Sizes, times and address hashes of every IP packet; the rows that are events; who
-    opens TCP connections (SYN sources) and who talks most, to name the client."""
+class _Points:
+    """The packets of one capture, kept in bounded memory while the capture streams by.
+
+    Every packet above the smallest MTU line is kept (up to :data:`MAX_POINTS`); the others
+    are decimated: each time the budget fills, every other kept point goes and the stride
+    doubles, so the kept ones stay evenly spread over the whole capture.
+    """
+
+    def __init__(self, floor: int) -> None:
+        self.floor = floor
+        self.stride = 1
+        self.seen_small = 0
+        self.big: list[np.ndarray] = []  # rows of (time, size, src, dst) as float64/uint64 pairs
+        self.small: list[np.ndarray] = []
+        self.n_big = 0
+        self.sent: Counter = Counter()  # packets per source address hash
+        self.received: Counter = Counter()
+        self.openers: Counter = Counter()  # TCP SYN sources: who opens connections
+        self.total = 0
+        self.thinned = False
+
+    @staticmethod
+    def _count(counter: Counter, values: np.ndarray) -> None:
+        keys, counts = np.unique(values, return_counts=True)
+        counter.update(dict(zip(keys.tolist(), counts.tolist())))
+
+    def add(self, t: np.ndarray, size: np.ndarray, src: np.ndarray, dst: np.ndarray,
+            syn_src: np.ndarray) -> None:
+        self.total += len(t)
+        self._count(self.sent, src)
+        self._count(self.received, dst)
+        self._count(self.openers, syn_src)
+        rec = np.rec.fromarrays([t, size, src, dst], names="t,s,src,dst")
+        big = size > self.floor
+        if self.n_big < MAX_POINTS:
+            keep = rec[big][:MAX_POINTS - self.n_big]
+            self.big.append(keep)
+            self.n_big += len(keep)
+        small = rec[~big]
+        index = self.seen_small + np.arange(len(small))
+        self.seen_small += len(small)
+        self.small.append(np.rec.fromarrays([small.t, small.s, small.src, small.dst, index],
+                                            names="t,s,src,dst,i")[index % self.stride == 0])
+        if sum(len(x) for x in self.small) > MAX_POINTS:
+            self.stride *= 2
+            self.thinned = True
+            self.small = [x[x.i % self.stride == 0] for x in self.small]
+
+    def rows(self) -> np.ndarray:
+        parts = [np.rec.fromarrays([x.t, x.s, x.src, x.dst], names="t,s,src,dst")
+                 for x in self.small] + self.big
+        parts = [x for x in parts if len(x)]
+        if not parts:
+            return np.rec.fromarrays([np.zeros(0), np.zeros(0), np.zeros(0, np.uint64),
+                                      np.zeros(0, np.uint64)], names="t,s,src,dst")
+        out = np.concatenate(parts).view(np.recarray)
+        return out[np.argsort(out.t, kind="stable")]
+
+
+def _capture_pass(path: str, floor: int) -> tuple[_Points, list[Marker]]:
+    """The packets (bounded) of one capture and the rows that are events."""
     from labkit.analyze.decode import (PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP,
                                        TCP_ACK, TCP_SYN, columns)
     from labkit.analyze.reader import open_capture
 
-    parts: dict[str, list[np.ndarray]] = {"t": [], "s": [], "src": [], "dst": []}
+    points = _Points(floor)
     markers: list[Marker] = []
-    openers: Counter = Counter()
-    talkers: Counter = Counter()
     with open_capture(path) as cap:
         for chunk in cap.chunks():
             c = columns(chunk)
             ip = c.ipver > 0
             ts = chunk.ts
-            for key, col in (("t", ts), ("s", c.iplen), ("src", c.src_h), ("dst", c.dst_h)):
-                parts[key].append(col[ip].copy())
             syn = (c.proto == PROTO_TCP) & ((c.flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
-            openers.update(c.src_h[syn].tolist())
-            talkers.update(c.src_h[ip].tolist())
+            points.add(ts[ip], c.iplen[ip], c.src_h[ip], c.dst_h[ip], c.src_h[syn])
             # ICMP type/code are the first bytes after the ICMP header offset (RFC 792, 4443).
             end = chunk.data + chunk.caplen
             icmp = ((c.proto == PROTO_ICMP) | (c.proto == PROTO_ICMPV6)) & (c.l4 + 2 <= end)
@@ -91,9 +134,9 @@ def _capture_pass(path: str) -> tuple[dict[str, np.ndarray], list[Marker], Count
                 ("ICMP frag-needed", ts[rows[frag]]),
             )
             for lane, times in lanes:
-                markers += [Marker(float(t), lane) for t in times[:MAX_MARKERS]]
-    cols = {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
-    return cols, markers, openers, talkers
+                if len(markers) < 3 * MAX_MARKERS:
+                    markers += [Marker(float(t), lane) for t in times[:MAX_MARKERS]]
+    return points, markers
 
 
 def build(captures: Sequence[str], findings: Sequence[Finding], inputs: LogInputs,
@@ -109,28 +152,31 @@ def build(captures: Sequence[str], findings: Sequence[Finding], inputs: LogInput
     notes: list[str] = []
     over = 0
     for path in captures:
-        cols, m, openers, talkers = _capture_pass(path)
+        pts, m = _capture_pass(path, floor)
         markers += m
-        if not len(cols["t"]):
+        if not pts.total:
             continue
         # The client of each capture point: the host that opens the TCP connections (the VPN
         # client's NIC outside; its tunnel address on the adapter and inside), else the busiest.
-        client_h = (openers or talkers).most_common(1)[0][0]
+        client_h = (pts.openers or pts.sent).most_common(1)[0][0]
         name = Path(path).name
+        rows = pts.rows()
         if points.get(path) != "outside":
-            over += int(np.count_nonzero(cols["s"] > floor))
+            over += int(np.count_nonzero(rows.s > floor))
         if points.get(path, "unknown") != "unknown":
             name += f" ({points[path]})"
-        for direction, label, rows in (
-                ("to", f"{name}: to the client", cols["dst"] == client_h),
-                ("from", f"{name}: from the client", cols["src"] == client_h),
-                ("other", f"{name}: other hosts", (cols["dst"] != client_h) & (cols["src"] != client_h))):
-            times, sizes, thinned = _thin(cols["t"][rows], cols["s"][rows], floor)
-            if len(times):
-                series.append(Series(f"{label} ({int(np.count_nonzero(rows))})", times, sizes,
-                                     name, direction))  # type: ignore[arg-type]
-            if thinned:
-                notes.append(f"'{label}' sampled to {len(times)} points (all above {floor} bytes kept)")
+        to_n, from_n = pts.received[client_h], pts.sent[client_h]
+        for direction, label, count, mask in (
+                ("to", f"{name}: to the client", to_n, rows.dst == client_h),
+                ("from", f"{name}: from the client", from_n, rows.src == client_h),
+                ("other", f"{name}: other hosts", pts.total - to_n - from_n,
+                 (rows.dst != client_h) & (rows.src != client_h))):
+            if np.any(mask):
+                series.append(Series(f"{label} ({count})", rows.t[mask], rows.s[mask], name,
+                                     direction))  # type: ignore[arg-type]
+        if pts.thinned:
+            notes.append(f"{name}: {pts.total} packets, the ones at or below {floor} bytes "
+                         f"sampled 1 in {pts.stride}")
     if series and len(levels) > 1:  # captured packets over the smallest MTU: the picture's point
         levels = tuple(Level(lv.value, f"{lv.label} ({over} packets above)") if lv.value == floor
                        else lv for lv in levels)

@@ -154,6 +154,7 @@ class Capture:
     _stream: BinaryIO | None = None
     _detail: str = ""  # pcap: "us"/"ns"/"modified"
     _raw: BinaryIO | None = None  # the file itself, under any decompression
+    size: int = 0  # bytes on disk (0 when unknown): small files get small buffers
 
     @property
     def position(self) -> int:
@@ -188,6 +189,10 @@ class Capture:
         if self._stream is None:
             raise ValueError("capture already read or closed")
         stream, self._stream = self._stream, None
+        if self.size and not self.compressed:
+            # A small file needs no 16 MiB buffers (allocating them costs more than reading it);
+            # a buffer must still hold the largest record.
+            chunk_bytes = min(chunk_bytes, max(self.size, 2 * (MAX_CAPLEN + 64)))
         try:
             walker = _PcapWalker(self) if self.format == "pcap" else _PcapngWalker(self)
             yield from walker.run(stream, chunk_bytes)
@@ -250,6 +255,10 @@ def _identify(p: Path, raw: BinaryIO) -> Capture:
     # Put the magic back in front of the stream for the walker.
     cap._stream = _Prefixed(head, stream)  # type: ignore[assignment]
     cap._raw = raw
+    try:
+        cap.size = os.fstat(raw.fileno()).st_size
+    except OSError:
+        cap.size = 0
     return cap
 
 
@@ -487,7 +496,7 @@ class _Walker:
                     yield chunk
                 if self.stop:
                     break
-                if self.again:  # a pcapng section in the other byte order starts at pos
+                if self.again:  # more walked records wait in this buffer (MAX_ROWS cap)
                     self.again = False
                     continue
                 if eof:
@@ -631,63 +640,88 @@ class _PcapngWalker(_Walker):
         return 0
 
     def walk(self, buf: bytearray, pos: int, have: int, eof: bool) -> tuple[Chunk | None, int]:
-        offs, pos = self.capped(lambda: _walk_pcapng(buf, pos, have, self.order))
         a = np.frombuffer(buf, dtype=np.uint8)
+        segs: list[tuple[np.ndarray, ...]] = []
+        while True:  # each pass consumes at least the section header it restarts at
+            pos, flipped = self._segment(a, buf, pos, have, segs)
+            if not flipped or self.stop:
+                break
+        if not segs:
+            return None, pos
+        idx, types, base, nif, big = (np.concatenate(x) for x in zip(*segs))
+        return self._packets(a, idx, types, base, nif, big), pos
+
+    def _segment(self, a: np.ndarray, buf: bytearray, pos: int, have: int,
+                 segs: list[tuple[np.ndarray, ...]]) -> tuple[int, bool]:
+        """Walk blocks in the current byte order; (next offset, whether a section in the
+        other byte order starts there). A section in the other order makes the walk read
+        garbage after its SHB, so the walk stops at it and goes on in that order."""
+        offs, pos, flips = _walk_pcapng(buf, pos, have, self.order)
+        if len(offs) > MAX_ROWS:  # a buffer of tiny blocks: columns for MAX_ROWS at a time
+            pos, offs = offs[MAX_ROWS], offs[:MAX_ROWS]
+            flips = [(k, o) for k, o in flips if k < MAX_ROWS]
+            self.again = True
         idx = np.array(offs, dtype=np.int64)
-        types = (rows_at(a, idx, 4).view(self.order + "u4")[:, 0].astype(np.int64) if len(idx)
-                 else np.zeros(0, np.int64))
-        # Non-packet blocks change state (a new section, interfaces) or are skipped: handle
-        # them in file order, turning the packets between them into columns with the state
-        # of their moment. A section in the other byte order makes the walk above read
-        # garbage after its SHB, so the next walk restarts there.
-        parts: list[Chunk] = []
-        done = 0
-        for k in np.flatnonzero(~np.isin(types, _RECORD_BLOCKS)):
+        # Each block's byte order: its section's (sections may differ).
+        marks = [0] + [k for k, _o in flips] + [len(idx)]
+        orders = [self.order] + [o for _k, o in flips]
+        big = np.repeat(np.array([o == ">" for o in orders]), np.diff(marks))
+        raw = np.ascontiguousarray(rows_at(a, idx, 4)) if len(idx) else np.zeros((0, 4), np.uint8)
+        types = np.where(big, raw.view(">u4")[:, 0], raw.view("<u4")[:, 0]).astype(np.int64)
+        # Non-packet blocks change state (a new section, interfaces) or are skipped, in file
+        # order. Interface blocks only add interfaces (a packet names an interface declared
+        # before it), so only a new section splits the packets: a hostile file alternating
+        # IDBs and packets costs no more than a plain one.
+        record = np.isin(types, _RECORD_BLOCKS)
+        # Each record's section: its first interface's index and how many it declared (known
+        # once the segment is walked; a packet names an interface declared before it).
+        sections = [(0, self.section_base)]  # (first block index, section base)
+        counts = {self.section_base: self.section_ifaces}
+        end = len(idx)
+        flipped = False
+        for k in np.flatnonzero(~record):
             k = int(k)
             off = int(idx[k])
-            self._packets(a, idx[done:k], types[done:k], parts)
-            done = k
             if types[k] == PCAPNG_SHB:
                 order = self._shb_order(buf, off)
                 if order is None:
-                    self.stop = True
+                    self.stop, end, pos = True, k, off
                     break
-                if order != self.order:
-                    self.order = order
-                    pos, self.again, self.backlog = off, True, None  # walked in the old order
-                    break
+                self.order = order
                 self._shb(off)
+                sections.append((k + 1, self.section_base))
+                counts[self.section_base] = 0
             elif types[k] == _BLOCK_IDB:
                 self._idb(buf, off)
-            done = k + 1
-        else:
-            self._packets(a, idx[done:], types[done:], parts)
-            if not self.stop and self.backlog is None and pos + 12 <= have:
-                self._check_stop(buf, pos)
-        if not parts:
-            return None, pos
-        if len(parts) == 1:
-            return parts[0], pos
-        cols = {f: np.concatenate([getattr(p, f) for p in parts])
-                for f in ("data", "caplen", "origlen", "ts", "linktype", "ticks", "iface", "win")}
-        return Chunk(a, frame0=parts[0].frame0, **cols), pos
+                counts[self.section_base] = self.section_ifaces
+        starts = [k for k, _b in sections] + [end]
+        base = np.repeat(np.array([b for _k, b in sections], np.int64), np.diff(starts))
+        nif = np.repeat(np.array([counts[b] for _k, b in sections], np.int64), np.diff(starts))
+        sel = record[:end]
+        if sel.any():
+            segs.append((idx[:end][sel], types[:end][sel], base[sel], nif[sel], big[:end][sel]))
+        if not (self.stop or flipped or self.again) and pos + 12 <= have:
+            return pos, self._check_stop(buf, pos)
+        return pos, flipped
 
-    def _check_stop(self, buf: bytearray, pos: int) -> None:
-        """The walk stopped at ``pos`` with bytes left: a new byte order, corruption, or a split."""
+    def _check_stop(self, buf: bytearray, pos: int) -> bool:
+        """The walk stopped at ``pos`` with bytes left: a new byte order (True), corruption
+        (stop), or a record split by the end of the buffer."""
         btype, blen = struct.unpack_from(self.order + "II", buf, pos)
         if btype == PCAPNG_SHB:
             order = self._shb_order(buf, pos)
             if order is None:
                 self.stop = True
             elif order != self.order:
-                self.order, self.again = order, True
-                return
+                self.order = order
+                return True
             blen = struct.unpack_from(self.order + "I", buf, pos + 4)[0]
         if not self.stop and (blen > MAX_BLOCK or blen < 12 or blen % 4):
             self.warn(self.base + pos, f"block after frame {self.frame - 1} claims length "
                       f"{blen}: the file is corrupt from here on; analyzed the "
                       f"{self.frame - 1} records before it")
             self.stop = True
+        return False
 
     def _shb_order(self, buf: bytearray, off: int) -> str | None:
         bom = bytes(buf[off + 8:off + 12])
@@ -725,14 +759,23 @@ class _PcapngWalker(_Walker):
         self.cap.interfaces.append(Interface(linktype, snaplen, divisor, offset))
         self.section_ifaces += 1
 
-    def _packets(self, a: np.ndarray, idx: np.ndarray, types: np.ndarray,
-                 parts: list[Chunk]) -> None:
-        """Columns for consecutive packet blocks ``idx`` under the current section state."""
+    def _packets(self, a: np.ndarray, idx: np.ndarray, types: np.ndarray, base: np.ndarray,
+                 nif: np.ndarray, big: np.ndarray) -> Chunk | None:
+        """Columns for packet blocks ``idx``; ``base``/``nif``: each one's section's first
+        interface index and interface count; ``big``: its section is big-endian."""
         n = len(idx)
         if not n:
-            return
-        o = self.order
-        blen = rows_at(a, idx + 4, 4).view(o + "u4")[:, 0].astype(np.int64)
+            return None
+
+        def u32(raw: np.ndarray, rows_big: np.ndarray) -> np.ndarray:
+            """(m, 4k) bytes -> (m, k) integers, each row in its own section's byte order."""
+            raw = np.ascontiguousarray(raw)
+            le = raw.view("<u4").astype(np.int64)
+            if not rows_big.any():
+                return le
+            return np.where(rows_big[:, None], raw.view(">u4").astype(np.int64), le)
+
+        blen = u32(rows_at(a, idx + 4, 4), big)[:, 0]
         epb = types == _BLOCK_EPB
         spb = types == _BLOCK_SPB
         pb = types == _BLOCK_PB
@@ -746,17 +789,17 @@ class _PcapngWalker(_Walker):
         if epb.any():
             e = idx[epb]
             g = rows_at(a, e + 8, 20 + PACKET_WINDOW)
-            f = np.ascontiguousarray(g[:, :20]).view(o + "u4").astype(np.int64)
+            f = u32(g[:, :20], big[epb])
             iface[epb], hi[epb], lo[epb], caplen[epb], origlen[epb] = f.T
             win[epb] = g[:, 20:]
         if pb.any():
             e = idx[pb]
-            iface[pb] = rows_at(a, e + 8, 2).view(o + "u2")[:, 0]
-            f = rows_at(a, e + 12, 16).view(o + "u4").astype(np.int64)
-            hi[pb], lo[pb], caplen[pb], origlen[pb] = f.T
+            raw16 = np.ascontiguousarray(rows_at(a, e + 8, 2))
+            iface[pb] = np.where(big[pb], raw16.view(">u2")[:, 0], raw16.view("<u2")[:, 0])
+            hi[pb], lo[pb], caplen[pb], origlen[pb] = u32(rows_at(a, e + 12, 16), big[pb]).T
         if spb.any():
             e = idx[spb]
-            origlen[spb] = rows_at(a, e + 8, 4).view(o + "u4")[:, 0]
+            origlen[spb] = u32(rows_at(a, e + 8, 4), big[spb])[:, 0]
             data[spb] = e + 12
             caplen[spb] = np.minimum(origlen[spb], blen[spb] - 16)
         sje = np.isin(types, _OTHER_RECORDS)
@@ -766,31 +809,34 @@ class _PcapngWalker(_Walker):
         # A packet must fit its block; an interface must have been declared.
         room = blen - (data - idx) - 4
         bad = (caplen > room) | (caplen > MAX_CAPLEN) | (caplen < 0)
-        nif = self.section_ifaces
         bad_if = (~sje) & ~spb & (iface >= nif)
-        if spb.any() and nif == 0:
-            bad_if |= spb
+        bad_if |= spb & (nif == 0)
         for k in np.flatnonzero(bad | bad_if):
             k = int(k)
             why = (f"packet block claims {int(caplen[k])} captured bytes, its block holds {int(room[k])}"
                    if bad[k] else f"packet block names interface {int(iface[k])}, the section "
-                   f"declared {nif}")
+                   f"declared {int(nif[k])}")
             self.warn(self.base + int(idx[k]), f"frame {self.frame + k}: {why}; frame skipped")
             caplen[k] = 0
-        gi = np.where(bad_if, 0, iface + self.section_base)
-        ifs = self.cap.interfaces
+        gi = np.where(bad_if, 0, iface) + base
+        # Tables of the interfaces these sections declared only: many sections or interfaces
+        # in a file cost nothing per packet.
+        lo_if = int(base.min())
+        local = gi - lo_if
+        ifs = self.cap.interfaces[lo_if:]
         if ifs:
             lt_tab = np.array([i.linktype for i in ifs], np.int32)
             div_tab = np.array([i.ts_divisor for i in ifs])
             off_tab = np.array([i.ts_offset for i in ifs])
             snap_tab = np.array([i.snaplen or MAX_CAPLEN for i in ifs], np.int64)
-            linktype = lt_tab[gi]
+            local = np.minimum(local, len(ifs) - 1)
+            linktype = lt_tab[local]
             skip = bad_if | sje | bad
             linktype[skip] = -1
             ticks = (hi << 32) | lo
-            ts = ticks / div_tab[gi] + off_tab[gi]
+            ts = ticks / div_tab[local] + off_tab[local]
             if spb.any():
-                caplen[spb] = np.minimum(caplen[spb], snap_tab[gi[spb]])
+                caplen[spb] = np.minimum(caplen[spb], snap_tab[local[spb]])
                 ts[spb] = np.nan  # SPBs carry no timestamp
         else:
             linktype = np.full(n, -1, np.int32)
@@ -799,9 +845,10 @@ class _PcapngWalker(_Walker):
             skip = np.ones(n, bool)
         if not epb.all():
             win[~epb] = rows_at(a, data[~epb], PACKET_WINDOW)
-        parts.append(Chunk(a, data, caplen, origlen, ts, linktype, self.frame, ticks,
-                           np.where(skip, -1, gi), win))
+        chunk = Chunk(a, data, caplen, origlen, ts, linktype, self.frame, ticks,
+                      np.where(skip, -1, gi), win)
         self.frame += n
+        return chunk
 
     def truncated(self, buf: bytearray, pos: int, have: int) -> None:
         left = have - pos
@@ -815,32 +862,48 @@ class _PcapngWalker(_Walker):
                   f"complete records before it")
 
 
-def _walk_pcapng(buf: bytearray, pos: int, have: int, order: str) -> tuple[list[int], int]:
-    """Offsets of the complete blocks in ``buf[pos:have]``; a bad length ends the walk."""
+_SHB_BYTES = struct.pack("<I", PCAPNG_SHB)  # the same in both byte orders
+_BOM = {struct.pack("<I", PCAPNG_BOM): "<", struct.pack(">I", PCAPNG_BOM): ">"}
+
+
+def _walk_pcapng(buf: bytearray, pos: int, have: int,
+                 order: str) -> tuple[list[int], int, list[tuple[int, str]]]:
+    """Offsets of the complete blocks in ``buf[pos:have]``, the offset after them, and where
+    a section in the other byte order starts (index into the offsets, its order). A bad
+    length ends the walk."""
     offs: list[int] = []
+    flips: list[tuple[int, str]] = []
     app = offs.append
     lim = have - 12
-    if (order == "<") == _NATIVE_LITTLE:
-        views = _u32_views(buf)
-        try:
-            while pos <= lim:
-                p4 = pos + 4
-                blen = views[p4 & 3][p4 >> 2]
-                nxt = pos + blen
-                if nxt > have or blen < 12 or blen & 3:
-                    break
-                app(pos)
-                pos = nxt
-        finally:
-            for v in views:
-                v.release()
-        return offs, pos
-    unpack = struct.Struct(order + "I").unpack_from
-    while pos <= lim:
-        blen = unpack(buf, pos + 4)[0]
-        nxt = pos + blen
-        if nxt > have or blen < 12 or blen & 3:
-            break
-        app(pos)
-        pos = nxt
-    return offs, pos
+    views = _u32_views(buf)
+    try:
+        while True:
+            if (order == "<") == _NATIVE_LITTLE:
+                while pos <= lim:
+                    p4 = pos + 4
+                    blen = views[p4 & 3][p4 >> 2]
+                    nxt = pos + blen
+                    if nxt > have or blen < 12 or blen & 3:
+                        break
+                    app(pos)
+                    pos = nxt
+            else:
+                unpack = struct.Struct(order + "I").unpack_from
+                while pos <= lim:
+                    blen = unpack(buf, pos + 4)[0]
+                    nxt = pos + blen
+                    if nxt > have or blen < 12 or blen & 3:
+                        break
+                    app(pos)
+                    pos = nxt
+            # Stopped: a section header in the other byte order goes on in that order.
+            if pos <= lim and buf[pos:pos + 4] == _SHB_BYTES:
+                new = _BOM.get(bytes(buf[pos + 8:pos + 12]))
+                if new is not None and new != order:
+                    order = new
+                    flips.append((len(offs), order))
+                    continue
+            return offs, pos, flips
+    finally:
+        for v in views:
+            v.release()

@@ -93,10 +93,11 @@ class RetransDetector:
         c = view.cols
         fwd, rev = view.tcp_keys()
         rows = np.flatnonzero((fwd != 0) & c.df & (c.paylen > 0) & (c.iplen >= MIN_SIZE))
+        n_old = len(self.c_key)
+        if n_old:
+            self._acks(view)  # the carry first: segments of this chunk are checked on entry
         if len(rows):
             self._segments(view, rows, fwd, rev)
-        if len(self.c_key):
-            self._acks(view)
         if self.candidates:
             self._follow(view, fwd, rev)
         if len(self.candidates) > MAX_CANDIDATES:  # bounded: keep the most-copied
@@ -125,11 +126,18 @@ class RetransDetector:
             new_first = np.flatnonzero(~later[n_old:])
         else:
             new_first = np.arange(len(key))
+        # Segments acknowledged within this chunk never join the carry (most of them).
         r_new = rows[new_first]
+        ends = (seq[new_first] + plen[new_first]) % _MOD
+        acked = self._acked(view, rev[r_new], ends)
+        if acked.any():
+            self._record_acked(fd[new_first][acked], c.iplen[r_new][acked])
+            keep = ~acked
+            new_first, r_new, ends = new_first[keep], r_new[keep], ends[keep]
         self.c_key = np.concatenate([self.c_key, key[new_first]])
         self.c_fd = np.concatenate([self.c_fd, fd[new_first]])
         self.c_ack = np.concatenate([self.c_ack, rev[r_new]])
-        self.c_end = np.concatenate([self.c_end, (seq[new_first] + plen[new_first]) % _MOD])
+        self.c_end = np.concatenate([self.c_end, ends])
         self.c_frame = np.concatenate([self.c_frame, view.frames[r_new]])
         self.c_ts = np.concatenate([self.c_ts, view.ts[r_new]])
         self.c_size = np.concatenate([self.c_size, c.iplen[r_new]])
@@ -169,27 +177,36 @@ class RetransDetector:
         return Candidate(fd, s, d, int(pkt.sport or 0), int(pkt.dport or 0), seq, plen, size,
                          FrameSet(self.file, clause))
 
-    def _acks(self, view: ChunkView) -> None:
-        """Drop carried segments the peer acknowledged; remember the largest acked per flow.
+    def _acked(self, view: ChunkView, ack_keys: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Whether the receiver's last packet in this chunk acknowledges each segment's end.
 
-        The last packet of the peer's flow in this chunk carries its highest cumulative ACK.
+        ACKs are cumulative: the last packet of the receiver's flow carries its highest.
         """
         c = view.cols
         groups = view.tcp_groups()
-        g = groups.find(self.c_ack)
+        g = groups.find(ack_keys)
         has = g >= 0
-        if has.any():
-            last = groups.last[np.where(has, g, 0)]
-            ack_ok = has & ((c.flags[last] & dec.TCP_ACK) != 0)
-            acked = ack_ok & _serial_ge(c.ack[last], self.c_end)
-            if acked.any():
-                uf, inv = np.unique(self.c_fd[acked], return_inverse=True)
-                best = np.zeros(len(uf), np.int64)
-                np.maximum.at(best, inv, self.c_size[acked])
-                for f, sz in zip(uf.tolist(), best.tolist()):
-                    if sz > self.acked_size.get(f, 0):
-                        self.acked_size[f] = sz
-                self._keep(~acked)
+        if not has.any():
+            return has
+        last = groups.last[np.where(has, g, 0)]
+        return has & ((c.flags[last] & dec.TCP_ACK) != 0) & _serial_ge(c.ack[last], ends)
+
+    def _record_acked(self, fds: np.ndarray, sizes: np.ndarray) -> None:
+        """Remember, per flow, the largest segment the receiver acknowledged."""
+        uf, inv = np.unique(fds, return_inverse=True)
+        best = np.zeros(len(uf), np.int64)
+        np.maximum.at(best, inv, sizes)
+        get = self.acked_size.get
+        for f, sz in zip(uf.tolist(), best.tolist()):
+            if sz > get(f, 0):
+                self.acked_size[f] = sz
+
+    def _acks(self, view: ChunkView) -> None:
+        """Drop carried segments the peer acknowledged in this chunk; forget very old ones."""
+        acked = self._acked(view, self.c_ack, self.c_end)
+        if acked.any():
+            self._record_acked(self.c_fd[acked], self.c_size[acked])
+            self._keep(~acked)
         if len(self.c_key):
             ts = view.ts
             now = float(np.nanmax(ts)) if len(ts) and not np.isnan(ts).all() else 0.0

@@ -1,8 +1,9 @@
 """TLS sessions over TCP: who talks TLS to whom, when each session starts and goes quiet.
 
 A session starts at its SYN (or its ClientHello when the SYN is not in the capture) and is
-keyed by the client -> server flow hash. The ServerHello gives the suite and version. Packets,
-last time and FIN/RST are folded in per chunk with numpy. When a new session from a client
+keyed by the client -> server flow hash. ClientHellos are recognised from the columns (a TCP
+payload starting 16 03 xx .. .. 01), with no per-packet decode. The last packet of each
+session is folded in per chunk from the shared flow groups. When a new session from a client
 to a server begins, the time of the last packet of each earlier session to that server
 *before* the new one started is recorded: that is the reconnect gap (``vpn-reconnect gap_s``).
 
@@ -31,11 +32,6 @@ class TlsSession:
     start_ts: float
     hello_frame: int
     hello_ts: float
-    sni: str | None = None
-    cipher: int | None = None
-    version: int | None = None
-    resumed: bool | None = None
-    client_session_id: bytes = b""
     rev_key: int = 0  # flow hash of the server -> client direction
     last_ts: float = 0.0
     last_frame: int = 0
@@ -62,19 +58,13 @@ class TlsDetector:
         fwd, rev = view.tcp_keys()
         srows = view.syn_rows[(view.cols.flags[view.syn_rows] & dec.TCP_ACK) == 0]
         syns = (fwd[srows], view.frames[srows], view.ts[srows])
-        for row, pkt in zip(view.rare_rows.tolist(), view.rare):
-            if pkt.tcp is None:
-                continue
-            hello = pkt.tls
-            if hello is None:
-                continue
-            if hello.hs_type == dec.HS_CLIENT_HELLO and int(fwd[row]) not in self.sessions:
-                self._register(view, pkt, row, fwd, rev, syns)
-            elif hello.hs_type == dec.HS_SERVER_HELLO:
-                s = self.sessions.get(int(rev[row]))
-                if s is not None and s.cipher is None:
-                    s.cipher, s.version = hello.cipher, hello.version
-                    s.resumed = bool(hello.session_id) and hello.session_id == s.client_session_id
+        c = view.cols
+        rows = view.hello_rows
+        if len(rows):
+            hs = c.p5[rows]
+            for row in rows[hs == dec.HS_CLIENT_HELLO].tolist():
+                if int(fwd[row]) not in self.sessions:
+                    self._register(view, row, fwd, rev, syns)
         self._prev_index = self._index(syns) if self._cur_index is not None or len(syns[0]) else {}
         self._cur_index = None
         if self.sessions:
@@ -97,14 +87,19 @@ class TlsDetector:
                 self._cur_index.setdefault(k, (f, t))
         return self._cur_index
 
-    def _register(self, view: ChunkView, pkt: dec.Packet, row: int,
-                  fwd: np.ndarray, rev: np.ndarray, syns) -> None:
+    def _register(self, view: ChunkView, row: int, fwd: np.ndarray, rev: np.ndarray, syns) -> None:
+        c = view.cols
         key = int(fwd[row])
-        start = self._syn_of(key, pkt.frame, syns) or (pkt.frame, pkt.ts)
-        s = TlsSession(self.file, key, pkt.src, pkt.dst, int(pkt.sport or 0), int(pkt.dport or 0),
-                       start[0], start[1], pkt.frame, pkt.ts, pkt.tls.sni if pkt.tls else None)
-        s.client_session_id = pkt.tls.session_id if pkt.tls else b""
-        s.last_ts, s.last_frame = pkt.ts, pkt.frame
+        frame, ts = int(view.frames[row]), float(view.ts[row])
+        if c.ipver[row] == 4:
+            client, server = dec.ip4_text(int(c.src4[row])), dec.ip4_text(int(c.dst4[row]))
+        else:
+            pkt = dec.decode(view.chunk.packet(row), int(view.chunk.linktype[row]))
+            client, server = pkt.src, pkt.dst
+        start = self._syn_of(key, frame, syns) or (frame, ts)
+        s = TlsSession(self.file, key, client, server, int(c.sport[row]), int(c.dport[row]),
+                       start[0], start[1], frame, ts)
+        s.last_ts, s.last_frame = ts, frame
         earlier = self.by_endpoint.setdefault(s.endpoint, [])
         if earlier:  # the reconnect gap is measured from the session just before this one
             prev = earlier[-1]

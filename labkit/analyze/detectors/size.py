@@ -27,6 +27,7 @@ from labkit.analyze.reader import open_capture
 from labkit.mtu import MIN_IPV4_MTU
 
 FLOOR = MIN_IPV4_MTU  #: no tunnel MTU is smaller, so smaller packets are never oversized
+EVIDENCE_CHUNK = 2 << 20  #: the evidence re-read usually stops within its first chunk
 _K = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -85,7 +86,7 @@ def evidence_frames(path: str, clauses: dict[str, tuple[Callable[[dec.Columns], 
     """
     sets = {cl: FrameSet(file, cl) for cl in clauses}
     with open_capture(path) as cap:
-        for chunk in cap.chunks():
+        for chunk in cap.chunks(EVIDENCE_CHUNK):
             cols = dec.columns(chunk)
             base = np.zeros(len(chunk), bool)
             if df_only:
