@@ -16,7 +16,7 @@ import pytest
 
 from tests.fuzz import campaign
 
-INPUTS = 2400
+RANDOM_INPUTS = 1600  # after the ~2700 boundary cuts
 SECONDS = 120
 MAX_PER_BYTE_RATIO = 10.0
 MAX_SCALING_RATIO = 3.0
@@ -26,7 +26,7 @@ BOUNDED = {"layers": 1.0, "craft-original": 2.0}
 
 @pytest.fixture(scope="module")
 def figures() -> campaign.Figures:
-    figs = campaign.run(seed=0, count=INPUTS)
+    figs = campaign.run(seed=0, count=RANDOM_INPUTS)
     print("\n" + figs.table())
     return figs
 
@@ -35,8 +35,9 @@ def test_campaign_tries_enough_inputs_in_time(figures: campaign.Figures) -> None
     assert figures.inputs >= 2000
     assert figures.seconds < SECONDS, figures.table()
     # Every target ran (a missing seed folder would silently shrink the campaign).
-    assert {"capture", "capture+annotate", "layers", "craft-original", "syslog", "dart",
-            "asa-config"} <= set(figures.targets)
+    assert set(figures.targets) >= {"capture", "capture+annotate", "layers", "craft-original",
+                                    "syslog", "dart", "asa-config", "keylog", "decrypt",
+                                    "cstp-stream", "scenario"}
 
 
 def test_no_input_crashes_or_hangs_labkit(figures: campaign.Figures) -> None:
@@ -52,8 +53,11 @@ def test_slowest_input_per_byte_within_10x_the_median(figures: campaign.Figures)
             # One datagram / record (64 KiB), or a capture read up to its 2nd frame: size
             # cannot grow, so neither can the cost per byte; each input must just be quick.
             assert t.max_s < BOUNDED[t.name], f"{t.name}: {t.max_s:.2f} s\n{figures.table()}"
-        else:
-            assert t.ratio <= MAX_PER_BYTE_RATIO, f"{t.name}: {t.slowest}\n{figures.table()}"
+        elif t.ratio > MAX_PER_BYTE_RATIO:
+            # Expensive content, not a blow-up, only if the input grown 8x costs no more per
+            # byte than itself (a quadratic path: ~8x).
+            assert t.slowest_growth is not None and t.slowest_growth <= MAX_SCALING_RATIO, \
+                f"{t.name}: {t.slowest}\n{figures.table()}"
 
 
 def test_cost_per_byte_does_not_grow_with_size(figures: campaign.Figures) -> None:

@@ -20,7 +20,8 @@ from tests.fuzz.targets import TARGETS
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tests.fuzz", description=__doc__.splitlines()[0])
-    p.add_argument("--inputs", type=int, default=2000, help="inputs to try (default 2000)")
+    p.add_argument("--inputs", type=int, default=2000,
+                   help="random inputs to try, after the boundary cuts (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="campaign seed (default 0)")
     p.add_argument("--target", action="append", choices=sorted(TARGETS),
                    help="only these targets (repeatable; default all)")
@@ -32,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, metavar="FILE", help="write the figures as JSON")
     a = p.parse_args(argv)
     if a.index is not None:
-        inp = campaign.one(a.seed, a.index, a.target)
-        seconds, error = campaign._run(inp, Path(campaign.tempfile.mkdtemp(prefix="labkit-fuzz-")), a.limit)
+        inp = campaign.one(a.seed, a.index, a.target, not a.no_boundaries)
+        seconds, error, _refused = campaign._run(inp, Path(campaign.tempfile.mkdtemp(prefix="labkit-fuzz-")), a.limit)
         print(f"#{inp.index} {inp.target} {inp.seed} {inp.mutation} {len(inp.data)} B {seconds:.3f} s: "
               f"{error or 'ok'}")
         if a.save:

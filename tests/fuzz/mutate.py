@@ -303,11 +303,26 @@ def grow_capture(raw: bytes, k: int) -> bytes:
 
 
 def grow_cstp(raw: bytes, k: int) -> bytes:
-    """A CSTP stream seed (side byte, stream) with its tunnel's packets repeated ``k`` times,
-    fed 200 bytes at a time (the input format of the cstp-stream target)."""
-    side, body = raw[:1], raw[1:]
-    tail = body[body.index(b"STF\x01"):]
+    """A cstp-stream input (side, piece size, stream) with its tunnel's packets (or, with no
+    CSTP framing in it, the whole stream) repeated ``k`` times, fed 200 bytes at a time."""
+    side, body = raw[:1], raw[2:]
+    start = body.find(b"STF\x01")
+    tail = body[start:] if start >= 0 else body
     return side + bytes([200]) + body + tail * (k - 1)
+
+
+# A command naming a policy or tunnel group, after any indentation or pasted CLI prompt.
+_CONFIG_NAMES = re.compile(rb"(?m)^((?:[\w.-]+(?:\([\w-]+\))?[#>])?\s*"
+                           rb"(?:group-policy|tunnel-group|default-group-policy)\s+)(\S+)")
+
+
+def grow_config(raw: bytes, k: int) -> bytes:
+    """An ASA config repeated ``k`` times with its group-policy and tunnel-group names made
+    unique per copy: k times the policies (the advisor's work is per policy), not k repeats
+    of the same ones."""
+    body = raw if raw.endswith(b"\n") else raw + b"\n"
+    return b"".join(_CONFIG_NAMES.sub(lambda m, i=i: m.group(1) + m.group(2) + b"-%d" % i, body)
+                    for i in range(k))
 
 
 def grow_text(raw: bytes, k: int) -> bytes:

@@ -126,5 +126,6 @@ def cstp_streams() -> tuple[Seed, ...]:
               b"HTTP/1.1 200 CONNECTED\r\nX-CSTP-MTU: 1347\r\nX-DTLS-MTU: 1418\r\n"
               b"X-CSTP-Base-MTU: 1500\r\nX-DTLS-Port: 443\r\nX-DTLS-Session-ID: " + b"9b" * 32 + b"\r\n\r\n"
               + _cstp(4) + _cstp(0, ip) + _cstp(5, b"\xb0"))
-    return (Seed("cstp/client", b"c" + client), Seed("cstp/server", b"s" + server))
+    # The cstp-stream target's input format: side, piece size (0: all at once), stream.
+    return (Seed("cstp/client", b"c\x00" + client), Seed("cstp/server", b"s\x00" + server))
 
