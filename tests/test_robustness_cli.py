@@ -14,6 +14,7 @@ import os
 import random
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -61,9 +62,13 @@ COMMANDS = {
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_every_reader_refuses_every_bad_file_in_one_line(command: str, bad_files: dict[str, Path]) -> None:
-    for kind, path in bad_files.items():
-        args = [a.replace("{f}", str(path)) for a in COMMANDS[command]]
-        assert_one_line_exit_2(labkit(*args, timeout=60), f"{command} <{kind}>")
+    def run(kind: str) -> tuple[str, subprocess.CompletedProcess[str]]:
+        args = [a.replace("{f}", str(bad_files[kind])) for a in COMMANDS[command]]
+        return kind, labkit(*args, timeout=60)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # independent processes: run side by side
+        for kind, proc in pool.map(run, bad_files):
+            assert_one_line_exit_2(proc, f"{command} <{kind}>")
 
 
 def test_wrong_kind_of_valid_file(tmp_path: Path) -> None:

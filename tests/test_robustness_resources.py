@@ -2,7 +2,7 @@
 
 Memory is measured where it is spent: the capture reader's buffers are anonymous mappings
 (invisible to tracemalloc), so capture cases run ``labkit`` in a subprocess and read its
-peak resident set (``ru_maxrss``); pure-Python readers are measured with tracemalloc.
+peak resident set (VmHWM); pure-Python readers are measured with tracemalloc.
 """
 
 from __future__ import annotations
@@ -50,10 +50,13 @@ def _epb(data: bytes) -> bytes:
 
 
 def peak_rss_mb(*args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
-    """Run ``labkit ARGS`` in a child; its peak resident set in MB and the result."""
-    code = ("import resource, sys\nfrom labkit.cli import main\nrc = main(sys.argv[1:])\n"
-            "sys.stderr.write(f'\\nRSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n')\n"
-            "sys.exit(rc)")
+    """Run ``labkit ARGS`` in a child; its peak resident set in MB and the result.
+
+    The peak is the child's VmHWM (/proc/self/status): ``ru_maxrss`` would not do, Linux
+    carries it across exec from the forking parent (a pytest process of a gigabyte)."""
+    code = ("import sys\nfrom labkit.cli import main\nrc = main(sys.argv[1:])\n"
+            "hwm = next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
+            "sys.stderr.write(f'\\nRSS {hwm}\\n')\nsys.exit(rc)")
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     rss_line = proc.stderr.rstrip().rsplit("\n", 1)[-1]
