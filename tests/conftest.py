@@ -66,3 +66,13 @@ def tshark_problems(path: Path | str, extra: tuple[str, ...] = ()) -> list[str]:
     out = tshark(path, *extra, "-Y", "_ws.malformed || _ws.expert.severity >= \"error\"",
                  "-T", "fields", "-e", "frame.number", "-e", "_ws.expert.message")
     return [line for line in out.splitlines() if line.strip()]
+
+
+def default_signals() -> None:
+    """``preexec_fn`` for a child that a test interrupts: a job started in the background by
+    a non-interactive shell (as CI may run us) inherits SIGINT ignored, and Python then never
+    installs its KeyboardInterrupt handler. Ctrl-C in a terminal always reaches labkit; so must
+    the test's SIGINT."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

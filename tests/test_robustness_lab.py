@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, labkit
+from conftest import ROOT, default_signals, labkit
 from labenv import lab_down, lab_namespaces, requires_lab, unique
 
 PUBLIC = ROOT.parent / "shared" / "captures" / "public"
@@ -34,7 +34,8 @@ def _host_lab_links() -> list[str]:
 def _up(name: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "labkit", "lab", "up", "--lab", name],
                             env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_signals)
 
 
 @requires_lab

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, labkit
+from conftest import ROOT, default_signals, labkit
 
 SEED_PCAP = ROOT.parent / "shared" / "captures" / "public" / "dtls-0x0100-hvr-retrans.pcapng"
 PACKET = bytes.fromhex("020000000002020000000001080045000028000140004006" + "0000c0a80001c0a80002"
@@ -44,7 +44,8 @@ def one_line_error(proc: subprocess.CompletedProcess[str] | subprocess.Popen, st
 def _popen(*args: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.Popen([sys.executable, "-m", "labkit", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_signals)
 
 
 def _wait_for_part(folder: Path, proc: subprocess.Popen, timeout: float = 60) -> Path:
