@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from labkit.errors import OutputError
+from labkit.errors import InputError, OutputError
 
 #: Write errors that are the machine's, not a bug: a full disk, a quota, a file size limit.
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
@@ -71,3 +72,25 @@ def atomic_output(path: str | os.PathLike[str], *, force: bool = False,
             raise OutputError(f"{out}: cannot write it: {exc.strerror}",
                               hint="free some space (or raise the file size limit) and run again") from None
         raise
+
+
+def read_input(path: str | os.PathLike[str], limit: int, kind: str) -> bytes:
+    """The bytes of a small input file (a config, key log, topology; ``-`` is stdin).
+
+    Never reads more than ``limit`` + 1 bytes, so a huge or endless file is refused without
+    being read whole; every failure is one :class:`InputError` line naming ``kind``.
+    """
+    size = f"{limit >> 20} MiB" if limit % (1 << 20) == 0 else f"{limit >> 10} KiB"
+    try:
+        if str(path) == "-":
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with open(path, "rb") as f:
+                data = f.read(limit + 1)
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, expected {kind}") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise InputError(f"{path}: larger than {size}; not {kind}")
+    return data

@@ -16,6 +16,7 @@ from typing import Any
 
 from labkit.decrypt import DecryptReport, Decryptor, Segment
 from labkit.errors import InputError
+from labkit.fileio import read_input
 from labkit.keylog import KeyLog, parse_keylog
 from labkit.logs.dart import DartEvent, DartParser
 from labkit.logs.syslog import AsaMessage, SyslogParser
@@ -131,19 +132,9 @@ def read_dart(path: str, *, offset: float = 0.0) -> tuple[SourceReport, tuple[Da
 
 
 def read_keylog(path: str) -> KeyLog:
-    p = Path(path)
-    try:
-        if p.is_dir():
-            data = None
-        else:
-            with open(p, "rb") as f:
-                data = f.read(MAX_KEYLOG_BYTES + 1)  # never the whole of a huge file
-    except OSError as exc:
-        raise InputError(f"{p}: cannot read: {exc.strerror or exc}") from None
-    if data is None:
-        raise InputError(f"{p}: is a directory, expected an NSS key log")
-    if len(data) > MAX_KEYLOG_BYTES or b"\0" in data:
-        raise InputError(f"{p}: not an NSS key log (binary or over {MAX_KEYLOG_BYTES >> 20} MiB)")
+    data = read_input(path, MAX_KEYLOG_BYTES, "an NSS key log")
+    if b"\0" in data:
+        raise InputError(f"{path}: binary data, not an NSS key log")
     return parse_keylog(data.decode("utf-8", errors="replace"))
 
 

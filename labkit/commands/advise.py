@@ -16,6 +16,7 @@ from labkit import mtu
 from labkit.advise import Advice, PolicyAdvice, advise
 from labkit.asa_config import parse
 from labkit.errors import EXIT_OK, EXIT_PROBLEM, InputError
+from labkit.fileio import read_input
 
 MAX_CONFIG_BYTES = 64 * 1024 * 1024  # a running-config is kilobytes; refuse to slurp a disk image
 MAX_WARNINGS = 20  # config lines reported one by one; the rest are counted
@@ -30,16 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def read_config(path: str) -> str:
     """The config's text; InputError (exit 2) for anything that is not a readable text file."""
-    try:
-        if path == "-":
-            data = sys.stdin.buffer.read(MAX_CONFIG_BYTES + 1)
-        else:
-            with open(path, "rb") as f:
-                data = f.read(MAX_CONFIG_BYTES + 1)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise InputError(f"{path}: larger than {MAX_CONFIG_BYTES // 2**20} MiB; not an ASA config")
+    data = read_input(path, MAX_CONFIG_BYTES, "an ASA config")
     if b"\0" in data:
         raise InputError(f"{path}: binary data, not an ASA config",
                          hint="give the text of 'show running-config'")

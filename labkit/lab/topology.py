@@ -24,6 +24,7 @@ import yaml
 
 from labkit import mtu
 from labkit.errors import InputError, UsageError
+from labkit.fileio import read_input
 
 HeadendMode = Literal["kernel", "ocserv"]
 HEADEND_MODES: tuple[str, ...] = ("kernel", "ocserv")
@@ -160,13 +161,7 @@ def _expect(path: Path, line: int, key: str, value: Any, kind: type, what: str) 
 def load_topology(path: str | Path) -> Topology:
     """Read a topology file; every error names the file, the line and the key."""
     p = Path(path)
-    try:
-        with open(p, "rb") as f:
-            raw = f.read(MAX_TOPOLOGY_BYTES + 1)
-    except OSError as exc:
-        raise InputError(f"{p}: cannot read topology: {exc.strerror}") from None
-    if len(raw) > MAX_TOPOLOGY_BYTES:
-        raise InputError(f"{p}: larger than {MAX_TOPOLOGY_BYTES >> 10} KiB; not a topology file")
+    raw = read_input(p, MAX_TOPOLOGY_BYTES, "a topology file")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -51,7 +51,7 @@ from scapy.fields import (
 )
 from scapy.layers.inet import UDP
 from scapy.layers.tls.crypto.suites import _tls_cipher_suites
-from scapy.packet import Packet, Raw, bind_bottom_up, bind_layers, bind_top_down
+from scapy.packet import Packet, bind_bottom_up, bind_layers, bind_top_down
 
 from labkit.layers._chain import BodyLen3Field, BodyLenField, Chained, body_length
 from labkit.layers.cstp import AnyConnectDTLS
