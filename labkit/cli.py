@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import signal
 import sys
 from typing import NamedTuple, NoReturn
@@ -68,6 +69,9 @@ def _top_help() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # numpy's import starts an OpenBLAS thread per core; labkit does no linear algebra, and
+    # those threads only compete with the analyzer's read-ahead for the CPU.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     args = list(sys.argv[1:] if argv is None else argv)
     debug = False
     while args and args[0].startswith("-"):

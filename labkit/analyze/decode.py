@@ -34,6 +34,11 @@ import numpy as np
 
 from labkit.analyze.reader import Chunk, rows_at
 
+try:
+    from labkit.analyze import _columns
+except ImportError:  # installed without a C compiler: py_columns does the same, slower
+    _columns = None  # type: ignore[assignment]
+
 # --- link types ----------------------------------------------------------------------------
 LINKTYPE_NULL, LINKTYPE_ETHERNET, LINKTYPE_LOOP = 0, 1, 108
 LINKTYPE_RAW, DLT_RAW_12, DLT_RAW_14, LINKTYPE_IPV4, LINKTYPE_IPV6 = 101, 12, 14, 228, 229
@@ -557,11 +562,36 @@ def _at(w: np.ndarray, rel: np.ndarray, width: int, chunk: Chunk | None = None,
 _PAYLOAD_PROBE = np.array([0, 1, 2, 5, 13])
 
 
+#: The integer columns of :class:`Columns` after ``chunk``, in order: ``_columns.c`` writes
+#: them as the rows of one (len, n) int64 array.
+COLUMN_NAMES = ("ipver", "l3", "iplen", "df", "proto", "first", "l4", "sport", "dport", "flags",
+                "seq", "ack", "pay", "paylen", "pcap", "p0", "p1", "p2", "p5", "p13", "src_h",
+                "dst_h", "src4", "dst4")
+_BOOL_COLUMNS = frozenset({"df", "first"})
+_HASH_COLUMNS = frozenset({"src_h", "dst_h"})
+
+
 def columns(chunk: Chunk) -> Columns:
-    """Decode every record of ``chunk`` into columns, without a Python loop over packets.
+    """Decode every record of ``chunk`` into columns, without a Python loop over packets:
+    compiled (``_columns.c``) when it was built, else :func:`py_columns`, its reference."""
+    if _columns is None:
+        return py_columns(chunk)
+    n = len(chunk)
+    out = np.empty((len(COLUMN_NAMES), n), np.int64)
+    _columns.columns(chunk.buf, chunk.win, np.ascontiguousarray(chunk.data, np.int64),
+                     np.ascontiguousarray(chunk.caplen, np.int64),
+                     np.ascontiguousarray(chunk.linktype, np.int32), out)
+    cols = {name: (row != 0 if name in _BOOL_COLUMNS else row.view(np.uint64)
+                   if name in _HASH_COLUMNS else row) for name, row in zip(COLUMN_NAMES, out)}
+    return Columns(chunk, **cols)
+
+
+def py_columns(chunk: Chunk) -> Columns:
+    """Decode every record of ``chunk`` into columns with numpy: the reference for the compiled
+    decode, and the decode where no C compiler was there at install time.
 
     Fields are read from the packet windows the reader copied with the record headers (one
-    memory pass per packet); column arrays are views of those bytes: about 0.1 us a packet.
+    memory pass per packet); about 0.25 us a packet.
     """
     a = chunk.buf
     n = len(chunk)

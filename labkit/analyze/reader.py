@@ -15,9 +15,10 @@ Contract (sans-IO where it matters, bounded everywhere):
   read before the problem is still analyzed.
 
 Why chunks and columns: a Python loop that unpacks every record costs about 2 us a packet; the
-analyzer must do 1 M packets/s (issue 8). The only per-record Python work here is walking the
-record chain (each offset depends on the previous length), done with a native-endian memoryview
-index; every field is then pulled out for the whole chunk at once with numpy gathers.
+analyzer must do 1 M packets/s (issue 8). The only per-record step is walking the record chain
+(each offset depends on the previous length: :mod:`labkit.analyze.walk`, compiled); each
+record's header and first bytes are then gathered for the whole chunk at once with numpy, and
+both happen on the read-ahead thread, beside the analysis of the previous chunk.
 
 Formats: pcap (libpcap, both byte orders, microsecond and nanosecond magic, and the Kuznetzov
 "modified" variant with 24-byte record headers) and pcapng (SHB, IDB with ``if_tsresol`` /
@@ -34,13 +35,14 @@ from concurrent.futures import ThreadPoolExecutor
 import os
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
+from labkit.analyze import walk
 from labkit.errors import InputError
 
 CHUNK_BYTES = 16 << 20  #: one read buffer (two are used, see _Walker.run)
@@ -137,6 +139,19 @@ class Record:
     origlen: int
     linktype: int
     data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Walked:
+    """One walk of a buffer: the complete records' offsets and, for each, its header and first
+    bytes gathered in the same memory pass. Made on the read-ahead thread for a freshly read
+    buffer (both steps release the GIL), so the analysis of the previous chunk overlaps them."""
+
+    idx: np.ndarray  # int64 offsets of the records in the buffer
+    pos: int  # offset after the last complete record: where the next walk starts
+    head: np.ndarray  # (n, width) uint8: each record's first bytes (its header included)
+    full: bool  # the walk stopped at MAX_ROWS records: more may wait in the buffer
+    flips: tuple[tuple[int, str], ...] = ()  # pcapng: (index, byte order) of a new section
 
 
 @dataclass(slots=True)
@@ -401,16 +416,6 @@ def _fill(stream: BinaryIO, view: memoryview) -> tuple[int, str | None]:
     return got, None
 
 
-def _u32_views(buf: bytearray) -> tuple[memoryview, ...]:
-    """Native uint32 views of ``buf`` at the four alignments: view[a][k] = u32 at 4k + a.
-
-    Indexing a cast memoryview returns an int without building a tuple, about twice as fast
-    as ``struct.unpack_from`` in the record walk.
-    """
-    mv = memoryview(buf)
-    return tuple(mv[a:a + (len(buf) - a) // 4 * 4].cast("I") for a in range(4))
-
-
 def windows(a: np.ndarray, width: int) -> np.ndarray:
     """Every ``width``-byte window of ``a`` as rows of a 2-D view (no copy).
 
@@ -425,9 +430,6 @@ def windows(a: np.ndarray, width: int) -> np.ndarray:
 def rows_at(a: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
     """``width`` bytes at each offset, as an (n, width) uint8 array."""
     return windows(a, width)[np.minimum(offsets, len(a) - width)]
-
-
-_NATIVE_LITTLE = struct.pack("=I", 1) == struct.pack("<I", 1)
 
 
 def _zeroed(size: int) -> mmap.mmap:
@@ -450,21 +452,31 @@ class _Walker:
         self.base = 0  # file offset of buf[0]
         self.stop = False  # corrupt from here on: read no further
         self.again = False  # walk again from the returned offset without reading more
-        self.backlog: tuple[list[int], int] | None = None  # walked offsets over MAX_ROWS
+        self.order = "<"  # byte order of the records at the walk's position
+        # The walks' output, reused: the read-ahead thread and this one never walk at once
+        # (a read is submitted after a walk and waited for before the next).
+        self.offsets = np.empty(MAX_ROWS, np.int64)
+        self.ahead: Walked | None = None  # the read-ahead thread's walk of the current buffer
 
-    def capped(self, walk: Callable[[], tuple[list[int], int]]) -> tuple[list[int], int]:
-        """The next at most MAX_ROWS walked offsets and where they end; the buffer is walked
-        once, the offsets beyond the cap wait in :attr:`backlog` (and ``again`` is set)."""
-        if self.backlog is not None:
-            offs, pos = self.backlog
-            self.backlog = None
-        else:
-            offs, pos = walk()
-        if len(offs) > MAX_ROWS:
-            self.backlog = (offs[MAX_ROWS:], pos)
-            offs, pos = offs[:MAX_ROWS], offs[MAX_ROWS]
-            self.again = True
-        return offs, pos
+    def walked(self, buf: bytearray, pos: int, have: int) -> Walked:
+        """The walk of ``buf[pos:have]``: the read-ahead thread's when it made it, else now.
+        A walk that filled MAX_ROWS means walking this buffer again before reading more."""
+        w, self.ahead = self.ahead, None
+        if w is None or pos != 0:
+            w = self.prewalk(buf, pos, have, self.order)
+        self.again = w.full
+        return w
+
+    def prewalk(self, buf: bytearray, pos: int, have: int, order: str) -> Walked:
+        """Walk ``buf[pos:have]`` in byte order ``order``; reads no state that the consumer
+        changes, so it runs on the read-ahead thread."""
+        raise NotImplementedError
+
+    def _read_ahead(self, stream: BinaryIO, buf: mmap.mmap, view: memoryview, tail: int,
+                    order: str) -> tuple[int, str | None, Walked | None]:
+        """Fill ``buf`` after the ``tail`` bytes already there, then walk it (read-ahead thread)."""
+        n, error = _fill(stream, view[tail:])
+        return n, error, self.prewalk(buf, 0, tail + n, order) if tail + n else None
 
     def warn(self, offset: int, message: str) -> None:
         self.cap.warnings.append(ReadWarning(offset, message))
@@ -490,7 +502,8 @@ class _Walker:
                     # Start reading the next buffer now: the unfinished tail goes first.
                     tail = have - pos
                     bufs[1 - cur][:tail] = buf[pos:have]
-                    pending = pool.submit(_fill, stream, views[1 - cur][tail:])
+                    pending = pool.submit(self._read_ahead, stream, bufs[1 - cur], views[1 - cur],
+                                          tail, self.order)
                 if chunk is not None and len(chunk):
                     self.cap.frames += len(chunk)
                     yield chunk
@@ -507,7 +520,7 @@ class _Walker:
                     self.warn(self.base, f"a record larger than the {chunk_bytes}-byte read "
                               f"buffer: the file is corrupt from here on")
                     break
-                n, error = pending.result()
+                n, error, self.ahead = pending.result()
                 self.cap.bytes_read += n
                 self.base += pos
                 have = have - pos + n
@@ -550,10 +563,16 @@ class _PcapWalker(_Walker):
         self.frame = 1
         return 24
 
+    def prewalk(self, buf: bytearray, pos: int, have: int, order: str) -> Walked:
+        n, end = walk.pcap(buf, self.offsets, pos, have, self.rec_len, walk.swapped(order))
+        idx = self.offsets[:n].copy()
+        head = rows_at(np.frombuffer(buf, dtype=np.uint8), idx, self.rec_len + PACKET_WINDOW)
+        return Walked(idx, end, head, n == MAX_ROWS)
+
     def walk(self, buf: bytearray, pos: int, have: int, eof: bool) -> tuple[Chunk | None, int]:
-        offs, pos = self.capped(lambda: _walk_pcap(buf, pos, have, self.rec_len, self.order))
+        w = self.walked(buf, pos, have)
+        idx, pos, head = w.idx, w.pos, w.head
         a = np.frombuffer(buf, dtype=np.uint8)
-        idx = np.array(offs, dtype=np.int64)
         if len(idx):
             # Records are contiguous: each captured length is the distance to the next record.
             caplen = np.diff(idx, append=pos) - self.rec_len
@@ -564,9 +583,8 @@ class _PcapWalker(_Walker):
                 self.warn(self.base + int(idx[k]), f"record {self.frame + k} claims {int(caplen[k])} "
                           f"captured bytes (more than {MAX_CAPLEN}): the file is corrupt from here on; "
                           f"analyzed the {self.frame + k - 1} records before it")
-                idx, caplen = idx[:k], caplen[:k]
+                idx, caplen, head = idx[:k], caplen[:k], head[:k]
                 self.stop = True
-            head = rows_at(a, idx, self.rec_len + PACKET_WINDOW)
             hdr = np.ascontiguousarray(head[:, :16]).view(self.order + "u4").astype(np.int64)
             sec, frac = hdr[:, 0], hdr[:, 1]
             ticks = sec * int(self.divisor) + frac
@@ -578,7 +596,7 @@ class _PcapWalker(_Walker):
             self.frame += n
         else:
             chunk = None
-        if not self.stop and self.backlog is None and pos + self.rec_len <= have:
+        if not (self.stop or self.again) and pos + self.rec_len <= have:
             # The walk stopped at a record that does not fit the buffer: absurd or just split.
             caplen = struct.unpack_from(self.order + "I", buf, pos + 8)[0]
             if caplen > MAX_CAPLEN:
@@ -597,36 +615,6 @@ class _PcapWalker(_Walker):
             what = f"{left - self.rec_len} of {caplen} packet bytes"
         self.warn(self.base + pos, f"file ends inside record {self.frame} ({what}): the capture "
                   f"was cut short; analyzed the {self.frame - 1} complete records before it")
-
-
-def _walk_pcap(buf: bytearray, pos: int, have: int, rec_len: int, order: str) -> tuple[list[int], int]:
-    """Offsets of the complete records in ``buf[pos:have]``; returns (offsets, next offset)."""
-    offs: list[int] = []
-    app = offs.append
-    lim = have - rec_len
-    native = (order == "<") == _NATIVE_LITTLE
-    if native and rec_len == 16:
-        # The hot loop: no bounds check per record (the buffer has SLACK bytes after `have`
-        # and every step moves forward); records running past `have` are dropped after it.
-        views = _u32_views(buf)
-        try:
-            while pos <= lim:
-                app(pos)
-                pos += 16 + views[pos & 3][(pos >> 2) + 2]
-        finally:
-            for v in views:
-                v.release()
-        if pos > have:  # only the last record can run past the end of the data
-            pos = offs.pop()
-        return offs, pos
-    unpack = struct.Struct(order + "I").unpack_from
-    while pos <= lim:
-        nxt = pos + rec_len + unpack(buf, pos + 8)[0]
-        if nxt > have:
-            break
-        app(pos)
-        pos = nxt
-    return offs, pos
 
 
 class _PcapngWalker(_Walker):
@@ -648,25 +636,21 @@ class _PcapngWalker(_Walker):
                 break
         if not segs:
             return None, pos
-        idx, types, base, nif, big = (np.concatenate(x) for x in zip(*segs))
-        return self._packets(a, idx, types, base, nif, big), pos
+        idx, head, types, base, nif, big = (np.concatenate(x) for x in zip(*segs))
+        return self._packets(a, idx, head, types, base, nif, big), pos
 
     def _segment(self, a: np.ndarray, buf: bytearray, pos: int, have: int,
                  segs: list[tuple[np.ndarray, ...]]) -> tuple[int, bool]:
         """Walk blocks in the current byte order; (next offset, whether a section in the
         other byte order starts there). A section in the other order makes the walk read
         garbage after its SHB, so the walk stops at it and goes on in that order."""
-        offs, pos, flips = _walk_pcapng(buf, pos, have, self.order)
-        if len(offs) > MAX_ROWS:  # a buffer of tiny blocks: columns for MAX_ROWS at a time
-            pos, offs = offs[MAX_ROWS], offs[:MAX_ROWS]
-            flips = [(k, o) for k, o in flips if k < MAX_ROWS]
-            self.again = True
-        idx = np.array(offs, dtype=np.int64)
+        w = self.walked(buf, pos, have)
+        idx, pos, flips, head = w.idx, w.pos, w.flips, w.head
         # Each block's byte order: its section's (sections may differ).
         marks = [0] + [k for k, _o in flips] + [len(idx)]
         orders = [self.order] + [o for _k, o in flips]
         big = np.repeat(np.array([o == ">" for o in orders]), np.diff(marks))
-        raw = np.ascontiguousarray(rows_at(a, idx, 4)) if len(idx) else np.zeros((0, 4), np.uint8)
+        raw = np.ascontiguousarray(head[:, :4])
         types = np.where(big, raw.view(">u4")[:, 0], raw.view("<u4")[:, 0]).astype(np.int64)
         # Non-packet blocks change state (a new section, interfaces) or are skipped, in file
         # order. Interface blocks only add interfaces (a packet names an interface declared
@@ -699,10 +683,32 @@ class _PcapngWalker(_Walker):
         nif = np.repeat(np.array([counts[b] for _k, b in sections], np.int64), np.diff(starts))
         sel = record[:end]
         if sel.any():
-            segs.append((idx[:end][sel], types[:end][sel], base[sel], nif[sel], big[:end][sel]))
+            segs.append((idx[:end][sel], head[:end][sel], types[:end][sel], base[sel], nif[sel],
+                         big[:end][sel]))
         if not (self.stop or flipped or self.again) and pos + 12 <= have:
             return pos, self._check_stop(buf, pos)
         return pos, flipped
+
+    def prewalk(self, buf: bytearray, pos: int, have: int, order: str) -> Walked:
+        """Blocks of ``buf[pos:have]``, at most MAX_ROWS. A section header in the other byte
+        order stops a walk in this one (its length reads as garbage): the walk goes on there
+        in that order, and :attr:`Walked.flips` says where."""
+        flips: list[tuple[int, str]] = []
+        total = 0
+        while True:
+            n, pos = walk.pcapng(buf, self.offsets[total:], pos, have, walk.swapped(order))
+            total += n
+            if total < MAX_ROWS and pos + 12 <= have and buf[pos:pos + 4] == _SHB_BYTES:
+                new = _BOM.get(bytes(buf[pos + 8:pos + 12]))
+                if new is not None and new != order:
+                    order = new
+                    flips.append((total, order))
+                    continue
+            break
+        idx = self.offsets[:total].copy()
+        # Type, length and an EPB's fields and first packet bytes, in one gather.
+        head = rows_at(np.frombuffer(buf, dtype=np.uint8), idx, _EPB_HEAD + PACKET_WINDOW)
+        return Walked(idx, pos, head, total == MAX_ROWS, tuple(flips))
 
     def _check_stop(self, buf: bytearray, pos: int) -> bool:
         """The walk stopped at ``pos`` with bytes left: a new byte order (True), corruption
@@ -759,10 +765,11 @@ class _PcapngWalker(_Walker):
         self.cap.interfaces.append(Interface(linktype, snaplen, divisor, offset))
         self.section_ifaces += 1
 
-    def _packets(self, a: np.ndarray, idx: np.ndarray, types: np.ndarray, base: np.ndarray,
-                 nif: np.ndarray, big: np.ndarray) -> Chunk | None:
-        """Columns for packet blocks ``idx``; ``base``/``nif``: each one's section's first
-        interface index and interface count; ``big``: its section is big-endian."""
+    def _packets(self, a: np.ndarray, idx: np.ndarray, head: np.ndarray, types: np.ndarray,
+                 base: np.ndarray, nif: np.ndarray, big: np.ndarray) -> Chunk | None:
+        """Columns for packet blocks ``idx`` (``head``: their first bytes, see :meth:`prewalk`);
+        ``base``/``nif``: each one's section's first interface index and interface count;
+        ``big``: its section is big-endian."""
         n = len(idx)
         if not n:
             return None
@@ -775,23 +782,21 @@ class _PcapngWalker(_Walker):
                 return le
             return np.where(rows_big[:, None], raw.view(">u4").astype(np.int64), le)
 
-        blen = u32(rows_at(a, idx + 4, 4), big)[:, 0]
+        blen = u32(head[:, 4:8], big)[:, 0]
         epb = types == _BLOCK_EPB
         spb = types == _BLOCK_SPB
         pb = types == _BLOCK_PB
-        iface = np.zeros(n, np.int64)
-        hi = np.zeros(n, np.int64)
-        lo = np.zeros(n, np.int64)
-        caplen = np.zeros(n, np.int64)
-        origlen = np.zeros(n, np.int64)
-        data = idx + 28
-        win = np.empty((n, PACKET_WINDOW), np.uint8)
-        if epb.any():
-            e = idx[epb]
-            g = rows_at(a, e + 8, 20 + PACKET_WINDOW)
-            f = u32(g[:, :20], big[epb])
-            iface[epb], hi[epb], lo[epb], caplen[epb], origlen[epb] = f.T
-            win[epb] = g[:, 20:]
+        data = idx + _EPB_HEAD
+        if epb.all():  # the usual file: every field straight from the gathered heads
+            win = head[:, _EPB_HEAD:]
+            iface, hi, lo, caplen, origlen = np.ascontiguousarray(u32(head[:, 8:_EPB_HEAD], big).T)
+        else:
+            iface, hi, lo, caplen, origlen = np.zeros((5, n), np.int64)
+            win = np.empty((n, PACKET_WINDOW), np.uint8)
+            if epb.any():
+                g = head[epb]
+                iface[epb], hi[epb], lo[epb], caplen[epb], origlen[epb] = u32(g[:, 8:_EPB_HEAD], big[epb]).T
+                win[epb] = g[:, _EPB_HEAD:]
         if pb.any():
             e = idx[pb]
             raw16 = np.ascontiguousarray(rows_at(a, e + 8, 2))
@@ -862,48 +867,7 @@ class _PcapngWalker(_Walker):
                   f"complete records before it")
 
 
+#: An EPB's type, length, interface, timestamp and lengths: the bytes before its packet data.
+_EPB_HEAD = 28
 _SHB_BYTES = struct.pack("<I", PCAPNG_SHB)  # the same in both byte orders
 _BOM = {struct.pack("<I", PCAPNG_BOM): "<", struct.pack(">I", PCAPNG_BOM): ">"}
-
-
-def _walk_pcapng(buf: bytearray, pos: int, have: int,
-                 order: str) -> tuple[list[int], int, list[tuple[int, str]]]:
-    """Offsets of the complete blocks in ``buf[pos:have]``, the offset after them, and where
-    a section in the other byte order starts (index into the offsets, its order). A bad
-    length ends the walk."""
-    offs: list[int] = []
-    flips: list[tuple[int, str]] = []
-    app = offs.append
-    lim = have - 12
-    views = _u32_views(buf)
-    try:
-        while True:
-            if (order == "<") == _NATIVE_LITTLE:
-                while pos <= lim:
-                    p4 = pos + 4
-                    blen = views[p4 & 3][p4 >> 2]
-                    nxt = pos + blen
-                    if nxt > have or blen < 12 or blen & 3:
-                        break
-                    app(pos)
-                    pos = nxt
-            else:
-                unpack = struct.Struct(order + "I").unpack_from
-                while pos <= lim:
-                    blen = unpack(buf, pos + 4)[0]
-                    nxt = pos + blen
-                    if nxt > have or blen < 12 or blen & 3:
-                        break
-                    app(pos)
-                    pos = nxt
-            # Stopped: a section header in the other byte order goes on in that order.
-            if pos <= lim and buf[pos:pos + 4] == _SHB_BYTES:
-                new = _BOM.get(bytes(buf[pos + 8:pos + 12]))
-                if new is not None and new != order:
-                    order = new
-                    flips.append((len(offs), order))
-                    continue
-            return offs, pos, flips
-    finally:
-        for v in views:
-            v.release()

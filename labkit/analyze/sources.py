@@ -12,14 +12,16 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from labkit.decrypt import DecryptReport, Decryptor, Segment
 from labkit.errors import InputError
 from labkit.fileio import read_input
-from labkit.keylog import KeyLog, parse_keylog
-from labkit.logs.dart import DartEvent, DartParser
-from labkit.logs.syslog import AsaMessage, SyslogParser
+
+if TYPE_CHECKING:  # the parsers are imported where used: a capture-only run never pays for them
+    from labkit.decrypt import DecryptReport, Segment
+    from labkit.keylog import KeyLog
+    from labkit.logs.dart import DartEvent
+    from labkit.logs.syslog import AsaMessage
 
 MAX_LOG_LINES = 20_000_000  # a day of a busy ASA at debug level; more is not one case
 #: Bytes of one log line kept: the parsers call longer lines malformed (syslog: 16 KiB), and a
@@ -84,6 +86,8 @@ def read_syslog(path: str, *, year: int | None, year_from: str = "", offset: flo
                 ) -> tuple[SourceReport, tuple[AsaMessage, ...]]:
     """ASA messages of ``path`` with times on the capture clock; year-less stamps get ``year``
     (``year_from`` says where that year came from, for the warning)."""
+    from labkit.logs.syslog import SyslogParser
+
     parser = SyslogParser(year=year)
     events = []
     try:
@@ -109,6 +113,8 @@ def read_syslog(path: str, *, year: int | None, year_from: str = "", offset: flo
 
 
 def read_dart(path: str, *, offset: float = 0.0) -> tuple[SourceReport, tuple[DartEvent, ...]]:
+    from labkit.logs.dart import DartParser
+
     parser = DartParser()
     events = []
     try:
@@ -132,6 +138,8 @@ def read_dart(path: str, *, offset: float = 0.0) -> tuple[SourceReport, tuple[Da
 
 
 def read_keylog(path: str) -> KeyLog:
+    from labkit.keylog import parse_keylog
+
     data = read_input(path, MAX_KEYLOG_BYTES, "an NSS key log")
     if b"\0" in data:
         raise InputError(f"{path}: binary data, not an NSS key log")
@@ -148,6 +156,7 @@ def tcp_segments(path: str) -> Iterator[Segment]:
 
     from labkit.analyze.decode import PROTO_TCP, columns, decode
     from labkit.analyze.reader import open_capture
+    from labkit.decrypt import Segment
 
     names: dict[tuple[int, int], tuple[str, str]] = {}
     with open_capture(path) as cap:
@@ -167,6 +176,8 @@ def tcp_segments(path: str) -> Iterator[Segment]:
 
 def decrypt_capture_or_none(path: str, keylog: KeyLog) -> DecryptReport | None:
     """The decryption of one capture; None when the file is no capture (the analyzer says why)."""
+    from labkit.decrypt import Decryptor
+
     dec = Decryptor(keylog)
     try:
         for seg in tcp_segments(path):

@@ -20,15 +20,18 @@ import time
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labkit import mtu
 from labkit.analyze import AnalyzeOptions, Report, analyze, sources
 from labkit.analyze.case import verdict
 from labkit.analyze.progress import Progress
 from labkit.analyze.render import to_json, to_text
-from labkit.analyze.timeline import LogInputs, join
 from labkit.errors import InputError, UsageError
 from labkit.fileio import atomic_output, check_output_path
+
+if TYPE_CHECKING:
+    from labkit.analyze.timeline import LogInputs
 
 
 def _mtu(text: str) -> int:
@@ -190,7 +193,11 @@ def run(args: argparse.Namespace) -> int:
     found, syslog, dart = _read_logs(args, report, offsets)
     if keylog is not None:
         found.append(sources.keylog_source(args.keylog, keylog, decrypted))
-    logs = LogInputs(tuple(syslog), tuple(dart), tuple(decrypted.items()))
+    logs = None
+    if found or args.plot:  # the log parsers and the join cost imports a capture alone skips
+        from labkit.analyze.timeline import LogInputs, join
+
+        logs = LogInputs(tuple(syslog), tuple(dart), tuple(decrypted.items()))
     if found:
         findings = join(report.findings, logs)
         report = replace(report, findings=tuple(findings), sources=tuple(found),
@@ -211,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
         from labkit.analyze.annotate import write_annotated
         n = write_annotated(report, args.files, args.annotate, force=args.force)
         sys.stderr.write(f"labkit analyze: wrote {args.annotate} ({n} commented frame(s))\n")
-    if args.plot:
+    if logs is not None and args.plot:
         _plot(args, report, logs, inputs)
     return report.exit_code
 

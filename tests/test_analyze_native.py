@@ -1,0 +1,187 @@
+"""The compiled record walk (``_walk.c``) and column decode (``_columns.c``) against their Python
+twins (:mod:`labkit.analyze.walk`, :func:`labkit.analyze.decode.py_columns`) on the same bytes.
+
+The Python versions are the reference and run wherever no C compiler was there at install
+time; the compiled ones are what the analyzer's speed rests on (issue 8). Equality is required
+field by field (and dtype by dtype) on every capture the suite ships, on link-layer rewrites,
+both byte orders, and on generated hostile packets and buffers.
+"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from capfiles import Rec, epb, idb, pcap_bytes, pppoe, read_pcap, relink, shb, vlan
+from conftest import PUBLIC, ROOT
+from labkit.analyze import decode as dec
+from labkit.analyze import walk
+from labkit.analyze.reader import MAX_ROWS, open_capture
+from test_robustness_properties import PROPS, packets
+
+NATIVE = walk.COMPILED and dec._columns is not None
+needs_native = pytest.mark.skipif(not NATIVE, reason="installed without a C compiler")
+
+CAPTURES = sorted([*ROOT.glob("pcaps/**/*.pcap"), *ROOT.glob("pcaps/**/*.pcapng"),
+                   *PUBLIC.glob("*.pcap"), *PUBLIC.glob("*.pcapng")])
+
+
+def test_extensions_are_built_where_there_is_a_compiler() -> None:
+    """pip builds both extensions when it can (they are optional in pyproject.toml): on a
+    machine with a C compiler, a pure-Python analyzer means the build configuration broke."""
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(cc) is None:
+        pytest.skip(f"no C compiler ({cc})")
+    assert walk.COMPILED, "labkit.analyze._walk was not built"
+    assert dec._columns is not None, "labkit.analyze._columns was not built"
+
+
+def assert_same_columns(chunk) -> None:
+    fast, ref = dec.columns(chunk), dec.py_columns(chunk)
+    for name in dec.COLUMN_NAMES:
+        a, b = getattr(fast, name), getattr(ref, name)
+        assert a.dtype == b.dtype, (name, a.dtype, b.dtype)
+        bad = np.flatnonzero(a != b)
+        assert not len(bad), (name, f"frame {chunk.frame0 + int(bad[0])}", a[bad[:3]], b[bad[:3]])
+
+
+def all_chunks_same(path: Path) -> int:
+    n = 0
+    with open_capture(path) as cap:
+        for chunk in cap.chunks():
+            assert_same_columns(chunk)
+            n += len(chunk)
+    return n
+
+
+@needs_native
+def test_the_suite_has_captures_to_compare() -> None:
+    assert len(CAPTURES) >= 15, CAPTURES
+
+
+@needs_native
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: str(p.relative_to(p.parents[1])))
+def test_compiled_columns_equal_numpy_columns_on_shipped_captures(path: Path) -> None:
+    assert all_chunks_same(path) > 0
+
+
+@needs_native
+def test_compiled_columns_on_every_link_layer_and_tagging(tmp_path: Path) -> None:
+    """One real capture's frames re-linked as NULL, LOOP, RAW, SLL, SLL2, and re-tagged with
+    one and two VLAN tags and PPPoE: the link-layer branches of both decoders."""
+    linktype, recs = read_pcap(PUBLIC / "tcp-mss-fast-retransmit.pcap")
+    assert linktype == 1
+    for lt in (0, 12, 14, 101, 108, 113, 276):
+        p = tmp_path / f"lt{lt}.pcap"
+        p.write_bytes(pcap_bytes(lt, [Rec(r.ts, relink(r.data, lt)) for r in recs]))
+        assert all_chunks_same(p) == len(recs)
+    for name, f in (("q", lambda d: vlan(d, [(0x8100, 7)])),
+                    ("qinq", lambda d: vlan(d, [(0x88A8, 7), (0x8100, 9)])), ("pppoe", pppoe)):
+        p = tmp_path / f"{name}.pcap"
+        p.write_bytes(pcap_bytes(1, [Rec(r.ts, f(r.data)) for r in recs]))
+        assert all_chunks_same(p) == len(recs)
+
+
+@needs_native
+@PROPS
+@given(st.lists(packets(), min_size=1, max_size=30))
+def test_compiled_columns_equal_numpy_columns_on_hostile_packets(tmp_path_factory, pkts) -> None:
+    """Random link types, IPv4 header lengths and fragments, IPv6 extension chains and
+    payload lengths, cut anywhere: the branches real captures rarely reach."""
+    lts = sorted({lt for lt, _ in pkts})
+    blob = shb("<") + b"".join(idb("<", lt) for lt in lts) + b"".join(
+        epb("<", Rec(1.0, data, iface=lts.index(lt))) for lt, data in pkts)
+    path = tmp_path_factory.mktemp("native") / "h.pcapng"
+    path.write_bytes(blob)
+    assert all_chunks_same(path) == len(pkts)
+
+
+# --- the record walk ----------------------------------------------------------------------
+
+def both_walks(kind: str, buf: bytes, cap: int, pos: int, have: int, *args) -> tuple:
+    """Run the compiled and the Python walk on the same bytes (a slack tail, as the reader's)."""
+    results = []
+    for fn in ((walk.pcap, walk.py_pcap) if kind == "pcap" else (walk.pcapng, walk.py_pcapng)):
+        b = bytearray(buf) + bytes(256)
+        out = np.full(cap, -7, np.int64)
+        n, end = fn(b, out, pos, have, *args)
+        results.append((n, end, out[:n].tolist()))
+    return tuple(results)
+
+
+@needs_native
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: str(p.relative_to(p.parents[1])))
+@pytest.mark.parametrize("cap", [3, MAX_ROWS])
+def test_compiled_walk_equals_python_walk_on_shipped_captures(path: Path, cap: int) -> None:
+    raw = path.read_bytes()
+    if raw[:4] == b"\x0a\x0d\x0d\x0a":
+        fast, ref = both_walks("pcapng", raw, cap, 0, len(raw), False)
+    else:
+        swapped = walk.swapped("<" if raw[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">")
+        fast, ref = both_walks("pcap", raw, cap, 24, len(raw), 16, swapped)
+    assert fast == ref
+    assert fast[0] == min(cap, fast[0]) and fast[0] > 0
+
+
+@needs_native
+def test_compiled_walk_in_the_other_byte_order(tmp_path: Path) -> None:
+    _lt, recs = read_pcap(PUBLIC / "tcp-mss-fast-retransmit.pcap")
+    for order in "<>":
+        raw = pcap_bytes(1, recs, order=order)
+        fast, ref = both_walks("pcap", raw, MAX_ROWS, 24, len(raw), 16, walk.swapped(order))
+        assert fast == ref and fast[0] == len(recs) and fast[1] == len(raw)
+        ng = shb(order) + idb(order, 1) + b"".join(epb(order, r) for r in recs)
+        fast, ref = both_walks("pcapng", ng, MAX_ROWS, 0, len(ng), walk.swapped(order))
+        assert fast == ref and fast[0] == len(recs) + 2 and fast[1] == len(ng)
+
+
+@needs_native
+@PROPS
+@given(st.lists(st.integers(0, 90), max_size=40), st.binary(max_size=300), st.integers(0, 40),
+       st.integers(0, 400), st.sampled_from([16, 24]), st.booleans(), st.integers(1, 40))
+def test_compiled_walk_equals_python_walk_on_any_bytes(lengths, tail, pos, cut, rec_len, swapped,
+                                                       cap) -> None:
+    """A chain of records whose lengths are drawn (0, below 12, not a multiple of 4, running
+    past the end), then garbage, cut anywhere: both walks stop at the same record with the
+    same offsets, in both byte orders."""
+    order = (">" if walk._NATIVE == "<" else "<") if swapped else walk._NATIVE
+    buf = bytearray(pos)
+    for n in lengths:  # each value is a pcap caplen and, at +4, a pcapng block length
+        rec = bytearray(max(n, rec_len))
+        struct.pack_into(order + "I", rec, 4, n)
+        struct.pack_into(order + "I", rec, 8, max(0, n - rec_len))
+        buf += rec
+    buf += tail
+    have = max(pos, len(buf) - cut)
+    a = both_walks("pcap", bytes(buf), cap, pos, have, rec_len, swapped)
+    b = both_walks("pcapng", bytes(buf), cap, pos, have, swapped)
+    assert a[0] == a[1] and b[0] == b[1]
+    for n, end, offs in (a[0], b[0]):
+        assert n <= cap and pos <= end <= have and offs == sorted(offs)
+
+
+def test_pcapng_walk_stops_at_a_length_not_a_multiple_of_4() -> None:
+    buf = bytearray(64)
+    for off, blen in ((0, 16), (16, 12), (28, 18)):
+        struct.pack_into("=I", buf, off + 4, blen)
+    for fn in {walk.pcapng, walk.py_pcapng}:
+        out = np.zeros(8, np.int64)
+        assert fn(buf + bytes(256), out, 0, 64, False) == (2, 28)
+        assert out[:2].tolist() == [0, 16]
+
+
+def test_walks_refuse_offsets_outside_the_buffer() -> None:
+    if not walk.COMPILED:
+        pytest.skip("installed without a C compiler")
+    out = np.zeros(4, np.int64)
+    with pytest.raises(ValueError):
+        walk.pcap(bytearray(64), out, 0, 65, 16, False)
+    with pytest.raises(ValueError):
+        walk.pcapng(bytearray(64), out, -1, 64, False)
