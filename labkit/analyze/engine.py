@@ -40,6 +40,18 @@ def pair(src_h: np.ndarray, dst_h: np.ndarray) -> np.ndarray:
     return dec.mix64(src_h ^ dec.mix64(dst_h + np.uint64(0x2545F4914F6CDD1D)))
 
 
+def tally(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct keys, the first row holding each, and how many rows hold it: what
+    ``np.unique(keys, return_index=True, return_counts=True)`` gives, about 3x faster (one
+    unstable sort, then the smallest row of each run), as detectors call it on every chunk."""
+    if not len(keys):
+        return keys[:0], np.zeros(0, np.int64), np.zeros(0, np.int64)
+    order = np.argsort(keys)
+    s = keys[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    return s[starts], np.minimum.reduceat(order, starts), np.diff(np.r_[starts, len(s)])
+
+
 _ROW_BITS = 20  # rows of a chunk fit in 20 bits (a 16 MiB chunk holds < 2^20 records)
 _ROW_MASK = np.uint64((1 << _ROW_BITS) - 1)
 
@@ -187,8 +199,9 @@ def rare_rows(c: Columns, syn_rows: np.ndarray, syn_mss: np.ndarray) -> np.ndarr
     """Rows worth a scalar decode: DTLS non-data records, ICMP errors, SYNs whose MSS is not
     the first option."""
     udp = (c.proto == dec.PROTO_UDP) & (c.sport >= 0)
-    dtls = (udp & (c.pcap >= 13) & (c.p0 >= dec.CT_CCS) & (c.p0 <= dec.CT_HANDSHAKE)
-            & np.isin((c.p1 << 8) | c.p2, _DTLS_VERSION_CODES))
+    cand = np.flatnonzero(udp & (c.pcap >= 13) & (c.p0 >= dec.CT_CCS) & (c.p0 <= dec.CT_HANDSHAKE))
+    dtls = np.zeros(len(c), bool)
+    dtls[cand[np.isin((c.p1[cand] << 8) | c.p2[cand], _DTLS_VERSION_CODES)]] = True
     icmp = ((c.proto == dec.PROTO_ICMP) | (c.proto == dec.PROTO_ICMPV6)) & c.first
     if icmp.any():
         itype = np.where(icmp, c.chunk.buf.take(np.where(icmp, c.l4, 0), mode="clip"), 255)

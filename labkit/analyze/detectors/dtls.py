@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from labkit.analyze import decode as dec
-from labkit.analyze.engine import ChunkView, directed
+from labkit.analyze.engine import ChunkView, directed, tally
 from labkit.analyze.evidence import FrameSet, dst_field, src_field
 
 MIDSTREAM_MIN = 2
@@ -152,7 +152,7 @@ class DtlsDetector:
     def _count(self, keys: np.ndarray, rows: np.ndarray, view: ChunkView, c2s: bool) -> None:
         if not len(keys):
             return
-        uniq, first, counts = np.unique(keys, return_index=True, return_counts=True)
+        uniq, first, counts = tally(keys)
         for k, i, n in zip(uniq.tolist(), first.tolist(), counts.tolist()):
             pair = self.pairs[k]
             if c2s:
@@ -170,7 +170,7 @@ class DtlsDetector:
         to_server = dport <= sport
         ck = np.where(to_server, directed(c.src_h[rows], c.dst_h[rows], np.zeros(len(rows), np.int64), dport),
                       directed(c.dst_h[rows], c.src_h[rows], np.zeros(len(rows), np.int64), sport))
-        uniq, first = np.unique(ck, return_index=True)
+        uniq, first, _n = tally(ck)
         for k, i in zip(uniq.tolist(), first.tolist()):
             if k not in self.pairs:
                 r = int(rows[i])

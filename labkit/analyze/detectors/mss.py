@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from labkit.analyze import decode as dec
-from labkit.analyze.engine import ChunkView
+from labkit.analyze.engine import ChunkView, tally
 from labkit.analyze.evidence import MAX_FRAMES
 
 
@@ -78,7 +78,7 @@ class MssDetector:
         tag = ((ipver.astype(np.uint64) << np.uint64(20)) | (mss.astype(np.uint64) << np.uint64(1))
                | synack.astype(np.uint64))
         key = dec.mix64(server ^ dec.mix64(tag))
-        uk, first, counts = np.unique(key, return_index=True, return_counts=True)
+        uk, first, counts = tally(key)
         pos = np.minimum(np.searchsorted(self.keys, uk), max(len(self.keys) - 1, 0))
         found = self.keys[pos] == uk if len(self.keys) else np.zeros(len(uk), bool)
         self.k_count[pos[found]] += counts[found]
@@ -107,7 +107,7 @@ class MssDetector:
                 lst = self.entry_frames[e]
                 if len(lst) < MAX_FRAMES:
                     lst.append((fr, t))
-            touched = np.unique(ent[needy])
+            touched = tally(ent[needy])[0]
             self.entry_full[touched] = [len(self.entry_frames[e]) >= MAX_FRAMES for e in touched.tolist()]
 
     def role_sets(self, synack: bool, mss: int, ipver: int, heads: np.ndarray,
@@ -122,7 +122,7 @@ class MssDetector:
     def _frames(self, view: ChunkView, rows, synack, mss, ipver, server) -> None:
         """Per (SYN/SYN-ACK, MSS, IP version): count, and the first frames with their server."""
         gkey = (mss << 4) | (ipver << 1) | synack
-        for g in np.unique(gkey).tolist():
+        for g in tally(gkey)[0].tolist():
             sel = np.flatnonzero(gkey == g)
             key = (bool(g & 1), g >> 4, (g >> 1) & 7)
             grp = self.groups.get(key)

@@ -193,9 +193,10 @@ class RetransDetector:
 
     def _record_acked(self, fds: np.ndarray, sizes: np.ndarray) -> None:
         """Remember, per flow, the largest segment the receiver acknowledged."""
-        uf, inv = np.unique(fds, return_inverse=True)
-        best = np.zeros(len(uf), np.int64)
-        np.maximum.at(best, inv, sizes)
+        order = np.argsort(fds)
+        f = fds[order]
+        starts = np.flatnonzero(np.r_[True, f[1:] != f[:-1]])
+        uf, best = f[starts], np.maximum.reduceat(sizes[order], starts)
         get = self.acked_size.get
         for f, sz in zip(uf.tolist(), best.tolist()):
             if sz > get(f, 0):

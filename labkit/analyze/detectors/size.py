@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from labkit.analyze import decode as dec
-from labkit.analyze.engine import ChunkView, pair
+from labkit.analyze.engine import ChunkView, pair, tally
 from labkit.analyze.evidence import MAX_FRAMES, FrameSet
 from labkit.analyze.reader import open_capture
 from labkit.mtu import MIN_IPV4_MTU
@@ -52,7 +52,7 @@ class SizeDetector:
             return
         src, dst, size = c.src_h[rows], c.dst_h[rows], c.iplen[rows]
         key = dec.mix64(pair(src, dst) ^ (size.astype(np.uint64) * _K))
-        uk, first, counts = np.unique(key, return_index=True, return_counts=True)
+        uk, first, counts = tally(key)
         pos = np.minimum(np.searchsorted(self.keys, uk), max(len(self.keys) - 1, 0))
         found = self.keys[pos] == uk if len(self.keys) else np.zeros(len(uk), bool)
         self.count[pos[found]] += counts[found]
