@@ -207,54 +207,31 @@ def labkit_available(labkit_root: Path) -> bool:
 def labkit_facts(report: dict, tunnel_mtu: int) -> dict[str, object]:
     """The facts labkit's JSON report states, in the generator's truth's keys.
 
-    labkit reports findings, not raw counts: SYNs per MSS come from ``syn-mss`` findings'
-    ``count``, ICMP 3/4 from ``icmp-frag-needed``, DF sizes from the ``oversized-df`` finding
-    for ``tunnel_mtu`` (one per MTU seen; it leaves out the head-end's own segments), DTLS from ``dtls-established`` and
-    ``dtls-unanswered`` (``attempts`` = ClientHellos sent). A fact it does not report is
-    left out rather than guessed.
+    Counts come from the file's ``counts`` (labkit/analyze/README.md defines each): SYNs and
+    SYN-ACKs by MSS, ICMP 3/4 by MTU, DF packets over ``tunnel_mtu``, DTLS ClientHellos by
+    version, DTLS flows and how many were answered, TLS ClientHellos. From the findings: DF
+    packets over ``tunnel_mtu`` without the head-end's own segments (the ``oversized-df``
+    finding) and black-hole flows. A fact it does not report is left out rather than guessed.
     """
-    syn: dict[str, int] = {}
-    synack: dict[str, int] = {}
-    icmp: dict[str, int] = {}
-    df = dtls_ch = flows = answered = 0
-    dtls_by_version: dict[str, int] = {}
-    seen = {"syn": False, "icmp": False, "df": False, "dtls": False}
-    blackholes = 0
+    counts = (report.get("files") or [{}])[0].get("counts") or {}
+    out: dict[str, object] = {k: counts[k] for k in (
+        "syn_mss", "synack_mss", "icmp_frag_needed_mtu", "dtls_client_hellos",
+        "dtls_client_hellos_by_version", "dtls_flows", "dtls_flows_answered",
+        "tls_client_hellos") if k in counts}
+    if str(tunnel_mtu) in counts.get("df_over_mtu", {}):
+        out["df_over_tunnel_mtu"] = counts["df_over_mtu"][str(tunnel_mtu)]
+    df = blackholes = 0
+    seen_df = False
     for f in report.get("findings", []):
         fid = f.get("id")
-        if fid == "syn-mss" and "count" in f:
-            target = synack if f.get("direction") in ("syn-ack", "synack") else syn
-            key = str(f["mss"])
-            target[key] = target.get(key, 0) + int(f["count"])
-            seen["syn"] = True
-        elif fid == "icmp-frag-needed" and "count" in f and f.get("ip_version", 4) == 4:
-            key = str(f["mtu"])
-            icmp[key] = icmp.get(key, 0) + int(f["count"])
-            seen["icmp"] = True
-        elif fid == "oversized-df" and "count" in f and f.get("tunnel_mtu") == tunnel_mtu:
+        if fid == "oversized-df" and "count" in f and f.get("tunnel_mtu") == tunnel_mtu:
             df += int(f["count"])
-            seen["df"] = True
-        elif fid in ("dtls-established", "dtls-unanswered"):
-            seen["dtls"] = True
-            flows += 1
-            attempts = int(f.get("attempts", 0))
-            dtls_ch += attempts
-            version = f.get("version", "?")
-            dtls_by_version[version] = dtls_by_version.get(version, 0) + attempts
-            answered += fid == "dtls-established" or bool(f.get("hello_verify_requests"))
+            seen_df = True
         elif fid == "pmtud-black-hole":
             blackholes += 1
-    out: dict[str, object] = {"blackhole_flows": blackholes}
-    if seen["syn"]:
-        out["syn_mss"] = dict(sorted(syn.items(), key=lambda kv: int(kv[0])))
-        out["synack_mss"] = dict(sorted(synack.items(), key=lambda kv: int(kv[0])))
-    if seen["icmp"]:
-        out["icmp_frag_needed_mtu"] = dict(sorted(icmp.items(), key=lambda kv: int(kv[0])))
-    if seen["df"]:
+    out["blackhole_flows"] = blackholes
+    if seen_df:
         out["df_over_tunnel_mtu_not_headend"] = df
-    if seen["dtls"]:
-        out.update(dtls_client_hellos=dtls_ch, dtls_flows=flows, dtls_flows_answered=answered,
-                   dtls_client_hellos_by_version=dict(sorted(dtls_by_version.items())))
     return out
 
 
@@ -397,8 +374,8 @@ RETRANSMISSION_NOTE = (
     "fast_retransmission, spurious_retransmission and out_of_order, and matches it. tshark's "
     "tcp.analysis.retransmission alone ('strict') is narrower: a resend within the first "
     "round-trip time of the newest segment is 'out-of-order' (the resends right after an "
-    "ICMP 3/4), one of already-acknowledged data 'spurious'. labkit reports no retransmission "
-    "count: its black-hole detector counts copies of the same segment (same flow, sequence "
+    "ICMP 3/4), one of already-acknowledged data 'spurious'. labkit counts no retransmissions: "
+    "its black-hole detector follows copies of the same segment (same flow, sequence "
     "number and payload length), so a range re-sent in smaller segments is not a copy.")
 
 
@@ -432,11 +409,10 @@ def print_facts(fmt: str, doc: dict, runs: list[Run]) -> list[str]:
         print(f"    {p}")
     print("  " + RETRANSMISSION_NOTE)
     if "labkit" in by_tool:
-        print("  labkit: a DTLS flow counts as answered on a HelloVerifyRequest here, as in the "
-              "truth (labkit's dtls-unanswered also covers hellos answered but never completed); "
-              "labkit leaves out an attempt the capture ends too soon to judge (one ClientHello "
-              "less than 2 s before the end: dtls.WAIT_S), so near the end it can count a flow "
-              "or two fewer; its DF count leaves out packets to or from the head-end.")
+        print("  labkit: counts from the report's files[].counts (labkit/analyze/README.md); a "
+              "DTLS flow is a (client, server, port) pair, answered by a HelloVerifyRequest, "
+              "ServerHello or data; df_over_tunnel_mtu_not_headend is the oversized-df "
+              "finding's count, which leaves out packets to or from the head-end.")
     return problems
 
 

@@ -14,14 +14,14 @@ import sys
 from benchmarks import facts
 from benchmarks.generate import HEADEND_ADDRESS, truth_path
 
-from conftest import ROOT, requires_tshark, tshark_problems
+from conftest import ROOT, labkit, requires_tshark, tshark_problems
 
 SEED, PACKETS = 1, 5_000  # every capture opens with each kind of fact (generate.PRELUDE)
 
 
-def _generate(path, *extra: str) -> dict:
+def _generate(path, *extra: str, packets: int = PACKETS) -> dict:
     proc = subprocess.run([sys.executable, "-m", "benchmarks.generate", "-o", str(path),
-                           "--packets", str(PACKETS), "--seed", str(SEED), *extra],
+                           "--packets", str(packets), "--seed", str(SEED), *extra],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return json.loads(truth_path(path).read_text())
@@ -61,3 +61,29 @@ def test_generator_truth_matches_tshark(tmp_path):
     again = tmp_path / "again.pcap"
     _generate(again)
     assert again.read_bytes() == pcap.read_bytes()
+
+
+@requires_tshark
+def test_labkit_counts_equal_the_truth_and_tshark(tmp_path):
+    """labkit's ``files[].counts`` (and the findings the runner reads) on the benchmark mix:
+    every fact the runner compares, in both formats, against the generator and tshark. 20 k
+    packets: on 5 k the capture ends before the black hole's segment is sent three times."""
+    from benchmarks.run import labkit_facts
+
+    keys = facts.COMPARED[:-1] + ("df_over_tunnel_mtu_not_headend", "blackhole_flows")
+    assert facts.COMPARED[-1] == "retransmissions"  # labkit counts no retransmissions
+    for name in ("mix.pcap", "mix.pcapng"):
+        path = tmp_path / name
+        doc = _generate(path, packets=20_000)
+        mtu = doc["tunnel_mtu"]
+        proc = labkit("analyze", str(path), "--format", "json")
+        assert proc.returncode == 1, proc.stderr  # 1: problems found
+        got = labkit_facts(json.loads(proc.stdout), mtu)
+        assert set(keys) <= got.keys()
+        assert facts.disagreements(doc["truth"], got, keys) == []
+        seen = facts.facts_from_tshark(subprocess.run(
+            facts.tshark_args(str(path), mtu), capture_output=True, text=True, check=True,
+            timeout=120).stdout, mtu, HEADEND_ADDRESS)
+        assert facts.disagreements(seen, got, keys[:-1]) == []
+        # The whole DTLS census, unanswered flows included, is not a count of zeros.
+        assert got["dtls_flows"] > got["dtls_flows_answered"] > 0 and got["tls_client_hellos"] > 0

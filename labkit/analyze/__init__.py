@@ -40,22 +40,20 @@ def analyze(paths: Sequence[str | os.PathLike[str]], options: AnalyzeOptions | N
         scanned = []
         bytes_before = packets_before = 0
         for i, label in enumerate(labels):
-            on_chunk = None
-            if progress is not None:
-                def on_chunk(pos: int, packets: int, i: int = i) -> None:
-                    progress.update(bytes_before + pos, packets_before + packets, i)
-            scanned.append(scan_file(label, on_chunk))
+            hook = None if progress is None else _progress_hook(progress, bytes_before, packets_before, i)
+            scanned.append(scan_file(label, hook))
             bytes_before += _size(label)
             packets_before += scanned[-1][0].packets
     reports = {r.path: r for r, _ in scanned}
     facts = {r.path: ff for r, ff in scanned if ff is not None}
     case = Case(facts, {k: v for k, v in reports.items() if k in facts}, options)
+    mtus = [lim.mtu for lim in case.limits()]
     for label in facts:
         point, why, cannot = case.capture_point(label)
         r = reports[label]
         reports[label] = FileReport(r.path, r.format, r.packets, r.ip_packets, r.linktypes, point, why,
                                     cannot, r.warnings, r.error, r.first_time, r.last_time, r.seconds,
-                                    r.stage_seconds)
+                                    r.stage_seconds, facts[label].census(mtus))
     findings = tuple(case.findings()) if facts else ()
     files = tuple(reports[label] for label in labels)
     return Report(files, findings, verdict(findings, files), options)
@@ -98,6 +96,14 @@ def scan_file(label: str, on_chunk: Callable[[int, int], None] | None = None
         first_time=stats.first_ts, last_time=stats.last_ts, seconds=stats.seconds,
         stage_seconds=dict(stats.stage_seconds))
     return report, (ff if error is None else None)
+
+
+def _progress_hook(progress: Progress, bytes_before: int, packets_before: int,
+                   i: int) -> Callable[[int, int], None]:
+    """File ``i``'s chunk callback: its position, offset by the files scanned before it."""
+    def on_chunk(pos: int, packets: int) -> None:
+        progress.update(bytes_before + pos, packets_before + packets, i)
+    return on_chunk
 
 
 def _size(path: str) -> int:

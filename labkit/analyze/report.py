@@ -37,6 +37,7 @@ class FileReport:
     last_time: float | None = None
     seconds: float = 0.0  # analysis wall time
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)  # FileFacts.census
 
     @property
     def analyzable(self) -> bool:
@@ -54,6 +55,8 @@ class FileReport:
         if self.first_time is not None and self.last_time is not None:
             doc["first_time"] = round(self.first_time, 6)
             doc["duration_s"] = round(self.last_time - self.first_time, 6)
+        if self.counts:
+            doc["counts"] = self.counts
         return doc
 
 

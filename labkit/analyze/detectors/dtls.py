@@ -101,6 +101,7 @@ class DtlsDetector:
         self.pairs: dict[int, DtlsPair] = {}  # hash of (client, server, 0, port) -> pair
         self._keys = np.zeros(0, np.uint64)
         self.last_ts = 0.0
+        self.hello_versions: dict[int, int] = {}  # ClientHellos by record version (census)
 
     def _pair(self, pkt: dec.Packet, client_side: bool, key: int) -> DtlsPair:
         pair = self.pairs.get(key)
@@ -208,6 +209,7 @@ class DtlsDetector:
                     pair.server_ccs = True
             if r.hs_type == dec.HS_CLIENT_HELLO and r.fragment_offset == 0 and from_client:
                 pair.hellos.add(pkt.frame, pkt.ts)  # type: ignore[union-attr]
+                self.hello_versions[r.version] = self.hello_versions.get(r.version, 0) + 1
                 seq = r.message_seq or 0
                 pair.hello_seqs[seq] = pair.hello_seqs.get(seq, 0) + 1
                 pair.last_hello_ts = pkt.ts

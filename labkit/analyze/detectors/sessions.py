@@ -49,6 +49,7 @@ class TlsDetector:
         self.sessions: dict[int, TlsSession] = {}
         self.by_endpoint: dict[tuple[str, str, int], list[int]] = {}
         self._by_rev: dict[int, TlsSession] = {}  # server -> client flow hash -> session
+        self.client_hellos = 0  # TCP payloads starting with a ClientHello (a census count)
         # SYNs (no ACK) of this and the previous chunk, by flow: a ClientHello may follow its
         # SYN across a chunk edge.
         self._prev_index: dict[int, tuple[int, float]] = {}
@@ -61,8 +62,9 @@ class TlsDetector:
         c = view.cols
         rows = view.hello_rows
         if len(rows):
-            hs = c.p5[rows]
-            for row in rows[hs == dec.HS_CLIENT_HELLO].tolist():
+            hello = rows[c.p5[rows] == dec.HS_CLIENT_HELLO]
+            self.client_hellos += len(hello)
+            for row in hello.tolist():
                 if int(fwd[row]) not in self.sessions:
                     self._register(view, row, fwd, rev, syns)
         self._prev_index = self._index(syns) if self._cur_index is not None or len(syns[0]) else {}
