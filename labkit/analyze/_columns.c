@@ -15,7 +15,7 @@
 enum {
     C_IPVER, C_L3, C_IPLEN, C_DF, C_PROTO, C_FIRST, C_L4, C_SPORT, C_DPORT, C_FLAGS, C_SEQ,
     C_ACK, C_PAY, C_PAYLEN, C_PCAP, C_P0, C_P1, C_P2, C_P5, C_P13, C_SRC_H, C_DST_H, C_SRC4,
-    C_DST4, NCOLS
+    C_DST4, C_TCP_FWD, C_TCP_REV, NCOLS
 };
 
 /* Link types (decode.py). */
@@ -48,6 +48,13 @@ mix64(uint64_t x)  /* splitmix64's finalizer, as decode.mix64 */
     x ^= x >> 27;
     x *= 0x94D049BB133111EBULL;
     return x ^ (x >> 31);
+}
+
+/* decode.directed: a directed flow's hash from its address hashes and ports. */
+static inline uint64_t
+directed(uint64_t src_h, uint64_t dst_h, unsigned sport, unsigned dport)
+{
+    return mix64(src_h ^ mix64(dst_h ^ (((uint64_t)sport << 16) | dport)));
 }
 
 static inline int is_vlan(unsigned et) { return et == 0x8100 || et == 0x88A8 || et == 0x9100; }
@@ -227,6 +234,14 @@ decode_one(const Packet *p, int64_t caplen, int32_t linktype, int64_t *col, Py_s
     SET(C_DST_H, dst_h);
     SET(C_SRC4, v4 ? be32(h + 12) : 0);
     SET(C_DST4, v4 ? be32(h + 16) : 0);
+    if (tcp) {
+        unsigned sp = be16(t), dp = be16(t + 2);
+        SET(C_TCP_FWD, directed(src_h, dst_h, sp, dp));
+        SET(C_TCP_REV, directed(dst_h, src_h, dp, sp));
+    } else {
+        SET(C_TCP_FWD, 0);
+        SET(C_TCP_REV, 0);
+    }
 #undef SET
 }
 

@@ -457,6 +457,8 @@ class Columns:
     dst_h: np.ndarray
     src4: np.ndarray  # IPv4 addresses as integers (0 on other rows): names without a decode
     dst4: np.ndarray
+    tcp_fwd: np.ndarray  # TCP rows: directed flow hash (:func:`directed`); 0 on other rows
+    tcp_rev: np.ndarray  # TCP rows: the reverse direction's flow hash; 0 on other rows
 
     def __len__(self) -> int:
         return len(self.ipver)
@@ -473,6 +475,12 @@ def mix64(x: np.ndarray) -> np.ndarray:
     x = x ^ (x >> np.uint64(27))
     x = x * _M2
     return x ^ (x >> np.uint64(31))
+
+
+def directed(src_h: np.ndarray, dst_h: np.ndarray, sport: np.ndarray, dport: np.ndarray) -> np.ndarray:
+    """64-bit hash of a directed 5-tuple's addresses and ports (protocol kept apart by callers)."""
+    ports = ((sport.astype(np.uint64) << np.uint64(16)) | dport.astype(np.uint64))
+    return mix64(src_h ^ mix64(dst_h ^ ports))
 
 
 def _u8(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -566,9 +574,9 @@ _PAYLOAD_PROBE = np.array([0, 1, 2, 5, 13])
 #: them as the rows of one (len, n) int64 array.
 COLUMN_NAMES = ("ipver", "l3", "iplen", "df", "proto", "first", "l4", "sport", "dport", "flags",
                 "seq", "ack", "pay", "paylen", "pcap", "p0", "p1", "p2", "p5", "p13", "src_h",
-                "dst_h", "src4", "dst4")
+                "dst_h", "src4", "dst4", "tcp_fwd", "tcp_rev")
 _BOOL_COLUMNS = frozenset({"df", "first"})
-_HASH_COLUMNS = frozenset({"src_h", "dst_h"})
+_HASH_COLUMNS = frozenset({"src_h", "dst_h", "tcp_fwd", "tcp_rev"})
 
 
 def columns(chunk: Chunk) -> Columns:
@@ -677,10 +685,13 @@ def py_columns(chunk: Chunk) -> Columns:
     p2 = np.where(pcap > 2, pb[:, 2], 0)
     p5 = np.where(pcap > 5, pb[:, 3], 0)
     p13 = np.where(pcap > 13, pb[:, 4], 0)
+    zero = np.uint64(0)
     return Columns(chunk, np.where(v4, 4, np.where(v6, 6, 0)), l3, np.where(ip, iplen, 0), df,
                    np.where(ip, proto, -1), first & ip, chunk.data + rel4, sport, dport, flags,
                    seq, ack, chunk.data + relp, paylen, pcap, p0, p1, p2, p5, p13, src_h, dst_h,
-                   np.where(v4, w32[:, 3], 0).astype(np.int64), np.where(v4, w32[:, 4], 0).astype(np.int64))
+                   np.where(v4, w32[:, 3], 0).astype(np.int64), np.where(v4, w32[:, 4], 0).astype(np.int64),
+                   np.where(tcp, directed(src_h, dst_h, sport, dport), zero),
+                   np.where(tcp, directed(dst_h, src_h, dport, sport), zero))
 
 
 def ip4_text(value: int) -> str:

@@ -29,12 +29,6 @@ from labkit.analyze.reader import Capture, Chunk
 _DTLS_VERSION_CODES = np.array(sorted(dec.DTLS_VERSIONS), np.int64)
 
 
-def directed(src_h: np.ndarray, dst_h: np.ndarray, sport: np.ndarray, dport: np.ndarray) -> np.ndarray:
-    """64-bit hash of a directed 5-tuple's addresses and ports (protocol kept apart by callers)."""
-    ports = ((sport.astype(np.uint64) << np.uint64(16)) | dport.astype(np.uint64))
-    return dec.mix64(src_h ^ dec.mix64(dst_h ^ ports))
-
-
 def pair(src_h: np.ndarray, dst_h: np.ndarray) -> np.ndarray:
     """64-bit hash of a directed address pair."""
     return dec.mix64(src_h ^ dec.mix64(dst_h + np.uint64(0x2545F4914F6CDD1D)))
@@ -95,6 +89,17 @@ class FlowGroups:
         pos = np.minimum(np.searchsorted(self.keys, k), len(self.keys) - 1)
         return np.where(self.keys[pos] == k, pos, -1)
 
+    def spans(self, keys: np.ndarray) -> list[tuple[int, int]]:
+        """For each flow hash, where its rows lie in :attr:`rows` ((0, 0): none): one search
+        for many flows."""
+        j = self.find(keys)
+        if not len(self.starts):
+            return [(0, 0)] * len(j)
+        ends = np.r_[self.starts[1:], len(self.rows)]
+        at = np.maximum(j, 0)
+        lo, hi = np.where(j >= 0, self.starts[at], 0), np.where(j >= 0, ends[at], 0)
+        return list(zip(lo.tolist(), hi.tolist()))
+
     def rows_of(self, key: int) -> np.ndarray:
         """Rows of flow ``key`` in this chunk, in order."""
         j = int(self.find(np.array([key], np.uint64))[0])
@@ -122,8 +127,6 @@ class ChunkView:
     syn_rows: np.ndarray  # rows of TCP SYNs and SYN-ACKs
     syn_mss: np.ndarray  # their MSS when it is the first option (-1: see the rare packets)
     hello_rows: np.ndarray  # rows whose TCP payload starts with a TLS ClientHello/ServerHello
-    _tcp_fwd: np.ndarray | None = None
-    _tcp_rev: np.ndarray | None = None
     _groups: FlowGroups | None = None
 
     @property
@@ -136,15 +139,7 @@ class ChunkView:
 
     def tcp_keys(self) -> tuple[np.ndarray, np.ndarray]:
         """Directed flow hash of every row, and of its reverse (0 where not TCP)."""
-        if self._tcp_fwd is None:
-            c = self.cols
-            tcp = (c.proto == dec.PROTO_TCP) & (c.sport >= 0)
-            fwd = directed(c.src_h, c.dst_h, c.sport, c.dport)
-            rev = directed(c.dst_h, c.src_h, c.dport, c.sport)
-            zero = np.uint64(0)
-            self._tcp_fwd = np.where(tcp, fwd, zero)
-            self._tcp_rev = np.where(tcp, rev, zero)
-        return self._tcp_fwd, self._tcp_rev  # type: ignore[return-value]
+        return self.cols.tcp_fwd, self.cols.tcp_rev
 
     def tcp_groups(self) -> FlowGroups:
         if self._groups is None:

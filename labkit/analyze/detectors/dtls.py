@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from labkit.analyze import decode as dec
-from labkit.analyze.engine import ChunkView, directed, tally
+from labkit.analyze.decode import directed
+from labkit.analyze.engine import ChunkView, tally
 from labkit.analyze.evidence import FrameSet, dst_field, src_field
 
 MIDSTREAM_MIN = 2
@@ -93,6 +94,13 @@ class DtlsPair:
         return self.hello_version if self.hello_version is not None else self.record_version
 
 
+def _member(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """np.isin against a sorted, non-empty key array: one binary search per value (isin sorts
+    both sides every call)."""
+    pos = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
+    return sorted_keys[pos] == values
+
+
 class DtlsDetector:
     """Feeds on DTLS handshake records (rare) and counts application data with numpy."""
 
@@ -140,8 +148,8 @@ class DtlsDetector:
         a_rows = rows[appdata]
         ck, sk = c_key[appdata], s_key[appdata]
         if len(self._keys):
-            to_server = np.isin(ck, self._keys)
-            to_client = np.isin(sk, self._keys) & ~to_server
+            to_server = _member(ck, self._keys)
+            to_client = _member(sk, self._keys) & ~to_server
             self._count(ck[to_server], a_rows[to_server], view, c2s=True)
             self._count(sk[to_client], a_rows[to_client], view, c2s=False)
             loose = ~(to_server | to_client)

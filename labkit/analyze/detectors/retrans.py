@@ -231,16 +231,19 @@ class RetransDetector:
         """
         c = view.cols
         g = view.tcp_groups()
+        cands = list(self.candidates.items())
+        spans = g.spans(np.array([cd.fd for _k, cd in cands] + [cd.ack_key for _k, cd in cands],
+                                 np.uint64))
         done = []
-        for k, cd in self.candidates.items():
+        for i, (k, cd) in enumerate(cands):
             if cd.shrunk_frame is None:
-                rows = g.rows_of(cd.fd)
+                rows = g.rows[slice(*spans[i])]
                 if len(rows):
                     hit = rows[(c.seq[rows] == cd.seq) & (c.paylen[rows] > 0) & (c.paylen[rows] < cd.length)]
                     if len(hit):
                         cd.shrunk_frame = int(view.frames[hit[0]])
             if cd.acked_frame is None:
-                rows = g.rows_of(cd.ack_key)
+                rows = g.rows[slice(*spans[len(cands) + i])]
                 if len(rows) and _serial_ge(c.ack[rows[-1]], cd.end):
                     hit = rows[((c.flags[rows] & dec.TCP_ACK) != 0) & _serial_ge(c.ack[rows], cd.end)]
                     cd.acked_frame = int(view.frames[hit[0]]) if len(hit) else int(view.frames[rows[-1]])
