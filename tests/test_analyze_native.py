@@ -39,8 +39,10 @@ def test_extensions_are_built_where_there_is_a_compiler() -> None:
     cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(cc) is None:
         pytest.skip(f"no C compiler ({cc})")
-    assert walk.COMPILED, "labkit.analyze._walk was not built"
-    assert dec._columns is not None, "labkit.analyze._columns was not built"
+    where = Path(walk.__file__).parent
+    hint = f"no built extension next to {where}: 'pip install -e .' builds them in place"
+    assert walk.COMPILED, "labkit.analyze._walk: " + hint
+    assert dec._columns is not None, "labkit.analyze._columns: " + hint
 
 
 def assert_same_columns(chunk) -> None:
