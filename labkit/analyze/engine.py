@@ -46,6 +46,45 @@ def tally(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return s[starts], np.minimum.reduceat(order, starts), np.diff(np.r_[starts, len(s)])
 
 
+class KeyTable:
+    """Per-key counts across chunks: sorted 64-bit keys, each with a count, an id (the order
+    in which keys first appeared) and attribute columns taken from its first row. The shape of
+    every "per flow / per pair x size" table: memory follows the keys, never the packets."""
+
+    def __init__(self, **dtypes: type) -> None:
+        self.keys = np.zeros(0, np.uint64)
+        self.count = np.zeros(0, np.int64)
+        self.ids = np.zeros(0, np.int64)
+        self.cols = {name: np.zeros(0, dt) for name, dt in dtypes.items()}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.cols[name]
+
+    def add(self, keys: np.ndarray, **values: np.ndarray) -> int:
+        """Count each row under its key; a new key takes its attributes from its first row
+        (``values``: one array per column, aligned with ``keys``). Returns how many keys are new."""
+        uk, first, counts = tally(keys)
+        pos = np.minimum(np.searchsorted(self.keys, uk), max(len(self.keys) - 1, 0))
+        found = self.keys[pos] == uk if len(self.keys) else np.zeros(len(uk), bool)
+        self.count[pos[found]] += counts[found]
+        new = ~found
+        n_new = int(np.count_nonzero(new))
+        if n_new:
+            f = first[new]
+            keys = np.concatenate([self.keys, uk[new]])
+            o = np.argsort(keys, kind="stable")
+            self.keys = keys[o]
+            self.count = np.concatenate([self.count, counts[new]])[o]
+            self.ids = np.concatenate([self.ids, np.arange(len(self.ids), len(self.ids) + n_new)])[o]
+            for name, col in self.cols.items():
+                self.cols[name] = np.concatenate([col, values[name][f]])[o]
+        return n_new
+
+    def ids_of(self, keys: np.ndarray) -> np.ndarray:
+        """The id of each key (every one of them already added)."""
+        return self.ids[np.searchsorted(self.keys, keys)]
+
+
 _ROW_BITS = 20  # rows of a chunk fit in 20 bits (a 16 MiB chunk holds < 2^20 records)
 _ROW_MASK = np.uint64((1 << _ROW_BITS) - 1)
 

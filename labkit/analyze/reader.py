@@ -621,7 +621,6 @@ class _PcapngWalker(_Walker):
     """pcapng: walk blocks, handle the rare non-packet blocks in Python, packets as columns."""
 
     def start(self, buf: bytearray, have: int) -> int:
-        self.order = "<"
         self.frame = 1
         self.section_base = 0  # index in cap.interfaces of this section's interface 0
         self.section_ifaces = 0

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from labkit.analyze import decode as dec
-from labkit.analyze.engine import ChunkView, tally
+from labkit.analyze.engine import ChunkView, KeyTable, tally
 from labkit.analyze.evidence import MAX_FRAMES
 
 
@@ -41,14 +41,8 @@ class MssDetector:
     def __init__(self, file: str) -> None:
         self.file = file
         self.groups: dict[tuple[bool, int, int], SynGroup] = {}
-        # (synack, MSS, IP version, server) -> count, as sorted numpy columns
-        self.keys = np.zeros(0, np.uint64)
-        self.k_synack = np.zeros(0, bool)
-        self.k_mss = np.zeros(0, np.int64)
-        self.k_ipver = np.zeros(0, np.int64)
-        self.k_server = np.zeros(0, np.uint64)
-        self.k_count = np.zeros(0, np.int64)
-        self.k_entry = np.zeros(0, np.int64)  # sorted position -> index in entry_frames
+        # (synack, MSS, IP version, server) -> count; a key's id indexes entry_frames
+        self.table = KeyTable(synack=bool, mss=np.int64, ipver=np.int64, server=np.uint64)
         self.entry_frames: list[list[tuple[int, float]]] = []
         self.entry_full = np.zeros(0, bool)
 
@@ -78,27 +72,12 @@ class MssDetector:
         tag = ((ipver.astype(np.uint64) << np.uint64(20)) | (mss.astype(np.uint64) << np.uint64(1))
                | synack.astype(np.uint64))
         key = dec.mix64(server ^ dec.mix64(tag))
-        uk, first, counts = tally(key)
-        pos = np.minimum(np.searchsorted(self.keys, uk), max(len(self.keys) - 1, 0))
-        found = self.keys[pos] == uk if len(self.keys) else np.zeros(len(uk), bool)
-        self.k_count[pos[found]] += counts[found]
-        new = ~found
-        if new.any():
-            f = first[new]
-            base = len(self.entry_frames)
-            self.entry_frames += [[] for _ in range(int(new.sum()))]
-            self.entry_full = np.concatenate([self.entry_full, np.zeros(int(new.sum()), bool)])
-            keys = np.concatenate([self.keys, uk[new]])
-            o = np.argsort(keys, kind="stable")
-            self.keys = keys[o]
-            self.k_synack = np.concatenate([self.k_synack, synack[f]])[o]
-            self.k_mss = np.concatenate([self.k_mss, mss[f]])[o]
-            self.k_ipver = np.concatenate([self.k_ipver, ipver[f]])[o]
-            self.k_server = np.concatenate([self.k_server, server[f]])[o]
-            self.k_count = np.concatenate([self.k_count, counts[new]])[o]
-            self.k_entry = np.concatenate([self.k_entry, np.arange(base, base + int(new.sum()))])[o]
+        new = self.table.add(key, synack=synack, mss=mss, ipver=ipver, server=server)
+        if new:
+            self.entry_frames += [[] for _ in range(new)]
+            self.entry_full = np.concatenate([self.entry_full, np.zeros(new, bool)])
         # First frames per (direction, MSS, version, server), while its list is not full.
-        ent = self.k_entry[np.searchsorted(self.keys, key)]
+        ent = self.table.ids_of(key)
         needy = np.flatnonzero(~self.entry_full[ent])
         if len(needy):
             frames = view.frames[rows[needy]].tolist()
@@ -114,10 +93,11 @@ class MssDetector:
                   outer: bool | None) -> list[tuple[list[tuple[int, float]], int]]:
         """(first frames, count) per server of one group; ``outer``: only head-end servers
         (True), only others (False), all (None)."""
-        m = (self.k_synack == synack) & (self.k_mss == mss) & (self.k_ipver == ipver)
+        t = self.table
+        m = (t["synack"] == synack) & (t["mss"] == mss) & (t["ipver"] == ipver)
         if outer is not None:
-            m &= np.isin(self.k_server, heads) == outer
-        return [(self.entry_frames[e], n) for e, n in zip(self.k_entry[m].tolist(), self.k_count[m].tolist())]
+            m &= np.isin(t["server"], heads) == outer
+        return [(self.entry_frames[e], n) for e, n in zip(t.ids[m].tolist(), t.count[m].tolist())]
 
     def _frames(self, view: ChunkView, rows, synack, mss, ipver, server) -> None:
         """Per (SYN/SYN-ACK, MSS, IP version): count, and the first frames with their server."""
@@ -138,6 +118,7 @@ class MssDetector:
 
     def role_counts(self, synack: bool, mss: int, ipver: int, heads: np.ndarray) -> tuple[int, int]:
         """(SYNs to a head-end, SYNs to others) of one group."""
-        m = (self.k_synack == synack) & (self.k_mss == mss) & (self.k_ipver == ipver)
-        to_head = m & np.isin(self.k_server, heads)
-        return int(self.k_count[to_head].sum()), int(self.k_count[m & ~to_head].sum())
+        t = self.table
+        m = (t["synack"] == synack) & (t["mss"] == mss) & (t["ipver"] == ipver)
+        to_head = m & np.isin(t["server"], heads)
+        return int(t.count[to_head].sum()), int(t.count[m & ~to_head].sum())

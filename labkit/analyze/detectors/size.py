@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from labkit.analyze import decode as dec
-from labkit.analyze.engine import ChunkView, pair, tally
+from labkit.analyze.engine import ChunkView, KeyTable, pair
 from labkit.analyze.evidence import MAX_FRAMES, FrameSet
 from labkit.analyze.reader import open_capture
 from labkit.mtu import MIN_IPV4_MTU
@@ -39,11 +39,8 @@ def _df_rows(c: dec.Columns) -> np.ndarray:
 class SizeDetector:
     def __init__(self, file: str) -> None:
         self.file = file
-        self.keys = np.zeros(0, np.uint64)  # sorted (pair, size) hashes
-        self.src = np.zeros(0, np.uint64)  # address hashes of each entry
-        self.dst = np.zeros(0, np.uint64)
-        self.size = np.zeros(0, np.int64)
-        self.count = np.zeros(0, np.int64)
+        # (address pair, IP size) -> packets; each entry's address hashes and size
+        self.table = KeyTable(src=np.uint64, dst=np.uint64, size=np.int64)
 
     def feed(self, view: ChunkView) -> None:
         c = view.cols
@@ -52,27 +49,15 @@ class SizeDetector:
             return
         src, dst, size = c.src_h[rows], c.dst_h[rows], c.iplen[rows]
         key = dec.mix64(pair(src, dst) ^ (size.astype(np.uint64) * _K))
-        uk, first, counts = tally(key)
-        pos = np.minimum(np.searchsorted(self.keys, uk), max(len(self.keys) - 1, 0))
-        found = self.keys[pos] == uk if len(self.keys) else np.zeros(len(uk), bool)
-        self.count[pos[found]] += counts[found]
-        new = ~found
-        if new.any():
-            f = first[new]
-            keys = np.concatenate([self.keys, uk[new]])
-            o = np.argsort(keys, kind="stable")
-            self.keys = keys[o]
-            self.src = np.concatenate([self.src, src[f]])[o]
-            self.dst = np.concatenate([self.dst, dst[f]])[o]
-            self.size = np.concatenate([self.size, size[f]])[o]
-            self.count = np.concatenate([self.count, counts[new]])[o]
+        self.table.add(key, src=src, dst=dst, size=size)
 
     def over(self, limit: int, excluded: Iterable[int] = ()) -> Counter:
         """Packet counts by IP size above ``limit``, leaving out pairs with an excluded address."""
+        t = self.table
         ex = np.array(sorted(set(excluded)), np.uint64)
-        keep = (self.size > limit) & ~np.isin(self.src, ex) & ~np.isin(self.dst, ex)
-        sizes, idx = np.unique(self.size[keep], return_inverse=True)
-        counts = np.bincount(idx, weights=self.count[keep], minlength=len(sizes)) if len(sizes) else []
+        keep = (t["size"] > limit) & ~np.isin(t["src"], ex) & ~np.isin(t["dst"], ex)
+        sizes, idx = np.unique(t["size"][keep], return_inverse=True)
+        counts = np.bincount(idx, weights=t.count[keep], minlength=len(sizes)) if len(sizes) else []
         return Counter({int(s): int(n) for s, n in zip(sizes.tolist(), list(counts))})
 
 
