@@ -24,11 +24,24 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
-from benchmarks.traffic import (ADAPTER_MTU, MS, SEC, TUNNEL_MSS, TUNNEL_MTU, Context, DtlsPlan,
-                                PmtuEvent, Pkt, TcpPlan, Truth, arp_exchange, dns_lookup,
-                                dtls_session, tls_download)
+from benchmarks.traffic import (
+    ADAPTER_MTU,
+    MS,
+    SEC,
+    TUNNEL_MSS,
+    TUNNEL_MTU,
+    Context,
+    DtlsPlan,
+    Pkt,
+    PmtuEvent,
+    TcpPlan,
+    Truth,
+    arp_exchange,
+    dns_lookup,
+    dtls_session,
+    tls_download,
+)
 from benchmarks.wire import Host, PcapngWriter, PcapWriter
-
 from labkit.errors import EXIT_USAGE, LabkitError, UsageError
 from labkit.fileio import atomic_output
 
@@ -85,30 +98,68 @@ def inner_download(ctx: Context, t0: int, event: str | None = None) -> list[Iter
     elif event == "router":
         mtu = rng.choice([m for m in ROUTERS if m < size + 40] or [0])
         pmtu = PmtuEvent(mtu, ROUTERS[mtu], quote=548) if mtu else None
-    plan = TcpPlan(ctx.host(10, 10), ctx.host(172, 16), _port(ctx), 443, _vlan(ctx), cmss, smss,
-                   rtt=rng.randrange(10 * MS, 80 * MS), gap=rng.randrange(100, 1500),
-                   segments=rng.randrange(50, 2500), sized=True, loss=0.002, pmtu=pmtu)
+    plan = TcpPlan(
+        ctx.host(10, 10),
+        ctx.host(172, 16),
+        _port(ctx),
+        443,
+        _vlan(ctx),
+        cmss,
+        smss,
+        rtt=rng.randrange(10 * MS, 80 * MS),
+        gap=rng.randrange(100, 1500),
+        segments=rng.randrange(50, 2500),
+        sized=True,
+        loss=0.002,
+        pmtu=pmtu,
+    )
     return [tls_download(ctx, t0, plan)]
 
 
-def _dtls_plan(ctx: Context, client: Host, rtt: int,
-               dtls: tuple[int, bool] | None = None) -> DtlsPlan:
+def _dtls_plan(
+    ctx: Context, client: Host, rtt: int, dtls: tuple[int, bool] | None = None
+) -> DtlsPlan:
     """A DTLS attempt; ``dtls`` = (version, answered) when not drawn at random."""
     rng = ctx.rng
     version, answered = dtls or (_pick(ctx, DTLS_VERSIONS), rng.random() < 0.6)
-    return DtlsPlan(client, HEADEND, _port(ctx), 443, None, version, answered=answered,
-                    completed=rng.random() < 0.9, attempts=rng.randrange(3, 6),
-                    early_retry=rng.random() < 0.15, rtt=rtt, records=rng.randrange(10, 300))
+    return DtlsPlan(
+        client,
+        HEADEND,
+        _port(ctx),
+        443,
+        None,
+        version,
+        answered=answered,
+        completed=rng.random() < 0.9,
+        attempts=rng.randrange(3, 6),
+        early_retry=rng.random() < 0.15,
+        rtt=rtt,
+        records=rng.randrange(10, 300),
+    )
 
 
-def outer_session(ctx: Context, t0: int, dtls: tuple[int, bool] | None = None) -> list[Iterator[Pkt]]:
+def outer_session(
+    ctx: Context, t0: int, dtls: tuple[int, bool] | None = None
+) -> list[Iterator[Pkt]]:
     """An AnyConnect session as the head-end's outside sees it: TLS (CSTP), then DTLS."""
     rng = ctx.rng
     client = ctx.host(100, 64)
     rtt = rng.randrange(20 * MS, 120 * MS)
-    plan = TcpPlan(client, HEADEND, _port(ctx), 443, None, _pick(ctx, OUTER_CLIENT_MSS),
-                   HEADEND_MSS, rtt=rtt, gap=rng.randrange(200, 3000),
-                   segments=rng.randrange(50, 1500), sized=False, loss=0.001, outer=True)
+    plan = TcpPlan(
+        client,
+        HEADEND,
+        _port(ctx),
+        443,
+        None,
+        _pick(ctx, OUTER_CLIENT_MSS),
+        HEADEND_MSS,
+        rtt=rtt,
+        gap=rng.randrange(200, 3000),
+        segments=rng.randrange(50, 1500),
+        sized=False,
+        loss=0.001,
+        outer=True,
+    )
     flows = [tls_download(ctx, t0, plan)]
     if dtls or rng.random() < 0.85:  # the rest never try DTLS (dtls-absent)
         flows.append(dtls_session(ctx, t0 + 4 * rtt + 50 * MS, _dtls_plan(ctx, client, rtt, dtls)))
@@ -117,15 +168,28 @@ def outer_session(ctx: Context, t0: int, dtls: tuple[int, bool] | None = None) -
 
 def dtls_only(ctx: Context, t0: int, dtls: tuple[int, bool] | None = None) -> list[Iterator[Pkt]]:
     """A DTLS attempt whose TLS session began before the capture did."""
-    return [dtls_session(ctx, t0, _dtls_plan(ctx, ctx.host(100, 64),
-                                             ctx.rng.randrange(20 * MS, 120 * MS), dtls))]
+    return [
+        dtls_session(
+            ctx, t0, _dtls_plan(ctx, ctx.host(100, 64), ctx.rng.randrange(20 * MS, 120 * MS), dtls)
+        )
+    ]
 
 
 def https_short(ctx: Context, t0: int) -> list[Iterator[Pkt]]:
     rng = ctx.rng
-    plan = TcpPlan(ctx.host(10, 10), ctx.host(172, 16), _port(ctx), 443, _vlan(ctx),
-                   _pick(ctx, CLIENT_MSS), _pick(ctx, SERVER_MSS), rtt=rng.randrange(5 * MS, 60 * MS),
-                   gap=rng.randrange(100, 1000), segments=rng.randrange(1, 8), sized=False)
+    plan = TcpPlan(
+        ctx.host(10, 10),
+        ctx.host(172, 16),
+        _port(ctx),
+        443,
+        _vlan(ctx),
+        _pick(ctx, CLIENT_MSS),
+        _pick(ctx, SERVER_MSS),
+        rtt=rng.randrange(5 * MS, 60 * MS),
+        gap=rng.randrange(100, 1000),
+        segments=rng.randrange(1, 8),
+        sized=False,
+    )
     return [tls_download(ctx, t0, plan)]
 
 
@@ -140,17 +204,24 @@ def arp_noise(ctx: Context, t0: int) -> list[Iterator[Pkt]]:
 
 Spawner = Callable[[Context, int], list[Iterator[Pkt]]]
 MIX: tuple[tuple[Spawner, float], ...] = (
-    (inner_download, 0.04), (outer_session, 0.012), (dtls_only, 0.03), (https_short, 0.25),
-    (dns, 0.45), (arp_noise, 0.218),
+    (inner_download, 0.04),
+    (outer_session, 0.012),
+    (dtls_only, 0.03),
+    (https_short, 0.25),
+    (dns, 0.45),
+    (arp_noise, 0.218),
 )
 
 
 #: Conversations every capture opens with, so that even a few thousand packets hold each
 #: fact the benchmark checks: the customer's problem is in the capture they send.
 PRELUDE: tuple[Spawner, ...] = (
-    partial(outer_session, dtls=(0x0100, False)), partial(inner_download, event="icmp"),
-    partial(inner_download, event="blackhole"), partial(dtls_only, dtls=(0xFEFD, True)),
-    partial(inner_download, event="router"), partial(dtls_only, dtls=(0xFEFF, True)),
+    partial(outer_session, dtls=(0x0100, False)),
+    partial(inner_download, event="icmp"),
+    partial(inner_download, event="blackhole"),
+    partial(dtls_only, dtls=(0xFEFD, True)),
+    partial(inner_download, event="router"),
+    partial(dtls_only, dtls=(0xFEFF, True)),
 )
 
 
@@ -179,8 +250,9 @@ def packets(ctx: Context) -> Iterator[Pkt]:
 EPOCH_US = 1_767_225_600 * SEC  # 2026-01-01 00:00:00 UTC: fixed, so files are reproducible
 
 
-def generate(out: Path, *, fmt: str, count: int | None, size: int | None, seed: int,
-             tunnel_mtu: int) -> dict[str, object]:
+def generate(
+    out: Path, *, fmt: str, count: int | None, size: int | None, seed: int, tunnel_mtu: int
+) -> dict[str, object]:
     """Write the capture to ``out``; return the truth document (not yet written)."""
     ctx = Context(seed, tunnel_mtu)
     truth = Truth()
@@ -198,8 +270,15 @@ def generate(out: Path, *, fmt: str, count: int | None, size: int | None, seed: 
             if (count is not None and n >= count) or (size is not None and written >= size):
                 break
     return {
-        "file": str(out), "generator": generator_version(), "format": fmt, "packets": n, "bytes": written, "seed": seed,
-        "duration_s": round(last_ts / SEC, 3), "tunnel_mtu": tunnel_mtu, "adapter_mtu": ADAPTER_MTU,
+        "file": str(out),
+        "generator": generator_version(),
+        "format": fmt,
+        "packets": n,
+        "bytes": written,
+        "seed": seed,
+        "duration_s": round(last_ts / SEC, 3),
+        "tunnel_mtu": tunnel_mtu,
+        "adapter_mtu": ADAPTER_MTU,
         "generate_s": round(time.perf_counter() - started, 2),
         "truth": truth.to_json(),
         "definitions": (Truth.__doc__ or "").strip(),
@@ -244,19 +323,28 @@ def truth_path(capture: Path) -> Path:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, type=Path, help="capture file to write")
-    p.add_argument("--format", choices=("pcap", "pcapng"),
-                   help="file format (default: from the extension, else pcap)")
+    p.add_argument(
+        "--format",
+        choices=("pcap", "pcapng"),
+        help="file format (default: from the extension, else pcap)",
+    )
     group = p.add_mutually_exclusive_group()
     group.add_argument("--packets", type=int, help="number of packets (default 1000000)")
     group.add_argument("--size", type=size_arg, help="stop at this file size instead, e.g. 5g")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    p.add_argument("--tunnel-mtu", type=int, default=TUNNEL_MTU,
-                   help=f"the TLS tunnel MTU that DF packets are counted against (default {TUNNEL_MTU})")
+    p.add_argument(
+        "--tunnel-mtu",
+        type=int,
+        default=TUNNEL_MTU,
+        help=f"the TLS tunnel MTU that DF packets are counted against (default {TUNNEL_MTU})",
+    )
     p.add_argument("--force", action="store_true", help="overwrite existing files")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.generate", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.generate", description=__doc__.split("\n")[0]
+    )
     add_arguments(p)
     args = p.parse_args(argv)
     try:
@@ -267,10 +355,18 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--packets {count}: must be at least 1")
         fmt = args.format or ("pcapng" if args.output.suffix == ".pcapng" else "pcap")
         sidecar = truth_path(args.output)
-        with atomic_output(args.output, force=args.force) as tmp, \
-                atomic_output(sidecar, force=args.force) as tmp_truth:
-            doc = generate(tmp, fmt=fmt, count=count, size=args.size, seed=args.seed,
-                           tunnel_mtu=args.tunnel_mtu)
+        with (
+            atomic_output(args.output, force=args.force) as tmp,
+            atomic_output(sidecar, force=args.force) as tmp_truth,
+        ):
+            doc = generate(
+                tmp,
+                fmt=fmt,
+                count=count,
+                size=args.size,
+                seed=args.seed,
+                tunnel_mtu=args.tunnel_mtu,
+            )
             doc["file"] = str(args.output)
             tmp_truth.write_text(json.dumps(doc, indent=2) + "\n")
     except LabkitError as exc:
@@ -279,8 +375,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("generate: interrupted\n")
         return 130
-    print(f"wrote {args.output} ({doc['packets']} packets, {doc['bytes'] / 1e6:.1f} MB, {fmt}) "
-          f"in {doc['generate_s']} s; truth in {sidecar}")
+    print(
+        f"wrote {args.output} ({doc['packets']} packets, {doc['bytes'] / 1e6:.1f} MB, {fmt}) "
+        f"in {doc['generate_s']} s; truth in {sidecar}"
+    )
     print(json.dumps(doc["truth"], indent=2))
     return 0
 

@@ -15,15 +15,14 @@ labkit and tshark against facts that neither of them produced.
 from __future__ import annotations
 
 import heapq
-import struct
 import random
+import struct
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from benchmarks.wire import Host, Leg, Payload, arp
-
 from labkit.mtu import dtls_mtu, mss_for_mtu, tls_mtu_asa
 
 ADAPTER_MTU = dtls_mtu()  # 1418: the client's adapter while DTLS is assumed
@@ -109,7 +108,8 @@ class Truth:
             "icmp_frag_needed_mtu": _keyed(self.icmp_frag_needed_mtu),
             "df_over_tunnel_mtu": sum(self.df_over_by_size.values()),
             "df_over_tunnel_mtu_by_size": _keyed(self.df_over_by_size),
-            "df_over_tunnel_mtu_not_headend": sum(self.df_over_by_size.values()) - self.df_over_outer,
+            "df_over_tunnel_mtu_not_headend": sum(self.df_over_by_size.values())
+            - self.df_over_outer,
             "dtls_client_hellos": sum(self.dtls_client_hellos.values()),
             "dtls_client_hellos_by_version": dict(sorted(self.dtls_client_hellos.items())),
             "dtls_flows": len(self.dtls_flows),
@@ -137,7 +137,7 @@ class Context:
 
     def ciphertext(self, n: int) -> bytes:
         at = self.rng.randrange(len(self.pool) - n)
-        return self.pool[at:at + n]
+        return self.pool[at : at + n]
 
     def app_data(self, n: int) -> Payload:
         """A TLS 1.2 application-data record exactly ``n`` bytes long (header included).
@@ -148,9 +148,10 @@ class Context:
         key = (n, self.rng.randrange(64))
         found = self._payloads.get(key)
         if found is None:
-            body = self.pool[key[1] * 4099:key[1] * 4099 + n - 5]
-            found = self._payloads[key] = Payload.of(b"\x17\x03\x03" + (n - 5).to_bytes(2, "big")
-                                                     + body)
+            body = self.pool[key[1] * 4099 : key[1] * 4099 + n - 5]
+            found = self._payloads[key] = Payload.of(
+                b"\x17\x03\x03" + (n - 5).to_bytes(2, "big") + body
+            )
         return found
 
     def host(self, a: int, b: int) -> Host:
@@ -171,20 +172,38 @@ def _syn_options(mss: int) -> Payload:
 class TcpConn:
     """Sequence state of one TCP connection; tags SYNs, retransmissions and big DF packets."""
 
-    def __init__(self, ctx: Context, client: Host, server: Host, cport: int, sport: int,
-                 vlan: int | None, outer: bool = False) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        client: Host,
+        server: Host,
+        cport: int,
+        sport: int,
+        vlan: int | None,
+        outer: bool = False,
+    ) -> None:
         rng = ctx.rng
         self.ctx = ctx
         self.outer = outer
-        self.legs = (Leg(client, server, vlan=vlan, ident=rng.randrange(65536)),
-                     Leg(server, client, vlan=vlan, ident=rng.randrange(65536)))
+        self.legs = (
+            Leg(client, server, vlan=vlan, ident=rng.randrange(65536)),
+            Leg(server, client, vlan=vlan, ident=rng.randrange(65536)),
+        )
         self.ports = ((cport, sport), (sport, cport))
         self.nxt = [rng.randrange(1 << 32), rng.randrange(1 << 32)]  # next new byte per side
         self.high = list(self.nxt)  # highest sequence end sent per side, for retransmissions
         self.window = (502, 501)  # scaled by 2**7: about 64 KB
 
-    def segment(self, side: int, flags: int, payload: Payload = EMPTY, *, seq: int | None = None,
-                ack: int | None = None, options: Payload | None = None) -> tuple[bytes, Tags]:
+    def segment(
+        self,
+        side: int,
+        flags: int,
+        payload: Payload = EMPTY,
+        *,
+        seq: int | None = None,
+        ack: int | None = None,
+        options: Payload | None = None,
+    ) -> tuple[bytes, Tags]:
         """A segment from ``side`` (0 client, 1 server); ``seq`` set means a resend; ``ack``
         defaults to everything the other side sent."""
         n = len(payload.data)
@@ -222,11 +241,25 @@ def _seq_lt(a: int, b: int) -> bool:
 def tls_client_hello(ctx: Context, server_name: str) -> Payload:
     """A TLS 1.2 ClientHello record with SNI, in one segment."""
     sni = server_name.encode()
-    ext_sni = (b"\x00\x00" + (len(sni) + 5).to_bytes(2, "big") + (len(sni) + 3).to_bytes(2, "big")
-               + b"\x00" + len(sni).to_bytes(2, "big") + sni)
+    ext_sni = (
+        b"\x00\x00"
+        + (len(sni) + 5).to_bytes(2, "big")
+        + (len(sni) + 3).to_bytes(2, "big")
+        + b"\x00"
+        + len(sni).to_bytes(2, "big")
+        + sni
+    )
     suites = b"\xc0\x2f\xc0\x30\xc0\x13\xc0\x14\x00\x9c\x00\x9d\x00\x2f\x00\x35"
-    body = (b"\x03\x03" + ctx.ciphertext(32) + b"\x00" + len(suites).to_bytes(2, "big") + suites
-            + b"\x01\x00" + len(ext_sni).to_bytes(2, "big") + ext_sni)
+    body = (
+        b"\x03\x03"
+        + ctx.ciphertext(32)
+        + b"\x00"
+        + len(suites).to_bytes(2, "big")
+        + suites
+        + b"\x01\x00"
+        + len(ext_sni).to_bytes(2, "big")
+        + ext_sni
+    )
     hs = b"\x01" + len(body).to_bytes(3, "big") + body
     return Payload.of(b"\x16\x03\x01" + len(hs).to_bytes(2, "big") + hs)
 
@@ -236,17 +269,31 @@ def tls_server_hello(ctx: Context) -> Payload:
     body = b"\x03\x03" + ctx.ciphertext(32) + b"\x00" + b"\xc0\x2f" + b"\x00"
     hello = b"\x02" + len(body).to_bytes(3, "big") + body
     done = b"\x0e\x00\x00\x00"
-    return Payload.of(b"\x16\x03\x03" + len(hello).to_bytes(2, "big") + hello
-                      + b"\x16\x03\x03" + len(done).to_bytes(2, "big") + done)
+    return Payload.of(
+        b"\x16\x03\x03"
+        + len(hello).to_bytes(2, "big")
+        + hello
+        + b"\x16\x03\x03"
+        + len(done).to_bytes(2, "big")
+        + done
+    )
 
 
 def tls_finished(ctx: Context) -> Payload:
     """ChangeCipherSpec and an encrypted Finished record (its first byte is no handshake type)."""
-    return Payload.of(b"\x14\x03\x03\x00\x01\x01" + b"\x16\x03\x03\x00\x28\xa5" + ctx.ciphertext(39))
+    return Payload.of(
+        b"\x14\x03\x03\x00\x01\x01" + b"\x16\x03\x03\x00\x28\xa5" + ctx.ciphertext(39)
+    )
 
 
-SERVER_NAMES = ("intranet.example.com", "files.example.com", "mail.example.org",
-                "wiki.example.net", "vpn.example.com", "updates.example.com")
+SERVER_NAMES = (
+    "intranet.example.com",
+    "files.example.com",
+    "mail.example.org",
+    "wiki.example.net",
+    "vpn.example.com",
+    "updates.example.com",
+)
 
 
 @dataclass(frozen=True)
@@ -356,7 +403,7 @@ def _server_data(ctx: Context, conn: TcpConn, plan: TcpPlan, start: int) -> Iter
                 continue
             if dropped:
                 eth = len(conn.legs[1].eth)
-                at(ts + rtt // 3, "icmp", (frame[eth:eth + 20 + pmtu.quote], drop_from))
+                at(ts + rtt // 3, "icmp", (frame[eth : eth + 20 + pmtu.quote], drop_from))
             elif hole is None and rng.random() < plan.loss and sent + 10 < plan.segments:
                 hole = (seq, payload)
                 dupacks = 0
@@ -415,7 +462,7 @@ def _server_data(ctx: Context, conn: TcpConn, plan: TcpPlan, start: int) -> Iter
             seq, payload, tries = arg
             yield Pkt(ts, *conn.segment(1, PSH | ACK, payload, seq=seq))
             if tries < pmtu.retries:
-                at(ts + rto * 2 ** tries, "rto", (seq, payload, tries + 1))
+                at(ts + rto * 2**tries, "rto", (seq, payload, tries + 1))
             else:
                 at(ts + 2 * SEC, "rst", None)
         elif kind == "rst":
@@ -462,8 +509,10 @@ class _Dtls:
 
     def __init__(self, plan: DtlsPlan) -> None:
         self.version = plan.version
-        self.legs = (Leg(plan.client, plan.server, vlan=plan.vlan, df=False),
-                     Leg(plan.server, plan.client, vlan=plan.vlan, df=False))
+        self.legs = (
+            Leg(plan.client, plan.server, vlan=plan.vlan, df=False),
+            Leg(plan.server, plan.client, vlan=plan.vlan, df=False),
+        )
         self.ports = ((plan.cport, plan.sport), (plan.sport, plan.cport))
         self.seq = [0, 0]
         self.epoch = [0, 0]
@@ -471,8 +520,17 @@ class _Dtls:
     def record(self, side: int, ctype: int, body: bytes, version: int | None = None) -> bytes:
         seq = self.seq[side]
         self.seq[side] += 1
-        return _DTLS_RECORD.pack(ctype, version or self.version, self.epoch[side], seq >> 32,
-                                 seq & 0xFFFFFFFF, len(body)) + body
+        return (
+            _DTLS_RECORD.pack(
+                ctype,
+                version or self.version,
+                self.epoch[side],
+                seq >> 32,
+                seq & 0xFFFFFFFF,
+                len(body),
+            )
+            + body
+        )
 
     def datagram(self, side: int, *records: bytes) -> bytes:
         sport, dport = self.ports[side]
@@ -497,8 +555,16 @@ def dtls_session(ctx: Context, t0: int, plan: DtlsPlan) -> Iterator[Pkt]:
     suites = b"\x00\x04\x00\x35\x00\x2f" if plan.version == 0x0100 else b"\x00\x04\xc0\x2f\x00\x2f"
 
     def hello(cookie: bytes, msg_seq: int) -> bytes:
-        body = (plan.version.to_bytes(2, "big") + client_random + b"\x20" + session_id
-                + bytes((len(cookie),)) + cookie + suites + b"\x01\x00")
+        body = (
+            plan.version.to_bytes(2, "big")
+            + client_random
+            + b"\x20"
+            + session_id
+            + bytes((len(cookie),))
+            + cookie
+            + suites
+            + b"\x01\x00"
+        )
         return d.datagram(0, d.record(0, 22, _handshake(1, msg_seq, body)))
 
     ch_tag = (("dtls_ch", name, key),)
@@ -514,9 +580,13 @@ def dtls_session(ctx: Context, t0: int, plan: DtlsPlan) -> Iterator[Pkt]:
     yield Pkt(t, hello(b"", 0), ch_tag)
     cookie = ctx.ciphertext(20)
     hvr = DTLS_SERVER_VERSION_IN_HVR[plan.version].to_bytes(2, "big") + b"\x14" + cookie
-    yield Pkt(t + 60, d.datagram(1, d.record(1, 22, _handshake(3, 0, hvr),
-                                             DTLS_SERVER_VERSION_IN_HVR[plan.version])),
-              (("dtls_reply", key),))
+    yield Pkt(
+        t + 60,
+        d.datagram(
+            1, d.record(1, 22, _handshake(3, 0, hvr), DTLS_SERVER_VERSION_IN_HVR[plan.version])
+        ),
+        (("dtls_reply", key),),
+    )
     t += plan.rtt
     if not plan.completed:
         for i in range(plan.attempts):
@@ -525,8 +595,14 @@ def dtls_session(ctx: Context, t0: int, plan: DtlsPlan) -> Iterator[Pkt]:
         return
     yield Pkt(t, hello(cookie, 1), ch_tag)
     resume = plan.version == 0x0100
-    sh = (plan.version.to_bytes(2, "big") + ctx.ciphertext(32) + b"\x20"
-          + (session_id if resume else ctx.ciphertext(32)) + b"\x00\x35" + b"\x00")
+    sh = (
+        plan.version.to_bytes(2, "big")
+        + ctx.ciphertext(32)
+        + b"\x20"
+        + (session_id if resume else ctx.ciphertext(32))
+        + b"\x00\x35"
+        + b"\x00"
+    )
     flight = [d.record(1, 22, _handshake(2, 1, sh))]
     if resume:
         flight.append(d.record(1, 20, b"\x01"))
@@ -553,26 +629,46 @@ def dtls_session(ctx: Context, t0: int, plan: DtlsPlan) -> Iterator[Pkt]:
         t += rng.randrange(200, 5 * MS)
 
 
-DNS_NAMES = ("vpn.example.com", "intranet.example.com", "files.example.com", "time.example.net",
-             "mail.example.org", "updates.example.com", "wiki.example.net", "cdn.example.org")
+DNS_NAMES = (
+    "vpn.example.com",
+    "intranet.example.com",
+    "files.example.com",
+    "time.example.net",
+    "mail.example.org",
+    "updates.example.com",
+    "wiki.example.net",
+    "cdn.example.org",
+)
 
 
-def dns_lookup(ctx: Context, t0: int, client: Host, resolver: Host, vlan: int | None) -> Iterator[Pkt]:
+def dns_lookup(
+    ctx: Context, t0: int, client: Host, resolver: Host, vlan: int | None
+) -> Iterator[Pkt]:
     """An A query and its one-answer response on UDP 53."""
     rng = ctx.rng
     qid = rng.randrange(65536)
     cport = rng.randrange(32768, 61000)
-    qname = b"".join(bytes((len(p),)) + p for p in rng.choice(DNS_NAMES).encode().split(b".")) + b"\x00"
+    qname = (
+        b"".join(bytes((len(p),)) + p for p in rng.choice(DNS_NAMES).encode().split(b".")) + b"\x00"
+    )
     question = qname + b"\x00\x01\x00\x01"
     query = qid.to_bytes(2, "big") + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + question
-    answer = (b"\xc0\x0c\x00\x01\x00\x01" + rng.randrange(30, 3600).to_bytes(4, "big") + b"\x00\x04"
-              + bytes((172, 16, rng.randrange(1, 255), rng.randrange(1, 255))))
-    response = qid.to_bytes(2, "big") + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + question + answer
+    answer = (
+        b"\xc0\x0c\x00\x01\x00\x01"
+        + rng.randrange(30, 3600).to_bytes(4, "big")
+        + b"\x00\x04"
+        + bytes((172, 16, rng.randrange(1, 255), rng.randrange(1, 255)))
+    )
+    response = (
+        qid.to_bytes(2, "big") + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + question + answer
+    )
     yield Pkt(t0, Leg(client, resolver, vlan=vlan, df=False).udp(cport, 53, Payload.of(query)))
     back = Leg(resolver, client, vlan=vlan, df=False)
     yield Pkt(t0 + rng.randrange(300, 30 * MS), back.udp(53, cport, Payload.of(response)))
 
 
-def arp_exchange(ctx: Context, t0: int, asker: Host, target: Host, vlan: int | None) -> Iterator[Pkt]:
+def arp_exchange(
+    ctx: Context, t0: int, asker: Host, target: Host, vlan: int | None
+) -> Iterator[Pkt]:
     yield Pkt(t0, arp(asker, target, reply=False, vlan=vlan))
     yield Pkt(t0 + ctx.rng.randrange(50, 500), arp(target, asker, reply=True, vlan=vlan))

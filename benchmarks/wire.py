@@ -81,8 +81,16 @@ class Leg:
 
     __slots__ = ("eth", "src", "dst", "df", "ttl", "ident", "_ip_base", "_pseudo")
 
-    def __init__(self, src: Host, dst: Host, *, vlan: int | None = None, df: bool = True,
-                 ttl: int = 64, ident: int = 0) -> None:
+    def __init__(
+        self,
+        src: Host,
+        dst: Host,
+        *,
+        vlan: int | None = None,
+        df: bool = True,
+        ttl: int = 64,
+        ident: int = 0,
+    ) -> None:
         tag = _VLAN.pack(ETH_VLAN, vlan) if vlan is not None else b""
         self.eth = dst.mac + src.mac + tag + ETH_IPV4.to_bytes(2, "big")
         self.src, self.dst, self.df, self.ttl, self.ident = src.ip, dst.ip, df, ttl, ident
@@ -94,30 +102,70 @@ class Leg:
         """The 20-byte IPv4 header of the next packet on this leg."""
         self.ident = ident = (self.ident + 1) & 0xFFFF
         csum = checksum(self._ip_base + proto + total_len + ident)
-        return _IPV4.pack(0x45, 0, total_len, ident, IP_DF if self.df else 0, self.ttl, proto,
-                          csum, self.src, self.dst)
+        return _IPV4.pack(
+            0x45,
+            0,
+            total_len,
+            ident,
+            IP_DF if self.df else 0,
+            self.ttl,
+            proto,
+            csum,
+            self.src,
+            self.dst,
+        )
 
-    def tcp(self, sport: int, dport: int, seq: int, ack: int, flags: int, window: int,
-            payload: Payload, options: Payload | None = None) -> bytes:
+    def tcp(
+        self,
+        sport: int,
+        dport: int,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        payload: Payload,
+        options: Payload | None = None,
+    ) -> bytes:
         """A whole Ethernet frame carrying one TCP segment, checksums filled in."""
         opt_len = len(options.data) if options else 0
         hlen = 20 + opt_len
         tcp_len = hlen + len(payload.data)
         offs = (hlen << 10) | flags  # data offset in 32-bit words, in the top 4 bits
-        total = (self._pseudo + PROTO_TCP + tcp_len + sport + dport + (seq >> 16) + (seq & 0xFFFF)
-                 + (ack >> 16) + (ack & 0xFFFF) + offs + window + payload.sum
-                 + (options.sum if options else 0))
+        total = (
+            self._pseudo
+            + PROTO_TCP
+            + tcp_len
+            + sport
+            + dport
+            + (seq >> 16)
+            + (seq & 0xFFFF)
+            + (ack >> 16)
+            + (ack & 0xFFFF)
+            + offs
+            + window
+            + payload.sum
+            + (options.sum if options else 0)
+        )
         header = _TCP.pack(sport, dport, seq, ack, offs, window, checksum(total), 0)
-        frame = (self.eth + self.ip(PROTO_TCP, 20 + tcp_len) + header
-                 + (options.data if options else b"") + payload.data)
+        frame = (
+            self.eth
+            + self.ip(PROTO_TCP, 20 + tcp_len)
+            + header
+            + (options.data if options else b"")
+            + payload.data
+        )
         return frame if len(frame) >= MIN_FRAME else frame + bytes(MIN_FRAME - len(frame))
 
     def udp(self, sport: int, dport: int, payload: Payload) -> bytes:
         """A whole Ethernet frame carrying one UDP datagram, checksums filled in."""
         length = 8 + len(payload.data)
         total = self._pseudo + PROTO_UDP + 2 * length + sport + dport + payload.sum
-        frame = (self.eth + self.ip(PROTO_UDP, 20 + length)
-                 + _UDP.pack(sport, dport, length, udp_checksum(total)) + payload.data)
+        frame = (
+            self.eth
+            + self.ip(PROTO_UDP, 20 + length)
+            + _UDP.pack(sport, dport, length, udp_checksum(total))
+            + payload.data
+        )
         return frame if len(frame) >= MIN_FRAME else frame + bytes(MIN_FRAME - len(frame))
 
     def icmp_frag_needed(self, mtu: int, quoted: bytes) -> bytes:
@@ -133,8 +181,18 @@ def arp(sender: Host, target: Host, *, reply: bool, vlan: int | None = None) -> 
     """An ARP request (broadcast) or reply (unicast), padded to the Ethernet minimum."""
     dst = target.mac if reply else b"\xff" * 6
     tag = _VLAN.pack(ETH_VLAN, vlan) if vlan is not None else b""
-    body = struct.pack("!HHBBH6s4s6s4s", 1, ETH_IPV4, 6, 4, 2 if reply else 1, sender.mac,
-                       sender.ip, target.mac if reply else bytes(6), target.ip)
+    body = struct.pack(
+        "!HHBBH6s4s6s4s",
+        1,
+        ETH_IPV4,
+        6,
+        4,
+        2 if reply else 1,
+        sender.mac,
+        sender.ip,
+        target.mac if reply else bytes(6),
+        target.ip,
+    )
     frame = dst + sender.mac + tag + ETH_ARP.to_bytes(2, "big") + body
     return frame + bytes(max(0, MIN_FRAME - len(frame)))
 
@@ -160,21 +218,32 @@ class PcapngWriter:
 
     _EPB = struct.Struct("<IIIIIII")
 
-    def __init__(self, out: BinaryIO, snaplen: int = 262144,
-                 application: str = "labkit benchmarks/generate.py") -> None:
+    def __init__(
+        self,
+        out: BinaryIO,
+        snaplen: int = 262144,
+        application: str = "labkit benchmarks/generate.py",
+    ) -> None:
         self._out = out
         app = application.encode()
         app_opt = struct.pack("<HH", 4, len(app)) + app + bytes(-len(app) % 4)  # shb_userappl
         options = app_opt + struct.pack("<HH", 0, 0)  # opt_endofopt
         shb_len = 28 + len(options)
-        out.write(struct.pack("<IIIHHq", 0x0A0D0D0A, shb_len, 0x1A2B3C4D, 1, 0, -1) + options
-                  + struct.pack("<I", shb_len))
+        out.write(
+            struct.pack("<IIIHHq", 0x0A0D0D0A, shb_len, 0x1A2B3C4D, 1, 0, -1)
+            + options
+            + struct.pack("<I", shb_len)
+        )
         out.write(struct.pack("<IIHHII", 1, 20, 1, 0, snaplen, 20))
 
     def write(self, ts_us: int, frame: bytes) -> int:
         n = len(frame)
         pad = -n % 4
         block = 32 + n + pad
-        self._out.write(self._EPB.pack(6, block, 0, ts_us >> 32, ts_us & 0xFFFFFFFF, n, n)
-                        + frame + bytes(pad) + block.to_bytes(4, "little"))
+        self._out.write(
+            self._EPB.pack(6, block, 0, ts_us >> 32, ts_us & 0xFFFFFFFF, n, n)
+            + frame
+            + bytes(pad)
+            + block.to_bytes(4, "little")
+        )
         return block

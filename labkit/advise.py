@@ -84,10 +84,12 @@ class PolicyAdvice:
             "defined": self.defined,
             "tunnel_groups": list(self.tunnel_groups),
             "inherited_by": list(self.inherited_by),
-            "attributes": {"anyconnect_mtu": self.anyconnect_mtu.to_json(),
-                           "dtls": self.dtls.to_json(),
-                           "df_bit_ignore": self.df_bit_ignore.to_json(),
-                           "anyconnect_allowed": self.anyconnect_allowed.to_json()},
+            "attributes": {
+                "anyconnect_mtu": self.anyconnect_mtu.to_json(),
+                "dtls": self.dtls.to_json(),
+                "df_bit_ignore": self.df_bit_ignore.to_json(),
+                "anyconnect_allowed": self.anyconnect_allowed.to_json(),
+            },
             "tls_mtu": p.tls_mtu,
             "dtls_mtu": p.dtls_mtu,
             "adapter_mtu": p.adapter_mtu,
@@ -100,8 +102,10 @@ class PolicyAdvice:
             "reconnect_on_dtls_failure": self.reconnect_on_dtls_failure,
             "black_hole_risk": self.black_hole_risk,
             "at_risk": self.at_risk,
-            "fixes": [{"rank": i, "id": f.id, "config": f.config, "effect": f.effect}
-                      for i, f in enumerate(self.fixes, start=1)],
+            "fixes": [
+                {"rank": i, "id": f.id, "config": f.config, "effect": f.effect}
+                for i, f in enumerate(self.fixes, start=1)
+            ],
         }
 
 
@@ -115,9 +119,12 @@ class Suites:
     unmodelled: tuple[str, ...]  # allowed by the config, unknown to labkit.mtu
 
     def to_json(self) -> dict[str, Any]:
-        return {"tls_version": self.tls_version, "tls": list(self.tls),
-                "dtls": [{"suite": s, "version": v} for s, v in self.dtls],
-                "unmodelled": list(self.unmodelled)}
+        return {
+            "tls_version": self.tls_version,
+            "tls": list(self.tls),
+            "dtls": [{"suite": s, "version": v} for s, v in self.dtls],
+            "unmodelled": list(self.unmodelled),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,10 +148,15 @@ class Advice:
             "ssl_cipher": {v: {"level": s.level, "line": s.line} for v, s in c.ciphers.items()},
             "ssl_server_version": list(c.server_version),
             "suites": self.suites.to_json(),
-            "webvpn": None if web is None else {
-                "line": web.line, "interfaces": list(web.interfaces),
+            "webvpn": None
+            if web is None
+            else {
+                "line": web.line,
+                "interfaces": list(web.interfaces),
                 "tls_only_interfaces": list(web.tls_only_interfaces),
-                "anyconnect_enabled": web.anyconnect_enabled, "dtls_port": web.dtls_port},
+                "anyconnect_enabled": web.anyconnect_enabled,
+                "dtls_port": web.dtls_port,
+            },
             "group_policies": [p.to_json() for p in self.policies],
             "at_risk": list(self.at_risk),
             "notes": list(self.notes),
@@ -185,12 +197,17 @@ def negotiable_suites(cfg: AsaConfig) -> Suites:
                 dtls.append((suite.name, "1.0"))
             elif suite is None:
                 unknown.append(name)
-    return Suites(tls_version, tuple(dict.fromkeys(tls)), tuple(dict.fromkeys(dtls)),
-                  tuple(dict.fromkeys(unknown)))
+    return Suites(
+        tls_version,
+        tuple(dict.fromkeys(tls)),
+        tuple(dict.fromkeys(dtls)),
+        tuple(dict.fromkeys(unknown)),
+    )
 
 
-def _resolve(policy: GroupPolicy | None, default: GroupPolicy | None, attr: str,
-             fallback: Any) -> Attribute:
+def _resolve(
+    policy: GroupPolicy | None, default: GroupPolicy | None, attr: str, fallback: Any
+) -> Attribute:
     for source in (policy, default):
         if source is not None and getattr(source, attr) is not None:
             return Attribute(getattr(source, attr), f"{source.name} line {source.lines[attr]}")
@@ -201,43 +218,78 @@ def _fill(fix: mtu.Fix, name: str, inherited_by: tuple[str, ...]) -> mtu.Fix:
     """Put the group-policy's name in the fix's lines; say who else a DfltGrpPolicy change hits."""
     effect = fix.effect
     if "<name>" in fix.config and inherited_by:
-        effect += (f"; every group-policy that does not set it inherits it from {name} "
-                   f"({', '.join(inherited_by)})")
+        effect += (
+            f"; every group-policy that does not set it inherits it from {name} "
+            f"({', '.join(inherited_by)})"
+        )
     return replace(fix, config=fix.config.replace("<name>", name), effect=effect)
 
 
-def _predict_policy(cfg: AsaConfig, suites: Suites, base_mtu: int, name: str,
-                    policy: GroupPolicy | None, default: GroupPolicy | None,
-                    tunnel_groups: tuple[str, ...], inherited_by: tuple[str, ...]) -> PolicyAdvice:
+def _predict_policy(
+    cfg: AsaConfig,
+    suites: Suites,
+    base_mtu: int,
+    name: str,
+    policy: GroupPolicy | None,
+    default: GroupPolicy | None,
+    tunnel_groups: tuple[str, ...],
+    inherited_by: tuple[str, ...],
+) -> PolicyAdvice:
     cap = _resolve(policy, default, "anyconnect_mtu", None)
     dtls = _resolve(policy, default, "dtls", True)
     df_ignore = _resolve(policy, default, "df_bit_ignore", False)
     protocols = _resolve(policy, default, "tunnel_protocols", None)
-    allowed = Attribute(protocols.value is None or bool(_ANYCONNECT_PROTOCOLS & set(protocols.value)),
-                        protocols.source)
+    allowed = Attribute(
+        protocols.value is None or bool(_ANYCONNECT_PROTOCOLS & set(protocols.value)),
+        protocols.source,
+    )
     web = cfg.webvpn
-    dtls_on = dtls.value and bool(suites.dtls) and not (
-        web is not None and web.interfaces and set(web.interfaces) <= set(web.tls_only_interfaces))
+    dtls_on = (
+        dtls.value
+        and bool(suites.dtls)
+        and not (
+            web is not None
+            and web.interfaces
+            and set(web.interfaces) <= set(web.tls_only_interfaces)
+        )
+    )
     dtls_pairs = suites.dtls or ((mtu.DEFAULT_CIPHER, "1.0"),)
     tls_suites = suites.tls or (mtu.DEFAULT_CIPHER,)
     predictions = [
-        mtu.predict(mtu.TunnelConfig(
-            base_mtu=base_mtu, tcpmss=cfg.tcpmss, tls_cipher=t, dtls_cipher=d,
-            tls_version=suites.tls_version, dtls_version=v, anyconnect_mtu=cap.value,
-            dtls_enabled=dtls_on, df_bit_ignore=df_ignore.value))
-        for t, (d, v) in itertools.product(tls_suites, dtls_pairs)]
+        mtu.predict(
+            mtu.TunnelConfig(
+                base_mtu=base_mtu,
+                tcpmss=cfg.tcpmss,
+                tls_cipher=t,
+                dtls_cipher=d,
+                tls_version=suites.tls_version,
+                dtls_version=v,
+                anyconnect_mtu=cap.value,
+                dtls_enabled=dtls_on,
+                df_bit_ignore=df_ignore.value,
+            )
+        )
+        for t, (d, v) in itertools.product(tls_suites, dtls_pairs)
+    ]
     # The largest overshoot; among equals the smallest TLS MTU, then the ASA's own order
     # (max() keeps the first of equals).
     worst = max(predictions, key=lambda p: (p.adapter_mtu - p.tls_mtu, -p.tls_mtu))
     tls_values = [p.tls_mtu for p in predictions]
     dtls_values = [p.dtls_mtu for p in predictions]
     return PolicyAdvice(
-        name=name, defined=policy is not None, tunnel_groups=tunnel_groups,
-        inherited_by=inherited_by, anyconnect_mtu=cap, dtls=dtls, df_bit_ignore=df_ignore,
-        anyconnect_allowed=allowed, worst=worst,
+        name=name,
+        defined=policy is not None,
+        tunnel_groups=tunnel_groups,
+        inherited_by=inherited_by,
+        anyconnect_mtu=cap,
+        dtls=dtls,
+        df_bit_ignore=df_ignore,
+        anyconnect_allowed=allowed,
+        worst=worst,
         tls_mtu_range=(min(tls_values), max(tls_values)),
         dtls_mtu_range=(min(dtls_values), max(dtls_values)),
-        fixes=tuple(_fill(f, name, inherited_by) for f in worst.fixes) if allowed.value else ())
+        fixes=tuple(_fill(f, name, inherited_by) for f in worst.fixes) if allowed.value else (),
+    )
 
 
 def advise(cfg: AsaConfig, base_mtu: int = mtu.DEFAULT_BASE_MTU) -> Advice:
@@ -248,21 +300,35 @@ def advise(cfg: AsaConfig, base_mtu: int = mtu.DEFAULT_BASE_MTU) -> Advice:
     for tg in cfg.tunnel_groups.values():
         if tg.default_group_policy and tg.default_group_policy not in names:
             names.append(tg.default_group_policy)
-            notes.append(f"tunnel-group {tg.name} (line {tg.policy_line}) uses group-policy "
-                         f"{tg.default_group_policy}, which this config does not define: "
-                         f"assuming it sets nothing and inherits {DEFAULT_GROUP_POLICY}")
+            notes.append(
+                f"tunnel-group {tg.name} (line {tg.policy_line}) uses group-policy "
+                f"{tg.default_group_policy}, which this config does not define: "
+                f"assuming it sets nothing and inherits {DEFAULT_GROUP_POLICY}"
+            )
     default = cfg.group_policies.get(DEFAULT_GROUP_POLICY)
     policies = []
     for name in dict.fromkeys(names):
         policy = cfg.group_policies.get(name)
-        groups = tuple(tg.name for tg in cfg.tunnel_groups.values()
-                       if (tg.default_group_policy or DEFAULT_GROUP_POLICY) == name)
+        groups = tuple(
+            tg.name
+            for tg in cfg.tunnel_groups.values()
+            if (tg.default_group_policy or DEFAULT_GROUP_POLICY) == name
+        )
         heirs: tuple[str, ...] = ()
         if name == DEFAULT_GROUP_POLICY:
             heirs = tuple(n for n in dict.fromkeys(names) if n != name)
-        policies.append(_predict_policy(cfg, suites, base_mtu, name, policy,
-                                        None if name == DEFAULT_GROUP_POLICY else default,
-                                        groups, heirs))
+        policies.append(
+            _predict_policy(
+                cfg,
+                suites,
+                base_mtu,
+                name,
+                policy,
+                None if name == DEFAULT_GROUP_POLICY else default,
+                groups,
+                heirs,
+            )
+        )
     notes += _global_notes(cfg, suites)
     return Advice(cfg, suites, base_mtu, tuple(policies), tuple(notes))
 
@@ -271,30 +337,46 @@ def _global_notes(cfg: AsaConfig, suites: Suites) -> list[str]:
     notes = []
     web = cfg.webvpn
     if web is None:
-        notes.append("no webvpn block in this text (a fragment?): assuming AnyConnect is "
-                     f"enabled with DTLS on UDP {DEFAULT_DTLS_PORT}")
+        notes.append(
+            "no webvpn block in this text (a fragment?): assuming AnyConnect is "
+            f"enabled with DTLS on UDP {DEFAULT_DTLS_PORT}"
+        )
     else:
         if not web.anyconnect_enabled:
-            notes.append(f"webvpn (line {web.line}) has no 'anyconnect enable': AnyConnect "
-                         "clients cannot connect; predictions assume it is enabled")
+            notes.append(
+                f"webvpn (line {web.line}) has no 'anyconnect enable': AnyConnect "
+                "clients cannot connect; predictions assume it is enabled"
+            )
         if web.dtls_port != DEFAULT_DTLS_PORT:
-            notes.append(f"dtls port {web.dtls_port} (line {web.dtls_port_line}) is not the "
-                         f"default {DEFAULT_DTLS_PORT}: every firewall between clients and the "
-                         f"ASA must pass UDP {web.dtls_port}, or DTLS fails and the fallback "
-                         "below happens (tech note 116881, 'Use of a non-default DTLS port')")
+            notes.append(
+                f"dtls port {web.dtls_port} (line {web.dtls_port_line}) is not the "
+                f"default {DEFAULT_DTLS_PORT}: every firewall between clients and the "
+                f"ASA must pass UDP {web.dtls_port}, or DTLS fails and the fallback "
+                "below happens (tech note 116881, 'Use of a non-default DTLS port')"
+            )
         if web.tls_only_interfaces:
-            notes.append(f"DTLS is off ('tls-only') on {', '.join(web.tls_only_interfaces)}: "
-                         "clients there run TLS only, at the TLS MTU, without a reconnect")
+            notes.append(
+                f"DTLS is off ('tls-only') on {', '.join(web.tls_only_interfaces)}: "
+                "clients there run TLS only, at the TLS MTU, without a reconnect"
+            )
     if not suites.tls:
-        notes.append(f"no TLS suite allowed by the config is one labkit models; assuming "
-                     f"{mtu.DEFAULT_CIPHER}")
+        notes.append(
+            f"no TLS suite allowed by the config is one labkit models; assuming "
+            f"{mtu.DEFAULT_CIPHER}"
+        )
     if not suites.dtls:
-        notes.append(f"no DTLS suite allowed by the config is one labkit models; assuming "
-                     f"{mtu.DEFAULT_CIPHER}")
+        notes.append(
+            f"no DTLS suite allowed by the config is one labkit models; assuming "
+            f"{mtu.DEFAULT_CIPHER}"
+        )
     if suites.unmodelled:
-        notes.append(f"suites left out of the prediction (labkit.mtu does not model them): "
-                     f"{', '.join(suites.unmodelled)}")
+        notes.append(
+            f"suites left out of the prediction (labkit.mtu does not model them): "
+            f"{', '.join(suites.unmodelled)}"
+        )
     if "default" in cfg.ciphers:
-        notes.append(f"'ssl cipher default' (line {cfg.ciphers['default'].line}) sets the ASA's "
-                     "own outbound connections; it does not affect AnyConnect")
+        notes.append(
+            f"'ssl cipher default' (line {cfg.ciphers['default'].line}) sets the ASA's "
+            "own outbound connections; it does not affect AnyConnect"
+        )
     return notes

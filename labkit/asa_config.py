@@ -46,16 +46,37 @@ DEFAULT_CIPHER_LEVEL: Final = "medium"
 #: The suites the ASA implements, in the order ``show ssl ciphers all`` lists them
 #: (strongest first). OpenSSL names, as ``ssl cipher ... custom`` takes them.
 ASA_SUITES: Final = (
-    "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384", "DHE-RSA-AES256-GCM-SHA384",
-    "AES256-GCM-SHA384", "ECDHE-ECDSA-AES256-SHA384", "ECDHE-RSA-AES256-SHA384",
-    "DHE-RSA-AES256-SHA256", "AES256-SHA256", "ECDHE-ECDSA-AES128-GCM-SHA256",
-    "ECDHE-RSA-AES128-GCM-SHA256", "DHE-RSA-AES128-GCM-SHA256", "AES128-GCM-SHA256",
-    "ECDHE-ECDSA-AES128-SHA256", "ECDHE-RSA-AES128-SHA256", "DHE-RSA-AES128-SHA256",
-    "AES128-SHA256", "DHE-RSA-AES256-SHA", "AES256-SHA", "DHE-RSA-AES128-SHA", "AES128-SHA",
-    "DES-CBC3-SHA", "RC4-SHA", "RC4-MD5", "DES-CBC-SHA", "NULL-SHA",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "DHE-RSA-AES256-GCM-SHA384",
+    "AES256-GCM-SHA384",
+    "ECDHE-ECDSA-AES256-SHA384",
+    "ECDHE-RSA-AES256-SHA384",
+    "DHE-RSA-AES256-SHA256",
+    "AES256-SHA256",
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "DHE-RSA-AES128-GCM-SHA256",
+    "AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES128-SHA256",
+    "ECDHE-RSA-AES128-SHA256",
+    "DHE-RSA-AES128-SHA256",
+    "AES128-SHA256",
+    "DHE-RSA-AES256-SHA",
+    "AES256-SHA",
+    "DHE-RSA-AES128-SHA",
+    "AES128-SHA",
+    "DES-CBC3-SHA",
+    "RC4-SHA",
+    "RC4-MD5",
+    "DES-CBC-SHA",
+    "NULL-SHA",
 )
-ASA_TLS13_SUITES: Final = ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
-                           "TLS_CHACHA20_POLY1305_SHA256")
+ASA_TLS13_SUITES: Final = (
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+)
 
 #: What each named level leaves out of :data:`ASA_SUITES` (ASA command reference,
 #: ``ssl cipher``: all = every suite, NULL-SHA included; low = all but NULL-SHA; medium (the
@@ -73,9 +94,15 @@ _HIGH_VERSIONS: Final = ("tlsv1.2", "dtlsv1.2", "default")
 
 #: ``ssl encryption`` keywords of ASA 8.x-9.3 and the OpenSSL suites they name.
 LEGACY_ENCRYPTION: Final[dict[str, str]] = {
-    "aes256-sha1": "AES256-SHA", "aes128-sha1": "AES128-SHA", "dhe-aes256-sha1": "DHE-RSA-AES256-SHA",
-    "dhe-aes128-sha1": "DHE-RSA-AES128-SHA", "3des-sha1": "DES-CBC3-SHA", "rc4-sha1": "RC4-SHA",
-    "rc4-md5": "RC4-MD5", "des-sha1": "DES-CBC-SHA", "null-sha1": "NULL-SHA",
+    "aes256-sha1": "AES256-SHA",
+    "aes128-sha1": "AES128-SHA",
+    "dhe-aes256-sha1": "DHE-RSA-AES256-SHA",
+    "dhe-aes128-sha1": "DHE-RSA-AES128-SHA",
+    "3des-sha1": "DES-CBC3-SHA",
+    "rc4-sha1": "RC4-SHA",
+    "rc4-md5": "RC4-MD5",
+    "des-sha1": "DES-CBC-SHA",
+    "null-sha1": "NULL-SHA",
 }
 
 # A CLI command starts with a lowercase keyword (``no`` for negations); anything else, for
@@ -163,7 +190,9 @@ class AsaConfig:
         found = self.ciphers.get(version) or self.ciphers.get("legacy")
         if found is not None:
             return found
-        return CipherSetting(version, DEFAULT_CIPHER_LEVEL, level_suites(DEFAULT_CIPHER_LEVEL, version), None)
+        return CipherSetting(
+            version, DEFAULT_CIPHER_LEVEL, level_suites(DEFAULT_CIPHER_LEVEL, version), None
+        )
 
 
 def level_suites(level: str, version: str) -> tuple[str, ...]:
@@ -215,8 +244,15 @@ class _Policy:
             self.lines[attr] = line
 
     def freeze(self) -> GroupPolicy:
-        return GroupPolicy(self.name, self.line, self.anyconnect_mtu, self.dtls, self.df_bit_ignore,
-                           self.tunnel_protocols, dict(self.lines))
+        return GroupPolicy(
+            self.name,
+            self.line,
+            self.anyconnect_mtu,
+            self.dtls,
+            self.df_bit_ignore,
+            self.tunnel_protocols,
+            dict(self.lines),
+        )
 
 
 @dataclass
@@ -229,8 +265,14 @@ class _WebVpn:
     dtls_port_line: int | None = None
 
     def freeze(self) -> WebVpn:
-        return WebVpn(self.line, tuple(self.interfaces), tuple(self.tls_only),
-                      self.anyconnect_enabled, self.dtls_port, self.dtls_port_line)
+        return WebVpn(
+            self.line,
+            tuple(self.interfaces),
+            tuple(self.tls_only),
+            self.anyconnect_enabled,
+            self.dtls_port,
+            self.dtls_port_line,
+        )
 
 
 @dataclass
@@ -283,8 +325,10 @@ def _top(b: _Builder, words: list[str], n: int) -> Mode | None:
         b.tcpmss_line = n
         return LEAF
     if words[:2] == ["no", "sysopt"] and words[2:4] == ["connection", "tcpmss"]:
-        raise _Error("'no sysopt connection tcpmss' (no MSS clamping) is not modelled; "
-                     f"assuming the default {mtu.DEFAULT_TCPMSS}")
+        raise _Error(
+            "'no sysopt connection tcpmss' (no MSS clamping) is not modelled; "
+            f"assuming the default {mtu.DEFAULT_TCPMSS}"
+        )
     if words[:2] == ["ssl", "cipher"]:
         _ssl_cipher(b, words[2:], n)
         return LEAF
@@ -326,14 +370,17 @@ def _top(b: _Builder, words: list[str], n: int) -> Mode | None:
 
 def _ssl_cipher(b: _Builder, args: list[str], n: int) -> None:
     if len(args) < 2 or args[0] not in CIPHER_VERSIONS or args[1] not in CIPHER_LEVELS:
-        raise _Error(f"expected 'ssl cipher {{{'|'.join(CIPHER_VERSIONS)}}} "
-                     f"{{{'|'.join(CIPHER_LEVELS)}}}'")
+        raise _Error(
+            f"expected 'ssl cipher {{{'|'.join(CIPHER_VERSIONS)}}} {{{'|'.join(CIPHER_LEVELS)}}}'"
+        )
     version, level = args[0], args[1]
     if level == "custom":
         text = " ".join(args[2:]).strip('"')
         suites = tuple(s for s in re.split(r"[:,\s]+", text) if s and s[0] not in "!-+@")
         if not suites:
-            raise _Error("ssl cipher custom: expected a quoted list such as \"AES256-SHA:AES128-SHA\"")
+            raise _Error(
+                'ssl cipher custom: expected a quoted list such as "AES256-SHA:AES128-SHA"'
+            )
     else:
         if len(args) != 2:
             raise _Error(f"ssl cipher {version} {level}: unexpected {' '.join(args[2:])!r}")
@@ -388,8 +435,11 @@ def _group_policy_webvpn(b: _Builder, name: str, words: list[str], n: int) -> Mo
         elif len(rest) != 2:
             raise _Error("expected 'anyconnect mtu N'")
         else:
-            policy.set("anyconnect_mtu", _int(rest[1], "anyconnect mtu", mtu.MIN_IPV4_MTU,
-                                              mtu.MAX_IP_PACKET), n)
+            policy.set(
+                "anyconnect_mtu",
+                _int(rest[1], "anyconnect mtu", mtu.MIN_IPV4_MTU, mtu.MAX_IP_PACKET),
+                n,
+            )
         return LEAF
     option = rest[1:2] if rest[:1] == ["ssl"] else rest[:1]  # ``svc dtls`` has no ``ssl``
     value = rest[2:] if rest[:1] == ["ssl"] else rest[1:]
@@ -458,7 +508,7 @@ def parse(text: str) -> AsaConfig:
         for depth in range(len(stack) - 1, -1, -1):
             opened = _read(b, stack[depth][1], words, n, stripped)
             if opened is not None:
-                del stack[depth + 1:]
+                del stack[depth + 1 :]
                 if opened not in (LEAF, OTHER):
                     stack.append((indent, opened))
                 break
@@ -484,8 +534,13 @@ def _read(b: _Builder, mode: Mode, words: list[str], n: int, text: str) -> Mode 
 
 def _freeze(b: _Builder) -> AsaConfig:
     return AsaConfig(
-        tcpmss=b.tcpmss, tcpmss_line=b.tcpmss_line, ciphers=dict(b.ciphers),
-        server_version=b.server_version, webvpn=b.webvpn.freeze() if b.webvpn else None,
+        tcpmss=b.tcpmss,
+        tcpmss_line=b.tcpmss_line,
+        ciphers=dict(b.ciphers),
+        server_version=b.server_version,
+        webvpn=b.webvpn.freeze() if b.webvpn else None,
         group_policies={name: p.freeze() for name, p in b.policies.items()},
         tunnel_groups={name: tg.freeze() for name, tg in b.tunnel_groups.items()},
-        warnings=tuple(b.warnings), commands=b.commands)
+        warnings=tuple(b.warnings),
+        commands=b.commands,
+    )

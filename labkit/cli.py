@@ -31,11 +31,22 @@ class Command(NamedTuple):
 
 COMMANDS: dict[str, Command] = {
     "demo": Command("labkit.commands.demo", "run the seed's case end to end on bundled data"),
-    "mtu": Command("labkit.commands.mtu", "predict TLS/DTLS tunnel MTUs, MSS and fixes from a configuration"),
-    "craft": Command("labkit.commands.craft", "write crafted packets (SYN+MSS, oversized DF, ICMP 3/4, DTLS/TLS hellos, CSTP)"),
-    "scenario": Command("labkit.commands.scenario", "list, validate and build YAML failure scenarios into captures"),
-    "analyze": Command("labkit.commands.analyze", "analyze captures and logs for the DTLS/TLS MTU mismatch"),
-    "advise": Command("labkit.commands.advise", "read an ASA config and predict per group-policy MTUs and fixes"),
+    "mtu": Command(
+        "labkit.commands.mtu", "predict TLS/DTLS tunnel MTUs, MSS and fixes from a configuration"
+    ),
+    "craft": Command(
+        "labkit.commands.craft",
+        "write crafted packets (SYN+MSS, oversized DF, ICMP 3/4, DTLS/TLS hellos, CSTP)",
+    ),
+    "scenario": Command(
+        "labkit.commands.scenario", "list, validate and build YAML failure scenarios into captures"
+    ),
+    "analyze": Command(
+        "labkit.commands.analyze", "analyze captures and logs for the DTLS/TLS MTU mismatch"
+    ),
+    "advise": Command(
+        "labkit.commands.advise", "read an ASA config and predict per group-policy MTUs and fixes"
+    ),
     "lab": Command("labkit.commands.lab", "network-namespace lab: up, status, capture, down"),
     "replay": Command("labkit.commands.replay", "replay a capture into a lab interface"),
     "probe": Command("labkit.commands.probe", "active probes: path MTU, MSS clamping, DTLS answer"),
@@ -61,8 +72,13 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def _top_help() -> str:
     width = max(len(name) for name in COMMANDS)
-    lines = [f"labkit {__version__}: AnyConnect DTLS/TLS MTU toolkit", "",
-             "usage: labkit [--debug] COMMAND [OPTIONS]", "", "commands:"]
+    lines = [
+        f"labkit {__version__}: AnyConnect DTLS/TLS MTU toolkit",
+        "",
+        "usage: labkit [--debug] COMMAND [OPTIONS]",
+        "",
+        "commands:",
+    ]
     lines += [f"  {name:<{width}}  {cmd.summary}" for name, cmd in COMMANDS.items()]
     lines += ["", "Run 'labkit COMMAND --help' for a command's options."]
     return "\n".join(lines)
@@ -124,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         # BaseException: a Rust panic inside cryptography (pyo3's PanicException) is one.
         if debug:
             raise
-        sys.stderr.write(f"labkit {name}: internal error: {type(exc).__name__}: {exc} "
-                         "(please report it; rerun with --debug for the traceback)\n")
+        sys.stderr.write(
+            f"labkit {name}: internal error: {type(exc).__name__}: {exc} "
+            "(please report it; rerun with --debug for the traceback)\n"
+        )
         return EXIT_USAGE

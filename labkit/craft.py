@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from random import Random
 from collections.abc import Sequence
 from functools import cache
+from random import Random
 
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror
 from scapy.layers.inet6 import ICMPv6EchoRequest, ICMPv6PacketTooBig, IPerror6, IPv6
@@ -105,6 +105,7 @@ def default_icmp_mtu(ipv6: bool = False) -> int:
 
 # --- helpers ----------------------------------------------------------------------------------
 
+
 def is_ipv6(address: str) -> bool:
     try:
         return ipaddress.ip_address(address).version == 6
@@ -141,10 +142,19 @@ def _stamp(pkt: Packet, time: float) -> Packet:
     return pkt
 
 
-def _tcp(sport: int, dport: int, *, flags: str, seq: int, ack: int, window: int,
-         options: list[tuple[str, object]]) -> TCP:
-    return TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=ack, window=window,
-               options=options)
+def _tcp(
+    sport: int,
+    dport: int,
+    *,
+    flags: str,
+    seq: int,
+    ack: int,
+    window: int,
+    options: list[tuple[str, object]],
+) -> TCP:
+    return TCP(
+        sport=sport, dport=dport, flags=flags, seq=seq, ack=ack, window=window, options=options
+    )
 
 
 def _ts(timestamps: tuple[int, int] | None) -> list[tuple[str, object]]:
@@ -158,8 +168,10 @@ def suite_code(suite: str | int) -> int:
         return suite
     name = mtu_model.cipher(suite).name
     if name not in SUITE_CODES:
-        raise UsageError(f"cipher {name!r} has no single IANA code; name one with a key "
-                         f"exchange, e.g. ECDHE-RSA-{name}")
+        raise UsageError(
+            f"cipher {name!r} has no single IANA code; name one with a key "
+            f"exchange, e.g. ECDHE-RSA-{name}"
+        )
     return SUITE_CODES[name]
 
 
@@ -182,12 +194,26 @@ def ether(pkt: Packet, *, src: str = CLIENT_MAC, dst: str = PEER_MAC) -> Packet:
 
 # --- TCP/IP builders --------------------------------------------------------------------------
 
-def syn(src: str = TUNNEL_CLIENT, dst: str = SERVER, sport: int = CLIENT_PORT,
-        dport: int = SERVER_PORT, *, mss: int | None = None, mtu: int | None = None,
-        flags: str = "S", seq: int = 0, ack: int = 0, window: int = 64240,
-        wscale: int | None = 7, sack_ok: bool = True,
-        timestamps: tuple[int, int] | None = None, ttl: int = TTL, ip_id: int = 1,
-        time: float = EPOCH) -> Packet:
+
+def syn(
+    src: str = TUNNEL_CLIENT,
+    dst: str = SERVER,
+    sport: int = CLIENT_PORT,
+    dport: int = SERVER_PORT,
+    *,
+    mss: int | None = None,
+    mtu: int | None = None,
+    flags: str = "S",
+    seq: int = 0,
+    ack: int = 0,
+    window: int = 64240,
+    wscale: int | None = 7,
+    sack_ok: bool = True,
+    timestamps: tuple[int, int] | None = None,
+    ttl: int = TTL,
+    ip_id: int = 1,
+    time: float = EPOCH,
+) -> Packet:
     """A SYN (or SYN-ACK with ``flags="SA"``) announcing ``mss``.
 
     ``mss`` defaults to the tunnel MSS of the MTU model (1378); ``mtu`` is the sender's
@@ -200,9 +226,11 @@ def syn(src: str = TUNNEL_CLIENT, dst: str = SERVER, sport: int = CLIENT_PORT,
     mss = default_mss(v6) if mss is None else mss
     limit = mtu_model.mss_for_mtu(limit_mtu, v6)
     if not 1 <= mss <= limit:
-        raise UsageError(f"MSS {mss}: expected 1..{limit} (MTU {limit_mtu} - "
-                         f"{limit_mtu - limit} bytes of IP and TCP headers)",
-                         hint="raise --mtu for a larger MSS")
+        raise UsageError(
+            f"MSS {mss}: expected 1..{limit} (MTU {limit_mtu} - "
+            f"{limit_mtu - limit} bytes of IP and TCP headers)",
+            hint="raise --mtu for a larger MSS",
+        )
     options: list[tuple[str, object]] = [("MSS", mss)]
     if sack_ok:
         options.append(("SAckOK", b""))
@@ -211,21 +239,35 @@ def syn(src: str = TUNNEL_CLIENT, dst: str = SERVER, sport: int = CLIENT_PORT,
     if wscale is not None:
         options += [("NOP", None), ("WScale", wscale)]
     pkt = _ip(src, dst, ttl=ttl, ip_id=ip_id, df=True) / _tcp(
-        sport, dport, flags=flags, seq=seq, ack=ack, window=window, options=options)
+        sport, dport, flags=flags, seq=seq, ack=ack, window=window, options=options
+    )
     return _stamp(pkt, time)
 
 
-def tcp_segment(src: str = CLIENT, dst: str = HEADEND, sport: int = CLIENT_PORT,
-                dport: int = HTTPS_PORT, payload: bytes = b"", *, flags: str = "A",
-                seq: int = 1, ack: int = 1, window: int = 502, df: bool = True,
-                ttl: int = TTL, ip_id: int = 1, time: float = EPOCH) -> Packet:
+def tcp_segment(
+    src: str = CLIENT,
+    dst: str = HEADEND,
+    sport: int = CLIENT_PORT,
+    dport: int = HTTPS_PORT,
+    payload: bytes = b"",
+    *,
+    flags: str = "A",
+    seq: int = 1,
+    ack: int = 1,
+    window: int = 502,
+    df: bool = True,
+    ttl: int = TTL,
+    ip_id: int = 1,
+    time: float = EPOCH,
+) -> Packet:
     """One TCP segment carrying ``payload`` as it is: a piece of a TLS stream, a pure ACK.
 
     The builders above make the segments whose content matters to the failure; this one
     carries bytes a caller already made (TLS records cut at the MSS by a scenario).
     """
     pkt = _ip(src, dst, ttl=ttl, ip_id=ip_id, df=df) / _tcp(
-        sport, dport, flags=flags, seq=seq, ack=ack, window=window, options=[])
+        sport, dport, flags=flags, seq=seq, ack=ack, window=window, options=[]
+    )
     return _stamp(pkt / Raw(payload) if payload else pkt, time)
 
 
@@ -240,12 +282,27 @@ def _check_mtu(value: int, ipv6: bool) -> None:
 PROTOCOLS = ("tcp", "udp", "icmp")
 
 
-def oversized(src: str = SERVER, dst: str = TUNNEL_CLIENT, sport: int = SERVER_PORT,
-              dport: int = CLIENT_PORT, *, size: int | None = None, proto: str = "tcp",
-              df: bool = True, flags: str = "A", seq: int = 1, ack: int = 1,
-              window: int = 502, timestamps: tuple[int, int] | None = None,
-              icmp_id: int = 1, icmp_seq: int = 1, ttl: int = TTL, ip_id: int = 1,
-              rng: Random | None = None, time: float = EPOCH) -> Packet:
+def oversized(
+    src: str = SERVER,
+    dst: str = TUNNEL_CLIENT,
+    sport: int = SERVER_PORT,
+    dport: int = CLIENT_PORT,
+    *,
+    size: int | None = None,
+    proto: str = "tcp",
+    df: bool = True,
+    flags: str = "A",
+    seq: int = 1,
+    ack: int = 1,
+    window: int = 502,
+    timestamps: tuple[int, int] | None = None,
+    icmp_id: int = 1,
+    icmp_seq: int = 1,
+    ttl: int = TTL,
+    ip_id: int = 1,
+    rng: Random | None = None,
+    time: float = EPOCH,
+) -> Packet:
     """An IP packet of exactly ``size`` bytes (header included), DF set: TCP, UDP or ICMP echo.
 
     ``size`` defaults to the adapter MTU (1418): what a host behind a 1418-byte MSS sends,
@@ -257,26 +314,40 @@ def oversized(src: str = SERVER, dst: str = TUNNEL_CLIENT, sport: int = SERVER_P
         raise UsageError(f"protocol {proto!r}: expected one of {', '.join(PROTOCOLS)}")
     ip = _ip(src, dst, ttl=ttl, ip_id=ip_id, df=df)
     if proto == "tcp":
-        l4: Packet = _tcp(sport, dport, flags=flags, seq=seq, ack=ack, window=window,
-                          options=_ts(timestamps))
+        l4: Packet = _tcp(
+            sport, dport, flags=flags, seq=seq, ack=ack, window=window, options=_ts(timestamps)
+        )
     elif proto == "udp":
         l4 = UDP(sport=sport, dport=dport)
     else:
-        l4 = (ICMPv6EchoRequest(id=icmp_id, seq=icmp_seq) if v6
-              else ICMP(type="echo-request", id=icmp_id, seq=icmp_seq))
+        l4 = (
+            ICMPv6EchoRequest(id=icmp_id, seq=icmp_seq)
+            if v6
+            else ICMP(type="echo-request", id=icmp_id, seq=icmp_seq)
+        )
     headers = len(ip / l4)
     # The IPv6 payload length excludes its 40-byte header (RFC 8200 3).
     ceiling = mtu_model.MAX_IP_PACKET + (mtu_model.IPV6_HEADER if v6 else 0)
     if not headers <= size <= ceiling:
-        raise UsageError(f"size {size}: expected {headers}..{ceiling} "
-                         f"({headers} bytes of IP and {proto.upper()} headers)")
+        raise UsageError(
+            f"size {size}: expected {headers}..{ceiling} "
+            f"({headers} bytes of IP and {proto.upper()} headers)"
+        )
     pkt = ip / l4 / Raw(_filler(size - headers, rng))
     return _stamp(pkt, time)
 
 
-def icmp_frag_needed(original: Packet, mtu: int | None = None, *, src: str | None = None,
-                     dst: str | None = None, quote: int | None = None, ttl: int = 255,
-                     ip_id: int = 1, time: float = EPOCH) -> Packet:
+def icmp_frag_needed(
+    original: Packet,
+    mtu: int | None = None,
+    *,
+    src: str | None = None,
+    dst: str | None = None,
+    quote: int | None = None,
+    ttl: int = 255,
+    ip_id: int = 1,
+    time: float = EPOCH,
+) -> Packet:
     """ICMP "fragmentation needed" (3/4) for ``original``, or ICMPv6 Packet Too Big.
 
     IPv4 (RFC 792, RFC 1191 section 4): type 3 code 4, 2 unused bytes, the 2-byte next-hop
@@ -312,8 +383,10 @@ def icmp_frag_needed(original: Packet, mtu: int | None = None, *, src: str | Non
     minimum = min(len(raw), head + 8)  # RFC 792: the header and 64 bits of data
     quote = min(len(raw), limit) if quote is None else quote
     if not minimum <= quote <= min(len(raw), limit):
-        raise UsageError(f"quote {quote} bytes: expected {minimum}..{min(len(raw), limit)} "
-                         "(the original header plus 8 bytes, up to the RFC limit)")
+        raise UsageError(
+            f"quote {quote} bytes: expected {minimum}..{min(len(raw), limit)} "
+            "(the original header plus 8 bytes, up to the RFC limit)"
+        )
     quoted = (IPerror6 if v6 else IPerror)(raw[:quote])  # keeps the quoted bytes as they are
     return _stamp(outer / icmp / quoted, time)
 
@@ -321,8 +394,14 @@ def icmp_frag_needed(original: Packet, mtu: int | None = None, *, src: str | Non
 # --- DTLS -------------------------------------------------------------------------------------
 
 #: DTLS 1.2 suites AnyConnect offers (X-DTLS12-CipherSuite candidates), strongest first.
-DTLS12_SUITES = ("ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-AES128-GCM-SHA256",
-                 "AES256-GCM-SHA384", "AES128-GCM-SHA256", "AES256-SHA", "AES128-SHA")
+DTLS12_SUITES = (
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "AES256-GCM-SHA384",
+    "AES128-GCM-SHA256",
+    "AES256-SHA",
+    "AES128-SHA",
+)
 
 
 def _ext(ext_type: int, body: bytes) -> bytes:
@@ -333,25 +412,40 @@ def _dtls12_extensions() -> bytes:
     """The extensions an ECDHE suite needs (RFC 8422 5.1, RFC 5246 7.4.1.4.1), raw."""
     groups = b"".join(g.to_bytes(2, "big") for g in (0x001D, 0x0017))  # x25519, secp256r1
     sigalgs = b"".join(a.to_bytes(2, "big") for a in (0x0804, 0x0401, 0x0403))
-    return (_ext(10, len(groups).to_bytes(2, "big") + groups)  # supported_groups
-            + _ext(11, b"\x01\x00")  # ec_point_formats: uncompressed
-            + _ext(13, len(sigalgs).to_bytes(2, "big") + sigalgs))  # signature_algorithms
+    return (
+        _ext(10, len(groups).to_bytes(2, "big") + groups)  # supported_groups
+        + _ext(11, b"\x01\x00")  # ec_point_formats: uncompressed
+        + _ext(13, len(sigalgs).to_bytes(2, "big") + sigalgs)
+    )  # signature_algorithms
 
 
-def _udp_dtls(src: str, dst: str, sport: int, dport: int, ttl: int, ip_id: int,
-              records: Packet, time: float) -> Packet:
+def _udp_dtls(
+    src: str, dst: str, sport: int, dport: int, ttl: int, ip_id: int, records: Packet, time: float
+) -> Packet:
     pkt = _ip(src, dst, ttl=ttl, ip_id=ip_id, df=False) / UDP(sport=sport, dport=dport) / records
     return _stamp(pkt, time)
 
 
-def dtls_client_hello(src: str = CLIENT, dst: str = HEADEND, sport: int = CLIENT_PORT,
-                      dport: int = DTLS_PORT, *, version: str | int = "0x0100",
-                      session_id: bytes | None = None, cookie: bytes = b"",
-                      cipher_suites: Sequence[str | int] | None = None,
-                      extensions: bytes | None = None, client_random: bytes | None = None,
-                      message_seq: int = 0, record_seq: int = 0,
-                      record_version: int | None = None, ttl: int = TTL, ip_id: int = 1,
-                      rng: Random | None = None, time: float = EPOCH) -> Packet:
+def dtls_client_hello(
+    src: str = CLIENT,
+    dst: str = HEADEND,
+    sport: int = CLIENT_PORT,
+    dport: int = DTLS_PORT,
+    *,
+    version: str | int = "0x0100",
+    session_id: bytes | None = None,
+    cookie: bytes = b"",
+    cipher_suites: Sequence[str | int] | None = None,
+    extensions: bytes | None = None,
+    client_random: bytes | None = None,
+    message_seq: int = 0,
+    record_seq: int = 0,
+    record_version: int | None = None,
+    ttl: int = TTL,
+    ip_id: int = 1,
+    rng: Random | None = None,
+    time: float = EPOCH,
+) -> Packet:
     """A DTLS ClientHello in one UDP datagram.
 
     ``version="0x0100"`` is AnyConnect's legacy DTLS: it resumes the session the head-end
@@ -371,12 +465,19 @@ def dtls_client_hello(src: str = CLIENT, dst: str = HEADEND, sport: int = CLIENT
         extensions = _dtls12_extensions()
     _check_opaque("session id", session_id, 32)
     _check_opaque("cookie", cookie, 255)  # RFC 6347 4.2.1: opaque cookie<0..2^8-1>
-    hello = DTLSClientHello(version=ver, random=client_random or _filler(32, rng),
-                            session_id=session_id, cookie=cookie,
-                            cipher_suites=[suite_code(s) for s in cipher_suites],
-                            extensions=extensions)
-    record = (DTLSRecord(version=record_version or ver, sequence_number=record_seq)
-              / DTLSHandshake(message_seq=message_seq) / hello)
+    hello = DTLSClientHello(
+        version=ver,
+        random=client_random or _filler(32, rng),
+        session_id=session_id,
+        cookie=cookie,
+        cipher_suites=[suite_code(s) for s in cipher_suites],
+        extensions=extensions,
+    )
+    record = (
+        DTLSRecord(version=record_version or ver, sequence_number=record_seq)
+        / DTLSHandshake(message_seq=message_seq)
+        / hello
+    )
     return _udp_dtls(src, dst, sport, dport, ttl, ip_id, record, time)
 
 
@@ -385,11 +486,20 @@ def _check_opaque(what: str, value: bytes, limit: int) -> None:
         raise UsageError(f"{what} of {len(value)} bytes: at most {limit}")
 
 
-def dtls_hello_verify_request(src: str = HEADEND, dst: str = CLIENT, sport: int = DTLS_PORT,
-                              dport: int = CLIENT_PORT, *, cookie: bytes | None = None,
-                              version: str | int = "0x0100", record_seq: int = 0,
-                              ttl: int = TTL, ip_id: int = 1, rng: Random | None = None,
-                              time: float = EPOCH) -> Packet:
+def dtls_hello_verify_request(
+    src: str = HEADEND,
+    dst: str = CLIENT,
+    sport: int = DTLS_PORT,
+    dport: int = CLIENT_PORT,
+    *,
+    cookie: bytes | None = None,
+    version: str | int = "0x0100",
+    record_seq: int = 0,
+    ttl: int = TTL,
+    ip_id: int = 1,
+    rng: Random | None = None,
+    time: float = EPOCH,
+) -> Packet:
     """The server's HelloVerifyRequest with a stateless ``cookie`` (default 20 bytes).
 
     RFC 6347 4.2.1 has the server answer with version DTLS 1.0 whatever it negotiates;
@@ -399,20 +509,34 @@ def dtls_hello_verify_request(src: str = HEADEND, dst: str = CLIENT, sport: int 
     hvr_version = DTLS1_BAD_VER if ver == DTLS1_BAD_VER else VERSIONS["dtls1.0"]
     cookie = _filler(20, rng) if cookie is None else cookie
     _check_opaque("cookie", cookie, 255)
-    record = (DTLSRecord(version=hvr_version, sequence_number=record_seq)
-              / DTLSHandshake(msg_type="hello_verify_request")
-              / DTLSHelloVerifyRequest(server_version=hvr_version, cookie=cookie))
+    record = (
+        DTLSRecord(version=hvr_version, sequence_number=record_seq)
+        / DTLSHandshake(msg_type="hello_verify_request")
+        / DTLSHelloVerifyRequest(server_version=hvr_version, cookie=cookie)
+    )
     return _udp_dtls(src, dst, sport, dport, ttl, ip_id, record, time)
 
 
-def dtls_server_hello(src: str = HEADEND, dst: str = CLIENT, sport: int = DTLS_PORT,
-                      dport: int = CLIENT_PORT, *, version: str | int = "0x0100",
-                      session_id: bytes | None = None, cipher_suite: str | int | None = None,
-                      server_random: bytes | None = None, message_seq: int = 1, record_seq: int = 1,
-                      resume: bool = True, finished: bytes | None = None,
-                      finished_size: int = 64, ttl: int = TTL,
-                      ip_id: int = 1, rng: Random | None = None,
-                      time: float = EPOCH) -> Packet:
+def dtls_server_hello(
+    src: str = HEADEND,
+    dst: str = CLIENT,
+    sport: int = DTLS_PORT,
+    dport: int = CLIENT_PORT,
+    *,
+    version: str | int = "0x0100",
+    session_id: bytes | None = None,
+    cipher_suite: str | int | None = None,
+    server_random: bytes | None = None,
+    message_seq: int = 1,
+    record_seq: int = 1,
+    resume: bool = True,
+    finished: bytes | None = None,
+    finished_size: int = 64,
+    ttl: int = TTL,
+    ip_id: int = 1,
+    rng: Random | None = None,
+    time: float = EPOCH,
+) -> Packet:
     """ServerHello; with ``resume`` also ChangeCipherSpec and the encrypted Finished.
 
     The legacy AnyConnect resumption puts all three in one datagram (anyconnect-vpn.pcap
@@ -427,25 +551,48 @@ def dtls_server_hello(src: str = HEADEND, dst: str = CLIENT, sport: int = DTLS_P
         session_id = _filler(32, rng) if legacy else b""
     _check_opaque("session id", session_id, 32)
     suite = suite_code(mtu_model.DEFAULT_CIPHER if cipher_suite is None else cipher_suite)
-    records: Packet = (DTLSRecord(version=ver, sequence_number=record_seq)
-                       / DTLSHandshake(msg_type="server_hello", message_seq=message_seq)
-                       / DTLSServerHello(version=ver, random=server_random or _filler(32, rng),
-                                         session_id=session_id, cipher_suite=suite))
+    records: Packet = (
+        DTLSRecord(version=ver, sequence_number=record_seq)
+        / DTLSHandshake(msg_type="server_hello", message_seq=message_seq)
+        / DTLSServerHello(
+            version=ver,
+            random=server_random or _filler(32, rng),
+            session_id=session_id,
+            cipher_suite=suite,
+        )
+    )
     if resume:
-        ccs = (DTLSChangeCipherSpec(message_seq=message_seq + 1) if legacy
-               else DTLSChangeCipherSpec())
-        records = (records / DTLSRecord(version=ver, content_type="change_cipher_spec",
-                                        sequence_number=record_seq + 1) / ccs
-                   / DTLSRecord(version=ver, epoch=1, sequence_number=0)
-                   / Raw(finished if finished is not None else _ciphertext(finished_size, rng)))
+        ccs = (
+            DTLSChangeCipherSpec(message_seq=message_seq + 1) if legacy else DTLSChangeCipherSpec()
+        )
+        records = (
+            records
+            / DTLSRecord(
+                version=ver, content_type="change_cipher_spec", sequence_number=record_seq + 1
+            )
+            / ccs
+            / DTLSRecord(version=ver, epoch=1, sequence_number=0)
+            / Raw(finished if finished is not None else _ciphertext(finished_size, rng))
+        )
     return _udp_dtls(src, dst, sport, dport, ttl, ip_id, records, time)
 
 
-def dtls_client_finished(src: str = CLIENT, dst: str = HEADEND, sport: int = CLIENT_PORT,
-                         dport: int = DTLS_PORT, *, version: str | int = "0x0100",
-                         message_seq: int = 2, record_seq: int = 2, finished: bytes | None = None,
-                         finished_size: int = 64, ttl: int = TTL, ip_id: int = 1,
-                         rng: Random | None = None, time: float = EPOCH) -> Packet:
+def dtls_client_finished(
+    src: str = CLIENT,
+    dst: str = HEADEND,
+    sport: int = CLIENT_PORT,
+    dport: int = DTLS_PORT,
+    *,
+    version: str | int = "0x0100",
+    message_seq: int = 2,
+    record_seq: int = 2,
+    finished: bytes | None = None,
+    finished_size: int = 64,
+    ttl: int = TTL,
+    ip_id: int = 1,
+    rng: Random | None = None,
+    time: float = EPOCH,
+) -> Packet:
     """The client's ChangeCipherSpec and encrypted Finished that end a resumption.
 
     After the server's ServerHello, ChangeCipherSpec and Finished, the client answers with
@@ -453,19 +600,35 @@ def dtls_client_finished(src: str = CLIENT, dst: str = HEADEND, sport: int = CLI
     ChangeCipherSpec, then 64 bytes of Finished under epoch 1).
     """
     ver = dtls_version(version)
-    ccs = (DTLSChangeCipherSpec(message_seq=message_seq) if ver == DTLS1_BAD_VER
-           else DTLSChangeCipherSpec())
-    records = (DTLSRecord(version=ver, content_type="change_cipher_spec",
-                          sequence_number=record_seq) / ccs
-               / DTLSRecord(version=ver, epoch=1, sequence_number=0)
-               / Raw(finished if finished is not None else _ciphertext(finished_size, rng)))
+    ccs = (
+        DTLSChangeCipherSpec(message_seq=message_seq)
+        if ver == DTLS1_BAD_VER
+        else DTLSChangeCipherSpec()
+    )
+    records = (
+        DTLSRecord(version=ver, content_type="change_cipher_spec", sequence_number=record_seq)
+        / ccs
+        / DTLSRecord(version=ver, epoch=1, sequence_number=0)
+        / Raw(finished if finished is not None else _ciphertext(finished_size, rng))
+    )
     return _udp_dtls(src, dst, sport, dport, ttl, ip_id, records, time)
 
 
-def dtls_application_data(src: str = CLIENT, dst: str = HEADEND, sport: int = CLIENT_PORT,
-                          dport: int = DTLS_PORT, *, length: int, version: str | int = "0x0100",
-                          epoch: int = 1, record_seq: int = 1, ttl: int = TTL, ip_id: int = 1,
-                          rng: Random | None = None, time: float = EPOCH) -> Packet:
+def dtls_application_data(
+    src: str = CLIENT,
+    dst: str = HEADEND,
+    sport: int = CLIENT_PORT,
+    dport: int = DTLS_PORT,
+    *,
+    length: int,
+    version: str | int = "0x0100",
+    epoch: int = 1,
+    record_seq: int = 1,
+    ttl: int = TTL,
+    ip_id: int = 1,
+    rng: Random | None = None,
+    time: float = EPOCH,
+) -> Packet:
     """One DTLS application-data record of ``length`` opaque bytes: a tunnelled packet.
 
     The caller sizes ``length`` for what the record protects (``mtu.record_length`` of the
@@ -473,21 +636,35 @@ def dtls_application_data(src: str = CLIENT, dst: str = HEADEND, sport: int = CL
     """
     if not 0 <= length <= 0xFFFF:
         raise UsageError(f"DTLS record length {length}: expected 0..65535")
-    record = (DTLSRecord(version=dtls_version(version), content_type="application_data",
-                         epoch=epoch, sequence_number=record_seq)
-              / Raw(_ciphertext(length, rng)))
+    record = DTLSRecord(
+        version=dtls_version(version),
+        content_type="application_data",
+        epoch=epoch,
+        sequence_number=record_seq,
+    ) / Raw(_ciphertext(length, rng))
     return _udp_dtls(src, dst, sport, dport, ttl, ip_id, record, time)
 
 
 # --- TLS and CSTP on TCP ----------------------------------------------------------------------
 
-def tls_client_hello(src: str = CLIENT, dst: str = HEADEND, sport: int = CLIENT_PORT,
-                     dport: int = HTTPS_PORT, *, sni: str | None = None,
-                     cipher_suites: Sequence[str | int] | None = None, seq: int = 1,
-                     ack: int = 1, window: int = 502,
-                     timestamps: tuple[int, int] | None = None, ttl: int = TTL,
-                     ip_id: int = 1, rng: Random | None = None,
-                     time: float = EPOCH) -> Packet:
+
+def tls_client_hello(
+    src: str = CLIENT,
+    dst: str = HEADEND,
+    sport: int = CLIENT_PORT,
+    dport: int = HTTPS_PORT,
+    *,
+    sni: str | None = None,
+    cipher_suites: Sequence[str | int] | None = None,
+    seq: int = 1,
+    ack: int = 1,
+    window: int = 502,
+    timestamps: tuple[int, int] | None = None,
+    ttl: int = TTL,
+    ip_id: int = 1,
+    rng: Random | None = None,
+    time: float = EPOCH,
+) -> Packet:
     """A TLS 1.2 ClientHello in one TCP segment (Scapy's TLS layers), with SNI if given.
 
     The hello that opens AnyConnect's parent tunnel and CSTP tunnel on TCP 443.
@@ -502,16 +679,25 @@ def tls_client_hello(src: str = CLIENT, dst: str = HEADEND, sport: int = CLIENT_
         except UnicodeError as exc:
             raise UsageError(f"SNI {sni!r} is not a valid host name") from exc
         extensions.append(TLS_Ext_ServerName(servernames=[ServerName(servername=name)]))
-    extensions += [TLS_Ext_SupportedGroups(groups=["x25519", "secp256r1"]),
-                   TLS_Ext_SignatureAlgorithms(sig_algs=["sha256+rsaepss", "sha256+rsa",
-                                                         "sha256+ecdsa"])]
+    extensions += [
+        TLS_Ext_SupportedGroups(groups=["x25519", "secp256r1"]),
+        TLS_Ext_SignatureAlgorithms(sig_algs=["sha256+rsaepss", "sha256+rsa", "sha256+ecdsa"]),
+    ]
     rnd = _filler(32, rng)
-    hello = TLSClientHello(version=0x0303, gmt_unix_time=int.from_bytes(rnd[:4], "big"),
-                           random_bytes=rnd[4:], sid=b"",
-                           ciphers=[suite_code(s) for s in suites], comp=[0], ext=extensions)
-    pkt = _ip(src, dst, ttl=ttl, ip_id=ip_id, df=True) / _tcp(
-        sport, dport, flags="PA", seq=seq, ack=ack, window=window, options=_ts(timestamps)
-    ) / TLS(type=22, version=0x0301, msg=[hello])
+    hello = TLSClientHello(
+        version=0x0303,
+        gmt_unix_time=int.from_bytes(rnd[:4], "big"),
+        random_bytes=rnd[4:],
+        sid=b"",
+        ciphers=[suite_code(s) for s in suites],
+        comp=[0],
+        ext=extensions,
+    )
+    pkt = (
+        _ip(src, dst, ttl=ttl, ip_id=ip_id, df=True)
+        / _tcp(sport, dport, flags="PA", seq=seq, ack=ack, window=window, options=_ts(timestamps))
+        / TLS(type=22, version=0x0301, msg=[hello])
+    )
     # Scapy's TLS summary needs the session a dissection builds; hand back that view.
     return _stamp(pkt.__class__(bytes(pkt)), time)
 
@@ -527,15 +713,28 @@ def cstp_type(value: str | int) -> int:
         code = by_name.get(value.upper().replace("_", "-"), -1)
         if code >= 0:
             return code
-    raise UsageError(f"CSTP type {value!r}: expected one of "
-                     + ", ".join(f"{n} ({c})" for c, n in ANYCONNECT_TYPES.items()))
+    raise UsageError(
+        f"CSTP type {value!r}: expected one of "
+        + ", ".join(f"{n} ({c})" for c, n in ANYCONNECT_TYPES.items())
+    )
 
 
-def cstp(type: str | int = "DATA", payload: bytes | Packet | None = None, *,  # noqa: A002
-         src: str = CLIENT, dst: str = HEADEND, sport: int = CLIENT_PORT,
-         dport: int = HTTPS_PORT, seq: int = 1, ack: int = 1, window: int = 502,
-         timestamps: tuple[int, int] | None = None, ttl: int = TTL, ip_id: int = 1,
-         time: float = EPOCH) -> Packet:
+def cstp(
+    type: str | int = "DATA",
+    payload: bytes | Packet | None = None,
+    *,  # noqa: A002
+    src: str = CLIENT,
+    dst: str = HEADEND,
+    sport: int = CLIENT_PORT,
+    dport: int = HTTPS_PORT,
+    seq: int = 1,
+    ack: int = 1,
+    window: int = 502,
+    timestamps: tuple[int, int] | None = None,
+    ttl: int = TTL,
+    ip_id: int = 1,
+    time: float = EPOCH,
+) -> Packet:
     """A CSTP packet as the payload of one TCP segment, in clear.
 
     In a real tunnel CSTP travels inside TLS application data and nobody sees it without
@@ -545,25 +744,55 @@ def cstp(type: str | int = "DATA", payload: bytes | Packet | None = None, *,  # 
     """
     code = cstp_type(type)
     if payload is None:
-        payload = (IP(src=TUNNEL_CLIENT, dst=SERVER, id=1) / ICMP(id=1, seq=1)
-                   if code == 0 else b"")
+        payload = IP(src=TUNNEL_CLIENT, dst=SERVER, id=1) / ICMP(id=1, seq=1) if code == 0 else b""
     body = payload if isinstance(payload, Packet) else Raw(payload) if payload else None
     if body is not None and len(body) > 0xFFFF:
         raise UsageError(f"CSTP payload of {len(body)} bytes: at most 65535")
     frame = CSTP(type=code) / body if body is not None else CSTP(type=code)
-    pkt = _ip(src, dst, ttl=ttl, ip_id=ip_id, df=True) / _tcp(
-        sport, dport, flags="PA", seq=seq, ack=ack, window=window, options=_ts(timestamps)
-    ) / frame
+    pkt = (
+        _ip(src, dst, ttl=ttl, ip_id=ip_id, df=True)
+        / _tcp(sport, dport, flags="PA", seq=seq, ack=ack, window=window, options=_ts(timestamps))
+        / frame
+    )
     return _stamp(pkt, time)
 
 
 __all__ = [
-    "CLIENT", "CLIENT6", "CLIENT_PORT", "DTLS12_SUITES", "DTLS_PORT", "EPOCH", "HEADEND",
-    "HEADEND6", "HEADEND_INSIDE", "HEADEND_INSIDE6", "HTTPS_PORT", "PROTOCOLS", "SERVER",
-    "SERVER6", "SERVER_PORT", "TUNNEL_CLIENT", "TUNNEL_CLIENT6", "VERSIONS",
-    "cstp", "cstp_type", "default_icmp_mtu", "default_mss", "default_size",
-    "dtls_application_data", "dtls_client_finished", "dtls_client_hello",
-    "dtls_hello_verify_request", "dtls_server_hello", "dtls_version",
-    "ether", "icmp_frag_needed", "is_ipv6", "oversized", "suite_code", "syn",
-    "tcp_segment", "tls_client_hello",
+    "CLIENT",
+    "CLIENT6",
+    "CLIENT_PORT",
+    "DTLS12_SUITES",
+    "DTLS_PORT",
+    "EPOCH",
+    "HEADEND",
+    "HEADEND6",
+    "HEADEND_INSIDE",
+    "HEADEND_INSIDE6",
+    "HTTPS_PORT",
+    "PROTOCOLS",
+    "SERVER",
+    "SERVER6",
+    "SERVER_PORT",
+    "TUNNEL_CLIENT",
+    "TUNNEL_CLIENT6",
+    "VERSIONS",
+    "cstp",
+    "cstp_type",
+    "default_icmp_mtu",
+    "default_mss",
+    "default_size",
+    "dtls_application_data",
+    "dtls_client_finished",
+    "dtls_client_hello",
+    "dtls_hello_verify_request",
+    "dtls_server_hello",
+    "dtls_version",
+    "ether",
+    "icmp_frag_needed",
+    "is_ipv6",
+    "oversized",
+    "suite_code",
+    "syn",
+    "tcp_segment",
+    "tls_client_hello",
 ]

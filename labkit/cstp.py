@@ -196,8 +196,11 @@ class CstpStream:
         if self.side == "client":
             return start.upper().startswith("CONNECT ")
         status = start.split(" ", 2)
-        return (len(status) > 1 and status[1].startswith("2")
-                and any(k.lower().startswith("x-cstp-") for k, _ in headers))
+        return (
+            len(status) > 1
+            and status[1].startswith("2")
+            and any(k.lower().startswith("x-cstp-") for k, _ in headers)
+        )
 
     def _chunk(self) -> Event | _NeedData | None:
         """Skip one chunk of a chunked body (RFC 9112 7.1); None when one was skipped."""

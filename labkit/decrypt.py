@@ -69,8 +69,11 @@ class DirectionStats:
     largest_time: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"packets": dict(self.packets), "largest_data": self.largest_data,
-                "largest_data_frame": self.largest_frame}
+        return {
+            "packets": dict(self.packets),
+            "largest_data": self.largest_data,
+            "largest_data_frame": self.largest_frame,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,21 +102,33 @@ class TunnelSession:
     def dtls_cipher(self) -> str | None:
         if self.response is None:
             return None
-        return self.response.header("X-DTLS12-CipherSuite") or self.response.header("X-DTLS-CipherSuite")
+        return self.response.header("X-DTLS12-CipherSuite") or self.response.header(
+            "X-DTLS-CipherSuite"
+        )
 
     def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"client": self.client, "server": self.server, "tls": self.tls,
-                               "records": self.records}
+        doc: dict[str, Any] = {
+            "client": self.client,
+            "server": self.server,
+            "tls": self.tls,
+            "records": self.records,
+        }
         if self.response is not None:
-            doc["connect_response"] = {"frame": self.response.frame,
-                                       "status": self.response.start_line,
-                                       "headers": dict(self.response.headers)}
+            doc["connect_response"] = {
+                "frame": self.response.frame,
+                "status": self.response.start_line,
+                "headers": dict(self.response.headers),
+            }
         if self.request is not None:
-            doc["connect_request"] = {"frame": self.request.frame,
-                                      "request": self.request.start_line,
-                                      "headers": {k: v for k, v in self.request.headers
-                                                  if k.lower().startswith(("x-cstp", "x-dtls"))
-                                                  and "secret" not in k.lower()}}
+            doc["connect_request"] = {
+                "frame": self.request.frame,
+                "request": self.request.start_line,
+                "headers": {
+                    k: v
+                    for k, v in self.request.headers
+                    if k.lower().startswith(("x-cstp", "x-dtls")) and "secret" not in k.lower()
+                },
+            }
         if self.first_request and not self.is_tunnel:
             doc["first_request"] = self.first_request
         doc["cstp"] = {"to_client": self.to_client.to_json(), "to_server": self.to_server.to_json()}
@@ -150,26 +165,41 @@ class DecryptReport:
         if self.keylog_entries == 0:
             return "the key log has no usable entry: nothing decrypted"
         if self.keyed_flows == 0:
-            return (f"the key log ({self.keylog_entries} entries) matches none of the "
-                    f"{self.tls_flows} TLS sessions that start in the capture: nothing decrypted")
+            return (
+                f"the key log ({self.keylog_entries} entries) matches none of the "
+                f"{self.tls_flows} TLS sessions that start in the capture: nothing decrypted"
+            )
         if not self.sessions:
-            return (f"the key log matches {self.keyed_flows} TLS session(s) but decrypts none "
-                    f"of their records (wrong secrets?)")
+            return (
+                f"the key log matches {self.keyed_flows} TLS session(s) but decrypts none "
+                f"of their records (wrong secrets?)"
+            )
         tunnels = self.tunnels
         if not tunnels:
-            seen = "; ".join(f"{s.client} -> {s.server}: {s.first_request or 'no HTTP'}"
-                             for s in self.sessions[:3])
-            return (f"decrypted {len(self.sessions)} TLS session(s) but found no AnyConnect "
-                    f"CONNECT in them (not a CSTP tunnel): {seen}")
+            seen = "; ".join(
+                f"{s.client} -> {s.server}: {s.first_request or 'no HTTP'}"
+                for s in self.sessions[:3]
+            )
+            return (
+                f"decrypted {len(self.sessions)} TLS session(s) but found no AnyConnect "
+                f"CONNECT in them (not a CSTP tunnel): {seen}"
+            )
         return f"decrypted {len(self.sessions)} TLS session(s); {len(tunnels)} carry a CSTP tunnel"
 
     def to_json(self) -> dict[str, Any]:
-        return {"keylog_entries": self.keylog_entries, "keylog_malformed": self.keylog_malformed,
-                "tls_flows": self.tls_flows, "keyed_flows": self.keyed_flows,
-                "summary": self.summary(), "sessions": [s.to_json() for s in self.sessions],
-                "notes": [{"client": n.client, "server": n.server, "frame": n.frame,
-                           "message": n.message} for n in self.notes],
-                "stopped": self.stopped}
+        return {
+            "keylog_entries": self.keylog_entries,
+            "keylog_malformed": self.keylog_malformed,
+            "tls_flows": self.tls_flows,
+            "keyed_flows": self.keyed_flows,
+            "summary": self.summary(),
+            "sessions": [s.to_json() for s in self.sessions],
+            "notes": [
+                {"client": n.client, "server": n.server, "frame": n.frame, "message": n.message}
+                for n in self.notes
+            ],
+            "stopped": self.stopped,
+        }
 
 
 def _endpoint(ip: str, port: int) -> str:
@@ -213,8 +243,12 @@ class _Direction:
 
     def stats(self) -> DirectionStats:
         big = self.largest
-        return DirectionStats(tuple(self.counts.most_common()), big.length if big else None,
-                              big.frame if big else None, big.time if big else None)
+        return DirectionStats(
+            tuple(self.counts.most_common()),
+            big.length if big else None,
+            big.frame if big else None,
+            big.time if big else None,
+        )
 
 
 class _Flow:
@@ -227,8 +261,10 @@ class _Flow:
         self.session: Any = tlsSession()
         self.session.nss_keys = keylog.secrets
         self.last: Direction | None = None
-        self.dirs: dict[Direction, _Direction] = {"to-server": _Direction("client"),
-                                                   "to-client": _Direction("server")}
+        self.dirs: dict[Direction, _Direction] = {
+            "to-server": _Direction("client"),
+            "to-client": _Direction("server"),
+        }
         self.request: HttpHead | None = None
         self.response: HttpHead | None = None
         self.first_request: str | None = None
@@ -270,8 +306,11 @@ class Decryptor:
         if flow == 0:  # first payload of this connection: a ClientHello we hold a key for?
             random = client_random(seg.payload)
             self.tls_flows += random is not None
-            flow = (_Flow(a, b, self.keylog) if random is not None
-                    and self.keylog.can_decrypt(random) else None)
+            flow = (
+                _Flow(a, b, self.keylog)
+                if random is not None and self.keylog.can_decrypt(random)
+                else None
+            )
             self._flows[key] = flow
         if flow is None or flow.done is not None:
             return
@@ -286,13 +325,19 @@ class Decryptor:
                 self._stop(flow, frame, d.records.error)
                 return
         if d.tcp.gap is not None:
-            self._stop(flow, d.tcp.gap.frame, f"{d.tcp.gap.missing} bytes missing from the "
-                                              "capture before this frame: cannot decrypt past it")
+            self._stop(
+                flow,
+                d.tcp.gap.frame,
+                f"{d.tcp.gap.missing} bytes missing from the "
+                "capture before this frame: cannot decrypt past it",
+            )
 
     def _stop(self, flow: _Flow, frame: int, why: str) -> None:
         flow.done, flow.done_frame = why, frame
 
-    def _record(self, flow: _Flow, direction: Direction, data: bytes, frame: int, time: float) -> None:
+    def _record(
+        self, flow: _Flow, direction: Direction, data: bytes, frame: int, time: float
+    ) -> None:
         from scapy.layers.tls.record import TLS, TLSApplicationData
 
         if flow.last is not None and direction != flow.last:
@@ -312,8 +357,12 @@ class Decryptor:
             # BaseException; _short_cbc keeps the one we know of, and its stderr noise, away)
             flow.failures += 1
             if flow.failures >= MAX_FAILURES or not flow.decrypted:
-                self._stop(flow, frame, f"the key log's secret does not decrypt this session "
-                                        f"(record integrity check failed: {type(exc).__name__})")
+                self._stop(
+                    flow,
+                    frame,
+                    f"the key log's secret does not decrypt this session "
+                    f"(record integrity check failed: {type(exc).__name__})",
+                )
             return
         flow.session = pkt.tls_session
         flow.failures = 0
@@ -330,7 +379,9 @@ class Decryptor:
         if self.records >= self.max_records:
             self.stopped = f"stopped after decrypting {self.max_records} records (the work bound)"
 
-    def _plaintext(self, flow: _Flow, direction: Direction, data: bytes, frame: int, time: float) -> None:
+    def _plaintext(
+        self, flow: _Flow, direction: Direction, data: bytes, frame: int, time: float
+    ) -> None:
         d = flow.dirs[direction]
         d.cstp.receive_data(data, frame, time)
         while (event := d.cstp.next_event()) is not NEED_DATA:
@@ -348,7 +399,9 @@ class Decryptor:
                     if d.largest is None or event.length > d.largest.length:
                         d.largest = event
                     if len(self._sizes) < MAX_SIZES:
-                        self._sizes.append(DataSize(event.time, event.frame, direction, event.length))
+                        self._sizes.append(
+                            DataSize(event.time, event.frame, direction, event.length)
+                        )
             elif isinstance(event, StreamError):
                 self._stop(flow, event.frame, f"decrypted stream is not HTTP/CSTP: {event.message}")
                 return
@@ -363,22 +416,45 @@ class Decryptor:
             for d in flow.dirs.values():
                 gap = d.tcp.close()
                 if gap is not None and flow.done is None:
-                    self._stop(flow, gap.frame, f"{gap.missing} bytes missing from the capture "
-                                                "before this frame: cannot decrypt past it")
+                    self._stop(
+                        flow,
+                        gap.frame,
+                        f"{gap.missing} bytes missing from the capture "
+                        "before this frame: cannot decrypt past it",
+                    )
             if flow.done is not None:
                 notes.append(FlowNote(client, server, flow.done_frame, flow.done))
             if flow.decrypted:
-                sessions.append(TunnelSession(
-                    client, server, flow.tls_name(), flow.request, flow.response,
-                    flow.first_request, flow.dirs["to-server"].stats(),
-                    flow.dirs["to-client"].stats(), flow.decrypted))
+                sessions.append(
+                    TunnelSession(
+                        client,
+                        server,
+                        flow.tls_name(),
+                        flow.request,
+                        flow.response,
+                        flow.first_request,
+                        flow.dirs["to-server"].stats(),
+                        flow.dirs["to-client"].stats(),
+                        flow.decrypted,
+                    )
+                )
         keyed = sum(1 for f in self._flows.values() if f is not None)
         entries = sum(len(v) for v in self.keylog.secrets.values())
-        return DecryptReport(entries, self.keylog.malformed, self.tls_flows, keyed,
-                             tuple(sessions), tuple(notes), tuple(self._sizes), self.stopped)
+        return DecryptReport(
+            entries,
+            self.keylog.malformed,
+            self.tls_flows,
+            keyed,
+            tuple(sessions),
+            tuple(notes),
+            tuple(self._sizes),
+            self.stopped,
+        )
 
 
-def decrypt(segments: Iterable[Segment], keylog: KeyLog, *, max_records: int = MAX_RECORDS) -> DecryptReport:
+def decrypt(
+    segments: Iterable[Segment], keylog: KeyLog, *, max_records: int = MAX_RECORDS
+) -> DecryptReport:
     """Run a :class:`Decryptor` over ``segments``."""
     dec = Decryptor(keylog, max_records=max_records)
     for seg in segments:

@@ -23,15 +23,20 @@ from labkit.errors import InputError, OutputError
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
-def check_output_path(path: str | os.PathLike[str], *, force: bool = False,
-                      inputs: Iterable[str | os.PathLike[str]] = ()) -> Path:
+def check_output_path(
+    path: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+) -> Path:
     """Validate an output path up front, so a long job does not fail at its end."""
     out = Path(path)
     for inp in inputs:
         with contextlib.suppress(OSError):
             if out.exists() and os.path.samefile(out, inp):
-                raise OutputError(f"{out}: refusing to overwrite an input file",
-                                  hint="choose another output path")
+                raise OutputError(
+                    f"{out}: refusing to overwrite an input file", hint="choose another output path"
+                )
     if out.is_dir():
         raise OutputError(f"{out}: is a directory, expected a file path")
     if out.exists() and not force:
@@ -45,8 +50,12 @@ def check_output_path(path: str | os.PathLike[str], *, force: bool = False,
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str], *, force: bool = False,
-                  inputs: Iterable[str | os.PathLike[str]] = ()) -> Iterator[Path]:
+def atomic_output(
+    path: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
 
     The caller writes the temporary path with any library (Scapy's writers take a
@@ -54,8 +63,9 @@ def atomic_output(path: str | os.PathLike[str], *, force: bool = False,
     and ``path`` is untouched.
     """
     out = check_output_path(path, force=force, inputs=inputs)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part",
-                                    dir=out.parent if str(out.parent) else ".")
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{out.name}.", suffix=".part", dir=out.parent if str(out.parent) else "."
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     # mkstemp creates 0600; a capture or report is an ordinary file: 0666 less the umask.
@@ -69,8 +79,10 @@ def atomic_output(path: str | os.PathLike[str], *, force: bool = False,
         with contextlib.suppress(OSError):
             tmp.unlink()
         if isinstance(exc, OSError) and exc.errno in _NO_ROOM:
-            raise OutputError(f"{out}: cannot write it: {exc.strerror}",
-                              hint="free some space (or raise the file size limit) and run again") from None
+            raise OutputError(
+                f"{out}: cannot write it: {exc.strerror}",
+                hint="free some space (or raise the file size limit) and run again",
+            ) from None
         raise
 
 

@@ -20,25 +20,48 @@ SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
 #: id -> (default severity, what it means). The ids and their fields are the contract.
 FINDING_TYPES: dict[str, tuple[Severity, str]] = {
     "dtls-established": ("info", "a DTLS tunnel completed its handshake (fields: version, port)"),
-    "dtls-unanswered": ("error", "DTLS ClientHellos got no answer: UDP blocked on the path "
-                                 "(fields: client, server, port, attempts)"),
-    "dtls-absent": ("warning", "a TLS VPN session to a head-end exists but no DTLS attempt is "
-                               "visible: traffic runs in the TLS tunnel only"),
-    "dtls-nondefault-port": ("warning", "DTLS is attempted on a port other than 443 "
-                                        "(fields: port)"),
+    "dtls-unanswered": (
+        "error",
+        "DTLS ClientHellos got no answer: UDP blocked on the path "
+        "(fields: client, server, port, attempts)",
+    ),
+    "dtls-absent": (
+        "warning",
+        "a TLS VPN session to a head-end exists but no DTLS attempt is "
+        "visible: traffic runs in the TLS tunnel only",
+    ),
+    "dtls-nondefault-port": (
+        "warning",
+        "DTLS is attempted on a port other than 443 (fields: port)",
+    ),
     "syn-mss": ("info", "the MSS a TCP SYN announces (fields: mss)"),
-    "oversized-df": ("warning", "DF-set packets larger than the tunnel MTU "
-                                "(fields: packet_size, tunnel_mtu, count)"),
-    "icmp-frag-needed": ("warning", "ICMP type 3 code 4 / ICMPv6 Packet Too Big "
-                                    "(fields: mtu, original_length)"),
-    "mtu-mismatch": ("error", "packets sized for one MTU where the path allows only a smaller "
-                              "one: the 1418-vs-1347 failure (fields: packet_size, tunnel_mtu)"),
-    "pmtud-black-hole": ("error", "the same oversized segment retransmitted, never "
-                                  "acknowledged, with no ICMP: PMTUD is broken"),
-    "vpn-reconnect": ("warning", "the client opened a new TLS session to the same head-end "
-                                 "(fields: gap_s)"),
-    "cstp-connect": ("info", "the head-end's CSTP CONNECT response, decrypted (fields: "
-                             "x_cstp_mtu, x_dtls_mtu, x_cstp_base_mtu, x_dtls_port)"),
+    "oversized-df": (
+        "warning",
+        "DF-set packets larger than the tunnel MTU (fields: packet_size, tunnel_mtu, count)",
+    ),
+    "icmp-frag-needed": (
+        "warning",
+        "ICMP type 3 code 4 / ICMPv6 Packet Too Big (fields: mtu, original_length)",
+    ),
+    "mtu-mismatch": (
+        "error",
+        "packets sized for one MTU where the path allows only a smaller "
+        "one: the 1418-vs-1347 failure (fields: packet_size, tunnel_mtu)",
+    ),
+    "pmtud-black-hole": (
+        "error",
+        "the same oversized segment retransmitted, never "
+        "acknowledged, with no ICMP: PMTUD is broken",
+    ),
+    "vpn-reconnect": (
+        "warning",
+        "the client opened a new TLS session to the same head-end (fields: gap_s)",
+    ),
+    "cstp-connect": (
+        "info",
+        "the head-end's CSTP CONNECT response, decrypted (fields: "
+        "x_cstp_mtu, x_dtls_mtu, x_cstp_base_mtu, x_dtls_port)",
+    ),
 }
 
 

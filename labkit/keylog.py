@@ -19,11 +19,19 @@ from typing import Final
 MAX_EXAMPLES: Final = 5
 # LABEL, then the key the secret is filed under (the 32-byte client random; for the ``RSA``
 # label the first 8 bytes of the encrypted pre-master secret), then the secret.
-_LINE: Final = re.compile(r"^([A-Z][A-Z0-9_]*) ((?:[0-9a-fA-F]{2}){8,64}) ((?:[0-9a-fA-F]{2}){1,128})$")
+_LINE: Final = re.compile(
+    r"^([A-Z][A-Z0-9_]*) ((?:[0-9a-fA-F]{2}){8,64}) ((?:[0-9a-fA-F]{2}){1,128})$"
+)
 #: Labels that decrypt a TLS 1.2 (CLIENT_RANDOM) or TLS 1.3 (the rest) session.
 TLS12_LABEL: Final = "CLIENT_RANDOM"
-TLS13_LABELS: Final = frozenset({"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
-                                 "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0"})
+TLS13_LABELS: Final = frozenset(
+    {
+        "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+        "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+        "CLIENT_TRAFFIC_SECRET_0",
+        "SERVER_TRAFFIC_SECRET_0",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

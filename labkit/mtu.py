@@ -90,23 +90,60 @@ def _chacha(name: str) -> Cipher:
 _SUITES: list[Cipher] = [
     Cipher("RC4-SHA", "stream", 20),
     _cbc("DES-CBC3-SHA", 20, block=8),
-    *[_cbc(n, 20) for n in ("AES128-SHA", "AES256-SHA", "DHE-RSA-AES128-SHA",
-                            "DHE-RSA-AES256-SHA", "ECDHE-RSA-AES128-SHA",
-                            "ECDHE-RSA-AES256-SHA", "ECDHE-ECDSA-AES128-SHA",
-                            "ECDHE-ECDSA-AES256-SHA")],
-    *[_cbc(n, 32) for n in ("AES128-SHA256", "AES256-SHA256", "DHE-RSA-AES128-SHA256",
-                            "DHE-RSA-AES256-SHA256", "ECDHE-RSA-AES128-SHA256",
-                            "ECDHE-ECDSA-AES128-SHA256")],
+    *[
+        _cbc(n, 20)
+        for n in (
+            "AES128-SHA",
+            "AES256-SHA",
+            "DHE-RSA-AES128-SHA",
+            "DHE-RSA-AES256-SHA",
+            "ECDHE-RSA-AES128-SHA",
+            "ECDHE-RSA-AES256-SHA",
+            "ECDHE-ECDSA-AES128-SHA",
+            "ECDHE-ECDSA-AES256-SHA",
+        )
+    ],
+    *[
+        _cbc(n, 32)
+        for n in (
+            "AES128-SHA256",
+            "AES256-SHA256",
+            "DHE-RSA-AES128-SHA256",
+            "DHE-RSA-AES256-SHA256",
+            "ECDHE-RSA-AES128-SHA256",
+            "ECDHE-ECDSA-AES128-SHA256",
+        )
+    ],
     *[_cbc(n, 48) for n in ("ECDHE-RSA-AES256-SHA384", "ECDHE-ECDSA-AES256-SHA384")],
-    *[_gcm(n) for n in ("AES128-GCM-SHA256", "AES256-GCM-SHA384",
-                        "DHE-RSA-AES128-GCM-SHA256", "DHE-RSA-AES256-GCM-SHA384",
-                        "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384",
-                        "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384")],
-    *[_chacha(n) for n in ("CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
-                           "ECDHE-ECDSA-CHACHA20-POLY1305")],
-    *[Cipher(n, "aead", 16, tls13=True) for n in ("TLS_AES_128_GCM_SHA256",
-                                                  "TLS_AES_256_GCM_SHA384",
-                                                  "TLS_CHACHA20_POLY1305_SHA256")],
+    *[
+        _gcm(n)
+        for n in (
+            "AES128-GCM-SHA256",
+            "AES256-GCM-SHA384",
+            "DHE-RSA-AES128-GCM-SHA256",
+            "DHE-RSA-AES256-GCM-SHA384",
+            "ECDHE-RSA-AES128-GCM-SHA256",
+            "ECDHE-RSA-AES256-GCM-SHA384",
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+            "ECDHE-ECDSA-AES256-GCM-SHA384",
+        )
+    ],
+    *[
+        _chacha(n)
+        for n in (
+            "CHACHA20-POLY1305",
+            "ECDHE-RSA-CHACHA20-POLY1305",
+            "ECDHE-ECDSA-CHACHA20-POLY1305",
+        )
+    ],
+    *[
+        Cipher(n, "aead", 16, tls13=True)
+        for n in (
+            "TLS_AES_128_GCM_SHA256",
+            "TLS_AES_256_GCM_SHA384",
+            "TLS_CHACHA20_POLY1305_SHA256",
+        )
+    ],
 ]
 CIPHERS: dict[str, Cipher] = {c.name: c for c in _SUITES}
 
@@ -155,8 +192,13 @@ def _record_payload(room: int, suite: Cipher, version: str, *, dtls: bool) -> in
     return _round_down(room, suite.block) - 1 - suite.mac  # RFC 5246 6.2.3.2 padding
 
 
-def dtls_mtu(base_mtu: int = DEFAULT_BASE_MTU, suite: str | Cipher = DEFAULT_CIPHER,
-             version: str = "0x0100", *, outer_ipv6: bool = False) -> int:
+def dtls_mtu(
+    base_mtu: int = DEFAULT_BASE_MTU,
+    suite: str | Cipher = DEFAULT_CIPHER,
+    version: str = "0x0100",
+    *,
+    outer_ipv6: bool = False,
+) -> int:
     """Largest inner IP packet one AnyConnect DTLS record carries without fragmenting.
 
     >>> dtls_mtu(1500, "AES128-SHA")
@@ -183,8 +225,9 @@ def tls_mtu_asa(tcpmss: int = DEFAULT_TCPMSS, suite: str | Cipher = DEFAULT_CIPH
     return tcpmss - TLS_RECORD_HEADER - CSTP_HEADER - s.mac
 
 
-def tls_mtu_wire(tcpmss: int = DEFAULT_TCPMSS, suite: str | Cipher = DEFAULT_CIPHER,
-                 version: str = "1.2") -> int:
+def tls_mtu_wire(
+    tcpmss: int = DEFAULT_TCPMSS, suite: str | Cipher = DEFAULT_CIPHER, version: str = "1.2"
+) -> int:
     """Largest inner packet whose whole TLS record (CSTP header included) fits one segment.
 
     >>> tls_mtu_wire(1380, "AES128-SHA", "1.2")
@@ -199,8 +242,13 @@ def tls_mtu_wire(tcpmss: int = DEFAULT_TCPMSS, suite: str | Cipher = DEFAULT_CIP
     return _record_payload(room, s, version, dtls=False) - CSTP_HEADER
 
 
-def record_length(plaintext: int, suite: str | Cipher = DEFAULT_CIPHER, version: str = "1.2",
-                  *, dtls: bool = False) -> int:
+def record_length(
+    plaintext: int,
+    suite: str | Cipher = DEFAULT_CIPHER,
+    version: str = "1.2",
+    *,
+    dtls: bool = False,
+) -> int:
     """The body length (header excluded) of one record protecting ``plaintext`` bytes.
 
     The forward direction of the MTU formulas above, for writing records of the right size:
@@ -242,9 +290,13 @@ class TunnelConfig:
 
     def __post_init__(self) -> None:
         if self.tls_version not in TLS_VERSIONS:
-            raise UsageError(f"TLS version {self.tls_version!r}: expected one of {', '.join(TLS_VERSIONS)}")
+            raise UsageError(
+                f"TLS version {self.tls_version!r}: expected one of {', '.join(TLS_VERSIONS)}"
+            )
         if self.dtls_version not in DTLS_VERSIONS:
-            raise UsageError(f"DTLS version {self.dtls_version!r}: expected one of {', '.join(DTLS_VERSIONS)}")
+            raise UsageError(
+                f"DTLS version {self.dtls_version!r}: expected one of {', '.join(DTLS_VERSIONS)}"
+            )
         if not MIN_IPV4_MTU <= self.base_mtu <= MAX_IP_PACKET:
             raise UsageError(f"base MTU {self.base_mtu}: expected {MIN_IPV4_MTU}..{MAX_IP_PACKET}")
         if not MIN_TCPMSS <= self.tcpmss <= MAX_TCPMSS:
@@ -252,9 +304,11 @@ class TunnelConfig:
         floor = min_mtu(self.ipv6)
         if self.anyconnect_mtu is not None and not floor <= self.anyconnect_mtu <= MAX_IP_PACKET:
             kind = "IPv6 " if self.ipv6 else ""
-            raise UsageError(f"anyconnect mtu {self.anyconnect_mtu}: below the {kind}minimum "
-                             f"{floor}" if self.anyconnect_mtu < floor else
-                             f"anyconnect mtu {self.anyconnect_mtu}: above {MAX_IP_PACKET}")
+            raise UsageError(
+                f"anyconnect mtu {self.anyconnect_mtu}: below the {kind}minimum {floor}"
+                if self.anyconnect_mtu < floor
+                else f"anyconnect mtu {self.anyconnect_mtu}: above {MAX_IP_PACKET}"
+            )
         cipher(self.tls_cipher), cipher(self.dtls_cipher)
 
 
@@ -307,10 +361,15 @@ class Prediction:
             "fallback_mss": self.fallback_mss,
             "fixes": [{"id": f.id, "config": f.config, "effect": f.effect} for f in self.fixes],
             "config": {
-                "base_mtu": c.base_mtu, "tcpmss": c.tcpmss, "tls_cipher": c.tls_cipher,
-                "dtls_cipher": c.dtls_cipher, "tls_version": c.tls_version,
-                "dtls_version": c.dtls_version, "anyconnect_mtu": c.anyconnect_mtu,
-                "ipv6": c.ipv6, "dtls_enabled": c.dtls_enabled,
+                "base_mtu": c.base_mtu,
+                "tcpmss": c.tcpmss,
+                "tls_cipher": c.tls_cipher,
+                "dtls_cipher": c.dtls_cipher,
+                "tls_version": c.tls_version,
+                "dtls_version": c.dtls_version,
+                "anyconnect_mtu": c.anyconnect_mtu,
+                "ipv6": c.ipv6,
+                "dtls_enabled": c.dtls_enabled,
                 "df_bit_ignore": c.df_bit_ignore,
             },
         }
@@ -340,8 +399,10 @@ def predict(cfg: TunnelConfig) -> Prediction:
     tls, wire, dtls, adapter = _numbers(cfg)
     mss = mss_for_mtu(adapter, cfg.ipv6)
     if mss <= 0 or adapter < min_mtu(cfg.ipv6):
-        raise UsageError(f"adapter MTU {adapter} is below the "
-                         f"{'IPv6' if cfg.ipv6 else 'IPv4'} minimum {min_mtu(cfg.ipv6)}")
+        raise UsageError(
+            f"adapter MTU {adapter} is below the "
+            f"{'IPv6' if cfg.ipv6 else 'IPv4'} minimum {min_mtu(cfg.ipv6)}"
+        )
     fixes = _fixes(cfg, tls) if adapter > tls else ()
     return Prediction(cfg, tls, wire, dtls, adapter, mss, tls, fixes)
 
@@ -351,26 +412,35 @@ def _fixes(cfg: TunnelConfig, tls: int) -> tuple[Fix, ...]:
     fixes: list[Fix] = []
     cap = min(RECOMMENDED_ANYCONNECT_MTU, tls)
     if cap >= min_mtu(cfg.ipv6):
-        fixes.append(Fix(
-            "anyconnect-mtu",
-            f"group-policy <name> attributes\n webvpn\n  anyconnect mtu {cap}",
-            f"adapter MTU {cap} over DTLS and TLS alike: no reconnect when DTLS fails and no "
-            f"oversized packets; costs {_numbers(cfg)[3] - cap} bytes of payload per packet "
-            f"over DTLS"))
+        fixes.append(
+            Fix(
+                "anyconnect-mtu",
+                f"group-policy <name> attributes\n webvpn\n  anyconnect mtu {cap}",
+                f"adapter MTU {cap} over DTLS and TLS alike: no reconnect when DTLS fails and no "
+                f"oversized packets; costs {_numbers(cfg)[3] - cap} bytes of payload per packet "
+                f"over DTLS",
+            )
+        )
     if not cfg.df_bit_ignore:
-        fixes.append(Fix(
-            "df-bit-ignore",
-            "group-policy <name> attributes\n webvpn\n  anyconnect ssl df-bit-ignore enable",
-            f"the head-end fragments DF packets over {tls} bytes into the TLS tunnel instead "
-            f"of dropping them: no black hole even where ICMP is filtered; costs fragmentation "
-            f"(CPU, reassembly) and leaves the reconnect to the TLS MTU in place"))
+        fixes.append(
+            Fix(
+                "df-bit-ignore",
+                "group-policy <name> attributes\n webvpn\n  anyconnect ssl df-bit-ignore enable",
+                f"the head-end fragments DF packets over {tls} bytes into the TLS tunnel instead "
+                f"of dropping them: no black hole even where ICMP is filtered; costs fragmentation "
+                f"(CPU, reassembly) and leaves the reconnect to the TLS MTU in place",
+            )
+        )
     if cfg.tcpmss < 1460:
         alt_tls, _, alt_dtls, alt_adapter = _numbers(replace(cfg, tcpmss=1460))
         if alt_adapter <= alt_tls:
-            fixes.append(Fix(
-                "tcpmss",
-                "sysopt connection tcpmss 1460",
-                f"TLS MTU {alt_tls} >= DTLS MTU {alt_dtls}: TCP inside the tunnel fits after a "
-                f"fallback; large UDP still does not, and the MSS change applies to every TCP "
-                f"flow through the ASA, L2L IPsec included"))
+            fixes.append(
+                Fix(
+                    "tcpmss",
+                    "sysopt connection tcpmss 1460",
+                    f"TLS MTU {alt_tls} >= DTLS MTU {alt_dtls}: TCP inside the tunnel fits after a "
+                    f"fallback; large UDP still does not, and the MSS change applies to every TCP "
+                    f"flow through the ASA, L2L IPsec included",
+                )
+            )
     return tuple(fixes)

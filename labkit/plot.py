@@ -115,8 +115,9 @@ def render_png(t: Timeline, out: Path) -> None:
     t0 = span[0] if span else 0.0
     lanes = _lane_order(t.markers)
     heights = [3.6, 0.35 * max(1, len(lanes)) + 0.4]
-    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(12, sum(heights) + 1.2),
-                                      gridspec_kw={"height_ratios": heights})
+    fig, (top, bottom) = plt.subplots(
+        2, 1, sharex=True, figsize=(12, sum(heights) + 1.2), gridspec_kw={"height_ratios": heights}
+    )
     start = datetime.fromtimestamp(t0, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     fig.suptitle(f"{t.title}\n(t = 0 at {start})", fontsize=11)
 
@@ -126,19 +127,34 @@ def render_png(t: Timeline, out: Path) -> None:
     for s in t.series:
         if len(s.times):
             colour = _GROUP_COLOURS[groups.index(s.group) % len(_GROUP_COLOURS)]
-            top.scatter(s.times - t0, s.sizes, s=dot, alpha=0.7, color=colour, label=s.label,
-                        marker=_SHAPES[s.direction], rasterized=True,
-                        linewidths=0 if _SHAPES[s.direction] == "." else 0.8)
+            top.scatter(
+                s.times - t0,
+                s.sizes,
+                s=dot,
+                alpha=0.7,
+                color=colour,
+                label=s.label,
+                marker=_SHAPES[s.direction],
+                rasterized=True,
+                linewidths=0 if _SHAPES[s.direction] == "." else 0.8,
+            )
     top.set_ylabel("IP packet size (bytes)")
     levels = sorted(t.levels, key=lambda lv: -lv.value)
     for i, lv in enumerate(levels):
         style = "--" if i % 2 == 0 else ":"
         top.axhline(lv.value, color="black", linestyle=style, linewidth=1)
         # Inside the axes, right-aligned: the label never steals width from the data.
-        top.annotate(f"{lv.value}: {lv.label}", xy=(0.995, lv.value), xycoords=("axes fraction", "data"),
-                     xytext=(0, 2 if i % 2 == 0 else -2), textcoords="offset points", ha="right",
-                     va="bottom" if i % 2 == 0 else "top", fontsize=8,
-                     bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
+        top.annotate(
+            f"{lv.value}: {lv.label}",
+            xy=(0.995, lv.value),
+            xycoords=("axes fraction", "data"),
+            xytext=(0, 2 if i % 2 == 0 else -2),
+            textcoords="offset points",
+            ha="right",
+            va="bottom" if i % 2 == 0 else "top",
+            fontsize=8,
+            bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1},
+        )
     sizes = [s.sizes for s in t.series if len(s.sizes)]
     if sizes or levels:
         values = [float(a.max()) for a in sizes] + [lv.value for lv in levels]
@@ -146,25 +162,47 @@ def render_png(t: Timeline, out: Path) -> None:
         top.set_ylim(max(0.0, min(lows) - 80), max(values) + 110)
     drawn = [s for s in t.series if len(s.times)]
     if not drawn:
-        top.text(0.5, 0.5, "no capture: log events only", transform=top.transAxes,
-                 ha="center", va="center", color="grey")
+        top.text(
+            0.5,
+            0.5,
+            "no capture: log events only",
+            transform=top.transAxes,
+            ha="center",
+            va="center",
+            color="grey",
+        )
     top.grid(True, axis="y", alpha=0.3)
 
     for m in t.markers:
         if m.reconnect:
             for ax in (top, bottom):
                 ax.axvline(m.time - t0, color=LANES[m.lane][0], linewidth=1.2, alpha=0.8)
-            top.annotate("reconnect", xy=(m.time - t0, 0.5), xycoords=("data", "axes fraction"),
-                         xytext=(-3, 0), textcoords="offset points", fontsize=8, rotation=90,
-                         ha="right", va="center", color=LANES[m.lane][0])
+            top.annotate(
+                "reconnect",
+                xy=(m.time - t0, 0.5),
+                xycoords=("data", "axes fraction"),
+                xytext=(-3, 0),
+                textcoords="offset points",
+                fontsize=8,
+                rotation=90,
+                ha="right",
+                va="center",
+                color=LANES[m.lane][0],
+            )
 
     for row, lane in enumerate(lanes):
         colour, shape = LANES[lane]
         xs = [m.time - t0 for m in t.markers if m.lane == lane]
         bottom.scatter(xs, [row] * len(xs), marker=shape, color=colour, s=36)
         for m in _spaced_labels([m for m in t.markers if m.lane == lane], span):
-            bottom.annotate(m.label, xy=(m.time - t0, row), xytext=(4, 4),
-                            textcoords="offset points", fontsize=7, color=colour)
+            bottom.annotate(
+                m.label,
+                xy=(m.time - t0, row),
+                xytext=(4, 4),
+                textcoords="offset points",
+                fontsize=7,
+                color=colour,
+            )
     bottom.set_yticks(range(len(lanes)), lanes, fontsize=8)
     bottom.set_ylim(len(lanes) - 0.5, -0.7)
     bottom.set_xlabel("seconds")
@@ -175,8 +213,14 @@ def render_png(t: Timeline, out: Path) -> None:
     bottom_room = (0.03 + 0.028 * rows) if drawn else 0.02
     fig.tight_layout(rect=(0, bottom_room, 1, 1))
     if drawn:
-        fig.legend(*top.get_legend_handles_labels(), loc="lower center", ncol=min(3, len(drawn)),
-                   fontsize=8, frameon=False, markerscale=1.5 if dot >= 10 else 3,
-                   bbox_to_anchor=(0.5, 0.012))
+        fig.legend(
+            *top.get_legend_handles_labels(),
+            loc="lower center",
+            ncol=min(3, len(drawn)),
+            fontsize=8,
+            frameon=False,
+            markerscale=1.5 if dot >= 10 else 3,
+            bbox_to_anchor=(0.5, 0.012),
+        )
     fig.savefig(out, format="png", dpi=110)
     plt.close(fig)

@@ -50,6 +50,7 @@ class ProbeError(LabkitError):
 
 # --- sans-IO parsers ------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True)
 class EchoReply:
     seq: int
@@ -106,7 +107,7 @@ def parse_icmp(packet: bytes, ident: int) -> EchoReply | FragNeeded | Unreachabl
     inner = _ipv4_header(quoted)
     if inner is None or inner[1] != socket.IPPROTO_ICMP or len(quoted) < inner[0] + 8:
         return None
-    q = quoted[inner[0]:]
+    q = quoted[inner[0] :]
     if q[0] != ICMP_ECHO:
         return None
     qid, seq = struct.unpack_from("!HH", q, 4)
@@ -153,7 +154,7 @@ def parse_tcp_answer(packet: bytes, target: str, port: int, sport: int) -> SynAc
     hdr = _ipv4_header(packet)
     if hdr is None or hdr[1] != socket.IPPROTO_TCP or hdr[2] != target:
         return None
-    tcp = packet[hdr[0]:]
+    tcp = packet[hdr[0] :]
     if len(tcp) < 20:
         return None
     src_port, dst_port = struct.unpack_from("!HH", tcp, 0)
@@ -167,11 +168,20 @@ def parse_tcp_answer(packet: bytes, target: str, port: int, sport: int) -> SynAc
     return None
 
 
-DTLS_VERSIONS = {0x0100: "DTLS 0x0100 (Cisco legacy, DTLS1_BAD_VER)", 0xFEFF: "DTLS 1.0",
-                 0xFEFD: "DTLS 1.2", 0xFEFC: "DTLS 1.3"}
+DTLS_VERSIONS = {
+    0x0100: "DTLS 0x0100 (Cisco legacy, DTLS1_BAD_VER)",
+    0xFEFF: "DTLS 1.0",
+    0xFEFD: "DTLS 1.2",
+    0xFEFC: "DTLS 1.3",
+}
 DTLS_CONTENT = {20: "ChangeCipherSpec", 21: "Alert", 22: "Handshake", 23: "ApplicationData"}
-DTLS_HANDSHAKES = {1: "ClientHello", 2: "ServerHello", 3: "HelloVerifyRequest", 11: "Certificate",
-                   14: "ServerHelloDone"}
+DTLS_HANDSHAKES = {
+    1: "ClientHello",
+    2: "ServerHello",
+    3: "HelloVerifyRequest",
+    11: "Certificate",
+    14: "ServerHelloDone",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +207,7 @@ def parse_dtls_answer(datagram: bytes) -> DtlsAnswer | None:
 
 # --- drivers --------------------------------------------------------------------------------
 
+
 def _check_ipv4(target: str) -> str:
     try:
         addr = ipaddress.ip_address(target)
@@ -217,15 +228,19 @@ def _raw_socket(proto: int) -> socket.socket:
 def first_hop_mtu(target: str) -> tuple[str, int]:
     """(interface, MTU) of the route to ``target`` in the current namespace."""
     try:
-        proc = subprocess.run(["ip", "-j", "route", "get", target], capture_output=True,
-                              text=True, timeout=10, check=False)
+        proc = subprocess.run(
+            ["ip", "-j", "route", "get", target],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except FileNotFoundError:
         raise ProbeError("the 'ip' tool (iproute2) is needed to find the first hop") from None
     if proc.returncode != 0:
         raise ProbeError(f"no route to {target}: {proc.stderr.strip()}")
     dev = json.loads(proc.stdout)[0]["dev"]
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-
         ifreq = fcntl.ioctl(s, SIOCGIFMTU, struct.pack("16sI", dev.encode()[:15], 0))
     return dev, struct.unpack_from("I", ifreq, 16)[0]
 
@@ -270,16 +285,26 @@ class PmtuResult:
         return {"probe": "pmtu", **d}
 
     def text(self) -> str:
-        how = {"icmp": f"ICMP 3/4 from {self.icmp_from} said {self.icmp_mtu}",
-               "black-hole": "oversized probes vanished without any ICMP: a PMTUD black hole",
-               "interface": f"nothing on the path is smaller than {self.interface} "
-                            f"(MTU {self.interface_mtu})"}[self.source]
-        return (f"path MTU to {self.target}: {self.path_mtu} ({how}); "
-                f"{len(self.steps)} probes in {self.elapsed_s:.1f} s")
+        how = {
+            "icmp": f"ICMP 3/4 from {self.icmp_from} said {self.icmp_mtu}",
+            "black-hole": "oversized probes vanished without any ICMP: a PMTUD black hole",
+            "interface": f"nothing on the path is smaller than {self.interface} "
+            f"(MTU {self.interface_mtu})",
+        }[self.source]
+        return (
+            f"path MTU to {self.target}: {self.path_mtu} ({how}); "
+            f"{len(self.steps)} probes in {self.elapsed_s:.1f} s"
+        )
 
 
-def probe_pmtu(target: str, *, timeout: float = 1.0, tries: int = 2, low: int = mtu.MIN_IPV4_MTU,
-               max_time: float = 60.0) -> PmtuResult:
+def probe_pmtu(
+    target: str,
+    *,
+    timeout: float = 1.0,
+    tries: int = 2,
+    low: int = mtu.MIN_IPV4_MTU,
+    max_time: float = 60.0,
+) -> PmtuResult:
     """Find the largest DF packet that reaches ``target`` (bounded: 64 probes, ``max_time``)."""
     target = _check_ipv4(target)
     dev, dev_mtu = first_hop_mtu(target)
@@ -296,8 +321,10 @@ def probe_pmtu(target: str, *, timeout: float = 1.0, tries: int = 2, low: int = 
             nonlocal seq
             for _ in range(tries):
                 if len(steps) >= MAX_PROBES or time.monotonic() - started > max_time:
-                    raise ProbeError(f"path MTU search to {target} exceeded {MAX_PROBES} "
-                                     f"probes or {max_time:.0f} s")
+                    raise ProbeError(
+                        f"path MTU search to {target} exceeded {MAX_PROBES} "
+                        f"probes or {max_time:.0f} s"
+                    )
                 seq = (seq + 1) & 0xFFFF
                 sock.sendto(echo_request(ident, seq, size), (target, 0))
                 event = _wait(sock, lambda pkt: parse_icmp(pkt, ident), seq, timeout)
@@ -306,8 +333,9 @@ def probe_pmtu(target: str, *, timeout: float = 1.0, tries: int = 2, low: int = 
                 if isinstance(event, FragNeeded):
                     return ProbeStep(size, "too-big", event.mtu, event.source)
                 if isinstance(event, Unreachable):
-                    raise ProbeError(f"{event.source} says {target} is unreachable "
-                                     f"(ICMP 3/{event.code})")
+                    raise ProbeError(
+                        f"{event.source} says {target} is unreachable (ICMP 3/{event.code})"
+                    )
             return ProbeStep(size, "lost")
 
         first = attempt(low)
@@ -337,14 +365,22 @@ def probe_pmtu(target: str, *, timeout: float = 1.0, tries: int = 2, low: int = 
         source = "black-hole"
     else:
         source = "interface"
-    return PmtuResult(target, good, source, dev, dev_mtu, tuple(steps),
-                      icmp_seen.icmp_mtu if icmp_seen else None,
-                      icmp_seen.icmp_from if icmp_seen else None,
-                      round(time.monotonic() - started, 3))
+    return PmtuResult(
+        target,
+        good,
+        source,
+        dev,
+        dev_mtu,
+        tuple(steps),
+        icmp_seen.icmp_mtu if icmp_seen else None,
+        icmp_seen.icmp_from if icmp_seen else None,
+        round(time.monotonic() - started, 3),
+    )
 
 
-def _wait(sock: socket.socket, parse: Callable[[bytes], object], seq: int | None,
-          timeout: float) -> object | None:
+def _wait(
+    sock: socket.socket, parse: Callable[[bytes], object], seq: int | None, timeout: float
+) -> object | None:
     """The first parsed event (for probe ``seq`` if given) within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -369,8 +405,12 @@ def _source_address(target: str) -> str:
 def tcp_syn(src: str, dst: str, sport: int, dport: int, seq: int, mss: int) -> bytes:
     """A TCP SYN with one MSS option and a correct checksum (RFC 793 pseudo-header)."""
     options = struct.pack("!BBH", 2, 4, mss)
-    header = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, (5 + len(options) // 4) << 4,
-                         0x02, 64240, 0, 0) + options
+    header = (
+        struct.pack(
+            "!HHIIBBHHH", sport, dport, seq, 0, (5 + len(options) // 4) << 4, 0x02, 64240, 0, 0
+        )
+        + options
+    )
     pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(header))
     csum = checksum(pseudo + header)
     return header[:16] + struct.pack("!H", csum) + header[18:]
@@ -403,14 +443,20 @@ class MssResult:
             return f"{self.target}:{self.port}: no answer to {self.attempts} SYNs (filtered?)"
         if self.answer == "reset":
             return f"{self.target}:{self.port}: RST (port closed)"
-        verdict = ("below our MSS: clamped on the path or limited by the server" if self.clamped
-                   else "not clamped")
-        return (f"{self.target}:{self.port}: SYN with MSS {self.syn_mss} -> SYN-ACK MSS "
-                f"{self.synack_mss} ({verdict})")
+        verdict = (
+            "below our MSS: clamped on the path or limited by the server"
+            if self.clamped
+            else "not clamped"
+        )
+        return (
+            f"{self.target}:{self.port}: SYN with MSS {self.syn_mss} -> SYN-ACK MSS "
+            f"{self.synack_mss} ({verdict})"
+        )
 
 
-def probe_mss(target: str, port: int, *, mss: int | None = None, timeout: float = 1.0,
-              tries: int = 3) -> MssResult:
+def probe_mss(
+    target: str, port: int, *, mss: int | None = None, timeout: float = 1.0, tries: int = 3
+) -> MssResult:
     """Send a SYN with MSS ``mss`` (default: the DTLS tunnel's, 1378) and read the SYN-ACK."""
     target = _check_ipv4(target)
     if not 1 <= port <= 65535:
@@ -422,7 +468,9 @@ def probe_mss(target: str, port: int, *, mss: int | None = None, timeout: float 
         for attempt in range(1, tries + 1):
             seq = random.randrange(0, 2**32)
             sock.sendto(tcp_syn(src, target, sport, port, seq, syn_mss), (target, 0))
-            event = _wait(sock, lambda pkt: parse_tcp_answer(pkt, target, port, sport), None, timeout)
+            event = _wait(
+                sock, lambda pkt: parse_tcp_answer(pkt, target, port, sport), None, timeout
+            )
             if isinstance(event, SynAck):
                 return MssResult(target, port, syn_mss, "syn-ack", event.mss, attempt)
             if isinstance(event, Reset):
@@ -447,25 +495,32 @@ class DtlsResult:
     def to_json(self) -> dict[str, object]:
         d = asdict(self)
         ans = d.pop("answer")
-        return {"probe": "dtls", **d, "version": ans["version"] if ans else None,
-                "version_name": ans["version_name"] if ans else None,
-                "content_type": ans["content_type"] if ans else None,
-                "handshake": ans["handshake"] if ans else None}
+        return {
+            "probe": "dtls",
+            **d,
+            "version": ans["version"] if ans else None,
+            "version_name": ans["version_name"] if ans else None,
+            "content_type": ans["content_type"] if ans else None,
+            "handshake": ans["handshake"] if ans else None,
+        }
 
     def text(self) -> str:
         where = f"{self.target}:{self.port}"
         if self.answer is not None:
             what = self.answer.handshake or self.answer.content_type
-            return (f"{where}: answered with {what}, {self.answer.version_name} "
-                    f"({self.answer.version}) after {self.attempts} ClientHello(s), "
-                    f"{self.rtt_ms:.1f} ms")
+            return (
+                f"{where}: answered with {what}, {self.answer.version_name} "
+                f"({self.answer.version}) after {self.attempts} ClientHello(s), "
+                f"{self.rtt_ms:.1f} ms"
+            )
         if self.refused:
             return f"{where}: ICMP port unreachable (nothing listens on UDP {self.port})"
         return f"{where}: no answer to {self.attempts} ClientHellos (UDP blocked or wrong port?)"
 
 
-def probe_dtls(target: str, port: int, hello: bytes, *, timeout: float = 1.0,
-               tries: int = 3) -> DtlsResult:
+def probe_dtls(
+    target: str, port: int, hello: bytes, *, timeout: float = 1.0, tries: int = 3
+) -> DtlsResult:
     """Send ``hello`` (a DTLS ClientHello record) until an answer or ``tries`` are used.
 
     The wait doubles after each try, as DTLS's retransmission timer does (RFC 6347 4.2.4.1).
@@ -490,8 +545,14 @@ def probe_dtls(target: str, port: int, hello: bytes, *, timeout: float = 1.0,
                     return DtlsResult(target, port, False, attempt, refused=True)
                 answer = parse_dtls_answer(data)
                 if answer is not None:
-                    return DtlsResult(target, port, True, attempt, answer,
-                                      round((time.monotonic() - sent) * 1000, 2))
+                    return DtlsResult(
+                        target,
+                        port,
+                        True,
+                        attempt,
+                        answer,
+                        round((time.monotonic() - sent) * 1000, 2),
+                    )
             wait *= 2
     return DtlsResult(target, port, False, tries)
 

@@ -42,6 +42,7 @@ IpNet = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # --- maps -----------------------------------------------------------------------------------
 
+
 def _mac(text: str) -> bytes:
     parts = text.strip().lower().split(":")
     if len(parts) != 6 or not all(len(p) == 2 for p in parts):
@@ -93,13 +94,15 @@ def parse_ip_map(text: str | None) -> tuple[IpRule, ...]:
         except ValueError as exc:
             raise UsageError(f"--rewrite-ip {item!r}: {exc}") from None
         if a.version != b.version or a.prefixlen != b.prefixlen:
-            raise UsageError(f"--rewrite-ip {item!r}: both sides must be the same IP version "
-                             "and prefix length")
+            raise UsageError(
+                f"--rewrite-ip {item!r}: both sides must be the same IP version and prefix length"
+            )
         rules.append(IpRule(a, b))
     return tuple(rules)
 
 
 # --- rewriting (sans-IO) --------------------------------------------------------------------
+
 
 def checksum(data: bytes) -> int:
     """The Internet checksum (RFC 1071)."""
@@ -118,9 +121,9 @@ def _fix_l4(buf: bytearray, l4: int, end: int, proto: int, src: bytes, dst: byte
     off = _L4_CSUM_OFFSET.get(proto)
     if off is None or end - l4 < off + 2:
         return
-    if proto == 17 and buf[l4 + off:l4 + off + 2] == b"\0\0" and len(src) == 4:
+    if proto == 17 and buf[l4 + off : l4 + off + 2] == b"\0\0" and len(src) == 4:
         return  # IPv4 UDP without checksum stays without (RFC 768)
-    buf[l4 + off:l4 + off + 2] = b"\0\0"
+    buf[l4 + off : l4 + off + 2] = b"\0\0"
     length = end - l4
     if len(src) == 4:
         pseudo = src + dst + struct.pack("!BBH", 0, proto, length)
@@ -129,7 +132,7 @@ def _fix_l4(buf: bytearray, l4: int, end: int, proto: int, src: bytes, dst: byte
     value = checksum(pseudo + bytes(buf[l4:end]))
     if proto == 17 and value == 0:
         value = 0xFFFF
-    buf[l4 + off:l4 + off + 2] = struct.pack("!H", value)
+    buf[l4 + off : l4 + off + 2] = struct.pack("!H", value)
 
 
 def _map_addr(addr: bytes, rules: tuple[IpRule, ...]) -> bytes:
@@ -152,24 +155,24 @@ def rewrite_ip(buf: bytearray, start: int, rules: tuple[IpRule, ...], wire_len: 
     complete = len(buf) >= wire_len
     if version == 4:
         ihl = (buf[start] & 0x0F) * 4
-        src, dst = bytes(buf[start + 12:start + 16]), bytes(buf[start + 16:start + 20])
+        src, dst = bytes(buf[start + 12 : start + 16]), bytes(buf[start + 16 : start + 20])
         nsrc, ndst = _map_addr(src, rules), _map_addr(dst, rules)
         if (nsrc, ndst) == (src, dst):
             return False
-        buf[start + 12:start + 16], buf[start + 16:start + 20] = nsrc, ndst
-        buf[start + 10:start + 12] = b"\0\0"
-        buf[start + 10:start + 12] = struct.pack("!H", checksum(bytes(buf[start:start + ihl])))
+        buf[start + 12 : start + 16], buf[start + 16 : start + 20] = nsrc, ndst
+        buf[start + 10 : start + 12] = b"\0\0"
+        buf[start + 10 : start + 12] = struct.pack("!H", checksum(bytes(buf[start : start + ihl])))
         total = struct.unpack_from("!H", buf, start + 2)[0]
         frag = struct.unpack_from("!H", buf, start + 6)[0]
         if complete and frag & 0x3FFF == 0 and len(buf) >= start + total:
             _fix_l4(buf, start + ihl, start + total, buf[start + 9], nsrc, ndst)
         return True
     if version == 6 and len(buf) >= start + 40:
-        src, dst = bytes(buf[start + 8:start + 24]), bytes(buf[start + 24:start + 40])
+        src, dst = bytes(buf[start + 8 : start + 24]), bytes(buf[start + 24 : start + 40])
         nsrc, ndst = _map_addr(src, rules), _map_addr(dst, rules)
         if (nsrc, ndst) == (src, dst):
             return False
-        buf[start + 8:start + 24], buf[start + 24:start + 40] = nsrc, ndst
+        buf[start + 8 : start + 24], buf[start + 24 : start + 40] = nsrc, ndst
         payload = struct.unpack_from("!H", buf, start + 4)[0]
         if complete and len(buf) >= start + 40 + payload:
             # Extension headers are not walked: only a transport header right after IPv6.
@@ -189,20 +192,29 @@ def ip_offset(frame: bytes, linktype: int) -> int | None:
     if linktype in (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6):
         return 0
     if linktype == LINKTYPE_LINUX_SLL:
-        return 16 if len(frame) >= 16 and struct.unpack_from("!H", frame, 14)[0] in (ETH_P_IP, ETH_P_IPV6) else None
+        return (
+            16
+            if len(frame) >= 16 and struct.unpack_from("!H", frame, 14)[0] in (ETH_P_IP, ETH_P_IPV6)
+            else None
+        )
     return None
 
 
-def rewrite_frame(frame: bytes, linktype: int, macs: dict[bytes, bytes],
-                  ips: tuple[IpRule, ...], wire_len: int | None = None) -> tuple[bytes, bool]:
+def rewrite_frame(
+    frame: bytes,
+    linktype: int,
+    macs: dict[bytes, bytes],
+    ips: tuple[IpRule, ...],
+    wire_len: int | None = None,
+) -> tuple[bytes, bool]:
     """(frame after the MAC and IP maps, changed?)."""
     buf = bytearray(frame)
     changed = False
     if linktype == LINKTYPE_ETHERNET and macs and len(buf) >= 12:
         for lo in (0, 6):
-            new = macs.get(bytes(buf[lo:lo + 6]))
+            new = macs.get(bytes(buf[lo : lo + 6]))
             if new is not None:
-                buf[lo:lo + 6] = new
+                buf[lo : lo + 6] = new
                 changed = True
     start = ip_offset(frame, linktype)
     if start is not None:
@@ -212,6 +224,7 @@ def rewrite_frame(frame: bytes, linktype: int, macs: dict[bytes, bytes],
 
 
 # --- reading and pacing ---------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Record:
@@ -239,8 +252,10 @@ def read_capture(path: str | Path) -> tuple[int, list[Record]]:
             if hasattr(meta, "tshigh"):  # pcapng
                 linktype = meta.linktype if linktype is None else linktype
                 if meta.linktype != linktype:
-                    raise InputError(f"{path}: mixes link types {linktype} and {meta.linktype}; "
-                                     "replay one interface's packets at a time")
+                    raise InputError(
+                        f"{path}: mixes link types {linktype} and {meta.linktype}; "
+                        "replay one interface's packets at a time"
+                    )
                 ts = ((meta.tshigh << 32) | meta.tslow) / meta.tsresol
             else:
                 ts = meta.sec + meta.usec / (1e9 if nano else 1e6)
@@ -293,6 +308,7 @@ def schedule(records: list[Record], pace: Pace, loops: int) -> Iterator[tuple[fl
 
 # --- sending --------------------------------------------------------------------------------
 
+
 @dataclass
 class Stats:
     sent: int = 0
@@ -303,9 +319,16 @@ class Stats:
     errors: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
-        return {"sent": self.sent, "failed": self.failed, "bytes": self.bytes,
-                "rewritten": self.rewritten, "elapsed_s": round(self.elapsed, 6),
-                "pps": round(self.pps, 2), "mbps": round(self.mbps, 4), "errors": self.errors}
+        return {
+            "sent": self.sent,
+            "failed": self.failed,
+            "bytes": self.bytes,
+            "rewritten": self.rewritten,
+            "elapsed_s": round(self.elapsed, 6),
+            "pps": round(self.pps, 2),
+            "mbps": round(self.mbps, 4),
+            "errors": self.errors,
+        }
 
     @property
     def pps(self) -> float:
@@ -316,11 +339,14 @@ class Stats:
         return self.bytes * 8 / self.elapsed / 1e6 if self.elapsed > 0 else 0.0
 
     def text(self) -> str:
-        lines = [f"Actual: {self.sent} packets ({self.bytes} bytes) sent in {self.elapsed:.6f} seconds",
-                 f"Rated: {self.bytes / self.elapsed if self.elapsed > 0 else 0:.1f} Bps, "
-                 f"{self.mbps:.3f} Mbps, {self.pps:.2f} pps",
-                 f"Successful packets: {self.sent}", f"Failed packets: {self.failed}",
-                 f"Rewritten packets: {self.rewritten}"]
+        lines = [
+            f"Actual: {self.sent} packets ({self.bytes} bytes) sent in {self.elapsed:.6f} seconds",
+            f"Rated: {self.bytes / self.elapsed if self.elapsed > 0 else 0:.1f} Bps, "
+            f"{self.mbps:.3f} Mbps, {self.pps:.2f} pps",
+            f"Successful packets: {self.sent}",
+            f"Failed packets: {self.failed}",
+            f"Rewritten packets: {self.rewritten}",
+        ]
         lines += [f"  {count} x {err}" for err, count in self.errors.items()]
         return "\n".join(lines)
 
@@ -339,19 +365,33 @@ def open_sender(iface: str, linktype: int) -> tuple[socket.socket, bool]:
     ethernet = hwtype == 1  # ARPHRD_ETHER
     if linktype == LINKTYPE_ETHERNET and not ethernet:
         sock.close()
-        raise UsageError(f"{iface} is not an Ethernet interface but the capture holds Ethernet "
-                         "frames; capture at an Ethernet point or replay onto one")
+        raise UsageError(
+            f"{iface} is not an Ethernet interface but the capture holds Ethernet "
+            "frames; capture at an Ethernet point or replay onto one"
+        )
     if linktype != LINKTYPE_ETHERNET and ethernet:
         sock.close()
-        raise UsageError(f"the capture holds IP packets without Ethernet headers and {iface} "
-                         "is Ethernet; replay it onto an L3 (tun) interface")
+        raise UsageError(
+            f"the capture holds IP packets without Ethernet headers and {iface} "
+            "is Ethernet; replay it onto an L3 (tun) interface"
+        )
     return sock, ethernet
 
 
-def send_all(sock: socket.socket, iface: str, ethernet: bool, linktype: int,
-             records: list[Record], pace: Pace, loops: int, macs: dict[bytes, bytes],
-             ips: tuple[IpRule, ...], *, limit: int | None = None,
-             duration: float | None = None) -> Stats:
+def send_all(
+    sock: socket.socket,
+    iface: str,
+    ethernet: bool,
+    linktype: int,
+    records: list[Record],
+    pace: Pace,
+    loops: int,
+    macs: dict[bytes, bytes],
+    ips: tuple[IpRule, ...],
+    *,
+    limit: int | None = None,
+    duration: float | None = None,
+) -> Stats:
     """Send the records on the schedule; failures are counted, not fatal."""
     stats = Stats()
     start = time.monotonic()

@@ -34,9 +34,12 @@ def configs_dir() -> Path:
     for path in candidates:
         if path.is_dir():
             return path
-    raise InputError("labkit's bundled configs are missing (looked in "
-                     + ", ".join(str(p) for p in candidates) + ")",
-                     hint="reinstall labkit with 'pip install .' from its checkout")
+    raise InputError(
+        "labkit's bundled configs are missing (looked in "
+        + ", ".join(str(p) for p in candidates)
+        + ")",
+        hint="reinstall labkit with 'pip install .' from its checkout",
+    )
 
 
 def scenarios_dir() -> Path:

@@ -46,7 +46,9 @@ class TcpReassembler:
     pending: dict[int, tuple[bytes, int, float]] = field(default_factory=dict)
     gap: Gap | None = None
 
-    def feed(self, seq: int, payload: bytes, frame: int, time: float) -> list[tuple[bytes, int, float]]:
+    def feed(
+        self, seq: int, payload: bytes, frame: int, time: float
+    ) -> list[tuple[bytes, int, float]]:
         """The bytes this segment makes contiguous, with the frame that completed each part."""
         if self.gap is not None or not payload:
             return []
@@ -67,8 +69,9 @@ class TcpReassembler:
             self.pending.clear()
         return out
 
-    def _take(self, seq: int, data: bytes, frame: int, time: float,
-              out: list[tuple[bytes, int, float]]) -> None:
+    def _take(
+        self, seq: int, data: bytes, frame: int, time: float, out: list[tuple[bytes, int, float]]
+    ) -> None:
         assert self.next_seq is not None
         if _after(seq, self.next_seq):
             self.pending.setdefault(seq, (data, frame, time))
@@ -106,7 +109,11 @@ class TlsRecordSplitter:
         self.buf += data
         records = []
         while len(self.buf) >= TLS_HEADER:
-            ctype, major, length = self.buf[0], self.buf[1], struct.unpack_from("!H", self.buf, 3)[0]
+            ctype, major, length = (
+                self.buf[0],
+                self.buf[1],
+                struct.unpack_from("!H", self.buf, 3)[0],
+            )
             if not 20 <= ctype <= 24 or major != 3:
                 self.error = f"not a TLS record header: {bytes(self.buf[:5]).hex()}"
                 self.buf.clear()
@@ -117,6 +124,6 @@ class TlsRecordSplitter:
                 break
             if len(self.buf) < TLS_HEADER + length:
                 break
-            records.append(Record(ctype, bytes(self.buf[:TLS_HEADER + length]), frame, time))
-            del self.buf[:TLS_HEADER + length]
+            records.append(Record(ctype, bytes(self.buf[: TLS_HEADER + length]), frame, time))
+            del self.buf[: TLS_HEADER + length]
         return records

@@ -82,9 +82,11 @@ def looks_like_dtls(data: bytes) -> bool:
     20-23 followed by a DTLS version, so DTLS is recognised on any UDP port (AnyConnect's
     DTLS port is configurable) and QUIC or DNS on 443 is not mistaken for it.
     """
-    return (len(data) >= DTLS_RECORD_HEADER_LEN
-            and CT_CHANGE_CIPHER_SPEC <= data[0] <= CT_APPLICATION_DATA
-            and int.from_bytes(data[1:3], "big") in DTLS_VERSIONS)
+    return (
+        len(data) >= DTLS_RECORD_HEADER_LEN
+        and CT_CHANGE_CIPHER_SPEC <= data[0] <= CT_APPLICATION_DATA
+        and int.from_bytes(data[1:3], "big") in DTLS_VERSIONS
+    )
 
 
 #: IANA code of each OpenSSL-named suite in :data:`labkit.mtu.CIPHERS` (IANA "TLS Cipher

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+from conftest import tshark_frames
+
 from labkit.analyze.report import Report
 from labkit.findings import Finding
-
-from conftest import tshark_frames
 
 
 def evidence_by_file(f: Finding) -> dict[str, list[int]]:
@@ -41,7 +41,12 @@ def ids(report: Report) -> list[str]:
 
 
 def one(report: Report, fid: str, **fields) -> Finding:
-    found = [f for f in report.findings if f.id == fid
-             and all(f.fields.get(k) == v for k, v in fields.items())]
-    assert len(found) == 1, f"expected one {fid} {fields}, got {[x.fields for x in report.findings if x.id == fid]}"
+    found = [
+        f
+        for f in report.findings
+        if f.id == fid and all(f.fields.get(k) == v for k, v in fields.items())
+    ]
+    assert len(found) == 1, (
+        f"expected one {fid} {fields}, got {[x.fields for x in report.findings if x.id == fid]}"
+    )
     return found[0]

@@ -29,21 +29,34 @@ def read_pcap(path: Path) -> tuple[int, list[Rec]]:
     out, off = [], 24
     while off + 16 <= len(raw):
         s, us, cap, orig = struct.unpack_from(order + "IIII", raw, off)
-        out.append(Rec(s + us / 1e6, raw[off + 16:off + 16 + cap], orig))
+        out.append(Rec(s + us / 1e6, raw[off + 16 : off + 16 + cap], orig))
         off += 16 + cap
     return linktype, out
 
 
-def pcap_bytes(linktype: int, recs: Iterable[Rec], *, order: str = "<", nano: bool = False,
-               snaplen: int = 262144) -> bytes:
+def pcap_bytes(
+    linktype: int,
+    recs: Iterable[Rec],
+    *,
+    order: str = "<",
+    nano: bool = False,
+    snaplen: int = 262144,
+) -> bytes:
     magic = 0xA1B23C4D if nano else 0xA1B2C3D4
     out = [struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)]
     div = 10**9 if nano else 10**6
     for r in recs:
         sec = int(r.ts)
         frac = round((r.ts - sec) * div)
-        out.append(struct.pack(order + "IIII", sec, frac, len(r.data),
-                               r.origlen if r.origlen is not None else len(r.data)))
+        out.append(
+            struct.pack(
+                order + "IIII",
+                sec,
+                frac,
+                len(r.data),
+                r.origlen if r.origlen is not None else len(r.data),
+            )
+        )
         out.append(r.data)
     return b"".join(out)
 
@@ -67,26 +80,39 @@ def _options(order: str, opts: Sequence[tuple[int, bytes]]) -> bytes:
 
 def shb(order: str, comment: str | None = None) -> bytes:
     opts = [(1, comment.encode())] if comment else []
-    return _block(order, 0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1)
-                  + _options(order, opts))
+    return _block(
+        order, 0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1) + _options(order, opts)
+    )
 
 
-def idb(order: str, linktype: int, snaplen: int = 262144, tsresol: int | None = None,
-        name: str | None = None) -> bytes:
+def idb(
+    order: str,
+    linktype: int,
+    snaplen: int = 262144,
+    tsresol: int | None = None,
+    name: str | None = None,
+) -> bytes:
     opts: list[tuple[int, bytes]] = []
     if name:
         opts.append((2, name.encode()))
     if tsresol is not None:
         opts.append((9, bytes([tsresol])))
-    return _block(order, 1, struct.pack(order + "HHI", linktype, 0, snaplen) + _options(order, opts))
+    return _block(
+        order, 1, struct.pack(order + "HHI", linktype, 0, snaplen) + _options(order, opts)
+    )
 
 
 def epb(order: str, r: Rec, divisor: int = 10**6, comment: str | None = None) -> bytes:
     ticks = round(r.ts * divisor)
     orig = r.origlen if r.origlen is not None else len(r.data)
     opts = [(1, comment.encode())] if comment else []
-    return _block(order, 6, struct.pack(order + "IIIII", r.iface, ticks >> 32, ticks & 0xFFFFFFFF,
-                                        len(r.data), orig) + _pad(r.data) + _options(order, opts))
+    return _block(
+        order,
+        6,
+        struct.pack(order + "IIIII", r.iface, ticks >> 32, ticks & 0xFFFFFFFF, len(r.data), orig)
+        + _pad(r.data)
+        + _options(order, opts),
+    )
 
 
 def spb(order: str, r: Rec) -> bytes:

@@ -21,32 +21,43 @@ def public_captures() -> Path:
     return PUBLIC
 
 
-def labkit(*args: str, cwd: Path | None = None, timeout: float = 120,
-           stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def labkit(
+    *args: str, cwd: Path | None = None, timeout: float = 120, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m labkit ARGS`` from this checkout; return the completed process."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "labkit", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout, input=stdin)
+    return subprocess.run(
+        [sys.executable, "-m", "labkit", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=stdin,
+    )
 
 
 def tshark_available() -> bool:
     return shutil.which("tshark") is not None
 
 
-requires_tshark = pytest.mark.skipif(not tshark_available(),
-                                     reason="tshark is not installed (CI installs it with apt)")
+requires_tshark = pytest.mark.skipif(
+    not tshark_available(), reason="tshark is not installed (CI installs it with apt)"
+)
 
 
 def tshark(path: Path | str, *args: str, timeout: float = 120) -> str:
     """tshark's stdout for ``-r path ARGS``; fails the test on a tshark error."""
-    proc = subprocess.run(["tshark", "-n", "-r", str(path), *args], capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(
+        ["tshark", "-n", "-r", str(path), *args], capture_output=True, text=True, timeout=timeout
+    )
     assert proc.returncode == 0, f"tshark failed: {proc.stderr}"
     return proc.stdout
 
 
-def tshark_fields(path: Path | str, display_filter: str, *fields: str,
-                  extra: tuple[str, ...] = ()) -> list[list[str]]:
+def tshark_fields(
+    path: Path | str, display_filter: str, *fields: str, extra: tuple[str, ...] = ()
+) -> list[list[str]]:
     """Rows of ``-T fields`` output for the frames ``display_filter`` selects."""
     args = [*extra, "-Y", display_filter, "-T", "fields", "-E", "separator=\t"]
     for f in fields:
@@ -55,16 +66,25 @@ def tshark_fields(path: Path | str, display_filter: str, *fields: str,
     return [line.split("\t") for line in out.splitlines() if line.strip()]
 
 
-def tshark_frames(path: Path | str, display_filter: str,
-                  extra: tuple[str, ...] = ()) -> list[int]:
+def tshark_frames(path: Path | str, display_filter: str, extra: tuple[str, ...] = ()) -> list[int]:
     """Frame numbers ``display_filter`` selects: the judge for a finding's filter."""
     return [int(r[0]) for r in tshark_fields(path, display_filter, "frame.number", extra=extra)]
 
 
 def tshark_problems(path: Path | str, extra: tuple[str, ...] = ()) -> list[str]:
     """Malformed frames and error-level expert info: a crafted file must have none."""
-    out = tshark(path, *extra, "-Y", "_ws.malformed || _ws.expert.severity >= \"error\"",
-                 "-T", "fields", "-e", "frame.number", "-e", "_ws.expert.message")
+    out = tshark(
+        path,
+        *extra,
+        "-Y",
+        '_ws.malformed || _ws.expert.severity >= "error"',
+        "-T",
+        "fields",
+        "-e",
+        "frame.number",
+        "-e",
+        "_ws.expert.message",
+    )
     return [line for line in out.splitlines() if line.strip()]
 
 

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import labkit
 
 NETNS_DIR = Path("/run/netns")
@@ -46,10 +45,12 @@ def ocserv_unavailable_reason() -> str | None:
     return None
 
 
-requires_lab = pytest.mark.skipif(lab_unavailable_reason() is not None,
-                                  reason=str(lab_unavailable_reason()))
-requires_ocserv = pytest.mark.skipif(ocserv_unavailable_reason() is not None,
-                                     reason=str(ocserv_unavailable_reason()))
+requires_lab = pytest.mark.skipif(
+    lab_unavailable_reason() is not None, reason=str(lab_unavailable_reason())
+)
+requires_ocserv = pytest.mark.skipif(
+    ocserv_unavailable_reason() is not None, reason=str(ocserv_unavailable_reason())
+)
 
 
 def unique(stem: str) -> str:
@@ -80,6 +81,6 @@ def lab(name: str, *flags: str, timeout: float = 150) -> Iterator[str]:
 
 
 def netns_run(ns: str, *argv: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True,
-                          timeout=timeout)
-
+    return subprocess.run(
+        ["ip", "netns", "exec", ns, *argv], capture_output=True, text=True, timeout=timeout
+    )

@@ -34,23 +34,48 @@ def _at(p: Packet, t: float) -> Packet:
 class TcpFlow:
     """A TCP connection's packets with consistent seq/ack numbers."""
 
-    def __init__(self, client: str, server: str, sport: int, dport: int,
-                 c_isn: int = 1000, s_isn: int = 50000) -> None:
+    def __init__(
+        self,
+        client: str,
+        server: str,
+        sport: int,
+        dport: int,
+        c_isn: int = 1000,
+        s_isn: int = 50000,
+    ) -> None:
         self.c, self.s, self.sport, self.dport = client, server, sport, dport
         self.c_seq, self.s_seq = c_isn, s_isn
 
-    def _pkt(self, from_client: bool, flags: str, payload: bytes = b"", options=None,
-             seq: int | None = None, df: bool = True, size: int | None = None) -> Packet:
+    def _pkt(
+        self,
+        from_client: bool,
+        flags: str,
+        payload: bytes = b"",
+        options=None,
+        seq: int | None = None,
+        df: bool = True,
+        size: int | None = None,
+    ) -> Packet:
         src, dst = (self.c, self.s) if from_client else (self.s, self.c)
         sp, dp = (self.sport, self.dport) if from_client else (self.dport, self.sport)
         my = self.c_seq if from_client else self.s_seq
         other = self.s_seq if from_client else self.c_seq
         if size is not None:  # pad the payload so the IP packet is `size` bytes
             payload = payload + b"\x00" * (size - 40 - len(payload))
-        tcp = TCP(sport=sp, dport=dp, flags=flags, seq=my if seq is None else seq,
-                  ack=other if "A" in flags else 0, window=64000, options=options or [])
-        return _eth(IP(src=src, dst=dst, flags="DF" if df else 0) / tcp / Raw(payload)) \
-            if payload else _eth(IP(src=src, dst=dst, flags="DF" if df else 0) / tcp)
+        tcp = TCP(
+            sport=sp,
+            dport=dp,
+            flags=flags,
+            seq=my if seq is None else seq,
+            ack=other if "A" in flags else 0,
+            window=64000,
+            options=options or [],
+        )
+        return (
+            _eth(IP(src=src, dst=dst, flags="DF" if df else 0) / tcp / Raw(payload))
+            if payload
+            else _eth(IP(src=src, dst=dst, flags="DF" if df else 0) / tcp)
+        )
 
     def handshake(self, t: float, c_mss: int, s_mss: int) -> list[Packet]:
         syn = _at(self._pkt(True, "S", options=[("MSS", c_mss), ("SAckOK", b"")]), t)
@@ -60,8 +85,15 @@ class TcpFlow:
         ack = _at(self._pkt(True, "A"), t + 0.02)
         return [syn, synack, ack]
 
-    def send(self, t: float, from_client: bool, payload: bytes = b"", size: int | None = None,
-             advance: bool = True, df: bool = True) -> Packet:
+    def send(
+        self,
+        t: float,
+        from_client: bool,
+        payload: bytes = b"",
+        size: int | None = None,
+        advance: bool = True,
+        df: bool = True,
+    ) -> Packet:
         p = _at(self._pkt(from_client, "PA", payload, size=size, df=df), t)
         n = len(p[TCP].payload)
         if advance:
@@ -79,7 +111,10 @@ class TcpFlow:
 
 
 def tls_client_hello(sni: str = "vpn.example.com") -> bytes:
-    hello = TLSClientHello(ciphers=[0x002F, 0x0035], ext=[TLS_Ext_ServerName(servernames=[ServerName(servername=sni.encode())])])
+    hello = TLSClientHello(
+        ciphers=[0x002F, 0x0035],
+        ext=[TLS_Ext_ServerName(servernames=[ServerName(servername=sni.encode())])],
+    )
     return bytes(TLS(msg=[hello]))
 
 
@@ -88,8 +123,12 @@ def tls_server_hello() -> bytes:
 
 
 def dtls_record(ctype: int, version: int, epoch: int, seq: int, body: bytes) -> bytes:
-    return struct.pack("!BHH", ctype, version, epoch) + seq.to_bytes(6, "big") + \
-        struct.pack("!H", len(body)) + body
+    return (
+        struct.pack("!BHH", ctype, version, epoch)
+        + seq.to_bytes(6, "big")
+        + struct.pack("!H", len(body))
+        + body
+    )
 
 
 def dtls_handshake(hs_type: int, msg_seq: int, body: bytes) -> bytes:
@@ -97,10 +136,23 @@ def dtls_handshake(hs_type: int, msg_seq: int, body: bytes) -> bytes:
     return bytes([hs_type]) + n + struct.pack("!H", msg_seq) + b"\0\0\0" + n + body
 
 
-def dtls_client_hello(version: int = 0x0100, msg_seq: int = 0, cookie: bytes = b"",
-                      session_id: bytes = b"\x11" * 32, rec_seq: int = 0) -> bytes:
-    body = (struct.pack("!H", version) + b"\x22" * 32 + bytes([len(session_id)]) + session_id
-            + bytes([len(cookie)]) + cookie + b"\x00\x02\x00\x35" + b"\x01\x00")
+def dtls_client_hello(
+    version: int = 0x0100,
+    msg_seq: int = 0,
+    cookie: bytes = b"",
+    session_id: bytes = b"\x11" * 32,
+    rec_seq: int = 0,
+) -> bytes:
+    body = (
+        struct.pack("!H", version)
+        + b"\x22" * 32
+        + bytes([len(session_id)])
+        + session_id
+        + bytes([len(cookie)])
+        + cookie
+        + b"\x00\x02\x00\x35"
+        + b"\x01\x00"
+    )
     return dtls_record(22, version, 0, rec_seq, dtls_handshake(1, msg_seq, body))
 
 
@@ -110,11 +162,18 @@ def dtls_hello_verify(version: int = 0x0100, cookie: bytes = b"\x33" * 20) -> by
 
 
 def dtls_server_hello_flight(version: int = 0x0100, session_id: bytes = b"\x11" * 32) -> bytes:
-    body = (struct.pack("!H", version) + b"\x44" * 32 + bytes([len(session_id)]) + session_id
-            + b"\x00\x35\x00")
-    return (dtls_record(22, version, 0, 1, dtls_handshake(2, 1, body))
-            + dtls_record(20, version, 0, 2, b"\x01")
-            + dtls_record(22, version, 1, 0, b"\x55" * 48))
+    body = (
+        struct.pack("!H", version)
+        + b"\x44" * 32
+        + bytes([len(session_id)])
+        + session_id
+        + b"\x00\x35\x00"
+    )
+    return (
+        dtls_record(22, version, 0, 1, dtls_handshake(2, 1, body))
+        + dtls_record(20, version, 0, 2, b"\x01")
+        + dtls_record(22, version, 1, 0, b"\x55" * 48)
+    )
 
 
 def udp(src: str, dst: str, sport: int, dport: int, payload: bytes, t: float) -> Packet:
@@ -124,12 +183,15 @@ def udp(src: str, dst: str, sport: int, dport: int, payload: bytes, t: float) ->
 def icmp_frag_needed(router: str, original: Packet, mtu: int, t: float) -> Packet:
     """ICMP 3/4 quoting the original's IP header and 8 bytes of TCP (RFC 792, RFC 1191)."""
     raw = bytes(original[IP])
-    quote = raw[:(raw[0] & 15) * 4 + 8]
+    quote = raw[: (raw[0] & 15) * 4 + 8]
     ip = original[IP]
-    return _at(_eth(IP(src=router, dst=ip.src) / ICMP(type=3, code=4, nexthopmtu=mtu) / Raw(quote)), t)
+    return _at(
+        _eth(IP(src=router, dst=ip.src) / ICMP(type=3, code=4, nexthopmtu=mtu) / Raw(quote)), t
+    )
 
 
 # --- scenarios -----------------------------------------------------------------------------
+
 
 def inside_icmp_ok() -> list[Packet]:
     """Head-end inside: SYN MSS 1378, 1418-byte DF segments, ICMP 3/4 MTU 1347, resent smaller."""
@@ -161,7 +223,7 @@ def inside_black_hole(copies: int = 5, acked_at_the_end: bool = False) -> list[P
     pkts.append(f.send(0.10, False, size=1418))
     t = 0.10
     for i in range(copies - 1):
-        t += 0.2 * 2 ** i
+        t += 0.2 * 2**i
         pkts.append(f.resend(t, False, seq0, 1418))
     if acked_at_the_end:
         pkts.append(f.ack(t + 0.05, True))
@@ -181,8 +243,9 @@ def inside_ordinary_retransmission() -> list[Packet]:
     return pkts
 
 
-def outside_dtls_blocked(port: int = 443, attempts: int = 4, reconnect_after: float = 30.0,
-                         answered: bool = False) -> list[Packet]:
+def outside_dtls_blocked(
+    port: int = 443, attempts: int = 4, reconnect_after: float = 30.0, answered: bool = False
+) -> list[Packet]:
     """TLS tunnel to the head-end, DTLS ClientHellos to `port` unanswered, then a new session."""
     t1 = TcpFlow(CLIENT, HEADEND, 51000, 443)
     pkts = t1.handshake(0.0, 1460, 1380)
@@ -195,7 +258,7 @@ def outside_dtls_blocked(port: int = 443, attempts: int = 4, reconnect_after: fl
         pkts.append(udp(CLIENT, HEADEND, 52000, port, dtls_client_hello(rec_seq=i), t))
         if answered and i == 0:
             pkts.append(udp(HEADEND, CLIENT, port, 52000, dtls_hello_verify(), t + 0.02))
-        t += 1.0 * 2 ** i
+        t += 1.0 * 2**i
     last = t
     pkts.append(t1.send(last, True, b"\x17\x03\x03\x00\x20" + b"\x88" * 32))
     if reconnect_after:
@@ -214,11 +277,36 @@ def outside_dtls_ok() -> list[Packet]:
     pkts.append(t1.send(0.08, False, tls_server_hello()))
     pkts.append(udp(CLIENT, HEADEND, 52000, 443, dtls_client_hello(), 0.5))
     pkts.append(udp(HEADEND, CLIENT, 443, 52000, dtls_hello_verify(), 0.52))
-    pkts.append(udp(CLIENT, HEADEND, 52000, 443, dtls_client_hello(msg_seq=1, cookie=b"\x33" * 20, rec_seq=1), 0.53))
+    pkts.append(
+        udp(
+            CLIENT,
+            HEADEND,
+            52000,
+            443,
+            dtls_client_hello(msg_seq=1, cookie=b"\x33" * 20, rec_seq=1),
+            0.53,
+        )
+    )
     pkts.append(udp(HEADEND, CLIENT, 443, 52000, dtls_server_hello_flight(), 0.55))
     for i in range(4):
-        pkts.append(udp(CLIENT, HEADEND, 52000, 443, dtls_record(23, 0x0100, 1, 10 + i, b"\x99" * 96), 0.6 + i / 100))
-        pkts.append(udp(HEADEND, CLIENT, 443, 52000, dtls_record(23, 0x0100, 1, 10 + i, b"\x98" * 96), 0.605 + i / 100))
+        pkts.append(
+            udp(
+                CLIENT,
+                HEADEND,
+                52000,
+                443,
+                dtls_record(23, 0x0100, 1, 10 + i, b"\x99" * 96),
+                0.6 + i / 100,
+            )
+        )
+        pkts.append(
+            udp(
+                HEADEND,
+                CLIENT,
+                443,
+                52000,
+                dtls_record(23, 0x0100, 1, 10 + i, b"\x98" * 96),
+                0.605 + i / 100,
+            )
+        )
     return pkts
-
-

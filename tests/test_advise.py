@@ -7,12 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, labkit
 
 from labkit import mtu
 from labkit.advise import advise, negotiable_suites
 from labkit.asa_config import parse
-
-from conftest import ROOT, labkit
 
 CONFIGS = ROOT / "configs" / "asa"
 
@@ -37,7 +36,10 @@ def test_running_config_values_and_their_lines():
     assert cfg.ciphers["dtlsv1"].line == 16
     assert cfg.webvpn is not None
     assert (cfg.webvpn.interfaces, cfg.webvpn.anyconnect_enabled, cfg.webvpn.dtls_port) == (
-        ("outside",), True, 443)
+        ("outside",),
+        True,
+        443,
+    )
     gp = cfg.group_policies["ac_users_group"]
     assert (gp.dtls, gp.anyconnect_mtu, gp.df_bit_ignore) == (True, None, None)
     assert gp.lines["dtls"] == 31
@@ -48,10 +50,15 @@ def test_running_config_values_and_their_lines():
 def test_indentation_decides_the_mode():
     # The global webvpn after a group-policy block is global, and a group-policy's webvpn
     # sub-mode is not: the running-config's indentation says so.
-    cfg = parse("group-policy G attributes\n webvpn\n  anyconnect mtu 1300\n"
-                "webvpn\n dtls port 8443\n anyconnect enable\n")
+    cfg = parse(
+        "group-policy G attributes\n webvpn\n  anyconnect mtu 1300\n"
+        "webvpn\n dtls port 8443\n anyconnect enable\n"
+    )
     assert cfg.group_policies["G"].anyconnect_mtu == 1300
-    assert cfg.webvpn is not None and (cfg.webvpn.dtls_port, cfg.webvpn.anyconnect_enabled) == (8443, True)
+    assert cfg.webvpn is not None and (cfg.webvpn.dtls_port, cfg.webvpn.anyconnect_enabled) == (
+        8443,
+        True,
+    )
 
 
 def test_lines_under_blocks_labkit_passes_over_are_not_misread():
@@ -66,8 +73,7 @@ def test_unindented_paste_with_prompts_reads_like_the_cli():
     assert (gp.dtls, gp.anyconnect_mtu) == (True, 1500)
     assert cfg.tunnel_groups["RA"].default_group_policy == "RemoteUsers"
     assert cfg.server_version == ("tlsv1.2", "dtlsv1.2")
-    assert [(w.line, w.text) for w in cfg.warnings] == [
-        (10, "anyconnect ssl df-bit-ignore maybe")]
+    assert [(w.line, w.text) for w in cfg.warnings] == [(10, "anyconnect ssl df-bit-ignore maybe")]
 
 
 def test_legacy_svc_keywords_and_ssl_encryption():
@@ -77,14 +83,17 @@ def test_legacy_svc_keywords_and_ssl_encryption():
     assert cfg.cipher("tlsv1.2").suites == ("AES256-SHA", "AES128-SHA", "DES-CBC3-SHA")
 
 
-@pytest.mark.parametrize("line, message", [
-    ("sysopt connection tcpmss 13x0", "expected a number"),
-    ("sysopt connection tcpmss 99", "expected 536..65495"),
-    ("ssl cipher tlsv1 high", "TLS 1.2 and DTLS 1.2 only"),
-    ("ssl cipher tlsv1.2 strongest", "expected 'ssl cipher"),
-    ("ssl encryption aes128-sha1 blowfish", "ssl encryption"),
-    ("key: value", "not an ASA command line"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("sysopt connection tcpmss 13x0", "expected a number"),
+        ("sysopt connection tcpmss 99", "expected 536..65495"),
+        ("ssl cipher tlsv1 high", "TLS 1.2 and DTLS 1.2 only"),
+        ("ssl cipher tlsv1.2 strongest", "expected 'ssl cipher"),
+        ("ssl encryption aes128-sha1 blowfish", "ssl encryption"),
+        ("key: value", "not an ASA command line"),
+    ],
+)
 def test_bad_lines_are_warnings_with_their_line_number(line, message):
     cfg = parse(f"hostname asa\n{line}\nsysopt connection tcpmss 1400\n")
     assert [(w.line, w.text) for w in cfg.warnings] == [(2, line)]
@@ -119,7 +128,10 @@ def test_seed_config_gives_the_seed_numbers():
     assert p.at_risk and p.reconnect_on_dtls_failure and p.black_hole_risk
     assert [f.id for f in p.fixes] == ["anyconnect-mtu", "df-bit-ignore", "tcpmss"]
     assert p.fixes[0].config.splitlines() == [
-        "group-policy ac_users_group attributes", " webvpn", "  anyconnect mtu 1300"]
+        "group-policy ac_users_group attributes",
+        " webvpn",
+        "  anyconnect mtu 1300",
+    ]
     assert p.fixes[2].config == "sysopt connection tcpmss 1460"
 
 
@@ -178,12 +190,15 @@ def test_undefined_policy_named_by_a_tunnel_group_is_noted():
 # ---------------------------------------------------------------------- the command
 
 
-@pytest.mark.parametrize("name, code, risky, black_hole", [
-    ("seed-9.17.cfg", 1, ["DfltGrpPolicy", "ac_users_group"], True),
-    ("seed-df-bit-ignore.cfg", 1, ["ac_users_group"], False),
-    ("seed-fixed-anyconnect-mtu.cfg", 0, [], False),
-    ("seed-fixed-tcpmss-1460.cfg", 0, [], False),
-])
+@pytest.mark.parametrize(
+    "name, code, risky, black_hole",
+    [
+        ("seed-9.17.cfg", 1, ["DfltGrpPolicy", "ac_users_group"], True),
+        ("seed-df-bit-ignore.cfg", 1, ["ac_users_group"], False),
+        ("seed-fixed-anyconnect-mtu.cfg", 0, [], False),
+        ("seed-fixed-tcpmss-1460.cfg", 0, [], False),
+    ],
+)
 def test_seed_and_its_fixes_exit_codes(name, code, risky, black_hole):
     rc, doc = _advise_json(CONFIGS / name)
     assert rc == code
@@ -215,17 +230,25 @@ def test_warning_goes_to_stderr_with_file_and_line(tmp_path):
 
 
 def test_stdin_is_read():
-    proc = labkit("advise", "-", "--format", "json",
-                  stdin="group-policy G attributes\n webvpn\n  anyconnect mtu 1300\n"
-                        "group-policy DfltGrpPolicy attributes\n vpn-tunnel-protocol ikev2\n")
+    proc = labkit(
+        "advise",
+        "-",
+        "--format",
+        "json",
+        stdin="group-policy G attributes\n webvpn\n  anyconnect mtu 1300\n"
+        "group-policy DfltGrpPolicy attributes\n vpn-tunnel-protocol ikev2\n",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert _policy(json.loads(proc.stdout), "G")["adapter_mtu"] == 1300
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"name: seed\nsteps:\n  - syn\n", "no ASA command labkit models"),
-    (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "binary data"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"name: seed\nsteps:\n  - syn\n", "no ASA command labkit models"),
+        (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "binary data"),
+    ],
+)
 def test_unusable_input_is_one_line_exit_2(tmp_path, content, message):
     path = tmp_path / "input.cfg"
     path.write_bytes(content)
@@ -233,7 +256,7 @@ def test_unusable_input_is_one_line_exit_2(tmp_path, content, message):
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert len([l for l in proc.stderr.splitlines() if "error" in l]) == 1
+    assert len([line for line in proc.stderr.splitlines() if "error" in line]) == 1
 
 
 def test_missing_file_is_exit_2(tmp_path):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 import capfiles as cf
+import pytest
 from conftest import PUBLIC, labkit, requires_tshark, tshark_fields
 
 
@@ -18,11 +17,14 @@ def one_line_error(proc) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("content, expect", [
-    (b"", "empty file"),
-    (b"<html>not a capture</html>", "not a pcap or pcapng capture"),
-    (bytes(500), "not a pcap or pcapng capture"),
-])
+@pytest.mark.parametrize(
+    "content, expect",
+    [
+        (b"", "empty file"),
+        (b"<html>not a capture</html>", "not a pcap or pcapng capture"),
+        (bytes(500), "not a pcap or pcapng capture"),
+    ],
+)
 def test_bad_files(tmp_path, content, expect):
     p = tmp_path / "bad.pcap"
     p.write_bytes(content)
@@ -54,7 +56,7 @@ def test_truncated_mid_record_is_analyzed_up_to_the_cut(tmp_path):
     _, recs = cf.read_pcap(PUBLIC / "anyconnect-vpn.pcap")
     last = 24 + sum(16 + len(r.data) for r in recs[:-1])  # record 589 starts here
     p = tmp_path / "cut.pcap"
-    p.write_bytes(raw[:last + 20])
+    p.write_bytes(raw[: last + 20])
     proc = labkit("analyze", str(p), "--format", "json")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
@@ -70,12 +72,14 @@ def test_absurd_caplen_warns_with_offset(tmp_path):
     linktype, recs = cf.read_pcap(PUBLIC / "tcp-mss-fast-retransmit.pcap")
     raw = bytearray(cf.pcap_bytes(linktype, recs))
     off = 24 + sum(16 + len(r.data) for r in recs[:10])
-    raw[off + 8:off + 12] = (2**31).to_bytes(4, "little")
+    raw[off + 8 : off + 12] = (2**31).to_bytes(4, "little")
     p = tmp_path / "absurd.pcap"
     p.write_bytes(bytes(raw))
     doc = json.loads(labkit("analyze", str(p), "--format", "json").stdout)
     assert doc["files"][0]["packets"] == 10
-    assert doc["files"][0]["warnings"][0].startswith(f"byte offset {off}: record 11 claims 2147483648")
+    assert doc["files"][0]["warnings"][0].startswith(
+        f"byte offset {off}: record 11 claims 2147483648"
+    )
 
 
 def test_one_bad_file_among_good_ones(tmp_path):
@@ -87,11 +91,14 @@ def test_one_bad_file_among_good_ones(tmp_path):
     assert "NOT ANALYZED" in proc.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--tunnel-mtu", "abc"], "expected an integer"),
-    (["--tunnel-mtu", "100"], "expected 576..65535"),
-    (["--headend", "not-an-ip"], "not an IP address"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--tunnel-mtu", "abc"], "expected an integer"),
+        (["--tunnel-mtu", "100"], "expected 576..65535"),
+        (["--headend", "not-an-ip"], "not an IP address"),
+    ],
+)
 def test_bad_options(args, message):
     assert message in one_line_error(labkit("analyze", str(PUBLIC / "dtls1_2.pcap"), *args))
 
@@ -130,9 +137,11 @@ def test_annotate_never_overwrites(tmp_path):
 
 
 def test_jobs_gives_the_same_report():
-    files = [str(PUBLIC / n) for n in ("anyconnect-vpn.pcap", "dtls1_2.pcap", "tcp-mss-fast-retransmit.pcap")]
+    files = [
+        str(PUBLIC / n)
+        for n in ("anyconnect-vpn.pcap", "dtls1_2.pcap", "tcp-mss-fast-retransmit.pcap")
+    ]
     one = json.loads(labkit("analyze", *files, "--format", "json").stdout)
     two = json.loads(labkit("analyze", *files, "--format", "json", "--jobs", "2").stdout)
     assert one["findings"] == two["findings"] and one["verdict"] == two["verdict"]
     assert "expected at least 1" in one_line_error(labkit("analyze", files[0], "--jobs", "0"))
-

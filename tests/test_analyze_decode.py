@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import struct
 
+import capfiles as cf
 import numpy as np
 import pytest
+import synth
+from analyze_util import assert_filters_select_exactly_the_evidence
+from conftest import PUBLIC, requires_tshark
 from scapy.layers.inet import IP, TCP, UDP, fragment
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop
 from scapy.packet import Raw
 
-import capfiles as cf
-import synth
 from labkit.analyze import analyze
 from labkit.analyze import decode as dec
 from labkit.analyze.engine import rare_rows, syn_mss
 from labkit.analyze.reader import open_capture
-
-from analyze_util import assert_filters_select_exactly_the_evidence
-from conftest import PUBLIC, requires_tshark
 
 LINKTYPES = {"raw": 101, "dlt12": 12, "dlt14": 14, "null": 0, "loop": 108, "sll": 113, "sll2": 276}
 
@@ -31,13 +30,30 @@ def columns_agree_with_scalar(path) -> int:
             c = dec.columns(ch)
             for i in range(len(ch)):
                 p = dec.decode(ch.packet(i), int(ch.linktype[i]))
-                want = (p.ipver, p.ip_len if p.ipver else 0, bool(p.df) if p.ipver else False,
-                        p.proto if p.ipver else -1, -1 if p.sport is None else p.sport,
-                        -1 if p.dport is None else p.dport, p.tcp.flags if p.tcp else 0,
-                        p.tcp.seq if p.tcp else 0, p.tcp.ack if p.tcp else 0,
-                        p.tcp.payload_len if p.tcp else (p.udp_payload_len or 0))
-                got = (int(c.ipver[i]), int(c.iplen[i]), bool(c.df[i]), int(c.proto[i]), int(c.sport[i]),
-                       int(c.dport[i]), int(c.flags[i]), int(c.seq[i]), int(c.ack[i]), int(c.paylen[i]))
+                want = (
+                    p.ipver,
+                    p.ip_len if p.ipver else 0,
+                    bool(p.df) if p.ipver else False,
+                    p.proto if p.ipver else -1,
+                    -1 if p.sport is None else p.sport,
+                    -1 if p.dport is None else p.dport,
+                    p.tcp.flags if p.tcp else 0,
+                    p.tcp.seq if p.tcp else 0,
+                    p.tcp.ack if p.tcp else 0,
+                    p.tcp.payload_len if p.tcp else (p.udp_payload_len or 0),
+                )
+                got = (
+                    int(c.ipver[i]),
+                    int(c.iplen[i]),
+                    bool(c.df[i]),
+                    int(c.proto[i]),
+                    int(c.sport[i]),
+                    int(c.dport[i]),
+                    int(c.flags[i]),
+                    int(c.seq[i]),
+                    int(c.ack[i]),
+                    int(c.paylen[i]),
+                )
                 assert got == want, (path, ch.frame0 + i)
                 n += 1
     return n
@@ -58,12 +74,24 @@ def test_link_types_give_the_same_analysis(tmp_path, name):
     base = tmp_path / "eth.pcap"
     base.write_bytes(cf.pcap_bytes(1, ip_only))
     path = tmp_path / f"{name}.pcap"
-    path.write_bytes(cf.pcap_bytes(lt, [cf.Rec(r.ts, how(r.data), r.origlen - len(r.data) + len(how(r.data)))
-                                        for r in ip_only]))
+    path.write_bytes(
+        cf.pcap_bytes(
+            lt,
+            [
+                cf.Rec(r.ts, how(r.data), r.origlen - len(r.data) + len(how(r.data)))
+                for r in ip_only
+            ],
+        )
+    )
     assert columns_agree_with_scalar(path) == len(ip_only)
     want, got = analyze([base]), analyze([path])
-    strip = lambda r: [(f.id, {k: v for k, v in f.fields.items()}, [e.frame for e in f.evidence])  # noqa: E731
-                       for f in r.findings]
+
+    def strip(r):
+        return [
+            (f.id, {k: v for k, v in f.fields.items()}, [e.frame for e in f.evidence])  # noqa: E731
+            for f in r.findings
+        ]
+
     assert strip(got) == strip(want)
     if name in ("raw", "null", "loop", "dlt12", "dlt14"):
         assert got.files[0].capture_point == "outside"  # TLS/DTLS to the head-end wins over raw IP
@@ -72,8 +100,11 @@ def test_link_types_give_the_same_analysis(tmp_path, name):
 @requires_tshark
 @pytest.mark.parametrize("name", ["sll2", "qinq"])
 def test_filters_hold_on_other_link_types(tmp_path, name):
-    lt, how = (276, lambda d: cf.relink(d, 276)) if name == "sll2" else \
-        (1, lambda d: cf.vlan(d, [(0x88A8, 100), (0x8100, 42)]))
+    lt, how = (
+        (276, lambda d: cf.relink(d, 276))
+        if name == "sll2"
+        else (1, lambda d: cf.vlan(d, [(0x88A8, 100), (0x8100, 42)]))
+    )
     pkts = synth.inside_icmp_ok()
     recs = [cf.Rec(float(p.time), how(bytes(p))) for p in pkts]
     path = tmp_path / f"{name}.pcap"
@@ -84,7 +115,9 @@ def test_filters_hold_on_other_link_types(tmp_path, name):
 def test_raw_ip_capture_is_a_tunnel_point(tmp_path):
     pkts = synth.inside_icmp_ok()
     path = tmp_path / "tun.pcap"
-    path.write_bytes(cf.pcap_bytes(101, [cf.Rec(float(p.time), cf.relink(bytes(p), 101)) for p in pkts]))
+    path.write_bytes(
+        cf.pcap_bytes(101, [cf.Rec(float(p.time), cf.relink(bytes(p), 101)) for p in pkts])
+    )
     r = analyze([path])
     assert r.files[0].capture_point == "tunnel"
     assert "capture outside" in r.files[0].cannot_show
@@ -102,11 +135,20 @@ def _raw_capture(tmp_path, pkts):
 
 
 def test_ipv6_extension_headers_and_fragments(tmp_path):
-    syn6 = (IPv6(src="2001:db8::1", dst="2001:db8::2") / IPv6ExtHdrHopByHop()
-            / TCP(sport=1234, dport=443, flags="S", options=[("MSS", 1358)]))
-    frags = fragment(IP(src="10.0.0.1", dst="10.0.0.2", flags=0) / UDP(sport=1, dport=2) / Raw(b"x" * 3000),
-                     fragsize=1000)
-    frag6 = IPv6(src="2001:db8::1", dst="2001:db8::2") / IPv6ExtHdrFragment(offset=100, m=0, nh=6) / Raw(b"y" * 40)
+    syn6 = (
+        IPv6(src="2001:db8::1", dst="2001:db8::2")
+        / IPv6ExtHdrHopByHop()
+        / TCP(sport=1234, dport=443, flags="S", options=[("MSS", 1358)])
+    )
+    frags = fragment(
+        IP(src="10.0.0.1", dst="10.0.0.2", flags=0) / UDP(sport=1, dport=2) / Raw(b"x" * 3000),
+        fragsize=1000,
+    )
+    frag6 = (
+        IPv6(src="2001:db8::1", dst="2001:db8::2")
+        / IPv6ExtHdrFragment(offset=100, m=0, nh=6)
+        / Raw(b"y" * 40)
+    )
     path = _raw_capture(tmp_path, [syn6, *frags, frag6])
     assert columns_agree_with_scalar(path) == 2 + len(frags)
     p = dec.decode(bytes(syn6), 101)
@@ -119,9 +161,12 @@ def test_ipv6_extension_headers_and_fragments(tmp_path):
 
 
 def test_syn_mss_not_first_option_goes_the_slow_way(tmp_path):
-    odd = IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=5, dport=80, flags="S",
-                                                 options=[("NOP", None), ("NOP", None), ("MSS", 1378)])
-    plain = IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=6, dport=80, flags="S", options=[("MSS", 1378)])
+    odd = IP(src="10.0.0.1", dst="10.0.0.2") / TCP(
+        sport=5, dport=80, flags="S", options=[("NOP", None), ("NOP", None), ("MSS", 1378)]
+    )
+    plain = IP(src="10.0.0.1", dst="10.0.0.2") / TCP(
+        sport=6, dport=80, flags="S", options=[("MSS", 1378)]
+    )
     path = _raw_capture(tmp_path, [odd, plain])
     with open_capture(path) as cap:
         ch = next(cap.chunks())
@@ -136,8 +181,16 @@ def test_syn_mss_not_first_option_goes_the_slow_way(tmp_path):
 def test_dtls_records_from_literal_bytes():
     flight = synth.dtls_server_hello_flight(0x0100, b"\xab" * 32)
     recs = dec.dtls_records(flight)
-    assert [(r.content_type, r.epoch, r.hs_type) for r in recs] == [(22, 0, 2), (20, 0, None), (22, 1, None)]
-    assert recs[0].session_id == b"\xab" * 32 and recs[0].cipher == 0x0035 and recs[0].hello_version == 0x0100
+    assert [(r.content_type, r.epoch, r.hs_type) for r in recs] == [
+        (22, 0, 2),
+        (20, 0, None),
+        (22, 1, None),
+    ]
+    assert (
+        recs[0].session_id == b"\xab" * 32
+        and recs[0].cipher == 0x0035
+        and recs[0].hello_version == 0x0100
+    )
     ch = dec.dtls_records(synth.dtls_client_hello(0xFEFD, msg_seq=1, cookie=b"\x01" * 20))[0]
     assert (ch.hs_type, ch.message_seq, ch.cookie_len, ch.version) == (1, 1, 20, 0xFEFD)
     assert dec.is_dtls_header(synth.dtls_record(23, 0xFEFC, 1, 0, b"x"))
@@ -161,10 +214,14 @@ def test_tls_hello_sni_from_literal_bytes():
 
 @pytest.mark.parametrize("cut", [0, 1, 8, 20, 27, 28, 40])
 def test_icmp_quotes_of_any_length_never_crash(cut):
-    big = IP(src="192.0.2.10", dst="10.8.0.2", flags="DF") / TCP(sport=80, dport=4000) / Raw(b"z" * 1378)
+    big = (
+        IP(src="192.0.2.10", dst="10.8.0.2", flags="DF")
+        / TCP(sport=80, dport=4000)
+        / Raw(b"z" * 1378)
+    )
     icmp = synth.icmp_frag_needed("192.0.2.1", big, 1347, 0)
     raw = bytes(icmp)
-    raw = raw[:14 + 20 + 8 + cut]
+    raw = raw[: 14 + 20 + 8 + cut]
     p = dec.decode(raw, 1)
     assert p.icmp is not None and p.icmp.mtu == 1347
     if cut >= 20:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import io
 import json
 
-from labkit.analyze.progress import DELAY_S, Progress
-
 from conftest import labkit
+
+from labkit.analyze.progress import DELAY_S, Progress
 
 
 class FakeClock:
@@ -28,9 +28,15 @@ class Terminal(io.StringIO):
 
 
 def test_jobs_give_the_same_report_as_one_process(public_captures, tmp_path):
-    files = [str(public_captures / n) for n in ("anyconnect-vpn.pcap", "dtls1_2.pcap",
-                                                "tcp-mss-fast-retransmit.pcap",
-                                                "dtls-0x0100-hvr-retrans.pcapng")]
+    files = [
+        str(public_captures / n)
+        for n in (
+            "anyconnect-vpn.pcap",
+            "dtls1_2.pcap",
+            "tcp-mss-fast-retransmit.pcap",
+            "dtls-0x0100-hvr-retrans.pcapng",
+        )
+    ]
     missing = tmp_path / "missing.pcap"  # a bad file stays a per-file error in both modes
     one = labkit("analyze", *files, str(missing), "--format", "json")
     many = labkit("analyze", *files, str(missing), "--format", "json", "--jobs", "3")
@@ -71,7 +77,7 @@ def test_progress_only_on_a_terminal_and_after_a_second():
     bar.update(260_000, 310_000)  # within 0.1 s of the last draw: not redrawn
     assert tty.getvalue() == line
     bar.finish()
-    erased = tty.getvalue()[len(line):]
+    erased = tty.getvalue()[len(line) :]
     assert erased == "\r" + " " * (len(line) - 1) + "\r"
 
 
@@ -81,4 +87,3 @@ def test_progress_totals_come_from_file_sizes(tmp_path):
     b.write_bytes(bytes(234))
     p = Progress.for_files([str(a), str(b), str(tmp_path / "gone.pcap")], enabled=False)
     assert (p.total, p.files, p.enabled) == (1234, 3, False)
-

@@ -8,15 +8,14 @@ import json
 from pathlib import Path
 
 import pytest
+import synth
+from conftest import labkit, requires_tshark, tshark_frames
 from scapy.utils import wrpcap
 
-import synth
 from labkit.analyze.plotdata import build
 from labkit.analyze.timeline import LogInputs
 from labkit.logs.dart import parse_dart
 from labkit.logs.syslog import parse_syslog
-
-from conftest import labkit, requires_tshark, tshark_frames
 
 DATA = Path(__file__).parent / "data"
 SYSLOG, DART = DATA / "asa-seed.log", DATA / "dart-seed.txt"
@@ -45,9 +44,15 @@ def lines_of(f: dict, path: Path) -> list[int]:
 def test_logs_alone_confirm_the_seed():
     rc, doc, err = run_json("--syslog", str(SYSLOG), "--dart", str(DART))
     assert rc == 1 and "Traceback" not in err
-    assert doc["verdict"].startswith("PROBLEM: MTU mismatch confirmed: 1418-byte packets vs a 1347-byte tunnel")
+    assert doc["verdict"].startswith(
+        "PROBLEM: MTU mismatch confirmed: 1418-byte packets vs a 1347-byte tunnel"
+    )
     (mm,) = findings(doc, "mtu-mismatch")
-    assert (mm["packet_size"], mm["tunnel_mtu"], mm["tunnel_mtu_source"]) == (1418, 1347, "asa-syslog")
+    assert (mm["packet_size"], mm["tunnel_mtu"], mm["tunnel_mtu_source"]) == (
+        1418,
+        1347,
+        "asa-syslog",
+    )
     assert lines_of(mm, SYSLOG) == list(range(6, 18))  # six 722036 + six 602101 lines
     assert mm["evidence"][0]["time"] == SEED_DAY + 1 * 3600 + 27 * 60 + 53
     assert mm["wireshark_filter"] == ""  # no capture: nothing to filter
@@ -79,14 +84,26 @@ def seed_case(tmp_path):
 @requires_tshark
 def test_clock_offset_joins_logs_and_captures(seed_case):
     outside, inside = seed_case
-    rc, doc, _ = run_json(str(outside), str(inside), "--syslog", str(SYSLOG), "--dart", str(DART),
-                          "--clock-offset", f"{OFFSET}")
+    rc, doc, _ = run_json(
+        str(outside),
+        str(inside),
+        "--syslog",
+        str(SYSLOG),
+        "--dart",
+        str(DART),
+        "--clock-offset",
+        f"{OFFSET}",
+    )
     assert rc == 1
     (mm,) = findings(doc, "mtu-mismatch")
     assert (mm["packet_size"], mm["tunnel_mtu"], mm["also_from"]) == (1418, 1347, ["asa-syslog"])
     assert lines_of(mm, SYSLOG) == list(range(6, 18)) and lines_of(mm, inside)
     (rc_f,) = findings(doc, "vpn-reconnect")  # one reconnect: capture, DART and ASA agree
-    assert lines_of(rc_f, outside) and lines_of(rc_f, DART) == [2, 11, 19, 28] and lines_of(rc_f, SYSLOG)
+    assert (
+        lines_of(rc_f, outside)
+        and lines_of(rc_f, DART) == [2, 11, 19, 28]
+        and lines_of(rc_f, SYSLOG)
+    )
     assert rc_f["gap_s"] == 30.0  # the capture's own gap wins over the ASA's
     assert rc_f["reason_code"] == 16
     dart_time = next(e["time"] for e in rc_f["evidence"] if e["file"] == str(DART))
@@ -120,11 +137,18 @@ def test_keylog_gives_cstp_connect_judged_by_tshark():
     pcap, keylog = DATA / "cstp-tls12.pcap", DATA / "cstp-tls12.keylog"
     rc, doc, _ = run_json(str(pcap), "--keylog", str(keylog))
     (c,) = findings(doc, "cstp-connect")
-    assert (c["x_cstp_mtu"], c["x_dtls_mtu"], c["x_cstp_base_mtu"], c["x_dtls_port"]) == (1347, 1418, 1500, 443)
+    assert (c["x_cstp_mtu"], c["x_dtls_mtu"], c["x_cstp_base_mtu"], c["x_dtls_port"]) == (
+        1347,
+        1418,
+        1500,
+        443,
+    )
     assert c["client_x_cstp_mtu"] == 1406 and c["dtls_cipher"] == "AES128-SHA"
     assert (c["largest_data_to_client"], c["largest_data_to_server"]) == (1347, 1300)
     assert c["cstp_to_client"] == {"DATA": 4, "DPD-RESP": 1, "KEEPALIVE": 1}
-    assert tshark_frames(pcap, c["wireshark_filter"], extra=("-o", f"tls.keylog_file:{keylog}")) == [25]
+    assert tshark_frames(
+        pcap, c["wireshark_filter"], extra=("-o", f"tls.keylog_file:{keylog}")
+    ) == [25]
     # The decrypted CONNECT names the head-end: the capture is an outside capture now.
     assert doc["files"][0]["capture_point"] == "outside"
 
@@ -138,12 +162,15 @@ def test_a_key_log_that_opens_no_tunnel_says_so(public_captures):
     assert "matches none of the 1 TLS sessions" in err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--keylog", str(DATA / "cstp-tls12.keylog")], "--keylog decrypts a capture"),
-    ([], "give at least one capture"),
-    (["--syslog", "/bin/ls"], "binary data"),
-    (["--syslog", str(DART)], "no ASA message"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--keylog", str(DATA / "cstp-tls12.keylog")], "--keylog decrypts a capture"),
+        ([], "give at least one capture"),
+        (["--syslog", "/bin/ls"], "binary data"),
+        (["--syslog", str(DART)], "no ASA message"),
+    ],
+)
 def test_unusable_inputs_are_one_line_exit_2(args, message):
     proc = labkit("analyze", *args)
     assert proc.returncode == 2 and message in proc.stderr
@@ -169,7 +196,10 @@ def test_timeline_of_logs_alone():
 
     inputs = _inputs()
     t = build([], join([], inputs), inputs)
-    assert [(lv.value, lv.label) for lv in t.levels] == [(1418, "packet size the adapter MTU allows"), (1347, "tunnel MTU")]
+    assert [(lv.value, lv.label) for lv in t.levels] == [
+        (1418, "packet size the adapter MTU allows"),
+        (1347, "tunnel MTU"),
+    ]
     (logged,) = t.series  # the ASA names the packets' size: 6 x 722036 + 6 x 602101
     assert len(logged.sizes) == 12 and set(logged.sizes.tolist()) == {1418}
     lanes = {m.lane for m in t.markers}
@@ -194,8 +224,19 @@ def test_timeline_of_a_capture_counts_what_exceeds_the_tunnel(seed_case, tmp_pat
 def test_plot_is_written_and_never_overwrites(tmp_path, seed_case):
     outside, inside = seed_case
     png = tmp_path / "case.png"
-    proc = labkit("analyze", str(outside), str(inside), "--syslog", str(SYSLOG), "--dart", str(DART),
-                  "--clock-offset", f"{OFFSET}", "--plot", str(png))
+    proc = labkit(
+        "analyze",
+        str(outside),
+        str(inside),
+        "--syslog",
+        str(SYSLOG),
+        "--dart",
+        str(DART),
+        "--clock-offset",
+        f"{OFFSET}",
+        "--plot",
+        str(png),
+    )
     assert proc.returncode == 1, proc.stderr
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
@@ -212,7 +253,11 @@ def test_the_asa_names_the_limit_a_black_hole_hides(tmp_path):
     wrpcap(str(inside), synth.inside_black_hole())
     rc, doc, _ = run_json(str(inside), "--syslog", str(SYSLOG), "--clock-offset", f"{OFFSET}")
     (mm,) = findings(doc, "mtu-mismatch")
-    assert (mm["packet_size"], mm["tunnel_mtu"], mm["tunnel_mtu_source"]) == (1418, 1347, "asa-syslog")
+    assert (mm["packet_size"], mm["tunnel_mtu"], mm["tunnel_mtu_source"]) == (
+        1418,
+        1347,
+        "asa-syslog",
+    )
     assert lines_of(mm, inside) and lines_of(mm, SYSLOG)
     assert "1418-byte packets vs a 1347-byte tunnel" in doc["verdict"]
 

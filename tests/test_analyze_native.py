@@ -16,21 +16,27 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from capfiles import Rec, epb, idb, pcap_bytes, pppoe, read_pcap, relink, shb, vlan
 from conftest import PUBLIC, ROOT
+from hypothesis import given
+from hypothesis import strategies as st
+from test_robustness_properties import PROPS, packets
+
 from labkit.analyze import decode as dec
 from labkit.analyze import walk
 from labkit.analyze.reader import MAX_ROWS, open_capture
-from test_robustness_properties import PROPS, packets
 
 NATIVE = walk.COMPILED and dec._columns is not None
 needs_native = pytest.mark.skipif(not NATIVE, reason="installed without a C compiler")
 
-CAPTURES = sorted([*ROOT.glob("pcaps/**/*.pcap"), *ROOT.glob("pcaps/**/*.pcapng"),
-                   *PUBLIC.glob("*.pcap"), *PUBLIC.glob("*.pcapng")])
+CAPTURES = sorted(
+    [
+        *ROOT.glob("pcaps/**/*.pcap"),
+        *ROOT.glob("pcaps/**/*.pcapng"),
+        *PUBLIC.glob("*.pcap"),
+        *PUBLIC.glob("*.pcapng"),
+    ]
+)
 
 
 def test_extensions_are_built_where_there_is_a_compiler() -> None:
@@ -84,8 +90,11 @@ def test_compiled_columns_on_every_link_layer_and_tagging(tmp_path: Path) -> Non
         p = tmp_path / f"lt{lt}.pcap"
         p.write_bytes(pcap_bytes(lt, [Rec(r.ts, relink(r.data, lt)) for r in recs]))
         assert all_chunks_same(p) == len(recs)
-    for name, f in (("q", lambda d: vlan(d, [(0x8100, 7)])),
-                    ("qinq", lambda d: vlan(d, [(0x88A8, 7), (0x8100, 9)])), ("pppoe", pppoe)):
+    for name, f in (
+        ("q", lambda d: vlan(d, [(0x8100, 7)])),
+        ("qinq", lambda d: vlan(d, [(0x88A8, 7), (0x8100, 9)])),
+        ("pppoe", pppoe),
+    ):
         p = tmp_path / f"{name}.pcap"
         p.write_bytes(pcap_bytes(1, [Rec(r.ts, f(r.data)) for r in recs]))
         assert all_chunks_same(p) == len(recs)
@@ -98,8 +107,11 @@ def test_compiled_columns_equal_numpy_columns_on_hostile_packets(tmp_path_factor
     """Random link types, IPv4 header lengths and fragments, IPv6 extension chains and
     payload lengths, cut anywhere: the branches real captures rarely reach."""
     lts = sorted({lt for lt, _ in pkts})
-    blob = shb("<") + b"".join(idb("<", lt) for lt in lts) + b"".join(
-        epb("<", Rec(1.0, data, iface=lts.index(lt))) for lt, data in pkts)
+    blob = (
+        shb("<")
+        + b"".join(idb("<", lt) for lt in lts)
+        + b"".join(epb("<", Rec(1.0, data, iface=lts.index(lt))) for lt, data in pkts)
+    )
     path = tmp_path_factory.mktemp("native") / "h.pcapng"
     path.write_bytes(blob)
     assert all_chunks_same(path) == len(pkts)
@@ -107,10 +119,11 @@ def test_compiled_columns_equal_numpy_columns_on_hostile_packets(tmp_path_factor
 
 # --- the record walk ----------------------------------------------------------------------
 
+
 def both_walks(kind: str, buf: bytes, cap: int, pos: int, have: int, *args) -> tuple:
     """Run the compiled and the Python walk on the same bytes (a slack tail, as the reader's)."""
     results = []
-    for fn in ((walk.pcap, walk.py_pcap) if kind == "pcap" else (walk.pcapng, walk.py_pcapng)):
+    for fn in (walk.pcap, walk.py_pcap) if kind == "pcap" else (walk.pcapng, walk.py_pcapng):
         b = bytearray(buf) + bytes(256)
         out = np.full(cap, -7, np.int64)
         n, end = fn(b, out, pos, have, *args)
@@ -126,7 +139,9 @@ def test_compiled_walk_equals_python_walk_on_shipped_captures(path: Path, cap: i
     if raw[:4] == b"\x0a\x0d\x0d\x0a":
         fast, ref = both_walks("pcapng", raw, cap, 0, len(raw), False)
     else:
-        swapped = walk.swapped("<" if raw[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">")
+        swapped = walk.swapped(
+            "<" if raw[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+        )
         fast, ref = both_walks("pcap", raw, cap, 24, len(raw), 16, swapped)
     assert fast == ref
     assert fast[0] == min(cap, fast[0]) and fast[0] > 0
@@ -146,10 +161,18 @@ def test_compiled_walk_in_the_other_byte_order(tmp_path: Path) -> None:
 
 @needs_native
 @PROPS
-@given(st.lists(st.integers(0, 90), max_size=40), st.binary(max_size=300), st.integers(0, 40),
-       st.integers(0, 400), st.sampled_from([16, 24]), st.booleans(), st.integers(1, 40))
-def test_compiled_walk_equals_python_walk_on_any_bytes(lengths, tail, pos, cut, rec_len, swapped,
-                                                       cap) -> None:
+@given(
+    st.lists(st.integers(0, 90), max_size=40),
+    st.binary(max_size=300),
+    st.integers(0, 40),
+    st.integers(0, 400),
+    st.sampled_from([16, 24]),
+    st.booleans(),
+    st.integers(1, 40),
+)
+def test_compiled_walk_equals_python_walk_on_any_bytes(
+    lengths, tail, pos, cut, rec_len, swapped, cap
+) -> None:
     """A chain of records whose lengths are drawn (0, below 12, not a multiple of 4, running
     past the end), then garbage, cut anywhere: both walks stop at the same record with the
     same offsets, in both byte orders."""

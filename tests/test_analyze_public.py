@@ -5,19 +5,24 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from labkit.analyze import analyze
-
 from analyze_util import assert_filters_select_exactly_the_evidence, ids, one
 from conftest import PUBLIC, labkit, requires_tshark
+
+from labkit.analyze import analyze
 
 pytestmark = requires_tshark
 
 
 @pytest.fixture(scope="module")
 def reports():
-    names = ["anyconnect-vpn.pcap", "dtls-0x0100-hvr-retrans.pcapng", "dtls1_2.pcap",
-             "icmp6-packet-too-big.pcap", "tcp-mss-fast-retransmit.pcap", "tls12-decryption.pcap"]
+    names = [
+        "anyconnect-vpn.pcap",
+        "dtls-0x0100-hvr-retrans.pcapng",
+        "dtls1_2.pcap",
+        "icmp6-packet-too-big.pcap",
+        "tcp-mss-fast-retransmit.pcap",
+        "tls12-decryption.pcap",
+    ]
     return {n: analyze([PUBLIC / n]) for n in names}
 
 
@@ -44,7 +49,11 @@ def test_dtls_established_despite_retransmitted_client_hello(reports):
 def test_dtls_1_2_established(reports):
     r = reports["dtls1_2.pcap"]
     est = one(r, "dtls-established")
-    assert (est.fields["version"], est.fields["port"], est.fields["cipher"]) == ("0xfefd", 4400, "0xc030")
+    assert (est.fields["version"], est.fields["port"], est.fields["cipher"]) == (
+        "0xfefd",
+        4400,
+        "0xc030",
+    )
     # The fragmented ClientHello counts once per transmission: frames 1 and 4.
     assert est.fields["attempts"] == 2
     port = one(r, "dtls-nondefault-port")
@@ -56,7 +65,9 @@ def test_icmp6_packet_too_big_mtu_1280(reports):
     r = reports["icmp6-packet-too-big.pcap"]
     icmp = one(r, "icmp-frag-needed")
     assert icmp.fields["mtu"] == 1280 and icmp.fields["ip_version"] == 6
-    assert icmp.fields["original_length"] == 52  # the quoted (crafted) packet: a quote, not a packet
+    assert (
+        icmp.fields["original_length"] == 52
+    )  # the quoted (crafted) packet: a quote, not a packet
     # The quoted packet fits 1280: the evidence shows no mismatch.
     assert "mtu-mismatch" not in ids(r) and "oversized-df" not in ids(r)
 
@@ -75,8 +86,16 @@ def test_never_a_mismatch_on_healthy_public_captures(reports):
         assert "pmtud-black-hole" not in ids(r), name
 
 
-@pytest.mark.parametrize("name", ["anyconnect-vpn.pcap", "dtls-0x0100-hvr-retrans.pcapng", "dtls1_2.pcap",
-                                  "icmp6-packet-too-big.pcap", "tcp-mss-fast-retransmit.pcap"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "anyconnect-vpn.pcap",
+        "dtls-0x0100-hvr-retrans.pcapng",
+        "dtls1_2.pcap",
+        "icmp6-packet-too-big.pcap",
+        "tcp-mss-fast-retransmit.pcap",
+    ],
+)
 def test_every_filter_selects_exactly_its_evidence(reports, name):
     assert_filters_select_exactly_the_evidence(reports[name])
 
@@ -87,9 +106,14 @@ def test_cli_json_is_the_contract():
     doc = json.loads(proc.stdout)
     assert doc["problem"] is False and doc["files"][0]["capture_point"] == "outside"
     est = [f for f in doc["findings"] if f["id"] == "dtls-established"][0]
-    assert {"id", "severity", "summary", "evidence", "wireshark_filter", "version", "port"} <= set(est)
-    assert est["evidence"][0] == {"file": str(PUBLIC / "anyconnect-vpn.pcap"), "frame": 413,
-                                  "time": est["evidence"][0]["time"]}
+    assert {"id", "severity", "summary", "evidence", "wireshark_filter", "version", "port"} <= set(
+        est
+    )
+    assert est["evidence"][0] == {
+        "file": str(PUBLIC / "anyconnect-vpn.pcap"),
+        "frame": 413,
+        "time": est["evidence"][0]["time"],
+    }
 
 
 def test_cli_text_verdict_first():

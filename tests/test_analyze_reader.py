@@ -8,13 +8,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import capfiles as cf
 import pytest
+from conftest import PUBLIC, requires_tshark, tshark_fields
 
 from labkit.analyze.reader import MAX_CAPLEN, open_capture
 from labkit.errors import InputError
-
-import capfiles as cf
-from conftest import PUBLIC, requires_tshark, tshark_fields
 
 PUBLIC_FILES = sorted(p.name for p in PUBLIC.glob("*.pcap*")) if PUBLIC.is_dir() else []
 
@@ -22,13 +21,18 @@ PUBLIC_FILES = sorted(p.name for p in PUBLIC.glob("*.pcap*")) if PUBLIC.is_dir()
 def read_all(path: Path, chunk_bytes: int | None = None):
     with open_capture(path) as cap:
         chunks = cap.chunks(chunk_bytes) if chunk_bytes else cap.chunks()
-        recs = [(int(c.frame0 + i), float(c.ts[i]), int(c.origlen[i]), int(c.linktype[i]), c.packet(i))
-                for c in chunks for i in range(len(c))]
+        recs = [
+            (int(c.frame0 + i), float(c.ts[i]), int(c.origlen[i]), int(c.linktype[i]), c.packet(i))
+            for c in chunks
+            for i in range(len(c))
+        ]
         return cap, recs
 
 
 def tshark_view(path: Path) -> list[tuple[int, float, int, int]]:
-    rows = tshark_fields(path, "frame", "frame.number", "frame.time_epoch", "frame.len", "frame.cap_len")
+    rows = tshark_fields(
+        path, "frame", "frame.number", "frame.time_epoch", "frame.len", "frame.cap_len"
+    )
     return [(int(n), float(t) if t else float("nan"), int(ln), int(cl)) for n, t, ln, cl in rows]
 
 
@@ -58,8 +62,10 @@ needs_editcap = pytest.mark.skipif(shutil.which("editcap") is None, reason="edit
 
 @needs_editcap
 @pytest.mark.parametrize("fmt", ["pcapng", "nsecpcap", "modpcap", "pcap"])
-@pytest.mark.parametrize("name", ["anyconnect-vpn.pcap", "dtls-0x0100-hvr-retrans.pcapng",
-                                  "tcp-mss-fast-retransmit.pcap"])
+@pytest.mark.parametrize(
+    "name",
+    ["anyconnect-vpn.pcap", "dtls-0x0100-hvr-retrans.pcapng", "tcp-mss-fast-retransmit.pcap"],
+)
 def test_editcap_variants_give_the_same_records(tmp_path, name, fmt):
     _, want = read_all(PUBLIC / name)
     out = editcap(PUBLIC / name, tmp_path / f"x.{fmt}", "-F", fmt)
@@ -108,13 +114,23 @@ def pcapng_multi(order: str) -> tuple[bytes, list[tuple[int, int, bytes]]]:
     """Two sections; interfaces with Ethernet and raw IP; EPB, SPB, unknown blocks, options."""
     _, recs = cf.read_pcap(PUBLIC / "anyconnect-vpn.pcap")
     recs = recs[20:30]
-    parts = [cf.shb(order, "first section"), cf.idb(order, 1, name="eth0"),
-             cf.unknown_block(order), cf.idb(order, 101, tsresol=9, name="tun0")]
+    parts = [
+        cf.shb(order, "first section"),
+        cf.idb(order, 1, name="eth0"),
+        cf.unknown_block(order),
+        cf.idb(order, 101, tsresol=9, name="tun0"),
+    ]
     expect = []
     for i, r in enumerate(recs[:6]):
         if i % 2:
-            parts.append(cf.epb(order, cf.Rec(r.ts, cf.relink(r.data, 101), r.origlen - 14, 1),
-                                divisor=10**9, comment=f"c{i}"))
+            parts.append(
+                cf.epb(
+                    order,
+                    cf.Rec(r.ts, cf.relink(r.data, 101), r.origlen - 14, 1),
+                    divisor=10**9,
+                    comment=f"c{i}",
+                )
+            )
             expect.append((101, r.origlen - 14, cf.relink(r.data, 101)))
         else:
             parts.append(cf.epb(order, r))
@@ -142,7 +158,9 @@ def test_pcapng_sections_interfaces_spb_unknown_blocks(tmp_path, order):
     # tshark agrees on frame numbers, lengths and (where present) timestamps.
     view = tshark_view(path)
     assert [v[0] for v in view] == [g[0] for g in got]
-    assert [(v[2], v[3]) for v in view if v[0] != 7] == [(g[2], len(g[4])) for g in got if g[0] != 7]
+    assert [(v[2], v[3]) for v in view if v[0] != 7] == [
+        (g[2], len(g[4])) for g in got if g[0] != 7
+    ]
     for g, v in zip(got[:6], view[:6]):
         assert abs(g[1] - v[1]) < 2e-6
 
@@ -164,7 +182,7 @@ def test_truncated_mid_record_reads_up_to_the_cut(tmp_path):
     # Cut inside the packet bytes of record 300, then inside its header.
     off = 24
     for _ in range(299):
-        off += 16 + int.from_bytes(raw[off + 8:off + 12], "little")
+        off += 16 + int.from_bytes(raw[off + 8 : off + 12], "little")
     for cut, kind in ((off + 16 + 5, "packet bytes"), (off + 7, "header bytes")):
         path = tmp_path / "cut.pcap"
         path.write_bytes(raw[:cut])
@@ -194,14 +212,14 @@ def test_absurd_caplen_stops_with_a_warning_and_allocates_nothing(tmp_path):
     linktype, recs = cf.read_pcap(PUBLIC / "dtls1_2.pcap")
     raw = bytearray(cf.pcap_bytes(linktype, recs))
     off = 24 + sum(16 + len(r.data) for r in recs[:5])
-    raw[off + 8:off + 12] = (0xFFFFFFF0).to_bytes(4, "little")
+    raw[off + 8 : off + 12] = (0xFFFFFFF0).to_bytes(4, "little")
     path = tmp_path / "absurd.pcap"
     path.write_bytes(bytes(raw))
     cap, got = read_all(path)
     assert len(got) == 5
     assert cap.warnings[0].offset == off and str(MAX_CAPLEN) in cap.warnings[0].message
     # Also when the absurd length still fits inside the buffer.
-    raw[off + 8:off + 12] = (MAX_CAPLEN + 1).to_bytes(4, "little")
+    raw[off + 8 : off + 12] = (MAX_CAPLEN + 1).to_bytes(4, "little")
     path.write_bytes(bytes(raw) + bytes(MAX_CAPLEN + 100))
     cap, got = read_all(path)
     assert len(got) == 5 and cap.warnings[0].offset == off
@@ -213,25 +231,31 @@ def test_bad_pcapng_block_length(tmp_path):
     # Find the 3rd EPB and give it an impossible length.
     off, seen = 0, 0
     while True:
-        btype, blen = int.from_bytes(raw[off:off + 4], "little"), int.from_bytes(raw[off + 4:off + 8], "little")
+        btype, blen = (
+            int.from_bytes(raw[off : off + 4], "little"),
+            int.from_bytes(raw[off + 4 : off + 8], "little"),
+        )
         if btype == 6:
             seen += 1
             if seen == 3:
                 break
         off += blen
-    raw[off + 4:off + 8] = (7).to_bytes(4, "little")
+    raw[off + 4 : off + 8] = (7).to_bytes(4, "little")
     path = tmp_path / "bad.pcapng"
     path.write_bytes(bytes(raw))
     cap, got = read_all(path)
     assert got == full[:2] and cap.warnings[0].offset == off
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "empty file"),
-    (b"hello world, not a capture\n", "not a pcap or pcapng capture (looks like text"),
-    (bytes(range(7, 64)), "starts with bytes 07 08 09 0a"),
-    (b"\xd4\xc3", "not a pcap or pcapng capture (only 2 bytes long)"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "empty file"),
+        (b"hello world, not a capture\n", "not a pcap or pcapng capture (looks like text"),
+        (bytes(range(7, 64)), "starts with bytes 07 08 09 0a"),
+        (b"\xd4\xc3", "not a pcap or pcapng capture (only 2 bytes long)"),
+    ],
+)
 def test_not_a_capture(tmp_path, content, message):
     path = tmp_path / "x.pcap"
     path.write_bytes(content)
@@ -264,7 +288,9 @@ def test_header_only_and_empty_gzip(tmp_path):
         open_capture(p)
 
 
-@pytest.mark.parametrize("layout", ["idb-per-packet", "section-per-packet", "byte-order-flip-per-packet"])
+@pytest.mark.parametrize(
+    "layout", ["idb-per-packet", "section-per-packet", "byte-order-flip-per-packet"]
+)
 def test_hostile_pcapng_layouts_read_the_same_records(tmp_path, layout):
     """One interface or one section (even in alternating byte orders) per packet: the same
     records as a plain file, at the same cost per packet (no split per block)."""

@@ -5,15 +5,18 @@ the capture point it was built for. (The expect blocks are checked in test_scena
 from __future__ import annotations
 
 import pytest
-
-from labkit.analyze import analyze
-
 from analyze_util import assert_filters_select_exactly_the_evidence
 from conftest import ROOT, requires_tshark
 
+from labkit.analyze import analyze
+
 PCAPS = ROOT / "pcaps" / "scenarios"
 NAMES = sorted(p.name for p in PCAPS.iterdir() if p.is_dir()) if PCAPS.is_dir() else []
-POINTS = {"outside.pcapng": "outside", "client-tunnel.pcap": "tunnel", "headend-inside.pcap": "inside"}
+POINTS = {
+    "outside.pcapng": "outside",
+    "client-tunnel.pcap": "tunnel",
+    "headend-inside.pcap": "inside",
+}
 
 
 @requires_tshark

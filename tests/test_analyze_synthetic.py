@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from scapy.utils import PcapNgWriter, wrpcap
-
 import synth
-from labkit.analyze import AnalyzeOptions, analyze
-
 from analyze_util import assert_filters_select_exactly_the_evidence, ids, one
 from conftest import labkit, requires_tshark
+from scapy.utils import PcapNgWriter, wrpcap
+
+from labkit.analyze import AnalyzeOptions, analyze
 
 
 def write(tmp_path, name, pkts, ng=False):
@@ -60,11 +59,16 @@ def test_same_oversized_segment_retransmitted_without_icmp_is_a_black_hole(tmp_p
     assert_filters_select_exactly_the_evidence(r2)
 
 
-@pytest.mark.parametrize("pkts", [
-    pytest.param(synth.inside_ordinary_retransmission(), id="lost-once-then-acked"),
-    pytest.param(synth.inside_black_hole(copies=4, acked_at_the_end=True), id="resent-thrice-then-acked"),
-    pytest.param(synth.inside_black_hole(copies=2), id="one-retransmission-only"),
-])
+@pytest.mark.parametrize(
+    "pkts",
+    [
+        pytest.param(synth.inside_ordinary_retransmission(), id="lost-once-then-acked"),
+        pytest.param(
+            synth.inside_black_hole(copies=4, acked_at_the_end=True), id="resent-thrice-then-acked"
+        ),
+        pytest.param(synth.inside_black_hole(copies=2), id="one-retransmission-only"),
+    ],
+)
 def test_ordinary_retransmissions_are_not_black_holes(tmp_path, pkts):
     r = analyze([write(tmp_path, "x", pkts)])
     assert "pmtud-black-hole" not in ids(r) and "mtu-mismatch" not in ids(r)
@@ -72,11 +76,17 @@ def test_ordinary_retransmissions_are_not_black_holes(tmp_path, pkts):
 
 @requires_tshark
 def test_unanswered_dtls_and_reconnect(tmp_path):
-    path = write(tmp_path, "outside", synth.outside_dtls_blocked(attempts=4, reconnect_after=30.0), ng=True)
+    path = write(
+        tmp_path, "outside", synth.outside_dtls_blocked(attempts=4, reconnect_after=30.0), ng=True
+    )
     r = analyze([path])
     un = one(r, "dtls-unanswered")
-    assert (un.fields["client"], un.fields["server"], un.fields["port"], un.fields["attempts"]) == \
-        (synth.CLIENT, synth.HEADEND, 443, 4)
+    assert (un.fields["client"], un.fields["server"], un.fields["port"], un.fields["attempts"]) == (
+        synth.CLIENT,
+        synth.HEADEND,
+        443,
+        4,
+    )
     rc = one(r, "vpn-reconnect")
     assert rc.fields["gap_s"] == 30.0 and rc.fields["server"] == synth.HEADEND
     assert "dtls-established" not in ids(r) and "mtu-mismatch" not in ids(r)
@@ -86,7 +96,9 @@ def test_unanswered_dtls_and_reconnect(tmp_path):
 
 @requires_tshark
 def test_dtls_on_8443(tmp_path):
-    path = write(tmp_path, "port", synth.outside_dtls_blocked(port=8443, attempts=3, reconnect_after=0))
+    path = write(
+        tmp_path, "port", synth.outside_dtls_blocked(port=8443, attempts=3, reconnect_after=0)
+    )
     r = analyze([path])
     port = one(r, "dtls-nondefault-port")
     assert port.fields["port"] == 8443 and port.severity == "warning"
@@ -102,7 +114,11 @@ def test_answered_dtls_is_not_unanswered_and_healthy_is_clean(tmp_path):
 
 
 def test_dtls_absent_needs_a_known_headend(tmp_path):
-    pkts = [p for p in synth.outside_dtls_blocked(attempts=1, reconnect_after=0) if not p.haslayer("UDP")]
+    pkts = [
+        p
+        for p in synth.outside_dtls_blocked(attempts=1, reconnect_after=0)
+        if not p.haslayer("UDP")
+    ]
     path = write(tmp_path, "tls-only", pkts)
     assert "dtls-absent" not in ids(analyze([path]))
     r = analyze([path], AnalyzeOptions(headends=(synth.HEADEND,)))
@@ -125,7 +141,9 @@ def test_outside_and_inside_are_one_case(tmp_path):
     assert "adapter is at the DTLS MTU" in mm.summary  # DTLS failed in the same case
     assert_filters_select_exactly_the_evidence(r)
     proc = labkit("analyze", str(outside), str(inside))
-    assert proc.returncode == 1 and proc.stdout.startswith("VERDICT: PROBLEM: MTU mismatch confirmed")
+    assert proc.returncode == 1 and proc.stdout.startswith(
+        "VERDICT: PROBLEM: MTU mismatch confirmed"
+    )
 
 
 def test_a_chunk_without_tcp_after_tls_sessions(tmp_path):
@@ -134,7 +152,9 @@ def test_a_chunk_without_tcp_after_tls_sessions(tmp_path):
     from labkit.analyze import reader
 
     pkts = synth.outside_dtls_blocked(attempts=2, reconnect_after=0)
-    udp_tail = [synth.udp(synth.CLIENT, "192.0.2.99", 5000, 53, b"\x00" * 40, 100.0 + i) for i in range(400)]
+    udp_tail = [
+        synth.udp(synth.CLIENT, "192.0.2.99", 5000, 53, b"\x00" * 40, 100.0 + i) for i in range(400)
+    ]
     path = write(tmp_path, "udp-tail", pkts + udp_tail)
     small = reader.CHUNK_BYTES
     try:

@@ -11,18 +11,33 @@ import json
 import subprocess
 import sys
 
+from conftest import ROOT, labkit, requires_tshark, tshark_problems
+
 from benchmarks import facts
 from benchmarks.generate import HEADEND_ADDRESS, truth_path
-
-from conftest import ROOT, labkit, requires_tshark, tshark_problems
 
 SEED, PACKETS = 1, 5_000  # every capture opens with each kind of fact (generate.PRELUDE)
 
 
 def _generate(path, *extra: str, packets: int = PACKETS) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.generate", "-o", str(path),
-                           "--packets", str(packets), "--seed", str(SEED), *extra],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.generate",
+            "-o",
+            str(path),
+            "--packets",
+            str(packets),
+            "--seed",
+            str(SEED),
+            *extra,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(truth_path(path).read_text())
 
@@ -42,21 +57,43 @@ def test_generator_truth_matches_tshark(tmp_path):
     assert truth["tls_client_hellos"] > 0 and truth["blackhole_flows"] > 0
     mtu = doc["tunnel_mtu"]
 
-    seen = facts.facts_from_tshark(subprocess.run(
-        facts.tshark_args(str(pcap), mtu), capture_output=True, text=True, check=True,
-        timeout=120).stdout, mtu, HEADEND_ADDRESS)
+    seen = facts.facts_from_tshark(
+        subprocess.run(
+            facts.tshark_args(str(pcap), mtu),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout,
+        mtu,
+        HEADEND_ADDRESS,
+    )
     assert 0 < truth["df_over_tunnel_mtu_not_headend"] < truth["df_over_tunnel_mtu"]
-    assert facts.disagreements(truth, seen, facts.COMPARED + (
-        "df_over_tunnel_mtu_by_size", "df_over_tunnel_mtu_not_headend")) == []
+    assert (
+        facts.disagreements(
+            truth,
+            seen,
+            facts.COMPARED + ("df_over_tunnel_mtu_by_size", "df_over_tunnel_mtu_not_headend"),
+        )
+        == []
+    )
     # tshark calls the resends that follow an ICMP 3/4 within a round trip "out-of-order".
     assert 0 < seen["retransmissions_tshark_strict"] < truth["retransmissions"]
     assert tshark_problems(pcap, facts.DECODE_AS) == []
 
     # pcapng: the same packets, so the same facts; the same seed gives the same bytes.
     assert _generate(pcapng)["truth"] == truth
-    seen_ng = facts.facts_from_tshark(subprocess.run(
-        facts.tshark_args(str(pcapng), mtu), capture_output=True, text=True, check=True,
-        timeout=120).stdout, mtu, HEADEND_ADDRESS)
+    seen_ng = facts.facts_from_tshark(
+        subprocess.run(
+            facts.tshark_args(str(pcapng), mtu),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout,
+        mtu,
+        HEADEND_ADDRESS,
+    )
     assert seen_ng == seen
     again = tmp_path / "again.pcap"
     _generate(again)
@@ -81,9 +118,17 @@ def test_labkit_counts_equal_the_truth_and_tshark(tmp_path):
         got = labkit_facts(json.loads(proc.stdout), mtu)
         assert set(keys) <= got.keys()
         assert facts.disagreements(doc["truth"], got, keys) == []
-        seen = facts.facts_from_tshark(subprocess.run(
-            facts.tshark_args(str(path), mtu), capture_output=True, text=True, check=True,
-            timeout=120).stdout, mtu, HEADEND_ADDRESS)
+        seen = facts.facts_from_tshark(
+            subprocess.run(
+                facts.tshark_args(str(path), mtu),
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=120,
+            ).stdout,
+            mtu,
+            HEADEND_ADDRESS,
+        )
         assert facts.disagreements(seen, got, keys[:-1]) == []
         # The whole DTLS census, unanswered flows included, is not a count of zeros.
         assert got["dtls_flows"] > got["dtls_flows_answered"] > 0 and got["tls_client_hellos"] > 0

@@ -10,12 +10,12 @@ import random
 from pathlib import Path
 
 import pytest
+from conftest import labkit, requires_tshark, tshark_fields, tshark_problems
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.tls.extensions import TLS_Ext_ServerName
 from scapy.utils import rdpcap
 
-from conftest import labkit, requires_tshark, tshark_fields, tshark_problems
 from labkit import craft
 from labkit.errors import UsageError
 from labkit.layers import CSTP, DTLSClientHello, DTLSRecord
@@ -24,6 +24,7 @@ SEED_MSS, SEED_ADAPTER_MTU, SEED_TLS_MTU = 1378, 1418, 1347
 
 
 # --- the Python API ---------------------------------------------------------------------------
+
 
 def test_syn_defaults_come_from_the_model() -> None:
     pkt = craft.syn()
@@ -65,7 +66,7 @@ def test_icmp_frag_needed_layout() -> None:
     assert (icmp[0], icmp[1]) == (3, 4)  # destination unreachable, fragmentation needed
     assert icmp[4:6] == b"\x00\x00"  # unused (RFC 1191 4)
     assert int.from_bytes(icmp[6:8], "big") == SEED_TLS_MTU
-    assert len(wire) == 576 and icmp[8:] == original[:576 - 28]  # RFC 1812 4.3.2.3
+    assert len(wire) == 576 and icmp[8:] == original[: 576 - 28]  # RFC 1812 4.3.2.3
     assert IP(wire).src == craft.HEADEND_INSIDE and IP(wire).dst == craft.SERVER
 
 
@@ -86,14 +87,16 @@ def test_icmpv6_packet_too_big_quotes_up_to_1280() -> None:
     wire = bytes(craft.icmp_frag_needed(original))
     assert len(wire) == 1280 and IPv6(wire).nh == 58
     assert wire[40] == 2 and int.from_bytes(wire[44:48], "big") == SEED_TLS_MTU
-    assert wire[48:] == bytes(original)[:1280 - 48]
+    assert wire[48:] == bytes(original)[: 1280 - 48]
     with pytest.raises(UsageError, match="MTU 1279"):
         craft.icmp_frag_needed(original, 1279)
 
 
 def test_builders_are_deterministic_and_seedable() -> None:
     assert bytes(craft.dtls_client_hello()) == bytes(craft.dtls_client_hello())
-    assert bytes(craft.tls_client_hello(sni="a.example")) == bytes(craft.tls_client_hello(sni="a.example"))
+    assert bytes(craft.tls_client_hello(sni="a.example")) == bytes(
+        craft.tls_client_hello(sni="a.example")
+    )
     one = craft.dtls_client_hello(rng=random.Random(7))
     assert bytes(one) == bytes(craft.dtls_client_hello(rng=random.Random(7)))
     assert bytes(one) != bytes(craft.dtls_client_hello(rng=random.Random(8)))
@@ -105,13 +108,32 @@ def test_dtls_hellos_rebuild_the_real_anyconnect_handshake(public_captures: Path
     frames = rdpcap(str(public_captures / "anyconnect-vpn.pcap"))
     hello, hvr, server = (bytes(frames[n - 1][UDP].payload) for n in (440, 439, 465))
     sid, cookie = hello[60:92], hello[93:113]
-    assert bytes(craft.dtls_client_hello(
-        version="0x0100", client_random=hello[27:59], session_id=sid, cookie=cookie,
-        cipher_suites=["DHE-RSA-AES256-SHA"], message_seq=1, record_seq=1)[UDP].payload) == hello
+    assert (
+        bytes(
+            craft.dtls_client_hello(
+                version="0x0100",
+                client_random=hello[27:59],
+                session_id=sid,
+                cookie=cookie,
+                cipher_suites=["DHE-RSA-AES256-SHA"],
+                message_seq=1,
+                record_seq=1,
+            )[UDP].payload
+        )
+        == hello
+    )
     assert bytes(craft.dtls_hello_verify_request(cookie=cookie)[UDP].payload) == hvr
-    assert bytes(craft.dtls_server_hello(
-        server_random=server[27:59], session_id=sid, cipher_suite=0x0039,
-        finished=server[-64:])[UDP].payload) == server
+    assert (
+        bytes(
+            craft.dtls_server_hello(
+                server_random=server[27:59],
+                session_id=sid,
+                cipher_suite=0x0039,
+                finished=server[-64:],
+            )[UDP].payload
+        )
+        == server
+    )
 
 
 def test_dtls12_hello_offers_ecdhe_extensions() -> None:
@@ -145,6 +167,7 @@ def test_mixed_address_families_are_refused() -> None:
 
 # --- the command and tshark as the judge ------------------------------------------------------
 
+
 def _craft(tmp_path: Path, name: str, *args: str) -> Path:
     out = tmp_path / name
     proc = labkit("craft", *args, "-o", str(out))
@@ -156,8 +179,9 @@ def _craft(tmp_path: Path, name: str, *args: str) -> Path:
 @requires_tshark
 def test_cli_syn_mss(tmp_path: Path) -> None:
     out = _craft(tmp_path, "syn.pcap", "syn")
-    assert tshark_fields(out, "tcp.flags.syn == 1", "tcp.options.mss_val", "ip.flags.df") == \
-        [[str(SEED_MSS), "1"]]
+    assert tshark_fields(out, "tcp.flags.syn == 1", "tcp.options.mss_val", "ip.flags.df") == [
+        [str(SEED_MSS), "1"]
+    ]
     assert tshark_problems(out) == []
 
 
@@ -166,7 +190,9 @@ def test_cli_syn_mss(tmp_path: Path) -> None:
 def test_cli_oversized_df(tmp_path: Path, proto: str) -> None:
     out = _craft(tmp_path, "big.pcapng", "oversized", "--proto", proto, "--count", "2")
     rows = tshark_fields(out, "ip", "ip.len", "ip.flags.df", "ip.proto", "frame.time_delta")
-    assert [r[:3] for r in rows] == [[str(SEED_ADAPTER_MTU), "1", {"tcp": "6", "udp": "17", "icmp": "1"}[proto]]] * 2
+    assert [r[:3] for r in rows] == [
+        [str(SEED_ADAPTER_MTU), "1", {"tcp": "6", "udp": "17", "icmp": "1"}[proto]]
+    ] * 2
     assert float(rows[1][3]) == pytest.approx(1.0)
     assert tshark_problems(out) == []
 
@@ -174,17 +200,23 @@ def test_cli_oversized_df(tmp_path: Path, proto: str) -> None:
 @requires_tshark
 def test_cli_icmp_frag_needed_quotes_the_1418_byte_packet(tmp_path: Path) -> None:
     out = _craft(tmp_path, "icmp.pcap", "icmp-frag-needed")
-    rows = tshark_fields(out, "icmp.type == 3 && icmp.code == 4", "icmp.mtu", "ip.len", "ip.flags.df")
+    rows = tshark_fields(
+        out, "icmp.type == 3 && icmp.code == 4", "icmp.mtu", "ip.len", "ip.flags.df"
+    )
     assert rows == [[str(SEED_TLS_MTU), "576,1418", "0,1"]]  # outer, then the quoted packet
     assert tshark_problems(out) == []
 
 
 @requires_tshark
-def test_cli_icmp_frag_needed_quotes_a_frame_of_a_capture(tmp_path: Path, public_captures: Path) -> None:
+def test_cli_icmp_frag_needed_quotes_a_frame_of_a_capture(
+    tmp_path: Path, public_captures: Path
+) -> None:
     source = public_captures / "tcp-mss-fast-retransmit.pcap"
     length, src = tshark_fields(source, "frame.number == 6", "ip.len", "ip.src")[0]
     assert length == "1486"  # a full-size segment of that capture
-    out = _craft(tmp_path, "icmp.pcap", "icmp-frag-needed", "--original", f"{source}:6", "--mtu", "1280")
+    out = _craft(
+        tmp_path, "icmp.pcap", "icmp-frag-needed", "--original", f"{source}:6", "--mtu", "1280"
+    )
     rows = tshark_fields(out, "icmp", "icmp.mtu", "ip.len", "ip.dst")
     assert rows[0][0] == "1280" and rows[0][1].split(",")[1] == length
     assert rows[0][2].split(",")[0] == src  # sent back to the original's source
@@ -194,8 +226,9 @@ def test_cli_icmp_frag_needed_quotes_a_frame_of_a_capture(tmp_path: Path, public
 @requires_tshark
 def test_cli_packet_too_big_for_ipv6(tmp_path: Path) -> None:
     out = _craft(tmp_path, "ptb.pcap", "icmp-frag-needed", "--ipv6")
-    assert tshark_fields(out, "icmpv6.type == 2", "icmpv6.mtu", "frame.len") == \
-        [[str(SEED_TLS_MTU), str(14 + 1280)]]
+    assert tshark_fields(out, "icmpv6.type == 2", "icmpv6.mtu", "frame.len") == [
+        [str(SEED_TLS_MTU), str(14 + 1280)]
+    ]
     assert tshark_problems(out) == []
 
 
@@ -204,10 +237,17 @@ def test_cli_dtls_legacy_hello(tmp_path: Path) -> None:
     sid, cookie = "9bb071c8" * 8, "6291bcf11a76eec56236218cac4cd4c37c12411d"
     out = _craft(tmp_path, "dtls.pcap", "dtls-hello", "--session-id", sid, "--cookie", cookie)
     # tshark 4.0 takes UDP 443 as DTLS when the bytes look like it; the decode-as makes it explicit.
-    rows = tshark_fields(out, "dtls", "dtls.record.version", "dtls.handshake.type",
-                         "dtls.handshake.version", "dtls.handshake.session_id",
-                         "dtls.handshake.cookie", "dtls.handshake.ciphersuite",
-                         extra=("-d", "udp.port==443,dtls"))
+    rows = tshark_fields(
+        out,
+        "dtls",
+        "dtls.record.version",
+        "dtls.handshake.type",
+        "dtls.handshake.version",
+        "dtls.handshake.session_id",
+        "dtls.handshake.cookie",
+        "dtls.handshake.ciphersuite",
+        extra=("-d", "udp.port==443,dtls"),
+    )
     assert rows == [["0x0100", "1", "0x0100", sid, cookie, "0x002f"]]  # AES128-SHA, the model's
     assert tshark_problems(out, extra=("-d", "udp.port==443,dtls")) == []
 
@@ -216,8 +256,15 @@ def test_cli_dtls_legacy_hello(tmp_path: Path) -> None:
 def test_cli_dtls12_hello_on_another_port(tmp_path: Path) -> None:
     out = _craft(tmp_path, "dtls12.pcapng", "dtls-hello", "--version", "dtls1.2", "--port", "4443")
     decode = ("-d", "udp.port==4443,dtls")
-    rows = tshark_fields(out, "dtls", "udp.dstport", "dtls.record.version", "dtls.handshake.type",
-                         "dtls.handshake.version", extra=decode)
+    rows = tshark_fields(
+        out,
+        "dtls",
+        "udp.dstport",
+        "dtls.record.version",
+        "dtls.handshake.type",
+        "dtls.handshake.version",
+        extra=decode,
+    )
     assert rows == [["4443", "0xfefd", "1", "0xfefd"]]
     assert tshark_problems(out, extra=decode) == []
 
@@ -225,8 +272,9 @@ def test_cli_dtls12_hello_on_another_port(tmp_path: Path) -> None:
 @requires_tshark
 def test_cli_tls_hello_sni(tmp_path: Path) -> None:
     out = _craft(tmp_path, "tls.pcap", "tls-hello", "--sni", "vpn.example.com")
-    assert tshark_fields(out, "tls.handshake.type == 1", "tls.handshake.extensions_server_name") == \
-        [["vpn.example.com"]]
+    assert tshark_fields(
+        out, "tls.handshake.type == 1", "tls.handshake.extensions_server_name"
+    ) == [["vpn.example.com"]]
     assert tshark_problems(out) == []
 
 
@@ -247,6 +295,7 @@ def test_cli_output_is_reproducible(tmp_path: Path) -> None:
 
 # --- bad input: exit 2, one line on stderr, no traceback --------------------------------------
 
+
 def _refused(*args: str) -> str:
     proc = labkit("craft", *args)
     assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -255,20 +304,23 @@ def _refused(*args: str) -> str:
     return proc.stderr
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("syn", "--window", "5"), "unrecognized arguments: --window"),
-    (("bogus",), "invalid choice"),
-    (("icmp-frag-needed", "--mtu", "575"), "MTU 575"),
-    (("icmp-frag-needed", "--ipv6", "--mtu", "1279"), "IPv6 minimum 1280"),
-    (("syn", "--mss", "1379"), "MSS 1379"),
-    (("syn", "--mss", "1461", "--mtu", "1500"), "MSS 1461"),
-    (("oversized", "--size", "65536"), "size 65536"),
-    (("oversized", "--size", "27", "--proto", "udp"), "size 27"),
-    (("dtls-hello", "--version", "1.3"), "DTLS version"),
-    (("dtls-hello", "--cookie", "xyz"), "invalid hex"),
-    (("cstp", "--type", "HELLO"), "CSTP type"),
-    (("syn", "--count", "0"), "--count 0"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("syn", "--window", "5"), "unrecognized arguments: --window"),
+        (("bogus",), "invalid choice"),
+        (("icmp-frag-needed", "--mtu", "575"), "MTU 575"),
+        (("icmp-frag-needed", "--ipv6", "--mtu", "1279"), "IPv6 minimum 1280"),
+        (("syn", "--mss", "1379"), "MSS 1379"),
+        (("syn", "--mss", "1461", "--mtu", "1500"), "MSS 1461"),
+        (("oversized", "--size", "65536"), "size 65536"),
+        (("oversized", "--size", "27", "--proto", "udp"), "size 27"),
+        (("dtls-hello", "--version", "1.3"), "DTLS version"),
+        (("dtls-hello", "--cookie", "xyz"), "invalid hex"),
+        (("cstp", "--type", "HELLO"), "CSTP type"),
+        (("syn", "--count", "0"), "--count 0"),
+    ],
+)
 def test_impossible_values_are_refused(args: tuple[str, ...], message: str) -> None:
     assert message in _refused(*args)
 

@@ -8,13 +8,12 @@ import struct
 from pathlib import Path
 
 import pytest
+from conftest import requires_tshark, tshark_fields
 
 from labkit.cstp import NEED_DATA, CstpPacket, CstpStream, HttpHead, StreamError
 from labkit.decrypt import Segment, client_random, decrypt
 from labkit.keylog import parse_keylog
 from labkit.tlsstream import TcpReassembler, TlsRecordSplitter
-
-from conftest import requires_tshark, tshark_fields
 
 DATA = Path(__file__).parent / "data"
 
@@ -33,8 +32,10 @@ def events(stream: CstpStream) -> list:
 # ---------------------------------------------------------------------- CSTP stream
 
 
-RESPONSE = (b"HTTP/1.1 200 CONNECTED\r\nX-CSTP-MTU: 1347\r\nX-DTLS-MTU: 1418\r\n"
-            b"X-CSTP-Base-MTU: 1500\r\nX-DTLS-Port: 443\r\n\r\n")
+RESPONSE = (
+    b"HTTP/1.1 200 CONNECTED\r\nX-CSTP-MTU: 1347\r\nX-DTLS-MTU: 1418\r\n"
+    b"X-CSTP-Base-MTU: 1500\r\nX-DTLS-Port: 443\r\n\r\n"
+)
 
 
 def test_server_side_skips_auth_then_reads_the_tunnel_head_and_packets():
@@ -55,7 +56,9 @@ def test_server_side_skips_auth_then_reads_the_tunnel_head_and_packets():
 def test_client_side_tunnel_starts_after_connect_not_after_a_post():
     s = CstpStream("client")
     s.receive_data(b"POST / HTTP/1.1\r\nX-CSTP-MTU: 1406\r\nContent-Length: 2\r\n\r\nhi", 1, 0.0)
-    s.receive_data(b"CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nX-CSTP-MTU: 1406\r\n\r\n" + cstp(3), 2, 0.0)
+    s.receive_data(
+        b"CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nX-CSTP-MTU: 1406\r\n\r\n" + cstp(3), 2, 0.0
+    )
     post, connect, dpd = events(s)
     assert not post.tunnel and connect.tunnel and connect.header("X-CSTP-MTU") == "1406"
     assert dpd.type_name == "DPD-REQ"
@@ -63,17 +66,25 @@ def test_client_side_tunnel_starts_after_connect_not_after_a_post():
 
 def test_chunked_body_is_skipped():
     s = CstpStream("server")
-    s.receive_data(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n"
-                   + RESPONSE + cstp(7), 5, 0.0)
+    s.receive_data(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n"
+        + RESPONSE
+        + cstp(7),
+        5,
+        0.0,
+    )
     ok, tunnel, keepalive = events(s)
     assert not ok.tunnel and tunnel.tunnel and keepalive.type_name == "KEEPALIVE"
 
 
-@pytest.mark.parametrize("data, message", [
-    (RESPONSE + b"XXXX" + b"\0" * 8, "bad CSTP magic"),
-    (b"\x16\x03\x01garbage\r\n\r\n", "not an HTTP head"),
-    (b"A" * 70000, "no end of HTTP head"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (RESPONSE + b"XXXX" + b"\0" * 8, "bad CSTP magic"),
+        (b"\x16\x03\x01garbage\r\n\r\n", "not an HTTP head"),
+        (b"A" * 70000, "no end of HTTP head"),
+    ],
+)
 def test_stream_errors_end_the_stream(data, message):
     s = CstpStream("server")
     s.receive_data(data, 7, 0.0)
@@ -124,7 +135,9 @@ def test_client_random_only_from_a_client_hello():
 
 def test_keylog_keeps_good_lines_and_counts_bad_ones():
     good = "CLIENT_RANDOM " + "ab" * 32 + " " + "cd" * 48
-    k = parse_keylog(f"# comment\n\n{good}\nCLIENT_RANDOM xyz 00\nRSA 0011223344556677 " + "ee" * 48)
+    k = parse_keylog(
+        f"# comment\n\n{good}\nCLIENT_RANDOM xyz 00\nRSA 0011223344556677 " + "ee" * 48
+    )
     assert k.malformed == 1 and k.examples == ((4, "CLIENT_RANDOM xyz 00"),)
     assert k.can_decrypt(bytes.fromhex("ab" * 32)) and not k.can_decrypt(b"\0" * 32)
 
@@ -140,25 +153,48 @@ def _segments(path: Path) -> list[Segment]:
     for frame, p in enumerate(rdpcap(str(path)), start=1):
         if TCP in p:
             ip = p[IP] if IP in p else p[IPv6]
-            out.append(Segment(frame, float(p.time), ip.src, p[TCP].sport, ip.dst, p[TCP].dport,
-                               p[TCP].seq, bytes(p[TCP].payload)))
+            out.append(
+                Segment(
+                    frame,
+                    float(p.time),
+                    ip.src,
+                    p[TCP].sport,
+                    ip.dst,
+                    p[TCP].dport,
+                    p[TCP].seq,
+                    bytes(p[TCP].payload),
+                )
+            )
     return out
 
 
 @pytest.mark.parametrize("name, tls", [("cstp-tls12", "TLS 1.2"), ("cstp-tls13", "TLS 1.3")])
 def test_cstp_capture_decrypts_to_the_head_ends_numbers(name, tls):
-    report = decrypt(_segments(DATA / f"{name}.pcap"), parse_keylog((DATA / f"{name}.keylog").read_text()))
+    report = decrypt(
+        _segments(DATA / f"{name}.pcap"), parse_keylog((DATA / f"{name}.keylog").read_text())
+    )
     assert report.keyed_flows == 2 and not report.notes
     (tunnel,) = report.tunnels
     assert tunnel.tls.startswith(tls)
-    assert (tunnel.head_end("X-CSTP-MTU"), tunnel.head_end("X-DTLS-MTU"),
-            tunnel.head_end("X-CSTP-Base-MTU"), tunnel.head_end("X-DTLS-Port")) == (1347, 1418, 1500, 443)
-    assert tunnel.request is not None and tunnel.request.header_int("X-CSTP-MTU") == 1406  # the client's
+    assert (
+        tunnel.head_end("X-CSTP-MTU"),
+        tunnel.head_end("X-DTLS-MTU"),
+        tunnel.head_end("X-CSTP-Base-MTU"),
+        tunnel.head_end("X-DTLS-Port"),
+    ) == (1347, 1418, 1500, 443)
+    assert (
+        tunnel.request is not None and tunnel.request.header_int("X-CSTP-MTU") == 1406
+    )  # the client's
     assert tunnel.dtls_cipher == "AES128-SHA"
     assert dict(tunnel.to_client.packets) == {"DATA": 4, "DPD-RESP": 1, "KEEPALIVE": 1}
     assert dict(tunnel.to_server.packets) == {"DATA": 3, "DPD-REQ": 1, "KEEPALIVE": 1}
     assert (tunnel.to_client.largest_data, tunnel.to_server.largest_data) == (1347, 1300)
-    assert sorted(s.size for s in report.sizes if s.direction == "to-client") == [60, 576, 1347, 1347]
+    assert sorted(s.size for s in report.sizes if s.direction == "to-client") == [
+        60,
+        576,
+        1347,
+        1347,
+    ]
     auth = next(s for s in report.sessions if not s.is_tunnel)
     assert auth.first_request == "POST / HTTP/1.1"
 
@@ -171,7 +207,9 @@ def test_frames_agree_with_tsharks_decryption(name):
     (tunnel,) = report.tunnels
     extra = ("-o", f"tls.keylog_file:{keylog}")
     connect = tshark_fields(pcap, 'http.request.method == "CONNECT"', "frame.number", extra=extra)
-    connected = tshark_fields(pcap, 'http.response.phrase == "CONNECTED"', "frame.number", extra=extra)
+    connected = tshark_fields(
+        pcap, 'http.response.phrase == "CONNECTED"', "frame.number", extra=extra
+    )
     assert tunnel.request is not None and tunnel.response is not None
     assert [[str(tunnel.request.frame)]] == connect
     assert [[str(tunnel.response.frame)]] == connected
@@ -182,7 +220,9 @@ def test_frames_agree_with_tsharks_decryption(name):
 
 def test_public_http_capture_decrypts_but_is_no_tunnel(public_captures):
     pcap = public_captures / "tls12-decryption.pcap"
-    report = decrypt(_segments(pcap), parse_keylog((public_captures / "tls12-decryption.keylog").read_text()))
+    report = decrypt(
+        _segments(pcap), parse_keylog((public_captures / "tls12-decryption.keylog").read_text())
+    )
     (session,) = report.sessions
     assert session.first_request == "GET / HTTP/1.1" and not session.is_tunnel
     assert session.tls == "TLS 1.2 TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
@@ -199,18 +239,24 @@ def test_a_key_log_for_other_sessions_decrypts_nothing(public_captures):
 
 def test_a_wrong_secret_is_caught_by_the_integrity_check():
     text = (DATA / "cstp-tls12.keylog").read_text()
-    wrong = "\n".join(line[:-4] + "0000" if line.startswith("CLIENT_RANDOM") else line
-                      for line in text.splitlines())
+    wrong = "\n".join(
+        line[:-4] + "0000" if line.startswith("CLIENT_RANDOM") else line
+        for line in text.splitlines()
+    )
     report = decrypt(_segments(DATA / "cstp-tls12.pcap"), parse_keylog(wrong))
     assert report.sessions == () and report.keyed_flows == 2
-    assert all("integrity check failed" in n.message for n in report.notes) and len(report.notes) == 2
+    assert (
+        all("integrity check failed" in n.message for n in report.notes) and len(report.notes) == 2
+    )
     assert "decrypts none" in report.summary()
 
 
 def test_a_hole_in_the_capture_stops_that_flow_with_a_note():
     segs = _segments(DATA / "cstp-tls12.pcap")
     drop = next(s for s in segs if s.frame == 30)  # a data segment inside the tunnel
-    report = decrypt([s for s in segs if s is not drop], parse_keylog((DATA / "cstp-tls12.keylog").read_text()))
+    report = decrypt(
+        [s for s in segs if s is not drop], parse_keylog((DATA / "cstp-tls12.keylog").read_text())
+    )
     (tunnel,) = report.tunnels
     assert tunnel.response is not None  # decrypted up to the hole
     (note,) = report.notes
@@ -221,7 +267,11 @@ def test_a_hole_in_the_capture_stops_that_flow_with_a_note():
 
 
 REAL = Path(__file__).resolve().parents[1] / "pcaps" / "real"
-CASES = sorted(p.name for p in REAL.iterdir() if (p / "sslkeylog.txt").exists()) if REAL.is_dir() else []
+CASES = (
+    sorted(p.name for p in REAL.iterdir() if (p / "sslkeylog.txt").exists())
+    if REAL.is_dir()
+    else []
+)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -259,5 +309,7 @@ def test_real_connect_frame_agrees_with_tshark(case):
     assert report is not None
     (tunnel,) = report.tunnels
     extra = ("-o", f"tls.keylog_file:{d / 'sslkeylog.txt'}")
-    got = tshark_fields(d / "outside.pcap", 'http.response.phrase == "CONNECTED"', "frame.number", extra=extra)
+    got = tshark_fields(
+        d / "outside.pcap", 'http.response.phrase == "CONNECTED"', "frame.number", extra=extra
+    )
     assert tunnel.response is not None and got == [[str(tunnel.response.frame)]]

@@ -35,16 +35,30 @@ def test_campaign_tries_enough_inputs_in_time(figures: campaign.Figures) -> None
     assert figures.inputs >= 2000
     assert figures.seconds < SECONDS, figures.table()
     # Every target ran (a missing seed folder would silently shrink the campaign).
-    assert set(figures.targets) >= {"capture", "capture+annotate", "layers", "craft-original",
-                                    "syslog", "dart", "asa-config", "keylog", "decrypt",
-                                    "cstp-stream", "scenario"}
+    assert set(figures.targets) >= {
+        "capture",
+        "capture+annotate",
+        "layers",
+        "craft-original",
+        "syslog",
+        "dart",
+        "asa-config",
+        "keylog",
+        "decrypt",
+        "cstp-stream",
+        "scenario",
+    }
 
 
 def test_no_input_crashes_or_hangs_labkit(figures: campaign.Figures) -> None:
-    report = "\n\n".join(f"#{c.input.index} [{c.input.target}] {c.input.seed} {c.input.mutation}:\n"
-                         f"{c.error}" for c in figures.crashes)
-    assert not figures.crashes, f"{len(figures.crashes)} crash(es); rebuild one with " \
+    report = "\n\n".join(
+        f"#{c.input.index} [{c.input.target}] {c.input.seed} {c.input.mutation}:\n{c.error}"
+        for c in figures.crashes
+    )
+    assert not figures.crashes, (
+        f"{len(figures.crashes)} crash(es); rebuild one with "
         f"'python -m tests.fuzz --seed 0 --index N --save DIR':\n{report}"
+    )
 
 
 def test_slowest_input_per_byte_within_10x_the_median(figures: campaign.Figures) -> None:
@@ -56,8 +70,9 @@ def test_slowest_input_per_byte_within_10x_the_median(figures: campaign.Figures)
         elif t.ratio > MAX_PER_BYTE_RATIO:
             # Expensive content, not a blow-up, only if the input grown 8x costs no more per
             # byte than itself (a quadratic path: ~8x).
-            assert t.slowest_growth is not None and t.slowest_growth <= MAX_SCALING_RATIO, \
+            assert t.slowest_growth is not None and t.slowest_growth <= MAX_SCALING_RATIO, (
                 f"{t.name}: {t.slowest}\n{figures.table()}"
+            )
 
 
 def test_cost_per_byte_does_not_grow_with_size(figures: campaign.Figures) -> None:

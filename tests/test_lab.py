@@ -13,9 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, labkit, requires_tshark, tshark_fields
 from labenv import lab, lab_down, lab_namespaces, netns_run, requires_lab, requires_ocserv, unique
+
 from labkit import mtu
 from labkit.errors import InputError
 from labkit.lab.netops import nft_ruleset
@@ -25,6 +25,7 @@ CONFIGS = ROOT / "configs" / "lab"
 
 
 # --- topology files (no root needed) --------------------------------------------------------
+
 
 def test_default_topology_is_the_seed_case() -> None:
     topo = load_topology(CONFIGS / "default.yaml")
@@ -40,17 +41,20 @@ def test_every_shipped_topology_loads(name: str) -> None:
     assert isinstance(load_topology(CONFIGS / name), Topology)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("headend: kernel\ntls_mtu: abc\n", "t.yaml:2: tls_mtu: expected an MTU in bytes"),
-    ("headend: asa\n", "t.yaml:1: headend: expected one of kernel, ocserv, got 'asa'"),
-    ("block_dtls: 1\n", "t.yaml:1: block_dtls: expected true or false"),
-    ("tls_mtu: true\n", "t.yaml:1: tls_mtu: expected an MTU"),
-    ("headend: kernel\n\nmtu: 1347\n", "t.yaml:3: unknown key 'mtu'"),
-    ("tls_mtu: 1347\ntcpmss: 1380\n", "t.yaml:1: give either tls_mtu or tcpmss"),
-    ("tcpmss: 1380\ntls_cipher: NOPE\n", "t.yaml:2: unknown cipher 'NOPE'"),
-    ("tls_mtu: 100\n", "TLS MTU 100: expected 576..1500"),
-    ("headend: [\n", "t.yaml:2: not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("headend: kernel\ntls_mtu: abc\n", "t.yaml:2: tls_mtu: expected an MTU in bytes"),
+        ("headend: asa\n", "t.yaml:1: headend: expected one of kernel, ocserv, got 'asa'"),
+        ("block_dtls: 1\n", "t.yaml:1: block_dtls: expected true or false"),
+        ("tls_mtu: true\n", "t.yaml:1: tls_mtu: expected an MTU"),
+        ("headend: kernel\n\nmtu: 1347\n", "t.yaml:3: unknown key 'mtu'"),
+        ("tls_mtu: 1347\ntcpmss: 1380\n", "t.yaml:1: give either tls_mtu or tcpmss"),
+        ("tcpmss: 1380\ntls_cipher: NOPE\n", "t.yaml:2: unknown cipher 'NOPE'"),
+        ("tls_mtu: 100\n", "TLS MTU 100: expected 576..1500"),
+        ("headend: [\n", "t.yaml:2: not valid YAML"),
+    ],
+)
 def test_topology_errors_name_file_line_and_key(tmp_path: Path, text: str, expected: str) -> None:
     path = tmp_path / "t.yaml"
     path.write_text(text)
@@ -83,6 +87,7 @@ def test_nft_rules_follow_the_knobs() -> None:
 
 # --- the real lab (root) --------------------------------------------------------------------
 
+
 def _host_links() -> str:
     return subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
 
@@ -92,8 +97,9 @@ def test_up_then_down_leaves_nothing_behind() -> None:
     name = unique("ud")
     before = _host_links()
     with lab(name):
-        assert lab_namespaces(name) == [f"lk-{name}-{n}" for n in
-                                        sorted(("client", "router", "headend", "server"))]
+        assert lab_namespaces(name) == [
+            f"lk-{name}-{n}" for n in sorted(("client", "router", "headend", "server"))
+        ]
         # veths live only inside the lab's namespaces, never in the host's
         assert " lk-" not in _host_links()
         links = netns_run(f"lk-{name}-headend", "ip", "-o", "link").stdout
@@ -132,8 +138,12 @@ def test_status_json_contract() -> None:
 def test_sigkill_of_creator_then_down_removes_everything() -> None:
     name = unique("kill")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "labkit", "lab", "up", "--lab", name],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labkit", "lab", "up", "--lab", name],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 20
         while len(lab_namespaces(name)) < 2 and time.monotonic() < deadline and proc.poll() is None:
@@ -154,9 +164,16 @@ def test_sigkill_of_creator_then_down_removes_everything() -> None:
 def test_two_labs_at_once_do_not_collide() -> None:
     a, b = unique("pa"), unique("pb")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    procs = [subprocess.Popen([sys.executable, "-m", "labkit", "lab", "up", "--lab", n],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for n in (a, b)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "labkit", "lab", "up", "--lab", n],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in (a, b)
+    ]
     try:
         for p in procs:
             _, err = p.communicate(timeout=60)
@@ -176,23 +193,52 @@ def test_capture_sees_kernel_icmp_and_refuses_to_overwrite(tmp_path: Path) -> No
     name = unique("cap")
     out = tmp_path / "inside.pcap"
     with lab(name):
-        cap = subprocess.Popen([sys.executable, "-m", "labkit", "lab", "capture", "--lab", name,
-                                "--point", "inside", "-o", str(out), "--duration", "3"],
-                               env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cap = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "labkit",
+                "lab",
+                "capture",
+                "--lab",
+                name,
+                "--point",
+                "inside",
+                "-o",
+                str(out),
+                "--duration",
+                "3",
+            ],
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(1.2)
         # 1418-byte DF packet from the server: the head-end's 1347 side cannot carry it
         size = mtu.dtls_mtu() - 28  # ICMP payload of a 1418-byte IPv4 packet
-        netns_run(f"lk-{name}-server", "ping", "-c", "1", "-W", "1", "-M", "do", "-s", str(size),
-                  "198.18.1.2")
+        netns_run(
+            f"lk-{name}-server",
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "1",
+            "-M",
+            "do",
+            "-s",
+            str(size),
+            "198.18.1.2",
+        )
         _, err = cap.communicate(timeout=15)
         assert cap.returncode == 0, err
         rows = tshark_fields(out, "icmp.type == 3 && icmp.code == 4", "ip.src", "icmp.mtu")
         assert rows == [["198.18.3.1,198.18.3.2", "1347"]]
         big = tshark_fields(out, "ip.len == 1418 && ip.flags.df == 1", "ip.src")
         assert big and big[0][0] == "198.18.3.2"
-        again = labkit("lab", "capture", "--lab", name, "--point", "inside", "-o", str(out),
-                       "--duration", "1")
+        again = labkit(
+            "lab", "capture", "--lab", name, "--point", "inside", "-o", str(out), "--duration", "1"
+        )
         assert again.returncode == 2 and "already exists" in again.stderr
     assert list(tmp_path.iterdir()) == [out]  # no temporary file left behind
 
@@ -201,9 +247,22 @@ def test_capture_sees_kernel_icmp_and_refuses_to_overwrite(tmp_path: Path) -> No
 def test_sigkill_during_ocserv_up_then_down_ends_its_processes() -> None:
     name = unique("okill")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "labkit", "lab", "up", "--lab", name,
-                             "--topology", str(CONFIGS / "ocserv-dtls-open.yaml")],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "labkit",
+            "lab",
+            "up",
+            "--lab",
+            name,
+            "--topology",
+            str(CONFIGS / "ocserv-dtls-open.yaml"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     state = Path("/run/labkit", name, "state.json")
     pids: list[int] = []
     try:
@@ -226,4 +285,7 @@ def test_sigkill_during_ocserv_up_then_down_ends_its_processes() -> None:
         lab_down(name)
     assert lab_namespaces(name) == []
     for pid in pids:
-        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
+        )

@@ -12,27 +12,39 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import labkit, requires_tshark, tshark_fields
+from labenv import lab, requires_lab, requires_ocserv, unique
 from scapy.layers.inet import IP, UDP
 from scapy.utils import rdpcap, wrpcap
 
-from conftest import labkit, requires_tshark, tshark_fields
-from labenv import lab, requires_lab, requires_ocserv, unique
 from labkit import mtu
-from labkit.probe import (DtlsAnswer, EchoReply, FragNeeded, Reset, SynAck, Unreachable,
-                          echo_request, parse_dtls_answer, parse_icmp, parse_tcp_answer,
-                          tcp_options_mss, tcp_syn)
+from labkit.probe import (
+    DtlsAnswer,
+    EchoReply,
+    FragNeeded,
+    Reset,
+    SynAck,
+    Unreachable,
+    echo_request,
+    parse_dtls_answer,
+    parse_icmp,
+    parse_tcp_answer,
+    tcp_options_mss,
+    tcp_syn,
+)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "lab"
 
 
 # --- parsers (no root) ----------------------------------------------------------------------
 
+
 def test_dtls_answer_parser_on_a_real_anyconnect_capture(public_captures: Path) -> None:
     packets = rdpcap(str(public_captures / "anyconnect-vpn.pcap"))
     hvr = bytes(packets[438][UDP].payload)  # frame 439: the head-end's first answer
-    assert parse_dtls_answer(hvr) == DtlsAnswer("Handshake", "0x0100",
-                                                "DTLS 0x0100 (Cisco legacy, DTLS1_BAD_VER)",
-                                                "HelloVerifyRequest")
+    assert parse_dtls_answer(hvr) == DtlsAnswer(
+        "Handshake", "0x0100", "DTLS 0x0100 (Cisco legacy, DTLS1_BAD_VER)", "HelloVerifyRequest"
+    )
     server_hello = parse_dtls_answer(bytes(packets[464][UDP].payload))
     assert server_hello is not None and server_hello.handshake == "ServerHello"
     assert parse_dtls_answer(b"\x16\x03\x03\x00\x05hello") is None  # TLS, not DTLS
@@ -58,14 +70,29 @@ def test_tcp_options_parser_is_bounded_on_bad_options() -> None:
 
 def _ipv4(src: str, dst: str, proto: int, payload: bytes, df: bool = True) -> bytes:
     """Test-local IPv4 header (checksum left 0: the parser does not check it)."""
-    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0x4000 if df else 0, 64,
-                       proto, 0, socket.inet_aton(src), socket.inet_aton(dst)) + payload
+    return (
+        struct.pack(
+            "!BBHHHBBH4s4s",
+            0x45,
+            0,
+            20 + len(payload),
+            1,
+            0x4000 if df else 0,
+            64,
+            proto,
+            0,
+            socket.inet_aton(src),
+            socket.inet_aton(dst),
+        )
+        + payload
+    )
 
 
 def test_icmp_parser_ties_errors_to_our_probe() -> None:
     probe = _ipv4("198.18.3.2", "198.18.1.2", 1, echo_request(0x1234, 7, 1418)[:1398])
-    frag = _ipv4("198.18.3.1", "198.18.3.2", 1,
-                 struct.pack("!BBHHH", 3, 4, 0, 0, 1347) + probe[:28])
+    frag = _ipv4(
+        "198.18.3.1", "198.18.3.2", 1, struct.pack("!BBHHH", 3, 4, 0, 0, 1347) + probe[:28]
+    )
     assert parse_icmp(frag, 0x1234) == FragNeeded(7, 1347, "198.18.3.1", 1418)
     assert parse_icmp(frag, 0x4321) is None  # someone else's probe
     unreach = bytearray(frag)
@@ -81,8 +108,13 @@ def test_crafted_syn_and_echo_are_valid_for_tshark(tmp_path: Path) -> None:
     syn = tcp_syn("198.18.1.2", "198.18.3.2", 40000, 8080, 1, mtu.mss_for_mtu(mtu.dtls_mtu()))
     echo = echo_request(1, 1, 1418)
     path = tmp_path / "p.pcap"
-    wrpcap(str(path), [IP(src="198.18.1.2", dst="198.18.3.2", proto=6) / syn,
-                       IP(src="198.18.3.2", dst="198.18.1.2", proto=1, flags="DF") / echo])
+    wrpcap(
+        str(path),
+        [
+            IP(src="198.18.1.2", dst="198.18.3.2", proto=6) / syn,
+            IP(src="198.18.3.2", dst="198.18.1.2", proto=1, flags="DF") / echo,
+        ],
+    )
     extra = ("-o", "tcp.check_checksum:TRUE")
     rows = tshark_fields(path, "tcp", "tcp.options.mss_val", "tcp.checksum.status", extra=extra)
     assert rows == [["1378", "1"]]  # 1 = Good (0 Bad, 2 unverified)
@@ -91,6 +123,7 @@ def test_crafted_syn_and_echo_are_valid_for_tshark(tmp_path: Path) -> None:
 
 
 # --- against the real lab (root) ------------------------------------------------------------
+
 
 def _probe_json(*args: str) -> tuple[int, dict]:
     proc = labkit("probe", *args, "--format", "json", timeout=60)
@@ -101,8 +134,9 @@ def _probe_json(*args: str) -> tuple[int, dict]:
 @requires_lab
 def test_pmtu_from_server_to_client_finds_1347_by_icmp() -> None:
     with lab(unique("pm")) as name:
-        rc, out = _probe_json("pmtu", "198.18.1.2", "--from", "server", "--lab", name,
-                              "--timeout", "0.3")
+        rc, out = _probe_json(
+            "pmtu", "198.18.1.2", "--from", "server", "--lab", name, "--timeout", "0.3"
+        )
     assert rc == 0
     assert out["path_mtu"] == mtu.tls_mtu_asa(1380, "AES128-SHA") == 1347
     assert out["source"] == "icmp" and out["icmp_from"] == "198.18.3.1"
@@ -112,8 +146,9 @@ def test_pmtu_from_server_to_client_finds_1347_by_icmp() -> None:
 @requires_lab
 def test_pmtu_black_hole_when_icmp_is_blocked() -> None:
     with lab(unique("bh"), "--block-icmp") as name:
-        rc, out = _probe_json("pmtu", "198.18.1.2", "--from", "server", "--lab", name,
-                              "--timeout", "0.25")
+        rc, out = _probe_json(
+            "pmtu", "198.18.1.2", "--from", "server", "--lab", name, "--timeout", "0.25"
+        )
         status = json.loads(labkit("lab", "status", "--lab", name, "--format", "json").stdout)
     assert rc == 1  # a black hole is a problem
     assert out["path_mtu"] == 1347 and out["source"] == "black-hole"
@@ -125,11 +160,14 @@ def test_pmtu_black_hole_when_icmp_is_blocked() -> None:
 
 @contextlib.contextmanager
 def _listener(ns: str, port: int) -> Iterator[None]:
-    code = ("import socket,time\n"
-            "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-            f"s.bind(('0.0.0.0', {port})); s.listen(); print('ok', flush=True); time.sleep(30)")
-    proc = subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c", code],
-                            stdout=subprocess.PIPE, text=True)
+    code = (
+        "import socket,time\n"
+        "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        f"s.bind(('0.0.0.0', {port})); s.listen(); print('ok', flush=True); time.sleep(30)"
+    )
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", ns, "python3", "-c", code], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ok"
         yield
@@ -143,8 +181,9 @@ def test_mss_probe_sees_the_server_mss_and_a_clamp() -> None:
     with lab(unique("ms"), "--clamp-mss", str(mtu.mss_for_mtu(mtu.tls_mtu_asa()))) as name:
         with _listener(f"lk-{name}-server", 8080):
             rc, out = _probe_json("mss", "198.18.3.2:8080", "--from", "client", "--lab", name)
-            rc_closed, closed = _probe_json("mss", "198.18.3.2:8081", "--from", "client",
-                                            "--lab", name)
+            rc_closed, closed = _probe_json(
+                "mss", "198.18.3.2:8081", "--from", "client", "--lab", name
+            )
     assert rc == 0 and out["syn_mss"] == 1378 and out["answer"] == "syn-ack"
     assert out["synack_mss"] == 1307 and out["clamped"] is True
     assert rc_closed == 1 and closed["answer"] == "reset"
@@ -155,14 +194,20 @@ def test_mss_probe_sees_the_server_mss_and_a_clamp() -> None:
 
 
 def test_probe_usage_errors_are_one_line() -> None:
-    for args in (("mss", "198.18.3.2"), ("pmtu", "nohost"), ("pmtu", "::1"),
-                 ("dtls", "198.18.2.2:x"), ("pmtu", "198.18.1.2", "--timeout", "0")):
+    for args in (
+        ("mss", "198.18.3.2"),
+        ("pmtu", "nohost"),
+        ("pmtu", "::1"),
+        ("dtls", "198.18.2.2:x"),
+        ("pmtu", "198.18.1.2", "--timeout", "0"),
+    ):
         proc = labkit("probe", *args)
         assert proc.returncode == 2, (args, proc.stdout)
         assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 
 
 # --- DTLS against ocserv (one lab per case, reused by its tests) -----------------------------
+
 
 def _ocserv_lab(stem: str, *flags: str):
     name = unique(stem)
@@ -182,9 +227,20 @@ def ocserv_blocked():
 
 
 def _dtls_from_client(lab_name: str, session_id: str, *, timeout: float, tries: int):
-    return _probe_json("dtls", "198.18.2.2", "--from", "client", "--lab", lab_name,
-                       "--session-id", session_id, "--timeout", str(timeout),
-                       "--tries", str(tries))
+    return _probe_json(
+        "dtls",
+        "198.18.2.2",
+        "--from",
+        "client",
+        "--lab",
+        lab_name,
+        "--session-id",
+        session_id,
+        "--timeout",
+        str(timeout),
+        "--tries",
+        str(tries),
+    )
 
 
 @requires_ocserv

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, labkit, requires_tshark, tshark_fields, tshark_frames
 from labenv import requires_ocserv, unique
+
 from labkit import mtu
 
 REAL = ROOT / "pcaps" / "real"
@@ -25,8 +25,15 @@ def _case(name: str) -> tuple[Path, dict]:
 @pytest.mark.parametrize("name", CASES)
 def test_case_folder_is_complete_and_small(name: str) -> None:
     folder, facts = _case(name)
-    for f in ("outside.pcap", "tunnel.pcap", "inside.pcap", "sslkeylog.txt", "README.md",
-              "openconnect.log", "ocserv.log"):
+    for f in (
+        "outside.pcap",
+        "tunnel.pcap",
+        "inside.pcap",
+        "sslkeylog.txt",
+        "README.md",
+        "openconnect.log",
+        "ocserv.log",
+    ):
         assert (folder / f).is_file(), f
     for f in ("outside.pcap", "tunnel.pcap", "inside.pcap"):
         assert (folder / f).stat().st_size < 300_000
@@ -42,9 +49,12 @@ def test_case_folder_is_complete_and_small(name: str) -> None:
 def test_decrypted_connect_response_matches_what_openconnect_logged(name: str) -> None:
     folder, facts = _case(name)
     keylog = ("-o", f"tls.keylog_file:{folder / 'sslkeylog.txt'}")
-    rows = tshark_fields(folder / "outside.pcap", 'http.response.code == 200 && '
-                         'http.response.line contains "X-CSTP-MTU"', "http.response.line",
-                         extra=keylog)
+    rows = tshark_fields(
+        folder / "outside.pcap",
+        'http.response.code == 200 && http.response.line contains "X-CSTP-MTU"',
+        "http.response.line",
+        extra=keylog,
+    )
     assert len(rows) == 1
     lines = rows[0][0].replace("\\r\\n", "").split(",")  # tshark shows each CRLF as \r\n
     headers = dict(h.strip().split(": ", 1) for h in lines if ": " in h)
@@ -57,16 +67,18 @@ def test_decrypted_connect_response_matches_what_openconnect_logged(name: str) -
 @pytest.mark.parametrize("name", CASES)
 def test_tunnel_syn_mss_is_the_client_tun_mtu_minus_40(name: str) -> None:
     folder, facts = _case(name)
-    rows = tshark_fields(folder / "tunnel.pcap", "tcp.flags.syn == 1 && tcp.flags.ack == 0",
-                         "tcp.options.mss_val")
+    rows = tshark_fields(
+        folder / "tunnel.pcap", "tcp.flags.syn == 1 && tcp.flags.ack == 0", "tcp.options.mss_val"
+    )
     assert rows == [[str(mtu.mss_for_mtu(facts["headend"]["client_tun_mtu"]))]]
 
 
 @requires_tshark
 def test_dtls_allowed_is_a_legacy_dtls_session() -> None:
     folder, facts = _case("dtls-allowed")
-    rows = tshark_fields(folder / "outside.pcap", "dtls.handshake.type == 2", "ip.src",
-                         "dtls.record.version")
+    rows = tshark_fields(
+        folder / "outside.pcap", "dtls.handshake.type == 2", "ip.src", "dtls.record.version"
+    )
     assert rows and rows[0][0] == HEADEND and rows[0][1].startswith("0x0100")
     assert tshark_frames(folder / "inside.pcap", "icmp.type == 3") == []
     assert facts["headend"]["client_tun_mtu"] == facts["headend"]["headend_tun_mtu"]
@@ -77,27 +89,38 @@ def test_dtls_allowed_is_a_legacy_dtls_session() -> None:
 @pytest.mark.parametrize("name", CASES[1:])
 def test_dtls_blocked_cases_show_unanswered_client_hellos(name: str) -> None:
     folder, facts = _case(name)
-    hellos = tshark_fields(folder / "outside.pcap", "dtls.handshake.type == 1", "ip.src",
-                           "dtls.record.version")
+    hellos = tshark_fields(
+        folder / "outside.pcap", "dtls.handshake.type == 1", "ip.src", "dtls.record.version"
+    )
     assert len(hellos) >= 2 and all(r == [CLIENT, "0x0100"] for r in hellos)
     assert tshark_frames(folder / "outside.pcap", f"udp && ip.src == {HEADEND}") == []
-    assert facts["headend"]["client_tun_mtu"] > facts["headend"]["headend_tun_mtu"] \
+    assert (
+        facts["headend"]["client_tun_mtu"]
+        > facts["headend"]["headend_tun_mtu"]
         == mtu.tls_mtu_asa()
+    )
 
 
 @requires_tshark
 def test_icmp_allowed_the_server_learns_1347_and_the_download_completes() -> None:
     folder, facts = _case("dtls-blocked-icmp-allowed")
     tun = facts["headend"]["client_tun_mtu"]
-    icmp = tshark_fields(folder / "inside.pcap", "icmp.type == 3 && icmp.code == 4", "frame.number",
-                         "icmp.mtu", "ip.len")
+    icmp = tshark_fields(
+        folder / "inside.pcap",
+        "icmp.type == 3 && icmp.code == 4",
+        "frame.number",
+        "icmp.mtu",
+        "ip.len",
+    )
     assert icmp and {r[1] for r in icmp} == {str(mtu.tls_mtu_asa())}
     assert {r[2].split(",")[1] for r in icmp} == {str(tun)}  # it quotes the dropped packet
     # one ICMP per segment of the first flight; after the last, the server resends at 1347
     last_icmp = int(icmp[-1][0])
-    later = tshark_fields(folder / "inside.pcap",
-                          f"frame.number > {last_icmp} && ip.src == {SERVER} && tcp.len > 0 "
-                          "&& !icmp", "ip.len")
+    later = tshark_fields(
+        folder / "inside.pcap",
+        f"frame.number > {last_icmp} && ip.src == {SERVER} && tcp.len > 0 && !icmp",
+        "ip.len",
+    )
     assert later and max(int(r[0]) for r in later) == mtu.tls_mtu_asa()
     assert facts["download"]["completed"]
 
@@ -107,8 +130,12 @@ def test_icmp_blocked_the_server_retransmits_into_a_black_hole() -> None:
     folder, facts = _case("dtls-blocked-icmp-blocked")
     tun = facts["headend"]["client_tun_mtu"]
     assert tshark_frames(folder / "inside.pcap", "icmp") == []
-    retrans = tshark_fields(folder / "inside.pcap", f"tcp.analysis.retransmission && ip.src == {SERVER}",
-                            "ip.len", "ip.flags.df")
+    retrans = tshark_fields(
+        folder / "inside.pcap",
+        f"tcp.analysis.retransmission && ip.src == {SERVER}",
+        "ip.len",
+        "ip.flags.df",
+    )
     assert len(retrans) >= 2 and all(r == [str(tun), "1"] for r in retrans)
     delivered = tshark_frames(folder / "tunnel.pcap", f"ip.src == {SERVER} && tcp.len > 0")
     assert delivered == []  # not one data segment reached the client
@@ -131,10 +158,15 @@ def test_record_makes_a_case_and_refuses_to_overwrite(tmp_path: Path) -> None:
 
 # --- the analyzer's verdict on each real case -------------------------------------------------
 
+
 def _analyze(name: str) -> tuple[int, dict]:
     folder = REAL / name
-    proc = labkit("analyze", *(str(folder / f) for f in ("outside.pcap", "tunnel.pcap",
-                                                         "inside.pcap")), "--format", "json")
+    proc = labkit(
+        "analyze",
+        *(str(folder / f) for f in ("outside.pcap", "tunnel.pcap", "inside.pcap")),
+        "--format",
+        "json",
+    )
     assert proc.returncode in (0, 1), proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 

@@ -11,28 +11,43 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, labkit, requires_tshark, tshark_fields
+from labenv import lab, netns_run, requires_lab, requires_ocserv, unique
 from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
-from conftest import ROOT, labkit, requires_tshark, tshark_fields
-from labenv import lab, netns_run, requires_lab, requires_ocserv, unique
 from labkit import mtu
 from labkit.errors import UsageError
-from labkit.replay import (LINKTYPE_ETHERNET, Pace, Record, parse_ip_map, parse_mac_map,
-                           read_capture, rewrite_frame, schedule)
+from labkit.replay import (
+    LINKTYPE_ETHERNET,
+    Pace,
+    Record,
+    parse_ip_map,
+    parse_mac_map,
+    read_capture,
+    rewrite_frame,
+    schedule,
+)
 
 CONFIGS = ROOT / "configs" / "lab"
-CHECKSUMS = ("-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE",
-             "-o", "udp.check_checksum:TRUE")
+CHECKSUMS = (
+    "-o",
+    "ip.check_checksum:TRUE",
+    "-o",
+    "tcp.check_checksum:TRUE",
+    "-o",
+    "udp.check_checksum:TRUE",
+)
 
 
 def _rewrite_file(src: Path, dst: Path, macs: str | None, ips: str | None) -> list[bool]:
     linktype, records = read_capture(src)
     out, changed = [], []
     for rec in records:
-        frame, did = rewrite_frame(rec.data, linktype, parse_mac_map(macs), parse_ip_map(ips),
-                                   rec.wire_len)
+        frame, did = rewrite_frame(
+            rec.data, linktype, parse_mac_map(macs), parse_ip_map(ips), rec.wire_len
+        )
         changed.append(did)
         pkt = Ether(frame) if linktype == LINKTYPE_ETHERNET else IP(frame)
         pkt.wirelen = rec.wire_len  # keep the snap length: tshark must see truncation
@@ -42,18 +57,22 @@ def _rewrite_file(src: Path, dst: Path, macs: str | None, ips: str | None) -> li
 
 
 @requires_tshark
-def test_ip_rewrite_fixes_checksums_as_tshark_sees_them(public_captures: Path,
-                                                         tmp_path: Path) -> None:
+def test_ip_rewrite_fixes_checksums_as_tshark_sees_them(
+    public_captures: Path, tmp_path: Path
+) -> None:
     src = public_captures / "tcp-mss-fast-retransmit.pcap"
     dst = tmp_path / "rw.pcap"
     changed = _rewrite_file(src, dst, None, "10.0.88.85=198.18.1.2,192.168.0.0/24=198.18.3.0/24")
     assert all(changed)
     before = tshark_fields(src, "tcp", "tcp.checksum.status", extra=CHECKSUMS)
-    after = tshark_fields(dst, "tcp", "ip.src", "ip.dst", "ip.checksum.status",
-                          "tcp.checksum.status", extra=CHECKSUMS)
+    after = tshark_fields(
+        dst, "tcp", "ip.src", "ip.dst", "ip.checksum.status", "tcp.checksum.status", extra=CHECKSUMS
+    )
     assert len(after) == len(before)
-    assert {(r[0], r[1]) for r in after} == {("198.18.1.2", "198.18.3.27"),
-                                            ("198.18.3.27", "198.18.1.2")}
+    assert {(r[0], r[1]) for r in after} == {
+        ("198.18.1.2", "198.18.3.27"),
+        ("198.18.3.27", "198.18.1.2"),
+    }
     # The capture has bad checksums (0, offload) and snapped packets (2, unverifiable). After a
     # rewrite every IP checksum is good (1) and every complete packet's TCP checksum is good;
     # a snapped packet's cannot be computed and stays unverifiable, as with tcprewrite.
@@ -69,8 +88,9 @@ def test_ipv6_rewrite_fixes_the_icmpv6_checksum(public_captures: Path, tmp_path:
     orig_src, orig_dst = srcs.split(",")[0], dsts.split(",")[0]  # outer header; then the quote
     dst = tmp_path / "rw6.pcap"
     assert _rewrite_file(src, dst, None, f"{orig_src}=2001:db8::1") == [True]
-    rows = tshark_fields(dst, "icmpv6", "ipv6.src", "ipv6.dst", "icmpv6.checksum.status",
-                         "icmpv6.mtu")
+    rows = tshark_fields(
+        dst, "icmpv6", "ipv6.src", "ipv6.dst", "icmpv6.checksum.status", "icmpv6.mtu"
+    )
     assert [v.split(",")[0] for v in rows[0][:2]] == ["2001:db8::1", orig_dst]
     assert rows[0][2] == "1"
 
@@ -78,27 +98,38 @@ def test_ipv6_rewrite_fixes_the_icmpv6_checksum(public_captures: Path, tmp_path:
 def test_untouched_packets_leave_exactly_as_captured(public_captures: Path) -> None:
     linktype, records = read_capture(public_captures / "tcp-mss-fast-retransmit.pcap")
     for rec in records:
-        frame, changed = rewrite_frame(rec.data, linktype, parse_mac_map("02:00:00:00:00:09=02:00:00:00:00:0a"),
-                                       parse_ip_map("203.0.113.1=198.18.1.1"), rec.wire_len)
+        frame, changed = rewrite_frame(
+            rec.data,
+            linktype,
+            parse_mac_map("02:00:00:00:00:09=02:00:00:00:00:0a"),
+            parse_ip_map("203.0.113.1=198.18.1.1"),
+            rec.wire_len,
+        )
         assert (frame, changed) == (rec.data, False)
 
 
 def test_mac_rewrite_applies_to_both_addresses() -> None:
-    frame = bytes.fromhex("020000000001" "020000000002" "0800") + bytes(IP(dst="1.2.3.4"))
-    out, changed = rewrite_frame(frame, LINKTYPE_ETHERNET,
-                                 parse_mac_map("02:00:00:00:00:01=0a:00:00:00:00:01,"
-                                               "02:00:00:00:00:02=0a:00:00:00:00:02"), ())
-    assert changed and out[:12] == bytes.fromhex("0a0000000001" "0a0000000002")
+    frame = bytes.fromhex("0200000000010200000000020800") + bytes(IP(dst="1.2.3.4"))
+    out, changed = rewrite_frame(
+        frame,
+        LINKTYPE_ETHERNET,
+        parse_mac_map("02:00:00:00:00:01=0a:00:00:00:00:01,02:00:00:00:00:02=0a:00:00:00:00:02"),
+        (),
+    )
+    assert changed and out[:12] == bytes.fromhex("0a00000000010a0000000002")
     assert out[12:] == frame[12:]
 
 
-@pytest.mark.parametrize("flag, value, message", [
-    ("mac", "02:00:00:00:00:01", "expected OLD=NEW"),
-    ("mac", "02:00:00:00:01=02:00:00:00:00:02", "expected six hex bytes"),
-    ("ip", "10.0.0.0/8=198.18.0.0/15", "same IP version and prefix length"),
-    ("ip", "10.0.0.1=2001:db8::1", "same IP version"),
-    ("ip", "10.0.0.1/8=198.18.0.0/8", "has host bits set"),
-])
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("mac", "02:00:00:00:00:01", "expected OLD=NEW"),
+        ("mac", "02:00:00:00:01=02:00:00:00:00:02", "expected six hex bytes"),
+        ("ip", "10.0.0.0/8=198.18.0.0/15", "same IP version and prefix length"),
+        ("ip", "10.0.0.1=2001:db8::1", "same IP version"),
+        ("ip", "10.0.0.1/8=198.18.0.0/8", "has host bits set"),
+    ],
+)
 def test_bad_maps_are_usage_errors(flag: str, value: str, message: str) -> None:
     with pytest.raises(UsageError) as err:
         (parse_mac_map if flag == "mac" else parse_ip_map)(value)
@@ -119,8 +150,14 @@ def test_replay_refusals_are_one_line(tmp_path: Path, public_captures: Path) -> 
     cap = public_captures / "tcp-mss-fast-retransmit.pcap"
     cases = [
         (("replay", str(cap), "--iface", "lo"), "host's own namespace"),
-        (("replay", str(cap), "--iface", "eth0", "--netns", "someone-elses"), "not a node of a labkit lab"),
-        (("replay", str(tmp_path / "none.pcap"), "--iface", "lo", "--allow-any-iface"), "no such file"),
+        (
+            ("replay", str(cap), "--iface", "eth0", "--netns", "someone-elses"),
+            "not a node of a labkit lab",
+        ),
+        (
+            ("replay", str(tmp_path / "none.pcap"), "--iface", "lo", "--allow-any-iface"),
+            "no such file",
+        ),
         (("replay", str(cap), "--iface", "lo", "--pps", "0", "--allow-any-iface"), "--pps 0"),
         (("replay", str(cap), "--iface", "lo", "--speed", "2", "--pps", "3"), "not allowed with"),
     ]
@@ -135,17 +172,20 @@ def test_replay_refusals_are_one_line(tmp_path: Path, public_captures: Path) -> 
 
 # --- into the real lab ------------------------------------------------------------------------
 
+
 def _scenario_like_capture(path: Path, count: int) -> None:
     """The server's 1418-byte DF segment to the client's tunnel address and its
     retransmissions, as `labkit craft` writes them (documentation addresses, fixed MACs)."""
-    proc = labkit("craft", "oversized", "--count", str(count), "--interval", "0.01",
-                  "-o", str(path))
+    proc = labkit(
+        "craft", "oversized", "--count", str(count), "--interval", "0.01", "-o", str(path)
+    )
     assert proc.returncode == 0, proc.stderr
 
 
 def _mac(ns: str, ifname: str) -> str:
-    out = subprocess.run(["ip", "-j", "-n", ns, "link", "show", ifname], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["ip", "-j", "-n", ns, "link", "show", ifname], capture_output=True, text=True, check=True
+    ).stdout
     return json.loads(out)[0]["address"]
 
 
@@ -159,35 +199,82 @@ def test_replayed_scenario_segments_make_the_kernel_send_icmp_1347(tmp_path: Pat
     the kernel lab, draw the real head-end kernel's ICMP 3/4 with the TLS MTU."""
     crafted, captured = tmp_path / "scenario.pcap", tmp_path / "inside.pcap"
     # Only the server's segments: the scenario's own (crafted) ICMP stays out of the lab.
-    proc = subprocess.run(["tshark", "-n", "-r", str(SCENARIO), "-Y",
-                           "ip.len == 1418 && ip.flags.df == 1 && tcp && !icmp",
-                           "-F", "pcap", "-w", str(crafted)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            "tshark",
+            "-n",
+            "-r",
+            str(SCENARIO),
+            "-Y",
+            "ip.len == 1418 && ip.flags.df == 1 && tcp && !icmp",
+            "-F",
+            "pcap",
+            "-w",
+            str(crafted),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
-    rows = tshark_fields(crafted, "ip.len == 1418 && ip.flags.df == 1", "ip.src", "ip.dst",
-                         "eth.src", "eth.dst")
+    rows = tshark_fields(
+        crafted, "ip.len == 1418 && ip.flags.df == 1", "ip.src", "ip.dst", "eth.src", "eth.dst"
+    )
     assert len(rows) == 4
-    (scen_server, scen_client, scen_smac, scen_dmac), = set(map(tuple, rows))
+    ((scen_server, scen_client, scen_smac, scen_dmac),) = set(map(tuple, rows))
     with lab(unique("rp")) as name:
         server, headend = f"lk-{name}-server", f"lk-{name}-headend"
         netns_run(server, "ip", "route", "flush", "cache")
-        cap = subprocess.Popen([sys.executable, "-m", "labkit", "lab", "capture", "--lab", name,
-                                "--point", "inside", "-o", str(captured), "--duration", "2.5"],
-                               env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cap = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "labkit",
+                "lab",
+                "capture",
+                "--lab",
+                name,
+                "--point",
+                "inside",
+                "-o",
+                str(captured),
+                "--duration",
+                "2.5",
+            ],
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(1.0)
-        proc = labkit("replay", str(crafted), "--iface", "lk-s-h", "--netns", server, "--pps", "50",
-                      "--rewrite-mac", f"{scen_dmac}={_mac(headend, 'lk-h-s')},"
-                                       f"{scen_smac}={_mac(server, 'lk-s-h')}",
-                      "--rewrite-ip", f"{scen_server}=198.18.3.2,{scen_client}=198.18.1.2",
-                      "--format", "json")
+        proc = labkit(
+            "replay",
+            str(crafted),
+            "--iface",
+            "lk-s-h",
+            "--netns",
+            server,
+            "--pps",
+            "50",
+            "--rewrite-mac",
+            f"{scen_dmac}={_mac(headend, 'lk-h-s')},{scen_smac}={_mac(server, 'lk-s-h')}",
+            "--rewrite-ip",
+            f"{scen_server}=198.18.3.2,{scen_client}=198.18.1.2",
+            "--format",
+            "json",
+        )
         assert proc.returncode == 0, proc.stderr
         stats = json.loads(proc.stdout)
         assert (stats["sent"], stats["failed"], stats["rewritten"]) == (4, 0, 4)
         assert stats["pps"] > 0
         _, err = cap.communicate(timeout=20)
         assert cap.returncode == 0, err
-    sent = tshark_fields(captured, "ip.src == 198.18.3.2 && ip.len == 1418 && tcp && !icmp", "ip.dst",
-                         "tcp.checksum.status", extra=CHECKSUMS)
+    sent = tshark_fields(
+        captured,
+        "ip.src == 198.18.3.2 && ip.len == 1418 && tcp && !icmp",
+        "ip.dst",
+        "tcp.checksum.status",
+        extra=CHECKSUMS,
+    )
     assert sent == [["198.18.1.2", "1"]] * 4  # rewritten, checksums fixed
     icmp = tshark_fields(captured, "icmp.type == 3 && icmp.code == 4", "ip.src", "icmp.mtu")
     # outer source: the head-end; quoted source: the server whose segment it dropped
@@ -198,8 +285,10 @@ def test_replayed_scenario_segments_make_the_kernel_send_icmp_1347(tmp_path: Pat
     found = {f["id"]: f for f in json.loads(proc.stdout)["findings"]}
     assert found["icmp-frag-needed"]["mtu"] == mtu.tls_mtu_asa()
     assert found["icmp-frag-needed"]["original_length"] == mtu.dtls_mtu()
-    assert (found["mtu-mismatch"]["packet_size"], found["mtu-mismatch"]["tunnel_mtu"]) == \
-        (mtu.dtls_mtu(), mtu.tls_mtu_asa())
+    assert (found["mtu-mismatch"]["packet_size"], found["mtu-mismatch"]["tunnel_mtu"]) == (
+        mtu.dtls_mtu(),
+        mtu.tls_mtu_asa(),
+    )
 
 
 @requires_lab
@@ -211,8 +300,15 @@ def test_replay_refuses_a_missing_interface_in_a_lab() -> None:
             proc = labkit("replay", str(crafted), "--iface", "eth9", "--netns", f"lk-{name}-server")
             assert proc.returncode == 2 and "does not exist" in proc.stderr
             # a 1418-byte frame onto the head-end's 1347 link: counted as failed, exit 1
-            proc = labkit("replay", str(crafted), "--iface", "lk-h-r", "--netns",
-                          f"lk-{name}-headend", "--topspeed")
+            proc = labkit(
+                "replay",
+                str(crafted),
+                "--iface",
+                "lk-h-r",
+                "--netns",
+                f"lk-{name}-headend",
+                "--topspeed",
+            )
             assert proc.returncode == 1
             assert "Failed packets: 1" in proc.stdout and "Message too long" in proc.stdout
         finally:
@@ -230,17 +326,43 @@ def test_raw_ip_replay_into_the_client_tun_crosses_the_real_vpn(tmp_path: Path) 
         status = json.loads(labkit("lab", "status", "--lab", name, "--format", "json").stdout)
         tunnel_addr = status["nodes"]["client"]["tunnel_addresses"][0].split("/")[0]
         wrpcap(str(crafted), [IP(src="10.0.0.1", dst="10.0.0.2") / ICMP(id=7, seq=1) / b"labkit"])
-        cap = subprocess.Popen([sys.executable, "-m", "labkit", "lab", "capture", "--lab", name,
-                                "--point", "inside", "-o", str(captured), "--duration", "2"],
-                               env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cap = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "labkit",
+                "lab",
+                "capture",
+                "--lab",
+                name,
+                "--point",
+                "inside",
+                "-o",
+                str(captured),
+                "--duration",
+                "2",
+            ],
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(0.8)
-        proc = labkit("replay", str(crafted), "--iface", "lkvpn0", "--netns", f"lk-{name}-client",
-                      "--rewrite-ip", f"10.0.0.1={tunnel_addr},10.0.0.2=198.18.3.2")
+        proc = labkit(
+            "replay",
+            str(crafted),
+            "--iface",
+            "lkvpn0",
+            "--netns",
+            f"lk-{name}-client",
+            "--rewrite-ip",
+            f"10.0.0.1={tunnel_addr},10.0.0.2=198.18.3.2",
+        )
         assert proc.returncode == 0, proc.stderr
         assert "Successful packets: 1" in proc.stdout
         _, err = cap.communicate(timeout=15)
         assert cap.returncode == 0, err
-    rows = tshark_fields(captured, "icmp.ident == 7", "ip.src", "ip.dst", "icmp.type",
-                         "icmp.checksum.status")
+    rows = tshark_fields(
+        captured, "icmp.ident == 7", "ip.src", "ip.dst", "icmp.type", "icmp.checksum.status"
+    )
     assert rows == [[tunnel_addr, "198.18.3.2", "8", "1"], ["198.18.3.2", tunnel_addr, "0", "1"]]

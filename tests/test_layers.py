@@ -10,12 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import requires_tshark, tshark_fields
 from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.packet import Raw
 from scapy.utils import rdpcap
 
-from conftest import requires_tshark, tshark_fields
 from labkit.layers import (
     CSTP,
     AnyConnectDTLS,
@@ -33,6 +33,7 @@ SESSION_ID = bytes.fromhex("9bb071c8a80440614f8347a2ce2efe01540c7af53be22e1eac07
 COOKIE = bytes.fromhex("6291bcf11a76eec56236218cac4cd4c37c12411d")
 CLIENT_RANDOM = bytes.fromhex("ed89c4699ea16489a68421ebd0951f08172d595bf2c2507bd49467c65ee6238a")
 
+
 def _hex(text: str) -> bytes:
     return bytes.fromhex(text.replace(" ", ""))
 
@@ -42,11 +43,12 @@ def _hex(text: str) -> bytes:
 FRAME_440_UDP_PAYLOAD = _hex(
     "16 0100 0000 000000000001 006a"  # record: handshake, DTLS1_BAD_VER, epoch 0, seq 1, 106
     "01 00005e 0001 000000 00005e"  # handshake: client_hello, 94, msg_seq 1, unfragmented
-    "0100" + CLIENT_RANDOM.hex() + "20" + SESSION_ID.hex() + "14" + COOKIE.hex()
-    + "0002 0039 01 00")  # one suite DHE-RSA-AES256-SHA, null compression, no extensions
+    "0100" + CLIENT_RANDOM.hex() + "20" + SESSION_ID.hex() + "14" + COOKIE.hex() + "0002 0039 01 00"
+)  # one suite DHE-RSA-AES256-SHA, null compression, no extensions
 
 
 # --- CSTP and the AnyConnect DTLS header ----------------------------------------------------
+
 
 def test_cstp_build_dpd_request() -> None:
     assert bytes(CSTP(type="DPD-REQ")) == b"STF\x01\x00\x00\x03\x00"
@@ -61,13 +63,22 @@ def test_cstp_build_data_counts_payload_only() -> None:
 
 def test_cstp_dissect_data_ipv4_and_trailing_packet() -> None:
     inner = bytes(IP(src="10.1.1.1", dst="10.1.1.2") / UDP(sport=1, dport=2))
-    wire = b"STF\x01" + len(inner).to_bytes(2, "big") + b"\x00\x00" + inner + b"STF\x01\x00\x00\x07\x00"
+    wire = (
+        b"STF\x01"
+        + len(inner).to_bytes(2, "big")
+        + b"\x00\x00"
+        + inner
+        + b"STF\x01\x00\x00\x07\x00"
+    )
     pkt = CSTP(wire)
     assert (pkt.magic, pkt.length, pkt.type) == (b"STF\x01", 28, 0)
     assert pkt[IP].dst == "10.1.1.2" and pkt[UDP].dport == 2
-    assert bytes(pkt[IP]) .startswith(inner)
+    assert bytes(pkt[IP]).startswith(inner)
     assert pkt[CSTP:2].type == 7 and bytes(pkt) == wire
-    assert pkt.summary() == "CSTP DATA len=28 / IP / UDP 10.1.1.1:1 > 10.1.1.2:2 / CSTP KEEPALIVE len=0"
+    assert (
+        pkt.summary()
+        == "CSTP DATA len=28 / IP / UDP 10.1.1.1:1 > 10.1.1.2:2 / CSTP KEEPALIVE len=0"
+    )
 
 
 def test_cstp_dissect_ipv6_by_version_nibble() -> None:
@@ -92,7 +103,11 @@ def test_anyconnect_dtls_build_and_dissect() -> None:
 
 
 def test_record_over_anyconnect_data_is_epoch1_application_data() -> None:
-    pkt = DTLSRecord(version=0x0100, sequence_number=5) / AnyConnectDTLS() / Raw(b"\x45" + b"\x00" * 19)
+    pkt = (
+        DTLSRecord(version=0x0100, sequence_number=5)
+        / AnyConnectDTLS()
+        / Raw(b"\x45" + b"\x00" * 19)
+    )
     assert bytes(pkt)[:13] == _hex("17 0100 0001 000000000005 0015")
     # Dissected back, an epoch-1 body is ciphertext to anyone without the keys.
     assert DTLSRecord(bytes(pkt)).payload.__class__ is Raw
@@ -100,28 +115,40 @@ def test_record_over_anyconnect_data_is_epoch1_application_data() -> None:
 
 # --- DTLS record ----------------------------------------------------------------------------
 
+
 def test_record_build_header() -> None:
-    pkt = DTLSRecord(content_type=23, version="DTLS1_BAD_VER", epoch=1, sequence_number=258) / Raw(b"ab")
+    pkt = DTLSRecord(content_type=23, version="DTLS1_BAD_VER", epoch=1, sequence_number=258) / Raw(
+        b"ab"
+    )
     assert bytes(pkt) == _hex("17 0100 0001 000000000102 0002") + b"ab"
 
 
 def test_record_dissect_header() -> None:
     pkt = DTLSRecord(_hex("17 fefd 0001 0000000000ff 0003 aabbcc"))
-    assert (pkt.content_type, pkt.version, pkt.epoch, pkt.sequence_number, pkt.length) == \
-        (23, 0xFEFD, 1, 255, 3)
+    assert (pkt.content_type, pkt.version, pkt.epoch, pkt.sequence_number, pkt.length) == (
+        23,
+        0xFEFD,
+        1,
+        255,
+        3,
+    )
     assert pkt.sprintf("%DTLSRecord.version%") == "DTLS 1.2"
     assert pkt[Raw].load == _hex("aabbcc")
 
 
-@pytest.mark.parametrize(("version", "name"), [
-    (0x0100, "DTLS1_BAD_VER"), (0xFEFF, "DTLS 1.0"), (0xFEFD, "DTLS 1.2"), (0xFEFC, "DTLS 1.3")])
+@pytest.mark.parametrize(
+    ("version", "name"),
+    [(0x0100, "DTLS1_BAD_VER"), (0xFEFF, "DTLS 1.0"), (0xFEFD, "DTLS 1.2"), (0xFEFC, "DTLS 1.3")],
+)
 def test_record_versions_are_named(version: int, name: str) -> None:
     assert DTLSRecord(version=version).sprintf("%DTLSRecord.version%") == name
     assert DTLSRecord(version=name).version == version
 
 
 def test_two_records_in_one_datagram_chain() -> None:
-    wire = _hex("14 0100 0000 000000000002 0003 010002") + _hex("15 fefd 0000 000000000003 0002 0228")
+    wire = _hex("14 0100 0000 000000000002 0003 010002") + _hex(
+        "15 fefd 0000 000000000003 0002 0228"
+    )
     pkt = DTLSRecord(wire)
     assert pkt.length == 3 and pkt[DTLSChangeCipherSpec].message_seq == 2
     second = pkt[DTLSRecord:2]
@@ -131,20 +158,30 @@ def test_two_records_in_one_datagram_chain() -> None:
 
 
 def test_chained_lengths_are_computed_per_record() -> None:
-    pkt = (DTLSRecord(version=0x0100, content_type=20) / DTLSChangeCipherSpec(message_seq=2)
-           / DTLSRecord(version=0x0100, epoch=1) / Raw(b"\x11" * 4))
-    assert bytes(pkt) == (_hex("14 0100 0000 000000000000 0003 010002")
-                          + _hex("16 0100 0001 000000000000 0004") + b"\x11" * 4)
+    pkt = (
+        DTLSRecord(version=0x0100, content_type=20)
+        / DTLSChangeCipherSpec(message_seq=2)
+        / DTLSRecord(version=0x0100, epoch=1)
+        / Raw(b"\x11" * 4)
+    )
+    assert bytes(pkt) == (
+        _hex("14 0100 0000 000000000000 0003 010002")
+        + _hex("16 0100 0001 000000000000 0004")
+        + b"\x11" * 4
+    )
 
 
 def test_alert_build() -> None:
-    pkt = DTLSRecord(content_type="alert") / DTLSAlert(level="fatal", description="handshake_failure")
+    pkt = DTLSRecord(content_type="alert") / DTLSAlert(
+        level="fatal", description="handshake_failure"
+    )
     assert bytes(pkt) == _hex("15 fefd 0000 000000000000 0002 02 28")
 
 
 def test_ccs_without_bad_version_has_no_sequence() -> None:
-    assert bytes(DTLSRecord(content_type=20) / DTLSChangeCipherSpec()) == \
-        _hex("14 fefd 0000 000000000000 0001 01")
+    assert bytes(DTLSRecord(content_type=20) / DTLSChangeCipherSpec()) == _hex(
+        "14 fefd 0000 000000000000 0001 01"
+    )
 
 
 def test_record_by_content_on_any_port_and_raw_otherwise() -> None:
@@ -154,33 +191,57 @@ def test_record_by_content_on_any_port_and_raw_otherwise() -> None:
     quic = _hex("c3 00000001 08") + b"\x00" * 20  # a QUIC long header on UDP 443
     assert not looks_like_dtls(quic)
     assert isinstance(DTLSRecord(quic), Raw)
-    datagram = IP(bytes(IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5000, dport=443) / Raw(quic)))
+    datagram = IP(
+        bytes(IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5000, dport=443) / Raw(quic))
+    )
     assert DTLSRecord not in datagram and datagram[Raw].load == quic
-    off_port = IP(bytes(IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5000, dport=4400) / Raw(hvr)))
+    off_port = IP(
+        bytes(IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5000, dport=4400) / Raw(hvr))
+    )
     assert DTLSRecord not in off_port  # not bound: hand the payload over
     assert DTLSRecord(bytes(off_port[UDP].payload)).version == 0xFEFF
 
 
 def test_udp_443_binds_both_ways() -> None:
-    built = IP(src="10.0.0.1", dst="10.0.0.2") / UDP() / DTLSRecord() / DTLSHandshake() / DTLSClientHello()
+    built = (
+        IP(src="10.0.0.1", dst="10.0.0.2")
+        / UDP()
+        / DTLSRecord()
+        / DTLSHandshake()
+        / DTLSClientHello()
+    )
     assert (built[UDP].sport, built[UDP].dport) == (443, 443)
-    again = IP(bytes(IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=54107, dport=443)
-                     / DTLSRecord() / DTLSHandshake() / DTLSClientHello()))
+    again = IP(
+        bytes(
+            IP(src="10.0.0.1", dst="10.0.0.2")
+            / UDP(sport=54107, dport=443)
+            / DTLSRecord()
+            / DTLSHandshake()
+            / DTLSClientHello()
+        )
+    )
     assert DTLSClientHello in again
 
 
 # --- handshake ------------------------------------------------------------------------------
 
+
 def test_handshake_header_build() -> None:
     pkt = DTLSHandshake(msg_type="hello_verify_request") / DTLSHelloVerifyRequest(
-        server_version=0x0100, cookie=COOKIE)
+        server_version=0x0100, cookie=COOKIE
+    )
     assert bytes(pkt) == _hex("03 000017 0000 000000 000017 0100 14") + COOKIE
 
 
 def test_handshake_header_dissect() -> None:
     pkt = DTLSHandshake(_hex("0e 000000 0004 000000 000000"))
-    assert (pkt.msg_type, pkt.length, pkt.message_seq, pkt.fragment_offset, pkt.fragment_length) \
-        == (14, 0, 4, 0, 0)
+    assert (
+        pkt.msg_type,
+        pkt.length,
+        pkt.message_seq,
+        pkt.fragment_offset,
+        pkt.fragment_length,
+    ) == (14, 0, 4, 0, 0)
     assert pkt.sprintf("%DTLSHandshake.msg_type%") == "server_hello_done"
 
 
@@ -193,15 +254,28 @@ def test_fragment_stays_raw() -> None:
 
 
 def test_client_hello_build_anyconnect_legacy() -> None:
-    pkt = DTLSClientHello(version=0x0100, random=CLIENT_RANDOM, session_id=SESSION_ID,
-                          cookie=COOKIE, cipher_suites=[0x0039])
-    assert bytes(pkt) == (_hex("0100") + CLIENT_RANDOM + b"\x20" + SESSION_ID + b"\x14" + COOKIE
-                          + _hex("0002 0039 01 00"))
+    pkt = DTLSClientHello(
+        version=0x0100,
+        random=CLIENT_RANDOM,
+        session_id=SESSION_ID,
+        cookie=COOKIE,
+        cipher_suites=[0x0039],
+    )
+    assert bytes(pkt) == (
+        _hex("0100")
+        + CLIENT_RANDOM
+        + b"\x20"
+        + SESSION_ID
+        + b"\x14"
+        + COOKIE
+        + _hex("0002 0039 01 00")
+    )
 
 
 def test_client_hello_dissect_with_extensions() -> None:
-    wire = (_hex("fefd") + b"\x01" * 32 + _hex("00 00 0004 c030 00ff 01 00")
-            + _hex("0005 000f 0001 01"))
+    wire = (
+        _hex("fefd") + b"\x01" * 32 + _hex("00 00 0004 c030 00ff 01 00") + _hex("0005 000f 0001 01")
+    )
     pkt = DTLSClientHello(wire)
     assert pkt.version == 0xFEFD and pkt.session_id == b"" and pkt.cookie == b""
     assert pkt.cipher_suites == [0xC030, 0x00FF] and pkt.compression_methods == [0]
@@ -217,8 +291,14 @@ def test_client_hello_empty_extension_block_survives() -> None:
 
 def test_server_hello_build_and_dissect() -> None:
     wire = _hex("0100") + b"\x02" * 32 + b"\x20" + SESSION_ID + _hex("0039 00")
-    assert bytes(DTLSServerHello(version=0x0100, random=b"\x02" * 32, session_id=SESSION_ID,
-                                 cipher_suite=0x0039)) == wire
+    assert (
+        bytes(
+            DTLSServerHello(
+                version=0x0100, random=b"\x02" * 32, session_id=SESSION_ID, cipher_suite=0x0039
+            )
+        )
+        == wire
+    )
     pkt = DTLSServerHello(wire)
     assert pkt.session_id == SESSION_ID and pkt.cipher_suite == 0x39
     assert pkt.sprintf("%DTLSServerHello.cipher_suite%") == "TLS_DHE_RSA_WITH_AES_256_CBC_SHA"
@@ -231,22 +311,33 @@ def test_hello_verify_request_dissect() -> None:
 
 
 def test_full_client_hello_record_matches_frame_440() -> None:
-    built = DTLSRecord(version=0x0100, sequence_number=1) / DTLSHandshake(message_seq=1) / \
-        DTLSClientHello(version=0x0100, random=CLIENT_RANDOM, session_id=SESSION_ID,
-                        cookie=COOKIE, cipher_suites=[0x0039])
+    built = (
+        DTLSRecord(version=0x0100, sequence_number=1)
+        / DTLSHandshake(message_seq=1)
+        / DTLSClientHello(
+            version=0x0100,
+            random=CLIENT_RANDOM,
+            session_id=SESSION_ID,
+            cookie=COOKIE,
+            cipher_suites=[0x0039],
+        )
+    )
     assert bytes(built) == FRAME_440_UDP_PAYLOAD
 
 
 def test_show_and_summary_read_like_scapy() -> None:
     pkt = DTLSRecord(FRAME_440_UDP_PAYLOAD)
-    assert pkt.summary() == ("DTLS1_BAD_VER handshake epoch=0 seq=1 len=106 / client_hello "
-                             "msg_seq=1 / ClientHello DTLS1_BAD_VER sid=32B cookie=20B suites=1")
+    assert pkt.summary() == (
+        "DTLS1_BAD_VER handshake epoch=0 seq=1 len=106 / client_hello "
+        "msg_seq=1 / ClientHello DTLS1_BAD_VER sid=32B cookie=20B suites=1"
+    )
     text = pkt.show(dump=True)
     assert "###[ DTLS Record ]###" in text and "###[ DTLS ClientHello ]###" in text
     assert "cipher_suites= [TLS_DHE_RSA_WITH_AES_256_CBC_SHA]" in text
 
 
 # --- real captures --------------------------------------------------------------------------
+
 
 def _dtls_layers(pkt) -> DTLSRecord | None:  # type: ignore[no-untyped-def]
     if UDP not in pkt:
@@ -285,10 +376,15 @@ def test_anyconnect_legacy_handshake(public_captures: Path) -> None:
     sh = server[DTLSServerHello]
     assert sh.session_id == SESSION_ID and sh.cipher_suite == 0x0039
     records = _records(server[DTLSRecord])
-    assert [(r.content_type, r.epoch, r.sequence_number, r.length) for r in records] == \
-        [(22, 0, 1, 82), (20, 0, 2, 3), (22, 1, 0, 64)]
+    assert [(r.content_type, r.epoch, r.sequence_number, r.length) for r in records] == [
+        (22, 0, 1, 82),
+        (20, 0, 2, 3),
+        (22, 1, 0, 64),
+    ]
     assert records[1][DTLSChangeCipherSpec].message_seq == 2
-    assert isinstance(records[2].payload, Raw) and len(records[2].payload) == 64  # Finished, encrypted
+    assert (
+        isinstance(records[2].payload, Raw) and len(records[2].payload) == 64
+    )  # Finished, encrypted
     for pkt in (hello, hvr, hello2, server):  # dissect -> build is the identity
         assert bytes(pkt.__class__(bytes(pkt))) == bytes(pkt)
 
@@ -313,19 +409,33 @@ def _ours(path: Path) -> dict[int, tuple[list[tuple[int, ...]], list[tuple[int, 
         rec = _dtls_layers(pkt)
         if rec is None:
             continue
-        records = [(r.content_type, r.version, r.epoch, r.sequence_number, r.length)
-                   for r in _records(rec)]
-        handshakes = [(h.msg_type, h.length, h.message_seq, h.fragment_offset, h.fragment_length)
-                      for h in _handshakes(rec)]
+        records = [
+            (r.content_type, r.version, r.epoch, r.sequence_number, r.length) for r in _records(rec)
+        ]
+        handshakes = [
+            (h.msg_type, h.length, h.message_seq, h.fragment_offset, h.fragment_length)
+            for h in _handshakes(rec)
+        ]
         rows[number] = (records, handshakes)
     return rows
 
 
-def _theirs(path: Path, port: int) -> dict[int, tuple[list[tuple[int, ...]], list[tuple[int, ...]]]]:
-    fields = ("frame.number", "dtls.record.content_type", "dtls.record.version",
-              "dtls.record.epoch", "dtls.record.sequence_number", "dtls.record.length",
-              "dtls.handshake.type", "dtls.handshake.length", "dtls.handshake.message_seq",
-              "dtls.handshake.fragment_offset", "dtls.handshake.fragment_length")
+def _theirs(
+    path: Path, port: int
+) -> dict[int, tuple[list[tuple[int, ...]], list[tuple[int, ...]]]]:
+    fields = (
+        "frame.number",
+        "dtls.record.content_type",
+        "dtls.record.version",
+        "dtls.record.epoch",
+        "dtls.record.sequence_number",
+        "dtls.record.length",
+        "dtls.handshake.type",
+        "dtls.handshake.length",
+        "dtls.handshake.message_seq",
+        "dtls.handshake.fragment_offset",
+        "dtls.handshake.fragment_length",
+    )
     rows = {}
     for row in tshark_fields(path, "dtls", *fields, extra=("-d", f"udp.port=={port},dtls")):
         cols = [[int(v, 0) for v in c.split(",")] if c else [] for c in row[1:]]
@@ -334,8 +444,10 @@ def _theirs(path: Path, port: int) -> dict[int, tuple[list[tuple[int, ...]], lis
 
 
 @requires_tshark
-@pytest.mark.parametrize(("name", "port"), [
-    ("anyconnect-vpn.pcap", 443), ("dtls1_2.pcap", 4400), ("dtls-0x0100-hvr-retrans.pcapng", 443)])
+@pytest.mark.parametrize(
+    ("name", "port"),
+    [("anyconnect-vpn.pcap", 443), ("dtls1_2.pcap", 4400), ("dtls-0x0100-hvr-retrans.pcapng", 443)],
+)
 def test_headers_agree_with_tshark(public_captures: Path, name: str, port: int) -> None:
     """Every record and plaintext handshake header, frame by frame, as tshark reads them."""
     ours, theirs = _ours(public_captures / name), _theirs(public_captures / name, port)
@@ -348,9 +460,14 @@ def test_headers_agree_with_tshark(public_captures: Path, name: str, port: int) 
 def test_hello_fields_agree_with_tshark(public_captures: Path) -> None:
     path = public_captures / "anyconnect-vpn.pcap"
     frames = rdpcap(str(path))
-    rows = tshark_fields(path, "dtls.handshake.type <= 3", "frame.number",
-                         "dtls.handshake.session_id", "dtls.handshake.cookie",
-                         "dtls.handshake.ciphersuite")
+    rows = tshark_fields(
+        path,
+        "dtls.handshake.type <= 3",
+        "frame.number",
+        "dtls.handshake.session_id",
+        "dtls.handshake.cookie",
+        "dtls.handshake.ciphersuite",
+    )
     assert [int(r[0]) for r in rows] == [413, 439, 440, 465]
     for number, sid, cookie, suite in rows:
         pkt = frames[int(number) - 1]

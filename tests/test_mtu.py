@@ -6,11 +6,10 @@ import json
 import struct
 
 import pytest
+from conftest import labkit
 
 from labkit import mtu
 from labkit.errors import UsageError
-
-from conftest import labkit
 
 
 def test_seed_dtls_mtu_by_hand():
@@ -24,7 +23,11 @@ def test_seed_tls_mtu_asa_and_wire_by_hand():
     # 1380 - 5 - 16 IV = 1359 -> 1344; - 1 - 20 - 8 CSTP = 1315.
     assert mtu.tls_mtu_wire(1380, "AES128-SHA", "1.2") == 1344 - 1 - 20 - 8 == 1315
     assert mtu.tls_mtu_wire(1380, "AES256-SHA256", "1.2") == 1344 - 1 - 32 - 8 == 1303
-    assert mtu.tls_mtu_wire(1380, "ECDHE-RSA-AES128-GCM-SHA256", "1.2") == 1380 - 5 - 8 - 16 - 8 == 1343
+    assert (
+        mtu.tls_mtu_wire(1380, "ECDHE-RSA-AES128-GCM-SHA256", "1.2")
+        == 1380 - 5 - 8 - 16 - 8
+        == 1343
+    )
     assert mtu.tls_mtu_wire(1380, "TLS_AES_128_GCM_SHA256", "1.3") == 1380 - 5 - 16 - 1 - 8 == 1350
     assert mtu.tls_mtu_asa(1380, "AES256-SHA256") == 1380 - 13 - 32 == 1335
     assert mtu.tls_mtu_asa(1460, "RC4-SHA") == 1460 - 13 - 20 == 1427
@@ -38,8 +41,16 @@ def test_dtls_gcm_and_ipv6():
 
 
 def test_predict_seed_case():
-    p = mtu.predict(mtu.TunnelConfig(tcpmss=1380, tls_cipher="AES128-SHA", dtls_cipher="AES128-SHA"))
-    assert (p.tls_mtu, p.tls_mtu_wire, p.dtls_mtu, p.adapter_mtu, p.tunnel_mss) == (1347, 1315, 1418, 1418, 1378)
+    p = mtu.predict(
+        mtu.TunnelConfig(tcpmss=1380, tls_cipher="AES128-SHA", dtls_cipher="AES128-SHA")
+    )
+    assert (p.tls_mtu, p.tls_mtu_wire, p.dtls_mtu, p.adapter_mtu, p.tunnel_mss) == (
+        1347,
+        1315,
+        1418,
+        1418,
+        1378,
+    )
     assert p.mismatch and p.mismatch_bytes == 71
     assert [f.id for f in p.fixes] == ["anyconnect-mtu", "df-bit-ignore", "tcpmss"]
 
@@ -51,14 +62,25 @@ def test_each_fix_really_removes_the_mismatch():
     assert capped.fixes == ()
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["--tcpmss", "1380", "--tls-cipher", "AES128-SHA", "--dtls-cipher", "AES128-SHA"],
-     {"tls_mtu": 1347, "tls_mtu_wire": 1315, "dtls_mtu": 1418, "adapter_mtu": 1418,
-      "tunnel_mss": 1378, "mismatch": True}),
-    (["--tcpmss", "1460", "--tls-cipher", "RC4-SHA"], {"tls_mtu": 1427, "mismatch": False}),
-    (["--anyconnect-mtu", "1300"], {"adapter_mtu": 1300, "mismatch": False}),
-    (["--ipv6"], {"tunnel_mss": 1358, "mismatch": True}),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (
+            ["--tcpmss", "1380", "--tls-cipher", "AES128-SHA", "--dtls-cipher", "AES128-SHA"],
+            {
+                "tls_mtu": 1347,
+                "tls_mtu_wire": 1315,
+                "dtls_mtu": 1418,
+                "adapter_mtu": 1418,
+                "tunnel_mss": 1378,
+                "mismatch": True,
+            },
+        ),
+        (["--tcpmss", "1460", "--tls-cipher", "RC4-SHA"], {"tls_mtu": 1427, "mismatch": False}),
+        (["--anyconnect-mtu", "1300"], {"adapter_mtu": 1300, "mismatch": False}),
+        (["--ipv6"], {"tunnel_mss": 1358, "mismatch": True}),
+    ],
+)
 def test_cli_json_contract(args, expected):
     proc = labkit("mtu", "--format", "json", *args)
     assert proc.returncode == 0, proc.stderr
@@ -70,20 +92,31 @@ def test_cli_json_contract(args, expected):
 
 def test_cli_text_names_the_numbers_and_fixes():
     out = labkit("mtu").stdout
-    for needle in ("1347", "1315", "1418", "1378", "71 bytes", "anyconnect mtu 1300",
-                   "anyconnect ssl df-bit-ignore enable", "sysopt connection tcpmss 1460"):
+    for needle in (
+        "1347",
+        "1315",
+        "1418",
+        "1378",
+        "71 bytes",
+        "anyconnect mtu 1300",
+        "anyconnect ssl df-bit-ignore enable",
+        "sysopt connection tcpmss 1460",
+    ):
         assert needle in out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--tls-cipher", "NOPE"], "unknown cipher 'NOPE'; known: RC4-SHA"),
-    (["--anyconnect-mtu", "575"], "below the minimum 576"),
-    (["--anyconnect-mtu", "1279", "--ipv6"], "below the IPv6 minimum 1280"),
-    (["--base-mtu", "70000"], "base MTU 70000"),
-    (["--tcpmss", "abc"], "invalid int value"),
-    (["--frobnicate"], "unrecognized arguments"),
-    (["--tls-version", "1.3"], "does not go with TLS 1.3"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--tls-cipher", "NOPE"], "unknown cipher 'NOPE'; known: RC4-SHA"),
+        (["--anyconnect-mtu", "575"], "below the minimum 576"),
+        (["--anyconnect-mtu", "1279", "--ipv6"], "below the IPv6 minimum 1280"),
+        (["--base-mtu", "70000"], "base MTU 70000"),
+        (["--tcpmss", "abc"], "invalid int value"),
+        (["--frobnicate"], "unrecognized arguments"),
+        (["--tls-version", "1.3"], "does not go with TLS 1.3"),
+    ],
+)
 def test_cli_bad_input_is_one_line_exit_2(args, message):
     proc = labkit("mtu", *args)
     assert proc.returncode == 2
@@ -102,17 +135,17 @@ def _dtls_app_records(path):
     endian = "<" if data[:4] == b"\xd4\xc3\xb2\xa1" else ">"
     off, rows = 24, []
     while off + 16 <= len(data):
-        _, _, incl, orig = struct.unpack(endian + "IIII", data[off:off + 16])
-        frame = data[off + 16:off + 16 + incl]
+        _, _, incl, orig = struct.unpack(endian + "IIII", data[off : off + 16])
+        frame = data[off + 16 : off + 16 + incl]
         off += 16 + incl
         if frame[12:14] != b"\x08\x00" or frame[23] != 17:
             continue
         ihl = (frame[14] & 0x0F) * 4
         udp = 14 + ihl
-        sport, dport = struct.unpack("!HH", frame[udp:udp + 4])
+        sport, dport = struct.unpack("!HH", frame[udp : udp + 4])
         rec = udp + 8
-        if 443 in (sport, dport) and frame[rec] == 23 and frame[rec + 1:rec + 3] == b"\x01\x00":
-            rows.append((orig, struct.unpack("!H", frame[rec + 11:rec + 13])[0]))
+        if 443 in (sport, dport) and frame[rec] == 23 and frame[rec + 1 : rec + 3] == b"\x01\x00":
+            rows.append((orig, struct.unpack("!H", frame[rec + 11 : rec + 13])[0]))
     return rows
 
 

@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, labkit
 
 GOOD_CAPTURE = ROOT.parent / "shared" / "captures" / "public" / "dtls-0x0100-hvr-retrans.pcapng"
@@ -27,10 +26,17 @@ GOOD_CAPTURE = ROOT.parent / "shared" / "captures" / "public" / "dtls-0x0100-hvr
 @pytest.fixture(scope="module")
 def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("bad")
-    files = {"missing": d / "missing.pcap", "empty": d / "empty.pcap", "directory": d / "folder",
-             "random": d / "random.bin", "text": d / "notes.txt", "sparse-1GiB": d / "zeros.img",
-             "gzip-cut": d / "cut.pcap.gz", "dev-null": Path("/dev/null"),
-             "non-utf8-name": Path(str(d) + "/\udcff\udcfe.bin")}  # bytes ff fe on disk
+    files = {
+        "missing": d / "missing.pcap",
+        "empty": d / "empty.pcap",
+        "directory": d / "folder",
+        "random": d / "random.bin",
+        "text": d / "notes.txt",
+        "sparse-1GiB": d / "zeros.img",
+        "gzip-cut": d / "cut.pcap.gz",
+        "dev-null": Path("/dev/null"),
+        "non-utf8-name": Path(str(d) + "/\udcff\udcfe.bin"),
+    }  # bytes ff fe on disk
     files["empty"].write_bytes(b"")
     files["directory"].mkdir()
     files["random"].write_bytes(random.Random(7).randbytes(4096))
@@ -45,7 +51,9 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def assert_one_line_exit_2(proc, what: str) -> None:
     assert proc.returncode == 2, f"{what}: exit {proc.returncode}\n{proc.stderr}"
     assert proc.stderr.count("\n") == 1, f"{what}: stderr is not one line:\n{proc.stderr}"
-    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, f"{what}: {proc.stderr}"
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, (
+        f"{what}: {proc.stderr}"
+    )
 
 
 COMMANDS = {
@@ -61,7 +69,9 @@ COMMANDS = {
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_every_reader_refuses_every_bad_file_in_one_line(command: str, bad_files: dict[str, Path]) -> None:
+def test_every_reader_refuses_every_bad_file_in_one_line(
+    command: str, bad_files: dict[str, Path]
+) -> None:
     def run(kind: str) -> tuple[str, subprocess.CompletedProcess[str]]:
         args = [a.replace("{f}", str(bad_files[kind])) for a in COMMANDS[command]]
         return kind, labkit(*args, timeout=60)
@@ -74,14 +84,22 @@ def test_every_reader_refuses_every_bad_file_in_one_line(command: str, bad_files
 def test_wrong_kind_of_valid_file(tmp_path: Path) -> None:
     config = ROOT / "configs" / "asa" / "seed-9.17.cfg"
     scenario = ROOT / "configs" / "scenarios" / "healthy.yaml"
-    for args in (("advise", str(GOOD_CAPTURE)), ("analyze", str(config)), ("analyze", str(scenario)),
-                 ("scenario", "validate", str(config)), ("scenario", "validate", str(GOOD_CAPTURE)),
-                 ("analyze", "--syslog", str(GOOD_CAPTURE)), ("analyze", "--dart", str(config)),
-                 ("craft", "icmp-frag-needed", "--original", str(config))):
+    for args in (
+        ("advise", str(GOOD_CAPTURE)),
+        ("analyze", str(config)),
+        ("analyze", str(scenario)),
+        ("scenario", "validate", str(config)),
+        ("scenario", "validate", str(GOOD_CAPTURE)),
+        ("analyze", "--syslog", str(GOOD_CAPTURE)),
+        ("analyze", "--dart", str(config)),
+        ("craft", "icmp-frag-needed", "--original", str(config)),
+    ):
         assert_one_line_exit_2(labkit(*args), " ".join(args))
 
 
-def test_bad_key_log_beside_a_good_capture_is_a_warning_not_a_crash(bad_files: dict[str, Path]) -> None:
+def test_bad_key_log_beside_a_good_capture_is_a_warning_not_a_crash(
+    bad_files: dict[str, Path],
+) -> None:
     for kind, path in bad_files.items():
         proc = labkit("analyze", str(GOOD_CAPTURE), "--keylog", str(path))
         assert proc.returncode in (0, 2), f"{kind}: {proc.stderr}"
@@ -92,13 +110,21 @@ def test_bad_key_log_beside_a_good_capture_is_a_warning_not_a_crash(bad_files: d
 def _piped(data: bytes, *args: str) -> subprocess.CompletedProcess[str]:
     """``labkit ARGS`` with ``data`` on a pipe as stdin (a gzip capture, as ``zcat`` gives)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-m", "labkit", *args], input=data, env=env,
-                          capture_output=True, timeout=60)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(),
-                                       proc.stderr.decode())
+    proc = subprocess.run(
+        [sys.executable, "-m", "labkit", *args],
+        input=data,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    return subprocess.CompletedProcess(
+        proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode()
+    )
 
 
-def test_a_capture_from_a_pipe_is_read_and_refused_where_it_would_be_read_twice(tmp_path: Path) -> None:
+def test_a_capture_from_a_pipe_is_read_and_refused_where_it_would_be_read_twice(
+    tmp_path: Path,
+) -> None:
     data = gzip.compress(GOOD_CAPTURE.read_bytes())
     ok = _piped(data, "analyze", "/dev/stdin")
     assert ok.returncode == 0, ok.stderr
@@ -114,15 +140,22 @@ def test_annotate_and_plot_on_one_path_is_refused_before_any_work(tmp_path: Path
     assert not out.exists()
 
 
-@pytest.mark.parametrize("args", [
-    ("mtu", "--tcpmss", "99999999999999999999999"), ("mtu", "--base-mtu", "nan"),
-    ("advise", "-", "--base-mtu", "1"), ("analyze", str(GOOD_CAPTURE), "--tunnel-mtu", "1e309"),
-    ("analyze", str(GOOD_CAPTURE), "--clock-offset", "inf"), ("analyze", str(GOOD_CAPTURE), "--jobs", "0"),
-    ("craft", "syn", "--mss", "-1"), ("craft", "icmp-frag-needed", "--original", "x.pcap:²"),
-    ("craft", "icmp-frag-needed", "--original", "x.pcap:" + "9" * 5000),
-    ("scenario", "build", "healthy", "-o", "/proc/labkit-no/x"), ("scenario", "build", "healthy",
-                                                                 "-o", "/tmp", "--start-time", "1e400"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("mtu", "--tcpmss", "99999999999999999999999"),
+        ("mtu", "--base-mtu", "nan"),
+        ("advise", "-", "--base-mtu", "1"),
+        ("analyze", str(GOOD_CAPTURE), "--tunnel-mtu", "1e309"),
+        ("analyze", str(GOOD_CAPTURE), "--clock-offset", "inf"),
+        ("analyze", str(GOOD_CAPTURE), "--jobs", "0"),
+        ("craft", "syn", "--mss", "-1"),
+        ("craft", "icmp-frag-needed", "--original", "x.pcap:²"),
+        ("craft", "icmp-frag-needed", "--original", "x.pcap:" + "9" * 5000),
+        ("scenario", "build", "healthy", "-o", "/proc/labkit-no/x"),
+        ("scenario", "build", "healthy", "-o", "/tmp", "--start-time", "1e400"),
+    ],
+)
 def test_hostile_option_values_are_usage_errors(args: tuple[str, ...]) -> None:
     proc = labkit(*args, stdin="sysopt connection tcpmss 1380\n")
     assert_one_line_exit_2(proc, " ".join(args))

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, default_signals, labkit
 from labenv import lab_down, lab_namespaces, requires_lab, unique
 
@@ -32,15 +31,20 @@ def _host_lab_links() -> list[str]:
 
 
 def _up(name: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "labkit", "lab", "up", "--lab", name],
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=default_signals)
+    return subprocess.Popen(
+        [sys.executable, "-m", "labkit", "lab", "up", "--lab", name],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_signals,
+    )
 
 
 @requires_lab
-@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"),
-                                             (signal.SIGTERM, 143, "terminated")])
+@pytest.mark.parametrize(
+    "sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
+)
 def test_signal_mid_up_then_down_leaves_nothing(sig, code, word) -> None:
     name = unique("sig" + str(int(sig)))
     proc = _up(name)
@@ -81,11 +85,25 @@ def test_two_ups_of_the_same_lab_at_once_build_it_once() -> None:
     assert lab_namespaces(name) == []
 
 
-@pytest.mark.parametrize("netns", ["lk-notup-server", "lk-notup-headend", "../../proc/1/ns/net",
-                                   "/var/run/netns/lk-x-client", "lk--server"])
+@pytest.mark.parametrize(
+    "netns",
+    [
+        "lk-notup-server",
+        "lk-notup-headend",
+        "../../proc/1/ns/net",
+        "/var/run/netns/lk-x-client",
+        "lk--server",
+    ],
+)
 def test_replay_refuses_namespaces_that_only_look_like_a_lab(netns: str) -> None:
-    proc = labkit("replay", str(PUBLIC / "tcp-mss-fast-retransmit.pcap"), "--iface", "lk-h-r",
-                  "--netns", netns)
+    proc = labkit(
+        "replay",
+        str(PUBLIC / "tcp-mss-fast-retransmit.pcap"),
+        "--iface",
+        "lk-h-r",
+        "--netns",
+        netns,
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "not a node of a labkit lab" in proc.stderr
     assert "Sent" not in proc.stdout

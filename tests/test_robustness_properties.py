@@ -18,14 +18,18 @@ from hypothesis import strategies as st
 from labkit.analyze import decode as dec
 from labkit.analyze.reader import open_capture
 
-PROPS = settings(derandomize=True, deadline=None, max_examples=200,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPS = settings(
+    derandomize=True,
+    deadline=None,
+    max_examples=200,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 LINKTYPES = sorted(dec.SUPPORTED_LINKTYPES) + [105, 147, 0xFFFF]
 
 # A packet: a plausible prefix (Ethernet/IPv4 or IPv6, TCP/UDP/ICMP headers) with hostile bytes.
-_ETH4 = bytes.fromhex("020000000002020000000001" "0800")
-_ETH6 = bytes.fromhex("020000000002020000000001" "86dd")
+_ETH4 = bytes.fromhex("0200000000020200000000010800")
+_ETH6 = bytes.fromhex("02000000000202000000000186dd")
 
 
 @st.composite
@@ -39,12 +43,30 @@ def packets(draw) -> tuple[int, bytes]:
         ihl = draw(st.integers(0, 15))
         total = draw(st.integers(0, 0xFFFF))
         frag = draw(st.sampled_from([0, 0x4000, 0x2000, 0x0001, 0x1FFF]))
-        ip = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, total, 1, frag, 64, proto, 0,
-                         b"\xc0\xa8\x00\x01", b"\xc0\xa8\x00\x02")
+        ip = struct.pack(
+            "!BBHHHBBH4s4s",
+            0x40 | ihl,
+            0,
+            total,
+            1,
+            frag,
+            64,
+            proto,
+            0,
+            b"\xc0\xa8\x00\x01",
+            b"\xc0\xa8\x00\x02",
+        )
         return 1, _ETH4 + ip + body
     plen = draw(st.integers(0, 0xFFFF))
-    ip = struct.pack("!IHBB16s16s", 0x60000000, plen, proto, 64, b"\xfe\x80" + bytes(14),
-                     b"\xfe\x80" + bytes(13) + b"\x02")
+    ip = struct.pack(
+        "!IHBB16s16s",
+        0x60000000,
+        plen,
+        proto,
+        64,
+        b"\xfe\x80" + bytes(14),
+        b"\xfe\x80" + bytes(13) + b"\x02",
+    )
     return 1, _ETH6 + ip + body
 
 
@@ -70,13 +92,20 @@ def test_column_decoder_agrees_with_the_scalar_decoder(tmp_path_factory, pkts) -
     """Differential: the vectorized path and the scalar path read the same fields. (It found
     IPv6 payload lengths over 65495 wrapping to a tiny IP length in the columns: uint16.)"""
     path = tmp_path_factory.mktemp("cols") / "c.pcapng"
-    out = [struct.pack("<II", 0x0A0D0D0A, 28) + struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)
-           + struct.pack("<I", 28)]
+    out = [
+        struct.pack("<II", 0x0A0D0D0A, 28)
+        + struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)
+        + struct.pack("<I", 28)
+    ]
     lts = sorted({lt for lt, _ in pkts})
     for lt in lts:
         out.append(struct.pack("<IIHHII", 1, 20, lt, 0, 262144, 20))
     for lt, data in pkts:
-        body = struct.pack("<IIIII", lts.index(lt), 0, 0, len(data), len(data)) + data + bytes(-len(data) % 4)
+        body = (
+            struct.pack("<IIIII", lts.index(lt), 0, 0, len(data), len(data))
+            + data
+            + bytes(-len(data) % 4)
+        )
         out.append(struct.pack("<II", 6, len(body) + 12) + body + struct.pack("<I", len(body) + 12))
     path.write_bytes(b"".join(out))
     with open_capture(path) as cap:
@@ -88,7 +117,10 @@ def test_column_decoder_agrees_with_the_scalar_decoder(tmp_path_factory, pkts) -
                 if p.ipver:
                     assert int(cols.proto[i]) == p.proto and int(cols.iplen[i]) == p.ip_len, (i, p)
                     if p.sport is not None and p.proto in (6, 17):
-                        assert (int(cols.sport[i]), int(cols.dport[i])) == (p.sport, p.dport), (i, p)
+                        assert (int(cols.sport[i]), int(cols.dport[i])) == (p.sport, p.dport), (
+                            i,
+                            p,
+                        )
 
 
 HEADER = {"DTLSRecord": 13, "CSTP": 8, "AnyConnectDTLS": 1}
@@ -96,11 +128,24 @@ LAYER_NAMES = sorted(HEADER)
 
 
 @PROPS
-@given(st.sampled_from(LAYER_NAMES), st.one_of(st.binary(max_size=3000), st.builds(
-    lambda head, rest: head + rest, st.sampled_from([b"STF\x01\x00\x00\x00\x00", b"STF\x01\x00\x05\x00\x00",
-                                                    b"\x16\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x0c",
-                                                    b"\x14\xfe\xfd\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01"]),
-    st.binary(max_size=300))))
+@given(
+    st.sampled_from(LAYER_NAMES),
+    st.one_of(
+        st.binary(max_size=3000),
+        st.builds(
+            lambda head, rest: head + rest,
+            st.sampled_from(
+                [
+                    b"STF\x01\x00\x00\x00\x00",
+                    b"STF\x01\x00\x05\x00\x00",
+                    b"\x16\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x0c",
+                    b"\x14\xfe\xfd\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01",
+                ]
+            ),
+            st.binary(max_size=300),
+        ),
+    ),
+)
 def test_scapy_layers_dissect_any_bytes_and_rebuild_them(layer: str, data: bytes) -> None:
     import labkit.layers as L
 
@@ -124,10 +169,26 @@ def test_syslog_parser_never_raises(lines: list[str], year) -> None:
 
 
 @PROPS
-@given(st.lists(st.one_of(st.text(max_size=120), st.sampled_from([
-    "*" * 42, "Date        : 11/16/2022", "Date : 2022-13-45", "Time        : 01:28:50",
-    "Time : 25:61:61 PM", "Type : Warning", "Description : Reconnecting to ....", "Source : x"])),
-    max_size=40))
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=120),
+            st.sampled_from(
+                [
+                    "*" * 42,
+                    "Date        : 11/16/2022",
+                    "Date : 2022-13-45",
+                    "Time        : 01:28:50",
+                    "Time : 25:61:61 PM",
+                    "Type : Warning",
+                    "Description : Reconnecting to ....",
+                    "Source : x",
+                ]
+            ),
+        ),
+        max_size=40,
+    )
+)
 def test_dart_parser_never_raises(lines: list[str]) -> None:
     from labkit.logs.dart import parse_dart
 
@@ -142,17 +203,60 @@ def test_keylog_parser_never_raises(text: str) -> None:
     parse_keylog(text)
 
 
-ASA_WORDS = ["sysopt", "connection", "tcpmss", "minimum", "ssl", "cipher", "encryption", "tlsv1.2",
-             "dtlsv1.2", "custom", "high", "webvpn", "enable", "outside", "tls-only", "anyconnect",
-             "svc", "dtls", "port", "group-policy", "G", "attributes", "internal", "mtu", "no",
-             "df-bit-ignore", "tunnel-group", "RA", "general-attributes", "default-group-policy",
-             "vpn-tunnel-protocol", "1300", "1380", "0", "99999", "²", "-1", '"AES256-SHA:RC4"']
+ASA_WORDS = [
+    "sysopt",
+    "connection",
+    "tcpmss",
+    "minimum",
+    "ssl",
+    "cipher",
+    "encryption",
+    "tlsv1.2",
+    "dtlsv1.2",
+    "custom",
+    "high",
+    "webvpn",
+    "enable",
+    "outside",
+    "tls-only",
+    "anyconnect",
+    "svc",
+    "dtls",
+    "port",
+    "group-policy",
+    "G",
+    "attributes",
+    "internal",
+    "mtu",
+    "no",
+    "df-bit-ignore",
+    "tunnel-group",
+    "RA",
+    "general-attributes",
+    "default-group-policy",
+    "vpn-tunnel-protocol",
+    "1300",
+    "1380",
+    "0",
+    "99999",
+    "²",
+    "-1",
+    '"AES256-SHA:RC4"',
+]
 
 
 @PROPS
-@given(st.lists(st.tuples(st.sampled_from(["", " ", "  ", "\t", "asa(config)# "]),
-                          st.lists(st.one_of(st.sampled_from(ASA_WORDS), st.text(max_size=8)),
-                                   min_size=1, max_size=6)), max_size=30))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["", " ", "  ", "\t", "asa(config)# "]),
+            st.lists(
+                st.one_of(st.sampled_from(ASA_WORDS), st.text(max_size=8)), min_size=1, max_size=6
+            ),
+        ),
+        max_size=30,
+    )
+)
 def test_asa_config_parser_and_advisor_never_raise(lines) -> None:
     from labkit.advise import advise
     from labkit.asa_config import parse
@@ -171,7 +275,9 @@ def _cstp(ptype: int, payload: bytes) -> bytes:
 
 @st.composite
 def cstp_streams(draw) -> bytes:
-    pkts = draw(st.lists(st.tuples(st.sampled_from([0, 3, 4, 5, 7]), st.binary(max_size=60)), max_size=8))
+    pkts = draw(
+        st.lists(st.tuples(st.sampled_from([0, 3, 4, 5, 7]), st.binary(max_size=60)), max_size=8)
+    )
     head = b"HTTP/1.1 200 CONNECTED\r\nX-CSTP-MTU: 1347\r\n\r\n"
     body = b"".join(_cstp(t, p) for t, p in pkts)
     junk = draw(st.binary(max_size=20))
@@ -193,20 +299,35 @@ def _events(data: bytes, cuts: list[int]):
 
 @PROPS
 @given(cstp_streams(), st.lists(st.integers(0, 2000), max_size=12))
-def test_cstp_stream_events_do_not_depend_on_how_the_bytes_arrive(data: bytes, cuts: list[int]) -> None:
+def test_cstp_stream_events_do_not_depend_on_how_the_bytes_arrive(
+    data: bytes, cuts: list[int]
+) -> None:
     cuts = [c for c in cuts if c < len(data)]
     whole = _events(data, [])
     pieces = _events(data, cuts)
 
     def strip(events):  # frame and time say when bytes arrived; the rest must agree
-        return [(type(e).__name__, getattr(e, "type", None), getattr(e, "length", None),
-                 getattr(e, "start_line", None), getattr(e, "message", None)) for e in events]
+        return [
+            (
+                type(e).__name__,
+                getattr(e, "type", None),
+                getattr(e, "length", None),
+                getattr(e, "start_line", None),
+                getattr(e, "message", None),
+            )
+            for e in events
+        ]
+
     assert strip(pieces) == strip(whole)
 
 
 @PROPS
-@given(st.binary(min_size=1, max_size=3000), st.lists(st.integers(1, 400), min_size=1, max_size=30),
-       st.randoms(use_true_random=False), st.integers(0, 2**32 - 1))
+@given(
+    st.binary(min_size=1, max_size=3000),
+    st.lists(st.integers(1, 400), min_size=1, max_size=30),
+    st.randoms(use_true_random=False),
+    st.integers(0, 2**32 - 1),
+)
 def test_tcp_reassembly_is_order_independent(data: bytes, sizes: list[int], rnd, isn: int) -> None:
     """Segments delivered in any order (first one first: the stream starts there), with
     duplicates, come out as the original bytes, across the 2^32 sequence wrap."""
@@ -215,7 +336,7 @@ def test_tcp_reassembly_is_order_independent(data: bytes, sizes: list[int], rnd,
     segs, pos, k = [], 0, 0
     while pos < len(data):
         n = sizes[k % len(sizes)]
-        segs.append(((isn + pos) % 2**32, data[pos:pos + n]))
+        segs.append(((isn + pos) % 2**32, data[pos : pos + n]))
         pos, k = pos + n, k + 1
     assume(len(segs) <= MAX_PENDING)
     rest = segs[1:] + rnd.sample(segs[1:], min(3, len(segs) - 1))  # some duplicates

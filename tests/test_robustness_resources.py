@@ -17,8 +17,8 @@ import zlib
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, labkit
+
 from labkit.analyze import analyze
 from labkit.analyze.reader import BOMB_FLOOR, BOMB_RATIO, open_capture
 
@@ -27,13 +27,18 @@ from labkit.analyze.reader import BOMB_FLOOR, BOMB_RATIO, open_capture
 MAX_RSS_MB = 300
 
 PCAP_HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)
-PACKET = bytes.fromhex("020000000002020000000001080045000028000140004006" + "0000c0a80001c0a80002"
-                       + "04d201bb00000001000000005002ffff00000000")  # Ethernet/IPv4/TCP, 54 B
+PACKET = bytes.fromhex(
+    "020000000002020000000001080045000028000140004006"
+    + "0000c0a80001c0a80002"
+    + "04d201bb00000001000000005002ffff00000000"
+)  # Ethernet/IPv4/TCP, 54 B
 
 
 def _record(data: bytes, caplen: int | None = None, origlen: int | None = None) -> bytes:
     n = len(data) if caplen is None else caplen
-    return struct.pack("<IIII", 1_700_000_000, 0, n, len(data) if origlen is None else origlen) + data
+    return (
+        struct.pack("<IIII", 1_700_000_000, 0, n, len(data) if origlen is None else origlen) + data
+    )
 
 
 def _block(btype: int, body: bytes) -> bytes:
@@ -54,11 +59,18 @@ def peak_rss_mb(*args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
 
     The peak is the child's VmHWM (/proc/self/status): ``ru_maxrss`` would not do, Linux
     carries it across exec from the forking parent (a pytest process of a gigabyte)."""
-    code = ("import sys\nfrom labkit.cli import main\nrc = main(sys.argv[1:])\n"
-            "hwm = next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
-            "sys.stderr.write(f'\\nRSS {hwm}\\n')\nsys.exit(rc)")
-    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    code = (
+        "import sys\nfrom labkit.cli import main\nrc = main(sys.argv[1:])\n"
+        "hwm = next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
+        "sys.stderr.write(f'\\nRSS {hwm}\\n')\nsys.exit(rc)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     rss_line = proc.stderr.rstrip().rsplit("\n", 1)[-1]
     assert rss_line.startswith("RSS "), proc.stderr
     proc.stderr = proc.stderr.rstrip().rsplit("\n", 1)[0].rstrip("\n") + "\n"
@@ -71,19 +83,33 @@ CLAIMS = {
     # pcap: a record header claiming a 4 GB packet after one good record
     "pcap-caplen-4GB": PCAP_HEADER + _record(PACKET) + _record(PACKET, caplen=0xFFFFFFF0),
     # pcap: the file header's snaplen and a record's original length at 4 GB
-    "pcap-snaplen-origlen-4GB": PCAP_HEADER[:16] + struct.pack("<II", 0xFFFFFFFF, 1)
+    "pcap-snaplen-origlen-4GB": PCAP_HEADER[:16]
+    + struct.pack("<II", 0xFFFFFFFF, 1)
     + _record(PACKET, origlen=0xFFFFFFFF) * 3,
     # pcapng: a block claiming 4 GB (both copies of its length)
     "pcapng-block-4GB": SHB + IDB + _epb(PACKET) + struct.pack("<II", 6, 0xFFFFFFFC) + PACKET,
     # pcapng: an EPB whose captured length claims 4 GB inside a normal-sized block
-    "pcapng-epb-caplen-4GB": SHB + IDB + _epb(PACKET) + _block(6, struct.pack(
-        "<IIIII", 0, 0, 0, 0xFFFFFFF0, 0xFFFFFFF0) + PACKET),
+    "pcapng-epb-caplen-4GB": SHB
+    + IDB
+    + _epb(PACKET)
+    + _block(6, struct.pack("<IIIII", 0, 0, 0, 0xFFFFFFF0, 0xFFFFFFF0) + PACKET),
     # pcapng: an Interface Statistics Block claiming 10^9 packets received and dropped
-    "pcapng-isb-1e9-packets": SHB + IDB + _epb(PACKET) + _block(5, struct.pack("<III", 0, 0, 0)
-        + struct.pack("<HHQ", 4, 8, 10**9) + struct.pack("<HHQ", 5, 8, 10**9) + b"\0" * 4),
+    "pcapng-isb-1e9-packets": SHB
+    + IDB
+    + _epb(PACKET)
+    + _block(
+        5,
+        struct.pack("<III", 0, 0, 0)
+        + struct.pack("<HHQ", 4, 8, 10**9)
+        + struct.pack("<HHQ", 5, 8, 10**9)
+        + b"\0" * 4,
+    ),
     # pcapng: a section header claiming a section of 2^62 bytes
-    "pcapng-section-length-huge": _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, 1 << 62))
-    + IDB + _epb(PACKET),
+    "pcapng-section-length-huge": _block(
+        0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, 1 << 62)
+    )
+    + IDB
+    + _epb(PACKET),
 }
 
 
@@ -134,6 +160,7 @@ def test_a_pcapng_of_empty_blocks_is_walked_a_bounded_slice_at_a_time(tmp_path: 
 
 # --- gzip ------------------------------------------------------------------------------------------
 
+
 def _zeros_member(total: int) -> bytes:
     """A gzip member of ``total`` zero bytes, compressed a MiB at a time."""
     c = zlib.compressobj(9, zlib.DEFLATED, 31)
@@ -164,7 +191,9 @@ def test_compressible_real_capture_is_no_bomb(tmp_path: Path) -> None:
     """Highly repetitive traffic (one packet a million times, as a flood capture holds)
     stays far below the ratio: the limit refuses bombs, not captures."""
     path = tmp_path / "flood.pcap.gz"
-    body = PCAP_HEADER + b"".join(_record(PACKET[:-4] + i.to_bytes(4, "big")) for i in range(400_000))
+    body = PCAP_HEADER + b"".join(
+        _record(PACKET[:-4] + i.to_bytes(4, "big")) for i in range(400_000)
+    )
     path.write_bytes(gzip.compress(body, 9))
     assert len(body) / path.stat().st_size < BOMB_RATIO
     report = analyze([path])
@@ -195,6 +224,7 @@ def test_gzip_member_ending_at_a_read_boundary_loses_no_byte(tmp_path: Path) -> 
 
 
 # --- logs and key logs -----------------------------------------------------------------------------
+
 
 def test_a_log_without_newlines_is_read_a_line_piece_at_a_time(tmp_path: Path) -> None:
     from labkit.analyze.sources import MAX_LINE_BYTES, read_syslog
@@ -239,7 +269,7 @@ def test_cstp_head_fed_a_byte_at_a_time_costs_linear_time() -> None:
     t0 = time.process_time()
     events = []
     for i in range(len(head)):
-        stream.receive_data(head[i:i + 1], i, 0.0)
+        stream.receive_data(head[i : i + 1], i, 0.0)
         while (e := stream.next_event()) is not NEED_DATA:
             events.append(e)
     assert time.process_time() - t0 < 0.6

@@ -18,12 +18,14 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, default_signals, labkit
 
 SEED_PCAP = ROOT.parent / "shared" / "captures" / "public" / "dtls-0x0100-hvr-retrans.pcapng"
-PACKET = bytes.fromhex("020000000002020000000001080045000028000140004006" + "0000c0a80001c0a80002"
-                       + "04d201bb00000001000000005002ffff00000000")
+PACKET = bytes.fromhex(
+    "020000000002020000000001080045000028000140004006"
+    + "0000c0a80001c0a80002"
+    + "04d201bb00000001000000005002ffff00000000"
+)
 
 
 def big_capture(path: Path, records: int = 600_000) -> Path:
@@ -43,9 +45,14 @@ def one_line_error(proc: subprocess.CompletedProcess[str] | subprocess.Popen, st
 
 def _popen(*args: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "labkit", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=default_signals)
+    return subprocess.Popen(
+        [sys.executable, "-m", "labkit", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_signals,
+    )
 
 
 def _wait_for_part(folder: Path, proc: subprocess.Popen, timeout: float = 60) -> Path:
@@ -59,9 +66,12 @@ def _wait_for_part(folder: Path, proc: subprocess.Popen, timeout: float = 60) ->
     raise AssertionError("no .part file appeared")
 
 
-@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"),
-                                             (signal.SIGTERM, 143, "terminated")])
-def test_signal_mid_annotate_exits_cleanly_and_leaves_no_file(tmp_path: Path, sig, code, word) -> None:
+@pytest.mark.parametrize(
+    "sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
+)
+def test_signal_mid_annotate_exits_cleanly_and_leaves_no_file(
+    tmp_path: Path, sig, code, word
+) -> None:
     cap = big_capture(tmp_path / "big.pcap")
     out = tmp_path / "out" / "annotated.pcapng"
     out.parent.mkdir()
@@ -107,8 +117,14 @@ def test_full_disk_is_one_line_and_leaves_no_file(tmp_path: Path) -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
 
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-m", "labkit", "analyze", str(cap), "--annotate", str(out)],
-                          env=env, capture_output=True, text=True, preexec_fn=limit, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "labkit", "analyze", str(cap), "--annotate", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        preexec_fn=limit,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.splitlines()[-1].startswith(f"labkit analyze: error: {out}: cannot write it")
     one_line_error(proc, proc.stderr)
@@ -116,6 +132,7 @@ def test_full_disk_is_one_line_and_leaves_no_file(tmp_path: Path) -> None:
 
 
 # --- every writer refuses to overwrite an input ---------------------------------------------------
+
 
 def _refuses(proc: subprocess.CompletedProcess[str], *unchanged: tuple[Path, bytes]) -> None:
     assert proc.returncode == 2, proc.stderr
@@ -131,8 +148,12 @@ def test_annotate_refuses_its_input_by_any_name(tmp_path: Path) -> None:
     data = cap.read_bytes()
     (tmp_path / "link.pcapng").symlink_to(cap)
     os.link(cap, tmp_path / "hard.pcapng")
-    for out in (cap, tmp_path / "link.pcapng", tmp_path / "hard.pcapng",
-                tmp_path / "sub" / ".." / "case.pcapng"):
+    for out in (
+        cap,
+        tmp_path / "link.pcapng",
+        tmp_path / "hard.pcapng",
+        tmp_path / "sub" / ".." / "case.pcapng",
+    ):
         (tmp_path / "sub").mkdir(exist_ok=True)
         _refuses(labkit("analyze", str(cap), "--annotate", str(out), "--force"), (cap, data))
 
@@ -142,8 +163,10 @@ def test_plot_refuses_a_log_input(tmp_path: Path) -> None:
     log = tmp_path / "asa.log"
     shutil.copy(ROOT / "tests" / "data" / "asa-seed.log", log)
     data = log.read_bytes()
-    _refuses(labkit("analyze", str(SEED_PCAP), "--syslog", str(log), "--plot", str(log), "--force"),
-             (log, data))
+    _refuses(
+        labkit("analyze", str(SEED_PCAP), "--syslog", str(log), "--plot", str(log), "--force"),
+        (log, data),
+    )
 
 
 def test_craft_refuses_its_original(tmp_path: Path) -> None:
@@ -151,8 +174,10 @@ def test_craft_refuses_its_original(tmp_path: Path) -> None:
     proc = labkit("craft", "oversized", "-o", str(cap))
     assert proc.returncode == 0, proc.stderr
     data = cap.read_bytes()
-    _refuses(labkit("craft", "icmp-frag-needed", "--original", str(cap), "-o", str(cap), "--force"),
-             (cap, data))
+    _refuses(
+        labkit("craft", "icmp-frag-needed", "--original", str(cap), "-o", str(cap), "--force"),
+        (cap, data),
+    )
 
 
 def test_scenario_build_refuses_to_overwrite_its_scenario(tmp_path: Path) -> None:
@@ -167,8 +192,10 @@ def test_scenario_build_refuses_to_overwrite_its_scenario(tmp_path: Path) -> Non
 def test_writers_refuse_existing_files_without_force(tmp_path: Path) -> None:
     out = tmp_path / "x.pcapng"
     out.write_bytes(b"keep me")
-    for args in (("analyze", str(SEED_PCAP), "--annotate", str(out)),
-                 ("craft", "syn", "-o", str(out))):
+    for args in (
+        ("analyze", str(SEED_PCAP), "--annotate", str(out)),
+        ("craft", "syn", "-o", str(out)),
+    ):
         proc = labkit(*args)
         assert proc.returncode == 2 and "already exists" in proc.stderr, proc.stderr
         one_line_error(proc, proc.stderr)

@@ -11,13 +11,19 @@ import struct
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, labkit, requires_tshark, tshark_fields
 from scapy.utils import RawPcapNgReader, RawPcapReader
 
-from conftest import ROOT, labkit, requires_tshark, tshark_fields
 from labkit import craft, mtu
 from labkit.scenario import find, load, parse
 from labkit.scenario.build import EPOCH_US, FILES, render
-from labkit.scenario.pcapfile import LINKTYPE_ETHERNET, LINKTYPE_RAW, Frame, pcap_bytes, pcapng_bytes
+from labkit.scenario.pcapfile import (
+    LINKTYPE_ETHERNET,
+    LINKTYPE_RAW,
+    Frame,
+    pcap_bytes,
+    pcapng_bytes,
+)
 from labkit.scenario.timeline import build_timeline
 
 PCAPS = ROOT / "pcaps" / "scenarios"
@@ -31,12 +37,15 @@ def rendered(name: str, start_us: int = EPOCH_US) -> dict[str, bytes]:
 
 # --- reproducible byte for byte -----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", NAMES)
 def test_committed_captures_rebuild_byte_for_byte(name: str) -> None:
     for file, data in rendered(name).items():
         committed = (PCAPS / name / file).read_bytes()
-        assert data == committed, f"{name}/{file} differs from a fresh build: rebuild " \
-                                  "pcaps/scenarios (see its README) if the change is intended"
+        assert data == committed, (
+            f"{name}/{file} differs from a fresh build: rebuild "
+            "pcaps/scenarios (see its README) if the change is intended"
+        )
 
 
 def test_seed_and_start_time_change_only_what_they_should() -> None:
@@ -75,10 +84,20 @@ def test_cli_build_writes_three_files_and_refuses_to_overwrite(tmp_path: Path) -
         assert f"{out / file}" in proc.stdout
     again = labkit("scenario", "build", "dtls-blocked-icmp-ok", "-o", str(out))
     assert again.returncode == 2
-    assert again.stderr == (f"labkit scenario: error: {out / 'outside.pcapng'}: already exists "
-                            "(use --force to overwrite it)\n")
-    later = labkit("scenario", "build", "dtls-blocked-icmp-ok", "-o", str(out), "--force",
-                   "--start-time", "2025-03-01T10:00:00Z")
+    assert again.stderr == (
+        f"labkit scenario: error: {out / 'outside.pcapng'}: already exists "
+        "(use --force to overwrite it)\n"
+    )
+    later = labkit(
+        "scenario",
+        "build",
+        "dtls-blocked-icmp-ok",
+        "-o",
+        str(out),
+        "--force",
+        "--start-time",
+        "2025-03-01T10:00:00Z",
+    )
     assert later.returncode == 0, later.stderr
     first = _records((out / "client-tunnel.pcap").read_bytes())[0][0]
     assert first == 1740823200 * 1_000_000 + 1_000_000  # the first inner SYN, 1 s in
@@ -88,15 +107,18 @@ def test_cli_build_writes_three_files_and_refuses_to_overwrite(tmp_path: Path) -
 
 # --- the writers ----------------------------------------------------------------------------------
 
-FRAMES = [Frame(1_704_067_200_000_001, bytes(craft.ether(craft.syn())), "first, with a comment"),
-          Frame(1_704_067_201_250_000, bytes(craft.ether(craft.oversized())))]
+FRAMES = [
+    Frame(1_704_067_200_000_001, bytes(craft.ether(craft.syn())), "first, with a comment"),
+    Frame(1_704_067_201_250_000, bytes(craft.ether(craft.oversized()))),
+]
 
 
 def test_pcap_writer_layout_by_hand() -> None:
     data = pcap_bytes(FRAMES, LINKTYPE_ETHERNET)
     assert data[:24] == struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)
-    assert data[24:40] == struct.pack("<IIII", 1_704_067_200, 1, len(FRAMES[0].data),
-                                      len(FRAMES[0].data))
+    assert data[24:40] == struct.pack(
+        "<IIII", 1_704_067_200, 1, len(FRAMES[0].data), len(FRAMES[0].data)
+    )
     assert _records(data) == [(f.time_us, f.data) for f in FRAMES]
 
 
@@ -117,14 +139,19 @@ def test_pcapng_writer_is_deterministic_and_blocks_are_aligned() -> None:
 def test_writers_read_back_by_tshark(tmp_path: Path) -> None:
     ng = tmp_path / "x.pcapng"
     ng.write_bytes(pcapng_bytes(FRAMES, LINKTYPE_ETHERNET, interface="outside"))
-    rows = tshark_fields(ng, "frame", "frame.time_epoch", "frame.comment", "ip.len",
-                         "frame.interface_name")
-    assert rows == [["1704067200.000001000", "first, with a comment", "52", "outside"],
-                    ["1704067201.250000000", "", "1418", "outside"]]
+    rows = tshark_fields(
+        ng, "frame", "frame.time_epoch", "frame.comment", "ip.len", "frame.interface_name"
+    )
+    assert rows == [
+        ["1704067200.000001000", "first, with a comment", "52", "outside"],
+        ["1704067201.250000000", "", "1418", "outside"],
+    ]
     raw = tmp_path / "x.pcap"
     raw.write_bytes(pcap_bytes([Frame(f.time_us, f.data[14:]) for f in FRAMES], LINKTYPE_RAW))
-    assert tshark_fields(raw, "ip", "ip.len", "tcp.options.mss_val") == [["52", "1378"],
-                                                                         ["1418", ""]]
+    assert tshark_fields(raw, "ip", "ip.len", "tcp.options.mss_val") == [
+        ["52", "1378"],
+        ["1418", ""],
+    ]
 
 
 # --- record sizes: the forward direction of the MTU formulas --------------------------------------
@@ -156,10 +183,11 @@ def test_record_length_by_hand() -> None:
 
 # --- the crafts added for scenarios, against anyconnect-vpn.pcap --------------------------------
 
+
 def _udp_payload(path: Path, frame: int) -> bytes:
     for number, (pkt, _meta) in enumerate(RawPcapReader(str(path)), 1):
         if number == frame:
-            return pkt[14 + 20 + 8:]
+            return pkt[14 + 20 + 8 :]
     raise AssertionError(f"no frame {frame}")
 
 
@@ -168,7 +196,7 @@ def test_dtls_client_finished_and_data_match_the_real_capture(public_captures: P
     fin = _udp_payload(real, 466)  # the client's CCS + Finished
     crafted = bytes(craft.dtls_client_finished()["UDP"].payload)
     assert len(crafted) == len(fin) == 16 + 13 + 64
-    assert crafted[:16 + 13] == fin[:16 + 13]  # both record headers and the CCS body
+    assert crafted[: 16 + 13] == fin[: 16 + 13]  # both record headers and the CCS body
     data = _udp_payload(real, 467)  # the first application-data record
     crafted = bytes(craft.dtls_application_data(length=112, record_seq=1)["UDP"].payload)
     assert len(crafted) == len(data) and crafted[:13] == data[:13]

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import ROOT, labkit
+
 from labkit.scenario import find, load
 from labkit.scenario.build import FILES
 from labkit.scenario.expect import check

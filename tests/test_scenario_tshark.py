@@ -14,22 +14,47 @@ from collections import Counter
 from functools import cache
 
 import pytest
-
 from conftest import ROOT, requires_tshark
+
 from labkit import mtu
 from labkit.scenario import find, load
 
 pytestmark = requires_tshark
 
 PCAPS = ROOT / "pcaps" / "scenarios"
-FIELDS = ("frame.number", "frame.time_epoch", "frame.len", "frame.comment", "ip.len",
-          "ipv6.plen", "ip.flags.df", "ip.flags.mf", "ip.frag_offset", "tcp.srcport",
-          "tcp.dstport", "tcp.flags.syn", "tcp.flags.ack", "tcp.options.mss_val", "tcp.len",
-          "tcp.analysis.retransmission", "udp.dstport", "icmp.type", "icmp.code", "icmp.mtu",
-          "icmpv6.type", "icmpv6.mtu", "tls.handshake.type",
-          "tls.handshake.extensions_server_name", "tls.record.content_type", "tls.record.length",
-          "dtls.handshake.type", "dtls.record.content_type", "dtls.record.length",
-          "_ws.malformed", "_ws.expert.severity")
+FIELDS = (
+    "frame.number",
+    "frame.time_epoch",
+    "frame.len",
+    "frame.comment",
+    "ip.len",
+    "ipv6.plen",
+    "ip.flags.df",
+    "ip.flags.mf",
+    "ip.frag_offset",
+    "tcp.srcport",
+    "tcp.dstport",
+    "tcp.flags.syn",
+    "tcp.flags.ack",
+    "tcp.options.mss_val",
+    "tcp.len",
+    "tcp.analysis.retransmission",
+    "udp.dstport",
+    "icmp.type",
+    "icmp.code",
+    "icmp.mtu",
+    "icmpv6.type",
+    "icmpv6.mtu",
+    "tls.handshake.type",
+    "tls.handshake.extensions_server_name",
+    "tls.record.content_type",
+    "tls.record.length",
+    "dtls.handshake.type",
+    "dtls.record.content_type",
+    "dtls.record.length",
+    "_ws.malformed",
+    "_ws.expert.severity",
+)
 ERROR_SEVERITY = 8388608  # PI_ERROR in Wireshark's expert info
 
 
@@ -37,8 +62,22 @@ ERROR_SEVERITY = 8388608  # PI_ERROR in Wireshark's expert info
 def frames(name: str, file: str) -> tuple[dict[str, list[str]], ...]:
     """Every frame of one capture as {field: [values]}, from one tshark run."""
     dtls_port = load(find(name)).head_end.dtls_port
-    cmd = ["tshark", "-n", "-r", str(PCAPS / name / file), "-d", f"udp.port=={dtls_port},dtls",
-           "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=|"]
+    cmd = [
+        "tshark",
+        "-n",
+        "-r",
+        str(PCAPS / name / file),
+        "-d",
+        f"udp.port=={dtls_port},dtls",
+        "-T",
+        "fields",
+        "-E",
+        "separator=\t",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=|",
+    ]
     for f in FIELDS:
         cmd += ["-e", f]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
@@ -77,8 +116,11 @@ def test_every_shipped_scenario_has_its_captures() -> None:
 def test_nothing_malformed_and_no_error(name: str, file: str) -> None:
     rows = frames(name, file)
     assert rows
-    bad = [r["frame.number"] for r in rows
-           if r["_ws.malformed"] or any(int(s) >= ERROR_SEVERITY for s in r["_ws.expert.severity"])]
+    bad = [
+        r["frame.number"]
+        for r in rows
+        if r["_ws.malformed"] or any(int(s) >= ERROR_SEVERITY for s in r["_ws.expert.severity"])
+    ]
     assert bad == []
     first = float(rows[0]["frame.time_epoch"][0])
     assert 1704067200 <= first < 1704067200 + 60  # the fixed epoch, 2024-01-01T00:00:00Z
@@ -101,6 +143,7 @@ def dtls_types(rows) -> Counter:
 
 # --- the seed's case ----------------------------------------------------------------------------
 
+
 def test_seed_inside_syn_1378_df_1418_icmp_1347() -> None:
     rows = frames("dtls-blocked-icmp-ok", "headend-inside.pcap")
     assert syn_mss(rows) == [1378, 1307]  # before the reconnect, and at the new MTU after it
@@ -109,8 +152,12 @@ def test_seed_inside_syn_1378_df_1418_icmp_1347() -> None:
     icmp = where(rows, icmp__type="3", icmp__code="4")
     assert len(icmp) == 1 and icmp[0]["icmp.mtu"] == ["1347"]
     assert icmp[0]["ip.len"] == ["576", "1418"]  # quotes the 1418-byte original (RFC 1812)
-    after = [r for r in not_icmp(rows) if r["tcp.srcport"] == ["5201"]
-             and int(r["frame.number"][0]) > int(icmp[0]["frame.number"][0])]
+    after = [
+        r
+        for r in not_icmp(rows)
+        if r["tcp.srcport"] == ["5201"]
+        and int(r["frame.number"][0]) > int(icmp[0]["frame.number"][0])
+    ]
     assert ints(after[:8], "tcp.len") == [1307, 71] * 4  # each 1378 re-sent as 1307 + 71
     assert max(ints(after, "ip.len")) == 1347  # nothing larger after the ICMP
 
@@ -125,15 +172,18 @@ def test_seed_tunnel_never_sees_more_than_the_tls_mtu() -> None:
 def test_seed_outside_dtls_unanswered_then_a_second_tls_session() -> None:
     rows = frames("dtls-blocked-icmp-ok", "outside.pcapng")
     assert dtls_types(rows) == Counter({1: 4})  # four ClientHellos, no HVR, no ServerHello
-    hello_times = [float(r["frame.time_epoch"][0]) - 1704067200
-                   for r in where(rows, dtls__handshake__type="1")]
+    hello_times = [
+        float(r["frame.time_epoch"][0]) - 1704067200 for r in where(rows, dtls__handshake__type="1")
+    ]
     assert [round(t, 3) for t in hello_times] == [0.2, 1.2, 3.2, 7.2]
     sessions = tls_sessions(rows)
     assert len(sessions) == 2 and sessions[0] != sessions[1]
     second = where(rows, tls__handshake__type="1")[1]
     assert float(second["frame.time_epoch"][0]) - 1704067200 > 7.2  # after the DTLS retries
-    assert ints(where(rows, tcp__flags__syn="1", tcp__flags__ack="1"), "tcp.options.mss_val") \
-        == [1380, 1380]  # the head-end's outer MSS: sysopt connection tcpmss 1380
+    assert ints(where(rows, tcp__flags__syn="1", tcp__flags__ack="1"), "tcp.options.mss_val") == [
+        1380,
+        1380,
+    ]  # the head-end's outer MSS: sysopt connection tcpmss 1380
     response = [r for r in rows if any("CONNECT response" in c for c in r["frame.comment"])]
     assert len(response) == 2
     assert "X-CSTP-MTU: 1347" in response[0]["frame.comment"][0]
@@ -146,12 +196,16 @@ def test_cstp_records_are_sized_by_the_cipher_for_the_packets_they_carry() -> No
     outside = frames("dtls-blocked-icmp-ok", "outside.pcapng")
     tunnel = frames("dtls-blocked-icmp-ok", "client-tunnel.pcap")
     server = [r for r in tunnel if r["tcp.srcport"] == ["5201"]]
-    want = Counter(mtu.record_length(mtu.CSTP_HEADER + n, "AES128-SHA")
-                   for n in ints(server, "ip.len"))
+    want = Counter(
+        mtu.record_length(mtu.CSTP_HEADER + n, "AES128-SHA") for n in ints(server, "ip.len")
+    )
     got = Counter()
     for r in outside:
-        if r["tcp.srcport"] == ["443"] and r["tls.record.content_type"] == ["23"] \
-                and not any("CONNECT" in c for c in r["frame.comment"]):
+        if (
+            r["tcp.srcport"] == ["443"]
+            and r["tls.record.content_type"] == ["23"]
+            and not any("CONNECT" in c for c in r["frame.comment"])
+        ):
             got.update(int(v) for v in r["tls.record.length"])
     assert got == want and want[1392] == 8  # eight 1347-byte packets: 1392-byte records
     # A 1392-byte record does not fit a 1380-byte segment: it spans two (the wire-accurate MTU).
@@ -159,6 +213,7 @@ def test_cstp_records_are_sized_by_the_cipher_for_the_packets_they_carry() -> No
 
 
 # --- the other scenarios -------------------------------------------------------------------------
+
 
 def test_healthy_dtls_resumes_and_carries_1418() -> None:
     out = frames("healthy", "outside.pcapng")
@@ -218,7 +273,9 @@ def test_df_bit_ignore_fragments_instead_of_dropping() -> None:
 
 def test_tcpmss_1460_carries_1418_in_two_segment_records() -> None:
     out = frames("fix-tcpmss-1460", "outside.pcapng")
-    assert ints(where(out, tcp__flags__syn="1", tcp__flags__ack="1"), "tcp.options.mss_val") == [1460]
+    assert ints(where(out, tcp__flags__syn="1", tcp__flags__ack="1"), "tcp.options.mss_val") == [
+        1460
+    ]
     assert len(tls_sessions(out)) == 1
     records = ints([r for r in out if r["tls.record.content_type"] == ["23"]], "tls.record.length")
     assert records.count(mtu.record_length(1418 + 8, "AES128-SHA")) == 8 == records.count(1472)

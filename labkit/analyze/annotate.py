@@ -51,7 +51,7 @@ def _tsresol(divisor: float) -> int:
     a file carried (up to 10^-127) is written back as it was.
     """
     n = round(math.log10(divisor))
-    if 0 <= n <= 0x7F and float(10 ** n) == divisor:
+    if 0 <= n <= 0x7F and float(10**n) == divisor:
         return n
     return 0x80 | min(max(round(math.log2(divisor)), 0), 0x7F)
 
@@ -61,14 +61,23 @@ def _idb(iface: Interface) -> bytes:
     if iface.ts_offset:
         opts += _opt(_IF_TSOFFSET, struct.pack("<q", int(iface.ts_offset)))
     linktype = iface.linktype if iface.linktype >= 0 else 147  # USER0 for "not a packet"
-    return _block(_BLOCK_IDB, struct.pack("<HHI", linktype, 0, iface.snaplen) + opts + _opt(_OPT_END, b""))
+    return _block(
+        _BLOCK_IDB, struct.pack("<HHI", linktype, 0, iface.snaplen) + opts + _opt(_OPT_END, b"")
+    )
 
 
 def _epb(iface: int, ticks: int, data: bytes, origlen: int, comment: str | None) -> bytes:
     pad = b"\0" * (-len(data) % 4)
     opts = _opt(_OPT_COMMENT, comment.encode()) + _opt(_OPT_END, b"") if comment else b""
-    return _block(_BLOCK_EPB, struct.pack("<IIIII", iface, (ticks >> 32) & 0xFFFFFFFF,
-                                          ticks & 0xFFFFFFFF, len(data), origlen) + data + pad + opts)
+    return _block(
+        _BLOCK_EPB,
+        struct.pack(
+            "<IIIII", iface, (ticks >> 32) & 0xFFFFFFFF, ticks & 0xFFFFFFFF, len(data), origlen
+        )
+        + data
+        + pad
+        + opts,
+    )
 
 
 def comments_by_file(report: Report) -> dict[str, dict[int, list[str]]]:
@@ -77,12 +86,18 @@ def comments_by_file(report: Report) -> dict[str, dict[int, list[str]]]:
     for f in report.findings:
         for e in f.evidence:
             out.setdefault(e.file, {}).setdefault(e.frame, []).append(
-                f"labkit {f.severity} {f.id}: {f.summary}")
+                f"labkit {f.severity} {f.id}: {f.summary}"
+            )
     return out
 
 
-def write_annotated(report: Report, paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
-                    *, force: bool = False) -> int:
+def write_annotated(
+    report: Report,
+    paths: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    force: bool = False,
+) -> int:
     """Write the annotated copy; return how many frames got a comment."""
     notes = comments_by_file(report)
     commented = 0
@@ -150,13 +165,21 @@ def _write_chunk(chunk, notes: dict[int, list[str]], fh: BinaryIO, name: str | N
         d, c = data[i], caps[i]
         if text:
             comment = (f"[{name} frame {frame}] " if name else "") + " | ".join(text)
-            add(_epb(int(iface[i]), int(ticks[i]), bytes(buf[d:d + c]), int(chunk.origlen[i]), comment))
+            add(
+                _epb(
+                    int(iface[i]),
+                    int(ticks[i]),
+                    bytes(buf[d : d + c]),
+                    int(chunk.origlen[i]),
+                    comment,
+                )
+            )
             commented += 1
             continue
-        add(hdr_mv[28 * i:28 * i + 28])
-        add(buf[d:d + c])
+        add(hdr_mv[28 * i : 28 * i + 28])
+        add(buf[d : d + c])
         add(_PADS[pads[i]])
-        add(trl_mv[4 * i:4 * i + 4])
+        add(trl_mv[4 * i : 4 * i + 4])
     fh.write(out)
     return commented
 

@@ -53,7 +53,9 @@ class Limit:
     v6: bool = False
 
 
-def _findings_from(selections: Sequence[Selection | None]) -> tuple[tuple[Evidence, ...], str, dict[str, str]]:
+def _findings_from(
+    selections: Sequence[Selection | None],
+) -> tuple[tuple[Evidence, ...], str, dict[str, str]]:
     """Evidence and filters of selections from one or more files (one selection per file)."""
     sels = [s for s in selections if s is not None]
     evidence = tuple(Evidence(s.file, f, t) for s in sels for f, t in s.frames)
@@ -61,8 +63,13 @@ def _findings_from(selections: Sequence[Selection | None]) -> tuple[tuple[Eviden
     return evidence, (sels[0].filter if sels else ""), filters
 
 
-def _finding(fid: str, summary: str, selections: Sequence[Selection | None], fields: dict,
-             severity: str | None = None) -> Finding:
+def _finding(
+    fid: str,
+    summary: str,
+    selections: Sequence[Selection | None],
+    fields: dict,
+    severity: str | None = None,
+) -> Finding:
     evidence, filt, filters = _findings_from(selections)
     if len(filters) > 1:
         fields = dict(fields, wireshark_filters=filters)
@@ -86,8 +93,13 @@ def _clean(fields: dict) -> dict:
 
 
 class Case:
-    def __init__(self, facts: dict[str, FileFacts], reports: dict[str, FileReport],
-                 options: AnalyzeOptions, evidence=evidence_frames) -> None:
+    def __init__(
+        self,
+        facts: dict[str, FileFacts],
+        reports: dict[str, FileReport],
+        options: AnalyzeOptions,
+        evidence=evidence_frames,
+    ) -> None:
         """``evidence(path, clauses, file)``: the early-stopping re-read that fetches the
         first frames of a DF-size clause once the limit and head-ends are known."""
         self.facts = facts
@@ -105,9 +117,15 @@ class Case:
     # --- who is who ----------------------------------------------------------------------
     def _headends(self) -> set[str]:
         heads = set(self.options.headends)
-        tls_pairs = {(s.client, s.server) for f in self.facts.values() for s in f.tls.sessions.values()}
+        tls_pairs = {
+            (s.client, s.server) for f in self.facts.values() for s in f.tls.sessions.values()
+        }
         for p in self.dtls_pairs:
-            if (p.client, p.server) in tls_pairs or p.port == DEFAULT_VPN_PORT or p.version == 0x0100:
+            if (
+                (p.client, p.server) in tls_pairs
+                or p.port == DEFAULT_VPN_PORT
+                or p.version == 0x0100
+            ):
                 heads.add(p.server)
         return heads
 
@@ -122,21 +140,32 @@ class Case:
         dtls = [p for p in f.dtls.pairs.values() if p.server in self.headends]
         if transport or dtls:
             heads = sorted({s.server for s in transport} | {p.server for p in dtls})
-            what = " and ".join(x for x in ("TLS" if transport else "", "DTLS" if dtls else "") if x)
-            return ("outside", f"{what} to head-end {', '.join(heads)}",
-                    "no inner traffic here (it is encrypted inside TLS/DTLS): capture on the "
-                    "client's adapter or the head-end's inside to see packet sizes, SYN MSS and ICMP")
+            what = " and ".join(
+                x for x in ("TLS" if transport else "", "DTLS" if dtls else "") if x
+            )
+            return (
+                "outside",
+                f"{what} to head-end {', '.join(heads)}",
+                "no inner traffic here (it is encrypted inside TLS/DTLS): capture on the "
+                "client's adapter or the head-end's inside to see packet sizes, SYN MSS and ICMP",
+            )
         raw = rep.linktypes and all(_lt_number(lt) in RAW_POINT_LINKTYPES for lt in rep.linktypes)
         if raw and rep.ip_packets:
-            return ("tunnel", "raw IP without a link layer, no TLS/DTLS to a head-end: a tunnel "
-                              "adapter (the client's virtual adapter)",
-                    "no TLS/DTLS transport here: capture outside (the client's physical NIC) to see "
-                    "whether DTLS is answered and when the session reconnects")
+            return (
+                "tunnel",
+                "raw IP without a link layer, no TLS/DTLS to a head-end: a tunnel "
+                "adapter (the client's virtual adapter)",
+                "no TLS/DTLS transport here: capture outside (the client's physical NIC) to see "
+                "whether DTLS is answered and when the session reconnects",
+            )
         if rep.ip_packets:
-            return ("inside", "IP traffic with a link layer and no TLS/DTLS to a head-end: the "
-                              "head-end's inside (or a LAN segment)",
-                    "no TLS/DTLS transport here: capture outside to see whether DTLS is answered "
-                    "and when the session reconnects")
+            return (
+                "inside",
+                "IP traffic with a link layer and no TLS/DTLS to a head-end: the "
+                "head-end's inside (or a LAN segment)",
+                "no TLS/DTLS transport here: capture outside to see whether DTLS is answered "
+                "and when the session reconnects",
+            )
         return "unknown", "no IP packets", "nothing: no IP traffic was found"
 
     # --- limits -----------------------------------------------------------------------------
@@ -146,7 +175,7 @@ class Case:
             out.append(Limit(self.options.tunnel_mtu, "option"))
         seen = set()
         for f in self.facts.values():
-            for (v6, m) in f.icmp.frag:
+            for v6, m in f.icmp.frag:
                 if (v6, m) not in seen:
                     seen.add((v6, m))
                     out.append(Limit(m, "icmp", v6))
@@ -195,46 +224,113 @@ class Case:
                 if not p.handshake_seen:
                     how.append("(handshake before the capture: data flows both ways)")
                     sets = [_data_set(p)]
-                summary = (f"DTLS {version} ({vname}) established between {p.client} and "
-                           f"{p.server} on UDP {p.port}" + (" " + ", ".join(how) if how else "") + ".")
-                out.append(_finding("dtls-established", summary, _per_file(sets), _clean({
-                    "version": version, "version_name": vname, "port": p.port,
-                    "client": p.client, "server": p.server, "resumed": p.resumed,
-                    "hello_verify_request": bool(p.hvr.count) if p.handshake_seen else None,  # type: ignore[union-attr]
-                    "retransmitted_hellos": p.retransmitted_hellos if p.handshake_seen else None,
-                    "attempts": p.attempts if p.handshake_seen else None,
-                    "cipher": _hex(p.cipher)})))
-            elif det.unanswered(p) or (p.hvr.count and not p.server_hello.count  # type: ignore[union-attr]
-                                       and p.cookie_hellos and p.attempts >= 2):
+                summary = (
+                    f"DTLS {version} ({vname}) established between {p.client} and "
+                    f"{p.server} on UDP {p.port}" + (" " + ", ".join(how) if how else "") + "."
+                )
+                out.append(
+                    _finding(
+                        "dtls-established",
+                        summary,
+                        _per_file(sets),
+                        _clean(
+                            {
+                                "version": version,
+                                "version_name": vname,
+                                "port": p.port,
+                                "client": p.client,
+                                "server": p.server,
+                                "resumed": p.resumed,
+                                "hello_verify_request": bool(p.hvr.count)
+                                if p.handshake_seen
+                                else None,  # type: ignore[union-attr]
+                                "retransmitted_hellos": p.retransmitted_hellos
+                                if p.handshake_seen
+                                else None,
+                                "attempts": p.attempts if p.handshake_seen else None,
+                                "cipher": _hex(p.cipher),
+                            }
+                        ),
+                    )
+                )
+            elif det.unanswered(p) or (
+                p.hvr.count
+                and not p.server_hello.count  # type: ignore[union-attr]
+                and p.cookie_hellos
+                and p.attempts >= 2
+            ):
                 unreach = self._unreachables_for(p)
                 hvr = p.hvr.count  # type: ignore[union-attr]
-                tail = (f"; the head-end answered {hvr} HelloVerifyRequest(s) but never a ServerHello"
-                        if hvr else ": UDP to the DTLS port is blocked or dropped on the path")
+                tail = (
+                    f"; the head-end answered {hvr} HelloVerifyRequest(s) but never a ServerHello"
+                    if hvr
+                    else ": UDP to the DTLS port is blocked or dropped on the path"
+                )
                 if unreach:
                     tail += f" ({unreach} ICMP unreachable(s) came back for it)"
-                summary = (f"{p.attempts} DTLS ClientHello(s) from {p.client} to {p.server} "
-                           f"UDP {p.port} got no DTLS answer{tail}; the client will fall back to "
-                           f"the TLS tunnel.")
-                out.append(_finding("dtls-unanswered", summary, _per_file([p.hellos]), _clean({
-                    "client": p.client, "server": p.server, "port": p.port,
-                    "attempts": p.attempts, "version": version,
-                    "hello_verify_requests": hvr or None, "icmp_unreachable": unreach or None})))
+                summary = (
+                    f"{p.attempts} DTLS ClientHello(s) from {p.client} to {p.server} "
+                    f"UDP {p.port} got no DTLS answer{tail}; the client will fall back to "
+                    f"the TLS tunnel."
+                )
+                out.append(
+                    _finding(
+                        "dtls-unanswered",
+                        summary,
+                        _per_file([p.hellos]),
+                        _clean(
+                            {
+                                "client": p.client,
+                                "server": p.server,
+                                "port": p.port,
+                                "attempts": p.attempts,
+                                "version": version,
+                                "hello_verify_requests": hvr or None,
+                                "icmp_unreachable": unreach or None,
+                            }
+                        ),
+                    )
+                )
             if p.port != DEFAULT_VPN_PORT and p.attempts:
                 ok = p.established
-                summary = (f"DTLS from {p.client} to {p.server} runs on UDP {p.port}, not the default "
-                           f"443" + (" (it works here)." if ok else
-                                     ": a firewall opened for 443 only would drop it."))
-                out.append(_finding("dtls-nondefault-port", summary, _per_file([p.hellos]), _clean({
-                    "port": p.port, "client": p.client, "server": p.server, "established": ok}),
-                    severity=None if not ok else "info"))
+                summary = (
+                    f"DTLS from {p.client} to {p.server} runs on UDP {p.port}, not the default "
+                    f"443"
+                    + (
+                        " (it works here)."
+                        if ok
+                        else ": a firewall opened for 443 only would drop it."
+                    )
+                )
+                out.append(
+                    _finding(
+                        "dtls-nondefault-port",
+                        summary,
+                        _per_file([p.hellos]),
+                        _clean(
+                            {
+                                "port": p.port,
+                                "client": p.client,
+                                "server": p.server,
+                                "established": ok,
+                            }
+                        ),
+                        severity=None if not ok else "info",
+                    )
+                )
         return out
 
     def _unreachables_for(self, p: DtlsPair) -> int:
         n = 0
         for f in self.facts.values():
             for u in f.icmp.unreach.values():
-                if any(fl[0] == p.client and fl[1] == p.server and fl[2] == dec.PROTO_UDP
-                       and fl[4] == p.port for fl in u.flows):
+                if any(
+                    fl[0] == p.client
+                    and fl[1] == p.server
+                    and fl[2] == dec.PROTO_UDP
+                    and fl[4] == p.port
+                    for fl in u.flows
+                ):
                     n += u.frames.count
         return n
 
@@ -252,16 +348,27 @@ class Case:
                     continue
                 sets = []
                 for s in sessions:
-                    fs = FrameSet(s.file, f"tls.handshake.type == 1 && {src_field(client)} == {client} && "
-                                          f"{dst_field(client)} == {head}")
+                    fs = FrameSet(
+                        s.file,
+                        f"tls.handshake.type == 1 && {src_field(client)} == {client} && "
+                        f"{dst_field(client)} == {head}",
+                    )
                     sets.append(fs)
                     fs.add(s.hello_frame, s.hello_ts)
                 merged = _merge_same_clause(sets)
-                summary = (f"{len(sessions)} TLS session(s) from {client} to head-end {head} and no "
-                           f"DTLS attempt: the tunnel runs over TLS only (DTLS disabled, or its "
-                           f"ClientHellos never reach this capture point).")
-                out.append(_finding("dtls-absent", summary, _per_file(merged), {
-                    "client": client, "server": head, "tls_sessions": len(sessions)}))
+                summary = (
+                    f"{len(sessions)} TLS session(s) from {client} to head-end {head} and no "
+                    f"DTLS attempt: the tunnel runs over TLS only (DTLS disabled, or its "
+                    f"ClientHellos never reach this capture point)."
+                )
+                out.append(
+                    _finding(
+                        "dtls-absent",
+                        summary,
+                        _per_file(merged),
+                        {"client": client, "server": head, "tls_sessions": len(sessions)},
+                    )
+                )
         return out
 
     def _reconnects(self) -> list[Finding]:
@@ -282,18 +389,35 @@ class Case:
                         continue
                     last = s.prev_last.get(prev.key, prev.last_ts)
                     gap = round(max(0.0, s.start_ts - last), 3)
-                    fs = FrameSet(f.tls.file, f"tls.handshake.type == 1 && {src_field(client)} == {client} && "
-                                              f"{dst_field(client)} == {server} && tcp.dstport == {port} && "
-                                              f"(tcp.srcport == {prev.sport} || tcp.srcport == {s.sport})")
+                    fs = FrameSet(
+                        f.tls.file,
+                        f"tls.handshake.type == 1 && {src_field(client)} == {client} && "
+                        f"{dst_field(client)} == {server} && tcp.dstport == {port} && "
+                        f"(tcp.srcport == {prev.sport} || tcp.srcport == {s.sport})",
+                    )
                     fs.add(prev.hello_frame, prev.hello_ts)
                     fs.add(s.hello_frame, s.hello_ts)
-                    summary = (f"{client} opened a new TLS session to head-end {server}:{port} {gap} s "
-                               f"after the previous one (client port {prev.sport}) went quiet, following "
-                               f"DTLS attempts during that session: the VPN session reconnected "
-                               f"(AnyConnect does this to apply the TLS MTU when DTLS fails).")
-                    out.append(_finding("vpn-reconnect", summary, [select([fs])], {
-                        "client": client, "server": server, "port": port, "gap_s": gap,
-                        "previous_client_port": prev.sport, "client_port": s.sport}))
+                    summary = (
+                        f"{client} opened a new TLS session to head-end {server}:{port} {gap} s "
+                        f"after the previous one (client port {prev.sport}) went quiet, following "
+                        f"DTLS attempts during that session: the VPN session reconnected "
+                        f"(AnyConnect does this to apply the TLS MTU when DTLS fails)."
+                    )
+                    out.append(
+                        _finding(
+                            "vpn-reconnect",
+                            summary,
+                            [select([fs])],
+                            {
+                                "client": client,
+                                "server": server,
+                                "port": port,
+                                "gap_s": gap,
+                                "previous_client_port": prev.sport,
+                                "client_port": s.sport,
+                            },
+                        )
+                    )
         return out
 
     def _syn_roles(self, file: str):
@@ -314,9 +438,12 @@ class Case:
         """The first SYNs of one group and role, and a filter selecting exactly them."""
         clause = self._syn_clause(file, grp.synack, grp.mss, grp.ipver, role)
         outer = None if role is None else role == "outer"
-        sets = [FrameSet(file, clause, list(frames), n)
-                for frames, n in self.facts[file].mss.role_sets(grp.synack, grp.mss, grp.ipver,
-                                                                 self._head_hashes, outer)]
+        sets = [
+            FrameSet(file, clause, list(frames), n)
+            for frames, n in self.facts[file].mss.role_sets(
+                grp.synack, grp.mss, grp.ipver, self._head_hashes, outer
+            )
+        ]
         return select(sets, clause=clause)
 
     def _syn_mss(self) -> list[Finding]:
@@ -327,16 +454,34 @@ class Case:
                 shown = {fr for fr, _t in sel.frames} if sel else set()
                 servers = sorted({srv for fr, _t, _h, srv in grp.frames if fr in shown})
                 implied = mtu.mtu_for_mss(grp.mss, grp.ipver == 6)
-                where = {"outer": " on the outer connection to the head-end",
-                         "inner": " of inner flows (through the tunnel)",
-                         "other": " of other flows (not to the head-end)"}.get(role or "", "")
+                where = {
+                    "outer": " on the outer connection to the head-end",
+                    "inner": " of inner flows (through the tunnel)",
+                    "other": " of other flows (not to the head-end)",
+                }.get(role or "", "")
                 who = "servers" if grp.synack else "clients"
-                summary = (f"{count} {'SYN-ACK' if grp.synack else 'SYN'}(s){where} announce MSS "
-                           f"{grp.mss}: the {who} size packets for MTU {implied}.")
-                out.append(_finding("syn-mss", summary, [sel], _clean({
-                    "mss": grp.mss, "direction": "syn-ack" if grp.synack else "syn", "role": role,
-                    "ip_version": grp.ipver, "implied_mtu": implied, "count": count,
-                    "servers": servers[:8] or None})))
+                summary = (
+                    f"{count} {'SYN-ACK' if grp.synack else 'SYN'}(s){where} announce MSS "
+                    f"{grp.mss}: the {who} size packets for MTU {implied}."
+                )
+                out.append(
+                    _finding(
+                        "syn-mss",
+                        summary,
+                        [sel],
+                        _clean(
+                            {
+                                "mss": grp.mss,
+                                "direction": "syn-ack" if grp.synack else "syn",
+                                "role": role,
+                                "ip_version": grp.ipver,
+                                "implied_mtu": implied,
+                                "count": count,
+                                "servers": servers[:8] or None,
+                            }
+                        ),
+                    )
+                )
         return out
 
     def _icmp(self) -> list[Finding]:
@@ -346,15 +491,35 @@ class Case:
                 lengths = g.original_lengths.most_common()
                 orig = lengths[0][0] if lengths else None
                 flows = sorted(g.flows, key=_flow_key)[:8]
-                what = "ICMPv6 Packet Too Big" if v6 else "ICMP type 3 code 4 (fragmentation needed)"
-                summary = (f"{g.frames.count} {what} from {', '.join(sorted(g.reporters)[:3])} with "
-                           f"next-hop MTU {m}" + (f", quoting a {orig}-byte original packet" if orig else "")
-                           + ": the sender must send smaller packets.")
-                out.append(_finding("icmp-frag-needed", summary, [select([g.frames])], _clean({
-                    "mtu": m, "original_length": orig, "ip_version": 6 if v6 else 4,
-                    "original_lengths": [ln for ln, _n in lengths] if len(lengths) > 1 else None,
-                    "count": g.frames.count, "reporters": sorted(g.reporters)[:8],
-                    "quoted_flows": [_flow_text(fl) for fl in flows] or None})))
+                what = (
+                    "ICMPv6 Packet Too Big" if v6 else "ICMP type 3 code 4 (fragmentation needed)"
+                )
+                summary = (
+                    f"{g.frames.count} {what} from {', '.join(sorted(g.reporters)[:3])} with "
+                    f"next-hop MTU {m}"
+                    + (f", quoting a {orig}-byte original packet" if orig else "")
+                    + ": the sender must send smaller packets."
+                )
+                out.append(
+                    _finding(
+                        "icmp-frag-needed",
+                        summary,
+                        [select([g.frames])],
+                        _clean(
+                            {
+                                "mtu": m,
+                                "original_length": orig,
+                                "ip_version": 6 if v6 else 4,
+                                "original_lengths": [ln for ln, _n in lengths]
+                                if len(lengths) > 1
+                                else None,
+                                "count": g.frames.count,
+                                "reporters": sorted(g.reporters)[:8],
+                                "quoted_flows": [_flow_text(fl) for fl in flows] or None,
+                            }
+                        ),
+                    )
+                )
         return out
 
     def _over(self, limit: int) -> dict[str, Counter]:
@@ -367,7 +532,9 @@ class Case:
                 out[file] = sizes
         return out
 
-    def _df_evidence(self, file: str, clause: str, total: int, limit: int, size: int | None) -> FrameSet:
+    def _df_evidence(
+        self, file: str, clause: str, total: int, limit: int, size: int | None
+    ) -> FrameSet:
         """The first DF frames above ``limit`` (or of exactly ``size``), from a short re-read.
 
         While :attr:`_planning`, only records the request (all requests of a file are then
@@ -386,11 +553,14 @@ class Case:
     def _fetch_evidence(self) -> None:
         heads = self._head_hashes
         for file, wanted in self._requests.items():
+
             def pred_for(limit: int, size: int | None):
                 def pred(c: dec.Columns) -> np.ndarray:
                     hit = (c.iplen == size) if size is not None else (c.iplen > limit)
                     return hit & ~np.isin(c.src_h, heads) & ~np.isin(c.dst_h, heads)
+
                 return pred
+
             clauses = {cl: (pred_for(lim, sz), total) for cl, (lim, sz, total) in wanted.items()}
             for cl, fs in self.evidence(file, clauses, file).items():
                 self._evidence_cache[(file, cl)] = fs
@@ -423,12 +593,24 @@ class Case:
                 sel = select([self._df_evidence(file, clause, total, lim.mtu, None)], clause=clause)
                 size = sizes.most_common(1)[0][0]
                 src_text = "--tunnel-mtu" if lim.source == "option" else "from ICMP"
-                summary = (f"{total} packets with DF set are larger than the {lim.mtu}-byte tunnel "
-                           f"MTU ({src_text}); most are {size} bytes: they cannot cross the tunnel "
-                           f"unfragmented.")
-                out.append(_finding("oversized-df", summary, [sel], {
-                    "packet_size": size, "tunnel_mtu": lim.mtu, "count": total,
-                    "sizes": {str(k): v for k, v in sizes.most_common(5)}}))
+                summary = (
+                    f"{total} packets with DF set are larger than the {lim.mtu}-byte tunnel "
+                    f"MTU ({src_text}); most are {size} bytes: they cannot cross the tunnel "
+                    f"unfragmented."
+                )
+                out.append(
+                    _finding(
+                        "oversized-df",
+                        summary,
+                        [sel],
+                        {
+                            "packet_size": size,
+                            "tunnel_mtu": lim.mtu,
+                            "count": total,
+                            "sizes": {str(k): v for k, v in sizes.most_common(5)},
+                        },
+                    )
+                )
         return out
 
     def _black_holes(self) -> list[tuple[Finding, Candidate]]:
@@ -446,16 +628,38 @@ class Case:
                     continue
                 if _quoted(cd, quoted) or (known and cd.size <= known):
                     continue
-                rec = (" The sender then re-sent the data in smaller segments, which got through "
-                       "(its own black-hole detection)." if cd.recovered_by_shrinking else "")
-                summary = (f"The same {cd.size}-byte segment from {cd.src}:{cd.sport} to "
-                           f"{cd.dst}:{cd.dport} was sent {cd.copies.count} times with DF set, never "
-                           f"acknowledged, and no ICMP frag-needed came back: a PMTUD black hole "
-                           f"(ICMP filtered on the path).{rec}")
-                out.append((_finding("pmtud-black-hole", summary, [select([cd.copies])], _clean({
-                    "packet_size": cd.size, "segment_length": cd.length, "copies": cd.copies.count,
-                    "flow": _flow_text(cd.flow), "recovered_by_smaller_segments": cd.recovered_by_shrinking,
-                    "tunnel_mtu": known})), cd))
+                rec = (
+                    " The sender then re-sent the data in smaller segments, which got through "
+                    "(its own black-hole detection)."
+                    if cd.recovered_by_shrinking
+                    else ""
+                )
+                summary = (
+                    f"The same {cd.size}-byte segment from {cd.src}:{cd.sport} to "
+                    f"{cd.dst}:{cd.dport} was sent {cd.copies.count} times with DF set, never "
+                    f"acknowledged, and no ICMP frag-needed came back: a PMTUD black hole "
+                    f"(ICMP filtered on the path).{rec}"
+                )
+                out.append(
+                    (
+                        _finding(
+                            "pmtud-black-hole",
+                            summary,
+                            [select([cd.copies])],
+                            _clean(
+                                {
+                                    "packet_size": cd.size,
+                                    "segment_length": cd.length,
+                                    "copies": cd.copies.count,
+                                    "flow": _flow_text(cd.flow),
+                                    "recovered_by_smaller_segments": cd.recovered_by_shrinking,
+                                    "tunnel_mtu": known,
+                                }
+                            ),
+                        ),
+                        cd,
+                    )
+                )
         return out
 
     def _syn_clause(self, file: str, synack: bool, mss_v: int, ipver: int, role: str | None) -> str:
@@ -465,7 +669,9 @@ class Case:
             clause += " && " + ("ipv6" if ipver == 6 else "ip")
         if role is not None:
             fld = "src" if synack else "dst"
-            heads = any_of(f"{'ipv6' if ':' in h else 'ip'}.{fld} == {h}" for h in sorted(self.headends))
+            heads = any_of(
+                f"{'ipv6' if ':' in h else 'ip'}.{fld} == {h}" for h in sorted(self.headends)
+            )
             clause += f" && {paren(heads)}" if role == "outer" else f" && !{paren(heads)}"
 
         return clause
@@ -494,9 +700,14 @@ class Case:
                 dsizes.update(sizes)
             if size is None and dsizes:
                 size = dsizes.most_common(1)[0][0]
-            syns = [(file, grp, role, n) for file in self.facts for grp, role, n in self._syn_roles(file)
-                    if not grp.synack and role in (None, "inner")
-                    and mtu.mtu_for_mss(grp.mss, grp.ipver == 6) > lim.mtu]
+            syns = [
+                (file, grp, role, n)
+                for file in self.facts
+                for grp, role, n in self._syn_roles(file)
+                if not grp.synack
+                and role in (None, "inner")
+                and mtu.mtu_for_mss(grp.mss, grp.ipver == 6) > lim.mtu
+            ]
             if size is None and syns and lim.source == "option":
                 size = max(mtu.mtu_for_mss(g.mss, g.ipver == 6) for _f, g, _r, _n in syns)
             if size is None or size <= lim.mtu or (size, lim.mtu) in done:
@@ -516,27 +727,49 @@ class Case:
                 if cd.size == size:
                     parts.setdefault(cd.copies.file, []).append(([cd.copies], None))
             sels = [_union(p) for p in parts.values()]
-            how = {"icmp": f"ICMP frag-needed reports next-hop MTU {lim.mtu}",
-                   "option": f"the tunnel MTU is {lim.mtu} (--tunnel-mtu)"}[lim.source]
-            ctx = (" - the client's adapter is at the DTLS MTU while traffic runs in the TLS tunnel"
-                   if vpn else "")
-            summary = (f"Packets sized for MTU {size} meet a path that carries only {lim.mtu} bytes: "
-                       f"{how}{ctx}. {size}-byte DF packets are dropped until the sender lowers "
-                       f"its size (or forever, if ICMP is filtered).")
-            out.append(_finding("mtu-mismatch", summary, sels, {
-                "packet_size": size, "tunnel_mtu": lim.mtu, "tunnel_mtu_source": lim.source,
-                "excess_bytes": size - lim.mtu}))
+            how = {
+                "icmp": f"ICMP frag-needed reports next-hop MTU {lim.mtu}",
+                "option": f"the tunnel MTU is {lim.mtu} (--tunnel-mtu)",
+            }[lim.source]
+            ctx = (
+                " - the client's adapter is at the DTLS MTU while traffic runs in the TLS tunnel"
+                if vpn
+                else ""
+            )
+            summary = (
+                f"Packets sized for MTU {size} meet a path that carries only {lim.mtu} bytes: "
+                f"{how}{ctx}. {size}-byte DF packets are dropped until the sender lowers "
+                f"its size (or forever, if ICMP is filtered)."
+            )
+            out.append(
+                _finding(
+                    "mtu-mismatch",
+                    summary,
+                    sels,
+                    {
+                        "packet_size": size,
+                        "tunnel_mtu": lim.mtu,
+                        "tunnel_mtu_source": lim.source,
+                        "excess_bytes": size - lim.mtu,
+                    },
+                )
+            )
         if not self.limits():
             for _h, cd in holes:
                 if (cd.size, None) in done:
                     continue
                 done.add((cd.size, None))
-                summary = (f"Packets sized for MTU {cd.size} are silently dropped on the path (the "
-                           f"same {cd.size}-byte DF segment retransmitted, never acknowledged, no "
-                           f"ICMP): the path MTU is smaller; the capture does not show by how much "
-                           f"(give --tunnel-mtu or capture the ICMP).")
-                out.append(_finding("mtu-mismatch", summary, [select([cd.copies])], {
-                    "packet_size": cd.size}))
+                summary = (
+                    f"Packets sized for MTU {cd.size} are silently dropped on the path (the "
+                    f"same {cd.size}-byte DF segment retransmitted, never acknowledged, no "
+                    f"ICMP): the path MTU is smaller; the capture does not show by how much "
+                    f"(give --tunnel-mtu or capture the ICMP)."
+                )
+                out.append(
+                    _finding(
+                        "mtu-mismatch", summary, [select([cd.copies])], {"packet_size": cd.size}
+                    )
+                )
         return out
 
     def _df_size_clause(self, size: int) -> str:
@@ -551,8 +784,9 @@ def _union(parts: list) -> Selection | None:
     if not sels:
         return None
     frames = sorted({f for s in sels for f in s.frames})
-    return Selection(sels[0].file, tuple(frames), any_of(s.filter for s in sels),
-                     sum(s.count for s in sels))
+    return Selection(
+        sels[0].file, tuple(frames), any_of(s.filter for s in sels), sum(s.count for s in sels)
+    )
 
 
 def _merge_same_clause(sets: list[FrameSet]) -> list[FrameSet]:
@@ -567,8 +801,11 @@ def _merge_same_clause(sets: list[FrameSet]) -> list[FrameSet]:
 
 
 def _data_set(p: DtlsPair) -> FrameSet:
-    fs = FrameSet(p.file, f"{src_field(p.client)} == {p.server} && {dst_field(p.client)} == "
-                          f"{p.client} && udp.srcport == {p.port} && dtls.record.content_type == 23")
+    fs = FrameSet(
+        p.file,
+        f"{src_field(p.client)} == {p.server} && {dst_field(p.client)} == "
+        f"{p.client} && udp.srcport == {p.port} && dtls.record.content_type == 23",
+    )
     if p.first_data_s2c:
         fs.add(*p.first_data_s2c)
         fs.count = p.data_s2c
@@ -598,7 +835,9 @@ def _lt_number(text: str) -> int:
     return int(text.split()[0]) if text and text.split()[0].lstrip("-").isdigit() else -1
 
 
-def verdict(findings: Sequence[Finding], reports: Sequence[FileReport], logs_read: bool = False) -> str:
+def verdict(
+    findings: Sequence[Finding], reports: Sequence[FileReport], logs_read: bool = False
+) -> str:
     """One line, first thing a reader sees: confirmed, ruled out, or what was found instead.
 
     ``logs_read``: an ASA syslog, DART log or key log was read (``labkit.analyze.sources``).
@@ -611,12 +850,19 @@ def verdict(findings: Sequence[Finding], reports: Sequence[FileReport], logs_rea
     if mm:
         f = mm[0]
         tm = f.fields.get("tunnel_mtu")
-        parts.append(f"MTU mismatch confirmed: {f.fields['packet_size']}-byte packets vs a "
-                     + (f"{tm}-byte tunnel" if tm else "smaller path MTU"))
-    for fid, text in (("pmtud-black-hole", "PMTUD black hole"), ("dtls-unanswered", "DTLS unanswered"),
-                      ("vpn-reconnect", "VPN session reconnected"), ("dtls-absent", "no DTLS attempt"),
-                      ("icmp-frag-needed", "ICMP frag-needed seen"), ("oversized-df", "oversized DF packets"),
-                      ("dtls-nondefault-port", "DTLS on a non-default port")):
+        parts.append(
+            f"MTU mismatch confirmed: {f.fields['packet_size']}-byte packets vs a "
+            + (f"{tm}-byte tunnel" if tm else "smaller path MTU")
+        )
+    for fid, text in (
+        ("pmtud-black-hole", "PMTUD black hole"),
+        ("dtls-unanswered", "DTLS unanswered"),
+        ("vpn-reconnect", "VPN session reconnected"),
+        ("dtls-absent", "no DTLS attempt"),
+        ("icmp-frag-needed", "ICMP frag-needed seen"),
+        ("oversized-df", "oversized DF packets"),
+        ("dtls-nondefault-port", "DTLS on a non-default port"),
+    ):
         if ids.get(fid) and any(x.is_problem for x in findings if x.id == fid):
             parts.append(text)
     if parts:

@@ -43,18 +43,56 @@ except ImportError:  # installed without a C compiler: py_columns does the same,
 LINKTYPE_NULL, LINKTYPE_ETHERNET, LINKTYPE_LOOP = 0, 1, 108
 LINKTYPE_RAW, DLT_RAW_12, DLT_RAW_14, LINKTYPE_IPV4, LINKTYPE_IPV6 = 101, 12, 14, 228, 229
 LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2 = 113, 276
-SUPPORTED_LINKTYPES = frozenset({LINKTYPE_NULL, LINKTYPE_ETHERNET, LINKTYPE_LOOP, LINKTYPE_RAW,
-                                 DLT_RAW_12, DLT_RAW_14, LINKTYPE_IPV4, LINKTYPE_IPV6,
-                                 LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2})
+SUPPORTED_LINKTYPES = frozenset(
+    {
+        LINKTYPE_NULL,
+        LINKTYPE_ETHERNET,
+        LINKTYPE_LOOP,
+        LINKTYPE_RAW,
+        DLT_RAW_12,
+        DLT_RAW_14,
+        LINKTYPE_IPV4,
+        LINKTYPE_IPV6,
+        LINKTYPE_LINUX_SLL,
+        LINKTYPE_LINUX_SLL2,
+    }
+)
 RAW_LINKTYPES = frozenset({LINKTYPE_RAW, DLT_RAW_12, DLT_RAW_14, LINKTYPE_IPV4, LINKTYPE_IPV6})
 _LINKTYPE_NAMES = {
-    0: "NULL", 1: "ETHERNET", 6: "IEEE802_5", 8: "SLIP", 9: "PPP", 10: "FDDI", 12: "RAW (DLT 12)",
-    14: "RAW (DLT 14)", 50: "PPP_HDLC", 51: "PPP_ETHER", 101: "RAW", 104: "C_HDLC",
-    105: "IEEE802_11", 107: "FRELAY", 108: "LOOP", 113: "LINUX_SLL", 119: "IEEE802_11_PRISM",
-    127: "IEEE802_11_RADIOTAP", 147: "USER0", 187: "BLUETOOTH_HCI_H4", 189: "USB_LINUX",
-    192: "PPI", 195: "IEEE802_15_4", 201: "BLUETOOTH_HCI_H4_WITH_PHDR", 215: "NFLOG",
-    220: "USB_LINUX_MMAPPED", 227: "CAN_SOCKETCAN", 228: "IPV4", 229: "IPV6", 239: "NFLOG",
-    249: "USBPCAP", 252: "WIRESHARK_UPPER_PDU", 263: "BLUETOOTH_LE_LL", 276: "LINUX_SLL2",
+    0: "NULL",
+    1: "ETHERNET",
+    6: "IEEE802_5",
+    8: "SLIP",
+    9: "PPP",
+    10: "FDDI",
+    12: "RAW (DLT 12)",
+    14: "RAW (DLT 14)",
+    50: "PPP_HDLC",
+    51: "PPP_ETHER",
+    101: "RAW",
+    104: "C_HDLC",
+    105: "IEEE802_11",
+    107: "FRELAY",
+    108: "LOOP",
+    113: "LINUX_SLL",
+    119: "IEEE802_11_PRISM",
+    127: "IEEE802_11_RADIOTAP",
+    147: "USER0",
+    187: "BLUETOOTH_HCI_H4",
+    189: "USB_LINUX",
+    192: "PPI",
+    195: "IEEE802_15_4",
+    201: "BLUETOOTH_HCI_H4_WITH_PHDR",
+    215: "NFLOG",
+    220: "USB_LINUX_MMAPPED",
+    227: "CAN_SOCKETCAN",
+    228: "IPV4",
+    229: "IPV6",
+    239: "NFLOG",
+    249: "USBPCAP",
+    252: "WIRESHARK_UPPER_PDU",
+    263: "BLUETOOTH_LE_LL",
+    276: "LINUX_SLL2",
 }
 _ETH_VLAN = (0x8100, 0x88A8, 0x9100)
 _ETH_IPV4, _ETH_IPV6, _ETH_PPPOE = 0x0800, 0x86DD, 0x8864
@@ -66,10 +104,19 @@ _V6_EXT = (0, 43, 60, 51, 44)  # hop-by-hop, routing, destination options, AH, f
 TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
 # --- TLS / DTLS --------------------------------------------------------------------------------
-DTLS_VERSIONS = {0x0100: "DTLS 1.0 (OpenSSL pre 0.9.8f, AnyConnect legacy)", 0xFEFF: "DTLS 1.0",
-                 0xFEFD: "DTLS 1.2", 0xFEFC: "DTLS 1.3"}
-TLS_VERSIONS = {0x0300: "SSL 3.0", 0x0301: "TLS 1.0", 0x0302: "TLS 1.1", 0x0303: "TLS 1.2",
-                0x0304: "TLS 1.3"}
+DTLS_VERSIONS = {
+    0x0100: "DTLS 1.0 (OpenSSL pre 0.9.8f, AnyConnect legacy)",
+    0xFEFF: "DTLS 1.0",
+    0xFEFD: "DTLS 1.2",
+    0xFEFC: "DTLS 1.3",
+}
+TLS_VERSIONS = {
+    0x0300: "SSL 3.0",
+    0x0301: "TLS 1.0",
+    0x0302: "TLS 1.1",
+    0x0303: "TLS 1.2",
+    0x0304: "TLS 1.3",
+}
 CT_CCS, CT_ALERT, CT_HANDSHAKE, CT_APPDATA = 20, 21, 22, 23
 HS_CLIENT_HELLO, HS_SERVER_HELLO, HS_HELLO_VERIFY = 1, 2, 3
 MAX_DTLS_RECORDS = 16  # records looked at per datagram: bounded work on hostile input
@@ -112,7 +159,9 @@ class DtlsRecord(NamedTuple):
     length: int
     hs_type: int | None = None
     message_seq: int | None = None
-    fragment_offset: int | None = None  # a handshake message split over datagrams: > 0 after the first
+    fragment_offset: int | None = (
+        None  # a handshake message split over datagrams: > 0 after the first
+    )
     session_id: bytes | None = None  # ClientHello / ServerHello
     cookie_len: int | None = None  # ClientHello (non-zero: the second, cookie-bearing hello)
     cipher: int | None = None  # ServerHello
@@ -215,8 +264,9 @@ def _l3(data: bytes, linktype: int) -> tuple[int, int] | None:
     return None
 
 
-def decode(data: bytes, linktype: int, frame: int = 0, ts: float = 0.0,
-           origlen: int | None = None) -> Packet:
+def decode(
+    data: bytes, linktype: int, frame: int = 0, ts: float = 0.0, origlen: int | None = None
+) -> Packet:
     """Summarize one captured packet. Never raises on short or odd bytes."""
     orig = len(data) if origlen is None else origlen
     where = _l3(data, linktype)
@@ -236,16 +286,57 @@ def decode(data: bytes, linktype: int, frame: int = 0, ts: float = 0.0,
         doff = (doff_b >> 4) * 4
         payload_len = max(0, ip_end - l4 - doff)
         mss = _mss(data, l4 + 20, min(l4 + doff, n)) if flags & TCP_SYN else None
-        tls = _tls_hello(data, l4 + doff, min(ip_end, n)) if payload_len >= 6 and doff >= 20 else None
-        return Packet(frame, ts, orig, ver, src, dst, ip_len, df, proto, sport, dport,
-                      TcpInfo(flags, seq, ack, payload_len, mss), None, tls)
+        tls = (
+            _tls_hello(data, l4 + doff, min(ip_end, n)) if payload_len >= 6 and doff >= 20 else None
+        )
+        return Packet(
+            frame,
+            ts,
+            orig,
+            ver,
+            src,
+            dst,
+            ip_len,
+            df,
+            proto,
+            sport,
+            dport,
+            TcpInfo(flags, seq, ack, payload_len, mss),
+            None,
+            tls,
+        )
     if proto == PROTO_UDP and n >= l4 + 8:
         sport, dport = struct.unpack_from("!HH", data, l4)
-        return Packet(frame, ts, orig, ver, src, dst, ip_len, df, proto, sport, dport, None,
-                      max(0, ip_end - l4 - 8), None, dtls_records(data[l4 + 8:min(ip_end, n)]))
+        return Packet(
+            frame,
+            ts,
+            orig,
+            ver,
+            src,
+            dst,
+            ip_len,
+            df,
+            proto,
+            sport,
+            dport,
+            None,
+            max(0, ip_end - l4 - 8),
+            None,
+            dtls_records(data[l4 + 8 : min(ip_end, n)]),
+        )
     if proto in (PROTO_ICMP, PROTO_ICMPV6) and n >= l4 + 8:
-        return Packet(frame, ts, orig, ver, src, dst, ip_len, df, proto,
-                      icmp=_icmp(data, l4, min(ip_end, n), proto))
+        return Packet(
+            frame,
+            ts,
+            orig,
+            ver,
+            src,
+            dst,
+            ip_len,
+            df,
+            proto,
+            icmp=_icmp(data, l4, min(ip_end, n), proto),
+        )
     return Packet(frame, ts, orig, ver, src, dst, ip_len, df, proto)
 
 
@@ -259,14 +350,21 @@ def _ip(data: bytes, off: int, ver: int):
         ihl = (vihl & 15) * 4
         if vihl >> 4 != 4 or ihl < 20:
             return None
-        return (socket.inet_ntop(socket.AF_INET, s), socket.inet_ntop(socket.AF_INET, d), total,
-                bool(frag & 0x4000), proto, off + ihl, (frag & 0x1FFF) == 0)
+        return (
+            socket.inet_ntop(socket.AF_INET, s),
+            socket.inet_ntop(socket.AF_INET, d),
+            total,
+            bool(frag & 0x4000),
+            proto,
+            off + ihl,
+            (frag & 0x1FFF) == 0,
+        )
     if n < off + 40 or data[off] >> 4 != 6:
         return None
     plen = _S_H.unpack_from(data, off + 4)[0]
     nh = data[off + 6]
-    src = socket.inet_ntop(socket.AF_INET6, data[off + 8:off + 24])
-    dst = socket.inet_ntop(socket.AF_INET6, data[off + 24:off + 40])
+    src = socket.inet_ntop(socket.AF_INET6, data[off + 8 : off + 24])
+    dst = socket.inet_ntop(socket.AF_INET6, data[off + 24 : off + 40])
     p, first = off + 40, True
     for _ in range(8):  # bounded: a chain of extension headers
         if nh not in _V6_EXT or n < p + 8:
@@ -316,7 +414,7 @@ def _tls_hello(data: bytes, p: int, end: int) -> TlsHello | None:
         return TlsHello(hs_type, 0, b"")
     version = (data[b] << 8) | data[b + 1]
     sid_len = data[b + 34]
-    session_id = data[b + 35:min(end, b + 35 + sid_len)]
+    session_id = data[b + 35 : min(end, b + 35 + sid_len)]
     q = b + 35 + sid_len
     if hs_type == HS_SERVER_HELLO:
         cipher = (data[q] << 8) | data[q + 1] if end >= q + 2 else None
@@ -342,7 +440,7 @@ def _sni(data: bytes, p: int, end: int) -> str | None:
         etype, elen = (data[p] << 8) | data[p + 1], (data[p + 2] << 8) | data[p + 3]
         if etype == 0 and elen >= 5 and p + 9 <= ext_end:
             name_len = (data[p + 7] << 8) | data[p + 8]
-            name = data[p + 9:p + 9 + name_len]
+            name = data[p + 9 : p + 9 + name_len]
             return name.decode("ascii", "replace") if len(name) == name_len else None
         p += 4 + elen
     return None
@@ -350,17 +448,20 @@ def _sni(data: bytes, p: int, end: int) -> str | None:
 
 def is_dtls_header(payload: bytes) -> bool:
     """Content type 20-23 and a DTLS version: how DTLS is recognised on any port."""
-    return (len(payload) >= 13 and CT_CCS <= payload[0] <= CT_APPDATA
-            and _S_H.unpack_from(payload, 1)[0] in DTLS_VERSIONS)
+    return (
+        len(payload) >= 13
+        and CT_CCS <= payload[0] <= CT_APPDATA
+        and _S_H.unpack_from(payload, 1)[0] in DTLS_VERSIONS
+    )
 
 
 def dtls_records(payload: bytes) -> tuple[DtlsRecord, ...]:
     """The DTLS records of one UDP datagram (RFC 6347 4.1, 4.2.2); () if it is not DTLS."""
     out: list[DtlsRecord] = []
     p = 0
-    while len(out) < MAX_DTLS_RECORDS and is_dtls_header(payload[p:p + 13]):
+    while len(out) < MAX_DTLS_RECORDS and is_dtls_header(payload[p : p + 13]):
         ctype, version, epoch, _seq, length = _S_DTLS.unpack_from(payload, p)
-        body = payload[p + 13:p + 13 + length]
+        body = payload[p + 13 : p + 13 + length]
         if ctype == CT_HANDSHAKE and epoch == 0 and len(body) >= 12:
             out.append(_dtls_handshake(ctype, version, epoch, length, body))
         else:
@@ -375,19 +476,34 @@ def _dtls_handshake(ctype: int, version: int, epoch: int, length: int, body: byt
     frag_off = int.from_bytes(body[6:9], "big")
     msg = body[12:]
     sid = cookie = cipher = hello_version = None
-    if frag_off == 0 and hs_type in (HS_CLIENT_HELLO, HS_SERVER_HELLO, HS_HELLO_VERIFY) and len(msg) >= 2:
+    if (
+        frag_off == 0
+        and hs_type in (HS_CLIENT_HELLO, HS_SERVER_HELLO, HS_HELLO_VERIFY)
+        and len(msg) >= 2
+    ):
         hello_version = _S_H.unpack_from(msg, 0)[0]
     if frag_off == 0 and hs_type in (HS_CLIENT_HELLO, HS_SERVER_HELLO) and len(msg) >= 35:
         sid_len = msg[34]
         if len(msg) >= 35 + sid_len:
-            sid = msg[35:35 + sid_len]
+            sid = msg[35 : 35 + sid_len]
             p = 35 + sid_len
             if hs_type == HS_CLIENT_HELLO and len(msg) > p:
                 cookie = msg[p]
             elif hs_type == HS_SERVER_HELLO and len(msg) >= p + 2:
                 cipher = _S_H.unpack_from(msg, p)[0]
-    return DtlsRecord(ctype, version, epoch, length, hs_type, msg_seq, frag_off, sid, cookie, cipher,
-                      hello_version)
+    return DtlsRecord(
+        ctype,
+        version,
+        epoch,
+        length,
+        hs_type,
+        msg_seq,
+        frag_off,
+        sid,
+        cookie,
+        cipher,
+        hello_version,
+    )
 
 
 def _icmp(data: bytes, l4: int, end: int, proto: int) -> IcmpError | None:
@@ -401,7 +517,7 @@ def _icmp(data: bytes, l4: int, end: int, proto: int) -> IcmpError | None:
         if itype not in (1, 2, 3, 4):
             return None
         mtu = _S_I.unpack_from(data, l4 + 4)[0] if itype == 2 else None
-    return IcmpError(proto == PROTO_ICMPV6, itype, code, mtu, _quote(data[l4 + 8:end]))
+    return IcmpError(proto == PROTO_ICMPV6, itype, code, mtu, _quote(data[l4 + 8 : end]))
 
 
 def _quote(q: bytes) -> Quote | None:
@@ -420,6 +536,7 @@ def _quote(q: bytes) -> Quote | None:
 
 
 # --- vectorized ---------------------------------------------------------------------------------
+
 
 @dataclass(slots=True)
 class Columns:
@@ -477,9 +594,11 @@ def mix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def directed(src_h: np.ndarray, dst_h: np.ndarray, sport: np.ndarray, dport: np.ndarray) -> np.ndarray:
+def directed(
+    src_h: np.ndarray, dst_h: np.ndarray, sport: np.ndarray, dport: np.ndarray
+) -> np.ndarray:
     """64-bit hash of a directed 5-tuple's addresses and ports (protocol kept apart by callers)."""
-    ports = ((sport.astype(np.uint64) << np.uint64(16)) | dport.astype(np.uint64))
+    ports = (sport.astype(np.uint64) << np.uint64(16)) | dport.astype(np.uint64)
     return mix64(src_h ^ mix64(dst_h ^ ports))
 
 
@@ -515,7 +634,9 @@ def _link(chunk: Chunk, rows: np.ndarray, linktype: int) -> tuple[np.ndarray, np
         pppoe = et == _ETH_PPPOE
         if pppoe.any():  # PPPoE session: 6-byte header, then the PPP protocol (RFC 2516)
             ppp = _at(w, rel + 6, 2).view(">u2")[:, 0]
-            et = np.where(pppoe, np.where(ppp == 0x21, _ETH_IPV4, np.where(ppp == 0x57, _ETH_IPV6, 0)), et)
+            et = np.where(
+                pppoe, np.where(ppp == 0x21, _ETH_IPV4, np.where(ppp == 0x57, _ETH_IPV6, 0)), et
+            )
             rel = np.where(pppoe, rel + 8, rel)
     elif linktype in (LINKTYPE_NULL, LINKTYPE_LOOP):
         b0, b3 = w[:, 0].astype(np.int64), w[:, 3].astype(np.int64)
@@ -532,8 +653,13 @@ def _link(chunk: Chunk, rows: np.ndarray, linktype: int) -> tuple[np.ndarray, np
     return rel, np.where(rel < caplen, ver, 0)
 
 
-def _at(w: np.ndarray, rel: np.ndarray, width: int, chunk: Chunk | None = None,
-        rows: np.ndarray | None = None) -> np.ndarray:
+def _at(
+    w: np.ndarray,
+    rel: np.ndarray,
+    width: int,
+    chunk: Chunk | None = None,
+    rows: np.ndarray | None = None,
+) -> np.ndarray:
     """``width`` bytes at per-row offsets ``rel`` into the packet windows ``w``, as (n, width).
 
     Offsets take few values (14 for Ethernet, 18 with a VLAN tag ...). The most common one is
@@ -548,8 +674,8 @@ def _at(w: np.ndarray, rel: np.ndarray, width: int, chunk: Chunk | None = None,
     other = np.flatnonzero(rel != v0)
     if v0 + width <= win:
         if not len(other):
-            return w[:, v0:v0 + width]
-        out = np.ascontiguousarray(w[:, v0:v0 + width])
+            return w[:, v0 : v0 + width]
+        out = np.ascontiguousarray(w[:, v0 : v0 + width])
     else:
         out = np.zeros((n, width), np.uint8)
         other = np.arange(n)
@@ -557,13 +683,13 @@ def _at(w: np.ndarray, rel: np.ndarray, width: int, chunk: Chunk | None = None,
     for v in np.unique(ro).tolist():
         sel = other[ro == v]
         if v + width <= win:
-            out[sel] = w[sel, v:v + width]
+            out[sel] = w[sel, v : v + width]
         elif chunk is not None and rows is not None:
             out[sel] = rows_at(chunk.buf, chunk.data[rows[sel]] + v, width)
         else:
             out[sel] = 0
             if v < win:
-                out[sel, :win - v] = w[sel, v:]
+                out[sel, : win - v] = w[sel, v:]
     return out
 
 
@@ -572,9 +698,34 @@ _PAYLOAD_PROBE = np.array([0, 1, 2, 5, 13])
 
 #: The integer columns of :class:`Columns` after ``chunk``, in order: ``_columns.c`` writes
 #: them as the rows of one (len, n) int64 array.
-COLUMN_NAMES = ("ipver", "l3", "iplen", "df", "proto", "first", "l4", "sport", "dport", "flags",
-                "seq", "ack", "pay", "paylen", "pcap", "p0", "p1", "p2", "p5", "p13", "src_h",
-                "dst_h", "src4", "dst4", "tcp_fwd", "tcp_rev")
+COLUMN_NAMES = (
+    "ipver",
+    "l3",
+    "iplen",
+    "df",
+    "proto",
+    "first",
+    "l4",
+    "sport",
+    "dport",
+    "flags",
+    "seq",
+    "ack",
+    "pay",
+    "paylen",
+    "pcap",
+    "p0",
+    "p1",
+    "p2",
+    "p5",
+    "p13",
+    "src_h",
+    "dst_h",
+    "src4",
+    "dst4",
+    "tcp_fwd",
+    "tcp_rev",
+)
 _BOOL_COLUMNS = frozenset({"df", "first"})
 _HASH_COLUMNS = frozenset({"src_h", "dst_h", "tcp_fwd", "tcp_rev"})
 
@@ -586,11 +737,24 @@ def columns(chunk: Chunk) -> Columns:
         return py_columns(chunk)
     n = len(chunk)
     out = np.empty((len(COLUMN_NAMES), n), np.int64)
-    _columns.columns(chunk.buf, chunk.win, np.ascontiguousarray(chunk.data, np.int64),
-                     np.ascontiguousarray(chunk.caplen, np.int64),
-                     np.ascontiguousarray(chunk.linktype, np.int32), out)
-    cols = {name: (row != 0 if name in _BOOL_COLUMNS else row.view(np.uint64)
-                   if name in _HASH_COLUMNS else row) for name, row in zip(COLUMN_NAMES, out)}
+    _columns.columns(
+        chunk.buf,
+        chunk.win,
+        np.ascontiguousarray(chunk.data, np.int64),
+        np.ascontiguousarray(chunk.caplen, np.int64),
+        np.ascontiguousarray(chunk.linktype, np.int32),
+        out,
+    )
+    cols = {
+        name: (
+            row != 0
+            if name in _BOOL_COLUMNS
+            else row.view(np.uint64)
+            if name in _HASH_COLUMNS
+            else row
+        )
+        for name, row in zip(COLUMN_NAMES, out)
+    }
     return Columns(chunk, **cols)
 
 
@@ -646,7 +810,9 @@ def py_columns(chunk: Chunk) -> Columns:
             ext = np.isin(nh, _V6_EXT) & (p + 8 <= er)
             if not ext.any():
                 break
-            hl = np.where(nh == 44, 8, np.where(nh == 51, (_u8(a, p + 1) + 2) * 4, (_u8(a, p + 1) + 1) * 8))
+            hl = np.where(
+                nh == 44, 8, np.where(nh == 51, (_u8(a, p + 1) + 2) * 4, (_u8(a, p + 1) + 1) * 8)
+            )
             fr &= ~(ext & (nh == 44) & ((_u16(a, p + 2) & 0xFFF8) != 0))
             nh = np.where(ext, _u8(a, p), nh)
             p = np.where(ext, p + hl, p)
@@ -686,12 +852,35 @@ def py_columns(chunk: Chunk) -> Columns:
     p5 = np.where(pcap > 5, pb[:, 3], 0)
     p13 = np.where(pcap > 13, pb[:, 4], 0)
     zero = np.uint64(0)
-    return Columns(chunk, np.where(v4, 4, np.where(v6, 6, 0)), l3, np.where(ip, iplen, 0), df,
-                   np.where(ip, proto, -1), first & ip, chunk.data + rel4, sport, dport, flags,
-                   seq, ack, chunk.data + relp, paylen, pcap, p0, p1, p2, p5, p13, src_h, dst_h,
-                   np.where(v4, w32[:, 3], 0).astype(np.int64), np.where(v4, w32[:, 4], 0).astype(np.int64),
-                   np.where(tcp, directed(src_h, dst_h, sport, dport), zero),
-                   np.where(tcp, directed(dst_h, src_h, dport, sport), zero))
+    return Columns(
+        chunk,
+        np.where(v4, 4, np.where(v6, 6, 0)),
+        l3,
+        np.where(ip, iplen, 0),
+        df,
+        np.where(ip, proto, -1),
+        first & ip,
+        chunk.data + rel4,
+        sport,
+        dport,
+        flags,
+        seq,
+        ack,
+        chunk.data + relp,
+        paylen,
+        pcap,
+        p0,
+        p1,
+        p2,
+        p5,
+        p13,
+        src_h,
+        dst_h,
+        np.where(v4, w32[:, 3], 0).astype(np.int64),
+        np.where(v4, w32[:, 4], 0).astype(np.int64),
+        np.where(tcp, directed(src_h, dst_h, sport, dport), zero),
+        np.where(tcp, directed(dst_h, src_h, dport, sport), zero),
+    )
 
 
 def ip4_text(value: int) -> str:

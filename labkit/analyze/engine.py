@@ -75,7 +75,9 @@ class KeyTable:
             o = np.argsort(keys, kind="stable")
             self.keys = keys[o]
             self.count = np.concatenate([self.count, counts[new]])[o]
-            self.ids = np.concatenate([self.ids, np.arange(len(self.ids), len(self.ids) + n_new)])[o]
+            self.ids = np.concatenate([self.ids, np.arange(len(self.ids), len(self.ids) + n_new)])[
+                o
+            ]
             for name, col in self.cols.items():
                 self.cols[name] = np.concatenate([col, values[name][f]])[o]
         return n_new
@@ -112,8 +114,9 @@ class FlowGroups:
             return cls(zu, z, z, z, z)
         if len(rows) >= 1 << _ROW_BITS:
             raise ValueError("chunk too large for FlowGroups")
-        packed = np.sort(((fwd[rows] >> np.uint64(_ROW_BITS)) << np.uint64(_ROW_BITS))
-                         | rows.astype(np.uint64))
+        packed = np.sort(
+            ((fwd[rows] >> np.uint64(_ROW_BITS)) << np.uint64(_ROW_BITS)) | rows.astype(np.uint64)
+        )
         srows = (packed & _ROW_MASK).astype(np.int64)
         gk = packed >> np.uint64(_ROW_BITS)
         starts = np.flatnonzero(np.r_[True, gk[1:] != gk[:-1]])
@@ -145,7 +148,7 @@ class FlowGroups:
         if j < 0:
             return self.rows[:0]
         hi = int(self.starts[j + 1]) if j + 1 < len(self.starts) else len(self.rows)
-        return self.rows[int(self.starts[j]):hi]
+        return self.rows[int(self.starts[j]) : hi]
 
     def last_before(self, key: int, frame: int, frames: np.ndarray) -> int | None:
         """Row of flow ``key``'s last packet with a frame number below ``frame``."""
@@ -215,8 +218,12 @@ def syn_mss(c: Columns) -> tuple[np.ndarray, np.ndarray]:
     l4 = c.l4[rows]
     end = c.chunk.data[rows] + c.chunk.caplen[rows]
     a = c.chunk.buf
-    ok = ((c.pay[rows] - l4 >= 24) & (l4 + 24 <= end) & (a.take(l4 + 20, mode="clip") == 2)
-          & (a.take(l4 + 21, mode="clip") == 4))
+    ok = (
+        (c.pay[rows] - l4 >= 24)
+        & (l4 + 24 <= end)
+        & (a.take(l4 + 20, mode="clip") == 2)
+        & (a.take(l4 + 21, mode="clip") == 4)
+    )
     mss = (a.take(l4 + 22, mode="clip").astype(np.int64) << 8) | a.take(l4 + 23, mode="clip")
     return rows, np.where(ok, mss, -1)
 
@@ -225,8 +232,13 @@ def hello_rows(c: Columns) -> np.ndarray:
     """Rows whose TCP payload starts with a TLS handshake record holding a Client/ServerHello
     (16 03 xx .. .. 01|02): the sessions detector reads them from the columns."""
     tcp = (c.proto == dec.PROTO_TCP) & (c.sport >= 0)
-    return np.flatnonzero(tcp & (c.pcap >= 6) & (c.p0 == dec.CT_HANDSHAKE) & (c.p1 == 3)
-                          & ((c.p5 == dec.HS_CLIENT_HELLO) | (c.p5 == dec.HS_SERVER_HELLO)))
+    return np.flatnonzero(
+        tcp
+        & (c.pcap >= 6)
+        & (c.p0 == dec.CT_HANDSHAKE)
+        & (c.p1 == 3)
+        & ((c.p5 == dec.HS_CLIENT_HELLO) | (c.p5 == dec.HS_SERVER_HELLO))
+    )
 
 
 def rare_rows(c: Columns, syn_rows: np.ndarray, syn_mss: np.ndarray) -> np.ndarray:
@@ -239,17 +251,24 @@ def rare_rows(c: Columns, syn_rows: np.ndarray, syn_mss: np.ndarray) -> np.ndarr
     icmp = ((c.proto == dec.PROTO_ICMP) | (c.proto == dec.PROTO_ICMPV6)) & c.first
     if icmp.any():
         itype = np.where(icmp, c.chunk.buf.take(np.where(icmp, c.l4, 0), mode="clip"), 255)
-        icmp &= np.where(c.proto == dec.PROTO_ICMP, (itype == 3) | (itype == 11) | (itype == 12),
-                         (itype >= 1) & (itype <= 4))
+        icmp &= np.where(
+            c.proto == dec.PROTO_ICMP,
+            (itype == 3) | (itype == 11) | (itype == 12),
+            (itype >= 1) & (itype <= 4),
+        )
     sel = dtls | icmp
     odd = syn_rows[(syn_mss < 0) & (c.pay[syn_rows] - c.l4[syn_rows] > 20)]
     sel[odd] = True
     return np.flatnonzero(sel)
 
 
-def scan(capture: Capture, detectors: Sequence[Detector], label: str,
-         stats: ScanStats | None = None,
-         on_chunk: Callable[[int, int], None] | None = None) -> ScanStats:
+def scan(
+    capture: Capture,
+    detectors: Sequence[Detector],
+    label: str,
+    stats: ScanStats | None = None,
+    on_chunk: Callable[[int, int], None] | None = None,
+) -> ScanStats:
     """Feed every chunk of ``capture`` to ``detectors``; return counts and timings.
 
     ``on_chunk(file bytes consumed, packets so far)`` runs after each chunk (progress). Stage
@@ -272,9 +291,17 @@ def scan(capture: Capture, detectors: Sequence[Detector], label: str,
         s_rows, s_mss = syn_mss(cols)
         rows = rare_rows(cols, s_rows, s_mss)
         buf, data, caplen = chunk.buf, chunk.data, chunk.caplen
-        rare = [dec.decode(buf[d:d + n].tobytes(), lt, f, t, o) for d, n, lt, f, t, o in zip(
-            data[rows].tolist(), caplen[rows].tolist(), chunk.linktype[rows].tolist(),
-            frames[rows].tolist(), chunk.ts[rows].tolist(), chunk.origlen[rows].tolist())]
+        rare = [
+            dec.decode(buf[d : d + n].tobytes(), lt, f, t, o)
+            for d, n, lt, f, t, o in zip(
+                data[rows].tolist(),
+                caplen[rows].tolist(),
+                chunk.linktype[rows].tolist(),
+                frames[rows].tolist(),
+                chunk.ts[rows].tolist(),
+                chunk.origlen[rows].tolist(),
+            )
+        ]
         t3 = time.thread_time()
         view = ChunkView(label, cols, frames, rare, rows, s_rows, s_mss, hello_rows(cols))
         for det in detectors:

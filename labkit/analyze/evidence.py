@@ -55,8 +55,11 @@ class Selection:
 
 
 def paren(clause: str) -> str:
-    return clause if clause.startswith("(") and clause.endswith(")") and _balanced(clause[1:-1]) \
+    return (
+        clause
+        if clause.startswith("(") and clause.endswith(")") and _balanced(clause[1:-1])
         else f"({clause})"
+    )
 
 
 def _balanced(s: str) -> bool:
@@ -74,8 +77,9 @@ def any_of(clauses: Iterable[str]) -> str:
     return parts[0] if len(parts) == 1 else " || ".join(parts)
 
 
-def select(sets: Sequence[FrameSet], limit: int = MAX_FRAMES,
-           clause: str | None = None) -> Selection | None:
+def select(
+    sets: Sequence[FrameSet], limit: int = MAX_FRAMES, clause: str | None = None
+) -> Selection | None:
     """Merge frame sets of one file: the first ``limit`` frames of their union, exactly.
 
     Each set knows only its own first frames, so the merged list is cut at the earliest frame

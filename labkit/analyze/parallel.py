@@ -38,12 +38,14 @@ def _scan(index: int, label: str) -> tuple[FileReport, FileFacts | None]:
     return scan_file(label, on_chunk if _shared is not None else None)
 
 
-def scan_files(labels: list[str], jobs: int,
-               progress: Progress | None = None) -> list[tuple[FileReport, FileFacts | None]]:
+def scan_files(
+    labels: list[str], jobs: int, progress: Progress | None = None
+) -> list[tuple[FileReport, FileFacts | None]]:
     """:func:`~labkit.analyze.scan_file` for every label, ``jobs`` at a time, in label order."""
     shared = mp.Array("q", 2 * len(labels), lock=False)
-    with cf.ProcessPoolExecutor(max_workers=min(jobs, len(labels)), initializer=_init_worker,
-                                initargs=(shared,)) as pool:
+    with cf.ProcessPoolExecutor(
+        max_workers=min(jobs, len(labels)), initializer=_init_worker, initargs=(shared,)
+    ) as pool:
         futures = [pool.submit(_scan, i, label) for i, label in enumerate(labels)]
         pending: set[cf.Future] = set(futures)
         while pending:

@@ -33,7 +33,10 @@ def _levels(findings: Sequence[Finding]) -> tuple[Level, ...]:
     named: dict[int, list[str]] = {}
     for f in findings:
         pairs = {
-            "mtu-mismatch": (("packet_size", "packet size the adapter MTU allows"), ("tunnel_mtu", "tunnel MTU")),
+            "mtu-mismatch": (
+                ("packet_size", "packet size the adapter MTU allows"),
+                ("tunnel_mtu", "tunnel MTU"),
+            ),
             "cstp-connect": (("x_dtls_mtu", "X-DTLS-MTU"), ("x_cstp_mtu", "X-CSTP-MTU")),
             "icmp-frag-needed": (("mtu", "ICMP next-hop MTU"),),
         }.get(f.id, ())
@@ -73,8 +76,9 @@ class _Points:
         keys, counts = np.unique(values, return_counts=True)
         counter.update(dict(zip(keys.tolist(), counts.tolist())))
 
-    def add(self, t: np.ndarray, size: np.ndarray, src: np.ndarray, dst: np.ndarray,
-            syn_src: np.ndarray) -> None:
+    def add(
+        self, t: np.ndarray, size: np.ndarray, src: np.ndarray, dst: np.ndarray, syn_src: np.ndarray
+    ) -> None:
         self.total += len(t)
         self._count(self.sent, src)
         self._count(self.received, dst)
@@ -82,34 +86,47 @@ class _Points:
         rec = np.rec.fromarrays([t, size, src, dst], names="t,s,src,dst")
         big = size > self.floor
         if self.n_big < MAX_POINTS:
-            keep = rec[big][:MAX_POINTS - self.n_big]
+            keep = rec[big][: MAX_POINTS - self.n_big]
             self.big.append(keep)
             self.n_big += len(keep)
         small = rec[~big]
         index = self.seen_small + np.arange(len(small))
         self.seen_small += len(small)
-        self.small.append(np.rec.fromarrays([small.t, small.s, small.src, small.dst, index],
-                                            names="t,s,src,dst,i")[index % self.stride == 0])
+        self.small.append(
+            np.rec.fromarrays(
+                [small.t, small.s, small.src, small.dst, index], names="t,s,src,dst,i"
+            )[index % self.stride == 0]
+        )
         if sum(len(x) for x in self.small) > MAX_POINTS:
             self.stride *= 2
             self.thinned = True
             self.small = [x[x.i % self.stride == 0] for x in self.small]
 
     def rows(self) -> np.ndarray:
-        parts = [np.rec.fromarrays([x.t, x.s, x.src, x.dst], names="t,s,src,dst")
-                 for x in self.small] + self.big
+        parts = [
+            np.rec.fromarrays([x.t, x.s, x.src, x.dst], names="t,s,src,dst") for x in self.small
+        ] + self.big
         parts = [x for x in parts if len(x)]
         if not parts:
-            return np.rec.fromarrays([np.zeros(0), np.zeros(0), np.zeros(0, np.uint64),
-                                      np.zeros(0, np.uint64)], names="t,s,src,dst")
+            return np.rec.fromarrays(
+                [np.zeros(0), np.zeros(0), np.zeros(0, np.uint64), np.zeros(0, np.uint64)],
+                names="t,s,src,dst",
+            )
         out = np.concatenate(parts).view(np.recarray)
         return out[np.argsort(out.t, kind="stable")]
 
 
 def _capture_pass(path: str, floor: int) -> tuple[_Points, list[Marker]]:
     """The packets (bounded) of one capture and the rows that are events."""
-    from labkit.analyze.decode import (PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP,
-                                       TCP_ACK, TCP_SYN, columns)
+    from labkit.analyze.decode import (
+        PROTO_ICMP,
+        PROTO_ICMPV6,
+        PROTO_TCP,
+        PROTO_UDP,
+        TCP_ACK,
+        TCP_SYN,
+        columns,
+    )
     from labkit.analyze.reader import open_capture
 
     points = _Points(floor)
@@ -139,8 +156,12 @@ def _capture_pass(path: str, floor: int) -> tuple[_Points, list[Marker]]:
     return points, markers
 
 
-def build(captures: Sequence[str], findings: Sequence[Finding], inputs: LogInputs,
-          points: dict[str, str] | None = None) -> Timeline:
+def build(
+    captures: Sequence[str],
+    findings: Sequence[Finding],
+    inputs: LogInputs,
+    points: dict[str, str] | None = None,
+) -> Timeline:
     """The picture of a case. ``points``: each capture's capture point (outside, tunnel,
     inside), from the analyzer; packets counted against the tunnel MTU are the ones outside
     the TLS/DTLS transport (outside captures carry encrypted records, not tunnel packets)."""
@@ -167,30 +188,54 @@ def build(captures: Sequence[str], findings: Sequence[Finding], inputs: LogInput
             name += f" ({points[path]})"
         to_n, from_n = pts.received[client_h], pts.sent[client_h]
         for direction, label, count, mask in (
-                ("to", f"{name}: to the client", to_n, rows.dst == client_h),
-                ("from", f"{name}: from the client", from_n, rows.src == client_h),
-                ("other", f"{name}: other hosts", pts.total - to_n - from_n,
-                 (rows.dst != client_h) & (rows.src != client_h))):
+            ("to", f"{name}: to the client", to_n, rows.dst == client_h),
+            ("from", f"{name}: from the client", from_n, rows.src == client_h),
+            (
+                "other",
+                f"{name}: other hosts",
+                pts.total - to_n - from_n,
+                (rows.dst != client_h) & (rows.src != client_h),
+            ),
+        ):
             if np.any(mask):
-                series.append(Series(f"{label} ({count})", rows.t[mask], rows.s[mask], name,
-                                     direction))  # type: ignore[arg-type]
+                series.append(
+                    Series(f"{label} ({count})", rows.t[mask], rows.s[mask], name, direction)
+                )  # type: ignore[arg-type]
         if pts.thinned:
-            notes.append(f"{name}: {pts.total} packets, the ones at or below {floor} bytes "
-                         f"sampled 1 in {pts.stride}")
+            notes.append(
+                f"{name}: {pts.total} packets, the ones at or below {floor} bytes "
+                f"sampled 1 in {pts.stride}"
+            )
     if series and len(levels) > 1:  # captured packets over the smallest MTU: the picture's point
-        levels = tuple(Level(lv.value, f"{lv.label} ({over} packets above)") if lv.value == floor
-                       else lv for lv in levels)
+        levels = tuple(
+            Level(lv.value, f"{lv.label} ({over} packets above)") if lv.value == floor else lv
+            for lv in levels
+        )
     for path, report in inputs.decrypted:
-        for direction, shape, label in (("to-client", "to", "decrypted CSTP: to the client"),
-                                        ("to-server", "from", "decrypted CSTP: from the client")):
+        for direction, shape, label in (
+            ("to-client", "to", "decrypted CSTP: to the client"),
+            ("to-server", "from", "decrypted CSTP: from the client"),
+        ):
             pts = [d for d in report.sizes if d.direction == direction]
             if pts:
-                series.append(Series(f"{label} ({len(pts)})", np.array([d.time for d in pts]),
-                                     np.array([d.size for d in pts]), f"decrypted {path}", shape))  # type: ignore[arg-type]
+                series.append(
+                    Series(
+                        f"{label} ({len(pts)})",
+                        np.array([d.time for d in pts]),
+                        np.array([d.size for d in pts]),
+                        f"decrypted {path}",
+                        shape,
+                    )
+                )  # type: ignore[arg-type]
         for tun in report.tunnels:
             assert tun.response is not None
-            markers.append(Marker(tun.response.time, "CSTP CONNECT",
-                                  f"X-CSTP-MTU {tun.head_end('X-CSTP-MTU')}, X-DTLS-MTU {tun.head_end('X-DTLS-MTU')}"))
+            markers.append(
+                Marker(
+                    tun.response.time,
+                    "CSTP CONNECT",
+                    f"X-CSTP-MTU {tun.head_end('X-CSTP-MTU')}, X-DTLS-MTU {tun.head_end('X-DTLS-MTU')}",
+                )
+            )
     for f in findings:
         if f.id == "pmtud-black-hole":
             markers += [Marker(e.time, "retransmission") for e in f.evidence if e.time is not None]
@@ -199,8 +244,15 @@ def build(captures: Sequence[str], findings: Sequence[Finding], inputs: LogInput
             timed = [e.time for e in f.evidence if e.time is not None]
             when = max(in_capture) if in_capture else (min(timed) if timed else None)
             if when is not None:
-                lane = "TLS session start" if in_capture else (
-                    "DART" if any(p == e.file for p, _ in inputs.dart for e in f.evidence) else "ASA session")
+                lane = (
+                    "TLS session start"
+                    if in_capture
+                    else (
+                        "DART"
+                        if any(p == e.file for p, _ in inputs.dart for e in f.evidence)
+                        else "ASA session"
+                    )
+                )
                 markers.append(Marker(when, lane, "reconnect", reconnect=True))
     for path, events in inputs.syslog:
         logged: dict[str, list[tuple[float, int]]] = {"to": [], "from": []}
@@ -219,15 +271,26 @@ def build(captures: Sequence[str], findings: Sequence[Finding], inputs: LogInput
         for direction, pts in logged.items():
             if pts:
                 what = "to" if direction == "to" else "from"
-                series.append(Series(f"{name}: packets the ASA logged as too large, {what} the client "
-                                     f"({len(pts)})", np.array([p[0] for p in pts]),
-                                     np.array([p[1] for p in pts]), name, direction))  # type: ignore[arg-type]
-    for path, dart in inputs.dart:
+                series.append(
+                    Series(
+                        f"{name}: packets the ASA logged as too large, {what} the client "
+                        f"({len(pts)})",
+                        np.array([p[0] for p in pts]),
+                        np.array([p[1] for p in pts]),
+                        name,
+                        direction,
+                    )
+                )  # type: ignore[arg-type]
+    for _path, dart in inputs.dart:
         markers += [Marker(e.time, "DART", e.kind) for e in dart if e.kind != "other"]
     by_lane: dict[str, list[Marker]] = {}
     for m in markers:
         by_lane.setdefault(m.lane, []).append(m)
-    kept = [m for lane in by_lane.values() for m in sorted(lane, key=lambda m: m.time)[:MAX_MARKERS]]
-    names = [Path(p).name for p in captures] + [Path(p).name for p, _ in inputs.syslog + inputs.dart]
+    kept = [
+        m for lane in by_lane.values() for m in sorted(lane, key=lambda m: m.time)[:MAX_MARKERS]
+    ]
+    names = [Path(p).name for p in captures] + [
+        Path(p).name for p, _ in inputs.syslog + inputs.dart
+    ]
     title = "labkit analyze: " + ", ".join(names)
     return Timeline(title, tuple(series), levels, tuple(kept), tuple(notes))

@@ -28,7 +28,9 @@ def _size(n: float) -> str:
 
 def _duration(s: float) -> str:
     s = int(s + 0.5)
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    return (
+        f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    )
 
 
 class Progress:
@@ -38,8 +40,14 @@ class Progress:
     :meth:`update`, from one process; :meth:`finish` erases the line.
     """
 
-    def __init__(self, total_bytes: int, files: int = 1, stream: TextIO | None = None,
-                 enabled: bool | None = None, clock=time.monotonic) -> None:
+    def __init__(
+        self,
+        total_bytes: int,
+        files: int = 1,
+        stream: TextIO | None = None,
+        enabled: bool | None = None,
+        clock=time.monotonic,
+    ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = _is_terminal(self.stream) if enabled is None else enabled
         self.total = max(1, total_bytes)
@@ -78,9 +86,11 @@ class Progress:
         pps = packets / elapsed if elapsed > 0 else 0.0
         eta = (self.total - done) / rate if rate > 0 else None
         files = f" {files_done}/{self.files} files" if self.files > 1 else ""
-        return (f"[{bar}] {frac * 100:3.0f}% {_size(done)}/{_size(self.total)}{files}"
-                f"  {_size(rate)}/s {pps / 1e6:.2f} M pkt/s"
-                f"  ETA {_duration(eta) if eta is not None else '?'}")
+        return (
+            f"[{bar}] {frac * 100:3.0f}% {_size(done)}/{_size(self.total)}{files}"
+            f"  {_size(rate)}/s {pps / 1e6:.2f} M pkt/s"
+            f"  ETA {_duration(eta) if eta is not None else '?'}"
+        )
 
     def _draw(self, text: str) -> None:
         pad = " " * max(0, self._drawn - len(text))

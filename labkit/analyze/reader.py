@@ -31,11 +31,11 @@ from __future__ import annotations
 import gzip
 import io
 import mmap
-from concurrent.futures import ThreadPoolExecutor
 import os
 import struct
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -127,7 +127,7 @@ class Chunk:
     def packet(self, i: int) -> bytes:
         """The captured bytes of record ``i`` (a copy: safe to keep)."""
         start = int(self.data[i])
-        return self.buf[start:start + int(self.caplen[i])].tobytes()
+        return self.buf[start : start + int(self.caplen[i])].tobytes()
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,8 +218,13 @@ class Capture:
         """Every record as a :class:`Record` (slow path: copies each packet)."""
         for chunk in self.chunks():
             for i in range(len(chunk)):
-                yield Record(chunk.frame0 + i, float(chunk.ts[i]), int(chunk.origlen[i]),
-                             int(chunk.linktype[i]), chunk.packet(i))
+                yield Record(
+                    chunk.frame0 + i,
+                    float(chunk.ts[i]),
+                    int(chunk.origlen[i]),
+                    int(chunk.linktype[i]),
+                    chunk.packet(i),
+                )
 
 
 def open_capture(path: str | os.PathLike[str]) -> Capture:
@@ -265,8 +270,10 @@ def _identify(p: Path, raw: BinaryIO) -> Capture:
         cap = Capture(p, "pcapng", compressed, "<")
     else:
         what = _guess_kind(head)
-        raise InputError(f"{p}: not a pcap or pcapng capture ({what})",
-                         hint="labkit reads pcap, pcapng and their .gz forms")
+        raise InputError(
+            f"{p}: not a pcap or pcapng capture ({what})",
+            hint="labkit reads pcap, pcapng and their .gz forms",
+        )
     # Put the magic back in front of the stream for the walker.
     cap._stream = _Prefixed(head, stream)  # type: ignore[assignment]
     cap._raw = raw
@@ -367,7 +374,8 @@ class _GzipStream(io.RawIOBase):
         if self._out > BOMB_FLOOR and self._out > BOMB_RATIO * consumed:
             self._error = GzipBomb(
                 f"the gzip stream expanded {self._out >> 20} MiB from {consumed >> 10} KiB, more "
-                f"than {BOMB_RATIO} times: a decompression bomb, not a capture; stopped reading")
+                f"than {BOMB_RATIO} times: a decompression bomb, not a capture; stopped reading"
+            )
             self._done = True
 
     def close(self) -> None:
@@ -423,8 +431,9 @@ def windows(a: np.ndarray, width: int) -> np.ndarray:
     far cheaper than gathering header bytes one field at a time. Field columns are then views
     (``.view('>u2')[:, k]``). Offsets are clipped to stay inside ``a`` (see :data:`SLACK`).
     """
-    return np.lib.stride_tricks.as_strided(a, shape=(len(a) - width + 1, width), strides=(1, 1),
-                                           writeable=False)
+    return np.lib.stride_tricks.as_strided(
+        a, shape=(len(a) - width + 1, width), strides=(1, 1), writeable=False
+    )
 
 
 def rows_at(a: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
@@ -472,8 +481,9 @@ class _Walker:
         changes, so it runs on the read-ahead thread."""
         raise NotImplementedError
 
-    def _read_ahead(self, stream: BinaryIO, buf: mmap.mmap, view: memoryview, tail: int,
-                    order: str) -> tuple[int, str | None, Walked | None]:
+    def _read_ahead(
+        self, stream: BinaryIO, buf: mmap.mmap, view: memoryview, tail: int, order: str
+    ) -> tuple[int, str | None, Walked | None]:
         """Fill ``buf`` after the ``tail`` bytes already there, then walk it (read-ahead thread)."""
         n, error = _fill(stream, view[tail:])
         return n, error, self.prewalk(buf, 0, tail + n, order) if tail + n else None
@@ -502,8 +512,9 @@ class _Walker:
                     # Start reading the next buffer now: the unfinished tail goes first.
                     tail = have - pos
                     bufs[1 - cur][:tail] = buf[pos:have]
-                    pending = pool.submit(self._read_ahead, stream, bufs[1 - cur], views[1 - cur],
-                                          tail, self.order)
+                    pending = pool.submit(
+                        self._read_ahead, stream, bufs[1 - cur], views[1 - cur], tail, self.order
+                    )
                 if chunk is not None and len(chunk):
                     self.cap.frames += len(chunk)
                     yield chunk
@@ -517,8 +528,11 @@ class _Walker:
                         self.truncated(buf, pos, have)
                     break
                 if pending is None:
-                    self.warn(self.base, f"a record larger than the {chunk_bytes}-byte read "
-                              f"buffer: the file is corrupt from here on")
+                    self.warn(
+                        self.base,
+                        f"a record larger than the {chunk_bytes}-byte read "
+                        f"buffer: the file is corrupt from here on",
+                    )
                     break
                 n, error, self.ahead = pending.result()
                 self.cap.bytes_read += n
@@ -554,7 +568,9 @@ class _PcapWalker(_Walker):
             return have
         magic = bytes(buf[:4])
         self.order, nano, self.rec_len = _PCAP_MAGICS[magic]
-        _vmaj, _vmin, _zone, _sig, snaplen, network = struct.unpack_from(self.order + "HHiIII", buf, 4)
+        _vmaj, _vmin, _zone, _sig, snaplen, network = struct.unpack_from(
+            self.order + "HHiIII", buf, 4
+        )
         # The upper bits of `network` carry FCS information (pcap-linktype(7)); the link type
         # is the low 16 bits.
         cap.interfaces.append(Interface(network & 0xFFFF, snaplen, 1e9 if nano else 1e6))
@@ -580,9 +596,12 @@ class _PcapWalker(_Walker):
             if len(bad):
                 # Everything after an absurd length is garbage: stop at it, as Wireshark does.
                 k = int(bad[0])
-                self.warn(self.base + int(idx[k]), f"record {self.frame + k} claims {int(caplen[k])} "
-                          f"captured bytes (more than {MAX_CAPLEN}): the file is corrupt from here on; "
-                          f"analyzed the {self.frame + k - 1} records before it")
+                self.warn(
+                    self.base + int(idx[k]),
+                    f"record {self.frame + k} claims {int(caplen[k])} "
+                    f"captured bytes (more than {MAX_CAPLEN}): the file is corrupt from here on; "
+                    f"analyzed the {self.frame + k - 1} records before it",
+                )
                 idx, caplen, head = idx[:k], caplen[:k], head[:k]
                 self.stop = True
             hdr = np.ascontiguousarray(head[:, :16]).view(self.order + "u4").astype(np.int64)
@@ -590,9 +609,18 @@ class _PcapWalker(_Walker):
             ticks = sec * int(self.divisor) + frac
             ts = sec + frac / self.divisor
             n = len(idx)
-            chunk = Chunk(a, idx + self.rec_len, caplen, hdr[:, 3], ts,
-                          np.full(n, self.linktype, dtype=np.int32), self.frame, ticks,
-                          np.zeros(n, np.int64), head[:, self.rec_len:])
+            chunk = Chunk(
+                a,
+                idx + self.rec_len,
+                caplen,
+                hdr[:, 3],
+                ts,
+                np.full(n, self.linktype, dtype=np.int32),
+                self.frame,
+                ticks,
+                np.zeros(n, np.int64),
+                head[:, self.rec_len :],
+            )
             self.frame += n
         else:
             chunk = None
@@ -600,9 +628,12 @@ class _PcapWalker(_Walker):
             # The walk stopped at a record that does not fit the buffer: absurd or just split.
             caplen = struct.unpack_from(self.order + "I", buf, pos + 8)[0]
             if caplen > MAX_CAPLEN:
-                self.warn(self.base + pos, f"record {self.frame} claims {caplen} captured bytes "
-                          f"(more than {MAX_CAPLEN}): the file is corrupt from here on; analyzed "
-                          f"the {self.frame - 1} records before it")
+                self.warn(
+                    self.base + pos,
+                    f"record {self.frame} claims {caplen} captured bytes "
+                    f"(more than {MAX_CAPLEN}): the file is corrupt from here on; analyzed "
+                    f"the {self.frame - 1} records before it",
+                )
                 self.stop = True
         return chunk, pos
 
@@ -613,8 +644,11 @@ class _PcapWalker(_Walker):
         else:
             caplen = struct.unpack_from(self.order + "I", buf, pos + 8)[0]
             what = f"{left - self.rec_len} of {caplen} packet bytes"
-        self.warn(self.base + pos, f"file ends inside record {self.frame} ({what}): the capture "
-                  f"was cut short; analyzed the {self.frame - 1} complete records before it")
+        self.warn(
+            self.base + pos,
+            f"file ends inside record {self.frame} ({what}): the capture "
+            f"was cut short; analyzed the {self.frame - 1} complete records before it",
+        )
 
 
 class _PcapngWalker(_Walker):
@@ -638,8 +672,9 @@ class _PcapngWalker(_Walker):
         idx, head, types, base, nif, big = (np.concatenate(x) for x in zip(*segs))
         return self._packets(a, idx, head, types, base, nif, big), pos
 
-    def _segment(self, a: np.ndarray, buf: bytearray, pos: int, have: int,
-                 segs: list[tuple[np.ndarray, ...]]) -> tuple[int, bool]:
+    def _segment(
+        self, a: np.ndarray, buf: bytearray, pos: int, have: int, segs: list[tuple[np.ndarray, ...]]
+    ) -> tuple[int, bool]:
         """Walk blocks in the current byte order; (next offset, whether a section in the
         other byte order starts there). A section in the other order makes the walk read
         garbage after its SHB, so the walk stops at it and goes on in that order."""
@@ -682,8 +717,16 @@ class _PcapngWalker(_Walker):
         nif = np.repeat(np.array([counts[b] for _k, b in sections], np.int64), np.diff(starts))
         sel = record[:end]
         if sel.any():
-            segs.append((idx[:end][sel], head[:end][sel], types[:end][sel], base[sel], nif[sel],
-                         big[:end][sel]))
+            segs.append(
+                (
+                    idx[:end][sel],
+                    head[:end][sel],
+                    types[:end][sel],
+                    base[sel],
+                    nif[sel],
+                    big[:end][sel],
+                )
+            )
         if not (self.stop or flipped or self.again) and pos + 12 <= have:
             return pos, self._check_stop(buf, pos)
         return pos, flipped
@@ -697,8 +740,8 @@ class _PcapngWalker(_Walker):
         while True:
             n, pos = walk.pcapng(buf, self.offsets[total:], pos, have, walk.swapped(order))
             total += n
-            if total < MAX_ROWS and pos + 12 <= have and buf[pos:pos + 4] == _SHB_BYTES:
-                new = _BOM.get(bytes(buf[pos + 8:pos + 12]))
+            if total < MAX_ROWS and pos + 12 <= have and buf[pos : pos + 4] == _SHB_BYTES:
+                new = _BOM.get(bytes(buf[pos + 8 : pos + 12]))
                 if new is not None and new != order:
                     order = new
                     flips.append((total, order))
@@ -722,20 +765,26 @@ class _PcapngWalker(_Walker):
                 return True
             blen = struct.unpack_from(self.order + "I", buf, pos + 4)[0]
         if not self.stop and (blen > MAX_BLOCK or blen < 12 or blen % 4):
-            self.warn(self.base + pos, f"block after frame {self.frame - 1} claims length "
-                      f"{blen}: the file is corrupt from here on; analyzed the "
-                      f"{self.frame - 1} records before it")
+            self.warn(
+                self.base + pos,
+                f"block after frame {self.frame - 1} claims length "
+                f"{blen}: the file is corrupt from here on; analyzed the "
+                f"{self.frame - 1} records before it",
+            )
             self.stop = True
         return False
 
     def _shb_order(self, buf: bytearray, off: int) -> str | None:
-        bom = bytes(buf[off + 8:off + 12])
+        bom = bytes(buf[off + 8 : off + 12])
         if bom == struct.pack("<I", PCAPNG_BOM):
             return "<"
         if bom == struct.pack(">I", PCAPNG_BOM):
             return ">"
-        self.warn(self.base + off, "pcapng section header with an unknown byte-order magic "
-                  f"{bom.hex()}: the file is corrupt from here on")
+        self.warn(
+            self.base + off,
+            "pcapng section header with an unknown byte-order magic "
+            f"{bom.hex()}: the file is corrupt from here on",
+        )
         return None
 
     def _shb(self, off: int) -> None:
@@ -757,15 +806,23 @@ class _PcapngWalker(_Walker):
                 break
             if code == 9 and length >= 1:
                 v = buf[p + 4]
-                divisor = float(2 ** (v & 0x7F)) if v & 0x80 else float(10 ** v)
+                divisor = float(2 ** (v & 0x7F)) if v & 0x80 else float(10**v)
             elif code == 14 and length >= 8:
                 offset = float(struct.unpack_from(o + "q", buf, p + 4)[0])
             p += 4 + (length + 3) // 4 * 4
         self.cap.interfaces.append(Interface(linktype, snaplen, divisor, offset))
         self.section_ifaces += 1
 
-    def _packets(self, a: np.ndarray, idx: np.ndarray, head: np.ndarray, types: np.ndarray,
-                 base: np.ndarray, nif: np.ndarray, big: np.ndarray) -> Chunk | None:
+    def _packets(
+        self,
+        a: np.ndarray,
+        idx: np.ndarray,
+        head: np.ndarray,
+        types: np.ndarray,
+        base: np.ndarray,
+        nif: np.ndarray,
+        big: np.ndarray,
+    ) -> Chunk | None:
         """Columns for packet blocks ``idx`` (``head``: their first bytes, see :meth:`prewalk`);
         ``base``/``nif``: each one's section's first interface index and interface count;
         ``big``: its section is big-endian."""
@@ -794,7 +851,9 @@ class _PcapngWalker(_Walker):
             win = np.empty((n, PACKET_WINDOW), np.uint8)
             if epb.any():
                 g = head[epb]
-                iface[epb], hi[epb], lo[epb], caplen[epb], origlen[epb] = u32(g[:, 8:_EPB_HEAD], big[epb]).T
+                iface[epb], hi[epb], lo[epb], caplen[epb], origlen[epb] = u32(
+                    g[:, 8:_EPB_HEAD], big[epb]
+                ).T
                 win[epb] = g[:, _EPB_HEAD:]
         if pb.any():
             e = idx[pb]
@@ -817,9 +876,12 @@ class _PcapngWalker(_Walker):
         bad_if |= spb & (nif == 0)
         for k in np.flatnonzero(bad | bad_if):
             k = int(k)
-            why = (f"packet block claims {int(caplen[k])} captured bytes, its block holds {int(room[k])}"
-                   if bad[k] else f"packet block names interface {int(iface[k])}, the section "
-                   f"declared {int(nif[k])}")
+            why = (
+                f"packet block claims {int(caplen[k])} captured bytes, its block holds {int(room[k])}"
+                if bad[k]
+                else f"packet block names interface {int(iface[k])}, the section "
+                f"declared {int(nif[k])}"
+            )
             self.warn(self.base + int(idx[k]), f"frame {self.frame + k}: {why}; frame skipped")
             caplen[k] = 0
         gi = np.where(bad_if, 0, iface) + base
@@ -849,8 +911,9 @@ class _PcapngWalker(_Walker):
             skip = np.ones(n, bool)
         if not epb.all():
             win[~epb] = rows_at(a, data[~epb], PACKET_WINDOW)
-        chunk = Chunk(a, data, caplen, origlen, ts, linktype, self.frame, ticks,
-                      np.where(skip, -1, gi), win)
+        chunk = Chunk(
+            a, data, caplen, origlen, ts, linktype, self.frame, ticks, np.where(skip, -1, gi), win
+        )
         self.frame += n
         return chunk
 
@@ -861,9 +924,12 @@ class _PcapngWalker(_Walker):
             what = f"{left} of {blen} block bytes"
         else:
             what = f"{left} of 8 block header bytes"
-        self.warn(self.base + pos, f"file ends inside the block after frame {self.frame - 1} "
-                  f"({what}): the capture was cut short; analyzed the {self.frame - 1} "
-                  f"complete records before it")
+        self.warn(
+            self.base + pos,
+            f"file ends inside the block after frame {self.frame - 1} "
+            f"({what}): the capture was cut short; analyzed the {self.frame - 1} "
+            f"complete records before it",
+        )
 
 
 #: An EPB's type, length, interface, timestamp and lengths: the bytes before its packet data.

@@ -47,10 +47,15 @@ def to_text(report: Report) -> str:
         if fr.error:
             lines.append(f"  {fr.path}: NOT ANALYZED: {fr.error}")
             continue
-        dur = (f", {fr.last_time - fr.first_time:.1f} s"
-               if fr.first_time is not None and fr.last_time is not None else "")
-        lines.append(f"  {fr.path}: {fr.format}, {fr.packets} packets{dur}, link type "
-                     f"{', '.join(fr.linktypes) or '-'}")
+        dur = (
+            f", {fr.last_time - fr.first_time:.1f} s"
+            if fr.first_time is not None and fr.last_time is not None
+            else ""
+        )
+        lines.append(
+            f"  {fr.path}: {fr.format}, {fr.packets} packets{dur}, link type "
+            f"{', '.join(fr.linktypes) or '-'}"
+        )
         lines.append(f"    capture point: {fr.capture_point} ({fr.capture_point_reason})")
         if fr.cannot_show:
             lines.append(f"    cannot show: {fr.cannot_show}")

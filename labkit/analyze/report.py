@@ -45,10 +45,15 @@ class FileReport:
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
-            "path": self.path, "format": self.format, "packets": self.packets,
-            "ip_packets": self.ip_packets, "linktypes": list(self.linktypes),
-            "capture_point": self.capture_point, "capture_point_reason": self.capture_point_reason,
-            "cannot_show": self.cannot_show, "warnings": list(self.warnings),
+            "path": self.path,
+            "format": self.format,
+            "packets": self.packets,
+            "ip_packets": self.ip_packets,
+            "linktypes": list(self.linktypes),
+            "capture_point": self.capture_point,
+            "capture_point_reason": self.capture_point_reason,
+            "cannot_show": self.cannot_show,
+            "warnings": list(self.warnings),
         }
         if self.error:
             doc["error"] = self.error
@@ -90,6 +95,8 @@ class Report:
             "files": [f.to_json() for f in self.files],
             "sources": [s.to_json() for s in self.sources],
             "findings": [f.to_json() for f in self.findings],
-            "options": {"tunnel_mtu": self.options.tunnel_mtu,
-                        "headends": list(self.options.headends)},
+            "options": {
+                "tunnel_mtu": self.options.tunnel_mtu,
+                "headends": list(self.options.headends),
+            },
         }

@@ -46,8 +46,13 @@ class SourceReport:
         return self.error is None
 
     def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"path": self.path, "kind": self.kind, "summary": self.summary,
-                               "warnings": list(self.warnings), "clock_offset_s": self.offset}
+        doc: dict[str, Any] = {
+            "path": self.path,
+            "kind": self.kind,
+            "summary": self.summary,
+            "warnings": list(self.warnings),
+            "clock_offset_s": self.offset,
+        }
         if self.error:
             doc["error"] = self.error
         return doc
@@ -65,10 +70,12 @@ def _lines(path: str | os.PathLike[str]) -> Iterator[str]:
     with f:
         head = f.read(4096)
         if b"\0" in head:
-            raise InputError(f"{p}: binary data, not a text log",
-                             hint="give the exported text (DART: the AnyConnect .txt log)")
+            raise InputError(
+                f"{p}: binary data, not a text log",
+                hint="give the exported text (DART: the AnyConnect .txt log)",
+            )
         f.seek(0)
-        for n in range(MAX_LOG_LINES):
+        for _n in range(MAX_LOG_LINES):
             raw = f.readline(MAX_LINE_BYTES)
             if not raw:
                 return
@@ -82,8 +89,9 @@ def _examples(examples: Any, what: str) -> tuple[str, ...]:
     return tuple(f"line {e.line}: {what}: {e.reason}" for e in examples)
 
 
-def read_syslog(path: str, *, year: int | None, year_from: str = "", offset: float = 0.0
-                ) -> tuple[SourceReport, tuple[AsaMessage, ...]]:
+def read_syslog(
+    path: str, *, year: int | None, year_from: str = "", offset: float = 0.0
+) -> tuple[SourceReport, tuple[AsaMessage, ...]]:
     """ASA messages of ``path`` with times on the capture clock; year-less stamps get ``year``
     (``year_from`` says where that year came from, for the warning)."""
     from labkit.logs.syslog import SyslogParser
@@ -101,13 +109,18 @@ def read_syslog(path: str, *, year: int | None, year_from: str = "", offset: flo
     if parser.malformed > len(parser.examples):
         warnings.append(f"{parser.malformed} malformed line(s) skipped in all")
     if parser.year_supplied:
-        warnings.append(f"{parser.year_supplied} event(s) have no year in their timestamp: dated "
-                        f"{year} ({year_from or 'assumed'})")
+        warnings.append(
+            f"{parser.year_supplied} event(s) have no year in their timestamp: dated "
+            f"{year} ({year_from or 'assumed'})"
+        )
     if parser.untimed:
-        warnings.append(f"{parser.untimed} event(s) have no usable timestamp and are left off "
-                        "the timeline")
-    summary = (f"ASA syslog: {parser.lines} lines, {len(events)} AnyConnect/MTU event(s), "
-               f"{parser.other} other ASA message(s), {parser.malformed} malformed")
+        warnings.append(
+            f"{parser.untimed} event(s) have no usable timestamp and are left off the timeline"
+        )
+    summary = (
+        f"ASA syslog: {parser.lines} lines, {len(events)} AnyConnect/MTU event(s), "
+        f"{parser.other} other ASA message(s), {parser.malformed} malformed"
+    )
     error = None if events else f"{path}: no ASA message labkit models (722036, 602101, 722022 ...)"
     return SourceReport(path, "asa-syslog", summary, tuple(warnings), error, offset), tuple(events)
 
@@ -131,8 +144,10 @@ def read_dart(path: str, *, offset: float = 0.0) -> tuple[SourceReport, tuple[Da
     if parser.malformed > len(parser.examples):
         warnings += (f"{parser.malformed} malformed block(s) skipped in all",)
     kinds = sum(1 for e in events if e.kind != "other")
-    summary = (f"DART: {parser.lines} lines, {len(events)} event block(s), {kinds} about the "
-               f"tunnel (reconfigure, reconnect, MTU), {parser.malformed} malformed")
+    summary = (
+        f"DART: {parser.lines} lines, {len(events)} event block(s), {kinds} about the "
+        f"tunnel (reconfigure, reconnect, MTU), {parser.malformed} malformed"
+    )
     error = None if events else f"{path}: no DART event block (Date/Time/Type/Source/Description)"
     return SourceReport(path, "dart", summary, warnings, error, offset), tuple(events)
 
@@ -169,9 +184,16 @@ def tcp_segments(path: str) -> Iterator[Segment]:
                     names[key] = (pkt.src, pkt.dst)
                 src, dst = names[key]
                 start = int(c.pay[i])
-                yield Segment(chunk.frame0 + int(i), float(chunk.ts[i]), src, int(c.sport[i]),
-                              dst, int(c.dport[i]), int(c.seq[i]),
-                              chunk.buf[start:start + int(c.pcap[i])].tobytes())
+                yield Segment(
+                    chunk.frame0 + int(i),
+                    float(chunk.ts[i]),
+                    src,
+                    int(c.sport[i]),
+                    dst,
+                    int(c.dport[i]),
+                    int(c.seq[i]),
+                    chunk.buf[start : start + int(c.pcap[i])].tobytes(),
+                )
 
 
 def decrypt_capture_or_none(path: str, keylog: KeyLog) -> DecryptReport | None:
@@ -196,13 +218,18 @@ def keylog_source(path: str, keylog: KeyLog, reports: dict[str, DecryptReport]) 
     for capture, r in reports.items():
         if r.tls_flows or r.sessions:  # captures without TLS (tunnel, inside) have nothing to say
             parts.append(f"{capture}: {r.summary()}")
-        warnings += [f"{capture} frame {n.frame}: {n.client} -> {n.server}: {n.message}" for n in r.notes]
+        warnings += [
+            f"{capture} frame {n.frame}: {n.client} -> {n.server}: {n.message}" for n in r.notes
+        ]
         if r.stopped:
             warnings.append(f"{capture}: {r.stopped}")
     entries = sum(len(v) for v in keylog.secrets.values())
-    summary = f"NSS key log: {entries} entr{'y' if entries == 1 else 'ies'}" + (
-        f", {keylog.malformed} malformed line(s)" if keylog.malformed else "") + "; " + (
-        "; ".join(parts) or "no TLS session starts in the capture(s): nothing to decrypt")
+    summary = (
+        f"NSS key log: {entries} entr{'y' if entries == 1 else 'ies'}"
+        + (f", {keylog.malformed} malformed line(s)" if keylog.malformed else "")
+        + "; "
+        + ("; ".join(parts) or "no TLS session starts in the capture(s): nothing to decrypt")
+    )
     error = None
     if entries == 0:
         error = f"{path}: no usable key log entry (expected 'CLIENT_RANDOM <hex> <hex>' lines)"

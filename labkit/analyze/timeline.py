@@ -54,10 +54,18 @@ def _lines(path: str, items: Iterable[tuple[int, float | None]]) -> tuple[Eviden
     return tuple(Evidence(path, line, time) for line, time in list(items)[:MAX_FRAMES])
 
 
-def _merge(f: Finding, evidence: Sequence[Evidence], summary: str, fields: dict[str, Any]) -> Finding:
+def _merge(
+    f: Finding, evidence: Sequence[Evidence], summary: str, fields: dict[str, Any]
+) -> Finding:
     """The same finding with more evidence: its filter still selects its capture frames."""
-    return Finding(f.id, f"{f.summary} {summary}", f.evidence + tuple(evidence), f.wireshark_filter,
-                   {**f.fields, **fields}, f.severity)
+    return Finding(
+        f.id,
+        f"{f.summary} {summary}",
+        f.evidence + tuple(evidence),
+        f.wireshark_filter,
+        {**f.fields, **fields},
+        f.severity,
+    )
 
 
 def _near(f: Finding, when: float, window: float) -> bool:
@@ -65,6 +73,7 @@ def _near(f: Finding, when: float, window: float) -> bool:
 
 
 # --- mtu-mismatch from the ASA's own words ---------------------------------------------------
+
 
 def _asa_mismatch(inputs: LogInputs) -> list[tuple[int, int, tuple[Evidence, ...], int, str]]:
     """(packet size, tunnel MTU, evidence, count, text) per size/MTU pair the ASA logged."""
@@ -84,13 +93,16 @@ def _asa_mismatch(inputs: LogInputs) -> list[tuple[int, int, tuple[Evidence, ...
         ids = sorted({e.message_id for _p, e in items})
         large = next((e for _p, e in items if isinstance(e, LargePacket)), None)
         who = f" for user {large.user} (group {large.group})" if large and large.user else ""
-        text = (f"The ASA logged {len(items)} packet(s) of {size} bytes{who} that its "
-                f"{limit}-byte tunnel cannot carry ({', '.join(f'%ASA-{i}' for i in ids)}).")
+        text = (
+            f"The ASA logged {len(items)} packet(s) of {size} bytes{who} that its "
+            f"{limit}-byte tunnel cannot carry ({', '.join(f'%ASA-{i}' for i in ids)})."
+        )
         out.append((size, limit, evidence, len(items), text))
     return out
 
 
 # --- decrypted CONNECT -------------------------------------------------------------------------
+
 
 def _ip_port(endpoint: str) -> tuple[str, str]:
     host, _, port = endpoint.rpartition(":")
@@ -101,28 +113,55 @@ def _connect_finding(path: str, s: TunnelSession) -> Finding:
     assert s.response is not None
     client_ip, client_port = _ip_port(s.client)
     fam = "ipv6" if ":" in client_ip else "ip"
-    filt = (f'(http.response.phrase == "CONNECTED") && ({fam}.dst == {client_ip}) && '
-            f"(tcp.dstport == {client_port})")
+    filt = (
+        f'(http.response.phrase == "CONNECTED") && ({fam}.dst == {client_ip}) && '
+        f"(tcp.dstport == {client_port})"
+    )
     cstp_mtu, dtls_mtu = s.head_end("X-CSTP-MTU"), s.head_end("X-DTLS-MTU")
     base, port = s.head_end("X-CSTP-Base-MTU"), s.head_end("X-DTLS-Port")
     client_mtu = s.request.header_int("X-CSTP-MTU") if s.request else None
-    numbers = ", ".join(f"{k} {v}" for k, v in (("X-CSTP-MTU", cstp_mtu), ("X-DTLS-MTU", dtls_mtu),
-                                                 ("X-CSTP-Base-MTU", base), ("X-DTLS-Port", port))
-                        if v is not None)
-    largest = [(d, st.largest_data) for d, st in (("to the client", s.to_client),
-                                                   ("to the head-end", s.to_server)) if st.largest_data]
-    summary = (f"Decrypted CSTP CONNECT from {s.client} to head-end {s.server} ({s.tls}): the "
-               f"head-end announced {numbers or 'no MTU header'}"
-               + (f" (the client had asked for X-CSTP-MTU {client_mtu})" if client_mtu else "")
-               + (". Largest tunnelled packet " + ", ".join(f"{d} {n} bytes" for d, n in largest)
-                  if largest else "") + "."
-               + (f" X-DTLS-MTU exceeds X-CSTP-MTU by {dtls_mtu - cstp_mtu} bytes: whenever DTLS "
-                  f"fails, packets sized for {dtls_mtu} meet the {cstp_mtu}-byte TLS tunnel until "
-                  f"the client reconnects."
-                  if dtls_mtu is not None and cstp_mtu is not None and dtls_mtu > cstp_mtu else ""))
+    numbers = ", ".join(
+        f"{k} {v}"
+        for k, v in (
+            ("X-CSTP-MTU", cstp_mtu),
+            ("X-DTLS-MTU", dtls_mtu),
+            ("X-CSTP-Base-MTU", base),
+            ("X-DTLS-Port", port),
+        )
+        if v is not None
+    )
+    largest = [
+        (d, st.largest_data)
+        for d, st in (("to the client", s.to_client), ("to the head-end", s.to_server))
+        if st.largest_data
+    ]
+    summary = (
+        f"Decrypted CSTP CONNECT from {s.client} to head-end {s.server} ({s.tls}): the "
+        f"head-end announced {numbers or 'no MTU header'}"
+        + (f" (the client had asked for X-CSTP-MTU {client_mtu})" if client_mtu else "")
+        + (
+            ". Largest tunnelled packet " + ", ".join(f"{d} {n} bytes" for d, n in largest)
+            if largest
+            else ""
+        )
+        + "."
+        + (
+            f" X-DTLS-MTU exceeds X-CSTP-MTU by {dtls_mtu - cstp_mtu} bytes: whenever DTLS "
+            f"fails, packets sized for {dtls_mtu} meet the {cstp_mtu}-byte TLS tunnel until "
+            f"the client reconnects."
+            if dtls_mtu is not None and cstp_mtu is not None and dtls_mtu > cstp_mtu
+            else ""
+        )
+    )
     fields = {
-        "x_cstp_mtu": cstp_mtu, "x_dtls_mtu": dtls_mtu, "x_cstp_base_mtu": base, "x_dtls_port": port,
-        "dtls_cipher": s.dtls_cipher, "client": s.client, "server": s.server, "tls": s.tls,
+        "x_cstp_mtu": cstp_mtu,
+        "x_dtls_mtu": dtls_mtu,
+        "x_cstp_base_mtu": base,
+        "x_dtls_port": port,
+        "dtls_cipher": s.dtls_cipher,
+        "client": s.client,
+        "server": s.server,
+        "tls": s.tls,
         "client_x_cstp_mtu": client_mtu,
         "cstp_to_client": dict(s.to_client.packets) or None,
         "cstp_to_server": dict(s.to_server.packets) or None,
@@ -131,11 +170,14 @@ def _connect_finding(path: str, s: TunnelSession) -> Finding:
         "keylog_needed_for_filter": True,
     }
     evidence = (Evidence(path, s.response.frame, s.response.time),)
-    return Finding("cstp-connect", summary, evidence, filt, {k: v for k, v in fields.items() if v is not None})
+    return Finding(
+        "cstp-connect", summary, evidence, filt, {k: v for k, v in fields.items() if v is not None}
+    )
 
 
-def _decrypted_mismatch(path: str, s: TunnelSession, findings: Sequence[Finding]
-                        ) -> tuple[int, int, tuple[Evidence, ...], str] | None:
+def _decrypted_mismatch(
+    path: str, s: TunnelSession, findings: Sequence[Finding]
+) -> tuple[int, int, tuple[Evidence, ...], str] | None:
     cstp_mtu, dtls_mtu = s.head_end("X-CSTP-MTU"), s.head_end("X-DTLS-MTU")
     if cstp_mtu is None or s.response is None:
         return None
@@ -143,28 +185,38 @@ def _decrypted_mismatch(path: str, s: TunnelSession, findings: Sequence[Finding]
     server_ip, _ = _ip_port(s.server)
     # Positive evidence only: DTLS tried and unanswered. No DTLS in a capture may just be its
     # capture filter; the cstp-connect finding says what would happen then.
-    no_dtls = any(f.id == "dtls-unanswered" and f.fields.get("client") == client_ip
-                  and f.fields.get("server") == server_ip for f in findings)
+    no_dtls = any(
+        f.id == "dtls-unanswered"
+        and f.fields.get("client") == client_ip
+        and f.fields.get("server") == server_ip
+        for f in findings
+    )
     evidence = [Evidence(path, s.response.frame, s.response.time)]
     parts = []
     size = None
     for what, st in (("the head-end sent", s.to_client), ("the client sent", s.to_server)):
         if st.largest_data and st.largest_data > cstp_mtu and st.largest_frame is not None:
             evidence.append(Evidence(path, st.largest_frame, st.largest_time))
-            parts.append(f"{what} a {st.largest_data}-byte packet into the TLS tunnel "
-                         f"(frame {st.largest_frame})")
+            parts.append(
+                f"{what} a {st.largest_data}-byte packet into the TLS tunnel "
+                f"(frame {st.largest_frame})"
+            )
             size = max(size or 0, st.largest_data)
     if dtls_mtu is not None and dtls_mtu > cstp_mtu and no_dtls:
-        parts.insert(0, f"DTLS did not come up, so the adapter stays at X-DTLS-MTU {dtls_mtu} "
-                        f"while the TLS tunnel carries X-CSTP-MTU {cstp_mtu}")
+        parts.insert(
+            0,
+            f"DTLS did not come up, so the adapter stays at X-DTLS-MTU {dtls_mtu} "
+            f"while the TLS tunnel carries X-CSTP-MTU {cstp_mtu}",
+        )
         size = max(size or 0, dtls_mtu)
     if size is None:
         return None
-    text = (f"The decrypted CONNECT (frame {s.response.frame}) shows it: " + "; ".join(parts) + ".")
+    text = f"The decrypted CONNECT (frame {s.response.frame}) shows it: " + "; ".join(parts) + "."
     return size, cstp_mtu, tuple(evidence), text
 
 
 # --- reconnects ----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Reconnect:
@@ -195,12 +247,24 @@ def _dart_reconnects(inputs: LogInputs) -> list[Reconnect]:
             code = next((e.reason_code for e in ep if e.reason_code is not None), None)
             host = next((e.host for e in ep if e.host), None)
             quotes = "; ".join(dict.fromkeys(f"'{e.description[:70]}'" for e in ep))
-            text = (f"DART shows the client reconnect{f' to {host}' if host else ''}"
-                    + (" to apply a new MTU" if code == 16 or any(e.kind == "new-mtu" for e in ep) else "")
-                    + f": {quotes}.")
+            text = (
+                f"DART shows the client reconnect{f' to {host}' if host else ''}"
+                + (
+                    " to apply a new MTU"
+                    if code == 16 or any(e.kind == "new-mtu" for e in ep)
+                    else ""
+                )
+                + f": {quotes}."
+            )
             fields = {"reason_code": code, "server": host}
-            out.append(Reconnect(ep[0].time, _lines(path, [(e.line, e.time) for e in ep]), text,
-                                 {k: v for k, v in fields.items() if v is not None}))
+            out.append(
+                Reconnect(
+                    ep[0].time,
+                    _lines(path, [(e.line, e.time) for e in ep]),
+                    text,
+                    {k: v for k, v in fields.items() if v is not None},
+                )
+            )
     return out
 
 
@@ -210,8 +274,12 @@ def _asa_reconnects(inputs: LogInputs) -> list[Reconnect]:
     for path, events in inputs.syslog:
         by_user: dict[tuple[str | None, str | None], list[tuple[float, SessionEvent]]] = {}
         for e in events:
-            if isinstance(e, SessionEvent) and e.time is not None and e.transport != "UDP" and (
-                    e.kind in _TUNNEL_DOWN or e.kind in _TUNNEL_UP):
+            if (
+                isinstance(e, SessionEvent)
+                and e.time is not None
+                and e.transport != "UDP"
+                and (e.kind in _TUNNEL_DOWN or e.kind in _TUNNEL_UP)
+            ):
                 by_user.setdefault((e.user, e.ip), []).append((e.time, e))
         for (user, ip), evs in by_user.items():
             evs.sort(key=lambda te: te[0])
@@ -232,10 +300,18 @@ def _asa_reconnects(inputs: LogInputs) -> list[Reconnect]:
                     i += 1
                 gap = round(t - downs[-1][0], 3)
                 ids = sorted({x.message_id for _t, x in downs + ups})
-                text = (f"The ASA shows the TLS tunnel of user {user} ({ip}) close and a new one "
-                        f"open {gap} s later ({', '.join(f'%ASA-{m}' for m in ids)}).")
-                out.append(Reconnect(downs[0][0], _lines(path, [(x.line, tx) for tx, x in downs + ups]),
-                                     text, {"gap_s": gap, "user": user, "client_public_ip": ip}))
+                text = (
+                    f"The ASA shows the TLS tunnel of user {user} ({ip}) close and a new one "
+                    f"open {gap} s later ({', '.join(f'%ASA-{m}' for m in ids)})."
+                )
+                out.append(
+                    Reconnect(
+                        downs[0][0],
+                        _lines(path, [(x.line, tx) for tx, x in downs + ups]),
+                        text,
+                        {"gap_s": gap, "user": user, "client_public_ip": ip},
+                    )
+                )
                 downs = []
     return out
 
@@ -257,10 +333,18 @@ def _reconnect_findings(findings: list[Finding], inputs: LogInputs) -> list[Find
         for r in inc:
             for k, v in r.fields.items():
                 fields.setdefault(k, v)
-        i = next((i for i, f in enumerate(out) if f.id == "vpn-reconnect" and _near(f, inc[0].time, JOIN_S)), None)
+        i = next(
+            (
+                i
+                for i, f in enumerate(out)
+                if f.id == "vpn-reconnect" and _near(f, inc[0].time, JOIN_S)
+            ),
+            None,
+        )
         if i is not None:
-            out[i] = _merge(out[i], evidence, text, {k: v for k, v in fields.items()
-                                                     if k not in out[i].fields})
+            out[i] = _merge(
+                out[i], evidence, text, {k: v for k, v in fields.items() if k not in out[i].fields}
+            )
         else:
             out.append(Finding("vpn-reconnect", text, evidence, "", fields))
     return out
@@ -268,11 +352,13 @@ def _reconnect_findings(findings: list[Finding], inputs: LogInputs) -> list[Find
 
 # --- the join ----------------------------------------------------------------------------------
 
+
 def join(findings: Sequence[Finding], inputs: LogInputs) -> list[Finding]:
     """The capture findings with the logs' and the decrypted tunnel's evidence added."""
     out = list(findings)
     mismatches: list[tuple[int, int, tuple[Evidence, ...], str, str]] = [
-        (size, limit, ev, text, "asa-syslog") for size, limit, ev, _n, text in _asa_mismatch(inputs)]
+        (size, limit, ev, text, "asa-syslog") for size, limit, ev, _n, text in _asa_mismatch(inputs)
+    ]
     for path, report in inputs.decrypted:
         for s in report.tunnels:
             out.append(_connect_finding(path, s))
@@ -282,20 +368,42 @@ def join(findings: Sequence[Finding], inputs: LogInputs) -> list[Finding]:
     for size, limit, evidence, text, source in mismatches:
         # The same packets, and the same tunnel MTU or one the capture could not see (a black
         # hole shows the size, not the limit): the log or the CONNECT completes the finding.
-        i = next((i for i, f in enumerate(out) if f.id == "mtu-mismatch"
-                  and f.fields.get("packet_size") == size
-                  and f.fields.get("tunnel_mtu") in (limit, None)), None)
+        i = next(
+            (
+                i
+                for i, f in enumerate(out)
+                if f.id == "mtu-mismatch"
+                and f.fields.get("packet_size") == size
+                and f.fields.get("tunnel_mtu") in (limit, None)
+            ),
+            None,
+        )
         if i is not None:
-            fields: dict[str, Any] = {"also_from": list(out[i].fields.get("also_from", [])) + [source]}
+            fields: dict[str, Any] = {
+                "also_from": list(out[i].fields.get("also_from", [])) + [source]
+            }
             if out[i].fields.get("tunnel_mtu") is None:
                 fields.update(tunnel_mtu=limit, tunnel_mtu_source=source, excess_bytes=size - limit)
             out[i] = _merge(out[i], evidence, text, fields)
         else:
-            summary = (f"Packets sized for MTU {size} meet a tunnel that carries only {limit} bytes: "
-                       + text)
-            out.append(Finding("mtu-mismatch", summary, evidence, "", {
-                "packet_size": size, "tunnel_mtu": limit, "tunnel_mtu_source": source,
-                "excess_bytes": size - limit}))
+            summary = (
+                f"Packets sized for MTU {size} meet a tunnel that carries only {limit} bytes: "
+                + text
+            )
+            out.append(
+                Finding(
+                    "mtu-mismatch",
+                    summary,
+                    evidence,
+                    "",
+                    {
+                        "packet_size": size,
+                        "tunnel_mtu": limit,
+                        "tunnel_mtu_source": source,
+                        "excess_bytes": size - limit,
+                    },
+                )
+            )
     out = _reconnect_findings(out, inputs)
     order = {"error": 0, "warning": 1, "info": 2}
     return sorted(out, key=lambda f: (order[f.severity or "info"], f.id))

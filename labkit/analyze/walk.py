@@ -31,11 +31,20 @@ def _u32_views(buf: bytearray) -> tuple[memoryview, ...]:
     as ``struct.unpack_from``.
     """
     mv = memoryview(buf)
-    return tuple(mv[a:a + (len(buf) - a) // 4 * 4].cast("I") for a in range(4))
+    return tuple(mv[a : a + (len(buf) - a) // 4 * 4].cast("I") for a in range(4))
 
 
-def _py_walk(buf: bytearray, out: np.ndarray, pos: int, have: int, swapped: bool, head: int,
-             field: int, base: int, block: bool) -> tuple[int, int]:
+def _py_walk(
+    buf: bytearray,
+    out: np.ndarray,
+    pos: int,
+    have: int,
+    swapped: bool,
+    head: int,
+    field: int,
+    base: int,
+    block: bool,
+) -> tuple[int, int]:
     """The walk both formats share: a record needs ``head`` bytes, its length is the u32 at
     ``field``, the next record starts ``base`` + that length on; ``block``: pcapng's rule
     that a length is at least 12 and a multiple of 4."""
@@ -58,18 +67,20 @@ def _py_walk(buf: bytearray, out: np.ndarray, pos: int, have: int, swapped: bool
     finally:
         for m in views:
             m.release()
-    out[:len(offs)] = offs
+    out[: len(offs)] = offs
     return len(offs), pos
 
 
-def py_pcap(buf: bytearray, out: np.ndarray, pos: int, have: int, rec_len: int,
-            swapped: bool) -> tuple[int, int]:
+def py_pcap(
+    buf: bytearray, out: np.ndarray, pos: int, have: int, rec_len: int, swapped: bool
+) -> tuple[int, int]:
     """pcap records: the caplen at +8 of each record header gives the next one."""
     return _py_walk(buf, out, pos, have, swapped, rec_len, 8, rec_len, False)
 
 
-def py_pcapng(buf: bytearray, out: np.ndarray, pos: int, have: int,
-              swapped: bool) -> tuple[int, int]:
+def py_pcapng(
+    buf: bytearray, out: np.ndarray, pos: int, have: int, swapped: bool
+) -> tuple[int, int]:
     """pcapng blocks: the total length at +4 of each block gives the next one."""
     return _py_walk(buf, out, pos, have, swapped, 12, 4, 0, True)
 

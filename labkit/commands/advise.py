@@ -23,9 +23,15 @@ MAX_WARNINGS = 20  # config lines reported one by one; the rest are counted
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", metavar="CONFIG", help="ASA running-config or fragment ('-' for stdin)")
-    p.add_argument("--base-mtu", type=int, default=mtu.DEFAULT_BASE_MTU,
-                   help="the clients' NIC MTU, X-CSTP-Base-MTU (default %(default)s)")
+    p.add_argument(
+        "config", metavar="CONFIG", help="ASA running-config or fragment ('-' for stdin)"
+    )
+    p.add_argument(
+        "--base-mtu",
+        type=int,
+        default=mtu.DEFAULT_BASE_MTU,
+        help="the clients' NIC MTU, X-CSTP-Base-MTU (default %(default)s)",
+    )
     p.add_argument("--format", choices=("text", "json"), default="text")
 
 
@@ -33,8 +39,9 @@ def read_config(path: str) -> str:
     """The config's text; InputError (exit 2) for anything that is not a readable text file."""
     data = read_input(path, MAX_CONFIG_BYTES, "an ASA config")
     if b"\0" in data:
-        raise InputError(f"{path}: binary data, not an ASA config",
-                         hint="give the text of 'show running-config'")
+        raise InputError(
+            f"{path}: binary data, not an ASA config", hint="give the text of 'show running-config'"
+        )
     return data.decode("utf-8", errors="replace")
 
 
@@ -54,13 +61,17 @@ def _policy_text(p: PolicyAdvice) -> list[str]:
     head = f"group-policy {p.name}" + ("" if p.defined else " (not in this text)")
     lines = [head + (f"  [{'; '.join(where)}]" if where else "")]
     cap = p.anyconnect_mtu
-    lines.append(f"  anyconnect mtu {cap.value if cap.value is not None else 'not set (no cap)'}"
-                 f" ({cap.source}); DTLS {'enabled' if p.dtls.value else 'none'} ({p.dtls.source});"
-                 f" df-bit-ignore {'enable' if p.df_bit_ignore.value else 'disable'}"
-                 f" ({p.df_bit_ignore.source})")
+    lines.append(
+        f"  anyconnect mtu {cap.value if cap.value is not None else 'not set (no cap)'}"
+        f" ({cap.source}); DTLS {'enabled' if p.dtls.value else 'none'} ({p.dtls.source});"
+        f" df-bit-ignore {'enable' if p.df_bit_ignore.value else 'disable'}"
+        f" ({p.df_bit_ignore.source})"
+    )
     if not p.anyconnect_allowed.value:
-        lines.append(f"  not used by AnyConnect: vpn-tunnel-protocol has no ssl-client "
-                     f"({p.anyconnect_allowed.source})")
+        lines.append(
+            f"  not used by AnyConnect: vpn-tunnel-protocol has no ssl-client "
+            f"({p.anyconnect_allowed.source})"
+        )
         return lines
     lines += [
         f"  TLS (CSTP) MTU   {w.tls_mtu:>5}   {_suite(w.config.tls_cipher, p.tls_mtu_range)}",
@@ -72,17 +83,24 @@ def _policy_text(p: PolicyAdvice) -> list[str]:
             f"  AT RISK: if DTLS fails, the adapter stays at {w.adapter_mtu} but the TLS tunnel "
             f"carries {w.tls_mtu} ({w.mismatch_bytes} bytes too many): the client reconnects "
             f"to apply MTU {w.fallback_mtu} (DART reconfigure reason code 16)"
-            + (", and until then DF packets over "
-               f"{w.tls_mtu} are dropped (a black hole where ICMP is filtered)"
-               if p.black_hole_risk else "; df-bit-ignore fragments the large packets meanwhile"))
+            + (
+                ", and until then DF packets over "
+                f"{w.tls_mtu} are dropped (a black hole where ICMP is filtered)"
+                if p.black_hole_risk
+                else "; df-bit-ignore fragments the large packets meanwhile"
+            )
+        )
         lines.append("  fixes, best first:")
         for rank, fix in enumerate(p.fixes, start=1):
             lines.append(f"    {rank}. [{fix.id}]")
             lines += [f"       {line}" for line in fix.config.splitlines()]
             lines.append(f"       effect: {fix.effect}")
     else:
-        reason = ("DTLS off: the adapter runs at the TLS MTU" if not w.config.dtls_enabled
-                  else f"the adapter MTU {w.adapter_mtu} fits the TLS MTU {w.tls_mtu}")
+        reason = (
+            "DTLS off: the adapter runs at the TLS MTU"
+            if not w.config.dtls_enabled
+            else f"the adapter MTU {w.adapter_mtu} fits the TLS MTU {w.tls_mtu}"
+        )
         lines.append(f"  OK: a DTLS failure needs no reconnect ({reason})")
     return lines
 
@@ -104,22 +122,30 @@ def render_text(a: Advice) -> str:
         out.append("notes:")
         out += [f"  - {n}" for n in a.notes]
     risky = a.at_risk
-    out.append(f"{len(risky)} of {len(a.policies)} group-policies at risk"
-               + (f": {', '.join(risky)}" if risky else ""))
+    out.append(
+        f"{len(risky)} of {len(a.policies)} group-policies at risk"
+        + (f": {', '.join(risky)}" if risky else "")
+    )
     return "\n".join(out)
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = parse(read_config(args.config))
     if cfg.commands == 0:  # not a config: one line, not a warning per line of the file first
-        raise InputError(f"{args.config}: no ASA command labkit models (sysopt connection tcpmss, "
-                         "ssl cipher, webvpn, group-policy, tunnel-group)",
-                         hint="give the text of 'show running-config'")
+        raise InputError(
+            f"{args.config}: no ASA command labkit models (sysopt connection tcpmss, "
+            "ssl cipher, webvpn, group-policy, tunnel-group)",
+            hint="give the text of 'show running-config'",
+        )
     for w in cfg.warnings[:MAX_WARNINGS]:
-        sys.stderr.write(f"labkit advise: warning: {args.config}:{w.line}: {w.message}: {w.text[:200]}\n")
+        sys.stderr.write(
+            f"labkit advise: warning: {args.config}:{w.line}: {w.message}: {w.text[:200]}\n"
+        )
     if len(cfg.warnings) > MAX_WARNINGS:
-        sys.stderr.write(f"labkit advise: warning: {args.config}: {len(cfg.warnings) - MAX_WARNINGS} "
-                         "more line(s) skipped\n")
+        sys.stderr.write(
+            f"labkit advise: warning: {args.config}: {len(cfg.warnings) - MAX_WARNINGS} "
+            "more line(s) skipped\n"
+        )
     result = advise(cfg, base_mtu=args.base_mtu)
     if args.format == "json":
         print(json.dumps(result.to_json(), indent=2))

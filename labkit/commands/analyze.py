@@ -40,7 +40,9 @@ def _mtu(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if not mtu.MIN_IPV4_MTU <= value <= mtu.MAX_IP_PACKET:
-        raise argparse.ArgumentTypeError(f"expected {mtu.MIN_IPV4_MTU}..{mtu.MAX_IP_PACKET}, got {value}")
+        raise argparse.ArgumentTypeError(
+            f"expected {mtu.MIN_IPV4_MTU}..{mtu.MAX_IP_PACKET}, got {value}"
+        )
     return value
 
 
@@ -67,40 +69,90 @@ def _offset(text: str) -> tuple[str | None, float]:
     try:
         seconds = float(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected SECONDS or FILE=SECONDS, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected SECONDS or FILE=SECONDS, got {text!r}"
+        ) from None
     if seconds != seconds or abs(seconds) > 10 * 365 * 86400:
         raise argparse.ArgumentTypeError(f"clock offset {text!r} is not a sane number of seconds")
     return (path if sep else None), seconds
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("files", nargs="*", metavar="FILE",
-                   help="pcap/pcapng captures (optionally .gz) of one case: outside, tunnel, inside")
-    p.add_argument("--keylog", metavar="FILE",
-                   help="NSS key log (SSLKEYLOGFILE) to decrypt the CSTP TLS session: the head-end's "
-                        "X-CSTP-MTU / X-DTLS-MTU and the packets inside the tunnel")
-    p.add_argument("--syslog", action="append", default=[], metavar="FILE",
-                   help="ASA syslog (with or without a syslog server's prefix; repeatable)")
-    p.add_argument("--dart", action="append", default=[], metavar="FILE",
-                   help="AnyConnect DART text log (repeatable)")
-    p.add_argument("--clock-offset", type=_offset, action="append", default=[],
-                   metavar="[FILE=]SECONDS",
-                   help="seconds to add to log timestamps to reach the capture's clock (UTC); "
-                        "log times without a zone are read as UTC (repeatable, per file)")
-    p.add_argument("--plot", metavar="OUT.png",
-                   help="draw the timeline: packet sizes per direction, the MTUs, and the events")
+    p.add_argument(
+        "files",
+        nargs="*",
+        metavar="FILE",
+        help="pcap/pcapng captures (optionally .gz) of one case: outside, tunnel, inside",
+    )
+    p.add_argument(
+        "--keylog",
+        metavar="FILE",
+        help="NSS key log (SSLKEYLOGFILE) to decrypt the CSTP TLS session: the head-end's "
+        "X-CSTP-MTU / X-DTLS-MTU and the packets inside the tunnel",
+    )
+    p.add_argument(
+        "--syslog",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="ASA syslog (with or without a syslog server's prefix; repeatable)",
+    )
+    p.add_argument(
+        "--dart",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="AnyConnect DART text log (repeatable)",
+    )
+    p.add_argument(
+        "--clock-offset",
+        type=_offset,
+        action="append",
+        default=[],
+        metavar="[FILE=]SECONDS",
+        help="seconds to add to log timestamps to reach the capture's clock (UTC); "
+        "log times without a zone are read as UTC (repeatable, per file)",
+    )
+    p.add_argument(
+        "--plot",
+        metavar="OUT.png",
+        help="draw the timeline: packet sizes per direction, the MTUs, and the events",
+    )
     p.add_argument("--format", choices=("text", "json"), default="text")
-    p.add_argument("--annotate", metavar="OUT.pcapng",
-                   help="write a pcapng copy with a comment on every evidence frame")
-    p.add_argument("--tunnel-mtu", type=_mtu, metavar="N",
-                   help="the MTU the tunnel carries, when known (e.g. X-CSTP-MTU 1347)")
-    p.add_argument("--headend", type=_ip, action="append", default=[], metavar="IP",
-                   help="a head-end address (repeatable); DTLS peers are found without it")
-    p.add_argument("--force", action="store_true", help="overwrite --annotate's / --plot's output file")
-    p.add_argument("--jobs", type=_jobs, default=1, metavar="N",
-                   help="scan up to N files at once, in parallel processes (default 1)")
-    p.add_argument("--no-progress", action="store_true",
-                   help="no progress line (shown on a terminal when the work takes over a second)")
+    p.add_argument(
+        "--annotate",
+        metavar="OUT.pcapng",
+        help="write a pcapng copy with a comment on every evidence frame",
+    )
+    p.add_argument(
+        "--tunnel-mtu",
+        type=_mtu,
+        metavar="N",
+        help="the MTU the tunnel carries, when known (e.g. X-CSTP-MTU 1347)",
+    )
+    p.add_argument(
+        "--headend",
+        type=_ip,
+        action="append",
+        default=[],
+        metavar="IP",
+        help="a head-end address (repeatable); DTLS peers are found without it",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="overwrite --annotate's / --plot's output file"
+    )
+    p.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=1,
+        metavar="N",
+        help="scan up to N files at once, in parallel processes (default 1)",
+    )
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress line (shown on a terminal when the work takes over a second)",
+    )
 
 
 def _offsets(args: argparse.Namespace) -> dict[str | None, float]:
@@ -108,7 +160,9 @@ def _offsets(args: argparse.Namespace) -> dict[str | None, float]:
     out: dict[str | None, float] = {}
     for path, seconds in args.clock_offset:
         if path is not None and path not in logs:
-            raise UsageError(f"--clock-offset {path}={seconds:g}: {path} is not a --syslog or --dart file")
+            raise UsageError(
+                f"--clock-offset {path}={seconds:g}: {path} is not a --syslog or --dart file"
+            )
         out[path] = seconds
     return out
 
@@ -126,9 +180,11 @@ def _year(report: Report, dart: list[tuple[str, tuple]]) -> tuple[int, str]:
     return datetime.fromtimestamp(first, tz=timezone.utc).year, origin
 
 
-def _read_logs(args: argparse.Namespace, report: Report, offsets: dict[str | None, float]
-               ) -> tuple[list[sources.SourceReport], list, list]:
+def _read_logs(
+    args: argparse.Namespace, report: Report, offsets: dict[str | None, float]
+) -> tuple[list[sources.SourceReport], list, list]:
     """The --dart and --syslog files: their accounts, and their events on the capture clock."""
+
     def offset(path: str) -> float:
         return offsets.get(path, offsets.get(None, 0.0))
 
@@ -152,13 +208,26 @@ def _check_rereads(args: argparse.Namespace) -> None:
     (the second read of a pipe is empty)."""
     if args.annotate and args.plot and Path(args.annotate).resolve() == Path(args.plot).resolve():
         raise UsageError(f"--annotate and --plot both name {args.plot}", hint="give two file names")
-    again = next((flag for flag, on in (("--annotate", args.annotate), ("--plot", args.plot),
-                                        ("--keylog", args.keylog)) if on), None)
+    again = next(
+        (
+            flag
+            for flag, on in (
+                ("--annotate", args.annotate),
+                ("--plot", args.plot),
+                ("--keylog", args.keylog),
+            )
+            if on
+        ),
+        None,
+    )
     for f in args.files if again else ():
         p = Path(f)
         if p.exists() and not p.is_file() and not p.is_dir():
-            raise UsageError(f"{f}: a pipe or device can be read only once, and {again} reads "
-                             "each capture twice", hint="save it to a file first")
+            raise UsageError(
+                f"{f}: a pipe or device can be read only once, and {again} reads "
+                "each capture twice",
+                hint="save it to a file first",
+            )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -178,8 +247,10 @@ def run(args: argparse.Namespace) -> int:
     decrypted = {}
     if keylog is not None:  # first: a decrypted CONNECT names the head-end for the analyzer
         decrypted = {p: r for p in args.files if (r := sources.decrypt_capture_or_none(p, keylog))}
-    heads = [*args.headend, *(s.server.rpartition(":")[0].strip("[]")
-                              for r in decrypted.values() for s in r.tunnels)]
+    heads = [
+        *args.headend,
+        *(s.server.rpartition(":")[0].strip("[]") for r in decrypted.values() for s in r.tunnels),
+    ]
     options = AnalyzeOptions(tunnel_mtu=args.tunnel_mtu, headends=tuple(dict.fromkeys(heads)))
     if args.files:
         progress = Progress.for_files(args.files, enabled=False if args.no_progress else None)
@@ -200,8 +271,12 @@ def run(args: argparse.Namespace) -> int:
         logs = LogInputs(tuple(syslog), tuple(dart), tuple(decrypted.items()))
     if found:
         findings = join(report.findings, logs)
-        report = replace(report, findings=tuple(findings), sources=tuple(found),
-                         verdict=verdict(findings, report.files, any(s.analyzable for s in found)))
+        report = replace(
+            report,
+            findings=tuple(findings),
+            sources=tuple(found),
+            verdict=verdict(findings, report.files, any(s.analyzable for s in found)),
+        )
     if not report.analyzable:
         errors = [f.error for f in report.files if f.error] + [s.error for s in found if s.error]
         raise InputError("; ".join(errors) if errors else "nothing could be analyzed")
@@ -216,6 +291,7 @@ def run(args: argparse.Namespace) -> int:
     print(to_json(report) if args.format == "json" else to_text(report))
     if args.annotate:
         from labkit.analyze.annotate import write_annotated
+
         n = write_annotated(report, args.files, args.annotate, force=args.force)
         sys.stderr.write(f"labkit analyze: wrote {args.annotate} ({n} commented frame(s))\n")
     if logs is not None and args.plot:
@@ -233,6 +309,3 @@ def _plot(args: argparse.Namespace, report: Report, logs: LogInputs, inputs: lis
     with atomic_output(args.plot, force=args.force, inputs=inputs) as tmp:
         render_png(timeline, tmp)
     sys.stderr.write(f"labkit analyze: wrote {args.plot}\n")
-
-
-

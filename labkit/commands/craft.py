@@ -58,14 +58,25 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dst", help="destination address")
     g.add_argument("--sport", type=_int, help="source port")
     g.add_argument("--dport", type=_int, help="destination port")
-    g.add_argument("--ipv6", action="store_true",
-                   help="use the IPv6 default addresses (implied by IPv6 --src/--dst)")
+    g.add_argument(
+        "--ipv6",
+        action="store_true",
+        help="use the IPv6 default addresses (implied by IPv6 --src/--dst)",
+    )
     g.add_argument("--ttl", type=_int, default=64, help="IP TTL / hop limit (default %(default)s)")
-    g.add_argument("--count", type=_int, default=1,
-                   help=f"packets to write, 1..{MAX_COUNT}: retransmissions, IP id +1 each "
-                        "(default %(default)s)")
-    g.add_argument("--interval", type=float, default=1.0,
-                   help="seconds between repeated packets (default %(default)s)")
+    g.add_argument(
+        "--count",
+        type=_int,
+        default=1,
+        help=f"packets to write, 1..{MAX_COUNT}: retransmissions, IP id +1 each "
+        "(default %(default)s)",
+    )
+    g.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        help="seconds between repeated packets (default %(default)s)",
+    )
     g.add_argument("-o", "--output", metavar="FILE", help="write a .pcap or .pcapng file")
     g.add_argument("--force", action="store_true", help="overwrite an existing output file")
 
@@ -76,8 +87,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     s = sub.add_parser("syn", help=_HELP["syn"], description=_HELP["syn"])
     s.add_argument("--mss", type=_int, help=f"MSS option (default {cfg.tunnel_mss})")
-    s.add_argument("--mtu", type=_int,
-                   help=f"sender's interface MTU, bounds the MSS (default {cfg.adapter_mtu})")
+    s.add_argument(
+        "--mtu",
+        type=_int,
+        help=f"sender's interface MTU, bounds the MSS (default {cfg.adapter_mtu})",
+    )
     _common(s)
 
     s = sub.add_parser("oversized", help=_HELP["oversized"], description=_HELP["oversized"])
@@ -86,18 +100,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--no-df", action="store_true", help="leave the DF bit clear")
     _common(s)
 
-    s = sub.add_parser("icmp-frag-needed", help=_HELP["icmp-frag-needed"],
-                       description=_HELP["icmp-frag-needed"] + "; --src is the router that "
-                       "sends it (default: the head-end's inside interface)")
+    s = sub.add_parser(
+        "icmp-frag-needed",
+        help=_HELP["icmp-frag-needed"],
+        description=_HELP["icmp-frag-needed"] + "; --src is the router that "
+        "sends it (default: the head-end's inside interface)",
+    )
     s.add_argument("--mtu", type=_int, help=f"next-hop MTU (default {cfg.tls_mtu}, the TLS MTU)")
     orig = s.add_mutually_exclusive_group()
-    orig.add_argument("--original", metavar="FILE[:FRAME]",
-                      help="quote this frame of a capture (default frame: the first IP packet)")
-    orig.add_argument("--original-size", type=_int,
-                      help=f"quote a crafted DF packet of this size (default {cfg.adapter_mtu})")
-    s.add_argument("--original-proto", choices=("tcp", "udp", "icmp"), default="tcp",
-                   help="protocol of the crafted original, sent from --dst to the tunnel "
-                        "client with --sport/--dport (default %(default)s)")
+    orig.add_argument(
+        "--original",
+        metavar="FILE[:FRAME]",
+        help="quote this frame of a capture (default frame: the first IP packet)",
+    )
+    orig.add_argument(
+        "--original-size",
+        type=_int,
+        help=f"quote a crafted DF packet of this size (default {cfg.adapter_mtu})",
+    )
+    s.add_argument(
+        "--original-proto",
+        choices=("tcp", "udp", "icmp"),
+        default="tcp",
+        help="protocol of the crafted original, sent from --dst to the tunnel "
+        "client with --sport/--dport (default %(default)s)",
+    )
     _common(s)
 
     s = sub.add_parser("dtls-hello", help=_HELP["dtls-hello"], description=_HELP["dtls-hello"])
@@ -105,18 +132,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--port", type=_int, dest="port", help="DTLS port (default 443); as --dport")
     s.add_argument("--session-id", type=_hex, help="hex; AnyConnect's X-DTLS-Session-ID")
     s.add_argument("--cookie", type=_hex, default=b"", help="hex; the HelloVerifyRequest cookie")
-    s.add_argument("--cipher", action="append", help="suite to offer: OpenSSL name or 0xNNNN "
-                   "(repeatable; default: the model's DTLS cipher for 0x0100)")
+    s.add_argument(
+        "--cipher",
+        action="append",
+        help="suite to offer: OpenSSL name or 0xNNNN "
+        "(repeatable; default: the model's DTLS cipher for 0x0100)",
+    )
     _common(s)
 
     s = sub.add_parser("tls-hello", help=_HELP["tls-hello"], description=_HELP["tls-hello"])
     s.add_argument("--sni", help="server name (the head-end's host name)")
     _common(s)
 
-    s = sub.add_parser("cstp", help=_HELP["cstp"], description=_HELP["cstp"] + ". Real CSTP "
-                       "travels inside TLS; a cleartext one exercises dissectors and analyzers.")
-    s.add_argument("--type", default="DATA", help="DATA, DPD-REQ, DPD-RESP, DISCONNECT, "
-                   "KEEPALIVE, COMPRESSED, TERMINATE or a number (default DATA)")
+    s = sub.add_parser(
+        "cstp",
+        help=_HELP["cstp"],
+        description=_HELP["cstp"] + ". Real CSTP "
+        "travels inside TLS; a cleartext one exercises dissectors and analyzers.",
+    )
+    s.add_argument(
+        "--type",
+        default="DATA",
+        help="DATA, DPD-REQ, DPD-RESP, DISCONNECT, "
+        "KEEPALIVE, COMPRESSED, TERMINATE or a number (default DATA)",
+    )
     s.add_argument("--payload", type=_hex, help="hex payload (default: DATA carries an ICMP echo)")
     _common(s)
 
@@ -178,8 +217,14 @@ def _scapy_warnings(notes: list[str]) -> Iterator[None]:
 class _Flow:
     """The addresses and ports of one subcommand: the options, else the role defaults."""
 
-    def __init__(self, args: argparse.Namespace, src: tuple[str, str], dst: tuple[str, str],
-                 sport: int, dport: int) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        src: tuple[str, str],
+        dst: tuple[str, str],
+        sport: int,
+        dport: int,
+    ) -> None:
         v6 = args.ipv6 or any(a is not None and ":" in a for a in (args.src, args.dst))
         self.src: str = args.src or src[v6]
         self.dst: str = args.dst or dst[v6]
@@ -207,13 +252,27 @@ def _builder(args: argparse.Namespace) -> tuple[Builder, list[str]]:
     client, headend = (c.CLIENT, c.CLIENT6), (c.HEADEND, c.HEADEND6)
     if args.packet == "syn":
         f = _Flow(args, tunnel_client, server, c.CLIENT_PORT, c.SERVER_PORT)
-        return (lambda i, t: c.syn(f.src, f.dst, f.sport, f.dport, mss=args.mss,
-                                   mtu=args.mtu, ttl=ttl, ip_id=i, time=t)), []
+        return (
+            lambda i, t: c.syn(
+                f.src, f.dst, f.sport, f.dport, mss=args.mss, mtu=args.mtu, ttl=ttl, ip_id=i, time=t
+            )
+        ), []
     if args.packet == "oversized":
         f = _Flow(args, server, tunnel_client, c.SERVER_PORT, c.CLIENT_PORT)
-        return (lambda i, t: c.oversized(f.src, f.dst, f.sport, f.dport, size=args.size,
-                                         proto=args.proto, df=not args.no_df, ttl=ttl,
-                                         ip_id=i, time=t)), []
+        return (
+            lambda i, t: c.oversized(
+                f.src,
+                f.dst,
+                f.sport,
+                f.dport,
+                size=args.size,
+                proto=args.proto,
+                df=not args.no_df,
+                ttl=ttl,
+                ip_id=i,
+                time=t,
+            )
+        ), []
     if args.packet == "icmp-frag-needed":
         inputs: list[str] = []
         if args.original:
@@ -222,13 +281,23 @@ def _builder(args: argparse.Namespace) -> tuple[Builder, list[str]]:
         else:
             # The crafted original goes from the server (the ICMP's destination) to the
             # tunnel client, on --sport/--dport; the ICMP comes from --src, a router.
-            f = _Flow(args, (c.HEADEND_INSIDE, c.HEADEND_INSIDE6), server,
-                      c.SERVER_PORT, c.CLIENT_PORT)
+            f = _Flow(
+                args, (c.HEADEND_INSIDE, c.HEADEND_INSIDE6), server, c.SERVER_PORT, c.CLIENT_PORT
+            )
             receiver = tunnel_client[c.is_ipv6(f.dst)]
-            original = c.oversized(f.dst, receiver, f.sport, f.dport, size=args.original_size,
-                                   proto=args.original_proto)
-        return (lambda i, t: c.icmp_frag_needed(original, args.mtu, src=args.src, dst=args.dst,
-                                                ttl=ttl, ip_id=i, time=t)), inputs
+            original = c.oversized(
+                f.dst,
+                receiver,
+                f.sport,
+                f.dport,
+                size=args.original_size,
+                proto=args.original_proto,
+            )
+        return (
+            lambda i, t: c.icmp_frag_needed(
+                original, args.mtu, src=args.src, dst=args.dst, ttl=ttl, ip_id=i, time=t
+            )
+        ), inputs
     if args.packet == "dtls-hello":
         if args.port is not None and args.dport is not None and args.port != args.dport:
             raise UsageError(f"--port {args.port} and --dport {args.dport} disagree")
@@ -237,17 +306,43 @@ def _builder(args: argparse.Namespace) -> tuple[Builder, list[str]]:
         f = _Flow(args, client, headend, c.CLIENT_PORT, c.DTLS_PORT)
         suites = [_suite(name) for name in args.cipher] if args.cipher else None
         version = c.dtls_version(args.version)
-        return (lambda i, t: c.dtls_client_hello(
-            f.src, f.dst, f.sport, f.dport, version=version, session_id=args.session_id,
-            cookie=args.cookie, cipher_suites=suites, ttl=ttl, ip_id=i, time=t)), []
+        return (
+            lambda i, t: c.dtls_client_hello(
+                f.src,
+                f.dst,
+                f.sport,
+                f.dport,
+                version=version,
+                session_id=args.session_id,
+                cookie=args.cookie,
+                cipher_suites=suites,
+                ttl=ttl,
+                ip_id=i,
+                time=t,
+            )
+        ), []
     if args.packet == "tls-hello":
         f = _Flow(args, client, headend, c.CLIENT_PORT, c.HTTPS_PORT)
-        return (lambda i, t: c.tls_client_hello(f.src, f.dst, f.sport, f.dport, sni=args.sni,
-                                                ttl=ttl, ip_id=i, time=t)), []
+        return (
+            lambda i, t: c.tls_client_hello(
+                f.src, f.dst, f.sport, f.dport, sni=args.sni, ttl=ttl, ip_id=i, time=t
+            )
+        ), []
     f = _Flow(args, client, headend, c.CLIENT_PORT, c.HTTPS_PORT)  # cstp
     ptype = c.cstp_type(args.type)
-    return (lambda i, t: c.cstp(ptype, args.payload, src=f.src, dst=f.dst, sport=f.sport,
-                                dport=f.dport, ttl=ttl, ip_id=i, time=t)), []
+    return (
+        lambda i, t: c.cstp(
+            ptype,
+            args.payload,
+            src=f.src,
+            dst=f.dst,
+            sport=f.sport,
+            dport=f.dport,
+            ttl=ttl,
+            ip_id=i,
+            time=t,
+        )
+    ), []
 
 
 def _suite(text: str) -> int | str:
@@ -275,8 +370,9 @@ def run(args: argparse.Namespace) -> int:
     from labkit import craft
 
     build, inputs = _builder(args)
-    packets = [craft.ether(build(1 + i, craft.EPOCH + i * args.interval))
-               for i in range(args.count)]
+    packets = [
+        craft.ether(build(1 + i, craft.EPOCH + i * args.interval)) for i in range(args.count)
+    ]
     if args.output is not None:
         _write(Path(args.output), packets, force=args.force, inputs=inputs)
     for pkt in packets:

@@ -24,10 +24,17 @@ REFERENCE = "dtls-blocked-icmp-ok"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-o", "--output-dir", metavar="DIR",
-                   help="folder for the scenario's captures (default: a new temporary folder)")
-    p.add_argument("--scenario", default=REFERENCE,
-                   help="a shipped scenario name or a YAML file (default %(default)s)")
+    p.add_argument(
+        "-o",
+        "--output-dir",
+        metavar="DIR",
+        help="folder for the scenario's captures (default: a new temporary folder)",
+    )
+    p.add_argument(
+        "--scenario",
+        default=REFERENCE,
+        help="a shipped scenario name or a YAML file (default %(default)s)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite the captures in DIR")
 
 
@@ -39,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
     from labkit.scenario.expect import check
 
     scenario = load(find(args.scenario))
-    out_dir = Path(args.output_dir) if args.output_dir else Path(tempfile.mkdtemp(prefix="labkit-demo-"))
+    out_dir = (
+        Path(args.output_dir) if args.output_dir else Path(tempfile.mkdtemp(prefix="labkit-demo-"))
+    )
 
     print("== 1. the prediction: labkit mtu (the seed's configuration)")
     print(render_text(mtu.predict(mtu.TunnelConfig())))
@@ -58,8 +67,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"the analyzer did NOT reach the verdict '{scenario.name}' expects:")
         print("\n".join(f"  {line}" for line in problems))
         return EXIT_PROBLEM
-    print(f"the analyzer reached the verdict the scenario '{scenario.name}' expects "
-          f"({len(scenario.expect.report)} finding(s) required, "
-          f"{len(scenario.expect.not_report)} ruled out). Open the captures in Wireshark: "
-          f"each finding's filter selects its evidence frames.")
+    print(
+        f"the analyzer reached the verdict the scenario '{scenario.name}' expects "
+        f"({len(scenario.expect.report)} finding(s) required, "
+        f"{len(scenario.expect.not_report)} ruled out). Open the captures in Wireshark: "
+        f"each finding's filter selects its evidence frames."
+    )
     return EXIT_OK

@@ -11,8 +11,12 @@ from labkit.lab.topology import DEFAULT_LAB, HEADEND_MODES
 
 
 def _lab_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lab", default=DEFAULT_LAB, metavar="NAME",
-                   help="lab name: namespaces are lk-NAME-<node> (default: %(default)s)")
+    p.add_argument(
+        "--lab",
+        default=DEFAULT_LAB,
+        metavar="NAME",
+        help="lab name: namespaces are lk-NAME-<node> (default: %(default)s)",
+    )
 
 
 def _bytes_or_none(text: str) -> int | None:
@@ -22,7 +26,9 @@ def _bytes_or_none(text: str) -> int | None:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a size in bytes or 'none', got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a size in bytes or 'none', got {text!r}"
+        ) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,23 +36,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     up = sub.add_parser("up", help="create the namespaces, links, filters and head-end")
     _lab_option(up)
-    up.add_argument("--topology", metavar="FILE",
-                    help="topology YAML (default: the seed's case, as configs/lab/default.yaml)")
+    up.add_argument(
+        "--topology",
+        metavar="FILE",
+        help="topology YAML (default: the seed's case, as configs/lab/default.yaml)",
+    )
     up.add_argument("--headend", choices=HEADEND_MODES, help="head-end mode (overrides the file)")
-    up.add_argument("--tls-mtu", type=_bytes_or_none, default=argparse.SUPPRESS, metavar="N|none",
-                    help="MTU on the head-end's client-facing side ('none': no drop)")
-    up.add_argument("--block-dtls", dest="block_dtls", action="store_true", default=None,
-                    help="drop UDP to the DTLS port at the router")
+    up.add_argument(
+        "--tls-mtu",
+        type=_bytes_or_none,
+        default=argparse.SUPPRESS,
+        metavar="N|none",
+        help="MTU on the head-end's client-facing side ('none': no drop)",
+    )
+    up.add_argument(
+        "--block-dtls",
+        dest="block_dtls",
+        action="store_true",
+        default=None,
+        help="drop UDP to the DTLS port at the router",
+    )
     up.add_argument("--allow-dtls", dest="block_dtls", action="store_false")
-    up.add_argument("--block-icmp", dest="block_icmp", action="store_true", default=None,
-                    help="drop ICMP unreachables (3/4, PTB) sent by the head-end")
+    up.add_argument(
+        "--block-icmp",
+        dest="block_icmp",
+        action="store_true",
+        default=None,
+        help="drop ICMP unreachables (3/4, PTB) sent by the head-end",
+    )
     up.add_argument("--allow-icmp", dest="block_icmp", action="store_false")
     up.add_argument("--dtls-port", type=int, metavar="PORT", help="DTLS port (default 443)")
-    up.add_argument("--clamp-mss", type=_bytes_or_none, default=argparse.SUPPRESS, metavar="N|none",
-                    help="head-end rewrites TCP SYN MSS options above N (as ASA tcpmss)")
-    up.add_argument("--no-settle", action="store_true",
-                    help="ocserv mode: do not wait (up to ~90 s) for ocserv to lower its tunnel "
-                         "MTU to the TLS MTU")
+    up.add_argument(
+        "--clamp-mss",
+        type=_bytes_or_none,
+        default=argparse.SUPPRESS,
+        metavar="N|none",
+        help="head-end rewrites TCP SYN MSS options above N (as ASA tcpmss)",
+    )
+    up.add_argument(
+        "--no-settle",
+        action="store_true",
+        help="ocserv mode: do not wait (up to ~90 s) for ocserv to lower its tunnel "
+        "MTU to the TLS MTU",
+    )
     up.add_argument("--format", choices=("text", "json"), default="text")
 
     st = sub.add_parser("status", help="show the lab's nodes, addresses and knobs")
@@ -60,10 +92,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _lab_option(cap)
     cap.add_argument("--point", required=True, choices=("outside", "tunnel", "inside"))
     cap.add_argument("-o", "--output", required=True, metavar="FILE", help="pcap file to write")
-    cap.add_argument("--duration", type=float, required=True, metavar="S",
-                     help="seconds to capture (at most 600)")
-    cap.add_argument("--count", type=int, default=100_000, metavar="N",
-                     help="stop after N packets (default %(default)s)")
+    cap.add_argument(
+        "--duration",
+        type=float,
+        required=True,
+        metavar="S",
+        help="seconds to capture (at most 600)",
+    )
+    cap.add_argument(
+        "--count",
+        type=int,
+        default=100_000,
+        metavar="N",
+        help="stop after N packets (default %(default)s)",
+    )
     cap.add_argument("--filter", metavar="BPF", help="tcpdump filter expression")
     cap.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
 
@@ -86,15 +128,25 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.action == "down":
         removed = manager.down(args.lab)
-        print(f"lab {args.lab}: removed {', '.join(removed)}" if removed
-              else f"lab {args.lab}: nothing to remove")
+        print(
+            f"lab {args.lab}: removed {', '.join(removed)}"
+            if removed
+            else f"lab {args.lab}: nothing to remove"
+        )
         return EXIT_OK
     if args.action == "capture":
         from labkit.lab import capture
 
         st = manager.require(args.lab)
-        path, n = capture.capture(st, args.point, args.output, duration=args.duration,
-                                  force=args.force, count=args.count, bpf=args.filter)
+        path, n = capture.capture(
+            st,
+            args.point,
+            args.output,
+            duration=args.duration,
+            force=args.force,
+            count=args.count,
+            bpf=args.filter,
+        )
         print(f"{path}: {n} packets at {args.point}")
         return EXIT_OK
     if args.action == "record":
@@ -119,9 +171,16 @@ def _up(args: argparse.Namespace) -> int:
     # Topology()'s defaults are the seed's case (configs/lab/default.yaml says the same; a
     # test holds them equal), so an installed labkit needs no file to start.
     topo = load_topology(args.topology) if args.topology else Topology()
-    changes: dict[str, object] = {k: v for k, v in (
-        ("headend", args.headend), ("block_dtls", args.block_dtls),
-        ("block_icmp", args.block_icmp), ("dtls_port", args.dtls_port)) if v is not None}
+    changes: dict[str, object] = {
+        k: v
+        for k, v in (
+            ("headend", args.headend),
+            ("block_dtls", args.block_dtls),
+            ("block_icmp", args.block_icmp),
+            ("dtls_port", args.dtls_port),
+        )
+        if v is not None
+    }
     for key in ("tls_mtu", "clamp_mss"):
         if hasattr(args, key):
             changes[key] = getattr(args, key)
@@ -134,13 +193,17 @@ def _up(args: argparse.Namespace) -> int:
 
 def _status_text(info: dict) -> str:
     t = info["topology"]
-    lines = [f"lab {info['lab']}: head-end {t['headend']}, TLS MTU {t['tls_mtu'] or 'none'}, "
-             f"DTLS port {t['dtls_port']} {'blocked' if t['block_dtls'] else 'open'}, "
-             f"ICMP unreachables {'blocked' if t['block_icmp'] else 'allowed'}"
-             + (f", MSS clamped to {t['clamp_mss']}" if t.get("clamp_mss") else "")]
+    lines = [
+        f"lab {info['lab']}: head-end {t['headend']}, TLS MTU {t['tls_mtu'] or 'none'}, "
+        f"DTLS port {t['dtls_port']} {'blocked' if t['block_dtls'] else 'open'}, "
+        f"ICMP unreachables {'blocked' if t['block_icmp'] else 'allowed'}"
+        + (f", MSS clamped to {t['clamp_mss']}" if t.get("clamp_mss") else "")
+    ]
     for node, n in info["nodes"].items():
-        ifaces = ", ".join(f"{name} mtu {e['mtu']} {' '.join(e['addresses'])}".rstrip()
-                           for name, e in n.get("interfaces", {}).items())
+        ifaces = ", ".join(
+            f"{name} mtu {e['mtu']} {' '.join(e['addresses'])}".rstrip()
+            for name, e in n.get("interfaces", {}).items()
+        )
         lines.append(f"  {node:8} {n['netns']:22} {ifaces}")
     for key, value in info.get("headend_info", {}).items():
         lines.append(f"  {key}: {value}")

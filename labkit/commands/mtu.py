@@ -10,29 +10,59 @@ from labkit.errors import EXIT_OK
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--base-mtu", type=int, default=mtu.DEFAULT_BASE_MTU,
-                   help="client NIC MTU, X-CSTP-Base-MTU (default %(default)s)")
-    p.add_argument("--tcpmss", type=int, default=mtu.DEFAULT_TCPMSS,
-                   help="ASA 'sysopt connection tcpmss' (default %(default)s)")
-    p.add_argument("--tls-cipher", default=mtu.DEFAULT_CIPHER, help="CSTP TLS suite (default %(default)s)")
-    p.add_argument("--dtls-cipher", default=mtu.DEFAULT_CIPHER, help="DTLS suite (default %(default)s)")
+    p.add_argument(
+        "--base-mtu",
+        type=int,
+        default=mtu.DEFAULT_BASE_MTU,
+        help="client NIC MTU, X-CSTP-Base-MTU (default %(default)s)",
+    )
+    p.add_argument(
+        "--tcpmss",
+        type=int,
+        default=mtu.DEFAULT_TCPMSS,
+        help="ASA 'sysopt connection tcpmss' (default %(default)s)",
+    )
+    p.add_argument(
+        "--tls-cipher", default=mtu.DEFAULT_CIPHER, help="CSTP TLS suite (default %(default)s)"
+    )
+    p.add_argument(
+        "--dtls-cipher", default=mtu.DEFAULT_CIPHER, help="DTLS suite (default %(default)s)"
+    )
     p.add_argument("--tls-version", default="1.2", choices=mtu.TLS_VERSIONS)
-    p.add_argument("--dtls-version", default="0x0100", choices=mtu.DTLS_VERSIONS,
-                   help="0x0100 is AnyConnect's legacy DTLS (default %(default)s)")
-    p.add_argument("--anyconnect-mtu", type=int, default=None, metavar="N",
-                   help="group-policy 'anyconnect mtu N' cap")
+    p.add_argument(
+        "--dtls-version",
+        default="0x0100",
+        choices=mtu.DTLS_VERSIONS,
+        help="0x0100 is AnyConnect's legacy DTLS (default %(default)s)",
+    )
+    p.add_argument(
+        "--anyconnect-mtu",
+        type=int,
+        default=None,
+        metavar="N",
+        help="group-policy 'anyconnect mtu N' cap",
+    )
     p.add_argument("--no-dtls", action="store_true", help="DTLS disabled on the head-end")
-    p.add_argument("--df-bit-ignore", action="store_true", help="'anyconnect ssl df-bit-ignore enable' set")
+    p.add_argument(
+        "--df-bit-ignore", action="store_true", help="'anyconnect ssl df-bit-ignore enable' set"
+    )
     p.add_argument("--ipv6", action="store_true", help="inner traffic is IPv6 (MSS = MTU - 60)")
     p.add_argument("--format", choices=("text", "json"), default="text")
 
 
 def config_from_args(args: argparse.Namespace) -> mtu.TunnelConfig:
     return mtu.TunnelConfig(
-        base_mtu=args.base_mtu, tcpmss=args.tcpmss, tls_cipher=mtu.cipher(args.tls_cipher).name,
-        dtls_cipher=mtu.cipher(args.dtls_cipher).name, tls_version=args.tls_version,
-        dtls_version=args.dtls_version, anyconnect_mtu=args.anyconnect_mtu, ipv6=args.ipv6,
-        dtls_enabled=not args.no_dtls, df_bit_ignore=args.df_bit_ignore)
+        base_mtu=args.base_mtu,
+        tcpmss=args.tcpmss,
+        tls_cipher=mtu.cipher(args.tls_cipher).name,
+        dtls_cipher=mtu.cipher(args.dtls_cipher).name,
+        tls_version=args.tls_version,
+        dtls_version=args.dtls_version,
+        anyconnect_mtu=args.anyconnect_mtu,
+        ipv6=args.ipv6,
+        dtls_enabled=not args.no_dtls,
+        df_bit_ignore=args.df_bit_ignore,
+    )
 
 
 def render_text(p: mtu.Prediction) -> str:
@@ -57,7 +87,8 @@ def render_text(p: mtu.Prediction) -> str:
             f"but the adapter sends up to {p.adapter_mtu} ({p.mismatch_bytes} bytes too many): "
             f"{p.adapter_mtu}-byte DF packets are dropped with ICMP 3/4 (black hole if ICMP is "
             f"filtered) and the client reconnects to apply MTU {p.fallback_mtu} "
-            f"(DART reconfigure reason code 16).")
+            f"(DART reconfigure reason code 16)."
+        )
         lines.append("")
         lines.append("fixes:")
         for f in p.fixes:
@@ -65,8 +96,10 @@ def render_text(p: mtu.Prediction) -> str:
             lines += [f"    {line}" for line in f.config.splitlines()]
             lines.append(f"    effect: {f.effect}")
     else:
-        lines.append(f"no mismatch: a DTLS->TLS fallback keeps the adapter MTU {p.adapter_mtu} "
-                     f"within the TLS MTU {p.tls_mtu}; no reconnect is needed.")
+        lines.append(
+            f"no mismatch: a DTLS->TLS fallback keeps the adapter MTU {p.adapter_mtu} "
+            f"within the TLS MTU {p.tls_mtu}; no reconnect is needed."
+        )
     return "\n".join(lines)
 
 

@@ -16,13 +16,30 @@ from labkit.lab.topology import DEFAULT_LAB, NODES
 
 
 def _common(p: argparse.ArgumentParser, timeout: float, tries: int) -> None:
-    p.add_argument("--from", dest="from_node", choices=NODES, metavar="NODE",
-                   help=f"run inside this lab node ({', '.join(NODES)})")
-    p.add_argument("--lab", default=DEFAULT_LAB, metavar="NAME", help="lab of --from (default: %(default)s)")
-    p.add_argument("--timeout", type=float, default=timeout, metavar="S",
-                   help="seconds to wait for each answer (default %(default)s)")
-    p.add_argument("--tries", type=int, default=tries, metavar="N",
-                   help="sends per step before giving up (default %(default)s)")
+    p.add_argument(
+        "--from",
+        dest="from_node",
+        choices=NODES,
+        metavar="NODE",
+        help=f"run inside this lab node ({', '.join(NODES)})",
+    )
+    p.add_argument(
+        "--lab", default=DEFAULT_LAB, metavar="NAME", help="lab of --from (default: %(default)s)"
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=timeout,
+        metavar="S",
+        help="seconds to wait for each answer (default %(default)s)",
+    )
+    p.add_argument(
+        "--tries",
+        type=int,
+        default=tries,
+        metavar="N",
+        help="sends per step before giving up (default %(default)s)",
+    )
     p.add_argument("--format", choices=("text", "json"), default="text")
 
 
@@ -30,20 +47,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="probe", metavar="PROBE", required=True)
     pm = sub.add_parser("pmtu", help="path MTU by DF probes (ICMP echo), binary search")
     pm.add_argument("target", help="IPv4 address")
-    pm.add_argument("--max-time", type=float, default=60.0, metavar="S",
-                    help="give up after S seconds (default %(default)s)")
+    pm.add_argument(
+        "--max-time",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="give up after S seconds (default %(default)s)",
+    )
     _common(pm, 1.0, 2)
     ms = sub.add_parser("mss", help="SYN with the tunnel's MSS; report the SYN-ACK's MSS")
     ms.add_argument("target", metavar="TARGET:PORT")
-    ms.add_argument("--mss", type=int, default=mtu.mss_for_mtu(mtu.dtls_mtu()),
-                    help="MSS the SYN offers (default %(default)s: the DTLS tunnel's)")
+    ms.add_argument(
+        "--mss",
+        type=int,
+        default=mtu.mss_for_mtu(mtu.dtls_mtu()),
+        help="MSS the SYN offers (default %(default)s: the DTLS tunnel's)",
+    )
     _common(ms, 1.0, 3)
     dt = sub.add_parser("dtls", help="send a DTLS ClientHello; answered or not, which version")
     dt.add_argument("target", metavar="TARGET[:PORT]")
-    dt.add_argument("--version", default="0x0100", choices=("0x0100", "dtls1.0", "dtls1.2"),
-                    help="ClientHello version (default 0x0100, AnyConnect's legacy DTLS)")
-    dt.add_argument("--session-id", metavar="HEX",
-                    help="session to resume (X-DTLS-Session-ID); ocserv answers only a live one")
+    dt.add_argument(
+        "--version",
+        default="0x0100",
+        choices=("0x0100", "dtls1.0", "dtls1.2"),
+        help="ClientHello version (default 0x0100, AnyConnect's legacy DTLS)",
+    )
+    dt.add_argument(
+        "--session-id",
+        metavar="HEX",
+        help="session to resume (X-DTLS-Session-ID); ocserv answers only a live one",
+    )
     _common(dt, 1.0, 3)
 
 
@@ -91,12 +124,14 @@ def run(args: argparse.Namespace) -> int:
         hello = _dtls_hello(args.version, args.session_id)  # built before entering the node
     with context:
         if args.probe == "pmtu":
-            result = probe.probe_pmtu(args.target, timeout=args.timeout, tries=args.tries,
-                                      max_time=args.max_time)
+            result = probe.probe_pmtu(
+                args.target, timeout=args.timeout, tries=args.tries, max_time=args.max_time
+            )
         elif args.probe == "mss":
             host, port = _split(args.target, None)
-            result = probe.probe_mss(host, port, mss=args.mss, timeout=args.timeout,
-                                     tries=args.tries)
+            result = probe.probe_mss(
+                host, port, mss=args.mss, timeout=args.timeout, tries=args.tries
+            )
         else:
             host, port = _split(args.target, mtu.DEFAULT_DTLS_PORT)
             result = probe.probe_dtls(host, port, hello, timeout=args.timeout, tries=args.tries)

@@ -20,20 +20,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iface", "-i", required=True, metavar="IF", help="interface to send on")
     parser.add_argument("--netns", metavar="NS", help="network namespace of IF (a lab node's)")
     timing = parser.add_mutually_exclusive_group()
-    timing.add_argument("--realtime", action="store_true",
-                        help="the capture's own timing (the default, tcpreplay's --multiplier 1)")
-    timing.add_argument("--speed", type=float, metavar="X",
-                        help="the capture's timing sped up X times (tcpreplay --multiplier)")
+    timing.add_argument(
+        "--realtime",
+        action="store_true",
+        help="the capture's own timing (the default, tcpreplay's --multiplier 1)",
+    )
+    timing.add_argument(
+        "--speed",
+        type=float,
+        metavar="X",
+        help="the capture's timing sped up X times (tcpreplay --multiplier)",
+    )
     timing.add_argument("--pps", type=float, metavar="N", help="N packets per second")
     timing.add_argument("--topspeed", action="store_true", help="as fast as possible")
     parser.add_argument("--loop", type=int, default=1, metavar="N", help="replay N times")
     parser.add_argument("--limit", type=int, metavar="N", help="send at most N packets")
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     parser.add_argument("--rewrite-mac", metavar="MAP", help="OLD=NEW[,OLD=NEW] Ethernet addresses")
-    parser.add_argument("--rewrite-ip", metavar="MAP",
-                        help="OLD=NEW[,OLD=NEW] addresses or equal-length prefixes (10.0.0.0/8=...)")
-    parser.add_argument("--allow-any-iface", action="store_true",
-                        help="allow an interface outside labkit's lab namespaces")
+    parser.add_argument(
+        "--rewrite-ip",
+        metavar="MAP",
+        help="OLD=NEW[,OLD=NEW] addresses or equal-length prefixes (10.0.0.0/8=...)",
+    )
+    parser.add_argument(
+        "--allow-any-iface",
+        action="store_true",
+        help="allow an interface outside labkit's lab namespaces",
+    )
     parser.add_argument("--format", choices=("text", "json"), default="text")
 
 
@@ -42,14 +55,18 @@ def _check_target(netns: str | None, allow_any: bool) -> None:
 
     if netns is None:
         if not allow_any:
-            raise UsageError("refusing to replay into the host's own namespace",
-                             hint="give --netns lk-<lab>-<node> of a lab, or --allow-any-iface")
+            raise UsageError(
+                "refusing to replay into the host's own namespace",
+                hint="give --netns lk-<lab>-<node> of a lab, or --allow-any-iface",
+            )
         return
     m = _LAB_NETNS.match(netns)
     lab_up = m is not None and state.load(m.group(1)) is not None
     if not lab_up and not allow_any:
-        raise UsageError(f"namespace {netns!r} is not a node of a labkit lab that is up",
-                         hint="see 'labkit lab status', or pass --allow-any-iface")
+        raise UsageError(
+            f"namespace {netns!r} is not a node of a labkit lab that is up",
+            hint="see 'labkit lab status', or pass --allow-any-iface",
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,8 +78,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--limit must be at least 1")
     if args.duration is not None and args.duration <= 0:
         raise UsageError("--duration must be > 0")
-    pace = replay.Pace(speed=None if (args.pps or args.topspeed) else (args.speed or 1.0),
-                       pps=args.pps)
+    pace = replay.Pace(
+        speed=None if (args.pps or args.topspeed) else (args.speed or 1.0), pps=args.pps
+    )
     macs = replay.parse_mac_map(args.rewrite_mac)
     ips = replay.parse_ip_map(args.rewrite_ip)
     _check_target(args.netns, args.allow_any_iface)
@@ -78,8 +96,19 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"interface {args.iface!r} does not exist in {where}")
         sock, ethernet = replay.open_sender(args.iface, linktype)
     with sock:
-        stats = replay.send_all(sock, args.iface, ethernet, linktype, records, pace, args.loop,
-                                macs, ips, limit=args.limit, duration=args.duration)
+        stats = replay.send_all(
+            sock,
+            args.iface,
+            ethernet,
+            linktype,
+            records,
+            pace,
+            args.loop,
+            macs,
+            ips,
+            limit=args.limit,
+            duration=args.duration,
+        )
     print(json.dumps(stats.to_json(), indent=2) if args.format == "json" else stats.text())
     return EXIT_PROBLEM if stats.failed else EXIT_OK
 

@@ -32,8 +32,8 @@ def _start_time(text: str) -> int:
             when = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"invalid time {text!r}: give epoch seconds or ISO 8601, e.g. "
-                "2024-01-01T00:00:00Z") from None
+                f"invalid time {text!r}: give epoch seconds or ISO 8601, e.g. 2024-01-01T00:00:00Z"
+            ) from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)
         seconds = when.timestamp()
@@ -44,22 +44,36 @@ def _start_time(text: str) -> int:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    s = sub.add_parser("list", help="list the shipped scenarios",
-                       description="list the shipped scenarios")
+    s = sub.add_parser(
+        "list", help="list the shipped scenarios", description="list the shipped scenarios"
+    )
     s.add_argument("--format", choices=("text", "json"), default="text")
-    s = sub.add_parser("validate", help="check a scenario file and show what it will build",
-                       description="check a scenario file: every error names file:line: key")
+    s = sub.add_parser(
+        "validate",
+        help="check a scenario file and show what it will build",
+        description="check a scenario file: every error names file:line: key",
+    )
     s.add_argument("file", metavar="FILE", help="a scenario .yaml file or a shipped name")
-    s = sub.add_parser("build", help="build a scenario into one capture per capture point",
-                       description="build outside.pcapng, client-tunnel.pcap and "
-                                   "headend-inside.pcap into DIR")
+    s = sub.add_parser(
+        "build",
+        help="build a scenario into one capture per capture point",
+        description="build outside.pcapng, client-tunnel.pcap and headend-inside.pcap into DIR",
+    )
     s.add_argument("file", metavar="FILE", help="a scenario .yaml file or a shipped name")
-    s.add_argument("-o", "--output-dir", metavar="DIR", required=True,
-                   help="folder for the captures (created if missing)")
+    s.add_argument(
+        "-o",
+        "--output-dir",
+        metavar="DIR",
+        required=True,
+        help="folder for the captures (created if missing)",
+    )
     s.add_argument("--force", action="store_true", help="overwrite existing captures in DIR")
-    s.add_argument("--start-time", type=_start_time, metavar="TIME",
-                   help="time of the first packet: epoch seconds or ISO 8601 "
-                        "(default 2024-01-01T00:00:00Z)")
+    s.add_argument(
+        "--start-time",
+        type=_start_time,
+        metavar="TIME",
+        help="time of the first packet: epoch seconds or ISO 8601 (default 2024-01-01T00:00:00Z)",
+    )
 
 
 def _list(args: argparse.Namespace) -> int:

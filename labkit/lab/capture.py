@@ -70,28 +70,52 @@ class Capture:
         return int(m.group(1))
 
 
-def start(netns: str, iface: str, path: Path, *, count: int = DEFAULT_COUNT,
-          snaplen: int = DEFAULT_SNAPLEN, bpf: str | None = None) -> Capture:
+def start(
+    netns: str,
+    iface: str,
+    path: Path,
+    *,
+    count: int = DEFAULT_COUNT,
+    snaplen: int = DEFAULT_SNAPLEN,
+    bpf: str | None = None,
+) -> Capture:
     """Start tcpdump on ``iface`` in ``netns`` writing ``path``; returns once it listens.
 
     ``--immediate-mode``: without it tcpdump takes packets from the kernel in blocks about
     once a second, and a capture stopped soon after the traffic loses the last block.
     """
-    argv = netops.in_ns(netns, netops.tool("tcpdump"), "-i", iface, "-n", "-U",
-                        "--immediate-mode", "-Z", "root", "-s", str(snaplen), "-c", str(count),
-                        "-w", str(path))
+    argv = netops.in_ns(
+        netns,
+        netops.tool("tcpdump"),
+        "-i",
+        iface,
+        "-n",
+        "-U",
+        "--immediate-mode",
+        "-Z",
+        "root",
+        "-s",
+        str(snaplen),
+        "-c",
+        str(count),
+        "-w",
+        str(path),
+    )
     if bpf:
         argv.append(bpf)
-    proc = subprocess.Popen([netops.tool("ip"), *argv[1:]], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [netops.tool("ip"), *argv[1:]], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     # tcpdump says "listening on IF" on stderr once its socket is open; with -w the pcap
     # header is written at that point. Wait for the header rather than parse stderr.
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
-            raise LabError(f"tcpdump on {iface} in {netns} exited: "
-                           f"{err.splitlines()[-1] if err else proc.returncode}")
+            raise LabError(
+                f"tcpdump on {iface} in {netns} exited: "
+                f"{err.splitlines()[-1] if err else proc.returncode}"
+            )
         if path.exists() and path.stat().st_size >= 24:
             time.sleep(0.05)
             return Capture(proc, path, time.monotonic())
@@ -101,9 +125,17 @@ def start(netns: str, iface: str, path: Path, *, count: int = DEFAULT_COUNT,
     raise LabError(f"tcpdump on {iface} in {netns} did not start within {READY_TIMEOUT:.0f} s")
 
 
-def capture(st: LabState, point: str, out: str | Path, *, duration: float, force: bool = False,
-            count: int = DEFAULT_COUNT, snaplen: int = DEFAULT_SNAPLEN,
-            bpf: str | None = None) -> tuple[Path, int]:
+def capture(
+    st: LabState,
+    point: str,
+    out: str | Path,
+    *,
+    duration: float,
+    force: bool = False,
+    count: int = DEFAULT_COUNT,
+    snaplen: int = DEFAULT_SNAPLEN,
+    bpf: str | None = None,
+) -> tuple[Path, int]:
     """Capture at ``point`` for ``duration`` seconds (or ``count`` packets); returns the count."""
     if not 0 < duration <= MAX_DURATION:
         raise LabError(f"duration {duration}: expected 0 < S <= {MAX_DURATION:.0f}")
@@ -111,8 +143,10 @@ def capture(st: LabState, point: str, out: str | Path, *, duration: float, force
         raise LabError(f"count {count}: expected at least 1")
     netns, iface = point_interface(st, point)
     if iface not in netops.addresses(netns):
-        raise LabError(f"capture point {point}: interface {iface} is not in {netns}",
-                       hint="in ocserv mode the tunnel exists only while openconnect is connected")
+        raise LabError(
+            f"capture point {point}: interface {iface} is not in {netns}",
+            hint="in ocserv mode the tunnel exists only while openconnect is connected",
+        )
     with atomic_output(out, force=force) as tmp:
         tmp.unlink()  # tcpdump creates it; the size check above waits for its header
         cap = start(netns, iface, tmp, count=count, snaplen=snaplen, bpf=bpf)

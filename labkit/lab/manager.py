@@ -18,8 +18,19 @@ from pathlib import Path
 from labkit.lab import netops, state, vpn
 from labkit.lab.netops import LabError
 from labkit.lab.state import LabState
-from labkit.lab.topology import (CLIENT_TUN, KERNEL_ROUTES, LINKS, NODES, OUTSIDE, PREFIX, ROUTES,
-                                 Topology, check_lab_name, netns_name)
+from labkit.lab.topology import (
+    CLIENT_TUN,
+    KERNEL_ROUTES,
+    LINKS,
+    NODES,
+    OUTSIDE,
+    PREFIX,
+    ROUTES,
+    Topology,
+    check_lab_name,
+    netns_name,
+)
+
 
 def _needed_tools(topo: Topology) -> list[str]:
     tools = ["ip", "nft", "ethtool"]
@@ -28,8 +39,13 @@ def _needed_tools(topo: Topology) -> list[str]:
     return tools
 
 
-def up(lab: str, topo: Topology, *, settle: bool = True,
-       before_client: Callable[[LabState], None] | None = None) -> LabState:
+def up(
+    lab: str,
+    topo: Topology,
+    *,
+    settle: bool = True,
+    before_client: Callable[[LabState], None] | None = None,
+) -> LabState:
     """Build the lab; on failure remove what was made and raise one LabError.
 
     ``before_client`` runs (ocserv mode) once the head-end listens and before openconnect
@@ -42,8 +58,10 @@ def up(lab: str, topo: Topology, *, settle: bool = True,
     with state.locked(lab):
         leftovers = netops.list_netns(f"{PREFIX}-{lab}-")
         if state.load(lab) is not None or leftovers:
-            raise LabError(f"lab {lab!r} is already up",
-                           hint=f"'labkit lab down --lab {lab}' first, or choose another --lab name")
+            raise LabError(
+                f"lab {lab!r} is already up",
+                hint=f"'labkit lab down --lab {lab}' first, or choose another --lab name",
+            )
         st = LabState.planned(lab, topo)
         state.save(st)  # before anything exists: a SIGKILL from here on leaves a record
         try:
@@ -56,8 +74,9 @@ def up(lab: str, topo: Topology, *, settle: bool = True,
         return st
 
 
-def _build(st: LabState, *, settle: bool,
-           before_client: Callable[[LabState], None] | None) -> LabState:
+def _build(
+    st: LabState, *, settle: bool, before_client: Callable[[LabState], None] | None
+) -> LabState:
     lab, topo = st.lab, st.topology
     log = state.lab_dir(lab) / "commands.log"
     for node in NODES:
@@ -86,8 +105,9 @@ def _build(st: LabState, *, settle: bool,
     return st
 
 
-def _start_vpn(st: LabState, *, settle: bool, log: Path,
-               before_client: Callable[[LabState], None] | None) -> LabState:
+def _start_vpn(
+    st: LabState, *, settle: bool, log: Path, before_client: Callable[[LabState], None] | None
+) -> LabState:
     folder = state.lab_dir(st.lab)
     st = st.with_process(vpn.start_ocserv(folder, st.netns("headend"), st.topology))
     state.save(st)
@@ -102,7 +122,8 @@ def _start_vpn(st: LabState, *, settle: bool, log: Path,
     info["headend_tun_mtu"] = vpn.headend_tun_mtu(st.netns("headend"))
     if st.topology.tls_mtu is not None and settle and tunnel:
         info["headend_route_mtu"] = vpn.lower_headend_mtu(
-            st.netns("headend"), tunnel[0].split("/")[0], st.topology.tls_mtu, log=log)
+            st.netns("headend"), tunnel[0].split("/")[0], st.topology.tls_mtu, log=log
+        )
         info["headend_tun_mtu"] = vpn.headend_tun_mtu(st.netns("headend"))
     return replace(st, info=info)
 
@@ -113,8 +134,12 @@ def _mtu(ns: str, ifname: str) -> int | None:
 
 
 def tunnel_addresses(ns: str) -> list[str]:
-    return [a for name, entry in netops.addresses(ns).items() if netops.is_tunnel_if(name)
-            for a in entry["addresses"]]  # type: ignore[union-attr]
+    return [
+        a
+        for name, entry in netops.addresses(ns).items()
+        if netops.is_tunnel_if(name)
+        for a in entry["addresses"]
+    ]  # type: ignore[union-attr]
 
 
 def down(lab: str) -> list[str]:
@@ -132,8 +157,11 @@ def _teardown(lab: str, st: LabState) -> list[str]:
     for proc in reversed(st.processes):
         vpn.stop(proc)
     known = {netns_name(lab, n) for n in NODES}
-    namespaces = [ns for ns in dict.fromkeys([*st.namespaces, *netops.list_netns(f"{PREFIX}-{lab}-")])
-                  if ns in known]
+    namespaces = [
+        ns
+        for ns in dict.fromkeys([*st.namespaces, *netops.list_netns(f"{PREFIX}-{lab}-")])
+        if ns in known
+    ]
     removed = []
     for ns in namespaces:
         if not netops.netns_exists(ns):
@@ -179,10 +207,12 @@ def status(lab: str) -> dict[str, object]:
         ifaces = netops.addresses(ns)
         nodes[node] = {
             "netns": ns,
-            "addresses": [a for n, e in ifaces.items() if not netops.is_tunnel_if(n)
-                          for a in e["addresses"]],  # type: ignore[union-attr]
-            "tunnel_addresses": [a for n, e in ifaces.items() if netops.is_tunnel_if(n)
-                                 for a in e["addresses"]],  # type: ignore[union-attr]
+            "addresses": [
+                a for n, e in ifaces.items() if not netops.is_tunnel_if(n) for a in e["addresses"]
+            ],  # type: ignore[union-attr]
+            "tunnel_addresses": [
+                a for n, e in ifaces.items() if netops.is_tunnel_if(n) for a in e["addresses"]
+            ],  # type: ignore[union-attr]
             "interfaces": ifaces,
             "dropped": netops.nft_counters(ns),
         }
@@ -191,8 +221,10 @@ def status(lab: str) -> dict[str, object]:
         "complete": st.complete,
         "topology": st.topology.to_json(),
         "nodes": nodes,
-        "processes": [{"role": p.role, "pid": p.pid, "netns": p.netns, "running": vpn.is_ours(p)}
-                      for p in st.processes],
+        "processes": [
+            {"role": p.role, "pid": p.pid, "netns": p.netns, "running": vpn.is_ours(p)}
+            for p in st.processes
+        ],
         "headend_info": st.info,
         "state_dir": str(state.lab_dir(lab)),
     }

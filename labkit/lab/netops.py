@@ -30,38 +30,59 @@ class LabError(LabkitError):
 
 def tool(name: str) -> str:
     """Path of a system tool, or one line saying which Debian package provides it."""
-    packages = {"ip": "iproute2", "nft": "nftables", "ethtool": "ethtool", "tcpdump": "tcpdump",
-                "ocserv": "ocserv", "openconnect": "openconnect", "ocpasswd": "ocserv"}
-    found = shutil.which(name) or next((str(p) for p in (Path("/usr/sbin") / name, Path("/sbin") / name)
-                                        if p.exists()), None)
+    packages = {
+        "ip": "iproute2",
+        "nft": "nftables",
+        "ethtool": "ethtool",
+        "tcpdump": "tcpdump",
+        "ocserv": "ocserv",
+        "openconnect": "openconnect",
+        "ocpasswd": "ocserv",
+    }
+    found = shutil.which(name) or next(
+        (str(p) for p in (Path("/usr/sbin") / name, Path("/sbin") / name) if p.exists()), None
+    )
     if found is None:
-        raise LabError(f"{name} is not installed", hint=f"apt-get install {packages.get(name, name)}")
+        raise LabError(
+            f"{name} is not installed", hint=f"apt-get install {packages.get(name, name)}"
+        )
     return found
 
 
-def run(args: Sequence[str], *, input_text: str | None = None, check: bool = True,
-        timeout: float = CMD_TIMEOUT, log: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    args: Sequence[str],
+    *,
+    input_text: str | None = None,
+    check: bool = True,
+    timeout: float = CMD_TIMEOUT,
+    log: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run one command; on failure raise LabError with the command and its stderr."""
     argv = [tool(args[0]), *args[1:]]
     if log is not None:
         with log.open("a", encoding="utf-8") as fh:
             fh.write(" ".join(args) + "\n")
     try:
-        proc = subprocess.run(argv, input=input_text, capture_output=True, text=True,
-                              timeout=timeout, check=False)
+        proc = subprocess.run(
+            argv, input=input_text, capture_output=True, text=True, timeout=timeout, check=False
+        )
     except subprocess.TimeoutExpired:
         raise LabError(f"'{' '.join(args)}' did not finish in {timeout:.0f} s") from None
     if check and proc.returncode != 0:
         msg = (proc.stderr or proc.stdout).strip().splitlines()
-        raise LabError(f"'{' '.join(args)}' failed: {msg[-1] if msg else f'exit {proc.returncode}'}")
+        raise LabError(
+            f"'{' '.join(args)}' failed: {msg[-1] if msg else f'exit {proc.returncode}'}"
+        )
     return proc
 
 
 def check_privileges() -> None:
     """Namespaces need root (CAP_SYS_ADMIN and CAP_NET_ADMIN): say so before doing anything."""
     if os.geteuid() != 0:
-        raise LabError("the lab needs root (network namespaces, veth, nftables)",
-                       hint="run as root, e.g. with sudo")
+        raise LabError(
+            "the lab needs root (network namespaces, veth, nftables)",
+            hint="run as root, e.g. with sudo",
+        )
 
 
 def netns_exists(ns: str) -> bool:
@@ -98,8 +119,24 @@ def in_ns(ns: str, *args: str) -> list[str]:
 def add_link(lab: str, link: Link, log: Path | None = None) -> None:
     """Create the veth pair with each end born in its namespace: it never touches the host."""
     a, b = netns_name(lab, link.a_node), netns_name(lab, link.b_node)
-    run(["ip", "-n", a, "link", "add", link.a_if, "type", "veth", "peer", "name", link.b_if,
-         "netns", b], log=log)
+    run(
+        [
+            "ip",
+            "-n",
+            a,
+            "link",
+            "add",
+            link.a_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            link.b_if,
+            "netns",
+            b,
+        ],
+        log=log,
+    )
     for ns, ifname, addr in ((a, link.a_if, link.a_addr), (b, link.b_if, link.b_addr)):
         run(["ip", "-n", ns, "addr", "add", f"{addr}/{link.prefix_len}", "dev", ifname], log=log)
         offloads_off(ns, ifname, log=log)
@@ -109,8 +146,25 @@ def add_link(lab: str, link: Link, log: Path | None = None) -> None:
 def offloads_off(ns: str, ifname: str, log: Path | None = None) -> None:
     """TSO/GSO/GRO and checksum offload off: captures then show the sizes and checksums
     on the wire, not a 64 KB super-segment with a partial checksum."""
-    run(in_ns(ns, "ethtool", "-K", ifname, "tso", "off", "gso", "off", "gro", "off",
-              "tx", "off", "rx", "off"), log=log)
+    run(
+        in_ns(
+            ns,
+            "ethtool",
+            "-K",
+            ifname,
+            "tso",
+            "off",
+            "gso",
+            "off",
+            "gro",
+            "off",
+            "tx",
+            "off",
+            "rx",
+            "off",
+        ),
+        log=log,
+    )
 
 
 def set_mtu(ns: str, ifname: str, value: int, log: Path | None = None) -> None:
@@ -139,8 +193,11 @@ def addresses(ns: str) -> dict[str, dict[str, object]]:
         name = entry.get("ifname", "")
         if name == "lo":
             continue
-        addrs = [f"{a['local']}/{a['prefixlen']}" for a in entry.get("addr_info", [])
-                 if a.get("family") == "inet"]
+        addrs = [
+            f"{a['local']}/{a['prefixlen']}"
+            for a in entry.get("addr_info", [])
+            if a.get("family") == "inet"
+        ]
         out[name] = {"addresses": addrs, "mtu": entry.get("mtu")}
     return out
 
@@ -167,12 +224,16 @@ def nft_ruleset(topo: Topology, node: str) -> str | None:
         rules["forward"].append(f'udp dport {topo.dtls_port} counter drop comment "dtls blocked"')
     if node in ("router", "headend") and topo.block_icmp:
         for chain in ("forward", "output"):
-            rules[chain].append('icmp type destination-unreachable counter drop comment "icmp blocked"')
+            rules[chain].append(
+                'icmp type destination-unreachable counter drop comment "icmp blocked"'
+            )
             rules[chain].append('icmpv6 type packet-too-big counter drop comment "icmp blocked"')
     if node == "headend" and topo.clamp_mss is not None:
         # As the ASA's `sysopt connection tcpmss`: SYN and SYN-ACK options rewritten downward.
-        rules["forward"].append(f"tcp flags syn tcp option maxseg size > {topo.clamp_mss} "
-                                f'tcp option maxseg size set {topo.clamp_mss} comment "mss clamp"')
+        rules["forward"].append(
+            f"tcp flags syn tcp option maxseg size > {topo.clamp_mss} "
+            f'tcp option maxseg size set {topo.clamp_mss} comment "mss clamp"'
+        )
     if not any(rules.values()):
         return None
     lines = [f"table inet {NFT_TABLE} {{"]
@@ -205,4 +266,3 @@ def nft_counters(ns: str) -> dict[str, int]:
             if "counter" in expr:
                 counts[comment] = counts.get(comment, 0) + expr["counter"]["packets"]
     return counts
-

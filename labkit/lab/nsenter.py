@@ -36,8 +36,10 @@ def inside(netns: str) -> Iterator[None]:
     try:
         target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise LabError(f"network namespace {netns!r} does not exist",
-                       hint="is the lab up? see 'labkit lab status'") from None
+        raise LabError(
+            f"network namespace {netns!r} does not exist",
+            hint="is the lab up? see 'labkit lab status'",
+        ) from None
     except PermissionError:
         raise LabError(f"cannot open {path}: entering a namespace needs root") from None
     home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
@@ -45,8 +47,10 @@ def inside(netns: str) -> Iterator[None]:
         try:
             _setns(target)
         except OSError as exc:
-            raise LabError(f"cannot enter network namespace {netns!r}: {exc.strerror}",
-                           hint="entering a namespace needs root") from None
+            raise LabError(
+                f"cannot enter network namespace {netns!r}: {exc.strerror}",
+                hint="entering a namespace needs root",
+            ) from None
         try:
             yield
         finally:

@@ -49,18 +49,29 @@ class Case:
 CASES: dict[str, Case] = {
     "dtls-allowed": Case(
         "DTLS 0x0100 established; tunnel MTUs equal; the download flows over DTLS",
-        Topology(headend="ocserv", tls_mtu=None, block_dtls=False, block_icmp=False)),
+        Topology(headend="ocserv", tls_mtu=None, block_dtls=False, block_icmp=False),
+    ),
     "dtls-blocked-icmp-allowed": Case(
         "DTLS dropped at the router; client tun at the announced MTU, head-end tun at the TLS "
         "MTU 1347; ICMP 3/4 tells the server, the download recovers",
-        Topology(headend="ocserv", tls_mtu=mtu.tls_mtu_asa(), block_dtls=True, block_icmp=False)),
+        Topology(headend="ocserv", tls_mtu=mtu.tls_mtu_asa(), block_dtls=True, block_icmp=False),
+    ),
     "dtls-blocked-icmp-blocked": Case(
         "as dtls-blocked-icmp-allowed, but the head-end's ICMP 3/4 is dropped: a PMTUD black "
         "hole, the download stalls",
-        Topology(headend="ocserv", tls_mtu=mtu.tls_mtu_asa(), block_dtls=True, block_icmp=True)),
+        Topology(headend="ocserv", tls_mtu=mtu.tls_mtu_asa(), block_dtls=True, block_icmp=True),
+    ),
 }
-FILES = ("outside.pcap", "tunnel.pcap", "inside.pcap", "sslkeylog.txt", "openconnect.log",
-         "ocserv.log", "case.json", "README.md")
+FILES = (
+    "outside.pcap",
+    "tunnel.pcap",
+    "inside.pcap",
+    "sslkeylog.txt",
+    "openconnect.log",
+    "ocserv.log",
+    "case.json",
+    "README.md",
+)
 
 
 def record(name: str, out_dir: Path, *, lab: str = "rec", force: bool = False) -> Path:
@@ -79,8 +90,9 @@ def record(name: str, out_dir: Path, *, lab: str = "rec", force: bool = False) -
     def start_outside(st: LabState) -> None:
         ns, iface = capture.point_interface(st, "outside")
         caps["outside"] = capture.start(ns, iface, work / "outside.pcap", snaplen=SNAPLEN)
-        caps["inside"] = capture.start(*capture.point_interface(st, "inside"),
-                                       work / "inside.pcap", snaplen=SNAPLEN)
+        caps["inside"] = capture.start(
+            *capture.point_interface(st, "inside"), work / "inside.pcap", snaplen=SNAPLEN
+        )
 
     try:
         st = manager.up(lab, case.topology, settle=False, before_client=start_outside)
@@ -91,14 +103,20 @@ def record(name: str, out_dir: Path, *, lab: str = "rec", force: bool = False) -
         tunnel_addr = manager.tunnel_addresses(st.netns("client"))[0].split("/")[0]
         if case.topology.tls_mtu is not None:
             info["headend_route_mtu"] = vpn.lower_headend_mtu(
-                st.netns("headend"), tunnel_addr, case.topology.tls_mtu,
-                log=work / "commands.log")
+                st.netns("headend"), tunnel_addr, case.topology.tls_mtu, log=work / "commands.log"
+            )
             info["headend_mtu_lowered_after_s"] = round(time.monotonic() - started, 1)
         info["headend_tun_mtu"] = vpn.headend_tun_mtu(st.netns("headend"))
         info["client_tun_mtu"] = netops.addresses(st.netns("client"))[CLIENT_TUN]["mtu"]
         netops.flush_route_cache(st.netns("server"))  # no PMTU learned before the download
-        result = traffic.download(st.netns("server"), st.netns("client"), SERVER_ADDR,
-                                  DOWNLOAD_PORT, DOWNLOAD_SIZE, DOWNLOAD_TIMEOUT)
+        result = traffic.download(
+            st.netns("server"),
+            st.netns("client"),
+            SERVER_ADDR,
+            DOWNLOAD_PORT,
+            DOWNLOAD_SIZE,
+            DOWNLOAD_TIMEOUT,
+        )
         time.sleep(0.5)  # let the last ACKs and ICMPs reach the captures
         counts = {point: cap.stop() for point, cap in caps.items()}
         caps.clear()
@@ -114,24 +132,35 @@ def record(name: str, out_dir: Path, *, lab: str = "rec", force: bool = False) -
         manager.down(lab)
     measured = measure(folder, case.topology)
     facts = {
-        "case": name, "summary": case.summary, "topology": case.topology.to_json(),
+        "case": name,
+        "summary": case.summary,
+        "topology": case.topology.to_json(),
         "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "duration_s": round(time.monotonic() - started, 1),
-        "software": _versions(), "headend": info, "packets": counts,
-        "download": {"bytes_requested": result.requested, "bytes_received": result.received,
-                     "seconds": result.seconds, "completed": result.completed},
+        "software": _versions(),
+        "headend": info,
+        "packets": counts,
+        "download": {
+            "bytes_requested": result.requested,
+            "bytes_received": result.received,
+            "seconds": result.seconds,
+            "completed": result.completed,
+        },
         "measured": measured,
     }
-    for fname, text in (("case.json", json.dumps(facts, indent=2) + "\n"),
-                        ("README.md", readme(facts))):
+    for fname, text in (
+        ("case.json", json.dumps(facts, indent=2) + "\n"),
+        ("README.md", readme(facts)),
+    ):
         with atomic_output(folder / fname, force=True) as tmp:
             tmp.write_text(text, encoding="utf-8")
     return folder
 
 
 def _drops(dropped: dict[str, dict[str, int]]) -> str:
-    parts = [f"{node}: {rule} {n}" for node, rules in dropped.items()
-             for rule, n in rules.items() if n]
+    parts = [
+        f"{node}: {rule} {n}" for node, rules in dropped.items() for rule, n in rules.items() if n
+    ]
     return "; ".join(parts) or "none"
 
 
@@ -144,9 +173,11 @@ def _install(src: Path, dst: Path, *, copy: bool = False) -> None:
 def _status_facts(st: LabState) -> dict[str, object]:
     counters = {node: netops.nft_counters(st.netns(node)) for node in ("router", "headend")}
     log = (state.lab_dir(st.lab) / "openconnect.log").read_text(errors="replace")
-    return {"dropped": {k: v for k, v in counters.items() if v},
-            "openconnect_dtls_established": "Established DTLS connection" in log,
-            "openconnect_dtls_failures": log.count("DTLS handshake failed")}
+    return {
+        "dropped": {k: v for k, v in counters.items() if v},
+        "openconnect_dtls_established": "Established DTLS connection" in log,
+        "openconnect_dtls_failures": log.count("DTLS handshake failed"),
+    }
 
 
 def _versions() -> dict[str, str]:
@@ -157,9 +188,11 @@ def _versions() -> dict[str, str]:
             return "unknown"
         return ((proc.stdout or proc.stderr).strip().splitlines() or ["unknown"])[0]
 
-    return {"ocserv": first_line([netops.tool("ocserv"), "--version"]),
-            "openconnect": first_line([netops.tool("openconnect"), "--version"]),
-            "kernel": platform.release()}
+    return {
+        "ocserv": first_line([netops.tool("ocserv"), "--version"]),
+        "openconnect": first_line([netops.tool("openconnect"), "--version"]),
+        "kernel": platform.release(),
+    }
 
 
 def measure(folder: Path, topo: Topology) -> dict[str, object]:
@@ -181,24 +214,32 @@ def measure(folder: Path, topo: Topology) -> dict[str, object]:
             return to_headend and len(raw) > 13 and raw[0] == 22 and raw[13] == 1
         return p[UDP].sport == port and len(raw) >= 13 and raw[0] in (20, 21, 22, 23)
 
-    syn_mss = [opt[1] for p in tunnel if TCP in p and p[TCP].flags == "S"
-               for opt in p[TCP].options if opt[0] == "MSS"]
+    syn_mss = [
+        opt[1]
+        for p in tunnel
+        if TCP in p and p[TCP].flags == "S"
+        for opt in p[TCP].options
+        if opt[0] == "MSS"
+    ]
     icmp = [p for p in inside if ICMP in p and p[ICMP].type == 3 and p[ICMP].code == 4]
-    server_tcp = [p for p in inside if IP in p and TCP in p and ICMP not in p
-                  and p[IP].src == SERVER_ADDR]
+    server_tcp = [
+        p for p in inside if IP in p and TCP in p and ICMP not in p and p[IP].src == SERVER_ADDR
+    ]
     largest = max((p[IP].len for p in server_tcp), default=None)
     return {
         "dtls_client_hellos": sum(dtls(p, hello=True) for p in outside),
         "dtls_records_from_headend": sum(dtls(p, hello=False) for p in outside),
         "tunnel_syn_mss": syn_mss[0] if syn_mss else None,
         "server_largest_ip_packet": largest,
-        "server_largest_ip_packet_df": bool(largest and any(
-            p[IP].len == largest and p[IP].flags.DF for p in server_tcp)),
+        "server_largest_ip_packet_df": bool(
+            largest and any(p[IP].len == largest and p[IP].flags.DF for p in server_tcp)
+        ),
         "server_oversized_segments": sum(1 for p in server_tcp if largest and p[IP].len == largest),
         "icmp_frag_needed": len(icmp),
         "icmp_frag_needed_mtu": sorted({int(p[ICMP].nexthopmtu) for p in icmp}),
-        "file_bytes": {f: (folder / f).stat().st_size for f in
-                       ("outside.pcap", "tunnel.pcap", "inside.pcap")},
+        "file_bytes": {
+            f: (folder / f).stat().st_size for f in ("outside.pcap", "tunnel.pcap", "inside.pcap")
+        },
     }
 
 
@@ -280,10 +321,11 @@ def readme(f: dict) -> str:
         "- openconnect gives up its first DTLS handshake after about 12 s and configures the "
         "tunnel over TLS meanwhile; it keeps retrying DTLS in the background (the later "
         "ClientHellos in `outside.pcap`). It does not reconnect to apply a new MTU, unlike "
-        "AnyConnect's \"Reconfigure reason code 16\".",
+        'AnyConnect\'s "Reconfigure reason code 16".',
         "",
         "`case.json` holds the same facts for tests. File sizes: "
-        + ", ".join(f"{k} {v} bytes" for k, v in m["file_bytes"].items()) + ".",
+        + ", ".join(f"{k} {v} bytes" for k, v in m["file_bytes"].items())
+        + ".",
         "",
     ]
     return "\n".join(lines)

@@ -65,18 +65,29 @@ class LabState:
         return replace(self, processes=(*self.processes, proc))
 
     def to_json(self) -> dict[str, object]:
-        return {"lab": self.lab, "topology": self.topology.to_json(),
-                "namespaces": list(self.namespaces),
-                "processes": [{"role": p.role, "pid": p.pid, "netns": p.netns, "exe": p.exe}
-                              for p in self.processes],
-                "info": self.info, "complete": self.complete}
+        return {
+            "lab": self.lab,
+            "topology": self.topology.to_json(),
+            "namespaces": list(self.namespaces),
+            "processes": [
+                {"role": p.role, "pid": p.pid, "netns": p.netns, "exe": p.exe}
+                for p in self.processes
+            ],
+            "info": self.info,
+            "complete": self.complete,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> LabState:
         procs = tuple(Process(**p) for p in data.get("processes", []))  # type: ignore[arg-type]
-        return cls(str(data["lab"]), Topology.from_json(data["topology"]),  # type: ignore[arg-type]
-                   tuple(data["namespaces"]), procs, dict(data.get("info", {})),  # type: ignore[arg-type]
-                   bool(data.get("complete", False)))
+        return cls(
+            str(data["lab"]),
+            Topology.from_json(data["topology"]),  # type: ignore[arg-type]
+            tuple(data["namespaces"]),
+            procs,
+            dict(data.get("info", {})),  # type: ignore[arg-type]
+            bool(data.get("complete", False)),
+        )
 
 
 def save(state: LabState) -> None:
@@ -93,8 +104,10 @@ def load(lab: str) -> LabState | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise LabError(f"{path}: unreadable lab state ({exc})",
-                       hint=f"remove it and its namespaces with 'labkit lab down --lab {lab} --force'") from None
+        raise LabError(
+            f"{path}: unreadable lab state ({exc})",
+            hint=f"remove it and its namespaces with 'labkit lab down --lab {lab} --force'",
+        ) from None
 
 
 def forget(lab: str) -> None:
@@ -119,8 +132,10 @@ def locked(lab: str) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise LabError(f"lab {lab!r} is being changed by another labkit process",
-                           hint="wait for it, or use another --lab name") from None
+            raise LabError(
+                f"lab {lab!r} is being changed by another labkit process",
+                hint="wait for it, or use another --lab name",
+            ) from None
         yield
         if not lab_dir(lab).exists():
             with contextlib.suppress(OSError):

@@ -92,26 +92,43 @@ class Topology:
 
     def __post_init__(self) -> None:
         if self.headend not in HEADEND_MODES:
-            raise UsageError(f"head-end mode {self.headend!r}: expected one of {', '.join(HEADEND_MODES)}")
+            raise UsageError(
+                f"head-end mode {self.headend!r}: expected one of {', '.join(HEADEND_MODES)}"
+            )
         if self.tls_mtu is not None and not mtu.MIN_IPV4_MTU <= self.tls_mtu <= 1500:
-            raise UsageError(f"TLS MTU {self.tls_mtu}: expected {mtu.MIN_IPV4_MTU}..1500 "
-                             "(the lab's links are Ethernet, MTU 1500)")
+            raise UsageError(
+                f"TLS MTU {self.tls_mtu}: expected {mtu.MIN_IPV4_MTU}..1500 "
+                "(the lab's links are Ethernet, MTU 1500)"
+            )
         if not 1 <= self.dtls_port <= 65535:
             raise UsageError(f"DTLS port {self.dtls_port}: expected 1..65535")
         if self.clamp_mss is not None and not mtu.MIN_TCPMSS <= self.clamp_mss <= mtu.MAX_TCPMSS:
-            raise UsageError(f"clamp_mss {self.clamp_mss}: expected {mtu.MIN_TCPMSS}..{mtu.MAX_TCPMSS}")
+            raise UsageError(
+                f"clamp_mss {self.clamp_mss}: expected {mtu.MIN_TCPMSS}..{mtu.MAX_TCPMSS}"
+            )
 
     def to_json(self) -> dict[str, object]:
-        return {"headend": self.headend, "tls_mtu": self.tls_mtu, "block_dtls": self.block_dtls,
-                "block_icmp": self.block_icmp, "dtls_port": self.dtls_port,
-                "clamp_mss": self.clamp_mss, "description": self.description}
+        return {
+            "headend": self.headend,
+            "tls_mtu": self.tls_mtu,
+            "block_dtls": self.block_dtls,
+            "block_icmp": self.block_icmp,
+            "dtls_port": self.dtls_port,
+            "clamp_mss": self.clamp_mss,
+            "description": self.description,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Topology:
-        return cls(headend=data["headend"], tls_mtu=data["tls_mtu"],
-                   block_dtls=data["block_dtls"], block_icmp=data["block_icmp"],
-                   dtls_port=data["dtls_port"], clamp_mss=data.get("clamp_mss"),
-                   description=data.get("description", ""))
+        return cls(
+            headend=data["headend"],
+            tls_mtu=data["tls_mtu"],
+            block_dtls=data["block_dtls"],
+            block_icmp=data["block_icmp"],
+            dtls_port=data["dtls_port"],
+            clamp_mss=data.get("clamp_mss"),
+            description=data.get("description", ""),
+        )
 
 
 def netns_name(lab: str, node: str) -> str:
@@ -126,8 +143,17 @@ def check_lab_name(lab: str) -> str:
 
 # --- the YAML file -------------------------------------------------------------------------
 
-_KEYS = ("description", "headend", "tls_mtu", "tcpmss", "tls_cipher", "block_dtls",
-         "block_icmp", "dtls_port", "clamp_mss")
+_KEYS = (
+    "description",
+    "headend",
+    "tls_mtu",
+    "tcpmss",
+    "tls_cipher",
+    "block_dtls",
+    "block_icmp",
+    "dtls_port",
+    "clamp_mss",
+)
 
 
 class _Loader(yaml.SafeLoader):
@@ -155,7 +181,6 @@ def _expect(path: Path, line: int, key: str, value: Any, kind: type, what: str) 
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise InputError(f"{path}:{line}: {key}: expected {what}, got {value!r}")
     return value
-
 
 
 def load_topology(path: str | Path) -> Topology:
@@ -189,29 +214,53 @@ def load_topology(path: str | Path) -> Topology:
     if "headend" in data:
         mode = data["headend"]
         if mode not in HEADEND_MODES:
-            raise InputError(f"{p}:{line('headend')}: headend: expected one of "
-                             f"{', '.join(HEADEND_MODES)}, got {mode!r}")
+            raise InputError(
+                f"{p}:{line('headend')}: headend: expected one of "
+                f"{', '.join(HEADEND_MODES)}, got {mode!r}"
+            )
         kw["headend"] = mode
     for key in ("block_dtls", "block_icmp"):
         if key in data:
             kw[key] = _expect(p, line(key), key, data[key], bool, "true or false")
     if "dtls_port" in data:
-        kw["dtls_port"] = _expect(p, line("dtls_port"), "dtls_port", data["dtls_port"], int,
-                                  "a port number 1..65535")
+        kw["dtls_port"] = _expect(
+            p, line("dtls_port"), "dtls_port", data["dtls_port"], int, "a port number 1..65535"
+        )
     if "clamp_mss" in data:
-        kw["clamp_mss"] = _expect(p, line("clamp_mss"), "clamp_mss", data["clamp_mss"], int,
-                                  "an MSS in bytes, or null for none")
+        kw["clamp_mss"] = _expect(
+            p,
+            line("clamp_mss"),
+            "clamp_mss",
+            data["clamp_mss"],
+            int,
+            "an MSS in bytes, or null for none",
+        )
     if "tls_mtu" in data and ("tcpmss" in data or "tls_cipher" in data):
-        raise InputError(f"{p}:{line('tls_mtu')}: give either tls_mtu or tcpmss/tls_cipher, not both")
+        raise InputError(
+            f"{p}:{line('tls_mtu')}: give either tls_mtu or tcpmss/tls_cipher, not both"
+        )
     if "tls_mtu" in data:
-        kw["tls_mtu"] = _expect(p, line("tls_mtu"), "tls_mtu", data["tls_mtu"], int,
-                                "an MTU in bytes, or null for none")
+        kw["tls_mtu"] = _expect(
+            p, line("tls_mtu"), "tls_mtu", data["tls_mtu"], int, "an MTU in bytes, or null for none"
+        )
     elif "tcpmss" in data or "tls_cipher" in data:
         # The ASA's own arithmetic (labkit.mtu), so the file states the config, not the result.
-        tcpmss = _expect(p, line("tcpmss") or 0, "tcpmss", data.get("tcpmss", mtu.DEFAULT_TCPMSS),
-                         int, f"an integer {mtu.MIN_TCPMSS}..{mtu.MAX_TCPMSS}")
-        suite = _expect(p, line("tls_cipher") or 0, "tls_cipher",
-                        data.get("tls_cipher", mtu.DEFAULT_CIPHER), str, "a cipher suite name")
+        tcpmss = _expect(
+            p,
+            line("tcpmss") or 0,
+            "tcpmss",
+            data.get("tcpmss", mtu.DEFAULT_TCPMSS),
+            int,
+            f"an integer {mtu.MIN_TCPMSS}..{mtu.MAX_TCPMSS}",
+        )
+        suite = _expect(
+            p,
+            line("tls_cipher") or 0,
+            "tls_cipher",
+            data.get("tls_cipher", mtu.DEFAULT_CIPHER),
+            str,
+            "a cipher suite name",
+        )
         try:
             kw["tls_mtu"] = mtu.tls_mtu_asa(tcpmss, suite)
         except UsageError as exc:
@@ -220,4 +269,3 @@ def load_topology(path: str | Path) -> Topology:
         return Topology(**kw)
     except UsageError as exc:
         raise InputError(f"{p}: {exc}") from None
-

@@ -27,8 +27,9 @@ class Transfer:
         return self.received == self.requested
 
 
-def download(server_ns: str, client_ns: str, server_addr: str, port: int, size: int,
-             timeout: float) -> Transfer:
+def download(
+    server_ns: str, client_ns: str, server_addr: str, port: int, size: int, timeout: float
+) -> Transfer:
     """Client in ``client_ns`` downloads ``size`` bytes from ``server_addr:port``."""
     with nsenter.inside(server_ns):
         listener = socket.create_server((server_addr, port), reuse_port=False)

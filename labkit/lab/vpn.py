@@ -36,8 +36,16 @@ from pathlib import Path
 from labkit.lab import netops, nsenter
 from labkit.lab.netops import LabError
 from labkit.lab.state import Process
-from labkit.lab.topology import (CLIENT_TUN, EDGE, HEADEND_ADDR, INSIDE, OUTSIDE, TUNNEL_DEVICE,
-                                 TUNNEL_POOL, Topology)
+from labkit.lab.topology import (
+    CLIENT_TUN,
+    EDGE,
+    HEADEND_ADDR,
+    INSIDE,
+    OUTSIDE,
+    TUNNEL_DEVICE,
+    TUNNEL_POOL,
+    Topology,
+)
 
 USER = "lab"
 PASSWORD = "labkit"  # a throw-away account in a throw-away namespace
@@ -46,8 +54,10 @@ CONNECT_TIMEOUT = 25.0
 # ocserv checks the CSTP socket's MSS every PERIODIC_CHECK_TIME = 30 s (worker-vpn.c).
 OCSERV_CHECK_PERIOD = 30.0
 # Pin the CSTP (TLS) suite to the seed's AES128-SHA over TLS 1.2, like the ASA of the seed.
-TLS_PRIORITIES = ("NORMAL:%SERVER_PRECEDENCE:%COMPAT:-VERS-ALL:+VERS-TLS1.2:"
-                  "-CIPHER-ALL:+AES-128-CBC:-MAC-ALL:+SHA1")
+TLS_PRIORITIES = (
+    "NORMAL:%SERVER_PRECEDENCE:%COMPAT:-VERS-ALL:+VERS-TLS1.2:"
+    "-CIPHER-ALL:+AES-128-CBC:-MAC-ALL:+SHA1"
+)
 DTLS_CIPHER = "AES128-SHA"  # legacy DTLS 0x0100 with AES128-SHA: what AnyConnect uses
 
 
@@ -69,21 +79,33 @@ def make_credentials(folder: Path) -> Credentials:
     now = datetime.datetime.now(datetime.timezone.utc)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "labkit head-end")])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=7))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address(HEADEND_ADDR))]), critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=7))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HEADEND_ADDR))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = folder / "headend-cert.pem", folder / "headend-key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     key_path.chmod(0o600)
-    spki = cert.public_key().public_bytes(serialization.Encoding.DER,
-                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     pin = "pin-sha256:" + base64.b64encode(hashlib.sha256(spki).digest()).decode()
     passwd = folder / "ocpasswd"
     netops.run(["ocpasswd", "-c", str(passwd), USER], input_text=f"{PASSWORD}\n{PASSWORD}\n")
@@ -93,41 +115,43 @@ def make_credentials(folder: Path) -> Credentials:
 def ocserv_config(folder: Path, creds: Credentials, topo: Topology) -> str:
     """ocserv.conf for the lab: the hard-won settings of the module docstring."""
     pool = TUNNEL_POOL.split("/")[0]
-    return "\n".join([
-        f'auth = "plain[passwd={creds.passwd}]"',
-        f"listen-host = {HEADEND_ADDR}",
-        "tcp-port = 443",
-        f"udp-port = {topo.dtls_port}",
-        f"socket-file = {folder / 'ocserv.sock'}",
-        f"pid-file = {folder / 'ocserv.pid'}",
-        f"server-cert = {creds.cert}",
-        f"server-key = {creds.key}",
-        "isolate-workers = false",
-        "use-occtl = false",
-        "max-clients = 8",
-        "max-same-clients = 8",
-        "rate-limit-ms = 0",
-        "keepalive = 300",
-        "dpd = 60",
-        "mobile-dpd = 300",
-        "switch-to-tcp-timeout = 25",
-        "try-mtu-discovery = false",
-        f'tls-priorities = "{TLS_PRIORITIES}"',
-        "auth-timeout = 60",
-        "cookie-timeout = 300",
-        "deny-roaming = false",
-        "rekey-time = 172800",
-        "rekey-method = ssl",
-        f"device = {TUNNEL_DEVICE}",
-        f"ipv4-network = {pool}",
-        "ipv4-netmask = 255.255.255.0",
-        f"route = {INSIDE.network}",
-        "cisco-client-compat = true",
-        "dtls-legacy = true",
-        "dtls-psk = false",
-        "log-level = 2",
-        "",
-    ])
+    return "\n".join(
+        [
+            f'auth = "plain[passwd={creds.passwd}]"',
+            f"listen-host = {HEADEND_ADDR}",
+            "tcp-port = 443",
+            f"udp-port = {topo.dtls_port}",
+            f"socket-file = {folder / 'ocserv.sock'}",
+            f"pid-file = {folder / 'ocserv.pid'}",
+            f"server-cert = {creds.cert}",
+            f"server-key = {creds.key}",
+            "isolate-workers = false",
+            "use-occtl = false",
+            "max-clients = 8",
+            "max-same-clients = 8",
+            "rate-limit-ms = 0",
+            "keepalive = 300",
+            "dpd = 60",
+            "mobile-dpd = 300",
+            "switch-to-tcp-timeout = 25",
+            "try-mtu-discovery = false",
+            f'tls-priorities = "{TLS_PRIORITIES}"',
+            "auth-timeout = 60",
+            "cookie-timeout = 300",
+            "deny-roaming = false",
+            "rekey-time = 172800",
+            "rekey-method = ssl",
+            f"device = {TUNNEL_DEVICE}",
+            f"ipv4-network = {pool}",
+            "ipv4-netmask = 255.255.255.0",
+            f"route = {INSIDE.network}",
+            "cisco-client-compat = true",
+            "dtls-legacy = true",
+            "dtls-psk = false",
+            "log-level = 2",
+            "",
+        ]
+    )
 
 
 def client_script() -> str:
@@ -156,13 +180,24 @@ exit 0
 """
 
 
-def _spawn(ns: str, argv: list[str], log: Path, *, env: dict[str, str] | None = None,
-           stdin_text: str | None = None) -> int:
+def _spawn(
+    ns: str,
+    argv: list[str],
+    log: Path,
+    *,
+    env: dict[str, str] | None = None,
+    stdin_text: str | None = None,
+) -> int:
     """Start a long-running program in ``ns``, detached from our session, logging to ``log``."""
     with log.open("ab") as out:
-        proc = subprocess.Popen(netops.in_ns(ns, *argv), stdin=subprocess.PIPE, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, **(env or {})})
+        proc = subprocess.Popen(
+            netops.in_ns(ns, *argv),
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
     if stdin_text is not None:
         assert proc.stdin is not None
         proc.stdin.write(stdin_text.encode())
@@ -171,8 +206,9 @@ def _spawn(ns: str, argv: list[str], log: Path, *, env: dict[str, str] | None = 
     return proc.pid  # `ip netns exec` execs the program: this is its pid
 
 
-def _wait_for(what: str, check: Callable[[], bool], timeout: float,
-              log: Path | None = None) -> None:
+def _wait_for(
+    what: str, check: Callable[[], bool], timeout: float, log: Path | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -192,9 +228,12 @@ def start_ocserv(folder: Path, ns: str, topo: Topology) -> Process:
     (folder / "pin").write_text(creds.pin + "\n", encoding="utf-8")
     log = folder / "ocserv.log"
     pid = _spawn(ns, ["ocserv", "--foreground", "--config", str(conf)], log)
-    _wait_for("ocserv listening on TCP 443",
-              lambda: "listening (TCP)" in log.read_text(errors="replace") or not alive(pid),
-              START_TIMEOUT, log)
+    _wait_for(
+        "ocserv listening on TCP 443",
+        lambda: "listening (TCP)" in log.read_text(errors="replace") or not alive(pid),
+        START_TIMEOUT,
+        log,
+    )
     if not alive(pid):
         raise LabError(f"ocserv exited at start; see {log}")
     return Process("ocserv", pid, ns, "ocserv")
@@ -206,22 +245,50 @@ def start_openconnect(folder: Path, ns: str) -> Process:
     script.chmod(0o755)
     pin = (folder / "pin").read_text().strip()
     log = folder / "openconnect.log"
-    argv = ["openconnect", "--protocol=anyconnect", "--non-inter", "--passwd-on-stdin",
-            "--user", USER, "--servercert", pin, "--script", str(script),
-            "--interface", CLIENT_TUN, "--dtls-ciphers", DTLS_CIPHER, "--disable-ipv6",
-            "--verbose", "--timestamp", HEADEND_ADDR]
-    pid = _spawn(ns, argv, log, env={"SSLKEYLOGFILE": str(folder / "sslkeylog.txt")},
-                 stdin_text=PASSWORD + "\n")
-    _wait_for("openconnect bringing its tunnel up",
-              lambda: (folder / "script.log").exists() or not alive(pid), CONNECT_TIMEOUT, log)
+    argv = [
+        "openconnect",
+        "--protocol=anyconnect",
+        "--non-inter",
+        "--passwd-on-stdin",
+        "--user",
+        USER,
+        "--servercert",
+        pin,
+        "--script",
+        str(script),
+        "--interface",
+        CLIENT_TUN,
+        "--dtls-ciphers",
+        DTLS_CIPHER,
+        "--disable-ipv6",
+        "--verbose",
+        "--timestamp",
+        HEADEND_ADDR,
+    ]
+    pid = _spawn(
+        ns,
+        argv,
+        log,
+        env={"SSLKEYLOGFILE": str(folder / "sslkeylog.txt")},
+        stdin_text=PASSWORD + "\n",
+    )
+    _wait_for(
+        "openconnect bringing its tunnel up",
+        lambda: (folder / "script.log").exists() or not alive(pid),
+        CONNECT_TIMEOUT,
+        log,
+    )
     if not alive(pid):
         raise LabError(f"openconnect exited before the tunnel came up; see {log}")
     return Process("openconnect", pid, ns, "openconnect")
 
 
 # A CONNECT response header as openconnect --verbose --timestamp logs it.
-_HEADER = re.compile(r"^(?:\[[^]]*\] )?(X-CSTP-MTU|X-DTLS-MTU|X-CSTP-Base-MTU|X-DTLS-Port"
-                     r"|X-DTLS-Session-ID|X-DTLS-CipherSuite|X-DTLS12-CipherSuite): (\S+)", re.M)
+_HEADER = re.compile(
+    r"^(?:\[[^]]*\] )?(X-CSTP-MTU|X-DTLS-MTU|X-CSTP-Base-MTU|X-DTLS-Port"
+    r"|X-DTLS-Session-ID|X-DTLS-CipherSuite|X-DTLS12-CipherSuite): (\S+)",
+    re.M,
+)
 
 
 def connect_info(openconnect_log: str) -> dict[str, object]:
@@ -279,9 +346,15 @@ def headend_tun_mtu(ns: str) -> int | None:
     return None
 
 
-def lower_headend_mtu(headend_ns: str, client_tunnel_addr: str, target: int, *,
-                      log: Path | None = None, rounds: int = 3,
-                      timeout: float = 2 * OCSERV_CHECK_PERIOD + 5) -> int:
+def lower_headend_mtu(
+    headend_ns: str,
+    client_tunnel_addr: str,
+    target: int,
+    *,
+    log: Path | None = None,
+    rounds: int = 3,
+    timeout: float = 2 * OCSERV_CHECK_PERIOD + 5,
+) -> int:
     """Bring ocserv's tun MTU down to ``target`` the way a real path does: a smaller path MTU
     toward the client on the CSTP socket, which ocserv reads at its next periodic check.
 
@@ -304,17 +377,22 @@ def lower_headend_mtu(headend_ns: str, client_tunnel_addr: str, target: int, *,
             if current == target:
                 return route_mtu
             if current < target:
-                raise LabError(f"ocserv's tun MTU went to {current}, below the wanted {target}; "
-                               "ocserv never raises it again: reconnect the client and retry")
-            netops.add_route(headend_ns, EDGE.network, OUTSIDE.a_addr, "mtu", "lock",
-                             str(route_mtu), log=log)
+                raise LabError(
+                    f"ocserv's tun MTU went to {current}, below the wanted {target}; "
+                    "ocserv never raises it again: reconnect the client and retry"
+                )
+            netops.add_route(
+                headend_ns, EDGE.network, OUTSIDE.a_addr, "mtu", "lock", str(route_mtu), log=log
+            )
             before = current
             # Correct the route only by a change ocserv made: a check that has not happened
             # yet says nothing about how far the route is from the target.
             while current == before:
                 if time.monotonic() > deadline:
-                    raise LabError(f"ocserv kept its tun MTU at {current} for {timeout:.0f} s "
-                                   f"(wanted {target})")
+                    raise LabError(
+                        f"ocserv kept its tun MTU at {current} for {timeout:.0f} s "
+                        f"(wanted {target})"
+                    )
                 nudge.sendto(b"labkit: refresh the CSTP socket's MSS", (client_tunnel_addr, 9))
                 time.sleep(1.0)
                 current = headend_tun_mtu(headend_ns) or before

@@ -46,7 +46,7 @@ class CSTP(Chained):
 
     def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
         # Several CSTP packets share one TLS record: the rest is the next one (Chained).
-        return s[:self.length], s[self.length:]
+        return s[: self.length], s[self.length :]
 
     def guess_payload_class(self, payload: bytes) -> type[Packet]:
         if self.type == DATA:

@@ -76,15 +76,27 @@ DTLS_PORT = 443  # Cisco's default; `webvpn / dtls port N` changes it
 _COMPRESSION = {0: "null", 1: "deflate"}
 _ALERT_LEVELS = {1: "warning", 2: "fatal"}
 _ALERT_DESCRIPTIONS = {  # RFC 5246 7.2
-    0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac", 22: "record_overflow",
-    40: "handshake_failure", 42: "bad_certificate", 47: "illegal_parameter",
-    48: "unknown_ca", 50: "decode_error", 51: "decrypt_error", 70: "protocol_version",
-    71: "insufficient_security", 80: "internal_error", 90: "user_canceled",
-    100: "no_renegotiation", 110: "unsupported_extension",
+    0: "close_notify",
+    10: "unexpected_message",
+    20: "bad_record_mac",
+    22: "record_overflow",
+    40: "handshake_failure",
+    42: "bad_certificate",
+    47: "illegal_parameter",
+    48: "unknown_ca",
+    50: "decode_error",
+    51: "decrypt_error",
+    70: "protocol_version",
+    71: "insufficient_security",
+    80: "internal_error",
+    90: "user_canceled",
+    100: "no_renegotiation",
+    110: "unsupported_extension",
 }
 
 
 # --- record layer ---------------------------------------------------------------------------
+
 
 class DTLSRecord(Chained):
     """The 13-byte DTLS record header (RFC 6347 4.1)."""
@@ -105,7 +117,7 @@ class DTLSRecord(Chained):
         return cls
 
     def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
-        return s[:self.length], s[self.length:]
+        return s[: self.length], s[self.length :]
 
     def guess_payload_class(self, payload: bytes) -> type[Packet]:
         if self.epoch != 0:  # protected under the negotiated keys: opaque without them
@@ -114,9 +126,13 @@ class DTLSRecord(Chained):
 
     def mysummary(self) -> tuple[str, list[type[Packet]]]:
         length = body_length(self) if self.length is None else self.length
-        return (self.sprintf("%DTLSRecord.version% %DTLSRecord.content_type% "
-                             "epoch=%DTLSRecord.epoch% seq=%DTLSRecord.sequence_number% ")
-                + f"len={length}"), _SUMMARY_CHAIN
+        return (
+            self.sprintf(
+                "%DTLSRecord.version% %DTLSRecord.content_type% "
+                "epoch=%DTLSRecord.epoch% seq=%DTLSRecord.sequence_number% "
+            )
+            + f"len={length}"
+        ), _SUMMARY_CHAIN
 
 
 def _record_version(pkt: Packet) -> int | None:
@@ -135,8 +151,9 @@ class DTLSChangeCipherSpec(Packet):
     name = "DTLS ChangeCipherSpec"
     fields_desc = [
         ByteEnumField("msg_type", 1, {1: "change_cipher_spec"}),
-        ConditionalField(ShortField("message_seq", 0),
-                         lambda pkt: _record_version(pkt) == DTLS1_BAD_VER),
+        ConditionalField(
+            ShortField("message_seq", 0), lambda pkt: _record_version(pkt) == DTLS1_BAD_VER
+        ),
     ]
 
     def mysummary(self) -> tuple[str, list[type[Packet]]]:
@@ -157,6 +174,7 @@ class DTLSAlert(Packet):
 
 
 # --- handshake ------------------------------------------------------------------------------
+
 
 class DTLSHandshake(Chained):
     """The 12-byte DTLS handshake header (RFC 6347 4.2.2)."""
@@ -182,7 +200,7 @@ class DTLSHandshake(Chained):
         return self.fragment_offset != 0 or self.fragment_length != self.length
 
     def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
-        return s[:self.fragment_length], s[self.fragment_length:]
+        return s[: self.fragment_length], s[self.fragment_length :]
 
     def guess_payload_class(self, payload: bytes) -> type[Packet]:
         if self.is_fragment:
@@ -192,8 +210,7 @@ class DTLSHandshake(Chained):
     def mysummary(self) -> tuple[str, list[type[Packet]]]:
         text = self.sprintf("%DTLSHandshake.msg_type% msg_seq=%DTLSHandshake.message_seq%")
         if self.fragment_length is not None and self.is_fragment:
-            text += (f" fragment {self.fragment_offset}+{self.fragment_length}"
-                     f"/{self.length}")
+            text += f" fragment {self.fragment_offset}+{self.fragment_length}/{self.length}"
         return text, _SUMMARY_CHAIN
 
 
@@ -249,19 +266,28 @@ class DTLSClientHello(Packet):
         FieldLenField("cookie_len", None, length_of="cookie", fmt="B"),
         XStrLenField("cookie", b"", length_from=lambda pkt: pkt.cookie_len),
         FieldLenField("cipher_suites_len", None, length_of="cipher_suites"),
-        FieldListField("cipher_suites", [], XShortEnumField("suite", 0, _tls_cipher_suites),
-                       length_from=lambda pkt: pkt.cipher_suites_len),
-        FieldLenField("compression_methods_len", None, length_of="compression_methods",
-                      fmt="B"),
-        FieldListField("compression_methods", [0], ByteEnumField("method", 0, _COMPRESSION),
-                       length_from=lambda pkt: pkt.compression_methods_len),
+        FieldListField(
+            "cipher_suites",
+            [],
+            XShortEnumField("suite", 0, _tls_cipher_suites),
+            length_from=lambda pkt: pkt.cipher_suites_len,
+        ),
+        FieldLenField("compression_methods_len", None, length_of="compression_methods", fmt="B"),
+        FieldListField(
+            "compression_methods",
+            [0],
+            ByteEnumField("method", 0, _COMPRESSION),
+            length_from=lambda pkt: pkt.compression_methods_len,
+        ),
         *_extensions(),
     ]
 
     def mysummary(self) -> tuple[str, list[type[Packet]]]:
-        return (self.sprintf("ClientHello %DTLSClientHello.version%")
-                + f" sid={len(self.session_id)}B cookie={len(self.cookie)}B"
-                + f" suites={len(self.cipher_suites)}"), _SUMMARY_CHAIN
+        return (
+            self.sprintf("ClientHello %DTLSClientHello.version%")
+            + f" sid={len(self.session_id)}B cookie={len(self.cookie)}B"
+            + f" suites={len(self.cipher_suites)}"
+        ), _SUMMARY_CHAIN
 
 
 class DTLSServerHello(Packet):
@@ -278,8 +304,9 @@ class DTLSServerHello(Packet):
     ]
 
     def mysummary(self) -> tuple[str, list[type[Packet]]]:
-        return self.sprintf("ServerHello %DTLSServerHello.version% "
-                            "%DTLSServerHello.cipher_suite%"), _SUMMARY_CHAIN
+        return self.sprintf(
+            "ServerHello %DTLSServerHello.version% %DTLSServerHello.cipher_suite%"
+        ), _SUMMARY_CHAIN
 
 
 class DTLSHelloVerifyRequest(Packet):
@@ -293,8 +320,10 @@ class DTLSHelloVerifyRequest(Packet):
     ]
 
     def mysummary(self) -> tuple[str, list[type[Packet]]]:
-        return (self.sprintf("HelloVerifyRequest %DTLSHelloVerifyRequest.server_version%")
-                + f" cookie={len(self.cookie)}B"), _SUMMARY_CHAIN
+        return (
+            self.sprintf("HelloVerifyRequest %DTLSHelloVerifyRequest.server_version%")
+            + f" cookie={len(self.cookie)}B"
+        ), _SUMMARY_CHAIN
 
 
 _PLAINTEXT: dict[int, type[Packet]] = {
@@ -308,8 +337,14 @@ _BODIES: dict[int, type[Packet]] = {
     HS_HELLO_VERIFY_REQUEST: DTLSHelloVerifyRequest,
 }
 # Every DTLS layer names itself in a summary, not only the innermost (Packet._do_summary).
-_SUMMARY_CHAIN: list[type[Packet]] = [UDP, DTLSRecord, DTLSHandshake, DTLSChangeCipherSpec,
-                                      DTLSAlert, *_BODIES.values()]
+_SUMMARY_CHAIN: list[type[Packet]] = [
+    UDP,
+    DTLSRecord,
+    DTLSHandshake,
+    DTLSChangeCipherSpec,
+    DTLSAlert,
+    *_BODIES.values(),
+]
 
 bind_bottom_up(UDP, DTLSRecord, dport=DTLS_PORT)
 bind_bottom_up(UDP, DTLSRecord, sport=DTLS_PORT)

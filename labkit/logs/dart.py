@@ -39,8 +39,15 @@ _US_DATE: Final = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 _ISO_DATE: Final = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _TIME: Final = re.compile(r"(\d{1,2}):(\d{2}):(\d{2}(?:\.\d+)?)(?:\s*([AP]M))?", re.I)
 
-DartKind = Literal["mtu-reconfigure", "reconfigure", "reconnecting", "new-mtu", "connected",
-                   "disconnected", "other"]
+DartKind = Literal[
+    "mtu-reconfigure",
+    "reconfigure",
+    "reconnecting",
+    "new-mtu",
+    "connected",
+    "disconnected",
+    "other",
+]
 
 # Description -> kind. The first four are the fallback's own lines (tech note 116881).
 # Host names are whole words; their trailing dots ("Reconnecting to 10.1.1.2...") are stripped
@@ -50,8 +57,18 @@ _KINDS: Final[tuple[tuple[re.Pattern[str], DartKind], ...]] = (
     (re.compile(r"entire VPN connection is being reconfigured", re.I), "reconfigure"),
     (re.compile(r"Reconnecting to (\S+)", re.I), "reconnecting"),
     (re.compile(r"new MTU needs to be applied", re.I), "new-mtu"),
-    (re.compile(r"VPN (?:session|connection) (?:established|connected)|Connected to (\S+)", re.I), "connected"),
-    (re.compile(r"VPN connection (?:has been )?(?:terminated|disconnected)|Disconnected from", re.I), "disconnected"),
+    (
+        re.compile(
+            r"VPN (?:session|connection) (?:established|connected)|Connected to (\S+)", re.I
+        ),
+        "connected",
+    ),
+    (
+        re.compile(
+            r"VPN connection (?:has been )?(?:terminated|disconnected)|Disconnected from", re.I
+        ),
+        "disconnected",
+    ),
 )
 
 
@@ -169,8 +186,16 @@ class DartParser:
         description = " ".join(s for s in f.get("Description", []) if s)
         kind, code, host = classify(description)
         self.blocks += 1
-        return DartEvent(self._start, when, f.get("Type", [""])[0], f.get("Source", [""])[0],
-                         description, kind, code, host)
+        return DartEvent(
+            self._start,
+            when,
+            f.get("Type", [""])[0],
+            f.get("Source", [""])[0],
+            description,
+            kind,
+            code,
+            host,
+        )
 
 
 @dataclass(frozen=True, slots=True)

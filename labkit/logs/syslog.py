@@ -29,19 +29,34 @@ MAX_LINE: Final = 16 * 1024  # ASA messages are < 1 KiB; longer is not a syslog 
 MAX_EXAMPLES: Final = 5  # malformed lines kept for the warning
 
 _TAG: Final = re.compile(r"%(?:ASA|FTD|PIX|FWSM)-(?:[A-Za-z]+-)?([0-7])-(\d{6}):?\s?")
-_ISO_IN: Final = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
+_ISO_IN: Final = re.compile(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?"
+)
 _ASA_TIME: Final = re.compile(  # `logging timestamp`: "Nov 16 2022 01:28:50" (".123" on newer)
-    r"\b([A-Za-z]{3}) +(\d{1,2}) (\d{4}) (\d{2}):(\d{2}):(\d{2}(?:\.\d+)?)")
+    r"\b([A-Za-z]{3}) +(\d{1,2}) (\d{4}) (\d{2}):(\d{2}):(\d{2}(?:\.\d+)?)"
+)
 _BSD_TIME: Final = re.compile(r"\b([A-Za-z]{3}) +(\d{1,2}) (\d{2}):(\d{2}):(\d{2}(?:\.\d+)?)")
 
 # "Group <g> User <u> IP <ip>" as logged, or "Group g User u IP ip" as the guide writes it.
 _WHO: Final = r"Group (?:<(?P<group>[^>]*)>|(?P<group2>\S+)) User (?:<(?P<user>[^>]*)>|(?P<user2>\S+)) IP (?:<(?P<ip>[^>]*)>|(?P<ip2>\S+)) "
 
 SessionKind = Literal[
-    "tunnel-up", "tunnel-down", "tunnel-replaced", "first-tunnel", "tunnel-reconnect",
-    "stale-closed", "tunnel-closing", "session-terminating", "address-assigned",
-    "no-ipv6-address", "session-disconnected", "parent-session-started",
-    "webvpn-session-started", "webvpn-session-terminated", "session-lost", "session-resumed",
+    "tunnel-up",
+    "tunnel-down",
+    "tunnel-replaced",
+    "first-tunnel",
+    "tunnel-reconnect",
+    "stale-closed",
+    "tunnel-closing",
+    "session-terminating",
+    "address-assigned",
+    "no-ipv6-address",
+    "session-disconnected",
+    "parent-session-started",
+    "webvpn-session-started",
+    "webvpn-session-terminated",
+    "session-lost",
+    "session-resumed",
     "client-message",
 ]
 
@@ -97,9 +112,11 @@ class SessionEvent(AsaMessage):
 
 
 def _who(m: re.Match[str]) -> dict[str, str]:
-    return {"group": m.group("group") or m.group("group2") or "",
-            "user": m.group("user") or m.group("user2") or "",
-            "ip": m.group("ip") or m.group("ip2") or ""}
+    return {
+        "group": m.group("group") or m.group("group2") or "",
+        "user": m.group("user") or m.group("user2") or "",
+        "ip": m.group("ip") or m.group("ip2") or "",
+    }
 
 
 def _rx(body: str) -> re.Pattern[str]:
@@ -108,35 +125,69 @@ def _rx(body: str) -> re.Pattern[str]:
 
 # message id -> (template, what the match becomes). Sources: the ASA syslog guide entries.
 # Sizes have at most 9 digits: a longer number does not fit (int() refuses > 4300 digits).
-_LARGE: Final = re.compile(_WHO + r"(?:Transmitting|Received) large packet (?P<size>\d{1,9}) \(threshold (?P<threshold>\d{1,9})\)\.?$")
+_LARGE: Final = re.compile(
+    _WHO
+    + r"(?:Transmitting|Received) large packet (?P<size>\d{1,9}) \(threshold (?P<threshold>\d{1,9})\)\.?$"
+)
 _PMTUD: Final = re.compile(
     r"PMTU-D packet (?P<size>\d{1,9}) bytes greater than effective mtu (?P<mtu>\d{1,9}),? *"
-    r"dest_addr=(?P<dst>[^\s,]+) *, *src_addr=(?P<src>[^\s,]+) *, *prot=(?P<prot>\S+?)\.?$")
+    r"dest_addr=(?P<dst>[^\s,]+) *, *src_addr=(?P<src>[^\s,]+) *, *prot=(?P<prot>\S+?)\.?$"
+)
 _TRANSPORT: Final = r"(?P<transport>TCP|UDP) "
 _SESSION: Final[dict[int, tuple[re.Pattern[str], SessionKind]]] = {
-    722022: (_rx(_TRANSPORT + r"SVC connection established (?:with|without) compression\.?$"), "tunnel-up"),
-    722023: (_rx(r"(?:(?P<transport>TCP|UDP) )?SVC connection terminated (?:with|without) compression\.?$"), "tunnel-down"),
+    722022: (
+        _rx(_TRANSPORT + r"SVC connection established (?:with|without) compression\.?$"),
+        "tunnel-up",
+    ),
+    722023: (
+        _rx(
+            r"(?:(?P<transport>TCP|UDP) )?SVC connection terminated (?:with|without) compression\.?$"
+        ),
+        "tunnel-down",
+    ),
     722028: (_rx(r"Stale SVC connection closed\.?$"), "stale-closed"),
-    722032: (_rx(r"New " + _TRANSPORT + r"SVC connection replacing old connection\.?$"), "tunnel-replaced"),
-    722033: (_rx(r"First " + _TRANSPORT + r"SVC connection established for SVC session\.?$"), "first-tunnel"),
-    722034: (_rx(r"New " + _TRANSPORT + r"SVC connection, no existing connection\.?$"), "tunnel-reconnect"),
+    722032: (
+        _rx(r"New " + _TRANSPORT + r"SVC connection replacing old connection\.?$"),
+        "tunnel-replaced",
+    ),
+    722033: (
+        _rx(r"First " + _TRANSPORT + r"SVC connection established for SVC session\.?$"),
+        "first-tunnel",
+    ),
+    722034: (
+        _rx(r"New " + _TRANSPORT + r"SVC connection, no existing connection\.?$"),
+        "tunnel-reconnect",
+    ),
     722037: (_rx(r"SVC closing connection: (?P<detail>.*?)\.?$"), "tunnel-closing"),
     722038: (_rx(r"SVC terminating session: (?P<detail>.*?)\.?$"), "session-terminating"),
-    722051: (_rx(r"(?P<detail>IPv4 Address <?[^>\s]*>? IPv6 address <?[^>\s]*>?) assigned to session\.?$"), "address-assigned"),
+    722051: (
+        _rx(
+            r"(?P<detail>IPv4 Address <?[^>\s]*>? IPv6 address <?[^>\s]*>?) assigned to session\.?$"
+        ),
+        "address-assigned",
+    ),
     113039: (_rx(r"AnyConnect parent session started\.?$"), "parent-session-started"),
     716001: (_rx(r"WebVPN session started\.?$"), "webvpn-session-started"),
     716002: (_rx(r"WebVPN session terminated: (?P<detail>.*?)\.?$"), "webvpn-session-terminated"),
     716058: (_rx(r"AnyConnect session lost connection\. Waiting to resume\.?$"), "session-lost"),
-    716059: (_rx(r"AnyConnect session resumed connection from IP <?(?P<detail>[^>\s]+)>?\.?$"), "session-resumed"),
-    **{i: (_rx(r"SVC Message: (?P<detail>.*?)\.?$"), "client-message") for i in range(722007, 722015)},
+    716059: (
+        _rx(r"AnyConnect session resumed connection from IP <?(?P<detail>[^>\s]+)>?\.?$"),
+        "session-resumed",
+    ),
+    **{
+        i: (_rx(r"SVC Message: (?P<detail>.*?)\.?$"), "client-message")
+        for i in range(722007, 722015)
+    },
 }
 _NO_IPV6: Final = re.compile(
     r"TunnelGroup <?(?P<tg>[^>]*?)>? GroupPolicy <?(?P<group>[^>]*?)>? User <?(?P<user>[^>]*?)>? "
-    r"IP <?(?P<ip>[^>\s]*)>? No IPv6 address available for SVC connection\.?$")
+    r"IP <?(?P<ip>[^>\s]*)>? No IPv6 address available for SVC connection\.?$"
+)
 _DISCONNECTED: Final = re.compile(
     r"Group = (?P<group>[^,]*), Username = (?P<user>[^,]*), IP = (?P<ip>[^,]*), "
     r"Session disconnected\. Session Type: (?P<type>[^,]*), Duration: (?P<duration>[^,]*), "
-    r"Bytes xmt: \d+, Bytes rcv: \d+, Reason: (?P<reason>.*?)\"?$")
+    r"Bytes xmt: \d+, Bytes rcv: \d+, Reason: (?P<reason>.*?)\"?$"
+)
 
 #: The ids this parser models; any other ASA message is counted as "other".
 MODELLED_IDS: Final = frozenset({722035, 722036, 602101, 722041, 113019, *_SESSION})
@@ -159,8 +210,17 @@ def _timestamp(prefix: str, year: int | None) -> tuple[float | None, bool]:
     for m in _ASA_TIME.finditer(prefix):
         month = MONTHS.get(m.group(1).lower())
         if month and (best is None or m.start() > best[0]):
-            best = (m.start(), naive_epoch(int(m.group(3)), month, int(m.group(2)),
-                                           int(m.group(4)), int(m.group(5)), float(m.group(6))))
+            best = (
+                m.start(),
+                naive_epoch(
+                    int(m.group(3)),
+                    month,
+                    int(m.group(2)),
+                    int(m.group(4)),
+                    int(m.group(5)),
+                    float(m.group(6)),
+                ),
+            )
     if best is not None:
         return best[1], False
     if year is None:
@@ -168,8 +228,9 @@ def _timestamp(prefix: str, year: int | None) -> tuple[float | None, bool]:
     for m in reversed(list(_BSD_TIME.finditer(prefix))):
         month = MONTHS.get(m.group(1).lower())
         if month:
-            return naive_epoch(year, month, int(m.group(2)), int(m.group(3)), int(m.group(4)),
-                               float(m.group(5))), True
+            return naive_epoch(
+                year, month, int(m.group(2)), int(m.group(3)), int(m.group(4)), float(m.group(5))
+            ), True
     return None, False
 
 
@@ -210,12 +271,14 @@ class SyslogParser:
         if message_id not in MODELLED_IDS:
             self.other += 1
             return None
-        body = line[tag.end():].strip()
-        time, supplied = _timestamp(line[:tag.start()], self.year)
+        body = line[tag.end() :].strip()
+        time, supplied = _timestamp(line[: tag.start()], self.year)
         event = _parse_body(self.lines, time, message_id, severity, body)
         if event is None:
-            self._bad(f"%ASA-{severity}-{message_id} does not fit its template in the ASA "
-                      "syslog guide", line)
+            self._bad(
+                f"%ASA-{severity}-{message_id} does not fit its template in the ASA syslog guide",
+                line,
+            )
             return None
         self.untimed += time is None
         self.year_supplied += supplied
@@ -228,36 +291,61 @@ def _parse_body(n: int, time: float | None, mid: int, sev: int, body: str) -> As
         m = _LARGE.match(body)
         if m is None:
             return None
-        return LargePacket(*head, **_who(m), size=int(m.group("size")),
-                           threshold=int(m.group("threshold")),
-                           direction="to-client" if mid == 722036 else "from-client")
+        return LargePacket(
+            *head,
+            **_who(m),
+            size=int(m.group("size")),
+            threshold=int(m.group("threshold")),
+            direction="to-client" if mid == 722036 else "from-client",
+        )
     if mid == 602101:
         m = _PMTUD.match(body)
         if m is None:
             return None
-        return PmtudPacket(*head, size=int(m.group("size")), mtu=int(m.group("mtu")),
-                           dst=m.group("dst"), src=m.group("src"), protocol=m.group("prot"))
+        return PmtudPacket(
+            *head,
+            size=int(m.group("size")),
+            mtu=int(m.group("mtu")),
+            dst=m.group("dst"),
+            src=m.group("src"),
+            protocol=m.group("prot"),
+        )
     if mid == 722041:
         m = _NO_IPV6.match(body)
         if m is None:
             return None
-        return SessionEvent(*head, kind="no-ipv6-address", group=m.group("group"),
-                            user=m.group("user"), ip=m.group("ip"))
+        return SessionEvent(
+            *head,
+            kind="no-ipv6-address",
+            group=m.group("group"),
+            user=m.group("user"),
+            ip=m.group("ip"),
+        )
     if mid == 113019:
         m = _DISCONNECTED.match(body)
         if m is None:
             return None
-        return SessionEvent(*head, kind="session-disconnected", group=m.group("group"),
-                            user=m.group("user"), ip=m.group("ip"),
-                            detail=f"{m.group('reason')} (session type {m.group('type')}, "
-                                   f"duration {m.group('duration')})")
+        return SessionEvent(
+            *head,
+            kind="session-disconnected",
+            group=m.group("group"),
+            user=m.group("user"),
+            ip=m.group("ip"),
+            detail=f"{m.group('reason')} (session type {m.group('type')}, "
+            f"duration {m.group('duration')})",
+        )
     pattern, kind = _SESSION[mid]
     m = pattern.match(body)
     if m is None:
         return None
     groups = m.groupdict()
-    return SessionEvent(*head, kind=kind, **_who(m), transport=groups.get("transport"),  # type: ignore[arg-type]
-                        detail=groups.get("detail"))
+    return SessionEvent(
+        *head,
+        kind=kind,
+        **_who(m),
+        transport=groups.get("transport"),  # type: ignore[arg-type]
+        detail=groups.get("detail"),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,5 +362,6 @@ def parse_syslog(lines: Iterable[str], *, year: int | None = None) -> SyslogResu
     """Every modelled event of ``lines``, with the parser's counters."""
     parser = SyslogParser(year=year)
     events = tuple(e for e in map(parser.feed, lines) if e is not None)
-    return SyslogResult(events, parser.lines, parser.other, parser.untimed, parser.malformed,
-                        tuple(parser.examples))
+    return SyslogResult(
+        events, parser.lines, parser.other, parser.untimed, parser.malformed, tuple(parser.examples)
+    )

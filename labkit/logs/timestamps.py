@@ -12,11 +12,18 @@ import re
 from datetime import datetime, timezone
 from typing import Final
 
-MONTHS: Final[dict[str, int]] = {m: i for i, m in enumerate(
-    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
+MONTHS: Final[dict[str, int]] = {
+    m: i
+    for i, m in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
+        start=1,
+    )
+}
 
 
-def naive_epoch(year: int, month: int, day: int, hour: int, minute: int, second: float) -> float | None:
+def naive_epoch(
+    year: int, month: int, day: int, hour: int, minute: int, second: float
+) -> float | None:
     """Seconds since the epoch for a naive UTC time; None when the fields are no date."""
     try:
         whole = datetime(year, month, day, hour, minute, int(second))
@@ -26,7 +33,8 @@ def naive_epoch(year: int, month: int, day: int, hour: int, minute: int, second:
 
 
 _ISO: Final = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2}(?:\.\d+)?)(Z|[+-]\d{2}:?\d{2})?")
+    r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2}(?:\.\d+)?)(Z|[+-]\d{2}:?\d{2})?"
+)
 
 
 def iso_epoch(text: str) -> float | None:
@@ -46,4 +54,8 @@ def iso_epoch(text: str) -> float | None:
 
 def to_iso(t: float) -> str:
     """UTC ISO 8601 with milliseconds, for reports."""
-    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(t, tz=timezone.utc)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )

@@ -39,8 +39,9 @@ def find(name_or_path: str | Path) -> Path:
         if candidate.stem == str(name_or_path):
             return candidate
     names = ", ".join(p.stem for p in shipped())
-    raise ScenarioError(f"{name_or_path}: no such file and no shipped scenario of that name "
-                        f"(shipped: {names})")
+    raise ScenarioError(
+        f"{name_or_path}: no such file and no shipped scenario of that name (shipped: {names})"
+    )
 
 
 __all__ = ["Scenario", "ScenarioError", "find", "load", "parse", "shipped"]

@@ -32,7 +32,13 @@ from labkit.errors import OutputError
 from labkit.fileio import atomic_output, check_output_path
 from labkit.scenario import tls
 from labkit.scenario.numbers import derive
-from labkit.scenario.pcapfile import LINKTYPE_ETHERNET, LINKTYPE_RAW, Frame, pcap_bytes, pcapng_bytes
+from labkit.scenario.pcapfile import (
+    LINKTYPE_ETHERNET,
+    LINKTYPE_RAW,
+    Frame,
+    pcap_bytes,
+    pcapng_bytes,
+)
 from labkit.scenario.schema import US, Scenario
 from labkit.scenario.timeline import (
     C2S,
@@ -53,8 +59,11 @@ from labkit.scenario.timeline import (
 )
 from labkit.wire import DTLS_HANDSHAKE_HEADER_LEN
 
-FILES: dict[str, str] = {OUTSIDE: "outside.pcapng", TUNNEL: "client-tunnel.pcap",
-                         INSIDE: "headend-inside.pcap"}
+FILES: dict[str, str] = {
+    OUTSIDE: "outside.pcapng",
+    TUNNEL: "client-tunnel.pcap",
+    INSIDE: "headend-inside.pcap",
+}
 EPOCH_US = int(craft.EPOCH) * US  #: 2024-01-01T00:00:00Z, the default start
 HEADEND_MTU = mtu.DEFAULT_BASE_MTU  # the head-end's outside NIC
 CHUNK_US = 1  # between the TCP segments of one record (the timeline spaces the records)
@@ -97,31 +106,59 @@ class _Packets:
         while len(out) < n:  # bounded: every turn takes at least one byte
             index, offset = divmod(pos, PAYLOAD_BLOCK)
             take = min(PAYLOAD_BLOCK - offset, n - len(out))
-            out += self._block(src, sport, dport, index)[offset:offset + take]
+            out += self._block(src, sport, dport, index)[offset : offset + take]
             pos = (pos + take) & MASK32
         return bytes(out)
 
     def tcp(self, p: InnerTcp) -> Packet:
         if p.mss is not None:
-            return craft.syn(p.src, p.dst, p.sport, p.dport, mss=p.mss,
-                             mtu=mtu.mtu_for_mss(p.mss, p.ipv6), flags=p.flags, seq=p.seq,
-                             ack=p.ack, window=p.window, ip_id=p.ip_id)
+            return craft.syn(
+                p.src,
+                p.dst,
+                p.sport,
+                p.dport,
+                mss=p.mss,
+                mtu=mtu.mtu_for_mss(p.mss, p.ipv6),
+                flags=p.flags,
+                seq=p.seq,
+                ack=p.ack,
+                window=p.window,
+                ip_id=p.ip_id,
+            )
         data = self.payload(p.src, p.sport, p.dport, p.seq, p.payload)
-        return craft.tcp_segment(p.src, p.dst, p.sport, p.dport, data, flags=p.flags, seq=p.seq,
-                                 ack=p.ack, window=p.window, df=True, ip_id=p.ip_id)
+        return craft.tcp_segment(
+            p.src,
+            p.dst,
+            p.sport,
+            p.dport,
+            data,
+            flags=p.flags,
+            seq=p.seq,
+            ack=p.ack,
+            window=p.window,
+            df=True,
+            ip_id=p.ip_id,
+        )
 
     def fragment(self, f: InnerFragment) -> Packet:
         """One RFC 791 fragment: the original's header, DF cleared, MF and the offset set."""
         raw = bytes(self.tcp(f.original))
         o = f.original
         start = mtu.IPV4_HEADER + f.offset
-        return (IP(src=o.src, dst=o.dst, id=o.ip_id, ttl=craft.TTL, proto=6,
-                   flags="MF" if f.more else 0, frag=f.offset // 8)
-                / Raw(raw[start:start + f.length]))
+        return IP(
+            src=o.src,
+            dst=o.dst,
+            id=o.ip_id,
+            ttl=craft.TTL,
+            proto=6,
+            flags="MF" if f.more else 0,
+            frag=f.offset // 8,
+        ) / Raw(raw[start : start + f.length])
 
     def too_big(self, i: InnerTooBig) -> Packet:
-        return craft.icmp_frag_needed(self.tcp(i.original), i.mtu, src=i.src, dst=i.dst,
-                                      ip_id=i.ip_id)
+        return craft.icmp_frag_needed(
+            self.tcp(i.original), i.mtu, src=i.src, dst=i.dst, ip_id=i.ip_id
+        )
 
     def inner(self, what: Inner) -> Packet:
         if isinstance(what, InnerTcp):
@@ -188,9 +225,14 @@ class _Outside:
         if session not in self.conns:
             r = Random(f"labkit:{self.s.seed}:isn:{session}")
             isn = {C2S: r.getrandbits(32), S2C: r.getrandbits(32)}
-            self.conns[session] = _Conn(self.t.sessions[session].client_port, isn, dict(isn),
-                                        {C2S: [], S2C: []}, {C2S: [], S2C: []},
-                                        {C2S: 0, S2C: 0})
+            self.conns[session] = _Conn(
+                self.t.sessions[session].client_port,
+                isn,
+                dict(isn),
+                {C2S: [], S2C: []},
+                {C2S: [], S2C: []},
+                {C2S: 0, S2C: 0},
+            )
         return self.conns[session]
 
     def ack_value(self, c: _Conn, direction: str, time_us: int) -> int:
@@ -200,19 +242,39 @@ class _Outside:
         k = bisect.bisect_right(c.times[other], horizon)
         return c.ends[other][k - 1] if k else 0
 
-    def segment_out(self, session: int, direction: str, time_us: int, flags: str,
-                    payload: bytes = b"", comment: str = "", consume: int = 0) -> None:
+    def segment_out(
+        self,
+        session: int,
+        direction: str,
+        time_us: int,
+        flags: str,
+        payload: bytes = b"",
+        comment: str = "",
+        consume: int = 0,
+    ) -> None:
         c = self.conn(session)
         src, dst, _, _ = self.ends(direction)
-        sport, dport = ((c.client_port, craft.HTTPS_PORT) if direction == C2S
-                        else (craft.HTTPS_PORT, c.client_port))
+        sport, dport = (
+            (c.client_port, craft.HTTPS_PORT)
+            if direction == C2S
+            else (craft.HTTPS_PORT, c.client_port)
+        )
         seq = c.next_seq[direction]
         ack = self.ack_value(c, direction, time_us)
         if "A" in flags:
             c.last_ack[direction] = ack
-        pkt = craft.tcp_segment(src, dst, sport, dport, payload, flags=flags, seq=seq & MASK32,
-                                ack=ack & MASK32, window=502 if direction == C2S else 509,
-                                ip_id=self.next_id(direction))
+        pkt = craft.tcp_segment(
+            src,
+            dst,
+            sport,
+            dport,
+            payload,
+            flags=flags,
+            seq=seq & MASK32,
+            ack=ack & MASK32,
+            window=502 if direction == C2S else 509,
+            ip_id=self.next_id(direction),
+        )
         self.emit(time_us, direction, pkt, comment)
         advance = len(payload) + consume
         if advance:
@@ -222,11 +284,17 @@ class _Outside:
 
     def stream(self, session: int, direction: str, time_us: int, data: bytes, comment: str) -> None:
         """``data`` in segments of the outer MSS, back to back; then the receiver's ACK duty."""
-        chunks = [data[i:i + self.segment] for i in range(0, len(data), self.segment)]
+        chunks = [data[i : i + self.segment] for i in range(0, len(data), self.segment)]
         for k, chunk in enumerate(chunks):
             last = k == len(chunks) - 1
-            self.segment_out(session, direction, time_us + k * CHUNK_US, "PA" if last else "A",
-                             chunk, comment if k == 0 else "")
+            self.segment_out(
+                session,
+                direction,
+                time_us + k * CHUNK_US,
+                "PA" if last else "A",
+                chunk,
+                comment if k == 0 else "",
+            )
         end = self.conn(session).next_seq[direction]
         arrival = time_us + (len(chunks) - 1) * CHUNK_US
         deadline = arrival + DELACK_US + (0 if direction == S2C else self.rtt)
@@ -265,13 +333,23 @@ class _Outside:
         if what.flags in ("S", "SA"):
             syn = what.flags == "S"
             mss = self.client_mss if syn else self.headend_mss
-            sport, dport = ((c.client_port, craft.HTTPS_PORT) if syn
-                            else (craft.HTTPS_PORT, c.client_port))
+            sport, dport = (
+                (c.client_port, craft.HTTPS_PORT) if syn else (craft.HTTPS_PORT, c.client_port)
+            )
             ack = 0 if syn else self.ack_value(c, what.direction, t)
-            pkt = craft.syn(src, dst, sport, dport, mss=mss, mtu=mtu.mtu_for_mss(mss),
-                            flags=what.flags, seq=c.isn[what.direction] & MASK32,
-                            ack=ack & MASK32, window=64240 if syn else 65160,
-                            ip_id=self.next_id(what.direction))
+            pkt = craft.syn(
+                src,
+                dst,
+                sport,
+                dport,
+                mss=mss,
+                mtu=mtu.mtu_for_mss(mss),
+                flags=what.flags,
+                seq=c.isn[what.direction] & MASK32,
+                ack=ack & MASK32,
+                window=64240 if syn else 65160,
+                ip_id=self.next_id(what.direction),
+            )
             if not syn:
                 c.last_ack[what.direction] = ack
             self.emit(t, what.direction, pkt, comment)
@@ -279,8 +357,14 @@ class _Outside:
             c.times[what.direction].append(t)
             c.ends[what.direction].append(c.isn[what.direction] + 1)
             return
-        self.segment_out(what.session, what.direction, t, what.flags, comment=comment,
-                         consume=1 if "F" in what.flags else 0)
+        self.segment_out(
+            what.session,
+            what.direction,
+            t,
+            what.flags,
+            comment=comment,
+            consume=1 if "F" in what.flags else 0,
+        )
 
     def tls_bytes(self, m: TlsMessage) -> bytes:
         h = self.s.head_end
@@ -289,23 +373,35 @@ class _Outside:
             c = self.conn(m.session)
             offered = [suite] + [s for s in craft.DTLS12_SUITES if s != suite]
             hello = craft.tls_client_hello(
-                self.s.hosts.client_outside, self.s.hosts.head_end_outside, c.client_port,
-                craft.HTTPS_PORT, sni=self.s.hosts.head_end_name, cipher_suites=offered,
-                rng=Random(f"labkit:{self.s.seed}:client-hello:{m.session}"))
+                self.s.hosts.client_outside,
+                self.s.hosts.head_end_outside,
+                c.client_port,
+                craft.HTTPS_PORT,
+                sni=self.s.hosts.head_end_name,
+                cipher_suites=offered,
+                rng=Random(f"labkit:{self.s.seed}:client-hello:{m.session}"),
+            )
             return bytes(hello["TCP"].payload)
         if m.kind == "server_flight":
             session_id = Random(f"labkit:{self.s.seed}:tls-session:{m.session}").randbytes(32)
-            return tls.server_flight(suite_code=craft.suite_code(suite), suite=suite,
-                                     session_id=session_id, version=version, rng=self.rng)
+            return tls.server_flight(
+                suite_code=craft.suite_code(suite),
+                suite=suite,
+                session_id=session_id,
+                version=version,
+                rng=self.rng,
+            )
         if m.kind == "client_finish":
             return tls.client_finish(suite=suite, version=version, rng=self.rng)
         if m.kind == "server_finish":
             return tls.server_finish(suite=suite, version=version, rng=self.rng)
         if m.kind == "close_notify":
-            return tls.protected(tls.CT_ALERT, m.plaintext, suite=suite, version=version,
-                                 rng=self.rng)
-        return tls.protected(tls.CT_APPLICATION_DATA, m.plaintext, suite=suite, version=version,
-                             rng=self.rng)
+            return tls.protected(
+                tls.CT_ALERT, m.plaintext, suite=suite, version=version, rng=self.rng
+            )
+        return tls.protected(
+            tls.CT_APPLICATION_DATA, m.plaintext, suite=suite, version=version, rng=self.rng
+        )
 
     def dtls(self, d: DtlsDatagram, t: int) -> Packet:
         h, hosts = self.s.head_end, self.s.hosts
@@ -315,36 +411,58 @@ class _Outside:
         cport, sport = dtls_out.client_port, h.dtls_port
         client, server = hosts.client_outside, hosts.head_end_outside
         session_id = bytes.fromhex(session.connect.dtls_session_id)
-        finished = mtu.record_length(DTLS_HANDSHAKE_HEADER_LEN + tls.VERIFY_DATA, h.dtls_cipher,
-                                     "0x0100", dtls=True)
+        finished = mtu.record_length(
+            DTLS_HANDSHAKE_HEADER_LEN + tls.VERIFY_DATA, h.dtls_cipher, "0x0100", dtls=True
+        )
         ip_id = self.next_id(d.direction)
         if d.kind in ("client_hello", "client_hello_cookie"):
             cookie = d.kind == "client_hello_cookie"
             return craft.dtls_client_hello(
-                client, server, cport, sport, session_id=session_id,
-                cookie=self.dtls_cookie if cookie else b"", cipher_suites=[h.dtls_cipher],
-                client_random=self.dtls_client_random, message_seq=int(cookie),
-                record_seq=int(cookie), ip_id=ip_id)
+                client,
+                server,
+                cport,
+                sport,
+                session_id=session_id,
+                cookie=self.dtls_cookie if cookie else b"",
+                cipher_suites=[h.dtls_cipher],
+                client_random=self.dtls_client_random,
+                message_seq=int(cookie),
+                record_seq=int(cookie),
+                ip_id=ip_id,
+            )
         if d.kind == "hello_verify_request":
-            return craft.dtls_hello_verify_request(server, client, sport, cport,
-                                                   cookie=self.dtls_cookie, ip_id=ip_id)
+            return craft.dtls_hello_verify_request(
+                server, client, sport, cport, cookie=self.dtls_cookie, ip_id=ip_id
+            )
         if d.kind == "server_finish":
-            return craft.dtls_server_hello(server, client, sport, cport, session_id=session_id,
-                                           cipher_suite=h.dtls_cipher,
-                                           server_random=self.dtls_server_random,
-                                           finished_size=finished, ip_id=ip_id, rng=self.rng)
+            return craft.dtls_server_hello(
+                server,
+                client,
+                sport,
+                cport,
+                session_id=session_id,
+                cipher_suite=h.dtls_cipher,
+                server_random=self.dtls_server_random,
+                finished_size=finished,
+                ip_id=ip_id,
+                rng=self.rng,
+            )
         if d.kind == "client_finish":
-            return craft.dtls_client_finished(client, server, cport, sport,
-                                              finished_size=finished, ip_id=ip_id, rng=self.rng)
+            return craft.dtls_client_finished(
+                client, server, cport, sport, finished_size=finished, ip_id=ip_id, rng=self.rng
+            )
         assert d.inner is not None  # a data datagram always carries a packet
-        length = mtu.record_length(mtu.ANYCONNECT_DTLS_HEADER + d.inner.size, h.dtls_cipher,
-                                   "0x0100", dtls=True)
+        length = mtu.record_length(
+            mtu.ANYCONNECT_DTLS_HEADER + d.inner.size, h.dtls_cipher, "0x0100", dtls=True
+        )
         seq = self.dtls_seq[d.direction]
         self.dtls_seq[d.direction] += 1
-        src, dst, s_port, d_port = ((client, server, cport, sport) if d.direction == C2S
-                                    else (server, client, sport, cport))
-        return craft.dtls_application_data(src, dst, s_port, d_port, length=length,
-                                           record_seq=seq, ip_id=ip_id, rng=self.rng)
+        src, dst, s_port, d_port = (
+            (client, server, cport, sport) if d.direction == C2S else (server, client, sport, cport)
+        )
+        return craft.dtls_application_data(
+            src, dst, s_port, d_port, length=length, record_seq=seq, ip_id=ip_id, rng=self.rng
+        )
 
 
 def _ether_inside(pkt: Packet, what: Inner, server: str) -> bytes:
@@ -358,25 +476,37 @@ def render(timeline: Timeline, start_us: int = EPOCH_US) -> dict[str, tuple[byte
     """Each file's bytes and frame count, by file name (no file is written)."""
     s = timeline.scenario
     packets = _Packets(s.seed)
-    outside = [Frame(start_us + f.time_us, f.data, f.comment)
-               for f in _Outside(timeline, packets).render()]
-    tunnel = [Frame(start_us + x.time_us, bytes(packets.inner(x.what)))  # type: ignore[arg-type]
-              for x in timeline.at(TUNNEL)]
-    inside = [Frame(start_us + x.time_us,
-                    _ether_inside(packets.inner(x.what), x.what, s.hosts.server))  # type: ignore[arg-type]
-              for x in timeline.at(INSIDE)]
+    outside = [
+        Frame(start_us + f.time_us, f.data, f.comment) for f in _Outside(timeline, packets).render()
+    ]
+    tunnel = [
+        Frame(start_us + x.time_us, bytes(packets.inner(x.what)))  # type: ignore[arg-type]
+        for x in timeline.at(TUNNEL)
+    ]
+    inside = [
+        Frame(start_us + x.time_us, _ether_inside(packets.inner(x.what), x.what, s.hosts.server))  # type: ignore[arg-type]
+        for x in timeline.at(INSIDE)
+    ]
     comment = f"labkit scenario {s.name}: {s.description} | " + "; ".join(timeline.describe())
     return {
-        FILES[OUTSIDE]: (pcapng_bytes(outside, LINKTYPE_ETHERNET, interface="outside",
-                                      section_comment=comment, application="labkit scenario"),
-                         len(outside)),
+        FILES[OUTSIDE]: (
+            pcapng_bytes(
+                outside,
+                LINKTYPE_ETHERNET,
+                interface="outside",
+                section_comment=comment,
+                application="labkit scenario",
+            ),
+            len(outside),
+        ),
         FILES[TUNNEL]: (pcap_bytes(tunnel, LINKTYPE_RAW), len(tunnel)),
         FILES[INSIDE]: (pcap_bytes(inside, LINKTYPE_ETHERNET), len(inside)),
     }
 
 
-def build(scenario: Scenario, out_dir: str | Path, *, force: bool = False,
-          start_us: int = EPOCH_US) -> BuildResult:
+def build(
+    scenario: Scenario, out_dir: str | Path, *, force: bool = False, start_us: int = EPOCH_US
+) -> BuildResult:
     """Build ``scenario`` into ``out_dir`` (created if missing): one file per capture point.
 
     Every output path is checked before anything is computed or written, so an existing

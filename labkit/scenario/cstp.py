@@ -42,15 +42,20 @@ def request(p: ConnectParams) -> str:
         "X-CSTP-Full-IPv6-Capability: true",
     ]
     if p.dtls:
-        lines += [f"X-DTLS-Master-Secret: {p.master_secret}",
-                  f"X-DTLS-CipherSuite: {p.dtls_cipher}"]
+        lines += [
+            f"X-DTLS-Master-Secret: {p.master_secret}",
+            f"X-DTLS-CipherSuite: {p.dtls_cipher}",
+        ]
     return "\r\n".join(lines) + "\r\n\r\n"
 
 
 def response(p: ConnectParams) -> str:
     v6 = ":" in p.tunnel_address
-    address = ([f"X-CSTP-Address-IP6: {p.tunnel_address}/64"] if v6 else
-               [f"X-CSTP-Address: {p.tunnel_address}", "X-CSTP-Netmask: 255.255.255.0"])
+    address = (
+        [f"X-CSTP-Address-IP6: {p.tunnel_address}/64"]
+        if v6
+        else [f"X-CSTP-Address: {p.tunnel_address}", "X-CSTP-Netmask: 255.255.255.0"]
+    )
     lines = [
         "HTTP/1.1 200 OK",
         "X-CSTP-Version: 1",
@@ -65,12 +70,14 @@ def response(p: ConnectParams) -> str:
         "X-CSTP-Rekey-Method: new-tunnel",
     ]
     if p.dtls:
-        lines += [f"X-DTLS-Session-ID: {p.dtls_session_id}",
-                  f"X-DTLS-Port: {p.dtls_port}",
-                  "X-DTLS-Keepalive: 20",
-                  "X-DTLS-DPD: 30",
-                  f"X-DTLS-MTU: {p.dtls_mtu}",
-                  f"X-DTLS-CipherSuite: {p.dtls_cipher}"]
+        lines += [
+            f"X-DTLS-Session-ID: {p.dtls_session_id}",
+            f"X-DTLS-Port: {p.dtls_port}",
+            "X-DTLS-Keepalive: 20",
+            "X-DTLS-DPD: 30",
+            f"X-DTLS-MTU: {p.dtls_mtu}",
+            f"X-DTLS-CipherSuite: {p.dtls_cipher}",
+        ]
     return "\r\n".join(lines) + "\r\n\r\n"
 
 

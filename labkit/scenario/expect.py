@@ -17,8 +17,12 @@ from labkit.scenario.schema import Expect, ExpectedFinding
 
 def _equal(want: object, got: object) -> bool:
     numbers = (int, float)
-    if isinstance(want, numbers) and isinstance(got, numbers) \
-            and not isinstance(want, bool) and not isinstance(got, bool):
+    if (
+        isinstance(want, numbers)
+        and isinstance(got, numbers)
+        and not isinstance(want, bool)
+        and not isinstance(got, bool)
+    ):
         return math.isclose(float(want), float(got), rel_tol=0, abs_tol=1e-6)
     return want == got
 
@@ -35,8 +39,11 @@ def check(expect: Expect, findings: Iterable[Mapping[str, Any]]) -> list[str]:
     problems = []
     for entry in expect.report:
         if not any(matches(entry, f) for f in found):
-            same = [{k: f[k] for k, _ in entry.fields if k in f} for f in found
-                    if f.get("id") == entry.id]
+            same = [
+                {k: f[k] for k, _ in entry.fields if k in f}
+                for f in found
+                if f.get("id") == entry.id
+            ]
             seen = f"; reported with {same}" if same else "; not reported"
             problems.append(f"line {entry.line}: expected {entry.to_json()}{seen}")
     for fid in expect.not_report:

@@ -47,7 +47,9 @@ MAX_STEPS = 50
 MAX_TIME_S = 3600.0
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 FIELD_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+HOSTNAME_RE = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
 #: Suites OpenConnect offers for AnyConnect's legacy DTLS (``dtls.c``, DTLS1_BAD_VER).
 LEGACY_DTLS_SUITES = ("AES256-SHA", "AES128-SHA", "DES-CBC3-SHA")
 BUILT_TLS_VERSIONS = ("1.0", "1.1", "1.2")
@@ -77,8 +79,9 @@ class _Doc:
         except (ValueError, OverflowError) as exc:  # a 5000-digit int, a timestamp of month 13
             raise self.error(node, key, f"cannot read the value ({str(exc)[:80]})") from None
 
-    def mapping(self, node: Node | None, key: str, allowed: Iterable[str],
-                required: Iterable[str] = ()) -> dict[str, Node]:
+    def mapping(
+        self, node: Node | None, key: str, allowed: Iterable[str], required: Iterable[str] = ()
+    ) -> dict[str, Node]:
         """The keys of a mapping node; unknown, duplicate or missing keys are errors."""
         if not isinstance(node, MappingNode):
             raise self.error(node, key, f"expected a mapping, got {self._kind(node)}")
@@ -89,8 +92,9 @@ class _Doc:
             path = f"{key}.{name}" if key else str(name)
             if name not in allowed:
                 hint = f"; known keys: {', '.join(allowed)}" if allowed else ""
-                raise self.error(knode, path if name is not None else key,
-                                 f"unknown key {name!r}{hint}")
+                raise self.error(
+                    knode, path if name is not None else key, f"unknown key {name!r}{hint}"
+                )
             if name in out:
                 raise self.error(knode, path, "duplicate key")
             out[name] = vnode
@@ -152,8 +156,9 @@ class _Doc:
             raise self.error(node, key, f"expected text, got {v!r}")
         return v
 
-    def choice(self, node: Node, key: str, choices: Iterable[str],
-               convert: Callable[[Any], str] = str) -> str:
+    def choice(
+        self, node: Node, key: str, choices: Iterable[str], convert: Callable[[Any], str] = str
+    ) -> str:
         v = self.scalar(node, key)
         text = convert(v)
         choices = tuple(choices)
@@ -168,19 +173,26 @@ class _Doc:
         except ValueError:
             raise self.error(node, key, f"expected an IPv4 or IPv6 address, got {v!r}") from None
         if ipv4_only and addr.version != 4:
-            raise self.error(node, key, f"expected an IPv4 address, got {v!r} (the MTU model "
-                                        "computes the outer path over IPv4)")
+            raise self.error(
+                node,
+                key,
+                f"expected an IPv4 address, got {v!r} (the MTU model "
+                "computes the outer path over IPv4)",
+            )
         return str(addr)
 
 
 # --- sections ---------------------------------------------------------------------------------
 
+
 def _hosts(doc: _Doc, node: Node) -> Hosts:
-    m = doc.mapping(node, "hosts", ("client", "head_end", "server"),
-                    ("client", "head_end", "server"))
+    m = doc.mapping(
+        node, "hosts", ("client", "head_end", "server"), ("client", "head_end", "server")
+    )
     c = doc.mapping(m["client"], "hosts.client", ("outside", "tunnel"), ("outside", "tunnel"))
-    h = doc.mapping(m["head_end"], "hosts.head_end", ("outside", "inside", "name"),
-                    ("outside", "inside"))
+    h = doc.mapping(
+        m["head_end"], "hosts.head_end", ("outside", "inside", "name"), ("outside", "inside")
+    )
     s = doc.mapping(m["server"], "hosts.server", ("address", "port"), ("address",))
     name = "vpn.example.com"
     if "name" in h:
@@ -194,16 +206,29 @@ def _hosts(doc: _Doc, node: Node) -> Hosts:
         head_end_inside=doc.address(h["inside"], "hosts.head_end.inside"),
         head_end_name=name,
         server=doc.address(s["address"], "hosts.server.address"),
-        server_port=(doc.integer(s["port"], "hosts.server.port", 1, 65535) if "port" in s
-                     else DEFAULT_SERVER_PORT),
+        server_port=(
+            doc.integer(s["port"], "hosts.server.port", 1, 65535)
+            if "port" in s
+            else DEFAULT_SERVER_PORT
+        ),
     )
-    for key, addr, vnode in (("hosts.head_end.inside", hosts.head_end_inside, h["inside"]),
-                             ("hosts.server.address", hosts.server, s["address"])):
+    for key, addr, vnode in (
+        ("hosts.head_end.inside", hosts.head_end_inside, h["inside"]),
+        ("hosts.server.address", hosts.server, s["address"]),
+    ):
         if (":" in addr) != hosts.inner_ipv6:
-            raise doc.error(vnode, key, f"{addr} is not the same IP version as the tunnel "
-                                        f"address {hosts.client_tunnel}")
-    addresses = [hosts.client_outside, hosts.client_tunnel, hosts.head_end_outside,
-                 hosts.head_end_inside, hosts.server]
+            raise doc.error(
+                vnode,
+                key,
+                f"{addr} is not the same IP version as the tunnel address {hosts.client_tunnel}",
+            )
+    addresses = [
+        hosts.client_outside,
+        hosts.client_tunnel,
+        hosts.head_end_outside,
+        hosts.head_end_inside,
+        hosts.server,
+    ]
     if len(set(addresses)) != len(addresses):
         raise doc.error(node, "hosts", "every host address must be different")
     return hosts
@@ -224,39 +249,74 @@ def _version(v: Any) -> str:
 
 
 def _head_end(doc: _Doc, node: Node) -> HeadEnd:
-    keys = ("tcpmss", "tls_cipher", "tls_version", "dtls", "dtls_cipher", "dtls_version",
-            "dtls_port", "anyconnect_mtu", "df_bit_ignore", "icmp_unreachables")
+    keys = (
+        "tcpmss",
+        "tls_cipher",
+        "tls_version",
+        "dtls",
+        "dtls_cipher",
+        "dtls_version",
+        "dtls_port",
+        "anyconnect_mtu",
+        "df_bit_ignore",
+        "icmp_unreachables",
+    )
     m = doc.mapping(node, "head_end", keys)
     d = HeadEnd()
     tls_suites = [n for n, c in mtu.CIPHERS.items() if n in SUITE_CODES and not c.tls13]
-    tls_cipher = (doc.choice(m["tls_cipher"], "head_end.tls_cipher", tls_suites, _cipher_name)
-                  if "tls_cipher" in m else d.tls_cipher)
-    tls_version = (doc.choice(m["tls_version"], "head_end.tls_version", BUILT_TLS_VERSIONS,
-                              _version) if "tls_version" in m else d.tls_version)
+    tls_cipher = (
+        doc.choice(m["tls_cipher"], "head_end.tls_cipher", tls_suites, _cipher_name)
+        if "tls_cipher" in m
+        else d.tls_cipher
+    )
+    tls_version = (
+        doc.choice(m["tls_version"], "head_end.tls_version", BUILT_TLS_VERSIONS, _version)
+        if "tls_version" in m
+        else d.tls_version
+    )
     suite = mtu.cipher(tls_cipher)
     if tls_version != "1.2" and (suite.kind == "aead" or suite.mac > 20):
-        raise doc.error(m.get("tls_version", m.get("tls_cipher")), "head_end.tls_version",
-                        f"{tls_cipher} needs TLS 1.2, got {tls_version}")
+        raise doc.error(
+            m.get("tls_version", m.get("tls_cipher")),
+            "head_end.tls_version",
+            f"{tls_cipher} needs TLS 1.2, got {tls_version}",
+        )
     anyconnect_mtu = None
-    if "anyconnect_mtu" in m and doc.scalar(m["anyconnect_mtu"], "head_end.anyconnect_mtu") is not None:
-        anyconnect_mtu = doc.integer(m["anyconnect_mtu"], "head_end.anyconnect_mtu",
-                                     mtu.MIN_IPV4_MTU, mtu.MAX_IP_PACKET)
+    if (
+        "anyconnect_mtu" in m
+        and doc.scalar(m["anyconnect_mtu"], "head_end.anyconnect_mtu") is not None
+    ):
+        anyconnect_mtu = doc.integer(
+            m["anyconnect_mtu"], "head_end.anyconnect_mtu", mtu.MIN_IPV4_MTU, mtu.MAX_IP_PACKET
+        )
 
     def flag(key: str, default: bool) -> bool:
         return doc.boolean(m[key], f"head_end.{key}") if key in m else default
 
     return HeadEnd(
-        tcpmss=(doc.integer(m["tcpmss"], "head_end.tcpmss", mtu.MIN_TCPMSS, mtu.MAX_TCPMSS)
-                if "tcpmss" in m else d.tcpmss),
+        tcpmss=(
+            doc.integer(m["tcpmss"], "head_end.tcpmss", mtu.MIN_TCPMSS, mtu.MAX_TCPMSS)
+            if "tcpmss" in m
+            else d.tcpmss
+        ),
         tls_cipher=tls_cipher,
         tls_version=tls_version,
         dtls=flag("dtls", d.dtls),
-        dtls_cipher=(doc.choice(m["dtls_cipher"], "head_end.dtls_cipher", LEGACY_DTLS_SUITES,
-                                _cipher_name) if "dtls_cipher" in m else d.dtls_cipher),
-        dtls_version=(doc.choice(m["dtls_version"], "head_end.dtls_version", ("0x0100",),
-                                 _version) if "dtls_version" in m else d.dtls_version),
-        dtls_port=(doc.integer(m["dtls_port"], "head_end.dtls_port", 1, 65535)
-                   if "dtls_port" in m else d.dtls_port),
+        dtls_cipher=(
+            doc.choice(m["dtls_cipher"], "head_end.dtls_cipher", LEGACY_DTLS_SUITES, _cipher_name)
+            if "dtls_cipher" in m
+            else d.dtls_cipher
+        ),
+        dtls_version=(
+            doc.choice(m["dtls_version"], "head_end.dtls_version", ("0x0100",), _version)
+            if "dtls_version" in m
+            else d.dtls_version
+        ),
+        dtls_port=(
+            doc.integer(m["dtls_port"], "head_end.dtls_port", 1, 65535)
+            if "dtls_port" in m
+            else d.dtls_port
+        ),
         anyconnect_mtu=anyconnect_mtu,
         df_bit_ignore=flag("df_bit_ignore", d.df_bit_ignore),
         icmp_unreachables=flag("icmp_unreachables", d.icmp_unreachables),
@@ -267,8 +327,9 @@ def _client(doc: _Doc, node: Node) -> Client:
     m = doc.mapping(node, "client", ("base_mtu",))
     if "base_mtu" not in m:
         return Client()
-    return Client(doc.integer(m["base_mtu"], "client.base_mtu", mtu.MIN_IPV4_MTU,
-                              mtu.MAX_IP_PACKET))
+    return Client(
+        doc.integer(m["base_mtu"], "client.base_mtu", mtu.MIN_IPV4_MTU, mtu.MAX_IP_PACKET)
+    )
 
 
 def _path(doc: _Doc, node: Node) -> PathKnobs:
@@ -276,14 +337,26 @@ def _path(doc: _Doc, node: Node) -> PathKnobs:
     m = doc.mapping(node, "path", keys)
     d = PathKnobs()
     return PathKnobs(
-        dtls_udp_blocked=(doc.boolean(m["dtls_udp_blocked"], "path.dtls_udp_blocked")
-                          if "dtls_udp_blocked" in m else d.dtls_udp_blocked),
-        icmp_blocked=(doc.boolean(m["icmp_blocked"], "path.icmp_blocked")
-                      if "icmp_blocked" in m else d.icmp_blocked),
-        outside_rtt_us=(doc.milliseconds(m["outside_rtt_ms"], "path.outside_rtt_ms", 0.1, 2000)
-                        if "outside_rtt_ms" in m else d.outside_rtt_us),
-        inside_rtt_us=(doc.milliseconds(m["inside_rtt_ms"], "path.inside_rtt_ms", 0.01, 2000)
-                       if "inside_rtt_ms" in m else d.inside_rtt_us),
+        dtls_udp_blocked=(
+            doc.boolean(m["dtls_udp_blocked"], "path.dtls_udp_blocked")
+            if "dtls_udp_blocked" in m
+            else d.dtls_udp_blocked
+        ),
+        icmp_blocked=(
+            doc.boolean(m["icmp_blocked"], "path.icmp_blocked")
+            if "icmp_blocked" in m
+            else d.icmp_blocked
+        ),
+        outside_rtt_us=(
+            doc.milliseconds(m["outside_rtt_ms"], "path.outside_rtt_ms", 0.1, 2000)
+            if "outside_rtt_ms" in m
+            else d.outside_rtt_us
+        ),
+        inside_rtt_us=(
+            doc.milliseconds(m["inside_rtt_ms"], "path.inside_rtt_ms", 0.01, 2000)
+            if "inside_rtt_ms" in m
+            else d.inside_rtt_us
+        ),
     )
 
 
@@ -309,57 +382,89 @@ def _step(doc: _Doc, node: Node, key: str) -> Step:
     if kind == "dtls":
         d = Dtls(at, line)
         return Dtls(
-            at, line,
-            attempts=(doc.integer(m["attempts"], f"{key}.attempts", 1, 10)
-                      if "attempts" in m else d.attempts),
-            timeout_us=(doc.seconds(m["timeout"], f"{key}.timeout", 0.1, 60)
-                        if "timeout" in m else d.timeout_us),
-            reconnect_delay_us=(doc.seconds(m["reconnect_delay"], f"{key}.reconnect_delay", 0, 60)
-                                if "reconnect_delay" in m else d.reconnect_delay_us))
+            at,
+            line,
+            attempts=(
+                doc.integer(m["attempts"], f"{key}.attempts", 1, 10)
+                if "attempts" in m
+                else d.attempts
+            ),
+            timeout_us=(
+                doc.seconds(m["timeout"], f"{key}.timeout", 0.1, 60)
+                if "timeout" in m
+                else d.timeout_us
+            ),
+            reconnect_delay_us=(
+                doc.seconds(m["reconnect_delay"], f"{key}.reconnect_delay", 0, 60)
+                if "reconnect_delay" in m
+                else d.reconnect_delay_us
+            ),
+        )
     f = Flow(at, line)
     return Flow(
-        at, line,
-        segments=(doc.integer(m["segments"], f"{key}.segments", 1, 10)
-                  if "segments" in m else f.segments),
-        retries=doc.integer(m["retries"], f"{key}.retries", 0, 8) if "retries" in m else f.retries)
+        at,
+        line,
+        segments=(
+            doc.integer(m["segments"], f"{key}.segments", 1, 10) if "segments" in m else f.segments
+        ),
+        retries=doc.integer(m["retries"], f"{key}.retries", 0, 8) if "retries" in m else f.retries,
+    )
 
 
 def _timeline(doc: _Doc, node: Node, head_end: HeadEnd) -> tuple[Step, ...]:
     nodes = doc.sequence(node, "timeline", MAX_STEPS)
     steps = [_step(doc, n, f"timeline[{i}]") for i, n in enumerate(nodes)]
     if not steps or not isinstance(steps[0], Connect):
-        raise doc.error(nodes[0] if nodes else node, "timeline[0]",
-                        "the timeline starts with a 'connect' step (the parent TLS tunnel)")
+        raise doc.error(
+            nodes[0] if nodes else node,
+            "timeline[0]",
+            "the timeline starts with a 'connect' step (the parent TLS tunnel)",
+        )
     for i, (prev, cur) in enumerate(zip(steps, steps[1:]), 1):
         if cur.at_us < prev.at_us:
-            raise doc.error(nodes[i], f"timeline[{i}].at", "steps must be in time order "
-                            f"({cur.at_us / US:g} s is before {prev.at_us / US:g} s)")
+            raise doc.error(
+                nodes[i],
+                f"timeline[{i}].at",
+                "steps must be in time order "
+                f"({cur.at_us / US:g} s is before {prev.at_us / US:g} s)",
+            )
     for i, s in enumerate(steps[1:], 1):
         if isinstance(s, Connect):
-            raise doc.error(nodes[i], f"timeline[{i}].step", "only the first step connects; "
-                            "reconnects follow from the DTLS outcome")
+            raise doc.error(
+                nodes[i],
+                f"timeline[{i}].step",
+                "only the first step connects; reconnects follow from the DTLS outcome",
+            )
     dtls_steps = [i for i, s in enumerate(steps) if isinstance(s, Dtls)]
     if len(dtls_steps) > 1:
-        raise doc.error(nodes[dtls_steps[1]], f"timeline[{dtls_steps[1]}].step",
-                        "at most one 'dtls' step (its retries are in 'attempts')")
+        raise doc.error(
+            nodes[dtls_steps[1]],
+            f"timeline[{dtls_steps[1]}].step",
+            "at most one 'dtls' step (its retries are in 'attempts')",
+        )
     if dtls_steps and not head_end.dtls:
         i = dtls_steps[0]
-        raise doc.error(nodes[i], f"timeline[{i}].step",
-                        "head_end.dtls is false: the client does not try DTLS")
+        raise doc.error(
+            nodes[i], f"timeline[{i}].step", "head_end.dtls is false: the client does not try DTLS"
+        )
     return tuple(steps)
 
 
 def _overrides(doc: _Doc, node: Node) -> tuple[Override, ...]:
     m = doc.mapping(node, "overrides", OVERRIDABLE)
-    return tuple(Override(k, doc.integer(v, f"overrides.{k}", 1, mtu.MAX_IP_PACKET),
-                          v.start_mark.line + 1) for k, v in m.items())
+    return tuple(
+        Override(k, doc.integer(v, f"overrides.{k}", 1, mtu.MAX_IP_PACKET), v.start_mark.line + 1)
+        for k, v in m.items()
+    )
 
 
 def _expect(doc: _Doc, node: Node) -> Expect:
     m = doc.mapping(node, "expect", ("report", "not_report"))
     report: list[ExpectedFinding] = []
     ids = tuple(FINDING_TYPES)
-    for i, item in enumerate(doc.sequence(m["report"], "expect.report", 50) if "report" in m else []):
+    for i, item in enumerate(
+        doc.sequence(m["report"], "expect.report", 50) if "report" in m else []
+    ):
         key = f"expect.report[{i}]"
         if not isinstance(item, MappingNode):
             raise doc.error(item, key, "expected a mapping with an 'id' key")
@@ -372,13 +477,17 @@ def _expect(doc: _Doc, node: Node) -> Expect:
                 raise doc.error(vnode, f"{key}.{name}", "expected a snake_case field name")
             v = doc.scalar(vnode, f"{key}.{name}")
             if v is None:
-                raise doc.error(vnode, f"{key}.{name}", "expected a value (to expect the "
-                                                        "field's absence, leave it out)")
+                raise doc.error(
+                    vnode,
+                    f"{key}.{name}",
+                    "expected a value (to expect the field's absence, leave it out)",
+                )
             values.append((name, v))
         report.append(ExpectedFinding(fid, tuple(values), item.start_mark.line + 1))
     not_report: list[str] = []
-    for i, item in enumerate(doc.sequence(m["not_report"], "expect.not_report", 50)
-                             if "not_report" in m else []):
+    for i, item in enumerate(
+        doc.sequence(m["not_report"], "expect.not_report", 50) if "not_report" in m else []
+    ):
         fid = doc.choice(item, f"expect.not_report[{i}]", ids)
         if fid in {r.id for r in report}:
             raise doc.error(item, f"expect.not_report[{i}]", f"{fid} is also in expect.report")
@@ -388,8 +497,18 @@ def _expect(doc: _Doc, node: Node) -> Expect:
 
 # --- the file ---------------------------------------------------------------------------------
 
-TOP_KEYS = ("name", "description", "seed", "hosts", "head_end", "client", "path", "timeline",
-            "overrides", "expect")
+TOP_KEYS = (
+    "name",
+    "description",
+    "seed",
+    "hosts",
+    "head_end",
+    "client",
+    "path",
+    "timeline",
+    "overrides",
+    "expect",
+)
 
 
 def _check_depth(text: str, source: str) -> None:
@@ -401,8 +520,13 @@ def _check_depth(text: str, source: str) -> None:
             depth += 1
             if depth > MAX_DEPTH:
                 line = event.start_mark.line + 1 if event.start_mark else 1
-                raise ScenarioError.at(source, line, "", f"nested more than {MAX_DEPTH} levels "
-                                       "deep; a scenario is a few levels of mappings and lists")
+                raise ScenarioError.at(
+                    source,
+                    line,
+                    "",
+                    f"nested more than {MAX_DEPTH} levels "
+                    "deep; a scenario is a few levels of mappings and lists",
+                )
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1
 
@@ -416,7 +540,9 @@ def parse(text: str, source: str, default_name: str = "scenario") -> Scenario:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        raise ScenarioError.at(source, line, "", f"not valid YAML: {exc.problem or exc.context}") from None
+        raise ScenarioError.at(
+            source, line, "", f"not valid YAML: {exc.problem or exc.context}"
+        ) from None
     except yaml.YAMLError as exc:
         raise ScenarioError.at(source, 1, "", f"not valid YAML: {exc}") from None
     if root is None:
@@ -426,13 +552,15 @@ def parse(text: str, source: str, default_name: str = "scenario") -> Scenario:
     if "name" in m:
         name = doc.text(m["name"], "name")
     if not NAME_RE.match(name):
-        raise doc.error(m.get("name"), "name", f"expected lowercase letters, digits and "
-                                                f"dashes, got {name!r}")
+        raise doc.error(
+            m.get("name"), "name", f"expected lowercase letters, digits and dashes, got {name!r}"
+        )
     head_end = _head_end(doc, m["head_end"]) if "head_end" in m else HeadEnd()
     return Scenario(
         name=name,
         description=" ".join(doc.text(m["description"], "description").split())
-        if "description" in m else "",
+        if "description" in m
+        else "",
         source=source,
         seed=doc.integer(m["seed"], "seed", 0, 2**32 - 1) if "seed" in m else 0,
         hosts=_hosts(doc, m["hosts"]),

@@ -45,10 +45,18 @@ class Numbers:
 
     def describe(self) -> list[str]:
         """One line per number: ``TLS MTU 1347`` or ``adapter MTU 1400 (override; model 1418)``."""
-        model = {"tls_mtu": self.model.tls_mtu, "dtls_mtu": self.model.dtls_mtu,
-                 "adapter_mtu": self.model.adapter_mtu, "tunnel_mss": self.model.tunnel_mss}
-        labels = {"tls_mtu": "TLS MTU", "dtls_mtu": "DTLS MTU", "adapter_mtu": "adapter MTU",
-                  "tunnel_mss": "tunnel MSS"}
+        model = {
+            "tls_mtu": self.model.tls_mtu,
+            "dtls_mtu": self.model.dtls_mtu,
+            "adapter_mtu": self.model.adapter_mtu,
+            "tunnel_mss": self.model.tunnel_mss,
+        }
+        labels = {
+            "tls_mtu": "TLS MTU",
+            "dtls_mtu": "DTLS MTU",
+            "adapter_mtu": "adapter MTU",
+            "tunnel_mss": "tunnel MSS",
+        }
         out = []
         for key, label in labels.items():
             value = getattr(self, key)
@@ -62,10 +70,15 @@ def derive(scenario: Scenario) -> Numbers:
     try:
         model = mtu.predict(scenario.tunnel_config())
     except UsageError as exc:
-        raise ScenarioError.at(scenario.source, scenario.line_of("head_end"), "head_end",
-                               str(exc)) from None
-    values = {"tls_mtu": model.tls_mtu, "dtls_mtu": model.dtls_mtu,
-              "adapter_mtu": model.adapter_mtu, "tunnel_mss": model.tunnel_mss}
+        raise ScenarioError.at(
+            scenario.source, scenario.line_of("head_end"), "head_end", str(exc)
+        ) from None
+    values = {
+        "tls_mtu": model.tls_mtu,
+        "dtls_mtu": model.dtls_mtu,
+        "adapter_mtu": model.adapter_mtu,
+        "tunnel_mss": model.tunnel_mss,
+    }
     forced = {o.name: o for o in scenario.overrides}
     for o in forced.values():
         values[o.name] = o.value
@@ -77,14 +90,27 @@ def derive(scenario: Scenario) -> Numbers:
         if values[key] < floor:
             o = forced.get(key)
             line = o.line if o else scenario.line_of("head_end")
-            raise ScenarioError.at(scenario.source, line, f"overrides.{key}" if o else "head_end",
-                                   f"{key} {values[key]} is below the "
-                                   f"{'IPv6' if v6 else 'IPv4'} minimum {floor}")
+            raise ScenarioError.at(
+                scenario.source,
+                line,
+                f"overrides.{key}" if o else "head_end",
+                f"{key} {values[key]} is below the {'IPv6' if v6 else 'IPv4'} minimum {floor}",
+            )
     limit = mtu.mss_for_mtu(values["adapter_mtu"], v6)
     if not 1 <= values["tunnel_mss"] <= limit:
         o = forced.get("tunnel_mss") or forced["adapter_mtu"]
-        raise ScenarioError.at(scenario.source, o.line, f"overrides.{o.name}",
-                               f"tunnel MSS {values['tunnel_mss']} does not fit adapter MTU "
-                               f"{values['adapter_mtu']} (at most {limit})")
-    return Numbers(model, values["tls_mtu"], values["dtls_mtu"], values["adapter_mtu"],
-                   values["tunnel_mss"], tuple(k for k in values if k in forced))
+        raise ScenarioError.at(
+            scenario.source,
+            o.line,
+            f"overrides.{o.name}",
+            f"tunnel MSS {values['tunnel_mss']} does not fit adapter MTU "
+            f"{values['adapter_mtu']} (at most {limit})",
+        )
+    return Numbers(
+        model,
+        values["tls_mtu"],
+        values["dtls_mtu"],
+        values["adapter_mtu"],
+        values["tunnel_mss"],
+        tuple(k for k in values if k in forced),
+    )

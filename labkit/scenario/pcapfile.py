@@ -68,16 +68,31 @@ def _block(block_type: int, body: bytes) -> bytes:
     return struct.pack("<II", block_type, length) + body + struct.pack("<I", length)
 
 
-def pcapng_bytes(frames: Iterable[Frame], linktype: int, *, interface: str = "",
-                 section_comment: str = "", application: str = "labkit") -> bytes:
+def pcapng_bytes(
+    frames: Iterable[Frame],
+    linktype: int,
+    *,
+    interface: str = "",
+    section_comment: str = "",
+    application: str = "labkit",
+) -> bytes:
     """A whole pcapng file: SHB, one IDB, an EPB per frame (with its comment, if any)."""
-    shb = _block(_SHB, struct.pack("<IHHq", _BYTE_ORDER_MAGIC, 1, 0, -1) + _options(
-        (_OPT_COMMENT, section_comment.encode()), (_SHB_USERAPPL, application.encode())))
-    idb = _block(_IDB, struct.pack("<HHI", linktype, 0, SNAPLEN) + _options(
-        (_IF_NAME, interface.encode()), (_IF_TSRESOL, b"\x06")))
+    shb = _block(
+        _SHB,
+        struct.pack("<IHHq", _BYTE_ORDER_MAGIC, 1, 0, -1)
+        + _options((_OPT_COMMENT, section_comment.encode()), (_SHB_USERAPPL, application.encode())),
+    )
+    idb = _block(
+        _IDB,
+        struct.pack("<HHI", linktype, 0, SNAPLEN)
+        + _options((_IF_NAME, interface.encode()), (_IF_TSRESOL, b"\x06")),
+    )
     out = [shb, idb]
     for f in frames:
-        body = struct.pack("<IIIII", 0, f.time_us >> 32, f.time_us & 0xFFFFFFFF,
-                           len(f.data), len(f.data))
-        out.append(_block(_EPB, body + _pad4(f.data) + _options((_OPT_COMMENT, f.comment.encode()))))
+        body = struct.pack(
+            "<IIIII", 0, f.time_us >> 32, f.time_us & 0xFFFFFFFF, len(f.data), len(f.data)
+        )
+        out.append(
+            _block(_EPB, body + _pad4(f.data) + _options((_OPT_COMMENT, f.comment.encode())))
+        )
     return b"".join(out)

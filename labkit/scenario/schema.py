@@ -164,10 +164,17 @@ class Scenario:
     def tunnel_config(self) -> mtu.TunnelConfig:
         h = self.head_end
         return mtu.TunnelConfig(
-            base_mtu=self.client.base_mtu, tcpmss=h.tcpmss, tls_cipher=h.tls_cipher,
-            dtls_cipher=h.dtls_cipher, tls_version=h.tls_version, dtls_version=h.dtls_version,
-            anyconnect_mtu=h.anyconnect_mtu, ipv6=self.hosts.inner_ipv6, dtls_enabled=h.dtls,
-            df_bit_ignore=h.df_bit_ignore)
+            base_mtu=self.client.base_mtu,
+            tcpmss=h.tcpmss,
+            tls_cipher=h.tls_cipher,
+            dtls_cipher=h.dtls_cipher,
+            tls_version=h.tls_version,
+            dtls_version=h.dtls_version,
+            anyconnect_mtu=h.anyconnect_mtu,
+            ipv6=self.hosts.inner_ipv6,
+            dtls_enabled=h.dtls,
+            df_bit_ignore=h.df_bit_ignore,
+        )
 
 
 class ScenarioError(InputError):

@@ -64,6 +64,7 @@ REQUEST_BYTES = 37  # what the client sends first (an iperf3 test cookie is 37 b
 
 # --- what travels -----------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True)
 class InnerTcp:
     """A TCP segment inside the tunnel (IPv4 or IPv6, as the addresses say)."""
@@ -94,8 +95,10 @@ class InnerTcp:
     def describe(self) -> str:
         family = "IPv6" if self.ipv6 else "IPv4"
         extra = f" MSS {self.mss}" if self.mss is not None else ""
-        return (f"{self.size}-byte {family} TCP {self.src}.{self.sport} > {self.dst}.{self.dport} "
-                f"[{self.flags}]{extra}")
+        return (
+            f"{self.size}-byte {family} TCP {self.src}.{self.sport} > {self.dst}.{self.dport} "
+            f"[{self.flags}]{extra}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +116,10 @@ class InnerFragment:
         return mtu.IPV4_HEADER + self.length
 
     def describe(self) -> str:
-        return (f"fragment {self.offset}+{self.length} of a {self.original.size}-byte packet "
-                f"{self.original.src} > {self.original.dst} (DF ignored)")
+        return (
+            f"fragment {self.offset}+{self.length} of a {self.original.size}-byte packet "
+            f"{self.original.src} > {self.original.dst} (DF ignored)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,16 +254,21 @@ class Timeline:
         if self.dtls is None:
             out.append("DTLS: not attempted" + ("" if s.head_end.dtls else " (disabled)"))
         elif self.dtls.answered:
-            out.append(f"DTLS: answered on UDP {s.head_end.dtls_port}, up at "
-                       f"{self.dtls.up_us / US:.3f} s")
+            out.append(
+                f"DTLS: answered on UDP {s.head_end.dtls_port}, up at {self.dtls.up_us / US:.3f} s"
+            )
         else:
             hellos = "ClientHello" if self.dtls.attempts == 1 else "ClientHellos"
-            out.append(f"DTLS: {self.dtls.attempts} {hellos} to UDP {s.head_end.dtls_port}, "
-                       f"unanswered; the client gives up at {(self.dtls.gave_up_us or 0) / US:.3f} s")
+            out.append(
+                f"DTLS: {self.dtls.attempts} {hellos} to UDP {s.head_end.dtls_port}, "
+                f"unanswered; the client gives up at {(self.dtls.gave_up_us or 0) / US:.3f} s"
+            )
         if self.reconnected:
             new = self.sessions[1]
-            out.append(f"reconnect: new TLS session at {new.start_us / US:.3f} s, adapter MTU "
-                       f"{n.adapter_mtu} -> {n.fallback_mtu} (MSS {n.fallback_mss})")
+            out.append(
+                f"reconnect: new TLS session at {new.start_us / US:.3f} s, adapter MTU "
+                f"{n.adapter_mtu} -> {n.fallback_mtu} (MSS {n.fallback_mss})"
+            )
         for f in self.flows:
             how = []
             if f.icmp:
@@ -267,13 +277,18 @@ class Timeline:
                 how.append(f"{f.fragments} fragments")
             if f.retransmissions:
                 how.append(f"{f.retransmissions} retransmissions")
-            state = "complete" if f.delivered == f.total else f"{f.delivered}/{f.total} bytes: stalled"
-            out.append(f"flow at {f.start_us / US:.3f} s: SYN MSS {f.mss}, {state}"
-                       + (f" ({', '.join(how)})" if how else ""))
+            state = (
+                "complete" if f.delivered == f.total else f"{f.delivered}/{f.total} bytes: stalled"
+            )
+            out.append(
+                f"flow at {f.start_us / US:.3f} s: SYN MSS {f.mss}, {state}"
+                + (f" ({', '.join(how)})" if how else "")
+            )
         return out
 
 
 # --- the model --------------------------------------------------------------------------------
+
 
 class _Rng:
     """Independent seeded streams per purpose: adding a draw to one moves no other value."""
@@ -336,11 +351,18 @@ class _Model:
         r = self.rng(f"session{index}")
         h = self.s.head_end
         params = cstp.ConnectParams(
-            host=self.s.hosts.head_end_name, tunnel_address=self.s.hosts.client_tunnel,
-            base_mtu=self.s.client.base_mtu, tls_mtu=self.n.tls_mtu, dtls_mtu=self.n.dtls_mtu,
-            dtls_port=h.dtls_port, dtls_cipher=h.dtls_cipher, dtls=h.dtls,
-            cookie=r.randbytes(16).hex().upper(), dtls_session_id=r.randbytes(32).hex().upper(),
-            master_secret=r.randbytes(48).hex().upper())
+            host=self.s.hosts.head_end_name,
+            tunnel_address=self.s.hosts.client_tunnel,
+            base_mtu=self.s.client.base_mtu,
+            tls_mtu=self.n.tls_mtu,
+            dtls_mtu=self.n.dtls_mtu,
+            dtls_port=h.dtls_port,
+            dtls_cipher=h.dtls_cipher,
+            dtls=h.dtls,
+            cookie=r.randbytes(16).hex().upper(),
+            dtls_session_id=r.randbytes(32).hex().upper(),
+            master_secret=r.randbytes(48).hex().upper(),
+        )
         # Each side answers HOST_US after the other's message reached it: at the client's NIC
         # an answer is seen one round trip (plus that) after what it answers.
         rtt, gap = self.rtt, self.rtt + HOST_US
@@ -352,15 +374,24 @@ class _Model:
             (start, OuterTcp(index, C2S, "S"), comment),
             (start + rtt, OuterTcp(index, S2C, "SA"), ""),
             (start + rtt + 1, OuterTcp(index, C2S, "A"), ""),
-            (t_hello, TlsMessage(index, C2S, "client_hello"), f"TLS ClientHello, SNI {params.host}"),
+            (
+                t_hello,
+                TlsMessage(index, C2S, "client_hello"),
+                f"TLS ClientHello, SNI {params.host}",
+            ),
             (t_hello + gap, TlsMessage(index, S2C, "server_flight"), ""),
             (t_hello + gap + HOST_US, TlsMessage(index, C2S, "client_finish"), ""),
             (t_hello + 2 * gap + HOST_US, TlsMessage(index, S2C, "server_finish"), ""),
-            (t_hello + 2 * gap + 2 * HOST_US,
-             TlsMessage(index, C2S, "connect_request", plaintext=len(req)),
-             "CSTP CONNECT /CSCOSSLC/tunnel (encrypted)"),
-            (up, TlsMessage(index, S2C, "connect_response", plaintext=len(resp)),
-             f"CSTP CONNECT response, 200 OK (encrypted): {cstp.headline(params)}"),
+            (
+                t_hello + 2 * gap + 2 * HOST_US,
+                TlsMessage(index, C2S, "connect_request", plaintext=len(req)),
+                "CSTP CONNECT /CSCOSSLC/tunnel (encrypted)",
+            ),
+            (
+                up,
+                TlsMessage(index, S2C, "connect_response", plaintext=len(resp)),
+                f"CSTP CONNECT response, 200 OK (encrypted): {cstp.headline(params)}",
+            ),
         ]
         for t, what, note in steps:
             self.see(OUTSIDE, t, what, note)
@@ -369,8 +400,7 @@ class _Model:
 
     def close_session(self, session: Session, at: int, comment: str) -> None:
         i = session.index
-        self.see(OUTSIDE, at, TlsMessage(i, C2S, "close_notify",
-                                         plaintext=2), comment)
+        self.see(OUTSIDE, at, TlsMessage(i, C2S, "close_notify", plaintext=2), comment)
         self.see(OUTSIDE, at + 1, OuterTcp(i, C2S, "FA"))
         self.see(OUTSIDE, at + self.rtt + HOST_US, OuterTcp(i, S2C, "FA"))
         self.see(OUTSIDE, at + self.rtt + 2 * HOST_US, OuterTcp(i, C2S, "A"))
@@ -397,41 +427,56 @@ class _Model:
     def run_dtls(self, step: Dtls) -> None:
         session = self.session_at(step.at_us, headend=False)
         if session is None or session.index != 0:
-            raise self.error(step, f"DTLS starts at {step.at_us / US:g} s, before the CONNECT "
-                                   f"response at {self.sessions[0].up_us / US:g} s that names the "
-                                   f"DTLS session")
+            raise self.error(
+                step,
+                f"DTLS starts at {step.at_us / US:g} s, before the CONNECT "
+                f"response at {self.sessions[0].up_us / US:g} s that names the "
+                f"DTLS session",
+            )
         port = self.rng.port(self.ports)
         h = self.s.head_end
         gap, t = self.rtt + HOST_US, step.at_us
         if not self.s.path.dtls_udp_blocked:
             i = session.index
             for when, direction, kind, note in (
-                    (t, C2S, "client_hello", "DTLS ClientHello (0x0100) resuming X-DTLS-Session-ID"),
-                    (t + gap, S2C, "hello_verify_request", ""),
-                    (t + gap + HOST_US, C2S, "client_hello_cookie", ""),
-                    (t + 2 * gap + HOST_US, S2C, "server_finish",
-                     "DTLS ServerHello, CCS, Finished: the session is resumed"),
-                    (t + 2 * gap + 2 * HOST_US, C2S, "client_finish", "")):
+                (t, C2S, "client_hello", "DTLS ClientHello (0x0100) resuming X-DTLS-Session-ID"),
+                (t + gap, S2C, "hello_verify_request", ""),
+                (t + gap + HOST_US, C2S, "client_hello_cookie", ""),
+                (
+                    t + 2 * gap + HOST_US,
+                    S2C,
+                    "server_finish",
+                    "DTLS ServerHello, CCS, Finished: the session is resumed",
+                ),
+                (t + 2 * gap + 2 * HOST_US, C2S, "client_finish", ""),
+            ):
                 self.see(OUTSIDE, when, DtlsDatagram(i, direction, kind), note)
             up = t + 2 * gap + 2 * HOST_US
             self.dtls = DtlsOutcome(1, True, port, up, None)
             return
         for k in range(step.attempts):
-            when = t + step.timeout_us * (2 ** k - 1)
-            note = (f"DTLS ClientHello {k + 1} of {step.attempts}: no answer (UDP {h.dtls_port} "
-                    f"dropped on the path)")
+            when = t + step.timeout_us * (2**k - 1)
+            note = (
+                f"DTLS ClientHello {k + 1} of {step.attempts}: no answer (UDP {h.dtls_port} "
+                f"dropped on the path)"
+            )
             self.see(OUTSIDE, when, DtlsDatagram(session.index, C2S, "client_hello"), note)
-        gave_up = t + step.timeout_us * (2 ** step.attempts - 1)
+        gave_up = t + step.timeout_us * (2**step.attempts - 1)
         self.dtls = DtlsOutcome(step.attempts, False, port, None, gave_up)
         if not self.n.mismatch:
             return  # the adapter MTU fits the TLS tunnel: the client carries on over TLS
-        self.close_session(session, gave_up,
-                           f"the client gives up on DTLS and reconnects to apply the TLS MTU "
-                           f"{self.n.fallback_mtu} (DART: Reconfigure reason code 16: New MTU "
-                           f"configuration)")
-        self.open_session(gave_up + step.reconnect_delay_us,
-                          f"the reconnect: a new TLS session; adapter MTU {self.n.adapter_mtu} -> "
-                          f"{self.n.fallback_mtu}")
+        self.close_session(
+            session,
+            gave_up,
+            f"the client gives up on DTLS and reconnects to apply the TLS MTU "
+            f"{self.n.fallback_mtu} (DART: Reconfigure reason code 16: New MTU "
+            f"configuration)",
+        )
+        self.open_session(
+            gave_up + step.reconnect_delay_us,
+            f"the reconnect: a new TLS session; adapter MTU {self.n.adapter_mtu} -> "
+            f"{self.n.fallback_mtu}",
+        )
 
     # inner packets ----------------------------------------------------------------------
 
@@ -445,12 +490,14 @@ class _Model:
         """The client's packet through the tunnel; returns (arrival at the server, packet)."""
         session = self.session_at(t, headend=False)
         if session is None:
-            raise self.error(step, f"the flow sends at {t / US:.3f} s while the tunnel is down "
-                                   "(before it is up, or during the reconnect): move it")
+            raise self.error(
+                step,
+                f"the flow sends at {t / US:.3f} s while the tunnel is down "
+                "(before it is up, or during the reconnect): move it",
+            )
         self.see(TUNNEL, t, pkt)
         dtls = self.via_dtls(session, t, headend=False)
-        self.see(OUTSIDE, t + ENCAP_US, self._outer(session, C2S, pkt, dtls),
-                 _carried(pkt, dtls))
+        self.see(OUTSIDE, t + ENCAP_US, self._outer(session, C2S, pkt, dtls), _carried(pkt, dtls))
         if pkt.mss is not None and pkt.mss > self.s.head_end.tcpmss:
             pkt = replace(pkt, mss=self.s.head_end.tcpmss)
         arrive = t + ENCAP_US + self.ow_out + FORWARD_US + self.ow_in
@@ -463,9 +510,12 @@ class _Model:
         h = t + self.ow_in
         session = self.session_at(h, headend=True)
         if session is None:
-            raise self.error(step, f"the flow's server sends at {t / US:.3f} s while the tunnel "
-                                   "is down (during the reconnect): start the flow later or "
-                                   "give it fewer retries")
+            raise self.error(
+                step,
+                f"the flow's server sends at {t / US:.3f} s while the tunnel "
+                "is down (during the reconnect): start the flow later or "
+                "give it fewer retries",
+            )
         if pkt.mss is not None and pkt.mss > self.s.head_end.tcpmss:
             pkt = replace(pkt, mss=self.s.head_end.tcpmss)
         dtls = self.via_dtls(session, h, headend=True)
@@ -479,12 +529,21 @@ class _Model:
             frags = _fragments(pkt, limit)
             for k, frag in enumerate(frags):
                 when = out + k * SERIAL_US
-                self.see(OUTSIDE, when, self._outer(session, S2C, frag, dtls),
-                         _carried(frag, dtls) + (f"; the head-end fragments the {pkt.size}-byte "
-                                                 f"DF packet (df-bit-ignore)" if k == 0 else ""))
+                self.see(
+                    OUTSIDE,
+                    when,
+                    self._outer(session, S2C, frag, dtls),
+                    _carried(frag, dtls)
+                    + (
+                        f"; the head-end fragments the {pkt.size}-byte DF packet (df-bit-ignore)"
+                        if k == 0
+                        else ""
+                    ),
+                )
                 self.see(TUNNEL, when + ENCAP_US, frag)
-            return Fate("delivered", out + (len(frags) - 1) * SERIAL_US + ENCAP_US,
-                        fragments=len(frags))
+            return Fate(
+                "delivered", out + (len(frags) - 1) * SERIAL_US + ENCAP_US, fragments=len(frags)
+            )
         # Dropped: %ASA-6-722036 "Transmitting large packet 1418 (threshold 1347)".
         he = self.s.head_end
         if not he.icmp_unreachables:
@@ -574,27 +633,64 @@ class _FlowRun:
             t, _, action = heapq.heappop(self.queue)
             self.end = max(self.end, t)
             action(t)
-        return FlowOutcome(self.step.line, self.step.at_us, self.end, self.cport, self.mss,
-                           self.rcv_nxt, self.total, self.icmp, self.retransmissions,
-                           self.fragments)
+        return FlowOutcome(
+            self.step.line,
+            self.step.at_us,
+            self.end,
+            self.cport,
+            self.mss,
+            self.rcv_nxt,
+            self.total,
+            self.icmp,
+            self.retransmissions,
+            self.fragments,
+        )
 
     # packets ----------------------------------------------------------------------------
 
-    def c_pkt(self, flags: str, payload: int = 0, mss: int | None = None,
-              window: int = 502) -> InnerTcp:
+    def c_pkt(
+        self, flags: str, payload: int = 0, mss: int | None = None, window: int = 502
+    ) -> InnerTcp:
         ack = 0 if flags == "S" else self.siss + 1 + self.rcv_nxt
-        return InnerTcp(self.client, self.server, self.cport, self.sport, flags,
-                        (self.ciss + (0 if flags == "S" else 1 + self.c_sent)) & 0xFFFFFFFF,
-                        ack & 0xFFFFFFFF,
-                        payload, mss, window, ip_id=self.m.next_id(self.client))
+        return InnerTcp(
+            self.client,
+            self.server,
+            self.cport,
+            self.sport,
+            flags,
+            (self.ciss + (0 if flags == "S" else 1 + self.c_sent)) & 0xFFFFFFFF,
+            ack & 0xFFFFFFFF,
+            payload,
+            mss,
+            window,
+            ip_id=self.m.next_id(self.client),
+        )
 
-    def s_pkt(self, flags: str, offset: int, payload: int, mss: int | None = None,
-              window: int = 509, retransmission: bool = False) -> InnerTcp:
+    def s_pkt(
+        self,
+        flags: str,
+        offset: int,
+        payload: int,
+        mss: int | None = None,
+        window: int = 509,
+        retransmission: bool = False,
+    ) -> InnerTcp:
         seq = self.siss + (0 if flags == "SA" else 1 + offset)
         ack = self.ciss + 1 + self.s_rcv
-        return InnerTcp(self.server, self.client, self.sport, self.cport, flags,
-                        seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, payload, mss, window, retransmission,
-                        self.m.next_id(self.server))
+        return InnerTcp(
+            self.server,
+            self.client,
+            self.sport,
+            self.cport,
+            flags,
+            seq & 0xFFFFFFFF,
+            ack & 0xFFFFFFFF,
+            payload,
+            mss,
+            window,
+            retransmission,
+            self.m.next_id(self.server),
+        )
 
     # client -----------------------------------------------------------------------------
 
@@ -677,8 +773,12 @@ class _FlowRun:
         self.arm(t + k * SERIAL_US)
 
     def transmit(self, t: int, offset: int, length: int, retransmission: bool) -> None:
-        pkt = self.s_pkt("PA" if offset + length == self.total else "A", offset, length,
-                         retransmission=retransmission)
+        pkt = self.s_pkt(
+            "PA" if offset + length == self.total else "A",
+            offset,
+            length,
+            retransmission=retransmission,
+        )
         self.retransmissions += retransmission
         self.sent[offset] = length
         fate = self.m.server_sends(self.step, t, pkt)
@@ -741,5 +841,6 @@ def build_timeline(scenario: Scenario, numbers: Numbers | None = None) -> Timeli
             flows.append(model.run_flow(step))
     order = {p: i for i, p in enumerate(POINTS)}
     seen = sorted(enumerate(model.seen), key=lambda e: (order[e[1].point], e[1].time_us, e[0]))
-    return Timeline(scenario, n, tuple(model.sessions), model.dtls, tuple(flows),
-                    tuple(s for _, s in seen))
+    return Timeline(
+        scenario, n, tuple(model.sessions), model.dtls, tuple(flows), tuple(s for _, s in seen)
+    )

@@ -84,36 +84,53 @@ def _signed(params: bytes, version: str, rng: Random) -> bytes:
     return params + algorithm + _u16(RSA_BYTES) + rng.randbytes(RSA_BYTES)
 
 
-def server_flight(*, suite_code: int, suite: str, session_id: bytes, version: str,
-                  rng: Random) -> bytes:
+def server_flight(
+    *, suite_code: int, suite: str, session_id: bytes, version: str, rng: Random
+) -> bytes:
     """ServerHello, Certificate, [ServerKeyExchange], ServerHelloDone in one record."""
     kx = key_exchange(suite)
     extensions = _u16(EXT_RENEGOTIATION_INFO) + _u16(1) + b"\x00"  # RFC 5746 3.6
     if kx == "ecdhe":  # RFC 8422 5.2: uncompressed points only
         extensions += _u16(EXT_EC_POINT_FORMATS) + _u16(2) + b"\x01\x00"
-    hello = (_u16(VERSIONS[version]) + rng.randbytes(32) + _u8(len(session_id)) + session_id
-             + _u16(suite_code) + b"\x00" + _u16(len(extensions)) + extensions)
+    hello = (
+        _u16(VERSIONS[version])
+        + rng.randbytes(32)
+        + _u8(len(session_id))
+        + session_id
+        + _u16(suite_code)
+        + b"\x00"
+        + _u16(len(extensions))
+        + extensions
+    )
     der = certificate()
     chain = _u24(len(der)) + der
-    messages = [handshake(HS_SERVER_HELLO, hello),
-                handshake(HS_CERTIFICATE, _u24(len(chain)) + chain)]
+    messages = [
+        handshake(HS_SERVER_HELLO, hello),
+        handshake(HS_CERTIFICATE, _u24(len(chain)) + chain),
+    ]
     if kx == "ecdhe":  # RFC 8422 5.4: named curve x25519, the server's 32-byte point
         params = b"\x03" + _u16(X25519) + _u8(32) + rng.randbytes(32)
         messages.append(handshake(HS_SERVER_KEY_EXCHANGE, _signed(params, version, rng)))
     elif kx == "dhe":  # RFC 5246 7.4.3: p, g, Ys of a 2048-bit group
         prime = b"\xff" + rng.randbytes(RSA_BYTES - 2) + b"\xff"
-        params = (_u16(len(prime)) + prime + _u16(1) + b"\x02"
-                  + _u16(RSA_BYTES) + rng.randbytes(RSA_BYTES))
+        params = (
+            _u16(len(prime))
+            + prime
+            + _u16(1)
+            + b"\x02"
+            + _u16(RSA_BYTES)
+            + rng.randbytes(RSA_BYTES)
+        )
         messages.append(handshake(HS_SERVER_KEY_EXCHANGE, _signed(params, version, rng)))
     messages.append(handshake(HS_SERVER_HELLO_DONE, b""))
     return record(CT_HANDSHAKE, b"".join(messages), version)
 
 
-def protected(content_type: int, plaintext: int, *, suite: str, version: str,
-              rng: Random) -> bytes:
+def protected(content_type: int, plaintext: int, *, suite: str, version: str, rng: Random) -> bytes:
     """A record protecting ``plaintext`` bytes: header, then opaque bytes of the right length."""
-    return record(content_type, rng.randbytes(mtu.record_length(plaintext, suite, version)),
-                  version)
+    return record(
+        content_type, rng.randbytes(mtu.record_length(plaintext, suite, version)), version
+    )
 
 
 def client_finish(*, suite: str, version: str, rng: Random) -> bytes:
@@ -123,12 +140,15 @@ def client_finish(*, suite: str, version: str, rng: Random) -> bytes:
         exchange = _u8(32) + rng.randbytes(32)
     else:  # the RSA-encrypted premaster secret, or the DH public value: 2048 bits either way
         exchange = _u16(RSA_BYTES) + rng.randbytes(RSA_BYTES)
-    return (record(CT_HANDSHAKE, handshake(HS_CLIENT_KEY_EXCHANGE, exchange), version)
-            + record(CT_CHANGE_CIPHER_SPEC, b"\x01", version)
-            + protected(CT_HANDSHAKE, FINISHED_PLAINTEXT, suite=suite, version=version, rng=rng))
+    return (
+        record(CT_HANDSHAKE, handshake(HS_CLIENT_KEY_EXCHANGE, exchange), version)
+        + record(CT_CHANGE_CIPHER_SPEC, b"\x01", version)
+        + protected(CT_HANDSHAKE, FINISHED_PLAINTEXT, suite=suite, version=version, rng=rng)
+    )
 
 
 def server_finish(*, suite: str, version: str, rng: Random) -> bytes:
     """The server's ChangeCipherSpec and encrypted Finished."""
-    return (record(CT_CHANGE_CIPHER_SPEC, b"\x01", version)
-            + protected(CT_HANDSHAKE, FINISHED_PLAINTEXT, suite=suite, version=version, rng=rng))
+    return record(CT_CHANGE_CIPHER_SPEC, b"\x01", version) + protected(
+        CT_HANDSHAKE, FINISHED_PLAINTEXT, suite=suite, version=version, rng=rng
+    )

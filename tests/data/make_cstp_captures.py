@@ -45,7 +45,8 @@ CONNECT_REQUEST = (
     "X-CSTP-Address-Type: IPv6,IPv4\r\n"
     "X-DTLS-Master-Secret: " + "A5" * 48 + "\r\n"
     "X-DTLS-CipherSuite: AES256-SHA:AES128-SHA:DES-CBC3-SHA\r\n"
-    "\r\n")
+    "\r\n"
+)
 CONNECT_RESPONSE = (
     "HTTP/1.1 200 CONNECTED\r\n"
     "X-CSTP-Version: 1\r\n"
@@ -64,7 +65,8 @@ CONNECT_RESPONSE = (
     "X-DTLS-MTU: 1418\r\n"
     "X-CSTP-Base-MTU: 1500\r\n"
     "X-CSTP-MTU: 1347\r\n"
-    "\r\n")
+    "\r\n"
+)
 AUTH_BODY = b'<?xml version="1.0" encoding="UTF-8"?>\n<config-auth client="vpn" type="complete"><auth id="success"/></config-auth>\n'
 
 
@@ -74,8 +76,19 @@ def cstp(ptype: int, payload: bytes = b"") -> bytes:
 
 def ipv4(size: int, src: str, dst: str) -> bytes:
     """An IPv4/TCP packet of ``size`` bytes with DF set: what the tun device hands CSTP."""
-    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, size, 1, 0x4000, 64, 6, 0,
-                      socket.inet_aton(src), socket.inet_aton(dst))
+    hdr = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        size,
+        1,
+        0x4000,
+        64,
+        6,
+        0,
+        socket.inet_aton(src),
+        socket.inet_aton(dst),
+    )
     tcp = struct.pack("!HHIIBBHHH", 443, 50000, 1, 1, 0x50, 0x10, 65535, 0, 0)
     return hdr + tcp + b"\0" * (size - len(hdr) - len(tcp))
 
@@ -85,9 +98,12 @@ def server_script(conn: ssl.SSLSocket, first: bool) -> None:
     while b"\r\n\r\n" not in req:
         req += conn.recv(4096)
     if first:
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: "
-                     + str(len(AUTH_BODY)).encode() + b"\r\nSet-Cookie: webvpn=3A1F9C\r\n"
-                     b"X-Transcend-Version: 1\r\n\r\n" + AUTH_BODY)
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: "
+            + str(len(AUTH_BODY)).encode()
+            + b"\r\nSet-Cookie: webvpn=3A1F9C\r\n"
+            b"X-Transcend-Version: 1\r\n\r\n" + AUTH_BODY
+        )
         return
     conn.sendall(CONNECT_RESPONSE.encode())
     got = b""
@@ -102,11 +118,15 @@ def server_script(conn: ssl.SSLSocket, first: bool) -> None:
 
 
 def client_script(ctx: ssl.SSLContext, first: bool) -> None:
-    with socket.create_connection(("127.0.0.1", PORT)) as raw, \
-            ctx.wrap_socket(raw, server_hostname="vpn.example.test") as s:
+    with (
+        socket.create_connection(("127.0.0.1", PORT)) as raw,
+        ctx.wrap_socket(raw, server_hostname="vpn.example.test") as s,
+    ):
         if first:
-            s.sendall(b"POST / HTTP/1.1\r\nHost: vpn.example.test\r\nX-CSTP-MTU: 1406\r\n"
-                      b"Content-Length: 5\r\n\r\nhello")
+            s.sendall(
+                b"POST / HTTP/1.1\r\nHost: vpn.example.test\r\nX-CSTP-MTU: 1406\r\n"
+                b"Content-Length: 5\r\n\r\nhello"
+            )
             s.recv(4096)
             return
         s.sendall(CONNECT_REQUEST.encode())
@@ -124,7 +144,7 @@ def client_script(ctx: ssl.SSLContext, first: bool) -> None:
             try:
                 if not s.recv(65536):
                     break
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 break
 
 
@@ -137,15 +157,25 @@ def make_cert(tmp: Path) -> tuple[Path, Path]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vpn.example.test")])
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(1)
-            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.TraditionalOpenSSL,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
     return cert_path, key_path
 
 
@@ -166,8 +196,21 @@ def make(name: str, version: ssl.TLSVersion, ciphers: str | None) -> None:
         cctx.keylog_filename = str(keylog)
         if ciphers:
             cctx.set_ciphers(ciphers)
-        dump = subprocess.Popen(["tcpdump", "-i", "lo", "-U", "--immediate-mode", "-s", "0", "-w", str(pcap),
-                                 f"tcp port {PORT}"], stderr=subprocess.DEVNULL)
+        dump = subprocess.Popen(
+            [
+                "tcpdump",
+                "-i",
+                "lo",
+                "-U",
+                "--immediate-mode",
+                "-s",
+                "0",
+                "-w",
+                str(pcap),
+                f"tcp port {PORT}",
+            ],
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(1.0)
         try:
             with socket.socket() as lsock:

@@ -146,22 +146,33 @@ class Figures:
         return max(self.scaling, key=lambda s: s.ratio, default=None)
 
     def table(self) -> str:
-        rows = [f"campaign seed {self.seed}: {self.inputs} inputs, {len(self.crashes)} crashes, "
-                f"{self.seconds:.1f} s wall; per input: CPU time, fixed = 5th percentile",
-                f"{'target':<17}{'inputs':>7}{'refused':>8}{'crashes':>8}{'fixed ms':>9}{'median us/KiB':>14}"
-                f"{'slowest us/KiB':>15}{'ratio':>7}  slowest input per byte"]
+        rows = [
+            f"campaign seed {self.seed}: {self.inputs} inputs, {len(self.crashes)} crashes, "
+            f"{self.seconds:.1f} s wall; per input: CPU time, fixed = 5th percentile",
+            f"{'target':<17}{'inputs':>7}{'refused':>8}{'crashes':>8}{'fixed ms':>9}{'median us/KiB':>14}"
+            f"{'slowest us/KiB':>15}{'ratio':>7}  slowest input per byte",
+        ]
         for t in self.targets.values():
-            grown = "" if t.slowest_growth is None else f" [grown 8x: {t.slowest_growth:.2f}x per byte]"
-            rows.append(f"{t.name:<17}{t.inputs:>7}{t.refused:>8}{t.crashes:>8}{t.fixed_s * 1e3:>9.2f}"
-                        f"{t.median_us_per_kib:>14.1f}{t.slowest_us_per_kib:>15.1f}{t.ratio:>7.1f}  {t.slowest}{grown}")
+            grown = (
+                "" if t.slowest_growth is None else f" [grown 8x: {t.slowest_growth:.2f}x per byte]"
+            )
+            rows.append(
+                f"{t.name:<17}{t.inputs:>7}{t.refused:>8}{t.crashes:>8}{t.fixed_s * 1e3:>9.2f}"
+                f"{t.median_us_per_kib:>14.1f}{t.slowest_us_per_kib:>15.1f}{t.ratio:>7.1f}  {t.slowest}{grown}"
+            )
         if self.scaling:
-            rows += ["", f"scaling: CPU per KiB of growing each seed to a small size, then "
-                         f"{SCALE_FACTOR}x larger (linear: ratio ~1, quadratic: ~9)",
-                     f"{'target':<17}{'seed':<40}{'small KiB':>10}{'us/KiB':>8}{'large KiB':>10}"
-                     f"{'us/KiB':>8}{'ratio':>7}"]
+            rows += [
+                "",
+                f"scaling: CPU per KiB of growing each seed to a small size, then "
+                f"{SCALE_FACTOR}x larger (linear: ratio ~1, quadratic: ~9)",
+                f"{'target':<17}{'seed':<40}{'small KiB':>10}{'us/KiB':>8}{'large KiB':>10}"
+                f"{'us/KiB':>8}{'ratio':>7}",
+            ]
             for sc in self.scaling:
-                rows.append(f"{sc.target:<17}{sc.seed:<40}{sc.small_bytes >> 10:>10}{sc.small_us_per_kib:>8.1f}"
-                            f"{sc.large_bytes >> 10:>10}{sc.large_us_per_kib:>8.1f}{sc.ratio:>7.2f}")
+                rows.append(
+                    f"{sc.target:<17}{sc.seed:<40}{sc.small_bytes >> 10:>10}{sc.small_us_per_kib:>8.1f}"
+                    f"{sc.large_bytes >> 10:>10}{sc.large_us_per_kib:>8.1f}{sc.ratio:>7.2f}"
+                )
         return "\n".join(rows)
 
 
@@ -174,6 +185,7 @@ class _Timer:
     def __enter__(self) -> None:
         def fire(signum, frame):  # noqa: ARG001
             raise Hang(f"no result after {self.limit} s")
+
         self.old = signal.signal(signal.SIGALRM, fire)
         signal.setitimer(signal.ITIMER_REAL, self.limit)
 
@@ -195,8 +207,9 @@ def _schedule(targets: Sequence[Target]) -> list[str]:
     return out
 
 
-def inputs(seed: int, count: int, names: Sequence[str] | None = None,
-           boundaries: bool = True) -> Iterator[Input]:
+def inputs(
+    seed: int, count: int, names: Sequence[str] | None = None, boundaries: bool = True
+) -> Iterator[Input]:
     """The campaign's inputs, in order: every capture seed cut at every boundary (when the
     capture target runs), then ``count`` random ones. Random input ``k`` draws from
     ``Random(f"{seed}:{k}")``, whatever the number of boundary cuts before it."""
@@ -214,7 +227,9 @@ def inputs(seed: int, count: int, names: Sequence[str] | None = None,
         index += 1
 
 
-def one(seed: int, index: int, names: Sequence[str] | None = None, boundaries: bool = True) -> Input:
+def one(
+    seed: int, index: int, names: Sequence[str] | None = None, boundaries: bool = True
+) -> Input:
     """Input ``index`` of the campaign with ``seed`` (to reproduce a crash)."""
     for inp in inputs(seed, index + 1, names, boundaries):
         if inp.index == index:
@@ -244,13 +259,15 @@ def save(report: CrashReport, folder: Path) -> Path:
     out = folder / inp.target / f"{digest}.bin"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(inp.data)
-    out.with_suffix(".txt").write_text(f"seed: {inp.seed}\nmutation: {inp.mutation}\n"
-                                       f"index: {inp.index}\nerror: {report.error}\n")
+    out.with_suffix(".txt").write_text(
+        f"seed: {inp.seed}\nmutation: {inp.mutation}\nindex: {inp.index}\nerror: {report.error}\n"
+    )
     return out
 
 
-def _best_time(target: Target, data: bytes, work: Path, limit: float, tries: int = 3,
-               annotate: bool = False) -> float:
+def _best_time(
+    target: Target, data: bytes, work: Path, limit: float, tries: int = 3, annotate: bool = False
+) -> float:
     """Least CPU seconds of ``tries`` runs, the garbage collector paused while timing (a
     collection of the whole heap costs tens of ms and lands on whichever input is running)."""
     best = float("inf")
@@ -290,15 +307,27 @@ def scaling(names: Sequence[str] | None, work: Path, limit: float) -> list[Scali
                 k *= 2
             large = target.grow(seed.raw, k * SCALE_FACTOR)
             t_large = _best_time(target, large, work, limit)
-            per_kib = [max(t1 - t0, 0.0) / (n1 - n0) * 1024 * 1e6 for (t0, n0), (t1, n1) in
-                       (((t_base, len(base)), (t_small, len(small))), ((t_small, len(small)), (t_large, len(large))))]
+            per_kib = [
+                max(t1 - t0, 0.0) / (n1 - n0) * 1024 * 1e6
+                for (t0, n0), (t1, n1) in (
+                    ((t_base, len(base)), (t_small, len(small))),
+                    ((t_small, len(small)), (t_large, len(large))),
+                )
+            ]
             out.append(Scaling(target.name, seed.name, *per_kib, len(small), len(large)))
     return out
 
 
-def run(seed: int = 0, count: int = 2000, names: Sequence[str] | None = None, limit: float = 10.0,
-        save_to: Path | None = None, boundaries: bool = True, progress: bool = False,
-        scale: bool = True) -> Figures:
+def run(
+    seed: int = 0,
+    count: int = 2000,
+    names: Sequence[str] | None = None,
+    limit: float = 10.0,
+    save_to: Path | None = None,
+    boundaries: bool = True,
+    progress: bool = False,
+    scale: bool = True,
+) -> Figures:
     """Run the campaign; return its figures (crashes included, never raised)."""
     figs = Figures(seed)
     samples: dict[str, list[tuple[float, int, Input]]] = {}  # (seconds, size, input), timed ones
@@ -320,10 +349,14 @@ def run(seed: int = 0, count: int = 2000, names: Sequence[str] | None = None, li
                 if save_to is not None:
                     save(report, save_to)
                 if progress:
-                    print(f"CRASH #{inp.index} {inp.target} {inp.seed} {inp.mutation}: {error.splitlines()[0]}")
+                    print(
+                        f"CRASH #{inp.index} {inp.target} {inp.seed} {inp.mutation}: {error.splitlines()[0]}"
+                    )
             samples.setdefault(inp.label, []).append((seconds, inp.work_bytes, inp))
             if progress and figs.inputs % 250 == 0:
-                print(f"{figs.inputs} inputs, {len(figs.crashes)} crashes, {time.perf_counter() - start:.1f} s")
+                print(
+                    f"{figs.inputs} inputs, {len(figs.crashes)} crashes, {time.perf_counter() - start:.1f} s"
+                )
         for name, rows in samples.items():
             _per_byte(figs.targets[name], rows, work, limit)
         if scale:
@@ -332,7 +365,9 @@ def run(seed: int = 0, count: int = 2000, names: Sequence[str] | None = None, li
     return figs
 
 
-def _per_byte(tf: TargetFigures, rows: list[tuple[float, int, Input]], work: Path, limit: float) -> None:
+def _per_byte(
+    tf: TargetFigures, rows: list[tuple[float, int, Input]], work: Path, limit: float
+) -> None:
     times = sorted(s for s, _, _ in rows)
     tf.fixed_s = times[max(0, len(times) // 20 - 1)]
     big = [(s, n, inp) for s, n, inp in rows if n >= MIN_TIMED_BYTES]
@@ -353,7 +388,9 @@ def _per_byte(tf: TargetFigures, rows: list[tuple[float, int, Input]], work: Pat
             break
         retimed.add(k)
         _, n, inp = big[k]
-        costs[k] = cost(_best_time(TARGETS[inp.target], inp.data, work, limit, annotate=inp.annotate), n)
+        costs[k] = cost(
+            _best_time(TARGETS[inp.target], inp.data, work, limit, annotate=inp.annotate), n
+        )
     k = max(range(len(big)), key=costs.__getitem__)
     inp = big[k][2]
     tf.slowest_us_per_kib = costs[k]

@@ -14,8 +14,12 @@ import zlib
 from dataclasses import dataclass, field, replace
 
 PCAP_MAGICS = {  # magic as read little-endian -> (byte order, record header length)
-    0xA1B2C3D4: ("<", 16), 0xA1B23C4D: ("<", 16), 0xA1B2CD34: ("<", 24),
-    0xD4C3B2A1: (">", 16), 0x4D3CB2A1: (">", 16), 0x34CDB2A1: (">", 24),
+    0xA1B2C3D4: ("<", 16),
+    0xA1B23C4D: ("<", 16),
+    0xA1B2CD34: ("<", 24),
+    0xD4C3B2A1: (">", 16),
+    0x4D3CB2A1: (">", 16),
+    0x34CDB2A1: (">", 24),
 }
 SHB, IDB, EPB, SPB, PB, ISB = 0x0A0D0D0A, 1, 6, 3, 2, 5
 
@@ -95,8 +99,10 @@ def parse(raw: bytes) -> Capture | None:
         off = 24
         while off + rec_len <= len(raw):
             sec, frac, caplen, orig = struct.unpack_from(order + "IIII", raw, off)
-            data = raw[off + rec_len:off + rec_len + caplen]
-            cap.items.append(Packet(data, linktype, sec, frac, orig, 0, raw[off + 16:off + rec_len]))
+            data = raw[off + rec_len : off + rec_len + caplen]
+            cap.items.append(
+                Packet(data, linktype, sec, frac, orig, 0, raw[off + 16 : off + rec_len])
+            )
             off += rec_len + caplen
         return cap
     if magic != SHB:
@@ -110,7 +116,7 @@ def parse(raw: bytes) -> Capture | None:
         btype, blen = struct.unpack_from(order + "II", raw, off)
         if blen < 12 or off + blen > len(raw):
             break
-        body = raw[off + 8:off + blen - 4]
+        body = raw[off + 8 : off + blen - 4]
         if btype == SHB:
             linktypes = []
             cap.items.append(Block(btype, body))
@@ -119,8 +125,8 @@ def parse(raw: bytes) -> Capture | None:
             cap.items.append(Block(btype, body))
         elif btype == EPB and len(body) >= 20:
             iface, hi, lo, caplen, orig = struct.unpack_from(order + "IIIII", body)
-            data = body[20:20 + caplen]
-            opts = body[20 + caplen + (-caplen % 4):]
+            data = body[20 : 20 + caplen]
+            opts = body[20 + caplen + (-caplen % 4) :]
             lt = linktypes[iface] if iface < len(linktypes) else 1
             cap.items.append(Packet(data, lt, hi, lo, orig, iface, opts))
         else:
@@ -147,11 +153,26 @@ def serialize(cap: Capture) -> tuple[bytes, Layout]:
             start = len(out)
             lay.boundaries.append(start)
             orig = len(it.data) if it.origlen is None else it.origlen
-            extra = it.options if cap.rec_len == 24 and len(it.options) == 8 else b"\0" * (cap.rec_len - 16)
-            out += struct.pack(o + "IIII", it.ts_hi & 0xFFFFFFFF, it.ts_lo & 0xFFFFFFFF,
-                               len(it.data), orig & 0xFFFFFFFF) + extra
-            lay.fields += [Field(start + 8, 4, o, "caplen"), Field(start + 12, 4, o, "origlen"),
-                           Field(start + 4, 4, o, "ts_frac")]
+            extra = (
+                it.options
+                if cap.rec_len == 24 and len(it.options) == 8
+                else b"\0" * (cap.rec_len - 16)
+            )
+            out += (
+                struct.pack(
+                    o + "IIII",
+                    it.ts_hi & 0xFFFFFFFF,
+                    it.ts_lo & 0xFFFFFFFF,
+                    len(it.data),
+                    orig & 0xFFFFFFFF,
+                )
+                + extra
+            )
+            lay.fields += [
+                Field(start + 8, 4, o, "caplen"),
+                Field(start + 12, 4, o, "origlen"),
+                Field(start + 4, 4, o, "ts_frac"),
+            ]
             lay.packet_spans.append((len(out), len(out) + len(it.data)))
             out += it.data
         lay.boundaries.append(len(out))
@@ -161,19 +182,37 @@ def serialize(cap: Capture) -> tuple[bytes, Layout]:
         lay.boundaries.append(start)
         if isinstance(it, Packet):
             orig = len(it.data) if it.origlen is None else it.origlen
-            body = struct.pack(o + "IIIII", it.iface, it.ts_hi & 0xFFFFFFFF, it.ts_lo & 0xFFFFFFFF,
-                               len(it.data), orig & 0xFFFFFFFF) + _pad4(it.data) + it.options
-            lay.fields += [Field(start + 8, 4, o, "interface_id"), Field(start + 20, 4, o, "caplen"),
-                           Field(start + 24, 4, o, "origlen")]
+            body = (
+                struct.pack(
+                    o + "IIIII",
+                    it.iface,
+                    it.ts_hi & 0xFFFFFFFF,
+                    it.ts_lo & 0xFFFFFFFF,
+                    len(it.data),
+                    orig & 0xFFFFFFFF,
+                )
+                + _pad4(it.data)
+                + it.options
+            )
+            lay.fields += [
+                Field(start + 8, 4, o, "interface_id"),
+                Field(start + 20, 4, o, "caplen"),
+                Field(start + 24, 4, o, "origlen"),
+            ]
             lay.packet_spans.append((start + 28, start + 28 + len(it.data)))
             btype = EPB
         else:
             body, btype = _pad4(it.body), it.btype
             if btype == SHB:
-                lay.fields += [Field(start + 8, 4, o, "byte_order_magic"),
-                               Field(start + 16, 8, o, "section_length")]
+                lay.fields += [
+                    Field(start + 8, 4, o, "byte_order_magic"),
+                    Field(start + 16, 8, o, "section_length"),
+                ]
             elif btype == IDB:
-                lay.fields += [Field(start + 8, 2, o, "linktype"), Field(start + 12, 4, o, "snaplen")]
+                lay.fields += [
+                    Field(start + 8, 2, o, "linktype"),
+                    Field(start + 12, 4, o, "snaplen"),
+                ]
                 p = 8  # options: code(2) length(2) value
                 while p + 4 <= len(body):
                     code, length = struct.unpack_from(o + "HH", body, p)
@@ -181,15 +220,23 @@ def serialize(cap: Capture) -> tuple[bytes, Layout]:
                     if code == 0:
                         break
                     if code in (9, 14):
-                        lay.fields.append(Field(start + 8 + p + 4, 1 if code == 9 else 8, o,
-                                                "if_tsresol" if code == 9 else "if_tsoffset"))
+                        lay.fields.append(
+                            Field(
+                                start + 8 + p + 4,
+                                1 if code == 9 else 8,
+                                o,
+                                "if_tsresol" if code == 9 else "if_tsoffset",
+                            )
+                        )
                     p += 4 + length + (-length % 4)
             elif btype == ISB:
                 lay.fields.append(Field(start + 8, 4, o, "isb_interface_id"))
         total = len(body) + 12
         out += struct.pack(o + "II", btype, total) + body + struct.pack(o + "I", total)
-        lay.fields += [Field(start + 4, 4, o, "block_length"),
-                       Field(start + total - 4, 4, o, "trailing_block_length")]
+        lay.fields += [
+            Field(start + 4, 4, o, "block_length"),
+            Field(start + total - 4, 4, o, "trailing_block_length"),
+        ]
     lay.boundaries.append(len(out))
     return bytes(out), lay
 
@@ -208,8 +255,9 @@ def gzip_bytes(raw: bytes, *, level: int = 6, members: int = 1) -> bytes:
         return gzip.compress(raw, compresslevel=level, mtime=0)
     step = len(raw) // members
     cuts = [i * step for i in range(members)] + [len(raw)]
-    return b"".join(gzip.compress(raw[a:b], compresslevel=level, mtime=0)
-                    for a, b in zip(cuts, cuts[1:]))
+    return b"".join(
+        gzip.compress(raw[a:b], compresslevel=level, mtime=0) for a, b in zip(cuts, cuts[1:])
+    )
 
 
 def deflate_boundaries(gz: bytes) -> list[int]:
@@ -218,7 +266,7 @@ def deflate_boundaries(gz: bytes) -> list[int]:
     d = zlib.decompressobj(wbits=31)
     for i in range(0, len(gz), 256):
         try:
-            if d.decompress(gz[i:i + 256]):
+            if d.decompress(gz[i : i + 256]):
                 out.append(i)
         except zlib.error:
             break

@@ -75,7 +75,7 @@ def _fix_ip_len(b: bytearray, lay: Layers) -> None:
 
 
 def _set_payload(data: bytes, lay: Layers, header_len: int, payload: bytes, fix: bool) -> bytes:
-    b = bytearray(data[:lay.l4 + header_len] + payload)
+    b = bytearray(data[: lay.l4 + header_len] + payload)
     if len(b) < lay.l4 + header_len:
         b += bytes(lay.l4 + header_len - len(b))
     if fix:
@@ -104,7 +104,9 @@ def _ip_header(rng: random.Random, data: bytes, lay: Layers) -> bytes:
         elif what == 1:
             b[lay.l3] = (rng.choice((0, 4, 5, 6, 15)) << 4) | (b[lay.l3] & 15)
         elif what == 2:  # a later fragment, or MF
-            struct.pack_into("!H", b, lay.l3 + 6, rng.choice((0x2000, 0x0001, 0x1FFF, 0x4001, 0xFFFF)))
+            struct.pack_into(
+                "!H", b, lay.l3 + 6, rng.choice((0x2000, 0x0001, 0x1FFF, 0x4001, 0xFFFF))
+            )
         else:
             b[lay.l3 + 9] = rng.choice((0, 1, 6, 17, 41, 58, 255))
     else:
@@ -117,14 +119,16 @@ def _ip_header(rng: random.Random, data: bytes, lay: Layers) -> bytes:
             nxt = rng.choice((0, 43, 60, 44, 51, 6, 17, 58))
             hl = rng.choice((0, 1, 255))
             if nh == 44:
-                chain += bytes([nxt, 0]) + struct.pack("!H", rng.choice((0, 8, 0xFFF8, 1))) + b"\0" * 4
+                chain += (
+                    bytes([nxt, 0]) + struct.pack("!H", rng.choice((0, 8, 0xFFF8, 1))) + b"\0" * 4
+                )
             else:
                 chain += bytes([nxt, hl]) + b"\0" * 6
             nh = nxt
             if nxt in (6, 17, 58):
                 break
         b[lay.l3 + 6] = nh_first
-        b[lay.l4:lay.l4] = chain
+        b[lay.l4 : lay.l4] = chain
         if rng.random() < 0.5:
             _fix_ip_len(b, lay)
     return bytes(b)
@@ -138,33 +142,66 @@ def _tcp(rng: random.Random, data: bytes, lay: Layers) -> bytes:
     if what == 0:
         b[lay.l4 + 12] = rng.randrange(16) << 4  # data offset 0..60 bytes
     elif what == 1:  # hostile options on a SYN: kind/length 0, 1, 255, MSS cut at the end
-        opts = rng.choice((b"\x02\x00", b"\x02\x01", b"\x02\x04\x05", b"\x01" * 40, b"\xff\xff",
-                           b"\x00", b"\x03\x00\x02\x04\x05\xb4", b"\x08\x02" * 20, b"\x02\xff\x05\xb4",
-                           b"\x02\x04", bytes(rng.randrange(256) for _ in range(rng.randrange(41)))))
+        opts = rng.choice(
+            (
+                b"\x02\x00",
+                b"\x02\x01",
+                b"\x02\x04\x05",
+                b"\x01" * 40,
+                b"\xff\xff",
+                b"\x00",
+                b"\x03\x00\x02\x04\x05\xb4",
+                b"\x08\x02" * 20,
+                b"\x02\xff\x05\xb4",
+                b"\x02\x04",
+                bytes(rng.randrange(256) for _ in range(rng.randrange(41))),
+            )
+        )
         opts = opts[:40]
         doff = min(15, 5 + (len(opts) + 3) // 4)
         b[lay.l4 + 12] = doff << 4
         b[lay.l4 + 13] |= 0x02
-        b[lay.l4 + 20:lay.l4 + 20] = opts + b"\0" * (-len(opts) % 4)
+        b[lay.l4 + 20 : lay.l4 + 20] = opts + b"\0" * (-len(opts) % 4)
         if rng.random() < 0.7:
             _fix_ip_len(b, lay)
     else:  # a TLS hello whose inner lengths lie
-        return _set_payload(data, lay, (b[lay.l4 + 12] >> 4) * 4 or 20, tls_hello(rng), rng.random() < 0.7)
+        return _set_payload(
+            data, lay, (b[lay.l4 + 12] >> 4) * 4 or 20, tls_hello(rng), rng.random() < 0.7
+        )
     return bytes(b)
 
 
 def tls_hello(rng: random.Random) -> bytes:
     hs = rng.choice((1, 2))
     sid_len = rng.choice((0, 32, 255))
-    body = struct.pack("!H", 0x0303) + bytes(32) + bytes([sid_len]) + bytes(min(sid_len, rng.randrange(40)))
+    body = (
+        struct.pack("!H", 0x0303)
+        + bytes(32)
+        + bytes([sid_len])
+        + bytes(min(sid_len, rng.randrange(40)))
+    )
     if hs == 1:
-        ext = struct.pack("!HH", 0, rng.choice((0, 5, 9, 0xFFFF))) + struct.pack("!HBH", 7, 0, rng.choice((3, 0xFFFF))) + b"vpn"
-        body += struct.pack("!H", rng.choice((2, 0xFFFF))) + b"\x00\x2f" + b"\x01\x00" + struct.pack("!H", rng.choice((len(ext), 0xFFFF, 0))) + ext
+        ext = (
+            struct.pack("!HH", 0, rng.choice((0, 5, 9, 0xFFFF)))
+            + struct.pack("!HBH", 7, 0, rng.choice((3, 0xFFFF)))
+            + b"vpn"
+        )
+        body += (
+            struct.pack("!H", rng.choice((2, 0xFFFF)))
+            + b"\x00\x2f"
+            + b"\x01\x00"
+            + struct.pack("!H", rng.choice((len(ext), 0xFFFF, 0)))
+            + ext
+        )
     else:
         body += b"\x00" * rng.randrange(3)
     hello = bytes([hs]) + rng.choice((len(body), 0, 0xFFFFFF)).to_bytes(3, "big") + body
-    rec = bytes([22, 3, rng.choice((0, 1, 3, 4))]) + struct.pack("!H", rng.choice((len(hello), 0, 0xFFFF))) + hello
-    return rec[:rng.randrange(5, len(rec) + 1)]
+    rec = (
+        bytes([22, 3, rng.choice((0, 1, 3, 4))])
+        + struct.pack("!H", rng.choice((len(hello), 0, 0xFFFF)))
+        + hello
+    )
+    return rec[: rng.randrange(5, len(rec) + 1)]
 
 
 DTLS_VERSIONS = (0x0100, 0xFEFF, 0xFEFD, 0xFEFC)
@@ -175,7 +212,11 @@ def dtls_datagram(rng: random.Random) -> bytes:
     out = bytearray()
     kind = rng.randrange(5)
     if kind == 0:  # thousands of empty records: bounded work per datagram
-        rec = bytes([rng.choice((20, 21, 22, 23))]) + struct.pack("!H", rng.choice(DTLS_VERSIONS)) + bytes(8)
+        rec = (
+            bytes([rng.choice((20, 21, 22, 23))])
+            + struct.pack("!H", rng.choice(DTLS_VERSIONS))
+            + bytes(8)
+        )
         return rec * rng.choice((2, 100, 1000, 5000))
     for _ in range(rng.randrange(1, 5)):
         ctype = rng.choice((20, 21, 22, 22, 23))
@@ -184,21 +225,38 @@ def dtls_datagram(rng: random.Random) -> bytes:
         if ctype == 22:
             hs_type = rng.choice((1, 2, 3, 11, 0, 255))
             sid_len = rng.choice((0, 32, 255))
-            msg = (struct.pack("!H", version) + bytes(32) + bytes([sid_len])
-                   + bytes(min(sid_len, rng.randrange(40))) + bytes([rng.choice((0, 20, 255))])
-                   + bytes(rng.randrange(8)))
-            msg = msg[:rng.randrange(0, len(msg) + 1)]
+            msg = (
+                struct.pack("!H", version)
+                + bytes(32)
+                + bytes([sid_len])
+                + bytes(min(sid_len, rng.randrange(40)))
+                + bytes([rng.choice((0, 20, 255))])
+                + bytes(rng.randrange(8))
+            )
+            msg = msg[: rng.randrange(0, len(msg) + 1)]
             hlen = rng.choice((len(msg), 0, 0xFFFFFF, len(msg) + 1))
             frag_off = rng.choice((0, 0, 1, 0xFFFFFF))
             frag_len = rng.choice((len(msg), 0, 0xFFFFFF))
-            body = (bytes([hs_type]) + hlen.to_bytes(3, "big") + struct.pack("!H", rng.randrange(4))
-                    + frag_off.to_bytes(3, "big") + frag_len.to_bytes(3, "big") + msg)
-            body = body[:rng.choice((len(body), 0, 5, 11, 12, 13))]
+            body = (
+                bytes([hs_type])
+                + hlen.to_bytes(3, "big")
+                + struct.pack("!H", rng.randrange(4))
+                + frag_off.to_bytes(3, "big")
+                + frag_len.to_bytes(3, "big")
+                + msg
+            )
+            body = body[: rng.choice((len(body), 0, 5, 11, 12, 13))]
         else:
             body = bytes(rng.randrange(64))
         length = rng.choice((len(body), len(body), 0, 0xFFFF, len(body) + 1, 13))
-        out += bytes([ctype]) + struct.pack("!HH", version, epoch) + bytes(6) + struct.pack("!H", length) + body
-    return bytes(out[:rng.randrange(0, len(out) + 1)] if rng.random() < 0.3 else out)
+        out += (
+            bytes([ctype])
+            + struct.pack("!HH", version, epoch)
+            + bytes(6)
+            + struct.pack("!H", length)
+            + body
+        )
+    return bytes(out[: rng.randrange(0, len(out) + 1)] if rng.random() < 0.3 else out)
 
 
 def _udp_dtls(rng: random.Random, data: bytes, lay: Layers) -> bytes:
@@ -211,19 +269,23 @@ def _udp_dtls(rng: random.Random, data: bytes, lay: Layers) -> bytes:
 
 def _icmp_quote(rng: random.Random, data: bytes, lay: Layers) -> bytes:
     """Turn the packet into an ICMP frag-needed / Packet Too Big quoting a cut original."""
-    original = data[lay.l3:]
+    original = data[lay.l3 :]
     v6 = lay.ver == 6
     # Quotes shorter than the 28 (v4) / 48 (v6) bytes a router must send, and odd ones.
     k = rng.choice((0, 1, 4, 19, 20, 21, 24, 27, 28, 39, 40, 47, 48, len(original)))
     quote = bytearray(original[:k])
     if quote and rng.random() < 0.3:
         quote[0] = (quote[0] & 0xF0) | rng.randrange(16)  # quoted IHL
-    mtu = rng.choice((0, 1, 68, 576, 1280, 1347, 0xFFFF)) if not v6 else rng.choice((0, 1280, 1347, 0xFFFFFFFF))
+    mtu = (
+        rng.choice((0, 1, 68, 576, 1280, 1347, 0xFFFF))
+        if not v6
+        else rng.choice((0, 1280, 1347, 0xFFFFFFFF))
+    )
     if v6:
         icmp = bytes([2, 0]) + b"\0\0" + struct.pack("!I", mtu)
     else:
         icmp = bytes([3, rng.choice((4, 4, 1, 13))]) + b"\0\0" + struct.pack("!HH", 0, mtu)
-    b = bytearray(data[:lay.l4])
+    b = bytearray(data[: lay.l4])
     b[lay.l3 + (9 if not v6 else 6)] = 58 if v6 else 1
     # A v6 packet with extension headers keeps them; the next-header byte is then not the
     # one that matters. Good enough: the point is the quote.
@@ -234,8 +296,10 @@ def _icmp_quote(rng: random.Random, data: bytes, lay: Layers) -> bytes:
 
 def _snap(rng: random.Random, data: bytes, lay: Layers) -> bytes:
     """Cut the captured bytes inside a header (a snaplen, or a capture cut short)."""
-    cuts = [lay.l3 + d for d in (0, 1, 9, 19, 20, 39, 40)] + [lay.l4 + d for d in (0, 1, 7, 8, 12, 13, 19, 20, 21)]
-    return data[:max(0, min(rng.choice(cuts), len(data)))]
+    cuts = [lay.l3 + d for d in (0, 1, 9, 19, 20, 39, 40)] + [
+        lay.l4 + d for d in (0, 1, 7, 8, 12, 13, 19, 20, 21)
+    ]
+    return data[: max(0, min(rng.choice(cuts), len(data)))]
 
 
 def _garble(rng: random.Random, data: bytes, lay: Layers) -> bytes:

@@ -46,6 +46,7 @@ def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
 def _synthetic() -> list[Seed]:
     """The analyzer tests' failure captures, as pcap and pcapng (built with Scapy)."""
     import sys
+
     sys.path.insert(0, str(ROOT / "tests"))
     try:
         import synth
@@ -53,9 +54,12 @@ def _synthetic() -> list[Seed]:
         sys.path.pop(0)
     from tests.fuzz.write import pcap_of, pcapng_of
 
-    builds = {"inside-icmp-ok": synth.inside_icmp_ok(), "inside-black-hole": synth.inside_black_hole(),
-              "outside-dtls-blocked": synth.outside_dtls_blocked(attempts=3, reconnect_after=5.0),
-              "outside-dtls-ok": synth.outside_dtls_ok()}
+    builds = {
+        "inside-icmp-ok": synth.inside_icmp_ok(),
+        "inside-black-hole": synth.inside_black_hole(),
+        "outside-dtls-blocked": synth.outside_dtls_blocked(attempts=3, reconnect_after=5.0),
+        "outside-dtls-ok": synth.outside_dtls_ok(),
+    }
     out = []
     for name, pkts in builds.items():
         out.append(Seed(f"synth/{name}.pcap", pcap_of(pkts)))
@@ -88,8 +92,11 @@ def texts(kind: str) -> tuple[Seed, ...]:
     elif kind == "scenario":
         paths = _files(ROOT / "configs" / "scenarios", (".yaml", ".yml"))
     elif kind == "keylog":
-        paths = (_files(ROOT / "tests" / "data", (".keylog",)) + _files(PUBLIC, (".keylog",))
-                 + _files(ROOT / "pcaps", ("sslkeylog.txt",)))
+        paths = (
+            _files(ROOT / "tests" / "data", (".keylog",))
+            + _files(PUBLIC, (".keylog",))
+            + _files(ROOT / "pcaps", ("sslkeylog.txt",))
+        )
     else:
         raise ValueError(kind)
     return tuple(Seed(_name(p), p.read_bytes(), p) for p in paths)
@@ -119,13 +126,20 @@ def cstp_streams() -> tuple[Seed, ...]:
     auth exchange (Content-Length and chunked), the CONNECT and its 200 CONNECTED, then CSTP
     packets (DPD, keepalive, data carrying a 1347-byte IP packet)."""
     ip = bytes.fromhex("4500054300004000400600000a0000020a000001") + b"\x00" * 1327
-    client = (b"POST / HTTP/1.1\r\nHost: vpn.example.com\r\nContent-Length: 14\r\n\r\n<config-auth/>"
-              b"CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nX-CSTP-MTU: 1406\r\nX-CSTP-Base-MTU: 1500\r\n"
-              b"X-DTLS-Master-Secret: " + b"ab" * 48 + b"\r\n\r\n" + _cstp(3) + _cstp(7) + _cstp(0, ip))
-    server = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n<auth/>\r\n0\r\n\r\n"
-              b"HTTP/1.1 200 CONNECTED\r\nX-CSTP-MTU: 1347\r\nX-DTLS-MTU: 1418\r\n"
-              b"X-CSTP-Base-MTU: 1500\r\nX-DTLS-Port: 443\r\nX-DTLS-Session-ID: " + b"9b" * 32 + b"\r\n\r\n"
-              + _cstp(4) + _cstp(0, ip) + _cstp(5, b"\xb0"))
+    client = (
+        b"POST / HTTP/1.1\r\nHost: vpn.example.com\r\nContent-Length: 14\r\n\r\n<config-auth/>"
+        b"CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nX-CSTP-MTU: 1406\r\nX-CSTP-Base-MTU: 1500\r\n"
+        b"X-DTLS-Master-Secret: " + b"ab" * 48 + b"\r\n\r\n" + _cstp(3) + _cstp(7) + _cstp(0, ip)
+    )
+    server = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n<auth/>\r\n0\r\n\r\n"
+        b"HTTP/1.1 200 CONNECTED\r\nX-CSTP-MTU: 1347\r\nX-DTLS-MTU: 1418\r\n"
+        b"X-CSTP-Base-MTU: 1500\r\nX-DTLS-Port: 443\r\nX-DTLS-Session-ID: "
+        + b"9b" * 32
+        + b"\r\n\r\n"
+        + _cstp(4)
+        + _cstp(0, ip)
+        + _cstp(5, b"\xb0")
+    )
     # The cstp-stream target's input format: side, piece size (0: all at once), stream.
     return (Seed("cstp/client", b"c\x00" + client), Seed("cstp/server", b"s\x00" + server))
-

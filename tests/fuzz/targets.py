@@ -38,10 +38,12 @@ class Hang(BaseException):
 def _strict_json(text: str) -> None:
     def bad(const: str) -> None:
         raise Crash(f"JSON output contains {const}, which is not JSON (RFC 8259)")
+
     json.loads(text, parse_constant=bad)
 
 
 # --- captures -----------------------------------------------------------------------------------
+
 
 def make_capture(rng: random.Random) -> tuple[bytes, str, str]:
     """A damaged capture: (bytes, seed name, mutation names)."""
@@ -69,7 +71,7 @@ def boundary_inputs() -> list[tuple[bytes, str, str]]:
         for b in lay.boundaries[:-1]:
             out.append((raw[:b], seed.name, f"cut-at-boundary:{b}"))
         # Inside the first record's header and at the very end, in gzip too.
-        out.append((raw[:lay.boundaries[0] + 1], seed.name, "cut-into-first-record"))
+        out.append((raw[: lay.boundaries[0] + 1], seed.name, "cut-into-first-record"))
         gz = cf.gzip_bytes(raw)
         for cut in sorted({10, len(gz) // 2, len(gz) - 4}):
             out.append((gz[:cut], seed.name, f"gzip-cut:{cut}"))
@@ -118,14 +120,19 @@ def make_layer_input(rng: random.Random) -> tuple[bytes, str, str]:
     data = PACKET_MUTATIONS[name](rng, p.data, lay)
     start = rng.choice(("link", "link", "dtls", "cstp", "anyconnect-dtls"))
     if start == "dtls":
-        data = mu.dtls_datagram(rng) if rng.random() < 0.7 else data[lay.l4 + 8:]
+        data = mu.dtls_datagram(rng) if rng.random() < 0.7 else data[lay.l4 + 8 :]
     elif start in ("cstp", "anyconnect-dtls"):
-        inner = data[lay.l3:]
+        inner = data[lay.l3 :]
         if start == "cstp":  # several CSTP packets in one record, lengths that may lie
             data = b""
             for _ in range(rng.choice((1, 2, 5, 2000))):
                 n = rng.choice((len(inner), 0, 0xFFFF, len(inner) + 1))
-                data += b"STF\x01" + n.to_bytes(2, "big") + bytes([rng.choice((0, 3, 4, 5, 7, 8, 9, 255)), 0]) + inner[:rng.randrange(len(inner) + 1)]
+                data += (
+                    b"STF\x01"
+                    + n.to_bytes(2, "big")
+                    + bytes([rng.choice((0, 3, 4, 5, 7, 8, 9, 255)), 0])
+                    + inner[: rng.randrange(len(inner) + 1)]
+                )
         else:
             data = bytes([rng.choice((0, 3, 7, 255))]) + inner
     if rng.random() < 0.3 and data:
@@ -140,11 +147,12 @@ def make_layer_input(rng: random.Random) -> tuple[bytes, str, str]:
 
 def run_layers(data: bytes, work: Path, annotate: bool) -> None:
     """Dissect with labkit's Scapy layers, then summarize, show and rebuild the packet."""
-    import labkit.layers as L
     from scapy.layers.inet import IP
     from scapy.layers.inet6 import IPv6
     from scapy.layers.l2 import CookedLinux, Ether, Loopback
     from scapy.packet import Raw
+
+    import labkit.layers as L
 
     tag, _, body = data.partition(b"\n")
     start, _, lt = tag.decode().partition(":")
@@ -154,7 +162,9 @@ def run_layers(data: bytes, work: Path, annotate: bool) -> None:
         if cls is None:
             cls = IPv6 if body[:1] and body[0] >> 4 == 6 else IP
     else:
-        cls = {"dtls": L.DTLSRecord, "cstp": L.CSTP, "anyconnect-dtls": L.AnyConnectDTLS}.get(start, Raw)
+        cls = {"dtls": L.DTLSRecord, "cstp": L.CSTP, "anyconnect-dtls": L.AnyConnectDTLS}.get(
+            start, Raw
+        )
     if len(body) < len(cls()):
         return  # a top-level header cut short may raise, as Scapy's own IP(b"\x45") does
     pkt = cls(body)
@@ -164,6 +174,7 @@ def run_layers(data: bytes, work: Path, annotate: bool) -> None:
 
 
 # --- craft's --original reader (Scapy's PcapReader on a user's file) ----------------------------
+
 
 def run_craft_original(data: bytes, work: Path, annotate: bool) -> None:
     from labkit.commands.craft import _read_original
@@ -175,6 +186,7 @@ def run_craft_original(data: bytes, work: Path, annotate: bool) -> None:
 
 # --- text: logs and configs ---------------------------------------------------------------------
 
+
 def _make_text(kind: str) -> Callable[[random.Random], tuple[bytes, str, str]]:
     def make(rng: random.Random) -> tuple[bytes, str, str]:
         seed = rng.choice(sd.texts(kind))
@@ -183,6 +195,7 @@ def _make_text(kind: str) -> Callable[[random.Random], tuple[bytes, str, str]]:
             raw, name = mu.text_mutation(rng, raw)
             names.append(name)
         return raw, seed.name, "+".join(names)
+
     return make
 
 
@@ -212,13 +225,14 @@ def run_dart(data: bytes, work: Path, annotate: bool) -> None:
 
 # --- key logs and decryption --------------------------------------------------------------------
 
+
 def _pack(keylog: bytes, capture: bytes) -> bytes:
     return len(keylog).to_bytes(4, "big") + keylog + capture
 
 
 def _unpack(data: bytes) -> tuple[bytes, bytes]:
     n = int.from_bytes(data[:4], "big")
-    return data[4:4 + n], data[4 + n:]
+    return data[4 : 4 + n], data[4 + n :]
 
 
 def make_keyed(rng: random.Random) -> tuple[bytes, str, str]:
@@ -227,7 +241,7 @@ def make_keyed(rng: random.Random) -> tuple[bytes, str, str]:
     if rng.random() < 0.3:
         keylog, name = mu.text_mutation(rng, keylog)
         return _pack(keylog, seed.raw), seed.name, name
-    cap, names = cf.parse(seed.raw), []
+    cap, _names = cf.parse(seed.raw), []
     cap, name = (mu.mutate_packets if rng.random() < 0.7 else mu.mutate_records)(rng, cap)
     raw, lay = cf.serialize(cap)
     if rng.random() < 0.3:
@@ -282,7 +296,7 @@ def run_cstp_stream(data: bytes, work: Path, annotate: bool) -> None:
     stream = CstpStream(side)
     events = 0
     for frame, start in enumerate(range(0, len(body), step), start=1):
-        stream.receive_data(body[start:start + step], frame, float(frame))
+        stream.receive_data(body[start : start + step], frame, float(frame))
         while (e := stream.next_event()) is not NEED_DATA:
             events += 1
             if events > len(body) + 10:
@@ -318,6 +332,7 @@ def run_scenario(data: bytes, work: Path, annotate: bool) -> None:
     build_timeline(scenario).describe()
     if annotate:
         from labkit.scenario.build import build
+
         build(scenario, work / "built", force=True)
 
 
@@ -341,6 +356,7 @@ def run_asa_config(data: bytes, work: Path, annotate: bool) -> None:
 
 # --- the table ----------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Target:
     name: str
@@ -359,22 +375,34 @@ def _texts(kind: str) -> Callable[[], tuple[sd.Seed, ...]]:
     return lambda: sd.texts(kind)
 
 
-TARGETS: dict[str, Target] = {t.name: t for t in (
-    Target("capture", make_capture, run_capture, 50, sd.captures, mu.grow_capture),
-    # Bounded: one datagram or TLS record (64 KiB) and at most MAX_CHAIN chained layers.
-    Target("layers", make_layer_input, run_layers, 16, sd.captures),
-    # Bounded: reads up to the frame asked for (frame 2).
-    Target("craft-original", make_capture, run_craft_original, 3, sd.captures),
-    Target("syslog", _make_text("syslog"), run_syslog, 10, _texts("syslog"), mu.grow_text),
-    Target("dart", _make_text("dart"), run_dart, 6, _texts("dart"), mu.grow_text),
-    Target("asa-config", _make_text("asa-config"), run_asa_config, 10, _texts("asa-config"), mu.grow_config),
-    Target("keylog", _make_text("keylog"), run_keylog, 4, _texts("keylog"), mu.grow_text),
-    # Bounded: MAX_RECORDS decrypted records, and captures grow through the capture target.
-    Target("decrypt", make_keyed, run_decrypt, 8, lambda: tuple(c for c, _ in sd.keyed_captures())),
-    Target("cstp-stream", make_cstp_stream, run_cstp_stream, 6, sd.cstp_streams, mu.grow_cstp),
-    # Bounded: the loader refuses files over 1 MiB and more than 50 steps.
-    Target("scenario", make_scenario, run_scenario, 8, _texts("scenario")),
-)}
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target("capture", make_capture, run_capture, 50, sd.captures, mu.grow_capture),
+        # Bounded: one datagram or TLS record (64 KiB) and at most MAX_CHAIN chained layers.
+        Target("layers", make_layer_input, run_layers, 16, sd.captures),
+        # Bounded: reads up to the frame asked for (frame 2).
+        Target("craft-original", make_capture, run_craft_original, 3, sd.captures),
+        Target("syslog", _make_text("syslog"), run_syslog, 10, _texts("syslog"), mu.grow_text),
+        Target("dart", _make_text("dart"), run_dart, 6, _texts("dart"), mu.grow_text),
+        Target(
+            "asa-config",
+            _make_text("asa-config"),
+            run_asa_config,
+            10,
+            _texts("asa-config"),
+            mu.grow_config,
+        ),
+        Target("keylog", _make_text("keylog"), run_keylog, 4, _texts("keylog"), mu.grow_text),
+        # Bounded: MAX_RECORDS decrypted records, and captures grow through the capture target.
+        Target(
+            "decrypt", make_keyed, run_decrypt, 8, lambda: tuple(c for c, _ in sd.keyed_captures())
+        ),
+        Target("cstp-stream", make_cstp_stream, run_cstp_stream, 6, sd.cstp_streams, mu.grow_cstp),
+        # Bounded: the loader refuses files over 1 MiB and more than 50 steps.
+        Target("scenario", make_scenario, run_scenario, 8, _texts("scenario")),
+    )
+}
 
 
 #: What a run must never write to stderr: a traceback (even one Python caught and printed),

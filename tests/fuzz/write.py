@@ -25,8 +25,14 @@ def pcap_of(pkts: Sequence) -> bytes:
 def pcapng_of(pkts: Sequence) -> bytes:
     cap = cf.Capture("pcapng", "<")
     cap.items.append(cf.Block(cf.SHB, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)))
-    cap.items.append(cf.Block(cf.IDB, struct.pack("<HHI", 1, 0, 262144)
-                              + struct.pack("<HHB3x", 9, 1, 6) + struct.pack("<HH", 0, 0)))
+    cap.items.append(
+        cf.Block(
+            cf.IDB,
+            struct.pack("<HHI", 1, 0, 262144)
+            + struct.pack("<HHB3x", 9, 1, 6)
+            + struct.pack("<HH", 0, 0),
+        )
+    )
     for s, us, d in _records(pkts):
         ticks = s * 10**6 + us
         cap.items.append(cf.Packet(d, 1, ticks >> 32, ticks & 0xFFFFFFFF))

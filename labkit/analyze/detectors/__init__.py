@@ -31,8 +31,14 @@ class FileFacts:
 
     @classmethod
     def new(cls, file: str) -> FileFacts:
-        return cls(DtlsDetector(file), TlsDetector(file), MssDetector(file), IcmpDetector(file),
-                   SizeDetector(file), RetransDetector(file))
+        return cls(
+            DtlsDetector(file),
+            TlsDetector(file),
+            MssDetector(file),
+            IcmpDetector(file),
+            SizeDetector(file),
+            RetransDetector(file),
+        )
 
     @property
     def detectors(self) -> list:
@@ -47,13 +53,17 @@ class FileFacts:
             d[g.mss] = d.get(g.mss, 0) + g.count
         icmp = {"icmp_frag_needed_mtu": {}, "icmpv6_packet_too_big_mtu": {}}
         for (v6, mtu), g in self.icmp.frag.items():
-            icmp["icmpv6_packet_too_big_mtu" if v6 else "icmp_frag_needed_mtu"][mtu] = g.frames.count
+            icmp["icmpv6_packet_too_big_mtu" if v6 else "icmp_frag_needed_mtu"][mtu] = (
+                g.frames.count
+            )
         pairs = [p for p in self.dtls.pairs.values() if p.attempts]
         return {
             **{k: _keyed(v) for k, v in (syn | icmp).items()},
             "df_over_mtu": {str(m): sum(self.size.over(m).values()) for m in sorted(set(mtus))},
             "dtls_client_hellos": sum(self.dtls.hello_versions.values()),
-            "dtls_client_hellos_by_version": {f"0x{v:04x}": n for v, n in sorted(self.dtls.hello_versions.items())},
+            "dtls_client_hellos_by_version": {
+                f"0x{v:04x}": n for v, n in sorted(self.dtls.hello_versions.items())
+            },
             "dtls_flows": len(pairs),
             "dtls_flows_answered": sum(p.answered for p in pairs),
             "tls_client_hellos": self.tls.client_hellos,

@@ -64,8 +64,9 @@ class DtlsPair:
     def __post_init__(self) -> None:
         c, s = self.client, self.server
         base = f"{src_field(c)} == {c} && {dst_field(c)} == {s} && udp.dstport == {self.port}"
-        self.hellos = FrameSet(self.file, f"{base} && dtls.handshake.type == 1 && "
-                                          f"dtls.handshake.fragment_offset == 0")
+        self.hellos = FrameSet(
+            self.file, f"{base} && dtls.handshake.type == 1 && dtls.handshake.fragment_offset == 0"
+        )
         back = f"{src_field(c)} == {s} && {dst_field(c)} == {c} && udp.srcport == {self.port}"
         self.hvr = FrameSet(self.file, f"{back} && dtls.handshake.type == 3")
         self.server_hello = FrameSet(self.file, f"{back} && dtls.handshake.type == 2")
@@ -86,8 +87,11 @@ class DtlsPair:
     def established(self) -> bool:
         if self.server_hello.count:  # type: ignore[union-attr]
             return self.server_ccs or self.data_s2c > 0
-        return (not self.handshake_seen and self.data_c2s >= MIDSTREAM_MIN
-                and self.data_s2c >= MIDSTREAM_MIN)
+        return (
+            not self.handshake_seen
+            and self.data_c2s >= MIDSTREAM_MIN
+            and self.data_s2c >= MIDSTREAM_MIN
+        )
 
     @property
     def version(self) -> int | None:
@@ -141,8 +145,11 @@ class DtlsDetector:
         if len(finite):
             self.last_ts = max(self.last_ts, float(finite.max()))
         # Application data: content type 23 with a DTLS version, counted per pair and side.
-        appdata = ((c.p0[rows] == dec.CT_APPDATA) & (c.pcap[rows] >= 13)
-                   & np.isin((c.p1[rows] << 8) | c.p2[rows], list(dec.DTLS_VERSIONS)))
+        appdata = (
+            (c.p0[rows] == dec.CT_APPDATA)
+            & (c.pcap[rows] >= 13)
+            & np.isin((c.p1[rows] << 8) | c.p2[rows], list(dec.DTLS_VERSIONS))
+        )
         if not appdata.any():
             return
         a_rows = rows[appdata]
@@ -177,13 +184,18 @@ class DtlsDetector:
         c = view.cols
         sport, dport = c.sport[rows], c.dport[rows]
         to_server = dport <= sport
-        ck = np.where(to_server, directed(c.src_h[rows], c.dst_h[rows], np.zeros(len(rows), np.int64), dport),
-                      directed(c.dst_h[rows], c.src_h[rows], np.zeros(len(rows), np.int64), sport))
+        ck = np.where(
+            to_server,
+            directed(c.src_h[rows], c.dst_h[rows], np.zeros(len(rows), np.int64), dport),
+            directed(c.dst_h[rows], c.src_h[rows], np.zeros(len(rows), np.int64), sport),
+        )
         uniq, first, _n = tally(ck)
         for k, i in zip(uniq.tolist(), first.tolist()):
             if k not in self.pairs:
                 r = int(rows[i])
-                pkt = dec.decode(view.chunk.packet(r), int(view.chunk.linktype[r]), int(view.frames[r]))
+                pkt = dec.decode(
+                    view.chunk.packet(r), int(view.chunk.linktype[r]), int(view.frames[r])
+                )
                 if pkt.dtls:
                     pair = self._pair(pkt, bool(to_server[i]), k)
                     pair.record_version = pkt.dtls[0].version

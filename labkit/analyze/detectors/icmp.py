@@ -56,23 +56,36 @@ class IcmpDetector:
             if err.frag_needed and err.mtu is not None:
                 g = self.frag.get((err.v6, err.mtu))
                 if g is None:
-                    clause = (f"icmpv6.type == 2 && icmpv6.mtu == {err.mtu}" if err.v6 else
-                              f"icmp.type == 3 && icmp.code == 4 && icmp.mtu == {err.mtu}")
-                    g = self.frag[(err.v6, err.mtu)] = FragNeeded(err.v6, err.mtu, FrameSet(self.file, clause))
+                    clause = (
+                        f"icmpv6.type == 2 && icmpv6.mtu == {err.mtu}"
+                        if err.v6
+                        else f"icmp.type == 3 && icmp.code == 4 && icmp.mtu == {err.mtu}"
+                    )
+                    g = self.frag[(err.v6, err.mtu)] = FragNeeded(
+                        err.v6, err.mtu, FrameSet(self.file, clause)
+                    )
                 g.frames.add(pkt.frame, pkt.ts)
                 g.reporters.add(pkt.src)
                 if err.quote is not None:
                     g.original_lengths[err.quote.total_length] += 1
                     if len(g.flows) < MAX_FLOWS:
                         g.flows.add(flow_of(err.quote))
-            elif err.quote is not None and err.quote.proto in (PROTO_TCP, PROTO_UDP) \
-                    and (err.type == 1 if err.v6 else err.type == 3):
+            elif (
+                err.quote is not None
+                and err.quote.proto in (PROTO_TCP, PROTO_UDP)
+                and (err.type == 1 if err.v6 else err.type == 3)
+            ):
                 key = (err.v6, err.type, err.code)
                 u = self.unreach.get(key)
                 if u is None:
-                    clause = (f"icmpv6.type == {err.type} && icmpv6.code == {err.code}" if err.v6 else
-                              f"icmp.type == {err.type} && icmp.code == {err.code}")
-                    u = self.unreach[key] = Unreachable(err.type, err.code, FrameSet(self.file, clause))
+                    clause = (
+                        f"icmpv6.type == {err.type} && icmpv6.code == {err.code}"
+                        if err.v6
+                        else f"icmp.type == {err.type} && icmp.code == {err.code}"
+                    )
+                    u = self.unreach[key] = Unreachable(
+                        err.type, err.code, FrameSet(self.file, clause)
+                    )
                 u.frames.add(pkt.frame, pkt.ts)
                 if len(u.flows) < MAX_FLOWS:
                     u.flows.add(flow_of(err.quote))

@@ -30,7 +30,9 @@ class SynGroup:
     mss: int
     ipver: int
     count: int = 0
-    frames: list[tuple[int, float, int, str]] = field(default_factory=list)  # frame, ts, server hash, server
+    frames: list[tuple[int, float, int, str]] = field(
+        default_factory=list
+    )  # frame, ts, server hash, server
 
     @property
     def complete(self) -> bool:
@@ -51,8 +53,11 @@ class MssDetector:
         ok = view.syn_mss >= 0
         rows, mss = view.syn_rows[ok], view.syn_mss[ok]
         # SYNs whose MSS is not the first option came decoded (rare).
-        extra = [(r, p.tcp.mss) for r, p in zip(view.rare_rows.tolist(), view.rare)
-                 if p.tcp is not None and p.tcp.syn and p.tcp.mss is not None]
+        extra = [
+            (r, p.tcp.mss)
+            for r, p in zip(view.rare_rows.tolist(), view.rare)
+            if p.tcp is not None and p.tcp.syn and p.tcp.mss is not None
+        ]
         if extra:
             e_rows = np.array([r for r, _m in extra], np.int64)
             keep = ~np.isin(e_rows, rows)
@@ -69,8 +74,11 @@ class MssDetector:
         self._frames(view, rows, synack, mss, ipver, server)
 
     def _count(self, view: ChunkView, rows, synack, mss, ipver, server) -> None:
-        tag = ((ipver.astype(np.uint64) << np.uint64(20)) | (mss.astype(np.uint64) << np.uint64(1))
-               | synack.astype(np.uint64))
+        tag = (
+            (ipver.astype(np.uint64) << np.uint64(20))
+            | (mss.astype(np.uint64) << np.uint64(1))
+            | synack.astype(np.uint64)
+        )
         key = dec.mix64(server ^ dec.mix64(tag))
         new = self.table.add(key, synack=synack, mss=mss, ipver=ipver, server=server)
         if new:
@@ -87,10 +95,13 @@ class MssDetector:
                 if len(lst) < MAX_FRAMES:
                     lst.append((fr, t))
             touched = tally(ent[needy])[0]
-            self.entry_full[touched] = [len(self.entry_frames[e]) >= MAX_FRAMES for e in touched.tolist()]
+            self.entry_full[touched] = [
+                len(self.entry_frames[e]) >= MAX_FRAMES for e in touched.tolist()
+            ]
 
-    def role_sets(self, synack: bool, mss: int, ipver: int, heads: np.ndarray,
-                  outer: bool | None) -> list[tuple[list[tuple[int, float]], int]]:
+    def role_sets(
+        self, synack: bool, mss: int, ipver: int, heads: np.ndarray, outer: bool | None
+    ) -> list[tuple[list[tuple[int, float]], int]]:
         """(first frames, count) per server of one group; ``outer``: only head-end servers
         (True), only others (False), all (None)."""
         t = self.table
@@ -109,11 +120,17 @@ class MssDetector:
             if grp is None:
                 grp = self.groups[key] = SynGroup(*key)
             room = MAX_FRAMES - len(grp.frames)
-            for i in sel[:max(room, 0)].tolist():
+            for i in sel[: max(room, 0)].tolist():
                 r = int(rows[i])
                 pkt = dec.decode(view.chunk.packet(r), int(view.chunk.linktype[r]))
-                grp.frames.append((int(view.frames[r]), float(view.ts[r]), int(server[i]),
-                                   pkt.src if key[0] else pkt.dst))
+                grp.frames.append(
+                    (
+                        int(view.frames[r]),
+                        float(view.ts[r]),
+                        int(server[i]),
+                        pkt.src if key[0] else pkt.dst,
+                    )
+                )
             grp.count += len(sel)
 
     def role_counts(self, synack: bool, mss: int, ipver: int, heads: np.ndarray) -> tuple[int, int]:

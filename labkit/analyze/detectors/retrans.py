@@ -69,7 +69,9 @@ class Candidate:
 
     @property
     def recovered_by_shrinking(self) -> bool:
-        return self.shrunk_frame is not None and (self.acked_frame is None or self.shrunk_frame < self.acked_frame)
+        return self.shrunk_frame is not None and (
+            self.acked_frame is None or self.shrunk_frame < self.acked_frame
+        )
 
 
 def _serial_ge(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
@@ -101,11 +103,15 @@ class RetransDetector:
         if self.candidates:
             self._follow(view, fwd, rev)
         if len(self.candidates) > MAX_CANDIDATES:  # bounded: keep the most-copied
-            keep = sorted(self.candidates.items(), key=lambda kv: -kv[1].copies.count)[:MAX_CANDIDATES]
+            keep = sorted(self.candidates.items(), key=lambda kv: -kv[1].copies.count)[
+                :MAX_CANDIDATES
+            ]
             self.forgotten += len(self.candidates) - len(keep)
             self.candidates = dict(keep)
 
-    def _segments(self, view: ChunkView, rows: np.ndarray, fwd: np.ndarray, rev: np.ndarray) -> None:
+    def _segments(
+        self, view: ChunkView, rows: np.ndarray, fwd: np.ndarray, rev: np.ndarray
+    ) -> None:
         """Match this chunk's large segments against the carry; new ones join it."""
         c = view.cols
         fd = fwd[rows]
@@ -142,8 +148,15 @@ class RetransDetector:
         self.c_ts = np.concatenate([self.c_ts, view.ts[r_new]])
         self.c_size = np.concatenate([self.c_size, c.iplen[r_new]])
 
-    def _retransmitted(self, view: ChunkView, rows: np.ndarray, order: np.ndarray, head: np.ndarray,
-                       n_old: int, all_key: np.ndarray) -> None:
+    def _retransmitted(
+        self,
+        view: ChunkView,
+        rows: np.ndarray,
+        order: np.ndarray,
+        head: np.ndarray,
+        n_old: int,
+        all_key: np.ndarray,
+    ) -> None:
         """Segments seen more than once (carry + this chunk): create or extend candidates."""
         c = view.cols
         fwd = view.tcp_keys()[0]
@@ -162,8 +175,9 @@ class RetransDetector:
             if cand is None:
                 r = new[0]
                 pkt = dec.decode(view.chunk.packet(r), int(view.chunk.linktype[r]))
-                cand = self.candidates[k] = self._new(pkt, int(c.seq[r]), int(c.paylen[r]),
-                                                      int(c.iplen[r]), int(fwd[r]))
+                cand = self.candidates[k] = self._new(
+                    pkt, int(c.seq[r]), int(c.paylen[r]), int(c.iplen[r]), int(fwd[r])
+                )
                 cand.ack_key = int(view.tcp_keys()[1][r])
                 for i in carried:
                     cand.copies.add(int(self.c_frame[i]), float(self.c_ts[i]))
@@ -172,10 +186,21 @@ class RetransDetector:
 
     def _new(self, pkt: dec.Packet, seq: int, plen: int, size: int, fd: int) -> Candidate:
         s, d = pkt.src, pkt.dst
-        clause = (f"{src_field(s)} == {s} && {dst_field(s)} == {d} && tcp.srcport == {pkt.sport} && "
-                  f"tcp.dstport == {pkt.dport} && tcp.seq_raw == {seq} && tcp.len == {plen}")
-        return Candidate(fd, s, d, int(pkt.sport or 0), int(pkt.dport or 0), seq, plen, size,
-                         FrameSet(self.file, clause))
+        clause = (
+            f"{src_field(s)} == {s} && {dst_field(s)} == {d} && tcp.srcport == {pkt.sport} && "
+            f"tcp.dstport == {pkt.dport} && tcp.seq_raw == {seq} && tcp.len == {plen}"
+        )
+        return Candidate(
+            fd,
+            s,
+            d,
+            int(pkt.sport or 0),
+            int(pkt.dport or 0),
+            seq,
+            plen,
+            size,
+            FrameSet(self.file, clause),
+        )
 
     def _acked(self, view: ChunkView, ack_keys: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """Whether the receiver's last packet in this chunk acknowledges each segment's end.
@@ -221,7 +246,11 @@ class RetransDetector:
     def _keep(self, mask: np.ndarray) -> None:
         self.c_key, self.c_fd, self.c_end = self.c_key[mask], self.c_fd[mask], self.c_end[mask]
         self.c_ack = self.c_ack[mask]
-        self.c_frame, self.c_ts, self.c_size = self.c_frame[mask], self.c_ts[mask], self.c_size[mask]
+        self.c_frame, self.c_ts, self.c_size = (
+            self.c_frame[mask],
+            self.c_ts[mask],
+            self.c_size[mask],
+        )
 
     def _follow(self, view: ChunkView, fwd: np.ndarray, rev: np.ndarray) -> None:
         """For open candidates: the first ACK covering them, the first smaller re-send.
@@ -232,21 +261,30 @@ class RetransDetector:
         c = view.cols
         g = view.tcp_groups()
         cands = list(self.candidates.items())
-        spans = g.spans(np.array([cd.fd for _k, cd in cands] + [cd.ack_key for _k, cd in cands],
-                                 np.uint64))
+        spans = g.spans(
+            np.array([cd.fd for _k, cd in cands] + [cd.ack_key for _k, cd in cands], np.uint64)
+        )
         done = []
         for i, (k, cd) in enumerate(cands):
             if cd.shrunk_frame is None:
                 rows = g.rows[slice(*spans[i])]
                 if len(rows):
-                    hit = rows[(c.seq[rows] == cd.seq) & (c.paylen[rows] > 0) & (c.paylen[rows] < cd.length)]
+                    hit = rows[
+                        (c.seq[rows] == cd.seq)
+                        & (c.paylen[rows] > 0)
+                        & (c.paylen[rows] < cd.length)
+                    ]
                     if len(hit):
                         cd.shrunk_frame = int(view.frames[hit[0]])
             if cd.acked_frame is None:
                 rows = g.rows[slice(*spans[len(cands) + i])]
                 if len(rows) and _serial_ge(c.ack[rows[-1]], cd.end):
-                    hit = rows[((c.flags[rows] & dec.TCP_ACK) != 0) & _serial_ge(c.ack[rows], cd.end)]
-                    cd.acked_frame = int(view.frames[hit[0]]) if len(hit) else int(view.frames[rows[-1]])
+                    hit = rows[
+                        ((c.flags[rows] & dec.TCP_ACK) != 0) & _serial_ge(c.ack[rows], cd.end)
+                    ]
+                    cd.acked_frame = (
+                        int(view.frames[hit[0]]) if len(hit) else int(view.frames[rows[-1]])
+                    )
             if cd.acked_frame is not None and not cd.recovered_by_shrinking:
                 done.append(k)
         for k in done:

@@ -20,6 +20,7 @@ import numpy as np
 from labkit.analyze import decode as dec
 from labkit.analyze.engine import ChunkView
 
+
 @dataclass(slots=True)
 class TlsSession:
     file: str
@@ -99,8 +100,18 @@ class TlsDetector:
             pkt = dec.decode(view.chunk.packet(row), int(view.chunk.linktype[row]))
             client, server = pkt.src, pkt.dst
         start = self._syn_of(key, frame, syns) or (frame, ts)
-        s = TlsSession(self.file, key, client, server, int(c.sport[row]), int(c.dport[row]),
-                       start[0], start[1], frame, ts)
+        s = TlsSession(
+            self.file,
+            key,
+            client,
+            server,
+            int(c.sport[row]),
+            int(c.dport[row]),
+            start[0],
+            start[1],
+            frame,
+            ts,
+        )
         s.last_ts, s.last_frame = ts, frame
         earlier = self.by_endpoint.setdefault(s.endpoint, [])
         if earlier:  # the reconnect gap is measured from the session just before this one

@@ -32,8 +32,9 @@ _K = np.uint64(0x9E3779B97F4A7C15)
 
 
 def _df_rows(c: dec.Columns) -> np.ndarray:
-    return np.flatnonzero(c.df & (c.iplen >= FLOOR) & (c.proto != dec.PROTO_ICMP)
-                          & (c.proto != dec.PROTO_ICMPV6))
+    return np.flatnonzero(
+        c.df & (c.iplen >= FLOOR) & (c.proto != dec.PROTO_ICMP) & (c.proto != dec.PROTO_ICMPV6)
+    )
 
 
 class SizeDetector:
@@ -61,8 +62,12 @@ class SizeDetector:
         return Counter({int(s): int(n) for s, n in zip(sizes.tolist(), list(counts))})
 
 
-def evidence_frames(path: str, clauses: dict[str, tuple[Callable[[dec.Columns], np.ndarray], int]],
-                    file: str, df_only: bool = True) -> dict[str, FrameSet]:
+def evidence_frames(
+    path: str,
+    clauses: dict[str, tuple[Callable[[dec.Columns], np.ndarray], int]],
+    file: str,
+    df_only: bool = True,
+) -> dict[str, FrameSet]:
     """The first :data:`MAX_FRAMES` frames matching each predicate, in one early-stopping pass.
 
     ``clauses`` maps a display-filter clause to (a vectorized predicate over a chunk's columns
