@@ -123,6 +123,15 @@ class FlowGroups:
         ends = np.r_[starts[1:], len(gk)].astype(np.int64)
         return cls(gk[starts], srows[starts], srows[ends - 1], srows, starts)
 
+    def last_where(self, mask: np.ndarray) -> np.ndarray:
+        """Per flow, the row of its last packet for which ``mask`` (one bool per row of the
+        chunk) holds, or -1: e.g. the last packet that carries an acknowledgment."""
+        if not len(self.rows):
+            return np.zeros(0, np.int64)
+        idx = np.where(mask[self.rows], np.arange(len(self.rows)), -1)
+        best = np.maximum.reduceat(idx, self.starts)
+        return np.where(best >= self.starts, self.rows[np.maximum(best, 0)], -1)
+
     def find(self, keys: np.ndarray) -> np.ndarray:
         """Index of each (full 64-bit) flow hash in :attr:`keys`, or -1."""
         if not len(self.keys):
