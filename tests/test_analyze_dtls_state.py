@@ -33,8 +33,8 @@ def _write(tmp_path, name: str, pkts: list):
     return path
 
 
-def _hello(t: float, rec_seq: int = 0, version: int = 0x0100, port: int = 443, sport=52000):
-    return synth.udp(C, H, sport, port, synth.dtls_client_hello(version, rec_seq=rec_seq), t)
+def _hello(t: float, rec_seq: int = 0, version: int = 0x0100, port: int = 443, sport=52000, dst=H):
+    return synth.udp(C, dst, sport, port, synth.dtls_client_hello(version, rec_seq=rec_seq), t)
 
 
 def _later(t: float, src: str = C, dst: str = H) -> object:
@@ -119,3 +119,39 @@ def test_dtls13_with_and_without_connection_ids_is_established(tmp_path):
 def test_dtls13_server_only_records_are_not_established(tmp_path):
     path = _write(tmp_path, "dtls13-one-way", _tls_session() + _dtls13(b"", both_ways=False))
     assert "dtls-established" not in ids(analyze([path]))
+
+
+# --- AnyConnect-like or other DTLS -------------------------------------------------------------
+
+
+def _stun(src: str, dst: str, sport: int, dport: int, t: float, response: bool = False):
+    """A STUN Binding request (or success response), RFC 8489 section 5."""
+    msg_type = 0x0101 if response else 0x0001
+    body = struct.pack("!HHI", msg_type, 0, 0x2112A442) + b"\x5a" * 12
+    return synth.udp(src, dst, sport, dport, body, t)
+
+
+@requires_tshark
+def test_webrtc_dtls_after_stun_is_other_dtls_never_a_vpn_problem(tmp_path):
+    peer, port = "192.0.2.99", 3478
+    pkts = [
+        _stun(C, peer, 50000, port, 0.1),
+        _stun(peer, C, port, 50000, 0.12, response=True),
+    ]
+    # Retransmitted, unanswered, on a non-default port, and the capture goes on: as a VPN's
+    # DTLS this would be dtls-unanswered and dtls-nondefault-port.
+    pkts += [
+        _hello(0.5 + t, rec_seq=i, version=0xFEFD, port=port, sport=50000, dst=peer)
+        for i, t in enumerate((0.0, 1.0, 3.0))
+    ]
+    pkts.append(_later(9.0, C, peer))
+    path = _write(tmp_path, "webrtc", pkts)
+    assert tshark_frames(path, "stun") == [1, 2]
+    r = analyze([path])
+    other = one(r, "dtls-other")
+    assert other.fields["webrtc"] is True and other.fields["established"] is False
+    assert other.fields["attempts"] == 3
+    assert not {"dtls-unanswered", "dtls-nondefault-port"} & set(ids(r))
+    assert not r.verdict.startswith("PROBLEM") and r.exit_code == 0
+    assert r.files[0].counts["dtls_flows_other"] == 1
+    assert_filters_select_exactly_the_evidence(r)

@@ -33,7 +33,7 @@ import numpy as np
 from labkit import mtu
 from labkit.analyze import decode as dec
 from labkit.analyze.detectors import FileFacts
-from labkit.analyze.detectors.dtls import DtlsPair
+from labkit.analyze.detectors.dtls import DtlsPair, anyconnect_like
 from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
 from labkit.analyze.detectors.size import FLOOR, evidence_frames
 from labkit.analyze.evidence import FrameSet, Selection, any_of, dst_field, paren, select, src_field
@@ -109,25 +109,18 @@ class Case:
         self._planning = False
         self.reports = reports
         self.options = options
-        self.dtls_pairs = [p for f in facts.values() for p in f.dtls.pairs.values()]
+        tls_pairs = {(s.client, s.server) for f in facts.values() for s in f.tls.sessions.values()}
+        pairs = [p for f in facts.values() for p in f.dtls.pairs.values()]
+        vpn = [anyconnect_like(p, tls_pairs, options.headends) for p in pairs]
+        self.dtls_pairs = [p for p, v in zip(pairs, vpn) if v]  # only these feed VPN findings
+        self.other_dtls = [p for p, v in zip(pairs, vpn) if not v]
         self.headends = self._headends()
         self._head_hashes = np.array(sorted(dec.addr_hash(h) for h in self.headends), np.uint64)
         self._points = {file: self._capture_point(file) for file in facts}
 
     # --- who is who ----------------------------------------------------------------------
     def _headends(self) -> set[str]:
-        heads = set(self.options.headends)
-        tls_pairs = {
-            (s.client, s.server) for f in self.facts.values() for s in f.tls.sessions.values()
-        }
-        for p in self.dtls_pairs:
-            if (
-                (p.client, p.server) in tls_pairs
-                or p.port == DEFAULT_VPN_PORT
-                or p.version == 0x0100
-            ):
-                heads.add(p.server)
-        return heads
+        return set(self.options.headends) | {p.server for p in self.dtls_pairs}
 
     def capture_point(self, file: str) -> tuple[str, str, str]:
         """(point, why, what it cannot show) for one file."""
@@ -188,6 +181,7 @@ class Case:
     def findings(self) -> list[Finding]:
         out: list[Finding] = []
         out += self._dtls()
+        out += self._dtls_other()
         out += self._dtls_absent()
         out += self._reconnects()
         out += self._syn_mss()
@@ -318,6 +312,45 @@ class Case:
                         severity=None if not ok else "info",
                     )
                 )
+        return out
+
+    def _dtls_other(self) -> list[Finding]:
+        """DTLS that is not a VPN tunnel (WebRTC after STUN, CoAP, CAPWAP, test servers):
+        described, never judged as the VPN's DTLS."""
+        out = []
+        for p in self.other_dtls:
+            kind = "WebRTC (DTLS-SRTP after STUN)" if p.stun else "not an AnyConnect tunnel"
+            state = (
+                "established"
+                if p.established
+                else "answered"
+                if p.answered
+                else "not answered in this capture"
+            )
+            summary = (
+                f"DTLS {_hex(p.version)} from {p.client} to {p.server} on UDP {p.port}, "
+                f"{state}: {kind} (no TLS session to that server, not record version 0x0100), "
+                f"so no VPN finding is drawn from it."
+            )
+            sets = [p.hellos, p.hvr, p.server_hello] if p.handshake_seen else [_data_set(p)]
+            out.append(
+                _finding(
+                    "dtls-other",
+                    summary,
+                    _per_file(sets),
+                    _clean(
+                        {
+                            "client": p.client,
+                            "server": p.server,
+                            "port": p.port,
+                            "version": _hex(p.version),
+                            "webrtc": p.stun,
+                            "established": p.established,
+                            "attempts": p.attempts if p.handshake_seen else None,
+                        }
+                    ),
+                )
+            )
         return out
 
     def _unreachables_for(self, p: DtlsPair) -> int:

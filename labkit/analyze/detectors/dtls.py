@@ -38,10 +38,12 @@ addresses of pairs still waiting for an answer are watched with one binary searc
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from labkit import mtu
 from labkit.analyze import decode as dec
 from labkit.analyze.decode import directed
 from labkit.analyze.engine import ChunkView, tally
@@ -168,6 +170,22 @@ class DtlsPair:
             self.first_hello_ts = ts
         self.last_hello_ts = max(self.last_hello_ts, ts)
         return True
+
+
+def anyconnect_like(
+    pair: DtlsPair, tls_pairs: Collection[tuple[str, str]], headends: Collection[str]
+) -> bool:
+    """Whether a DTLS flow is (likely) an AnyConnect/OpenConnect tunnel, the only DTLS the VPN
+    findings judge: AnyConnect's pre-standard record version 0x0100; or DTLS from a client to a
+    server with which it also has a TLS session (the CSTP session DTLS accompanies), or to a
+    declared head-end; or the default port without STUN. WebRTC (DTLS-SRTP after STUN),
+    CoAP, CAPWAP and test servers are other DTLS: counted and described, never a VPN problem.
+    """
+    if pair.record_version == 0x0100 or pair.hello_version == 0x0100:
+        return True
+    if (pair.client, pair.server) in tls_pairs or pair.server in headends:
+        return True
+    return not pair.stun and pair.port == mtu.DEFAULT_DTLS_PORT
 
 
 def _member(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
