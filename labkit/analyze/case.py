@@ -33,7 +33,7 @@ import numpy as np
 from labkit import mtu
 from labkit.analyze import decode as dec
 from labkit.analyze.detectors import FileFacts
-from labkit.analyze.detectors.dtls import DtlsPair, anyconnect_like
+from labkit.analyze.detectors.dtls import DtlsPair, anyconnect_like, with_tls_sessions
 from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
 from labkit.analyze.detectors.size import FLOOR, evidence_frames
 from labkit.analyze.evidence import FrameSet, Selection, any_of, dst_field, paren, select, src_field
@@ -109,9 +109,9 @@ class Case:
         self._planning = False
         self.reports = reports
         self.options = options
-        tls_pairs = {(s.client, s.server) for f in facts.values() for s in f.tls.sessions.values()}
         pairs = [p for f in facts.values() for p in f.dtls.pairs.values()]
-        vpn = [anyconnect_like(p, tls_pairs, options.headends) for p in pairs]
+        tls = with_tls_sessions(pairs, (f.tls for f in facts.values())).tolist()
+        vpn = [anyconnect_like(p, w, options.headends) for p, w in zip(pairs, tls)]
         self.dtls_pairs = [p for p, v in zip(pairs, vpn) if v]  # only these feed VPN findings
         self.other_dtls = [p for p, v in zip(pairs, vpn) if not v]
         self.headends = self._headends()
@@ -129,7 +129,7 @@ class Case:
     def _capture_point(self, file: str) -> tuple[str, str, str]:
         f = self.facts[file]
         rep = self.reports[file]
-        transport = [s for s in f.tls.sessions.values() if s.server in self.headends]
+        transport = f.tls.sessions_to(self.headends)
         dtls = [p for p in f.dtls.pairs.values() if p.server in self.headends]
         if transport or dtls:
             heads = sorted({s.server for s in transport} | {p.server for p in dtls})
@@ -373,9 +373,8 @@ class Case:
         for head in self.options.headends:
             by_client: dict[str, list] = {}
             for f in self.facts.values():
-                for s in f.tls.sessions.values():
-                    if s.server == head:
-                        by_client.setdefault(s.client, []).append(s)
+                for s in f.tls.sessions_to([head]):
+                    by_client.setdefault(s.client, []).append(s)
             for client, sessions in sorted(by_client.items()):
                 if (client, head) in tried:
                     continue

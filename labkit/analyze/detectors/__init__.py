@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from labkit.analyze.detectors.dtls import DtlsDetector, anyconnect_like
+from labkit.analyze.detectors.dtls import DtlsDetector, anyconnect_like, with_tls_sessions
 from labkit.analyze.detectors.icmp import IcmpDetector
 from labkit.analyze.detectors.mss import MssDetector
 from labkit.analyze.detectors.retrans import RetransDetector
@@ -57,7 +57,7 @@ class FileFacts:
                 g.frames.count
             )
         pairs = [p for p in self.dtls.pairs.values() if p.attempts]
-        tls_pairs = {(s.client, s.server) for s in self.tls.sessions.values()}
+        with_tls = with_tls_sessions(pairs, [self.tls]).tolist()
         return {
             **{k: _keyed(v) for k, v in (syn | icmp).items()},
             "df_over_mtu": {str(m): sum(self.size.over(m).values()) for m in sorted(set(mtus))},
@@ -69,7 +69,7 @@ class FileFacts:
             "dtls_flows_answered": sum(p.answered for p in pairs),
             # By this file's own evidence (a TLS session in another file of the case can
             # still make a flow AnyConnect-like in the findings).
-            "dtls_flows_other": sum(not anyconnect_like(p, tls_pairs, ()) for p in pairs),
+            "dtls_flows_other": sum(not anyconnect_like(p, w, ()) for p, w in zip(pairs, with_tls)),
             "dtls_duplicate_hellos": self.dtls.duplicate_hellos,
             "tls_client_hellos": self.tls.client_hellos,
         }

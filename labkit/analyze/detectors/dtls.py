@@ -38,7 +38,7 @@ addresses of pairs still waiting for an answer are watched with one binary searc
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +46,7 @@ import numpy as np
 from labkit import mtu
 from labkit.analyze import decode as dec
 from labkit.analyze.decode import directed
+from labkit.analyze.detectors.sessions import TlsDetector
 from labkit.analyze.engine import ChunkView, tally
 from labkit.analyze.evidence import FrameSet, dst_field, src_field
 
@@ -172,20 +173,30 @@ class DtlsPair:
         return True
 
 
-def anyconnect_like(
-    pair: DtlsPair, tls_pairs: Collection[tuple[str, str]], headends: Collection[str]
-) -> bool:
+def anyconnect_like(pair: DtlsPair, with_tls: bool, headends: Collection[str]) -> bool:
     """Whether a DTLS flow is (likely) an AnyConnect/OpenConnect tunnel, the only DTLS the VPN
     findings judge: AnyConnect's pre-standard record version 0x0100; or DTLS from a client to a
     server with which it also has a TLS session (the CSTP session DTLS accompanies), or to a
-    declared head-end; or the default port without STUN. WebRTC (DTLS-SRTP after STUN),
+    declared head-end; or the default port without STUN. ``with_tls``: the client has a TLS
+    session with the server (:meth:`~labkit.analyze.detectors.sessions.TlsDetector.pairs_with_sessions`). WebRTC (DTLS-SRTP after STUN),
     CoAP, CAPWAP and test servers are other DTLS: counted and described, never a VPN problem.
     """
     if pair.record_version == 0x0100 or pair.hello_version == 0x0100:
         return True
-    if (pair.client, pair.server) in tls_pairs or pair.server in headends:
+    if with_tls or pair.server in headends:
         return True
     return not pair.stun and pair.port == mtu.DEFAULT_DTLS_PORT
+
+
+def with_tls_sessions(pairs: Sequence[DtlsPair], tls: Iterable[TlsDetector]) -> np.ndarray:
+    """Per DTLS pair: whether its client has a TLS session with its server in ``tls``."""
+    out = np.zeros(len(pairs), bool)
+    if pairs:
+        ch = np.array([p.client_h for p in pairs], np.uint64)
+        sh = np.array([p.server_h for p in pairs], np.uint64)
+        for det in tls:
+            out |= det.pairs_with_sessions(ch, sh)
+    return out
 
 
 def _member(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
