@@ -62,7 +62,10 @@ class KeyTable:
 
     def add(self, keys: np.ndarray, **values: np.ndarray) -> int:
         """Count each row under its key; a new key takes its attributes from its first row
-        (``values``: one array per column, aligned with ``keys``). Returns how many keys are new."""
+        (``values``: one array per column, aligned with ``keys``). Returns how many keys are new.
+
+        New keys join with one sorted insert per call (linear in the table, never a re-sort),
+        and every column keeps the dtype it was declared with (narrow columns stay narrow)."""
         uk, first, counts = tally(keys)
         pos = np.minimum(np.searchsorted(self.keys, uk), max(len(self.keys) - 1, 0))
         found = self.keys[pos] == uk if len(self.keys) else np.zeros(len(uk), bool)
@@ -71,15 +74,12 @@ class KeyTable:
         n_new = int(np.count_nonzero(new))
         if n_new:
             f = first[new]
-            keys = np.concatenate([self.keys, uk[new]])
-            o = np.argsort(keys, kind="stable")
-            self.keys = keys[o]
-            self.count = np.concatenate([self.count, counts[new]])[o]
-            self.ids = np.concatenate([self.ids, np.arange(len(self.ids), len(self.ids) + n_new)])[
-                o
-            ]
+            at = np.searchsorted(self.keys, uk[new])
+            self.keys = np.insert(self.keys, at, uk[new])
+            self.count = np.insert(self.count, at, counts[new])
+            self.ids = np.insert(self.ids, at, np.arange(len(self.ids), len(self.ids) + n_new))
             for name, col in self.cols.items():
-                self.cols[name] = np.concatenate([col, values[name][f]])[o]
+                self.cols[name] = np.insert(col, at, values[name][f].astype(col.dtype))
         return n_new
 
     def ids_of(self, keys: np.ndarray) -> np.ndarray:

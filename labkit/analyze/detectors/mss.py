@@ -7,8 +7,9 @@ physical path's. Which SYN is which is decided once the head-ends are known (cas
 SYNs are counted per (SYN or SYN-ACK, MSS, IP version, server) in a numpy table, and the first
 frames of each (SYN or SYN-ACK, MSS, IP version) group are kept with their server: the case
 splits them by role. The first frames of each (SYN or SYN-ACK, MSS, IP version, server) are
-kept too (at most :data:`MAX_FRAMES` each, so Python touches a SYN only while its server's
-list is filling): a role's evidence is then exact whatever the order of the SYNs.
+kept too (at most :data:`MAX_FRAMES` each): a role's evidence is then exact whatever the
+order of the SYNs. Both tables are columnar (about 60 bytes per server with one SYN, where a
+list per server cost ~500), and filled per chunk with numpy, never per SYN in Python.
 """
 
 from __future__ import annotations
@@ -43,10 +44,12 @@ class MssDetector:
     def __init__(self, file: str) -> None:
         self.file = file
         self.groups: dict[tuple[bool, int, int], SynGroup] = {}
-        # (synack, MSS, IP version, server) -> count; a key's id indexes entry_frames
-        self.table = KeyTable(synack=bool, mss=np.int64, ipver=np.int64, server=np.uint64)
-        self.entry_frames: list[list[tuple[int, float]]] = []
-        self.entry_full = np.zeros(0, bool)
+        # (synack, MSS, IP version, server) -> count; its first frames, by the key's id
+        self.table = KeyTable(synack=bool, mss=np.uint16, ipver=np.uint8, server=np.uint64)
+        self.kept = np.zeros(0, np.uint8)  # per id: frames kept (at most MAX_FRAMES)
+        self.f_id = np.zeros(0, np.int64)  # the kept frames, in the order they came
+        self.f_frame = np.zeros(0, np.int64)
+        self.f_ts = np.zeros(0)
 
     def feed(self, view: ChunkView) -> None:
         c = view.cols
@@ -82,22 +85,26 @@ class MssDetector:
         key = dec.mix64(server ^ dec.mix64(tag))
         new = self.table.add(key, synack=synack, mss=mss, ipver=ipver, server=server)
         if new:
-            self.entry_frames += [[] for _ in range(new)]
-            self.entry_full = np.concatenate([self.entry_full, np.zeros(new, bool)])
-        # First frames per (direction, MSS, version, server), while its list is not full.
+            self.kept = np.concatenate([self.kept, np.zeros(new, np.uint8)])
+        # First frames per (direction, MSS, version, server), while it has room: each row's
+        # rank among its key's rows of this chunk says whether it still fits.
         ent = self.table.ids_of(key)
-        needy = np.flatnonzero(~self.entry_full[ent])
-        if len(needy):
-            frames = view.frames[rows[needy]].tolist()
-            times = view.ts[rows[needy]].tolist()
-            for e, fr, t in zip(ent[needy].tolist(), frames, times):
-                lst = self.entry_frames[e]
-                if len(lst) < MAX_FRAMES:
-                    lst.append((fr, t))
-            touched = tally(ent[needy])[0]
-            self.entry_full[touched] = [
-                len(self.entry_frames[e]) >= MAX_FRAMES for e in touched.tolist()
-            ]
+        needy = np.flatnonzero(self.kept[ent] < MAX_FRAMES)
+        if not len(needy):
+            return
+        e = ent[needy]
+        o = np.argsort(e, kind="stable")  # by key, rows in frame order within it
+        es = e[o]
+        starts = np.flatnonzero(np.r_[True, es[1:] != es[:-1]])
+        sizes = np.diff(np.r_[starts, len(es)])
+        rank = np.arange(len(es)) - np.repeat(starts, sizes)
+        fits = rank + self.kept[es] < MAX_FRAMES
+        take = rows[needy[o[fits]]]
+        self.f_id = np.concatenate([self.f_id, es[fits]])
+        self.f_frame = np.concatenate([self.f_frame, view.frames[take]])
+        self.f_ts = np.concatenate([self.f_ts, view.ts[take]])
+        first = es[starts]
+        self.kept[first] = np.minimum(self.kept[first].astype(np.int64) + sizes, MAX_FRAMES)
 
     def role_sets(
         self, synack: bool, mss: int, ipver: int, heads: np.ndarray, outer: bool | None
@@ -108,7 +115,15 @@ class MssDetector:
         m = (t["synack"] == synack) & (t["mss"] == mss) & (t["ipver"] == ipver)
         if outer is not None:
             m &= np.isin(t["server"], heads) == outer
-        return [(self.entry_frames[e], n) for e, n in zip(t.ids[m].tolist(), t.count[m].tolist())]
+        order = np.argsort(self.f_id, kind="stable")
+        fid = self.f_id[order]
+        frames, times = self.f_frame[order].tolist(), self.f_ts[order].tolist()
+        ids = t.ids[m]
+        lo, hi = np.searchsorted(fid, ids, "left"), np.searchsorted(fid, ids, "right")
+        return [
+            (list(zip(frames[a:b], times[a:b])), n)
+            for a, b, n in zip(lo.tolist(), hi.tolist(), t.count[m].tolist())
+        ]
 
     def _frames(self, view: ChunkView, rows, synack, mss, ipver, server) -> None:
         """Per (SYN/SYN-ACK, MSS, IP version): count, and the first frames with their server."""
