@@ -15,6 +15,7 @@ Flow hashes: addresses are already 64-bit hashes in the columns; a directed flow
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -282,7 +283,27 @@ def scan(
 
     ``on_chunk(file bytes consumed, packets so far)`` runs after each chunk (progress). Stage
     times are this thread's CPU seconds (the read-ahead thread's copying is not in them);
-    ``seconds`` is wall."""
+    ``seconds`` is wall.
+
+    Python's cyclic garbage collector is paused for the scan: the detectors' long-lived
+    per-flow objects form no cycles, and its full passes over them made the cost of each new
+    DTLS pair grow with the number of pairs (80 k pairs: 28 us each instead of 15)."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _scan(capture, detectors, label, stats, on_chunk)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _scan(
+    capture: Capture,
+    detectors: Sequence[Detector],
+    label: str,
+    stats: ScanStats | None,
+    on_chunk: Callable[[int, int], None] | None,
+) -> ScanStats:
     st = stats or ScanStats()
     t_start = time.perf_counter()
     stage = st.stage_seconds

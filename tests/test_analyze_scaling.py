@@ -1,0 +1,57 @@
+"""No superlinear path: doubling each input kind must not raise its cost per item.
+
+For each kind of packet that opens new per-flow state (a TLS ClientHello on its own 5-tuple,
+a SYN to its own server, a DTLS ClientHello of its own pair, an ICMP error quoting its own
+flow) the same code scans N and 2N of them; the CPU time per item at 2N must stay within
+:data:`TOLERANCE` of the time per item at N. A per-event re-sort (the DTLS pairing once
+re-sorted every key per new pair) doubles the cost per item at each doubling and fails.
+No absolute time is asserted: only the ratio of the same code on two sizes.
+"""
+
+from __future__ import annotations
+
+import time
+
+import flowgen
+import pytest
+
+from labkit.analyze import scan_file
+
+N = 30_000
+TOLERANCE = 1.6  # a linear path measures ~1.0; a quadratic one 2.0
+ROUNDS = 3
+
+
+def _cpu(path) -> float:
+    t = time.process_time()
+    report, facts = scan_file(str(path))
+    assert report.error is None and facts is not None
+    return time.process_time() - t
+
+
+@pytest.mark.parametrize("kind", ["tls", "syn", "dtls", "icmp"])
+def test_cost_per_item_does_not_grow_when_the_input_doubles(tmp_path, kind):
+    small = flowgen.write(tmp_path / "n.pcap", kind, N)
+    large = flowgen.write(tmp_path / "2n.pcap", kind, 2 * N)
+    # Interleaved rounds, best of each: both sizes see the same load on a shared machine.
+    best_small = best_large = float("inf")
+    for _ in range(ROUNDS):
+        best_small = min(best_small, _cpu(small))
+        best_large = min(best_large, _cpu(large))
+    per_small, per_large = best_small / N, best_large / (2 * N)
+    assert per_large <= TOLERANCE * per_small, (
+        f"{kind}: {per_small * 1e6:.1f} us per item at {N}, {per_large * 1e6:.1f} at {2 * N}"
+    )
+
+
+def test_each_kind_opens_one_new_flow_per_packet(tmp_path):
+    """The generator does what the scaling test relies on: N distinct flows, pairs, servers."""
+    n = 500
+    facts = {
+        k: scan_file(str(flowgen.write(tmp_path / f"{k}.pcap", k, n)))[1]
+        for k in ("tls", "syn", "dtls", "icmp")
+    }
+    assert len(facts["tls"].tls.sessions) == n
+    assert len(facts["syn"].mss.table.keys) == n
+    assert len(facts["dtls"].dtls.pairs) == n
+    assert sum(g.frames.count for g in facts["icmp"].icmp.frag.values()) == n
