@@ -55,3 +55,23 @@ def test_each_kind_opens_one_new_flow_per_packet(tmp_path):
     assert len(facts["syn"].mss.table.keys) == n
     assert len(facts["dtls"].dtls.pairs) == n
     assert sum(g.frames.count for g in facts["icmp"].icmp.frag.values()) == n
+
+
+def test_the_session_ceiling_drops_the_quietest_and_says_so(tmp_path):
+    from labkit.analyze.detectors import FileFacts
+    from labkit.analyze.engine import scan
+    from labkit.analyze.reader import open_capture
+
+    n, ceiling = 3_000, 1_000
+    path = flowgen.write(tmp_path / "tls.pcap", "tls", n)
+    facts = FileFacts.new(str(path), max_sessions=ceiling)
+    with open_capture(str(path)) as cap:
+        scan(cap, facts.detectors, str(path))
+    kept = facts.tls.sessions
+    assert len(kept) <= ceiling and facts.tls.evicted == n - len(kept)
+    # The sessions kept are the latest ones (each flow here is quiet after its hello).
+    assert min(s.hello_frame for s in kept.values()) > n - ceiling
+    (line,) = facts.warnings()
+    assert line.startswith(f"{facts.tls.evicted} TLS session(s) judged early")
+    # Unbounded, the same file keeps every session and warns of nothing.
+    assert len(scan_file(str(path))[1].tls.sessions) == n

@@ -103,7 +103,7 @@ def scan_file(
     stats = ScanStats()
     with cap:
         scan(cap, ff.detectors, label, stats, on_chunk)
-    warnings = [str(w) for w in cap.warnings]
+    warnings = [str(w) for w in cap.warnings] + ff.warnings()
     unknown = {
         lt: n
         for lt, n in stats.linktype_frames.items()

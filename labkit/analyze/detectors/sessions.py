@@ -35,7 +35,6 @@ MAX_SESSIONS = 6_000_000
 _REL_BITS = 22  # frames of one chunk relative to its first: < 2^21 (a 16 MiB chunk)
 _COLUMNS = {
     "key": np.uint64,  # client -> server flow hash (the table is sorted by it)
-    "prev": np.uint64,  # key of the session before this one on its endpoint (0: none)
     "c_h": np.uint64,  # client and server address hashes
     "s_h": np.uint64,
     "c4": np.uint32,  # IPv4 client and server (0: IPv6, text in the side table)
@@ -43,11 +42,13 @@ _COLUMNS = {
     "ports": np.uint32,  # client port << 16 | server port
     "hello_frame": np.int64,
     "start_back": np.int32,  # frames from the start (SYN) to the ClientHello
-    "start_ts": np.float64,
+    "start_dt": np.float32,  # seconds from the start (SYN) to the ClientHello
     "hello_ts": np.float64,
     "last_frame": np.int64,
     "last_ts": np.float64,
-    "prev_last": np.float64,  # the previous session's last packet before this one started
+    # seconds the session before this one on its endpoint had been quiet when this one
+    # started (NaN: none); which session that was is found from the order they began in
+    "quiet": np.float32,
 }
 
 
@@ -99,6 +100,7 @@ class TlsDetector:
         self._ep = np.zeros(0, np.uint64)
         self._ep_key = np.zeros(0, np.uint64)
         self._v6: dict[int, str] = {}  # IPv6 address hash -> text
+        self._prev: np.ndarray | None = None
         # First SYN (no ACK) per flow of the previous chunk: a ClientHello may follow its SYN
         # across a chunk edge.
         self._prev_syns = (np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0))
@@ -153,12 +155,12 @@ class TlsDetector:
             "ports": ports,
             "hello_frame": frame,
             "start_back": frame - start_frame,
-            "start_ts": start_ts,
+            "start_dt": ts - start_ts,
             "hello_ts": ts,
             "last_frame": frame,
             "last_ts": ts,
         }
-        new["prev"], new["prev_last"] = self._previous(view, new, start_frame)
+        new["quiet"] = start_ts - self._previous(view, new, start_frame)
         o = np.argsort(key)
         at = np.searchsorted(self.t["key"], key[o])
         for name, dt in _COLUMNS.items():
@@ -168,9 +170,9 @@ class TlsDetector:
 
     def _previous(
         self, view: ChunkView, new: dict[str, np.ndarray], start_frame: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """For each new session (in frame order): the key of the session just before it on
-        the same endpoint, and that session's last packet time before the new one started."""
+    ) -> np.ndarray:
+        """For each new session (in frame order): the last packet time, before it started, of
+        the session just before it on the same endpoint (NaN: none)."""
         n = len(start_frame)
         ep = _endpoint(new["c_h"], new["s_h"], new["ports"])
         o = np.argsort(ep, kind="stable")  # by endpoint, then frame order
@@ -221,7 +223,7 @@ class TlsDetector:
                 )
             for k in (prev, prev_rev):
                 best = np.fmax(best, self._last_before(view, k, start_frame, has))
-        return prev, np.where(has, best, np.nan)
+        return np.where(has, best, np.nan)
 
     def _remember_latest(self, ep: np.ndarray, keys: np.ndarray) -> None:
         """The endpoint table: each endpoint's latest session (the last of this chunk's)."""
@@ -292,7 +294,9 @@ class TlsDetector:
         t = self.t
         ports = int(t["ports"][i])
         frame = int(t["hello_frame"][i])
-        prev = int(t["prev"][i])
+        prev = int(self._prev_keys()[i])
+        start_ts = float(t["hello_ts"][i]) - float(t["start_dt"][i])
+        quiet = float(t["quiet"][i])
         return TlsSession(
             self.file,
             int(t["key"][i]),
@@ -301,13 +305,26 @@ class TlsDetector:
             ports >> 16,
             ports & 0xFFFF,
             frame - int(t["start_back"][i]),
-            float(t["start_ts"][i]),
+            start_ts,
             frame,
             float(t["hello_ts"][i]),
             float(t["last_ts"][i]),
             int(t["last_frame"][i]),
-            {prev: float(t["prev_last"][i])} if prev else {},
+            {prev: start_ts - quiet} if prev and not np.isnan(quiet) else {},
         )
+
+    def _prev_keys(self) -> np.ndarray:
+        """Per session, the key of the one before it on its endpoint (0: none): computed once
+        the scan is over, so the table never carries it."""
+        if self._prev is None or len(self._prev) != len(self.t["key"]):
+            t = self.t
+            ep = _endpoint(t["c_h"], t["s_h"], t["ports"])
+            o = np.lexsort((t["hello_frame"], ep))
+            se = ep[o]
+            later = np.flatnonzero(np.r_[False, se[1:] == se[:-1]])
+            self._prev = np.zeros(len(o), np.uint64)
+            self._prev[o[later]] = t["key"][o[later - 1]]
+        return self._prev
 
     @property
     def sessions(self) -> Mapping[int, TlsSession]:
