@@ -69,9 +69,11 @@ class Candidate:
     receiver_seen: bool = False  # a packet from the receiver since the first copy's chunk
     receiver_reset_frame: int | None = None  # the receiver's first RST seen since then
 
-    def copy(self, frame: int, ts: float) -> None:
-        self.copies.add(frame, ts)
-        self.last_copy_frame = max(self.last_copy_frame, frame)
+    def copies_of(self, frames: np.ndarray, times: np.ndarray) -> None:
+        """Add copies (frames ascending)."""
+        if len(frames):
+            self.copies.add_many(frames.tolist(), times.tolist(), len(frames))
+            self.last_copy_frame = max(self.last_copy_frame, int(frames[-1]))
 
     @property
     def receiver_gone(self) -> bool:
@@ -191,28 +193,24 @@ class RetransDetector:
         fwd = view.tcp_keys()[0]
         starts = np.flatnonzero(head)
         sizes = np.diff(np.r_[starts, len(order)])
-        for st in starts[sizes > 1].tolist():
-            members = [int(order[st])]
-            i = st + 1
-            while i < len(order) and not head[i]:
-                members.append(int(order[i]))
-                i += 1
+        multi = sizes > 1
+        # Members in order: the carried copy (index < n_old) first, then this chunk's rows.
+        for st, n in zip(starts[multi].tolist(), sizes[multi].tolist()):
+            members = order[st : st + n]
+            carried = members[members < n_old]
+            new = rows[members[members >= n_old] - n_old]
             k = int(all_key[members[0]])
-            carried = [i for i in members if i < n_old]
-            new = [int(rows[i - n_old]) for i in members if i >= n_old]
             cand = self.candidates.get(k)
             if cand is None:
-                r = new[0]
+                r = int(new[0])
                 pkt = dec.decode(view.chunk.packet(r), int(view.chunk.linktype[r]))
                 cand = self.candidates[k] = self._new(
                     pkt, int(c.seq[r]), int(c.paylen[r]), int(c.iplen[r]), int(fwd[r])
                 )
                 cand.ack_key = int(view.tcp_keys()[1][r])
-                cand.receiver_seen = any(bool(self.c_seen[i]) for i in carried)
-                for i in carried:
-                    cand.copy(int(self.c_frame[i]), float(self.c_ts[i]))
-            for r in new:
-                cand.copy(int(view.frames[r]), float(view.ts[r]))
+                cand.receiver_seen = bool(self.c_seen[carried].any())
+                cand.copies_of(self.c_frame[carried], self.c_ts[carried])
+            cand.copies_of(view.frames[new], view.ts[new])
 
     def _new(self, pkt: dec.Packet, seq: int, plen: int, size: int, fd: int) -> Candidate:
         s, d = pkt.src, pkt.dst
