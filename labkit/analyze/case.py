@@ -411,7 +411,7 @@ class Case:
             times = [t for _f, t in p.hellos.frames] + [p.last_hello_ts]  # type: ignore[union-attr]
             hellos.setdefault((p.client, p.server), []).extend(t for t in times if p.attempts)
         for f in self.facts.values():
-            for (client, server, port), keys in f.tls.by_endpoint.items():
+            for (client, server, port), keys in f.tls.endpoints_to(self.headends).items():
                 times = hellos.get((client, server), [])
                 if server not in self.headends or len(keys) < 2 or not times:
                     continue

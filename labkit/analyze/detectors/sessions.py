@@ -335,10 +335,19 @@ class TlsDetector:
     def by_endpoint(self) -> dict[tuple[str, str, int], list[int]]:
         """(client, server, server port) -> keys of its sessions in the order they began, for
         the endpoints with more than one session (the only ones a reconnect can show on)."""
+        return self.endpoints_to(None)
+
+    def endpoints_to(self, servers: Iterable[str] | None) -> dict[tuple[str, str, int], list[int]]:
+        """:attr:`by_endpoint` for the sessions to ``servers`` only (None: all): the case asks
+        for head-ends, so a table of millions of other sessions is never grouped."""
         t = self.t
-        ep = _endpoint(t["c_h"], t["s_h"], t["ports"])
-        o = np.lexsort((t["hello_frame"], ep))
-        se = ep[o]
+        idx = np.arange(len(t["key"]))
+        if servers is not None:
+            hashes = np.array(sorted({dec.addr_hash(s) for s in servers}), np.uint64)
+            idx = np.flatnonzero(_lookup(hashes, t["s_h"]) >= 0)
+        ep = _endpoint(t["c_h"][idx], t["s_h"][idx], t["ports"][idx])
+        o = idx[np.lexsort((t["hello_frame"][idx], ep))]
+        se = np.sort(ep)
         starts = np.flatnonzero(np.r_[True, se[1:] != se[:-1]])
         sizes = np.diff(np.r_[starts, len(se)])
         out: dict[tuple[str, str, int], list[int]] = {}
@@ -350,6 +359,8 @@ class TlsDetector:
     def sessions_to(self, servers: Iterable[str]) -> list[TlsSession]:
         """The sessions to any of ``servers`` (addresses as text), in the order they began."""
         hashes = np.array(sorted({dec.addr_hash(s) for s in servers}), np.uint64)
+        if not len(hashes):
+            return []
         t = self.t
         idx = np.flatnonzero(_lookup(hashes, t["s_h"]) >= 0)
         idx = idx[np.argsort(t["hello_frame"][idx], kind="stable")]
