@@ -14,8 +14,10 @@ import time
 
 import flowgen
 import pytest
+from analyze_util import assert_filters_select_exactly_the_evidence
+from conftest import requires_tshark
 
-from labkit.analyze import scan_file
+from labkit.analyze import analyze, scan_file
 
 N = 30_000
 TOLERANCE = 1.6  # a linear path measures ~1.0; a quadratic one 2.0
@@ -75,3 +77,25 @@ def test_the_session_ceiling_drops_the_quietest_and_says_so(tmp_path):
     assert line.startswith(f"{facts.tls.evicted} TLS session(s) judged early")
     # Unbounded, the same file keeps every session and warns of nothing.
     assert len(scan_file(str(path))[1].tls.sessions) == n
+
+
+@requires_tshark
+def test_syn_evidence_over_many_servers_is_exact(tmp_path):
+    """SYNs to two servers, 40 each, interleaved: each server keeps its first frames only, so
+    the merged evidence must stop where either's kept frames end, and the filter must select
+    exactly those frames (tshark judges)."""
+    import struct
+
+    path = tmp_path / "syns.pcap"
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i in range(80):
+            server = 0xC0000264 + i % 2  # 192.0.2.100 and .101
+            tcp = flowgen._tcp(40000 + i, 443, 0x02)
+            frame = flowgen._ETH + flowgen._ip(flowgen.client(i), server, 6, tcp)
+            f.write(struct.pack("<IIII", flowgen.T0 + i, 0, len(frame), len(frame)) + frame)
+    r = analyze([path])
+    syn = [x for x in r.findings if x.id == "syn-mss"]
+    assert len(syn) == 1 and syn[0].fields["mss"] == 1460
+    assert len(syn[0].evidence) == 12
+    assert_filters_select_exactly_the_evidence(r)

@@ -109,21 +109,31 @@ class MssDetector:
     def role_sets(
         self, synack: bool, mss: int, ipver: int, heads: np.ndarray, outer: bool | None
     ) -> list[tuple[list[tuple[int, float]], int]]:
-        """(first frames, count) per server of one group; ``outer``: only head-end servers
-        (True), only others (False), all (None)."""
+        """The first frames and the count of one group's SYNs, merged over its servers;
+        ``outer``: only head-end servers (True), only others (False), all (None).
+
+        One (frames, count) for all the servers, never one per server (5 M servers would be
+        5 M lists): the frames are the first of the union that are exact, i.e. up to the
+        earliest last-kept frame of a server whose frames were not all kept (what
+        :func:`labkit.analyze.evidence.select` makes of per-server sets)."""
         t = self.table
         m = (t["synack"] == synack) & (t["mss"] == mss) & (t["ipver"] == ipver)
         if outer is not None:
             m &= np.isin(t["server"], heads) == outer
-        order = np.argsort(self.f_id, kind="stable")
-        fid = self.f_id[order]
-        frames, times = self.f_frame[order].tolist(), self.f_ts[order].tolist()
-        ids = t.ids[m]
-        lo, hi = np.searchsorted(fid, ids, "left"), np.searchsorted(fid, ids, "right")
-        return [
-            (list(zip(frames[a:b], times[a:b])), n)
-            for a, b, n in zip(lo.tolist(), hi.tolist(), t.count[m].tolist())
-        ]
+        ids, counts = t.ids[m], t.count[m]
+        if not len(ids):
+            return []
+        mine = np.isin(self.f_id, ids)
+        fid, frames, times = self.f_id[mine], self.f_frame[mine], self.f_ts[mine]
+        short = ids[self.kept[ids].astype(np.int64) < counts]
+        if len(short):
+            # Each server's frames were kept in frame order: its last kept is its largest.
+            inc = np.isin(fid, short)
+            cut = _min_of_last(fid[inc], frames[inc])
+            fine = frames <= cut
+            frames, times = frames[fine], times[fine]
+        o = np.argsort(frames, kind="stable")[:MAX_FRAMES]
+        return [(list(zip(frames[o].tolist(), times[o].tolist())), int(counts.sum()))]
 
     def _frames(self, view: ChunkView, rows, synack, mss, ipver, server) -> None:
         """Per (SYN/SYN-ACK, MSS, IP version): count, and the first frames with their server."""
@@ -154,3 +164,11 @@ class MssDetector:
         m = (t["synack"] == synack) & (t["mss"] == mss) & (t["ipver"] == ipver)
         to_head = m & np.isin(t["server"], heads)
         return int(t.count[to_head].sum()), int(t.count[m & ~to_head].sum())
+
+
+def _min_of_last(ids: np.ndarray, frames: np.ndarray) -> int:
+    """The smallest, over ids, of each id's largest frame."""
+    o = np.lexsort((frames, ids))
+    i = ids[o]
+    ends = np.r_[np.flatnonzero(i[1:] != i[:-1]), len(i) - 1]
+    return int(frames[o][ends].min())
