@@ -332,7 +332,8 @@ class Case:
                 f"{state}: {kind} (no TLS session to that server, not record version 0x0100), "
                 f"so no VPN finding is drawn from it."
             )
-            sets = [p.hellos, p.hvr, p.server_hello] if p.handshake_seen else [_data_set(p)]
+            handshake = [s for s in (p.hellos, p.hvr, p.server_hello) if s is not None]
+            sets = handshake if p.handshake_seen else [_data_set(p)]
             out.append(
                 _finding(
                     "dtls-other",
