@@ -77,8 +77,10 @@ class DtlsPair:
     recent_hellos: dict[tuple[int, int, int], float] = field(default_factory=dict)
     first_hello_ts: float | None = None
     cookie_hellos: int = 0
-    hvr: FrameSet | None = None
-    server_hello: FrameSet | None = None
+    # The server's answers, made on the first one: most pairs of a busy capture never get
+    # one, and two frame sets with their filters cost ~700 bytes a pair.
+    hvr_frames: FrameSet | None = None
+    server_hello_frames: FrameSet | None = None
     client_session_id: bytes = b""
     resumed: bool | None = None
     cipher: int | None = None
@@ -101,9 +103,29 @@ class DtlsPair:
         self.hellos = FrameSet(
             self.file, f"{base} && dtls.handshake.type == 1 && dtls.handshake.fragment_offset == 0"
         )
+
+    def _answers(self, hs_type: int) -> FrameSet:
+        c, s = self.client, self.server
         back = f"{src_field(c)} == {s} && {dst_field(c)} == {c} && udp.srcport == {self.port}"
-        self.hvr = FrameSet(self.file, f"{back} && dtls.handshake.type == 3")
-        self.server_hello = FrameSet(self.file, f"{back} && dtls.handshake.type == 2")
+        return FrameSet(self.file, f"{back} && dtls.handshake.type == {hs_type}")
+
+    @property
+    def hvr(self) -> FrameSet:
+        """HelloVerifyRequests from the server (an empty set when there was none)."""
+        return self.hvr_frames or self._answers(dec.HS_HELLO_VERIFY)
+
+    @property
+    def server_hello(self) -> FrameSet:
+        return self.server_hello_frames or self._answers(dec.HS_SERVER_HELLO)
+
+    def answer(self, hs_type: int, frame: int, ts: float) -> None:
+        """Count a HelloVerifyRequest or ServerHello from the server."""
+        if hs_type == dec.HS_HELLO_VERIFY:
+            self.hvr_frames = self.hvr_frames or self._answers(hs_type)
+            self.hvr_frames.add(frame, ts)
+        else:
+            self.server_hello_frames = self.server_hello_frames or self._answers(hs_type)
+            self.server_hello_frames.add(frame, ts)
 
     @property
     def attempts(self) -> int:
@@ -117,15 +139,12 @@ class DtlsPair:
     @property
     def answered(self) -> bool:
         return bool(
-            self.hvr.count  # type: ignore[union-attr]
-            or self.server_hello.count  # type: ignore[union-attr]
-            or self.data_s2c
-            or self.unified_s2c
+            self.hvr_frames or self.server_hello_frames or self.data_s2c or self.unified_s2c
         )
 
     @property
     def established(self) -> bool:
-        if self.server_hello.count:  # type: ignore[union-attr]
+        if self.server_hello_frames:
             return (
                 self.server_ccs
                 or self.data_s2c > 0
@@ -425,9 +444,9 @@ class DtlsDetector:
                 if pair.hello_version is None and r.hello_version is not None:
                     pair.hello_version = r.hello_version
             elif r.hs_type == dec.HS_HELLO_VERIFY and not from_client:
-                pair.hvr.add(pkt.frame, pkt.ts)  # type: ignore[union-attr]
+                pair.answer(dec.HS_HELLO_VERIFY, pkt.frame, pkt.ts)
             elif r.hs_type == dec.HS_SERVER_HELLO and not from_client and r.fragment_offset == 0:
-                pair.server_hello.add(pkt.frame, pkt.ts)  # type: ignore[union-attr]
+                pair.answer(dec.HS_SERVER_HELLO, pkt.frame, pkt.ts)
                 pair.cipher = r.cipher
                 if r.hello_version is not None:
                     pair.hello_version = r.hello_version
