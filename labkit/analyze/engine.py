@@ -16,7 +16,7 @@ Flow hashes: addresses are already 64-bit hashes in the columns; a directed flow
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import gc
 import time
 from collections.abc import Callable, Sequence
@@ -304,6 +304,7 @@ _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
 _MMAP_FROM = 8 << 20
 
 
+@functools.cache  # once per process: a scan of a small file must not pay for it again
 def _large_blocks_from_mmap() -> None:
     """Serve blocks of 8 MiB or more with mmap, returned to the system when freed.
 
@@ -312,14 +313,14 @@ def _large_blocks_from_mmap() -> None:
     from the heap, whose freed blocks are too small for the next, larger copy and stay
     resident: 5 M TLS sessions peaked at 810 MB instead of 661. Below 8 MiB (a chunk's own
     columns) the heap stays: mmap for those cost ~15 % of the bulk mix's time in page faults.
-    Elsewhere (musl, macOS) the allocator's default is kept."""
-    name = ctypes.util.find_library("c")
+    Elsewhere (musl, macOS) the allocator's default is kept. The process's own symbols are
+    searched (``CDLL(None)``): ``find_library`` would run ``ldconfig``, milliseconds a call."""
     try:
-        libc = ctypes.CDLL(name) if name else None
-        if libc is not None and hasattr(libc, "mallopt"):
-            libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_FROM)
+        libc = ctypes.CDLL(None)
     except OSError:
-        pass
+        return
+    if hasattr(libc, "mallopt"):
+        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_FROM)
 
 
 def _scan(
