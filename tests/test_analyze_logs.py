@@ -209,11 +209,11 @@ def test_timeline_of_logs_alone():
 
 
 def test_timeline_of_a_capture_counts_what_exceeds_the_tunnel(seed_case, tmp_path):
-    from labkit.analyze import analyze
+    from labkit.analyze import Collect, analyze
 
     _, inside = seed_case
-    report = analyze([inside])
-    t = build([str(inside)], report.findings, LogInputs(), {str(inside): "inside"})
+    report = analyze([inside], collect=Collect(plot=True))
+    t = build(report.samples, report.findings, LogInputs(), {str(inside): "inside"})
     low = min(t.levels, key=lambda lv: lv.value)
     assert low.value == 1347 and "(3 packets above)" in low.label  # the three 1418-byte segments
     to_client = next(s for s in t.series if s.direction == "to")

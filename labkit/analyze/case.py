@@ -35,7 +35,7 @@ from labkit.analyze import decode as dec
 from labkit.analyze.detectors import FileFacts
 from labkit.analyze.detectors.dtls import DtlsPair
 from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
-from labkit.analyze.detectors.size import FLOOR, evidence_frames
+from labkit.analyze.detectors.size import FLOOR
 from labkit.analyze.evidence import FrameSet, Selection, any_of, dst_field, paren, select, src_field
 from labkit.analyze.report import AnalyzeOptions, FileReport
 from labkit.findings import Evidence, Finding
@@ -98,15 +98,10 @@ class Case:
         facts: dict[str, FileFacts],
         reports: dict[str, FileReport],
         options: AnalyzeOptions,
-        evidence=evidence_frames,
     ) -> None:
-        """``evidence(path, clauses, file)``: the early-stopping re-read that fetches the
-        first frames of a DF-size clause once the limit and head-ends are known."""
+        """Judging is a pure function of the files' facts (their evidence frames included,
+        collected during the one pass) and the options: it never reads a capture."""
         self.facts = facts
-        self.evidence = evidence
-        self._evidence_cache: dict[tuple[str, str], FrameSet] = {}
-        self._requests: dict[str, dict[str, tuple[int, int | None, int]]] = {}
-        self._planning = False
         self.reports = reports
         self.options = options
         self.dtls_pairs = [p for f in facts.values() for p in f.dtls.pairs.values()]
@@ -193,12 +188,6 @@ class Case:
         out += self._syn_mss()
         out += self._icmp()
         holes = self._black_holes()
-        # Plan first: every DF-size clause of every file is then fetched in one short re-read.
-        self._planning = True
-        self._oversized()
-        self._mismatch(holes)
-        self._planning = False
-        self._fetch_evidence()
         out += self._oversized()
         out += self._mismatch(holes)
         out += [h[0] for h in holes]
@@ -535,36 +524,9 @@ class Case:
     def _df_evidence(
         self, file: str, clause: str, total: int, limit: int, size: int | None
     ) -> FrameSet:
-        """The first DF frames above ``limit`` (or of exactly ``size``), from a short re-read.
-
-        While :attr:`_planning`, only records the request (all requests of a file are then
-        fetched in one pass by :meth:`_fetch_evidence`) and returns an empty set.
-        """
-        key = (file, clause)
-        if key in self._evidence_cache:
-            return self._evidence_cache[key]
-        if self._planning:
-            self._requests.setdefault(file, {})[clause] = (limit, size, total)
-            return FrameSet(file, clause)  # a placeholder: the plan only needs the request
-        self._requests = {file: {clause: (limit, size, total)}}
-        self._fetch_evidence()
-        return self._evidence_cache[key]
-
-    def _fetch_evidence(self) -> None:
-        heads = self._head_hashes
-        for file, wanted in self._requests.items():
-
-            def pred_for(limit: int, size: int | None):
-                def pred(c: dec.Columns) -> np.ndarray:
-                    hit = (c.iplen == size) if size is not None else (c.iplen > limit)
-                    return hit & ~np.isin(c.src_h, heads) & ~np.isin(c.dst_h, heads)
-
-                return pred
-
-            clauses = {cl: (pred_for(lim, sz), total) for cl, (lim, sz, total) in wanted.items()}
-            for cl, fs in self.evidence(file, clauses, file).items():
-                self._evidence_cache[(file, cl)] = fs
-        self._requests = {}
+        """The first DF frames above ``limit`` (or of exactly ``size``), head-ends left out."""
+        frames = self.facts[file].size.first_frames(limit, size, self._head_hashes.tolist())
+        return FrameSet(file, clause, frames, max(total, len(frames)))
 
     def _df_clause(self, limit: int) -> str:
         """DF packets over ``limit`` bytes (IPv6: payload over limit - 40), not the head-end's."""

@@ -109,6 +109,11 @@ def _ip_port(endpoint: str) -> tuple[str, str]:
     return host.strip("[]"), port
 
 
+def tunnel_headends(reports: Iterable[DecryptReport]) -> list[str]:
+    """The server address of every decrypted CSTP tunnel: a head-end for the analyzer."""
+    return [_ip_port(s.server)[0] for r in reports for s in r.tunnels]
+
+
 def _connect_finding(path: str, s: TunnelSession) -> Finding:
     assert s.response is not None
     client_ip, client_port = _ip_port(s.client)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from labkit import mtu
-from labkit.analyze import AnalyzeOptions, Report, analyze, sources
+from labkit.analyze import AnalyzeOptions, Collect, Report, analyze, sources
 from labkit.analyze.case import verdict
 from labkit.analyze.progress import Progress
 from labkit.analyze.render import to_json, to_text
@@ -204,28 +204,16 @@ def _read_logs(
 
 def _check_rereads(args: argparse.Namespace) -> None:
     """Refuse, before any work, what would fail or mislead at the end: --annotate and --plot
-    on one path, and a pipe for a capture that --annotate, --plot or --keylog reads again
-    (the second read of a pipe is empty)."""
+    on one path, and a pipe for a capture that --annotate copies (a copy reads the capture a
+    second time, and the second read of a pipe is empty)."""
     if args.annotate and args.plot and Path(args.annotate).resolve() == Path(args.plot).resolve():
         raise UsageError(f"--annotate and --plot both name {args.plot}", hint="give two file names")
-    again = next(
-        (
-            flag
-            for flag, on in (
-                ("--annotate", args.annotate),
-                ("--plot", args.plot),
-                ("--keylog", args.keylog),
-            )
-            if on
-        ),
-        None,
-    )
-    for f in args.files if again else ():
+    for f in args.files if args.annotate else ():
         p = Path(f)
-        if p.exists() and not p.is_file() and not p.is_dir():
+        if f == "-" or (p.exists() and not p.is_file() and not p.is_dir()):
             raise UsageError(
-                f"{f}: a pipe or device can be read only once, and {again} reads "
-                "each capture twice",
+                f"{f}: a pipe or device can be read only once, and --annotate copies "
+                "each capture after analyzing it",
                 hint="save it to a file first",
             )
 
@@ -244,22 +232,19 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--plot needs matplotlib", hint="pip install 'labkit[plot]'")
     offsets = _offsets(args)
     keylog = sources.read_keylog(args.keylog) if args.keylog else None
-    decrypted = {}
-    if keylog is not None:  # first: a decrypted CONNECT names the head-end for the analyzer
-        decrypted = {p: r for p in args.files if (r := sources.decrypt_capture_or_none(p, keylog))}
-    heads = [
-        *args.headend,
-        *(s.server.rpartition(":")[0].strip("[]") for r in decrypted.values() for s in r.tunnels),
-    ]
-    options = AnalyzeOptions(tunnel_mtu=args.tunnel_mtu, headends=tuple(dict.fromkeys(heads)))
+    options = AnalyzeOptions(tunnel_mtu=args.tunnel_mtu, headends=tuple(args.headend))
     if args.files:
         progress = Progress.for_files(args.files, enabled=False if args.no_progress else None)
+        collect = Collect(keylog, plot=bool(args.plot))
         try:
-            report = analyze(args.files, options, jobs=args.jobs, progress=progress)
+            report = analyze(
+                args.files, options, jobs=args.jobs, progress=progress, collect=collect
+            )
         finally:
             progress.finish()
     else:
         report = Report((), (), "", options)
+    decrypted = dict(report.decrypted)
 
     found, syslog, dart = _read_logs(args, report, offsets)
     if keylog is not None:
@@ -303,9 +288,8 @@ def _plot(args: argparse.Namespace, report: Report, logs: LogInputs, inputs: lis
     from labkit.analyze.plotdata import build
     from labkit.plot import render_png
 
-    captures = [f.path for f in report.files if f.analyzable]
     points = {f.path: f.capture_point for f in report.files if f.analyzable}
-    timeline = build(captures, report.findings, logs, points)
+    timeline = build(report.samples, report.findings, logs, points)
     with atomic_output(args.plot, force=args.force, inputs=inputs) as tmp:
         render_png(timeline, tmp)
     sys.stderr.write(f"labkit analyze: wrote {args.plot}\n")

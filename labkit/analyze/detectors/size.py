@@ -9,25 +9,27 @@ ICMP and ICMPv6 packets are left out: their quoted headers are not packets.
 The table is numpy only: sorted (pair, size) hashes with the pair's two address hashes, the
 size and the count, merged per chunk with one sort. No Python runs per packet or per group,
 so a capture with thousands of hosts and every size in between costs the same per packet.
-Evidence frames are not kept here: once the limit and the head-ends are known, the case asks
-for the first matching frames in an early-stopping pass (:func:`evidence_frames`).
+
+Evidence is kept during the same pass, so that no later stage reads the capture again (a pipe
+can be read only once): for every (pair, size) key its first :data:`MAX_FRAMES` frames. Any
+selection the case makes later (sizes above a limit, or one size, leaving out the head-ends'
+pairs) is a union of keys, and the first frames of a union are among the first frames of its
+keys: :meth:`SizeDetector.first_frames` is exact. Memory follows the keys, as the counts do.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
 from labkit.analyze import decode as dec
 from labkit.analyze.engine import ChunkView, KeyTable, pair
-from labkit.analyze.evidence import MAX_FRAMES, FrameSet
-from labkit.analyze.reader import open_capture
+from labkit.analyze.evidence import MAX_FRAMES
 from labkit.mtu import MIN_IPV4_MTU
 
 FLOOR = MIN_IPV4_MTU  #: no tunnel MTU is smaller, so smaller packets are never oversized
-EVIDENCE_CHUNK = 2 << 20  #: the evidence re-read usually stops within its first chunk
 _K = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -42,6 +44,10 @@ class SizeDetector:
         self.file = file
         # (address pair, IP size) -> packets; each entry's address hashes and size
         self.table = KeyTable(src=np.uint64, dst=np.uint64, size=np.int64)
+        # by key id (the order keys first appeared): its first frames and their times
+        self.frames = np.zeros((0, MAX_FRAMES), np.int64)
+        self.times = np.zeros((0, MAX_FRAMES), np.float64)
+        self.kept = np.zeros(0, np.int64)
 
     def feed(self, view: ChunkView) -> None:
         c = view.cols
@@ -50,48 +56,53 @@ class SizeDetector:
             return
         src, dst, size = c.src_h[rows], c.dst_h[rows], c.iplen[rows]
         key = dec.mix64(pair(src, dst) ^ (size.astype(np.uint64) * _K))
-        self.table.add(key, src=src, dst=dst, size=size)
+        new = self.table.add(key, src=src, dst=dst, size=size)
+        if new:
+            self.frames = np.concatenate([self.frames, np.zeros((new, MAX_FRAMES), np.int64)])
+            self.times = np.concatenate([self.times, np.zeros((new, MAX_FRAMES))])
+            self.kept = np.concatenate([self.kept, np.zeros(new, np.int64)])
+        self._keep_first(self.table.ids_of(key), rows, view)
+
+    def _keep_first(self, ids: np.ndarray, rows: np.ndarray, view: ChunkView) -> None:
+        """Store each row in its key's next free slot while the key has room (rows ascend)."""
+        room = self.kept[ids] < MAX_FRAMES
+        if not room.any():  # the usual case after the first chunks: every key is full
+            return
+        ids, rows = ids[room], rows[room]
+        order = np.argsort(ids, kind="stable")  # by key, each key's rows still in frame order
+        ids, rows = ids[order], rows[order]
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+        rank = np.arange(len(ids)) - np.repeat(starts, np.diff(np.r_[starts, len(ids)]))
+        slot = self.kept[ids] + rank
+        ok = slot < MAX_FRAMES
+        ids, slot, rows = ids[ok], slot[ok], rows[ok]
+        self.frames[ids, slot] = view.frames[rows]
+        self.times[ids, slot] = view.ts[rows]
+        np.maximum.at(self.kept, ids, slot + 1)
+
+    def _selected(self, excluded: Iterable[int]) -> np.ndarray:
+        """Entries of the table whose pair has no excluded address."""
+        t = self.table
+        ex = np.array(sorted(set(excluded)), np.uint64)
+        return ~np.isin(t["src"], ex) & ~np.isin(t["dst"], ex)
 
     def over(self, limit: int, excluded: Iterable[int] = ()) -> Counter:
         """Packet counts by IP size above ``limit``, leaving out pairs with an excluded address."""
         t = self.table
-        ex = np.array(sorted(set(excluded)), np.uint64)
-        keep = (t["size"] > limit) & ~np.isin(t["src"], ex) & ~np.isin(t["dst"], ex)
+        keep = (t["size"] > limit) & self._selected(excluded)
         sizes, idx = np.unique(t["size"][keep], return_inverse=True)
         counts = np.bincount(idx, weights=t.count[keep], minlength=len(sizes)) if len(sizes) else []
         return Counter({int(s): int(n) for s, n in zip(sizes.tolist(), list(counts))})
 
-
-def evidence_frames(
-    path: str,
-    clauses: dict[str, tuple[Callable[[dec.Columns], np.ndarray], int]],
-    file: str,
-    df_only: bool = True,
-) -> dict[str, FrameSet]:
-    """The first :data:`MAX_FRAMES` frames matching each predicate, in one early-stopping pass.
-
-    ``clauses`` maps a display-filter clause to (a vectorized predicate over a chunk's columns
-    that selects the same packets, the total count known from the first pass). Reading stops
-    as soon as every clause has its frames, usually within the first chunk.
-    """
-    sets = {cl: FrameSet(file, cl) for cl in clauses}
-    with open_capture(path) as cap:
-        for chunk in cap.chunks(EVIDENCE_CHUNK):
-            cols = dec.columns(chunk)
-            base = np.zeros(len(chunk), bool)
-            if df_only:
-                base[_df_rows(cols)] = True
-            else:
-                base[:] = True
-            for cl, (pred, _total) in clauses.items():
-                fs = sets[cl]
-                room = MAX_FRAMES - len(fs.frames)
-                if room <= 0:
-                    continue
-                hit = np.flatnonzero(base & pred(cols))[:room]
-                fs.frames.extend(zip(chunk.frames[hit].tolist(), chunk.ts[hit].tolist()))
-            if all(len(fs.frames) >= min(MAX_FRAMES, clauses[cl][1]) for cl, fs in sets.items()):
-                break
-    for cl, fs in sets.items():
-        fs.count = max(clauses[cl][1], len(fs.frames))
-    return sets
+    def first_frames(
+        self, limit: int, size: int | None, excluded: Iterable[int] = ()
+    ) -> list[tuple[int, float]]:
+        """The first :data:`MAX_FRAMES` (frame, time) of the packets larger than ``limit`` (or
+        of exactly ``size`` bytes), leaving out pairs with an excluded address."""
+        t = self.table
+        hit = (t["size"] == size) if size is not None else (t["size"] > limit)
+        ids = t.ids[hit & self._selected(excluded)]
+        filled = np.arange(MAX_FRAMES) < self.kept[ids][:, None]
+        frames, times = self.frames[ids][filled], self.times[ids][filled]
+        first = np.argsort(frames, kind="stable")[:MAX_FRAMES]
+        return list(zip(frames[first].tolist(), times[first].tolist()))
