@@ -14,6 +14,7 @@ collected and never opens a capture.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -24,11 +25,13 @@ from labkit.errors import InputError
 
 if TYPE_CHECKING:
     from labkit.analyze.detectors import FileFacts
+    from labkit.analyze.engine import ScanStats
     from labkit.analyze.plotdata import Sampler
+    from labkit.analyze.reader import Capture
     from labkit.decrypt import DecryptReport
     from labkit.keylog import KeyLog
 
-__all__ = ["analyze", "AnalyzeOptions", "Collect", "FileReport", "Report"]
+__all__ = ["analyze", "judge", "AnalyzeOptions", "Collect", "FileReport", "Report"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +67,7 @@ def analyze(
 
     ``jobs`` > 1 scans the files in that many processes (:mod:`labkit.analyze.parallel`);
     the case is joined here either way. ``progress`` is told how far the scans are.
-    ``collect``: what else the pass gathers (:attr:`Report.decrypted`, :attr:`Report.samples`);
-    a decrypted CSTP CONNECT names its server as a head-end for the judging."""
-    from labkit.analyze.case import Case, verdict
-
+    ``collect``: what else the pass gathers (:attr:`Report.decrypted`, :attr:`Report.samples`)."""
     options = options or AnalyzeOptions()
     labels = [str(p) for p in paths]
     if jobs > 1 and len(labels) > 1:
@@ -86,10 +86,18 @@ def analyze(
             scanned.append(scan_file(label, hook, collect, options.tunnel_mtu))
             bytes_before += _size(label)
             packets_before += scanned[-1].report.packets
+    return judge(scanned, options)
+
+
+def judge(scanned: Sequence[Scanned], options: AnalyzeOptions) -> Report:
+    """The case's findings and verdict: a pure function of what the passes collected (it
+    reads no capture). A decrypted CSTP CONNECT names its server as a head-end."""
+    from labkit.analyze.case import Case, verdict
+
     reports = {s.report.path: s.report for s in scanned}
     facts = {s.report.path: s.facts for s in scanned if s.facts is not None}
     decrypted = tuple((s.report.path, s.decrypted) for s in scanned if s.decrypted is not None)
-    if decrypted:  # a decrypted CONNECT names its head-end
+    if decrypted:
         from labkit.analyze.timeline import tunnel_headends
 
         heads = [*options.headends, *tunnel_headends(r for _p, r in decrypted)]
@@ -98,26 +106,15 @@ def analyze(
     mtus = [lim.mtu for lim in case.limits()]
     for label in facts:
         point, why, cannot = case.capture_point(label)
-        r = reports[label]
-        reports[label] = FileReport(
-            r.path,
-            r.format,
-            r.packets,
-            r.ip_packets,
-            r.linktypes,
-            point,
-            why,
-            cannot,
-            r.warnings,
-            r.error,
-            r.first_time,
-            r.last_time,
-            r.seconds,
-            r.stage_seconds,
-            facts[label].census(mtus),
+        reports[label] = replace(
+            reports[label],
+            capture_point=point,
+            capture_point_reason=why,
+            cannot_show=cannot,
+            counts=facts[label].census(mtus),
         )
     findings = tuple(case.findings()) if facts else ()
-    files = tuple(reports[label] for label in labels)
+    files = tuple(reports[s.report.path] for s in scanned)
     samples = tuple((s.report.path, s.sample) for s in scanned if s.sample and s.facts)
     return Report(
         files, findings, verdict(findings, files), options, decrypted=decrypted, samples=samples
@@ -129,18 +126,22 @@ def scan_file(
     on_chunk: Callable[[int, int], None] | None = None,
     collect: Collect = Collect(),
     tunnel_mtu: int | None = None,
+    *,
+    follow: threading.Event | None = None,
+    watch: Callable[[Scanned], None] | None = None,
 ) -> Scanned:
     """Read one file once, through every detector and every consumer ``collect`` asks for.
 
     Self-contained (it takes a path, returns picklable results) so that ``--jobs`` can run
-    it in another process. ``tunnel_mtu`` (``--tunnel-mtu``) sets the plot sampler's floor."""
-    from labkit.analyze.decode import SUPPORTED_LINKTYPES, linktype_name
+    it in another process. ``tunnel_mtu`` (``--tunnel-mtu``) sets the plot sampler's floor.
+    ``follow``: the file is still being written (:func:`~labkit.analyze.reader.open_capture`);
+    ``watch`` is then given the file as scanned so far after every chunk."""
     from labkit.analyze.detectors import FileFacts
     from labkit.analyze.engine import ScanStats, scan
     from labkit.analyze.reader import open_capture
 
     try:
-        cap = open_capture(label)
+        cap = open_capture(label, follow=follow)
     except InputError as exc:
         return Scanned(FileReport(label, error=str(exc)))
     ff = FileFacts.new(label)
@@ -157,8 +158,33 @@ def scan_file(
         sample = Sampler(tunnel_mtu)
         consumers.append(sample)
     stats = ScanStats()
+
+    def scanned() -> Scanned:
+        report = _file_report(label, cap, stats)
+        return Scanned(
+            report,
+            ff if report.error is None else None,
+            decryption.report() if decryption is not None else None,
+            sample,
+        )
+
+    hook = on_chunk
+    if watch is not None:
+
+        def hook(pos: int, packets: int) -> None:
+            if on_chunk is not None:
+                on_chunk(pos, packets)
+            watch(scanned())
+
     with cap:
-        scan(cap, consumers, label, stats, on_chunk)
+        scan(cap, consumers, label, stats, hook)
+    return scanned()
+
+
+def _file_report(label: str, cap: Capture, stats: ScanStats) -> FileReport:
+    """What one file is, from its reader and its scan's counts (so far)."""
+    from labkit.analyze.decode import SUPPORTED_LINKTYPES, linktype_name
+
     warnings = [str(w) for w in cap.warnings]
     unknown = {
         lt: n
@@ -178,7 +204,7 @@ def scan_file(
             if warnings
             else ""
         )
-    report = FileReport(
+    return FileReport(
         label,
         cap.description,
         stats.packets,
@@ -190,12 +216,6 @@ def scan_file(
         last_time=stats.last_ts,
         seconds=stats.seconds,
         stage_seconds=dict(stats.stage_seconds),
-    )
-    return Scanned(
-        report,
-        ff if error is None else None,
-        decryption.report() if decryption is not None else None,
-        sample,
     )
 
 

@@ -45,7 +45,9 @@ def scan_files(
     with cf.ProcessPoolExecutor(
         max_workers=min(jobs, len(labels)), initializer=_init_worker, initargs=(shared,)
     ) as pool:
-        futures = [pool.submit(_scan, i, label, collect, tunnel_mtu) for i, label in enumerate(labels)]
+        futures = [
+            pool.submit(_scan, i, label, collect, tunnel_mtu) for i, label in enumerate(labels)
+        ]
         pending: set[cf.Future] = set(futures)
         while pending:
             _, pending = cf.wait(pending, timeout=POLL_S)

@@ -29,6 +29,7 @@ from labkit.analyze.progress import Progress
 from labkit.analyze.render import to_json, to_text
 from labkit.errors import InputError, UsageError
 from labkit.fileio import atomic_output, check_output_path
+from labkit.findings import Finding
 
 if TYPE_CHECKING:
     from labkit.analyze.timeline import LogInputs
@@ -82,7 +83,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "files",
         nargs="*",
         metavar="FILE",
-        help="pcap/pcapng captures (optionally .gz) of one case: outside, tunnel, inside",
+        help="pcap/pcapng captures (optionally .gz) of one case: outside, tunnel, inside; "
+        "- reads one from standard input",
     )
     p.add_argument(
         "--keylog",
@@ -147,6 +149,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=1,
         metavar="N",
         help="scan up to N files at once, in parallel processes (default 1)",
+    )
+    p.add_argument(
+        "--follow",
+        action="store_true",
+        help="one capture still being written (a file tcpdump writes, or - for a pipe from "
+        "'tcpdump -w -'): print findings as they appear, the full report when it ends "
+        "(the pipe closes, or Ctrl-C)",
     )
     p.add_argument(
         "--no-progress",
@@ -230,12 +239,18 @@ def run(args: argparse.Namespace) -> int:
     _check_rereads(args)
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         raise UsageError("--plot needs matplotlib", hint="pip install 'labkit[plot]'")
+    if args.follow and len(args.files) != 1:
+        raise UsageError("--follow watches one capture: give exactly one FILE (or - for stdin)")
+    if args.files.count("-") > 1:
+        raise UsageError("- (standard input) can be read only once: give it once")
     offsets = _offsets(args)
     keylog = sources.read_keylog(args.keylog) if args.keylog else None
     options = AnalyzeOptions(tunnel_mtu=args.tunnel_mtu, headends=tuple(args.headend))
-    if args.files:
+    collect = Collect(keylog, plot=bool(args.plot))
+    if args.follow:
+        report = _follow(args, options, collect)
+    elif args.files:
         progress = Progress.for_files(args.files, enabled=False if args.no_progress else None)
-        collect = Collect(keylog, plot=bool(args.plot))
         try:
             report = analyze(
                 args.files, options, jobs=args.jobs, progress=progress, collect=collect
@@ -282,6 +297,36 @@ def run(args: argparse.Namespace) -> int:
     if logs is not None and args.plot:
         _plot(args, report, logs, inputs)
     return report.exit_code
+
+
+def _follow(args: argparse.Namespace, options: AnalyzeOptions, collect: Collect) -> Report:
+    """Print each finding as it appears (stdout, or stderr under --format json so that stdout
+    stays one JSON document). The first Ctrl-C ends the input (a file stops being watched;
+    tcpdump in the same terminal gets it too and closes the pipe); a second one aborts."""
+    import signal
+    import threading
+
+    from labkit.analyze.live import follow
+
+    stop = threading.Event()
+    out = sys.stderr if args.format == "json" else sys.stdout
+
+    def on_interrupt(_signum: int, _frame: object) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def announce(f: Finding) -> None:
+        out.write(f"live: [{f.severity}] {f.id}: {f.summary}\n")
+        out.flush()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        report = follow(args.files[0], options, announce, stop, collect)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if out is sys.stdout:
+        out.write("\n")
+    return report
 
 
 def _plot(args: argparse.Namespace, report: Report, logs: LogInputs, inputs: list[str]) -> None:
