@@ -223,3 +223,34 @@ def test_follow_watches_a_growing_file_until_interrupted(tmp_path):
     finally:
         proc.kill()
     assert json.loads(out) == _json([*LABKIT, str(growing), "--format", "json"])
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+def test_df_evidence_kept_during_the_pass_is_what_tshark_selects(tmp_path):
+    """A capture of several read buffers with thousands of (pair, size) keys: the first frames
+    the size detector kept during the pass are exactly the ones each finding's filter
+    selects in tshark (keys filling up across chunks, head-ends left out)."""
+    from benchmarks.generate import main as generate
+    from labkit.analyze import AnalyzeOptions, analyze
+    from labkit.analyze.reader import open_capture
+
+    capture = tmp_path / "mixed.pcap"
+    assert generate(["-o", str(capture), "--packets", "25000"]) == 0
+    with open_capture(capture) as cap:  # the premise: more than one chunk
+        assert sum(1 for _ in cap.chunks()) > 1
+    report = analyze([capture], AnalyzeOptions(tunnel_mtu=1300))
+    checked = 0
+    for f in report.findings:
+        if f.id not in ("oversized-df", "mtu-mismatch") or not f.wireshark_filter:
+            continue
+        proc = subprocess.run(
+            ["tshark", "-n", "-r", str(capture), "-Y", f.wireshark_filter, "-T", "fields"]
+            + ["-e", "frame.number"],
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE_S,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert [int(x) for x in proc.stdout.split()] == [e.frame for e in f.evidence], f.id
+        checked += 1
+    assert checked >= 2

@@ -31,6 +31,9 @@ from labkit.mtu import MIN_IPV4_MTU
 
 FLOOR = MIN_IPV4_MTU  #: no tunnel MTU is smaller, so smaller packets are never oversized
 _K = np.uint64(0x9E3779B97F4A7C15)
+_ROOM_MASK = np.uint64((1 << 16) - 1)
+_ROW_BITS = np.uint64(20)  # a chunk holds fewer than 2^20 records (reader.MAX_ROWS)
+_ROW_MASK = np.uint64((1 << 20) - 1)
 
 
 def _df_rows(c: dec.Columns) -> np.ndarray:
@@ -48,6 +51,7 @@ class SizeDetector:
         self.frames = np.zeros((0, MAX_FRAMES), np.int64)
         self.times = np.zeros((0, MAX_FRAMES), np.float64)
         self.kept = np.zeros(0, np.int64)
+        self._room = np.zeros(_ROOM_MASK + 1, bool)  # by a key's low bits: it may have room
 
     def feed(self, view: ChunkView) -> None:
         c = view.cols
@@ -56,29 +60,56 @@ class SizeDetector:
             return
         src, dst, size = c.src_h[rows], c.dst_h[rows], c.iplen[rows]
         key = dec.mix64(pair(src, dst) ^ (size.astype(np.uint64) * _K))
-        new = self.table.add(key, src=src, dst=dst, size=size)
-        if new:
-            self.frames = np.concatenate([self.frames, np.zeros((new, MAX_FRAMES), np.int64)])
-            self.times = np.concatenate([self.times, np.zeros((new, MAX_FRAMES))])
-            self.kept = np.concatenate([self.kept, np.zeros(new, np.int64)])
-        self._keep_first(self.table.ids_of(key), rows, view)
+        known = len(self.table.keys)
+        if self.table.add(key, src=src, dst=dst, size=size):
+            t = self.table
+            self._grow(len(t.keys))
+            self._room[t.keys[t.ids >= known] & _ROOM_MASK] = True  # new keys have room
+        # A key's first frames are often all in by its second chunk: a 64 K-entry bitmap of
+        # keys with room (by their low bits; mixed, so uniform) skips the rows of full keys
+        # with one gather instead of a search per row.
+        maybe = self._room[key & _ROOM_MASK]
+        if maybe.any() and self._keep_first(self.table.ids_of(key[maybe]), rows[maybe], view):
+            self._mark_room()
 
-    def _keep_first(self, ids: np.ndarray, rows: np.ndarray, view: ChunkView) -> None:
-        """Store each row in its key's next free slot while the key has room (rows ascend)."""
-        room = self.kept[ids] < MAX_FRAMES
-        if not room.any():  # the usual case after the first chunks: every key is full
+    def _grow(self, n: int) -> None:
+        """Room for ``n`` keys' frames, doubling: keys arrive a few per chunk. Slots beyond
+        :attr:`kept` are never read, so they need no initial value."""
+        if n <= len(self.kept):
             return
-        ids, rows = ids[room], rows[room]
-        order = np.argsort(ids, kind="stable")  # by key, each key's rows still in frame order
-        ids, rows = ids[order], rows[order]
+        size = max(n, 2 * len(self.kept))
+        frames, times, kept = (
+            np.empty((size, MAX_FRAMES), np.int64),
+            np.empty((size, MAX_FRAMES)),
+            np.zeros(size, np.int64),
+        )
+        old = len(self.kept)
+        frames[:old], times[:old], kept[:old] = self.frames, self.times, self.kept
+        self.frames, self.times, self.kept = frames, times, kept
+
+    def _mark_room(self) -> None:
+        """Recompute the bitmap of keys with room after some filled up."""
+        t = self.table
+        self._room[:] = False
+        self._room[t.keys[self.kept[t.ids] < MAX_FRAMES] & _ROOM_MASK] = True
+
+    def _keep_first(self, ids: np.ndarray, rows: np.ndarray, view: ChunkView) -> bool:
+        """Store each row in its key's next free slot while the key has room; True when some
+        key filled up. Rows are sorted by (key id, row) packed in one word: frame order
+        within each key (a chunk's rows fit in :data:`_ROW_BITS` bits)."""
+        packed = np.sort((ids.astype(np.uint64) << _ROW_BITS) | rows.astype(np.uint64))
+        ids = (packed >> _ROW_BITS).astype(np.int64)
+        rows = (packed & _ROW_MASK).astype(np.int64)
         starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-        rank = np.arange(len(ids)) - np.repeat(starts, np.diff(np.r_[starts, len(ids)]))
-        slot = self.kept[ids] + rank
+        counts = np.diff(np.r_[starts, len(ids)])
+        slot = self.kept[ids] + np.arange(len(ids)) - np.repeat(starts, counts)
         ok = slot < MAX_FRAMES
-        ids, slot, rows = ids[ok], slot[ok], rows[ok]
-        self.frames[ids, slot] = view.frames[rows]
-        self.times[ids, slot] = view.ts[rows]
-        np.maximum.at(self.kept, ids, slot + 1)
+        self.frames[ids[ok], slot[ok]] = view.frames[rows[ok]]
+        self.times[ids[ok], slot[ok]] = view.ts[rows[ok]]
+        keys = ids[starts]
+        before = self.kept[keys]
+        self.kept[keys] = np.minimum(before + counts, MAX_FRAMES)
+        return bool(((before < MAX_FRAMES) & (self.kept[keys] == MAX_FRAMES)).any())
 
     def _selected(self, excluded: Iterable[int]) -> np.ndarray:
         """Entries of the table whose pair has no excluded address."""
