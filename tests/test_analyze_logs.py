@@ -281,3 +281,16 @@ def test_plot_points_are_bounded_and_keep_every_large_packet(monkeypatch):
     assert 0 < len(small) <= 1000
     assert small.min() < 1000 and small.max() > 48_000  # spread over the whole capture
     assert np.all(np.diff(rows.t) >= 0)
+
+
+def test_year_less_syslog_is_dated_by_the_capture_then_dart_then_now():
+    """The judging stage's choice of a year for BSD syslog stamps, in order of trust."""
+    from labkit.analyze.timeline import syslog_year
+
+    dart = [("dart.txt", parse_dart(DART.read_text().splitlines()).events)]
+    capture_2019 = calendar.timegm((2019, 6, 1, 0, 0, 0))
+    assert syslog_year(capture_2019, dart, 0.0) == (2019, "the year of the capture")
+    assert syslog_year(None, dart, 0.0) == (2022, "the year of the DART log")
+    now_2030 = calendar.timegm((2030, 1, 1, 0, 0, 0))
+    year, origin = syslog_year(None, [], now_2030)
+    assert year == 2030 and origin.startswith("the current year")

@@ -28,10 +28,12 @@ if TYPE_CHECKING:
     from labkit.analyze.engine import ScanStats
     from labkit.analyze.plotdata import Sampler
     from labkit.analyze.reader import Capture
+    from labkit.analyze.sources import SourceReport
+    from labkit.analyze.timeline import LogInputs
     from labkit.decrypt import DecryptReport
     from labkit.keylog import KeyLog
 
-__all__ = ["analyze", "judge", "AnalyzeOptions", "Collect", "FileReport", "Report"]
+__all__ = ["analyze", "scan", "judge", "AnalyzeOptions", "Collect", "FileReport", "Report"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,34 +66,49 @@ def analyze(
 ) -> Report:
     """Analyze captures of one case; never raises for a bad input file (it becomes an error
     entry in :attr:`Report.files`, and the exit code is 2 only if no file was analyzable).
-
-    ``jobs`` > 1 scans the files in that many processes (:mod:`labkit.analyze.parallel`);
-    the case is joined here either way. ``progress`` is told how far the scans are.
-    ``collect``: what else the pass gathers (:attr:`Report.decrypted`, :attr:`Report.samples`)."""
+    :func:`scan`, then :func:`judge`."""
     options = options or AnalyzeOptions()
+    return judge(scan(paths, options, jobs=jobs, progress=progress, collect=collect), options)
+
+
+def scan(
+    paths: Sequence[str | os.PathLike[str]],
+    options: AnalyzeOptions,
+    *,
+    jobs: int = 1,
+    progress: Progress | None = None,
+    collect: Collect = Collect(),
+) -> list[Scanned]:
+    """The one pass over each capture. ``jobs`` > 1 scans the files in that many processes
+    (:mod:`labkit.analyze.parallel`). ``progress`` is told how far the scans are.
+    ``collect``: what else the pass gathers (:attr:`Report.decrypted`, :attr:`Report.samples`)."""
     labels = [str(p) for p in paths]
     if jobs > 1 and len(labels) > 1:
         from labkit.analyze.parallel import scan_files
 
-        scanned = scan_files(labels, jobs, progress, collect, options.tunnel_mtu)
-    else:
-        scanned = []
-        bytes_before = packets_before = 0
-        for i, label in enumerate(labels):
-            hook = (
-                None
-                if progress is None
-                else _progress_hook(progress, bytes_before, packets_before, i)
-            )
-            scanned.append(scan_file(label, hook, collect, options.tunnel_mtu))
-            bytes_before += _size(label)
-            packets_before += scanned[-1].report.packets
-    return judge(scanned, options)
+        return scan_files(labels, jobs, progress, collect, options.tunnel_mtu)
+    scanned = []
+    bytes_before = packets_before = 0
+    for i, label in enumerate(labels):
+        hook = (
+            None if progress is None else _progress_hook(progress, bytes_before, packets_before, i)
+        )
+        scanned.append(scan_file(label, hook, collect, options.tunnel_mtu))
+        bytes_before += _size(label)
+        packets_before += scanned[-1].report.packets
+    return scanned
 
 
-def judge(scanned: Sequence[Scanned], options: AnalyzeOptions) -> Report:
-    """The case's findings and verdict: a pure function of what the passes collected (it
-    reads no capture). A decrypted CSTP CONNECT names its server as a head-end."""
+def judge(
+    scanned: Sequence[Scanned],
+    options: AnalyzeOptions,
+    logs: LogInputs | None = None,
+    sources: Sequence[SourceReport] = (),
+) -> Report:
+    """The case's findings and verdict: a pure function of what the passes collected and of
+    the logs already read (``logs``, with ``sources``, their accounts); it reads no file.
+    A decrypted CSTP CONNECT names its server as a head-end; the logs' evidence joins the
+    capture findings (:func:`labkit.analyze.timeline.join`)."""
     from labkit.analyze.case import Case, verdict
 
     reports = {s.report.path: s.report for s in scanned}
@@ -114,10 +131,22 @@ def judge(scanned: Sequence[Scanned], options: AnalyzeOptions) -> Report:
             counts=facts[label].census(mtus),
         )
     findings = tuple(case.findings()) if facts else ()
+    if sources:
+        from labkit.analyze.timeline import LogInputs, join
+
+        inputs = replace(logs or LogInputs(), decrypted=decrypted)
+        findings = tuple(join(findings, inputs))
     files = tuple(reports[s.report.path] for s in scanned)
     samples = tuple((s.report.path, s.sample) for s in scanned if s.sample and s.facts)
+    logs_read = any(s.analyzable for s in sources)
     return Report(
-        files, findings, verdict(findings, files), options, decrypted=decrypted, samples=samples
+        files,
+        findings,
+        verdict(findings, files, logs_read),
+        options,
+        sources=tuple(sources),
+        decrypted=decrypted,
+        samples=samples,
     )
 
 

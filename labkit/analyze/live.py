@@ -7,8 +7,8 @@ are judged by the same pure judge as a finished capture (:func:`labkit.analyze.j
 most every :data:`JUDGE_EVERY_S`, and each finding is announced once, the first time it
 appears. What identifies a finding is its id and the fields that name what it is about
 (:data:`IDENTITY`), not counts that keep growing (attempts, copies, packets). When the input
-ends (the pipe closes, or the stop event is set) the final report is the one ``labkit
-analyze`` gives for the whole capture.
+ends (the pipe closes, or the stop event is set) the findings of the whole capture not yet
+announced are, and the file's scan is handed back to be judged with the logs like any other.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Final
 
-from labkit.analyze import AnalyzeOptions, Collect, Report, Scanned, judge, scan_file
+from labkit.analyze import AnalyzeOptions, Collect, Scanned, judge, scan_file
 from labkit.findings import Finding
 
 JUDGE_EVERY_S: Final = 0.5
@@ -68,9 +68,9 @@ def follow(
     stop: threading.Event,
     collect: Collect,
     clock: Callable[[], float] = time.monotonic,
-) -> Report:
+) -> Scanned:
     """Read ``label`` as it is written, ``announce`` each finding as it first appears, and
-    return the report of the whole capture once the input ends or ``stop`` is set."""
+    return the whole capture's scan once the input ends or ``stop`` is set."""
     announcer = Announcer()
     last = [float("-inf")]
 
@@ -83,7 +83,6 @@ def follow(
             announce(f)
 
     final = scan_file(label, None, collect, options.tunnel_mtu, follow=stop, watch=watch)
-    report = judge([final], options)
-    for f in announcer.new(report.findings):
+    for f in announcer.new(judge([final], options).findings):
         announce(f)
-    return report
+    return final

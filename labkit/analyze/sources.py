@@ -9,7 +9,7 @@ onto the capture's clock by the file's clock offset (``--clock-offset``).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,7 @@ from labkit.fileio import read_input
 
 if TYPE_CHECKING:  # the parsers are imported where used: a capture-only run never pays for them
     from labkit.analyze.engine import ChunkView
+    from labkit.analyze.timeline import LogInputs
     from labkit.decrypt import DecryptReport, Segment
     from labkit.keylog import KeyLog
     from labkit.logs.dart import DartEvent
@@ -153,6 +154,36 @@ def read_dart(path: str, *, offset: float = 0.0) -> tuple[SourceReport, tuple[Da
     )
     error = None if events else f"{path}: no DART event block (Date/Time/Type/Source/Description)"
     return SourceReport(path, "dart", summary, warnings, error, offset), tuple(events)
+
+
+def read_logs(
+    dart_paths: Sequence[str],
+    syslog_paths: Sequence[str],
+    offsets: Mapping[str | None, float],
+    first_capture_time: float | None,
+) -> tuple[list[SourceReport], LogInputs]:
+    """The --dart and --syslog files: their accounts, and their events on the capture clock.
+    ``offsets``: seconds per log path (None: every log). DART is read first: it can date
+    year-less syslog lines when no capture can (:func:`~labkit.analyze.timeline.syslog_year`)."""
+    import time
+
+    from labkit.analyze.timeline import LogInputs, syslog_year
+
+    def offset(path: str) -> float:
+        return offsets.get(path, offsets.get(None, 0.0))
+
+    found: list[SourceReport] = []
+    dart, syslog = [], []
+    for path in dart_paths:
+        src, events = read_dart(path, offset=offset(path))
+        found.append(src)
+        dart.append((path, events))
+    year, year_from = syslog_year(first_capture_time, dart, time.time())
+    for path in syslog_paths:
+        src, msgs = read_syslog(path, year=year, year_from=year_from, offset=offset(path))
+        found.append(src)
+        syslog.append((path, msgs))
+    return found, LogInputs(tuple(syslog), tuple(dart))
 
 
 def read_keylog(path: str) -> KeyLog:
