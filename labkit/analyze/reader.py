@@ -426,8 +426,9 @@ class _Prefixed(io.RawIOBase):
             return n
         # readinto1: what the stream has now, so a live pipe's records are not held back
         # until a whole buffer arrives (the batch reader loops until its buffer is full).
-        read = getattr(self._stream, "readinto1", self._stream.readinto)  # type: ignore[attr-defined]
-        return read(b)
+        read = getattr(self._stream, "readinto1", None) or self._stream.readinto  # type: ignore[attr-defined]
+        got: int | None = read(b)
+        return got or 0
 
     def close(self) -> None:
         self._stream.close()
@@ -622,7 +623,7 @@ class _Walker:
         """Walk a capture that is still being written: the complete records of every read are
         handed out at once instead of after a full buffer, so findings follow the traffic.
         No read-ahead thread: the writer's pace is the limit, not the disk's."""
-        buf = _zeroed(chunk_bytes + SLACK)
+        buf: bytearray = _zeroed(chunk_bytes + SLACK)  # type: ignore[assignment]
         view = memoryview(buf)[:chunk_bytes]
         need = 24 if self.cap.format == "pcap" else 0  # the file header start() reads
         have = pos = 0
