@@ -35,7 +35,7 @@ from labkit.analyze import decode as dec
 from labkit.analyze.detectors import FileFacts
 from labkit.analyze.detectors.dtls import DtlsPair
 from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
-from labkit.analyze.detectors.size import FLOOR
+from labkit.analyze.detectors.size import DfSelection
 from labkit.analyze.evidence import FrameSet, Selection, any_of, dst_field, paren, select, src_field
 from labkit.analyze.report import AnalyzeOptions, FileReport
 from labkit.findings import Evidence, Finding
@@ -513,46 +513,29 @@ class Case:
 
     def _over(self, limit: int) -> dict[str, Counter]:
         """Per file: DF packets larger than ``limit`` by IP size, head-end transport left out."""
-        heads = [dec.addr_hash(h) for h in self.headends]
+        sel = self._df(limit)
         out = {}
         for file, f in self.facts.items():
-            sizes = f.size.over(limit, heads)
+            sizes = sel.counts(f.size)
             if sizes:
                 out[file] = sizes
         return out
 
-    def _df_evidence(
-        self, file: str, clause: str, total: int, limit: int, size: int | None
-    ) -> FrameSet:
-        """The first DF frames above ``limit`` (or of exactly ``size``), head-ends left out."""
-        frames = self.facts[file].size.first_frames(limit, size, self._head_hashes.tolist())
-        return FrameSet(file, clause, frames, max(total, len(frames)))
+    def _df(self, limit: int, size: int | None = None) -> DfSelection:
+        return DfSelection(tuple(sorted(self.headends)), limit, size)
 
-    def _df_clause(self, limit: int) -> str:
-        """DF packets over ``limit`` bytes (IPv6: payload over limit - 40), not the head-end's."""
-        lim = max(limit, FLOOR - 1)
-        return self._df_filter(f"ip.len > {lim}", f"ipv6.plen > {lim - 40}")
-
-    def _df_filter(self, v4_size: str, v6_size: str) -> str:
-        """DF packets matching a size test, leaving out the head-end's own (outer) packets."""
-        v4 = f"ip.flags.df == 1 && {v4_size} && !icmp"
-        v6 = f"{v6_size} && !icmpv6"
-        heads = sorted(self.headends)
-        ex4 = any_of(f"ip.addr == {h}" for h in heads if ":" not in h)
-        ex6 = any_of(f"ipv6.addr == {h}" for h in heads if ":" in h)
-        if ex4:
-            v4 += f" && !{paren(ex4)}"
-        if ex6:
-            v6 += f" && !{paren(ex6)}"
-        return f"{paren(v4)} || {paren(v6)}"
+    def _df_evidence(self, file: str, sel: DfSelection, total: int) -> FrameSet:
+        """The first DF frames ``sel`` selects in ``file``, and the filter that says which."""
+        frames = sel.first_frames(self.facts[file].size)
+        return FrameSet(file, sel.wireshark(), frames, max(total, len(frames)))
 
     def _oversized(self) -> list[Finding]:
         out = []
         for lim in self.limits():
             for file, sizes in self._over(lim.mtu).items():
                 total = sum(sizes.values())
-                clause = self._df_clause(lim.mtu)
-                sel = select([self._df_evidence(file, clause, total, lim.mtu, None)], clause=clause)
+                fs = self._df_evidence(file, self._df(lim.mtu), total)
+                sel = select([fs], clause=fs.clause)
                 size = sizes.most_common(1)[0][0]
                 src_text = "--tunnel-mtu" if lim.source == "option" else "from ICMP"
                 summary = (
@@ -677,9 +660,8 @@ class Case:
             done.add((size, lim.mtu))
             for file, sizes in over.items():
                 if size in sizes:
-                    clause = self._df_size_clause(size)
-                    fs = self._df_evidence(file, clause, sizes[size], lim.mtu, size)
-                    parts.setdefault(file, []).append(([fs], clause))
+                    fs = self._df_evidence(file, self._df(lim.mtu, size), sizes[size])
+                    parts.setdefault(file, []).append(([fs], fs.clause))
             for file, grp, role, n in syns:
                 if mtu.mtu_for_mss(grp.mss, grp.ipver == 6) == size:
                     sel = self._syn_selection(file, grp, role, n)
@@ -733,9 +715,6 @@ class Case:
                     )
                 )
         return out
-
-    def _df_size_clause(self, size: int) -> str:
-        return self._df_filter(f"ip.len == {size}", f"ipv6.plen == {size - 40}")
 
 
 def _union(parts: list) -> Selection | None:

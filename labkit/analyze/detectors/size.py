@@ -15,18 +15,19 @@ can be read only once): for every (pair, size) key its first :data:`MAX_FRAMES` 
 selection the case makes later (sizes above a limit, or one size, leaving out the head-ends'
 pairs) is a union of keys, and the first frames of a union are among the first frames of its
 keys: :meth:`SizeDetector.first_frames` is exact. Memory follows the keys, as the counts do.
+:class:`DfSelection` says which packets are evidence once, for the filter and the table.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
 from labkit.analyze import decode as dec
 from labkit.analyze.engine import ChunkView, KeyTable, pair
-from labkit.analyze.evidence import MAX_FRAMES
+from labkit.analyze.evidence import MAX_FRAMES, any_of, paren
 from labkit.mtu import MIN_IPV4_MTU
 
 FLOOR = MIN_IPV4_MTU  #: no tunnel MTU is smaller, so smaller packets are never oversized
@@ -111,29 +112,65 @@ class SizeDetector:
         self.kept[keys] = np.minimum(before + counts, MAX_FRAMES)
         return bool(((before < MAX_FRAMES) & (self.kept[keys] == MAX_FRAMES)).any())
 
-    def _selected(self, excluded: Iterable[int]) -> np.ndarray:
-        """Entries of the table whose pair has no excluded address."""
-        t = self.table
-        ex = np.array(sorted(set(excluded)), np.uint64)
-        return ~np.isin(t["src"], ex) & ~np.isin(t["dst"], ex)
+    def over(self, limit: int) -> Counter:
+        """Packet counts by IP size above ``limit`` (every pair)."""
+        return DfSelection((), limit).counts(self)
 
-    def over(self, limit: int, excluded: Iterable[int] = ()) -> Counter:
-        """Packet counts by IP size above ``limit``, leaving out pairs with an excluded address."""
+    def counts(self, keep: np.ndarray) -> Counter:
+        """Packet counts by IP size of the table entries ``keep`` selects."""
         t = self.table
-        keep = (t["size"] > limit) & self._selected(excluded)
         sizes, idx = np.unique(t["size"][keep], return_inverse=True)
         counts = np.bincount(idx, weights=t.count[keep], minlength=len(sizes)) if len(sizes) else []
         return Counter({int(s): int(n) for s, n in zip(sizes.tolist(), list(counts))})
 
-    def first_frames(
-        self, limit: int, size: int | None, excluded: Iterable[int] = ()
-    ) -> list[tuple[int, float]]:
-        """The first :data:`MAX_FRAMES` (frame, time) of the packets larger than ``limit`` (or
-        of exactly ``size`` bytes), leaving out pairs with an excluded address."""
-        t = self.table
-        hit = (t["size"] == size) if size is not None else (t["size"] > limit)
-        ids = t.ids[hit & self._selected(excluded)]
+    def first_frames(self, keep: np.ndarray) -> list[tuple[int, float]]:
+        """The first :data:`MAX_FRAMES` (frame, time) of the entries ``keep`` selects."""
+        ids = self.table.ids[keep]
         filled = np.arange(MAX_FRAMES) < self.kept[ids][:, None]
         frames, times = self.frames[ids][filled], self.times[ids][filled]
         first = np.argsort(frames, kind="stable")[:MAX_FRAMES]
         return list(zip(frames[first].tolist(), times[first].tolist()))
+
+
+@dataclass(frozen=True, slots=True)
+class DfSelection:
+    """Which DF packets are evidence, said once and compiled twice, so that the display
+    filter and the frames it is checked against cannot drift apart: IPv4 packets with DF and
+    IPv6 packets (ICMP left out, as in :class:`SizeDetector`) larger than ``limit`` or, with
+    ``size``, of exactly that IP length (IPv6: payload + 40), leaving out every packet to or
+    from a head-end (its TLS/DTLS segments are the tunnel, not tunnel traffic)."""
+
+    headends: tuple[str, ...]
+    limit: int
+    size: int | None = None
+
+    def wireshark(self) -> str:
+        """The display filter (every clause parenthesised: precedence differs by version)."""
+        if self.size is not None:
+            v4_size, v6_size = f"ip.len == {self.size}", f"ipv6.plen == {self.size - 40}"
+        else:  # the table holds nothing below FLOOR: the same packets, and a shorter filter
+            lim = max(self.limit, FLOOR - 1)
+            v4_size, v6_size = f"ip.len > {lim}", f"ipv6.plen > {lim - 40}"
+        v4 = f"ip.flags.df == 1 && {v4_size} && !icmp"
+        v6 = f"{v6_size} && !icmpv6"
+        heads = sorted(self.headends)
+        ex4 = any_of(f"ip.addr == {h}" for h in heads if ":" not in h)
+        ex6 = any_of(f"ipv6.addr == {h}" for h in heads if ":" in h)
+        if ex4:
+            v4 += f" && !{paren(ex4)}"
+        if ex6:
+            v6 += f" && !{paren(ex6)}"
+        return f"{paren(v4)} || {paren(v6)}"
+
+    def entries(self, det: SizeDetector) -> np.ndarray:
+        """The same selection over the detector's (pair, size) table."""
+        t = det.table
+        hit = (t["size"] == self.size) if self.size is not None else (t["size"] > self.limit)
+        ex = np.array(sorted({dec.addr_hash(h) for h in self.headends}), np.uint64)
+        return hit & ~np.isin(t["src"], ex) & ~np.isin(t["dst"], ex)
+
+    def counts(self, det: SizeDetector) -> Counter:
+        return det.counts(self.entries(det))
+
+    def first_frames(self, det: SizeDetector) -> list[tuple[int, float]]:
+        return det.first_frames(self.entries(det))
