@@ -264,7 +264,10 @@ def _follow(args: argparse.Namespace, options: AnalyzeOptions, collect: Collect)
         stop.set()
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
+    announced = []
+
     def announce(f: Finding) -> None:
+        announced.append(f.id)
         out.write(f"live: [{f.severity}] {f.id}: {f.summary}\n")
         out.flush()
 
@@ -273,8 +276,8 @@ def _follow(args: argparse.Namespace, options: AnalyzeOptions, collect: Collect)
         scanned = follow(args.files[0], options, announce, stop, collect)
     finally:
         signal.signal(signal.SIGINT, previous)
-    if out is sys.stdout:
-        out.write("\n")
+    if announced and out is sys.stdout:
+        out.write("\n")  # the report that follows starts apart from the live lines
     return scanned
 
 
