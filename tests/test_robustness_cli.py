@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, labkit
+from conftest import PUBLIC, ROOT, labkit
 
-GOOD_CAPTURE = ROOT.parent / "shared" / "captures" / "public" / "dtls-0x0100-hvr-retrans.pcapng"
+GOOD_CAPTURE = PUBLIC / "dtls-0x0100-hvr-retrans.pcapng"
 
 
 @pytest.fixture(scope="module")

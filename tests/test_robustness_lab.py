@@ -19,10 +19,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, default_signals, labkit
+from conftest import PUBLIC, ROOT, default_signals, labkit
 from labenv import lab_down, lab_namespaces, requires_lab, unique
-
-PUBLIC = ROOT.parent / "shared" / "captures" / "public"
 
 
 def _host_lab_links() -> list[str]:
