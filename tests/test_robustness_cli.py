@@ -18,7 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import PUBLIC, ROOT, labkit
+
+from tests.helpers.cli import labkit
+from tests.helpers.paths import PUBLIC, ROOT
 
 GOOD_CAPTURE = PUBLIC / "dtls-0x0100-hvr-retrans.pcapng"
 

@@ -19,8 +19,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PUBLIC, ROOT, default_signals, labkit
-from labenv import lab_down, lab_namespaces, requires_lab, unique
+
+from tests.helpers.cli import default_signals, labkit
+from tests.helpers.labenv import lab_down, lab_namespaces, requires_lab, unique
+from tests.helpers.paths import PUBLIC, ROOT
 
 
 def _host_lab_links() -> list[str]:

@@ -17,10 +17,11 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, labkit
 
 from labkit.analyze import analyze
 from labkit.analyze.reader import BOMB_FLOOR, BOMB_RATIO, open_capture
+from tests.helpers.cli import labkit
+from tests.helpers.paths import ROOT
 
 #: Python, numpy and the analyzer's two 16 MiB read buffers come to ~100 MB resident; a
 #: 4 GB (or per-packet) allocation would be far above this.

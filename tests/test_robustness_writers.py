@@ -18,7 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PUBLIC, ROOT, default_signals, labkit
+
+from tests.helpers.cli import default_signals, labkit
+from tests.helpers.paths import PUBLIC, ROOT
 
 SEED_PCAP = PUBLIC / "dtls-0x0100-hvr-retrans.pcapng"
 PACKET = bytes.fromhex(

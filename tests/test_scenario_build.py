@@ -11,7 +11,6 @@ import struct
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, labkit, requires_tshark, tshark_fields
 from scapy.utils import RawPcapNgReader, RawPcapReader
 
 from labkit import craft, mtu
@@ -25,6 +24,9 @@ from labkit.scenario.pcapfile import (
     pcapng_bytes,
 )
 from labkit.scenario.timeline import build_timeline
+from tests.helpers.cli import labkit
+from tests.helpers.paths import ROOT
+from tests.helpers.tshark import requires_tshark, tshark_fields
 
 PCAPS = ROOT / "pcaps" / "scenarios"
 CONFIGS = ROOT / "configs" / "scenarios"
