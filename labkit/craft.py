@@ -187,7 +187,7 @@ def dtls_version(version: str | int) -> int:
 
 def ether(pkt: Packet, *, src: str = CLIENT_MAC, dst: str = PEER_MAC) -> Packet:
     """``pkt`` in an Ethernet frame (fixed MACs), keeping its capture time."""
-    framed = Ether(src=src, dst=dst) / pkt
+    framed: Packet = Ether(src=src, dst=dst) / pkt
     framed.time = pkt.time
     return framed
 

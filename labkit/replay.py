@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from labkit.errors import InputError, UsageError
 
@@ -250,13 +251,15 @@ def read_capture(path: str | Path) -> tuple[int, list[Record]]:
     try:
         for data, meta in reader:
             if hasattr(meta, "tshigh"):  # pcapng
-                linktype = meta.linktype if linktype is None else linktype
-                if meta.linktype != linktype:
+                # Scapy types both readers' metadata as pcap's; pcapng's has other fields.
+                ng: Any = meta
+                linktype = ng.linktype if linktype is None else linktype
+                if ng.linktype != linktype:
                     raise InputError(
-                        f"{path}: mixes link types {linktype} and {meta.linktype}; "
+                        f"{path}: mixes link types {linktype} and {ng.linktype}; "
                         "replay one interface's packets at a time"
                     )
-                ts = ((meta.tshigh << 32) | meta.tslow) / meta.tsresol
+                ts = ((ng.tshigh << 32) | ng.tslow) / ng.tsresol
             else:
                 ts = meta.sec + meta.usec / (1e9 if nano else 1e6)
             records.append(Record(ts, bytes(data), meta.wirelen or len(data)))

@@ -104,10 +104,9 @@ def _dtls_hello(version: str, session: str | None) -> bytes:
     from labkit import craft
     from labkit.probe import session_id
 
-    kwargs: dict[str, object] = {"version": version, "client_random": os.urandom(32)}
-    if version == "0x0100" or session is not None:
-        kwargs["session_id"] = session_id(session)
-    return bytes(craft.dtls_client_hello(**kwargs)[UDP].payload)
+    sid = session_id(session) if version == "0x0100" or session is not None else None
+    hello = craft.dtls_client_hello(version=version, client_random=os.urandom(32), session_id=sid)
+    return bytes(hello[UDP].payload)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         context = nsenter.inside(manager.require(args.lab).netns(args.from_node))
     if args.probe == "dtls":
         hello = _dtls_hello(args.version, args.session_id)  # built before entering the node
+    result: probe.PmtuResult | probe.MssResult | probe.DtlsResult
     with context:
         if args.probe == "pmtu":
             result = probe.probe_pmtu(

@@ -168,6 +168,15 @@ class _Packets:
         return self.too_big(what)
 
 
+@dataclass(frozen=True, slots=True)
+class _AckDue:
+    """The receiver of ``direction`` owes an ACK for its bytes up to ``end`` (delayed ACK)."""
+
+    session: int
+    direction: str
+    end: int
+
+
 @dataclass
 class _Conn:
     """One session's TCP connection as the client's NIC sees it (sequence numbers unwrapped)."""
@@ -196,7 +205,7 @@ class _Outside:
         self.ip_id = {C2S: ids.getrandbits(16), S2C: ids.getrandbits(16)}
         self.conns: dict[int, _Conn] = {}
         self.frames: list[Frame] = []
-        self.queue: list[tuple[int, int, object]] = []
+        self.queue: list[tuple[int, int, Seen | _AckDue]] = []
         self.order = itertools.count()
         dtls_rng = Random(f"labkit:{self.s.seed}:dtls")
         self.dtls_client_random = dtls_rng.randbytes(32)
@@ -298,9 +307,9 @@ class _Outside:
         end = self.conn(session).next_seq[direction]
         arrival = time_us + (len(chunks) - 1) * CHUNK_US
         deadline = arrival + DELACK_US + (0 if direction == S2C else self.rtt)
-        self.push(deadline, ("ack", session, S2C if direction == C2S else C2S, end))
+        self.push(deadline, _AckDue(session, S2C if direction == C2S else C2S, end))
 
-    def push(self, time_us: int, item: object) -> None:
+    def push(self, time_us: int, item: Seen | _AckDue) -> None:
         heapq.heappush(self.queue, (time_us, next(self.order), item))
 
     # rendering ------------------------------------------------------------------------------
@@ -313,9 +322,8 @@ class _Outside:
             if isinstance(item, Seen):
                 self.observe(item)
             else:
-                _, session, direction, end = item  # type: ignore[misc]
-                if self.conn(session).last_ack[direction] < end:
-                    self.segment_out(session, direction, time_us, "A")
+                if self.conn(item.session).last_ack[item.direction] < item.end:
+                    self.segment_out(item.session, item.direction, time_us, "A")
         return self.frames
 
     def observe(self, seen: Seen) -> None:
