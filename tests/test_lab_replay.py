@@ -18,7 +18,6 @@ from scapy.utils import wrpcap
 from labkit import mtu
 from labkit.errors import UsageError
 from labkit.replay import (
-    LINKTYPE_ETHERNET,
     Pace,
     Record,
     parse_ip_map,
@@ -27,6 +26,7 @@ from labkit.replay import (
     rewrite_frame,
     schedule,
 )
+from labkit.wire import LINKTYPE_ETHERNET
 from tests.helpers.cli import labkit
 from tests.helpers.labenv import lab, netns_run, requires_lab, requires_ocserv, unique
 from tests.helpers.paths import ROOT

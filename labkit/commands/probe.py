@@ -69,8 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dt.add_argument(
         "--version",
         default="0x0100",
-        choices=("0x0100", "dtls1.0", "dtls1.2"),
-        help="ClientHello version (default 0x0100, AnyConnect's legacy DTLS)",
+        help="ClientHello version: 0x0100 (default, AnyConnect's legacy DTLS), 1.0 or 1.2",
     )
     dt.add_argument(
         "--session-id",
@@ -103,8 +102,10 @@ def _dtls_hello(version: str, session: str | None) -> bytes:
 
     from labkit import craft
     from labkit.probe import session_id
+    from labkit.wire import DTLS1_BAD_VER
 
-    sid = session_id(session) if version == "0x0100" or session is not None else None
+    legacy = craft.dtls_version(version) == DTLS1_BAD_VER
+    sid = session_id(session) if legacy or session is not None else None
     hello = craft.dtls_client_hello(version=version, client_random=os.urandom(32), session_id=sid)
     return bytes(hello[UDP].payload)
 

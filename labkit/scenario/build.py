@@ -32,13 +32,7 @@ from labkit.errors import OutputError
 from labkit.fileio import atomic_output, check_output_path
 from labkit.scenario import tls
 from labkit.scenario.numbers import derive
-from labkit.scenario.pcapfile import (
-    LINKTYPE_ETHERNET,
-    LINKTYPE_RAW,
-    Frame,
-    pcap_bytes,
-    pcapng_bytes,
-)
+from labkit.scenario.pcapfile import Frame, pcap_bytes, pcapng_bytes
 from labkit.scenario.schema import US, Scenario
 from labkit.scenario.timeline import (
     C2S,
@@ -57,7 +51,13 @@ from labkit.scenario.timeline import (
     TlsMessage,
     build_timeline,
 )
-from labkit.wire import DTLS_HANDSHAKE_HEADER_LEN
+from labkit.wire import (
+    CT_ALERT,
+    CT_APPLICATION_DATA,
+    DTLS_HANDSHAKE_HEADER_LEN,
+    LINKTYPE_ETHERNET,
+    LINKTYPE_RAW,
+)
 
 FILES: dict[str, str] = {
     OUTSIDE: "outside.pcapng",
@@ -404,11 +404,9 @@ class _Outside:
         if m.kind == "server_finish":
             return tls.server_finish(suite=suite, version=version, rng=self.rng)
         if m.kind == "close_notify":
-            return tls.protected(
-                tls.CT_ALERT, m.plaintext, suite=suite, version=version, rng=self.rng
-            )
+            return tls.protected(CT_ALERT, m.plaintext, suite=suite, version=version, rng=self.rng)
         return tls.protected(
-            tls.CT_APPLICATION_DATA, m.plaintext, suite=suite, version=version, rng=self.rng
+            CT_APPLICATION_DATA, m.plaintext, suite=suite, version=version, rng=self.rng
         )
 
     def dtls(self, d: DtlsDatagram, t: int) -> Packet:
