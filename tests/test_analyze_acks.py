@@ -8,13 +8,13 @@ confirms what the bytes show (the RSTs carry no acknowledgment, the ACK covers t
 
 from __future__ import annotations
 
-import synth
-from analyze_util import ids
-from conftest import requires_tshark, tshark_fields
 from scapy.layers.inet import TCP
 from scapy.utils import wrpcap
 
 from labkit.analyze import analyze
+from tests.helpers import synth
+from tests.helpers.findings import ids
+from tests.helpers.tshark import requires_tshark, tshark_fields
 
 
 def _bare_rst(ack, t: float):

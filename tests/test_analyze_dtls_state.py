@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import struct
 
-import synth
-from analyze_util import assert_filters_select_exactly_the_evidence, ids, one
-from conftest import requires_tshark, tshark_frames
 from scapy.utils import wrpcap
 
 from labkit.analyze import analyze
+from tests.helpers import synth
+from tests.helpers.findings import assert_filters_select_exactly_the_evidence, ids, one
+from tests.helpers.tshark import requires_tshark, tshark_frames
 
 C, H = synth.CLIENT, synth.HEADEND
 

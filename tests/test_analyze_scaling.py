@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import time
 
-import flowgen
 import pytest
-from analyze_util import assert_filters_select_exactly_the_evidence
-from conftest import requires_tshark
 
 from labkit.analyze import analyze, scan_file
+from tests.helpers import flowgen
+from tests.helpers.findings import assert_filters_select_exactly_the_evidence
+from tests.helpers.tshark import requires_tshark
 
 N = 30_000
 TOLERANCE = 1.6  # a linear path measures ~1.0; a quadratic one 2.0
@@ -26,8 +26,8 @@ ROUNDS = 3
 
 def _cpu(path) -> float:
     t = time.process_time()
-    report, facts = scan_file(str(path))
-    assert report.error is None and facts is not None
+    scanned = scan_file(str(path))
+    assert scanned.report.error is None and scanned.facts is not None
     return time.process_time() - t
 
 
@@ -50,7 +50,7 @@ def test_each_kind_opens_one_new_flow_per_packet(tmp_path):
     """The generator does what the scaling test relies on: N distinct flows, pairs, servers."""
     n = 500
     facts = {
-        k: scan_file(str(flowgen.write(tmp_path / f"{k}.pcap", k, n)))[1]
+        k: scan_file(str(flowgen.write(tmp_path / f"{k}.pcap", k, n))).facts
         for k in ("tls", "syn", "dtls", "icmp")
     }
     assert len(facts["tls"].tls.sessions) == n
@@ -76,7 +76,7 @@ def test_the_session_ceiling_drops_the_quietest_and_says_so(tmp_path):
     (line,) = facts.warnings()
     assert line.startswith(f"{facts.tls.evicted} TLS session(s) judged early")
     # Unbounded, the same file keeps every session and warns of nothing.
-    assert len(scan_file(str(path))[1].tls.sessions) == n
+    assert len(scan_file(str(path)).facts.tls.sessions) == n
 
 
 @requires_tshark
