@@ -600,6 +600,8 @@ class Case:
             for cd in r.candidates.values():
                 if cd.copies.count < MIN_COPIES:
                     continue
+                if cd.receiver_gone:  # nothing could have acknowledged it: cannot tell
+                    continue
                 if cd.acked_frame is not None and not cd.recovered_by_shrinking:
                     continue
                 if r.acked_size.get(cd.fd, 0) >= cd.size:

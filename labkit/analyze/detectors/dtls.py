@@ -93,9 +93,24 @@ class DtlsPair:
     first_data_s2c: tuple[int, float] | None = None
     last_hello_ts: float = 0.0
     handshake_seen: bool = False
-    stun: bool = False  # STUN on the pair's ports: WebRTC (DTLS-SRTP), not a VPN
-    client_seen_ts: float = float("-inf")  # last packet from or to the client
-    server_seen_ts: float = float("-inf")
+    key: int = 0  # hash of (client, server, 0, port)
+    watch: Watch | None = field(default=None, repr=False, compare=False)
+
+    # Read from the detector's tables when asked, so that a report made while the capture
+    # still grows (--follow) is right at every point.
+    @property
+    def stun(self) -> bool:
+        """STUN on the pair's ports: WebRTC (DTLS-SRTP), not a VPN."""
+        return self.watch is not None and self.watch.stun(self.key)
+
+    @property
+    def client_seen_ts(self) -> float:
+        """When the capture last saw a packet from or to the client."""
+        return self.watch.last_seen(self.client_h) if self.watch else float("-inf")
+
+    @property
+    def server_seen_ts(self) -> float:
+        return self.watch.last_seen(self.server_h) if self.watch else float("-inf")
 
     def __post_init__(self) -> None:
         c, s = self.client, self.server
@@ -218,6 +233,26 @@ def with_tls_sessions(pairs: Sequence[DtlsPair], tls: Iterable[TlsDetector]) -> 
     return out
 
 
+@dataclass(slots=True)
+class Watch:
+    """What the detector learns about pairs beyond their own records: the pair keys on which
+    STUN was seen, and when each address of a pair that sent a ClientHello was last seen
+    (sorted columns, grown once per chunk)."""
+
+    stun_keys: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    addrs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    addr_ts: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def stun(self, key: int) -> bool:
+        return bool(_member(np.array([key], np.uint64), self.stun_keys)[0])
+
+    def last_seen(self, addr: int) -> float:
+        if not len(self.addrs):
+            return float("-inf")
+        i = min(int(np.searchsorted(self.addrs, np.uint64(addr))), len(self.addrs) - 1)
+        return float(self.addr_ts[i]) if int(self.addrs[i]) == addr else float("-inf")
+
+
 def _member(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
     """np.isin against a sorted key array: one binary search per value (isin sorts both sides
     every call)."""
@@ -243,11 +278,8 @@ class DtlsDetector:
         self.pairs: dict[int, DtlsPair] = {}  # hash of (client, server, 0, port) -> pair
         self._keys = np.zeros(0, np.uint64)  # sorted keys of ``pairs``, merged per chunk
         self._new_keys: list[int] = []
-        self._stun_keys = np.zeros(0, np.uint64)  # pair keys on which STUN was seen
-        # Addresses of pairs that sent a ClientHello (sorted), and when each was last seen.
-        self._watch = np.zeros(0, np.uint64)
-        self._watch_ts = np.zeros(0)
-        self._new_watch: list[int] = []
+        self.watch = Watch()
+        self._new_watch: list[int] = []  # addresses to watch from the next merge
         self.last_ts = 0.0
         self.hello_versions: dict[int, int] = {}  # ClientHellos by record version (census)
         self.duplicate_hellos = 0
@@ -260,7 +292,9 @@ class DtlsDetector:
             client, server = (pkt.src, pkt.dst) if client_side else (pkt.dst, pkt.src)
             ch, sh = hashes if client_side else hashes[::-1]
             port = pkt.dport if client_side else pkt.sport
-            pair = self.pairs[key] = DtlsPair(self.file, client, server, int(port or 0), ch, sh)
+            pair = self.pairs[key] = DtlsPair(
+                self.file, client, server, int(port or 0), ch, sh, key=key, watch=self.watch
+            )
             self._new_keys.append(key)
         cport = pkt.sport if client_side else pkt.dport
         if len(pair.client_ports) < MAX_CLIENT_PORTS and cport is not None:
@@ -275,11 +309,12 @@ class DtlsDetector:
             self._keys = np.insert(self._keys, np.searchsorted(self._keys, new), new)
             self._new_keys.clear()
         if self._new_watch:
+            w = self.watch
             new = np.unique(np.array(self._new_watch, np.uint64))
-            new = new[~_member(new, self._watch)]
-            at = np.searchsorted(self._watch, new)
-            self._watch = np.insert(self._watch, at, new)
-            self._watch_ts = np.insert(self._watch_ts, at, -np.inf)
+            new = new[~_member(new, w.addrs)]
+            at = np.searchsorted(w.addrs, new)
+            w.addrs = np.insert(w.addrs, at, new)
+            w.addr_ts = np.insert(w.addr_ts, at, -np.inf)
             self._new_watch.clear()
 
     def feed(self, view: ChunkView) -> None:
@@ -319,7 +354,7 @@ class DtlsDetector:
         stun = _be(c.chunk.buf, at + 4, 4) == STUN_COOKIE
         if stun.any():
             keys = np.concatenate([c_key[cand][stun], s_key[cand][stun]])
-            self._stun_keys = np.union1d(self._stun_keys, keys)
+            self.watch.stun_keys = np.union1d(self.watch.stun_keys, keys)
 
     def _records(self, view: ChunkView, rows: np.ndarray, c_key, s_key) -> None:
         """Application data (content type 23 with a DTLS version) and DTLS 1.3 unified-header
@@ -458,10 +493,11 @@ class DtlsDetector:
         """Last time each address of a pair that sent a ClientHello was seen: whether the
         capture kept covering the client and the server after their last ClientHello."""
         self._merge_keys()
-        if not len(self._watch):
+        w = self.watch
+        if not len(w.addrs):
             return
         c, ts = view.cols, view.ts
-        hit_s, hit_d = _member(c.src_h, self._watch), _member(c.dst_h, self._watch)
+        hit_s, hit_d = _member(c.src_h, w.addrs), _member(c.dst_h, w.addrs)
         addr = np.concatenate([c.src_h[hit_s], c.dst_h[hit_d]])
         when = np.concatenate([ts[hit_s], ts[hit_d]])
         ok = ~np.isnan(when)
@@ -471,28 +507,8 @@ class DtlsDetector:
         order = np.argsort(addr, kind="stable")
         a = addr[order]
         starts = np.flatnonzero(np.r_[True, a[1:] != a[:-1]])
-        at = np.searchsorted(self._watch, a[starts])
-        self._watch_ts[at] = np.maximum(
-            self._watch_ts[at], np.maximum.reduceat(when[order], starts)
-        )
-
-    def finish(self) -> None:
-        """Per pair: STUN on its ports, and when its client and server were last seen."""
-        if not self.pairs:
-            return
-        self._merge_keys()
-        pairs = list(self.pairs.values())
-        stun = _member(np.array(list(self.pairs), np.uint64), self._stun_keys)
-        seen = self._last_seen(np.array([p.client_h for p in pairs], np.uint64))
-        seen_s = self._last_seen(np.array([p.server_h for p in pairs], np.uint64))
-        for pair, st, tc, tsv in zip(pairs, stun.tolist(), seen.tolist(), seen_s.tolist()):
-            pair.stun, pair.client_seen_ts, pair.server_seen_ts = st, tc, tsv
-
-    def _last_seen(self, addrs: np.ndarray) -> np.ndarray:
-        if not len(self._watch):
-            return np.full(len(addrs), -np.inf)
-        pos = np.minimum(np.searchsorted(self._watch, addrs), len(self._watch) - 1)
-        return np.where(self._watch[pos] == addrs, self._watch_ts[pos], -np.inf)
+        at = np.searchsorted(w.addrs, a[starts])
+        w.addr_ts[at] = np.maximum(w.addr_ts[at], np.maximum.reduceat(when[order], starts))
 
     def unanswered(self, pair: DtlsPair) -> bool:
         return pair.unanswered

@@ -17,7 +17,9 @@ only then): a bare RST (ACK clear, ack 0) that ends a flow says nothing about wh
 A black hole also needs a receiver that could have answered: one never seen from the first
 copy on (a one-sided capture), or one that reset the connection before the last copy (it was
 gone, so nothing could be acknowledged), makes the segment "cannot tell"
-(:attr:`RetransDetector.cannot_tell`), never a black hole.
+(:attr:`Candidate.receiver_gone`, counted by :attr:`RetransDetector.cannot_tell`), never a
+black hole. This is judged when asked, so a report made while the capture still grows
+(``--follow``) is right at every point.
 
 An ordinary retransmission - lost once, sent again at the same size, acknowledged - fails 2.
 A fast retransmission of a re-segmented range (``tcp-mss-fast-retransmit.pcap``) is not the same
@@ -111,13 +113,17 @@ class RetransDetector:
         self.acked_size: dict[int, int] = {}  # flow -> largest IP size acknowledged
         self.forgotten = 0
         self.ordinary = 0  # retransmitted segments later acknowledged at their size
-        self.cannot_tell = 0  # retransmitted, unacknowledged, but the receiver was gone
         self._last_ack = np.zeros(0, np.int64)  # per flow group of the chunk: last ACK row
         z64, zi, zf = np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0)
         # The carry: outstanding large segments (first copies), as parallel columns.
         self.c_key, self.c_fd, self.c_ack, self.c_end = z64, z64, z64, zi
         self.c_frame, self.c_ts, self.c_size = zi, zf, zi
         self.c_seen = np.zeros(0, bool)  # the receiver sent something since this segment
+
+    @property
+    def cannot_tell(self) -> int:
+        """Unresolved retransmitted segments whose receiver was gone."""
+        return sum(cd.receiver_gone for cd in self.candidates.values())
 
     def feed(self, view: ChunkView) -> None:
         c = view.cols
@@ -322,10 +328,3 @@ class RetransDetector:
         for k in done:
             del self.candidates[k]
             self.ordinary += 1
-
-    def finish(self) -> None:
-        """Unresolved segments whose receiver was gone are "cannot tell", not black holes."""
-        gone = [k for k, cd in self.candidates.items() if cd.receiver_gone]
-        for k in gone:
-            del self.candidates[k]
-        self.cannot_tell += len(gone)
