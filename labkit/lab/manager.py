@@ -186,6 +186,19 @@ def _kill_all(ns: str) -> None:
             time.sleep(0.1)
 
 
+def _tunnel_mtus(st: LabState) -> dict[str, int | None]:
+    """Both tun devices' MTUs as they are now (ocserv lowers its own after the CONNECT), empty
+    in kernel mode: the client's is what it sends with, the head-end's what the tunnel carries.
+    """
+    if st.topology.headend != "ocserv":
+        return {}
+    up = {node: netops.netns_exists(st.netns(node)) for node in ("client", "headend")}
+    return {
+        "client": _mtu(st.netns("client"), CLIENT_TUN) if up["client"] else None,
+        "headend": vpn.headend_tun_mtu(st.netns("headend")) if up["headend"] else None,
+    }
+
+
 def require(lab: str) -> LabState:
     """The state of a lab that is up, or one line saying how to bring it up."""
     check_lab_name(lab)
@@ -226,5 +239,6 @@ def status(lab: str) -> dict[str, object]:
             for p in st.processes
         ],
         "headend_info": st.info,
+        "tunnel_mtus": _tunnel_mtus(st),
         "state_dir": str(state.lab_dir(lab)),
     }
