@@ -147,7 +147,12 @@ def down(lab: str) -> list[str]:
     check_lab_name(lab)
     netops.check_privileges()
     with state.locked(lab):
-        st = state.load(lab)
+        try:
+            st = state.load(lab)
+        except state.UnreadableState:
+            # Its pids cannot be trusted, the namespace names can: _teardown ends whatever
+            # runs in lk-<lab>-<node> and removes them, then the state folder.
+            st = None
         if st is None:
             st = LabState(lab, Topology(), ())
         return _teardown(lab, st)
