@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, default_signals, labkit
-from labenv import lab_down, lab_namespaces, requires_lab, unique
+from labenv import lab, lab_down, lab_namespaces, requires_lab, unique
 
 PUBLIC = ROOT.parent / "shared" / "captures" / "public"
 
@@ -142,3 +142,28 @@ def test_down_removes_a_lab_whose_state_file_is_unreadable(tmp_path, monkeypatch
         if lab_namespaces(name):
             lab_down(name)
     assert lab_namespaces(name) == [] and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("lab_name", ["abc\n", "abc\r", " abc"])
+def test_lab_names_with_trailing_or_leading_junk_are_refused(lab_name: str) -> None:
+    proc = labkit("lab", "status", "--lab", lab_name)
+    assert proc.returncode == 2 and "lab name" in proc.stderr, proc.stderr
+
+
+@requires_lab
+def test_replay_refuses_a_look_alike_of_an_up_labs_namespace() -> None:
+    """A regex "$" matches before a trailing newline: "lk-<lab>-server\\n" passed as the lab's own
+    namespace while the lab was up. Refused, nothing sent."""
+    name = unique("la")
+    with lab(name):
+        for netns in (f"lk-{name}-server\n", f"lk-{name}-server\n\n", f"lk-{name}-server "):
+            proc = labkit(
+                "replay",
+                str(PUBLIC / "tcp-mss-fast-retransmit.pcap"),
+                "--iface",
+                "lk-s-h",
+                "--netns",
+                netns,
+            )
+            assert proc.returncode == 2 and "not a node of a labkit lab" in proc.stderr, netns
+            assert "Successful packets" not in proc.stdout

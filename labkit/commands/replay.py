@@ -12,7 +12,9 @@ import re
 
 from labkit.errors import EXIT_OK, EXIT_PROBLEM, UsageError
 
-_LAB_NETNS = re.compile(r"^lk-([a-z0-9]{1,12})-(client|router|headend|server)$")
+# fullmatch, never match with "$": "$" also matches before a trailing newline, and
+# "lk-x-server\n" is another namespace than the lab's.
+_LAB_NETNS = re.compile(r"lk-([a-z0-9]{1,12})-(client|router|headend|server)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +62,7 @@ def _check_target(netns: str | None, allow_any: bool) -> None:
                 hint="give --netns lk-<lab>-<node> of a lab, or --allow-any-iface",
             )
         return
-    m = _LAB_NETNS.match(netns)
+    m = _LAB_NETNS.fullmatch(netns)
     lab_up = m is not None and state.load(m.group(1)) is not None
     if not lab_up and not allow_any:
         raise UsageError(
