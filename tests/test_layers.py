@@ -503,7 +503,8 @@ def test_tcp_443_is_cstp_only_when_the_payload_starts_with_the_magic() -> None:
     assert cstp[CSTP].type == 7
     # a TLS record on 443 stays what Scapy makes of it (TLS if loaded, else raw): never CSTP
     tls = IP(bytes(IP() / TCP(sport=40000, dport=443) / _hex("16 0303 0002 0100")))
-    assert CSTP not in tls and bytes(tls[TCP].payload) == _hex("16 0303 0002 0100")
+    assert CSTP not in tls
+    assert type(tls[TCP].payload).__name__ in ("TLS", "Raw")  # TLS once a test loaded it
     # another port is not CSTP until the user binds it
     other = IP(bytes(IP() / TCP(dport=8443) / CSTP(type="KEEPALIVE")))
     assert CSTP not in other
