@@ -80,7 +80,13 @@ def _build(
     lab, topo = st.lab, st.topology
     log = state.lab_dir(lab) / "commands.log"
     for node in NODES:
-        netops.add_netns(netns_name(lab, node), log=log)
+        ns = netns_name(lab, node)
+        netops.add_netns(ns, log=log)
+        # The lab is IPv4 (the seed's case): with IPv6 on, every veth and tun sends router
+        # solicitations and MLD reports that fill the captures (and the tunnel) with noise.
+        # Before the links exist, so no interface ever gets an IPv6 address.
+        for scope in ("all", "default"):
+            netops.sysctl(ns, f"net.ipv6.conf.{scope}.disable_ipv6", "1", log=log)
     for link in LINKS:
         netops.add_link(lab, link, log=log)
     for node in ("router", "headend"):

@@ -338,10 +338,16 @@ def readme(f: dict) -> str:
         "and the lab lowers that path MTU with a route MTU. The head-end's kernel then drops "
         "the server's larger DF packets and sends ICMP 3/4 with the tun MTU, as the ASA does "
         "(722036/602101).",
-        "- openconnect gives up its first DTLS handshake after about 12 s and configures the "
-        "tunnel over TLS meanwhile; it keeps retrying DTLS in the background (the later "
-        "ClientHellos in `outside.pcap`). It does not reconnect to apply a new MTU, unlike "
-        'AnyConnect\'s "Reconfigure reason code 16".',
+        *(
+            [
+                "- openconnect sends its DTLS ClientHellos "
+                f"({m['dtls_client_hellos']} in `outside.pcap`), configures the tunnel over TLS "
+                "meanwhile and stays on it. It does not reconnect to apply a new MTU, unlike "
+                'AnyConnect\'s "Reconfigure reason code 16".'
+            ]
+            if topo["block_dtls"]
+            else []
+        ),
         "",
         "`case.json` holds the same facts for tests. File sizes: "
         + ", ".join(f"{k} {v} bytes" for k, v in m["file_bytes"].items())
