@@ -7,11 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, labkit, requires_tshark, tshark_fields, tshark_frames
-from labenv import requires_ocserv, unique
 
 from labkit import mtu
 from labkit.lab.vpn import BASE_MTU, DTLS_CIPHER, DTLS_VERSION
+from tests.helpers.cli import labkit
+from tests.helpers.labenv import requires_ocserv, unique
+from tests.helpers.paths import ROOT
+from tests.helpers.tshark import requires_tshark, tshark_fields, tshark_frames
 
 REAL = ROOT / "pcaps" / "real"
 CASES = (

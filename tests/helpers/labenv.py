@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, labkit
+
+from tests.helpers.cli import labkit
+from tests.helpers.paths import ROOT
 
 NETNS_DIR = Path("/run/netns")
 
