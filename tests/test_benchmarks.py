@@ -289,3 +289,45 @@ def test_gzip_capture_reads_the_same_with_isal_and_zlib(tmp_path):
             )
             reports.append(json.dumps(report["files"], sort_keys=True))
     assert len(set(reports[0::2])) == 1 and len(set(reports[1::2])) == 1
+
+
+@requires_tshark
+def test_cstp_session_decrypts_to_what_the_generator_sent(tmp_path):
+    """The full-featured run's session: tshark decrypts it with the key log (records each way,
+    the head-end's CONNECTED response), and labkit's --keylog finds every CSTP packet the
+    generator sent, by type and direction, with the head-end's MTUs."""
+    from benchmarks.cstp_session import keylog_path
+    from benchmarks.fullrun import decrypted_facts
+
+    path = tmp_path / "cstp.pcap"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.cstp_session", "-o", str(path), "--size", "400k"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(truth_path(path).read_text())
+    keys = keylog_path(path)
+    rows = tshark_fields(
+        path,
+        "tls",
+        "tcp.srcport",
+        "tls.record.content_type",
+        "http.response.line",
+        extra=("-o", f"tls.keylog_file:{keys}", "-E", "occurrence=a", "-E", "aggregator=;"),
+    )
+    records = Counter()
+    for sport, types, _ in rows:
+        records["to-client" if sport == "443" else "to-server"] += types.split(";").count("23")
+    assert records == doc["tls_application_records"]
+    lines = ";".join(r[2] for r in rows)
+    assert (
+        f"X-CSTP-MTU: {doc['x_cstp_mtu']}" in lines and f"X-DTLS-MTU: {doc['x_dtls_mtu']}" in lines
+    )
+
+    proc = labkit("analyze", str(path), "--keylog", str(keys), "--format", "json")
+    assert proc.returncode in (0, 1), proc.stderr
+    got = decrypted_facts(json.loads(proc.stdout))
+    assert got == {k: doc[k] for k in got} and got["cstp"]["to-client"]["DATA"] > 200
