@@ -82,7 +82,7 @@ def cstp(ptype: int, payload: bytes = b"") -> bytes:
 
 
 def ipv4(size: int, src: str, dst: str) -> bytes:
-    """An IPv4/TCP packet of ``size`` bytes with DF set, as the tun device hands it to CSTP."""
+    """An IPv4/TCP packet of ``size`` bytes with DF set: what the tun device hands CSTP."""
     ip = struct.pack(
         "!BBHHHBBH4s4s",
         0x45,
@@ -100,7 +100,8 @@ def ipv4(size: int, src: str, dst: str) -> bytes:
     return ip + tcp + bytes(size - len(ip) - len(tcp))
 
 
-def _contexts(tmp: Path, keylog: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+def make_cert(tmp: Path) -> tuple[Path, Path]:
+    """A self-signed RSA certificate for the head-end and its key, as PEM files in ``tmp``."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -119,17 +120,21 @@ def _contexts(tmp: Path, keylog: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
         .not_valid_after(now + datetime.timedelta(days=1))
         .sign(key, hashes.SHA256())
     )
-    pem = tmp / "headend.pem"
-    pem.write_bytes(
-        cert.public_bytes(serialization.Encoding.PEM)
-        + key.private_bytes(
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.TraditionalOpenSSL,
             serialization.NoEncryption(),
         )
     )
+    return cert_path, key_path
+
+
+def _contexts(tmp: Path, keylog: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(pem)
+    server.load_cert_chain(*make_cert(tmp))
     client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
     client.keylog_filename = str(keylog)

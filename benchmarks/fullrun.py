@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from benchmarks.cstp_session import keylog_path
 from benchmarks.generate import size_arg, truth_path
-from benchmarks.measure import CHILD_TIMEOUT_S, ROOT, best_of, machine, measure
+from benchmarks.measure import CHILD_TIMEOUT_S, ROOT, best_of, machine, measure, run_module
 
 MB = 1e6
 
@@ -36,14 +35,7 @@ def ensure_session(workdir: Path, size: int, regenerate: bool) -> dict:
         if doc.get("bytes") == path.stat().st_size:
             print(f"reusing {path} ({doc['packets']} packets, {doc['bytes'] / MB:.0f} MB)")
             return doc
-    cmd = [sys.executable, "-m", "benchmarks.cstp_session", "-o", str(path)]
-    subprocess.run(
-        [*cmd, "--size", str(size), "--force"],
-        cwd=ROOT,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-    )
+    run_module("benchmarks.cstp_session", "-o", str(path), "--size", str(size), "--force")
     doc = json.loads(sidecar.read_text())
     print(
         f"generated {path} ({doc['packets']} packets, {doc['bytes'] / MB:.0f} MB) in {doc['generate_s']} s"

@@ -12,6 +12,7 @@ import platform
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -95,6 +96,18 @@ def measure(
             err.read(),
             timed_out=wall >= timeout,
         )
+
+
+def run_module(module: str, *args: str) -> None:
+    """``python -m module args`` from this checkout, its output dropped: the generators run
+    as children so the runner's own size stays out of their figures and theirs out of its."""
+    subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
 
 
 def _kill_group(pid: int) -> None:

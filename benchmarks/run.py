@@ -36,7 +36,16 @@ from pathlib import Path
 
 from benchmarks import facts
 from benchmarks.generate import generator_version, size_arg, truth_path
-from benchmarks.measure import CHILD_TIMEOUT_S, ROOT, TIME, Measured, best_of, machine, measure
+from benchmarks.measure import (
+    CHILD_TIMEOUT_S,
+    ROOT,
+    TIME,
+    Measured,
+    best_of,
+    machine,
+    measure,
+    run_module,
+)
 from benchmarks.mixes import HEADEND_ADDRESS, MIXES
 
 TOOLS = ("cat", "tcpdump", "tshark", "labkit", "scapy")
@@ -154,16 +163,9 @@ def ensure_capture(
         ):
             print(f"reusing {path} ({doc['packets']} packets, {doc['bytes'] / MB:.0f} MB)")
             return doc
-    cmd = [sys.executable, "-m", "benchmarks.generate", "-o", str(path), "--format", fmt]
-    cmd += ["--mix", mix, "--seed", str(seed), "--force"]
-    cmd += ["--packets", str(packets)] if packets else ["--size", str(size)]
-    subprocess.run(
-        cmd,
-        cwd=ROOT,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-    )
+    args = ["-o", str(path), "--format", fmt, "--mix", mix, "--seed", str(seed), "--force"]
+    args += ["--packets", str(packets)] if packets else ["--size", str(size)]
+    run_module("benchmarks.generate", *args)
     doc = json.loads(sidecar.read_text())
     print(
         f"generated {path} ({doc['packets']} packets, {doc['bytes'] / MB:.0f} MB) "
