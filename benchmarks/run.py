@@ -34,7 +34,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from benchmarks import facts
+from benchmarks import facts, scaling
 from benchmarks.generate import generator_version, size_arg, truth_path
 from benchmarks.measure import (
     CHILD_TIMEOUT_S,
@@ -341,6 +341,41 @@ def run_gzip(case: Case, args: argparse.Namespace) -> Case:
     m = run_labkit(str(gz), root, args.repeat, args.timeout, zlib=True)
     out.runs.append(_run("labkit-zlib", "labkit analyze FILE.gz (isal hidden)", m, "zlib inflate"))
     return out
+
+
+def run_per_flow(n: int, args: argparse.Namespace) -> list[Case]:
+    """labkit on ``n`` items of each kind of :mod:`benchmarks.scaling` (every item on a new
+    5-tuple): what per-flow state costs, in time and in MB per million items."""
+    cases = []
+    for kind in scaling.CAPTURE_KINDS:
+        path = args.workdir / f"perflow-{kind}-{n}.pcap"
+        if not path.exists():
+            part = path.with_name(path.name + ".part")
+            part.write_bytes(scaling.capture(kind, n, args.seed))
+            part.replace(path)
+        packets = n * scaling.PACKETS_PER_ITEM[kind]
+        doc = {"file": str(path), "packets": packets, "bytes": path.stat().st_size, "items": n}
+        case = Case(f"{kind} x {n}", kind, doc)
+        measure(["cat", str(path)], keep_stdout=False)
+        m = run_labkit(str(path), args.labkit_root.resolve(), 1, args.timeout)
+        case.runs.append(_run("labkit", "labkit analyze FILE", m, "one process"))
+        cases.append(case)
+        print_case(case)
+    print(
+        "\nper-flow state (every item on a new 5-tuple):\n"
+        "| items | MB | labkit wall / cpu s | items/s | peak RSS MB | MB per M items |\n"
+        "|---|---:|---:|---:|---:|---:|"
+    )
+    for c in cases:
+        run = c.runs[0]
+        lk, cpu, rss = run.wall_s, run.cpu_s, run.rss_mb
+        items = int(c.doc["items"])
+        timing = f"{lk:.1f} / {cpu:.1f}" if lk and cpu else run.note
+        print(
+            f"| {c.label} | {c.size / MB:.0f} | {timing} | {_fmt(lk and items / lk, ',.0f')} "
+            f"| {_fmt(rss if lk else None, '.0f')} | {_fmt(lk and rss and rss / (items / 1e6), '.0f')} |"
+        )
+    return cases
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -653,6 +688,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="also the manyflows mix at N packets (one flow each): cat, tcpdump, labkit",
     )
+    p.add_argument(
+        "--per-flow",
+        type=int,
+        metavar="N",
+        help="also labkit alone on N new flows of each kind (SYNs, DTLS pairs, TLS hellos, "
+        "ICMP errors): time and MB per million",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
         "--workdir",
@@ -733,6 +775,7 @@ def main(argv: list[str] | None = None) -> int:
             gz = run_gzip(case, args)
             cases.append(gz)
             print_case(gz)
+    per_flow = run_per_flow(args.per_flow, args) if args.per_flow else []
     info["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
     print(
         f"\nload average {info['load_avg_1m_end']} at the end (above ~0.5 on "
@@ -764,7 +807,7 @@ def main(argv: list[str] | None = None) -> int:
                             "tools": [asdict(r) for r in c.runs],
                             "slice_facts": c.slice_facts,
                         }
-                        for c in cases
+                        for c in cases + per_flow
                     ],
                 },
                 indent=2,

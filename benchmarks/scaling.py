@@ -32,6 +32,8 @@ CAPTURE_KINDS: dict[str, Spawner] = {
     "tls_handshakes": lone_tls_hello,
     "icmp_errors": lone_icmp,
 }
+#: Packets one item of each capture kind is made of.
+PACKETS_PER_ITEM = {"flows": 1, "dtls_pairs": 3, "tls_handshakes": 1, "icmp_errors": 1}
 ITEM_GAP_US = 20  # one item starts every 20 us: 50 k a second, a head-end's busiest
 
 

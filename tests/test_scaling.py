@@ -149,3 +149,5 @@ def test_capture_generators_make_n_items_each_on_a_new_flow(tmp_path, kind):
     )
     assert len(rows) == 300
     assert len({tuple(r) for r in rows}) == 300
+    frames = tshark_fields(path, "frame", "frame.number")
+    assert len(frames) == 300 * scaling.PACKETS_PER_ITEM[kind]
