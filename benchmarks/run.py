@@ -240,7 +240,7 @@ def _run(tool: str, command: str, m: Measured, note: str = "") -> Run:
         command,
         m.wall_s if ok else None,
         m.cpu_s if ok else None,
-        m.rss_mb,
+        None if m.timed_out else m.rss_mb,  # a killed child's peak is not known
         m.returncode,
         note if ok else why or m.stderr.decode(errors="replace").strip()[-300:],
     )
