@@ -17,11 +17,13 @@ import sys
 from collections import Counter
 
 import pytest
-from conftest import ROOT, labkit, requires_tshark, tshark_fields, tshark_problems
 
 from benchmarks import facts
 from benchmarks.generate import truth_path
 from benchmarks.mixes import HEADEND_ADDRESS, MIXES
+from tests.helpers.cli import labkit
+from tests.helpers.paths import ROOT
+from tests.helpers.tshark import requires_tshark, tshark_fields, tshark_problems
 
 SEED, PACKETS = 1, 5_000  # every capture opens with each kind of fact (generate.PRELUDE)
 

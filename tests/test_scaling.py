@@ -22,9 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, requires_tshark, tshark_fields
 
 from benchmarks import scaling
+from tests.helpers.paths import ROOT
+from tests.helpers.tshark import requires_tshark, tshark_fields
 
 #: Cost per item from N to 2N over cost per item from the base to N. Linear: ~1; n log n:
 #: ~1.1; quadratic: ~3. The margin absorbs timer noise on a shared machine.
