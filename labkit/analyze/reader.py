@@ -38,23 +38,30 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from types import ModuleType
+from typing import BinaryIO, cast
 
 import numpy as np
 
 from labkit.analyze import walk
 from labkit.errors import InputError
 
+_inflate: ModuleType = zlib
+_INFLATE_ERRORS: tuple[type[Exception], ...] = (zlib.error,)
 try:
     # ISA-L's inflate (``pip install labkit[gzip]``) decompresses the same deflate stream 2-3x
     # faster than zlib, with zlib's interface: customers send ``.pcap.gz``, and inflating is
     # then most of the run. Optional: zlib is the fallback, same bytes out.
-    from isal import isal_zlib as _inflate
+    from isal import isal_zlib
 
-    _INFLATE_ERRORS: tuple[type[Exception], ...] = (zlib.error, _inflate.error)
+    _inflate = isal_zlib
+    _INFLATE_ERRORS += (cast("type[Exception]", isal_zlib.error),)
 except ImportError:
-    _inflate = zlib  # type: ignore[assignment]
-    _INFLATE_ERRORS = (zlib.error,)
+    pass
+#: What a broken or cut gzip stream raises while the capture's magic is read.
+_HEAD_ERRORS: tuple[type[Exception], ...] = (OSError, EOFError, *_INFLATE_ERRORS)
+#: What it raises while records are read (a bomb is told apart first).
+_STREAM_ERRORS: tuple[type[Exception], ...] = (EOFError, gzip.BadGzipFile, *_INFLATE_ERRORS)
 
 CHUNK_BYTES = 16 << 20  #: one read buffer (two are used, see _Walker.run)
 #: Bytes after the buffer that are never filled: fixed-width windows (:func:`windows`) taken at
@@ -269,7 +276,7 @@ def _identify(p: Path, raw: BinaryIO) -> Capture:
         stream = _GzipStream(_Prefixed(head, raw))  # type: ignore[assignment,arg-type]
         try:
             head = stream.read(4)  # type: ignore[assignment]
-        except (OSError, EOFError, *_INFLATE_ERRORS) as exc:
+        except _HEAD_ERRORS as exc:
             raise InputError(f"{p}: gzip-compressed but the stream is broken: {exc}") from None
     if not head:
         raise InputError(f"{p}: empty file" + (" (after gzip decompression)" if compressed else ""))
@@ -425,7 +432,7 @@ def _fill(stream: BinaryIO, view: memoryview) -> tuple[int, str | None]:
             n = stream.readinto(view[got:])  # type: ignore[attr-defined]
         except GzipBomb as exc:
             return got, str(exc)
-        except (EOFError, gzip.BadGzipFile, *_INFLATE_ERRORS) as exc:
+        except _STREAM_ERRORS as exc:
             return got, f"compressed stream is broken or cut short ({exc})"
         except OSError as exc:
             return got, f"read error: {exc.strerror or exc}"
