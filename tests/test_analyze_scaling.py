@@ -66,7 +66,7 @@ def test_the_session_ceiling_drops_the_quietest_and_says_so(tmp_path):
 
     n, ceiling = 3_000, 1_000
     path = flowgen.write(tmp_path / "tls.pcap", "tls", n)
-    facts = FileFacts.new(str(path), max_sessions=ceiling)
+    facts = FileFacts.new(str(path), max_flows=ceiling)
     with open_capture(str(path)) as cap:
         scan(cap, facts.detectors, str(path))
     kept = facts.tls.sessions
@@ -74,9 +74,32 @@ def test_the_session_ceiling_drops_the_quietest_and_says_so(tmp_path):
     # The sessions kept are the latest ones (each flow here is quiet after its hello).
     assert min(s.hello_frame for s in kept.values()) > n - ceiling
     (line,) = facts.warnings()
-    assert line.startswith(f"{facts.tls.evicted} TLS session(s) judged early")
+    assert line.startswith(f"{facts.tls.evicted} flow(s) judged early")
+    assert f"{facts.tls.evicted} TLS session(s)" in line
+    assert facts.budget.judged_early == facts.tls.evicted
     # Unbounded, the same file keeps every session and warns of nothing.
     assert len(scan_file(str(path)).facts.tls.sessions) == n
+
+
+def test_the_ceiling_is_an_analyze_option_and_the_json_counts_what_it_dropped(tmp_path):
+    """``AnalyzeOptions.max_flows`` reaches the scan (one process and ``--jobs``); the file's
+    JSON says how many flows were judged early, beside the warning that explains it."""
+    from labkit.analyze import AnalyzeOptions
+
+    n, ceiling = 3_000, 1_000
+    a = flowgen.write(tmp_path / "a.pcap", "tls", n)
+    b = flowgen.write(tmp_path / "b.pcap", "tls", n // 10)
+    kept = len(scan_file(str(a), max_flows=ceiling).facts.tls.sessions)
+    assert kept <= ceiling
+    for jobs in (1, 2):
+        r = analyze([a, b], AnalyzeOptions(max_flows=ceiling), jobs=jobs)
+        big, small = (f.to_json() for f in r.files)
+        assert big["flows_judged_early"] == n - kept
+        assert any("flow(s) judged early" in w for w in big["warnings"])
+        assert small["flows_judged_early"] == 0
+        assert not any("judged early" in w for w in small["warnings"])
+    unbounded = analyze([a]).files[0].to_json()
+    assert unbounded["flows_judged_early"] == 0
 
 
 @requires_tshark

@@ -86,14 +86,16 @@ def scan(
     if jobs > 1 and len(labels) > 1:
         from labkit.analyze.parallel import scan_files
 
-        return scan_files(labels, jobs, progress, collect, options.tunnel_mtu)
+        return scan_files(labels, jobs, progress, collect, options.tunnel_mtu, options.max_flows)
     scanned = []
     bytes_before = packets_before = 0
     for i, label in enumerate(labels):
         hook = (
             None if progress is None else _progress_hook(progress, bytes_before, packets_before, i)
         )
-        scanned.append(scan_file(label, hook, collect, options.tunnel_mtu))
+        scanned.append(
+            scan_file(label, hook, collect, options.tunnel_mtu, max_flows=options.max_flows)
+        )
         bytes_before += _size(label)
         packets_before += scanned[-1].report.packets
     return scanned
@@ -158,22 +160,24 @@ def scan_file(
     *,
     follow: threading.Event | None = None,
     watch: Callable[[Scanned], None] | None = None,
+    max_flows: int | None = None,
 ) -> Scanned:
     """Read one file once, through every detector and every consumer ``collect`` asks for.
 
     Self-contained (it takes a path, returns picklable results) so that ``--jobs`` can run
     it in another process. ``tunnel_mtu`` (``--tunnel-mtu``) sets the plot sampler's floor.
     ``follow``: the file is still being written (:func:`~labkit.analyze.reader.open_capture`);
-    ``watch`` is then given the file as scanned so far after every chunk."""
+    ``watch`` is then given the file as scanned so far after every chunk. ``max_flows``: the
+    ceiling of each per-flow table (None: :data:`~labkit.analyze.engine.MAX_FLOWS`)."""
     from labkit.analyze.detectors import FileFacts
-    from labkit.analyze.engine import ScanStats, scan
+    from labkit.analyze.engine import MAX_FLOWS, ScanStats, scan
     from labkit.analyze.reader import open_capture
 
     try:
         cap = open_capture(label, follow=follow)
     except InputError as exc:
         return Scanned(FileReport(label, error=str(exc)))
-    ff = FileFacts.new(label)
+    ff = FileFacts.new(label, MAX_FLOWS if max_flows is None else max_flows)
     consumers: list = list(ff.detectors)
     decryption = sample = None
     if collect.keylog is not None:
@@ -189,7 +193,10 @@ def scan_file(
     stats = ScanStats()
 
     def scanned() -> Scanned:
-        report = _file_report(label, cap, stats, ff.warnings())
+        report = replace(
+            _file_report(label, cap, stats, ff.warnings()),
+            flows_judged_early=ff.budget.judged_early,
+        )
         return Scanned(
             report,
             ff if report.error is None else None,

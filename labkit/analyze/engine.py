@@ -90,6 +90,41 @@ class KeyTable:
         return self.ids[np.searchsorted(self.keys, keys)]
 
 
+#: rows each per-flow table of one file keeps at once: the largest row is ~100 bytes, so one
+#: full table is ~600 MB and a file's scan stays within about 1 GB of RSS
+MAX_FLOWS = 6_000_000
+
+
+@dataclass(slots=True)
+class FlowBudget:
+    """The ceiling every per-flow table of one file answers to, and what it gave up.
+
+    One object per file, shared by its detectors, so that one setting (``max_flows``, from
+    :class:`~labkit.analyze.report.AnalyzeOptions`) bounds them all and one warning can say how
+    many flows were judged early. A table that grows past the ceiling keeps the rows seen
+    most recently and drops the rest: a tenth of the ceiling at once, so that the copy is not
+    made per chunk."""
+
+    max_flows: int = MAX_FLOWS
+    evicted: dict[str, int] = field(default_factory=dict)  # table name -> rows dropped
+
+    def trim(self, table: str, recency: np.ndarray) -> np.ndarray | None:
+        """The rows to keep (ascending) of a table whose rows were last seen at ``recency``,
+        or None while it is within the ceiling; the rows dropped are counted under ``table``."""
+        n = len(recency)
+        if n <= self.max_flows:
+            return None
+        keep_n = self.max_flows - self.max_flows // 10
+        keep = np.sort(np.argpartition(recency, n - keep_n)[n - keep_n :])
+        self.evicted[table] = self.evicted.get(table, 0) + n - keep_n
+        return keep
+
+    @property
+    def judged_early(self) -> int:
+        """Flows dropped at the ceiling, over every table."""
+        return sum(self.evicted.values())
+
+
 _ROW_BITS = 20  # rows of a chunk fit in 20 bits (a 16 MiB chunk holds < 2^20 records)
 _ROW_MASK = np.uint64((1 << _ROW_BITS) - 1)
 

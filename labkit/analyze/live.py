@@ -82,7 +82,15 @@ def follow(
         for f in announcer.new(judge([scanned], options).findings):
             announce(f)
 
-    final = scan_file(label, None, collect, options.tunnel_mtu, follow=stop, watch=watch)
+    final = scan_file(
+        label,
+        None,
+        collect,
+        options.tunnel_mtu,
+        follow=stop,
+        watch=watch,
+        max_flows=options.max_flows,
+    )
     for f in announcer.new(judge([final], options).findings):
         announce(f)
     return final

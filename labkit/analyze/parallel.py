@@ -25,12 +25,15 @@ def _init_worker(shared) -> None:  # type: ignore[no-untyped-def]
     _shared = shared
 
 
-def _scan(index: int, label: str, collect: Collect, tunnel_mtu: int | None) -> Scanned:
+def _scan(
+    index: int, label: str, collect: Collect, tunnel_mtu: int | None, max_flows: int | None
+) -> Scanned:
     def on_chunk(position: int, packets: int) -> None:
         _shared[2 * index] = position  # type: ignore[index]
         _shared[2 * index + 1] = packets  # type: ignore[index]
 
-    return scan_file(label, on_chunk if _shared is not None else None, collect, tunnel_mtu)
+    hook = on_chunk if _shared is not None else None
+    return scan_file(label, hook, collect, tunnel_mtu, max_flows=max_flows)
 
 
 def scan_files(
@@ -39,6 +42,7 @@ def scan_files(
     progress: Progress | None,
     collect: Collect,
     tunnel_mtu: int | None,
+    max_flows: int | None = None,
 ) -> list[Scanned]:
     """:func:`~labkit.analyze.scan_file` for every label, ``jobs`` at a time, in label order."""
     shared = mp.Array("q", 2 * len(labels), lock=False)
@@ -46,7 +50,8 @@ def scan_files(
         max_workers=min(jobs, len(labels)), initializer=_init_worker, initargs=(shared,)
     ) as pool:
         futures = [
-            pool.submit(_scan, i, label, collect, tunnel_mtu) for i, label in enumerate(labels)
+            pool.submit(_scan, i, label, collect, tunnel_mtu, max_flows)
+            for i, label in enumerate(labels)
         ]
         pending: set[cf.Future] = set(futures)
         while pending:

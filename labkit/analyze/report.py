@@ -17,10 +17,13 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class AnalyzeOptions:
     """Knobs of one analysis. ``tunnel_mtu``: the MTU the tunnel carries, when known from
-    elsewhere (``--tunnel-mtu``); ``headends``: head-end addresses (``--headend``)."""
+    elsewhere (``--tunnel-mtu``); ``headends``: head-end addresses (``--headend``);
+    ``max_flows``: the ceiling of each per-flow table of a file (None: the default,
+    :data:`labkit.analyze.engine.MAX_FLOWS`, which fits in 1 GB of RSS)."""
 
     tunnel_mtu: int | None = None
     headends: tuple[str, ...] = ()
+    max_flows: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,7 @@ class FileReport:
     seconds: float = 0.0  # analysis wall time
     stage_seconds: dict[str, float] = field(default_factory=dict)
     counts: dict[str, Any] = field(default_factory=dict)  # FileFacts.census
+    flows_judged_early: int = 0  # dropped at the per-flow tables' ceiling (a warning says so)
 
     @property
     def analyzable(self) -> bool:
@@ -58,6 +62,7 @@ class FileReport:
             "capture_point_reason": self.capture_point_reason,
             "cannot_show": self.cannot_show,
             "warnings": list(self.warnings),
+            "flows_judged_early": self.flows_judged_early,
         }
         if self.error:
             doc["error"] = self.error

@@ -14,8 +14,9 @@ from labkit.analyze.detectors.dtls import DtlsDetector, anyconnect_like, with_tl
 from labkit.analyze.detectors.icmp import IcmpDetector
 from labkit.analyze.detectors.mss import MssDetector
 from labkit.analyze.detectors.retrans import RetransDetector
-from labkit.analyze.detectors.sessions import MAX_SESSIONS, TlsDetector
+from labkit.analyze.detectors.sessions import TlsDetector
 from labkit.analyze.detectors.size import SizeDetector
+from labkit.analyze.engine import MAX_FLOWS, FlowBudget
 
 
 @dataclass(slots=True)
@@ -28,17 +29,20 @@ class FileFacts:
     icmp: IcmpDetector
     size: SizeDetector
     retrans: RetransDetector
+    budget: FlowBudget
 
     @classmethod
-    def new(cls, file: str, max_sessions: int = MAX_SESSIONS) -> FileFacts:
-        """``max_sessions``: the TLS session table's ceiling (the default fits in 1 GB)."""
+    def new(cls, file: str, max_flows: int = MAX_FLOWS) -> FileFacts:
+        """``max_flows``: the ceiling of each per-flow table (the default fits in 1 GB)."""
+        budget = FlowBudget(max_flows)
         return cls(
             DtlsDetector(file),
-            TlsDetector(file, max_sessions),
+            TlsDetector(file, budget),
             MssDetector(file),
             IcmpDetector(file),
             SizeDetector(file),
             RetransDetector(file),
+            budget,
         )
 
     @property
@@ -47,14 +51,14 @@ class FileFacts:
 
     def warnings(self) -> list[str]:
         """What the bounded tables gave up, one line each (the report's file warnings)."""
-        out = []
-        if self.tls.evicted:
-            out.append(
-                f"{self.tls.evicted} TLS session(s) judged early: more than "
-                f"{self.tls.max_sessions} at once, the quietest were dropped (a reconnect "
-                f"among them cannot be seen)"
-            )
-        return out
+        b = self.budget
+        if not b.judged_early:
+            return []
+        tables = ", ".join(f"{n} {name}(s)" for name, n in sorted(b.evicted.items()))
+        return [
+            f"{b.judged_early} flow(s) judged early: more than {b.max_flows} at once in a "
+            f"table, the quietest were dropped ({tables}; a reconnect among them cannot be seen)"
+        ]
 
     def census(self, mtus: Iterable[int]) -> dict[str, Any]:
         """Plain counts of what the scan saw, findings or not: a check against another tool

@@ -13,8 +13,8 @@ and new sessions join it once per chunk with a sorted insert; nothing is done pe
 in Python. Addresses are kept as their 64-bit hashes plus the IPv4 integers (IPv6 text in a
 side table: only those addresses are ever decoded). :attr:`TlsDetector.sessions` and
 :attr:`TlsDetector.by_endpoint` build :class:`TlsSession` objects only when the case stage
-asks. A ceiling (:data:`MAX_SESSIONS`) bounds the table: beyond it the sessions quiet for the
-longest are dropped and counted (:attr:`TlsDetector.evicted`).
+asks. The file's :class:`~labkit.analyze.engine.FlowBudget` bounds the table: beyond it the
+sessions quiet for the longest are dropped and counted (:attr:`TlsDetector.evicted`).
 
 Sessions are facts; whether one is a VPN tunnel and whether a new one is a reconnect is
 decided with the DTLS facts in :mod:`labkit.analyze.case`.
@@ -28,10 +28,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from labkit.analyze import decode as dec
-from labkit.analyze.engine import ChunkView, tally
+from labkit.analyze.engine import ChunkView, FlowBudget, tally
 
-#: sessions kept at once (~100 bytes each, ~600 MB): beyond it the quietest are dropped
-MAX_SESSIONS = 6_000_000
+_TABLE = "TLS session"  # this table's name in the budget's counts
 _REL_BITS = 22  # frames of one chunk relative to its first: < 2^21 (a 16 MiB chunk)
 _COLUMNS = {
     "key": np.uint64,  # client -> server flow hash (the table is sorted by it)
@@ -90,11 +89,10 @@ def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
 
 
 class TlsDetector:
-    def __init__(self, file: str, max_sessions: int = MAX_SESSIONS) -> None:
+    def __init__(self, file: str, budget: FlowBudget | None = None) -> None:
         self.file = file
-        self.max_sessions = max_sessions
+        self.budget = budget or FlowBudget()
         self.client_hellos = 0  # TCP payloads starting with a ClientHello (a census count)
-        self.evicted = 0  # sessions dropped at the ceiling
         self.t = {name: np.zeros(0, dt) for name, dt in _COLUMNS.items()}
         # Latest session per endpoint: sorted endpoint hashes and that session's key.
         self._ep = np.zeros(0, np.uint64)
@@ -165,8 +163,9 @@ class TlsDetector:
         at = np.searchsorted(self.t["key"], key[o])
         for name, dt in _COLUMNS.items():
             self.t[name] = np.insert(self.t[name], at, np.asarray(new[name], dt)[o])
-        if len(self.t["key"]) > self.max_sessions:
-            self._evict()
+        keep = self.budget.trim(_TABLE, self.t["last_ts"])
+        if keep is not None:
+            self._evict(keep)
 
     def _previous(
         self, view: ChunkView, new: dict[str, np.ndarray], start_frame: np.ndarray
@@ -275,13 +274,13 @@ class TlsDetector:
             self.t["last_frame"][i[later]] = fr[later]
             self.t["last_ts"][i[later]] = view.ts[rows[later]]
 
-    def _evict(self) -> None:
-        """Beyond the ceiling, drop the sessions quiet for the longest (a tenth at once, so
-        the copy is not made per chunk)."""
-        n = len(self.t["key"])
-        keep_n = self.max_sessions - self.max_sessions // 10
-        keep = np.sort(np.argpartition(self.t["last_ts"], n - keep_n)[n - keep_n :])
-        self.evicted += n - len(keep)
+    @property
+    def evicted(self) -> int:
+        """Sessions dropped at the ceiling."""
+        return self.budget.evicted.get(_TABLE, 0)
+
+    def _evict(self, keep: np.ndarray) -> None:
+        """Keep only the rows ``keep`` (the budget chose the sessions quiet for the longest)."""
         self.t = {name: col[keep] for name, col in self.t.items()}
         alive = _lookup(self.t["key"], self._ep_key) >= 0
         self._ep, self._ep_key = self._ep[alive], self._ep_key[alive]
