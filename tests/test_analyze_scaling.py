@@ -81,6 +81,22 @@ def test_the_session_ceiling_drops_the_quietest_and_says_so(tmp_path):
     assert len(scan_file(str(path)).facts.tls.sessions) == n
 
 
+def test_outstanding_segments_answer_to_the_same_budget(tmp_path):
+    """Unacknowledged large segments on distinct flows: the carry keeps the latest within the
+    ceiling, and the file's warning and count include what it dropped."""
+    n, ceiling = 3_000, 1_000
+    path = flowgen.write(tmp_path / "seg.pcap", "segment", n)
+    facts = scan_file(str(path), max_flows=ceiling).facts
+    r = facts.retrans
+    assert len(r.c_key) <= ceiling
+    assert facts.budget.evicted["outstanding segment"] == n - len(r.c_key)
+    # Frame numbers start at 1: the kept segments are the last ones.
+    assert sorted(r.c_frame.tolist()) == list(range(n - len(r.c_key) + 1, n + 1))
+    (line,) = facts.warnings()
+    assert f"{n - len(r.c_key)} outstanding segment(s)" in line
+    assert len(scan_file(str(path)).facts.retrans.c_key) == n
+
+
 def test_the_ceiling_is_an_analyze_option_and_the_json_counts_what_it_dropped(tmp_path):
     """``AnalyzeOptions.max_flows`` reaches the scan (one process and ``--jobs``); the file's
     JSON says how many flows were judged early, beside the warning that explains it."""

@@ -116,8 +116,14 @@ class FlowBudget:
             return None
         keep_n = self.max_flows - self.max_flows // 10
         keep = np.sort(np.argpartition(recency, n - keep_n)[n - keep_n :])
-        self.evicted[table] = self.evicted.get(table, 0) + n - keep_n
+        self.dropped(table, n - keep_n)
         return keep
+
+    def dropped(self, table: str, n: int) -> None:
+        """Count ``n`` rows a table dropped at a ceiling of its own (one smaller than
+        :attr:`max_flows`, for rows that cost far more than a column's 100 bytes)."""
+        if n:
+            self.evicted[table] = self.evicted.get(table, 0) + n
 
     @property
     def judged_early(self) -> int:

@@ -64,7 +64,8 @@ def packets(kind: str, n: int) -> Iterator[bytes]:
     * ``tls``: a TLS ClientHello on its own 5-tuple (client i, port 40000 + i % 20000);
     * ``syn``: a SYN to its own server;
     * ``dtls``: a DTLS ClientHello from its own client (a new pair each);
-    * ``icmp``: an ICMP 3/4 quoting its own flow.
+    * ``icmp``: an ICMP 3/4 quoting its own flow;
+    * ``segment``: a full-size DF TCP segment on its own 5-tuple, never acknowledged.
     """
     for i in range(n):
         c = client(i)
@@ -78,6 +79,8 @@ def packets(kind: str, n: int) -> Iterator[bytes]:
             quoted = _ip(SERVER, c, 6, _tcp(443, 40000 + i % 20000, 0x18, seq=i))[:28]
             icmp = struct.pack("!BBHHH", 3, 4, 0, 0, 1347) + quoted
             yield _ip(0xC0000201, SERVER, 1, icmp, df=False)
+        elif kind == "segment":
+            yield _ip(c, SERVER, 6, _tcp(40000 + i % 20000, 443, 0x18, bytes(1300)))
         else:
             raise ValueError(kind)
 

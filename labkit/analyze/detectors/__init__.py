@@ -41,7 +41,7 @@ class FileFacts:
             MssDetector(file),
             IcmpDetector(file),
             SizeDetector(file),
-            RetransDetector(file),
+            RetransDetector(file, budget),
             budget,
         )
 
@@ -56,8 +56,9 @@ class FileFacts:
             return []
         tables = ", ".join(f"{n} {name}(s)" for name, n in sorted(b.evicted.items()))
         return [
-            f"{b.judged_early} flow(s) judged early: more than {b.max_flows} at once in a "
-            f"table, the quietest were dropped ({tables}; a reconnect among them cannot be seen)"
+            f"{b.judged_early} flow(s) judged early: a table outgrew its ceiling "
+            f"({b.max_flows} rows), the quietest were dropped ({tables}; a reconnect or "
+            f"retransmission among them cannot be seen)"
         ]
 
     def census(self, mtus: Iterable[int]) -> dict[str, Any]:

@@ -39,15 +39,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from labkit.analyze import decode as dec
-from labkit.analyze.engine import ChunkView
+from labkit.analyze.engine import ChunkView, FlowBudget
 from labkit.analyze.evidence import FrameSet, dst_field, src_field
 from labkit.mtu import MIN_IPV4_MTU
 
 MIN_COPIES = 3
 MIN_SIZE = MIN_IPV4_MTU
-MAX_CARRY = 2_000_000  #: outstanding segments kept; beyond this the oldest are forgotten
 MAX_AGE_S = 900.0  #: an outstanding segment older than this (capture time) is forgotten
-MAX_CANDIDATES = 10_000  #: unresolved retransmitted segments followed at once
+#: unresolved retransmitted segments followed at once (Python objects of ~1 KB, so fewer than
+#: the budget's column rows)
+MAX_CANDIDATES = 10_000
+_CARRY = "outstanding segment"  # the tables' names in the budget's counts
+_CANDIDATES = "retransmission candidate"
 _K1 = np.uint64(0xD6E8FEB86659FD93)
 _HALF = 1 << 31
 _MOD = 1 << 32
@@ -107,8 +110,9 @@ def _serial_ge(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
 
 
 class RetransDetector:
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, budget: FlowBudget | None = None) -> None:
         self.file = file
+        self.budget = budget or FlowBudget()  # bounds the carry; counts what is dropped
         self.candidates: dict[int, Candidate] = {}
         self.acked_size: dict[int, int] = {}  # flow -> largest IP size acknowledged
         self.forgotten = 0
@@ -136,6 +140,10 @@ class RetransDetector:
             self._acks(view)  # the carry first: segments of this chunk are checked on entry
         if len(rows):
             self._segments(view, rows, fwd, rev)
+            keep = self.budget.trim(_CARRY, self.c_frame)  # the latest segments stay
+            if keep is not None:
+                self.forgotten += len(self.c_key) - len(keep)
+                self._keep(keep)
         if self.candidates:
             self._follow(view, fwd, rev)
         if len(self.candidates) > MAX_CANDIDATES:  # bounded: keep the most-copied
@@ -143,6 +151,7 @@ class RetransDetector:
                 :MAX_CANDIDATES
             ]
             self.forgotten += len(self.candidates) - len(keep)
+            self.budget.dropped(_CANDIDATES, len(self.candidates) - len(keep))
             self.candidates = dict(keep)
 
     def _segments(
@@ -272,8 +281,6 @@ class RetransDetector:
             ts = view.ts
             now = float(np.nanmax(ts)) if len(ts) and not np.isnan(ts).all() else 0.0
             young = self.c_ts >= now - MAX_AGE_S
-            if len(self.c_key) > MAX_CARRY:
-                young &= np.arange(len(self.c_key)) >= len(self.c_key) - MAX_CARRY
             if not young.all():
                 self.forgotten += int(np.count_nonzero(~young))
                 self._keep(young)
