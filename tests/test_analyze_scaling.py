@@ -138,3 +138,30 @@ def test_syn_evidence_over_many_servers_is_exact(tmp_path):
     assert len(syn) == 1 and syn[0].fields["mss"] == 1460
     assert len(syn[0].evidence) == 12
     assert_filters_select_exactly_the_evidence(r)
+
+
+def test_session_hashes_not_stored_are_recomputed_exactly(tmp_path):
+    """The session table keeps IPv4 addresses, not their hashes: the hashes it recomputes
+    must be the ones the columns give each address (IPv4 and IPv6 sessions alike)."""
+    import struct
+
+    from labkit.analyze.decode import addr_hash
+
+    hello = flowgen._tcp(40001, 443, 0x18, flowgen.tls_client_hello())
+    v6 = struct.pack("!IHBB", 6 << 28, len(hello), 6, 64) + bytes(15) + b"\x01" + bytes(15)
+    eth6 = flowgen._ETH[:12] + b"\x86\xdd"
+    frames = [
+        flowgen._ETH + flowgen._ip(flowgen.client(1), flowgen.SERVER, 6, hello),
+        eth6 + v6 + b"\x02" + hello,  # ::1 -> ::2
+    ]
+    path = tmp_path / "mixed.pcap"
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i, fr in enumerate(frames):
+            f.write(struct.pack("<IIII", flowgen.T0 + i, 0, len(fr), len(fr)) + fr)
+    tls = scan_file(str(path)).facts.tls
+    ch, sh = tls._hashes()
+    got = [(s.client, s.server) for s in tls.sessions.values()]
+    assert sorted(got) == sorted([("10.0.0.2", "203.0.113.1"), ("::1", "::2")])
+    for i, (c, s) in enumerate(got):
+        assert (int(ch[i]), int(sh[i])) == (addr_hash(c), addr_hash(s))

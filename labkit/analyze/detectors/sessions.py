@@ -10,8 +10,8 @@ to a server begins, the time of the last packet of the session just before it on
 
 State is columnar: one row of numpy columns per session (about 100 bytes), sorted by flow hash,
 and new sessions join it once per chunk with a sorted insert; nothing is done per ClientHello
-in Python. Addresses are kept as their 64-bit hashes plus the IPv4 integers (IPv6 text in a
-side table: only those addresses are ever decoded). :attr:`TlsDetector.sessions` and
+in Python. Addresses are kept as the IPv4 integers, their 64-bit hashes recomputed when asked
+(IPv6 text and hashes in side tables: only those addresses are ever decoded). :attr:`TlsDetector.sessions` and
 :attr:`TlsDetector.by_endpoint` build :class:`TlsSession` objects only when the case stage
 asks. The file's :class:`~labkit.analyze.engine.FlowBudget` bounds the table: beyond it the
 sessions quiet for the longest are dropped and counted (:attr:`TlsDetector.evicted`).
@@ -34,9 +34,9 @@ _TABLE = "TLS session"  # this table's name in the budget's counts
 _REL_BITS = 22  # frames of one chunk relative to its first: < 2^21 (a 16 MiB chunk)
 _COLUMNS = {
     "key": np.uint64,  # client -> server flow hash (the table is sorted by it)
-    "c_h": np.uint64,  # client and server address hashes
-    "s_h": np.uint64,
-    "c4": np.uint32,  # IPv4 client and server (0: IPv6, text in the side table)
+    # IPv4 client and server (0: IPv6, text and hashes in side tables); an IPv4 address's
+    # hash is recomputed from it when asked (:meth:`TlsDetector._hashes`), never stored
+    "c4": np.uint32,
     "s4": np.uint32,
     "ports": np.uint32,  # client port << 16 | server port
     "hello_frame": np.int64,
@@ -98,6 +98,7 @@ class TlsDetector:
         self._ep = np.zeros(0, np.uint64)
         self._ep_key = np.zeros(0, np.uint64)
         self._v6: dict[int, str] = {}  # IPv6 address hash -> text
+        self._v6_h: dict[int, tuple[int, int]] = {}  # session key -> (client, server) hashes
         self._prev: np.ndarray | None = None
         # First SYN (no ACK) per flow of the previous chunk: a ClientHello may follow its SYN
         # across a chunk edge.
@@ -143,6 +144,8 @@ class TlsDetector:
         for i in np.flatnonzero(c.ipver[r] == 6).tolist():
             pkt = dec.decode(view.chunk.packet(int(r[i])), int(view.chunk.linktype[r[i]]))
             self._v6[int(c_h[i])], self._v6[int(s_h[i])] = pkt.src, pkt.dst
+        for i in np.flatnonzero((c.src4[r] == 0) | (c.dst4[r] == 0)).tolist():
+            self._v6_h[int(key[i])] = int(c_h[i]), int(s_h[i])
         ports = (c.sport[r].astype(np.uint32) << np.uint32(16)) | c.dport[r].astype(np.uint32)
         new = {
             "key": key,
@@ -213,13 +216,9 @@ class TlsDetector:
             if known.any():
                 idx = _lookup(self.t["key"], prev[firsts])
                 ok = idx >= 0
-                t = self.t
-                prev_rev[firsts[ok]] = dec.directed(
-                    t["s_h"][idx[ok]],
-                    t["c_h"][idx[ok]],
-                    t["ports"][idx[ok]] & 0xFFFF,
-                    t["ports"][idx[ok]] >> np.uint32(16),
-                )
+                ports = self.t["ports"][idx[ok]]
+                ch, sh = self._hashes(idx[ok])
+                prev_rev[firsts[ok]] = dec.directed(sh, ch, ports & 0xFFFF, ports >> np.uint32(16))
             for k in (prev, prev_rev):
                 best = np.fmax(best, self._last_before(view, k, start_frame, has))
         return np.where(has, best, np.nan)
@@ -282,8 +281,27 @@ class TlsDetector:
     def _evict(self, keep: np.ndarray) -> None:
         """Keep only the rows ``keep`` (the budget chose the sessions quiet for the longest)."""
         self.t = {name: col[keep] for name, col in self.t.items()}
+        if self._v6_h:
+            kept = set(self.t["key"][(self.t["c4"] == 0) | (self.t["s4"] == 0)].tolist())
+            self._v6_h = {k: h for k, h in self._v6_h.items() if k in kept}
         alive = _lookup(self.t["key"], self._ep_key) >= 0
         self._ep, self._ep_key = self._ep[alive], self._ep_key[alive]
+
+    def _hashes(self, idx: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+        """Client and server address hashes of rows ``idx``: an IPv4 address's is recomputed
+        as :func:`~labkit.analyze.decode.columns` computes it, the others' come from the side
+        table, so that the table does not carry 16 bytes per session for them."""
+        return self._hash(0, idx), self._hash(1, idx)
+
+    def _hash(self, j: int, idx: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """The client (``j`` 0) or server (1) hashes of :meth:`_hashes` alone."""
+        v4 = self.t[("c4", "s4")[j]][idx]
+        h = dec.mix64(v4.astype(np.uint64))
+        other = np.flatnonzero(v4 == 0)
+        if len(other):
+            keys = self.t["key"][idx][other].tolist()
+            h[other] = np.array([self._v6_h[k][j] for k in keys], np.uint64)
+        return h
 
     # --- what the case stage reads --------------------------------------------------------
     def _text(self, h: int, v4: int) -> str:
@@ -294,13 +312,14 @@ class TlsDetector:
         ports = int(t["ports"][i])
         frame = int(t["hello_frame"][i])
         prev = int(self._prev_keys()[i])
+        ch, sh = (int(h[0]) for h in self._hashes(np.array([i])))
         start_ts = float(t["hello_ts"][i]) - float(t["start_dt"][i])
         quiet = float(t["quiet"][i])
         return TlsSession(
             self.file,
             int(t["key"][i]),
-            self._text(int(t["c_h"][i]), int(t["c4"][i])),
-            self._text(int(t["s_h"][i]), int(t["s4"][i])),
+            self._text(ch, int(t["c4"][i])),
+            self._text(sh, int(t["s4"][i])),
             ports >> 16,
             ports & 0xFFFF,
             frame - int(t["start_back"][i]),
@@ -317,7 +336,7 @@ class TlsDetector:
         the scan is over, so the table never carries it."""
         if self._prev is None or len(self._prev) != len(self.t["key"]):
             t = self.t
-            ep = _endpoint(t["c_h"], t["s_h"], t["ports"])
+            ep = _endpoint(*self._hashes(), t["ports"])
             o = np.lexsort((t["hello_frame"], ep))
             se = ep[o]
             later = np.flatnonzero(np.r_[False, se[1:] == se[:-1]])
@@ -343,8 +362,8 @@ class TlsDetector:
         idx = np.arange(len(t["key"]))
         if servers is not None:
             hashes = np.array(sorted({dec.addr_hash(s) for s in servers}), np.uint64)
-            idx = np.flatnonzero(_lookup(hashes, t["s_h"]) >= 0)
-        ep = _endpoint(t["c_h"][idx], t["s_h"][idx], t["ports"][idx])
+            idx = np.flatnonzero(_lookup(hashes, self._hash(1)) >= 0)
+        ep = _endpoint(*self._hashes(idx), t["ports"][idx])
         o = idx[np.lexsort((t["hello_frame"][idx], ep))]
         se = np.sort(ep)
         starts = np.flatnonzero(np.r_[True, se[1:] != se[:-1]])
@@ -361,14 +380,14 @@ class TlsDetector:
         if not len(hashes):
             return []
         t = self.t
-        idx = np.flatnonzero(_lookup(hashes, t["s_h"]) >= 0)
+        idx = np.flatnonzero(_lookup(hashes, self._hash(1)) >= 0)
         idx = idx[np.argsort(t["hello_frame"][idx], kind="stable")]
         return [self._session(i) for i in idx.tolist()]
 
     def pairs_with_sessions(self, client_h: np.ndarray, server_h: np.ndarray) -> np.ndarray:
         """Whether each (client, server) address-hash pair has a TLS session here."""
-        t = self.t
-        have = np.unique(dec.mix64(t["c_h"] ^ dec.mix64(t["s_h"])))
+        ch, sh = self._hashes()
+        have = np.unique(dec.mix64(ch ^ dec.mix64(sh)))
         return _lookup(have, dec.mix64(client_h ^ dec.mix64(server_h))) >= 0
 
 
