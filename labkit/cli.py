@@ -21,7 +21,7 @@ import sys
 from typing import NamedTuple, NoReturn
 
 from labkit import __version__
-from labkit.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, LabkitError
+from labkit.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, LabkitError, Signalled
 
 
 class Command(NamedTuple):
@@ -131,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         sys.stderr.write(f"labkit {name}: terminated\n")
         return EXIT_TERMINATED
+    except Signalled as exc:
+        sys.stderr.write(f"labkit {name}: {exc}\n")
+        return exc.code
     except BrokenPipeError:
         # `labkit analyze ... | head`: the reader left; that is not an error of ours.
         return 0
