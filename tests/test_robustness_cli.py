@@ -168,3 +168,56 @@ def test_craft_original_cut_capture_is_one_line_with_scapys_reason(tmp_path: Pat
     proc = labkit("craft", "icmp-frag-needed", "--original", str(cut))
     assert_one_line_exit_2(proc, "craft --original <cut pcapng>")
     assert "WARNING" not in proc.stderr and "Scapy: PcapNg" in proc.stderr
+
+
+# --- YAML tags whose conversion raises, keys that are lists ---------------------------------------
+
+BAD_VALUES = {
+    "bool-maybe": ("!!bool maybe", "!!bool 'maybe'"),
+    "int-empty": ("!!int ''", "!!int ''"),
+    "float-empty": ("!!float ''", "!!float ''"),
+    "year-99999": ("!!timestamp 99999-01-01", "!!timestamp '99999-01-01'"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_VALUES))
+def test_a_yaml_value_its_tag_cannot_convert_is_one_line(name: str, tmp_path: Path) -> None:
+    value, shown = BAD_VALUES[name]
+    text = (ROOT / "configs" / "scenarios" / "healthy.yaml").read_text()
+    assert "\nseed: 1\n" in text
+    path = tmp_path / "bad.yaml"
+    path.write_text(text.replace("\nseed: 1\n", f"\nseed: {value}\n"))
+    line = text[: text.index("\nseed: 1\n")].count("\n") + 2
+    proc = labkit("scenario", "validate", str(path))
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"labkit scenario: error: {path}:{line}: seed: cannot read the value ({shown})\n"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(BAD_VALUES))
+def test_a_topology_value_its_tag_cannot_convert_is_one_error(name: str, tmp_path: Path) -> None:
+    from labkit.errors import InputError
+    from labkit.lab.topology import load_topology
+
+    value, shown = BAD_VALUES[name]
+    path = tmp_path / "topo.yaml"
+    path.write_text(f"description: a lab\ndtls_port: {value}\n")
+    with pytest.raises(InputError) as err:
+        load_topology(path)
+    assert str(err.value) == f"{path}:2: cannot read the value ({shown})"
+
+
+def test_a_list_as_a_key_is_one_line(tmp_path: Path) -> None:
+    from labkit.errors import InputError
+    from labkit.lab.topology import load_topology
+
+    path = tmp_path / "keys.yaml"
+    path.write_text("description: x\n? [a, b]\n: 1\n")
+    proc = labkit("scenario", "validate", str(path))
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"labkit scenario: error: {path}:2: a key must be a single value, not a list\n"
+    )
+    with pytest.raises(InputError, match=r"keys.yaml:2: a key must be a single value"):
+        load_topology(path)

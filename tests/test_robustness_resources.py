@@ -274,3 +274,64 @@ def test_cstp_head_fed_a_byte_at_a_time_costs_linear_time() -> None:
             events.append(e)
     assert time.process_time() - t0 < 0.6
     assert [type(e) for e in events] == [HttpHead] and events[0].tunnel
+
+
+# --- YAML: endless files, alias bombs -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("scenario", "validate"), ("scenario", "build", "-o", "OUT"), ("demo", "--scenario")],
+    ids=["validate", "build", "demo"],
+)
+def test_an_endless_scenario_file_is_refused_at_the_cap(args: tuple[str, ...], tmp_path) -> None:
+    """/dev/zero has st_size 0 and never ends: read with a byte cap, not after a stat."""
+    args = tuple(str(tmp_path) if a == "OUT" else a for a in args)
+    rss, proc = peak_rss_mb(*args, "/dev/zero")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == f"labkit {args[0]}: error: /dev/zero: larger than 1 MiB; not a scenario\n"
+    assert rss < MAX_RSS_MB
+
+
+def _alias_bomb(key: str, levels: int = 8) -> str:
+    """Nine aliases of nine aliases ...: 9**levels strings once expanded (43 M at 8)."""
+    text = f"{key}:\n  - &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    for n in range(1, levels):
+        text += f"  - &l{n} [" + ", ".join([f"*l{n - 1}"] * 9) + "]\n"
+    return text
+
+
+def test_an_alias_bomb_in_a_scenario_description_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_alias_bomb("description"))
+    rss, proc = peak_rss_mb("scenario", "validate", str(path))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"labkit scenario: error: {path}:8: aliases expand to more")
+    assert proc.stderr.count("\n") == 1 and rss < MAX_RSS_MB
+
+
+def test_an_alias_bomb_in_a_topology_description_is_refused(tmp_path: Path) -> None:
+    """load_topology str()-ed the description: 3.2 GB from a 1 KB file."""
+    from labkit.errors import InputError
+    from labkit.lab.topology import load_topology
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_alias_bomb("description"))
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError, match=r"bomb.yaml:8: aliases expand to more"):
+            load_topology(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20
+
+
+def test_ordinary_aliases_are_still_read(tmp_path: Path) -> None:
+    """The budget refuses bombs, not YAML that shares a value."""
+    from labkit.lab.topology import load_topology
+
+    path = tmp_path / "shared.yaml"
+    path.write_text("dtls_port: &p 8443\nclamp_mss: *p\ndescription: 'lab with a shared value'\n")
+    topo = load_topology(path)
+    assert (topo.dtls_port, topo.clamp_mss) == (8443, 8443)
