@@ -227,7 +227,8 @@ def test_gzip_member_ending_at_a_read_boundary_loses_no_byte(tmp_path: Path) -> 
 
 
 def test_a_log_without_newlines_is_read_a_line_piece_at_a_time(tmp_path: Path) -> None:
-    from labkit.analyze.sources import MAX_LINE_BYTES, read_syslog
+    from labkit.analyze.sources import read_syslog
+    from labkit.logs.files import MAX_LINE_BYTES
 
     path = tmp_path / "no-newline.log"
     path.write_bytes(b"A" * (32 << 20) + b"\n%ASA-6-722036: x\n")

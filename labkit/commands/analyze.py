@@ -95,14 +95,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="FILE",
-        help="ASA syslog (with or without a syslog server's prefix; repeatable)",
+        help="ASA syslog (with or without a syslog server's prefix; optionally .gz; repeatable)",
     )
     p.add_argument(
         "--dart",
         action="append",
         default=[],
         metavar="FILE",
-        help="AnyConnect DART text log (repeatable)",
+        help="AnyConnect DART log: the bundle .zip as the client saves it, or its text log "
+        "(optionally .gz; repeatable)",
     )
     p.add_argument(
         "--clock-offset",
@@ -190,13 +191,17 @@ def _read_logs(
 
     found: list[sources.SourceReport] = []
     dart, syslog = [], []
+    times = [t for f in report.files for t in (f.first_time, f.last_time) if t is not None]
+    span = (min(times), max(times)) if times else None  # to warn of a log on another clock
     for path in args.dart:
-        src, events = sources.read_dart(path, offset=offset(path))
+        src, events = sources.read_dart(path, offset=offset(path), span=span)
         found.append(src)
         dart.append((path, events))
     year, year_from = _year(report, dart)  # DART first: it can date year-less syslog lines
     for path in args.syslog:
-        src, events = sources.read_syslog(path, year=year, year_from=year_from, offset=offset(path))
+        src, events = sources.read_syslog(
+            path, year=year, year_from=year_from, offset=offset(path), span=span
+        )
         found.append(src)
         syslog.append((path, events))
     return found, syslog, dart
