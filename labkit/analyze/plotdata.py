@@ -134,8 +134,8 @@ def _capture_pass(path: str, floor: int) -> tuple[_Points, list[Marker]]:
     with open_capture(path) as cap:
         for chunk in cap.chunks():
             c = columns(chunk)
-            ip = c.ipver > 0
             ts = chunk.ts
+            ip = (c.ipver > 0) & np.isfinite(ts)  # SPBs and impossible times: no place on an axis
             syn = (c.proto == PROTO_TCP) & ((c.flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
             points.add(ts[ip], c.iplen[ip], c.src_h[ip], c.dst_h[ip], c.src_h[syn])
             # ICMP type/code are the first bytes after the ICMP header offset (RFC 792, 4443).
@@ -151,6 +151,7 @@ def _capture_pass(path: str, floor: int) -> tuple[_Points, list[Marker]]:
                 ("ICMP frag-needed", ts[rows[frag]]),
             )
             for lane, times in lanes:
+                times = times[np.isfinite(times)]
                 if len(markers) < 3 * MAX_MARKERS:
                     markers += [Marker(float(t), lane) for t in times[:MAX_MARKERS]]
     return points, markers
