@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib
 import os
 import signal
@@ -143,6 +144,14 @@ def main(argv: list[str] | None = None) -> int:
         # BaseException: a Rust panic inside cryptography (pyo3's PanicException) is one.
         if debug:
             raise
+        if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
+            # The user's path, always; and any stat of it raises this (pathlib's exists()
+            # and is_dir() do), so it is answered here once rather than at every call.
+            sys.stderr.write(
+                f"labkit {name}: error: {exc.filename}: file name too long "
+                "(at most 255 bytes a name, 4095 a path)\n"
+            )
+            return EXIT_USAGE
         sys.stderr.write(
             f"labkit {name}: internal error: {type(exc).__name__}: {exc} "
             "(please report it; rerun with --debug for the traceback)\n"

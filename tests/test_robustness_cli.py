@@ -221,3 +221,34 @@ def test_a_list_as_a_key_is_one_line(tmp_path: Path) -> None:
     )
     with pytest.raises(InputError, match=r"keys.yaml:2: a key must be a single value"):
         load_topology(path)
+
+
+# --- file names over 255 bytes --------------------------------------------------------------------
+
+LONG = "x" * 300
+SEED = str(ROOT.parent / "shared" / "captures" / "public" / "dtls1_2.pcap")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("analyze", LONG),
+        ("analyze", SEED, "--syslog", LONG),
+        ("analyze", SEED, "--dart", LONG),
+        ("analyze", SEED, "--keylog", LONG),
+        ("analyze", SEED, "--annotate", LONG),
+        ("advise", LONG),
+        ("scenario", "validate", LONG),
+        ("scenario", "build", "healthy", "-o", LONG),
+        ("craft", "icmp-frag-needed", "--original", f"{LONG}:1", "-o", "never.pcap"),
+        ("demo", "--scenario", LONG),
+        ("demo", "-o", LONG),
+    ],
+    ids=lambda a: " ".join(x if x != LONG else "LONG" for x in a)[:60],
+)
+def test_a_file_name_over_255_bytes_is_one_line(args: tuple[str, ...], tmp_path: Path) -> None:
+    proc = labkit(*args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and LONG in proc.stderr, proc.stderr
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written
