@@ -7,6 +7,7 @@ for about a second, and the signal is sent only once its temporary ``.part`` fil
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shutil
@@ -332,3 +333,40 @@ def test_a_part_left_by_kill_9_is_removed_by_the_next_run(tmp_path: Path) -> Non
     proc = labkit("craft", "syn", "-o", str(out.parent / "syn.pcap"))
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.parent.iterdir()) == [foreign.name, "syn.pcap"]
+
+
+# --- --jobs: a signal to the parent ends the workers too -------------------------------------------
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_to_the_parent_of_jobs_ends_its_workers(tmp_path: Path, sig, code) -> None:
+    """Two captures that never end (FIFOs held open): the parent waited for its workers to
+    finish their files before it could exit. Now it exits and the workers are gone, which
+    the FIFOs show: writing to them fails once no reader is left."""
+    fifos = [tmp_path / "a.pcap", tmp_path / "b.pcap"]
+    for f in fifos:
+        os.mkfifo(f)
+    proc = _popen("analyze", *map(str, fifos), "--jobs", "2", "--no-progress")
+    writers = []
+    try:
+        for f in fifos:  # each open returns once a worker opened the FIFO to read it
+            writers.append(open(f, "wb", buffering=0))  # noqa: SIM115 - closed below
+            writers[-1].write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)  # a hang detector: the old code never returned
+        assert proc.returncode == code, err
+        for w in writers:
+            for _ in range(500):  # the kill is asynchronous: at most ~5 s
+                try:
+                    w.write(b"\0" * 16)
+                except BrokenPipeError:
+                    break
+                time.sleep(0.01)
+            else:
+                raise AssertionError("a worker still reads its capture after the parent left")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for w in writers:
+            with contextlib.suppress(OSError):
+                w.close()
