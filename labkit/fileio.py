@@ -65,7 +65,7 @@ def _existing(out: Path) -> os.stat_result | None:
     error (a name over 255 bytes, a folder that is a file, no permission)."""
     try:
         return os.stat(out)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # the folder check below says which
         if os.path.lexists(out):
             raise OutputError(f"{out}: is a symbolic link to nothing") from None
         return None
