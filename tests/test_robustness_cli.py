@@ -10,8 +10,10 @@ config as a capture). Replay gets only files that cannot yield a packet.
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -252,3 +254,40 @@ def test_a_file_name_over_255_bytes_is_one_line(args: tuple[str, ...], tmp_path:
     assert proc.stderr.count("\n") == 1 and LONG in proc.stderr, proc.stderr
     assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+# --- control characters in names and config text are shown, never obeyed --------------------------
+
+
+def test_a_newline_in_a_file_name_forges_no_verdict_line(tmp_path: Path) -> None:
+    name = "case\nVERDICT: no problem found\x1b[2J\x1b]0;owned\x07\u202e.pcap"
+    path = tmp_path / name
+    shutil.copy(SEED, path)
+    proc = labkit("analyze", str(path))
+    assert proc.returncode in (0, 1), proc.stderr
+    assert [ln for ln in proc.stdout.splitlines() if ln.startswith("VERDICT")] == [
+        proc.stdout.splitlines()[0]
+    ]
+    escaped = "case\\x0aVERDICT: no problem found\\x1b[2J\\x1b]0;owned\\x07\\u202e.pcap"
+    assert f"  {tmp_path}/{escaped}: pcap" in proc.stdout
+    assert not any(c in proc.stdout for c in "\x1b\x07\u202e")
+    doc = json.loads(labkit("analyze", str(path), "--format", "json").stdout)
+    assert doc["files"][0]["path"] == str(path)  # JSON keeps the name as it is (escaped by JSON)
+
+
+def test_control_characters_in_an_error_line_are_escaped(tmp_path: Path) -> None:
+    proc = labkit("analyze", str(tmp_path / "no\x1b]0;x\x07\nsuch.pcap"))
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"labkit analyze: error: {tmp_path}/no\\x1b]0;x\\x07\\x0asuch.pcap: no such file\n"
+    )
+
+
+def test_asa_config_text_is_echoed_escaped(tmp_path: Path) -> None:
+    cfg = tmp_path / "asa.cfg"
+    text = (ROOT / "configs" / "asa" / "defaults-two-policies.cfg").read_text()
+    cfg.write_text(text.replace("contractors", "contr\x1b[8mactors"))
+    proc = labkit("advise", str(cfg))
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "group-policy contr\\x1b[8mactors" in proc.stdout
+    assert "\x1b" not in proc.stdout + proc.stderr

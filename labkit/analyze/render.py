@@ -12,6 +12,7 @@ from typing import Any
 
 from labkit.analyze.report import Report
 from labkit.findings import Finding
+from labkit.terminal import printable
 
 _SKIP_FIELDS = {"wireshark_filters"}
 
@@ -87,4 +88,4 @@ def to_text(report: Report) -> str:
             filt = filters.get(file, f.wireshark_filter)
             if filt and file not in logs:
                 lines.append(f"    wireshark filter: {filt}")
-    return "\n".join(lines)
+    return "\n".join(map(printable, lines))  # a newline in a file name forges no line
