@@ -76,7 +76,9 @@ def read_syslog(
         for line in lines(path):
             e = parser.feed(line)
             if e is not None:
-                events.append(e if e.time is None else replace(e, time=e.time + offset))
+                events.append(
+                    e if e.time is None or not offset else replace(e, time=e.time + offset)
+                )
     except InputError as exc:
         return SourceReport(path, "asa-syslog", "not read", error=str(exc), offset=offset), ()
     warnings = list(_examples(parser.examples, "skipped"))
