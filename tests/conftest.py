@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -96,3 +99,26 @@ def default_signals() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@dataclass
+class Traced:
+    """Python allocations of a block (tracemalloc): ``held`` at its end, ``peak`` during it."""
+
+    held: int = 0
+    peak: int = 0
+
+
+@contextlib.contextmanager
+def traced_memory() -> Iterator[Traced]:
+    """``with traced_memory() as mem: ...``, then ``mem.peak``: what the block allocated in
+    Python (numpy's and the reader's anonymous mappings are not traced)."""
+    import tracemalloc
+
+    mem = Traced()
+    tracemalloc.start()
+    try:
+        yield mem
+    finally:
+        mem.held, mem.peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()

@@ -7,13 +7,12 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import tracemalloc
 import zipfile
 from pathlib import Path
 
 import pytest
 import synth
-from conftest import ROOT, labkit
+from conftest import ROOT, labkit, traced_memory
 from scapy.utils import wrpcap
 
 DATA = ROOT / "tests" / "data"
@@ -111,14 +110,10 @@ def test_a_junk_key_log_is_streamed_not_held(tmp_path: Path) -> None:
     path = tmp_path / "junk.keylog"
     line = b"CLIENT_RANDOM not-hex at all\n"
     path.write_bytes(line * ((8 << 20) // len(line)))
-    tracemalloc.start()
-    try:
+    with traced_memory() as mem:
         keylog = read_keylog(str(path))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
     assert keylog.malformed == (8 << 20) // len(line) and not keylog.secrets
-    assert peak < 2 << 20, f"peak {peak >> 20} MiB"
+    assert mem.peak < 2 << 20, f"peak {mem.peak >> 20} MiB"
 
 
 def _busy_asa_log(path: Path, lines: int) -> Path:
@@ -137,14 +132,10 @@ def _busy_asa_log(path: Path, lines: int) -> Path:
 def _bytes_per_event(path: Path) -> float:
     from labkit.analyze.sources import read_syslog
 
-    tracemalloc.start()
-    try:
+    with traced_memory() as mem:
         _report, events = read_syslog(str(path), year=2022)
-        held = tracemalloc.get_traced_memory()[0]
-    finally:
-        tracemalloc.stop()
     assert all(e.size == 1418 and e.threshold == 1347 for e in events)
-    return held / len(events)
+    return mem.held / len(events)
 
 
 def test_syslog_events_share_their_repeated_values(tmp_path: Path) -> None:

@@ -12,12 +12,11 @@ import struct
 import subprocess
 import sys
 import time
-import tracemalloc
 import zlib
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, labkit
+from conftest import ROOT, labkit, traced_memory
 
 from labkit.analyze import analyze
 from labkit.analyze.reader import BOMB_FLOOR, BOMB_RATIO, open_capture
@@ -232,13 +231,9 @@ def test_a_log_without_newlines_is_read_a_line_piece_at_a_time(tmp_path: Path) -
 
     path = tmp_path / "no-newline.log"
     path.write_bytes(b"A" * (32 << 20) + b"\n%ASA-6-722036: x\n")
-    tracemalloc.start()
-    try:
+    with traced_memory() as mem:
         report, events = read_syslog(str(path), year=2022)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 8 * MAX_LINE_BYTES, f"peak {peak >> 20} MiB for a 32 MiB line"
+    assert mem.peak < 8 * MAX_LINE_BYTES, f"peak {mem.peak >> 20} MiB for a 32 MiB line"
     assert report.error and events == ()
     assert "3 lines" not in report.summary and "2 lines" in report.summary  # line count kept
 
@@ -250,14 +245,9 @@ def test_a_huge_key_log_is_refused_without_reading_it_whole(tmp_path: Path) -> N
     path = tmp_path / "keys.log"
     with open(path, "wb") as f:
         f.truncate(4 << 30)  # sparse: 4 GiB claimed, no disk used
-    tracemalloc.start()
-    try:
-        with pytest.raises(InputError, match="not an NSS key log"):
-            read_keylog(str(path))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 2 * MAX_KEYLOG_BYTES
+    with traced_memory() as mem, pytest.raises(InputError, match="not an NSS key log"):
+        read_keylog(str(path))
+    assert mem.peak < 2 * MAX_KEYLOG_BYTES
 
 
 def test_cstp_head_fed_a_byte_at_a_time_costs_linear_time() -> None:
@@ -318,14 +308,9 @@ def test_an_alias_bomb_in_a_topology_description_is_refused(tmp_path: Path) -> N
 
     path = tmp_path / "bomb.yaml"
     path.write_text(_alias_bomb("description"))
-    tracemalloc.start()
-    try:
-        with pytest.raises(InputError, match=r"bomb.yaml:8: aliases expand to more"):
-            load_topology(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 16 << 20
+    with traced_memory() as mem, pytest.raises(InputError, match=r"bomb.yaml:8: aliases expand"):
+        load_topology(path)
+    assert mem.peak < 16 << 20
 
 
 def test_ordinary_aliases_are_still_read(tmp_path: Path) -> None:
