@@ -76,7 +76,7 @@ def lines(path: str | os.PathLike[str], kind: str = "a text log") -> Iterator[st
     """Text lines of a plain or gzip log (a pipe too); InputError if it cannot be opened,
     is binary, or is a zip (only a DART bundle is a zip: see :func:`bundle_members`)."""
     with _open(path) as f:
-        magic = f.peek(4)[:4]  # type: ignore[attr-defined] - open(..., "rb") is buffered
+        magic = f.peek(4)[:4]  # type: ignore[attr-defined]  # open(..., "rb") is buffered
         if magic == ZIP_MAGIC:
             raise InputError(
                 f"{path}: a zip archive, not {kind}",

@@ -19,13 +19,20 @@ kept, with their line numbers, for the warning). Nothing raises.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Final, Literal, TypeVar
+from typing import Final, Literal, Protocol, TypeVar
 
 from labkit.logs.timestamps import MONTHS, iso_epoch, naive_epoch
 
 _V = TypeVar("_V")
+
+
+class _Share(Protocol):
+    """Returns the one kept copy of a value equal to ``value`` (``value`` if none)."""
+
+    def __call__(self, value: _V, /) -> _V: ...
+
 
 MAX_LINE: Final = 16 * 1024  # ASA messages are < 1 KiB; longer is not a syslog line
 MAX_EXAMPLES: Final = 5  # malformed lines kept for the warning
@@ -305,7 +312,7 @@ class SyslogParser:
 
 
 def _parse_body(
-    n: int, time: float | None, mid: int, sev: int, body: str, share: Callable[[_V], _V]
+    n: int, time: float | None, mid: int, sev: int, body: str, share: _Share
 ) -> AsaMessage | None:
     """The event of one modelled message; ``share`` returns the one kept copy of a value."""
     head = (n, time, mid, sev, body)
