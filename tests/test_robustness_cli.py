@@ -20,9 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, labkit
 
-GOOD_CAPTURE = ROOT.parent / "shared" / "captures" / "public" / "dtls-0x0100-hvr-retrans.pcapng"
+from tests.helpers.cli import labkit
+from tests.helpers.paths import PUBLIC, ROOT
+
+GOOD_CAPTURE = PUBLIC / "dtls-0x0100-hvr-retrans.pcapng"
 
 
 @pytest.fixture(scope="module")
@@ -228,7 +230,7 @@ def test_a_list_as_a_key_is_one_line(tmp_path: Path) -> None:
 # --- file names over 255 bytes --------------------------------------------------------------------
 
 LONG = "x" * 300
-SEED = str(ROOT.parent / "shared" / "captures" / "public" / "dtls1_2.pcap")
+SEED = str(PUBLIC / "dtls1_2.pcap")
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import synth
-from conftest import ROOT, labkit, traced_memory
 from scapy.utils import wrpcap
+
+from tests.helpers import synth
+from tests.helpers.cli import labkit
+from tests.helpers.memory import traced_memory
+from tests.helpers.paths import ROOT
 
 DATA = ROOT / "tests" / "data"
 SYSLOG, DART = DATA / "asa-seed.log", DATA / "dart-seed.txt"

@@ -11,7 +11,10 @@ import struct
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, labkit, requires_tshark
+
+from tests.helpers.cli import labkit
+from tests.helpers.paths import ROOT
+from tests.helpers.tshark import requires_tshark
 
 PACKET = bytes.fromhex(
     "020000000002020000000001080045000028000140004006"

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Final, Literal, Protocol, TypeVar
+from typing import Final, Literal, Protocol, TypedDict, TypeVar
 
 from labkit.logs.timestamps import MONTHS, iso_epoch, naive_epoch
 
@@ -121,7 +121,15 @@ class SessionEvent(AsaMessage):
     detail: str | None = None  # reason, assigned address or client message, as logged
 
 
-def _who(m: re.Match[str]) -> dict[str, str]:
+class _Who(TypedDict):
+    """Whom a message names, as keyword arguments of the message's dataclass."""
+
+    group: str
+    user: str
+    ip: str
+
+
+def _who(m: re.Match[str]) -> _Who:
     return {
         "group": m.group("group") or m.group("group2") or "",
         "user": m.group("user") or m.group("user2") or "",
@@ -322,7 +330,7 @@ def _parse_body(
             return None
         return LargePacket(
             *head,
-            **{k: share(v) for k, v in _who(m).items()},
+            **{k: share(v) for k, v in _who(m).items()},  # type: ignore[arg-type]
             size=share(int(m.group("size"))),
             threshold=share(int(m.group("threshold"))),
             direction="to-client" if mid == 722036 else "from-client",
