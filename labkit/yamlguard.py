@@ -57,11 +57,15 @@ def check_depth(text: str, max_depth: int, what: str) -> None:
 def _weigh(root: Node) -> None:
     """Raise if ``root`` expanded (every alias copied out) weighs more than MAX_EXPANDED."""
     weight: dict[int, int] = {}
+    active: set[int] = set()  # the nodes on the current path from the root
     stack: list[tuple[Node, bool]] = [(root, False)]
     while stack:
         node, children_done = stack.pop()
         if id(node) in weight:
             continue
+        if not children_done and id(node) in active:
+            # `&x {<<: *x}`: PyYAML composes a mapping that contains itself.
+            raise YamlRefused(_line(node), "a value that contains itself (a recursive alias)")
         if isinstance(node, ScalarNode):
             weight[id(node)] = 1 + len(node.value)
             continue
@@ -72,6 +76,7 @@ def _weigh(root: Node) -> None:
         else:
             kids = []
         if not children_done:
+            active.add(id(node))
             stack.append((node, True))
             stack.extend((k, False) for k in kids if id(k) not in weight)
             continue
@@ -83,6 +88,7 @@ def _weigh(root: Node) -> None:
                 f"{MAX_EXPANDED >> 20} Mi nodes and characters; an alias bomb, not a config",
             )
         weight[id(node)] = total
+        active.discard(id(node))
 
 
 def compose(text: str, *, max_depth: int, what: str) -> Node | None:

@@ -346,3 +346,19 @@ def test_ordinary_aliases_are_still_read(tmp_path: Path) -> None:
     path.write_text("dtls_port: &p 8443\nclamp_mss: *p\ndescription: 'lab with a shared value'\n")
     topo = load_topology(path)
     assert (topo.dtls_port, topo.clamp_mss) == (8443, 8443)
+
+
+def test_a_mapping_that_contains_itself_is_refused(tmp_path: Path) -> None:
+    """`&x {<<: *x}`: PyYAML composes a cycle; weighing it must not walk it forever."""
+    from labkit.errors import InputError
+    from labkit.lab.topology import load_topology
+
+    path = tmp_path / "self.yaml"
+    path.write_text("description: x\npath: &x {<<: *x}\n")
+    proc = labkit("scenario", "validate", str(path))
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"labkit scenario: error: {path}:2: a value that contains itself (a recursive alias)\n"
+    )
+    with pytest.raises(InputError, match=r"self.yaml:2: a value that contains itself"):
+        load_topology(path)
