@@ -92,6 +92,7 @@ def scan_file(
     it in another process."""
     from labkit.analyze.decode import SUPPORTED_LINKTYPES, linktype_name
     from labkit.analyze.detectors import FileFacts
+    from labkit.analyze.detectors.coverage import top_reasons
     from labkit.analyze.engine import ScanStats, scan
     from labkit.analyze.reader import open_capture
 
@@ -120,7 +121,7 @@ def scan_file(
             if unknown
             else f" ({warnings[0]})"
             if warnings
-            else ""
+            else f" ({top_reasons(ff.coverage.by_reason())})"
         )
     report = FileReport(
         label,

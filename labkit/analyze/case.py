@@ -33,6 +33,7 @@ import numpy as np
 from labkit import mtu
 from labkit.analyze import decode as dec
 from labkit.analyze.detectors import FileFacts
+from labkit.analyze.detectors.coverage import blind_spots
 from labkit.analyze.detectors.dtls import DtlsPair
 from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
 from labkit.analyze.detectors.size import FLOOR, evidence_frames
@@ -873,4 +874,7 @@ def verdict(
         e = est[0]
         ok.append(f"DTLS {e.fields.get('version')} established on UDP {e.fields.get('port')}")
     ok.append("no mtu-mismatch: no ICMP frag-needed, no oversized DF packets, no black hole")
+    unseen = blind_spots([r.counts for r in reports if r.analyzable])
+    if unseen:
+        ok.append(unseen)
     return "no problem found: " + "; ".join(ok)

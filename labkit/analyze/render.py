@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from labkit.analyze.detectors.coverage import blind_spots
 from labkit.analyze.report import Report
 from labkit.findings import Finding
 
@@ -59,6 +60,9 @@ def to_text(report: Report) -> str:
         lines.append(f"    capture point: {fr.capture_point} ({fr.capture_point_reason})")
         if fr.cannot_show:
             lines.append(f"    cannot show: {fr.cannot_show}")
+        unseen = blind_spots([fr.counts])
+        if unseen:
+            lines.append(f"    not inspected: {unseen}")
         for w in fr.warnings:
             lines.append(f"    warning: {w}")
     for src in report.sources:

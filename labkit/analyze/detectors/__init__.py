@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from labkit.analyze.detectors.coverage import CoverageDetector
 from labkit.analyze.detectors.dtls import DtlsDetector
 from labkit.analyze.detectors.icmp import IcmpDetector
 from labkit.analyze.detectors.mss import MssDetector
@@ -28,6 +29,7 @@ class FileFacts:
     icmp: IcmpDetector
     size: SizeDetector
     retrans: RetransDetector
+    coverage: CoverageDetector
 
     @classmethod
     def new(cls, file: str) -> FileFacts:
@@ -38,11 +40,12 @@ class FileFacts:
             IcmpDetector(file),
             SizeDetector(file),
             RetransDetector(file),
+            CoverageDetector(file),
         )
 
     @property
     def detectors(self) -> list:
-        return [self.dtls, self.tls, self.mss, self.icmp, self.size, self.retrans]
+        return [self.dtls, self.tls, self.mss, self.icmp, self.size, self.retrans, self.coverage]
 
     def census(self, mtus: Iterable[int]) -> dict[str, Any]:
         """Plain counts of what the scan saw, findings or not: a check against another tool
@@ -67,6 +70,8 @@ class FileFacts:
             "dtls_flows": len(pairs),
             "dtls_flows_answered": sum(p.answered for p in pairs),
             "tls_client_hellos": self.tls.client_hellos,
+            "not_inspected": self.coverage.total,
+            "not_inspected_by_reason": self.coverage.by_reason(),
         }
 
 
