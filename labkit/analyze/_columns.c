@@ -35,6 +35,8 @@ enum {
 #define LT_C_HDLC 104
 #define LT_IEEE802_11 105
 #define LT_RADIOTAP 127
+#define LT_ARCNET_LINUX 129
+#define LT_NFLOG 239
 
 static inline unsigned be16(const unsigned char *p) { return ((unsigned)p[0] << 8) | p[1]; }
 
@@ -108,8 +110,8 @@ byte_at(const Packet *p, int64_t off)  /* numpy take(mode="clip") on the buffer 
  * VXLAN-GPE, Geneve, GTP-U, CAPWAP data, L2TPv2), and why a frame's content was not reached.
  * Reads go through B(), bounded by the captured length n. */
 enum { W_ETHERTYPE = 1, W_LINKTYPE, W_PPP, W_GRE, W_CUT, W_DEPTH, W_MPLS, W_LLC, W_MACSEC,
-       W_NSH, W_INNER, W_FAMILY, W_WLAN };
-enum { S_ETH, S_ET, S_IP, S_MPLS, S_PPP, S_GRE, S_GTP_INNER, S_WLAN };
+       W_NSH, W_INNER, W_FAMILY, W_WLAN, W_ARCNET, W_NFLOG };
+enum { S_ETH, S_ET, S_IP, S_MPLS, S_PPP, S_GRE, S_GTP_INNER, S_WLAN, S_WLAN_SWAPPED };
 #define MAX_LAYERS 16
 #define WHY(kind, value) (((int64_t)(kind) << 32) | (int64_t)(value))
 
@@ -189,7 +191,7 @@ static inline int
 tunnel_port(int64_t port)
 {
     return port == 4789 || port == 4790 || port == 6081 || port == 2152 || port == 5247
-           || port == 1701;
+           || port == 1701 || port == 4754 || port == 5072;
 }
 
 /* decode._udp_tunnel: the state after a UDP tunnel header at q; -1 plain UDP, -2 cut. */
@@ -251,7 +253,18 @@ udp_tunnel(const Packet *p, int64_t n, int64_t q, int64_t sport, int64_t dport, 
         if (native && ((B(q + 2) >> 1) & 0x1F) != 1)
             return -1;
         *off = q + (B(q + 1) >> 3) * 4;
-        return native ? S_WLAN : S_ETH;
+        return native ? S_WLAN_SWAPPED : S_ETH;
+    }
+    if (port == 4754) {
+        *off = q;
+        return S_GRE;
+    }
+    if (port == 5072) {
+        if ((B(q + 2) & 15) != 1 || (B(q + 3) != 4 && B(q + 3) != 41))
+            return -1;
+        *et = B(q + 3) == 4 ? 0x0800 : 0x86DD;
+        *off = q + 8 + ((int64_t)1 << (f >> 4)) + (B(q + 1) >> 4) * 4;
+        return S_ET;
     }
     if ((f & 0x80) || (B(q + 1) & 15) != 2)
         return -1;
@@ -263,6 +276,35 @@ udp_tunnel(const Packet *p, int64_t n, int64_t q, int64_t sport, int64_t dport, 
     }
     *off = r;
     return S_PPP;
+}
+
+/* decode._nflog_payload: the packet's offset in an NFLOG record, or -1 (family in *et). */
+static int64_t
+nflog_payload(const Packet *p, int64_t n, int64_t *et)
+{
+    *et = 0;
+    if (n < 4)
+        return -1;
+    int64_t fam = B(0);
+    if (fam != 2 && fam != 10) {
+        *et = fam;
+        return -1;
+    }
+    int64_t q = 4;
+    for (int step = 0; step < 32; step++) {
+        if (q + 4 > n)
+            break;
+        int64_t length = B(q) | (B(q + 1) << 8), kind = B(q + 2) | (B(q + 3) << 8);
+        if (length < 4)
+            break;
+        if (kind == 9) {
+            *et = fam == 2 ? 0x0800 : 0x86DD;
+            return q + 4;
+        }
+        q += (length + 3) & ~(int64_t)3;
+    }
+    *et = fam;
+    return -1;
 }
 
 static Located
@@ -334,6 +376,27 @@ locate(const Packet *p, int64_t n, int32_t linktype)
             STOP(WHY(W_CUT, 0));
         st = S_WLAN;
         q = B(2) | (B(3) << 8);
+        break;
+    case LT_ARCNET_LINUX:
+        if (n < 6)
+            STOP(WHY(W_CUT, 0));
+        if (B(4) == 0xD4) {
+            st = S_ET;
+            q = B(5) == 0xFF ? 12 : 8;
+            et = 0x0800;
+        } else if (B(4) == 0xF0) {
+            st = S_ET;
+            q = 5;
+            et = 0x0800;
+        } else {
+            STOP(WHY(W_ARCNET, B(4)));
+        }
+        break;
+    case LT_NFLOG:
+        q = nflog_payload(p, n, &et);
+        if (q < 0)
+            STOP(WHY(W_NFLOG, et));
+        st = S_ET;
         break;
     default:
         STOP(WHY(W_LINKTYPE, (uint32_t)linktype));
@@ -467,6 +530,10 @@ locate(const Packet *p, int64_t n, int32_t linktype)
             } else if (proto == 47) {
                 st = S_GRE;
                 q = l4;
+            } else if (proto == 51 && ver == 4 && l4 + 2 <= n && (B(l4) == 4 || B(l4) == 41)) {
+                st = S_ET;
+                et = B(l4) == 4 ? 0x0800 : 0x86DD;
+                q = l4 + (B(l4 + 1) + 2) * 4;
             } else if (proto == 17 && l4 + 8 <= n) {
                 st = udp_tunnel(p, n, l4 + 8, B16(l4), B16(l4 + 2), &q, &et);
                 if (st < 0)
@@ -514,10 +581,10 @@ locate(const Packet *p, int64_t n, int32_t linktype)
             et = nib == 4 ? 0x0800 : 0x86DD;
             break;
         }
-        case S_WLAN: {
+        case S_WLAN: case S_WLAN_SWAPPED: {
             if (q + 24 > n)
                 STOP(WHY(W_CUT, 0));
-            int64_t fc0 = B(q), fc1 = B(q + 1);
+            int64_t fc0 = st == S_WLAN ? B(q) : B(q + 1), fc1 = st == S_WLAN ? B(q + 1) : B(q);
             if (((fc0 >> 2) & 3) != 2 || (fc0 & 0x40) || (fc1 & 0x40))
                 STOP(WHY(W_WLAN, (fc0 << 8) | fc1));
             q += 24 + ((fc1 & 3) == 3 ? 6 : 0);

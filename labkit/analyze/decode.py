@@ -44,7 +44,7 @@ LINKTYPE_NULL, LINKTYPE_ETHERNET, LINKTYPE_LOOP = 0, 1, 108
 LINKTYPE_RAW, DLT_RAW_12, DLT_RAW_14, LINKTYPE_IPV4, LINKTYPE_IPV6 = 101, 12, 14, 228, 229
 LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2 = 113, 276
 LINKTYPE_FDDI, LINKTYPE_PPP, LINKTYPE_PPP_HDLC, LINKTYPE_C_HDLC = 10, 9, 50, 104
-LINKTYPE_IEEE802_11, LINKTYPE_RADIOTAP = 105, 127
+LINKTYPE_IEEE802_11, LINKTYPE_RADIOTAP, LINKTYPE_ARCNET_LINUX, LINKTYPE_NFLOG = 105, 127, 129, 239
 SUPPORTED_LINKTYPES = frozenset(
     {
         LINKTYPE_NULL,
@@ -63,6 +63,8 @@ SUPPORTED_LINKTYPES = frozenset(
         LINKTYPE_C_HDLC,
         LINKTYPE_IEEE802_11,
         LINKTYPE_RADIOTAP,
+        LINKTYPE_ARCNET_LINUX,
+        LINKTYPE_NFLOG,
     }
 )
 RAW_LINKTYPES = frozenset({LINKTYPE_RAW, DLT_RAW_12, DLT_RAW_14, LINKTYPE_IPV4, LINKTYPE_IPV6})
@@ -239,14 +241,18 @@ _S_DTLS = struct.Struct("!BHH6sH")
 #: Why a frame's innermost packet was not inspected: ``kind << 32 | value`` (0: inspected).
 WHY_ETHERTYPE, WHY_LINKTYPE, WHY_PPP, WHY_GRE, WHY_CUT, WHY_DEPTH = 1, 2, 3, 4, 5, 6
 WHY_MPLS, WHY_LLC, WHY_MACSEC, WHY_NSH, WHY_INNER, WHY_FAMILY, WHY_WLAN = range(7, 14)
-WHY_IP_PROTO, WHY_BAD_IP = 14, 15  # given by the coverage count, not by :func:`locate`
+WHY_ARCNET, WHY_NFLOG = 14, 15
+WHY_IP_PROTO, WHY_BAD_IP = 16, 17  # given by the coverage count, not by :func:`locate`
 MAX_LAYERS = 16  # headers peeled per frame (each VLAN tag or MPLS label is one): bounded work
-TUNNEL_PORTS = (4789, 4790, 6081, 2152, 5247, 1701)  # VXLAN, VXLAN-GPE, Geneve, GTP-U, CAPWAP
+#: VXLAN, VXLAN-GPE, Geneve, GTP-U, CAPWAP data, L2TP, GRE-in-UDP (RFC 8086), AYIYA
+TUNNEL_PORTS = (4789, 4790, 6081, 2152, 5247, 1701, 4754, 5072)
 _VLAN_TAGS = (0x8100, 0x88A8, 0x9100, 0x9200)
 _ETH_MPLS = (0x8847, 0x8848)
 _ETH_BRIDGED = 0x6558  # transparent Ethernet bridging (RFC 1701 protocol type, VXLAN-GPE/Geneve)
 _PPP_TO_ETHERTYPE = {0x0021: _ETH_IPV4, 0x0057: _ETH_IPV6}  # 1 or 2 bytes: the same value
 _ST_ETH, _ST_ET, _ST_IP, _ST_MPLS, _ST_PPP, _ST_GRE, _ST_GTP_INNER, _ST_WLAN = range(8)
+_TUNNEL_PROTOCOLS = (4, 41, 47, 51)  # IP-in-IP, GRE, AH (tunnel mode)
+_ST_WLAN_SWAPPED = 8  # CAPWAP's 802.11 frames, frame control bytes swapped as Wireshark reads them
 _GRE_ARUBA_WLAN = 0x8200  # Aruba controllers tunnel 802.11 frames in GRE
 
 
@@ -316,6 +322,20 @@ def locate(b: bytes, linktype: int) -> tuple[int, int, int]:
         if n < 4:
             return 0, 0, _why(WHY_CUT)
         st, p = _ST_WLAN, b[2] | (b[3] << 8)
+    elif linktype == LINKTYPE_ARCNET_LINUX:  # RFC 1201 (split flag, sequence) or RFC 1051 IP
+        if n < 6:
+            return 0, 0, _why(WHY_CUT)
+        if b[4] == 0xD4:
+            st, p, et = _ST_ET, (12 if b[5] == 0xFF else 8), _ETH_IPV4
+        elif b[4] == 0xF0:
+            st, p, et = _ST_ET, 5, _ETH_IPV4
+        else:
+            return 0, 0, _why(WHY_ARCNET, b[4])
+    elif linktype == LINKTYPE_NFLOG:  # address family, then TLVs; type 9 holds the packet
+        p, et = _nflog_payload(b)
+        if p < 0:
+            return 0, 0, _why(WHY_NFLOG, et)
+        st = _ST_ET
     else:
         return 0, 0, _why(WHY_LINKTYPE, linktype)
 
@@ -418,6 +438,10 @@ def locate(b: bytes, linktype: int) -> tuple[int, int, int]:
                 st, p, et = _ST_ET, l4, (_ETH_IPV4 if proto == 4 else _ETH_IPV6)
             elif proto == 47:
                 st, p = _ST_GRE, l4
+            elif proto == 51 and ver == 4 and l4 + 2 <= n and (b[l4] == 4 or b[l4] == 41):
+                # AH in tunnel mode (RFC 4302 3.1): the protected packet follows it
+                st, p = _ST_ET, l4 + (b[l4 + 1] + 2) * 4
+                et = _ETH_IPV4 if b[l4] == 4 else _ETH_IPV6
             elif proto == PROTO_UDP and l4 + 8 <= n:
                 sport, dport = (b[l4] << 8) | b[l4 + 1], (b[l4 + 2] << 8) | b[l4 + 3]
                 st, p, et = _udp_tunnel(b, l4 + 8, sport, dport)
@@ -455,10 +479,11 @@ def locate(b: bytes, linktype: int) -> tuple[int, int, int]:
             if nib != 4 and nib != 6:
                 return stop(_why(WHY_INNER, nib))
             st, et = _ST_ET, (_ETH_IPV4 if nib == 4 else _ETH_IPV6)
-        elif st == _ST_WLAN:  # 802.11 (IEEE 802.11-2020 9.2.4): unprotected data, then LLC
+        elif st == _ST_WLAN or st == _ST_WLAN_SWAPPED:  # 802.11 (IEEE 802.11-2020 9.2.4):
+            # unprotected data, then LLC
             if p + 24 > n:
                 return stop(_why(WHY_CUT))
-            fc0, fc1 = b[p], b[p + 1]
+            fc0, fc1 = (b[p], b[p + 1]) if st == _ST_WLAN else (b[p + 1], b[p])
             if (fc0 >> 2) & 3 != 2 or fc0 & 0x40 or fc1 & 0x40:  # not data, no data, protected
                 return stop(_why(WHY_WLAN, (fc0 << 8) | fc1))
             p += 24 + (6 if fc1 & 3 == 3 else 0)
@@ -466,6 +491,28 @@ def locate(b: bytes, linktype: int) -> tuple[int, int, int]:
                 p += 2 + (4 if fc1 & 0x80 else 0)
             st, et = _ST_ET, 0  # 802.2 LLC/SNAP follows
     return stop(_why(WHY_DEPTH))
+
+
+def _nflog_payload(b: bytes) -> tuple[int, int]:
+    """(offset, EtherType) of the packet in an NFLOG record (its TLV type 9), or (-1, family).
+    TLV lengths and types are little-endian (the capturing host's order, x86 and ARM alike)."""
+    n = len(b)
+    if n < 4:
+        return -1, 0
+    fam = b[0]
+    if fam != 2 and fam != 10:
+        return -1, fam
+    p = 4
+    for _ in range(32):
+        if p + 4 > n:
+            break
+        length, kind = b[p] | (b[p + 1] << 8), b[p + 2] | (b[p + 3] << 8)
+        if length < 4:
+            break
+        if kind == 9:
+            return p + 4, (_ETH_IPV4 if fam == 2 else _ETH_IPV6)
+        p += (length + 3) & ~3
+    return -1, fam
 
 
 def _ip_fields(b: bytes, p: int, ver: int) -> tuple[int, int, bool] | None:
@@ -535,7 +582,14 @@ def _udp_tunnel(b: bytes, q: int, sport: int, dport: int) -> tuple[int, int, int
         native = b[q + 2] & 1
         if native and (b[q + 2] >> 1) & 0x1F != 1:
             return -1, 0, 0
-        return (_ST_WLAN if native else _ST_ETH), q + (b[q + 1] >> 3) * 4, 0
+        return (_ST_WLAN_SWAPPED if native else _ST_ETH), q + (b[q + 1] >> 3) * 4, 0
+    if port == 4754:
+        return _ST_GRE, q, 0
+    if port == 5072:  # AYIYA: forward opcode, next header IP; identity and signature sizes
+        if b[q + 2] & 15 != 1 or b[q + 3] not in (4, 41):
+            return -1, 0, 0
+        et = _ETH_IPV4 if b[q + 3] == 4 else _ETH_IPV6
+        return _ST_ET, q + 8 + (1 << (f >> 4)) + (b[q + 1] >> 4) * 4, et
     # L2TPv2 data (RFC 2661 3.1): not a control message, then PPP
     if f & 0x80 or b[q + 1] & 15 != 2:
         return -1, 0, 0
@@ -561,6 +615,8 @@ _WHY_NAMES = {
     WHY_INNER: "broken inner IP header (version {})",
     WHY_FAMILY: "address family / IP version {}",
     WHY_WLAN: "802.11 frame control 0x{:04x} (not unprotected data)",
+    WHY_ARCNET: "ARCNET protocol 0x{:02x}",
+    WHY_NFLOG: "NFLOG record of family {} without a packet",
     WHY_IP_PROTO: "IP protocol {}",
     WHY_BAD_IP: "malformed or cut IP header",
 }
@@ -1119,7 +1175,7 @@ def py_columns(chunk: Chunk) -> Columns:
     supported = np.isin(chunk.linktype, list(SUPPORTED_LINKTYPES))
     why[~supported] = (WHY_LINKTYPE << 32) | chunk.linktype[~supported].astype(np.int64)
     cols = _from_l3(chunk, rel3, ver, why)
-    tunnel = (cols.proto == 4) | (cols.proto == 41) | (cols.proto == 47)
+    tunnel = np.isin(cols.proto, _TUNNEL_PROTOCOLS)
     tunnel |= (cols.proto == PROTO_UDP) & (
         np.isin(cols.sport, TUNNEL_PORTS) | np.isin(cols.dport, TUNNEL_PORTS)
     )
