@@ -32,6 +32,7 @@ import numpy as np
 
 from labkit import mtu
 from labkit.analyze import decode as dec
+from labkit.analyze import pmtud
 from labkit.analyze.detectors import FileFacts
 from labkit.analyze.detectors.coverage import blind_spots
 from labkit.analyze.detectors.dtls import DtlsPair
@@ -193,6 +194,7 @@ class Case:
         out += self._reconnects()
         out += self._syn_mss()
         out += self._icmp()
+        out += pmtud.bogus_findings(self.facts) + pmtud.working_findings(self.facts)
         holes = self._black_holes()
         # Plan first: every DF-size clause of every file is then fetched in one short re-read.
         self._planning = True
@@ -519,6 +521,7 @@ class Case:
                                 "quoted_flows": [_flow_text(fl) for fl in flows] or None,
                             }
                         ),
+                        "info" if pmtud.adapted({f.icmp.file: f}, v6, m) else None,
                     )
                 )
         return out
@@ -585,9 +588,19 @@ class Case:
             v6 += f" && !{paren(ex6)}"
         return f"{paren(v4)} || {paren(v6)}"
 
+    def _pmtud_handles(self, lim: Limit) -> bool:
+        """An ICMP limit its senders adapted to, in a case with no VPN to blame: path-MTU
+        discovery at work (``pmtud-working``), neither a mismatch nor oversized traffic."""
+        if lim.source != "icmp" or not pmtud.adapted(self.facts, lim.v6, lim.mtu):
+            return False
+        vpn = any(self.facts[p.file].dtls.unanswered(p) for p in self.dtls_pairs)
+        return not (vpn or self.headends)
+
     def _oversized(self) -> list[Finding]:
         out = []
         for lim in self.limits():
+            if self._pmtud_handles(lim):
+                continue
             for file, sizes in self._over(lim.mtu).items():
                 total = sum(sizes.values())
                 clause = self._df_clause(lim.mtu)
@@ -692,8 +705,8 @@ class Case:
                         continue
                     quotes.update({ln: n for ln, n in g.original_lengths.items() if ln > lim.mtu})
                     parts.setdefault(g.frames.file, []).append(([g.frames], None))
-                if not quotes:
-                    continue  # the quoted packets fit: the evidence does not show a mismatch
+                if not quotes or self._pmtud_handles(lim):
+                    continue  # the quoted packets fit, or PMTUD works outside any VPN
                 size = quotes.most_common(1)[0][0]
             over = self._over(lim.mtu)
             dsizes: Counter = Counter()
@@ -737,10 +750,20 @@ class Case:
                 if vpn
                 else ""
             )
+            kept = lim.source == "icmp" and pmtud.kept_oversized(self.facts, lim.v6, lim.mtu)
             summary = (
                 f"Packets sized for MTU {size} meet a path that carries only {lim.mtu} bytes: "
-                f"{how}{ctx}. {size}-byte DF packets are dropped until the sender lowers "
-                f"its size (or forever, if ICMP is filtered)."
+                f"{how}{ctx}. "
+                + (
+                    f"The sender kept sending packets above {lim.mtu} after the ICMP: they "
+                    f"keep being dropped."
+                    if kept
+                    else f"The sender adapted to {lim.mtu} after the ICMP: path-MTU discovery "
+                    f"works around it, at the cost of the first large packets of each flow."
+                    if lim.source == "icmp" and pmtud.adapted(self.facts, lim.v6, lim.mtu)
+                    else f"{size}-byte DF packets are dropped until the sender lowers "
+                    f"its size (or forever, if ICMP is filtered)."
+                )
             )
             out.append(
                 _finding(
@@ -752,6 +775,7 @@ class Case:
                         "tunnel_mtu": lim.mtu,
                         "tunnel_mtu_source": lim.source,
                         "excess_bytes": size - lim.mtu,
+                        **({"sender_kept_oversized": True} if kept else {}),
                     },
                 )
             )
@@ -873,7 +897,15 @@ def verdict(
     if est:
         e = est[0]
         ok.append(f"DTLS {e.fields.get('version')} established on UDP {e.fields.get('port')}")
-    ok.append("no mtu-mismatch: no ICMP frag-needed, no oversized DF packets, no black hole")
+    working = sorted({f.fields["mtu"] for f in findings if f.id == "pmtud-working"})
+    if working:
+        ok.append(f"path-MTU discovery works (path MTU {', '.join(map(str, working))})")
+    icmp = any(ids.get(i) for i in ("icmp-frag-needed", "pmtud-working", "icmp-bogus-mtu"))
+    ok.append(
+        "no mtu-mismatch: "
+        + ("" if icmp else "no ICMP frag-needed, ")
+        + "no oversized DF packets, no black hole"
+    )
     unseen = blind_spots([r.counts for r in reports if r.analyzable])
     if unseen:
         ok.append(unseen)

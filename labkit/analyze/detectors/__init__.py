@@ -55,10 +55,9 @@ class FileFacts:
             d = syn["synack_mss" if g.synack else "syn_mss"]
             d[g.mss] = d.get(g.mss, 0) + g.count
         icmp = {"icmp_frag_needed_mtu": {}, "icmpv6_packet_too_big_mtu": {}}
-        for (v6, mtu), g in self.icmp.frag.items():
-            icmp["icmpv6_packet_too_big_mtu" if v6 else "icmp_frag_needed_mtu"][mtu] = (
-                g.frames.count
-            )
+        for (v6, mtu), g in [*self.icmp.frag.items(), *self.icmp.bogus.items()]:
+            d = icmp["icmpv6_packet_too_big_mtu" if v6 else "icmp_frag_needed_mtu"]
+            d[mtu] = d.get(mtu, 0) + g.frames.count
         pairs = [p for p in self.dtls.pairs.values() if p.attempts]
         return {
             **{k: _keyed(v) for k, v in (syn | icmp).items()},
