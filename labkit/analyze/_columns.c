@@ -473,9 +473,12 @@ locate(const Packet *p, int64_t n, int32_t linktype)
                 if (nib == 4 || nib == 6) {
                     st = S_ET;
                     et = nib == 4 ? 0x0800 : 0x86DD;
-                } else if (nib == 0) {
+                } else if (nib == 0) {  /* Ethernet pseudowire: control word unless plain */
+                    int64_t pet = q + 14 <= n ? B16(q + 12) : -1;
+                    int plain = pet == 0x0800 || pet == 0x86DD || pet == 0x8100 || pet == 0x88A8
+                                || pet == 0x0806;
                     st = S_ETH;
-                    q += 4;
+                    q += plain ? 0 : 4;
                 } else {
                     STOP(WHY(W_MPLS, nib));
                 }

@@ -248,6 +248,7 @@ MAX_LAYERS = 16  # headers peeled per frame (each VLAN tag or MPLS label is one)
 TUNNEL_PORTS = (4789, 4790, 6081, 2152, 5247, 1701, 4754, 5072)
 _VLAN_TAGS = (0x8100, 0x88A8, 0x9100, 0x9200)
 _ETH_MPLS = (0x8847, 0x8848)
+_PW_PLAIN = (0x0800, 0x86DD, 0x8100, 0x88A8, 0x0806)
 _ETH_BRIDGED = 0x6558  # transparent Ethernet bridging (RFC 1701 protocol type, VXLAN-GPE/Geneve)
 _PPP_TO_ETHERTYPE = {0x0021: _ETH_IPV4, 0x0057: _ETH_IPV6}  # 1 or 2 bytes: the same value
 _ST_ETH, _ST_ET, _ST_IP, _ST_MPLS, _ST_PPP, _ST_GRE, _ST_GTP_INNER, _ST_WLAN = range(8)
@@ -401,8 +402,10 @@ def locate(b: bytes, linktype: int) -> tuple[int, int, int]:
                 nib = b[p] >> 4
                 if nib == 4 or nib == 6:
                     st, et = _ST_ET, (_ETH_IPV4 if nib == 4 else _ETH_IPV6)
-                elif nib == 0:  # pseudowire control word, then an Ethernet frame (RFC 4448)
-                    st, p = _ST_ETH, p + 4
+                elif nib == 0:  # an Ethernet pseudowire (RFC 4448): with a control word
+                    # unless an IP or VLAN EtherType sits where a plain frame has it
+                    plain = p + 14 <= n and ((b[p + 12] << 8) | b[p + 13]) in _PW_PLAIN
+                    st, p = _ST_ETH, (p if plain else p + 4)
                 else:
                     return stop(_why(WHY_MPLS, nib))
         elif st == _ST_PPP:  # optional HDLC address/control, then a 1- or 2-byte protocol
