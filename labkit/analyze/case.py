@@ -681,6 +681,8 @@ class Case:
         clause = f"tcp.flags.syn == 1 && tcp.flags.ack == {ack} && tcp.options.mss_val == {mss_v}"
         if len({ipv for _sa, _m, ipv in self.facts[file].mss.groups}) > 1:
             clause += " && " + ("ipv6" if ipver == 6 else "ip")
+        if self.facts[file].icmp.errors:  # a SYN quoted in an ICMP error is not a SYN
+            clause += " && !icmp && !icmpv6"
         if role is not None:
             fld = "src" if synack else "dst"
             heads = any_of(

@@ -94,6 +94,7 @@ class IcmpDetector:
         self.bogus: dict[tuple[bool, int], FragNeeded] = {}
         self.unreach: dict[tuple[bool, int, int], Unreachable] = {}
         self.followups: dict[int, Followup] = {}  # directed TCP flow hash -> what came next
+        self.errors = 0  # ICMP errors of any type: each quotes a header tshark also dissects
         self._flow_names: dict[int, tuple] = {}
 
     def feed(self, view: ChunkView) -> None:
@@ -101,6 +102,7 @@ class IcmpDetector:
             err = pkt.icmp
             if err is None:
                 continue
+            self.errors += 1
             if err.frag_needed and err.mtu is not None:
                 self._frag(pkt.frame, pkt.ts, pkt.src, err)
             elif (
