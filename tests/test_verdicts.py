@@ -15,8 +15,9 @@ from analyze_util import assert_filters_select_exactly_the_evidence, ids, one
 from conftest import requires_tshark
 from corpus import tshark_counts
 
-from labkit.analyze import analyze
+from labkit.analyze import AnalyzeOptions, analyze
 from labkit.analyze import decode as dec
+from labkit.analyze.grouping import FileSketch, group
 from labkit.analyze.reader import open_capture
 
 REGRESSIONS = Path(__file__).parent / "regressions"
@@ -133,3 +134,73 @@ def test_impossible_mtus_are_bogus_never_limits() -> None:
     assert not {"mtu-mismatch", "oversized-df", "icmp-frag-needed"} & set(ids(r))
     assert r.exit_code == 0
     assert_filters_select_exactly_the_evidence(r)
+
+
+def _big_df_flow(t: float) -> list:
+    """1500-byte DF segments between hosts of their own, at ``t`` seconds after the builder's
+    epoch: a file unrelated to the regression captures unless ``t`` is near 0."""
+    from regressions import build
+
+    return [
+        (
+            t + i,
+            1,
+            build.eth(
+                0x0800, build._tcp("172.16.5.5", "172.16.6.6", 443, 50000, "PA", 1 + i * 1460, 1500)
+            ),
+        )
+        for i in range(3)
+    ]
+
+
+def test_unrelated_files_are_separate_cases(tmp_path: Path) -> None:
+    """An ICMP MTU of one capture is no limit for another capture made a year later of other
+    hosts: no oversized-df there, and the report says which files were judged together."""
+    from regressions import build
+
+    other = tmp_path / "a-year-later.pcap"
+    other.write_bytes(build.pcap(_big_df_flow(365 * 86400.0)))
+    icmp = REGRESSIONS / "pmtud-ignored-1492.pcap"
+    r = analyze([icmp, other])
+    assert [c.files for c in r.cases] == [(str(icmp),), (str(other),)]
+    assert all("no other file" in c.reason for c in r.cases)
+    over = [f for f in r.findings if f.id == "oversized-df"]
+    assert {e.file for f in over for e in f.evidence} == {str(icmp)}
+    assert r.to_json()["cases"][1] == {"files": [str(other)], "reason": r.cases[1].reason}
+    # Told they are one case, the other file's 1500-byte packets exceed the 1492 limit.
+    joined = analyze([icmp, other], AnalyzeOptions(one_case=True))
+    assert [c.files for c in joined.cases] == [(str(icmp), str(other))]
+    over = [f for f in joined.findings if f.id == "oversized-df"]
+    assert str(other) in {e.file for f in over for e in f.evidence}
+
+
+def test_files_sharing_a_host_at_the_same_time_are_one_case(tmp_path: Path) -> None:
+    from regressions import build
+
+    first, second = tmp_path / "a.pcap", tmp_path / "b.pcap"
+    first.write_bytes(build.pcap(_big_df_flow(0.0)))
+    second.write_bytes(build.pcap(_big_df_flow(30.0)))
+    far = tmp_path / "c.pcap"
+    far.write_bytes(build.pcap(_big_df_flow(5000.0)))
+    r = analyze([first, second, far])
+    assert [c.files for c in r.cases] == [(str(first), str(second)), (str(far),)]
+    assert "a host sends in each" in r.cases[0].reason
+
+
+def test_grouping_sweeps_long_captures() -> None:
+    """A long capture overlapping two short ones that do not overlap each other joins both."""
+    h = np.array([7], np.uint64)
+    sketches = [
+        FileSketch("long", 0.0, 1000.0, h, "inside"),
+        FileSketch("early", 10.0, 20.0, h, "inside"),
+        FileSketch("late", 900.0, 950.0, h, "inside"),
+        FileSketch("no-time", None, None, h, "inside"),
+        FileSketch("other-host", 10.0, 20.0, np.array([8], np.uint64), "inside"),
+    ]
+    assert [c.files for c in group(sketches)] == [
+        ("long", "early", "late"),
+        ("no-time",),
+        ("other-host",),
+    ]
+    vpn = [FileSketch("out", 0.0, 10.0, h, "outside"), FileSketch("in", 5.0, 9.0, h + 1, "tunnel")]
+    assert [c.files for c in group(vpn)] == [("out", "in")]

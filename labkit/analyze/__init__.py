@@ -12,12 +12,15 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from labkit.analyze.progress import Progress
 from labkit.analyze.report import AnalyzeOptions, FileReport, Report
 from labkit.errors import InputError
 
 if TYPE_CHECKING:
     from labkit.analyze.detectors import FileFacts
+    from labkit.analyze.grouping import CaseGroup
 
 __all__ = ["analyze", "AnalyzeOptions", "FileReport", "Report"]
 
@@ -56,31 +59,58 @@ def analyze(
             packets_before += scanned[-1][0].packets
     reports = {r.path: r for r, _ in scanned}
     facts = {r.path: ff for r, ff in scanned if ff is not None}
-    case = Case(facts, {k: v for k, v in reports.items() if k in facts}, options)
-    mtus = [lim.mtu for lim in case.limits()]
-    for label in facts:
-        point, why, cannot = case.capture_point(label)
-        r = reports[label]
-        reports[label] = FileReport(
-            r.path,
-            r.format,
-            r.packets,
-            r.ip_packets,
-            r.linktypes,
-            point,
-            why,
-            cannot,
-            r.warnings,
-            r.error,
-            r.first_time,
-            r.last_time,
-            r.seconds,
-            r.stage_seconds,
-            facts[label].census(mtus),
-        )
-    findings = tuple(case.findings()) if facts else ()
+    groups = _groups(facts, reports, options)
+    found: list = []
+    for g in groups:
+        case = Case({k: facts[k] for k in g.files}, {k: reports[k] for k in g.files}, options)
+        mtus = [lim.mtu for lim in case.limits()]
+        for label in g.files:
+            point, why, cannot = case.capture_point(label)
+            r = reports[label]
+            reports[label] = FileReport(
+                r.path,
+                r.format,
+                r.packets,
+                r.ip_packets,
+                r.linktypes,
+                point,
+                why,
+                cannot,
+                r.warnings,
+                r.error,
+                r.first_time,
+                r.last_time,
+                r.seconds,
+                r.stage_seconds,
+                facts[label].census(mtus),
+            )
+        found += case.findings()
+    order = {"error": 0, "warning": 1, "info": 2}
+    findings = tuple(sorted(found, key=lambda f: order[f.severity or "info"]))
     files = tuple(reports[label] for label in labels)
-    return Report(files, findings, verdict(findings, files), options)
+    return Report(files, findings, verdict(findings, files), options, cases=tuple(groups))
+
+
+def _groups(
+    facts: dict[str, FileFacts], reports: dict[str, FileReport], options: AnalyzeOptions
+) -> list[CaseGroup]:
+    """The cases among the analyzable files (:mod:`labkit.analyze.grouping`)."""
+    from labkit.analyze.case import Case
+    from labkit.analyze.grouping import FileSketch, group
+
+    if options.one_case or len(facts) < 2:
+        return group([FileSketch(k, None, None, np.zeros(0, np.uint64), "") for k in facts], True)
+    sketches = [
+        FileSketch(
+            label,
+            reports[label].first_time,
+            reports[label].last_time,
+            ff.hosts.hosts,
+            Case({label: ff}, {label: reports[label]}, options).capture_point(label)[0],
+        )
+        for label, ff in facts.items()
+    ]
+    return group(sketches)
 
 
 def scan_file(

@@ -65,6 +65,10 @@ def to_text(report: Report) -> str:
             lines.append(f"    not inspected: {unseen}")
         for w in fr.warnings:
             lines.append(f"    warning: {w}")
+    if len(report.cases) > 1 or any(len(c.files) > 1 for c in report.cases):
+        lines.append("cases (files judged together, and why):")
+        for i, c in enumerate(report.cases, 1):
+            lines.append(f"  case {i}: {', '.join(c.files)} ({c.reason})")
     for src in report.sources:
         offset = f" (clock offset {src.offset:+.3f} s)" if src.offset else ""
         lines.append(f"  {src.path}: {src.error or src.summary}{offset}")

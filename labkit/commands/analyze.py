@@ -139,6 +139,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="a head-end address (repeatable); DTLS peers are found without it",
     )
     p.add_argument(
+        "--one-case",
+        action="store_true",
+        help="judge all files as one case (default: only files that share hosts and time)",
+    )
+    p.add_argument(
         "--force", action="store_true", help="overwrite --annotate's / --plot's output file"
     )
     p.add_argument(
@@ -251,7 +256,9 @@ def run(args: argparse.Namespace) -> int:
         *args.headend,
         *(s.server.rpartition(":")[0].strip("[]") for r in decrypted.values() for s in r.tunnels),
     ]
-    options = AnalyzeOptions(tunnel_mtu=args.tunnel_mtu, headends=tuple(dict.fromkeys(heads)))
+    options = AnalyzeOptions(
+        tunnel_mtu=args.tunnel_mtu, headends=tuple(dict.fromkeys(heads)), one_case=args.one_case
+    )
     if args.files:
         progress = Progress.for_files(args.files, enabled=False if args.no_progress else None)
         try:

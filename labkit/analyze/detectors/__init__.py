@@ -12,6 +12,7 @@ from typing import Any
 
 from labkit.analyze.detectors.coverage import CoverageDetector
 from labkit.analyze.detectors.dtls import DtlsDetector
+from labkit.analyze.detectors.hosts import HostsDetector
 from labkit.analyze.detectors.icmp import IcmpDetector
 from labkit.analyze.detectors.mss import MssDetector
 from labkit.analyze.detectors.retrans import RetransDetector
@@ -30,6 +31,7 @@ class FileFacts:
     size: SizeDetector
     retrans: RetransDetector
     coverage: CoverageDetector
+    hosts: HostsDetector
 
     @classmethod
     def new(cls, file: str) -> FileFacts:
@@ -41,11 +43,21 @@ class FileFacts:
             SizeDetector(file),
             RetransDetector(file),
             CoverageDetector(file),
+            HostsDetector(file),
         )
 
     @property
     def detectors(self) -> list:
-        return [self.dtls, self.tls, self.mss, self.icmp, self.size, self.retrans, self.coverage]
+        return [
+            self.dtls,
+            self.tls,
+            self.mss,
+            self.icmp,
+            self.size,
+            self.retrans,
+            self.coverage,
+            self.hosts,
+        ]
 
     def census(self, mtus: Iterable[int]) -> dict[str, Any]:
         """Plain counts of what the scan saw, findings or not: a check against another tool
