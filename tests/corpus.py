@@ -9,7 +9,9 @@ error's quote is a quote, never a packet (a SYN quoted inside an ICMP error is n
 
 from __future__ import annotations
 
+import re
 import subprocess
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +44,7 @@ class TsharkCounts:
     dtls_client_hellos_by_version: Counter = field(default_factory=Counter)
     frames: int = 0
     error: str = ""
+    duplicates: int | None = None  # editcap -d's count (None: editcap could not read it)
 
     def as_counts(self) -> dict[str, dict[str, int]]:
         """The shape of labkit's ``files[].counts`` for the keys compared."""
@@ -64,7 +67,28 @@ def _ints(v: str) -> list[int]:
     return [int(x, 0) for x in v.split(",") if x != ""]
 
 
+def editcap_duplicates(path: Path, copy: Path, timeout: float = 120) -> int | None:
+    """Frames ``editcap -d`` removes as duplicates (writing the rest to ``copy``), or None
+    when editcap cannot read the file."""
+    proc = subprocess.run(
+        ["editcap", "-d", str(path), str(copy)], capture_output=True, text=True, timeout=timeout
+    )
+    m = re.search(r"(\d+) packets? skipped", proc.stdout + proc.stderr)
+    return int(m.group(1)) if m else None
+
+
 def tshark_counts(path: Path, timeout: float = 120) -> TsharkCounts:
+    """tshark's counts of ``path`` with duplicate frames counted once (labkit's rule): read
+    from ``editcap -d``'s copy when editcap found duplicates."""
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "dedup.pcapng"
+        dups = editcap_duplicates(path, copy, timeout)
+        out = _tshark_counts(copy if dups else path, timeout)
+    out.duplicates = dups
+    return out
+
+
+def _tshark_counts(path: Path, timeout: float) -> TsharkCounts:
     args = ["tshark", "-n", "-r", str(path), "-T", "fields", "-E", "separator=\t"]
     for f in FIELDS:
         args += ["-e", f]

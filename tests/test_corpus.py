@@ -79,7 +79,9 @@ def test_no_internal_error(results: list[Result]) -> None:
 
 def test_counts_equal_tsharks(results: list[Result]) -> None:
     """SYN and SYN-ACK MSS, ICMP frag-needed and Packet Too Big MTUs, DTLS ClientHellos by
-    version: inner packets of encapsulations included, ICMP quotes left out, on both sides."""
+    version: inner packets of encapsulations included, ICMP quotes left out, duplicate frames
+    counted once (tshark reads editcap -d's copy), on both sides; and the duplicates equal
+    editcap's."""
     diffs = []
     for r in results:
         if r.report is None:
@@ -89,6 +91,12 @@ def test_counts_equal_tsharks(results: list[Result]) -> None:
         for key in COMPARED:
             if counts.get(key, {}) != want[key]:
                 diffs.append(f"{r.name} {key}: labkit {counts.get(key, {})}, tshark {want[key]}")
+        if counts and r.tshark.duplicates is not None:
+            if counts["duplicate_frames"] != r.tshark.duplicates:
+                diffs.append(
+                    f"{r.name} duplicate_frames: labkit {counts['duplicate_frames']}, "
+                    f"editcap -d {r.tshark.duplicates}"
+                )
     assert not diffs, "\n".join(diffs)
 
 

@@ -204,3 +204,16 @@ def test_grouping_sweeps_long_captures() -> None:
     ]
     vpn = [FileSketch("out", 0.0, 10.0, h, "outside"), FileSketch("in", 5.0, 9.0, h + 1, "tunnel")]
     assert [c.files for c in group(vpn)] == [("out", "in")]
+
+
+@requires_tshark
+def test_duplicate_frames_count_once() -> None:
+    """Two SPAN copies of a SYN and of a ClientHello: one SYN, one attempt, and the report says
+    2 duplicates, as many as editcap -d removes."""
+    path = REGRESSIONS / "duplicate-frames.pcap"
+    t = tshark_counts(path)
+    assert t.duplicates == 2
+    counts = analyze([path]).files[0].counts
+    assert counts["duplicate_frames"] == 2 and counts["not_inspected"] == 0
+    assert counts["syn_mss"] == {"1460": 1} == t.as_counts()["syn_mss"]
+    assert counts["dtls_client_hellos"] == 1 and counts["dtls_flows"] == 1

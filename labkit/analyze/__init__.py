@@ -133,7 +133,7 @@ def scan_file(
     ff = FileFacts.new(label)
     stats = ScanStats()
     with cap:
-        scan(cap, ff.detectors, label, stats, on_chunk)
+        scan(cap, ff.detectors, label, stats, on_chunk, ff.dedup)
     warnings = [str(w) for w in cap.warnings]
     unknown = {
         lt: n

@@ -243,6 +243,7 @@ WHY_ETHERTYPE, WHY_LINKTYPE, WHY_PPP, WHY_GRE, WHY_CUT, WHY_DEPTH = 1, 2, 3, 4, 
 WHY_MPLS, WHY_LLC, WHY_MACSEC, WHY_NSH, WHY_INNER, WHY_FAMILY, WHY_WLAN = range(7, 14)
 WHY_ARCNET, WHY_NFLOG = 14, 15
 WHY_IP_PROTO, WHY_BAD_IP = 16, 17  # given by the coverage count, not by :func:`locate`
+WHY_DUPLICATE = 18  # a frame the duplicate filter blanked (counted apart, never "not inspected")
 MAX_LAYERS = 16  # headers peeled per frame (each VLAN tag or MPLS label is one): bounded work
 #: VXLAN, VXLAN-GPE, Geneve, GTP-U, CAPWAP data, L2TP, GRE-in-UDP (RFC 8086), AYIYA
 TUNNEL_PORTS = (4789, 4790, 6081, 2152, 5247, 1701, 4754, 5072)
@@ -621,6 +622,7 @@ _WHY_NAMES = {
     WHY_ARCNET: "ARCNET protocol 0x{:02x}",
     WHY_NFLOG: "NFLOG record of family {} without a packet",
     WHY_IP_PROTO: "IP protocol {}",
+    WHY_DUPLICATE: "duplicate frame",
     WHY_BAD_IP: "malformed or cut IP header",
 }
 _IP_PROTO_NAMES = {

@@ -24,6 +24,7 @@ import numpy as np
 
 from labkit.analyze import decode as dec
 from labkit.analyze.decode import Columns, Packet
+from labkit.analyze.duplicates import DuplicateFilter, blank
 from labkit.analyze.reader import Capture, Chunk
 
 _DTLS_VERSION_CODES = np.array(sorted(dec.DTLS_VERSIONS), np.int64)
@@ -268,12 +269,13 @@ def scan(
     label: str,
     stats: ScanStats | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
+    dedup: DuplicateFilter | None = None,
 ) -> ScanStats:
     """Feed every chunk of ``capture`` to ``detectors``; return counts and timings.
 
     ``on_chunk(file bytes consumed, packets so far)`` runs after each chunk (progress). Stage
     times are this thread's CPU seconds (the read-ahead thread's copying is not in them);
-    ``seconds`` is wall."""
+    ``seconds`` is wall. ``dedup`` blanks duplicate frames before any detector sees them."""
     st = stats or ScanStats()
     t_start = time.perf_counter()
     stage = st.stage_seconds
@@ -286,6 +288,8 @@ def scan(
         if chunk is None:
             break
         cols = dec.columns(chunk)
+        if dedup is not None:
+            blank(cols, dedup.mask(chunk))
         t2 = time.thread_time()
         frames = chunk.frames
         s_rows, s_mss = syn_mss(cols)

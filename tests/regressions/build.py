@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from scapy.layers.inet import ICMP, IP, TCP
+from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import ICMPv6PacketTooBig, IPv6
 from scapy.packet import Raw
 
@@ -217,6 +217,22 @@ def _bogus() -> list[Frame]:
     ]
 
 
+def _duplicates() -> list[Frame]:
+    """A SPAN port's copies: a SYN and a DTLS ClientHello each captured twice, 20 us apart."""
+    c, s = "10.9.0.2", "198.18.0.80"
+    hello = bytes.fromhex("16fefd0000000000000000002e") + bytes.fromhex("010000220000000000000022")
+    hello += bytes.fromhex("fefd") + b"\x00" * 32  # client_version, random (body cut short)
+    dtls = bytes(IP(src=c, dst=s, id=7) / UDP(sport=50001, dport=443) / Raw(hello))
+    first = eth(0x0800, _tcp(c, s, 40200, 443, "S", 100, options=[("MSS", 1460)]))
+    return [
+        (0.0, 1, first),
+        (0.00002, 1, first),
+        (0.01, 1, eth(0x0800, _tcp(s, c, 443, 40200, "SA", 500, options=[("MSS", 1400)]))),
+        (0.5, 1, eth(0x0800, dtls)),
+        (0.50002, 1, eth(0x0800, dtls)),
+    ]
+
+
 def cases() -> dict[str, Callable[[], list[Frame]]]:
     out: dict[str, Callable[[], list[Frame]]] = {
         f"encap-{name}": (lambda f=frame: [(0.0, 1, f)])
@@ -225,6 +241,7 @@ def cases() -> dict[str, Callable[[], list[Frame]]]:
     out["pmtud-working-1492"] = lambda: _pmtud(False)
     out["pmtud-ignored-1492"] = lambda: _pmtud(True)
     out["icmp-bogus-mtus"] = _bogus
+    out["duplicate-frames"] = _duplicates
     return out
 
 

@@ -18,6 +18,7 @@ from labkit.analyze.detectors.mss import MssDetector
 from labkit.analyze.detectors.retrans import RetransDetector
 from labkit.analyze.detectors.sessions import TlsDetector
 from labkit.analyze.detectors.size import SizeDetector
+from labkit.analyze.duplicates import DuplicateFilter
 
 
 @dataclass(slots=True)
@@ -32,6 +33,7 @@ class FileFacts:
     retrans: RetransDetector
     coverage: CoverageDetector
     hosts: HostsDetector
+    dedup: DuplicateFilter  # not a detector: it blanks duplicates before the detectors run
 
     @classmethod
     def new(cls, file: str) -> FileFacts:
@@ -44,6 +46,7 @@ class FileFacts:
             RetransDetector(file),
             CoverageDetector(file),
             HostsDetector(file),
+            DuplicateFilter(),
         )
 
     @property
@@ -81,6 +84,7 @@ class FileFacts:
             "dtls_flows": len(pairs),
             "dtls_flows_answered": sum(p.answered for p in pairs),
             "tls_client_hellos": self.tls.client_hellos,
+            "duplicate_frames": self.dedup.count,
             "not_inspected": self.coverage.total,
             "not_inspected_by_reason": self.coverage.by_reason(),
         }

@@ -24,10 +24,12 @@ INSPECTED_PROTOCOLS = (dec.PROTO_ICMP, dec.PROTO_TCP, dec.PROTO_UDP, dec.PROTO_I
 def reasons(cols: dec.Columns) -> np.ndarray:
     """Each row's reason code (:func:`~labkit.analyze.decode.why_text`), 0 if inspected."""
     why = cols.why.copy()
+    dup = why == (dec.WHY_DUPLICATE << 32)  # counted once already, by the duplicate filter
     ip = (cols.ipver > 0) & (why == 0)
     other = ip & cols.first & ~np.isin(cols.proto, INSPECTED_PROTOCOLS)
     why[other] = (dec.WHY_IP_PROTO << 32) | cols.proto[other]
     why[(cols.ipver == 0) & (why == 0)] = dec.WHY_BAD_IP << 32
+    why[dup] = 0
     return why
 
 
