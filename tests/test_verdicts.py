@@ -213,7 +213,11 @@ def test_duplicate_frames_count_once() -> None:
     path = REGRESSIONS / "duplicate-frames.pcap"
     t = tshark_counts(path)
     assert t.duplicates == 2
-    counts = analyze([path]).files[0].counts
+    r = analyze([path])
+    counts = r.files[0].counts
     assert counts["duplicate_frames"] == 2 and counts["not_inspected"] == 0
     assert counts["syn_mss"] == {"1460": 1} == t.as_counts()["syn_mss"]
     assert counts["dtls_client_hellos"] == 1 and counts["dtls_flows"] == 1
+    syn = one(r, "syn-mss", direction="syn")
+    assert [e.frame for e in syn.evidence] == [1] and "frame.number == 2" in syn.wireshark_filter
+    assert_filters_select_exactly_the_evidence(r)  # the copies are left out of every filter

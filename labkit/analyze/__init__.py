@@ -85,6 +85,11 @@ def analyze(
                 facts[label].census(mtus),
             )
         found += case.findings()
+    dups = {k: ff.dedup.frames for k, ff in facts.items() if ff.dedup.frames}
+    if dups:
+        from labkit.analyze.duplicates import without_duplicates
+
+        found = [without_duplicates(f, dups) for f in found]
     order = {"error": 0, "warning": 1, "info": 2}
     findings = tuple(sorted(found, key=lambda f: order[f.severity or "info"]))
     files = tuple(reports[label] for label in labels)

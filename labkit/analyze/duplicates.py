@@ -12,12 +12,18 @@ single out candidates; only candidates are compared byte for byte.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
+
 import numpy as np
 
 from labkit.analyze import decode as dec
+from labkit.analyze.evidence import paren
 from labkit.analyze.reader import Chunk
+from labkit.findings import Finding
 
 WINDOW = 4  #: frames before a frame that it is compared with (editcap -d: window of 5)
+MAX_LISTED = 64  #: duplicate frame numbers kept per file, for the filters to leave them out
 _PREFIX = 40
 _LANES = np.arange(_PREFIX)
 
@@ -27,6 +33,7 @@ class DuplicateFilter:
 
     def __init__(self) -> None:
         self.count = 0
+        self.frames: list[int] = []  # the first MAX_LISTED duplicates' frame numbers
         self._words = np.zeros((0, _PREFIX // 8), np.uint64)
         self._caplen = np.zeros(0, np.int64)
         self._bytes: list[bytes] = []
@@ -51,11 +58,33 @@ class DuplicateFilter:
         self._words, self._caplen = words[-keep:].copy(), caplen[-keep:].copy()
         self._bytes = (self._bytes + [chunk.packet(i) for i in range(max(0, n - keep), n)])[-keep:]
         self.count += int(np.count_nonzero(dup))
+        if len(self.frames) < MAX_LISTED and dup.any():
+            self.frames += chunk.frames[dup][: MAX_LISTED - len(self.frames)].tolist()
         return dup
 
     def _packet(self, chunk: Chunk, i: int) -> bytes:
         """Record ``i`` of the chunk; negative: one of the previous chunk's last records."""
         return chunk.packet(i) if i >= 0 else self._bytes[len(self._bytes) + i]
+
+
+def without_duplicates(f: Finding, dups: Mapping[str, list[int]]) -> Finding:
+    """``f`` with each file's filter leaving out that file's duplicate frames: a copy matches
+    every filter its original matches, but it is not evidence (it was not counted)."""
+    files = {e.file for e in f.evidence} & dups.keys()
+    if not files or not f.evidence:
+        return f
+
+    def cut(filt: str, file: str) -> str:
+        if not filt or file not in files:
+            return filt
+        copies = " || ".join(f"frame.number == {d}" for d in dups[file])
+        return f"{paren(filt)} && !({copies})"
+
+    fields = f.fields
+    if f.fields.get("wireshark_filters"):
+        per_file = {k: cut(v, k) for k, v in f.fields["wireshark_filters"].items()}
+        fields = {**f.fields, "wireshark_filters": per_file}
+    return replace(f, wireshark_filter=cut(f.wireshark_filter, f.evidence[0].file), fields=fields)
 
 
 def blank(cols: dec.Columns, rows: np.ndarray) -> None:
