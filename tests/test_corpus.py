@@ -3,7 +3,7 @@ capture would arrive: it never fails inside, its counts equal tshark's, every fi
 Wireshark filter selects exactly its evidence, and it raises no error verdict that a person
 has not checked against the capture (``CHECKED_ERRORS`` names each file and why).
 
-tshark runs once per file for the counts (``tests/corpus.py``) and once per finding and file
+tshark runs once per file for the counts (``tests/helpers/corpus.py``) and once per finding and file
 for the filters, two at a time: the test takes minutes, so it is marked ``slow``.
 """
 
@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from analyze_util import evidence_by_file
-from conftest import ROOT, requires_tshark
-from corpus import TsharkCounts, tshark_counts, tshark_frames
 
 from labkit.analyze import analyze
 from labkit.analyze.report import Report
+from tests.helpers.corpus import TsharkCounts, tshark_counts, tshark_frames
+from tests.helpers.findings import evidence_by_file
+from tests.helpers.paths import ROOT
+from tests.helpers.tshark import requires_tshark
 
 CORPUS = ROOT.parent / "shared" / "captures" / "corpus"
 COMPARED = (

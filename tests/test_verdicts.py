@@ -11,21 +11,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from analyze_util import assert_filters_select_exactly_the_evidence, ids, one
-from conftest import requires_tshark
-from corpus import tshark_counts
 
 from labkit.analyze import AnalyzeOptions, analyze
 from labkit.analyze import decode as dec
 from labkit.analyze.grouping import FileSketch, group
 from labkit.analyze.reader import open_capture
+from tests.helpers.corpus import tshark_counts
+from tests.helpers.findings import assert_filters_select_exactly_the_evidence, ids, one
+from tests.helpers.tshark import requires_tshark
 
 REGRESSIONS = Path(__file__).parent / "regressions"
 ENCAPS = sorted(REGRESSIONS.glob("encap-*.pcap"))
 
 
 def test_the_captures_are_what_the_builder_writes() -> None:
-    from regressions import build
+    from tests.regressions import build
 
     for name, frames in build.cases().items():
         path = REGRESSIONS / f"{name}.pcap"
@@ -139,7 +139,7 @@ def test_impossible_mtus_are_bogus_never_limits() -> None:
 def _big_df_flow(t: float) -> list:
     """1500-byte DF segments between hosts of their own, at ``t`` seconds after the builder's
     epoch: a file unrelated to the regression captures unless ``t`` is near 0."""
-    from regressions import build
+    from tests.regressions import build
 
     return [
         (
@@ -156,7 +156,7 @@ def _big_df_flow(t: float) -> list:
 def test_unrelated_files_are_separate_cases(tmp_path: Path) -> None:
     """An ICMP MTU of one capture is no limit for another capture made a year later of other
     hosts: no oversized-df there, and the report says which files were judged together."""
-    from regressions import build
+    from tests.regressions import build
 
     other = tmp_path / "a-year-later.pcap"
     other.write_bytes(build.pcap(_big_df_flow(365 * 86400.0)))
@@ -175,7 +175,7 @@ def test_unrelated_files_are_separate_cases(tmp_path: Path) -> None:
 
 
 def test_files_sharing_a_host_at_the_same_time_are_one_case(tmp_path: Path) -> None:
-    from regressions import build
+    from tests.regressions import build
 
     first, second = tmp_path / "a.pcap", tmp_path / "b.pcap"
     first.write_bytes(build.pcap(_big_df_flow(0.0)))

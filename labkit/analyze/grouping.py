@@ -72,22 +72,21 @@ def group(sketches: list[FileSketch], one_case: bool = False) -> list[CaseGroup]
             why[lo] |= why.pop(hi, set())
         why[lo].add(reason)
 
+    span = {i: (s.first, s.last) for i, s in enumerate(sketches) if s.first is not None}
     by_host: dict[int, list[int]] = defaultdict(list)
     for i, s in enumerate(sketches):
-        for h in s.hosts.tolist():
-            by_host[h].append(i)
+        if i in span:
+            for h in s.hosts.tolist():
+                by_host[h].append(i)
     for files in by_host.values():  # a sweep by start time over the files showing one host
-        timed = sorted(
-            (i for i in files if sketches[i].first is not None), key=lambda i: sketches[i].first
-        )
         anchor, end = -1, -np.inf
-        for i in timed:
-            s = sketches[i]
-            if anchor >= 0 and s.first <= end + SLACK_S:
+        for i in sorted(files, key=lambda i: span[i][0]):
+            first, last = span[i]
+            if anchor >= 0 and first <= end + SLACK_S:
                 join(anchor, i, "a host sends in each and the capture times overlap")
+                end = max(end, last if last is not None else first)
             else:
-                anchor = i
-            end = max(end, s.last) if anchor != i else s.last
+                anchor, end = i, (last if last is not None else first)
     outside = [i for i, s in enumerate(sketches) if s.point == "outside"]
     for i in outside:
         for j, s in enumerate(sketches):
@@ -98,11 +97,11 @@ def group(sketches: list[FileSketch], one_case: bool = False) -> list[CaseGroup]
         members[root(i)].append(i)
     out = []
     for r, idx in sorted(members.items()):
-        files = tuple(sketches[i].path for i in idx)
+        paths = tuple(sketches[i].path for i in idx)
         reason = (
             "; ".join(sorted(why[r]))
             if len(idx) > 1
             else "no other file shares a host with it at the same time"
         )
-        out.append(CaseGroup(files, reason))
+        out.append(CaseGroup(paths, reason))
     return out

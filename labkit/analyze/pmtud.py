@@ -90,7 +90,7 @@ def working_findings(facts: Mapping[str, FileFacts]) -> list[Finding]:
             f"packets of at most {m} bytes{when}, nothing larger: path-MTU discovery works; "
             f"the path MTU is {m}."
         )
-        fields = {"mtu": m, "ip_version": 6 if v6 else 4}
+        fields: dict[str, object] = {"mtu": m, "ip_version": 6 if v6 else 4}
         if after is not None:
             fields["adapted_after_s"] = round(after, 6)
         out.append(_finding("pmtud-working", summary, groups, fields))
