@@ -209,10 +209,10 @@ def test_grouping_sweeps_long_captures() -> None:
 @requires_tshark
 def test_duplicate_frames_count_once() -> None:
     """Two SPAN copies of a SYN and of a ClientHello: one SYN, one attempt, and the report says
-    2 duplicates, as many as editcap -d removes."""
+    2 duplicates, as many as editcap removes."""
     path = REGRESSIONS / "duplicate-frames.pcap"
-    t = tshark_counts(path)
-    assert t.duplicates == 2
+    t = tshark_counts(path, duplicates=2)
+    assert t.duplicates == (2, 2)  # editcap -d and editcap -w 0.01 agree
     r = analyze([path])
     counts = r.files[0].counts
     assert counts["duplicate_frames"] == 2 and counts["not_inspected"] == 0
@@ -221,3 +221,10 @@ def test_duplicate_frames_count_once() -> None:
     syn = one(r, "syn-mss", direction="syn")
     assert [e.frame for e in syn.evidence] == [1] and "frame.number == 2" in syn.wireshark_filter
     assert_filters_select_exactly_the_evidence(r)  # the copies are left out of every filter
+
+
+def test_identical_retransmissions_are_not_duplicates() -> None:
+    """A stack without timestamps resends identical bytes a second apart: those are
+    retransmissions (the mismatch's evidence), not copies, whatever editcap -d says."""
+    r = analyze([REGRESSIONS / "pmtud-ignored-1492.pcap"])
+    assert r.files[0].counts["duplicate_frames"] == 0

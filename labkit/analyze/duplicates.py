@@ -1,7 +1,8 @@
 """Duplicate frames: a SPAN port or a capture on two interfaces delivers one packet twice.
 
-A frame is a duplicate when its captured bytes equal those of one of the 4 frames before it:
-what ``editcap -d`` removes (its window of 5 holds the frame and the 4 before). A duplicate
+A frame is a duplicate when its captured bytes equal those of one of the 4 frames before it,
+captured at most 10 ms earlier: what ``editcap -d`` (a window of 5 frames) and ``editcap -w
+0.01`` (a window of 10 ms) both remove. A duplicate
 would count twice everywhere (two ClientHellos where the client sent one, a segment "sent
 twice"), so its columns are blanked before any detector sees them: it counts once, and the
 report says how many there were (``files[].counts.duplicate_frames``).
@@ -23,6 +24,10 @@ from labkit.analyze.reader import Chunk
 from labkit.findings import Finding
 
 WINDOW = 4  #: frames before a frame that it is compared with (editcap -d: window of 5)
+#: ... and at most this long before it (editcap -w): a retransmission is resent after at least
+#: 200 ms (RFC 6298's minimum RTO), so a TCP stack that resends identical bytes (no timestamp
+#: option, a constant IP ID) is never taken for a copy.
+MAX_GAP_S = 0.01
 MAX_LISTED = 64  #: duplicate frame numbers kept per file, for the filters to leave them out
 _PREFIX = 40
 _LANES = np.arange(_PREFIX)
@@ -36,6 +41,7 @@ class DuplicateFilter:
         self.frames: list[int] = []  # the first MAX_LISTED duplicates' frame numbers
         self._words = np.zeros((0, _PREFIX // 8), np.uint64)
         self._caplen = np.zeros(0, np.int64)
+        self._ts = np.zeros(0, np.float64)
         self._bytes: list[bytes] = []
 
     def mask(self, chunk: Chunk) -> np.ndarray:
@@ -44,6 +50,7 @@ class DuplicateFilter:
         pre = np.where(_LANES < chunk.caplen[:, None], chunk.win[:, :_PREFIX], 0).astype(np.uint8)
         words = np.concatenate([self._words, np.ascontiguousarray(pre).view(np.uint64)])
         caplen = np.concatenate([self._caplen, chunk.caplen])
+        ts = np.concatenate([self._ts, chunk.ts])
         t = len(self._caplen)
         dup = np.zeros(n, bool)
         for k in range(1, WINDOW + 1):
@@ -51,11 +58,13 @@ class DuplicateFilter:
                 break
             cur, prev = np.arange(max(t, k), t + n), np.arange(max(t, k) - k, t + n - k)
             cand = (caplen[cur] == caplen[prev]) & (words[cur] == words[prev]).all(axis=1)
+            cand &= np.abs(ts[cur] - ts[prev]) <= MAX_GAP_S
             for i, j in zip(cur[cand].tolist(), prev[cand].tolist()):
                 if not dup[i - t] and self._packet(chunk, i - t) == self._packet(chunk, j - t):
                     dup[i - t] = True
         keep = min(WINDOW, t + n)
         self._words, self._caplen = words[-keep:].copy(), caplen[-keep:].copy()
+        self._ts = ts[-keep:].copy()
         self._bytes = (self._bytes + [chunk.packet(i) for i in range(max(0, n - keep), n)])[-keep:]
         self.count += int(np.count_nonzero(dup))
         if len(self.frames) < MAX_LISTED and dup.any():
