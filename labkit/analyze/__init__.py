@@ -226,7 +226,7 @@ def scan_file(
     stats = ScanStats()
 
     def scanned() -> Scanned:
-        report = _file_report(label, cap, stats, ff)
+        report = _file_report(label, cap, stats, ff.warnings(), ff.coverage.by_reason())
         return Scanned(
             report,
             ff if report.error is None else None,
@@ -247,12 +247,20 @@ def scan_file(
     return scanned()
 
 
-def _file_report(label: str, cap: Capture, stats: ScanStats, ff: FileFacts) -> FileReport:
-    """What one file is, from its reader and its scan's counts (so far)."""
+def _file_report(
+    label: str,
+    cap: Capture,
+    stats: ScanStats,
+    given_up: Sequence[str] = (),
+    not_inspected: dict[str, int] | None = None,
+) -> FileReport:
+    """What one file is, from its reader and its scan's counts (so far); ``given_up``: what
+    the detectors' bounded tables gave up (:meth:`FileFacts.warnings`); ``not_inspected``:
+    frames not inspected by reason (named when a file has no IP packet at all)."""
     from labkit.analyze.decode import SUPPORTED_LINKTYPES, linktype_name
     from labkit.analyze.detectors.coverage import top_reasons
 
-    warnings = [str(w) for w in cap.warnings]
+    warnings = [str(w) for w in cap.warnings] + list(given_up)
     unknown = {
         lt: n
         for lt, n in stats.linktype_frames.items()
@@ -269,7 +277,9 @@ def _file_report(label: str, cap: Capture, stats: ScanStats, ff: FileFacts) -> F
             if unknown
             else f" ({warnings[0]})"
             if warnings
-            else f" ({top_reasons(ff.coverage.by_reason())})"
+            else f" ({top_reasons(not_inspected)})"
+            if not_inspected
+            else ""
         )
     return FileReport(
         label,
