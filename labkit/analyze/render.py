@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from labkit.analyze.detectors.coverage import blind_spots
 from labkit.analyze.report import Report
 from labkit.findings import Finding
 from labkit.terminal import printable
@@ -60,8 +61,15 @@ def to_text(report: Report) -> str:
         lines.append(f"    capture point: {fr.capture_point} ({fr.capture_point_reason})")
         if fr.cannot_show:
             lines.append(f"    cannot show: {fr.cannot_show}")
+        unseen = blind_spots([fr.counts])
+        if unseen:
+            lines.append(f"    not inspected: {unseen}")
         for w in fr.warnings:
             lines.append(f"    warning: {w}")
+    if len(report.cases) > 1 or any(len(c.files) > 1 for c in report.cases):
+        lines.append("cases (files judged together, and why):")
+        for i, c in enumerate(report.cases, 1):
+            lines.append(f"  case {i}: {', '.join(c.files)} ({c.reason})")
     for src in report.sources:
         offset = f" (clock offset {src.offset:+.3f} s)" if src.offset else ""
         lines.append(f"  {src.path}: {src.error or src.summary}{offset}")

@@ -142,6 +142,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="a head-end address (repeatable); DTLS peers are found without it",
     )
     p.add_argument(
+        "--one-case",
+        action="store_true",
+        help="judge all files as one case (default: only files that share hosts and time)",
+    )
+    p.add_argument(
         "--force", action="store_true", help="overwrite --annotate's / --plot's output file"
     )
     p.add_argument(
@@ -211,7 +216,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("- (standard input) can be read only once: give it once")
     offsets = _offsets(args)
     keylog = sources.read_keylog(args.keylog) if args.keylog else None
-    options = AnalyzeOptions(tunnel_mtu=args.tunnel_mtu, headends=tuple(args.headend))
+    options = AnalyzeOptions(
+        tunnel_mtu=args.tunnel_mtu, headends=tuple(args.headend), one_case=args.one_case
+    )
     collect = Collect(keylog, plot=bool(args.plot))
     if args.follow:
         scanned = [_follow(args, options, collect)]
