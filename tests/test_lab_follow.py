@@ -78,17 +78,20 @@ def _labkit(*args: str, stdin: IO[bytes]) -> subprocess.Popen[str]:
     )
 
 
-def _tcpdump(netns: str, iface: str) -> tuple[subprocess.Popen[bytes], Lines]:
-    """``tcpdump -U -w -`` at the capture point, bounded in count; returns once it listens."""
+def _tcpdump(netns: str, iface: str, procs: list[subprocess.Popen]) -> subprocess.Popen[bytes]:
+    """``tcpdump -U -w -`` at the capture point, bounded in count, added to ``procs`` (which
+    the test stops whatever happens); returns once it listens. Its stderr keeps being read so
+    that it never blocks on it."""
     proc = subprocess.Popen(
         ["ip", "netns", "exec", netns, "tcpdump", "-U", "-w", "-", "-c", "2000", "-i", iface],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+    procs.append(proc)
     assert proc.stderr is not None
     err = Lines(open(proc.stderr.fileno(), encoding="utf-8", errors="replace", closefd=False))
     assert err.until("listening on", time.monotonic() + 10), err.rest(time.monotonic())
-    return proc, err
+    return proc
 
 
 def _stop(*procs: subprocess.Popen) -> None:
@@ -104,17 +107,17 @@ def test_follow_reports_the_icmp_1347_while_tcpdump_still_runs(tmp_path: Path) -
     copy = tmp_path / "inside.pcap"
     procs: list[subprocess.Popen] = []
     name = unique("fo")
-    try:
-        with lab(name):
+    with lab(name):  # down in its own finally, after the processes below are stopped
+        try:
             st = state.load(name)
             assert st is not None
             netns, iface = point_interface(st, "inside")
-            live_dump, _ = _tcpdump(netns, iface)
-            whole_dump, _ = _tcpdump(netns, iface)
+            live_dump = _tcpdump(netns, iface, procs)
+            whole_dump = _tcpdump(netns, iface, procs)
             tee = subprocess.Popen(
                 ["tee", str(copy)], stdin=whole_dump.stdout, stdout=subprocess.PIPE
             )
-            procs += [live_dump, whole_dump, tee]
+            procs.append(tee)
             follow = _labkit("analyze", "--follow", "-", stdin=live_dump.stdout)  # type: ignore[arg-type]
             whole = _labkit("analyze", "-", "--format", "json", stdin=tee.stdout)  # type: ignore[arg-type]
             procs += [follow, whole]
@@ -147,8 +150,8 @@ def test_follow_reports_the_icmp_1347_while_tcpdump_still_runs(tmp_path: Path) -
             whole_out, whole_err = whole.communicate(timeout=LINES_DEADLINE_S)
             assert whole.returncode == 1, whole_err
             tee.wait(timeout=10)
-    finally:
-        _stop(*procs)
+        finally:
+            _stop(*procs)
     assert lab_namespaces(name) == []
     assert not state.lab_dir(name).exists()
 
