@@ -208,7 +208,11 @@ def load_topology(path: str | Path) -> Topology:
         if key not in _KEYS:
             raise InputError(f"{p}:{lines[key]}: unknown key {key!r}; known: {', '.join(_KEYS)}")
     kw: dict[str, Any] = {}
-    line = lines.get
+
+    def line(key: str) -> int:
+        """The line of a key; 0 for one the file leaves out (its default applies)."""
+        return lines.get(key, 0)
+
     if "description" in data:
         kw["description"] = str(data["description"] or "")
     if "headend" in data:
@@ -247,7 +251,7 @@ def load_topology(path: str | Path) -> Topology:
         # The ASA's own arithmetic (labkit.mtu), so the file states the config, not the result.
         tcpmss = _expect(
             p,
-            line("tcpmss") or 0,
+            line("tcpmss"),
             "tcpmss",
             data.get("tcpmss", mtu.DEFAULT_TCPMSS),
             int,
@@ -255,7 +259,7 @@ def load_topology(path: str | Path) -> Topology:
         )
         suite = _expect(
             p,
-            line("tls_cipher") or 0,
+            line("tls_cipher"),
             "tls_cipher",
             data.get("tls_cipher", mtu.DEFAULT_CIPHER),
             str,
