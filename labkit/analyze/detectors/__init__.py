@@ -60,13 +60,16 @@ class FileFacts:
         """Plain counts of what the scan saw, findings or not: a check against another tool
         (the benchmark compares them with tshark's). Keys and definitions: analyze/README.md."""
         syn: dict[str, dict[int, int]] = {"syn_mss": {}, "synack_mss": {}}
-        for g in self.mss.groups.values():
-            d = syn["synack_mss" if g.synack else "syn_mss"]
-            d[g.mss] = d.get(g.mss, 0) + g.count
-        icmp = {"icmp_frag_needed_mtu": {}, "icmpv6_packet_too_big_mtu": {}}
-        for (v6, mtu), g in self.icmp.frag.items():
+        for group in self.mss.groups.values():
+            d = syn["synack_mss" if group.synack else "syn_mss"]
+            d[group.mss] = d.get(group.mss, 0) + group.count
+        icmp: dict[str, dict[int, int]] = {
+            "icmp_frag_needed_mtu": {},
+            "icmpv6_packet_too_big_mtu": {},
+        }
+        for (v6, mtu), frag in self.icmp.frag.items():
             icmp["icmpv6_packet_too_big_mtu" if v6 else "icmp_frag_needed_mtu"][mtu] = (
-                g.frames.count
+                frag.frames.count
             )
         pairs = [p for p in self.dtls.pairs.values() if p.attempts]
         with_tls = with_tls_sessions(pairs, [self.tls]).tolist()
