@@ -34,6 +34,7 @@ from labkit import mtu
 from labkit.analyze import decode as dec
 from labkit.analyze.detectors import FileFacts
 from labkit.analyze.detectors.dtls import DtlsPair, anyconnect_like, with_tls_sessions
+from labkit.analyze.detectors.mss import SynGroup
 from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
 from labkit.analyze.detectors.size import DfSelection
 from labkit.analyze.evidence import FrameSet, Selection, any_of, dst_field, paren, select, src_field
@@ -198,7 +199,7 @@ class Case:
             vname = dec.DTLS_VERSIONS.get(p.version or -1)
             if p.established:
                 how = []
-                if p.hvr.count:  # type: ignore[union-attr]
+                if p.hvr.count:
                     how.append("after a HelloVerifyRequest")
                 if p.retransmitted_hellos:
                     how.append(f"despite {p.retransmitted_hellos} retransmitted ClientHello(s)")
@@ -226,7 +227,7 @@ class Case:
                                 "resumed": p.resumed,
                                 "hello_verify_request": bool(p.hvr.count)
                                 if p.handshake_seen
-                                else None,  # type: ignore[union-attr]
+                                else None,
                                 "retransmitted_hellos": p.retransmitted_hellos
                                 if p.handshake_seen
                                 else None,
@@ -237,13 +238,10 @@ class Case:
                     )
                 )
             elif det.unanswered(p) or (
-                p.hvr.count
-                and not p.server_hello.count  # type: ignore[union-attr]
-                and p.cookie_hellos
-                and p.attempts >= 2
+                p.hvr.count and not p.server_hello.count and p.cookie_hellos and p.attempts >= 2
             ):
                 unreach = self._unreachables_for(p)
-                hvr = p.hvr.count  # type: ignore[union-attr]
+                hvr = p.hvr.count
                 tail = (
                     f"; the head-end answered {hvr} HelloVerifyRequest(s) but never a ServerHello"
                     if hvr
@@ -398,7 +396,7 @@ class Case:
         out = []
         hellos: dict[tuple[str, str], list[float]] = {}
         for p in self.dtls_pairs:
-            times = [t for _f, t in p.hellos.frames] + [p.last_hello_ts]  # type: ignore[union-attr]
+            times = [t for _f, t in p.hellos.frames] + [p.last_hello_ts]
             hellos.setdefault((p.client, p.server), []).extend(t for t in times if p.attempts)
         for f in self.facts.values():
             for (client, server, port), keys in f.tls.endpoints_to(self.headends).items():
@@ -442,11 +440,11 @@ class Case:
                     )
         return out
 
-    def _syn_roles(self, file: str):
+    def _syn_roles(self, file: str) -> list[tuple[SynGroup, str | None, int]]:
         """(group, role, count) for every SYN group of ``file`` split by role."""
         f = self.facts[file]
         heads = self._head_hashes
-        out = []
+        out: list[tuple[SynGroup, str | None, int]] = []
         for (synack, mss_v, ipver), grp in sorted(f.mss.groups.items()):
             if not self.headends:
                 out.append((grp, None, grp.count))
@@ -661,7 +659,7 @@ class Case:
         done: set[tuple[int, int | None]] = set()
         vpn = any(self.facts[p.file].dtls.unanswered(p) for p in self.dtls_pairs)
         for lim in self.limits():
-            parts: dict[str, list[tuple[list[FrameSet], str | None]]] = {}
+            parts: dict[str, list[_Part]] = {}
             size = None
             if lim.source == "icmp":
                 quotes: Counter = Counter()
@@ -752,11 +750,15 @@ class Case:
         return out
 
 
-def _union(parts: list) -> Selection | None:
+#: One part of a file's evidence: frame sets with the clause that selects them, or a ready selection.
+_Part = tuple[list[FrameSet], str | None] | Selection
+
+
+def _union(parts: list[_Part]) -> Selection | None:
     """One selection for a file from several parts - (sets, clause) or ready selections - as
     the OR of exact parts."""
-    sels = [p if isinstance(p, Selection) else select(p[0], clause=p[1]) for p in parts]
-    sels = [s for s in sels if s is not None]
+    made = (p if isinstance(p, Selection) else select(p[0], clause=p[1]) for p in parts)
+    sels = [s for s in made if s is not None]
     if not sels:
         return None
     frames = sorted({f for s in sels for f in s.frames})
