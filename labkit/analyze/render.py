@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from labkit.analyze.detectors.coverage import blind_spots
 from labkit.analyze.report import Report
 from labkit.findings import Finding
+from labkit.terminal import printable
 
 _SKIP_FIELDS = {"wireshark_filters"}
 
@@ -59,8 +61,15 @@ def to_text(report: Report) -> str:
         lines.append(f"    capture point: {fr.capture_point} ({fr.capture_point_reason})")
         if fr.cannot_show:
             lines.append(f"    cannot show: {fr.cannot_show}")
+        unseen = blind_spots([fr.counts])
+        if unseen:
+            lines.append(f"    not inspected: {unseen}")
         for w in fr.warnings:
             lines.append(f"    warning: {w}")
+    if len(report.cases) > 1 or any(len(c.files) > 1 for c in report.cases):
+        lines.append("cases (files judged together, and why):")
+        for i, c in enumerate(report.cases, 1):
+            lines.append(f"  case {i}: {', '.join(c.files)} ({c.reason})")
     for src in report.sources:
         offset = f" (clock offset {src.offset:+.3f} s)" if src.offset else ""
         lines.append(f"  {src.path}: {src.error or src.summary}{offset}")
@@ -87,4 +96,4 @@ def to_text(report: Report) -> str:
             filt = filters.get(file, f.wireshark_filter)
             if filt and file not in logs:
                 lines.append(f"    wireshark filter: {filt}")
-    return "\n".join(lines)
+    return "\n".join(map(printable, lines))  # a newline in a file name forges no line
