@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     # Names, log lines and config text are echoed as written: their control characters are
     # shown, never obeyed by the terminal (labkit.terminal says why).
     out, err = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = PrintableStream(out), PrintableStream(err, keep="\n\t\r")  # type: ignore[assignment]
+    sys.stdout, sys.stderr = PrintableStream(out), PrintableStream(err, keep="\n\t\r")
     try:
         return _run(name, command, args, debug)
     finally:

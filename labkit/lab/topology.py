@@ -171,7 +171,11 @@ def _construct_mapping(c: _Constructor, node: yaml.MappingNode) -> dict[str, Any
     return mapping
 
 
-_Constructor.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# PyYAML's stubs expect constructors registered on a Loader; a bare constructor class takes
+# them the same way at run time.
+_Constructor.add_constructor(  # type: ignore[type-var]
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
+)
 
 
 def _expect(path: Path, line: int, key: str, value: Any, kind: type, what: str) -> Any:
