@@ -41,7 +41,7 @@ from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
 from labkit.analyze.detectors.size import DfSelection
 from labkit.analyze.evidence import FrameSet, Selection, any_of, dst_field, paren, select, src_field
 from labkit.analyze.report import AnalyzeOptions, FileReport
-from labkit.findings import Evidence, Finding
+from labkit.findings import Evidence, Finding, Severity
 
 DEFAULT_VPN_PORT = mtu.DEFAULT_DTLS_PORT
 RAW_POINT_LINKTYPES = dec.RAW_LINKTYPES | {dec.LINKTYPE_NULL, dec.LINKTYPE_LOOP}
@@ -71,12 +71,12 @@ def _finding(
     summary: str,
     selections: Sequence[Selection | None],
     fields: dict,
-    severity: str | None = None,
+    severity: Severity | None = None,
 ) -> Finding:
     evidence, filt, filters = _findings_from(selections)
     if len(filters) > 1:
         fields = dict(fields, wireshark_filters=filters)
-    return Finding(fid, summary, evidence, filt, fields, severity)  # type: ignore[arg-type]
+    return Finding(fid, summary, evidence, filt, fields, severity)
 
 
 def _per_file(sets: Iterable[FrameSet], clause: str | None = None) -> list[Selection | None]:
