@@ -27,6 +27,7 @@ Sources for the arithmetic:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -444,3 +445,50 @@ def _fixes(cfg: TunnelConfig, tls: int) -> tuple[Fix, ...]:
                 )
             )
     return tuple(fixes)
+
+
+def consequence(p: Prediction) -> str:
+    """What a DTLS failure does under ``p``'s configuration, in one sentence.
+
+    One text for the calculator, the advisor and the analyzer, so a lab engineer reads the same
+    words whichever tool names the problem. With df-bit-ignore the head-end fragments the large
+    DF packets into the TLS tunnel instead of dropping them (no ICMP 3/4, no black hole); the
+    reconnect to the TLS MTU happens either way (tech note 116881).
+    """
+    if not p.mismatch:
+        return (
+            f"no mismatch: a DTLS->TLS fallback keeps the adapter MTU {p.adapter_mtu} "
+            f"within the TLS MTU {p.tls_mtu}; no reconnect is needed."
+        )
+    head = (
+        f"if DTLS cannot be built, the TLS tunnel carries at most {p.tls_mtu} bytes but the "
+        f"adapter sends up to {p.adapter_mtu} ({p.mismatch_bytes} bytes too many): "
+    )
+    if p.config.df_bit_ignore:
+        middle = (
+            f"the head-end fragments {p.adapter_mtu}-byte DF packets into the TLS tunnel "
+            f"(df-bit-ignore: no drop, no ICMP 3/4)"
+        )
+    else:
+        middle = (
+            f"{p.adapter_mtu}-byte DF packets are dropped with ICMP 3/4 "
+            f"(black hole if ICMP is filtered)"
+        )
+    return (
+        f"{head}{middle} and the client reconnects to apply MTU {p.fallback_mtu} "
+        f"(DART reconfigure reason code 16)."
+    )
+
+
+def fixes_text(fixes: Sequence[Fix]) -> list[str]:
+    """The ranked fixes as lines (best first): config lines indented, then the side effect.
+
+    ``labkit mtu``, ``labkit advise`` and ``labkit analyze`` print exactly these lines (each
+    under its own indent), so a fix reads the same in every report.
+    """
+    lines: list[str] = []
+    for rank, f in enumerate(fixes, start=1):
+        lines.append(f"{rank}. [{f.id}]")
+        lines += [f"   {line}" for line in f.config.splitlines()]
+        lines.append(f"   effect: {f.effect}")
+    return lines
