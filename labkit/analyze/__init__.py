@@ -18,6 +18,7 @@ from labkit.errors import InputError
 
 if TYPE_CHECKING:
     from labkit.analyze.detectors import FileFacts
+    from labkit.analyze.diagnosis import Fragmented
 
 __all__ = ["analyze", "AnalyzeOptions", "FileReport", "Report"]
 
@@ -80,7 +81,24 @@ def analyze(
         )
     findings = tuple(case.findings()) if facts else ()
     files = tuple(reports[label] for label in labels)
-    return Report(files, findings, verdict(findings, files), options)
+    return Report(files, findings, verdict(findings, files), options, fragments=_fragments(facts))
+
+
+def _fragments(facts: dict[str, FileFacts]) -> tuple[Fragmented, ...]:
+    """Each file's IPv4 fragments, as the diagnosis reads them."""
+    from labkit.analyze.diagnosis import Fragmented
+    from labkit.findings import Evidence
+
+    return tuple(
+        Fragmented(
+            file,
+            tuple(ff.frags.sizes.most_common()),
+            tuple(Evidence(file, fr, t) for fr, t in ff.frags.frames.frames),
+            ff.frags.frames.count,
+        )
+        for file, ff in facts.items()
+        if ff.frags.sizes
+    )
 
 
 def scan_file(

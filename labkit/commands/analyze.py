@@ -26,9 +26,10 @@ from labkit import mtu
 from labkit.analyze import AnalyzeOptions, Report, analyze, sources
 from labkit.analyze.case import verdict
 from labkit.analyze.progress import Progress
-from labkit.analyze.render import to_json, to_text
+from labkit.analyze.render import TextOptions, to_json, to_text
 from labkit.errors import InputError, UsageError
 from labkit.fileio import atomic_output, check_output_path
+from labkit.findings import SEVERITY_RANK
 
 if TYPE_CHECKING:
     from labkit.analyze.timeline import LogInputs
@@ -118,7 +119,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="OUT.png",
         help="draw the timeline: packet sizes per direction, the MTUs, and the events",
     )
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text for a person (diagnosis first), json for scripts: one document on stdout "
+        "(default %(default)s)",
+    )
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="text: list every finding with its fields and whole filters, none summarised",
+    )
+    p.add_argument(
+        "--min-severity",
+        choices=tuple(SEVERITY_RANK),
+        default="warning",
+        help="text: list findings of this severity and above; the rest are counted "
+        "(default %(default)s)",
+    )
     p.add_argument(
         "--annotate",
         metavar="OUT.pcapng",
@@ -288,7 +307,8 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write(f"labkit analyze: warning: {s.error}\n")
         elif s.kind == "keylog" and not any(r.tunnels for r in decrypted.values()):
             sys.stderr.write(f"labkit analyze: warning: {s.summary}\n")
-    print(to_json(report) if args.format == "json" else to_text(report))
+    text_options = TextOptions(all=args.all, min_severity=args.min_severity)
+    print(to_json(report) if args.format == "json" else to_text(report, text_options))
     if args.annotate:
         from labkit.analyze.annotate import write_annotated
 

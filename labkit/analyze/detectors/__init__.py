@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from labkit.analyze.detectors.dtls import DtlsDetector
+from labkit.analyze.detectors.frags import FragmentDetector
 from labkit.analyze.detectors.icmp import IcmpDetector
 from labkit.analyze.detectors.mss import MssDetector
 from labkit.analyze.detectors.retrans import RetransDetector
@@ -28,6 +29,7 @@ class FileFacts:
     icmp: IcmpDetector
     size: SizeDetector
     retrans: RetransDetector
+    frags: FragmentDetector
 
     @classmethod
     def new(cls, file: str) -> FileFacts:
@@ -38,11 +40,12 @@ class FileFacts:
             IcmpDetector(file),
             SizeDetector(file),
             RetransDetector(file),
+            FragmentDetector(file),
         )
 
     @property
     def detectors(self) -> list:
-        return [self.dtls, self.tls, self.mss, self.icmp, self.size, self.retrans]
+        return [self.dtls, self.tls, self.mss, self.icmp, self.size, self.retrans, self.frags]
 
     def census(self, mtus: Iterable[int]) -> dict[str, Any]:
         """Plain counts of what the scan saw, findings or not: a check against another tool
