@@ -256,3 +256,12 @@ def test_generated_benchmark_capture_fits_one_screen(tmp_path):
     assert len(text.splitlines()) <= 60
     for h in heads:
         assert f"head-end {h}:" in text
+
+
+def test_readme_first_screen_is_the_reference_case_diagnosis():
+    readme = (ROOT / "README.md").read_text()
+    shown = readme.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
+    assert shown[2].startswith("DIAGNOSIS:") and any(x.startswith("FIXES") for x in shown)
+    folder = SCENARIOS / "dtls-blocked-icmp-ok"
+    out = labkit("analyze", *sorted(str(p) for p in folder.iterdir())).stdout.splitlines()
+    assert out[: len(shown)] == shown
