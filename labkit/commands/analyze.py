@@ -120,6 +120,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="draw the timeline: packet sizes per direction, the MTUs, and the events",
     )
     p.add_argument(
+        "--html",
+        metavar="OUT.html",
+        help="write a self-contained HTML report (diagnosis, fixes, timeline picture, "
+        "findings table with filters) to attach to a case; no network needed to view it",
+    )
+    p.add_argument(
         "--format",
         choices=("text", "json"),
         default="text",
@@ -233,6 +239,7 @@ def _check_rereads(args: argparse.Namespace) -> None:
             for flag, on in (
                 ("--annotate", args.annotate),
                 ("--plot", args.plot),
+                ("--html", args.html),
                 ("--keylog", args.keylog),
             )
             if on
@@ -255,7 +262,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.files and not (args.syslog or args.dart):
         raise UsageError("give at least one capture FILE, --syslog or --dart")
     inputs = [*args.files, *args.syslog, *args.dart, *([args.keylog] if args.keylog else [])]
-    for out in (args.annotate, args.plot):
+    _check_extensions(args)
+    for out in (args.annotate, args.plot, args.html):
         if out:
             check_output_path(out, force=args.force, inputs=inputs)
     _check_rereads(args)
@@ -284,7 +292,7 @@ def run(args: argparse.Namespace) -> int:
     if keylog is not None:
         found.append(sources.keylog_source(args.keylog, keylog, decrypted))
     logs = None
-    if found or args.plot:  # the log parsers and the join cost imports a capture alone skips
+    if found or args.plot or args.html:  # the log parsers and the join cost imports
         from labkit.analyze.timeline import LogInputs, join
 
         logs = LogInputs(tuple(syslog), tuple(dart), tuple(decrypted.items()))
@@ -316,16 +324,49 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"labkit analyze: wrote {args.annotate} ({n} commented frame(s))\n")
     if logs is not None and args.plot:
         _plot(args, report, logs, inputs)
+    if logs is not None and args.html:
+        _html(args, report, logs, inputs)
     return report.exit_code
 
 
-def _plot(args: argparse.Namespace, report: Report, logs: LogInputs, inputs: list[str]) -> None:
+#: What each picture or report option writes, and the file name endings that say so.
+_EXTENSIONS = {"--plot": (".png",), "--html": (".html", ".htm")}
+
+
+def _check_extensions(args: argparse.Namespace) -> None:
+    """Refuse a name whose extension says another format: a PNG named .html misleads whoever
+    opens it (and a browser shows it as text)."""
+    for flag, value in (("--plot", args.plot), ("--html", args.html)):
+        ends = _EXTENSIONS[flag]
+        if value and not str(value).lower().endswith(ends):
+            raise UsageError(
+                f"{flag} {value}: writes {ends[0][1:].upper()}, but the name does not end in "
+                f"{' or '.join(ends)}",
+                hint=f"name it e.g. case{ends[0]}",
+            )
+
+
+def _timeline(report: Report, logs: LogInputs):
     from labkit.analyze.plotdata import build
-    from labkit.plot import render_png
 
     captures = [f.path for f in report.files if f.analyzable]
     points = {f.path: f.capture_point for f in report.files if f.analyzable}
-    timeline = build(captures, report.findings, logs, points)
+    return build(captures, report.findings, logs, points)
+
+
+def _html(args: argparse.Namespace, report: Report, logs: LogInputs, inputs: list[str]) -> None:
+    from labkit.analyze.html import to_html
+
+    page = to_html(report, _timeline(report, logs))
+    with atomic_output(args.html, force=args.force, inputs=inputs) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    sys.stderr.write(f"labkit analyze: wrote {args.html}\n")
+
+
+def _plot(args: argparse.Namespace, report: Report, logs: LogInputs, inputs: list[str]) -> None:
+    from labkit.plot import render_png
+
+    timeline = _timeline(report, logs)
     with atomic_output(args.plot, force=args.force, inputs=inputs) as tmp:
         render_png(timeline, tmp)
     sys.stderr.write(f"labkit analyze: wrote {args.plot}\n")
