@@ -15,6 +15,7 @@ import sys
 from labkit import mtu
 from labkit.advise import Advice, PolicyAdvice, advise
 from labkit.asa_config import parse
+from labkit.commands import add_format_option
 from labkit.errors import EXIT_OK, EXIT_PROBLEM, InputError
 from labkit.fileio import read_input
 
@@ -32,12 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=mtu.DEFAULT_BASE_MTU,
         help="the clients' NIC MTU, X-CSTP-Base-MTU (default %(default)s)",
     )
-    p.add_argument(
-        "--format",
-        choices=("text", "json"),
-        default="text",
-        help="text for a person, json for scripts: one document on stdout (default %(default)s)",
-    )
+    add_format_option(p, "the advice")
 
 
 def read_config(path: str) -> str:

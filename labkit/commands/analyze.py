@@ -27,6 +27,7 @@ from labkit.analyze import AnalyzeOptions, Report, analyze, sources
 from labkit.analyze.case import verdict
 from labkit.analyze.progress import Progress
 from labkit.analyze.render import TextOptions, to_json, to_text
+from labkit.commands import add_format_option
 from labkit.errors import InputError, UsageError
 from labkit.fileio import atomic_output, check_output_path
 from labkit.findings import SEVERITY_RANK
@@ -125,13 +126,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="write a self-contained HTML report (diagnosis, fixes, timeline picture, "
         "findings table with filters) to attach to a case; no network needed to view it",
     )
-    p.add_argument(
-        "--format",
-        choices=("text", "json"),
-        default="text",
-        help="text for a person (diagnosis first), json for scripts: one document on stdout "
-        "(default %(default)s)",
-    )
+    add_format_option(p, "the report (diagnosis first)")
     p.add_argument(
         "--all",
         action="store_true",

@@ -96,7 +96,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     s = sub.add_parser("oversized", help=_HELP["oversized"], description=_HELP["oversized"])
     s.add_argument("--size", type=_int, help=f"IP total length (default {cfg.adapter_mtu})")
-    s.add_argument("--proto", choices=("tcp", "udp", "icmp"), default="tcp")
+    s.add_argument(
+        "--proto",
+        choices=("tcp", "udp", "icmp"),
+        default="tcp",
+        help="transport of the oversized packet (default %(default)s)",
+    )
     s.add_argument("--no-df", action="store_true", help="leave the DF bit clear")
     _common(s)
 

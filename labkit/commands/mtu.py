@@ -6,6 +6,7 @@ import argparse
 import json
 
 from labkit import mtu
+from labkit.commands import add_format_option
 from labkit.errors import EXIT_OK, EXIT_PROBLEM
 
 
@@ -52,12 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--df-bit-ignore", action="store_true", help="'anyconnect ssl df-bit-ignore enable' set"
     )
     p.add_argument("--ipv6", action="store_true", help="inner traffic is IPv6 (MSS = MTU - 60)")
-    p.add_argument(
-        "--format",
-        choices=("text", "json"),
-        default="text",
-        help="text for a person, json for scripts: one document on stdout (default %(default)s)",
-    )
+    add_format_option(p, "the prediction")
 
 
 def config_from_args(args: argparse.Namespace) -> mtu.TunnelConfig:

@@ -10,6 +10,7 @@ import argparse
 import json
 import re
 
+from labkit.commands import add_format_option
 from labkit.errors import EXIT_OK, EXIT_PROBLEM, UsageError
 
 _LAB_NETNS = re.compile(r"^lk-([a-z0-9]{1,12})-(client|router|headend|server)$")
@@ -47,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow an interface outside labkit's lab namespaces",
     )
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    add_format_option(parser, "what was sent")
 
 
 def _check_target(netns: str | None, allow_any: bool) -> None:
