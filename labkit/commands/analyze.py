@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from labkit import mtu
 from labkit.analyze import AnalyzeOptions, Report, analyze, sources
+from labkit.analyze.annotate import DEFAULT_FOLDER, check_targets, targets
 from labkit.analyze.case import verdict
 from labkit.analyze.progress import Progress
 from labkit.analyze.render import TextOptions, to_json, to_text
@@ -141,8 +142,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--annotate",
-        metavar="OUT.pcapng",
-        help="write a pcapng copy with a comment on every evidence frame",
+        nargs="?",
+        const=DEFAULT_FOLDER,
+        metavar="DIR|OUT.pcapng",
+        help="write a pcapng copy of each capture with a comment on every evidence frame "
+        "(frame numbers and order kept): DIR/NAME.annotated.pcapng, default folder "
+        f"'{DEFAULT_FOLDER}'; OUT.pcapng for a single capture",
     )
     p.add_argument(
         "--tunnel-mtu",
@@ -258,9 +263,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give at least one capture FILE, --syslog or --dart")
     inputs = [*args.files, *args.syslog, *args.dart, *([args.keylog] if args.keylog else [])]
     _check_extensions(args)
-    for out in (args.annotate, args.plot, args.html):
+    for out in (args.plot, args.html):
         if out:
             check_output_path(out, force=args.force, inputs=inputs)
+    copies = []
+    if args.annotate:
+        copies = targets(args.annotate, args.files)
+        check_targets(copies, force=args.force, inputs=inputs)
     _check_rereads(args)
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         raise UsageError("--plot needs matplotlib", hint="pip install 'labkit[plot]'")
@@ -312,11 +321,11 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write(f"labkit analyze: warning: {s.summary}\n")
     text_options = TextOptions(all=args.all, min_severity=args.min_severity)
     print(to_json(report) if args.format == "json" else to_text(report, text_options))
-    if args.annotate:
-        from labkit.analyze.annotate import write_annotated
+    if copies:
+        from labkit.analyze.annotate import write_each
 
-        n = write_annotated(report, args.files, args.annotate, force=args.force)
-        sys.stderr.write(f"labkit analyze: wrote {args.annotate} ({n} commented frame(s))\n")
+        for out, n in write_each(report, copies, force=args.force):
+            sys.stderr.write(f"labkit analyze: wrote {out} ({n} commented frame(s))\n")
     if logs is not None and args.plot:
         _plot(args, report, logs, inputs)
     if logs is not None and args.html:
