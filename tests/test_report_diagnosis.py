@@ -6,6 +6,7 @@ captures summarised. tshark judges every frame the diagnosis cites and every fil
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -265,3 +266,24 @@ def test_readme_first_screen_is_the_reference_case_diagnosis():
     folder = SCENARIOS / "dtls-blocked-icmp-ok"
     out = labkit("analyze", *sorted(str(p) for p in folder.iterdir())).stdout.splitlines()
     assert out[: len(shown)] == shown
+
+
+@requires_tshark
+def test_decrypted_connect_prints_the_tshark_command_that_shows_it():
+    data = ROOT / "tests" / "data"
+    pcap, keylog = data / "cstp-tls12.pcap", data / "cstp-tls12.keylog"
+    proc = labkit("analyze", str(pcap), "--keylog", str(keylog))
+    commands = [x.split("show it: ", 1)[1] for x in proc.stdout.splitlines() if "show it: " in x]
+    assert len(commands) == 1 and f"-o tls.keylog_file:{keylog}" in commands[0]
+    run = subprocess.run(
+        [*shlex.split(commands[0]), "-T", "fields", "-e", "frame.number"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.stdout.split() == ["25"]  # the CONNECT response, as tshark decrypts it
+    # The numbers of the decrypted CONNECT give the model's fixes (not-shown: no drop seen).
+    _, doc = report_json(str(pcap), "--keylog", str(keylog))
+    assert doc["diagnosis"]["status"] == "not-shown"
+    assert doc["diagnosis"]["model"] == "labkit mtu --base-mtu 1500 --tcpmss 1380"
+    assert [f["id"] for f in doc["fixes"]] == ["anyconnect-mtu", "df-bit-ignore", "tcpmss"]

@@ -148,6 +148,14 @@ def _numbers(findings: Sequence[Finding]) -> _Numbers:
     dtls_cipher = str(cstp.fields.get("dtls_cipher", "")) if cstp else ""
     if dtls_cipher.upper() not in mtu.CIPHERS:
         dtls_cipher = mtu.DEFAULT_CIPHER
+    if adapter is None and cstp is not None and cstp.fields.get("x_dtls_mtu"):
+        # AnyConnect brings its adapter up at X-DTLS-MTU while DTLS is assumed (DESIGN.md 1.2).
+        adapter = int(cstp.fields["x_dtls_mtu"])
+        adapter_step = Step(
+            f"the head-end announced X-DTLS-MTU {adapter}: the client's adapter comes up at it",
+            "cstp-connect",
+            _first(cstp),
+        )
     tunnel = tunnel_step = None
     if cstp is not None and cstp.fields.get("x_cstp_mtu"):
         tunnel = int(cstp.fields["x_cstp_mtu"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -94,10 +95,36 @@ def _where(step: Step) -> str:
     return f" [{step.finding + ', ' if step.finding else ''}{os.path.basename(e.file)} frame {e.frame}]"
 
 
-def diagnosis_lines(d: Diagnosis) -> list[str]:
-    """The diagnosis and the fixes: what a person acts on, before any detail."""
+def tshark_command(f: Finding, report: Report) -> str | None:
+    """The tshark command line that shows a decrypted finding's frames: the key log must be
+    given to tshark too (``-o tls.keylog_file:FILE``), or the filter matches nothing."""
+    if not f.fields.get("keylog_needed_for_filter") or not f.evidence:
+        return None
+    keylog = next((s.path for s in report.sources if s.kind == "keylog"), None)
+    if keylog is None:
+        return None
+    return shlex.join(
+        [
+            "tshark",
+            "-r",
+            f.evidence[0].file,
+            "-o",
+            f"tls.keylog_file:{keylog}",
+            "-Y",
+            f.wireshark_filter,
+        ]
+    )
+
+
+def diagnosis_lines(d: Diagnosis, commands: dict[str, str] | None = None) -> list[str]:
+    """The diagnosis and the fixes: what a person acts on, before any detail. ``commands``:
+    finding id -> the command that shows its frame, printed under the step citing it."""
     lines = [f"DIAGNOSIS: {d.headline} ({d.confidence})"]
-    lines += [f"  {i}. {s.text}{_where(s)}" for i, s in enumerate(d.steps, start=1)]
+    todo = dict(commands or {})
+    for i, s in enumerate(d.steps, start=1):
+        lines.append(f"  {i}. {s.text}{_where(s)}")
+        if s.finding in todo:
+            lines.append(f"     show it: {todo.pop(s.finding)}")
     lines += [f"  cannot show: {c}" for c in d.cannot_show]
     if d.fixes:
         lines.append("")
@@ -134,7 +161,7 @@ def _files_lines(report: Report, full: bool) -> list[str]:
     return lines
 
 
-def _finding_lines(f: Finding, logs: set[str], full: bool) -> list[str]:
+def _finding_lines(f: Finding, logs: set[str], full: bool, command: str | None) -> list[str]:
     lines = [f"  [{f.severity}] {f.id}: {f.summary}"]
     fields = _fields_text(f)
     if fields and full:
@@ -151,6 +178,8 @@ def _finding_lines(f: Finding, logs: set[str], full: bool) -> list[str]:
         lines.append(f"    evidence: {file} {unit} {_frames_text(frames, total, filt)}")
         if filt and file not in logs:
             lines.append(f"    wireshark filter: {_filter_text(filt, full)}")
+    if command:
+        lines.append(f"    show it: {command}")
     return lines
 
 
@@ -274,7 +303,7 @@ def _findings_lines(report: Report, opts: TextOptions) -> list[str]:
                 done.add(f.id)
                 lines += _summary_lines(f.id, group, report.findings)
             continue
-        lines += _finding_lines(f, logs, opts.all)
+        lines += _finding_lines(f, logs, opts.all, tshark_command(f, report))
     if hidden:
         kinds = ", ".join(f"{fid} x{n}" for fid, n in hidden.most_common())
         lines.append(
@@ -288,7 +317,8 @@ def to_text(report: Report, opts: TextOptions | None = None) -> str:
     opts = opts or TextOptions()
     lines = [f"VERDICT: {report.verdict}", ""]
     if any(f.analyzable for f in report.files):
-        lines += diagnosis_lines(report.diagnosis)
+        commands = {f.id: c for f in report.findings if (c := tshark_command(f, report))}
+        lines += diagnosis_lines(report.diagnosis, commands)
         lines.append("")
     lines += _files_lines(report, opts.all)
     lines.append("")
