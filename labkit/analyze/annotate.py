@@ -120,6 +120,11 @@ def write_annotated(
     return commented
 
 
+def write_stream(report: Report, path: str, fh: BinaryIO) -> int:
+    """Write the annotated copy of one capture to an open stream (``--annotate -``)."""
+    return _copy(path, comments_by_file(report).get(path, {}), fh, multi=False)
+
+
 def targets(out: str, inputs: Sequence[str]) -> list[tuple[str, Path]]:
     """(input, copy) pairs for ``--annotate OUT``: a ``.pcapng`` file for one input, else one
     ``NAME.annotated.pcapng`` per input in the folder ``OUT``. Raises for a name that says pcap,

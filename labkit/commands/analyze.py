@@ -30,7 +30,7 @@ from labkit.analyze.progress import Progress
 from labkit.analyze.render import TextOptions, to_json, to_text
 from labkit.commands import add_format_option
 from labkit.errors import InputError, UsageError
-from labkit.fileio import atomic_output, check_output_path
+from labkit.fileio import atomic_output, binary_stdout, check_output_path, is_stdout
 from labkit.findings import SEVERITY_RANK
 
 if TYPE_CHECKING:
@@ -264,10 +264,11 @@ def run(args: argparse.Namespace) -> int:
     inputs = [*args.files, *args.syslog, *args.dart, *([args.keylog] if args.keylog else [])]
     _check_extensions(args)
     for out in (args.plot, args.html):
-        if out:
+        if out and not is_stdout(out):
             check_output_path(out, force=args.force, inputs=inputs)
+    streams = _check_streams(args)
     copies = []
-    if args.annotate:
+    if args.annotate and not is_stdout(args.annotate):
         copies = targets(args.annotate, args.files)
         check_targets(copies, force=args.force, inputs=inputs)
     _check_rereads(args)
@@ -320,7 +321,15 @@ def run(args: argparse.Namespace) -> int:
         elif s.kind == "keylog" and not any(r.tunnels for r in decrypted.values()):
             sys.stderr.write(f"labkit analyze: warning: {s.summary}\n")
     text_options = TextOptions(all=args.all, min_severity=args.min_severity)
-    print(to_json(report) if args.format == "json" else to_text(report, text_options))
+    # With a stream on standard output, the text report goes to standard error.
+    print(
+        to_json(report) if args.format == "json" else to_text(report, text_options),
+        file=sys.stderr if streams else sys.stdout,
+    )
+    if is_stdout(args.annotate):
+        from labkit.analyze.annotate import write_stream
+
+        write_stream(report, args.files[0], binary_stdout("a pcapng capture"))
     if copies:
         from labkit.analyze.annotate import write_each
 
@@ -333,6 +342,27 @@ def run(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _check_streams(args: argparse.Namespace) -> list[str]:
+    """The outputs given as ``-`` (standard output): at most one, never with --format json
+    (which is the one JSON document on standard output), and --annotate - for one capture."""
+    streams = [f for f, v in (("--annotate", args.annotate), ("--html", args.html)) if is_stdout(v)]
+    if is_stdout(args.plot):
+        raise UsageError("--plot -: a picture is not a stream", hint="give --plot OUT.png")
+    if len(streams) > 1:
+        raise UsageError(f"{' and '.join(streams)} both name standard output ('-')")
+    if streams and args.format == "json":
+        raise UsageError(
+            f"{streams[0]} - and --format json both want standard output",
+            hint="write one of them to a file",
+        )
+    if is_stdout(args.annotate) and len(args.files) != 1:
+        raise UsageError(
+            f"--annotate - writes one capture's copy; {len(args.files)} captures given",
+            hint="give a folder: --annotate DIR writes one copy per capture",
+        )
+    return streams
+
+
 #: What each picture or report option writes, and the file name endings that say so.
 _EXTENSIONS = {"--plot": (".png",), "--html": (".html", ".htm")}
 
@@ -342,7 +372,7 @@ def _check_extensions(args: argparse.Namespace) -> None:
     opens it (and a browser shows it as text)."""
     for flag, value in (("--plot", args.plot), ("--html", args.html)):
         ends = _EXTENSIONS[flag]
-        if value and not str(value).lower().endswith(ends):
+        if value and not is_stdout(value) and not str(value).lower().endswith(ends):
             raise UsageError(
                 f"{flag} {value}: writes {ends[0][1:].upper()}, but the name does not end in "
                 f"{' or '.join(ends)}",
@@ -362,6 +392,9 @@ def _html(args: argparse.Namespace, report: Report, logs: LogInputs, inputs: lis
     from labkit.analyze.html import to_html
 
     page = to_html(report, _timeline(report, logs))
+    if is_stdout(args.html):
+        sys.stdout.write(page)
+        return
     with atomic_output(args.html, force=args.force, inputs=inputs) as tmp:
         tmp.write_text(page, encoding="utf-8")
     sys.stderr.write(f"labkit analyze: wrote {args.html}\n")
