@@ -195,6 +195,17 @@ def _dtls_step(findings: Sequence[Finding]) -> Step | None:
     du = _one(findings, "dtls-unanswered")
     if du is not None:
         x = du.fields
+        every = [f for f in findings if f.id == "dtls-unanswered"]
+        if len(every) > 1:  # a busy head-end: the count first, one flow as the example
+            heads = sorted({f"{f.fields.get('server')}:{f.fields.get('port')}" for f in every})
+            named = ", ".join(heads[:5]) + (f" and {len(heads) - 5} more" if len(heads) > 5 else "")
+            return Step(
+                f"DTLS unanswered for {len(every)} client flow(s) to {named} (e.g. "
+                f"{x.get('client')}, {x.get('attempts')} attempt(s)): traffic falls back to "
+                f"the TLS tunnel",
+                "dtls-unanswered",
+                _first(du),
+            )
         return Step(
             f"DTLS from {x.get('client')} to {x.get('server')}:{x.get('port')} unanswered, "
             f"{x.get('attempts')} attempt(s): traffic falls back to the TLS tunnel",

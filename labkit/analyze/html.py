@@ -179,7 +179,7 @@ def timeline_svg(t: Timeline) -> str:
         f'height="{height}" viewBox="0 0 {WIDTH} {height}" font-size="11">',
         f"<title>{_e(t.title)}</title>",
         f'<rect x="{LEFT}" y="{TOP}" width="{width}" height="{SIZE_H}" fill="none" stroke="#999"/>',
-        f'<text x="4" y="{TOP + 10}">bytes</text>',
+        f'<text x="4" y="{TOP + SIZE_H // 2}">bytes</text>',
         f'<text x="{LEFT}" y="{TOP + SIZE_H + 14}">0 s</text>',
         f'<text x="{LEFT + width}" y="{TOP + SIZE_H + 14}" text-anchor="end">'
         f"{t1 - t0:.1f} s</text>",
