@@ -61,3 +61,11 @@ def test_an_existing_copy_is_not_overwritten_without_force(tmp_path):
     assert proc.returncode == 2 and "already exists" in proc.stderr
     assert (out / "outside.annotated.pcapng").read_bytes() == b"precious"
     assert sorted(p.name for p in out.iterdir()) == ["outside.annotated.pcapng"]
+
+
+def test_a_pcap_input_named_as_the_copy_is_refused_as_an_input(tmp_path):
+    src = tmp_path / "in.pcap"
+    src.write_bytes((CASE / "client-tunnel.pcap").read_bytes())
+    proc = labkit("analyze", str(src), "--annotate", str(src), "--force")
+    assert proc.returncode == 2 and "refusing to overwrite an input" in proc.stderr
+    assert src.read_bytes() == (CASE / "client-tunnel.pcap").read_bytes()

@@ -131,6 +131,7 @@ def targets(out: str, inputs: Sequence[str]) -> list[tuple[str, Path]]:
     and for one file name given several inputs (their frame numbers would run on across them)."""
     lower = out.lower()
     if lower.endswith(_NOT_PCAPNG):
+        check_output_path(out, force=True, inputs=inputs)  # an input: say that first
         raise UsageError(
             f"--annotate {out}: the annotated copy is pcapng (pcap has no frame comments), "
             "but the name says pcap",

@@ -21,6 +21,7 @@ point), applied by the case before anything is rendered.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -370,7 +371,8 @@ def diagnose(
         why.append(f"the head-end fragments the {size}-byte DF packets (df-bit-ignore)")
         reasons.append(
             Step(
-                f"{count} packet(s) of {size} bytes arrive in {fr.file} as fragments: the head-end "
+                f"{count} packet(s) of {size} bytes arrive in {os.path.basename(fr.file)} as "
+                f"fragments: the head-end "
                 f"fragments DF packets over the tunnel MTU (anyconnect ssl df-bit-ignore) instead "
                 f"of dropping them",
                 None,

@@ -262,10 +262,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.files and not (args.syslog or args.dart):
         raise UsageError("give at least one capture FILE, --syslog or --dart")
     inputs = [*args.files, *args.syslog, *args.dart, *([args.keylog] if args.keylog else [])]
-    _check_extensions(args)
     for out in (args.plot, args.html):
         if out and not is_stdout(out):
             check_output_path(out, force=args.force, inputs=inputs)
+    _check_extensions(args)  # after: naming an input is the graver mistake, said first
     streams = _check_streams(args)
     copies = []
     if args.annotate and not is_stdout(args.annotate):
