@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import html
 import os
-from collections.abc import Sequence
 
 import numpy as np
 
 from labkit import __version__, mtu
 from labkit.analyze.diagnosis import Diagnosis
+from labkit.analyze.render import tshark_command
 from labkit.analyze.report import Report
 from labkit.findings import Finding
 from labkit.plot import LANES, Timeline
@@ -123,12 +123,14 @@ def _filters(f: Finding) -> str:
     return f"<code>{_e(f.wireshark_filter)}</code>" if f.wireshark_filter else ""
 
 
-def _table(findings: Sequence[Finding]) -> str:
+def _table(report: Report) -> str:
     rows = "".join(
         f'<tr data-severity="{_e(f.severity)}" data-id="{_e(f.id)}">'
         f'<td class="{_e(f.severity)}">{_e(f.severity)}</td><td>{_e(f.id)}</td>'
-        f"<td>{_e(f.summary)}</td><td>{_evidence(f)}</td><td>{_filters(f)}</td></tr>"
-        for f in findings
+        f"<td>{_e(f.summary)}</td><td>{_evidence(f)}</td><td>{_filters(f)}"
+        + (f"<br>show it: <code>{_e(cmd)}</code>" if (cmd := tshark_command(f, report)) else "")
+        + "</td></tr>"
+        for f in report.findings
     )
     boxes = "".join(
         f'<label><input type="checkbox" value="{s}" checked> {s}</label>'
@@ -257,7 +259,7 @@ def to_html(report: Report, timeline: Timeline | None) -> str:
         f'<p class="verdict{" ok" if ok else ""}" id="verdict">{_e(report.verdict)}</p>'
         f"{_diagnosis(d)}{_fixes(d)}{picture}"
         f"<section><h2>Files</h2><ul>{files}</ul></section>"
-        f"{_table(report.findings)}"
+        f"{_table(report)}"
         f'<footer><p class="ev">labkit {_e(__version__)}</p></footer>'
         f"<script>{_SCRIPT}</script></body></html>"
     )
