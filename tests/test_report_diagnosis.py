@@ -287,3 +287,18 @@ def test_decrypted_connect_prints_the_tshark_command_that_shows_it():
     assert doc["diagnosis"]["status"] == "not-shown"
     assert doc["diagnosis"]["model"] == "labkit mtu --base-mtu 1500 --tcpmss 1380"
     assert [f["id"] for f in doc["fixes"]] == ["anyconnect-mtu", "df-bit-ignore", "tcpmss"]
+
+
+def test_fragments_rule_out_only_when_seen_on_the_clients_adapter():
+    """Any router may fragment a packet; only on the adapter do fragments of the adapter-sized
+    packets show the head-end's df-bit-ignore."""
+    from dataclasses import replace
+
+    from labkit.analyze.diagnosis import diagnose
+
+    r = analyze(captures("fix-df-bit-ignore"))
+    assert r.fragments and diagnose(r.findings, r.files, r.fragments).status == "ruled-out"
+    elsewhere = tuple(
+        replace(f, capture_point="inside") if f.capture_point == "tunnel" else f for f in r.files
+    )
+    assert diagnose(r.findings, elsewhere, r.fragments).status == "not-shown"

@@ -308,8 +308,12 @@ def diagnose(
     limit = n.tunnel or (
         int(mm.fields["tunnel_mtu"]) if mm and mm.fields.get("tunnel_mtu") else None
     )
-    split = [fr for fr in fragments if limit is not None and fr.largest > limit] or [
-        fr for fr in fragments if n.adapter is not None and fr.largest >= n.adapter
+    # Only on the client's adapter do fragments mean the head-end split the packets for the
+    # TLS tunnel (df-bit-ignore); elsewhere any router may have fragmented them.
+    points = {f.path: f.capture_point for f in files}
+    on_adapter = [fr for fr in fragments if points.get(fr.file) == "tunnel"]
+    split = [fr for fr in on_adapter if limit is not None and fr.largest > limit] or [
+        fr for fr in on_adapter if n.adapter is not None and fr.largest >= n.adapter
     ]
     if mm is not None or hole is not None:
         size = mm.fields.get("packet_size") if mm is not None else hole.fields.get("packet_size")  # type: ignore[union-attr]
