@@ -94,7 +94,6 @@ def _fragments(facts: dict[str, FileFacts]) -> tuple[Fragmented, ...]:
             file,
             tuple(ff.frags.sizes.most_common()),
             tuple(Evidence(file, fr, t) for fr, t in ff.frags.frames.frames),
-            ff.frags.frames.count,
         )
         for file, ff in facts.items()
         if ff.frags.sizes

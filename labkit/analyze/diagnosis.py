@@ -50,7 +50,6 @@ class Fragmented:
     file: str
     sizes: tuple[tuple[int, int], ...]  # (original IP size, packets), largest count first
     evidence: tuple[Evidence, ...]
-    count: int
 
     @property
     def largest(self) -> int:

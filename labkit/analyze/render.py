@@ -208,7 +208,7 @@ def _weight(f: Finding) -> int:
     return 1
 
 
-def _group_filter(fid: str, group: str, others: Sequence[Finding]) -> str | None:
+def _group_filter(fid: str, group: str) -> str | None:
     """One exact-as-can-be filter for a summarised group: the ClientHellos to one head-end and
     port (the per-flow filters, one per client, are in the JSON)."""
     if fid != "dtls-unanswered":
@@ -257,7 +257,7 @@ def _summary_lines(fid: str, group: list[Finding], findings: Sequence[Finding]) 
             f"{_clock(min(ts)) if ts else '?'} - {_clock(max(ts)) if ts else '?'}; "
             f"top: {top}" + (f" and {more} more" if more else "")
         )
-        filt = _group_filter(fid, g, findings)
+        filt = _group_filter(fid, g)
         if filt:
             answered = sum(
                 f.id == "dtls-established" and (_parties(f) or ("", ""))[0] == g for f in findings
