@@ -51,7 +51,17 @@ from labkit.layers import (
     DTLSRecord,
     DTLSServerHello,
 )
-from labkit.wire import ANYCONNECT_TYPES, DTLS1_BAD_VER, SUITE_CODES
+from labkit.wire import (
+    ANYCONNECT_TYPES,
+    CT_HANDSHAKE,
+    DTLS1_2_VERSION,
+    DTLS1_BAD_VER,
+    DTLS1_VERSION,
+    DTLS_VERSION_NAMES,
+    SUITE_CODES,
+    TLS_VERSION_CODES,
+    parse_dtls_version,
+)
 
 # --- defaults ---------------------------------------------------------------------------------
 
@@ -75,11 +85,8 @@ PEER_MAC = "02:00:00:00:00:01"
 ICMP_QUOTE_LIMIT = 576  #: RFC 1812 4.3.2.3: quote as much as fits in a 576-byte ICMP datagram
 ICMP6_QUOTE_LIMIT = mtu_model.MIN_IPV6_MTU  #: RFC 4443 2.4(c): as much as fits the minimum MTU
 
-VERSIONS: dict[str, int] = {
-    "0x0100": DTLS1_BAD_VER,
-    "dtls1.0": 0xFEFF,
-    "dtls1.2": 0xFEFD,
-}
+#: The DTLS versions whose handshakes craft builds (DTLS 1.3's differ: RFC 9147 5.3).
+VERSIONS: tuple[int, ...] = (DTLS1_BAD_VER, DTLS1_VERSION, DTLS1_2_VERSION)
 
 
 @cache
@@ -176,18 +183,20 @@ def suite_code(suite: str | int) -> int:
 
 
 def dtls_version(version: str | int) -> int:
-    """0x0100, 0xfeff, 0xfefd from ``0x0100``/``dtls1.0``/``dtls1.2`` or a number."""
+    """0x0100, 0xfeff, 0xfefd from any spelling :func:`labkit.wire.parse_dtls_version` takes
+    (``0x0100``, ``1.0``, ``1.2``; ``dtls1.2``, ``0xfefd``), or the code itself."""
     if isinstance(version, int):
         return version
-    key = version.strip().lower()
-    if key in VERSIONS:
-        return VERSIONS[key]
-    raise UsageError(f"DTLS version {version!r}: expected one of {', '.join(VERSIONS)}")
+    code = parse_dtls_version(version)
+    if code not in VERSIONS:
+        names = ", ".join(DTLS_VERSION_NAMES[v] for v in VERSIONS)
+        raise UsageError(f"DTLS version {version!r}: expected one of {names}")
+    return code
 
 
 def ether(pkt: Packet, *, src: str = CLIENT_MAC, dst: str = PEER_MAC) -> Packet:
     """``pkt`` in an Ethernet frame (fixed MACs), keeping its capture time."""
-    framed = Ether(src=src, dst=dst) / pkt
+    framed: Packet = Ether(src=src, dst=dst) / pkt
     framed.time = pkt.time
     return framed
 
@@ -452,7 +461,7 @@ def dtls_client_hello(
     named in X-DTLS-Session-ID, so it carries a 32-byte session id (default: zeros, or drawn
     from ``rng``) and offers the one suite of X-DTLS-CipherSuite (default: the model's
     DTLS cipher, AES128-SHA). Send it again with the HelloVerifyRequest's ``cookie``,
-    ``message_seq=1`` and ``record_seq=1``. ``dtls1.0``/``dtls1.2`` offer
+    ``message_seq=1`` and ``record_seq=1``. ``1.0``/``1.2`` offer
     :data:`DTLS12_SUITES` and, for ECDHE, the extensions it needs.
     """
     ver = dtls_version(version)
@@ -506,7 +515,7 @@ def dtls_hello_verify_request(
     the legacy head-end answers 0x0100 (anyconnect-vpn.pcap frame 439).
     """
     ver = dtls_version(version)
-    hvr_version = DTLS1_BAD_VER if ver == DTLS1_BAD_VER else VERSIONS["dtls1.0"]
+    hvr_version = DTLS1_BAD_VER if ver == DTLS1_BAD_VER else DTLS1_VERSION
     cookie = _filler(20, rng) if cookie is None else cookie
     _check_opaque("cookie", cookie, 255)
     record = (
@@ -685,7 +694,7 @@ def tls_client_hello(
     ]
     rnd = _filler(32, rng)
     hello = TLSClientHello(
-        version=0x0303,
+        version=TLS_VERSION_CODES["1.2"],
         gmt_unix_time=int.from_bytes(rnd[:4], "big"),
         random_bytes=rnd[4:],
         sid=b"",
@@ -696,7 +705,7 @@ def tls_client_hello(
     pkt = (
         _ip(src, dst, ttl=ttl, ip_id=ip_id, df=True)
         / _tcp(sport, dport, flags="PA", seq=seq, ack=ack, window=window, options=_ts(timestamps))
-        / TLS(type=22, version=0x0301, msg=[hello])
+        / TLS(type=CT_HANDSHAKE, version=TLS_VERSION_CODES["1.0"], msg=[hello])
     )
     # Scapy's TLS summary needs the session a dissection builds; hand back that view.
     return _stamp(pkt.__class__(bytes(pkt)), time)

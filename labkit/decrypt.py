@@ -302,16 +302,15 @@ class Decryptor:
             return
         a, b = (seg.src, seg.sport), (seg.dst, seg.dport)
         key = (a, b) if a <= b else (b, a)
-        flow = self._flows.get(key, 0)
-        if flow == 0:  # first payload of this connection: a ClientHello we hold a key for?
+        if key not in self._flows:  # first payload of this connection: a keyed ClientHello?
             random = client_random(seg.payload)
             self.tls_flows += random is not None
-            flow = (
+            self._flows[key] = (
                 _Flow(a, b, self.keylog)
                 if random is not None and self.keylog.can_decrypt(random)
                 else None
             )
-            self._flows[key] = flow
+        flow = self._flows[key]
         if flow is None or flow.done is not None:
             return
         direction: Direction = "to-server" if a == flow.client else "to-client"

@@ -32,6 +32,14 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from labkit.errors import UsageError
+from labkit.wire import (
+    CSTP_HEADER_LEN,
+    DTLS1_2_VERSION,
+    DTLS1_BAD_VER,
+    DTLS1_VERSION,
+    DTLS_RECORD_HEADER_LEN,
+    DTLS_VERSION_NAMES,
+)
 
 # Header sizes, in bytes.
 IPV4_HEADER = 20
@@ -39,8 +47,8 @@ IPV6_HEADER = 40
 UDP_HEADER = 8
 TCP_HEADER = 20
 TLS_RECORD_HEADER = 5
-DTLS_RECORD_HEADER = 13
-CSTP_HEADER = 8
+DTLS_RECORD_HEADER = DTLS_RECORD_HEADER_LEN  # header layouts live in labkit.wire
+CSTP_HEADER = CSTP_HEADER_LEN
 ANYCONNECT_DTLS_HEADER = 1
 
 DEFAULT_BASE_MTU = 1500
@@ -56,7 +64,10 @@ RECOMMENDED_ANYCONNECT_MTU = 1300  # Cisco's usual recommendation (tech note 116
 
 CipherKind = Literal["stream", "cbc", "aead"]
 TLS_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
-DTLS_VERSIONS = ("0x0100", "1.0", "1.2")
+#: The DTLS versions the model covers, spelled as every command spells them (labkit.wire).
+DTLS_VERSIONS = tuple(
+    DTLS_VERSION_NAMES[v] for v in (DTLS1_BAD_VER, DTLS1_VERSION, DTLS1_2_VERSION)
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,16 @@ from dataclasses import asdict, dataclass, field
 from labkit import mtu
 from labkit.errors import LabkitError, UsageError
 from labkit.replay import checksum
+from labkit.wire import (
+    CT_ALERT,
+    CT_APPLICATION_DATA,
+    CT_CHANGE_CIPHER_SPEC,
+    CT_HANDSHAKE,
+    DTLS1_2_VERSION,
+    DTLS1_3_VERSION,
+    DTLS1_BAD_VER,
+    DTLS1_VERSION,
+)
 
 IP_MTU_DISCOVER = 10
 IP_PMTUDISC_PROBE = 3
@@ -168,13 +178,19 @@ def parse_tcp_answer(packet: bytes, target: str, port: int, sport: int) -> SynAc
     return None
 
 
+# The names the JSON report gives (``version_name``, ``content_type``): kept as they were.
 DTLS_VERSIONS = {
-    0x0100: "DTLS 0x0100 (Cisco legacy, DTLS1_BAD_VER)",
-    0xFEFF: "DTLS 1.0",
-    0xFEFD: "DTLS 1.2",
-    0xFEFC: "DTLS 1.3",
+    DTLS1_BAD_VER: "DTLS 0x0100 (Cisco legacy, DTLS1_BAD_VER)",
+    DTLS1_VERSION: "DTLS 1.0",
+    DTLS1_2_VERSION: "DTLS 1.2",
+    DTLS1_3_VERSION: "DTLS 1.3",
 }
-DTLS_CONTENT = {20: "ChangeCipherSpec", 21: "Alert", 22: "Handshake", 23: "ApplicationData"}
+DTLS_CONTENT = {
+    CT_CHANGE_CIPHER_SPEC: "ChangeCipherSpec",
+    CT_ALERT: "Alert",
+    CT_HANDSHAKE: "Handshake",
+    CT_APPLICATION_DATA: "ApplicationData",
+}
 DTLS_HANDSHAKES = {
     1: "ClientHello",
     2: "ServerHello",

@@ -24,14 +24,17 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from labkit.errors import InputError, UsageError
+from labkit.wire import (
+    LINKTYPE_ETHERNET,
+    LINKTYPE_IPV4,
+    LINKTYPE_IPV6,
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_RAW,
+)
 
-LINKTYPE_ETHERNET = 1
-LINKTYPE_RAW = 101
-LINKTYPE_IPV4 = 228
-LINKTYPE_IPV6 = 229
-LINKTYPE_LINUX_SLL = 113
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
 ETH_P_IPV6 = 0x86DD
@@ -250,13 +253,15 @@ def read_capture(path: str | Path) -> tuple[int, list[Record]]:
     try:
         for data, meta in reader:
             if hasattr(meta, "tshigh"):  # pcapng
-                linktype = meta.linktype if linktype is None else linktype
-                if meta.linktype != linktype:
+                # Scapy types both readers' metadata as pcap's; pcapng's has other fields.
+                ng: Any = meta
+                linktype = ng.linktype if linktype is None else linktype
+                if ng.linktype != linktype:
                     raise InputError(
-                        f"{path}: mixes link types {linktype} and {meta.linktype}; "
+                        f"{path}: mixes link types {linktype} and {ng.linktype}; "
                         "replay one interface's packets at a time"
                     )
-                ts = ((meta.tshigh << 32) | meta.tslow) / meta.tsresol
+                ts = ((ng.tshigh << 32) | ng.tslow) / ng.tsresol
             else:
                 ts = meta.sec + meta.usec / (1e9 if nano else 1e6)
             records.append(Record(ts, bytes(data), meta.wirelen or len(data)))

@@ -64,8 +64,9 @@ class TcpReassembler:
                 data, f, t = self.pending.pop(s)
                 self._take(s, data, f, t, out)
         if len(self.pending) > MAX_PENDING:
-            first = min(self.pending, key=lambda s: (s - self.next_seq) % _MOD)
-            self.gap = Gap(self.pending[first][1], (first - self.next_seq) % _MOD)
+            expected = self.next_seq  # set above; a local, so the key function sees an int
+            first = min(self.pending, key=lambda s: (s - expected) % _MOD)
+            self.gap = Gap(self.pending[first][1], (first - expected) % _MOD)
             self.pending.clear()
         return out
 

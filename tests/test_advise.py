@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, labkit
 
 from labkit import mtu
 from labkit.advise import advise, negotiable_suites
 from labkit.asa_config import parse
+from tests.helpers.cli import labkit
+from tests.helpers.paths import ROOT
 
 CONFIGS = ROOT / "configs" / "asa"
 

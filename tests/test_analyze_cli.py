@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
-import capfiles as cf
 import pytest
-from conftest import PUBLIC, labkit, requires_tshark, tshark_fields
+
+from tests.helpers import capfiles as cf
+from tests.helpers.cli import labkit
+from tests.helpers.paths import PUBLIC
+from tests.helpers.tshark import requires_tshark, tshark_fields
 
 
 def one_line_error(proc) -> str:

@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import struct
 
-import capfiles as cf
 import numpy as np
 import pytest
-import synth
-from analyze_util import assert_filters_select_exactly_the_evidence
-from conftest import PUBLIC, requires_tshark
 from scapy.layers.inet import IP, TCP, UDP, fragment
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop
 from scapy.packet import Raw
@@ -19,6 +15,11 @@ from labkit.analyze import analyze
 from labkit.analyze import decode as dec
 from labkit.analyze.engine import rare_rows, syn_mss
 from labkit.analyze.reader import open_capture
+from tests.helpers import capfiles as cf
+from tests.helpers import synth
+from tests.helpers.findings import assert_filters_select_exactly_the_evidence
+from tests.helpers.paths import PUBLIC
+from tests.helpers.tshark import requires_tshark
 
 LINKTYPES = {"raw": 101, "dlt12": 12, "dlt14": 14, "null": 0, "loop": 108, "sll": 113, "sll2": 276}
 

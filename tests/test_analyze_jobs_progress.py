@@ -9,9 +9,8 @@ from __future__ import annotations
 import io
 import json
 
-from conftest import labkit
-
 from labkit.analyze.progress import DELAY_S, Progress
+from tests.helpers.cli import labkit
 
 
 class FakeClock:

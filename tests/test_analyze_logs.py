@@ -8,14 +8,15 @@ import json
 from pathlib import Path
 
 import pytest
-import synth
-from conftest import labkit, requires_tshark, tshark_frames
 from scapy.utils import wrpcap
 
 from labkit.analyze.plotdata import build
 from labkit.analyze.timeline import LogInputs
 from labkit.logs.dart import parse_dart
 from labkit.logs.syslog import parse_syslog
+from tests.helpers import synth
+from tests.helpers.cli import labkit
+from tests.helpers.tshark import requires_tshark, tshark_frames
 
 DATA = Path(__file__).parent / "data"
 SYSLOG, DART = DATA / "asa-seed.log", DATA / "dart-seed.txt"

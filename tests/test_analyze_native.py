@@ -16,15 +16,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from capfiles import Rec, epb, idb, pcap_bytes, pppoe, read_pcap, relink, shb, vlan
-from conftest import PUBLIC, ROOT
 from hypothesis import given
 from hypothesis import strategies as st
-from test_robustness_properties import PROPS, packets
 
 from labkit.analyze import decode as dec
 from labkit.analyze import walk
 from labkit.analyze.reader import MAX_ROWS, open_capture
+from tests.helpers.capfiles import Rec, epb, idb, pcap_bytes, pppoe, read_pcap, relink, shb, vlan
+from tests.helpers.paths import PUBLIC, ROOT
+from tests.helpers.strategies import PROPS, packets
 
 NATIVE = walk.COMPILED and dec._columns is not None
 needs_native = pytest.mark.skipif(not NATIVE, reason="installed without a C compiler")

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from analyze_util import assert_filters_select_exactly_the_evidence, ids, one
-from conftest import PUBLIC, labkit, requires_tshark
 
 from labkit.analyze import analyze
+from tests.helpers.cli import labkit
+from tests.helpers.findings import assert_filters_select_exactly_the_evidence, ids, one
+from tests.helpers.paths import PUBLIC
+from tests.helpers.tshark import requires_tshark
 
 pytestmark = requires_tshark
 

@@ -8,12 +8,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import capfiles as cf
 import pytest
-from conftest import PUBLIC, requires_tshark, tshark_fields
 
 from labkit.analyze.reader import MAX_CAPLEN, open_capture
 from labkit.errors import InputError
+from tests.helpers import capfiles as cf
+from tests.helpers.paths import PUBLIC
+from tests.helpers.tshark import requires_tshark, tshark_fields
 
 PUBLIC_FILES = sorted(p.name for p in PUBLIC.glob("*.pcap*")) if PUBLIC.is_dir() else []
 

@@ -5,10 +5,11 @@ the capture point it was built for. (The expect blocks are checked in test_scena
 from __future__ import annotations
 
 import pytest
-from analyze_util import assert_filters_select_exactly_the_evidence
-from conftest import ROOT, requires_tshark
 
 from labkit.analyze import analyze
+from tests.helpers.findings import assert_filters_select_exactly_the_evidence
+from tests.helpers.paths import ROOT
+from tests.helpers.tshark import requires_tshark
 
 PCAPS = ROOT / "pcaps" / "scenarios"
 NAMES = sorted(p.name for p in PCAPS.iterdir() if p.is_dir()) if PCAPS.is_dir() else []

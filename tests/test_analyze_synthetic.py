@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-import synth
-from analyze_util import assert_filters_select_exactly_the_evidence, ids, one
-from conftest import labkit, requires_tshark
 from scapy.utils import PcapNgWriter, wrpcap
 
 from labkit.analyze import AnalyzeOptions, analyze
+from tests.helpers import synth
+from tests.helpers.cli import labkit
+from tests.helpers.findings import assert_filters_select_exactly_the_evidence, ids, one
+from tests.helpers.tshark import requires_tshark
 
 
 def write(tmp_path, name, pkts, ng=False):

@@ -11,10 +11,11 @@ import json
 import subprocess
 import sys
 
-from conftest import ROOT, labkit, requires_tshark, tshark_problems
-
 from benchmarks import facts
 from benchmarks.generate import HEADEND_ADDRESS, truth_path
+from tests.helpers.cli import labkit
+from tests.helpers.paths import ROOT
+from tests.helpers.tshark import requires_tshark, tshark_problems
 
 SEED, PACKETS = 1, 5_000  # every capture opens with each kind of fact (generate.PRELUDE)
 

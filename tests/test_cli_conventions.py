@@ -10,10 +10,12 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, labkit, requires_tshark, tshark_fields
 
 from labkit import __version__
 from labkit.cli import COMMANDS
+from tests.helpers.cli import labkit
+from tests.helpers.paths import ROOT
+from tests.helpers.tshark import requires_tshark, tshark_fields
 
 
 def _actions(parser: argparse.ArgumentParser, prog: str):

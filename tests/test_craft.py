@@ -10,7 +10,6 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import labkit, requires_tshark, tshark_fields, tshark_problems
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.tls.extensions import TLS_Ext_ServerName
@@ -19,6 +18,8 @@ from scapy.utils import rdpcap
 from labkit import craft
 from labkit.errors import UsageError
 from labkit.layers import CSTP, DTLSClientHello, DTLSRecord
+from tests.helpers.cli import labkit
+from tests.helpers.tshark import requires_tshark, tshark_fields, tshark_problems
 
 SEED_MSS, SEED_ADAPTER_MTU, SEED_TLS_MTU = 1378, 1418, 1347
 

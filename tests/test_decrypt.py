@@ -8,12 +8,13 @@ import struct
 from pathlib import Path
 
 import pytest
-from conftest import requires_tshark, tshark_fields
 
 from labkit.cstp import NEED_DATA, CstpPacket, CstpStream, HttpHead, StreamError
 from labkit.decrypt import Segment, client_random, decrypt
 from labkit.keylog import parse_keylog
 from labkit.tlsstream import TcpReassembler, TlsRecordSplitter
+from tests.helpers.paths import ROOT
+from tests.helpers.tshark import requires_tshark, tshark_fields
 
 DATA = Path(__file__).parent / "data"
 
@@ -266,7 +267,7 @@ def test_a_hole_in_the_capture_stops_that_flow_with_a_note():
 # ---------------------------------------------------------------------- real ocserv/openconnect
 
 
-REAL = Path(__file__).resolve().parents[1] / "pcaps" / "real"
+REAL = ROOT / "pcaps" / "real"
 CASES = (
     sorted(p.name for p in REAL.iterdir() if (p / "sslkeylog.txt").exists())
     if REAL.is_dir()

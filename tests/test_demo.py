@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import labkit, requires_tshark, tshark_fields
+from tests.helpers.cli import labkit
+from tests.helpers.tshark import requires_tshark, tshark_fields
 
 
 @requires_tshark

@@ -3,11 +3,13 @@
 Seed 0, the same inputs on every run (tests/fuzz/campaign.py): every capture seed cut at
 every record/block boundary, then random structure-aware mutations for every target, then
 the scaling check (each seed grown 8x twice). The figures are printed (``pytest -s``) and
-docs/robustness.md quotes them. Limits, from issue 7: no crash; the slowest input per byte
-within 10x the median (for targets whose input size is bounded -- Scapy dissects one 64 KiB
-datagram, craft reads up to one frame -- a time limit per input instead); and, the direct test
-for a quadratic path, the cost per byte of the large growth step within 3x that of the small
-one (a quadratic path gives ~9x).
+docs/robustness.md quotes them. Limits: no crash and no hang (an input still running after
+the campaign's hang guard is a crash); the slowest input per byte within 10x the median (not
+for targets whose input size is bounded -- Scapy dissects one 64 KiB datagram, craft reads up
+to one frame --, where cost per byte says nothing); and, the direct test for a quadratic path,
+the cost per byte of the large growth step within 3x that of the small one (a quadratic path
+gives ~9x). No limit is in seconds: the campaign's own duration depends on the machine and its
+load, and says nothing about labkit. Marked ``slow`` (a few minutes; CI runs it).
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import pytest
 
 from tests.fuzz import campaign
 
+pytestmark = pytest.mark.slow
+
 RANDOM_INPUTS = 1600  # after the ~2700 boundary cuts
-SECONDS = 120
 MAX_PER_BYTE_RATIO = 10.0
 MAX_SCALING_RATIO = 3.0
-#: Targets whose input size is bounded, and the CPU seconds any one input may take.
-BOUNDED = {"layers": 1.0, "craft-original": 2.0}
+#: Targets whose input size is bounded: one datagram or record (64 KiB), or a capture read up
+#: to its second frame.
+BOUNDED = {"layers", "craft-original"}
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +35,8 @@ def figures() -> campaign.Figures:
     return figs
 
 
-def test_campaign_tries_enough_inputs_in_time(figures: campaign.Figures) -> None:
+def test_campaign_tries_enough_inputs(figures: campaign.Figures) -> None:
     assert figures.inputs >= 2000
-    assert figures.seconds < SECONDS, figures.table()
     # Every target ran (a missing seed folder would silently shrink the campaign).
     assert set(figures.targets) >= {
         "capture",
@@ -63,11 +66,7 @@ def test_no_input_crashes_or_hangs_labkit(figures: campaign.Figures) -> None:
 
 def test_slowest_input_per_byte_within_10x_the_median(figures: campaign.Figures) -> None:
     for t in figures.targets.values():
-        if BOUNDED.get(t.name):
-            # One datagram / record (64 KiB), or a capture read up to its 2nd frame: size
-            # cannot grow, so neither can the cost per byte; each input must just be quick.
-            assert t.max_s < BOUNDED[t.name], f"{t.name}: {t.max_s:.2f} s\n{figures.table()}"
-        elif t.ratio > MAX_PER_BYTE_RATIO:
+        if t.name not in BOUNDED and t.ratio > MAX_PER_BYTE_RATIO:
             # Expensive content, not a blow-up, only if the input grown 8x costs no more per
             # byte than itself (a quadratic path: ~8x).
             assert t.slowest_growth is not None and t.slowest_growth <= MAX_SCALING_RATIO, (

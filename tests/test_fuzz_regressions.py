@@ -3,7 +3,10 @@
 Files live in ``tests/fuzz_regressions/<target>/``; their README says what each broke and
 where it was fixed. A file passes when labkit handles it the way the fuzz harness demands: no
 exception but a documented user error, strict JSON, an ``--annotate`` copy that reads back
-frame for frame, and an answer within :data:`LIMIT_S` (the hang cases took 7 s to forever).
+frame for frame, and an answer at all: :data:`HANG_S` only ends a run that would never finish
+(a speed budget would fail on a loaded machine). The two quadratic cases (a DART host of 20 000
+dots, a CSTP head fed a byte at a time) are checked by how their cost grows with size, in
+``tests/test_robustness_resources.py``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from tests.fuzz.campaign import _Timer
 from tests.fuzz.targets import TARGETS, check
 
 HERE = Path(__file__).parent / "fuzz_regressions"
-LIMIT_S = 5.0
+HANG_S = 60.0
 CASES = sorted(p for p in HERE.glob("*/*") if p.is_file() and p.parent.name in TARGETS)
 
 
@@ -28,5 +31,5 @@ def test_every_regression_folder_is_a_target() -> None:
 
 @pytest.mark.parametrize("path", CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_regression_input_is_handled(path: Path, tmp_path: Path) -> None:
-    with _Timer(LIMIT_S):
+    with _Timer(HANG_S):
         check(TARGETS[path.parent.name], path.read_bytes(), tmp_path, annotate=True)

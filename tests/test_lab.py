@@ -13,13 +13,23 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, labkit, requires_tshark, tshark_fields
-from labenv import lab, lab_down, lab_namespaces, netns_run, requires_lab, requires_ocserv, unique
 
 from labkit import mtu
 from labkit.errors import InputError
 from labkit.lab.netops import nft_ruleset
 from labkit.lab.topology import Topology, load_topology
+from tests.helpers.cli import labkit
+from tests.helpers.labenv import (
+    lab,
+    lab_down,
+    lab_namespaces,
+    netns_run,
+    requires_lab,
+    requires_ocserv,
+    unique,
+)
+from tests.helpers.paths import ROOT
+from tests.helpers.tshark import requires_tshark, tshark_fields
 
 CONFIGS = ROOT / "configs" / "lab"
 

@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import labkit, requires_tshark, tshark_fields
-from labenv import lab, requires_lab, requires_ocserv, unique
 from scapy.layers.inet import IP, UDP
 from scapy.utils import rdpcap, wrpcap
 
@@ -32,8 +30,12 @@ from labkit.probe import (
     tcp_options_mss,
     tcp_syn,
 )
+from tests.helpers.cli import labkit
+from tests.helpers.labenv import lab, requires_lab, requires_ocserv, unique
+from tests.helpers.paths import ROOT
+from tests.helpers.tshark import requires_tshark, tshark_fields
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "lab"
+CONFIGS = ROOT / "configs" / "lab"
 
 
 # --- parsers (no root) ----------------------------------------------------------------------

@@ -7,10 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, labkit, requires_tshark, tshark_fields, tshark_frames
-from labenv import requires_ocserv, unique
 
 from labkit import mtu
+from tests.helpers.cli import labkit
+from tests.helpers.labenv import requires_ocserv, unique
+from tests.helpers.paths import ROOT
+from tests.helpers.tshark import requires_tshark, tshark_fields, tshark_frames
 
 REAL = ROOT / "pcaps" / "real"
 CASES = ("dtls-allowed", "dtls-blocked-icmp-allowed", "dtls-blocked-icmp-blocked")

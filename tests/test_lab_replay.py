@@ -11,8 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, labkit, requires_tshark, tshark_fields
-from labenv import lab, netns_run, requires_lab, requires_ocserv, unique
 from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
@@ -20,7 +18,6 @@ from scapy.utils import wrpcap
 from labkit import mtu
 from labkit.errors import UsageError
 from labkit.replay import (
-    LINKTYPE_ETHERNET,
     Pace,
     Record,
     parse_ip_map,
@@ -29,6 +26,11 @@ from labkit.replay import (
     rewrite_frame,
     schedule,
 )
+from labkit.wire import LINKTYPE_ETHERNET
+from tests.helpers.cli import labkit
+from tests.helpers.labenv import lab, netns_run, requires_lab, requires_ocserv, unique
+from tests.helpers.paths import ROOT
+from tests.helpers.tshark import requires_tshark, tshark_fields
 
 CONFIGS = ROOT / "configs" / "lab"
 CHECKSUMS = (

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import requires_tshark, tshark_fields
 from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.packet import Raw
@@ -28,6 +27,7 @@ from labkit.layers import (
     DTLSServerHello,
 )
 from labkit.wire import looks_like_dtls
+from tests.helpers.tshark import requires_tshark, tshark_fields
 
 SESSION_ID = bytes.fromhex("9bb071c8a80440614f8347a2ce2efe01540c7af53be22e1eac07398729e026ef")
 COOKIE = bytes.fromhex("6291bcf11a76eec56236218cac4cd4c37c12411d")

@@ -6,10 +6,10 @@ import json
 import struct
 
 import pytest
-from conftest import labkit
 
 from labkit import mtu
 from labkit.errors import UsageError
+from tests.helpers.cli import labkit
 
 
 def test_seed_dtls_mtu_by_hand():

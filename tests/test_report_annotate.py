@@ -6,7 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, labkit, requires_tshark, tshark_fields
+
+from tests.helpers.cli import labkit
+from tests.helpers.paths import ROOT
+from tests.helpers.tshark import requires_tshark, tshark_fields
 
 CASE = ROOT / "pcaps" / "scenarios" / "dtls-blocked-icmp-ok"
 FILES = sorted(str(p) for p in CASE.iterdir())

@@ -12,12 +12,14 @@ import sys
 from pathlib import Path
 
 import pytest
-import synth
-from analyze_util import assert_filters_select_exactly_the_evidence
-from conftest import ROOT, labkit, requires_tshark, tshark_fields, tshark_frames
 from scapy.utils import wrpcap
 
 from labkit.analyze import analyze
+from tests.helpers import synth
+from tests.helpers.cli import labkit
+from tests.helpers.findings import assert_filters_select_exactly_the_evidence
+from tests.helpers.paths import ROOT
+from tests.helpers.tshark import requires_tshark, tshark_fields, tshark_frames
 
 SCENARIOS = ROOT / "pcaps" / "scenarios"
 FILES = ("outside.pcapng", "client-tunnel.pcap", "headend-inside.pcap")

@@ -15,7 +15,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, labkit
+
+from tests.helpers.cli import labkit
+from tests.helpers.paths import ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 requires_chromium = pytest.mark.skipif(

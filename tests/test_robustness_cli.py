@@ -18,9 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, labkit
 
-GOOD_CAPTURE = ROOT.parent / "shared" / "captures" / "public" / "dtls-0x0100-hvr-retrans.pcapng"
+from tests.helpers.cli import labkit
+from tests.helpers.paths import PUBLIC, ROOT
+
+GOOD_CAPTURE = PUBLIC / "dtls-0x0100-hvr-retrans.pcapng"
 
 
 @pytest.fixture(scope="module")

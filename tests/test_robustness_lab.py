@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, default_signals, labkit
-from labenv import lab_down, lab_namespaces, requires_lab, unique
 
-PUBLIC = ROOT.parent / "shared" / "captures" / "public"
+from tests.helpers.cli import default_signals, labkit
+from tests.helpers.labenv import lab_down, lab_namespaces, requires_lab, unique
+from tests.helpers.paths import PUBLIC, ROOT
 
 
 def _host_lab_links() -> list[str]:

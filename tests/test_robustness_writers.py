@@ -18,9 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, default_signals, labkit
 
-SEED_PCAP = ROOT.parent / "shared" / "captures" / "public" / "dtls-0x0100-hvr-retrans.pcapng"
+from tests.helpers.cli import default_signals, labkit
+from tests.helpers.paths import PUBLIC, ROOT
+
+SEED_PCAP = PUBLIC / "dtls-0x0100-hvr-retrans.pcapng"
 PACKET = bytes.fromhex(
     "020000000002020000000001080045000028000140004006"
     + "0000c0a80001c0a80002"

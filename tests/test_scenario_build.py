@@ -11,20 +11,17 @@ import struct
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, labkit, requires_tshark, tshark_fields
 from scapy.utils import RawPcapNgReader, RawPcapReader
 
 from labkit import craft, mtu
 from labkit.scenario import find, load, parse
 from labkit.scenario.build import EPOCH_US, FILES, render
-from labkit.scenario.pcapfile import (
-    LINKTYPE_ETHERNET,
-    LINKTYPE_RAW,
-    Frame,
-    pcap_bytes,
-    pcapng_bytes,
-)
+from labkit.scenario.pcapfile import Frame, pcap_bytes, pcapng_bytes
 from labkit.scenario.timeline import build_timeline
+from labkit.wire import LINKTYPE_ETHERNET, LINKTYPE_RAW
+from tests.helpers.cli import labkit
+from tests.helpers.paths import ROOT
+from tests.helpers.tshark import requires_tshark, tshark_fields
 
 PCAPS = ROOT / "pcaps" / "scenarios"
 CONFIGS = ROOT / "configs" / "scenarios"

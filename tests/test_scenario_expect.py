@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ROOT, labkit
 
 from labkit.scenario import find, load
 from labkit.scenario.build import FILES
 from labkit.scenario.expect import check
+from tests.helpers.cli import labkit
+from tests.helpers.paths import ROOT
 
 PCAPS = ROOT / "pcaps" / "scenarios"
 NAMES = sorted(p.stem for p in (ROOT / "configs" / "scenarios").glob("*.yaml"))

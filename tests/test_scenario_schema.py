@@ -12,13 +12,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, labkit
 
 from labkit import mtu, resources
 from labkit.scenario import ScenarioError, cstp, find, load, parse, shipped
 from labkit.scenario.expect import check
 from labkit.scenario.numbers import derive
 from labkit.scenario.timeline import INSIDE, OUTSIDE, DtlsDatagram, InnerTooBig, build_timeline
+from tests.helpers.cli import labkit
+from tests.helpers.paths import ROOT
 
 CONFIGS = ROOT / "configs" / "scenarios"
 SEED_FILE = CONFIGS / "dtls-blocked-icmp-ok.yaml"

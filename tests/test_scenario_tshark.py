@@ -14,10 +14,11 @@ from collections import Counter
 from functools import cache
 
 import pytest
-from conftest import ROOT, requires_tshark
 
 from labkit import mtu
 from labkit.scenario import find, load
+from tests.helpers.paths import ROOT
+from tests.helpers.tshark import requires_tshark
 
 pytestmark = requires_tshark
 

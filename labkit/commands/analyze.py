@@ -221,9 +221,11 @@ def _read_logs(
         dart.append((path, events))
     year, year_from = _year(report, dart)  # DART first: it can date year-less syslog lines
     for path in args.syslog:
-        src, events = sources.read_syslog(path, year=year, year_from=year_from, offset=offset(path))
+        src, messages = sources.read_syslog(
+            path, year=year, year_from=year_from, offset=offset(path)
+        )
         found.append(src)
-        syslog.append((path, events))
+        syslog.append((path, messages))
     return found, syslog, dart
 
 
@@ -301,7 +303,7 @@ def run(args: argparse.Namespace) -> int:
         from labkit.analyze.timeline import LogInputs, join
 
         logs = LogInputs(tuple(syslog), tuple(dart), tuple(decrypted.items()))
-    if found:
+    if found and logs is not None:  # found: logs were read above
         findings = join(report.findings, logs)
         report = replace(
             report,

@@ -139,7 +139,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _common(s)
 
     s = sub.add_parser("dtls-hello", help=_HELP["dtls-hello"], description=_HELP["dtls-hello"])
-    s.add_argument("--version", default="0x0100", help="0x0100 (default), dtls1.0 or dtls1.2")
+    s.add_argument("--version", default="0x0100", help="DTLS version: 0x0100 (default), 1.0 or 1.2")
     s.add_argument("--port", type=_int, dest="port", help="DTLS port (default 443); as --dport")
     s.add_argument("--session-id", type=_hex, help="hex; AnyConnect's X-DTLS-Session-ID")
     s.add_argument("--cookie", type=_hex, default=b"", help="hex; the HelloVerifyRequest cookie")

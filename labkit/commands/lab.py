@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from labkit.commands import add_format_option
 from labkit.errors import EXIT_OK, UsageError
@@ -193,7 +194,7 @@ def _up(args: argparse.Namespace) -> int:
     # Topology()'s defaults are the seed's case (configs/lab/default.yaml says the same; a
     # test holds them equal), so an installed labkit needs no file to start.
     topo = load_topology(args.topology) if args.topology else Topology()
-    changes: dict[str, object] = {
+    changes: dict[str, Any] = {  # argparse values, checked by Topology itself
         k: v
         for k, v in (
             ("headend", args.headend),

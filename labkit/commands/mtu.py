@@ -8,6 +8,15 @@ import json
 from labkit import mtu
 from labkit.commands import add_format_option
 from labkit.errors import EXIT_OK, EXIT_PROBLEM
+from labkit.wire import DTLS_VERSION_NAMES, parse_dtls_version
+
+
+def _dtls_version(text: str) -> str:
+    """Any spelling of a DTLS version (``dtls1.2``, ``0xfefd``: see
+    :func:`labkit.wire.parse_dtls_version`) as every command spells it; an unknown one is
+    passed on for ``choices`` to refuse with the list."""
+    code = parse_dtls_version(text)
+    return text if code is None else DTLS_VERSION_NAMES[code]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,6 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dtls-version",
         default="0x0100",
+        type=_dtls_version,
         choices=mtu.DTLS_VERSIONS,
         help="0x0100 is AnyConnect's legacy DTLS (default %(default)s)",
     )

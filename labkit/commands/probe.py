@@ -72,8 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dt.add_argument(
         "--version",
         default="0x0100",
-        choices=("0x0100", "dtls1.0", "dtls1.2"),
-        help="ClientHello version (default 0x0100, AnyConnect's legacy DTLS)",
+        help="ClientHello version: 0x0100 (default, AnyConnect's legacy DTLS), 1.0 or 1.2",
     )
     dt.add_argument(
         "--session-id",
@@ -106,11 +105,12 @@ def _dtls_hello(version: str, session: str | None) -> bytes:
 
     from labkit import craft
     from labkit.probe import session_id
+    from labkit.wire import DTLS1_BAD_VER
 
-    kwargs: dict[str, object] = {"version": version, "client_random": os.urandom(32)}
-    if version == "0x0100" or session is not None:
-        kwargs["session_id"] = session_id(session)
-    return bytes(craft.dtls_client_hello(**kwargs)[UDP].payload)
+    legacy = craft.dtls_version(version) == DTLS1_BAD_VER
+    sid = session_id(session) if legacy or session is not None else None
+    hello = craft.dtls_client_hello(version=version, client_random=os.urandom(32), session_id=sid)
+    return bytes(hello[UDP].payload)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         context = nsenter.inside(manager.require(args.lab).netns(args.from_node))
     if args.probe == "dtls":
         hello = _dtls_hello(args.version, args.session_id)  # built before entering the node
+    result: probe.PmtuResult | probe.MssResult | probe.DtlsResult
     with context:
         if args.probe == "pmtu":
             result = probe.probe_pmtu(

@@ -47,7 +47,14 @@ class BodyLenField(LenField):
 
 
 class BodyLen3Field(ThreeBytesField):
-    """A 24-bit body length (a DTLS handshake's ``length`` and ``fragment_length``)."""
+    """A 24-bit body length (a DTLS handshake's ``length`` and ``fragment_length``).
+
+    None (the default) is computed from the body when the packet is built, as Scapy's own
+    length fields do; Scapy annotates a ThreeBytesField's default as int only.
+    """
+
+    def __init__(self, name: str, default: int | None) -> None:
+        super().__init__(name, default)  # type: ignore[arg-type]
 
     def i2m(self, pkt: Packet | None, x: int | None) -> int:
         if x is None:
@@ -78,7 +85,8 @@ class Chained(Packet):
 
     def _next(self, rest: bytes) -> Packet:
         """The layer after this one's body: the next of the chain, or Raw (see module doc)."""
-        depth, layer = 0, self
+        depth = 0
+        layer: Packet | None = self
         while layer is not None:
             depth += isinstance(layer, Chained)
             layer = layer.underlayer

@@ -53,7 +53,7 @@ class CSTP(Chained):
             return _ip_class(payload)
         return Raw
 
-    def mysummary(self) -> tuple[str, list[type[Packet]]]:
+    def mysummary(self) -> tuple[str, list[type[Packet]]]:  # type: ignore[override]
         length = body_length(self) if self.length is None else self.length
         return self.sprintf("CSTP %CSTP.type% ") + f"len={length}", _SUMMARY_CHAIN
 
@@ -69,12 +69,14 @@ class AnyConnectDTLS(Packet):
             return _ip_class(payload)
         return Raw
 
-    def mysummary(self) -> tuple[str, list[type[Packet]]]:
+    def mysummary(self) -> tuple[str, list[type[Packet]]]:  # type: ignore[override]
         return self.sprintf("AnyConnect DTLS %AnyConnectDTLS.type%"), _SUMMARY_CHAIN
 
 
 # Name the tunnel headers and the transports both outside and inside them in a summary
 # (Packet._do_summary otherwise names only the innermost layer that has a summary).
+# mysummary returns (text, layers), the couple Packet.mysummary's docstring documents; Scapy
+# annotates it as str only, hence the overrides' type: ignore[override].
 _SUMMARY_CHAIN: list[type[Packet]] = [CSTP, AnyConnectDTLS, TCP, UDP]
 
 for _upper in (IP, IPv6):

@@ -124,7 +124,7 @@ class DTLSRecord(Chained):
             return conf.raw_layer
         return _PLAINTEXT.get(self.content_type, conf.raw_layer)
 
-    def mysummary(self) -> tuple[str, list[type[Packet]]]:
+    def mysummary(self) -> tuple[str, list[type[Packet]]]:  # type: ignore[override]
         length = body_length(self) if self.length is None else self.length
         return (
             self.sprintf(
@@ -156,7 +156,7 @@ class DTLSChangeCipherSpec(Packet):
         ),
     ]
 
-    def mysummary(self) -> tuple[str, list[type[Packet]]]:
+    def mysummary(self) -> tuple[str, list[type[Packet]]]:  # type: ignore[override]
         return "ChangeCipherSpec", _SUMMARY_CHAIN
 
 
@@ -169,7 +169,7 @@ class DTLSAlert(Packet):
         ByteEnumField("description", 0, _ALERT_DESCRIPTIONS),
     ]
 
-    def mysummary(self) -> tuple[str, list[type[Packet]]]:
+    def mysummary(self) -> tuple[str, list[type[Packet]]]:  # type: ignore[override]
         return self.sprintf("Alert %DTLSAlert.level% %DTLSAlert.description%"), _SUMMARY_CHAIN
 
 
@@ -207,7 +207,7 @@ class DTLSHandshake(Chained):
             return conf.raw_layer
         return _BODIES.get(self.msg_type, conf.raw_layer)
 
-    def mysummary(self) -> tuple[str, list[type[Packet]]]:
+    def mysummary(self) -> tuple[str, list[type[Packet]]]:  # type: ignore[override]
         text = self.sprintf("%DTLSHandshake.msg_type% msg_seq=%DTLSHandshake.message_seq%")
         if self.fragment_length is not None and self.is_fragment:
             text += f" fragment {self.fragment_offset}+{self.fragment_length}/{self.length}"
@@ -221,13 +221,14 @@ class _OptionalLenField(FieldLenField):
     with an empty block (length 0) is a different byte string and must rebuild as one.
     """
 
-    def getfield(self, pkt: Packet, s: bytes) -> tuple[bytes, int | None]:
+    # None (absent) is outside the int Scapy annotates: a deliberate widening.
+    def getfield(self, pkt: Packet, s: bytes) -> tuple[bytes, int | None]:  # type: ignore[override]
         if not s:
             return s, None
         return super().getfield(pkt, s)
 
     def addfield(self, pkt: Packet, s: bytes, val: int | None) -> bytes:
-        if val is None and pkt.getfieldval(self.length_of) is None:
+        if val is None and self.length_of and pkt.getfieldval(self.length_of) is None:
             return s
         return super().addfield(pkt, s, val)
 
@@ -235,7 +236,7 @@ class _OptionalLenField(FieldLenField):
 class _OptionalStrLenField(XStrLenField):
     """The extensions themselves: None, not b"", when the block is absent."""
 
-    def getfield(self, pkt: Packet, s: bytes) -> tuple[bytes, bytes | None]:
+    def getfield(self, pkt: Packet, s: bytes) -> tuple[bytes, bytes | None]:  # type: ignore[override]
         if pkt.extensions_len is None:
             return s, None
         return super().getfield(pkt, s)
@@ -244,7 +245,11 @@ class _OptionalStrLenField(XStrLenField):
 def _extensions() -> list[Any]:
     return [
         _OptionalLenField("extensions_len", None, length_of="extensions"),
-        _OptionalStrLenField("extensions", None, length_from=lambda pkt: pkt.extensions_len or 0),
+        _OptionalStrLenField(
+            "extensions",
+            None,  # type: ignore[arg-type]  # absent, as the class says
+            length_from=lambda pkt: pkt.extensions_len or 0,
+        ),
     ]
 
 
@@ -275,14 +280,14 @@ class DTLSClientHello(Packet):
         FieldLenField("compression_methods_len", None, length_of="compression_methods", fmt="B"),
         FieldListField(
             "compression_methods",
-            [0],
+            [0],  # type: ignore[list-item]  # Scapy annotates the default as fields, not values
             ByteEnumField("method", 0, _COMPRESSION),
             length_from=lambda pkt: pkt.compression_methods_len,
         ),
         *_extensions(),
     ]
 
-    def mysummary(self) -> tuple[str, list[type[Packet]]]:
+    def mysummary(self) -> tuple[str, list[type[Packet]]]:  # type: ignore[override]
         return (
             self.sprintf("ClientHello %DTLSClientHello.version%")
             + f" sid={len(self.session_id)}B cookie={len(self.cookie)}B"
@@ -303,7 +308,7 @@ class DTLSServerHello(Packet):
         *_extensions(),
     ]
 
-    def mysummary(self) -> tuple[str, list[type[Packet]]]:
+    def mysummary(self) -> tuple[str, list[type[Packet]]]:  # type: ignore[override]
         return self.sprintf(
             "ServerHello %DTLSServerHello.version% %DTLSServerHello.cipher_suite%"
         ), _SUMMARY_CHAIN
@@ -319,7 +324,7 @@ class DTLSHelloVerifyRequest(Packet):
         XStrLenField("cookie", b"", length_from=lambda pkt: pkt.cookie_len),
     ]
 
-    def mysummary(self) -> tuple[str, list[type[Packet]]]:
+    def mysummary(self) -> tuple[str, list[type[Packet]]]:  # type: ignore[override]
         return (
             self.sprintf("HelloVerifyRequest %DTLSHelloVerifyRequest.server_version%")
             + f" cookie={len(self.cookie)}B"
@@ -337,6 +342,8 @@ _BODIES: dict[int, type[Packet]] = {
     HS_HELLO_VERIFY_REQUEST: DTLSHelloVerifyRequest,
 }
 # Every DTLS layer names itself in a summary, not only the innermost (Packet._do_summary).
+# mysummary returns (text, layers), the couple Packet.mysummary's docstring documents; Scapy
+# annotates it as str only, hence the overrides' type: ignore[override].
 _SUMMARY_CHAIN: list[type[Packet]] = [
     UDP,
     DTLSRecord,

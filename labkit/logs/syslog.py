@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final, Literal, TypedDict
 
 from labkit.logs.timestamps import MONTHS, iso_epoch, naive_epoch
 
@@ -111,7 +111,15 @@ class SessionEvent(AsaMessage):
     detail: str | None = None  # reason, assigned address or client message, as logged
 
 
-def _who(m: re.Match[str]) -> dict[str, str]:
+class _Who(TypedDict):
+    """Whom a message names, as keyword arguments of the message's dataclass."""
+
+    group: str
+    user: str
+    ip: str
+
+
+def _who(m: re.Match[str]) -> _Who:
     return {
         "group": m.group("group") or m.group("group2") or "",
         "user": m.group("user") or m.group("user2") or "",

@@ -32,13 +32,7 @@ from labkit.errors import OutputError
 from labkit.fileio import atomic_output, check_output_path
 from labkit.scenario import tls
 from labkit.scenario.numbers import derive
-from labkit.scenario.pcapfile import (
-    LINKTYPE_ETHERNET,
-    LINKTYPE_RAW,
-    Frame,
-    pcap_bytes,
-    pcapng_bytes,
-)
+from labkit.scenario.pcapfile import Frame, pcap_bytes, pcapng_bytes
 from labkit.scenario.schema import US, Scenario
 from labkit.scenario.timeline import (
     C2S,
@@ -57,7 +51,13 @@ from labkit.scenario.timeline import (
     TlsMessage,
     build_timeline,
 )
-from labkit.wire import DTLS_HANDSHAKE_HEADER_LEN
+from labkit.wire import (
+    CT_ALERT,
+    CT_APPLICATION_DATA,
+    DTLS_HANDSHAKE_HEADER_LEN,
+    LINKTYPE_ETHERNET,
+    LINKTYPE_RAW,
+)
 
 FILES: dict[str, str] = {
     OUTSIDE: "outside.pcapng",
@@ -168,6 +168,15 @@ class _Packets:
         return self.too_big(what)
 
 
+@dataclass(frozen=True, slots=True)
+class _AckDue:
+    """The receiver of ``direction`` owes an ACK for its bytes up to ``end`` (delayed ACK)."""
+
+    session: int
+    direction: str
+    end: int
+
+
 @dataclass
 class _Conn:
     """One session's TCP connection as the client's NIC sees it (sequence numbers unwrapped)."""
@@ -196,7 +205,7 @@ class _Outside:
         self.ip_id = {C2S: ids.getrandbits(16), S2C: ids.getrandbits(16)}
         self.conns: dict[int, _Conn] = {}
         self.frames: list[Frame] = []
-        self.queue: list[tuple[int, int, object]] = []
+        self.queue: list[tuple[int, int, Seen | _AckDue]] = []
         self.order = itertools.count()
         dtls_rng = Random(f"labkit:{self.s.seed}:dtls")
         self.dtls_client_random = dtls_rng.randbytes(32)
@@ -298,9 +307,9 @@ class _Outside:
         end = self.conn(session).next_seq[direction]
         arrival = time_us + (len(chunks) - 1) * CHUNK_US
         deadline = arrival + DELACK_US + (0 if direction == S2C else self.rtt)
-        self.push(deadline, ("ack", session, S2C if direction == C2S else C2S, end))
+        self.push(deadline, _AckDue(session, S2C if direction == C2S else C2S, end))
 
-    def push(self, time_us: int, item: object) -> None:
+    def push(self, time_us: int, item: Seen | _AckDue) -> None:
         heapq.heappush(self.queue, (time_us, next(self.order), item))
 
     # rendering ------------------------------------------------------------------------------
@@ -313,9 +322,8 @@ class _Outside:
             if isinstance(item, Seen):
                 self.observe(item)
             else:
-                _, session, direction, end = item  # type: ignore[misc]
-                if self.conn(session).last_ack[direction] < end:
-                    self.segment_out(session, direction, time_us, "A")
+                if self.conn(item.session).last_ack[item.direction] < item.end:
+                    self.segment_out(item.session, item.direction, time_us, "A")
         return self.frames
 
     def observe(self, seen: Seen) -> None:
@@ -396,11 +404,9 @@ class _Outside:
         if m.kind == "server_finish":
             return tls.server_finish(suite=suite, version=version, rng=self.rng)
         if m.kind == "close_notify":
-            return tls.protected(
-                tls.CT_ALERT, m.plaintext, suite=suite, version=version, rng=self.rng
-            )
+            return tls.protected(CT_ALERT, m.plaintext, suite=suite, version=version, rng=self.rng)
         return tls.protected(
-            tls.CT_APPLICATION_DATA, m.plaintext, suite=suite, version=version, rng=self.rng
+            CT_APPLICATION_DATA, m.plaintext, suite=suite, version=version, rng=self.rng
         )
 
     def dtls(self, d: DtlsDatagram, t: int) -> Packet:

@@ -88,12 +88,12 @@ def derive(scenario: Scenario) -> Numbers:
     floor = mtu.min_mtu(v6)
     for key in ("tls_mtu", "dtls_mtu", "adapter_mtu"):
         if values[key] < floor:
-            o = forced.get(key)
-            line = o.line if o else scenario.line_of("head_end")
+            override = forced.get(key)
+            line = override.line if override else scenario.line_of("head_end")
             raise ScenarioError.at(
                 scenario.source,
                 line,
-                f"overrides.{key}" if o else "head_end",
+                f"overrides.{key}" if override else "head_end",
                 f"{key} {values[key]} is below the {'IPv6' if v6 else 'IPv4'} minimum {floor}",
             )
     limit = mtu.mss_for_mtu(values["adapter_mtu"], v6)

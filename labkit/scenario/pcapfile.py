@@ -19,8 +19,6 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-LINKTYPE_ETHERNET = 1
-LINKTYPE_RAW = 101  #: raw IPv4/IPv6, no link header (tcpdump.org link-layer header types)
 SNAPLEN = 262144
 
 _PCAP_MAGIC_US = 0xA1B2C3D4

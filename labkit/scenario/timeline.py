@@ -253,7 +253,7 @@ class Timeline:
         out = [", ".join(n.describe())]
         if self.dtls is None:
             out.append("DTLS: not attempted" + ("" if s.head_end.dtls else " (disabled)"))
-        elif self.dtls.answered:
+        elif self.dtls.up_us is not None:  # answered: the handshake finished
             out.append(
                 f"DTLS: answered on UDP {s.head_end.dtls_port}, up at {self.dtls.up_us / US:.3f} s"
             )

@@ -20,11 +20,17 @@ from importlib import resources
 from random import Random
 
 from labkit import mtu
+from labkit.wire import (
+    CT_CHANGE_CIPHER_SPEC,
+    CT_HANDSHAKE,
+    HS_CERTIFICATE,
+    HS_CLIENT_KEY_EXCHANGE,
+    HS_SERVER_HELLO,
+    HS_SERVER_HELLO_DONE,
+    HS_SERVER_KEY_EXCHANGE,
+    TLS_VERSION_CODES,
+)
 
-CT_CHANGE_CIPHER_SPEC, CT_ALERT, CT_HANDSHAKE, CT_APPLICATION_DATA = 20, 21, 22, 23
-HS_SERVER_HELLO, HS_CERTIFICATE, HS_SERVER_KEY_EXCHANGE = 2, 11, 12
-HS_SERVER_HELLO_DONE, HS_CLIENT_KEY_EXCHANGE = 14, 16
-VERSIONS = {"1.0": 0x0301, "1.1": 0x0302, "1.2": 0x0303}
 VERIFY_DATA = 12  # Finished.verify_data (RFC 5246 7.4.9)
 FINISHED_PLAINTEXT = 4 + VERIFY_DATA  # with the 4-byte handshake header
 CLOSE_NOTIFY_PLAINTEXT = 2  # level + description (RFC 5246 7.2)
@@ -48,7 +54,7 @@ def _u24(n: int) -> bytes:
 
 def record(content_type: int, body: bytes, version: str = "1.2") -> bytes:
     """One TLS record: type, version, 16-bit length, body (RFC 5246 6.2.1)."""
-    return _u8(content_type) + _u16(VERSIONS[version]) + _u16(len(body)) + body
+    return _u8(content_type) + _u16(TLS_VERSION_CODES[version]) + _u16(len(body)) + body
 
 
 def handshake(msg_type: int, body: bytes) -> bytes:
@@ -93,7 +99,7 @@ def server_flight(
     if kx == "ecdhe":  # RFC 8422 5.2: uncompressed points only
         extensions += _u16(EXT_EC_POINT_FORMATS) + _u16(2) + b"\x01\x00"
     hello = (
-        _u16(VERSIONS[version])
+        _u16(TLS_VERSION_CODES[version])
         + rng.randbytes(32)
         + _u8(len(session_id))
         + session_id

@@ -1,10 +1,10 @@
 """The seed corpus: real and reference inputs every mutation starts from.
 
-Captures: ``../shared/captures/public`` (real traffic: AnyConnect, DTLS 0x0100 and 1.2, ICMPv6
+Captures: ``tests/data/public`` (real traffic: AnyConnect, DTLS 0x0100 and 1.2, ICMPv6
 Packet Too Big, MSS/retransmission), ``pcaps/`` and ``pcaps/scenarios/`` (the project's
 reference captures, once they exist), and the analyzer tests' synthetic failure captures
-(``tests/synth.py``: ICMP 3/4 quoting 1418-byte segments, a black hole, unanswered DTLS), each
-also written as pcapng so both containers are mutated. Text: the ASA syslog and DART samples
+(``tests/helpers/synth.py``: ICMP 3/4 quoting 1418-byte segments, a black hole, unanswered
+DTLS), each also written as pcapng so both containers are mutated. Text: the ASA syslog and DART samples
 in ``tests/data``, the ASA configs in ``configs/asa``, the scenarios in ``configs/scenarios``.
 
 Seeds are read in sorted order, so the corpus (and with it a campaign) is deterministic.
@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.fuzz import capture as cf
+from tests.helpers.paths import PUBLIC, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-PUBLIC = ROOT.parent / "shared" / "captures" / "public"
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".gz")
 #: Captures larger than this are not mutated whole (a campaign input must stay cheap).
 MAX_SEED_BYTES = 256 * 1024
@@ -33,26 +32,28 @@ class Seed:
 
 
 def _name(p: Path) -> str:
-    """``public/x.pcap`` for the shared captures, the path in the checkout for the rest."""
+    """``public/x.pcap`` for the third-party captures, the path in the checkout for the rest."""
     return str(p.relative_to(PUBLIC.parent) if p.is_relative_to(PUBLIC) else p.relative_to(ROOT))
 
 
 def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """Files under ``folder`` in sorted order; the third-party captures only from PUBLIC itself
+    (they sit inside ``tests/data``, and a seed read twice would weigh twice in a campaign)."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name.endswith(suffixes))
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and p.name.endswith(suffixes)
+        and (folder == PUBLIC or not p.is_relative_to(PUBLIC))
+    )
 
 
 def _synthetic() -> list[Seed]:
     """The analyzer tests' failure captures, as pcap and pcapng (built with Scapy)."""
-    import sys
-
-    sys.path.insert(0, str(ROOT / "tests"))
-    try:
-        import synth
-    finally:
-        sys.path.pop(0)
     from tests.fuzz.write import pcap_of, pcapng_of
+    from tests.helpers import synth
 
     builds = {
         "inside-icmp-ok": synth.inside_icmp_ok(),

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import labkit
+
+from tests.helpers.cli import labkit
 
 NETNS_DIR = Path("/run/netns")
 

@@ -110,8 +110,12 @@ class TcpFlow:
         return _at(self._pkt(from_client, "A"), t)
 
 
+# Hello randoms fixed (Scapy draws them per build), so a synthetic capture, and the fuzz seeds
+# made of it, are the same bytes on every run.
 def tls_client_hello(sni: str = "vpn.example.com") -> bytes:
     hello = TLSClientHello(
+        gmt_unix_time=int(T0),
+        random_bytes=b"\x11" * 28,
         ciphers=[0x002F, 0x0035],
         ext=[TLS_Ext_ServerName(servernames=[ServerName(servername=sni.encode())])],
     )
@@ -119,7 +123,8 @@ def tls_client_hello(sni: str = "vpn.example.com") -> bytes:
 
 
 def tls_server_hello() -> bytes:
-    return bytes(TLS(msg=[TLSServerHello(cipher=0x002F)]))
+    hello = TLSServerHello(gmt_unix_time=int(T0), random_bytes=b"\x22" * 28, cipher=0x002F)
+    return bytes(TLS(msg=[hello]))
 
 
 def dtls_record(ctype: int, version: int, epoch: int, seq: int, body: bytes) -> bytes:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import tshark_frames
-
 from labkit.analyze.report import Report
 from labkit.findings import Finding
+from tests.helpers.tshark import tshark_frames
 
 
 def evidence_by_file(f: Finding) -> dict[str, list[int]]:
