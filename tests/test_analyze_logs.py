@@ -210,11 +210,11 @@ def test_timeline_of_logs_alone():
 
 
 def test_timeline_of_a_capture_counts_what_exceeds_the_tunnel(seed_case, tmp_path):
-    from labkit.analyze import analyze
+    from labkit.analyze import Collect, analyze
 
     _, inside = seed_case
-    report = analyze([inside])
-    t = build([str(inside)], report.findings, LogInputs(), {str(inside): "inside"})
+    report = analyze([inside], collect=Collect(plot=True))
+    t = build(report.samples, report.findings, LogInputs(), {str(inside): "inside"})
     low = min(t.levels, key=lambda lv: lv.value)
     assert low.value == 1347 and "(3 packets above)" in low.label  # the three 1418-byte segments
     to_client = next(s for s in t.series if s.direction == "to")
@@ -282,3 +282,16 @@ def test_plot_points_are_bounded_and_keep_every_large_packet(monkeypatch):
     assert 0 < len(small) <= 1000
     assert small.min() < 1000 and small.max() > 48_000  # spread over the whole capture
     assert np.all(np.diff(rows.t) >= 0)
+
+
+def test_year_less_syslog_is_dated_by_the_capture_then_dart_then_now():
+    """The judging stage's choice of a year for BSD syslog stamps, in order of trust."""
+    from labkit.analyze.timeline import syslog_year
+
+    dart = [("dart.txt", parse_dart(DART.read_text().splitlines()).events)]
+    capture_2019 = calendar.timegm((2019, 6, 1, 0, 0, 0))
+    assert syslog_year(capture_2019, dart, 0.0) == (2019, "the year of the capture")
+    assert syslog_year(None, dart, 0.0) == (2022, "the year of the DART log")
+    now_2030 = calendar.timegm((2030, 1, 1, 0, 0, 0))
+    year, origin = syslog_year(None, [], now_2030)
+    assert year == 2030 and origin.startswith("the current year")

@@ -275,18 +275,28 @@ CASES = (
 )
 
 
+def _decrypt(d):
+    """The decryption of a lab case's outside capture, by the analyzer's one pass."""
+    from labkit.analyze import Collect, analyze
+    from labkit.analyze.sources import read_keylog
+
+    capture = str(d / "outside.pcap")
+    report = analyze([capture], collect=Collect(read_keylog(str(d / "sslkeylog.txt"))))
+    ((path, decrypted),) = report.decrypted
+    assert path == capture
+    return decrypted
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_real_lab_captures_decrypt_to_what_the_software_logged(case):
     """The lab's case.json records what ocserv/openconnect logged; the decryption (through the
     analyzer's reader) must find the same CONNECT numbers in the bytes."""
     import json
 
-    from labkit.analyze.sources import decrypt_capture_or_none, read_keylog
-
     d = REAL / case
     facts = json.loads((d / "case.json").read_text())["headend"]
-    report = decrypt_capture_or_none(str(d / "outside.pcap"), read_keylog(str(d / "sslkeylog.txt")))
-    assert report is not None and not report.notes
+    report = _decrypt(d)
+    assert not report.notes
     (tunnel,) = report.tunnels
     assert tunnel.head_end("X-CSTP-MTU") == facts["x_cstp_mtu"]
     assert tunnel.head_end("X-DTLS-MTU") == facts["x_dtls_mtu"]
@@ -303,11 +313,8 @@ def test_real_lab_captures_decrypt_to_what_the_software_logged(case):
 @requires_tshark
 @pytest.mark.parametrize("case", CASES)
 def test_real_connect_frame_agrees_with_tshark(case):
-    from labkit.analyze.sources import decrypt_capture_or_none, read_keylog
-
     d = REAL / case
-    report = decrypt_capture_or_none(str(d / "outside.pcap"), read_keylog(str(d / "sslkeylog.txt")))
-    assert report is not None
+    report = _decrypt(d)
     (tunnel,) = report.tunnels
     extra = ("-o", f"tls.keylog_file:{d / 'sslkeylog.txt'}")
     got = tshark_fields(

@@ -4,12 +4,19 @@ Data flows one way (DESIGN.md section 4): :mod:`~labkit.analyze.reader` (bytes -
 columns) -> :mod:`~labkit.analyze.decode` (columns and, for the rare packets that decide
 verdicts, struct-decoded summaries) -> detectors (per-flow state, never per-packet lists) ->
 findings -> :mod:`~labkit.analyze.render`. Scapy is never imported on this path.
+
+Each capture is read once: every consumer of packets (the detectors with their evidence
+frames, the key-log decryptor, the plot's sampler) is fed the same chunks in that one pass,
+so a pipe can be analyzed. Judging (:mod:`~labkit.analyze.case`) then works on what the pass
+collected and never opens a capture.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from labkit.analyze.progress import Progress
@@ -19,8 +26,35 @@ from labkit.errors import InputError
 if TYPE_CHECKING:
     from labkit.analyze.detectors import FileFacts
     from labkit.analyze.diagnosis import Fragmented
+    from labkit.analyze.engine import ScanStats
+    from labkit.analyze.plotdata import Sampler
+    from labkit.analyze.reader import Capture
+    from labkit.analyze.sources import SourceReport
+    from labkit.analyze.timeline import LogInputs
+    from labkit.decrypt import DecryptReport
+    from labkit.keylog import KeyLog
 
-__all__ = ["analyze", "AnalyzeOptions", "FileReport", "Report"]
+__all__ = ["analyze", "scan", "judge", "AnalyzeOptions", "Collect", "FileReport", "Report"]
+
+
+@dataclass(frozen=True, slots=True)
+class Collect:
+    """What the one pass collects besides the detectors' facts: the decryption of the flows
+    ``keylog`` holds keys for, and the plot's packet sample (``plot``)."""
+
+    keylog: KeyLog | None = None
+    plot: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Scanned:
+    """One file after its pass: its report, its facts if it was analyzable, and what the
+    other consumers collected (None when not asked for, or the file could not be opened)."""
+
+    report: FileReport
+    facts: FileFacts | None = None
+    decrypted: DecryptReport | None = None
+    sample: Sampler | None = None
 
 
 def analyze(
@@ -29,59 +63,93 @@ def analyze(
     *,
     jobs: int = 1,
     progress: Progress | None = None,
+    collect: Collect = Collect(),
 ) -> Report:
     """Analyze captures of one case; never raises for a bad input file (it becomes an error
     entry in :attr:`Report.files`, and the exit code is 2 only if no file was analyzable).
-
-    ``jobs`` > 1 scans the files in that many processes (:mod:`labkit.analyze.parallel`);
-    the case is joined here either way. ``progress`` is told how far the scans are."""
-    from labkit.analyze.case import Case, verdict
-
+    :func:`scan`, then :func:`judge`."""
     options = options or AnalyzeOptions()
+    return judge(scan(paths, options, jobs=jobs, progress=progress, collect=collect), options)
+
+
+def scan(
+    paths: Sequence[str | os.PathLike[str]],
+    options: AnalyzeOptions,
+    *,
+    jobs: int = 1,
+    progress: Progress | None = None,
+    collect: Collect = Collect(),
+) -> list[Scanned]:
+    """The one pass over each capture. ``jobs`` > 1 scans the files in that many processes
+    (:mod:`labkit.analyze.parallel`). ``progress`` is told how far the scans are.
+    ``collect``: what else the pass gathers (:attr:`Report.decrypted`, :attr:`Report.samples`)."""
     labels = [str(p) for p in paths]
     if jobs > 1 and len(labels) > 1:
         from labkit.analyze.parallel import scan_files
 
-        scanned = scan_files(labels, jobs, progress)
-    else:
-        scanned = []
-        bytes_before = packets_before = 0
-        for i, label in enumerate(labels):
-            hook = (
-                None
-                if progress is None
-                else _progress_hook(progress, bytes_before, packets_before, i)
-            )
-            scanned.append(scan_file(label, hook))
-            bytes_before += _size(label)
-            packets_before += scanned[-1][0].packets
-    reports = {r.path: r for r, _ in scanned}
-    facts = {r.path: ff for r, ff in scanned if ff is not None}
+        return scan_files(labels, jobs, progress, collect, options.tunnel_mtu)
+    scanned = []
+    bytes_before = packets_before = 0
+    for i, label in enumerate(labels):
+        hook = (
+            None if progress is None else _progress_hook(progress, bytes_before, packets_before, i)
+        )
+        scanned.append(scan_file(label, hook, collect, options.tunnel_mtu))
+        bytes_before += _size(label)
+        packets_before += scanned[-1].report.packets
+    return scanned
+
+
+def judge(
+    scanned: Sequence[Scanned],
+    options: AnalyzeOptions,
+    logs: LogInputs | None = None,
+    sources: Sequence[SourceReport] = (),
+) -> Report:
+    """The case's findings and verdict: a pure function of what the passes collected and of
+    the logs already read (``logs``, with ``sources``, their accounts); it reads no file.
+    A decrypted CSTP CONNECT names its server as a head-end; the logs' evidence joins the
+    capture findings (:func:`labkit.analyze.timeline.join`)."""
+    from labkit.analyze.case import Case, verdict
+
+    reports = {s.report.path: s.report for s in scanned}
+    facts = {s.report.path: s.facts for s in scanned if s.facts is not None}
+    decrypted = tuple((s.report.path, s.decrypted) for s in scanned if s.decrypted is not None)
+    if decrypted:
+        from labkit.analyze.timeline import tunnel_headends
+
+        heads = [*options.headends, *tunnel_headends(r for _p, r in decrypted)]
+        options = replace(options, headends=tuple(dict.fromkeys(heads)))
     case = Case(facts, {k: v for k, v in reports.items() if k in facts}, options)
     mtus = [lim.mtu for lim in case.limits()]
     for label in facts:
         point, why, cannot = case.capture_point(label)
-        r = reports[label]
-        reports[label] = FileReport(
-            r.path,
-            r.format,
-            r.packets,
-            r.ip_packets,
-            r.linktypes,
-            point,
-            why,
-            cannot,
-            r.warnings,
-            r.error,
-            r.first_time,
-            r.last_time,
-            r.seconds,
-            r.stage_seconds,
-            facts[label].census(mtus),
+        reports[label] = replace(
+            reports[label],
+            capture_point=point,
+            capture_point_reason=why,
+            cannot_show=cannot,
+            counts=facts[label].census(mtus),
         )
     findings = tuple(case.findings()) if facts else ()
-    files = tuple(reports[label] for label in labels)
-    return Report(files, findings, verdict(findings, files), options, fragments=_fragments(facts))
+    if sources:
+        from labkit.analyze.timeline import LogInputs, join
+
+        inputs = replace(logs or LogInputs(), decrypted=decrypted)
+        findings = tuple(join(findings, inputs))
+    files = tuple(reports[s.report.path] for s in scanned)
+    samples = tuple((s.report.path, s.sample) for s in scanned if s.sample and s.facts)
+    logs_read = any(s.analyzable for s in sources)
+    return Report(
+        files,
+        findings,
+        verdict(findings, files, logs_read),
+        options,
+        sources=tuple(sources),
+        decrypted=decrypted,
+        samples=samples,
+        fragments=_fragments(facts),
+    )
 
 
 def _fragments(facts: dict[str, FileFacts]) -> tuple[Fragmented, ...]:
@@ -101,25 +169,69 @@ def _fragments(facts: dict[str, FileFacts]) -> tuple[Fragmented, ...]:
 
 
 def scan_file(
-    label: str, on_chunk: Callable[[int, int], None] | None = None
-) -> tuple[FileReport, FileFacts | None]:
-    """Read one file through every detector: its report, and its facts if it was analyzable.
+    label: str,
+    on_chunk: Callable[[int, int], None] | None = None,
+    collect: Collect = Collect(),
+    tunnel_mtu: int | None = None,
+    *,
+    follow: threading.Event | None = None,
+    watch: Callable[[Scanned], None] | None = None,
+) -> Scanned:
+    """Read one file once, through every detector and every consumer ``collect`` asks for.
 
     Self-contained (it takes a path, returns picklable results) so that ``--jobs`` can run
-    it in another process."""
-    from labkit.analyze.decode import SUPPORTED_LINKTYPES, linktype_name
+    it in another process. ``tunnel_mtu`` (``--tunnel-mtu``) sets the plot sampler's floor.
+    ``follow``: the file is still being written (:func:`~labkit.analyze.reader.open_capture`);
+    ``watch`` is then given the file as scanned so far after every chunk."""
     from labkit.analyze.detectors import FileFacts
     from labkit.analyze.engine import ScanStats, scan
     from labkit.analyze.reader import open_capture
 
     try:
-        cap = open_capture(label)
+        cap = open_capture(label, follow=follow)
     except InputError as exc:
-        return FileReport(label, error=str(exc)), None
+        return Scanned(FileReport(label, error=str(exc)))
     ff = FileFacts.new(label)
+    consumers: list = list(ff.detectors)
+    decryption = sample = None
+    if collect.keylog is not None:
+        from labkit.analyze.sources import KeyedDecryption
+
+        decryption = KeyedDecryption(collect.keylog)
+        consumers.append(decryption)
+    if collect.plot:
+        from labkit.analyze.plotdata import Sampler
+
+        sample = Sampler(tunnel_mtu)
+        consumers.append(sample)
     stats = ScanStats()
+
+    def scanned() -> Scanned:
+        report = _file_report(label, cap, stats)
+        return Scanned(
+            report,
+            ff if report.error is None else None,
+            decryption.report() if decryption is not None else None,
+            sample,
+        )
+
+    hook = on_chunk
+    if watch is not None:
+
+        def hook(pos: int, packets: int) -> None:
+            if on_chunk is not None:
+                on_chunk(pos, packets)
+            watch(scanned())
+
     with cap:
-        scan(cap, ff.detectors, label, stats, on_chunk)
+        scan(cap, consumers, label, stats, hook)
+    return scanned()
+
+
+def _file_report(label: str, cap: Capture, stats: ScanStats) -> FileReport:
+    """What one file is, from its reader and its scan's counts (so far)."""
+    from labkit.analyze.decode import SUPPORTED_LINKTYPES, linktype_name
+
     warnings = [str(w) for w in cap.warnings]
     unknown = {
         lt: n
@@ -139,7 +251,7 @@ def scan_file(
             if warnings
             else ""
         )
-    report = FileReport(
+    return FileReport(
         label,
         cap.description,
         stats.packets,
@@ -152,7 +264,6 @@ def scan_file(
         seconds=stats.seconds,
         stage_seconds=dict(stats.stage_seconds),
     )
-    return report, (ff if error is None else None)
 
 
 def _progress_hook(

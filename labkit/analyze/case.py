@@ -35,7 +35,7 @@ from labkit.analyze import decode as dec
 from labkit.analyze.detectors import FileFacts
 from labkit.analyze.detectors.dtls import DtlsPair
 from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
-from labkit.analyze.detectors.size import FLOOR, evidence_frames
+from labkit.analyze.detectors.size import DfSelection
 from labkit.analyze.diagnosis import fold
 from labkit.analyze.evidence import FrameSet, Selection, any_of, dst_field, paren, select, src_field
 from labkit.analyze.report import AnalyzeOptions, FileReport
@@ -99,15 +99,10 @@ class Case:
         facts: dict[str, FileFacts],
         reports: dict[str, FileReport],
         options: AnalyzeOptions,
-        evidence=evidence_frames,
     ) -> None:
-        """``evidence(path, clauses, file)``: the early-stopping re-read that fetches the
-        first frames of a DF-size clause once the limit and head-ends are known."""
+        """Judging is a pure function of the files' facts (their evidence frames included,
+        collected during the one pass) and the options: it never reads a capture."""
         self.facts = facts
-        self.evidence = evidence
-        self._evidence_cache: dict[tuple[str, str], FrameSet] = {}
-        self._requests: dict[str, dict[str, tuple[int, int | None, int]]] = {}
-        self._planning = False
         self.reports = reports
         self.options = options
         self.dtls_pairs = [p for f in facts.values() for p in f.dtls.pairs.values()]
@@ -194,12 +189,6 @@ class Case:
         out += self._syn_mss()
         out += self._icmp()
         holes = self._black_holes()
-        # Plan first: every DF-size clause of every file is then fetched in one short re-read.
-        self._planning = True
-        self._oversized()
-        self._mismatch(holes)
-        self._planning = False
-        self._fetch_evidence()
         out += self._oversized()
         out += self._mismatch(holes)
         out += [h[0] for h in holes]
@@ -526,73 +515,29 @@ class Case:
 
     def _over(self, limit: int) -> dict[str, Counter]:
         """Per file: DF packets larger than ``limit`` by IP size, head-end transport left out."""
-        heads = [dec.addr_hash(h) for h in self.headends]
+        sel = self._df(limit)
         out = {}
         for file, f in self.facts.items():
-            sizes = f.size.over(limit, heads)
+            sizes = sel.counts(f.size)
             if sizes:
                 out[file] = sizes
         return out
 
-    def _df_evidence(
-        self, file: str, clause: str, total: int, limit: int, size: int | None
-    ) -> FrameSet:
-        """The first DF frames above ``limit`` (or of exactly ``size``), from a short re-read.
+    def _df(self, limit: int, size: int | None = None) -> DfSelection:
+        return DfSelection(tuple(sorted(self.headends)), limit, size)
 
-        While :attr:`_planning`, only records the request (all requests of a file are then
-        fetched in one pass by :meth:`_fetch_evidence`) and returns an empty set.
-        """
-        key = (file, clause)
-        if key in self._evidence_cache:
-            return self._evidence_cache[key]
-        if self._planning:
-            self._requests.setdefault(file, {})[clause] = (limit, size, total)
-            return FrameSet(file, clause)  # a placeholder: the plan only needs the request
-        self._requests = {file: {clause: (limit, size, total)}}
-        self._fetch_evidence()
-        return self._evidence_cache[key]
-
-    def _fetch_evidence(self) -> None:
-        heads = self._head_hashes
-        for file, wanted in self._requests.items():
-
-            def pred_for(limit: int, size: int | None):
-                def pred(c: dec.Columns) -> np.ndarray:
-                    hit = (c.iplen == size) if size is not None else (c.iplen > limit)
-                    return hit & ~np.isin(c.src_h, heads) & ~np.isin(c.dst_h, heads)
-
-                return pred
-
-            clauses = {cl: (pred_for(lim, sz), total) for cl, (lim, sz, total) in wanted.items()}
-            for cl, fs in self.evidence(file, clauses, file).items():
-                self._evidence_cache[(file, cl)] = fs
-        self._requests = {}
-
-    def _df_clause(self, limit: int) -> str:
-        """DF packets over ``limit`` bytes (IPv6: payload over limit - 40), not the head-end's."""
-        lim = max(limit, FLOOR - 1)
-        return self._df_filter(f"ip.len > {lim}", f"ipv6.plen > {lim - 40}")
-
-    def _df_filter(self, v4_size: str, v6_size: str) -> str:
-        """DF packets matching a size test, leaving out the head-end's own (outer) packets."""
-        v4 = f"ip.flags.df == 1 && {v4_size} && !icmp"
-        v6 = f"{v6_size} && !icmpv6"
-        heads = sorted(self.headends)
-        ex4 = any_of(f"ip.addr == {h}" for h in heads if ":" not in h)
-        ex6 = any_of(f"ipv6.addr == {h}" for h in heads if ":" in h)
-        if ex4:
-            v4 += f" && !{paren(ex4)}"
-        if ex6:
-            v6 += f" && !{paren(ex6)}"
-        return f"{paren(v4)} || {paren(v6)}"
+    def _df_evidence(self, file: str, sel: DfSelection, total: int) -> FrameSet:
+        """The first DF frames ``sel`` selects in ``file``, and the filter that says which."""
+        frames = sel.first_frames(self.facts[file].size)
+        return FrameSet(file, sel.wireshark(), frames, max(total, len(frames)))
 
     def _oversized(self) -> list[Finding]:
         out = []
         for lim in self.limits():
             for file, sizes in self._over(lim.mtu).items():
                 total = sum(sizes.values())
-                clause = self._df_clause(lim.mtu)
-                sel = select([self._df_evidence(file, clause, total, lim.mtu, None)], clause=clause)
+                fs = self._df_evidence(file, self._df(lim.mtu), total)
+                sel = select([fs], clause=fs.clause)
                 size = sizes.most_common(1)[0][0]
                 src_text = "--tunnel-mtu" if lim.source == "option" else "from ICMP"
                 summary = (
@@ -717,9 +662,8 @@ class Case:
             done.add((size, lim.mtu))
             for file, sizes in over.items():
                 if size in sizes:
-                    clause = self._df_size_clause(size)
-                    fs = self._df_evidence(file, clause, sizes[size], lim.mtu, size)
-                    parts.setdefault(file, []).append(([fs], clause))
+                    fs = self._df_evidence(file, self._df(lim.mtu, size), sizes[size])
+                    parts.setdefault(file, []).append(([fs], fs.clause))
             for file, grp, role, n in syns:
                 if mtu.mtu_for_mss(grp.mss, grp.ipver == 6) == size:
                     sel = self._syn_selection(file, grp, role, n)
@@ -773,9 +717,6 @@ class Case:
                     )
                 )
         return out
-
-    def _df_size_clause(self, size: int) -> str:
-        return self._df_filter(f"ip.len == {size}", f"ipv6.plen == {size - 40}")
 
 
 def _union(parts: list) -> Selection | None:

@@ -314,8 +314,6 @@ def scan(
         stage["rare"] = stage.get("rare", 0.0) + t3 - t2
         stage["detect"] = stage.get("detect", 0.0) + t4 - t3
         st.packets += len(chunk)
-        if on_chunk is not None:
-            on_chunk(capture.position, st.packets)
         st.ip_packets += int(np.count_nonzero(cols.ipver))
         st.rare_packets += len(rare)
         if not np.isnan(chunk.ts).all():
@@ -329,6 +327,8 @@ def scan(
             lts, counts = np.unique(chunk.linktype, return_counts=True)
             for lt, n in zip(lts.tolist(), counts.tolist()):
                 st.linktype_frames[lt] = st.linktype_frames.get(lt, 0) + n
+        if on_chunk is not None:  # after the counts: a live reader judges what it has so far
+            on_chunk(capture.position, st.packets)
     for det in detectors:
         finish = getattr(det, "finish", None)
         if finish is not None:

@@ -11,14 +11,9 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing as mp
-from typing import TYPE_CHECKING
 
-from labkit.analyze import scan_file
+from labkit.analyze import Collect, Scanned, scan_file
 from labkit.analyze.progress import Progress
-from labkit.analyze.report import FileReport
-
-if TYPE_CHECKING:
-    from labkit.analyze.detectors import FileFacts
 
 POLL_S = 0.1
 
@@ -30,23 +25,29 @@ def _init_worker(shared) -> None:  # type: ignore[no-untyped-def]
     _shared = shared
 
 
-def _scan(index: int, label: str) -> tuple[FileReport, FileFacts | None]:
+def _scan(index: int, label: str, collect: Collect, tunnel_mtu: int | None) -> Scanned:
     def on_chunk(position: int, packets: int) -> None:
         _shared[2 * index] = position  # type: ignore[index]
         _shared[2 * index + 1] = packets  # type: ignore[index]
 
-    return scan_file(label, on_chunk if _shared is not None else None)
+    return scan_file(label, on_chunk if _shared is not None else None, collect, tunnel_mtu)
 
 
 def scan_files(
-    labels: list[str], jobs: int, progress: Progress | None = None
-) -> list[tuple[FileReport, FileFacts | None]]:
+    labels: list[str],
+    jobs: int,
+    progress: Progress | None,
+    collect: Collect,
+    tunnel_mtu: int | None,
+) -> list[Scanned]:
     """:func:`~labkit.analyze.scan_file` for every label, ``jobs`` at a time, in label order."""
     shared = mp.Array("q", 2 * len(labels), lock=False)
     with cf.ProcessPoolExecutor(
         max_workers=min(jobs, len(labels)), initializer=_init_worker, initargs=(shared,)
     ) as pool:
-        futures = [pool.submit(_scan, i, label) for i, label in enumerate(labels)]
+        futures = [
+            pool.submit(_scan, i, label, collect, tunnel_mtu) for i, label in enumerate(labels)
+        ]
         pending: set[cf.Future] = set(futures)
         while pending:
             _, pending = cf.wait(pending, timeout=POLL_S)

@@ -2,12 +2,14 @@
 picture (which address is the client, which MTUs to draw, which events go in which lane), so
 that :mod:`labkit.plot` only draws.
 
-Packet sizes come from one more pass over each capture through the reader's columns (no
-Python per packet): IP length, time and direction relative to the client, plus the rows that
-are DTLS ClientHellos, TLS ClientHellos and ICMP frag-needed / Packet Too Big. Everything else
-comes from the findings and the log events. Memory is bounded while the capture streams by
-(:class:`_Points`: every packet above the smallest MTU line kept, the rest evenly decimated to
-:data:`MAX_POINTS`); so are markers per lane.
+Packet sizes come from the analyzer's one pass over each capture (:class:`Sampler`, a
+consumer of the same chunks the detectors see; no Python per packet): IP length, time and
+direction relative to the client, plus the rows that are DTLS ClientHellos, TLS ClientHellos
+and ICMP frag-needed / Packet Too Big. Everything else comes from the findings and the log
+events. Memory is bounded while the capture streams by (:class:`_Points`: every packet above
+a floor kept, the rest evenly decimated to :data:`MAX_POINTS`); so are markers per lane. The
+MTU lines are known only after judging, so the sampler's floor is the smallest MTU known
+before the pass: ``--tunnel-mtu``, else the model's TLS MTU.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Final
 import numpy as np
 
 from labkit import mtu
+from labkit.analyze.engine import ChunkView
 from labkit.analyze.timeline import LogInputs
 from labkit.findings import Finding
 from labkit.logs.syslog import LargePacket, PmtudPacket, SessionEvent
@@ -116,55 +119,57 @@ class _Points:
         return out[np.argsort(out.t, kind="stable")]
 
 
-def _capture_pass(path: str, floor: int) -> tuple[_Points, list[Marker]]:
-    """The packets (bounded) of one capture and the rows that are events."""
-    from labkit.analyze.decode import (
-        PROTO_ICMP,
-        PROTO_ICMPV6,
-        PROTO_TCP,
-        PROTO_UDP,
-        TCP_ACK,
-        TCP_SYN,
-        columns,
-    )
-    from labkit.analyze.reader import open_capture
+class Sampler:
+    """The plot's consumer of the one pass: bounded packet points and event markers."""
 
-    points = _Points(floor)
-    markers: list[Marker] = []
-    with open_capture(path) as cap:
-        for chunk in cap.chunks():
-            c = columns(chunk)
-            ip = c.ipver > 0
-            ts = chunk.ts
-            syn = (c.proto == PROTO_TCP) & ((c.flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
-            points.add(ts[ip], c.iplen[ip], c.src_h[ip], c.dst_h[ip], c.src_h[syn])
-            # ICMP type/code are the first bytes after the ICMP header offset (RFC 792, 4443).
-            end = chunk.data + chunk.caplen
-            icmp = ((c.proto == PROTO_ICMP) | (c.proto == PROTO_ICMPV6)) & (c.l4 + 2 <= end)
-            rows = np.flatnonzero(icmp)
-            kind = chunk.buf[c.l4[rows]].astype(np.int64)
-            code = chunk.buf[c.l4[rows] + 1].astype(np.int64)
-            frag = np.where(c.proto[rows] == PROTO_ICMP, (kind == 3) & (code == 4), kind == 2)
-            lanes = (
-                ("DTLS ClientHello", ts[(c.proto == PROTO_UDP) & (c.p0 == 22) & (c.p13 == 1)]),
-                ("TLS session start", ts[(c.proto == PROTO_TCP) & (c.p0 == 22) & (c.p5 == 1)]),
-                ("ICMP frag-needed", ts[rows[frag]]),
-            )
-            for lane, times in lanes:
-                if len(markers) < 3 * MAX_MARKERS:
-                    markers += [Marker(float(t), lane) for t in times[:MAX_MARKERS]]
-    return points, markers
+    def __init__(self, tunnel_mtu: int | None = None) -> None:
+        model = mtu.predict(mtu.TunnelConfig()).tls_mtu
+        self.points = _Points(min(tunnel_mtu or model, model))
+        self.markers: list[Marker] = []
+
+    def feed(self, view: ChunkView) -> None:
+        from labkit.analyze.decode import (
+            PROTO_ICMP,
+            PROTO_ICMPV6,
+            PROTO_TCP,
+            PROTO_UDP,
+            TCP_ACK,
+            TCP_SYN,
+        )
+
+        c, chunk = view.cols, view.chunk
+        ip = c.ipver > 0
+        ts = chunk.ts
+        syn = (c.proto == PROTO_TCP) & ((c.flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
+        self.points.add(ts[ip], c.iplen[ip], c.src_h[ip], c.dst_h[ip], c.src_h[syn])
+        # ICMP type/code are the first bytes after the ICMP header offset (RFC 792, 4443).
+        end = chunk.data + chunk.caplen
+        icmp = ((c.proto == PROTO_ICMP) | (c.proto == PROTO_ICMPV6)) & (c.l4 + 2 <= end)
+        rows = np.flatnonzero(icmp)
+        kind = chunk.buf[c.l4[rows]].astype(np.int64)
+        code = chunk.buf[c.l4[rows] + 1].astype(np.int64)
+        frag = np.where(c.proto[rows] == PROTO_ICMP, (kind == 3) & (code == 4), kind == 2)
+        lanes = (
+            ("DTLS ClientHello", ts[(c.proto == PROTO_UDP) & (c.p0 == 22) & (c.p13 == 1)]),
+            ("TLS session start", ts[(c.proto == PROTO_TCP) & (c.p0 == 22) & (c.p5 == 1)]),
+            ("ICMP frag-needed", ts[rows[frag]]),
+        )
+        for lane, times in lanes:
+            if len(self.markers) < 3 * MAX_MARKERS:
+                self.markers += [Marker(float(t), lane) for t in times[:MAX_MARKERS]]
 
 
 def build(
-    captures: Sequence[str],
+    samples: Sequence[tuple[str, Sampler]],
     findings: Sequence[Finding],
     inputs: LogInputs,
     points: dict[str, str] | None = None,
 ) -> Timeline:
-    """The picture of a case. ``points``: each capture's capture point (outside, tunnel,
-    inside), from the analyzer; packets counted against the tunnel MTU are the ones outside
-    the TLS/DTLS transport (outside captures carry encrypted records, not tunnel packets)."""
+    """The picture of a case. ``samples``: each capture's :class:`Sampler`, from the
+    analyzer's pass; ``points``: each capture's capture point (outside, tunnel, inside), from
+    the analyzer; packets counted against the tunnel MTU are the ones outside the TLS/DTLS
+    transport (outside captures carry encrypted records, not tunnel packets)."""
+    captures = [path for path, _s in samples]
     points = points or {}
     levels = _levels(findings)
     floor = min(lv.value for lv in levels)
@@ -172,9 +177,9 @@ def build(
     markers: list[Marker] = []
     notes: list[str] = []
     over = 0
-    for path in captures:
-        pts, m = _capture_pass(path, floor)
-        markers += m
+    for path, sample in samples:
+        pts = sample.points
+        markers += sample.markers
         if not pts.total:
             continue
         # The client of each capture point: the host that opens the TCP connections (the VPN
@@ -203,7 +208,7 @@ def build(
                 )  # type: ignore[arg-type]
         if pts.thinned:
             notes.append(
-                f"{name}: {pts.total} packets, the ones at or below {floor} bytes "
+                f"{name}: {pts.total} packets, the ones at or below {pts.floor} bytes "
                 f"sampled 1 in {pts.stride}"
             )
     if series and len(levels) > 1:  # captured packets over the smallest MTU: the picture's point

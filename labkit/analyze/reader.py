@@ -33,6 +33,8 @@ import io
 import mmap
 import os
 import struct
+import sys
+import threading
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -170,6 +172,7 @@ class Capture:
     _detail: str = ""  # pcap: "us"/"ns"/"modified"
     _raw: BinaryIO | None = None  # the file itself, under any decompression
     size: int = 0  # bytes on disk (0 when unknown): small files get small buffers
+    live: bool = False  # still being written: hand out records as they arrive
 
     @property
     def position(self) -> int:
@@ -204,6 +207,13 @@ class Capture:
         if self._stream is None:
             raise ValueError("capture already read or closed")
         stream, self._stream = self._stream, None
+        if self.live:
+            walker = _PcapWalker(self) if self.format == "pcap" else _PcapngWalker(self)
+            try:
+                yield from walker.run_live(stream, chunk_bytes)
+            finally:
+                stream.close()
+            return
         if self.size and not self.compressed:
             # A small file needs no 16 MiB buffers (allocating them costs more than reading it);
             # a buffer must still hold the largest record.
@@ -227,22 +237,37 @@ class Capture:
                 )
 
 
-def open_capture(path: str | os.PathLike[str]) -> Capture:
-    """Open ``path`` and identify its format; :class:`InputError` if it is not a capture."""
+STDIN = "-"  #: the path that names standard input (a pipe from ``tcpdump -w -``, ``zcat``)
+
+
+def open_capture(path: str | os.PathLike[str], *, follow: threading.Event | None = None) -> Capture:
+    """Open ``path`` (:data:`STDIN`: standard input) and identify its format;
+    :class:`InputError` if it is not a capture.
+
+    ``follow``: the capture is still being written (``labkit analyze --follow``): records are
+    handed out as they arrive, and at the end of a regular file reading waits for more until
+    the event is set (a pipe ends when its writer closes it)."""
     p = Path(path)
-    if p.is_dir():
+    if str(path) != STDIN and p.is_dir():
         raise InputError(f"{p}: is a directory, expected a capture file")
     try:
-        raw: BinaryIO = open(p, "rb")  # noqa: SIM115 - handed to the Capture, closed there
+        if str(path) == STDIN:
+            raw: BinaryIO = open(sys.stdin.fileno(), "rb", closefd=False)  # noqa: SIM115
+        else:
+            raw = open(p, "rb")  # noqa: SIM115 - handed to the Capture, closed there
+        if follow is not None and p.is_file():
+            raw = io.BufferedReader(_Growing(raw, follow))  # type: ignore[arg-type]
     except FileNotFoundError:
         raise InputError(f"{p}: no such file") from None
     except OSError as exc:
         raise InputError(f"{p}: cannot read: {exc.strerror or exc}") from None
     try:
-        return _identify(p, raw)
+        cap = _identify(p, raw)
     except BaseException:
         raw.close()
         raise
+    cap.live = follow is not None
+    return cap
 
 
 def _identify(p: Path, raw: BinaryIO) -> Capture:
@@ -399,11 +424,56 @@ class _Prefixed(io.RawIOBase):
             b[:n] = self._prefix[:n]
             self._prefix = self._prefix[n:]
             return n
-        return self._stream.readinto(b)  # type: ignore[attr-defined]
+        # readinto1: what the stream has now, so a live pipe's records are not held back
+        # until a whole buffer arrives (the batch reader loops until its buffer is full).
+        read = getattr(self._stream, "readinto1", None) or self._stream.readinto  # type: ignore[attr-defined]
+        got: int | None = read(b)
+        return got or 0
 
     def close(self) -> None:
         self._stream.close()
         super().close()
+
+
+class _Growing(io.RawIOBase):
+    """A regular file that is still being written: at its current end, wait for more (polling
+    every :data:`FOLLOW_POLL_S`) until ``stop`` is set; then the end is the end."""
+
+    def __init__(self, raw: BinaryIO, stop: threading.Event) -> None:
+        self._raw = raw
+        self._stop = stop
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def readinto(self, b: memoryview) -> int:  # type: ignore[override]
+        while True:
+            n = self._raw.readinto1(b)  # type: ignore[attr-defined]
+            if n or self._stop.is_set():
+                return n
+            self._stop.wait(FOLLOW_POLL_S)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+FOLLOW_POLL_S = 0.2
+
+
+def _fill_some(stream: BinaryIO, view: memoryview) -> tuple[int, str | None]:
+    """One read: what the stream has now (at least one byte, unless it ended)."""
+    try:
+        return stream.readinto(view) or 0, None  # type: ignore[attr-defined]
+    except GzipBomb as exc:
+        return 0, str(exc)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        return 0, f"compressed stream is broken or cut short ({exc})"
+    except OSError as exc:
+        return 0, f"read error: {exc.strerror or exc}"
 
 
 def _fill(stream: BinaryIO, view: memoryview) -> tuple[int, str | None]:
@@ -548,6 +618,56 @@ class _Walker:
             self.warn(self.base + have, error)
         for v in views:
             v.release()
+
+    def run_live(self, stream: BinaryIO, chunk_bytes: int) -> Iterator[Chunk]:
+        """Walk a capture that is still being written: the complete records of every read are
+        handed out at once instead of after a full buffer, so findings follow the traffic.
+        No read-ahead thread: the writer's pace is the limit, not the disk's."""
+        buf: bytearray = _zeroed(chunk_bytes + SLACK)  # type: ignore[assignment]
+        view = memoryview(buf)[:chunk_bytes]
+        need = 24 if self.cap.format == "pcap" else 0  # the file header start() reads
+        have = pos = 0
+        started = False
+        error = None
+        try:
+            while not self.stop:
+                n, error = _fill_some(stream, view[have:])
+                have += n
+                self.cap.bytes_read += n
+                eof = n == 0
+                if not started:
+                    if have < need and not eof:
+                        continue
+                    pos, started = self.start(buf, have), True
+                while not self.stop:
+                    chunk, pos = self.walk(buf, pos, have, eof)
+                    if chunk is not None and len(chunk):
+                        self.cap.frames += len(chunk)
+                        yield chunk
+                    if not self.again:
+                        break
+                    self.again = False
+                if self.stop:
+                    break
+                if eof:
+                    if pos < have:
+                        self.truncated(buf, pos, have)
+                    break
+                if pos == 0 and have == chunk_bytes:
+                    self.warn(
+                        self.base,
+                        f"a record larger than the {chunk_bytes}-byte read "
+                        f"buffer: the file is corrupt from here on",
+                    )
+                    break
+                buf[: have - pos] = buf[pos:have]  # the unfinished record goes first
+                self.base += pos
+                have -= pos
+                pos = 0
+        finally:
+            view.release()
+        if error:
+            self.warn(self.base + have, error)
 
     def start(self, buf: bytearray, have: int) -> int:
         raise NotImplementedError

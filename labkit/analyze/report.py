@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labkit.analyze.diagnosis import Diagnosis, Fragmented, diagnose
 from labkit.analyze.sources import SourceReport
 from labkit.errors import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
 from labkit.findings import Finding
+
+if TYPE_CHECKING:
+    from labkit.analyze.plotdata import Sampler
+    from labkit.decrypt import DecryptReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,9 @@ class Report:
     verdict: str
     options: AnalyzeOptions = AnalyzeOptions()
     sources: tuple[SourceReport, ...] = ()  # ASA syslog, DART, key log (labkit.analyze.sources)
+    # What the one pass collected for the renderers and the log join, per capture path
+    decrypted: tuple[tuple[str, DecryptReport], ...] = ()  # with a key log
+    samples: tuple[tuple[str, Sampler], ...] = ()  # for the plot
     fragments: tuple[Fragmented, ...] = ()  # IPv4 fragments per file, for the diagnosis
 
     @property

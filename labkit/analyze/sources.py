@@ -9,15 +9,19 @@ onto the capture's clock by the file's clock offset (``--clock-offset``).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from labkit.errors import InputError
 from labkit.fileio import read_input
 
 if TYPE_CHECKING:  # the parsers are imported where used: a capture-only run never pays for them
+    from labkit.analyze.engine import ChunkView
+    from labkit.analyze.timeline import LogInputs
     from labkit.decrypt import DecryptReport, Segment
     from labkit.keylog import KeyLog
     from labkit.logs.dart import DartEvent
@@ -152,6 +156,36 @@ def read_dart(path: str, *, offset: float = 0.0) -> tuple[SourceReport, tuple[Da
     return SourceReport(path, "dart", summary, warnings, error, offset), tuple(events)
 
 
+def read_logs(
+    dart_paths: Sequence[str],
+    syslog_paths: Sequence[str],
+    offsets: Mapping[str | None, float],
+    first_capture_time: float | None,
+) -> tuple[list[SourceReport], LogInputs]:
+    """The --dart and --syslog files: their accounts, and their events on the capture clock.
+    ``offsets``: seconds per log path (None: every log). DART is read first: it can date
+    year-less syslog lines when no capture can (:func:`~labkit.analyze.timeline.syslog_year`)."""
+    import time
+
+    from labkit.analyze.timeline import LogInputs, syslog_year
+
+    def offset(path: str) -> float:
+        return offsets.get(path, offsets.get(None, 0.0))
+
+    found: list[SourceReport] = []
+    dart, syslog = [], []
+    for path in dart_paths:
+        src, events = read_dart(path, offset=offset(path))
+        found.append(src)
+        dart.append((path, events))
+    year, year_from = syslog_year(first_capture_time, dart, time.time())
+    for path in syslog_paths:
+        src, msgs = read_syslog(path, year=year, year_from=year_from, offset=offset(path))
+        found.append(src)
+        syslog.append((path, msgs))
+    return found, LogInputs(tuple(syslog), tuple(dart))
+
+
 def read_keylog(path: str) -> KeyLog:
     from labkit.keylog import parse_keylog
 
@@ -161,54 +195,88 @@ def read_keylog(path: str) -> KeyLog:
     return parse_keylog(data.decode("utf-8", errors="replace"))
 
 
-def tcp_segments(path: str) -> Iterator[Segment]:
-    """Every TCP segment with payload of a capture, through the analyzer's reader.
+class KeyedDecryption:
+    """The key-log decryptor as a consumer of the analyzer's one pass over a capture.
 
-    The reader's columns pick the rows (no per-packet Python for the rest); addresses are
-    decoded once per address pair.
+    Only connections whose first payload is a ClientHello with a client random the key log
+    holds reach the decryptor (Python and Scapy per record); every other connection costs a
+    look at its first payload, counted as the decryptor itself would count it
+    (``tls_flows``: connections that open with a ClientHello). Connections are told apart by
+    the columns' flow hashes; addresses are decoded once per address pair.
     """
-    import numpy as np
 
-    from labkit.analyze.decode import PROTO_TCP, columns, decode
-    from labkit.analyze.reader import open_capture
-    from labkit.decrypt import Segment
+    def __init__(self, keylog: KeyLog) -> None:
+        from labkit.decrypt import Decryptor
 
-    names: dict[tuple[int, int], tuple[str, str]] = {}
-    with open_capture(path) as cap:
-        for chunk in cap.chunks():
-            c = columns(chunk)
-            for i in np.flatnonzero((c.proto == PROTO_TCP) & (c.pcap > 0)):
-                key = (int(c.src_h[i]), int(c.dst_h[i]))
-                if key not in names:
-                    pkt = decode(chunk.packet(int(i)), int(chunk.linktype[i]))
-                    names[key] = (pkt.src, pkt.dst)
-                src, dst = names[key]
-                start = int(c.pay[i])
-                yield Segment(
-                    chunk.frame0 + int(i),
-                    float(chunk.ts[i]),
-                    src,
-                    int(c.sport[i]),
-                    dst,
-                    int(c.dport[i]),
-                    int(c.seq[i]),
-                    chunk.buf[start : start + int(c.pcap[i])].tobytes(),
-                )
+        self.keylog = keylog
+        self.decryptor = Decryptor(keylog)
+        self._seen = np.zeros(0, np.uint64)  # connections whose first payload was looked at
+        self._keyed = np.zeros(0, np.uint64)  # of those, the ones the key log can decrypt
+        self._names: dict[tuple[int, int], tuple[str, str]] = {}
 
+    def feed(self, view: ChunkView) -> None:
+        from labkit.analyze.decode import PROTO_TCP
+        from labkit.analyze.engine import tally
+        from labkit.decrypt import client_random
 
-def decrypt_capture_or_none(path: str, keylog: KeyLog) -> DecryptReport | None:
-    """The decryption of one capture; None when the file is no capture (the analyzer says why)."""
-    from labkit.decrypt import Decryptor
+        dec = self.decryptor
+        c = view.cols
+        rows = np.flatnonzero((c.proto == PROTO_TCP) & (c.pcap > 0))
+        if dec.stopped is not None or not len(rows):
+            return
+        conn = np.minimum(c.tcp_fwd[rows], c.tcp_rev[rows])  # one key for both directions
+        keys, first, _n = tally(conn)
+        new = ~np.isin(keys, self._seen)
+        hellos: list[int] = []  # rows opening an unkeyed TLS connection, counted in order
+        if new.any():
+            self._seen = np.union1d(self._seen, keys[new])
+            keyed = []
+            for key, row in zip(keys[new].tolist(), rows[first[new]].tolist()):
+                random = client_random(self._payload(view, row))
+                if random is not None and self.keylog.can_decrypt(random):
+                    keyed.append(key)
+                elif random is not None:
+                    hellos.append(row)
+            if keyed:
+                self._keyed = np.union1d(self._keyed, np.array(keyed, np.uint64))
+        fed = rows[np.isin(conn, self._keyed)].tolist()
+        opening = set(hellos)
+        for row in sorted(fed + hellos):
+            if dec.stopped is not None:
+                return
+            if row in opening:
+                dec.tls_flows += 1
+            else:
+                dec.feed(self._segment(view, row))
 
-    dec = Decryptor(keylog)
-    try:
-        for seg in tcp_segments(path):
-            dec.feed(seg)
-            if dec.stopped:
-                break
-    except InputError:
-        return None
-    return dec.report()
+    @staticmethod
+    def _payload(view: ChunkView, row: int) -> bytes:
+        start = int(view.cols.pay[row])
+        return view.chunk.buf[start : start + int(view.cols.pcap[row])].tobytes()
+
+    def _segment(self, view: ChunkView, row: int) -> Segment:
+        from labkit.analyze.decode import decode
+        from labkit.decrypt import Segment
+
+        c, chunk = view.cols, view.chunk
+        key = (int(c.src_h[row]), int(c.dst_h[row]))
+        if key not in self._names:
+            pkt = decode(chunk.packet(row), int(chunk.linktype[row]))
+            self._names[key] = (pkt.src, pkt.dst)
+        src, dst = self._names[key]
+        return Segment(
+            int(view.frames[row]),
+            float(chunk.ts[row]),
+            src,
+            int(c.sport[row]),
+            dst,
+            int(c.dport[row]),
+            int(c.seq[row]),
+            self._payload(view, row),
+        )
+
+    def report(self) -> DecryptReport:
+        return self.decryptor.report()
 
 
 def keylog_source(path: str, keylog: KeyLog, reports: dict[str, DecryptReport]) -> SourceReport:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Final
 
 from labkit.analyze.evidence import MAX_FRAMES
@@ -107,6 +108,25 @@ def _asa_mismatch(inputs: LogInputs) -> list[tuple[int, int, tuple[Evidence, ...
 def _ip_port(endpoint: str) -> tuple[str, str]:
     host, _, port = endpoint.rpartition(":")
     return host.strip("[]"), port
+
+
+def syslog_year(
+    first_capture_time: float | None, dart: Sequence[tuple[str, Sequence[DartEvent]]], now: float
+) -> tuple[int, str]:
+    """The year for syslog timestamps that have none (BSD syslog ``Nov 16 01:28:50``), and
+    where it comes from: the first capture, else the DART log, else ``now``."""
+    first, origin = first_capture_time, "the year of the capture"
+    if first is None:
+        first = next((events[0].time for _p, events in dart if events), None)
+        origin = "the year of the DART log"
+    if first is None:
+        first, origin = now, "the current year: no capture or DART log to date them"
+    return datetime.fromtimestamp(first, tz=timezone.utc).year, origin
+
+
+def tunnel_headends(reports: Iterable[DecryptReport]) -> list[str]:
+    """The server address of every decrypted CSTP tunnel: a head-end for the analyzer."""
+    return [_ip_port(s.server)[0] for r in reports for s in r.tunnels]
 
 
 def _connect_finding(path: str, s: TunnelSession) -> Finding:

@@ -1,13 +1,16 @@
 """``labkit analyze FILE [FILE...]``: confirm or rule out the MTU mismatch in captures.
 
-Several files are one case (outside + tunnel + inside captures of the same incident).
+Several files are one case (outside + tunnel + inside captures of the same incident);
+``-`` is a capture on standard input, ``--follow`` one still being written.
 Exit 0: no problem found; 1: a warning or error finding; 2: nothing could be analyzed.
-The work is in :func:`labkit.analyze.analyze`; this module parses options and prints.
 
-Beyond the captures (issue 6): ``--keylog`` decrypts the CSTP session, ``--syslog`` and
-``--dart`` add the ASA's and the client's logs, ``--clock-offset`` aligns their clocks, and
-``--plot`` draws the timeline. Logs alone, without a capture, are a case too. The joining is
-in :mod:`labkit.analyze.timeline`, the reading in :mod:`labkit.analyze.sources`.
+Beyond the captures: ``--keylog`` decrypts the CSTP session, ``--syslog`` and ``--dart`` add
+the ASA's and the client's logs, ``--clock-offset`` aligns their clocks, and ``--plot`` draws
+the timeline. Logs alone, without a capture, are a case too.
+
+This module only wires and renders: one pass over each capture (:func:`labkit.analyze.scan`),
+the logs read (:func:`labkit.analyze.sources.read_logs`), the judging
+(:func:`labkit.analyze.judge`: findings, the logs' join, the verdict), then the renderers.
 """
 
 from __future__ import annotations
@@ -16,25 +19,23 @@ import argparse
 import importlib.util
 import ipaddress
 import sys
-import time
 from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from labkit import mtu
-from labkit.analyze import AnalyzeOptions, Report, analyze, sources
+from labkit.analyze import AnalyzeOptions, Collect, Report, Scanned, judge, scan, sources
 from labkit.analyze.annotate import DEFAULT_FOLDER, check_targets, targets
-from labkit.analyze.case import verdict
 from labkit.analyze.progress import Progress
 from labkit.analyze.render import TextOptions, to_json, to_text
 from labkit.commands import add_format_option
 from labkit.errors import InputError, UsageError
 from labkit.fileio import atomic_output, binary_stdout, check_output_path, is_stdout
-from labkit.findings import SEVERITY_RANK
+from labkit.findings import SEVERITY_RANK, Finding
 
 if TYPE_CHECKING:
     from labkit.analyze.timeline import LogInputs
+    from labkit.plot import Timeline
 
 
 def _mtu(text: str) -> int:
@@ -85,7 +86,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "files",
         nargs="*",
         metavar="FILE",
-        help="pcap/pcapng captures (optionally .gz) of one case: outside, tunnel, inside",
+        help="pcap/pcapng captures (optionally .gz) of one case: outside, tunnel, inside; "
+        "- reads one from standard input",
     )
     p.add_argument(
         "--keylog",
@@ -147,7 +149,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DIR|OUT.pcapng",
         help="write a pcapng copy of each capture with a comment on every evidence frame "
         "(frame numbers and order kept): DIR/NAME.annotated.pcapng, default folder "
-        f"'{DEFAULT_FOLDER}'; OUT.pcapng for a single capture",
+        f"'{DEFAULT_FOLDER}'; OUT.pcapng for a single capture; - for standard output",
     )
     p.add_argument(
         "--tunnel-mtu",
@@ -174,6 +176,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="scan up to N files at once, in parallel processes (default 1)",
     )
     p.add_argument(
+        "--follow",
+        action="store_true",
+        help="one capture still being written (a file tcpdump writes, or - for a pipe from "
+        "'tcpdump -w -'): print findings as they appear, the full report when it ends "
+        "(the pipe closes, or Ctrl-C)",
+    )
+    p.add_argument(
         "--no-progress",
         action="store_true",
         help="no progress line (shown on a terminal when the work takes over a second)",
@@ -192,68 +201,18 @@ def _offsets(args: argparse.Namespace) -> dict[str | None, float]:
     return out
 
 
-def _year(report: Report, dart: list[tuple[str, tuple]]) -> tuple[int, str]:
-    """The year for syslog timestamps that have none (BSD syslog ``Nov 16 01:28:50``), and
-    where it comes from: the first capture, else the DART log, else today."""
-    first = next((f.first_time for f in report.files if f.first_time is not None), None)
-    origin = "the year of the capture"
-    if first is None:
-        first = next((events[0].time for _p, events in dart if events), None)
-        origin = "the year of the DART log"
-    if first is None:
-        first, origin = time.time(), "the current year: no capture or DART log to date them"
-    return datetime.fromtimestamp(first, tz=timezone.utc).year, origin
-
-
-def _read_logs(
-    args: argparse.Namespace, report: Report, offsets: dict[str | None, float]
-) -> tuple[list[sources.SourceReport], list, list]:
-    """The --dart and --syslog files: their accounts, and their events on the capture clock."""
-
-    def offset(path: str) -> float:
-        return offsets.get(path, offsets.get(None, 0.0))
-
-    found: list[sources.SourceReport] = []
-    dart, syslog = [], []
-    for path in args.dart:
-        src, events = sources.read_dart(path, offset=offset(path))
-        found.append(src)
-        dart.append((path, events))
-    year, year_from = _year(report, dart)  # DART first: it can date year-less syslog lines
-    for path in args.syslog:
-        src, messages = sources.read_syslog(
-            path, year=year, year_from=year_from, offset=offset(path)
-        )
-        found.append(src)
-        syslog.append((path, messages))
-    return found, syslog, dart
-
-
 def _check_rereads(args: argparse.Namespace) -> None:
     """Refuse, before any work, what would fail or mislead at the end: --annotate and --plot
-    on one path, and a pipe for a capture that --annotate, --plot or --keylog reads again
-    (the second read of a pipe is empty)."""
+    on one path, and a pipe for a capture that --annotate copies (a copy reads the capture a
+    second time, and the second read of a pipe is empty)."""
     if args.annotate and args.plot and Path(args.annotate).resolve() == Path(args.plot).resolve():
         raise UsageError(f"--annotate and --plot both name {args.plot}", hint="give two file names")
-    again = next(
-        (
-            flag
-            for flag, on in (
-                ("--annotate", args.annotate),
-                ("--plot", args.plot),
-                ("--html", args.html),
-                ("--keylog", args.keylog),
-            )
-            if on
-        ),
-        None,
-    )
-    for f in args.files if again else ():
+    for f in args.files if args.annotate or args.html else ():
         p = Path(f)
-        if p.exists() and not p.is_file() and not p.is_dir():
+        if f == "-" or (p.exists() and not p.is_file() and not p.is_dir()):
             raise UsageError(
-                f"{f}: a pipe or device can be read only once, and {again} reads "
-                "each capture twice",
+                f"{f}: a pipe or device can be read only once, and --annotate copies "
+                "each capture after analyzing it (--html draws it too)",
                 hint="save it to a file first",
             )
 
@@ -276,41 +235,28 @@ def run(args: argparse.Namespace) -> int:
     _check_rereads(args)
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         raise UsageError("--plot needs matplotlib", hint="pip install 'labkit[plot]'")
+    if args.follow and len(args.files) != 1:
+        raise UsageError("--follow watches one capture: give exactly one FILE (or - for stdin)")
+    if args.files.count("-") > 1:
+        raise UsageError("- (standard input) can be read only once: give it once")
     offsets = _offsets(args)
     keylog = sources.read_keylog(args.keylog) if args.keylog else None
-    decrypted = {}
-    if keylog is not None:  # first: a decrypted CONNECT names the head-end for the analyzer
-        decrypted = {p: r for p in args.files if (r := sources.decrypt_capture_or_none(p, keylog))}
-    heads = [
-        *args.headend,
-        *(s.server.rpartition(":")[0].strip("[]") for r in decrypted.values() for s in r.tunnels),
-    ]
-    options = AnalyzeOptions(tunnel_mtu=args.tunnel_mtu, headends=tuple(dict.fromkeys(heads)))
-    if args.files:
+    options = AnalyzeOptions(tunnel_mtu=args.tunnel_mtu, headends=tuple(args.headend))
+    collect = Collect(keylog, plot=bool(args.plot or args.html))
+    if args.follow:
+        scanned = [_follow(args, options, collect)]
+    else:
         progress = Progress.for_files(args.files, enabled=False if args.no_progress else None)
         try:
-            report = analyze(args.files, options, jobs=args.jobs, progress=progress)
+            scanned = scan(args.files, options, jobs=args.jobs, progress=progress, collect=collect)
         finally:
             progress.finish()
-    else:
-        report = Report((), (), "", options)
-
-    found, syslog, dart = _read_logs(args, report, offsets)
+    first = next((s.report.first_time for s in scanned if s.report.first_time is not None), None)
+    found, logs = sources.read_logs(args.dart, args.syslog, offsets, first)
+    decrypted = {s.report.path: s.decrypted for s in scanned if s.decrypted is not None}
     if keylog is not None:
         found.append(sources.keylog_source(args.keylog, keylog, decrypted))
-    logs = None
-    if found or args.plot or args.html:  # the log parsers and the join cost imports
-        from labkit.analyze.timeline import LogInputs, join
-
-        logs = LogInputs(tuple(syslog), tuple(dart), tuple(decrypted.items()))
-    if found and logs is not None:  # found: logs were read above
-        findings = join(report.findings, logs)
-        report = replace(
-            report,
-            findings=tuple(findings),
-            sources=tuple(found),
-            verdict=verdict(findings, report.files, any(s.analyzable for s in found)),
-        )
+    report = judge(scanned, options, logs, found)
     if not report.analyzable:
         errors = [f.error for f in report.files if f.error] + [s.error for s in found if s.error]
         raise InputError("; ".join(errors) if errors else "nothing could be analyzed")
@@ -337,10 +283,10 @@ def run(args: argparse.Namespace) -> int:
 
         for out, n in write_each(report, copies, force=args.force):
             sys.stderr.write(f"labkit analyze: wrote {out} ({n} commented frame(s))\n")
-    if logs is not None and args.plot:
-        _plot(args, report, logs, inputs)
-    if logs is not None and args.html:
-        _html(args, report, logs, inputs)
+    if args.plot:
+        _plot(args, report, replace(logs, decrypted=report.decrypted), inputs)
+    if args.html:
+        _html(args, report, replace(logs, decrypted=report.decrypted), inputs)
     return report.exit_code
 
 
@@ -382,12 +328,44 @@ def _check_extensions(args: argparse.Namespace) -> None:
             )
 
 
-def _timeline(report: Report, logs: LogInputs):
+def _follow(args: argparse.Namespace, options: AnalyzeOptions, collect: Collect) -> Scanned:
+    """Print each finding as it appears (stdout, or stderr under --format json so that stdout
+    stays one JSON document). The first Ctrl-C ends the input (a file stops being watched;
+    tcpdump in the same terminal gets it too and closes the pipe); a second one aborts."""
+    import signal
+    import threading
+
+    from labkit.analyze.live import follow
+
+    stop = threading.Event()
+    out = sys.stderr if args.format == "json" else sys.stdout
+
+    def on_interrupt(_signum: int, _frame: object) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    announced = []
+
+    def announce(f: Finding) -> None:
+        announced.append(f.id)
+        out.write(f"live: [{f.severity}] {f.id}: {f.summary}\n")
+        out.flush()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        scanned = follow(args.files[0], options, announce, stop, collect)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if announced and out is sys.stdout:
+        out.write("\n")  # the report that follows starts apart from the live lines
+    return scanned
+
+
+def _timeline(report: Report, logs: LogInputs) -> Timeline:
     from labkit.analyze.plotdata import build
 
-    captures = [f.path for f in report.files if f.analyzable]
     points = {f.path: f.capture_point for f in report.files if f.analyzable}
-    return build(captures, report.findings, logs, points)
+    return build(report.samples, report.findings, logs, points)
 
 
 def _html(args: argparse.Namespace, report: Report, logs: LogInputs, inputs: list[str]) -> None:

@@ -252,15 +252,16 @@ def make_keyed(rng: random.Random) -> tuple[bytes, str, str]:
 
 def run_decrypt(data: bytes, work: Path, annotate: bool) -> None:
     """``labkit analyze FILE --keylog KEYS``'s decryption: key log, TCP, TLS, CSTP."""
-    from labkit.analyze.sources import decrypt_capture_or_none, keylog_source, read_keylog
+    from labkit.analyze import Collect, analyze
+    from labkit.analyze.sources import keylog_source, read_keylog
 
     keylog_bytes, capture = _unpack(data)
     keys, cap = work / "keys.log", work / "tls.pcap"
     keys.write_bytes(keylog_bytes)
     cap.write_bytes(capture)
     keylog = read_keylog(str(keys))
-    report = decrypt_capture_or_none(str(cap), keylog)
-    src = keylog_source(str(keys), keylog, {str(cap): report} if report else {})
+    report = analyze([str(cap)], collect=Collect(keylog))
+    src = keylog_source(str(keys), keylog, dict(report.decrypted))
     _strict_json(json.dumps(src.to_json()))
 
 

@@ -9,26 +9,32 @@ ICMP and ICMPv6 packets are left out: their quoted headers are not packets.
 The table is numpy only: sorted (pair, size) hashes with the pair's two address hashes, the
 size and the count, merged per chunk with one sort. No Python runs per packet or per group,
 so a capture with thousands of hosts and every size in between costs the same per packet.
-Evidence frames are not kept here: once the limit and the head-ends are known, the case asks
-for the first matching frames in an early-stopping pass (:func:`evidence_frames`).
+
+Evidence is kept during the same pass, so that no later stage reads the capture again (a pipe
+can be read only once): for every (pair, size) key its first :data:`MAX_FRAMES` frames. Any
+selection the case makes later (sizes above a limit, or one size, leaving out the head-ends'
+pairs) is a union of keys, and the first frames of a union are among the first frames of its
+keys: :meth:`SizeDetector.first_frames` is exact. Memory follows the keys, as the counts do.
+:class:`DfSelection` says which packets are evidence once, for the filter and the table.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
 from labkit.analyze import decode as dec
 from labkit.analyze.engine import ChunkView, KeyTable, pair
-from labkit.analyze.evidence import MAX_FRAMES, FrameSet
-from labkit.analyze.reader import open_capture
+from labkit.analyze.evidence import MAX_FRAMES, any_of, paren
 from labkit.mtu import MIN_IPV4_MTU
 
 FLOOR = MIN_IPV4_MTU  #: no tunnel MTU is smaller, so smaller packets are never oversized
-EVIDENCE_CHUNK = 2 << 20  #: the evidence re-read usually stops within its first chunk
 _K = np.uint64(0x9E3779B97F4A7C15)
+_ROOM_MASK = np.uint64((1 << 16) - 1)
+_ROW_BITS = np.uint64(20)  # a chunk holds fewer than 2^20 records (reader.MAX_ROWS)
+_ROW_MASK = np.uint64((1 << 20) - 1)
 
 
 def _df_rows(c: dec.Columns) -> np.ndarray:
@@ -42,6 +48,11 @@ class SizeDetector:
         self.file = file
         # (address pair, IP size) -> packets; each entry's address hashes and size
         self.table = KeyTable(src=np.uint64, dst=np.uint64, size=np.int64)
+        # by key id (the order keys first appeared): its first frames and their times
+        self.frames = np.zeros((0, MAX_FRAMES), np.int64)
+        self.times = np.zeros((0, MAX_FRAMES), np.float64)
+        self.kept = np.zeros(0, np.int64)
+        self._room = np.zeros(_ROOM_MASK + 1, bool)  # by a key's low bits: it may have room
 
     def feed(self, view: ChunkView) -> None:
         c = view.cols
@@ -50,48 +61,116 @@ class SizeDetector:
             return
         src, dst, size = c.src_h[rows], c.dst_h[rows], c.iplen[rows]
         key = dec.mix64(pair(src, dst) ^ (size.astype(np.uint64) * _K))
-        self.table.add(key, src=src, dst=dst, size=size)
+        known = len(self.table.keys)
+        if self.table.add(key, src=src, dst=dst, size=size):
+            t = self.table
+            self._grow(len(t.keys))
+            self._room[t.keys[t.ids >= known] & _ROOM_MASK] = True  # new keys have room
+        # A key's first frames are often all in by its second chunk: a 64 K-entry bitmap of
+        # keys with room (by their low bits; mixed, so uniform) skips the rows of full keys
+        # with one gather instead of a search per row.
+        maybe = self._room[key & _ROOM_MASK]
+        if maybe.any() and self._keep_first(self.table.ids_of(key[maybe]), rows[maybe], view):
+            self._mark_room()
 
-    def over(self, limit: int, excluded: Iterable[int] = ()) -> Counter:
-        """Packet counts by IP size above ``limit``, leaving out pairs with an excluded address."""
+    def _grow(self, n: int) -> None:
+        """Room for ``n`` keys' frames, doubling: keys arrive a few per chunk. Slots beyond
+        :attr:`kept` are never read, so they need no initial value."""
+        if n <= len(self.kept):
+            return
+        size = max(n, 2 * len(self.kept))
+        frames, times, kept = (
+            np.empty((size, MAX_FRAMES), np.int64),
+            np.empty((size, MAX_FRAMES)),
+            np.zeros(size, np.int64),
+        )
+        old = len(self.kept)
+        frames[:old], times[:old], kept[:old] = self.frames, self.times, self.kept
+        self.frames, self.times, self.kept = frames, times, kept
+
+    def _mark_room(self) -> None:
+        """Recompute the bitmap of keys with room after some filled up."""
         t = self.table
-        ex = np.array(sorted(set(excluded)), np.uint64)
-        keep = (t["size"] > limit) & ~np.isin(t["src"], ex) & ~np.isin(t["dst"], ex)
+        self._room[:] = False
+        self._room[t.keys[self.kept[t.ids] < MAX_FRAMES] & _ROOM_MASK] = True
+
+    def _keep_first(self, ids: np.ndarray, rows: np.ndarray, view: ChunkView) -> bool:
+        """Store each row in its key's next free slot while the key has room; True when some
+        key filled up. Rows are sorted by (key id, row) packed in one word: frame order
+        within each key (a chunk's rows fit in :data:`_ROW_BITS` bits)."""
+        packed = np.sort((ids.astype(np.uint64) << _ROW_BITS) | rows.astype(np.uint64))
+        ids = (packed >> _ROW_BITS).astype(np.int64)
+        rows = (packed & _ROW_MASK).astype(np.int64)
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+        counts = np.diff(np.r_[starts, len(ids)])
+        slot = self.kept[ids] + np.arange(len(ids)) - np.repeat(starts, counts)
+        ok = slot < MAX_FRAMES
+        self.frames[ids[ok], slot[ok]] = view.frames[rows[ok]]
+        self.times[ids[ok], slot[ok]] = view.ts[rows[ok]]
+        keys = ids[starts]
+        before = self.kept[keys]
+        self.kept[keys] = np.minimum(before + counts, MAX_FRAMES)
+        return bool(((before < MAX_FRAMES) & (self.kept[keys] == MAX_FRAMES)).any())
+
+    def over(self, limit: int) -> Counter:
+        """Packet counts by IP size above ``limit`` (every pair)."""
+        return DfSelection((), limit).counts(self)
+
+    def counts(self, keep: np.ndarray) -> Counter:
+        """Packet counts by IP size of the table entries ``keep`` selects."""
+        t = self.table
         sizes, idx = np.unique(t["size"][keep], return_inverse=True)
         counts = np.bincount(idx, weights=t.count[keep], minlength=len(sizes)) if len(sizes) else []
         return Counter({int(s): int(n) for s, n in zip(sizes.tolist(), list(counts))})
 
+    def first_frames(self, keep: np.ndarray) -> list[tuple[int, float]]:
+        """The first :data:`MAX_FRAMES` (frame, time) of the entries ``keep`` selects."""
+        ids = self.table.ids[keep]
+        filled = np.arange(MAX_FRAMES) < self.kept[ids][:, None]
+        frames, times = self.frames[ids][filled], self.times[ids][filled]
+        first = np.argsort(frames, kind="stable")[:MAX_FRAMES]
+        return list(zip(frames[first].tolist(), times[first].tolist()))
 
-def evidence_frames(
-    path: str,
-    clauses: dict[str, tuple[Callable[[dec.Columns], np.ndarray], int]],
-    file: str,
-    df_only: bool = True,
-) -> dict[str, FrameSet]:
-    """The first :data:`MAX_FRAMES` frames matching each predicate, in one early-stopping pass.
 
-    ``clauses`` maps a display-filter clause to (a vectorized predicate over a chunk's columns
-    that selects the same packets, the total count known from the first pass). Reading stops
-    as soon as every clause has its frames, usually within the first chunk.
-    """
-    sets = {cl: FrameSet(file, cl) for cl in clauses}
-    with open_capture(path) as cap:
-        for chunk in cap.chunks(EVIDENCE_CHUNK):
-            cols = dec.columns(chunk)
-            base = np.zeros(len(chunk), bool)
-            if df_only:
-                base[_df_rows(cols)] = True
-            else:
-                base[:] = True
-            for cl, (pred, _total) in clauses.items():
-                fs = sets[cl]
-                room = MAX_FRAMES - len(fs.frames)
-                if room <= 0:
-                    continue
-                hit = np.flatnonzero(base & pred(cols))[:room]
-                fs.frames.extend(zip(chunk.frames[hit].tolist(), chunk.ts[hit].tolist()))
-            if all(len(fs.frames) >= min(MAX_FRAMES, clauses[cl][1]) for cl, fs in sets.items()):
-                break
-    for cl, fs in sets.items():
-        fs.count = max(clauses[cl][1], len(fs.frames))
-    return sets
+@dataclass(frozen=True, slots=True)
+class DfSelection:
+    """Which DF packets are evidence, said once and compiled twice, so that the display
+    filter and the frames it is checked against cannot drift apart: IPv4 packets with DF and
+    IPv6 packets (ICMP left out, as in :class:`SizeDetector`) larger than ``limit`` or, with
+    ``size``, of exactly that IP length (IPv6: payload + 40), leaving out every packet to or
+    from a head-end (its TLS/DTLS segments are the tunnel, not tunnel traffic)."""
+
+    headends: tuple[str, ...]
+    limit: int
+    size: int | None = None
+
+    def wireshark(self) -> str:
+        """The display filter (every clause parenthesised: precedence differs by version)."""
+        if self.size is not None:
+            v4_size, v6_size = f"ip.len == {self.size}", f"ipv6.plen == {self.size - 40}"
+        else:  # the table holds nothing below FLOOR: the same packets, and a shorter filter
+            lim = max(self.limit, FLOOR - 1)
+            v4_size, v6_size = f"ip.len > {lim}", f"ipv6.plen > {lim - 40}"
+        v4 = f"ip.flags.df == 1 && {v4_size} && !icmp"
+        v6 = f"{v6_size} && !icmpv6"
+        heads = sorted(self.headends)
+        ex4 = any_of(f"ip.addr == {h}" for h in heads if ":" not in h)
+        ex6 = any_of(f"ipv6.addr == {h}" for h in heads if ":" in h)
+        if ex4:
+            v4 += f" && !{paren(ex4)}"
+        if ex6:
+            v6 += f" && !{paren(ex6)}"
+        return f"{paren(v4)} || {paren(v6)}"
+
+    def entries(self, det: SizeDetector) -> np.ndarray:
+        """The same selection over the detector's (pair, size) table."""
+        t = det.table
+        hit = (t["size"] == self.size) if self.size is not None else (t["size"] > self.limit)
+        ex = np.array(sorted({dec.addr_hash(h) for h in self.headends}), np.uint64)
+        return hit & ~np.isin(t["src"], ex) & ~np.isin(t["dst"], ex)
+
+    def counts(self, det: SizeDetector) -> Counter:
+        return det.counts(self.entries(det))
+
+    def first_frames(self, det: SizeDetector) -> list[tuple[int, float]]:
+        return det.first_frames(self.entries(det))
