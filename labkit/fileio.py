@@ -67,13 +67,13 @@ def atomic_output(
     fd, tmp_name = tempfile.mkstemp(
         prefix=f".{out.name}.", suffix=".part", dir=out.parent if str(out.parent) else "."
     )
-    os.close(fd)
     tmp = Path(tmp_name)
-    # mkstemp creates 0600; a capture or report is an ordinary file: 0666 less the umask.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    try:
+    try:  # from the moment the file exists: a signal during the set-up must remove it too
+        os.close(fd)
+        # mkstemp creates 0600; a capture or report is an ordinary file: 0666 less the umask.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         yield tmp
         os.replace(tmp, out)
     except BaseException as exc:
