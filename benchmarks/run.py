@@ -1,17 +1,24 @@
-"""Time ``labkit analyze`` against a C-level BPF scan, tshark and Scapy on one warm capture.
+"""Time ``labkit analyze`` against a C-level BPF scan and tshark on every traffic mix.
 
-    python -m benchmarks.run                 # 1 M packets (~0.9 GB), pcap and pcapng
-    python -m benchmarks.run --quick         # 50 k packets: a smoke test of the runner
-    python -m benchmarks.run --size 5g --tools cat,tcpdump,labkit   # the memory bound
+    python -m benchmarks.run                               # every mix, 1 M packets each
+    python -m benchmarks.run --packets 100000 --mixes bulk,headend
+    python -m benchmarks.run --tshark-slice 100000         # tshark on a slice (minutes saved)
+    python -m benchmarks.run --gzip bulk,headend           # also .pcap.gz (isal and zlib)
+    python -m benchmarks.run --flows-large 5000000         # the many-flows mix at 5 M flows
+    python -m benchmarks.run --size 5g --mixes bulk --tools cat,tcpdump,labkit
 
-For each format the runner generates the capture once (kept under --workdir and reused),
-reads it once with ``cat`` so every tool starts from the page cache, then runs each tool as
-a child process: wall time around the child, peak RSS from ``os.wait4``'s ``ru_maxrss`` of
-that child alone. RSS counts resident pages, so a reader that maps the whole file counts
-the page-cached pages it touched as its own. Scapy's ``PcapReader`` runs on a slice and is
-extrapolated, labelled so. Speed targets are printed, never asserted.
+For each mix (:mod:`benchmarks.mixes`) the runner generates the capture once (kept under
+--workdir and reused), reads it once with ``cat`` so every tool starts from the page cache,
+then runs each tool as a child process (:mod:`benchmarks.measure`): ``cat`` (the read
+floor), ``tcpdump -r FILE -w /dev/null BPF`` (the C-level scan), tshark with the same facts'
+display filter, ``labkit analyze FILE --format json``. It prints one table per mix, one line
+per mix side by side, the targets with MET/MISS (never asserted), and checks the counts labkit
+reports against tshark's and the generator's ground truth for every mix.
 
-It then checks the facts labkit reports against tshark's and the generator's ground truth.
+tshark needs minutes on a million packets. ``--tshark-slice N`` runs it (and, for the count
+check, labkit too) on the first N packets, generated alone with the same seed (the same
+bytes as the big file's first N packets, with their own truth); its time on the whole file is
+then extrapolated from the slice and marked so.
 """
 
 from __future__ import annotations
@@ -20,32 +27,41 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from benchmarks import facts
-from benchmarks.generate import HEADEND_ADDRESS, generator_version, size_arg, truth_path
+from benchmarks import facts, scaling
+from benchmarks.generate import generator_version, size_arg, truth_path
+from benchmarks.measure import (
+    CHILD_TIMEOUT_S,
+    ROOT,
+    TIME,
+    Measured,
+    best_of,
+    machine,
+    measure,
+    run_module,
+)
+from benchmarks.mixes import HEADEND_ADDRESS, MIXES
 
-ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ("cat", "tcpdump", "tshark", "labkit", "scapy")
-CHILD_TIMEOUT_S = 3600  # one tool on one file; tshark on 5 GB takes minutes, not hours
+DEFAULT_TOOLS = ("cat", "tcpdump", "tshark", "labkit")
 MB = 1e6
 
-# The targets of issue 8 (printed, never asserted).
-TARGET_VS_BPF = 4.0
-TARGET_PPS = 1_000_000
-TARGET_VS_TSHARK = 25.0
-TARGET_PCAPNG_VS_PCAP = 1.25
-TARGET_RSS_MB = 150
+# The targets (issue 15; printed, never asserted).
+TARGET_PPS = 1_000_000  # realistic mixes, one process
+TARGET_VS_BPF = 3.0
+TARGET_VS_TSHARK = 30.0
+TARGET_HANDSHAKE_VS_BULK = 1.5  # the handshake-heavy mixes' time per packet, against bulk's
+TARGET_WORST_PPS = 250_000
+TARGET_RSS_MB = 150  # at ~1 GB
 TARGET_RSS_MB_5G = 256
 LARGE_FILE = 4 * 10**9  # from here on the 5 GB bound applies
+HANDSHAKE_MIXES = ("headend", "handshake10")
 
 SCAPY_SLICE = """\
 import itertools, json, sys, time
@@ -77,6 +93,9 @@ print(json.dumps({"import_s": t1 - t0, "loop_s": t2 - t1, "packets": n, "syn": s
                   "icmp_frag_needed": icmp, "df_over": df, "dtls_ch": dtls, "tls_ch": tls}))
 """
 
+#: labkit with the zlib inflater: isal made unimportable, the reader's fallback taken.
+ZLIB_ONLY = "import sys; sys.modules['isal'] = None; from labkit.cli import main; sys.exit(main())"
+
 
 @dataclass
 class Run:
@@ -98,151 +117,73 @@ class Run:
         return self.wall_s is not None and self.returncode in (0, 1)
 
 
-TIME = shutil.which("time", path="/usr/bin:/bin")  # GNU time: reports the child's peak RSS
+@dataclass
+class Case:
+    """One capture and every tool's run on it; ``slice_doc``: the tshark slice's truth."""
 
+    label: str
+    mix: str
+    doc: dict
+    runs: list[Run] = field(default_factory=list)
+    slice_doc: dict | None = None
+    slice_facts: dict[str, dict[str, object]] = field(default_factory=dict)
 
-@dataclass(frozen=True)
-class Measured:
-    wall_s: float
-    cpu_s: float  # user + system: less disturbed than wall time by other work on the machine
-    rss_mb: float
-    returncode: int
-    stdout: bytes
-    stderr: bytes
+    @property
+    def packets(self) -> int:
+        return int(self.doc["packets"])
 
+    @property
+    def size(self) -> int:
+        return int(self.doc["bytes"])
 
-def measure(
-    cmd: list[str],
-    *,
-    env: dict[str, str] | None = None,
-    keep_stdout: bool = True,
-    cwd: Path | None = None,
-    timeout: float = CHILD_TIMEOUT_S,
-) -> Measured:
-    """Run ``cmd``; return its wall and CPU time, peak RSS, exit code and output.
-
-    Peak RSS comes from GNU time (``%M``, the child's ru_maxrss) when installed, else from
-    ``os.wait4`` on the child itself. The wrapper matters: Linux carries the high-water RSS of
-    the process image before ``exec`` into ru_maxrss, so a child forked straight from this
-    (large) Python process would inherit its size; GNU time is a small process to fork from.
-    Output goes to temporary files (or /dev/null), never through a pipe left undrained.
-    """
-    with (
-        tempfile.TemporaryFile() as out,
-        tempfile.TemporaryFile() as err,
-        tempfile.NamedTemporaryFile("r") as rss_file,
-    ):
-        argv = [TIME, "-f", "%M %U %S", "-o", rss_file.name, *cmd] if TIME else cmd
-        started = time.perf_counter()
-        proc = subprocess.Popen(
-            argv,
-            stdout=out if keep_stdout else subprocess.DEVNULL,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=cwd,
-        )
-        killer = threading.Timer(timeout, proc.kill)
-        killer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            killer.cancel()
-        wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0), err.seek(0)
-        cpu = usage.ru_utime + usage.ru_stime
-        rss_kb = usage.ru_maxrss
-        reported = rss_file.read().strip().splitlines()
-        if TIME and reported:
-            try:
-                kb, user, system = reported[-1].split()
-                rss_kb, cpu = int(kb), float(user) + float(system)
-            except ValueError:
-                pass  # the child died by a signal: GNU time said so instead
-        return Measured(wall, cpu, rss_kb / 1024, proc.returncode, out.read(), err.read())
-
-
-def machine() -> dict[str, object]:
-    """What the figures were measured on."""
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        mem_kb = next(
-            int(line.split()[1])
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal:")
-        )
-    except (OSError, StopIteration):
-        mem_kb = 0
-
-    def version(cmd: list[str]) -> str:
-        try:
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            return "not installed"
-        text = (out.stdout or out.stderr).strip().splitlines()
-        return text[0] if text else "?"
-
-    commit = version(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "load_avg_1m": round(os.getloadavg()[0], 2),
-        "ram_gb": round(mem_kb / 1024**2, 1),
-        "python": platform.python_version(),
-        "os": platform.platform(),
-        "tshark": version(["tshark", "--version"]),
-        "tcpdump": version(["tcpdump", "--version"]),
-        "labkit_commit": commit,
-    }
+    def get(self, tool: str, what: str = "wall_s") -> float | None:
+        return next((getattr(r, what) for r in self.runs if r.tool == tool and r.ok), None)
 
 
 def ensure_capture(
-    workdir: Path, fmt: str, packets: int | None, size: int | None, seed: int, regenerate: bool
+    workdir: Path,
+    mix: str,
+    fmt: str,
+    packets: int | None,
+    size: int | None,
+    seed: int,
+    regenerate: bool,
 ) -> dict[str, object]:
-    """Generate the capture unless an identical one (same truth parameters) is there."""
-    tag = f"{packets}p" if packets else f"{size // 10**6}MB"
-    path = workdir / f"mix-{tag}-s{seed}.{fmt}"
+    """Generate the capture unless an identical one (same generator, mix, seed) is there."""
+    tag = f"{packets}p" if packets else f"{size // 10**6}MB"  # type: ignore[operator]
+    path = workdir / f"{mix}-{tag}-s{seed}.{fmt}"
     sidecar = truth_path(path)
     if not regenerate and path.exists() and sidecar.exists():
         doc = json.loads(sidecar.read_text())
         if (
             doc.get("seed") == seed
+            and doc.get("mix") == mix
             and doc.get("bytes") == path.stat().st_size
             and doc.get("generator") == generator_version()
         ):
             print(f"reusing {path} ({doc['packets']} packets, {doc['bytes'] / MB:.0f} MB)")
             return doc
-    cmd = [
-        sys.executable,
-        "-m",
-        "benchmarks.generate",
-        "-o",
-        str(path),
-        "--format",
-        fmt,
-        "--seed",
-        str(seed),
-        "--force",
-    ]
-    cmd += ["--packets", str(packets)] if packets else ["--size", str(size)]
-    subprocess.run(
-        cmd,
-        cwd=ROOT,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-    )
+    args = ["-o", str(path), "--format", fmt, "--mix", mix, "--seed", str(seed), "--force"]
+    args += ["--packets", str(packets)] if packets else ["--size", str(size)]
+    run_module("benchmarks.generate", *args)
     doc = json.loads(sidecar.read_text())
     print(
         f"generated {path} ({doc['packets']} packets, {doc['bytes'] / MB:.0f} MB) "
         f"in {doc['generate_s']} s"
     )
     return doc
+
+
+def gzipped(path: Path) -> Path:
+    """``path``.gz at gzip's default level (what customers send), made once and kept."""
+    gz = path.with_name(path.name + ".gz")
+    if not gz.exists() or gz.stat().st_mtime < path.stat().st_mtime:
+        part = gz.with_name(gz.name + ".part")
+        with open(part, "wb") as out:
+            subprocess.run(["gzip", "-c", str(path)], stdout=out, check=True)
+        part.replace(gz)
+        print(f"compressed {gz} ({gz.stat().st_size / MB:.0f} MB)")
+    return gz
 
 
 def labkit_available(labkit_root: Path) -> bool:
@@ -291,192 +232,379 @@ def labkit_facts(report: dict, tunnel_mtu: int) -> dict[str, object]:
     return out
 
 
-def best_of(repeat: int, cmd: list[str], **kw) -> Measured:
-    """The fastest of ``repeat`` runs, with the highest peak RSS of them all."""
-    runs = [measure(cmd, **kw) for _ in range(max(1, repeat))]
-    best = min(runs, key=lambda r: r.wall_s if r.returncode in (0, 1) else float("inf"))
-    return Measured(
-        best.wall_s,
-        best.cpu_s,
-        max(r.rss_mb for r in runs),
-        best.returncode,
-        best.stdout,
-        best.stderr,
+def _run(tool: str, command: str, m: Measured, note: str = "") -> Run:
+    ok = m.returncode in ((0, 1) if tool.startswith("labkit") else (0,)) and not m.timed_out
+    why = f"did not finish in {m.wall_s:.0f} s (killed)" if m.timed_out else ""
+    return Run(
+        tool,
+        command,
+        m.wall_s if ok else None,
+        m.cpu_s if ok else None,
+        None if m.timed_out else m.rss_mb,  # a killed child's peak is not known
+        m.returncode,
+        note if ok else why or m.stderr.decode(errors="replace").strip()[-300:],
     )
 
 
-def run_tools(
-    path: str, doc: dict, tools: tuple[str, ...], labkit_root: Path, scapy_packets: int, repeat: int
-) -> list[Run]:
-    """Every tool on one warm file. The fast ones (cat, tcpdump, labkit) run ``repeat``
-    times and report the best wall time; tshark runs once."""
-    mtu = int(doc["tunnel_mtu"])
-    runs: list[Run] = []
+def _labkit(path: str, *, zlib: bool = False) -> list[str]:
+    head = [sys.executable, "-c", ZLIB_ONLY] if zlib else [sys.executable, "-m", "labkit"]
+    return [*head, "analyze", path, "--format", "json", "--no-progress"]
+
+
+def run_labkit(path: str, labkit_root: Path, repeat: int, timeout: float, **kw) -> Measured:
+    # cwd too: `python -m` puts the working folder before PYTHONPATH.
     env = dict(os.environ, PYTHONPATH=str(labkit_root))
+    cmd = _labkit(path, **kw)
+    return best_of(repeat, cmd, env=env, cwd=labkit_root, timeout=timeout)
 
-    def done(tool: str, command: str, m: Measured, note: str = "") -> Run:
-        ok = m.returncode in ((0, 1) if tool == "labkit" else (0,))
-        run = Run(
-            tool,
-            command,
-            m.wall_s,
-            m.cpu_s,
-            m.rss_mb,
-            m.returncode,
-            note if ok else m.stderr.decode(errors="replace").strip()[-300:],
-        )
-        runs.append(run)
-        return run
 
-    # Warm the page cache first: every tool then reads the same cached file.
-    measure(["cat", path], keep_stdout=False)
+def tshark_facts(path: str, mtu: int, timeout: float) -> tuple[Measured, dict[str, object]]:
+    m = measure(facts.tshark_args(path, mtu), timeout=timeout)
+    seen = (
+        facts.facts_from_tshark(m.stdout.decode(), mtu, HEADEND_ADDRESS)
+        if m.returncode == 0 and not m.timed_out
+        else {}
+    )
+    return m, seen
+
+
+def run_tools(case: Case, tools: tuple[str, ...], args: argparse.Namespace) -> None:
+    """Every tool on one warm file. The fast ones (cat, tcpdump, labkit) run ``--repeat``
+    times and report the best wall time; tshark runs once (on the slice, with one)."""
+    path, doc = str(case.doc["file"]), case.doc
+    mtu = int(doc["tunnel_mtu"])
+    root, timeout = args.labkit_root.resolve(), args.timeout
+    measure(["cat", path], keep_stdout=False)  # every tool then reads the same cached file
     if "cat" in tools:
-        done(
-            "cat",
-            f"cat {path} > /dev/null",
-            best_of(repeat, ["cat", path], keep_stdout=False),
-            "page-cache read floor",
-        )
+        m = best_of(args.repeat, ["cat", path], keep_stdout=False)
+        case.runs.append(_run("cat", "cat FILE > /dev/null", m, "page-cache read floor"))
     if "tcpdump" in tools and shutil.which("tcpdump"):
         cmd = ["tcpdump", "-r", path, "-w", "/dev/null", facts.bpf(mtu)]
-        done(
-            "tcpdump",
-            f"tcpdump -r FILE -w /dev/null '{facts.bpf(mtu)}'",
-            best_of(repeat, cmd, keep_stdout=False),
-            "C-level BPF scan",
-        )
+        m = best_of(args.repeat, cmd, keep_stdout=False, timeout=timeout)
+        case.runs.append(_run("tcpdump", "tcpdump -r FILE -w /dev/null BPF", m, "C-level scan"))
     if "tshark" in tools and shutil.which("tshark"):
-        cmd = facts.tshark_args(path, mtu)
-        m = measure(cmd)
-        run = done("tshark", " ".join(cmd[:5] + ["-Y", f"'{cmd[6]}'", "-T fields ..."]), m)
-        if m.returncode == 0:
-            run.facts = facts.facts_from_tshark(m.stdout.decode(), mtu, HEADEND_ADDRESS)
+        sliced = case.slice_doc is not None
+        target = str(case.slice_doc["file"]) if case.slice_doc else path
+        m, seen = tshark_facts(target, mtu, timeout)
+        run = _run("tshark", "tshark -r FILE -Y FILTER -T fields ...", m)
+        if sliced and run.ok:
+            n = int(case.slice_doc["packets"])  # type: ignore[index]
+            scale = case.packets / n
+            run.note = f"timed on the first {n} packets ({m.wall_s:.1f} s), x{scale:.1f}"
+            run.wall_s, run.cpu_s = m.wall_s * scale, m.cpu_s * scale
+            run.extrapolated = True
+            case.slice_facts["tshark"] = seen
+        else:
+            run.facts = seen
+        case.runs.append(run)
     if "labkit" in tools:
-        if not labkit_available(labkit_root):
-            runs.append(
-                Run(
-                    "labkit",
-                    "labkit analyze FILE --format json",
-                    note=f"skipped: no labkit analyze in {labkit_root} yet",
-                )
+        if not labkit_available(root):
+            case.runs.append(
+                Run("labkit", "labkit analyze", note=f"skipped: no analyzer in {root}")
             )
         else:
-            cmd = [sys.executable, "-m", "labkit", "analyze", path, "--format", "json"]
-            # cwd too: `python -m` puts the working folder before PYTHONPATH.
-            m = best_of(repeat, cmd, env=env, cwd=labkit_root)
-            run = done("labkit", "labkit analyze FILE --format json", m, "one process")
+            m = run_labkit(path, root, args.repeat, timeout)
+            run = _run("labkit", "labkit analyze FILE --format json", m, "one process")
             if run.ok:
                 run.facts = labkit_facts(json.loads(m.stdout), mtu)
+            case.runs.append(run)
+            if case.slice_doc is not None:
+                m = run_labkit(str(case.slice_doc["file"]), root, 1, timeout)
+                if m.returncode in (0, 1) and not m.timed_out:
+                    case.slice_facts["labkit"] = labkit_facts(json.loads(m.stdout), mtu)
     if "scapy" in tools:
-        cmd = [sys.executable, "-c", SCAPY_SLICE, path, str(scapy_packets), str(mtu)]
-        m = measure(cmd)
-        run = done("scapy", f"naive PcapReader loop, first {scapy_packets} packets", m)
+        cmd = [sys.executable, "-c", SCAPY_SLICE, path, str(args.scapy_packets), str(mtu)]
+        m = measure(cmd, timeout=timeout)
+        run = _run("scapy", f"naive PcapReader loop, first {args.scapy_packets} packets", m)
         run.extrapolated = True
-        if m.returncode == 0:
+        if run.ok:
             got = json.loads(m.stdout)
-            scale = int(doc["packets"]) / max(1, got["packets"])
+            scale = case.packets / max(1, got["packets"])
             run.wall_s = got["import_s"] + got["loop_s"] * scale
             run.cpu_s = None
-            run.note = (
-                f"extrapolated from {got['packets']} packets in {got['loop_s']:.1f} s "
-                f"(+{got['import_s']:.1f} s import); RSS is the slice's"
-            )
-    return runs
+            run.note = f"extrapolated from {got['packets']} packets; RSS is the slice's"
+        case.runs.append(run)
+
+
+def run_gzip(case: Case, args: argparse.Namespace) -> Case:
+    """labkit on the mix's ``.gz``: with isal (when installed) and with zlib, and ``zcat``."""
+    gz = gzipped(Path(str(case.doc["file"])))
+    doc = dict(case.doc, file=str(gz), bytes=gz.stat().st_size, plain_bytes=case.size)
+    out = Case(case.label + ".gz", case.mix, doc)
+    root = args.labkit_root.resolve()
+    measure(["cat", str(gz)], keep_stdout=False)
+    m = best_of(args.repeat, ["gzip", "-dc", str(gz)], keep_stdout=False)
+    out.runs.append(_run("zcat", "gzip -dc FILE.gz > /dev/null", m, "gzip's own inflate"))
+    if importlib.util.find_spec("isal") is not None:
+        m = run_labkit(str(gz), root, args.repeat, args.timeout)
+        out.runs.append(_run("labkit", "labkit analyze FILE.gz", m, "isal inflate"))
+    m = run_labkit(str(gz), root, args.repeat, args.timeout, zlib=True)
+    out.runs.append(_run("labkit-zlib", "labkit analyze FILE.gz (isal hidden)", m, "zlib inflate"))
+    return out
+
+
+def run_per_flow(n: int, args: argparse.Namespace) -> list[Case]:
+    """labkit on ``n`` items of each kind of :mod:`benchmarks.scaling` (every item on a new
+    5-tuple): what per-flow state costs, in time and in MB per million items."""
+    cases = []
+    for kind in scaling.CAPTURE_KINDS:
+        path = args.workdir / f"perflow-{kind}-{n}.pcap"
+        if not path.exists():
+            part = path.with_name(path.name + ".part")
+            part.write_bytes(scaling.capture(kind, n, args.seed))
+            part.replace(path)
+        packets = n * scaling.PACKETS_PER_ITEM[kind]
+        doc = {"file": str(path), "packets": packets, "bytes": path.stat().st_size, "items": n}
+        case = Case(f"{kind} x {n}", kind, doc)
+        measure(["cat", str(path)], keep_stdout=False)
+        m = run_labkit(str(path), args.labkit_root.resolve(), 1, args.timeout)
+        case.runs.append(_run("labkit", "labkit analyze FILE", m, "one process"))
+        cases.append(case)
+        print_case(case)
+    print(
+        "\nper-flow state (every item on a new 5-tuple):\n"
+        "| items | MB | labkit wall / cpu s | items/s | peak RSS MB | MB per M items |\n"
+        "|---|---:|---:|---:|---:|---:|"
+    )
+    for c in cases:
+        run = c.runs[0]
+        lk, cpu, rss = run.wall_s, run.cpu_s, run.rss_mb
+        items = int(c.doc["items"])
+        timing = f"{lk:.1f} / {cpu:.1f}" if lk and cpu else run.note
+        print(
+            f"| {c.label} | {c.size / MB:.0f} | {timing} | {_fmt(lk and items / lk, ',.0f')} "
+            f"| {_fmt(rss if lk else None, '.0f')} | {_fmt(lk and rss and rss / (items / 1e6), '.0f')} |"
+        )
+    return cases
 
 
 def _fmt(value: float | None, spec: str) -> str:
+    width = spec.split(".")[0].strip(",")
+    return format(value, spec) if value is not None else format("-", f">{width}")
+
+
+def composition(doc: dict) -> str:
+    """What the capture is made of, as shares of its packets (from the generator's truth)."""
+    t, n = doc["truth"], int(doc["packets"])
+    syn = sum(t["syn_mss"].values()) + sum(t["synack_mss"].values())
+    icmp = sum(t["icmp_frag_needed_mtu"].values())
+    handshakes = syn + t["tls_client_hellos"] + t["dtls_client_hellos"]
     return (
-        format(value, spec)
-        if value is not None
-        else format("-", f">{spec.split('.')[0].strip(',')}")
+        f"SYN/SYN-ACK {100 * syn / n:.1f} %, TLS ClientHellos {100 * t['tls_client_hellos'] / n:.1f} %"
+        f" ({t['tls_client_hellos']}), DTLS ClientHellos {t['dtls_client_hellos']} in "
+        f"{t['dtls_flows']} flows ({t['dtls_flows_answered']} answered), retransmissions "
+        f"{100 * t['retransmissions'] / n:.2f} %, ICMP 3/4 {100 * icmp / n:.1f} %; handshakes "
+        f"{100 * handshakes / n:.1f} %; {t['flows']} TCP/UDP flows"
     )
 
 
-def print_runs(fmt: str, doc: dict, runs: list[Run]) -> None:
-    packets, size = int(doc["packets"]), int(doc["bytes"])
-    bpf = next((r.wall_s for r in runs if r.tool == "tcpdump" and r.wall_s), None)
-    print(f"\n{fmt}: {packets} packets, {size / MB:.0f} MB")
+def print_case(case: Case) -> None:
+    bpf = case.get("tcpdump")
+    print(f"\n{case.label}: {case.packets} packets, {case.size / MB:.0f} MB")
+    if "truth" in case.doc:
+        print(f"  {composition(case.doc)}")
     print(
-        f"  {'tool':<8} {'wall s':>8} {'cpu s':>7} {'packets/s':>11} {'MB/s':>8} {'RSS MB':>7} {'x BPF':>7}  note"
+        f"  {'tool':<12} {'wall s':>8} {'cpu s':>7} {'packets/s':>11} {'MB/s':>8} "
+        f"{'RSS MB':>7} {'x BPF':>6}  note"
     )
-    for r in runs:
-        pps = packets / r.wall_s if r.wall_s else None
-        mbs = size / MB / r.wall_s if r.wall_s else None
+    plain = int(case.doc.get("plain_bytes", case.size))
+    for r in case.runs:
+        pps = case.packets / r.wall_s if r.wall_s else None
+        mbs = plain / MB / r.wall_s if r.wall_s else None
         vs = r.wall_s / bpf if r.wall_s and bpf else None
         label = r.tool + ("*" if r.extrapolated else "")
         print(
-            f"  {label:<8} {_fmt(r.wall_s, '8.2f')} {_fmt(r.cpu_s, '7.2f')} {_fmt(pps, '11,.0f')} {_fmt(mbs, '8.0f')} "
-            f"{_fmt(r.rss_mb, '7.0f')} {_fmt(vs, '7.1f')}  {r.note}"
+            f"  {label:<12} {_fmt(r.wall_s, '8.2f')} {_fmt(r.cpu_s, '7.2f')} "
+            f"{_fmt(pps, '11,.0f')} {_fmt(mbs, '8.0f')} {_fmt(r.rss_mb, '7.0f')} "
+            f"{_fmt(vs, '6.1f')}  {r.note}"
         )
-    if any(r.extrapolated for r in runs):
+    if any(r.extrapolated for r in case.runs):
         print("  * extrapolated from a slice")
 
 
+def mb_per_million_flows(case: Case) -> float | None:
+    rss, flows = case.get("labkit", "rss_mb"), int(case.doc["truth"].get("flows", 0))
+    return rss / (flows / 1e6) if rss and flows >= 100_000 else None
+
+
+def print_side_by_side(cases: list[Case]) -> list[dict[str, object]]:
+    """One line per capture, every mix side by side (a Markdown table, for the README)."""
+    print(
+        "\nevery mix side by side (wall s; ratios by wall time, CPU-time ratio in brackets):\n"
+        "| mix | MB | packets | cat | BPF scan | tshark | labkit wall / cpu | labkit pkt/s "
+        "| vs BPF | vs tshark | RSS MB | MB per M flows |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    rows = []
+    for c in cases:
+        lk, cpu = c.get("labkit"), c.get("labkit", "cpu_s")
+        bpf, ts = c.get("tcpdump"), c.get("tshark")
+        ts_cpu, bpf_cpu = c.get("tshark", "cpu_s"), c.get("tcpdump", "cpu_s")
+        ts_star = "*" if any(r.extrapolated for r in c.runs if r.tool == "tshark") else ""
+        rss = next((r.rss_mb for r in c.runs if r.tool == "labkit"), None)
+        per_flow = mb_per_million_flows(c)
+        row = {
+            "mix": c.label,
+            "mb": round(c.size / MB),
+            "packets": c.packets,
+            "cat_s": c.get("cat"),
+            "bpf_s": bpf,
+            "tshark_s": ts,
+            "labkit_s": lk,
+            "labkit_cpu_s": cpu,
+            "labkit_pps": c.packets / lk if lk else None,
+            "vs_bpf": lk / bpf if lk and bpf else None,
+            "vs_bpf_cpu": cpu / bpf_cpu if cpu and bpf_cpu else None,
+            "vs_tshark": ts / lk if lk and ts else None,
+            "vs_tshark_cpu": ts_cpu / cpu if cpu and ts_cpu else None,
+            "rss_mb": rss,
+            "mb_per_m_flows": per_flow,
+        }
+        rows.append(row)
+        timed_out = next((r.note for r in c.runs if r.tool == "labkit" and not r.ok), "")
+        print(
+            f"| {c.label} | {row['mb']} | {c.packets:,} | {_fmt(row['cat_s'], '.2f')} "
+            f"| {_fmt(bpf, '.2f')} | {_fmt(ts, '.1f')}{ts_star} "
+            f"| {(_fmt(lk, '.2f') + ' / ' + _fmt(cpu, '.2f')) if lk else timed_out or '-'} "
+            f"| {_fmt(row['labkit_pps'] and row['labkit_pps'] / 1e6, '.2f')} M "  # type: ignore[operator]
+            f"| {_ratio(row['vs_bpf'], row['vs_bpf_cpu'])} "
+            f"| {_ratio(row['vs_tshark'], row['vs_tshark_cpu'])} "
+            f"| {_fmt(rss, '.0f')} | {_fmt(per_flow, '.0f')} |"
+        )
+    if any(r.extrapolated for c in cases for r in c.runs if r.tool == "tshark"):
+        print("* tshark timed on a slice (--tshark-slice) and extrapolated to the whole file")
+    return rows
+
+
+def print_gzip(cases: list[Case]) -> list[dict[str, object]]:
+    """Compressed beside plain: packets/s of labkit on each, and of gzip's own inflate."""
+    plain = {c.label: c for c in cases}
+    rows = []
+    for gz in (c for c in cases if c.label.endswith(".gz")):
+        base = plain[gz.label.removesuffix(".gz")]
+        row = {
+            "mix": base.label,
+            "plain_mb": round(base.size / MB),
+            "gz_mb": round(gz.size / MB),
+            **{
+                f"{tool}_pps": gz.packets / s if (s := c.get(t)) else None
+                for tool, c, t in (
+                    ("labkit_plain", base, "labkit"),
+                    ("labkit_gz_isal", gz, "labkit"),
+                    ("labkit_gz_zlib", gz, "labkit-zlib"),
+                    ("zcat", gz, "zcat"),
+                )
+            },
+        }
+        rows.append(row)
+    if rows:
+        print(
+            "\n.pcap.gz beside plain (packets/s by wall time):\n"
+            "| mix | MB plain / gz | labkit plain | labkit .gz, isal | labkit .gz, zlib "
+            "| gzip -dc alone |\n|---|---:|---:|---:|---:|---:|"
+        )
+        for r in rows:
+            cells = " | ".join(
+                _fmt(r[k] and r[k] / 1e6, ".2f") + " M"  # type: ignore[operator]
+                for k in (
+                    "labkit_plain_pps",
+                    "labkit_gz_isal_pps",
+                    "labkit_gz_zlib_pps",
+                    "zcat_pps",
+                )
+            )
+            print(f"| {r['mix']} | {r['plain_mb']} / {r['gz_mb']} | {cells} |")
+    return rows
+
+
+def _ratio(wall: object, cpu: object) -> str:
+    if not isinstance(wall, float):
+        return "-"
+    return f"{wall:.1f}x" + (f" ({cpu:.1f}x)" if isinstance(cpu, float) else "")
+
+
 def _check(ok: bool | None) -> str:
-    return "n/a " if ok is None else ("MET " if ok else "MISS")
+    return "n/a   " if ok is None else ("MET   " if ok else "MISSED")
 
 
-def print_targets(results: dict[str, tuple[dict, list[Run]]]) -> dict[str, object]:
-    """The issue's targets, each with the measured ratio; returns them for the JSON."""
-
-    def get(fmt: str, tool: str, what: str) -> float | None:
-        runs = results.get(fmt, ({}, []))[1]
-        return next((getattr(r, what) for r in runs if r.tool == tool and r.ok), None)
-
-    def ratio(a: tuple[str, str], b: tuple[str, str]) -> tuple[float, str]:
-        """a/b by wall time, with the CPU-time ratio beside it (less disturbed by load)."""
-        w = get(*a, "wall_s") / get(*b, "wall_s")  # type: ignore[operator]
-        ca, cb = get(*a, "cpu_s"), get(*b, "cpu_s")
-        cpu = f" (cpu {ca / cb:.1f}x)" if ca and cb else ""
-        return w, f"{w:.2f}x{cpu}"
-
+def targets(cases: list[Case]) -> list[tuple[str, bool | None, str]]:
+    """The issue's targets per capture, each with what was measured."""
     lines: list[tuple[str, bool | None, str]] = []
-    if get("pcap", "labkit", "wall_s") and get("pcap", "tcpdump", "wall_s"):
-        r, text = ratio(("pcap", "labkit"), ("pcap", "tcpdump"))
+    by_mix = {c.mix: c for c in cases if not c.label.endswith(".gz")}
+
+    def pps(c: Case, what: str = "wall_s") -> float | None:
+        lk = c.get("labkit", what)
+        return c.packets / lk if lk else None
+
+    def cpu(a: Case, tool_a: str, b: Case, tool_b: str) -> str:
+        """The same ratio by CPU seconds: less disturbed by other work on the machine."""
+        ca, cb = a.get(tool_a, "cpu_s"), b.get(tool_b, "cpu_s")
+        return f" (cpu {ca / cb:.2f}x)" if ca and cb else ""
+
+    for c in cases:
+        if c.label.endswith(".gz"):
+            continue
+        lk, rate = c.get("labkit"), pps(c)
+        realistic = MIXES[c.mix].realistic
+        floor = TARGET_PPS if realistic else TARGET_WORST_PPS
+        why = "" if lk else (next((r.note for r in c.runs if r.tool == "labkit"), "") or "not run")
         lines.append(
-            (f"labkit within {TARGET_VS_BPF:g}x of the BPF scan (pcap)", r <= TARGET_VS_BPF, text)
+            (
+                f"{c.label}: >= {floor / 1e6:g} M packets/s in one process",
+                (rate >= floor) if rate else (False if why.startswith("did not") else None),
+                f"{rate / 1e6:.2f} M/s (per cpu s {pps(c, 'cpu_s') / 1e6:.2f} M)"  # type: ignore[operator]
+                if rate
+                else why,
+            )
         )
-    for fmt in ("pcap", "pcapng"):
-        lk = get(fmt, "labkit", "wall_s")
-        if lk:
-            n = int(results[fmt][0]["packets"])
-            cpu = get(fmt, "labkit", "cpu_s")
+        if not realistic:
+            continue
+        bpf, ts = c.get("tcpdump"), c.get("tshark")
+        if lk and bpf:
             lines.append(
                 (
-                    f">= 1 M packets/s on one core ({fmt})",
-                    n / lk >= TARGET_PPS,
-                    f"{n / lk / 1e6:.2f} M/s"
-                    + (f" (per cpu s {n / cpu / 1e6:.2f} M/s)" if cpu else ""),
+                    f"{c.label}: <= {TARGET_VS_BPF:g}x the BPF scan",
+                    lk / bpf <= TARGET_VS_BPF,
+                    f"{lk / bpf:.1f}x" + cpu(c, "labkit", c, "tcpdump"),
                 )
             )
-        if lk and get(fmt, "tshark", "wall_s"):
-            r, text = ratio((fmt, "tshark"), (fmt, "labkit"))
+        if lk and ts:
             lines.append(
                 (
-                    f">= {TARGET_VS_TSHARK:g}x faster than tshark ({fmt})",
-                    r >= TARGET_VS_TSHARK,
-                    text,
+                    f"{c.label}: >= {TARGET_VS_TSHARK:g}x tshark",
+                    ts / lk >= TARGET_VS_TSHARK,
+                    f"{ts / lk:.0f}x" + cpu(c, "tshark", c, "labkit"),
                 )
             )
-    if get("pcap", "labkit", "wall_s") and get("pcapng", "labkit", "wall_s"):
-        r, text = ratio(("pcapng", "labkit"), ("pcap", "labkit"))
-        lines.append(
-            (f"pcapng within {TARGET_PCAPNG_VS_PCAP:g}x of pcap", r <= TARGET_PCAPNG_VS_PCAP, text)
-        )
-    for fmt, (doc, _) in results.items():
-        rss = get(fmt, "labkit", "rss_mb")
-        if rss is not None:
-            bound = TARGET_RSS_MB_5G if int(doc["bytes"]) >= LARGE_FILE else TARGET_RSS_MB
+        bulk = by_mix.get("bulk")
+        if c.mix in HANDSHAKE_MIXES and bulk is not None and rate and pps(bulk):
+            slower = pps(bulk) / rate  # type: ignore[operator]
             lines.append(
                 (
-                    f"peak RSS <= {bound} MB on {int(doc['bytes']) / 1e9:.1f} GB ({fmt})",
+                    f"{c.label}: within {TARGET_HANDSHAKE_VS_BULK:g}x of bulk (time per packet)",
+                    slower <= TARGET_HANDSHAKE_VS_BULK,
+                    f"{slower:.2f}x" + cpu(c, "labkit", bulk, "labkit"),
+                )
+            )
+        rss = next((r.rss_mb for r in c.runs if r.tool == "labkit" and r.rss_mb), None)
+        if rss is not None and (lk or c.size >= 0.5e9):
+            bound = TARGET_RSS_MB_5G if c.size >= LARGE_FILE else TARGET_RSS_MB
+            lines.append(
+                (
+                    f"{c.label}: peak RSS <= {bound} MB ({c.size / 1e9:.1f} GB)",
                     rss <= bound,
                     f"{rss:.0f} MB",
                 )
             )
-    print("\ntargets (issue 8; printed, not asserted):")
-    if not lines:
-        print("  none measurable (labkit analyze not run)")
+    return lines
+
+
+def print_targets(cases: list[Case]) -> dict[str, object]:
+    lines = targets(cases)
+    print(
+        "\ntargets (issue 15; printed, never asserted; MET/MISSED by wall time, the same ratio "
+        "by CPU seconds in brackets: read those when the load average exceeds the cores):"
+    )
     for text, ok, value in lines:
         print(f"  {_check(ok)} {text}: {value}")
     return {text: {"met": ok, "value": value} for text, ok, value in lines}
@@ -484,75 +612,88 @@ def print_targets(results: dict[str, tuple[dict, list[Run]]]) -> dict[str, objec
 
 RETRANSMISSION_NOTE = (
     "retransmissions: the generator counts a TCP segment with payload whose first sequence "
-    "number is below the highest one already sent in that direction (bytes sent again, "
-    "whatever the reason); the 'tshark' figure adds tcp.analysis.retransmission, "
-    "fast_retransmission, spurious_retransmission and out_of_order, and matches it. tshark's "
-    "tcp.analysis.retransmission alone ('strict') is narrower: a resend within the first "
-    "round-trip time of the newest segment is 'out-of-order' (the resends right after an "
-    "ICMP 3/4), one of already-acknowledged data 'spurious'. labkit counts no retransmissions: "
-    "its black-hole detector follows copies of the same segment (same flow, sequence "
-    "number and payload length), so a range re-sent in smaller segments is not a copy."
+    "number is below the highest one already sent in that direction; tshark's figure adds "
+    "tcp.analysis.retransmission, fast, spurious and out_of_order, and matches it. labkit "
+    "counts no retransmissions (its black-hole detector follows copies of one segment)."
 )
 
 
-def print_facts(fmt: str, doc: dict, runs: list[Run]) -> list[str]:
-    truth = doc["truth"]
-    by_tool = {r.tool: r.facts for r in runs if r.facts}
+def check_facts(case: Case) -> list[str]:
+    """labkit's and tshark's counts against the truth and each other, on the whole file (or,
+    for tshark with a slice, on the slice against the slice's own truth)."""
     keys = facts.COMPARED + ("df_over_tunnel_mtu_not_headend", "blackhole_flows")
-    print(
-        f"\nfacts ({fmt}): the generator's truth; tshark and labkit say '=' where they agree with it"
-    )
-    for k in keys:
-        cells = []
-        for tool in ("tshark", "labkit"):
-            if tool not in by_tool:
-                cells.append(f"{tool}: not run")
-            elif k not in by_tool[tool]:
-                cells.append(f"{tool}: not reported")
-            else:
-                got = by_tool[tool][k]
-                cells.append(f"{tool}: " + ("=" if got == truth.get(k) else json.dumps(got)))
-        print(f"  {k:<31} {json.dumps(truth.get(k))}\n  {'':<31} " + "; ".join(cells))
-    ts = by_tool.get("tshark")
-    if ts:
-        print(f"  {'retransmissions, tshark strict':<31} {ts['retransmissions_tshark_strict']}")
-    problems = []
-    for tool in ("tshark", "labkit"):
-        if tool in by_tool:
-            problems += [
-                f"{fmt} {tool} vs truth: {d}"
-                for d in facts.disagreements(truth, by_tool[tool], keys)
-            ]
-    if ts and "labkit" in by_tool:
-        problems += [
-            f"{fmt} labkit vs tshark: {d}" for d in facts.disagreements(ts, by_tool["labkit"], keys)
-        ]
-    print("  disagreements: " + ("none" if not problems else ""))
-    for p in problems:
-        print(f"    {p}")
-    print("  " + RETRANSMISSION_NOTE)
-    if "labkit" in by_tool:
-        print(
-            "  labkit: counts from the report's files[].counts (labkit/analyze/README.md); a "
-            "DTLS flow is a (client, server, port) pair, answered by a HelloVerifyRequest, "
-            "ServerHello or data; df_over_tunnel_mtu_not_headend is the oversized-df "
-            "finding's count, which leaves out packets to or from the head-end."
+    checks: list[tuple[str, dict, dict]] = []
+    full = {r.tool: r.facts for r in case.runs if r.facts}
+    for tool, got in full.items():
+        checks.append((f"{tool} vs truth", case.doc["truth"], got))
+    if "tshark" in full and "labkit" in full:
+        checks.append(("labkit vs tshark", full["tshark"], full["labkit"]))
+    if case.slice_doc is not None:
+        n = case.slice_doc["packets"]
+        for tool, got in case.slice_facts.items():
+            checks.append((f"{tool} vs truth, first {n} packets", case.slice_doc["truth"], got))
+        if len(case.slice_facts) == 2:
+            checks.append(
+                (
+                    f"labkit vs tshark, first {n} packets",
+                    case.slice_facts["tshark"],
+                    case.slice_facts["labkit"],
+                )
+            )
+    problems, said = [], []
+    for name, expected, got in checks:
+        # tshark's retransmission figure only: labkit does not count them, blackholes are
+        # labkit's and the generator's (tshark has no such fact)
+        diff = facts.disagreements(expected, got, keys)
+        problems += [f"{case.label} {name}: {d}" for d in diff]
+        compared = sum(1 for k in keys if k in expected and k in got)
+        said.append(
+            f"{name}: {compared} facts, {'all equal' if not diff else f'{len(diff)} differ'}"
         )
+    print(f"  counts ({case.label}): " + ("; ".join(said) if said else "nothing compared"))
+    for p in problems:
+        print(f"    DISAGREE {p}")
     return problems
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     size = p.add_mutually_exclusive_group()
-    size.add_argument(
-        "--packets", type=int, default=None, help="capture size in packets (default 1000000)"
-    )
+    size.add_argument("--packets", type=int, default=None, help="packets per mix (default 1000000)")
     size.add_argument("--size", type=size_arg, help="capture size in bytes instead, e.g. 5g")
-    size.add_argument(
-        "--quick", action="store_true", help="50 k packets: a smoke test of the runner"
-    )
-    p.add_argument("--formats", default="pcap,pcapng", help="comma-separated: pcap,pcapng")
+    size.add_argument("--quick", action="store_true", help="50 k packets: a smoke test")
     p.add_argument(
-        "--tools", default=",".join(TOOLS), help=f"comma-separated subset of {','.join(TOOLS)}"
+        "--mixes", default=",".join(MIXES), help=f"comma-separated subset of {','.join(MIXES)}"
+    )
+    p.add_argument("--formats", default="pcap", help="comma-separated: pcap,pcapng (default pcap)")
+    p.add_argument(
+        "--tools",
+        default=",".join(DEFAULT_TOOLS),
+        help=f"comma-separated subset of {','.join(TOOLS)}",
+    )
+    p.add_argument(
+        "--tshark-slice",
+        type=int,
+        metavar="N",
+        help="run tshark (timing and count check) on the first N packets, extrapolate its time",
+    )
+    p.add_argument(
+        "--gzip",
+        default="",
+        metavar="MIXES",
+        help="also time these mixes' .pcap.gz (labkit with isal and with zlib; gzip -dc)",
+    )
+    p.add_argument(
+        "--flows-large",
+        type=int,
+        metavar="N",
+        help="also the manyflows mix at N packets (one flow each): cat, tcpdump, labkit",
+    )
+    p.add_argument(
+        "--per-flow",
+        type=int,
+        metavar="N",
+        help="also labkit alone on N new flows of each kind (SYNs, DTLS pairs, TLS hellos, "
+        "ICMP errors): time and MB per million",
     )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
@@ -563,14 +704,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--regenerate", action="store_true", help="generate even if the capture exists")
     p.add_argument(
-        "--repeat",
-        type=int,
-        default=3,
-        help="runs of cat, tcpdump and labkit; the best wall time counts (default 3)",
+        "--repeat", type=int, default=3, help="runs of cat, tcpdump and labkit; the best counts"
     )
     p.add_argument(
-        "--scapy-packets", type=int, default=20_000, help="Scapy slice size (default 20000)"
+        "--timeout",
+        type=float,
+        default=CHILD_TIMEOUT_S,
+        help=f"seconds one tool may take on one file before it is killed (default {CHILD_TIMEOUT_S})",
     )
+    p.add_argument("--scapy-packets", type=int, default=20_000, help="Scapy slice size")
     p.add_argument(
         "--labkit-root",
         type=Path,
@@ -580,68 +722,93 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", type=Path, help="also write all figures to this JSON file")
 
 
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(t for t in text.split(",") if t)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
     add_arguments(p)
     args = p.parse_args(argv)
-    tools = tuple(t for t in args.tools.split(",") if t)
-    formats = tuple(f for f in args.formats.split(",") if f)
-    bad = [t for t in tools if t not in TOOLS] + [f for f in formats if f not in ("pcap", "pcapng")]
+    tools, formats, mixes = _split(args.tools), _split(args.formats), _split(args.mixes)
+    gz_mixes = _split(args.gzip)
+    bad = (
+        [t for t in tools if t not in TOOLS]
+        + [f for f in formats if f not in ("pcap", "pcapng")]
+        + [m for m in mixes + gz_mixes if m not in MIXES]
+    )
     if bad:
-        p.error(f"unknown tool or format: {', '.join(bad)}")
+        p.error(f"unknown tool, format or mix: {', '.join(bad)}")
     if "scapy" in tools and importlib.util.find_spec("scapy") is None:
         tools = tuple(t for t in tools if t != "scapy")
     packets = 50_000 if args.quick else (None if args.size else (args.packets or 1_000_000))
-    if args.quick:
-        args.scapy_packets = min(args.scapy_packets, 5_000)
     args.workdir.mkdir(parents=True, exist_ok=True)
     info = machine()
     print(
         "machine: {nproc} cores, {cpu}, {ram_gb} GB RAM; Python {python}; {tshark}; "
-        "{tcpdump}; labkit {labkit_commit}; load average {load_avg_1m} at the start".format(**info)
+        "{tcpdump}; {inflater}; labkit {labkit_commit}; load average {load_avg_1m} at the "
+        "start".format(**info)
     )
     print(
-        "wall: best of --repeat runs for cat, tcpdump and labkit, one run for tshark; peak RSS: "
+        "wall: best of --repeat runs for cat, tcpdump and labkit, one for tshark; peak RSS: "
         + ("GNU time's %M" if TIME else "os.wait4's ru_maxrss")
-        + " of each child (resident "
-        "pages at the peak: the pages of a memory-mapped file count once touched)"
+        + " of each child"
     )
-    results: dict[str, tuple[dict, list[Run]]] = {}
-    problems: list[str] = []
-    for fmt in formats:
-        doc = ensure_capture(args.workdir, fmt, packets, args.size, args.seed, args.regenerate)
-        runs = run_tools(
-            str(doc["file"]),
-            doc,
-            tools,
-            args.labkit_root.resolve(),
-            args.scapy_packets,
-            args.repeat,
-        )
-        results[fmt] = (doc, runs)
-        print_runs(fmt, doc, runs)
+    cases: list[Case] = []
+    plan = [(m, f, packets, args.size) for m in mixes for f in formats]
+    if args.flows_large:
+        plan.append(("manyflows", "pcap", args.flows_large, None))
+    for mix, fmt, n, size in plan:
+        doc = ensure_capture(args.workdir, mix, fmt, n, size, args.seed, args.regenerate)
+        large = mix == "manyflows" and n == args.flows_large and n != packets
+        label = mix + ("" if fmt == "pcap" else f" ({fmt})") + (f" {n / 1e6:g} M" if large else "")
+        case = Case(label, mix, doc)
+        run_tools_here = tools if not large else tuple(t for t in tools if t != "tshark")
+        if args.tshark_slice and "tshark" in run_tools_here and args.tshark_slice < case.packets:
+            case.slice_doc = ensure_capture(
+                args.workdir, mix, fmt, args.tshark_slice, None, args.seed, args.regenerate
+            )
+        run_tools(case, run_tools_here, args)
+        cases.append(case)
+        print_case(case)
+        if mix in gz_mixes and fmt == "pcap" and not large:
+            gz = run_gzip(case, args)
+            cases.append(gz)
+            print_case(gz)
+    per_flow = run_per_flow(args.per_flow, args) if args.per_flow else []
     info["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
     print(
         f"\nload average {info['load_avg_1m_end']} at the end (above ~0.5 on "
         f"{info['nproc']} cores, other work competed with the timings: compare cpu s)"
     )
-    targets = print_targets(results)
-    for fmt, (doc, runs) in results.items():
-        problems += print_facts(fmt, doc, runs)
+    rows = print_side_by_side([c for c in cases if not c.label.endswith(".gz")])
+    gz_rows = print_gzip(cases)
+    targets_met = print_targets(cases)
+    print("\ncounts: the generator's truth, tshark's and labkit's, per mix")
+    problems: list[str] = []
+    for c in cases:
+        if not c.label.endswith(".gz"):
+            problems += check_facts(c)
+    print("  disagreements: " + ("none" if not problems else str(len(problems))))
+    print("  " + RETRANSMISSION_NOTE)
     if args.json:
         args.json.write_text(
             json.dumps(
                 {
                     "machine": info,
-                    "targets": targets,
+                    "side_by_side": rows,
+                    "gzip": gz_rows,
+                    "targets": targets_met,
                     "disagreements": problems,
-                    "runs": {
-                        fmt: {
-                            "capture": {k: v for k, v in doc.items() if k != "definitions"},
-                            "tools": [asdict(r) for r in runs],
+                    "cases": [
+                        {
+                            "label": c.label,
+                            "capture": {k: v for k, v in c.doc.items() if k != "definitions"},
+                            "tools": [asdict(r) for r in c.runs],
+                            "slice_facts": c.slice_facts,
                         }
-                        for fmt, (doc, runs) in results.items()
-                    },
+                        for c in cases + per_flow
+                    ],
                 },
                 indent=2,
             )

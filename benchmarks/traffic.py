@@ -34,6 +34,7 @@ MS = 1000  # timestamps are integer microseconds
 SEC = 1_000_000
 
 Tags = tuple[tuple, ...]
+FLOW = ("flow",)  # the tag of a packet that opens a TCP or UDP 5-tuple
 
 
 class Pkt(NamedTuple):
@@ -57,6 +58,10 @@ class Truth:
       flows (client address and port, server address and port) with one;
       ``dtls_flows_answered``: those where the server sent a DTLS record back.
     * ``tls_client_hellos``: TCP segments holding a TLS ClientHello.
+    * ``blackhole_flows``: downloads whose first dropped big segment went out three times
+      (the original and two retransmissions after timeouts) with no ICMP and no ACK.
+    * ``flows``: TCP and UDP 5-tuples opened (counted at their first packet): what per-flow
+      state grows with.
     * ``retransmissions``: TCP segments with payload whose first sequence number lies
       below the highest sequence number already sent in that direction, i.e. bytes sent
       again, whatever the reason (timeout, fast retransmit, or re-segmentation after an
@@ -74,7 +79,8 @@ class Truth:
     df_over_outer: int = 0  # of which to or from the head-end (the outer tunnel's segments)
     tls_client_hellos: int = 0
     retransmissions: int = 0
-    blackhole_flows: int = 0
+    blackhole_flows: int = 0  # its big segment sent three times (two timeouts), unanswered
+    flows: int = 0  # TCP and UDP 5-tuples opened (their first packet was written)
 
     def add(self, tags: Tags) -> None:
         for tag in tags:
@@ -99,6 +105,8 @@ class Truth:
                 self.dtls_answered.add(tag[1])
             elif kind == "blackhole":
                 self.blackhole_flows += 1
+            elif kind == "flow":
+                self.flows += 1
 
     def to_json(self) -> dict[str, object]:
         answered = self.dtls_answered & self.dtls_flows.keys()
@@ -118,6 +126,7 @@ class Truth:
             "tls_client_hellos": self.tls_client_hellos,
             "retransmissions": self.retransmissions,
             "blackhole_flows": self.blackhole_flows,
+            "flows": self.flows,
         }
 
 
@@ -134,6 +143,7 @@ class Context:
         self.pool = self.rng.randbytes(1 << 20)  # stands in for ciphertext
         self._payloads: dict[tuple[int, int], Payload] = {}
         self._hosts = 0
+        self._endpoints = 0
 
     def ciphertext(self, n: int) -> bytes:
         at = self.rng.randrange(len(self.pool) - n)
@@ -160,13 +170,24 @@ class Context:
         n = self._hosts % 65024 + 256
         return Host.v4(a, b, n >> 8, n & 0xFF)
 
+    def endpoint(self, a: int) -> tuple[Host, int]:
+        """An (address in a.64.0.0/10, port) pair never handed out before: the many-flows mix
+        opens millions of 5-tuples, :meth:`host` wraps at 65 k. The address changes first, so
+        up to 4 M calls give 4 M hosts (a DTLS flow is counted per client and server pair)."""
+        port, host = divmod(self._endpoints, 1 << 22)
+        self._endpoints += 1
+        return Host.v4(a, 64 + (host >> 16), (host >> 8) & 0xFF, host & 0xFF), 1024 + port % 64000
+
 
 EMPTY = Payload(b"", 0)
 
 
-def _syn_options(mss: int) -> Payload:
-    # MSS, NOP, window scale 7: no timestamps, so a full segment is exactly MSS + 40 bytes.
-    return Payload.of(b"\x02\x04" + mss.to_bytes(2, "big") + b"\x01\x03\x03\x07")
+def syn_options(mss: int, odd: bool = False) -> Payload:
+    """MSS, NOP, window scale 7: no timestamps, so a full segment is exactly MSS + 40 bytes.
+    ``odd``: NOP and window scale first, as few stacks send them (the MSS is then not where
+    a vectorized reader looks)."""
+    mss_opt = b"\x02\x04" + mss.to_bytes(2, "big")
+    return Payload.of(b"\x01\x03\x03\x07" + mss_opt if odd else mss_opt + b"\x01\x03\x03\x07")
 
 
 class TcpConn:
@@ -336,9 +357,9 @@ def tls_download(ctx: Context, t0: int, plan: TcpPlan) -> Iterator[Pkt]:
     rng = ctx.rng
     conn = TcpConn(ctx, plan.client, plan.server, plan.cport, plan.sport, plan.vlan, plan.outer)
     rtt, eps = plan.rtt, 40
-    frame, tags = conn.segment(0, SYN, options=_syn_options(plan.client_mss))
-    yield Pkt(t0, frame, tags + (("syn", plan.client_mss),))
-    frame, tags = conn.segment(1, SYN | ACK, options=_syn_options(plan.server_mss))
+    frame, tags = conn.segment(0, SYN, options=syn_options(plan.client_mss))
+    yield Pkt(t0, frame, tags + (("syn", plan.client_mss), FLOW))
+    frame, tags = conn.segment(1, SYN | ACK, options=syn_options(plan.server_mss))
     yield Pkt(t0 + eps, frame, tags + (("synack", plan.server_mss),))
     t = t0 + rtt
     yield Pkt(t, *conn.segment(0, ACK))
@@ -393,7 +414,6 @@ def _server_data(ctx: Context, conn: TcpConn, plan: TcpPlan, start: int) -> Iter
             if dropped and drop_from is None:
                 drop_from = seq
                 if pmtu.icmp_from is None:
-                    tags += (("blackhole",),)
                     at(ts + rto, "rto", (seq, payload, 1))
             yield Pkt(ts, frame, tags)
             if dropped and pmtu.icmp_from is None:
@@ -460,7 +480,9 @@ def _server_data(ctx: Context, conn: TcpConn, plan: TcpPlan, start: int) -> Iter
                 at(ts + rtt, "ack", rcv)
         elif kind == "rto":
             seq, payload, tries = arg
-            yield Pkt(ts, *conn.segment(1, PSH | ACK, payload, seq=seq))
+            frame, tags = conn.segment(1, PSH | ACK, payload, seq=seq)
+            # A black hole is evidence once the segment went out three times, unanswered.
+            yield Pkt(ts, frame, tags + ((("blackhole",),) if tries == 2 else ()))
             if tries < pmtu.retries:
                 at(ts + rto * 2**tries, "rto", (seq, payload, tries + 1))
             else:
@@ -568,16 +590,17 @@ def dtls_session(ctx: Context, t0: int, plan: DtlsPlan) -> Iterator[Pkt]:
         return d.datagram(0, d.record(0, 22, _handshake(1, msg_seq, body)))
 
     ch_tag = (("dtls_ch", name, key),)
+    first_tag = ch_tag + (FLOW,)
     t = t0
     if not plan.answered:
         for i in range(plan.attempts):
-            yield Pkt(t, hello(b"", 0), ch_tag)
+            yield Pkt(t, hello(b"", 0), first_tag if i == 0 else ch_tag)
             t += SEC << i  # 1 s, 2 s, 4 s ...
         return
     if plan.early_retry:
-        yield Pkt(t, hello(b"", 0), ch_tag)
+        yield Pkt(t, hello(b"", 0), first_tag)
         t += SEC
-    yield Pkt(t, hello(b"", 0), ch_tag)
+    yield Pkt(t, hello(b"", 0), ch_tag if plan.early_retry else first_tag)
     cookie = ctx.ciphertext(20)
     hvr = DTLS_SERVER_VERSION_IN_HVR[plan.version].to_bytes(2, "big") + b"\x14" + cookie
     yield Pkt(
@@ -662,7 +685,9 @@ def dns_lookup(
     response = (
         qid.to_bytes(2, "big") + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + question + answer
     )
-    yield Pkt(t0, Leg(client, resolver, vlan=vlan, df=False).udp(cport, 53, Payload.of(query)))
+    yield Pkt(
+        t0, Leg(client, resolver, vlan=vlan, df=False).udp(cport, 53, Payload.of(query)), (FLOW,)
+    )
     back = Leg(resolver, client, vlan=vlan, df=False)
     yield Pkt(t0 + rng.randrange(300, 30 * MS), back.udp(53, cport, Payload.of(response)))
 

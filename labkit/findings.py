@@ -34,6 +34,11 @@ FINDING_TYPES: dict[str, tuple[Severity, str]] = {
         "warning",
         "DTLS is attempted on a port other than 443 (fields: port)",
     ),
+    "dtls-other": (
+        "info",
+        "DTLS that is not an AnyConnect tunnel (WebRTC after STUN, CoAP, CAPWAP, test "
+        "servers): counted and described, never a VPN problem (fields: client, server, port)",
+    ),
     "syn-mss": ("info", "the MSS a TCP SYN announces (fields: mss)"),
     "oversized-df": (
         "warning",

@@ -225,6 +225,37 @@ def dtls_mtu(
     return _record_payload(room, s, version, dtls=True) - ANYCONNECT_DTLS_HEADER
 
 
+def dtls_base_mtu(
+    target: int,
+    suite: str | Cipher = DEFAULT_CIPHER,
+    version: str = "0x0100",
+    *,
+    outer_ipv6: bool = False,
+) -> int:
+    """The smallest base (link) MTU whose DTLS data MTU is ``target``: :func:`dtls_mtu` inverted.
+
+    A head-end that derives its announced MTU from a base MTU and the negotiated cipher
+    (ocserv's ``mtu`` setting) announces ``target`` only for the base this returns; CBC block
+    rounding makes several bases give one MTU, so the smallest is the unambiguous answer.
+
+    >>> dtls_base_mtu(1418, "AES256-GCM-SHA384", "1.2")
+    1484
+    >>> dtls_base_mtu(1418, "AES128-SHA")  # 1497..1512 all give 1418
+    1497
+    """
+    s = cipher(suite) if isinstance(suite, str) else suite
+    # dtls_mtu never decreases as the base grows (CBC rounding makes it climb in block-size
+    # steps, so some targets have no base): scan up from the target until it is reached or
+    # passed.
+    for base in range(max(target, min_mtu(outer_ipv6)), MAX_IP_PACKET + 1):
+        value = dtls_mtu(base, s, version, outer_ipv6=outer_ipv6)
+        if value == target:
+            return base
+        if value > target:
+            break
+    raise UsageError(f"no base MTU gives a DTLS MTU of {target} with {s.name}")
+
+
 def tls_mtu_asa(tcpmss: int = DEFAULT_TCPMSS, suite: str | Cipher = DEFAULT_CIPHER) -> int:
     """The TLS tunnel MTU the ASA announces in X-CSTP-MTU: ``tcpmss - 5 - 8 - 0 - hash``.
 

@@ -1,9 +1,12 @@
 """Replay a capture into an interface, in tcpreplay's conventions.
 
 * Timing: by default the capture's own gaps (tcpreplay's ``--multiplier 1``); ``--speed X``
-  divides them by X, ``--pps N`` sends N packets a second, ``--topspeed`` as fast as
-  possible. ``--loop N`` replays the file N times, ``--limit N`` and ``--duration S`` bound
-  the run (tcpreplay's ``--limit``/``--duration``).
+  (``--multiplier X``) divides them by X, ``--pps N`` sends N packets a second, ``--mbps R``
+  R megabits a second, ``--topspeed`` as fast as possible. ``--loop N`` replays the file N
+  times, ``--limit N`` and ``--duration S`` bound the run (tcpreplay's ``--limit``/
+  ``--duration``).
+* Reading: the capture is streamed, packet by packet as they are sent, never loaded: memory
+  does not grow with the file, and ``--limit 1`` reads one packet of a 300 MB capture.
 * Rewrites as tcprewrite does them: ``--rewrite-mac OLD=NEW`` on both Ethernet addresses,
   ``--rewrite-ip OLD=NEW`` on both IP addresses (single addresses or equal-length prefixes,
   like ``--pnat``). A rewritten packet gets its IPv4 header checksum and its TCP, UDP or
@@ -21,7 +24,7 @@ import ipaddress
 import socket
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,8 +239,12 @@ class Record:
     wire_len: int
 
 
-def read_capture(path: str | Path) -> tuple[int, list[Record]]:
-    """(link type, records) of a pcap or pcapng file (gzip not supported: gunzip it first)."""
+def _records(path: Path) -> Iterator[tuple[int, Record]]:
+    """(link type, record) for each packet of a pcap or pcapng file, read as it is sent.
+
+    Streamed, never loaded: replaying the first packets of a 300 MB capture reads only them,
+    and memory stays one packet whatever the file's size.
+    """
     from scapy.error import Scapy_Exception
     from scapy.utils import RawPcapReader
 
@@ -247,11 +254,18 @@ def read_capture(path: str | Path) -> tuple[int, list[Record]]:
         raise InputError(f"{path}: no such file") from None
     except (Scapy_Exception, OSError, EOFError) as exc:
         raise InputError(f"{path}: not a pcap or pcapng capture ({exc})") from None
-    records: list[Record] = []
     linktype: int | None = getattr(reader, "linktype", None)
     nano = bool(getattr(reader, "nano", False))
+    n = 0
+    packets = iter(reader)
     try:
-        for data, meta in reader:
+        while True:
+            try:
+                data, meta = next(packets)
+            except (StopIteration, EOFError):
+                return
+            except (Scapy_Exception, struct.error) as exc:
+                raise InputError(f"{path}: damaged capture after {n} packets ({exc})") from None
             if hasattr(meta, "tshigh"):  # pcapng
                 # Scapy types both readers' metadata as pcap's; pcapng's has other fields.
                 ng: Any = meta
@@ -264,51 +278,90 @@ def read_capture(path: str | Path) -> tuple[int, list[Record]]:
                 ts = ((ng.tshigh << 32) | ng.tslow) / ng.tsresol
             else:
                 ts = meta.sec + meta.usec / (1e9 if nano else 1e6)
-            records.append(Record(ts, bytes(data), meta.wirelen or len(data)))
-    except (Scapy_Exception, struct.error, EOFError) as exc:
-        raise InputError(f"{path}: damaged capture after {len(records)} packets ({exc})") from None
+            n += 1
+            yield (
+                int(linktype or LINKTYPE_ETHERNET),
+                Record(ts, bytes(data), meta.wirelen or len(data)),
+            )
     finally:
         reader.close()
-    if not records:
-        raise InputError(f"{path}: the capture holds no packet")
-    return int(linktype or LINKTYPE_ETHERNET), records
+
+
+class CaptureFile:
+    """A capture to replay: its link type, read from its first packet, and one pass over its
+    records per :meth:`records` call (one per ``--loop``).
+
+    The first pass goes on from the read that found the link type, so a pipe, read once,
+    replays whole; later passes reopen the file (a regular file only: the command refuses
+    ``--loop`` on anything else).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._pending: Iterator[tuple[int, Record]] | None = _records(self.path)
+        try:
+            self.linktype, self._first = next(self._pending)
+        except StopIteration:
+            raise InputError(f"{self.path}: the capture holds no packet") from None
+
+    def records(self) -> Iterator[Record]:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            pending = _records(self.path)
+        else:
+            yield self._first
+        for _, rec in pending:
+            yield rec
 
 
 @dataclass(frozen=True, slots=True)
 class Pace:
-    """How to space packets: ``speed`` multiplies the capture's rate, or fixed ``pps``,
-    or neither (``topspeed``)."""
+    """How to space packets: ``speed`` multiplies the capture's rate, or fixed ``pps``, or a
+    fixed bit rate ``mbps`` (tcpreplay's ``--mbps``), or none of them (``topspeed``)."""
 
     speed: float | None = 1.0
     pps: float | None = None
+    mbps: float | None = None
 
     def __post_init__(self) -> None:
-        if self.speed is not None and self.speed <= 0:
-            raise UsageError(f"--speed {self.speed}: expected a number > 0")
-        if self.pps is not None and self.pps <= 0:
-            raise UsageError(f"--pps {self.pps}: expected a number > 0")
+        for name in ("speed", "pps", "mbps"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise UsageError(f"--{name} {value}: expected a number > 0")
 
 
-def schedule(records: list[Record], pace: Pace, loops: int) -> Iterator[tuple[float, Record]]:
-    """(seconds after the start, record) for every packet of every loop."""
+def schedule(
+    records: Callable[[], Iterable[Record]], pace: Pace, loops: int
+) -> Iterator[tuple[float, Record]]:
+    """(seconds after the start, record) for every packet of every loop.
+
+    ``records`` is called once per loop and read as the packets go: nothing is held but the
+    current packet, so a capture of any size replays in constant memory.
+    """
     if not 1 <= loops <= MAX_LOOPS:
         raise UsageError(f"--loop {loops}: expected 1..{MAX_LOOPS}")
     offset = 0.0
     n = 0
-    first = records[0].time
-    span = max(0.0, records[-1].time - first)
+    sent_bits = 0
     for _ in range(loops):
-        for rec in records:
+        first: float | None = None
+        last = 0.0
+        for rec in records():
+            first = rec.time if first is None else first
+            last = max(last, rec.time)
             if pace.pps is not None:
                 at = n / pace.pps
+            elif pace.mbps is not None:
+                at = sent_bits / (pace.mbps * 1e6)
             elif pace.speed is not None:
                 at = offset + max(0.0, rec.time - first) / pace.speed
             else:
                 at = 0.0
             n += 1
+            sent_bits += len(rec.data) * 8
             yield at, rec
-        if pace.speed is not None and pace.pps is None:
-            offset += span / pace.speed  # the next loop starts where this one ended
+        if first is not None and pace.speed is not None and pace.pps is pace.mbps is None:
+            offset += max(0.0, last - first) / pace.speed  # the next loop starts where this ended
 
 
 # --- sending --------------------------------------------------------------------------------
@@ -387,8 +440,7 @@ def send_all(
     sock: socket.socket,
     iface: str,
     ethernet: bool,
-    linktype: int,
-    records: list[Record],
+    capture: CaptureFile,
     pace: Pace,
     loops: int,
     macs: dict[bytes, bytes],
@@ -399,8 +451,9 @@ def send_all(
 ) -> Stats:
     """Send the records on the schedule; failures are counted, not fatal."""
     stats = Stats()
+    linktype = capture.linktype
     start = time.monotonic()
-    for n, (at, rec) in enumerate(schedule(records, pace, loops)):
+    for n, (at, rec) in enumerate(schedule(capture.records, pace, loops)):
         if limit is not None and n >= limit:
             break
         if duration is not None and at > duration:

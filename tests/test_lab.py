@@ -20,6 +20,7 @@ from labkit.lab.netops import nft_ruleset
 from labkit.lab.topology import Topology, load_topology
 from tests.helpers.cli import labkit
 from tests.helpers.labenv import (
+    capture_in_background,
     lab,
     lab_down,
     lab_namespaces,
@@ -203,27 +204,7 @@ def test_capture_sees_kernel_icmp_and_refuses_to_overwrite(tmp_path: Path) -> No
     name = unique("cap")
     out = tmp_path / "inside.pcap"
     with lab(name):
-        cap = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "labkit",
-                "lab",
-                "capture",
-                "--lab",
-                name,
-                "--point",
-                "inside",
-                "-o",
-                str(out),
-                "--duration",
-                "3",
-            ],
-            env=dict(os.environ, PYTHONPATH=str(ROOT)),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        cap = capture_in_background(name, out, "3")
         time.sleep(1.2)
         # 1418-byte DF packet from the server: the head-end's 1347 side cannot carry it
         size = mtu.dtls_mtu() - 28  # ICMP payload of a 1418-byte IPv4 packet
@@ -251,6 +232,38 @@ def test_capture_sees_kernel_icmp_and_refuses_to_overwrite(tmp_path: Path) -> No
         )
         assert again.returncode == 2 and "already exists" in again.stderr
     assert list(tmp_path.iterdir()) == [out]  # no temporary file left behind
+
+
+@requires_lab
+@requires_tshark
+def test_capture_filter_is_an_expression_never_a_tcpdump_option(tmp_path: Path) -> None:
+    """A filter of "-w FILE" once reached tcpdump's options and wrote over FILE: now it is
+    checked with `tcpdump -d` (one line, exit 2, no file made or touched) and passed after
+    "--"; a good filter still filters."""
+    victim = tmp_path / "precious.txt"
+    victim.write_text("the user's data\n", encoding="utf-8")
+    out = tmp_path / "out.pcap"
+    name = unique("flt")
+    with lab(name):
+        for bpf in (f"-w{victim}", f"-w {victim}", "-Z nobody", "tcp port", "no such proto"):
+            proc = labkit(
+                "lab", "capture", "--lab", name, "--point", "inside", "-o", str(out),
+                "--duration", "1", f"--filter={bpf}",
+            )  # fmt: skip
+            assert proc.returncode == 2 and proc.stderr.count("\n") == 1, (bpf, proc.stderr)
+            assert "tcpdump rejects it" in proc.stderr, proc.stderr
+        assert victim.read_text(encoding="utf-8") == "the user's data\n"
+        assert sorted(tmp_path.iterdir()) == [victim]
+        cap = capture_in_background(name, out, "3", "--filter", "icmp[icmptype] == icmp-unreach")
+        time.sleep(1.2)
+        size = mtu.dtls_mtu() - 28  # a 1418-byte DF ping: the head-end answers ICMP 3/4
+        ping = ("ping", "-c", "1", "-W", "1", "-M", "do", "-s", str(size), "198.18.1.2")
+        netns_run(f"lk-{name}-server", *ping)
+        _, err = cap.communicate(timeout=15)
+        assert cap.returncode == 0, err
+    # only the ICMP error passed the filter (it quotes the echo request: types 3 and 8 in
+    # one frame); the 1418-byte echo request itself did not
+    assert tshark_fields(out, "frame", "icmp.type", "icmp.mtu") == [["3,8", "1347"]]
 
 
 @requires_ocserv

@@ -249,9 +249,13 @@ def _dtls_from_client(lab_name: str, session_id: str, *, timeout: float, tries: 
 def test_ocserv_lab_is_a_real_anyconnect_session(ocserv_open) -> None:
     _, status = ocserv_open
     info = status["headend_info"]
-    assert info["x_cstp_mtu"] == info["x_dtls_mtu"]  # ocserv announces one MTU in both
+    # ocserv announces one MTU in both, the seed's 1418: its `mtu` base less the DTLS 1.2
+    # AES256-GCM overhead (labkit.mtu's arithmetic, not written here by hand)
+    assert info["x_cstp_mtu"] == info["x_dtls_mtu"] == mtu.dtls_mtu() == 1418
+    assert info["x_cstp_base_mtu"] == mtu.dtls_base_mtu(1418, "AES256-GCM-SHA384", "1.2") == 1484
     assert info["client_tun_mtu"] == max(info["x_cstp_mtu"], info["x_dtls_mtu"])
-    assert info["x_dtls_ciphersuite"] == "AES128-SHA"
+    assert info["x_dtls12_ciphersuite"] == "AES256-GCM-SHA384"
+    assert status["tunnel_mtus"] == {"client": 1418, "headend": 1418}
     assert status["nodes"]["client"]["tunnel_addresses"][0].startswith("198.18.100.")
     assert status["nodes"]["headend"]["tunnel_addresses"]
 
@@ -265,7 +269,8 @@ def test_dtls_probe_gets_ocserv_answer_on_an_open_path(ocserv_open) -> None:
     # the doubling timer (sends at 0, 1, 3, 7 s) outlasts that.
     rc, out = _dtls_from_client(name, live, timeout=1.0, tries=4)
     assert rc == 0 and out["answered"] is True
-    assert out["version"] == "0x0100" and out["handshake"] == "ServerHello"
+    # ocserv resumes the session in the DTLS version it negotiated for it: DTLS 1.2
+    assert out["version"] == "0xfefd" and out["handshake"] == "ServerHello"
     # ocserv stays silent for a session it does not know: "no answer" is not proof of a block
     rc, out = _dtls_from_client(name, os.urandom(32).hex(), timeout=0.3, tries=2)
     assert rc == 1 and out["answered"] is False
@@ -281,3 +286,23 @@ def test_dtls_probe_gets_no_answer_when_the_router_drops_udp(ocserv_blocked) -> 
     assert status["headend_info"]["dtls_established"] is False
     after = json.loads(labkit("lab", "status", "--lab", name, "--format", "json").stdout)
     assert after["nodes"]["router"]["dropped"]["dtls blocked"] >= 2
+
+
+@requires_ocserv
+def test_ocserv_lab_reproduces_1418_announced_1347_carried() -> None:
+    """The seed's numbers with real software (the shipped ocserv-dtls-blocked topology): 1418
+    announced and on the client's tun, the head-end's own tun lowered to the TLS MTU by a
+    smaller path MTU toward the client, which ocserv reads at its periodic check."""
+    name = unique("seed")
+    with lab(name, "--topology", str(CONFIGS / "ocserv-dtls-blocked.yaml")):
+        status = json.loads(labkit("lab", "status", "--lab", name, "--format", "json").stdout)
+        text = labkit("lab", "status", "--lab", name)
+    info = status["headend_info"]
+    assert info["x_cstp_mtu"] == info["x_dtls_mtu"] == mtu.dtls_mtu() == 1418
+    assert mtu.tls_mtu_asa() == 1347
+    assert status["tunnel_mtus"] == {"client": 1418, "headend": 1347}
+    # the route that did it: path MTU less ocserv's DTLS overhead (base 1484 - 1418 = 66)
+    assert info["headend_route_mtu"] == 1347 + (info["x_cstp_base_mtu"] - 1418) == 1413
+    assert text.returncode == 0, text.stderr
+    assert "announced: X-CSTP-MTU 1418, X-DTLS-MTU 1418, X-CSTP-Base-MTU 1484" in text.stdout
+    assert "tunnel devices now: client 1418, head-end 1347" in text.stdout

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,17 +18,24 @@ from scapy.utils import wrpcap
 from labkit import mtu
 from labkit.errors import UsageError
 from labkit.replay import (
+    CaptureFile,
     Pace,
     Record,
     parse_ip_map,
     parse_mac_map,
-    read_capture,
     rewrite_frame,
     schedule,
 )
 from labkit.wire import LINKTYPE_ETHERNET
 from tests.helpers.cli import labkit
-from tests.helpers.labenv import lab, netns_run, requires_lab, requires_ocserv, unique
+from tests.helpers.labenv import (
+    capture_in_background,
+    lab,
+    netns_run,
+    requires_lab,
+    requires_ocserv,
+    unique,
+)
 from tests.helpers.paths import ROOT
 from tests.helpers.tshark import requires_tshark, tshark_fields
 
@@ -44,9 +51,10 @@ CHECKSUMS = (
 
 
 def _rewrite_file(src: Path, dst: Path, macs: str | None, ips: str | None) -> list[bool]:
-    linktype, records = read_capture(src)
+    capture = CaptureFile(src)
+    linktype = capture.linktype
     out, changed = [], []
-    for rec in records:
+    for rec in capture.records():
         frame, did = rewrite_frame(
             rec.data, linktype, parse_mac_map(macs), parse_ip_map(ips), rec.wire_len
         )
@@ -98,8 +106,9 @@ def test_ipv6_rewrite_fixes_the_icmpv6_checksum(public_captures: Path, tmp_path:
 
 
 def test_untouched_packets_leave_exactly_as_captured(public_captures: Path) -> None:
-    linktype, records = read_capture(public_captures / "tcp-mss-fast-retransmit.pcap")
-    for rec in records:
+    capture = CaptureFile(public_captures / "tcp-mss-fast-retransmit.pcap")
+    linktype = capture.linktype
+    for rec in capture.records():
         frame, changed = rewrite_frame(
             rec.data,
             linktype,
@@ -139,13 +148,28 @@ def test_bad_maps_are_usage_errors(flag: str, value: str, message: str) -> None:
 
 
 def test_schedule_follows_tcpreplay_timing() -> None:
-    recs = [Record(100.0, b"a", 1), Record(100.5, b"b", 1), Record(101.0, b"c", 1)]
+    def recs() -> list[Record]:
+        return [Record(100.0, b"a", 1), Record(100.5, b"b", 1), Record(101.0, b"c", 1)]
+
     assert [at for at, _ in schedule(recs, Pace(), 1)] == [0.0, 0.5, 1.0]
     assert [at for at, _ in schedule(recs, Pace(speed=2.0), 2)] == [0.0, 0.25, 0.5, 0.5, 0.75, 1.0]
     assert [at for at, _ in schedule(recs, Pace(speed=None, pps=10), 1)] == [0.0, 0.1, 0.2]
     assert [at for at, _ in schedule(recs, Pace(speed=None), 1)] == [0.0, 0.0, 0.0]
     with pytest.raises(UsageError):
         list(schedule(recs, Pace(), 0))
+
+
+def test_mbps_paces_by_bits_sent_as_tcpreplay_does() -> None:
+    """tcpreplay --mbps: each packet leaves when the bits before it, at the rate, have gone."""
+
+    def recs() -> list[Record]:
+        return [Record(0.0, b"x" * 125, 125), Record(9.0, b"y" * 250, 250), Record(9.5, b"z", 1)]
+
+    # 125 bytes = 1000 bits: at 0.01 Mbps (10 kbit/s) 0.1 s; then 2000 more bits, 0.2 s.
+    got = [at for at, _ in schedule(recs, Pace(speed=None, mbps=0.01), 1)]
+    assert got == pytest.approx([0.0, 0.1, 0.3])
+    with pytest.raises(UsageError, match="--mbps 0"):
+        Pace(speed=None, mbps=0)
 
 
 def test_replay_refusals_are_one_line(tmp_path: Path, public_captures: Path) -> None:
@@ -226,27 +250,7 @@ def test_replayed_scenario_segments_make_the_kernel_send_icmp_1347(tmp_path: Pat
     with lab(unique("rp")) as name:
         server, headend = f"lk-{name}-server", f"lk-{name}-headend"
         netns_run(server, "ip", "route", "flush", "cache")
-        cap = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "labkit",
-                "lab",
-                "capture",
-                "--lab",
-                name,
-                "--point",
-                "inside",
-                "-o",
-                str(captured),
-                "--duration",
-                "2.5",
-            ],
-            env=dict(os.environ, PYTHONPATH=str(ROOT)),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        cap = capture_in_background(name, captured, "2.5")
         time.sleep(1.0)
         proc = labkit(
             "replay",
@@ -317,6 +321,53 @@ def test_replay_refuses_a_missing_interface_in_a_lab() -> None:
             crafted.unlink(missing_ok=True)
 
 
+@requires_lab
+def test_replay_streams_and_takes_tcpreplays_option_names(tmp_path: Path) -> None:
+    """--limit 1 reads what it sends and no more: fed from a pipe whose writer holds it open
+    until the replay has ended, a replay that loaded the whole capture first would wait for
+    an end of file that never comes (the subprocess timeout fails the test). tcpreplay's
+    spellings (--intf1, -t, -L, --multiplier, --loop, -M) drive the same replay."""
+    crafted = tmp_path / "three.pcap"
+    _scenario_like_capture(crafted, 3)
+    fifo = tmp_path / "capture.fifo"
+    os.mkfifo(fifo)
+    replay_ended = threading.Event()
+
+    def writer() -> None:
+        with fifo.open("wb") as pipe:
+            pipe.write(crafted.read_bytes())  # 3 packets: fits the pipe's buffer
+            pipe.flush()
+            replay_ended.wait(90)  # no end of file before the replay is over
+
+    with lab(unique("rs")) as name:
+        target = ("--netns", f"lk-{name}-server")
+        feeder = threading.Thread(target=writer)
+        feeder.start()
+        try:
+            proc = labkit("replay", str(fifo), "--intf1", "lk-s-h", *target, "-t", "-L", "1")
+        finally:
+            replay_ended.set()
+            feeder.join(10)
+        assert proc.returncode == 0, proc.stderr
+        assert "Successful packets: 1" in proc.stdout
+        looped = labkit(
+            "replay",
+            str(crafted),
+            "--intf1",
+            "lk-s-h",
+            *target,
+            "--multiplier",
+            "50",
+            "--loop",
+            "2",
+        )
+        assert looped.returncode == 0 and "Successful packets: 6" in looped.stdout, looped.stderr
+        rated = labkit("replay", str(crafted), "-i", "lk-s-h", *target, "-M", "100", "-L", "2")
+        assert rated.returncode == 0 and "Successful packets: 2" in rated.stdout, rated.stderr
+        piped = labkit("replay", str(fifo), "--intf1", "lk-s-h", *target, "--loop", "2")
+        assert piped.returncode == 2 and "regular file" in piped.stderr, piped.stderr
+
+
 @requires_ocserv
 @requires_tshark
 def test_raw_ip_replay_into_the_client_tun_crosses_the_real_vpn(tmp_path: Path) -> None:
@@ -328,27 +379,7 @@ def test_raw_ip_replay_into_the_client_tun_crosses_the_real_vpn(tmp_path: Path) 
         status = json.loads(labkit("lab", "status", "--lab", name, "--format", "json").stdout)
         tunnel_addr = status["nodes"]["client"]["tunnel_addresses"][0].split("/")[0]
         wrpcap(str(crafted), [IP(src="10.0.0.1", dst="10.0.0.2") / ICMP(id=7, seq=1) / b"labkit"])
-        cap = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "labkit",
-                "lab",
-                "capture",
-                "--lab",
-                name,
-                "--point",
-                "inside",
-                "-o",
-                str(captured),
-                "--duration",
-                "2",
-            ],
-            env=dict(os.environ, PYTHONPATH=str(ROOT)),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        cap = capture_in_background(name, captured, "2")
         time.sleep(0.8)
         proc = labkit(
             "replay",

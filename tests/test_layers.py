@@ -7,10 +7,13 @@ handshake header labkit dissects with what tshark dissects in the same frames.
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from scapy.layers.inet import IP, UDP
+from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.packet import Raw
 from scapy.utils import rdpcap
@@ -27,6 +30,8 @@ from labkit.layers import (
     DTLSServerHello,
 )
 from labkit.wire import looks_like_dtls
+from tests.helpers.cli import labkit
+from tests.helpers.paths import ROOT
 from tests.helpers.tshark import requires_tshark, tshark_fields
 
 SESSION_ID = bytes.fromhex("9bb071c8a80440614f8347a2ce2efe01540c7af53be22e1eac07398729e026ef")
@@ -476,3 +481,65 @@ def test_hello_fields_agree_with_tshark(public_captures: Path) -> None:
         assert getattr(body, "cookie", b"").hex() == cookie
         suites = getattr(body, "cipher_suites", None) or [getattr(body, "cipher_suite", None)]
         assert [f"0x{s:04x}" for s in suites if s is not None] == ([suite] if suite else [])
+
+
+# --- Scapy as a user meets it: rdpcap after `import labkit.layers` ---------------------------
+
+
+@requires_tshark
+def test_crafted_cstp_reads_back_as_cstp_with_rdpcap(tmp_path: Path) -> None:
+    out = tmp_path / "cstp.pcap"
+    proc = labkit("craft", "cstp", "--type", "DPD-REQ", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    # tshark, the judge: a TCP segment to 443 whose payload is the 8-byte CSTP DPD request
+    assert tshark_fields(out, "tcp.len > 0", "tcp.dstport", "tcp.payload") == [
+        ["443", "5354460100000300"]
+    ]
+    [pkt] = rdpcap(str(out))
+    assert CSTP in pkt and pkt[CSTP].type == 3 and pkt[CSTP].length == 0
+    assert pkt.summary().endswith("CSTP DPD-REQ len=0")
+
+
+def test_tcp_443_is_cstp_only_when_the_payload_starts_with_the_magic() -> None:
+    cstp = IP(bytes(IP() / TCP(sport=443, dport=40000) / CSTP(type="KEEPALIVE")))
+    assert cstp[CSTP].type == 7
+    # a TLS record on 443 stays what Scapy makes of it (TLS if loaded, else raw): never CSTP
+    tls = IP(bytes(IP() / TCP(sport=40000, dport=443) / _hex("16 0303 0002 0100")))
+    assert CSTP not in tls
+    assert type(tls[TCP].payload).__name__ in ("TLS", "Raw")  # TLS once a test loaded it
+    # another port is not CSTP until the user binds it
+    other = IP(bytes(IP() / TCP(dport=8443) / CSTP(type="KEEPALIVE")))
+    assert CSTP not in other
+
+
+def _readme_python_blocks() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## labkit's layers in Scapy", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+def test_readme_scapy_section_runs_as_written(tmp_path: Path) -> None:
+    """Each code block of the README's Scapy section, run as a user would: a fresh Python,
+    in a folder with the crafted capture and the repository's pcaps/."""
+    blocks = _readme_python_blocks()
+    assert len(blocks) == 3
+    (tmp_path / "pcaps").symlink_to(ROOT / "pcaps")
+    made = labkit("craft", "cstp", "-o", str(tmp_path / "cstp.pcap"))
+    assert made.returncode == 0, made.stderr
+    outputs = []
+    for code in blocks:
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(proc.stdout)
+    shown, bound, decrypted = outputs
+    assert "/ TCP / CSTP / IP / ICMP" in shown and "type      = DATA" in shown
+    count, summary = bound.split(" ", 1)
+    assert count == "4" and "> 198.18.2.2:8443 / DTLS 1.2 handshake" in summary
+    assert "ClientHello DTLS 1.2" in summary
+    assert decrypted.split() == ["1347"]

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.cli import default_signals, labkit
-from tests.helpers.labenv import lab_down, lab_namespaces, requires_lab, unique
+from tests.helpers.labenv import lab, lab_down, lab_namespaces, requires_lab, unique
 from tests.helpers.paths import PUBLIC, ROOT
 
 
@@ -55,6 +55,9 @@ def test_signal_mid_up_then_down_leaves_nothing(sig, code, word) -> None:
         assert lab_namespaces(name), "lab up made no namespace"
         proc.send_signal(sig)  # mid-build
         _, err = proc.communicate(timeout=60)
+        # what the interrupted up left, before any `down` cleans: nothing, not even its lock
+        lock_left = Path("/run/labkit", f"{name}.lock").exists()
+        built_left = lab_namespaces(name)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -62,6 +65,7 @@ def test_signal_mid_up_then_down_leaves_nothing(sig, code, word) -> None:
     assert proc.returncode == code, err
     assert err.strip().splitlines()[-1] == f"labkit lab: {word}", err
     assert "Traceback" not in err
+    assert not lock_left and built_left == []
     assert lab_namespaces(name) == [] and _host_lab_links() == []
     assert not Path("/run/labkit", name).exists()
 
@@ -115,3 +119,51 @@ def test_replay_refuses_host_interfaces(iface: str) -> None:
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "host's own namespace" in proc.stderr
     assert "Sent" not in proc.stdout
+
+
+@requires_lab
+def test_down_removes_a_lab_whose_state_file_is_unreadable(tmp_path, monkeypatch) -> None:
+    """The hint names a command that exists (there is no `lab down --force`) and that command
+    does remove the lab: its namespaces by name, the unreadable state, the lock."""
+    monkeypatch.setenv("LABKIT_RUN_DIR", str(tmp_path))
+    name = unique("bad")
+    made = labkit("lab", "up", "--lab", name)
+    assert made.returncode == 0, made.stderr
+    try:
+        (tmp_path / name / "state.json").write_text("{ not json", encoding="utf-8")
+        status = labkit("lab", "status", "--lab", name)
+        assert status.returncode == 2 and status.stderr.count("\n") == 1, status.stderr
+        assert "unreadable lab state" in status.stderr and "--force" not in status.stderr
+        assert f"'labkit lab down --lab {name}'" in status.stderr
+        down = labkit("lab", "down", "--lab", name)
+        assert down.returncode == 0, down.stderr
+        assert f"lk-{name}-headend" in down.stdout
+    finally:
+        if lab_namespaces(name):
+            lab_down(name)
+    assert lab_namespaces(name) == [] and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("lab_name", ["abc\n", "abc\r", " abc"])
+def test_lab_names_with_trailing_or_leading_junk_are_refused(lab_name: str) -> None:
+    proc = labkit("lab", "status", "--lab", lab_name)
+    assert proc.returncode == 2 and "lab name" in proc.stderr, proc.stderr
+
+
+@requires_lab
+def test_replay_refuses_a_look_alike_of_an_up_labs_namespace() -> None:
+    """A regex "$" matches before a trailing newline: "lk-<lab>-server\\n" passed as the lab's own
+    namespace while the lab was up. Refused, nothing sent."""
+    name = unique("la")
+    with lab(name):
+        for netns in (f"lk-{name}-server\n", f"lk-{name}-server\n\n", f"lk-{name}-server "):
+            proc = labkit(
+                "replay",
+                str(PUBLIC / "tcp-mss-fast-retransmit.pcap"),
+                "--iface",
+                "lk-s-h",
+                "--netns",
+                netns,
+            )
+            assert proc.returncode == 2 and "not a node of a labkit lab" in proc.stderr, netns
+            assert "Successful packets" not in proc.stdout

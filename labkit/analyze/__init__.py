@@ -207,7 +207,7 @@ def scan_file(
     stats = ScanStats()
 
     def scanned() -> Scanned:
-        report = _file_report(label, cap, stats)
+        report = _file_report(label, cap, stats, ff.warnings())
         return Scanned(
             report,
             ff if report.error is None else None,
@@ -228,11 +228,14 @@ def scan_file(
     return scanned()
 
 
-def _file_report(label: str, cap: Capture, stats: ScanStats) -> FileReport:
-    """What one file is, from its reader and its scan's counts (so far)."""
+def _file_report(
+    label: str, cap: Capture, stats: ScanStats, given_up: Sequence[str] = ()
+) -> FileReport:
+    """What one file is, from its reader and its scan's counts (so far); ``given_up``: what
+    the detectors' bounded tables gave up (:meth:`FileFacts.warnings`)."""
     from labkit.analyze.decode import SUPPORTED_LINKTYPES, linktype_name
 
-    warnings = [str(w) for w in cap.warnings]
+    warnings = [str(w) for w in cap.warnings] + list(given_up)
     unknown = {
         lt: n
         for lt, n in stats.linktype_frames.items()

@@ -33,7 +33,7 @@ import numpy as np
 from labkit import mtu
 from labkit.analyze import decode as dec
 from labkit.analyze.detectors import FileFacts
-from labkit.analyze.detectors.dtls import DtlsPair
+from labkit.analyze.detectors.dtls import DtlsPair, anyconnect_like, with_tls_sessions
 from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
 from labkit.analyze.detectors.size import DfSelection
 from labkit.analyze.diagnosis import fold
@@ -105,25 +105,18 @@ class Case:
         self.facts = facts
         self.reports = reports
         self.options = options
-        self.dtls_pairs = [p for f in facts.values() for p in f.dtls.pairs.values()]
+        pairs = [p for f in facts.values() for p in f.dtls.pairs.values()]
+        tls = with_tls_sessions(pairs, (f.tls for f in facts.values())).tolist()
+        vpn = [anyconnect_like(p, w, options.headends) for p, w in zip(pairs, tls)]
+        self.dtls_pairs = [p for p, v in zip(pairs, vpn) if v]  # only these feed VPN findings
+        self.other_dtls = [p for p, v in zip(pairs, vpn) if not v]
         self.headends = self._headends()
         self._head_hashes = np.array(sorted(dec.addr_hash(h) for h in self.headends), np.uint64)
         self._points = {file: self._capture_point(file) for file in facts}
 
     # --- who is who ----------------------------------------------------------------------
     def _headends(self) -> set[str]:
-        heads = set(self.options.headends)
-        tls_pairs = {
-            (s.client, s.server) for f in self.facts.values() for s in f.tls.sessions.values()
-        }
-        for p in self.dtls_pairs:
-            if (
-                (p.client, p.server) in tls_pairs
-                or p.port == DEFAULT_VPN_PORT
-                or p.version == 0x0100
-            ):
-                heads.add(p.server)
-        return heads
+        return set(self.options.headends) | {p.server for p in self.dtls_pairs}
 
     def capture_point(self, file: str) -> tuple[str, str, str]:
         """(point, why, what it cannot show) for one file."""
@@ -132,7 +125,7 @@ class Case:
     def _capture_point(self, file: str) -> tuple[str, str, str]:
         f = self.facts[file]
         rep = self.reports[file]
-        transport = [s for s in f.tls.sessions.values() if s.server in self.headends]
+        transport = f.tls.sessions_to(self.headends)
         dtls = [p for p in f.dtls.pairs.values() if p.server in self.headends]
         if transport or dtls:
             heads = sorted({s.server for s in transport} | {p.server for p in dtls})
@@ -184,6 +177,7 @@ class Case:
     def findings(self) -> list[Finding]:
         out: list[Finding] = []
         out += self._dtls()
+        out += self._dtls_other()
         out += self._dtls_absent()
         out += self._reconnects()
         out += self._syn_mss()
@@ -311,6 +305,46 @@ class Case:
                 )
         return out
 
+    def _dtls_other(self) -> list[Finding]:
+        """DTLS that is not a VPN tunnel (WebRTC after STUN, CoAP, CAPWAP, test servers):
+        described, never judged as the VPN's DTLS."""
+        out = []
+        for p in self.other_dtls:
+            kind = "WebRTC (DTLS-SRTP after STUN)" if p.stun else "not an AnyConnect tunnel"
+            state = (
+                "established"
+                if p.established
+                else "answered"
+                if p.answered
+                else "not answered in this capture"
+            )
+            summary = (
+                f"DTLS {_hex(p.version)} from {p.client} to {p.server} on UDP {p.port}, "
+                f"{state}: {kind} (no TLS session to that server, not record version 0x0100), "
+                f"so no VPN finding is drawn from it."
+            )
+            handshake = [s for s in (p.hellos, p.hvr, p.server_hello) if s is not None]
+            sets = handshake if p.handshake_seen else [_data_set(p)]
+            out.append(
+                _finding(
+                    "dtls-other",
+                    summary,
+                    _per_file(sets),
+                    _clean(
+                        {
+                            "client": p.client,
+                            "server": p.server,
+                            "port": p.port,
+                            "version": _hex(p.version),
+                            "webrtc": p.stun,
+                            "established": p.established,
+                            "attempts": p.attempts if p.handshake_seen else None,
+                        }
+                    ),
+                )
+            )
+        return out
+
     def _unreachables_for(self, p: DtlsPair) -> int:
         n = 0
         for f in self.facts.values():
@@ -331,9 +365,8 @@ class Case:
         for head in self.options.headends:
             by_client: dict[str, list] = {}
             for f in self.facts.values():
-                for s in f.tls.sessions.values():
-                    if s.server == head:
-                        by_client.setdefault(s.client, []).append(s)
+                for s in f.tls.sessions_to([head]):
+                    by_client.setdefault(s.client, []).append(s)
             for client, sessions in sorted(by_client.items()):
                 if (client, head) in tried:
                     continue
@@ -370,7 +403,7 @@ class Case:
             times = [t for _f, t in p.hellos.frames] + [p.last_hello_ts]  # type: ignore[union-attr]
             hellos.setdefault((p.client, p.server), []).extend(t for t in times if p.attempts)
         for f in self.facts.values():
-            for (client, server, port), keys in f.tls.by_endpoint.items():
+            for (client, server, port), keys in f.tls.endpoints_to(self.headends).items():
                 times = hellos.get((client, server), [])
                 if server not in self.headends or len(keys) < 2 or not times:
                     continue
@@ -568,6 +601,8 @@ class Case:
             r = f.retrans
             for cd in r.candidates.values():
                 if cd.copies.count < MIN_COPIES:
+                    continue
+                if cd.receiver_gone:  # nothing could have acknowledged it: cannot tell
                     continue
                 if cd.acked_frame is not None and not cd.recovered_by_shrinking:
                     continue

@@ -228,6 +228,18 @@ def _status_text(info: dict) -> str:
             for name, e in n.get("interfaces", {}).items()
         )
         lines.append(f"  {node:8} {n['netns']:22} {ifaces}")
-    for key, value in info.get("headend_info", {}).items():
+    h = info.get("headend_info", {})
+    if "x_cstp_mtu" in h or "x_dtls_mtu" in h:
+        lines.append(
+            f"  announced: X-CSTP-MTU {h.get('x_cstp_mtu')}, X-DTLS-MTU {h.get('x_dtls_mtu')}, "
+            f"X-CSTP-Base-MTU {h.get('x_cstp_base_mtu')}, DTLS cipher "
+            f"{h.get('x_dtls12_ciphersuite') or h.get('x_dtls_ciphersuite')}"
+        )
+    tun = info.get("tunnel_mtus", {})
+    if tun:
+        lines.append(
+            f"  tunnel devices now: client {tun.get('client')}, head-end {tun.get('headend')}"
+        )
+    for key, value in h.items():
         lines.append(f"  {key}: {value}")
     return "\n".join(lines)

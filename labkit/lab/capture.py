@@ -102,7 +102,9 @@ def start(
         str(path),
     )
     if bpf:
-        argv.append(bpf)
+        # After "--": a filter is an expression, never an option (a filter of "-w FILE" would
+        # otherwise make tcpdump write over FILE).
+        argv += ["--", bpf]
     proc = subprocess.Popen(
         [netops.tool("ip"), *argv[1:]], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
@@ -123,6 +125,21 @@ def start(
     proc.kill()
     proc.communicate()
     raise LabError(f"tcpdump on {iface} in {netns} did not start within {READY_TIMEOUT:.0f} s")
+
+
+def check_filter(netns: str, iface: str, bpf: str) -> None:
+    """Compile ``bpf`` for ``iface`` with ``tcpdump -d`` (prints the program, captures
+    nothing): a bad filter is one line naming tcpdump's complaint before any file is made."""
+    argv = netops.in_ns(netns, netops.tool("tcpdump"), "-i", iface, "-d", "--", bpf)
+    proc = subprocess.run(
+        [netops.tool("ip"), *argv[1:]],
+        capture_output=True,
+        text=True,
+        timeout=READY_TIMEOUT,
+    )
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"]
+        raise LabError(f"filter {bpf!r}: tcpdump rejects it: {lines[-1]}")
 
 
 def capture(
@@ -147,6 +164,8 @@ def capture(
             f"capture point {point}: interface {iface} is not in {netns}",
             hint="in ocserv mode the tunnel exists only while openconnect is connected",
         )
+    if bpf:
+        check_filter(netns, iface, bpf)
     with atomic_output(out, force=force) as tmp:
         tmp.unlink()  # tcpdump creates it; the size check above waits for its header
         cap = start(netns, iface, tmp, count=count, snaplen=snaplen, bpf=bpf)

@@ -80,7 +80,13 @@ def _build(
     lab, topo = st.lab, st.topology
     log = state.lab_dir(lab) / "commands.log"
     for node in NODES:
-        netops.add_netns(netns_name(lab, node), log=log)
+        ns = netns_name(lab, node)
+        netops.add_netns(ns, log=log)
+        # The lab is IPv4 (the seed's case): with IPv6 on, every veth and tun sends router
+        # solicitations and MLD reports that fill the captures (and the tunnel) with noise.
+        # Before the links exist, so no interface ever gets an IPv6 address.
+        for scope in ("all", "default"):
+            netops.sysctl(ns, f"net.ipv6.conf.{scope}.disable_ipv6", "1", log=log)
     for link in LINKS:
         netops.add_link(lab, link, log=log)
     for node in ("router", "headend"):
@@ -147,7 +153,12 @@ def down(lab: str) -> list[str]:
     check_lab_name(lab)
     netops.check_privileges()
     with state.locked(lab):
-        st = state.load(lab)
+        try:
+            st = state.load(lab)
+        except state.UnreadableState:
+            # Its pids cannot be trusted, the namespace names can: _teardown ends whatever
+            # runs in lk-<lab>-<node> and removes them, then the state folder.
+            st = None
         if st is None:
             st = LabState(lab, Topology(), ())
         return _teardown(lab, st)
@@ -184,6 +195,19 @@ def _kill_all(ns: str) -> None:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline and any(vpn.alive(p) for p in pids):
             time.sleep(0.1)
+
+
+def _tunnel_mtus(st: LabState) -> dict[str, int | None]:
+    """Both tun devices' MTUs as they are now (ocserv lowers its own after the CONNECT), empty
+    in kernel mode: the client's is what it sends with, the head-end's what the tunnel carries.
+    """
+    if st.topology.headend != "ocserv":
+        return {}
+    up = {node: netops.netns_exists(st.netns(node)) for node in ("client", "headend")}
+    return {
+        "client": _mtu(st.netns("client"), CLIENT_TUN) if up["client"] else None,
+        "headend": vpn.headend_tun_mtu(st.netns("headend")) if up["headend"] else None,
+    }
 
 
 def require(lab: str) -> LabState:
@@ -226,5 +250,6 @@ def status(lab: str) -> dict[str, object]:
             for p in st.processes
         ],
         "headend_info": st.info,
+        "tunnel_mtus": _tunnel_mtus(st),
         "state_dir": str(state.lab_dir(lab)),
     }

@@ -38,6 +38,7 @@ DOWNLOAD_PORT = 8080
 DOWNLOAD_SIZE = 24_000  # ~18 segments: enough to see sizes and retransmissions, files stay small
 DOWNLOAD_TIMEOUT = 8.0
 SNAPLEN = 2048
+NONDEFAULT_DTLS_PORT = 8443  # a head-end whose DTLS is moved off 443 (firewalls allow 443 only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +49,12 @@ class Case:
 
 CASES: dict[str, Case] = {
     "dtls-allowed": Case(
-        "DTLS 0x0100 established; tunnel MTUs equal; the download flows over DTLS",
+        "DTLS 1.2 established; both tunnel devices at the announced 1418; the download flows "
+        "over DTLS",
         Topology(headend="ocserv", tls_mtu=None, block_dtls=False, block_icmp=False),
     ),
     "dtls-blocked-icmp-allowed": Case(
-        "DTLS dropped at the router; client tun at the announced MTU, head-end tun at the TLS "
+        "DTLS dropped at the router; client tun at the announced 1418, head-end tun at the TLS "
         "MTU 1347; ICMP 3/4 tells the server, the download recovers",
         Topology(headend="ocserv", tls_mtu=mtu.tls_mtu_asa(), block_dtls=True, block_icmp=False),
     ),
@@ -60,6 +62,17 @@ CASES: dict[str, Case] = {
         "as dtls-blocked-icmp-allowed, but the head-end's ICMP 3/4 is dropped: a PMTUD black "
         "hole, the download stalls",
         Topology(headend="ocserv", tls_mtu=mtu.tls_mtu_asa(), block_dtls=True, block_icmp=True),
+    ),
+    "dtls-nondefault-port-blocked": Case(
+        "DTLS on UDP 8443 (X-DTLS-Port 8443), dropped at the router; otherwise as "
+        "dtls-blocked-icmp-allowed",
+        Topology(
+            headend="ocserv",
+            tls_mtu=mtu.tls_mtu_asa(),
+            block_dtls=True,
+            block_icmp=False,
+            dtls_port=NONDEFAULT_DTLS_PORT,
+        ),
     ),
 }
 FILES = (
@@ -259,8 +272,10 @@ def readme(f: dict) -> str:
         "- namespaces client - router - headend - server joined by veth pairs, offloads off",
         f"  (ethtool), kernel {f['software']['kernel']};",
         f"- head-end: {f['software']['ocserv']} (`dtls-legacy`, `cisco-client-compat`, "
-        "`dtls-psk = false`, TLS pinned to TLS 1.2 AES128-SHA);",
-        f"- client: {f['software']['openconnect']} with `--dtls-ciphers AES128-SHA`, "
+        f"`dtls-psk = false`, `try-mtu-discovery = false`, `mtu = {vpn.BASE_MTU}`: "
+        f"`labkit.mtu.dtls_base_mtu({mtu.dtls_mtu()}, '{vpn.DTLS_CIPHER}', "
+        f"'{vpn.DTLS_VERSION}')`, TLS pinned to TLS 1.2 AES128-SHA);",
+        f"- client: {f['software']['openconnect']} with its default DTLS ciphers, "
         "`SSLKEYLOGFILE`, and labkit's own `--script` (tun address, MTU, routes only);",
         f"- router: UDP to port {topo['dtls_port']} "
         f"{'dropped (nftables)' if topo['block_dtls'] else 'allowed'}; head-end ICMP "
@@ -268,9 +283,11 @@ def readme(f: dict) -> str:
     ]
     if tls is not None:
         lines += [
-            f"- TLS MTU {tls} (`labkit.mtu.tls_mtu_asa(1380, 'AES128-SHA')`): a route MTU of "
-            f"{h.get('headend_route_mtu')} on the head-end toward the client network lowers the "
-            "CSTP socket's MSS; ocserv reads it at its 30 s check and lowers its tun MTU;",
+            f"- TLS MTU {tls} (`labkit.mtu.tls_mtu_asa(1380, 'AES128-SHA')`): after the "
+            f"CONNECT a route MTU of {h.get('headend_route_mtu')} on the head-end toward the "
+            "client network lowers the CSTP socket's path MTU; ocserv reads it at its 30 s "
+            "check and lowers its own tun MTU (path MTU less the DTLS overhead), the client's "
+            "stays as announced;",
         ]
     lines += [
         f"- a {d['bytes_requested']}-byte TCP download from the server (198.18.3.2:8080) to the "
@@ -289,7 +306,8 @@ def readme(f: dict) -> str:
         f"| X-CSTP-MTU | {h.get('x_cstp_mtu')} |",
         f"| X-DTLS-MTU | {h.get('x_dtls_mtu')} |",
         f"| X-CSTP-Base-MTU | {h.get('x_cstp_base_mtu')} |",
-        f"| X-DTLS-CipherSuite | {h.get('x_dtls_ciphersuite')} |",
+        f"| X-DTLS-Port | {h.get('x_dtls_port')} |",
+        f"| X-DTLS12-CipherSuite | {h.get('x_dtls12_ciphersuite')} |",
         f"| DTLS established (openconnect) | {h.get('openconnect_dtls_established')} |",
         f"| client tun MTU (openconnect) | {h.get('client_tun_mtu')} |",
         f"| head-end tun MTU (ocserv) | {h.get('headend_tun_mtu')} |",
@@ -306,22 +324,30 @@ def readme(f: dict) -> str:
         "",
         "## How this differs from the seed (ASA + AnyConnect)",
         "",
-        "- ocserv announces one MTU in both X-CSTP-MTU and X-DTLS-MTU: for AES128-SHA over a "
-        "1500-byte link 1406 (= 1500 - 20 - 8 - 13 - 16 IV - 20 MAC - 16 - 1: consistent with "
-        "GnuTLS keeping a whole block for padding where `labkit.mtu` rounds down to the block), "
-        f"where the ASA announces {mtu.dtls_mtu()} for DTLS and {mtu.tls_mtu_asa()} for TLS. "
-        "openconnect "
+        "- ocserv announces one MTU in both X-CSTP-MTU and X-DTLS-MTU: its `mtu` (the base, "
+        f"X-CSTP-Base-MTU {vpn.BASE_MTU}) less the overhead of the DTLS cipher it negotiated "
+        f"({vpn.DTLS_CIPHER}, DTLS {vpn.DTLS_VERSION}: 20 IP + 8 UDP + 13 DTLS + 8 nonce + "
+        f"16 tag + 1 = 66), so {mtu.dtls_mtu()}; the ASA announces {mtu.dtls_mtu()} for "
+        f"DTLS and {mtu.tls_mtu_asa()} for TLS. openconnect "
         "brings its tun up at the larger of the two and keeps it when DTLS fails, so the "
-        "client's SYN MSS is the tun MTU minus 40 (the seed: "
-        f"{mtu.mss_for_mtu(mtu.dtls_mtu())}).",
+        "client's SYN MSS is "
+        f"{mtu.mss_for_mtu(mtu.dtls_mtu())}, as in the seed. The DTLS ClientHellos are DTLS "
+        "1.2 (0xfefd), where AnyConnect's legacy DTLS is 0x0100.",
         "- The head-end's TLS MTU is not the ASA's `tcpmss - 33` arithmetic: ocserv lowers its "
-        "tun MTU from the CSTP socket's TCP MSS at its periodic check, and the lab lowers that "
-        "MSS with a route MTU. The head-end's kernel then drops the server's larger DF packets "
-        "and sends ICMP 3/4 with the tun MTU, as the ASA does (722036/602101).",
-        "- openconnect gives up its first DTLS handshake after about 12 s and configures the "
-        "tunnel over TLS meanwhile; it keeps retrying DTLS in the background (the later "
-        "ClientHellos in `outside.pcap`). It does not reconnect to apply a new MTU, unlike "
-        'AnyConnect\'s "Reconfigure reason code 16".',
+        "tun MTU to the CSTP socket's path MTU less the DTLS overhead at its periodic check, "
+        "and the lab lowers that path MTU with a route MTU. The head-end's kernel then drops "
+        "the server's larger DF packets and sends ICMP 3/4 with the tun MTU, as the ASA does "
+        "(722036/602101).",
+        *(
+            [
+                "- openconnect sends its DTLS ClientHellos "
+                f"({m['dtls_client_hellos']} in `outside.pcap`), configures the tunnel over TLS "
+                "meanwhile and stays on it. It does not reconnect to apply a new MTU, unlike "
+                'AnyConnect\'s "Reconfigure reason code 16".'
+            ]
+            if topo["block_dtls"]
+            else []
+        ),
         "",
         "`case.json` holds the same facts for tests. File sizes: "
         + ", ".join(f"{k} {v} bytes" for k, v in m["file_bytes"].items())

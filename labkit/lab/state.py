@@ -27,6 +27,10 @@ from labkit.lab.topology import NODES, Topology, netns_name
 STATE_FILE = "state.json"
 
 
+class UnreadableState(LabError):
+    """The state file exists but cannot be read: ``down`` falls back to the namespace names."""
+
+
 def run_dir() -> Path:
     return Path(os.environ.get("LABKIT_RUN_DIR", "/run/labkit"))
 
@@ -104,9 +108,9 @@ def load(lab: str) -> LabState | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise LabError(
+        raise UnreadableState(
             f"{path}: unreadable lab state ({exc})",
-            hint=f"remove it and its namespaces with 'labkit lab down --lab {lab} --force'",
+            hint=f"'labkit lab down --lab {lab}' removes it and the lab's namespaces",
         ) from None
 
 
@@ -136,9 +140,13 @@ def locked(lab: str) -> Iterator[None]:
                 f"lab {lab!r} is being changed by another labkit process",
                 hint="wait for it, or use another --lab name",
             ) from None
-        yield
-        if not lab_dir(lab).exists():
-            with contextlib.suppress(OSError):
-                lock_path.unlink()
+        try:
+            yield
+        finally:
+            # Also when the body raised (Ctrl-C or SIGTERM mid-up, after its teardown): the
+            # lock file is ours to remove as long as we hold it.
+            if not lab_dir(lab).exists():
+                with contextlib.suppress(OSError):
+                    lock_path.unlink()
     finally:
         os.close(fd)

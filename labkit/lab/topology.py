@@ -30,7 +30,7 @@ HeadendMode = Literal["kernel", "ocserv"]
 HEADEND_MODES: tuple[str, ...] = ("kernel", "ocserv")
 NODES: tuple[str, ...] = ("client", "router", "headend", "server")
 PREFIX = "lk"
-LAB_NAME_RE = re.compile(r"^[a-z0-9]{1,12}$")
+LAB_NAME_RE = re.compile(r"[a-z0-9]{1,12}")  # fullmatch: "$" would let a trailing newline in
 DEFAULT_LAB = "default"
 MAX_TOPOLOGY_BYTES = 1 << 20  # a topology is a page of YAML
 
@@ -136,7 +136,7 @@ def netns_name(lab: str, node: str) -> str:
 
 
 def check_lab_name(lab: str) -> str:
-    if not LAB_NAME_RE.match(lab):
+    if not LAB_NAME_RE.fullmatch(lab):
         raise UsageError(f"lab name {lab!r}: expected 1-12 lowercase letters or digits")
     return lab
 

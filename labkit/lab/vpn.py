@@ -2,15 +2,23 @@
 
 Facts this module depends on (checked on Debian 12, ocserv 1.1.6, openconnect 9.01):
 
-* ocserv needs ``dtls-legacy`` and ``cisco-client-compat`` to speak AnyConnect's legacy DTLS
-  (version 0x0100, the session resumed from ``X-DTLS-Session-ID``), ``dtls-psk = false`` or it
+* ocserv needs ``dtls-legacy`` and ``cisco-client-compat`` to speak AnyConnect's DTLS (the
+  session resumed from ``X-DTLS-Session-ID``, DTLS 1.2 when the client offers
+  X-DTLS12-CipherSuite, else 0x0100), ``dtls-psk = false`` or it
   leaves X-DTLS-MTU out, ``isolate-workers = false`` and ``use-occtl = false`` to run without
   its seccomp/occtl plumbing, and socket/pid paths we can write.
-* ocserv answers a legacy DTLS ClientHello only when its session id is a live session's
+* ocserv answers a resuming DTLS ClientHello only when its session id is a live session's
   (ServerHello straight away, no HelloVerifyRequest); an unknown id gets silence.
-* ocserv announces one MTU in both X-CSTP-MTU and X-DTLS-MTU (1406 for AES128-SHA over a
-  1500 link) and lowers its own tun MTU when the CSTP socket's TCP MSS drops: it checks
-  ``TCP_MAXSEG`` every 30 s (``PERIODIC_CHECK_TIME`` in its ``worker-vpn.c``).
+* ocserv's ``mtu`` is the base (link) MTU: it subtracts the overhead of the DTLS cipher it
+  negotiated and announces the result in both X-CSTP-MTU and X-DTLS-MTU, with the base in
+  X-CSTP-Base-MTU. With legacy DTLS on, PSK off and ``try-mtu-discovery = false`` the two
+  programs settle on DTLS 1.2 AES256-GCM-SHA384 (66 bytes: 20 IP, 8 UDP, 13 DTLS, 8 nonce,
+  16 tag, 1 AnyConnect header): ``mtu = 1484`` announces the seed's 1418 and the client's
+  tun comes up at 1418.
+* ocserv lowers its own tun MTU (never raises it) when the CSTP socket's path MTU drops: it
+  checks ``TCP_MAXSEG`` every 30 s (``PERIODIC_CHECK_TIME`` in its ``worker-vpn.c``) and
+  sets path MTU less the same overhead, so a route MTU of 1413 toward the client makes it
+  1347 while the client keeps 1418.
 * openconnect brings its tun up at max(X-CSTP-MTU, X-DTLS-MTU) (``cstp.c``) and keeps it when
   DTLS fails; it writes an NSS key log when ``SSLKEYLOGFILE`` is set. Its default
   vpnc-script rewrites the host's resolv.conf, so the lab gives it :func:`client_script`.
@@ -33,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from labkit import mtu
 from labkit.lab import netops, nsenter
 from labkit.lab.netops import LabError
 from labkit.lab.state import Process
@@ -58,7 +67,13 @@ TLS_PRIORITIES = (
     "NORMAL:%SERVER_PRECEDENCE:%COMPAT:-VERS-ALL:+VERS-TLS1.2:"
     "-CIPHER-ALL:+AES-128-CBC:-MAC-ALL:+SHA1"
 )
-DTLS_CIPHER = "AES128-SHA"  # legacy DTLS 0x0100 with AES128-SHA: what AnyConnect uses
+# The DTLS suite ocserv and openconnect settle on with legacy DTLS on and PSK off: DTLS 1.2
+# AES256-GCM-SHA384 (the client offers it in X-DTLS12-CipherSuite; ocserv picks it).
+DTLS_CIPHER = "AES256-GCM-SHA384"
+DTLS_VERSION = "1.2"
+# ocserv's `mtu` is the base (link) MTU it subtracts the negotiated DTLS cipher's overhead
+# from: the base that makes it announce the seed's DTLS MTU (1418) for that cipher.
+BASE_MTU = mtu.dtls_base_mtu(mtu.dtls_mtu(), DTLS_CIPHER, DTLS_VERSION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +150,7 @@ def ocserv_config(folder: Path, creds: Credentials, topo: Topology) -> str:
             "mobile-dpd = 300",
             "switch-to-tcp-timeout = 25",
             "try-mtu-discovery = false",
+            f"mtu = {BASE_MTU}",
             f'tls-priorities = "{TLS_PRIORITIES}"',
             "auth-timeout = 60",
             "cookie-timeout = 300",
@@ -258,8 +274,6 @@ def start_openconnect(folder: Path, ns: str) -> Process:
         str(script),
         "--interface",
         CLIENT_TUN,
-        "--dtls-ciphers",
-        DTLS_CIPHER,
         "--disable-ipv6",
         "--verbose",
         "--timestamp",
@@ -368,7 +382,10 @@ def lower_headend_mtu(
     current = headend_tun_mtu(headend_ns)
     if current is None:
         raise LabError("ocserv has no tun device: is the client connected?")
-    route_mtu = 1500 - (current - target)
+    # ocserv's check sets its tun MTU to the path MTU less the DTLS overhead it took from its
+    # `mtu` setting at the CONNECT (BASE_MTU - the tun MTU it started with: 66 for GCM), so
+    # the first route MTU aims straight at the target and one check usually does it.
+    route_mtu = target + (BASE_MTU - current)
     deadline = time.monotonic() + timeout
     with nsenter.inside(headend_ns):
         nudge = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

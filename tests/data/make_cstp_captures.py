@@ -17,11 +17,9 @@ this only to change them (TLS randomness makes every run's bytes differ).
 
 from __future__ import annotations
 
-import datetime
 import os
 import socket
 import ssl
-import struct
 import subprocess
 import sys
 import tempfile
@@ -30,6 +28,10 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))  # the checkout: the CSTP builders are the benchmark's
+
+from benchmarks.cstp_session import cstp, ipv4, make_cert  # noqa: E402
+
 PORT = 8443
 
 CONNECT_REQUEST = (
@@ -68,29 +70,6 @@ CONNECT_RESPONSE = (
     "\r\n"
 )
 AUTH_BODY = b'<?xml version="1.0" encoding="UTF-8"?>\n<config-auth client="vpn" type="complete"><auth id="success"/></config-auth>\n'
-
-
-def cstp(ptype: int, payload: bytes = b"") -> bytes:
-    return b"STF\x01" + struct.pack("!HBB", len(payload), ptype, 0) + payload
-
-
-def ipv4(size: int, src: str, dst: str) -> bytes:
-    """An IPv4/TCP packet of ``size`` bytes with DF set: what the tun device hands CSTP."""
-    hdr = struct.pack(
-        "!BBHHHBBH4s4s",
-        0x45,
-        0,
-        size,
-        1,
-        0x4000,
-        64,
-        6,
-        0,
-        socket.inet_aton(src),
-        socket.inet_aton(dst),
-    )
-    tcp = struct.pack("!HHIIBBHHH", 443, 50000, 1, 1, 0x50, 0x10, 65535, 0, 0)
-    return hdr + tcp + b"\0" * (size - len(hdr) - len(tcp))
 
 
 def server_script(conn: ssl.SSLSocket, first: bool) -> None:
@@ -146,37 +125,6 @@ def client_script(ctx: ssl.SSLContext, first: bool) -> None:
                     break
             except TimeoutError:
                 break
-
-
-def make_cert(tmp: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vpn.example.test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 def make(name: str, version: ssl.TLSVersion, ciphers: str | None) -> None:

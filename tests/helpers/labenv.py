@@ -8,12 +8,14 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.cli import labkit
+from tests.helpers.paths import ROOT
 
 NETNS_DIR = Path("/run/netns")
 
@@ -84,4 +86,32 @@ def lab(name: str, *flags: str, timeout: float = 150) -> Iterator[str]:
 def netns_run(ns: str, *argv: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["ip", "netns", "exec", ns, *argv], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def capture_in_background(
+    lab_name: str, out: Path, duration: str, *extra: str, point: str = "inside"
+) -> subprocess.Popen[str]:
+    """``labkit lab capture`` running while the test makes traffic; ``communicate()`` ends it."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "labkit",
+            "lab",
+            "capture",
+            "--lab",
+            lab_name,
+            "--point",
+            point,
+            "-o",
+            str(out),
+            "--duration",
+            duration,
+            *extra,
+        ],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )

@@ -10,12 +10,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from labkit.analyze.detectors.dtls import DtlsDetector
+from labkit.analyze.detectors.dtls import DtlsDetector, anyconnect_like, with_tls_sessions
 from labkit.analyze.detectors.frags import FragmentDetector
 from labkit.analyze.detectors.icmp import IcmpDetector
 from labkit.analyze.detectors.mss import MssDetector
 from labkit.analyze.detectors.retrans import RetransDetector
-from labkit.analyze.detectors.sessions import TlsDetector
+from labkit.analyze.detectors.sessions import MAX_SESSIONS, TlsDetector
 from labkit.analyze.detectors.size import SizeDetector
 
 
@@ -32,10 +32,11 @@ class FileFacts:
     frags: FragmentDetector
 
     @classmethod
-    def new(cls, file: str) -> FileFacts:
+    def new(cls, file: str, max_sessions: int = MAX_SESSIONS) -> FileFacts:
+        """``max_sessions``: the TLS session table's ceiling (the default fits in 1 GB)."""
         return cls(
             DtlsDetector(file),
-            TlsDetector(file),
+            TlsDetector(file, max_sessions),
             MssDetector(file),
             IcmpDetector(file),
             SizeDetector(file),
@@ -46,6 +47,17 @@ class FileFacts:
     @property
     def detectors(self) -> list:
         return [self.dtls, self.tls, self.mss, self.icmp, self.size, self.retrans, self.frags]
+
+    def warnings(self) -> list[str]:
+        """What the bounded tables gave up, one line each (the report's file warnings)."""
+        out = []
+        if self.tls.evicted:
+            out.append(
+                f"{self.tls.evicted} TLS session(s) judged early: more than "
+                f"{self.tls.max_sessions} at once, the quietest were dropped (a reconnect "
+                f"among them cannot be seen)"
+            )
+        return out
 
     def census(self, mtus: Iterable[int]) -> dict[str, Any]:
         """Plain counts of what the scan saw, findings or not: a check against another tool
@@ -60,6 +72,7 @@ class FileFacts:
                 g.frames.count
             )
         pairs = [p for p in self.dtls.pairs.values() if p.attempts]
+        with_tls = with_tls_sessions(pairs, [self.tls]).tolist()
         return {
             **{k: _keyed(v) for k, v in (syn | icmp).items()},
             "df_over_mtu": {str(m): sum(self.size.over(m).values()) for m in sorted(set(mtus))},
@@ -69,6 +82,10 @@ class FileFacts:
             },
             "dtls_flows": len(pairs),
             "dtls_flows_answered": sum(p.answered for p in pairs),
+            # By this file's own evidence (a TLS session in another file of the case can
+            # still make a flow AnyConnect-like in the findings).
+            "dtls_flows_other": sum(not anyconnect_like(p, w, ()) for p, w in zip(pairs, with_tls)),
+            "dtls_duplicate_hellos": self.dtls.duplicate_hellos,
             "tls_client_hellos": self.tls.client_hellos,
         }
 

@@ -9,31 +9,54 @@ its session id equals the client's), ChangeCipherSpec per side, application data
 Definitions (documented in the README, used by the findings):
 
 * answered: a HelloVerifyRequest or ServerHello from the server, or data from it.
-* established: a ServerHello, then the server's ChangeCipherSpec or application data; or, when
-  the handshake happened before the capture started, application data both ways (at least
+* established: a ServerHello, then the server's ChangeCipherSpec or application data, or (DTLS
+  1.3, which has neither) encrypted unified-header records both ways; or, when the handshake
+  happened before the capture started, application data both ways (at least
   :data:`MIDSTREAM_MIN` datagrams each way).
-* unanswered: ClientHellos and none of the above, with at least two attempts or the capture
-  running on :data:`WAIT_S` seconds after the last one (one hello at the very end of a
-  capture proves nothing).
+* attempts: distinct ClientHello datagrams. Two frames with the same client port, record and
+  message sequence numbers less than :data:`DUPLICATE_S` apart are one datagram captured twice
+  (a SPAN port's duplicate): it counts once (:attr:`DtlsPair.duplicate_hellos`). A standard
+  retransmission carries a new record sequence number (RFC 6347 4.1); DTLS1_BAD_VER clients
+  (AnyConnect's 0x0100) resend record 0, but only when their timer fires, a second or more
+  later (RFC 6347 4.2.4.1), never within a few milliseconds.
+* unanswered: none of the answers above, at least two attempts spread over
+  :data:`MIN_RETRY_S` seconds or more, and the capture still covering the client and the server
+  after the last one (a packet from or to each). A lone hello at the end of a trimmed capture,
+  or copies of one hello, prove nothing: that is "cannot tell", never "unanswered".
+* STUN on the pair's ports (RFC 8489 section 5: magic cookie 0x2112A442 at bytes 4-7) marks
+  WebRTC's DTLS-SRTP (RFC 5764), which the case stage never takes for a VPN tunnel.
 
 Record layout: RFC 6347 4.1 (13-byte header), 4.2.2 (12-byte handshake header); 0x0100 is
-DTLS1_BAD_VER, AnyConnect's pre-standard DTLS (DESIGN.md section 3).
+DTLS1_BAD_VER, AnyConnect's pre-standard DTLS (DESIGN.md section 3). DTLS 1.3 encrypts
+behind a unified header (RFC 9147 section 4: first byte 0b001CSLEE) with no version field, so
+such records count only on a pair whose handshake was seen.
+
+Work per chunk, never per packet: pairs are looked up in a sorted key array merged once per
+chunk, application data and unified-header records are counted with numpy, and the
+addresses of pairs still waiting for an answer are watched with one binary search per row.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from labkit import mtu
 from labkit.analyze import decode as dec
 from labkit.analyze.decode import directed
+from labkit.analyze.detectors.sessions import TlsDetector
 from labkit.analyze.engine import ChunkView, tally
 from labkit.analyze.evidence import FrameSet, dst_field, src_field
 
 MIDSTREAM_MIN = 2
-WAIT_S = 2.0
+DUPLICATE_S = 0.05  #: a copy closer than this is the same frame twice, not a retransmission
+MIN_RETRY_S = 0.5  #: attempts closer than this are one burst, not a client that waited
 MAX_CLIENT_PORTS = 32
+MAX_RECENT_HELLOS = 64  #: hello identities kept per pair to recognise duplicate frames
+STUN_COOKIE = 0x2112A442
+_UNIFIED_MASK, _UNIFIED_BITS = 0xE0, 0x20
 
 
 @dataclass(slots=True)
@@ -42,14 +65,22 @@ class DtlsPair:
     client: str
     server: str
     port: int
+    client_h: int = 0  # address hashes (the columns' ``src_h``/``dst_h``)
+    server_h: int = 0
     client_ports: set[int] = field(default_factory=set)
     record_version: int | None = None
     hello_version: int | None = None  # the ServerHello's (else ClientHello's) version
     hellos: FrameSet | None = None
     hello_seqs: dict[int, int] = field(default_factory=dict)  # message_seq -> datagrams
+    distinct_hellos: int = 0
+    duplicate_hellos: int = 0
+    recent_hellos: dict[tuple[int, int, int], float] = field(default_factory=dict)
+    first_hello_ts: float | None = None
     cookie_hellos: int = 0
-    hvr: FrameSet | None = None
-    server_hello: FrameSet | None = None
+    # The server's answers, made on the first one: most pairs of a busy capture never get
+    # one, and two frame sets with their filters cost ~700 bytes a pair.
+    hvr_frames: FrameSet | None = None
+    server_hello_frames: FrameSet | None = None
     client_session_id: bytes = b""
     resumed: bool | None = None
     cipher: int | None = None
@@ -57,9 +88,29 @@ class DtlsPair:
     client_ccs: bool = False
     data_c2s: int = 0
     data_s2c: int = 0
+    unified_c2s: int = 0  # DTLS 1.3 unified-header records (RFC 9147 section 4)
+    unified_s2c: int = 0
     first_data_s2c: tuple[int, float] | None = None
     last_hello_ts: float = 0.0
     handshake_seen: bool = False
+    key: int = 0  # hash of (client, server, 0, port)
+    watch: Watch | None = field(default=None, repr=False, compare=False)
+
+    # Read from the detector's tables when asked, so that a report made while the capture
+    # still grows (--follow) is right at every point.
+    @property
+    def stun(self) -> bool:
+        """STUN on the pair's ports: WebRTC (DTLS-SRTP), not a VPN."""
+        return self.watch is not None and self.watch.stun(self.key)
+
+    @property
+    def client_seen_ts(self) -> float:
+        """When the capture last saw a packet from or to the client."""
+        return self.watch.last_seen(self.client_h) if self.watch else float("-inf")
+
+    @property
+    def server_seen_ts(self) -> float:
+        return self.watch.last_seen(self.server_h) if self.watch else float("-inf")
 
     def __post_init__(self) -> None:
         c, s = self.client, self.server
@@ -67,13 +118,34 @@ class DtlsPair:
         self.hellos = FrameSet(
             self.file, f"{base} && dtls.handshake.type == 1 && dtls.handshake.fragment_offset == 0"
         )
+
+    def _answers(self, hs_type: int) -> FrameSet:
+        c, s = self.client, self.server
         back = f"{src_field(c)} == {s} && {dst_field(c)} == {c} && udp.srcport == {self.port}"
-        self.hvr = FrameSet(self.file, f"{back} && dtls.handshake.type == 3")
-        self.server_hello = FrameSet(self.file, f"{back} && dtls.handshake.type == 2")
+        return FrameSet(self.file, f"{back} && dtls.handshake.type == {hs_type}")
+
+    @property
+    def hvr(self) -> FrameSet:
+        """HelloVerifyRequests from the server (an empty set when there was none)."""
+        return self.hvr_frames or self._answers(dec.HS_HELLO_VERIFY)
+
+    @property
+    def server_hello(self) -> FrameSet:
+        return self.server_hello_frames or self._answers(dec.HS_SERVER_HELLO)
+
+    def answer(self, hs_type: int, frame: int, ts: float) -> None:
+        """Count a HelloVerifyRequest or ServerHello from the server."""
+        if hs_type == dec.HS_HELLO_VERIFY:
+            self.hvr_frames = self.hvr_frames or self._answers(hs_type)
+            self.hvr_frames.add(frame, ts)
+        else:
+            self.server_hello_frames = self.server_hello_frames or self._answers(hs_type)
+            self.server_hello_frames.add(frame, ts)
 
     @property
     def attempts(self) -> int:
-        return self.hellos.count if self.hellos else 0
+        """Distinct ClientHello datagrams (a frame captured twice counts once)."""
+        return self.distinct_hellos
 
     @property
     def retransmitted_hellos(self) -> int:
@@ -81,12 +153,18 @@ class DtlsPair:
 
     @property
     def answered(self) -> bool:
-        return bool(self.hvr.count or self.server_hello.count or self.data_s2c)  # type: ignore[union-attr]
+        return bool(
+            self.hvr_frames or self.server_hello_frames or self.data_s2c or self.unified_s2c
+        )
 
     @property
     def established(self) -> bool:
-        if self.server_hello.count:  # type: ignore[union-attr]
-            return self.server_ccs or self.data_s2c > 0
+        if self.server_hello_frames:
+            return (
+                self.server_ccs
+                or self.data_s2c > 0
+                or (self.unified_c2s > 0 and self.unified_s2c > 0)
+            )
         return (
             not self.handshake_seen
             and self.data_c2s >= MIDSTREAM_MIN
@@ -94,76 +172,214 @@ class DtlsPair:
         )
 
     @property
+    def covered_after_hellos(self) -> bool:
+        """The capture saw the client and the server again after the last ClientHello."""
+        return min(self.client_seen_ts, self.server_seen_ts) > self.last_hello_ts
+
+    @property
+    def unanswered(self) -> bool:
+        """Retried over a real interval, nothing came back, and the capture kept looking."""
+        if self.answered or self.attempts < 2 or self.first_hello_ts is None:
+            return False
+        spread = self.last_hello_ts - self.first_hello_ts
+        return spread >= MIN_RETRY_S and self.covered_after_hellos
+
+    @property
     def version(self) -> int | None:
         return self.hello_version if self.hello_version is not None else self.record_version
 
+    def hello(self, cport: int, rec_seq: int, msg_seq: int, frame: int, ts: float) -> bool:
+        """Count one ClientHello frame; False if it repeats a datagram already counted."""
+        self.hellos.add(frame, ts)  # type: ignore[union-attr]
+        ident = (cport, rec_seq, msg_seq)
+        before = self.recent_hellos.pop(ident, None)
+        if len(self.recent_hellos) >= MAX_RECENT_HELLOS:
+            del self.recent_hellos[next(iter(self.recent_hellos))]
+        self.recent_hellos[ident] = ts
+        if before is not None and abs(ts - before) < DUPLICATE_S:
+            self.duplicate_hellos += 1
+            return False
+        self.distinct_hellos += 1
+        self.hello_seqs[msg_seq] = self.hello_seqs.get(msg_seq, 0) + 1
+        if self.first_hello_ts is None:
+            self.first_hello_ts = ts
+        self.last_hello_ts = max(self.last_hello_ts, ts)
+        return True
+
+
+def anyconnect_like(pair: DtlsPair, with_tls: bool, headends: Collection[str]) -> bool:
+    """Whether a DTLS flow is (likely) an AnyConnect/OpenConnect tunnel, the only DTLS the VPN
+    findings judge: AnyConnect's pre-standard record version 0x0100; or DTLS from a client to a
+    server with which it also has a TLS session (the CSTP session DTLS accompanies), or to a
+    declared head-end; or the default port without STUN. ``with_tls``: the client has a TLS
+    session with the server (:meth:`~labkit.analyze.detectors.sessions.TlsDetector.pairs_with_sessions`). WebRTC (DTLS-SRTP after STUN),
+    CoAP, CAPWAP and test servers are other DTLS: counted and described, never a VPN problem.
+    """
+    if pair.record_version == 0x0100 or pair.hello_version == 0x0100:
+        return True
+    if with_tls or pair.server in headends:
+        return True
+    return not pair.stun and pair.port == mtu.DEFAULT_DTLS_PORT
+
+
+def with_tls_sessions(pairs: Sequence[DtlsPair], tls: Iterable[TlsDetector]) -> np.ndarray:
+    """Per DTLS pair: whether its client has a TLS session with its server in ``tls``."""
+    out = np.zeros(len(pairs), bool)
+    if pairs:
+        ch = np.array([p.client_h for p in pairs], np.uint64)
+        sh = np.array([p.server_h for p in pairs], np.uint64)
+        for det in tls:
+            out |= det.pairs_with_sessions(ch, sh)
+    return out
+
+
+@dataclass(slots=True)
+class Watch:
+    """What the detector learns about pairs beyond their own records: the pair keys on which
+    STUN was seen, and when each address of a pair that sent a ClientHello was last seen
+    (sorted columns, grown once per chunk)."""
+
+    stun_keys: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    addrs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    addr_ts: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def stun(self, key: int) -> bool:
+        return bool(_member(np.array([key], np.uint64), self.stun_keys)[0])
+
+    def last_seen(self, addr: int) -> float:
+        if not len(self.addrs):
+            return float("-inf")
+        i = min(int(np.searchsorted(self.addrs, np.uint64(addr))), len(self.addrs) - 1)
+        return float(self.addr_ts[i]) if int(self.addrs[i]) == addr else float("-inf")
+
 
 def _member(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
-    """np.isin against a sorted, non-empty key array: one binary search per value (isin sorts
-    both sides every call)."""
+    """np.isin against a sorted key array: one binary search per value (isin sorts both sides
+    every call)."""
+    if not len(sorted_keys):
+        return np.zeros(len(values), bool)
     pos = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
     return sorted_keys[pos] == values
 
 
+def _be(buf: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
+    """The ``n``-byte big-endian integers at offsets ``at`` of ``buf``."""
+    out = np.zeros(len(at), np.int64)
+    for i in range(n):
+        out = (out << 8) | buf.take(at + i, mode="clip").astype(np.int64)
+    return out
+
+
 class DtlsDetector:
-    """Feeds on DTLS handshake records (rare) and counts application data with numpy."""
+    """Feeds on DTLS handshake records (rare) and counts the rest with numpy, per chunk."""
 
     def __init__(self, file: str) -> None:
         self.file = file
         self.pairs: dict[int, DtlsPair] = {}  # hash of (client, server, 0, port) -> pair
-        self._keys = np.zeros(0, np.uint64)
+        self._keys = np.zeros(0, np.uint64)  # sorted keys of ``pairs``, merged per chunk
+        self._new_keys: list[int] = []
+        self.watch = Watch()
+        self._new_watch: list[int] = []  # addresses to watch from the next merge
         self.last_ts = 0.0
         self.hello_versions: dict[int, int] = {}  # ClientHellos by record version (census)
+        self.duplicate_hellos = 0
 
-    def _pair(self, pkt: dec.Packet, client_side: bool, key: int) -> DtlsPair:
+    def _pair(
+        self, pkt: dec.Packet, client_side: bool, key: int, hashes: tuple[int, int]
+    ) -> DtlsPair:
         pair = self.pairs.get(key)
         if pair is None:
             client, server = (pkt.src, pkt.dst) if client_side else (pkt.dst, pkt.src)
+            ch, sh = hashes if client_side else hashes[::-1]
             port = pkt.dport if client_side else pkt.sport
-            pair = self.pairs[key] = DtlsPair(self.file, client, server, int(port or 0))
-            self._keys = np.array(sorted(self.pairs), np.uint64)
+            pair = self.pairs[key] = DtlsPair(
+                self.file, client, server, int(port or 0), ch, sh, key=key, watch=self.watch
+            )
+            self._new_keys.append(key)
         cport = pkt.sport if client_side else pkt.dport
         if len(pair.client_ports) < MAX_CLIENT_PORTS and cport is not None:
             pair.client_ports.add(cport)
         return pair
 
+    def _merge_keys(self) -> None:
+        """New pairs and watched addresses join their sorted arrays once per chunk (a sorted
+        insert, never a re-sort per pair)."""
+        if self._new_keys:
+            new = np.unique(np.array(self._new_keys, np.uint64))
+            self._keys = np.insert(self._keys, np.searchsorted(self._keys, new), new)
+            self._new_keys.clear()
+        if self._new_watch:
+            w = self.watch
+            new = np.unique(np.array(self._new_watch, np.uint64))
+            new = new[~_member(new, w.addrs)]
+            at = np.searchsorted(w.addrs, new)
+            w.addrs = np.insert(w.addrs, at, new)
+            w.addr_ts = np.insert(w.addr_ts, at, -np.inf)
+            self._new_watch.clear()
+
     def feed(self, view: ChunkView) -> None:
         c = view.cols
         udp = (c.proto == dec.PROTO_UDP) & (c.sport >= 0)
         if not udp.any():
+            self._cover(view)
             return
         rows = np.flatnonzero(udp)
-        c_key = directed(c.src_h[rows], c.dst_h[rows], np.zeros(len(rows), np.int64), c.dport[rows])
-        s_key = directed(c.dst_h[rows], c.src_h[rows], np.zeros(len(rows), np.int64), c.sport[rows])
+        zero = np.zeros(len(rows), np.int64)
+        c_key = directed(c.src_h[rows], c.dst_h[rows], zero, c.dport[rows])
+        s_key = directed(c.dst_h[rows], c.src_h[rows], zero, c.sport[rows])
         pos = np.searchsorted(rows, view.rare_rows)
+        rare_pay = c.pay[view.rare_rows]
+        rec_seq = _be(view.chunk.buf, rare_pay + 5, 6)  # RFC 6347 4.1: 48-bit sequence_number
         for j, pkt in enumerate(view.rare):
             if pkt.proto == dec.PROTO_UDP and pkt.dtls:
-                k = int(pos[j])
-                self._handshake(pkt, int(c_key[k]), int(s_key[k]))
+                k, r = int(pos[j]), int(view.rare_rows[j])
+                hashes = (int(c.src_h[r]), int(c.dst_h[r]))
+                self._handshake(pkt, int(c_key[k]), int(s_key[k]), hashes, int(rec_seq[j]))
         ts = view.ts[rows]
         finite = ts[~np.isnan(ts)]
         if len(finite):
             self.last_ts = max(self.last_ts, float(finite.max()))
-        # Application data: content type 23 with a DTLS version, counted per pair and side.
+        self._stun(c, rows, c_key, s_key)
+        self._merge_keys()
+        self._records(view, rows, c_key, s_key)
+        self._cover(view)
+
+    def _stun(self, c, rows: np.ndarray, c_key: np.ndarray, s_key: np.ndarray) -> None:
+        """Remember the pair keys (both orientations) of STUN messages: WebRTC's connectivity
+        checks precede its DTLS-SRTP handshake on the same ports."""
+        cand = (c.pcap[rows] >= 20) & (c.p0[rows] < 0x40)
+        if not cand.any():
+            return
+        at = c.pay[rows[cand]]
+        stun = _be(c.chunk.buf, at + 4, 4) == STUN_COOKIE
+        if stun.any():
+            keys = np.concatenate([c_key[cand][stun], s_key[cand][stun]])
+            self.watch.stun_keys = np.union1d(self.watch.stun_keys, keys)
+
+    def _records(self, view: ChunkView, rows: np.ndarray, c_key, s_key) -> None:
+        """Application data (content type 23 with a DTLS version) and DTLS 1.3 unified-header
+        records, counted per pair and side."""
+        c = view.cols
+        p0 = c.p0[rows]
         appdata = (
-            (c.p0[rows] == dec.CT_APPDATA)
+            (p0 == dec.CT_APPDATA)
             & (c.pcap[rows] >= 13)
             & np.isin((c.p1[rows] << 8) | c.p2[rows], list(dec.DTLS_VERSIONS))
         )
-        if not appdata.any():
+        unified = ((p0 & _UNIFIED_MASK) == _UNIFIED_BITS) & (c.pcap[rows] >= 2)
+        both = appdata | unified
+        if not both.any():
             return
-        a_rows = rows[appdata]
-        ck, sk = c_key[appdata], s_key[appdata]
-        if len(self._keys):
-            to_server = _member(ck, self._keys)
-            to_client = _member(sk, self._keys) & ~to_server
-            self._count(ck[to_server], a_rows[to_server], view, c2s=True)
-            self._count(sk[to_client], a_rows[to_client], view, c2s=False)
-            loose = ~(to_server | to_client)
-        else:
-            loose = np.ones(len(a_rows), bool)
+        sel = np.flatnonzero(both)
+        ck, sk, uni = c_key[sel], s_key[sel], unified[sel]
+        to_server = _member(ck, self._keys)
+        to_client = _member(sk, self._keys) & ~to_server
+        for mask, keys, c2s in ((to_server, ck, True), (to_client, sk, False)):
+            self._count(keys[mask & ~uni], rows[sel[mask & ~uni]], view, c2s)
+            self._count_unified(keys[mask & uni], c2s)
+        loose = ~(to_server | to_client) & ~uni
         if loose.any():
-            self._midstream(view, a_rows[loose])
+            self._midstream(view, rows[sel[loose]])
 
     def _count(self, keys: np.ndarray, rows: np.ndarray, view: ChunkView, c2s: bool) -> None:
         if not len(keys):
@@ -179,15 +395,27 @@ class DtlsDetector:
                     pair.first_data_s2c = (int(view.frames[r]), float(view.ts[r]))
                 pair.data_s2c += n
 
+    def _count_unified(self, keys: np.ndarray, c2s: bool) -> None:
+        if not len(keys):
+            return
+        uniq, _first, counts = tally(keys)
+        for k, n in zip(uniq.tolist(), counts.tolist()):
+            pair = self.pairs[k]
+            if c2s:
+                pair.unified_c2s += n
+            else:
+                pair.unified_s2c += n
+
     def _midstream(self, view: ChunkView, rows: np.ndarray) -> None:
         """Data on a pair whose handshake is not in the capture: server = the lower port."""
         c = view.cols
         sport, dport = c.sport[rows], c.dport[rows]
         to_server = dport <= sport
+        zero = np.zeros(len(rows), np.int64)
         ck = np.where(
             to_server,
-            directed(c.src_h[rows], c.dst_h[rows], np.zeros(len(rows), np.int64), dport),
-            directed(c.dst_h[rows], c.src_h[rows], np.zeros(len(rows), np.int64), sport),
+            directed(c.src_h[rows], c.dst_h[rows], zero, dport),
+            directed(c.dst_h[rows], c.src_h[rows], zero, sport),
         )
         uniq, first, _n = tally(ck)
         for k, i in zip(uniq.tolist(), first.tolist()):
@@ -197,42 +425,53 @@ class DtlsDetector:
                     view.chunk.packet(r), int(view.chunk.linktype[r]), int(view.frames[r])
                 )
                 if pkt.dtls:
-                    pair = self._pair(pkt, bool(to_server[i]), k)
+                    hashes = (int(c.src_h[r]), int(c.dst_h[r]))
+                    pair = self._pair(pkt, bool(to_server[i]), k, hashes)
                     pair.record_version = pkt.dtls[0].version
-        self._count(ck[to_server], rows[to_server], view, c2s=True)
-        self._count(ck[~to_server], rows[~to_server], view, c2s=False)
+        self._merge_keys()
+        known = _member(ck, self._keys)
+        ts, kn = to_server & known, ~to_server & known
+        self._count(ck[ts], rows[ts], view, c2s=True)
+        self._count(ck[kn], rows[kn], view, c2s=False)
 
-    def _handshake(self, pkt: dec.Packet, key_c: int, key_s: int) -> None:
+    def _handshake(
+        self, pkt: dec.Packet, key_c: int, key_s: int, hashes: tuple[int, int], rec_seq: int
+    ) -> None:
         """``key_c``: the pair's key if the sender is the client; ``key_s``: if it is the server."""
         rec0 = pkt.dtls[0]
         hs = [r for r in pkt.dtls if r.hs_type is not None]
         from_client = any(r.hs_type == dec.HS_CLIENT_HELLO for r in hs)
         if from_client:
-            pair = self._pair(pkt, True, key_c)
+            pair = self._pair(pkt, True, key_c, hashes)
         elif key_s in self.pairs:
             pair = self.pairs[key_s]
         elif key_c in self.pairs:
             pair = self.pairs[key_c]
             from_client = True
         elif any(r.hs_type in (dec.HS_SERVER_HELLO, dec.HS_HELLO_VERIFY) for r in hs):
-            pair = self._pair(pkt, False, key_s)  # the hello itself was not captured
+            pair = self._pair(pkt, False, key_s, hashes)  # the hello itself was not captured
         else:
             return
         pair.handshake_seen = True
         if pair.record_version is None:
             pair.record_version = rec0.version
-        for r in pkt.dtls:
+        for i, r in enumerate(pkt.dtls):
             if r.content_type == dec.CT_CCS:
                 if from_client:
                     pair.client_ccs = True
                 else:
                     pair.server_ccs = True
             if r.hs_type == dec.HS_CLIENT_HELLO and r.fragment_offset == 0 and from_client:
-                pair.hellos.add(pkt.frame, pkt.ts)  # type: ignore[union-attr]
                 self.hello_versions[r.version] = self.hello_versions.get(r.version, 0) + 1
-                seq = r.message_seq or 0
-                pair.hello_seqs[seq] = pair.hello_seqs.get(seq, 0) + 1
-                pair.last_hello_ts = pkt.ts
+                # Only the first record's sequence number is read from the columns; a hello
+                # later in the datagram is identified by its position instead.
+                seq = rec_seq if i == 0 else -i
+                fresh = pair.hello(pkt.sport or 0, seq, r.message_seq or 0, pkt.frame, pkt.ts)
+                if not fresh:
+                    self.duplicate_hellos += 1
+                    continue
+                if pair.distinct_hellos == 1:
+                    self._new_watch += (pair.client_h, pair.server_h)
                 if r.cookie_len:
                     pair.cookie_hellos += 1
                 if r.session_id is not None:
@@ -240,9 +479,9 @@ class DtlsDetector:
                 if pair.hello_version is None and r.hello_version is not None:
                     pair.hello_version = r.hello_version
             elif r.hs_type == dec.HS_HELLO_VERIFY and not from_client:
-                pair.hvr.add(pkt.frame, pkt.ts)  # type: ignore[union-attr]
+                pair.answer(dec.HS_HELLO_VERIFY, pkt.frame, pkt.ts)
             elif r.hs_type == dec.HS_SERVER_HELLO and not from_client and r.fragment_offset == 0:
-                pair.server_hello.add(pkt.frame, pkt.ts)  # type: ignore[union-attr]
+                pair.answer(dec.HS_SERVER_HELLO, pkt.frame, pkt.ts)
                 pair.cipher = r.cipher
                 if r.hello_version is not None:
                     pair.hello_version = r.hello_version
@@ -250,7 +489,26 @@ class DtlsDetector:
                     pair.resumed = bool(r.session_id) and r.session_id == pair.client_session_id
             # A record already encrypted (epoch > 0) from the server also answers.
 
+    def _cover(self, view: ChunkView) -> None:
+        """Last time each address of a pair that sent a ClientHello was seen: whether the
+        capture kept covering the client and the server after their last ClientHello."""
+        self._merge_keys()
+        w = self.watch
+        if not len(w.addrs):
+            return
+        c, ts = view.cols, view.ts
+        hit_s, hit_d = _member(c.src_h, w.addrs), _member(c.dst_h, w.addrs)
+        addr = np.concatenate([c.src_h[hit_s], c.dst_h[hit_d]])
+        when = np.concatenate([ts[hit_s], ts[hit_d]])
+        ok = ~np.isnan(when)
+        addr, when = addr[ok], when[ok]
+        if not len(addr):
+            return
+        order = np.argsort(addr, kind="stable")
+        a = addr[order]
+        starts = np.flatnonzero(np.r_[True, a[1:] != a[:-1]])
+        at = np.searchsorted(w.addrs, a[starts])
+        w.addr_ts[at] = np.maximum(w.addr_ts[at], np.maximum.reduceat(when[order], starts))
+
     def unanswered(self, pair: DtlsPair) -> bool:
-        if pair.answered or not pair.attempts:
-            return False
-        return pair.attempts >= 2 or self.last_ts - pair.last_hello_ts >= WAIT_S
+        return pair.unanswered

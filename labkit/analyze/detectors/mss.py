@@ -7,8 +7,9 @@ physical path's. Which SYN is which is decided once the head-ends are known (cas
 SYNs are counted per (SYN or SYN-ACK, MSS, IP version, server) in a numpy table, and the first
 frames of each (SYN or SYN-ACK, MSS, IP version) group are kept with their server: the case
 splits them by role. The first frames of each (SYN or SYN-ACK, MSS, IP version, server) are
-kept too (at most :data:`MAX_FRAMES` each, so Python touches a SYN only while its server's
-list is filling): a role's evidence is then exact whatever the order of the SYNs.
+kept too (at most :data:`MAX_FRAMES` each): a role's evidence is then exact whatever the
+order of the SYNs. Both tables are columnar (about 60 bytes per server with one SYN, where a
+list per server cost ~500), and filled per chunk with numpy, never per SYN in Python.
 """
 
 from __future__ import annotations
@@ -43,10 +44,12 @@ class MssDetector:
     def __init__(self, file: str) -> None:
         self.file = file
         self.groups: dict[tuple[bool, int, int], SynGroup] = {}
-        # (synack, MSS, IP version, server) -> count; a key's id indexes entry_frames
-        self.table = KeyTable(synack=bool, mss=np.int64, ipver=np.int64, server=np.uint64)
-        self.entry_frames: list[list[tuple[int, float]]] = []
-        self.entry_full = np.zeros(0, bool)
+        # (synack, MSS, IP version, server) -> count; its first frames, by the key's id
+        self.table = KeyTable(synack=bool, mss=np.uint16, ipver=np.uint8, server=np.uint64)
+        self.kept = np.zeros(0, np.uint8)  # per id: frames kept (at most MAX_FRAMES)
+        self.f_id = np.zeros(0, np.int64)  # the kept frames, in the order they came
+        self.f_frame = np.zeros(0, np.int64)
+        self.f_ts = np.zeros(0)
 
     def feed(self, view: ChunkView) -> None:
         c = view.cols
@@ -82,33 +85,55 @@ class MssDetector:
         key = dec.mix64(server ^ dec.mix64(tag))
         new = self.table.add(key, synack=synack, mss=mss, ipver=ipver, server=server)
         if new:
-            self.entry_frames += [[] for _ in range(new)]
-            self.entry_full = np.concatenate([self.entry_full, np.zeros(new, bool)])
-        # First frames per (direction, MSS, version, server), while its list is not full.
+            self.kept = np.concatenate([self.kept, np.zeros(new, np.uint8)])
+        # First frames per (direction, MSS, version, server), while it has room: each row's
+        # rank among its key's rows of this chunk says whether it still fits.
         ent = self.table.ids_of(key)
-        needy = np.flatnonzero(~self.entry_full[ent])
-        if len(needy):
-            frames = view.frames[rows[needy]].tolist()
-            times = view.ts[rows[needy]].tolist()
-            for e, fr, t in zip(ent[needy].tolist(), frames, times):
-                lst = self.entry_frames[e]
-                if len(lst) < MAX_FRAMES:
-                    lst.append((fr, t))
-            touched = tally(ent[needy])[0]
-            self.entry_full[touched] = [
-                len(self.entry_frames[e]) >= MAX_FRAMES for e in touched.tolist()
-            ]
+        needy = np.flatnonzero(self.kept[ent] < MAX_FRAMES)
+        if not len(needy):
+            return
+        e = ent[needy]
+        o = np.argsort(e, kind="stable")  # by key, rows in frame order within it
+        es = e[o]
+        starts = np.flatnonzero(np.r_[True, es[1:] != es[:-1]])
+        sizes = np.diff(np.r_[starts, len(es)])
+        rank = np.arange(len(es)) - np.repeat(starts, sizes)
+        fits = rank + self.kept[es] < MAX_FRAMES
+        take = rows[needy[o[fits]]]
+        self.f_id = np.concatenate([self.f_id, es[fits]])
+        self.f_frame = np.concatenate([self.f_frame, view.frames[take]])
+        self.f_ts = np.concatenate([self.f_ts, view.ts[take]])
+        first = es[starts]
+        self.kept[first] = np.minimum(self.kept[first].astype(np.int64) + sizes, MAX_FRAMES)
 
     def role_sets(
         self, synack: bool, mss: int, ipver: int, heads: np.ndarray, outer: bool | None
     ) -> list[tuple[list[tuple[int, float]], int]]:
-        """(first frames, count) per server of one group; ``outer``: only head-end servers
-        (True), only others (False), all (None)."""
+        """The first frames and the count of one group's SYNs, merged over its servers;
+        ``outer``: only head-end servers (True), only others (False), all (None).
+
+        One (frames, count) for all the servers, never one per server (5 M servers would be
+        5 M lists): the frames are the first of the union that are exact, i.e. up to the
+        earliest last-kept frame of a server whose frames were not all kept (what
+        :func:`labkit.analyze.evidence.select` makes of per-server sets)."""
         t = self.table
         m = (t["synack"] == synack) & (t["mss"] == mss) & (t["ipver"] == ipver)
         if outer is not None:
             m &= np.isin(t["server"], heads) == outer
-        return [(self.entry_frames[e], n) for e, n in zip(t.ids[m].tolist(), t.count[m].tolist())]
+        ids, counts = t.ids[m], t.count[m]
+        if not len(ids):
+            return []
+        mine = np.isin(self.f_id, ids)
+        fid, frames, times = self.f_id[mine], self.f_frame[mine], self.f_ts[mine]
+        short = ids[self.kept[ids].astype(np.int64) < counts]
+        if len(short):
+            # Each server's frames were kept in frame order: its last kept is its largest.
+            inc = np.isin(fid, short)
+            cut = _min_of_last(fid[inc], frames[inc])
+            fine = frames <= cut
+            frames, times = frames[fine], times[fine]
+        o = np.argsort(frames, kind="stable")[:MAX_FRAMES]
+        return [(list(zip(frames[o].tolist(), times[o].tolist())), int(counts.sum()))]
 
     def _frames(self, view: ChunkView, rows, synack, mss, ipver, server) -> None:
         """Per (SYN/SYN-ACK, MSS, IP version): count, and the first frames with their server."""
@@ -139,3 +164,11 @@ class MssDetector:
         m = (t["synack"] == synack) & (t["mss"] == mss) & (t["ipver"] == ipver)
         to_head = m & np.isin(t["server"], heads)
         return int(t.count[to_head].sum()), int(t.count[m & ~to_head].sum())
+
+
+def _min_of_last(ids: np.ndarray, frames: np.ndarray) -> int:
+    """The smallest, over ids, of each id's largest frame."""
+    o = np.lexsort((frames, ids))
+    i = ids[o]
+    ends = np.r_[np.flatnonzero(i[1:] != i[:-1]), len(i) - 1]
+    return int(frames[o][ends].min())

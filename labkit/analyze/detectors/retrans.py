@@ -12,6 +12,15 @@ TCP data segment, IPv4 with DF set or IPv6, of at least 576 bytes, such that:
 4. no ICMP "fragmentation needed" / "packet too big" in the case quotes the flow, and, when a
    tunnel MTU is known, the segment is larger than it.
 
+Only packets with the ACK flag acknowledge (RFC 9293 3.4: the acknowledgment field is valid
+only then): a bare RST (ACK clear, ack 0) that ends a flow says nothing about what arrived.
+A black hole also needs a receiver that could have answered: one never seen from the first
+copy on (a one-sided capture), or one that reset the connection before the last copy (it was
+gone, so nothing could be acknowledged), makes the segment "cannot tell"
+(:attr:`Candidate.receiver_gone`, counted by :attr:`RetransDetector.cannot_tell`), never a
+black hole. This is judged when asked, so a report made while the capture still grows
+(``--follow``) is right at every point.
+
 An ordinary retransmission - lost once, sent again at the same size, acknowledged - fails 2.
 A fast retransmission of a re-segmented range (``tcp-mss-fast-retransmit.pcap``) is not the same
 segment and fails 1.
@@ -58,6 +67,24 @@ class Candidate:
     ack_key: int = 0  # flow hash of the receiver's direction (its ACKs)
     acked_frame: int | None = None
     shrunk_frame: int | None = None
+    last_copy_frame: int = 0
+    receiver_seen: bool = False  # a packet from the receiver since the first copy's chunk
+    receiver_reset_frame: int | None = None  # the receiver's first RST seen since then
+
+    def copies_of(self, frames: np.ndarray, times: np.ndarray) -> None:
+        """Add copies (frames ascending)."""
+        if len(frames):
+            self.copies.add_many(frames.tolist(), times.tolist(), len(frames))
+            self.last_copy_frame = max(self.last_copy_frame, int(frames[-1]))
+
+    @property
+    def receiver_gone(self) -> bool:
+        """Nothing could have acknowledged the copies: the receiver was never seen, or had
+        reset the connection before the last copy."""
+        return not self.receiver_seen or (
+            self.receiver_reset_frame is not None
+            and self.receiver_reset_frame < self.last_copy_frame
+        )
 
     @property
     def end(self) -> int:
@@ -86,15 +113,24 @@ class RetransDetector:
         self.acked_size: dict[int, int] = {}  # flow -> largest IP size acknowledged
         self.forgotten = 0
         self.ordinary = 0  # retransmitted segments later acknowledged at their size
+        self._last_ack = np.zeros(0, np.int64)  # per flow group of the chunk: last ACK row
         z64, zi, zf = np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0)
         # The carry: outstanding large segments (first copies), as parallel columns.
         self.c_key, self.c_fd, self.c_ack, self.c_end = z64, z64, z64, zi
         self.c_frame, self.c_ts, self.c_size = zi, zf, zi
+        self.c_seen = np.zeros(0, bool)  # the receiver sent something since this segment
+
+    @property
+    def cannot_tell(self) -> int:
+        """Unresolved retransmitted segments whose receiver was gone."""
+        return sum(cd.receiver_gone for cd in self.candidates.values())
 
     def feed(self, view: ChunkView) -> None:
         c = view.cols
         fwd, rev = view.tcp_keys()
         rows = np.flatnonzero((fwd != 0) & c.df & (c.paylen > 0) & (c.iplen >= MIN_SIZE))
+        groups = view.tcp_groups()
+        self._last_ack = groups.last_where((c.flags & dec.TCP_ACK) != 0)
         n_old = len(self.c_key)
         if n_old:
             self._acks(view)  # the carry first: segments of this chunk are checked on entry
@@ -147,6 +183,7 @@ class RetransDetector:
         self.c_frame = np.concatenate([self.c_frame, view.frames[r_new]])
         self.c_ts = np.concatenate([self.c_ts, view.ts[r_new]])
         self.c_size = np.concatenate([self.c_size, c.iplen[r_new]])
+        self.c_seen = np.concatenate([self.c_seen, view.tcp_groups().find(rev[r_new]) >= 0])
 
     def _retransmitted(
         self,
@@ -162,27 +199,24 @@ class RetransDetector:
         fwd = view.tcp_keys()[0]
         starts = np.flatnonzero(head)
         sizes = np.diff(np.r_[starts, len(order)])
-        for st in starts[sizes > 1].tolist():
-            members = [int(order[st])]
-            i = st + 1
-            while i < len(order) and not head[i]:
-                members.append(int(order[i]))
-                i += 1
+        multi = sizes > 1
+        # Members in order: the carried copy (index < n_old) first, then this chunk's rows.
+        for st, n in zip(starts[multi].tolist(), sizes[multi].tolist()):
+            members = order[st : st + n]
+            carried = members[members < n_old]
+            new = rows[members[members >= n_old] - n_old]
             k = int(all_key[members[0]])
-            carried = [i for i in members if i < n_old]
-            new = [int(rows[i - n_old]) for i in members if i >= n_old]
             cand = self.candidates.get(k)
             if cand is None:
-                r = new[0]
+                r = int(new[0])
                 pkt = dec.decode(view.chunk.packet(r), int(view.chunk.linktype[r]))
                 cand = self.candidates[k] = self._new(
                     pkt, int(c.seq[r]), int(c.paylen[r]), int(c.iplen[r]), int(fwd[r])
                 )
                 cand.ack_key = int(view.tcp_keys()[1][r])
-                for i in carried:
-                    cand.copies.add(int(self.c_frame[i]), float(self.c_ts[i]))
-            for r in new:
-                cand.copies.add(int(view.frames[r]), float(view.ts[r]))
+                cand.receiver_seen = bool(self.c_seen[carried].any())
+                cand.copies_of(self.c_frame[carried], self.c_ts[carried])
+            cand.copies_of(view.frames[new], view.ts[new])
 
     def _new(self, pkt: dec.Packet, seq: int, plen: int, size: int, fd: int) -> Candidate:
         s, d = pkt.src, pkt.dst
@@ -203,18 +237,18 @@ class RetransDetector:
         )
 
     def _acked(self, view: ChunkView, ack_keys: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """Whether the receiver's last packet in this chunk acknowledges each segment's end.
+        """Whether the receiver's last acknowledgment in this chunk covers each segment's end.
 
-        ACKs are cumulative: the last packet of the receiver's flow carries its highest.
+        ACKs are cumulative: the receiver's last packet with the ACK flag carries its highest
+        (a later bare RST carries none).
         """
         c = view.cols
-        groups = view.tcp_groups()
-        g = groups.find(ack_keys)
-        has = g >= 0
+        g = view.tcp_groups().find(ack_keys)
+        last = self._last_ack[np.maximum(g, 0)] if len(self._last_ack) else g
+        has = (g >= 0) & (last >= 0)
         if not has.any():
             return has
-        last = groups.last[np.where(has, g, 0)]
-        return has & ((c.flags[last] & dec.TCP_ACK) != 0) & _serial_ge(c.ack[last], ends)
+        return has & _serial_ge(c.ack[np.maximum(last, 0)], ends)
 
     def _record_acked(self, fds: np.ndarray, sizes: np.ndarray) -> None:
         """Remember, per flow, the largest segment the receiver acknowledged."""
@@ -229,6 +263,7 @@ class RetransDetector:
 
     def _acks(self, view: ChunkView) -> None:
         """Drop carried segments the peer acknowledged in this chunk; forget very old ones."""
+        self.c_seen |= view.tcp_groups().find(self.c_ack) >= 0
         acked = self._acked(view, self.c_ack, self.c_end)
         if acked.any():
             self._record_acked(self.c_fd[acked], self.c_size[acked])
@@ -245,7 +280,7 @@ class RetransDetector:
 
     def _keep(self, mask: np.ndarray) -> None:
         self.c_key, self.c_fd, self.c_end = self.c_key[mask], self.c_fd[mask], self.c_end[mask]
-        self.c_ack = self.c_ack[mask]
+        self.c_ack, self.c_seen = self.c_ack[mask], self.c_seen[mask]
         self.c_frame, self.c_ts, self.c_size = (
             self.c_frame[mask],
             self.c_ts[mask],
@@ -276,15 +311,18 @@ class RetransDetector:
                     ]
                     if len(hit):
                         cd.shrunk_frame = int(view.frames[hit[0]])
-            if cd.acked_frame is None:
-                rows = g.rows[slice(*spans[len(cands) + i])]
-                if len(rows) and _serial_ge(c.ack[rows[-1]], cd.end):
-                    hit = rows[
-                        ((c.flags[rows] & dec.TCP_ACK) != 0) & _serial_ge(c.ack[rows], cd.end)
-                    ]
-                    cd.acked_frame = (
-                        int(view.frames[hit[0]]) if len(hit) else int(view.frames[rows[-1]])
-                    )
+            back = g.rows[slice(*spans[len(cands) + i])]
+            if len(back):
+                cd.receiver_seen = True
+                if cd.receiver_reset_frame is None:
+                    rst = back[(c.flags[back] & dec.TCP_RST) != 0]
+                    if len(rst):
+                        cd.receiver_reset_frame = int(view.frames[rst[0]])
+            if cd.acked_frame is None and len(back):
+                acks = back[(c.flags[back] & dec.TCP_ACK) != 0]
+                hit = acks[_serial_ge(c.ack[acks], cd.end)]
+                if len(hit):
+                    cd.acked_frame = int(view.frames[hit[0]])
             if cd.acked_frame is not None and not cd.recovered_by_shrinking:
                 done.append(k)
         for k in done:

@@ -4,8 +4,17 @@ A session starts at its SYN (or its ClientHello when the SYN is not in the captu
 keyed by the client -> server flow hash. ClientHellos are recognised from the columns (a TCP
 payload starting 16 03 xx .. .. 01), with no per-packet decode. The last packet of each
 session is folded in per chunk from the shared flow groups. When a new session from a client
-to a server begins, the time of the last packet of each earlier session to that server
-*before* the new one started is recorded: that is the reconnect gap (``vpn-reconnect gap_s``).
+to a server begins, the time of the last packet of the session just before it on the same
+(client, server, port) *before* the new one started is recorded: that is the reconnect gap
+(``vpn-reconnect gap_s``).
+
+State is columnar: one row of numpy columns per session (about 100 bytes), sorted by flow hash,
+and new sessions join it once per chunk with a sorted insert; nothing is done per ClientHello
+in Python. Addresses are kept as their 64-bit hashes plus the IPv4 integers (IPv6 text in a
+side table: only those addresses are ever decoded). :attr:`TlsDetector.sessions` and
+:attr:`TlsDetector.by_endpoint` build :class:`TlsSession` objects only when the case stage
+asks. A ceiling (:data:`MAX_SESSIONS`) bounds the table: beyond it the sessions quiet for the
+longest are dropped and counted (:attr:`TlsDetector.evicted`).
 
 Sessions are facts; whether one is a VPN tunnel and whether a new one is a reconnect is
 decided with the DTLS facts in :mod:`labkit.analyze.case`.
@@ -13,15 +22,37 @@ decided with the DTLS facts in :mod:`labkit.analyze.case`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from labkit.analyze import decode as dec
-from labkit.analyze.engine import ChunkView
+from labkit.analyze.engine import ChunkView, tally
+
+#: sessions kept at once (~100 bytes each, ~600 MB): beyond it the quietest are dropped
+MAX_SESSIONS = 6_000_000
+_REL_BITS = 22  # frames of one chunk relative to its first: < 2^21 (a 16 MiB chunk)
+_COLUMNS = {
+    "key": np.uint64,  # client -> server flow hash (the table is sorted by it)
+    "c_h": np.uint64,  # client and server address hashes
+    "s_h": np.uint64,
+    "c4": np.uint32,  # IPv4 client and server (0: IPv6, text in the side table)
+    "s4": np.uint32,
+    "ports": np.uint32,  # client port << 16 | server port
+    "hello_frame": np.int64,
+    "start_back": np.int32,  # frames from the start (SYN) to the ClientHello
+    "start_dt": np.float32,  # seconds from the start (SYN) to the ClientHello
+    "hello_ts": np.float64,
+    "last_frame": np.int64,
+    "last_ts": np.float64,
+    # seconds the session before this one on its endpoint had been quiet when this one
+    # started (NaN: none); which session that was is found from the order they began in
+    "quiet": np.float32,
+}
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class TlsSession:
     file: str
     key: int
@@ -33,10 +64,10 @@ class TlsSession:
     start_ts: float
     hello_frame: int
     hello_ts: float
-    rev_key: int = 0  # flow hash of the server -> client direction
     last_ts: float = 0.0
     last_frame: int = 0
-    #: key of an earlier session to the same server -> its last packet time before this began
+    #: key of the session before this one to the same endpoint -> its last packet time
+    #: before this one began
     prev_last: dict[int, float] = field(default_factory=dict)
 
     @property
@@ -44,103 +75,321 @@ class TlsSession:
         return self.client, self.server, self.dport
 
 
-class TlsDetector:
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.sessions: dict[int, TlsSession] = {}
-        self.by_endpoint: dict[tuple[str, str, int], list[int]] = {}
-        self._by_rev: dict[int, TlsSession] = {}  # server -> client flow hash -> session
-        self.client_hellos = 0  # TCP payloads starting with a ClientHello (a census count)
-        # SYNs (no ACK) of this and the previous chunk, by flow: a ClientHello may follow its
-        # SYN across a chunk edge.
-        self._prev_index: dict[int, tuple[int, float]] = {}
-        self._cur_index: dict[int, tuple[int, float]] | None = None
+def _endpoint(c_h: np.ndarray, s_h: np.ndarray, ports: np.ndarray) -> np.ndarray:
+    """Hash of (client, server, server port)."""
+    dport = (ports & np.uint32(0xFFFF)).astype(np.uint64)
+    return dec.mix64(c_h ^ dec.mix64(s_h ^ dport))
 
+
+def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Position of each key in ``sorted_keys``, or -1."""
+    if not len(sorted_keys):
+        return np.full(len(keys), -1, np.int64)
+    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return np.where(sorted_keys[pos] == keys, pos, -1)
+
+
+class TlsDetector:
+    def __init__(self, file: str, max_sessions: int = MAX_SESSIONS) -> None:
+        self.file = file
+        self.max_sessions = max_sessions
+        self.client_hellos = 0  # TCP payloads starting with a ClientHello (a census count)
+        self.evicted = 0  # sessions dropped at the ceiling
+        self.t = {name: np.zeros(0, dt) for name, dt in _COLUMNS.items()}
+        # Latest session per endpoint: sorted endpoint hashes and that session's key.
+        self._ep = np.zeros(0, np.uint64)
+        self._ep_key = np.zeros(0, np.uint64)
+        self._v6: dict[int, str] = {}  # IPv6 address hash -> text
+        self._prev: np.ndarray | None = None
+        # First SYN (no ACK) per flow of the previous chunk: a ClientHello may follow its SYN
+        # across a chunk edge.
+        self._prev_syns = (np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0))
+
+    # --- the scan -------------------------------------------------------------------------
     def feed(self, view: ChunkView) -> None:
-        fwd, rev = view.tcp_keys()
-        srows = view.syn_rows[(view.cols.flags[view.syn_rows] & dec.TCP_ACK) == 0]
-        syns = (fwd[srows], view.frames[srows], view.ts[srows])
         c = view.cols
+        fwd = view.tcp_keys()[0]
+        srows = view.syn_rows[(c.flags[view.syn_rows] & dec.TCP_ACK) == 0]
+        sk, sfirst, _n = tally(fwd[srows])
+        syns = (sk, view.frames[srows][sfirst], view.ts[srows][sfirst])
         rows = view.hello_rows
         if len(rows):
             hello = rows[c.p5[rows] == dec.HS_CLIENT_HELLO]
             self.client_hellos += len(hello)
-            for row in hello.tolist():
-                if int(fwd[row]) not in self.sessions:
-                    self._register(view, row, fwd, rev, syns)
-        self._prev_index = self._index(syns) if self._cur_index is not None or len(syns[0]) else {}
-        self._cur_index = None
-        if self.sessions:
-            self._fold(view, fwd, rev)
+            if len(hello):
+                self._register(view, hello, syns)
+        self._prev_syns = syns
+        if len(self.t["key"]):
+            self._fold(view)
 
-    def _syn_of(self, key: int, frame: int, syns) -> tuple[int, float] | None:
-        """The first SYN of flow ``key`` before ``frame``, in this chunk or the one before."""
-        for index in (self._prev_index, self._index(syns)):
-            hit = index.get(key)
-            if hit is not None and hit[0] < frame:
-                return hit
-        return None
-
-    def _index(self, syns) -> dict[int, tuple[int, float]]:
-        """flow hash -> its first SYN, built once per chunk on the first ClientHello."""
-        if self._cur_index is None:
-            keys, frames, times = syns
-            self._cur_index = {}
-            for k, f, t in zip(keys.tolist(), frames.tolist(), times.tolist()):
-                self._cur_index.setdefault(k, (f, t))
-        return self._cur_index
-
-    def _register(self, view: ChunkView, row: int, fwd: np.ndarray, rev: np.ndarray, syns) -> None:
+    def _register(self, view: ChunkView, hello: np.ndarray, syns) -> None:
+        """New sessions of this chunk, all at once: start, addresses, reconnect gap."""
         c = view.cols
-        key = int(fwd[row])
-        frame, ts = int(view.frames[row]), float(view.ts[row])
-        if c.ipver[row] == 4:
-            client, server = dec.ip4_text(int(c.src4[row])), dec.ip4_text(int(c.dst4[row]))
-        else:
-            pkt = dec.decode(view.chunk.packet(row), int(view.chunk.linktype[row]))
-            client, server = pkt.src, pkt.dst
-        start = self._syn_of(key, frame, syns) or (frame, ts)
-        s = TlsSession(
-            self.file,
-            key,
-            client,
-            server,
-            int(c.sport[row]),
-            int(c.dport[row]),
-            start[0],
-            start[1],
-            frame,
-            ts,
-        )
-        s.last_ts, s.last_frame = ts, frame
-        earlier = self.by_endpoint.setdefault(s.endpoint, [])
-        if earlier:  # the reconnect gap is measured from the session just before this one
-            prev = earlier[-1]
-            s.prev_last[prev] = self._last_before(view, prev, s.start_frame)
-        earlier.append(key)
-        self.sessions[key] = s
-        s.rev_key = int(rev[row])
-        self._by_rev[s.rev_key] = s
-
-    def _last_before(self, view: ChunkView, key: int, frame: int) -> float:
-        """Time of session ``key``'s last packet (either direction) before ``frame``."""
-        old = self.sessions[key]
-        best = old.last_ts if old.last_frame < frame else old.hello_ts
-        g = view.tcp_groups()
-        for k in (key, old.rev_key):
-            t = g.last_before(k, frame, view.frames)
-            if t is not None:
-                best = max(best, float(view.ts[t]))
-        return best
-
-    def _fold(self, view: ChunkView, fwd: np.ndarray, rev: np.ndarray) -> None:
-        """Last packet of each session in this chunk, from the shared flow groups."""
-        g = view.tcp_groups()
-        for j, k in enumerate(fwd[g.first].tolist()):
-            s = self.sessions.get(k) or self._by_rev.get(k)
-            if s is None:
+        uk, first, _n = tally(view.tcp_keys()[0][hello])
+        r = hello[first]
+        fresh = _lookup(self.t["key"], uk) < 0
+        r = np.sort(r[fresh])  # frame order: the order sessions begin in
+        if not len(r):
+            return
+        key = view.tcp_keys()[0][r]
+        frame, ts = view.frames[r].astype(np.int64), view.ts[r].astype(np.float64)
+        start_frame, start_ts = frame.copy(), ts.copy()
+        for sk, sf, st in (syns, self._prev_syns):  # the previous chunk's SYN wins
+            if not len(sk):
                 continue
-            last = int(g.last[j])
-            frame = int(view.frames[last])
-            if frame > s.last_frame:
-                s.last_ts, s.last_frame = float(view.ts[last]), frame
+            at = _lookup(sk, key)
+            hit = (at >= 0) & (sf[np.maximum(at, 0)] < frame)
+            start_frame[hit] = sf[at[hit]]
+            start_ts[hit] = st[at[hit]]
+        c_h, s_h = c.src_h[r], c.dst_h[r]
+        for i in np.flatnonzero(c.ipver[r] == 6).tolist():
+            pkt = dec.decode(view.chunk.packet(int(r[i])), int(view.chunk.linktype[r[i]]))
+            self._v6[int(c_h[i])], self._v6[int(s_h[i])] = pkt.src, pkt.dst
+        ports = (c.sport[r].astype(np.uint32) << np.uint32(16)) | c.dport[r].astype(np.uint32)
+        new = {
+            "key": key,
+            "c_h": c_h,
+            "s_h": s_h,
+            "c4": c.src4[r],
+            "s4": c.dst4[r],
+            "ports": ports,
+            "hello_frame": frame,
+            "start_back": frame - start_frame,
+            "start_dt": ts - start_ts,
+            "hello_ts": ts,
+            "last_frame": frame,
+            "last_ts": ts,
+        }
+        new["quiet"] = start_ts - self._previous(view, new, start_frame)
+        o = np.argsort(key)
+        at = np.searchsorted(self.t["key"], key[o])
+        for name, dt in _COLUMNS.items():
+            self.t[name] = np.insert(self.t[name], at, np.asarray(new[name], dt)[o])
+        if len(self.t["key"]) > self.max_sessions:
+            self._evict()
+
+    def _previous(
+        self, view: ChunkView, new: dict[str, np.ndarray], start_frame: np.ndarray
+    ) -> np.ndarray:
+        """For each new session (in frame order): the last packet time, before it started, of
+        the session just before it on the same endpoint (NaN: none)."""
+        n = len(start_frame)
+        ep = _endpoint(new["c_h"], new["s_h"], new["ports"])
+        o = np.argsort(ep, kind="stable")  # by endpoint, then frame order
+        se = ep[o]
+        head = np.r_[True, se[1:] != se[:-1]]
+        prev = np.zeros(n, np.uint64)
+        last_ts = np.full(n, np.nan)  # the previous session's last packet as known so far
+        last_frame = np.zeros(n, np.int64)
+        hello_ts = np.full(n, np.nan)
+        # Within this chunk: the previous new session of the same endpoint.
+        inner = o[~head]
+        before = o[np.flatnonzero(~head) - 1]
+        prev[inner] = new["key"][before]
+        last_ts[inner] = hello_ts[inner] = new["hello_ts"][before]
+        last_frame[inner] = new["hello_frame"][before]
+        # The first of each endpoint: the table's latest session there, if any.
+        firsts = o[head]
+        at = _lookup(self._ep, ep[firsts])
+        known = at >= 0
+        if known.any():
+            f = firsts[known]
+            pk = self._ep_key[at[known]]
+            idx = _lookup(self.t["key"], pk)
+            ok = idx >= 0  # evicted sessions leave no gap to measure
+            f, pk, idx = f[ok], pk[ok], idx[ok]
+            prev[f] = pk
+            last_ts[f], last_frame[f] = self.t["last_ts"][idx], self.t["last_frame"][idx]
+            hello_ts[f] = self.t["hello_ts"][idx]
+        self._remember_latest(ep, new["key"])
+        has = prev != 0
+        best = np.where(last_frame < start_frame, last_ts, hello_ts)
+        if has.any():
+            # This chunk's packets of the previous session (either direction) before the start.
+            rev = dec.directed(
+                new["s_h"], new["c_h"], new["ports"] & 0xFFFF, new["ports"] >> np.uint32(16)
+            )
+            prev_rev = np.zeros(n, np.uint64)
+            prev_rev[inner] = rev[before]
+            if known.any():
+                idx = _lookup(self.t["key"], prev[firsts])
+                ok = idx >= 0
+                t = self.t
+                prev_rev[firsts[ok]] = dec.directed(
+                    t["s_h"][idx[ok]],
+                    t["c_h"][idx[ok]],
+                    t["ports"][idx[ok]] & 0xFFFF,
+                    t["ports"][idx[ok]] >> np.uint32(16),
+                )
+            for k in (prev, prev_rev):
+                best = np.fmax(best, self._last_before(view, k, start_frame, has))
+        return np.where(has, best, np.nan)
+
+    def _remember_latest(self, ep: np.ndarray, keys: np.ndarray) -> None:
+        """The endpoint table: each endpoint's latest session (the last of this chunk's)."""
+        ue, last = np.unique(ep[::-1], return_index=True)
+        latest = keys[::-1][last]
+        at = _lookup(self._ep, ue)
+        old = at >= 0
+        self._ep_key[at[old]] = latest[old]
+        if (~old).any():
+            pos = np.searchsorted(self._ep, ue[~old])
+            self._ep = np.insert(self._ep, pos, ue[~old])
+            self._ep_key = np.insert(self._ep_key, pos, latest[~old])
+
+    def _last_before(
+        self, view: ChunkView, keys: np.ndarray, frames: np.ndarray, want: np.ndarray
+    ) -> np.ndarray:
+        """Time of each flow's last packet in this chunk with a frame number below
+        ``frames`` (NaN: none), for the rows where ``want`` holds."""
+        out = np.full(len(keys), np.nan)
+        g = view.tcp_groups()
+        gi = np.where(want, g.find(keys), -1)
+        sel = np.flatnonzero(gi >= 0)
+        if not len(sel) or not len(g.rows):
+            return out
+        base = int(view.frames[0])
+        gid = np.repeat(np.arange(len(g.starts)), np.diff(np.r_[g.starts, len(g.rows)]))
+        comb = (gid.astype(np.int64) << _REL_BITS) | (view.frames[g.rows] - base)
+        rel = np.clip(frames[sel] - base, 0, (1 << _REL_BITS) - 1)
+        q = (gi[sel].astype(np.int64) << _REL_BITS) | rel
+        pos = np.searchsorted(comb, q) - 1
+        ok = (pos >= 0) & (gid[np.maximum(pos, 0)] == gi[sel])
+        out[sel[ok]] = view.ts[g.rows[pos[ok]]]
+        return out
+
+    def _fold(self, view: ChunkView) -> None:
+        """Last packet of each session in this chunk, either direction, from the flow groups:
+        a packet from the server has the session's key as its reverse hash."""
+        g = view.tcp_groups()
+        if not len(g.first):
+            return
+        fwd, rev = view.tcp_keys()
+        last = g.last
+        for k in (fwd[g.first], rev[g.first]):
+            idx = _lookup(self.t["key"], k)
+            hit = idx >= 0
+            i, rows = idx[hit], last[hit]
+            fr = view.frames[rows]
+            later = fr > self.t["last_frame"][i]
+            self.t["last_frame"][i[later]] = fr[later]
+            self.t["last_ts"][i[later]] = view.ts[rows[later]]
+
+    def _evict(self) -> None:
+        """Beyond the ceiling, drop the sessions quiet for the longest (a tenth at once, so
+        the copy is not made per chunk)."""
+        n = len(self.t["key"])
+        keep_n = self.max_sessions - self.max_sessions // 10
+        keep = np.sort(np.argpartition(self.t["last_ts"], n - keep_n)[n - keep_n :])
+        self.evicted += n - len(keep)
+        self.t = {name: col[keep] for name, col in self.t.items()}
+        alive = _lookup(self.t["key"], self._ep_key) >= 0
+        self._ep, self._ep_key = self._ep[alive], self._ep_key[alive]
+
+    # --- what the case stage reads --------------------------------------------------------
+    def _text(self, h: int, v4: int) -> str:
+        return dec.ip4_text(v4) if v4 else self._v6.get(h, "?")
+
+    def _session(self, i: int) -> TlsSession:
+        t = self.t
+        ports = int(t["ports"][i])
+        frame = int(t["hello_frame"][i])
+        prev = int(self._prev_keys()[i])
+        start_ts = float(t["hello_ts"][i]) - float(t["start_dt"][i])
+        quiet = float(t["quiet"][i])
+        return TlsSession(
+            self.file,
+            int(t["key"][i]),
+            self._text(int(t["c_h"][i]), int(t["c4"][i])),
+            self._text(int(t["s_h"][i]), int(t["s4"][i])),
+            ports >> 16,
+            ports & 0xFFFF,
+            frame - int(t["start_back"][i]),
+            start_ts,
+            frame,
+            float(t["hello_ts"][i]),
+            float(t["last_ts"][i]),
+            int(t["last_frame"][i]),
+            {prev: start_ts - quiet} if prev and not np.isnan(quiet) else {},
+        )
+
+    def _prev_keys(self) -> np.ndarray:
+        """Per session, the key of the one before it on its endpoint (0: none): computed once
+        the scan is over, so the table never carries it."""
+        if self._prev is None or len(self._prev) != len(self.t["key"]):
+            t = self.t
+            ep = _endpoint(t["c_h"], t["s_h"], t["ports"])
+            o = np.lexsort((t["hello_frame"], ep))
+            se = ep[o]
+            later = np.flatnonzero(np.r_[False, se[1:] == se[:-1]])
+            self._prev = np.zeros(len(o), np.uint64)
+            self._prev[o[later]] = t["key"][o[later - 1]]
+        return self._prev
+
+    @property
+    def sessions(self) -> Mapping[int, TlsSession]:
+        """Every session by key, built on access (the table holds columns, not objects)."""
+        return _SessionView(self)
+
+    @property
+    def by_endpoint(self) -> dict[tuple[str, str, int], list[int]]:
+        """(client, server, server port) -> keys of its sessions in the order they began, for
+        the endpoints with more than one session (the only ones a reconnect can show on)."""
+        return self.endpoints_to(None)
+
+    def endpoints_to(self, servers: Iterable[str] | None) -> dict[tuple[str, str, int], list[int]]:
+        """:attr:`by_endpoint` for the sessions to ``servers`` only (None: all): the case asks
+        for head-ends, so a table of millions of other sessions is never grouped."""
+        t = self.t
+        idx = np.arange(len(t["key"]))
+        if servers is not None:
+            hashes = np.array(sorted({dec.addr_hash(s) for s in servers}), np.uint64)
+            idx = np.flatnonzero(_lookup(hashes, t["s_h"]) >= 0)
+        ep = _endpoint(t["c_h"][idx], t["s_h"][idx], t["ports"][idx])
+        o = idx[np.lexsort((t["hello_frame"][idx], ep))]
+        se = np.sort(ep)
+        starts = np.flatnonzero(np.r_[True, se[1:] != se[:-1]])
+        sizes = np.diff(np.r_[starts, len(se)])
+        out: dict[tuple[str, str, int], list[int]] = {}
+        for st, n in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist()):
+            s = self._session(int(o[st]))
+            out[s.endpoint] = t["key"][o[st : st + n]].tolist()
+        return out
+
+    def sessions_to(self, servers: Iterable[str]) -> list[TlsSession]:
+        """The sessions to any of ``servers`` (addresses as text), in the order they began."""
+        hashes = np.array(sorted({dec.addr_hash(s) for s in servers}), np.uint64)
+        if not len(hashes):
+            return []
+        t = self.t
+        idx = np.flatnonzero(_lookup(hashes, t["s_h"]) >= 0)
+        idx = idx[np.argsort(t["hello_frame"][idx], kind="stable")]
+        return [self._session(i) for i in idx.tolist()]
+
+    def pairs_with_sessions(self, client_h: np.ndarray, server_h: np.ndarray) -> np.ndarray:
+        """Whether each (client, server) address-hash pair has a TLS session here."""
+        t = self.t
+        have = np.unique(dec.mix64(t["c_h"] ^ dec.mix64(t["s_h"])))
+        return _lookup(have, dec.mix64(client_h ^ dec.mix64(server_h))) >= 0
+
+
+class _SessionView(Mapping[int, TlsSession]):
+    """The detector's table seen as {key: TlsSession}, objects made on access."""
+
+    def __init__(self, det: TlsDetector) -> None:
+        self._det = det
+
+    def __getitem__(self, key: int) -> TlsSession:
+        i = int(_lookup(self._det.t["key"], np.array([key], np.uint64))[0])
+        if i < 0:
+            raise KeyError(key)
+        return self._det._session(i)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._det.t["key"].tolist())
+
+    def __len__(self) -> int:
+        return len(self._det.t["key"])
+
+    def values(self):  # type: ignore[override]
+        return (self._det._session(i) for i in range(len(self)))

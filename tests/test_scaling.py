@@ -1,0 +1,154 @@
+"""No superlinear path: doubling the items of one kind must not raise the cost per item.
+
+Each check times the same code on a small base, N and 2N items of one kind
+(:mod:`benchmarks.scaling` makes them) and compares the cost per item added: from the base to
+N, and from N to 2N. A linear path gives a ratio near 1, a quadratic one near 3. The cost is
+CPU time (the child's, for the CLI), the best of a few runs: a growth ratio of the same code,
+never an absolute time, so a busy machine slows both sides alike.
+
+Kinds covered here: ASA syslog lines, key-log lines, scenario timeline steps and ICMP errors in
+a capture (``labkit analyze`` as a user runs it). The generators for distinct flows, DTLS pairs
+and TLS handshakes are in :mod:`benchmarks.scaling` for the same check on the per-flow state.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from benchmarks import scaling
+from tests.helpers.paths import ROOT
+from tests.helpers.tshark import requires_tshark, tshark_fields
+
+#: Cost per item from N to 2N over cost per item from the base to N. Linear: ~1; n log n:
+#: ~1.1; quadratic: ~3. The margin absorbs timer noise on a shared machine.
+MAX_GROWTH = 1.8
+RUNS = 3
+
+pytestmark = pytest.mark.slow
+
+
+def _child_cpu(cmd: list[str], cwd: Path) -> float:
+    """CPU seconds (user + system) of one run of ``cmd`` as a child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run(
+        cmd,
+        cwd=cwd,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert proc.returncode in (0, 1), proc.stderr
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def _growth(cost: Callable[[int], float], base: int, n: int) -> tuple[float, str]:
+    """(cost per item N..2N) / (cost per item base..N), each size timed best of RUNS."""
+    t = {k: min(cost(k) for _ in range(RUNS)) for k in (base, n, 2 * n)}
+    first = (t[n] - t[base]) / (n - base)
+    second = (t[2 * n] - t[n]) / n
+    assert first > 0, f"no measurable cost from {base} to {n} items: {t}"
+    figures = ", ".join(f"{k}: {v:.3f} s" for k, v in t.items())
+    return second / first, figures
+
+
+def _labkit_analyze(*args: str) -> list[str]:
+    return [sys.executable, "-m", "labkit", "analyze", *args, "--format", "json"]
+
+
+def test_syslog_lines_cost_the_same_each_at_twice_the_lines(tmp_path):
+    def cost(n: int) -> float:
+        log = tmp_path / f"asa-{n}.log"
+        if not log.exists():
+            log.write_text(scaling.syslog(n))
+        return _child_cpu(_labkit_analyze("--syslog", str(log)), tmp_path)
+
+    ratio, figures = _growth(cost, 1_000, 40_000)
+    assert ratio < MAX_GROWTH, f"growth {ratio:.2f}: {figures}"
+
+
+def test_keylog_lines_cost_the_same_each_at_twice_the_lines(tmp_path):
+    capture = ROOT / "tests" / "data" / "cstp-tls12.pcap"
+
+    def cost(n: int) -> float:
+        keys = tmp_path / f"keys-{n}.log"
+        if not keys.exists():
+            keys.write_text(scaling.keylog(n))
+        return _child_cpu(_labkit_analyze(str(capture), "--keylog", str(keys)), tmp_path)
+
+    ratio, figures = _growth(cost, 1_000, 150_000)
+    assert ratio < MAX_GROWTH, f"growth {ratio:.2f}: {figures}"
+
+
+def test_icmp_errors_cost_the_same_each_at_twice_the_errors(tmp_path):
+    def cost(n: int) -> float:
+        pcap = tmp_path / f"icmp-{n}.pcap"
+        if not pcap.exists():
+            pcap.write_bytes(scaling.capture("icmp_errors", n))
+        return _child_cpu(_labkit_analyze(str(pcap)), tmp_path)
+
+    ratio, figures = _growth(cost, 1_000, 50_000)
+    assert ratio < MAX_GROWTH, f"growth {ratio:.2f}: {figures}"
+
+
+def test_scenario_steps_cost_the_same_each_at_twice_the_steps():
+    """Loading and running a scenario's timeline (no packets rendered: that is Scapy's cost per
+    packet, linear by construction) with 24 and 48 flow steps, the loader's limit being 50."""
+    from labkit.scenario.loader import MAX_STEPS, parse
+    from labkit.scenario.timeline import build_timeline
+
+    n = (MAX_STEPS - scaling.SCENARIO_FIXED_STEPS) // 2
+    texts = {k: scaling.scenario(k) for k in (1, n, 2 * n)}
+    # Warm caches and check the inputs are what they claim before timing them.
+    for k, text in texts.items():
+        assert len(build_timeline(parse(text, f"scaling-{k}")).flows) == k
+
+    def cost(k: int) -> float:
+        loops, started = 0, time.process_time()
+        while loops < 5 or time.process_time() - started < 0.3:
+            build_timeline(parse(texts[k], "scaling"))
+            loops += 1
+        return (time.process_time() - started) / loops
+
+    ratio, figures = _growth(cost, 1, n)
+    assert ratio < MAX_GROWTH, f"growth {ratio:.2f}: {figures}"
+
+
+#: What tshark sees once per item of each capture kind (a display filter, UDP 443 as DTLS).
+ITEM_FILTER = {
+    "flows": "tcp.flags.syn == 1 && tcp.flags.ack == 0",
+    "dtls_pairs": "dtls.handshake.type == 3",
+    "tls_handshakes": "tls.handshake.type == 1",
+    "icmp_errors": "icmp.type == 3 && icmp.code == 4",
+}
+
+
+@requires_tshark
+@pytest.mark.parametrize("kind", sorted(scaling.CAPTURE_KINDS))
+def test_capture_generators_make_n_items_each_on_a_new_flow(tmp_path, kind):
+    """The inputs the per-flow checks use: N items of their kind by tshark's count, each on
+    a 5-tuple (for ICMP, the quoted one) never used before."""
+    path = tmp_path / f"{kind}.pcap"
+    path.write_bytes(scaling.capture(kind, 300))
+    rows = tshark_fields(
+        path,
+        ITEM_FILTER[kind],
+        "ip.src",
+        "ip.dst",
+        "tcp.srcport",
+        "udp.srcport",
+        extra=("-d", "udp.port==443,dtls", "-E", "occurrence=l"),
+    )
+    assert len(rows) == 300
+    assert len({tuple(r) for r in rows}) == 300
+    frames = tshark_fields(path, "frame", "frame.number")
+    assert len(frames) == 300 * scaling.PACKETS_PER_ITEM[kind]
