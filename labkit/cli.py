@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib
 import os
 import signal
@@ -21,7 +22,8 @@ import sys
 from typing import NamedTuple, NoReturn
 
 from labkit import __version__
-from labkit.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, LabkitError
+from labkit.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, LabkitError, Signalled
+from labkit.terminal import PrintableStream, printable
 
 
 class Command(NamedTuple):
@@ -129,6 +131,18 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     with contextlib.suppress(ValueError):  # ValueError: main() called off the main thread
         signal.signal(signal.SIGTERM, _terminate)
+    # Names, log lines and config text are echoed as written: their control characters are
+    # shown, never obeyed by the terminal (labkit.terminal says why).
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = PrintableStream(out), PrintableStream(err, keep="\n\t\r")  # type: ignore[assignment]
+    try:
+        return _run(name, command, args, debug)
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _run(name: str, command: Command, args: list[str], debug: bool) -> int:
+    """Run one command; every error becomes one line on stderr and an exit code."""
     try:
         module = importlib.import_module(command.module)
         parser = ArgumentParser(prog=f"labkit {name}", description=command.summary)
@@ -139,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     except LabkitError as exc:
         if debug:
             raise
-        sys.stderr.write(f"labkit {name}: error: {exc}\n")
+        sys.stderr.write(f"labkit {name}: error: {printable(str(exc))}\n")
         return exc.code
     except KeyboardInterrupt:
         sys.stderr.write(f"labkit {name}: interrupted\n")
@@ -147,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         sys.stderr.write(f"labkit {name}: terminated\n")
         return EXIT_TERMINATED
+    except Signalled as exc:
+        sys.stderr.write(f"labkit {name}: {exc}\n")
+        return exc.code
     except BrokenPipeError:
         # `labkit analyze ... | head`: the reader left; that is not an error of ours.
         return 0
@@ -156,8 +173,16 @@ def main(argv: list[str] | None = None) -> int:
         # BaseException: a Rust panic inside cryptography (pyo3's PanicException) is one.
         if debug:
             raise
+        if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
+            # The user's path, always; and any stat of it raises this (pathlib's exists()
+            # and is_dir() do), so it is answered here once rather than at every call.
+            sys.stderr.write(
+                f"labkit {name}: error: {printable(str(exc.filename))}: file name too long "
+                "(at most 255 bytes a name, 4095 a path)\n"
+            )
+            return EXIT_USAGE
         sys.stderr.write(
-            f"labkit {name}: internal error: {type(exc).__name__}: {exc} "
+            f"labkit {name}: internal error: {type(exc).__name__}: {printable(str(exc))} "
             "(please report it; rerun with --debug for the traceback)\n"
         )
         return EXIT_USAGE

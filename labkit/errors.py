@@ -7,6 +7,8 @@ catches it, prints one line on stderr and exits with ``code``.
 
 from __future__ import annotations
 
+import signal
+
 EXIT_OK = 0  #: ran and found no problem
 EXIT_PROBLEM = 1  #: ran and found a problem (a warning or error finding)
 EXIT_USAGE = 2  #: usage or input error
@@ -38,3 +40,17 @@ class InputError(LabkitError):
 
 class OutputError(LabkitError):
     """An output path labkit refuses to write (exists, unwritable, is an input)."""
+
+
+class Signalled(BaseException):
+    """A signal that would have ended the process (SIGHUP, SIGUSR1, SIGALRM ...) arrived while
+    an output was being written. A BaseException, like KeyboardInterrupt, so that no
+    ``except Exception`` swallows it and every ``finally`` on the way out runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.code = 128 + signum  # how shells report a process a signal ended
+
+    def __str__(self) -> str:
+        return f"stopped by {signal.Signals(self.signum).name}"

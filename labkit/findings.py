@@ -53,6 +53,18 @@ FINDING_TYPES: dict[str, tuple[Severity, str]] = {
         "packets sized for one MTU where the path allows only a smaller "
         "one: the 1418-vs-1347 failure (fields: packet_size, tunnel_mtu)",
     ),
+    "icmp-bogus-mtu": (
+        "info",
+        "ICMP frag-needed / Packet Too Big with an MTU no path can have (zero, below the "
+        "protocol minimum, or one the quoted packet fits in): never taken as a limit "
+        "(fields: mtu, reason)",
+    ),
+    "pmtud-working": (
+        "info",
+        "ICMP frag-needed / Packet Too Big, and the sender then sent data at or below that MTU "
+        "and nothing larger: the path MTU is smaller, and path-MTU discovery handles it "
+        "(fields: mtu, adapted_after_s)",
+    ),
     "pmtud-black-hole": (
         "error",
         "the same oversized segment retransmitted, never "

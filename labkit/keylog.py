@@ -13,6 +13,7 @@ is counted and the rest is kept.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -49,12 +50,14 @@ class KeyLog:
         return all(client_random in self.secrets.get(label, {}) for label in TLS13_LABELS)
 
 
-def parse_keylog(text: str) -> KeyLog:
+def parse_keylog(text: str | Iterable[str]) -> KeyLog:
+    """Secrets of a key log's text, or of its lines one at a time: a file is streamed, so a
+    64 MiB key log of junk costs its valid entries, not a list of its lines (1.7 GB)."""
     secrets: dict[str, dict[bytes, bytes]] = {}
     malformed = 0
     examples: list[tuple[int, str]] = []
     n = 0
-    for n, raw in enumerate(text.splitlines(), start=1):
+    for n, raw in enumerate(text.splitlines() if isinstance(text, str) else text, start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

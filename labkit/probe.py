@@ -224,14 +224,56 @@ def parse_dtls_answer(datagram: bytes) -> DtlsAnswer | None:
 # --- drivers --------------------------------------------------------------------------------
 
 
-def _check_ipv4(target: str) -> str:
+def _check_ipv4(target: str, *, path: bool = False) -> str:
+    """``target`` as one IPv4 host a probe can be sent to, checked before anything is sent;
+    ``path``: the probe measures the path to it, so an address of this node is refused too
+    (its "path" is the loopback device: a 65 536-byte MTU that measures nothing)."""
     try:
         addr = ipaddress.ip_address(target)
     except ValueError:
         raise UsageError(f"target {target!r}: expected an IPv4 address") from None
     if addr.version != 4:
         raise UsageError(f"target {target}: only IPv4 probes are implemented")
+    if addr.is_unspecified:
+        raise UsageError(f"target {addr}: the unspecified address names no host")
+    kind = _route_type(str(addr))
+    if addr.is_multicast or kind == "multicast":
+        raise UsageError(f"target {addr}: a multicast address; a probe needs one host")
+    if addr == ipaddress.IPv4Address("255.255.255.255") or kind == "broadcast":
+        raise UsageError(f"target {addr}: a broadcast address; a probe needs one host")
+    if addr.is_reserved:
+        raise UsageError(f"target {addr}: a reserved address (240.0.0.0/4); no host has it")
+    if path and (addr.is_loopback or kind == "local"):
+        raise UsageError(
+            f"target {addr}: an address of this node: there is no path to measure",
+            hint="probe from the other end (--from NODE) or name a remote host",
+        )
     return str(addr)
+
+
+def _route_get(target: str) -> subprocess.CompletedProcess[str]:
+    """``ip -j route get TARGET`` in the current namespace (FileNotFoundError: no iproute2)."""
+    return subprocess.run(
+        ["ip", "-j", "route", "get", target],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+
+
+def _route_type(target: str) -> str | None:
+    """The kernel's route type to ``target`` (``local``, ``broadcast``, ``multicast``,
+    ``unicast``...) in the current namespace; None when iproute2 cannot say. A directed
+    broadcast (10.0.0.255 on a /24) or an address of this node is known only to the routes."""
+    try:
+        proc = _route_get(target)
+        if proc.returncode != 0:
+            return None
+        kind = json.loads(proc.stdout)[0].get("type", "unicast")
+    except (OSError, subprocess.SubprocessError, ValueError, LookupError, AttributeError):
+        return None
+    return kind if isinstance(kind, str) else None
 
 
 def _raw_socket(proto: int) -> socket.socket:
@@ -244,13 +286,7 @@ def _raw_socket(proto: int) -> socket.socket:
 def first_hop_mtu(target: str) -> tuple[str, int]:
     """(interface, MTU) of the route to ``target`` in the current namespace."""
     try:
-        proc = subprocess.run(
-            ["ip", "-j", "route", "get", target],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
+        proc = _route_get(target)
     except FileNotFoundError:
         raise ProbeError("the 'ip' tool (iproute2) is needed to find the first hop") from None
     if proc.returncode != 0:
@@ -322,7 +358,7 @@ def probe_pmtu(
     max_time: float = 60.0,
 ) -> PmtuResult:
     """Find the largest DF packet that reaches ``target`` (bounded: 64 probes, ``max_time``)."""
-    target = _check_ipv4(target)
+    target = _check_ipv4(target, path=True)
     dev, dev_mtu = first_hop_mtu(target)
     if dev_mtu < low:
         raise ProbeError(f"{dev} has MTU {dev_mtu}, below the lowest probe size {low}")

@@ -41,11 +41,21 @@ def test_directory_and_missing(tmp_path):
 
 def test_unknown_link_type_is_named(tmp_path):
     raw = bytearray((PUBLIC / "dtls1_2.pcap").read_bytes())
+    raw[20:24] = (187).to_bytes(4, "little")
+    p = tmp_path / "bt.pcap"
+    p.write_bytes(bytes(raw))
+    line = one_line_error(labkit("analyze", str(p)))
+    assert "link type 187 (BLUETOOTH_HCI_H4) is not supported" in line
+
+
+def test_frames_without_ip_name_why(tmp_path):
+    """Ethernet frames read as 802.11 carry no IP: the error says what the frames were."""
+    raw = bytearray((PUBLIC / "dtls1_2.pcap").read_bytes())
     raw[20:24] = (105).to_bytes(4, "little")
     p = tmp_path / "wifi.pcap"
     p.write_bytes(bytes(raw))
     line = one_line_error(labkit("analyze", str(p)))
-    assert "link type 105 (IEEE802_11) is not supported" in line
+    assert "no IP packets to analyze" in line and "802.11 frame control" in line
 
 
 def test_header_only_capture_has_nothing_to_analyze(tmp_path):

@@ -65,15 +65,17 @@ def test_dtls_1_2_test_server_is_other_dtls(reports):
     assert r.exit_code == 0
 
 
-def test_icmp6_packet_too_big_mtu_1280(reports):
+def test_icmp6_packet_too_big_quoting_a_packet_that_fits_is_bogus(reports):
+    """MTU 1280 quoting a 52-byte packet: that packet met no 1280-byte limit, so the MTU is not
+    taken as one (a crafted Packet Too Big), and nothing is a problem."""
     r = reports["icmp6-packet-too-big.pcap"]
-    icmp = one(r, "icmp-frag-needed")
-    assert icmp.fields["mtu"] == 1280 and icmp.fields["ip_version"] == 6
-    assert (
-        icmp.fields["original_length"] == 52
-    )  # the quoted (crafted) packet: a quote, not a packet
-    # The quoted packet fits 1280: the evidence shows no mismatch.
+    bogus = one(r, "icmp-bogus-mtu")
+    assert bogus.fields["mtu"] == 1280 and bogus.fields["ip_version"] == 6
+    assert "52-byte packet already fits" in bogus.fields["reason"]
+    assert "icmp-frag-needed" not in ids(r)
     assert "mtu-mismatch" not in ids(r) and "oversized-df" not in ids(r)
+    assert r.files[0].counts["icmpv6_packet_too_big_mtu"] == {"1280": 1}  # still counted
+    assert r.exit_code == 0
 
 
 def test_mss_1452_1430_and_a_retransmission_that_is_not_a_black_hole(reports):
@@ -122,7 +124,10 @@ def test_cli_json_is_the_contract():
 
 def test_cli_text_verdict_first():
     proc = labkit("analyze", str(PUBLIC / "icmp6-packet-too-big.pcap"))
-    assert proc.returncode == 1, proc.stderr
+    assert proc.returncode == 0, proc.stderr
     first = proc.stdout.splitlines()[0]
-    assert first.startswith("VERDICT: PROBLEM") and "ICMP" in first
-    assert "wireshark filter: (icmpv6.type == 2 && icmpv6.mtu == 1280)" in proc.stdout
+    assert first.startswith("VERDICT: no problem found") and "no ICMP" not in first
+    assert (
+        "wireshark filter: (icmpv6.type == 2 && icmpv6.mtu == 1280 && ipv6.plen#2 <= 1240)"
+        in proc.stdout
+    )

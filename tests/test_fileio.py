@@ -55,3 +55,30 @@ def test_missing_folder_is_refused_up_front(tmp_path):
     with pytest.raises(OutputError, match="does not exist"):
         with atomic_output(tmp_path / "nope" / "out.pcap"):
             pass
+
+
+def test_two_writers_of_one_target_only_the_first_to_finish_wins(tmp_path):
+    target = tmp_path / "out.pcap"
+    with pytest.raises(OutputError, match="appeared while labkit was writing it"):
+        with atomic_output(target) as outer:
+            outer.write_bytes(b"slow writer")
+            with atomic_output(target) as inner:
+                inner.write_bytes(b"fast writer")
+    assert target.read_bytes() == b"fast writer"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.pcap"]
+
+
+def test_a_live_writers_part_is_left_alone(tmp_path):
+    """Our own pid is alive: its .part must survive another writer's clean-up."""
+    from labkit.fileio import remove_stale_parts
+
+    live = tmp_path / f".x.pcap.labkit-{os.getppid()}-0123abcd.part"
+    live.write_bytes(b"in progress")
+    assert remove_stale_parts(tmp_path) == []
+    assert live.exists()
+
+
+def test_a_name_over_255_bytes_is_one_error(tmp_path):
+    with pytest.raises(OutputError, match="File name too long"):
+        with atomic_output(tmp_path / ("x" * 300)):
+            pass

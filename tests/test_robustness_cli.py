@@ -10,8 +10,10 @@ config as a capture). Replay gets only files that cannot yield a packet.
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -170,3 +172,124 @@ def test_craft_original_cut_capture_is_one_line_with_scapys_reason(tmp_path: Pat
     proc = labkit("craft", "icmp-frag-needed", "--original", str(cut))
     assert_one_line_exit_2(proc, "craft --original <cut pcapng>")
     assert "WARNING" not in proc.stderr and "Scapy: PcapNg" in proc.stderr
+
+
+# --- YAML tags whose conversion raises, keys that are lists ---------------------------------------
+
+BAD_VALUES = {
+    "bool-maybe": ("!!bool maybe", "!!bool 'maybe'"),
+    "int-empty": ("!!int ''", "!!int ''"),
+    "float-empty": ("!!float ''", "!!float ''"),
+    "year-99999": ("!!timestamp 99999-01-01", "!!timestamp '99999-01-01'"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_VALUES))
+def test_a_yaml_value_its_tag_cannot_convert_is_one_line(name: str, tmp_path: Path) -> None:
+    value, shown = BAD_VALUES[name]
+    text = (ROOT / "configs" / "scenarios" / "healthy.yaml").read_text()
+    assert "\nseed: 1\n" in text
+    path = tmp_path / "bad.yaml"
+    path.write_text(text.replace("\nseed: 1\n", f"\nseed: {value}\n"))
+    line = text[: text.index("\nseed: 1\n")].count("\n") + 2
+    proc = labkit("scenario", "validate", str(path))
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"labkit scenario: error: {path}:{line}: seed: cannot read the value ({shown})\n"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(BAD_VALUES))
+def test_a_topology_value_its_tag_cannot_convert_is_one_error(name: str, tmp_path: Path) -> None:
+    from labkit.errors import InputError
+    from labkit.lab.topology import load_topology
+
+    value, shown = BAD_VALUES[name]
+    path = tmp_path / "topo.yaml"
+    path.write_text(f"description: a lab\ndtls_port: {value}\n")
+    with pytest.raises(InputError) as err:
+        load_topology(path)
+    assert str(err.value) == f"{path}:2: cannot read the value ({shown})"
+
+
+def test_a_list_as_a_key_is_one_line(tmp_path: Path) -> None:
+    from labkit.errors import InputError
+    from labkit.lab.topology import load_topology
+
+    path = tmp_path / "keys.yaml"
+    path.write_text("description: x\n? [a, b]\n: 1\n")
+    proc = labkit("scenario", "validate", str(path))
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"labkit scenario: error: {path}:2: a key must be a single value, not a list\n"
+    )
+    with pytest.raises(InputError, match=r"keys.yaml:2: a key must be a single value"):
+        load_topology(path)
+
+
+# --- file names over 255 bytes --------------------------------------------------------------------
+
+LONG = "x" * 300
+SEED = str(PUBLIC / "dtls1_2.pcap")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("analyze", LONG),
+        ("analyze", SEED, "--syslog", LONG),
+        ("analyze", SEED, "--dart", LONG),
+        ("analyze", SEED, "--keylog", LONG),
+        ("analyze", SEED, "--annotate", LONG),
+        ("advise", LONG),
+        ("scenario", "validate", LONG),
+        ("scenario", "build", "healthy", "-o", LONG),
+        ("craft", "icmp-frag-needed", "--original", f"{LONG}:1", "-o", "never.pcap"),
+        ("demo", "--scenario", LONG),
+        ("demo", "-o", LONG),
+    ],
+    ids=lambda a: " ".join(x if x != LONG else "LONG" for x in a)[:60],
+)
+def test_a_file_name_over_255_bytes_is_one_line(args: tuple[str, ...], tmp_path: Path) -> None:
+    proc = labkit(*args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and LONG in proc.stderr, proc.stderr
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+# --- control characters in names and config text are shown, never obeyed --------------------------
+
+
+def test_a_newline_in_a_file_name_forges_no_verdict_line(tmp_path: Path) -> None:
+    name = "case\nVERDICT: no problem found\x1b[2J\x1b]0;owned\x07\u202e.pcap"
+    path = tmp_path / name
+    shutil.copy(SEED, path)
+    proc = labkit("analyze", str(path))
+    assert proc.returncode in (0, 1), proc.stderr
+    assert [ln for ln in proc.stdout.splitlines() if ln.startswith("VERDICT")] == [
+        proc.stdout.splitlines()[0]
+    ]
+    escaped = "case\\x0aVERDICT: no problem found\\x1b[2J\\x1b]0;owned\\x07\\u202e.pcap"
+    assert f"  {tmp_path}/{escaped}: pcap" in proc.stdout
+    assert not any(c in proc.stdout for c in "\x1b\x07\u202e")
+    doc = json.loads(labkit("analyze", str(path), "--format", "json").stdout)
+    assert doc["files"][0]["path"] == str(path)  # JSON keeps the name as it is (escaped by JSON)
+
+
+def test_control_characters_in_an_error_line_are_escaped(tmp_path: Path) -> None:
+    proc = labkit("analyze", str(tmp_path / "no\x1b]0;x\x07\nsuch.pcap"))
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"labkit analyze: error: {tmp_path}/no\\x1b]0;x\\x07\\x0asuch.pcap: no such file\n"
+    )
+
+
+def test_asa_config_text_is_echoed_escaped(tmp_path: Path) -> None:
+    cfg = tmp_path / "asa.cfg"
+    text = (ROOT / "configs" / "asa" / "defaults-two-policies.cfg").read_text()
+    cfg.write_text(text.replace("contractors", "contr\x1b[8mactors"))
+    proc = labkit("advise", str(cfg))
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "group-policy contr\\x1b[8mactors" in proc.stdout
+    assert "\x1b" not in proc.stdout + proc.stderr

@@ -13,7 +13,6 @@ import gzip
 import struct
 import subprocess
 import sys
-import tracemalloc
 import zlib
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from labkit.analyze import analyze
 from labkit.analyze.reader import BOMB_FLOOR, BOMB_RATIO, open_capture
 from tests.helpers.cli import labkit
 from tests.helpers.cost import per_byte_growth
+from tests.helpers.memory import traced_memory
 from tests.helpers.paths import ROOT
 
 pytestmark = pytest.mark.slow
@@ -228,17 +228,14 @@ def test_gzip_member_ending_at_a_read_boundary_loses_no_byte(tmp_path: Path) -> 
 
 
 def test_a_log_without_newlines_is_read_a_line_piece_at_a_time(tmp_path: Path) -> None:
-    from labkit.analyze.sources import MAX_LINE_BYTES, read_syslog
+    from labkit.analyze.sources import read_syslog
+    from labkit.logs.files import MAX_LINE_BYTES
 
     path = tmp_path / "no-newline.log"
     path.write_bytes(b"A" * (32 << 20) + b"\n%ASA-6-722036: x\n")
-    tracemalloc.start()
-    try:
+    with traced_memory() as mem:
         report, events = read_syslog(str(path), year=2022)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 8 * MAX_LINE_BYTES, f"peak {peak >> 20} MiB for a 32 MiB line"
+    assert mem.peak < 8 * MAX_LINE_BYTES, f"peak {mem.peak >> 20} MiB for a 32 MiB line"
     assert report.error and events == ()
     assert "3 lines" not in report.summary and "2 lines" in report.summary  # line count kept
 
@@ -250,14 +247,9 @@ def test_a_huge_key_log_is_refused_without_reading_it_whole(tmp_path: Path) -> N
     path = tmp_path / "keys.log"
     with open(path, "wb") as f:
         f.truncate(4 << 30)  # sparse: 4 GiB claimed, no disk used
-    tracemalloc.start()
-    try:
-        with pytest.raises(InputError, match="not an NSS key log"):
-            read_keylog(str(path))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 2 * MAX_KEYLOG_BYTES
+    with traced_memory() as mem, pytest.raises(InputError, match="not an NSS key log"):
+        read_keylog(str(path))
+    assert mem.peak < 2 * MAX_KEYLOG_BYTES
 
 
 #: Per-byte cost at 4x the input over the cost at 1x: ~1 for linear code, ~4 for quadratic.
@@ -298,3 +290,75 @@ def test_dart_host_with_a_long_run_of_dots_costs_linear_time() -> None:
 
     growth = per_byte_growth(parse, 50_000, 4)
     assert growth < MAX_PER_BYTE_GROWTH, f"cost per byte grows {growth:.1f}x at 4x the dots"
+
+
+# --- YAML: endless files, alias bombs -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("scenario", "validate"), ("scenario", "build", "-o", "OUT"), ("demo", "--scenario")],
+    ids=["validate", "build", "demo"],
+)
+def test_an_endless_scenario_file_is_refused_at_the_cap(args: tuple[str, ...], tmp_path) -> None:
+    """/dev/zero has st_size 0 and never ends: read with a byte cap, not after a stat."""
+    args = tuple(str(tmp_path) if a == "OUT" else a for a in args)
+    rss, proc = peak_rss_mb(*args, "/dev/zero")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == f"labkit {args[0]}: error: /dev/zero: larger than 1 MiB; not a scenario\n"
+    assert rss < MAX_RSS_MB
+
+
+def _alias_bomb(key: str, levels: int = 8) -> str:
+    """Nine aliases of nine aliases ...: 9**levels strings once expanded (43 M at 8)."""
+    text = f"{key}:\n  - &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    for n in range(1, levels):
+        text += f"  - &l{n} [" + ", ".join([f"*l{n - 1}"] * 9) + "]\n"
+    return text
+
+
+def test_an_alias_bomb_in_a_scenario_description_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_alias_bomb("description"))
+    rss, proc = peak_rss_mb("scenario", "validate", str(path))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"labkit scenario: error: {path}:8: aliases expand to more")
+    assert proc.stderr.count("\n") == 1 and rss < MAX_RSS_MB
+
+
+def test_an_alias_bomb_in_a_topology_description_is_refused(tmp_path: Path) -> None:
+    """load_topology str()-ed the description: 3.2 GB from a 1 KB file."""
+    from labkit.errors import InputError
+    from labkit.lab.topology import load_topology
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_alias_bomb("description"))
+    with traced_memory() as mem, pytest.raises(InputError, match=r"bomb.yaml:8: aliases expand"):
+        load_topology(path)
+    assert mem.peak < 16 << 20
+
+
+def test_ordinary_aliases_are_still_read(tmp_path: Path) -> None:
+    """The budget refuses bombs, not YAML that shares a value."""
+    from labkit.lab.topology import load_topology
+
+    path = tmp_path / "shared.yaml"
+    path.write_text("dtls_port: &p 8443\nclamp_mss: *p\ndescription: 'lab with a shared value'\n")
+    topo = load_topology(path)
+    assert (topo.dtls_port, topo.clamp_mss) == (8443, 8443)
+
+
+def test_a_mapping_that_contains_itself_is_refused(tmp_path: Path) -> None:
+    """`&x {<<: *x}`: PyYAML composes a cycle; weighing it must not walk it forever."""
+    from labkit.errors import InputError
+    from labkit.lab.topology import load_topology
+
+    path = tmp_path / "self.yaml"
+    path.write_text("description: x\npath: &x {<<: *x}\n")
+    proc = labkit("scenario", "validate", str(path))
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"labkit scenario: error: {path}:2: a value that contains itself (a recursive alias)\n"
+    )
+    with pytest.raises(InputError, match=r"self.yaml:2: a value that contains itself"):
+        load_topology(path)

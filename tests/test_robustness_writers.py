@@ -7,6 +7,7 @@ for about a second, and the signal is sent only once its temporary ``.part`` fil
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shutil
@@ -202,3 +203,172 @@ def test_writers_refuse_existing_files_without_force(tmp_path: Path) -> None:
         assert proc.returncode == 2 and "already exists" in proc.stderr, proc.stderr
         one_line_error(proc, proc.stderr)
     assert out.read_bytes() == b"keep me"
+
+
+# --- the final name is taken exclusively; only regular files are ever replaced --------------------
+
+
+def _annotate_until_part(cap: Path, out: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
+    proc = _popen("analyze", str(cap), "--annotate", str(out), "--no-progress", *extra)
+    return proc, _wait_for_part(out.parent, proc)
+
+
+def _finish(proc: subprocess.Popen) -> str:
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return err
+
+
+def test_a_file_saved_during_the_write_is_kept(tmp_path: Path) -> None:
+    """The user saves the target while --annotate runs: their file wins, labkit says so."""
+    cap = big_capture(tmp_path / "big.pcap")
+    out = tmp_path / "out" / "annotated.pcapng"
+    out.parent.mkdir()
+    proc, _ = _annotate_until_part(cap, out)
+    out.write_bytes(b"saved by the engineer meanwhile")
+    err = _finish(proc)
+    assert proc.returncode == 2, err
+    assert f"{out}: appeared while labkit was writing it" in err, err
+    one_line_error(proc, err)
+    assert out.read_bytes() == b"saved by the engineer meanwhile"
+    assert sorted(p.name for p in out.parent.iterdir()) == [out.name]
+
+
+def test_force_refuses_special_files(tmp_path: Path) -> None:
+    """A FIFO, a directory, a socket and a device (through a link to /dev/null) stay what
+    they are even with --force."""
+    import socket
+
+    fifo = tmp_path / "fifo.pcapng"
+    os.mkfifo(fifo)
+    folder = tmp_path / "dir.pcapng"
+    folder.mkdir()
+    sock_path = tmp_path / "sock.pcapng"
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(sock_path))
+    null_link = tmp_path / "null.pcapng"
+    null_link.symlink_to("/dev/null")
+    try:
+        for target, what in (
+            (fifo, "a FIFO"),
+            (folder, "a directory"),
+            (sock_path, "a socket"),
+            (null_link, "a character device"),
+        ):
+            proc = labkit("analyze", str(SEED_PCAP), "--annotate", str(target), "--force")
+            assert proc.returncode == 2, proc.stderr
+            assert f"{target}: is {what}" in proc.stderr, proc.stderr
+            one_line_error(proc, proc.stderr)
+    finally:
+        sock.close()
+    assert stat_kind(fifo) == "fifo" and stat_kind(sock_path) == "socket"
+    assert folder.is_dir() and os.readlink(null_link) == "/dev/null"
+    assert stat_kind(Path("/dev/null")) == "char"
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def stat_kind(path: Path) -> str:
+    import stat as st
+
+    mode = os.stat(path).st_mode
+    for name, test in (("fifo", st.S_ISFIFO), ("socket", st.S_ISSOCK), ("char", st.S_ISCHR)):
+        if test(mode):
+            return name
+    return "other"
+
+
+def test_force_refuses_a_fifo_that_replaced_the_target_meanwhile(tmp_path: Path) -> None:
+    cap = big_capture(tmp_path / "big.pcap")
+    out = tmp_path / "out" / "annotated.pcapng"
+    out.parent.mkdir()
+    out.write_bytes(b"old")
+    proc, _ = _annotate_until_part(cap, out, "--force")
+    out.unlink()
+    os.mkfifo(out)
+    err = _finish(proc)
+    assert proc.returncode == 2, err
+    assert "is a FIFO" in err, err
+    assert stat_kind(out) == "fifo"
+    assert sorted(p.name for p in out.parent.iterdir()) == [out.name]
+
+
+@pytest.mark.parametrize(
+    "sig", [signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM], ids=lambda s: s.name
+)
+def test_every_ending_signal_removes_the_part(tmp_path: Path, sig: signal.Signals) -> None:
+    cap = big_capture(tmp_path / "big.pcap")
+    out = tmp_path / "out" / "annotated.pcapng"
+    out.parent.mkdir()
+    proc, part = _annotate_until_part(cap, out)
+    proc.send_signal(sig)
+    err = _finish(proc)
+    assert proc.returncode == 128 + sig, err
+    assert err.strip().endswith(f"labkit analyze: stopped by {sig.name}"), err
+    assert not part.exists() and list(out.parent.iterdir()) == []
+
+
+def test_sigpipe_does_not_stop_the_write_or_leave_a_part(tmp_path: Path) -> None:
+    """Python ignores SIGPIPE (a closed pipe is EPIPE instead): the write completes."""
+    cap = big_capture(tmp_path / "big.pcap", records=200_000)
+    out = tmp_path / "out" / "annotated.pcapng"
+    out.parent.mkdir()
+    proc, _ = _annotate_until_part(cap, out)
+    proc.send_signal(signal.SIGPIPE)
+    err = _finish(proc)
+    assert proc.returncode in (0, 1), err
+    assert [p.name for p in out.parent.iterdir()] == [out.name]
+
+
+def test_a_part_left_by_kill_9_is_removed_by_the_next_run(tmp_path: Path) -> None:
+    cap = big_capture(tmp_path / "big.pcap")
+    out = tmp_path / "out" / "annotated.pcapng"
+    out.parent.mkdir()
+    proc, part = _annotate_until_part(cap, out)
+    proc.kill()
+    proc.wait(timeout=60)
+    assert part.exists()  # SIGKILL cannot be caught
+    foreign = out.parent / ".notes.txt.part"  # not labkit's naming: never touched
+    foreign.write_bytes(b"someone else's")
+    proc = labkit("craft", "syn", "-o", str(out.parent / "syn.pcap"))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == [foreign.name, "syn.pcap"]
+
+
+# --- --jobs: a signal to the parent ends the workers too -------------------------------------------
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_to_the_parent_of_jobs_ends_its_workers(tmp_path: Path, sig, code) -> None:
+    """Two captures that never end (FIFOs held open): the parent waited for its workers to
+    finish their files before it could exit. Now it exits and the workers are gone, which
+    the FIFOs show: writing to them fails once no reader is left."""
+    fifos = [tmp_path / "a.pcap", tmp_path / "b.pcap"]
+    for f in fifos:
+        os.mkfifo(f)
+    proc = _popen("analyze", *map(str, fifos), "--jobs", "2", "--no-progress")
+    writers = []
+    try:
+        for f in fifos:  # each open returns once a worker opened the FIFO to read it
+            writers.append(open(f, "wb", buffering=0))  # noqa: SIM115 - closed below
+            writers[-1].write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)  # a hang detector: the old code never returned
+        assert proc.returncode == code, err
+        for w in writers:
+            for _ in range(500):  # the kill is asynchronous: at most ~5 s
+                try:
+                    w.write(b"\0" * 16)
+                except BrokenPipeError:
+                    break
+                time.sleep(0.01)
+            else:
+                raise AssertionError("a worker still reads its capture after the parent left")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for w in writers:
+            with contextlib.suppress(OSError):
+                w.close()

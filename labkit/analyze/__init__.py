@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from labkit.analyze.progress import Progress
 from labkit.analyze.report import AnalyzeOptions, FileReport, Report
 from labkit.errors import InputError
@@ -27,11 +29,13 @@ if TYPE_CHECKING:
     from labkit.analyze.detectors import FileFacts
     from labkit.analyze.diagnosis import Fragmented
     from labkit.analyze.engine import ScanStats
+    from labkit.analyze.grouping import CaseGroup
     from labkit.analyze.plotdata import Sampler
     from labkit.analyze.reader import Capture
     from labkit.analyze.sources import SourceReport
     from labkit.analyze.timeline import LogInputs
     from labkit.decrypt import DecryptReport
+    from labkit.findings import Finding
     from labkit.keylog import KeyLog
 
 __all__ = ["analyze", "scan", "judge", "AnalyzeOptions", "Collect", "FileReport", "Report"]
@@ -120,18 +124,28 @@ def judge(
 
         heads = [*options.headends, *tunnel_headends(r for _p, r in decrypted)]
         options = replace(options, headends=tuple(dict.fromkeys(heads)))
-    case = Case(facts, {k: v for k, v in reports.items() if k in facts}, options)
-    mtus = [lim.mtu for lim in case.limits()]
-    for label in facts:
-        point, why, cannot = case.capture_point(label)
-        reports[label] = replace(
-            reports[label],
-            capture_point=point,
-            capture_point_reason=why,
-            cannot_show=cannot,
-            counts=facts[label].census(mtus),
-        )
-    findings = tuple(case.findings()) if facts else ()
+    groups = _groups(facts, reports, options)
+    found: list[Finding] = []
+    for g in groups:  # each case judged on its own: one file's MTU is no limit for another
+        case = Case({k: facts[k] for k in g.files}, {k: reports[k] for k in g.files}, options)
+        mtus = [lim.mtu for lim in case.limits()]
+        for label in g.files:
+            point, why, cannot = case.capture_point(label)
+            reports[label] = replace(
+                reports[label],
+                capture_point=point,
+                capture_point_reason=why,
+                cannot_show=cannot,
+                counts=facts[label].census(mtus),
+            )
+        found += case.findings()
+    dups = {k: ff.dedup.frames for k, ff in facts.items() if ff.dedup.frames}
+    if dups:
+        from labkit.analyze.duplicates import without_duplicates
+
+        found = [without_duplicates(f, dups) for f in found]
+    order = {"error": 0, "warning": 1, "info": 2}
+    findings = tuple(sorted(found, key=lambda f: order[f.severity or "info"]))
     if sources:
         from labkit.analyze.timeline import LogInputs, join
 
@@ -148,6 +162,7 @@ def judge(
         sources=tuple(sources),
         decrypted=decrypted,
         samples=samples,
+        cases=tuple(groups),
         fragments=_fragments(facts),
     )
 
@@ -166,6 +181,28 @@ def _fragments(facts: dict[str, FileFacts]) -> tuple[Fragmented, ...]:
         for file, ff in facts.items()
         if ff.frags.sizes
     )
+
+
+def _groups(
+    facts: dict[str, FileFacts], reports: dict[str, FileReport], options: AnalyzeOptions
+) -> list[CaseGroup]:
+    """The cases among the analyzable files (:mod:`labkit.analyze.grouping`)."""
+    from labkit.analyze.case import Case
+    from labkit.analyze.grouping import FileSketch, group
+
+    if options.one_case or len(facts) < 2:
+        return group([FileSketch(k, None, None, np.zeros(0, np.uint64), "") for k in facts], True)
+    sketches = [
+        FileSketch(
+            label,
+            reports[label].first_time,
+            reports[label].last_time,
+            ff.hosts.hosts,
+            Case({label: ff}, {label: reports[label]}, options).capture_point(label)[0],
+        )
+        for label, ff in facts.items()
+    ]
+    return group(sketches)
 
 
 def scan_file(
@@ -207,7 +244,7 @@ def scan_file(
     stats = ScanStats()
 
     def scanned() -> Scanned:
-        report = _file_report(label, cap, stats, ff.warnings())
+        report = _file_report(label, cap, stats, ff.warnings(), ff.coverage.by_reason())
         return Scanned(
             report,
             ff if report.error is None else None,
@@ -224,16 +261,22 @@ def scan_file(
             watch(scanned())
 
     with cap:
-        scan(cap, consumers, label, stats, hook)
+        scan(cap, consumers, label, stats, hook, ff.dedup)
     return scanned()
 
 
 def _file_report(
-    label: str, cap: Capture, stats: ScanStats, given_up: Sequence[str] = ()
+    label: str,
+    cap: Capture,
+    stats: ScanStats,
+    given_up: Sequence[str] = (),
+    not_inspected: dict[str, int] | None = None,
 ) -> FileReport:
     """What one file is, from its reader and its scan's counts (so far); ``given_up``: what
-    the detectors' bounded tables gave up (:meth:`FileFacts.warnings`)."""
+    the detectors' bounded tables gave up (:meth:`FileFacts.warnings`); ``not_inspected``:
+    frames not inspected by reason (named when a file has no IP packet at all)."""
     from labkit.analyze.decode import SUPPORTED_LINKTYPES, linktype_name
+    from labkit.analyze.detectors.coverage import top_reasons
 
     warnings = [str(w) for w in cap.warnings] + list(given_up)
     unknown = {
@@ -252,6 +295,8 @@ def _file_report(
             if unknown
             else f" ({warnings[0]})"
             if warnings
+            else f" ({top_reasons(not_inspected)})"
+            if not_inspected
             else ""
         )
     return FileReport(

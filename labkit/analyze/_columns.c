@@ -15,7 +15,7 @@
 enum {
     C_IPVER, C_L3, C_IPLEN, C_DF, C_PROTO, C_FIRST, C_L4, C_SPORT, C_DPORT, C_FLAGS, C_SEQ,
     C_ACK, C_PAY, C_PAYLEN, C_PCAP, C_P0, C_P1, C_P2, C_P5, C_P13, C_SRC_H, C_DST_H, C_SRC4,
-    C_DST4, C_TCP_FWD, C_TCP_REV, NCOLS
+    C_DST4, C_TCP_FWD, C_TCP_REV, C_WHY, NCOLS
 };
 
 /* Link types (decode.py). */
@@ -29,6 +29,14 @@ enum {
 #define LT_IPV4 228
 #define LT_IPV6 229
 #define LT_SLL2 276
+#define LT_FDDI 10
+#define LT_PPP 9
+#define LT_PPP_HDLC 50
+#define LT_C_HDLC 104
+#define LT_IEEE802_11 105
+#define LT_RADIOTAP 127
+#define LT_ARCNET_LINUX 129
+#define LT_NFLOG 239
 
 static inline unsigned be16(const unsigned char *p) { return ((unsigned)p[0] << 8) | p[1]; }
 
@@ -57,13 +65,12 @@ directed(uint64_t src_h, uint64_t dst_h, unsigned sport, unsigned dport)
     return mix64(src_h ^ mix64(dst_h ^ (((uint64_t)sport << 16) | dport)));
 }
 
-static inline int is_vlan(unsigned et) { return et == 0x8100 || et == 0x88A8 || et == 0x9100; }
-
 static inline int
-is_v6_ext(int64_t nh)
+is_vlan(unsigned et)
 {
-    return nh == 0 || nh == 43 || nh == 60 || nh == 51 || nh == 44;
+    return et == 0x8100 || et == 0x88A8 || et == 0x9100 || et == 0x9200;
 }
+
 
 /* The bytes decode._at/rows_at read: `width` bytes at `rel` into the packet, from the window
  * when they fit in it, else from the buffer at the clipped offset (the buffer has slack). */
@@ -98,58 +105,514 @@ byte_at(const Packet *p, int64_t off)  /* numpy take(mode="clip") on the buffer 
     return p->buf[off];
 }
 
+/* decode.locate, line for line: the innermost IP header of one frame through encapsulations
+ * (VLAN/MPLS/PPPoE/LLC-SNAP/MACsec/NSH/VN-Tag/E-Tag/PBB, IP-in-IP, GRE with ERSPAN, VXLAN,
+ * VXLAN-GPE, Geneve, GTP-U, CAPWAP data, L2TPv2), and why a frame's content was not reached.
+ * Reads go through B(), bounded by the captured length n. */
+enum { W_ETHERTYPE = 1, W_LINKTYPE, W_PPP, W_GRE, W_CUT, W_DEPTH, W_MPLS, W_LLC, W_MACSEC,
+       W_NSH, W_INNER, W_FAMILY, W_WLAN, W_ARCNET, W_NFLOG };
+enum { S_ETH, S_ET, S_IP, S_MPLS, S_PPP, S_GRE, S_GTP_INNER, S_WLAN, S_WLAN_SWAPPED };
+#define MAX_LAYERS 16
+#define WHY(kind, value) (((int64_t)(kind) << 32) | (int64_t)(value))
+
+typedef struct {
+    int64_t off;
+    int ver;
+    int64_t why;
+} Located;
+
+static inline int
+is_v6_ext(int64_t nh)
+{
+    return nh == 0 || nh == 43 || nh == 60 || nh == 51 || nh == 44;
+}
+
+static inline int
+next_proto(int code, int *st, int64_t *et)  /* decode._next_proto */
+{
+    switch (code) {
+    case 1: *st = S_ET; *et = 0x0800; return 1;
+    case 2: *st = S_ET; *et = 0x86DD; return 1;
+    case 3: *st = S_ETH; *et = 0; return 1;
+    case 4: *st = S_ET; *et = 0x894F; return 1;
+    case 5: *st = S_MPLS; *et = 0; return 1;
+    }
+    *st = -1;
+    *et = 0;
+    return 0;
+}
+
+#define B(i) ((int64_t)byte_at(p, p->data + (i)))
+#define B16(i) ((B(i) << 8) | B((i) + 1))
+
+/* decode._ip_fields: 1 when a valid IP header is at q (its protocol, L4 offset, first). */
+static int
+ip_fields(const Packet *p, int64_t n, int64_t q, int ver, int64_t *proto, int64_t *l4,
+          int *first)
+{
+    if (q >= n)
+        return 0;
+    if (ver == 4) {
+        if (q + 20 > n || (B(q) >> 4) != 4 || (B(q) & 15) < 5)
+            return 0;
+        *proto = B(q + 9);
+        *l4 = q + (B(q) & 15) * 4;
+        *first = (B16(q + 6) & 0x1FFF) == 0;
+        return 1;
+    }
+    if (q + 40 > n || (B(q) >> 4) != 6)
+        return 0;
+    int64_t nh = B(q + 6), r = q + 40;
+    int fr = 1;
+    for (int step = 0; step < 4; step++) {
+        if (!is_v6_ext(nh) || r + 8 > n)
+            break;
+        if (nh == 44) {
+            fr = fr && (B16(r + 2) & 0xFFF8) == 0;
+            nh = B(r);
+            r += 8;
+        } else if (nh == 51) {
+            int64_t hl = (B(r + 1) + 2) * 4;
+            nh = B(r);
+            r += hl;
+        } else {
+            int64_t hl = (B(r + 1) + 1) * 8;
+            nh = B(r);
+            r += hl;
+        }
+    }
+    *proto = nh;
+    *l4 = r;
+    *first = fr && !is_v6_ext(nh);
+    return 1;
+}
+
+static inline int
+tunnel_port(int64_t port)
+{
+    return port == 4789 || port == 4790 || port == 6081 || port == 2152 || port == 5247
+           || port == 1701 || port == 4754 || port == 5072;
+}
+
+/* decode._udp_tunnel: the state after a UDP tunnel header at q; -1 plain UDP, -2 cut. */
+static int
+udp_tunnel(const Packet *p, int64_t n, int64_t q, int64_t sport, int64_t dport, int64_t *off,
+           int64_t *et)
+{
+    int64_t port = tunnel_port(dport) ? dport : tunnel_port(sport) ? sport : 0;
+    *et = 0;
+    if (!port)
+        return -1;
+    if (q + 8 > n)
+        return -2;
+    int64_t f = B(q);
+    if (port == 4789) {
+        *off = q + 8;
+        return (f & 0x08) ? S_ETH : -1;
+    }
+    if (port == 4790) {
+        int st;
+        if (!(f & 0x04) || !next_proto((int)B(q + 3), &st, et))
+            return -1;
+        *off = q + 8;
+        return st;
+    }
+    if (port == 6081) {
+        if (f >> 6)
+            return -1;
+        *off = q + 8 + (f & 0x3F) * 4;
+        *et = B16(q + 2);
+        return S_ET;
+    }
+    if (port == 2152) {
+        if ((f >> 5) != 1 || !(f & 0x10) || B(q + 1) != 0xFF)
+            return -1;
+        int64_t r = q + 8;
+        if (f & 7) {
+            if (r + 4 > n)
+                return -2;
+            int64_t nxt = (f & 4) ? B(q + 11) : 0;
+            r += 4;
+            for (int step = 0; step < MAX_LAYERS; step++) {
+                if (!nxt)
+                    break;
+                if (r + 1 > n || B(r) == 0 || r + B(r) * 4 > n)
+                    return -2;
+                int64_t len = B(r) * 4;
+                nxt = B(r + len - 1);
+                r += len;
+            }
+        }
+        *off = r;
+        return S_GTP_INNER;
+    }
+    if (port == 5247) {
+        if (f != 0 || (B(q + 3) & 0x80))
+            return -1;
+        int64_t native = B(q + 2) & 1;
+        if (native && ((B(q + 2) >> 1) & 0x1F) != 1)
+            return -1;
+        *off = q + (B(q + 1) >> 3) * 4;
+        return native ? S_WLAN_SWAPPED : S_ETH;
+    }
+    if (port == 4754) {
+        *off = q;
+        return S_GRE;
+    }
+    if (port == 5072) {
+        if ((B(q + 2) & 15) != 1 || (B(q + 3) != 4 && B(q + 3) != 41))
+            return -1;
+        *et = B(q + 3) == 4 ? 0x0800 : 0x86DD;
+        *off = q + 8 + ((int64_t)1 << (f >> 4)) + (B(q + 1) >> 4) * 4;
+        return S_ET;
+    }
+    if ((f & 0x80) || (B(q + 1) & 15) != 2)
+        return -1;
+    int64_t r = q + 2 + ((f & 0x40) ? 2 : 0) + 4 + ((f & 0x08) ? 4 : 0);
+    if (f & 0x02) {
+        if (r + 2 > n)
+            return -2;
+        r += 2 + B16(r);
+    }
+    *off = r;
+    return S_PPP;
+}
+
+/* decode._nflog_payload: the packet's offset in an NFLOG record, or -1 (family in *et). */
+static int64_t
+nflog_payload(const Packet *p, int64_t n, int64_t *et)
+{
+    *et = 0;
+    if (n < 4)
+        return -1;
+    int64_t fam = B(0);
+    if (fam != 2 && fam != 10) {
+        *et = fam;
+        return -1;
+    }
+    int64_t q = 4;
+    for (int step = 0; step < 32; step++) {
+        if (q + 4 > n)
+            break;
+        int64_t length = B(q) | (B(q + 1) << 8), kind = B(q + 2) | (B(q + 3) << 8);
+        if (length < 4)
+            break;
+        if (kind == 9) {
+            *et = fam == 2 ? 0x0800 : 0x86DD;
+            return q + 4;
+        }
+        q += (length + 3) & ~(int64_t)3;
+    }
+    *et = fam;
+    return -1;
+}
+
+static Located
+locate(const Packet *p, int64_t n, int32_t linktype)
+{
+    Located out = {0, 0, 0};
+    int64_t ip_off = 0, et = 0, q = 0;
+    int ip_ver = 0, st;
+#define STOP(w) do { out.off = ip_off; out.ver = ip_ver; out.why = (w); return out; } while (0)
+    switch (linktype) {
+    case LT_ETHERNET:
+        st = S_ETH;
+        break;
+    case LT_NULL: case LT_LOOP: {
+        if (n < 4)
+            STOP(WHY(W_CUT, 0));
+        int64_t fam = linktype == LT_LOOP ? B(3) : (B(0) != 0 ? B(0) : B(3));
+        if (fam != 2 && fam != 10 && fam != 24 && fam != 28 && fam != 30)
+            STOP(WHY(W_FAMILY, fam));
+        st = S_ET;
+        q = 4;
+        et = fam == 2 ? 0x0800 : 0x86DD;
+        break;
+    }
+    case LT_SLL:
+        if (n < 16)
+            STOP(WHY(W_CUT, 0));
+        st = S_ET;
+        q = 16;
+        et = B16(14);
+        break;
+    case LT_SLL2:
+        if (n < 20)
+            STOP(WHY(W_CUT, 0));
+        st = S_ET;
+        q = 20;
+        et = B16(0);
+        break;
+    case LT_RAW: case LT_RAW_12: case LT_RAW_14: case LT_IPV4: case LT_IPV6: {
+        if (n < 1)
+            STOP(WHY(W_CUT, 0));
+        int64_t v = B(0) >> 4;
+        if (v != 4 && v != 6)
+            STOP(WHY(W_FAMILY, v));
+        st = S_ET;
+        et = v == 4 ? 0x0800 : 0x86DD;
+        break;
+    }
+    case LT_FDDI:
+        st = S_ET;
+        q = 13;
+        et = 0;
+        break;
+    case LT_PPP: case LT_PPP_HDLC:
+        st = S_PPP;
+        break;
+    case LT_C_HDLC:
+        if (n < 4)
+            STOP(WHY(W_CUT, 0));
+        st = S_ET;
+        q = 4;
+        et = B16(2);
+        break;
+    case LT_IEEE802_11:
+        st = S_WLAN;
+        break;
+    case LT_RADIOTAP:
+        if (n < 4)
+            STOP(WHY(W_CUT, 0));
+        st = S_WLAN;
+        q = B(2) | (B(3) << 8);
+        break;
+    case LT_ARCNET_LINUX:
+        if (n < 6)
+            STOP(WHY(W_CUT, 0));
+        if (B(4) == 0xD4) {
+            st = S_ET;
+            q = B(5) == 0xFF ? 12 : 8;
+            et = 0x0800;
+        } else if (B(4) == 0xF0) {
+            st = S_ET;
+            q = 5;
+            et = 0x0800;
+        } else {
+            STOP(WHY(W_ARCNET, B(4)));
+        }
+        break;
+    case LT_NFLOG:
+        q = nflog_payload(p, n, &et);
+        if (q < 0)
+            STOP(WHY(W_NFLOG, et));
+        st = S_ET;
+        break;
+    default:
+        STOP(WHY(W_LINKTYPE, (uint32_t)linktype));
+    }
+
+    for (int layer = 0; layer < MAX_LAYERS; layer++) {
+        switch (st) {
+        case S_ETH:
+            if (q + 14 > n)
+                STOP(WHY(W_CUT, 0));
+            et = B16(q + 12);
+            q += 14;
+            st = S_ET;
+            break;
+        case S_ET:
+            if (et == 0x0800 || et == 0x86DD) {
+                st = S_IP;
+            } else if (is_vlan((unsigned)et)) {
+                if (q + 4 > n)
+                    STOP(WHY(W_CUT, 0));
+                et = B16(q + 2);
+                q += 4;
+            } else if (et <= 1500) {
+                if (q + 8 > n)
+                    STOP(WHY(W_CUT, 0));
+                if (B(q) != 0xAA || B(q + 1) != 0xAA || B(q + 2) != 3)
+                    STOP(WHY(W_LLC, B16(q)));
+                et = B16(q + 6);
+                q += 8;
+            } else if (et == 0x8847 || et == 0x8848) {
+                st = S_MPLS;
+            } else if (et == 0x8864) {
+                st = S_PPP;
+                q += 6;
+            } else if (et == 0x88E5) {
+                if (q + 2 > n)
+                    STOP(WHY(W_CUT, 0));
+                if (B(q) & 0x0C)
+                    STOP(WHY(W_MACSEC, 0));
+                q += (B(q) & 0x20) ? 14 : 6;
+                if (q + 2 > n)
+                    STOP(WHY(W_CUT, 0));
+                et = B16(q);
+                q += 2;
+            } else if (et == 0x894F) {
+                if (q + 4 > n)
+                    STOP(WHY(W_CUT, 0));
+                int64_t hlen = (B(q + 1) & 0x3F) * 4, code = B(q + 3);
+                if (!next_proto((int)code, &st, &et) || hlen < 8)
+                    STOP(WHY(W_NSH, code));
+                q += hlen;
+            } else if (et == 0x8926 || et == 0x893F) {
+                int64_t k = et == 0x8926 ? 4 : 6;
+                if (q + k + 2 > n)
+                    STOP(WHY(W_CUT, 0));
+                et = B16(q + k);
+                q += k + 2;
+            } else if (et == 0x88E7) {
+                st = S_ETH;
+                q += 4;
+            } else if (et == 0x6558) {
+                st = S_ETH;
+            } else {
+                STOP(WHY(W_ETHERTYPE, et));
+            }
+            break;
+        case S_MPLS: {
+            if (q + 5 > n)
+                STOP(WHY(W_CUT, 0));
+            int64_t bos = B(q + 2) & 1;
+            q += 4;
+            if (bos) {
+                int64_t nib = B(q) >> 4;
+                if (nib == 4 || nib == 6) {
+                    st = S_ET;
+                    et = nib == 4 ? 0x0800 : 0x86DD;
+                } else if (nib == 0) {  /* Ethernet pseudowire: control word unless plain */
+                    int64_t pet = q + 14 <= n ? B16(q + 12) : -1;
+                    int plain = pet == 0x0800 || pet == 0x86DD || pet == 0x8100 || pet == 0x88A8
+                                || pet == 0x0806;
+                    st = S_ETH;
+                    q += plain ? 0 : 4;
+                } else {
+                    STOP(WHY(W_MPLS, nib));
+                }
+            }
+            break;
+        }
+        case S_PPP: {
+            if (q + 2 > n)
+                STOP(WHY(W_CUT, 0));
+            if (B(q) == 0xFF && B(q + 1) == 0x03) {
+                q += 2;
+                if (q + 2 > n)
+                    STOP(WHY(W_CUT, 0));
+            }
+            int64_t proto;
+            if (B(q) & 1) {
+                proto = B(q);
+                q += 1;
+            } else {
+                proto = B16(q);
+                q += 2;
+            }
+            if (proto == 0x0281) {
+                st = S_MPLS;
+                break;
+            }
+            et = proto == 0x21 ? 0x0800 : proto == 0x57 ? 0x86DD : 0;
+            if (!et)
+                STOP(WHY(W_PPP, proto));
+            st = S_ET;
+            break;
+        }
+        case S_IP: {
+            int ver = et == 0x0800 ? 4 : 6;
+            int64_t proto, l4;
+            int first;
+            if (!ip_fields(p, n, q, ver, &proto, &l4, &first)) {
+                if (ip_ver)
+                    STOP(WHY(W_INNER, ver));
+                out.off = q;
+                out.ver = ver;
+                return out;
+            }
+            ip_off = q;
+            ip_ver = ver;
+            if (!first)
+                STOP(0);
+            if (proto == 4 || proto == 41) {
+                st = S_ET;
+                q = l4;
+                et = proto == 4 ? 0x0800 : 0x86DD;
+            } else if (proto == 47) {
+                st = S_GRE;
+                q = l4;
+            } else if (proto == 51 && ver == 4 && l4 + 2 <= n && (B(l4) == 4 || B(l4) == 41)) {
+                st = S_ET;
+                et = B(l4) == 4 ? 0x0800 : 0x86DD;
+                q = l4 + (B(l4 + 1) + 2) * 4;
+            } else if (proto == 17 && l4 + 8 <= n) {
+                st = udp_tunnel(p, n, l4 + 8, B16(l4), B16(l4 + 2), &q, &et);
+                if (st < 0)
+                    STOP(st == -1 ? 0 : WHY(W_CUT, 0));
+            } else {
+                STOP(0);
+            }
+            break;
+        }
+        case S_GRE: {
+            if (q + 4 > n)
+                STOP(WHY(W_CUT, 0));
+            int64_t flags = B16(q), ptype = B16(q + 2), gv = flags & 7;
+            if (gv > 1 || (flags & 0x4000))
+                STOP(WHY(W_GRE, ptype));
+            int seq = (flags & 0x1000) != 0;
+            q += 4 + 4 * (((flags & 0x8000) != 0) + ((flags & 0x2000) != 0) + seq);
+            if (gv == 1)
+                q += (flags & 0x0080) ? 4 : 0;
+            if (ptype == 0x88BE) {
+                st = S_ETH;
+                q += seq ? 8 : 0;
+            } else if (ptype == 0x22EB) {
+                if (q + 12 > n)
+                    STOP(WHY(W_CUT, 0));
+                st = S_ETH;
+                q += (B(q + 11) & 1) ? 20 : 12;
+            } else if (ptype == 0x880B) {
+                st = S_PPP;
+            } else if (ptype == 0x8200) {
+                st = S_WLAN;
+            } else {
+                st = S_ET;
+                et = ptype;
+            }
+            break;
+        }
+        case S_GTP_INNER: {
+            if (q >= n)
+                STOP(WHY(W_CUT, 0));
+            int64_t nib = B(q) >> 4;
+            if (nib != 4 && nib != 6)
+                STOP(WHY(W_INNER, nib));
+            st = S_ET;
+            et = nib == 4 ? 0x0800 : 0x86DD;
+            break;
+        }
+        case S_WLAN: case S_WLAN_SWAPPED: {
+            if (q + 24 > n)
+                STOP(WHY(W_CUT, 0));
+            int64_t fc0 = st == S_WLAN ? B(q) : B(q + 1), fc1 = st == S_WLAN ? B(q + 1) : B(q);
+            if (((fc0 >> 2) & 3) != 2 || (fc0 & 0x40) || (fc1 & 0x40))
+                STOP(WHY(W_WLAN, (fc0 << 8) | fc1));
+            q += 24 + ((fc1 & 3) == 3 ? 6 : 0);
+            if (fc0 & 0x80)
+                q += 2 + ((fc1 & 0x80) ? 4 : 0);
+            st = S_ET;
+            et = 0;
+            break;
+        }
+        }
+    }
+    STOP(WHY(W_DEPTH, 0));
+#undef STOP
+}
+#undef B
+#undef B16
+
 static void
 decode_one(const Packet *p, int64_t caplen, int32_t linktype, int64_t *col, Py_ssize_t n,
            Py_ssize_t i)
 {
 #define SET(c, v) (col[(Py_ssize_t)(c) * n + i] = (int64_t)(v))
-    const unsigned char *w = p->win;
-    int64_t rel3 = 0, et = 0;
-    int known = 1;
-
-    switch (linktype) {
-    case LT_RAW: case LT_RAW_12: case LT_RAW_14: case LT_IPV4: case LT_IPV6: {
-        int v = w[0] >> 4;
-        et = (caplen > 0 && v == 4) ? 0x0800 : (caplen > 0 && v == 6) ? 0x86DD : 0;
-        break;
-    }
-    case LT_ETHERNET:
-        et = be16(w + 12);
-        rel3 = 14;
-        if (is_vlan((unsigned)et)) {  /* 802.1Q / 802.1ad, up to two tags */
-            et = be16(w + 16);
-            rel3 = 18;
-            if (is_vlan((unsigned)et)) {
-                et = be16(w + 20);
-                rel3 = 22;
-            }
-        }
-        if (et == 0x8864) {  /* PPPoE session */
-            unsigned ppp = be16(at(p, rel3 + 6, 2));
-            et = ppp == 0x21 ? 0x0800 : ppp == 0x57 ? 0x86DD : 0;
-            rel3 += 8;
-        }
-        break;
-    case LT_NULL: case LT_LOOP: {
-        int fam = linktype == LT_LOOP ? w[3] : (w[0] != 0 ? w[0] : w[3]);
-        et = fam == 2 ? 0x0800 : (fam == 10 || fam == 24 || fam == 28 || fam == 30) ? 0x86DD : 0;
-        rel3 = 4;
-        break;
-    }
-    case LT_SLL:
-        et = be16(w + 14);
-        rel3 = 16;
-        break;
-    case LT_SLL2:
-        et = be16(w);
-        rel3 = 20;
-        break;
-    default:
-        known = 0;
-    }
-    int ver = !known ? 0 : et == 0x0800 ? 4 : et == 0x86DD ? 6 : 0;
-    if (known && !(rel3 < caplen))
-        ver = 0;
+    Located where = locate(p, caplen, linktype);
+    int64_t rel3 = where.off;
+    int ver = where.ver;
 
     const unsigned char *h = at(p, rel3, 40);
     unsigned b0 = h[0];
@@ -242,6 +705,7 @@ decode_one(const Packet *p, int64_t caplen, int32_t linktype, int64_t *col, Py_s
         SET(C_TCP_FWD, 0);
         SET(C_TCP_REV, 0);
     }
+    SET(C_WHY, where.why);
 #undef SET
 }
 

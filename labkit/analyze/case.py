@@ -32,7 +32,9 @@ import numpy as np
 
 from labkit import mtu
 from labkit.analyze import decode as dec
+from labkit.analyze import pmtud
 from labkit.analyze.detectors import FileFacts
+from labkit.analyze.detectors.coverage import blind_spots
 from labkit.analyze.detectors.dtls import DtlsPair, anyconnect_like, with_tls_sessions
 from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
 from labkit.analyze.detectors.size import DfSelection
@@ -182,6 +184,7 @@ class Case:
         out += self._reconnects()
         out += self._syn_mss()
         out += self._icmp()
+        out += pmtud.bogus_findings(self.facts) + pmtud.working_findings(self.facts)
         holes = self._black_holes()
         out += self._oversized()
         out += self._mismatch(holes)
@@ -542,6 +545,7 @@ class Case:
                                 "quoted_flows": [_flow_text(fl) for fl in flows] or None,
                             }
                         ),
+                        "info" if pmtud.adapted({f.icmp.file: f}, v6, m) else None,
                     )
                 )
         return out
@@ -564,9 +568,19 @@ class Case:
         frames = sel.first_frames(self.facts[file].size)
         return FrameSet(file, sel.wireshark(), frames, max(total, len(frames)))
 
+    def _pmtud_handles(self, lim: Limit) -> bool:
+        """An ICMP limit its senders adapted to, in a case with no VPN to blame: path-MTU
+        discovery at work (``pmtud-working``), neither a mismatch nor oversized traffic."""
+        if lim.source != "icmp" or not pmtud.adapted(self.facts, lim.v6, lim.mtu):
+            return False
+        vpn = any(self.facts[p.file].dtls.unanswered(p) for p in self.dtls_pairs)
+        return not (vpn or self.headends)
+
     def _oversized(self) -> list[Finding]:
         out = []
         for lim in self.limits():
+            if self._pmtud_handles(lim):
+                continue
             for file, sizes in self._over(lim.mtu).items():
                 total = sum(sizes.values())
                 fs = self._df_evidence(file, self._df(lim.mtu), total)
@@ -649,6 +663,8 @@ class Case:
         clause = f"tcp.flags.syn == 1 && tcp.flags.ack == {ack} && tcp.options.mss_val == {mss_v}"
         if len({ipv for _sa, _m, ipv in self.facts[file].mss.groups}) > 1:
             clause += " && " + ("ipv6" if ipver == 6 else "ip")
+        if self.facts[file].icmp.errors:  # a SYN quoted in an ICMP error is not a SYN
+            clause += " && !icmp && !icmpv6"
         if role is not None:
             fld = "src" if synack else "dst"
             heads = any_of(
@@ -673,8 +689,8 @@ class Case:
                         continue
                     quotes.update({ln: n for ln, n in g.original_lengths.items() if ln > lim.mtu})
                     parts.setdefault(g.frames.file, []).append(([g.frames], None))
-                if not quotes:
-                    continue  # the quoted packets fit: the evidence does not show a mismatch
+                if not quotes or self._pmtud_handles(lim):
+                    continue  # the quoted packets fit, or PMTUD works outside any VPN
                 size = quotes.most_common(1)[0][0]
             over = self._over(lim.mtu)
             dsizes: Counter = Counter()
@@ -717,10 +733,20 @@ class Case:
                 if vpn
                 else ""
             )
+            kept = lim.source == "icmp" and pmtud.kept_oversized(self.facts, lim.v6, lim.mtu)
             summary = (
                 f"Packets sized for MTU {size} meet a path that carries only {lim.mtu} bytes: "
-                f"{how}{ctx}. {size}-byte DF packets are dropped until the sender lowers "
-                f"its size (or forever, if ICMP is filtered)."
+                f"{how}{ctx}. "
+                + (
+                    f"The sender kept sending packets above {lim.mtu} after the ICMP: they "
+                    f"keep being dropped."
+                    if kept
+                    else f"The sender adapted to {lim.mtu} after the ICMP: path-MTU discovery "
+                    f"works around it, at the cost of the first large packets of each flow."
+                    if lim.source == "icmp" and pmtud.adapted(self.facts, lim.v6, lim.mtu)
+                    else f"{size}-byte DF packets are dropped until the sender lowers "
+                    f"its size (or forever, if ICMP is filtered)."
+                )
             )
             out.append(
                 _finding(
@@ -732,6 +758,7 @@ class Case:
                         "tunnel_mtu": lim.mtu,
                         "tunnel_mtu_source": lim.source,
                         "excess_bytes": size - lim.mtu,
+                        **({"sender_kept_oversized": True} if kept else {}),
                     },
                 )
             )
@@ -850,5 +877,16 @@ def verdict(
     if est:
         e = est[0]
         ok.append(f"DTLS {e.fields.get('version')} established on UDP {e.fields.get('port')}")
-    ok.append("no mtu-mismatch: no ICMP frag-needed, no oversized DF packets, no black hole")
+    working = sorted({f.fields["mtu"] for f in findings if f.id == "pmtud-working"})
+    if working:
+        ok.append(f"path-MTU discovery works (path MTU {', '.join(map(str, working))})")
+    icmp = any(ids.get(i) for i in ("icmp-frag-needed", "pmtud-working", "icmp-bogus-mtu"))
+    ok.append(
+        "no mtu-mismatch: "
+        + ("" if icmp else "no ICMP frag-needed, ")
+        + "no oversized DF packets, no black hole"
+    )
+    unseen = blind_spots([r.counts for r in reports if r.analyzable])
+    if unseen:
+        ok.append(unseen)
     return "no problem found: " + "; ".join(ok)

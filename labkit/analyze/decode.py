@@ -43,6 +43,8 @@ except ImportError:  # installed without a C compiler: py_columns does the same,
 LINKTYPE_NULL, LINKTYPE_ETHERNET, LINKTYPE_LOOP = 0, 1, 108
 LINKTYPE_RAW, DLT_RAW_12, DLT_RAW_14, LINKTYPE_IPV4, LINKTYPE_IPV6 = 101, 12, 14, 228, 229
 LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2 = 113, 276
+LINKTYPE_FDDI, LINKTYPE_PPP, LINKTYPE_PPP_HDLC, LINKTYPE_C_HDLC = 10, 9, 50, 104
+LINKTYPE_IEEE802_11, LINKTYPE_RADIOTAP, LINKTYPE_ARCNET_LINUX, LINKTYPE_NFLOG = 105, 127, 129, 239
 SUPPORTED_LINKTYPES = frozenset(
     {
         LINKTYPE_NULL,
@@ -55,6 +57,14 @@ SUPPORTED_LINKTYPES = frozenset(
         LINKTYPE_IPV6,
         LINKTYPE_LINUX_SLL,
         LINKTYPE_LINUX_SLL2,
+        LINKTYPE_FDDI,
+        LINKTYPE_PPP,
+        LINKTYPE_PPP_HDLC,
+        LINKTYPE_C_HDLC,
+        LINKTYPE_IEEE802_11,
+        LINKTYPE_RADIOTAP,
+        LINKTYPE_ARCNET_LINUX,
+        LINKTYPE_NFLOG,
     }
 )
 RAW_LINKTYPES = frozenset({LINKTYPE_RAW, DLT_RAW_12, DLT_RAW_14, LINKTYPE_IPV4, LINKTYPE_IPV6})
@@ -94,7 +104,6 @@ _LINKTYPE_NAMES = {
     263: "BLUETOOTH_LE_LL",
     276: "LINUX_SLL2",
 }
-_ETH_VLAN = (0x8100, 0x88A8, 0x9100)
 _ETH_IPV4, _ETH_IPV6, _ETH_PPPOE = 0x0800, 0x86DD, 0x8864
 _AF_INET6 = (10, 24, 28, 30)  # Linux, BSDs, FreeBSD/DragonFly, macOS
 
@@ -222,46 +231,433 @@ _S_IP4 = struct.Struct("!BBHHHBBH4s4s")
 _S_DTLS = struct.Struct("!BHH6sH")
 
 
-def _l3(data: bytes, linktype: int) -> tuple[int, int] | None:
-    """(offset, IP version) of the IP header, or None when the frame carries no IP."""
-    n = len(data)
+# --- encapsulations: the innermost IP header ------------------------------------------------
+# A customer capture taken on a SPAN port, a tunnel head-end or a provider link carries the
+# traffic that matters inside other headers: MPLS labels, GRE (ERSPAN copies of whole frames),
+# VXLAN/Geneve overlays, IP-in-IP, GTP-U, CAPWAP, PPPoE, stacked VLAN tags. Detectors judge the
+# innermost IP packet, as tshark's fields do; what cannot be opened is named, never skipped
+# silently (:func:`why_text`). :func:`locate` is the one definition, ``_columns.c`` its twin.
+
+#: Why a frame's innermost packet was not inspected: ``kind << 32 | value`` (0: inspected).
+WHY_ETHERTYPE, WHY_LINKTYPE, WHY_PPP, WHY_GRE, WHY_CUT, WHY_DEPTH = 1, 2, 3, 4, 5, 6
+WHY_MPLS, WHY_LLC, WHY_MACSEC, WHY_NSH, WHY_INNER, WHY_FAMILY, WHY_WLAN = range(7, 14)
+WHY_ARCNET, WHY_NFLOG = 14, 15
+WHY_IP_PROTO, WHY_BAD_IP = 16, 17  # given by the coverage count, not by :func:`locate`
+WHY_DUPLICATE = 18  # a frame the duplicate filter blanked (counted apart, never "not inspected")
+MAX_LAYERS = 16  # headers peeled per frame (each VLAN tag or MPLS label is one): bounded work
+#: VXLAN, VXLAN-GPE, Geneve, GTP-U, CAPWAP data, L2TP, GRE-in-UDP (RFC 8086), AYIYA
+TUNNEL_PORTS = (4789, 4790, 6081, 2152, 5247, 1701, 4754, 5072)
+_VLAN_TAGS = (0x8100, 0x88A8, 0x9100, 0x9200)
+_ETH_MPLS = (0x8847, 0x8848)
+_PW_PLAIN = (0x0800, 0x86DD, 0x8100, 0x88A8, 0x0806)
+_ETH_BRIDGED = 0x6558  # transparent Ethernet bridging (RFC 1701 protocol type, VXLAN-GPE/Geneve)
+_PPP_TO_ETHERTYPE = {0x0021: _ETH_IPV4, 0x0057: _ETH_IPV6}  # 1 or 2 bytes: the same value
+_ST_ETH, _ST_ET, _ST_IP, _ST_MPLS, _ST_PPP, _ST_GRE, _ST_GTP_INNER, _ST_WLAN = range(8)
+_TUNNEL_PROTOCOLS = (4, 41, 47, 51)  # IP-in-IP, GRE, AH (tunnel mode)
+_ST_WLAN_SWAPPED = 8  # CAPWAP's 802.11 frames, frame control bytes swapped as Wireshark reads them
+_GRE_ARUBA_WLAN = 0x8200  # Aruba controllers tunnel 802.11 frames in GRE
+
+
+def _why(kind: int, value: int = 0) -> int:
+    return (kind << 32) | value
+
+
+def _next_proto(code: int) -> tuple[int, int]:
+    """VXLAN-GPE and NSH next-protocol codes (RFC 8300 2.3): (state, ethertype) or (-1, 0)."""
+    return {
+        1: (_ST_ET, _ETH_IPV4),
+        2: (_ST_ET, _ETH_IPV6),
+        3: (_ST_ETH, 0),
+        4: (_ST_ET, 0x894F),
+        5: (_ST_MPLS, 0),
+    }.get(code, (-1, 0))
+
+
+def locate(b: bytes, linktype: int) -> tuple[int, int, int]:
+    """(offset, version, why) of the innermost IP header of one captured frame ``b``.
+
+    ``version`` is 4 or 6 (0 when no IP header was reached); ``why`` is 0 when the packet at
+    ``offset`` is what to inspect, else the reason the frame's content was not reached
+    (:func:`why_text`), with ``offset``/``version`` the last IP header passed, if any.
+    The outermost IP header is returned unchecked (the column decode validates it, as it
+    always did); an inner one is entered only through a valid outer header, and a broken
+    inner header leaves the outer one with a reason. Every read is bounded by ``len(b)``.
+    """
+    n = len(b)
+    ip_off = ip_ver = 0
+    et = 0
     if linktype == LINKTYPE_ETHERNET:
-        if n < 14:
-            return None
-        et, off = _S_H.unpack_from(data, 12)[0], 14
-        for _ in range(2):
-            if et in _ETH_VLAN and n >= off + 4:
-                et, off = _S_H.unpack_from(data, off + 2)[0], off + 4
-        if et == _ETH_PPPOE and n >= off + 8:
-            ppp = _S_H.unpack_from(data, off + 6)[0]
-            et, off = {0x0021: _ETH_IPV4, 0x0057: _ETH_IPV6}.get(ppp, 0), off + 8
+        st, p = _ST_ETH, 0
     elif linktype in (LINKTYPE_NULL, LINKTYPE_LOOP):
         if n < 4:
-            return None
-        fam = struct.unpack_from("!I" if linktype == LINKTYPE_LOOP else "=I", data)[0]
-        if linktype == LINKTYPE_NULL and fam > 0xFFFF:  # written on a host of the other order
-            fam = struct.unpack_from("<I" if struct.pack("=I", 1)[0] == 0 else ">I", data)[0]
-        et, off = (_ETH_IPV4 if fam == 2 else _ETH_IPV6 if fam in _AF_INET6 else 0), 4
+            return 0, 0, _why(WHY_CUT)
+        fam = b[3] if linktype == LINKTYPE_LOOP else (b[0] if b[0] != 0 else b[3])
+        if fam != 2 and fam not in _AF_INET6:
+            return 0, 0, _why(WHY_FAMILY, fam)
+        st, p, et = _ST_ET, 4, (_ETH_IPV4 if fam == 2 else _ETH_IPV6)
     elif linktype == LINKTYPE_LINUX_SLL:
         if n < 16:
-            return None
-        et, off = _S_H.unpack_from(data, 14)[0], 16
+            return 0, 0, _why(WHY_CUT)
+        st, p, et = _ST_ET, 16, (b[14] << 8) | b[15]
     elif linktype == LINKTYPE_LINUX_SLL2:
         if n < 20:
-            return None
-        et, off = _S_H.unpack_from(data, 0)[0], 20
+            return 0, 0, _why(WHY_CUT)
+        st, p, et = _ST_ET, 20, (b[0] << 8) | b[1]
     elif linktype in RAW_LINKTYPES:
         if n < 1:
-            return None
-        v = data[0] >> 4
-        return (0, v) if v in (4, 6) else None
+            return 0, 0, _why(WHY_CUT)
+        v = b[0] >> 4
+        if v != 4 and v != 6:
+            return 0, 0, _why(WHY_FAMILY, v)
+        st, p, et = _ST_ET, 0, (_ETH_IPV4 if v == 4 else _ETH_IPV6)
+    elif linktype == LINKTYPE_FDDI:  # frame control and two addresses, then 802.2 LLC
+        st, p, et = _ST_ET, 13, 0
+    elif linktype == LINKTYPE_PPP or linktype == LINKTYPE_PPP_HDLC:
+        st, p = _ST_PPP, 0
+    elif linktype == LINKTYPE_C_HDLC:  # address, control, then an EtherType
+        if n < 4:
+            return 0, 0, _why(WHY_CUT)
+        st, p, et = _ST_ET, 4, (b[2] << 8) | b[3]
+    elif linktype == LINKTYPE_IEEE802_11:
+        st, p = _ST_WLAN, 0
+    elif linktype == LINKTYPE_RADIOTAP:  # version 0, little-endian header length
+        if n < 4:
+            return 0, 0, _why(WHY_CUT)
+        st, p = _ST_WLAN, b[2] | (b[3] << 8)
+    elif linktype == LINKTYPE_ARCNET_LINUX:  # RFC 1201 (split flag, sequence) or RFC 1051 IP
+        if n < 6:
+            return 0, 0, _why(WHY_CUT)
+        if b[4] == 0xD4:
+            st, p, et = _ST_ET, (12 if b[5] == 0xFF else 8), _ETH_IPV4
+        elif b[4] == 0xF0:
+            st, p, et = _ST_ET, 5, _ETH_IPV4
+        else:
+            return 0, 0, _why(WHY_ARCNET, b[4])
+    elif linktype == LINKTYPE_NFLOG:  # address family, then TLVs; type 9 holds the packet
+        p, et = _nflog_payload(b)
+        if p < 0:
+            return 0, 0, _why(WHY_NFLOG, et)
+        st = _ST_ET
     else:
+        return 0, 0, _why(WHY_LINKTYPE, linktype)
+
+    def stop(why: int) -> tuple[int, int, int]:
+        return ip_off, ip_ver, why
+
+    for _ in range(MAX_LAYERS):
+        if st == _ST_ETH:  # a whole Ethernet header at p
+            if p + 14 > n:
+                return stop(_why(WHY_CUT))
+            et, p, st = (b[p + 12] << 8) | b[p + 13], p + 14, _ST_ET
+        elif st == _ST_ET:  # EtherType et, its payload at p
+            if et == _ETH_IPV4 or et == _ETH_IPV6:
+                st = _ST_IP
+                continue
+            if et in _VLAN_TAGS:  # 802.1Q / 802.1ad, any depth
+                if p + 4 > n:
+                    return stop(_why(WHY_CUT))
+                et, p = (b[p + 2] << 8) | b[p + 3], p + 4
+            elif et <= 1500:  # 802.3 length: 802.2 LLC, with SNAP for an EtherType
+                if p + 8 > n:
+                    return stop(_why(WHY_CUT))
+                if b[p] != 0xAA or b[p + 1] != 0xAA or b[p + 2] != 3:
+                    return stop(_why(WHY_LLC, (b[p] << 8) | b[p + 1]))
+                et, p = (b[p + 6] << 8) | b[p + 7], p + 8
+            elif et in _ETH_MPLS:
+                st = _ST_MPLS
+            elif et == _ETH_PPPOE:  # PPPoE session header (RFC 2516), then PPP
+                st, p = _ST_PPP, p + 6
+            elif et == 0x88E5:  # MACsec SecTAG (802.1AE 9.3): only unencrypted, unmodified
+                if p + 2 > n:
+                    return stop(_why(WHY_CUT))
+                if b[p] & 0x0C:  # E or C: the user data is encrypted or changed
+                    return stop(_why(WHY_MACSEC))
+                p += 14 if b[p] & 0x20 else 6  # TCI/AN, SL, PN, and the SCI when SC is set
+                if p + 2 > n:
+                    return stop(_why(WHY_CUT))
+                et, p = (b[p] << 8) | b[p + 1], p + 2
+            elif et == 0x894F:  # NSH (RFC 8300 2.2): length in 4-byte words
+                if p + 4 > n:
+                    return stop(_why(WHY_CUT))
+                hlen, code = (b[p + 1] & 0x3F) * 4, b[p + 3]
+                st, et = _next_proto(code)
+                if st < 0 or hlen < 8:
+                    return stop(_why(WHY_NSH, code))
+                p += hlen
+            elif et == 0x8926 or et == 0x893F:  # VN-Tag (4 bytes), E-Tag (802.1BR, 6 bytes)
+                k = 4 if et == 0x8926 else 6
+                if p + k + 2 > n:
+                    return stop(_why(WHY_CUT))
+                et, p = (b[p + k] << 8) | b[p + k + 1], p + k + 2
+            elif et == 0x88E7:  # PBB I-Tag (802.1ah): then the customer's addresses
+                st, p = _ST_ETH, p + 4
+            elif et == _ETH_BRIDGED:
+                st = _ST_ETH
+            else:
+                return stop(_why(WHY_ETHERTYPE, et))
+        elif st == _ST_MPLS:  # labels to the bottom of the stack, then the payload's nibble
+            if p + 5 > n:
+                return stop(_why(WHY_CUT))
+            bos, p = b[p + 2] & 1, p + 4
+            if bos:
+                nib = b[p] >> 4
+                if nib == 4 or nib == 6:
+                    st, et = _ST_ET, (_ETH_IPV4 if nib == 4 else _ETH_IPV6)
+                elif nib == 0:  # an Ethernet pseudowire (RFC 4448): with a control word
+                    # unless an IP or VLAN EtherType sits where a plain frame has it
+                    plain = p + 14 <= n and ((b[p + 12] << 8) | b[p + 13]) in _PW_PLAIN
+                    st, p = _ST_ETH, (p if plain else p + 4)
+                else:
+                    return stop(_why(WHY_MPLS, nib))
+        elif st == _ST_PPP:  # optional HDLC address/control, then a 1- or 2-byte protocol
+            if p + 2 > n:
+                return stop(_why(WHY_CUT))
+            if b[p] == 0xFF and b[p + 1] == 0x03:
+                p += 2
+                if p + 2 > n:
+                    return stop(_why(WHY_CUT))
+            if b[p] & 1:  # protocol field compression (RFC 1661 6.5)
+                proto, p = b[p], p + 1
+            else:
+                proto, p = (b[p] << 8) | b[p + 1], p + 2
+            if proto == 0x0281:
+                st = _ST_MPLS
+                continue
+            et = _PPP_TO_ETHERTYPE.get(proto, 0)
+            if not et:
+                return stop(_why(WHY_PPP, proto))
+            st = _ST_ET
+        elif st == _ST_IP:
+            ver = 4 if et == _ETH_IPV4 else 6
+            hdr = _ip_fields(b, p, ver)
+            if hdr is None:
+                if ip_ver:  # a broken inner header: inspect the outer packet, say why
+                    return stop(_why(WHY_INNER, ver))
+                return p, ver, 0
+            ip_off, ip_ver = p, ver
+            proto, l4, first = hdr
+            if not first:
+                return stop(0)
+            if proto == 4 or proto == 41:  # IP in IP (RFC 2003, RFC 4213, RFC 2473)
+                st, p, et = _ST_ET, l4, (_ETH_IPV4 if proto == 4 else _ETH_IPV6)
+            elif proto == 47:
+                st, p = _ST_GRE, l4
+            elif proto == 51 and ver == 4 and l4 + 2 <= n and (b[l4] == 4 or b[l4] == 41):
+                # AH in tunnel mode (RFC 4302 3.1): the protected packet follows it
+                st, p = _ST_ET, l4 + (b[l4 + 1] + 2) * 4
+                et = _ETH_IPV4 if b[l4] == 4 else _ETH_IPV6
+            elif proto == PROTO_UDP and l4 + 8 <= n:
+                sport, dport = (b[l4] << 8) | b[l4 + 1], (b[l4 + 2] << 8) | b[l4 + 3]
+                st, p, et = _udp_tunnel(b, l4 + 8, sport, dport)
+                if st < 0:
+                    return stop(0 if st == -1 else _why(WHY_CUT))
+            else:
+                return stop(0)
+        elif st == _ST_GRE:  # RFC 2784/2890; version 1 is PPTP's (RFC 2637 4.1)
+            if p + 4 > n:
+                return stop(_why(WHY_CUT))
+            flags, ptype = (b[p] << 8) | b[p + 1], (b[p + 2] << 8) | b[p + 3]
+            gv = flags & 7
+            if gv > 1 or flags & 0x4000:  # unknown version, or source routing
+                return stop(_why(WHY_GRE, ptype))
+            seq = bool(flags & 0x1000)
+            p += 4 + 4 * (bool(flags & 0x8000) + bool(flags & 0x2000) + seq)
+            if gv == 1:
+                p += 4 * bool(flags & 0x0080)  # acknowledgment number
+            if ptype == 0x88BE:  # ERSPAN: type II has an 8-byte header (and a sequence number)
+                st, p = _ST_ETH, p + (8 if seq else 0)
+            elif ptype == 0x22EB:  # ERSPAN type III: 12 bytes, 8 more with the platform word
+                if p + 12 > n:
+                    return stop(_why(WHY_CUT))
+                st, p = _ST_ETH, p + (20 if b[p + 11] & 1 else 12)
+            elif ptype == 0x880B:
+                st = _ST_PPP
+            elif ptype == _GRE_ARUBA_WLAN:
+                st = _ST_WLAN
+            else:
+                st, et = _ST_ET, ptype
+        elif st == _ST_GTP_INNER:  # a GTP-U T-PDU or L2TP payload: IP by its version nibble
+            if p >= n:
+                return stop(_why(WHY_CUT))
+            nib = b[p] >> 4
+            if nib != 4 and nib != 6:
+                return stop(_why(WHY_INNER, nib))
+            st, et = _ST_ET, (_ETH_IPV4 if nib == 4 else _ETH_IPV6)
+        elif st == _ST_WLAN or st == _ST_WLAN_SWAPPED:  # 802.11 (IEEE 802.11-2020 9.2.4):
+            # unprotected data, then LLC
+            if p + 24 > n:
+                return stop(_why(WHY_CUT))
+            fc0, fc1 = (b[p], b[p + 1]) if st == _ST_WLAN else (b[p + 1], b[p])
+            if (fc0 >> 2) & 3 != 2 or fc0 & 0x40 or fc1 & 0x40:  # not data, no data, protected
+                return stop(_why(WHY_WLAN, (fc0 << 8) | fc1))
+            p += 24 + (6 if fc1 & 3 == 3 else 0)
+            if fc0 & 0x80:  # QoS data: QoS control, and HT control when "order" is set
+                p += 2 + (4 if fc1 & 0x80 else 0)
+            st, et = _ST_ET, 0  # 802.2 LLC/SNAP follows
+    return stop(_why(WHY_DEPTH))
+
+
+def _nflog_payload(b: bytes) -> tuple[int, int]:
+    """(offset, EtherType) of the packet in an NFLOG record (its TLV type 9), or (-1, family).
+    TLV lengths and types are little-endian (the capturing host's order, x86 and ARM alike)."""
+    n = len(b)
+    if n < 4:
+        return -1, 0
+    fam = b[0]
+    if fam != 2 and fam != 10:
+        return -1, fam
+    p = 4
+    for _ in range(32):
+        if p + 4 > n:
+            break
+        length, kind = b[p] | (b[p + 1] << 8), b[p + 2] | (b[p + 3] << 8)
+        if length < 4:
+            break
+        if kind == 9:
+            return p + 4, (_ETH_IPV4 if fam == 2 else _ETH_IPV6)
+        p += (length + 3) & ~3
+    return -1, fam
+
+
+def _ip_fields(b: bytes, p: int, ver: int) -> tuple[int, int, bool] | None:
+    """(upper protocol, its offset, carries the L4 header) of a valid IP header at ``p``, as
+    the column decode reads it (IPv6: at most 4 extension headers), or None."""
+    n = len(b)
+    if p >= n:
         return None
-    if et == _ETH_IPV4:
-        return off, 4
-    if et == _ETH_IPV6:
-        return off, 6
-    return None
+    if ver == 4:
+        if p + 20 > n or b[p] >> 4 != 4 or b[p] & 15 < 5:
+            return None
+        return b[p + 9], p + (b[p] & 15) * 4, ((b[p + 6] << 8 | b[p + 7]) & 0x1FFF) == 0
+    if p + 40 > n or b[p] >> 4 != 6:
+        return None
+    nh, q, first = b[p + 6], p + 40, True
+    for _ in range(4):
+        if nh not in _V6_EXT or q + 8 > n:
+            break
+        if nh == 44:
+            first = first and ((b[q + 2] << 8 | b[q + 3]) & 0xFFF8) == 0
+            nh, q = b[q], q + 8
+        elif nh == 51:
+            nh, q = b[q], q + (b[q + 1] + 2) * 4
+        else:
+            nh, q = b[q], q + (b[q + 1] + 1) * 8
+    return nh, q, first and nh not in _V6_EXT
+
+
+def _udp_tunnel(b: bytes, q: int, sport: int, dport: int) -> tuple[int, int, int]:
+    """(state, offset, ethertype) of what a UDP tunnel header at ``q`` carries; state -1: not a
+    tunnel (plain UDP, inspected as such), -2: a tunnel header cut short."""
+    n = len(b)
+    port = dport if dport in TUNNEL_PORTS else sport if sport in TUNNEL_PORTS else 0
+    if not port:
+        return -1, 0, 0
+    if q + 8 > n:
+        return -2, 0, 0
+    f = b[q]
+    if port == 4789:  # VXLAN (RFC 7348 5): I flag set, then an Ethernet frame
+        return (_ST_ETH, q + 8, 0) if f & 0x08 else (-1, 0, 0)
+    if port == 4790:  # VXLAN-GPE: P flag, next protocol in byte 3
+        st, et = _next_proto(b[q + 3]) if f & 0x04 else (-1, 0)
+        return (st, q + 8, et) if st >= 0 else (-1, 0, 0)
+    if port == 6081:  # Geneve (RFC 8926 3.4): version 0, options, protocol type
+        if f >> 6:
+            return -1, 0, 0
+        return _ST_ET, q + 8 + (f & 0x3F) * 4, (b[q + 2] << 8) | b[q + 3]
+    if port == 2152:  # GTP-U (3GPP TS 29.281 5.1): version 1, G-PDU, extension headers
+        if f >> 5 != 1 or not f & 0x10 or b[q + 1] != 0xFF:
+            return -1, 0, 0
+        p = q + 8
+        if f & 7:
+            if p + 4 > n:
+                return -2, 0, 0
+            nxt, p = (b[q + 11] if f & 4 else 0), p + 4
+            for _ in range(MAX_LAYERS):
+                if not nxt:
+                    break
+                if p + 1 > n or b[p] == 0 or p + b[p] * 4 > n:
+                    return -2, 0, 0
+                nxt, p = b[p + b[p] * 4 - 1], p + b[p] * 4
+        return _ST_GTP_INNER, p, 0
+    if port == 5247:  # CAPWAP data (RFC 5415 4.3): plain preamble, unfragmented, then an
+        # 802.3 frame or, with the T bit and wireless binding 1, an 802.11 frame
+        if f != 0 or b[q + 3] & 0x80:
+            return -1, 0, 0
+        native = b[q + 2] & 1
+        if native and (b[q + 2] >> 1) & 0x1F != 1:
+            return -1, 0, 0
+        return (_ST_WLAN_SWAPPED if native else _ST_ETH), q + (b[q + 1] >> 3) * 4, 0
+    if port == 4754:
+        return _ST_GRE, q, 0
+    if port == 5072:  # AYIYA: forward opcode, next header IP; identity and signature sizes
+        if b[q + 2] & 15 != 1 or b[q + 3] not in (4, 41):
+            return -1, 0, 0
+        et = _ETH_IPV4 if b[q + 3] == 4 else _ETH_IPV6
+        return _ST_ET, q + 8 + (1 << (f >> 4)) + (b[q + 1] >> 4) * 4, et
+    # L2TPv2 data (RFC 2661 3.1): not a control message, then PPP
+    if f & 0x80 or b[q + 1] & 15 != 2:
+        return -1, 0, 0
+    p = q + 2 + (2 if f & 0x40 else 0) + 4 + (4 if f & 0x08 else 0)
+    if f & 0x02:
+        if p + 2 > n:
+            return -2, 0, 0
+        p += 2 + ((b[p] << 8) | b[p + 1])
+    return _ST_PPP, p, 0
+
+
+_WHY_NAMES = {
+    WHY_ETHERTYPE: "EtherType 0x{:04x}",
+    WHY_LINKTYPE: "link type {}",
+    WHY_PPP: "PPP protocol 0x{:04x}",
+    WHY_GRE: "GRE protocol 0x{:04x} (routing or unknown version)",
+    WHY_CUT: "headers cut short by the snap length",
+    WHY_DEPTH: f"more than {MAX_LAYERS} nested headers",
+    WHY_MPLS: "MPLS payload starting with 0x{:x}",
+    WHY_LLC: "802.2 LLC 0x{:04x} without SNAP",
+    WHY_MACSEC: "MACsec encrypted",
+    WHY_NSH: "NSH next protocol {}",
+    WHY_INNER: "broken inner IP header (version {})",
+    WHY_FAMILY: "address family / IP version {}",
+    WHY_WLAN: "802.11 frame control 0x{:04x} (not unprotected data)",
+    WHY_ARCNET: "ARCNET protocol 0x{:02x}",
+    WHY_NFLOG: "NFLOG record of family {} without a packet",
+    WHY_IP_PROTO: "IP protocol {}",
+    WHY_DUPLICATE: "duplicate frame",
+    WHY_BAD_IP: "malformed or cut IP header",
+}
+_IP_PROTO_NAMES = {
+    0: "hop-by-hop options",
+    2: "IGMP",
+    4: "IPv4-in-IP",
+    41: "IPv6-in-IP",
+    43: "IPv6 routing header",
+    44: "IPv6 fragment header",
+    47: "GRE",
+    50: "ESP",
+    51: "AH",
+    59: "no next header",
+    60: "IPv6 destination options",
+    88: "EIGRP",
+    89: "OSPF",
+    103: "PIM",
+    112: "VRRP",
+    132: "SCTP",
+}
+
+
+def why_text(why: int) -> str:
+    """How a report names a reason code of :func:`locate` (0: nothing)."""
+    kind, value = why >> 32, why & 0xFFFFFFFF
+    fmt = _WHY_NAMES.get(kind)
+    text = fmt.format(value) if fmt else f"reason {why}"
+    name = _IP_PROTO_NAMES.get(value) if kind == WHY_IP_PROTO else None
+    return f"{text} ({name})" if name else text
+
+
+def _l3(data: bytes, linktype: int) -> tuple[int, int] | None:
+    """(offset, IP version) of the innermost IP header, or None when the frame carries none."""
+    off, ver, _why_code = locate(data, linktype)
+    return (off, ver) if ver else None
 
 
 def decode(
@@ -576,6 +972,7 @@ class Columns:
     dst4: np.ndarray
     tcp_fwd: np.ndarray  # TCP rows: directed flow hash (:func:`directed`); 0 on other rows
     tcp_rev: np.ndarray  # TCP rows: the reverse direction's flow hash; 0 on other rows
+    why: np.ndarray  # :func:`locate`'s reason the frame's content was not reached (0: it was)
 
     def __len__(self) -> int:
         return len(self.ipver)
@@ -623,11 +1020,11 @@ def _link(chunk: Chunk, rows: np.ndarray, linktype: int) -> tuple[np.ndarray, np
     if linktype == LINKTYPE_ETHERNET:
         et = h16[:, 6].astype(np.int64)
         rel = np.full(n, 14, np.int64)
-        tag = (et == 0x8100) | (et == 0x88A8) | (et == 0x9100)
-        if tag.any():  # 802.1Q / 802.1ad, up to two tags (QinQ)
+        tag = np.isin(et, _VLAN_TAGS)
+        if tag.any():  # 802.1Q / 802.1ad, up to two tags here (more: :func:`locate`)
             et = np.where(tag, h16[:, 8], et)
             rel = np.where(tag, 18, rel)
-            tag2 = tag & ((et == 0x8100) | (et == 0x88A8) | (et == 0x9100))
+            tag2 = tag & np.isin(et, _VLAN_TAGS)
             if tag2.any():
                 et = np.where(tag2, h16[:, 10], et)
                 rel = np.where(tag2, 22, rel)
@@ -725,6 +1122,7 @@ COLUMN_NAMES = (
     "dst4",
     "tcp_fwd",
     "tcp_rev",
+    "why",
 )
 _BOOL_COLUMNS = frozenset({"df", "first"})
 _HASH_COLUMNS = frozenset({"src_h", "dst_h", "tcp_fwd", "tcp_rev"})
@@ -763,21 +1161,47 @@ def py_columns(chunk: Chunk) -> Columns:
     decode, and the decode where no C compiler was there at install time.
 
     Fields are read from the packet windows the reader copied with the record headers (one
-    memory pass per packet); about 0.25 us a packet.
+    memory pass per packet); about 0.25 us a packet. Frames whose link layer is not plain
+    Ethernet/VLAN/PPPoE IP, and IP packets that are tunnels, are located again one by one
+    with :func:`locate` (rare in most captures), and their columns decoded from the inner IP.
     """
-    a = chunk.buf
     n = len(chunk)
-    allrows = np.arange(n)
     lt0 = int(chunk.linktype[0]) if n else 1
     lts = [lt0] if n and (chunk.linktype == lt0).all() else np.unique(chunk.linktype).tolist()
+    why = np.zeros(n, np.int64)
     if len(lts) == 1:
-        rel3, ver = _link(chunk, allrows, lts[0])
+        rel3, ver = _link(chunk, np.arange(n), lts[0])
     else:
         rel3 = np.zeros(n, np.int64)
         ver = np.zeros(n, np.int64)
         for lt in lts:
             rows = np.flatnonzero(chunk.linktype == lt)
             rel3[rows], ver[rows] = _link(chunk, rows, int(lt))
+    supported = np.isin(chunk.linktype, list(SUPPORTED_LINKTYPES))
+    why[~supported] = (WHY_LINKTYPE << 32) | chunk.linktype[~supported].astype(np.int64)
+    cols = _from_l3(chunk, rel3, ver, why)
+    tunnel = np.isin(cols.proto, _TUNNEL_PROTOCOLS)
+    tunnel |= (cols.proto == PROTO_UDP) & (
+        np.isin(cols.sport, TUNNEL_PORTS) | np.isin(cols.dport, TUNNEL_PORTS)
+    )
+    again = np.flatnonzero(supported & ((ver == 0) | (cols.first & tunnel)))
+    if not len(again):
+        return cols
+    for r, d, c, lt in zip(
+        again.tolist(),
+        chunk.data[again].tolist(),
+        chunk.caplen[again].tolist(),
+        chunk.linktype[again].tolist(),
+    ):
+        rel3[r], ver[r], why[r] = locate(chunk.buf[d : d + c].tobytes(), lt)
+    return _from_l3(chunk, rel3, ver, why)
+
+
+def _from_l3(chunk: Chunk, rel3: np.ndarray, ver: np.ndarray, why: np.ndarray) -> Columns:
+    """The columns of ``chunk`` given where each row's IP header is (``rel3``, ``ver``)."""
+    a = chunk.buf
+    n = len(chunk)
+    allrows = np.arange(n)
     caplen = chunk.caplen
     w = _at(chunk.win, rel3, 40, chunk, allrows)
     w16, w32 = w.view(">u2"), w.view(">u4")
@@ -880,6 +1304,7 @@ def py_columns(chunk: Chunk) -> Columns:
         np.where(v4, w32[:, 4], 0).astype(np.int64),
         np.where(tcp, directed(src_h, dst_h, sport, dport), zero),
         np.where(tcp, directed(dst_h, src_h, dport, sport), zero),
+        why,
     )
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from labkit.analyze import decode as dec
 from labkit.analyze.decode import Columns, Packet
+from labkit.analyze.duplicates import DuplicateFilter, blank
 from labkit.analyze.reader import Capture, Chunk
 
 _DTLS_VERSION_CODES = np.array(sorted(dec.DTLS_VERSIONS), np.int64)
@@ -280,12 +281,13 @@ def scan(
     label: str,
     stats: ScanStats | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
+    dedup: DuplicateFilter | None = None,
 ) -> ScanStats:
     """Feed every chunk of ``capture`` to ``detectors``; return counts and timings.
 
     ``on_chunk(file bytes consumed, packets so far)`` runs after each chunk (progress). Stage
     times are this thread's CPU seconds (the read-ahead thread's copying is not in them);
-    ``seconds`` is wall.
+    ``seconds`` is wall. ``dedup`` blanks duplicate frames before any detector sees them.
 
     Python's cyclic garbage collector is paused for the scan: the detectors' long-lived
     per-flow objects form no cycles, and its full passes over them made the cost of each new
@@ -294,7 +296,7 @@ def scan(
     paused = gc.isenabled()
     gc.disable()
     try:
-        return _scan(capture, detectors, label, stats, on_chunk)
+        return _scan(capture, detectors, label, stats, on_chunk, dedup)
     finally:
         if paused:
             gc.enable()
@@ -329,6 +331,7 @@ def _scan(
     label: str,
     stats: ScanStats | None,
     on_chunk: Callable[[int, int], None] | None,
+    dedup: DuplicateFilter | None,
 ) -> ScanStats:
     st = stats or ScanStats()
     t_start = time.perf_counter()
@@ -342,6 +345,8 @@ def _scan(
         if chunk is None:
             break
         cols = dec.columns(chunk)
+        if dedup is not None:
+            blank(cols, dedup.mask(chunk))
         t2 = time.thread_time()
         frames = chunk.frames
         s_rows, s_mss = syn_mss(cols)

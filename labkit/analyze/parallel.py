@@ -10,6 +10,7 @@ per worker: N workers hold up to N files' flow tables at once.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing as mp
 
 from labkit.analyze import Collect, Scanned, scan_file
@@ -42,9 +43,10 @@ def scan_files(
 ) -> list[Scanned]:
     """:func:`~labkit.analyze.scan_file` for every label, ``jobs`` at a time, in label order."""
     shared = mp.Array("q", 2 * len(labels), lock=False)
-    with cf.ProcessPoolExecutor(
+    pool = cf.ProcessPoolExecutor(
         max_workers=min(jobs, len(labels)), initializer=_init_worker, initargs=(shared,)
-    ) as pool:
+    )
+    try:
         futures = [
             pool.submit(_scan, i, label, collect, tunnel_mtu) for i, label in enumerate(labels)
         ]
@@ -53,4 +55,21 @@ def scan_files(
             _, pending = cf.wait(pending, timeout=POLL_S)
             if progress is not None:
                 progress.update(sum(shared[0::2]), sum(shared[1::2]), len(futures) - len(pending))
-        return [f.result() for f in futures]
+        results = [f.result() for f in futures]
+    except BaseException:
+        _stop(pool)
+        raise
+    pool.shutdown()
+    return results
+
+
+def _stop(pool: cf.ProcessPoolExecutor) -> None:
+    """End the workers now: Ctrl-C or SIGTERM reached the parent (or a file failed), and
+    leaving the pool's ``with`` would wait for every worker to finish its file (35 s on a
+    large one) before the parent could exit. Workers only read, so killing them loses
+    nothing. The executor has no public way to do this before Python 3.14's
+    ``terminate_workers``."""
+    for proc in list((pool._processes or {}).values()):  # noqa: SLF001
+        with contextlib.suppress(OSError):
+            proc.kill()
+    pool.shutdown(wait=False, cancel_futures=True)

@@ -138,8 +138,8 @@ class Sampler:
         )
 
         c, chunk = view.cols, view.chunk
-        ip = c.ipver > 0
         ts = chunk.ts
+        ip = (c.ipver > 0) & np.isfinite(ts)  # SPBs and impossible times: no place on an axis
         syn = (c.proto == PROTO_TCP) & ((c.flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
         self.points.add(ts[ip], c.iplen[ip], c.src_h[ip], c.dst_h[ip], c.src_h[syn])
         # ICMP type/code are the first bytes after the ICMP header offset (RFC 792, 4443).
@@ -155,6 +155,7 @@ class Sampler:
             ("ICMP frag-needed", ts[rows[frag]]),
         )
         for lane, times in lanes:
+            times = times[np.isfinite(times)]
             if len(self.markers) < 3 * MAX_MARKERS:
                 self.markers += [Marker(float(t), lane) for t in times[:MAX_MARKERS]]
 

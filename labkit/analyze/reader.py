@@ -78,6 +78,9 @@ PACKET_WINDOW = 128
 MAX_ROWS = 1 << 17
 #: Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD: a larger caplen means a corrupt file.
 MAX_CAPLEN = 262144
+#: Packet times a calendar can show: 0001-01-01 to 9999-12-31 (Python's datetime range).
+MIN_TIME = -62_135_596_800.0
+MAX_TIME = 253_402_300_800.0
 #: A pcapng block larger than this is treated as corruption (Wireshark allows 16 MiB + slack).
 MAX_BLOCK = 16 << 20
 
@@ -327,9 +330,23 @@ def _identify(p: Path, raw: BinaryIO) -> Capture:
     return cap
 
 
+#: Compressions labkit does not read (gzip it does), by their magic, with the command that
+#: undoes each: BZh is ASCII and was called "text", the others "bytes".
+_OTHER_COMPRESSIONS = (
+    (b"BZh", "bzip2-compressed", "bunzip2 -k"),
+    (b"\xfd7zX", "xz-compressed", "unxz -k"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed", "unzstd"),
+    (b"\x04\x22\x4d\x18", "lz4-compressed", "unlz4"),
+    (b"PK\x03\x04", "a zip archive", "unzip"),
+)
+
+
 def _guess_kind(head: bytes) -> str:
     if len(head) < 4:
         return f"only {len(head)} bytes long"
+    for magic, what, undo in _OTHER_COMPRESSIONS:
+        if head.startswith(magic):
+            return f"{what}: {undo} it first, or gzip it"
     if head.isascii() and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
         return f"looks like text, starts with {head.decode('ascii')!r}"
     return f"starts with bytes {head.hex(' ')}"
@@ -794,8 +811,13 @@ class _PcapngWalker(_Walker):
 
     def start(self, buf: bytearray, have: int) -> int:
         self.frame = 1
+        self.wild_warned = False
         self.section_base = 0  # index in cap.interfaces of this section's interface 0
         self.section_ifaces = 0
+        # Sections are told apart by their number, not their base: a section that declares
+        # no interface has the same base as the next one, and must not borrow its interfaces.
+        self.section = 0
+        self.warned_sections: set[int] = set()
         return 0
 
     def walk(self, buf: bytearray, pos: int, have: int, eof: bool) -> tuple[Chunk | None, int]:
@@ -807,7 +829,8 @@ class _PcapngWalker(_Walker):
                 break
         if not segs:
             return None, pos
-        idx, head, types, base, nif, big = (np.concatenate(x) for x in zip(*segs))
+        idx, head, types, base, nif, big, sec = (np.concatenate(x) for x in zip(*segs))
+        self._warn_no_idb(idx, (nif == 0) & ~np.isin(types, _OTHER_RECORDS), sec)
         return self._packets(a, idx, head, types, base, nif, big), pos
 
     def _segment(
@@ -831,8 +854,8 @@ class _PcapngWalker(_Walker):
         record = np.isin(types, _RECORD_BLOCKS)
         # Each record's section: its first interface's index and how many it declared (known
         # once the segment is walked; a packet names an interface declared before it).
-        sections = [(0, self.section_base)]  # (first block index, section base)
-        counts = {self.section_base: self.section_ifaces}
+        sections = [(0, self.section_base, self.section)]  # (first block, base, number)
+        counts = {self.section: self.section_ifaces}
         end = len(idx)
         flipped = False
         for k in np.flatnonzero(~record):
@@ -845,14 +868,16 @@ class _PcapngWalker(_Walker):
                     break
                 self.order = order
                 self._shb(off)
-                sections.append((k + 1, self.section_base))
-                counts[self.section_base] = 0
+                sections.append((k + 1, self.section_base, self.section))
+                counts[self.section] = 0
             elif types[k] == _BLOCK_IDB:
                 self._idb(buf, off)
-                counts[self.section_base] = self.section_ifaces
-        starts = [k for k, _b in sections] + [end]
-        base = np.repeat(np.array([b for _k, b in sections], np.int64), np.diff(starts))
-        nif = np.repeat(np.array([counts[b] for _k, b in sections], np.int64), np.diff(starts))
+                counts[self.section] = self.section_ifaces
+        starts = [k for k, _b, _s in sections] + [end]
+        reps = np.diff(starts)
+        base = np.repeat(np.array([b for _k, b, _s in sections], np.int64), reps)
+        nif = np.repeat(np.array([counts[s] for _k, _b, s in sections], np.int64), reps)
+        sec = np.repeat(np.array([s for _k, _b, s in sections], np.int64), reps)
         sel = record[:end]
         if sel.any():
             segs.append(
@@ -863,6 +888,7 @@ class _PcapngWalker(_Walker):
                     base[sel],
                     nif[sel],
                     big[:end][sel],
+                    sec[sel],
                 )
             )
         if not (self.stop or flipped or self.again) and pos + 12 <= have:
@@ -926,6 +952,7 @@ class _PcapngWalker(_Walker):
         return None
 
     def _shb(self, off: int) -> None:
+        self.section += 1
         self.section_base = len(self.cap.interfaces)
         self.section_ifaces = 0
         if off == 0:
@@ -1012,7 +1039,7 @@ class _PcapngWalker(_Walker):
         bad = (caplen > room) | (caplen > MAX_CAPLEN) | (caplen < 0)
         bad_if = (~sje) & ~spb & (iface >= nif)
         bad_if |= spb & (nif == 0)
-        for k in np.flatnonzero(bad | bad_if):
+        for k in np.flatnonzero(bad | (bad_if & (nif > 0))):  # no IDB at all: _warn_no_idb
             k = int(k)
             why = (
                 f"packet block claims {int(caplen[k])} captured bytes, its block holds {int(room[k])}"
@@ -1039,6 +1066,8 @@ class _PcapngWalker(_Walker):
             linktype[skip] = -1
             ticks = (hi << 32) | lo
             ts = ticks / div_tab[local] + off_tab[local]
+            ts[bad_if] = np.nan  # read with another interface's resolution: not a time
+            self._drop_wild_times(ts, idx)
             if spb.any():
                 caplen[spb] = np.minimum(caplen[spb], snap_tab[local[spb]])
                 ts[spb] = np.nan  # SPBs carry no timestamp
@@ -1054,6 +1083,37 @@ class _PcapngWalker(_Walker):
         )
         self.frame += n
         return chunk
+
+    def _warn_no_idb(self, idx: np.ndarray, orphan: np.ndarray, sec: np.ndarray) -> None:
+        """One warning per section that has packets but declares no interface (``orphan``:
+        such packets), instead of one per packet: they have no link type to be read with."""
+        for s in np.unique(sec[orphan]).tolist():
+            if s not in self.warned_sections:
+                self.warned_sections.add(s)
+                k = int(np.argmax((sec == s) & orphan))
+                self.warn(
+                    self.base + int(idx[k]),
+                    f"frame {self.frame + k}: its pcapng section declares no interface (no "
+                    "IDB): the section's packets are skipped",
+                )
+
+    def _drop_wild_times(self, ts: np.ndarray, idx: np.ndarray) -> None:
+        """Times no calendar can show (an ``if_tsresol`` that does not fit the ticks, a huge
+        ``if_tsoffset``) become "no time", like an SPB's: every renderer formats dates
+        within years 1-9999, and such a time is wrong anyway. Warned once per file."""
+        wild = (ts < MIN_TIME) | (ts >= MAX_TIME)  # NaN (no time already) is neither
+        if not wild.any():
+            return
+        k = int(np.argmax(wild))
+        if not self.wild_warned:
+            self.wild_warned = True
+            self.warn(
+                self.base + int(idx[k]),
+                f"frame {self.frame + k}: timestamp outside the years 1-9999 (its interface's "
+                "if_tsresol or if_tsoffset does not fit its packets): such frames are "
+                "analyzed without a time",
+            )
+        ts[wild] = np.nan
 
     def truncated(self, buf: bytearray, pos: int, have: int) -> None:
         left = have - pos

@@ -22,9 +22,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from labkit import mtu
+from labkit.analyze.detectors.coverage import blind_spots
 from labkit.analyze.diagnosis import Diagnosis, Step
 from labkit.analyze.report import Report
 from labkit.findings import SEVERITY_RANK, Finding
+from labkit.terminal import printable
 
 _SKIP_FIELDS = {"wireshark_filters"}
 SUMMARISE_OVER = 3  #: more per-flow findings of one kind than this are summarised
@@ -151,8 +153,15 @@ def _files_lines(report: Report, full: bool) -> list[str]:
         )
         if fr.cannot_show and full:
             lines.append(f"    cannot show: {fr.cannot_show}")
+        unseen = blind_spots([fr.counts])
+        if unseen:
+            lines.append(f"    not inspected: {unseen}")
         for w in fr.warnings:
             lines.append(f"    warning: {w}")
+    if len(report.cases) > 1 or any(len(c.files) > 1 for c in report.cases):
+        lines.append("cases (files judged together, and why):")
+        for i, c in enumerate(report.cases, 1):
+            lines.append(f"  case {i}: {', '.join(c.files)} ({c.reason})")
     for src in report.sources:
         offset = f" (clock offset {src.offset:+.3f} s)" if src.offset else ""
         lines.append(f"  {src.path}: {src.error or src.summary}{offset}")
@@ -323,4 +332,4 @@ def to_text(report: Report, opts: TextOptions | None = None) -> str:
     lines += _files_lines(report, opts.all)
     lines.append("")
     lines += _findings_lines(report, opts)
-    return "\n".join(lines)
+    return "\n".join(map(printable, lines))  # a newline in a file name forges no line

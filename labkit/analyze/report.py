@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from labkit.analyze.diagnosis import Diagnosis, Fragmented, diagnose
+from labkit.analyze.grouping import CaseGroup
 from labkit.analyze.sources import SourceReport
 from labkit.errors import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
 from labkit.findings import Finding
@@ -22,6 +23,7 @@ class AnalyzeOptions:
 
     tunnel_mtu: int | None = None
     headends: tuple[str, ...] = ()
+    one_case: bool = False  # judge every file together (``--one-case``), related or not
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,7 @@ class Report:
     verdict: str
     options: AnalyzeOptions = AnalyzeOptions()
     sources: tuple[SourceReport, ...] = ()  # ASA syslog, DART, key log (labkit.analyze.sources)
+    cases: tuple[CaseGroup, ...] = ()  # which files were judged together, and why
     # What the one pass collected for the renderers and the log join, per capture path
     decrypted: tuple[tuple[str, DecryptReport], ...] = ()  # with a key log
     samples: tuple[tuple[str, Sampler], ...] = ()  # for the plot
@@ -112,8 +115,10 @@ class Report:
             "files": [f.to_json() for f in self.files],
             "sources": [s.to_json() for s in self.sources],
             "findings": [f.to_json() for f in self.findings],
+            "cases": [c.to_json() for c in self.cases],
             "options": {
                 "tunnel_mtu": self.options.tunnel_mtu,
                 "headends": list(self.options.headends),
+                "one_case": self.options.one_case,
             },
         }

@@ -8,30 +8,26 @@ onto the capture's clock by the file's clock offset (``--clock-offset``).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from labkit.errors import InputError
-from labkit.fileio import read_input
+from labkit.logs.files import bundle_members, keylog_lines, lines, member_lines
 
 if TYPE_CHECKING:  # the parsers are imported where used: a capture-only run never pays for them
     from labkit.analyze.engine import ChunkView
     from labkit.analyze.timeline import LogInputs
     from labkit.decrypt import DecryptReport, Segment
     from labkit.keylog import KeyLog
-    from labkit.logs.dart import DartEvent
+    from labkit.logs.dart import DartEvent, DartParser
     from labkit.logs.syslog import AsaMessage
 
-MAX_LOG_LINES = 20_000_000  # a day of a busy ASA at debug level; more is not one case
-#: Bytes of one log line kept: the parsers call longer lines malformed (syslog: 16 KiB), and a
-#: file with no newline at all (a capture given as a log, a disk image) must not be read whole.
-MAX_LINE_BYTES = 64 << 10
 MAX_KEYLOG_BYTES = 64 << 20
+#: A log that has no event within this of a capture is on another clock (--clock-offset).
+CLOCK_SLACK_S = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,39 +58,17 @@ class SourceReport:
         return doc
 
 
-def _lines(path: str | os.PathLike[str]) -> Iterator[str]:
-    """Text lines of a log, bounded; InputError if it cannot be opened or is binary."""
-    p = Path(path)
-    if p.is_dir():
-        raise InputError(f"{p}: is a directory, expected a log file")
-    try:
-        f = open(p, "rb")  # noqa: SIM115 - closed by the generator
-    except OSError as exc:
-        raise InputError(f"{p}: cannot read: {exc.strerror or exc}") from None
-    with f:
-        head = f.read(4096)
-        if b"\0" in head:
-            raise InputError(
-                f"{p}: binary data, not a text log",
-                hint="give the exported text (DART: the AnyConnect .txt log)",
-            )
-        f.seek(0)
-        for _n in range(MAX_LOG_LINES):
-            raw = f.readline(MAX_LINE_BYTES)
-            if not raw:
-                return
-            if len(raw) == MAX_LINE_BYTES and not raw.endswith(b"\n"):
-                while (rest := f.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
-                    pass  # the rest of an over-long line: dropped, never held in memory
-            yield raw.decode("utf-8", errors="replace")
-
-
 def _examples(examples: Any, what: str) -> tuple[str, ...]:
     return tuple(f"line {e.line}: {what}: {e.reason}" for e in examples)
 
 
 def read_syslog(
-    path: str, *, year: int | None, year_from: str = "", offset: float = 0.0
+    path: str,
+    *,
+    year: int | None,
+    year_from: str = "",
+    offset: float = 0.0,
+    span: tuple[float, float] | None = None,
 ) -> tuple[SourceReport, tuple[AsaMessage, ...]]:
     """ASA messages of ``path`` with times on the capture clock; year-less stamps get ``year``
     (``year_from`` says where that year came from, for the warning)."""
@@ -103,10 +77,12 @@ def read_syslog(
     parser = SyslogParser(year=year)
     events = []
     try:
-        for line in _lines(path):
+        for line in lines(path):
             e = parser.feed(line)
             if e is not None:
-                events.append(e if e.time is None else replace(e, time=e.time + offset))
+                events.append(
+                    e if e.time is None or not offset else replace(e, time=e.time + offset)
+                )
     except InputError as exc:
         return SourceReport(path, "asa-syslog", "not read", error=str(exc), offset=offset), ()
     warnings = list(_examples(parser.examples, "skipped"))
@@ -121,6 +97,7 @@ def read_syslog(
         warnings.append(
             f"{parser.untimed} event(s) have no usable timestamp and are left off the timeline"
         )
+    warnings += _clock_warning(path, [e.time for e in events], span, offset)
     summary = (
         f"ASA syslog: {parser.lines} lines, {len(events)} AnyConnect/MTU event(s), "
         f"{parser.other} other ASA message(s), {parser.malformed} malformed"
@@ -129,27 +106,51 @@ def read_syslog(
     return SourceReport(path, "asa-syslog", summary, tuple(warnings), error, offset), tuple(events)
 
 
-def read_dart(path: str, *, offset: float = 0.0) -> tuple[SourceReport, tuple[DartEvent, ...]]:
+def _dart_pass(line_source: Iterator[str], offset: float) -> tuple[DartParser, list[DartEvent]]:
     from labkit.logs.dart import DartParser
 
     parser = DartParser()
     events = []
-    try:
-        for line in _lines(path):
-            e = parser.feed(line)
-            if e is not None:
-                events.append(replace(e, time=e.time + offset))
-    except InputError as exc:
-        return SourceReport(path, "dart", "not read", error=str(exc), offset=offset), ()
+    for line in line_source:
+        e = parser.feed(line)
+        if e is not None:
+            events.append(replace(e, time=e.time + offset))
     last = parser.close()
     if last is not None:
         events.append(replace(last, time=last.time + offset))
+    return parser, events
+
+
+def read_dart(
+    path: str, *, offset: float = 0.0, span: tuple[float, float] | None = None
+) -> tuple[SourceReport, tuple[DartEvent, ...]]:
+    """DART event blocks of a text export, or of the bundle ``.zip`` as the customer sends
+    it (the member with the most event blocks: the VPN log); ``span`` is the captures'."""
+    where = ""
+    try:
+        members = bundle_members(path)
+        if members is None:
+            parser, events = _dart_pass(lines(path), offset)
+        else:
+            best = None
+            for member in members:
+                found = _dart_pass(member_lines(path, member), offset)
+                if found[1] and (best is None or len(found[1]) > len(best[2])):
+                    best = (member, *found)
+            if best is None:
+                raise InputError(
+                    f"{path}: a zip with no DART event log among its {len(members)} text file(s)"
+                )
+            where, parser, events = f" ({best[0]})", best[1], best[2]
+    except InputError as exc:
+        return SourceReport(path, "dart", "not read", error=str(exc), offset=offset), ()
     warnings = tuple(f"line {b.line}: block skipped: {b.reason}" for b in parser.examples)
     if parser.malformed > len(parser.examples):
         warnings += (f"{parser.malformed} malformed block(s) skipped in all",)
+    warnings += _clock_warning(path, [e.time for e in events], span, offset)
     kinds = sum(1 for e in events if e.kind != "other")
     summary = (
-        f"DART: {parser.lines} lines, {len(events)} event block(s), {kinds} about the "
+        f"DART{where}: {parser.lines} lines, {len(events)} event block(s), {kinds} about the "
         f"tunnel (reconfigure, reconnect, MTU), {parser.malformed} malformed"
     )
     error = None if events else f"{path}: no DART event block (Date/Time/Type/Source/Description)"
@@ -161,10 +162,12 @@ def read_logs(
     syslog_paths: Sequence[str],
     offsets: Mapping[str | None, float],
     first_capture_time: float | None,
+    capture_span: tuple[float, float] | None = None,
 ) -> tuple[list[SourceReport], LogInputs]:
     """The --dart and --syslog files: their accounts, and their events on the capture clock.
     ``offsets``: seconds per log path (None: every log). DART is read first: it can date
-    year-less syslog lines when no capture can (:func:`~labkit.analyze.timeline.syslog_year`)."""
+    year-less syslog lines when no capture can (:func:`~labkit.analyze.timeline.syslog_year`).
+    ``capture_span``: the captures' first and last times, to warn of a log on another clock."""
     import time
 
     from labkit.analyze.timeline import LogInputs, syslog_year
@@ -175,24 +178,48 @@ def read_logs(
     found: list[SourceReport] = []
     dart, syslog = [], []
     for path in dart_paths:
-        src, events = read_dart(path, offset=offset(path))
+        src, events = read_dart(path, offset=offset(path), span=capture_span)
         found.append(src)
         dart.append((path, events))
     year, year_from = syslog_year(first_capture_time, dart, time.time())
     for path in syslog_paths:
-        src, msgs = read_syslog(path, year=year, year_from=year_from, offset=offset(path))
+        src, msgs = read_syslog(
+            path, year=year, year_from=year_from, offset=offset(path), span=capture_span
+        )
         found.append(src)
         syslog.append((path, msgs))
     return found, LogInputs(tuple(syslog), tuple(dart))
 
 
+def _clock_warning(
+    path: str, times: list[float | None], span: tuple[float, float] | None, offset: float
+) -> tuple[str, ...]:
+    """A warning when no event of a log lies within a day of the captures: its clock (or its
+    year, or its time zone) is not the captures', and the join would match nothing."""
+    known = [t for t in times if t is not None]
+    if span is None or not known:
+        return ()
+    first, last = min(known), max(known)
+    if last >= span[0] - CLOCK_SLACK_S and first <= span[1] + CLOCK_SLACK_S:
+        return ()
+    gap = span[0] - last if last < span[0] else first - span[1]
+    shift = round(span[0] - first + offset)
+    return (
+        f"its times lie {_duration(gap)} {'before' if last < span[0] else 'after'} the "
+        f"capture's: if its clock differs, align it with --clock-offset {path}=SECONDS "
+        f"({shift} would move its first event to the capture's start)",
+    )
+
+
+def _duration(seconds: float) -> str:
+    days = seconds / 86400
+    return f"{days / 365.25:.1f} years" if days >= 365 else f"{days:.1f} days"
+
+
 def read_keylog(path: str) -> KeyLog:
     from labkit.keylog import parse_keylog
 
-    data = read_input(path, MAX_KEYLOG_BYTES, "an NSS key log")
-    if b"\0" in data:
-        raise InputError(f"{path}: binary data, not an NSS key log")
-    return parse_keylog(data.decode("utf-8", errors="replace"))
+    return parse_keylog(keylog_lines(path, MAX_KEYLOG_BYTES))
 
 
 class KeyedDecryption:

@@ -100,14 +100,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="FILE",
-        help="ASA syslog (with or without a syslog server's prefix; repeatable)",
+        help="ASA syslog (with or without a syslog server's prefix; optionally .gz; repeatable)",
     )
     p.add_argument(
         "--dart",
         action="append",
         default=[],
         metavar="FILE",
-        help="AnyConnect DART text log (repeatable)",
+        help="AnyConnect DART log: the bundle .zip as the client saves it, or its text log "
+        "(optionally .gz; repeatable)",
     )
     p.add_argument(
         "--clock-offset",
@@ -164,6 +165,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="IP",
         help="a head-end address (repeatable); DTLS peers are found without it",
+    )
+    p.add_argument(
+        "--one-case",
+        action="store_true",
+        help="judge all files as one case (default: only files that share hosts and time)",
     )
     p.add_argument(
         "--force", action="store_true", help="overwrite --annotate's / --plot's output file"
@@ -241,7 +247,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("- (standard input) can be read only once: give it once")
     offsets = _offsets(args)
     keylog = sources.read_keylog(args.keylog) if args.keylog else None
-    options = AnalyzeOptions(tunnel_mtu=args.tunnel_mtu, headends=tuple(args.headend))
+    options = AnalyzeOptions(
+        tunnel_mtu=args.tunnel_mtu, headends=tuple(args.headend), one_case=args.one_case
+    )
     collect = Collect(keylog, plot=bool(args.plot or args.html))
     if args.follow:
         scanned = [_follow(args, options, collect)]
@@ -252,7 +260,9 @@ def run(args: argparse.Namespace) -> int:
         finally:
             progress.finish()
     first = next((s.report.first_time for s in scanned if s.report.first_time is not None), None)
-    found, logs = sources.read_logs(args.dart, args.syslog, offsets, first)
+    times = [t for s in scanned for t in (s.report.first_time, s.report.last_time) if t is not None]
+    span = (min(times), max(times)) if times else None  # to warn of a log on another clock
+    found, logs = sources.read_logs(args.dart, args.syslog, offsets, first, span)
     decrypted = {s.report.path: s.decrypted for s in scanned if s.decrypted is not None}
     if keylog is not None:
         found.append(sources.keylog_source(args.keylog, keylog, decrypted))

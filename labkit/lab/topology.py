@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import yaml
 
-from labkit import mtu
+from labkit import mtu, yamlguard
 from labkit.errors import InputError, UsageError
 from labkit.fileio import read_input
 
@@ -156,22 +156,22 @@ _KEYS = (
 )
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that remembers the line of every mapping key, for line-numbered errors."""
+class _Constructor(yaml.constructor.SafeConstructor):
+    """SafeConstructor that remembers the line of every mapping key, for line-numbered errors."""
 
 
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[str, Any]:
+def _construct_mapping(c: _Constructor, node: yaml.MappingNode) -> dict[str, Any]:
     mapping = {}
     lines = {}
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node)
-        mapping[key] = loader.construct_object(value_node, deep=True)
+        key = c.construct_object(key_node)
+        mapping[key] = c.construct_object(value_node, deep=True)
         lines[key] = key_node.start_mark.line + 1
     mapping["__lines__"] = lines
     return mapping
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Constructor.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def _expect(path: Path, line: int, key: str, value: Any, kind: type, what: str) -> Any:
@@ -192,15 +192,14 @@ def load_topology(path: str | Path) -> Topology:
     except UnicodeDecodeError as exc:
         raise InputError(f"{p}: not UTF-8 text (byte {exc.start}); not a topology file") from None
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+        root = yamlguard.compose(text, max_depth=4, what="a topology is one mapping of knobs")
+        data = None if root is None else yamlguard.construct(_Constructor(), root)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
         raise InputError(f"{p}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    except RecursionError:  # PyYAML's composer recurses once per nesting level
-        raise InputError(f"{p}: nested too deep; not a topology file") from None
-    except (ValueError, OverflowError) as exc:  # from a constructor: a 5000-digit int, a bad date
-        raise InputError(f"{p}: a value cannot be read ({str(exc)[:80]})") from None
+    except yamlguard.YamlRefused as exc:
+        raise InputError(f"{p}:{exc.line}: {exc.message}") from None
     if not isinstance(data, dict):
         raise InputError(f"{p}: expected a mapping of topology keys ({', '.join(_KEYS)})")
     lines: dict[str, int] = data.pop("__lines__")
@@ -210,7 +209,9 @@ def load_topology(path: str | Path) -> Topology:
     kw: dict[str, Any] = {}
     line = lines.get
     if "description" in data:
-        kw["description"] = str(data["description"] or "")
+        kw["description"] = (
+            _expect(p, line("description"), "description", data["description"], str, "text") or ""
+        )
     if "headend" in data:
         mode = data["headend"]
         if mode not in HEADEND_MODES:

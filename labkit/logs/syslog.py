@@ -21,12 +21,22 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Final, Literal, TypedDict
+from typing import Final, Literal, Protocol, TypedDict, TypeVar
 
 from labkit.logs.timestamps import MONTHS, iso_epoch, naive_epoch
 
+_V = TypeVar("_V")
+
+
+class _Share(Protocol):
+    """Returns the one kept copy of a value equal to ``value`` (``value`` if none)."""
+
+    def __call__(self, value: _V, /) -> _V: ...
+
+
 MAX_LINE: Final = 16 * 1024  # ASA messages are < 1 KiB; longer is not a syslog line
 MAX_EXAMPLES: Final = 5  # malformed lines kept for the warning
+MAX_SHARED: Final = 1 << 16  # distinct values kept once (users, addresses, texts, seconds)
 
 _TAG: Final = re.compile(r"%(?:ASA|FTD|PIX|FWSM)-(?:[A-Za-z]+-)?([0-7])-(\d{6}):?\s?")
 _ISO_IN: Final = re.compile(
@@ -257,6 +267,19 @@ class SyslogParser:
     year_supplied: int = 0  # modelled events whose timestamp had no year: dated with ``year``
     malformed: int = 0
     examples: list[Malformed] = field(default_factory=list)
+    #: One copy of each repeated value (message text, group, user, address, timestamp): a busy
+    #: ASA logs the same 722036 line for the same user thousands of times a second, and a
+    #: copy per event made each ~570 bytes. Bounded: past MAX_SHARED values, new ones are
+    #: kept as they come.
+    _shared: dict[object, object] = field(default_factory=dict, repr=False)
+
+    def _share(self, value: _V) -> _V:
+        got = self._shared.get(value)
+        if got is not None:
+            return got  # type: ignore[return-value]
+        if len(self._shared) < MAX_SHARED:
+            self._shared[value] = value
+        return value
 
     def _bad(self, reason: str, text: str) -> None:
         self.malformed += 1
@@ -281,7 +304,10 @@ class SyslogParser:
             return None
         body = line[tag.end() :].strip()
         time, supplied = _timestamp(line[: tag.start()], self.year)
-        event = _parse_body(self.lines, time, message_id, severity, body)
+        time = self._share(time) if time is not None else None
+        event = _parse_body(
+            self.lines, time, self._share(message_id), severity, self._share(body), self._share
+        )
         if event is None:
             self._bad(
                 f"%ASA-{severity}-{message_id} does not fit its template in the ASA syslog guide",
@@ -293,7 +319,10 @@ class SyslogParser:
         return event
 
 
-def _parse_body(n: int, time: float | None, mid: int, sev: int, body: str) -> AsaMessage | None:
+def _parse_body(
+    n: int, time: float | None, mid: int, sev: int, body: str, share: _Share
+) -> AsaMessage | None:
+    """The event of one modelled message; ``share`` returns the one kept copy of a value."""
     head = (n, time, mid, sev, body)
     if mid in (722035, 722036):
         m = _LARGE.match(body)
@@ -301,9 +330,9 @@ def _parse_body(n: int, time: float | None, mid: int, sev: int, body: str) -> As
             return None
         return LargePacket(
             *head,
-            **_who(m),
-            size=int(m.group("size")),
-            threshold=int(m.group("threshold")),
+            **{k: share(v) for k, v in _who(m).items()},  # type: ignore[arg-type]
+            size=share(int(m.group("size"))),
+            threshold=share(int(m.group("threshold"))),
             direction="to-client" if mid == 722036 else "from-client",
         )
     if mid == 602101:
@@ -312,11 +341,11 @@ def _parse_body(n: int, time: float | None, mid: int, sev: int, body: str) -> As
             return None
         return PmtudPacket(
             *head,
-            size=int(m.group("size")),
-            mtu=int(m.group("mtu")),
-            dst=m.group("dst"),
-            src=m.group("src"),
-            protocol=m.group("prot"),
+            size=share(int(m.group("size"))),
+            mtu=share(int(m.group("mtu"))),
+            dst=share(m.group("dst")),
+            src=share(m.group("src")),
+            protocol=share(m.group("prot")),
         )
     if mid == 722041:
         m = _NO_IPV6.match(body)

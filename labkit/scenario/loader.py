@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from labkit import mtu
+from labkit import mtu, yamlguard
+from labkit.fileio import read_input
 from labkit.findings import FINDING_TYPES
 from labkit.scenario.schema import (
     OVERRIDABLE,
@@ -43,6 +44,7 @@ from labkit.wire import SUITE_CODES
 
 MAX_FILE_BYTES = 1 << 20  # a scenario is a page of YAML, not a data set
 MAX_DEPTH = 16  # mappings and lists nested in a scenario (it needs 4)
+MAX_MESSAGE = 300  # characters of an error message after file:line: key:
 MAX_STEPS = 50
 MAX_TIME_S = 3600.0
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -69,15 +71,15 @@ class _Doc:
 
     def error(self, node: Node | None, key: str, message: str) -> ScenarioError:
         line = node.start_mark.line + 1 if node is not None else 1
+        if len(message) > MAX_MESSAGE:  # a value quoted in the message may be a megabyte
+            message = message[: MAX_MESSAGE - 3] + "..."
         return ScenarioError.at(self.source, line, key, message)
 
     def value(self, node: Node, key: str) -> Any:
         try:
-            return self._constructor.construct_object(node, deep=True)
-        except ConstructorError as exc:
-            raise self.error(node, key, f"cannot read the value ({exc.problem})") from None
-        except (ValueError, OverflowError) as exc:  # a 5000-digit int, a timestamp of month 13
-            raise self.error(node, key, f"cannot read the value ({str(exc)[:80]})") from None
+            return yamlguard.construct(self._constructor, node)
+        except yamlguard.YamlRefused as exc:
+            raise ScenarioError.at(self.source, exc.line, key, exc.message) from None
 
     def mapping(
         self, node: Node | None, key: str, allowed: Iterable[str], required: Iterable[str] = ()
@@ -88,13 +90,13 @@ class _Doc:
         allowed = tuple(allowed)
         out: dict[str, Node] = {}
         for knode, vnode in node.value:
-            name = knode.value if isinstance(knode, ScalarNode) else None
+            if not isinstance(knode, ScalarNode):
+                raise self.error(knode, key, "a key must be a single value, not a list")
+            name = knode.value
             path = f"{key}.{name}" if key else str(name)
             if name not in allowed:
                 hint = f"; known keys: {', '.join(allowed)}" if allowed else ""
-                raise self.error(
-                    knode, path if name is not None else key, f"unknown key {name!r}{hint}"
-                )
+                raise self.error(knode, path, f"unknown key {name!r}{hint}")
             if name in out:
                 raise self.error(knode, path, "duplicate key")
             out[name] = vnode
@@ -511,32 +513,15 @@ TOP_KEYS = (
 )
 
 
-def _check_depth(text: str, source: str) -> None:
-    """Refuse deep nesting before composing: PyYAML's composer recurses once per level, so
-    ``[[[[...]]]]`` a few hundred deep is a RecursionError. Its event parser does not recurse."""
-    depth = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-            depth += 1
-            if depth > MAX_DEPTH:
-                line = event.start_mark.line + 1 if event.start_mark else 1
-                raise ScenarioError.at(
-                    source,
-                    line,
-                    "",
-                    f"nested more than {MAX_DEPTH} levels "
-                    "deep; a scenario is a few levels of mappings and lists",
-                )
-        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-            depth -= 1
-
-
 def parse(text: str, source: str, default_name: str = "scenario") -> Scenario:
     """A scenario from YAML ``text``; ``source`` names it in errors (a path, usually)."""
     doc = _Doc(source)
     try:
-        _check_depth(text, source)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yamlguard.compose(
+            text, max_depth=MAX_DEPTH, what="a scenario is a few levels of mappings and lists"
+        )
+    except yamlguard.YamlRefused as exc:
+        raise ScenarioError.at(source, exc.line, "", exc.message) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
@@ -577,16 +562,8 @@ def parse(text: str, source: str, default_name: str = "scenario") -> Scenario:
 def load(path: str | Path) -> Scenario:
     """Read and validate one scenario file; the name defaults to the file's stem."""
     p = Path(path)
-    try:
-        if p.stat().st_size > MAX_FILE_BYTES:
-            raise ScenarioError(f"{path}: larger than {MAX_FILE_BYTES} bytes; not a scenario")
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise ScenarioError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ScenarioError(f"{path}: is a directory, expected a scenario .yaml file") from None
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read it ({exc.strerror})") from None
+    # A bounded read, not stat().st_size: a pipe or /dev/zero has size 0 and never ends.
+    data = read_input(p, MAX_FILE_BYTES, "a scenario")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -10,13 +10,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from labkit.analyze.detectors.coverage import CoverageDetector
 from labkit.analyze.detectors.dtls import DtlsDetector, anyconnect_like, with_tls_sessions
 from labkit.analyze.detectors.frags import FragmentDetector
+from labkit.analyze.detectors.hosts import HostsDetector
 from labkit.analyze.detectors.icmp import IcmpDetector
 from labkit.analyze.detectors.mss import MssDetector
 from labkit.analyze.detectors.retrans import RetransDetector
 from labkit.analyze.detectors.sessions import MAX_SESSIONS, TlsDetector
 from labkit.analyze.detectors.size import SizeDetector
+from labkit.analyze.duplicates import DuplicateFilter
 
 
 @dataclass(slots=True)
@@ -30,6 +33,9 @@ class FileFacts:
     size: SizeDetector
     retrans: RetransDetector
     frags: FragmentDetector
+    coverage: CoverageDetector
+    hosts: HostsDetector
+    dedup: DuplicateFilter  # not a detector: it blanks duplicates before the detectors run
 
     @classmethod
     def new(cls, file: str, max_sessions: int = MAX_SESSIONS) -> FileFacts:
@@ -42,11 +48,24 @@ class FileFacts:
             SizeDetector(file),
             RetransDetector(file),
             FragmentDetector(file),
+            CoverageDetector(file),
+            HostsDetector(file),
+            DuplicateFilter(),
         )
 
     @property
     def detectors(self) -> list:
-        return [self.dtls, self.tls, self.mss, self.icmp, self.size, self.retrans, self.frags]
+        return [
+            self.dtls,
+            self.tls,
+            self.mss,
+            self.icmp,
+            self.size,
+            self.retrans,
+            self.frags,
+            self.coverage,
+            self.hosts,
+        ]
 
     def warnings(self) -> list[str]:
         """What the bounded tables gave up, one line each (the report's file warnings)."""
@@ -67,10 +86,9 @@ class FileFacts:
             d = syn["synack_mss" if g.synack else "syn_mss"]
             d[g.mss] = d.get(g.mss, 0) + g.count
         icmp = {"icmp_frag_needed_mtu": {}, "icmpv6_packet_too_big_mtu": {}}
-        for (v6, mtu), g in self.icmp.frag.items():
-            icmp["icmpv6_packet_too_big_mtu" if v6 else "icmp_frag_needed_mtu"][mtu] = (
-                g.frames.count
-            )
+        for (v6, mtu), g in [*self.icmp.frag.items(), *self.icmp.bogus.items()]:
+            d = icmp["icmpv6_packet_too_big_mtu" if v6 else "icmp_frag_needed_mtu"]
+            d[mtu] = d.get(mtu, 0) + g.frames.count
         pairs = [p for p in self.dtls.pairs.values() if p.attempts]
         with_tls = with_tls_sessions(pairs, [self.tls]).tolist()
         return {
@@ -87,6 +105,9 @@ class FileFacts:
             "dtls_flows_other": sum(not anyconnect_like(p, w, ()) for p, w in zip(pairs, with_tls)),
             "dtls_duplicate_hellos": self.dtls.duplicate_hellos,
             "tls_client_hellos": self.tls.client_hellos,
+            "duplicate_frames": self.dedup.count,
+            "not_inspected": self.coverage.total,
+            "not_inspected_by_reason": self.coverage.by_reason(),
         }
 
 

@@ -4,6 +4,14 @@
 The quoted original header holds a length and addresses of its own: it is read as a quote
 (what did not fit, and for which flow), never counted as a packet. Grouped per MTU; per group
 the quoted lengths and the flows they name (bounded).
+
+An MTU no link can have (zero, below IPv4's 68 or IPv6's 1280) or one the quoted packet
+already fits in is *bogus*: kept apart (``bogus``), never a limit, so that a crafted or broken
+ICMP (an evasion test, a confused middlebox) cannot become "the tunnel MTU".
+
+What the sender did next tells working path-MTU discovery from a failure: each quoted TCP
+flow is followed after its first ICMP (:class:`Followup`): did it send data at or below the
+MTU, and did it keep sending packets above it?
 """
 
 from __future__ import annotations
@@ -11,11 +19,18 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from labkit.analyze.decode import PROTO_TCP, PROTO_UDP, Quote
+import numpy as np
+
+from labkit import mtu as mtu_model
+from labkit.analyze import decode as dec
+from labkit.analyze.decode import PROTO_TCP, PROTO_UDP, IcmpError, Quote
 from labkit.analyze.engine import ChunkView
 from labkit.analyze.evidence import FrameSet
 
 MAX_FLOWS = 64
+#: Packets above the MTU that leave the sender this long after the ICMP reached the capture
+#: point are not "already in flight": the sender did not adapt (RFC 1191 3: it must at once).
+GRACE_S = 1.0
 
 
 @dataclass(slots=True)
@@ -26,6 +41,7 @@ class FragNeeded:
     original_lengths: Counter = field(default_factory=Counter)
     flows: set[tuple[str, str, int, int | None, int | None]] = field(default_factory=set)
     reporters: set[str] = field(default_factory=set)
+    reason: str = ""  # why the MTU is bogus; "" for a usable MTU
 
 
 @dataclass(slots=True)
@@ -38,38 +54,57 @@ class Unreachable:
     flows: set[tuple[str, str, int, int | None, int | None]] = field(default_factory=set)
 
 
+@dataclass(slots=True)
+class Followup:
+    """One quoted TCP flow after its first ICMP: what the sender sent next."""
+
+    mtu: int
+    since: float  # time of the first ICMP quoting the flow
+    fitted: int = 0  # data segments at or below the MTU, after the ICMP
+    first_fit_s: float | None = None  # how long after the ICMP the first of them left
+    oversized_late: int = 0  # packets above the MTU sent GRACE_S or more after the ICMP
+    oversized_frames: list[int] = field(default_factory=list)
+
+
 def flow_of(q: Quote) -> tuple[str, str, int, int | None, int | None]:
     return q.src, q.dst, q.proto, q.sport, q.dport
+
+
+def bogus_reason(v6: bool, mtu: int, quoted_length: int | None) -> str:
+    """Why an ICMP next-hop MTU cannot be a path limit ("" when it can)."""
+    floor = mtu_model.MIN_IPV6_MTU if v6 else mtu_model.MIN_IPV4_LINK_MTU
+    if mtu == 0:
+        return "an MTU of 0"
+    if mtu < floor:
+        return f"below IPv{6 if v6 else 4}'s minimum MTU of {floor}"
+    if quoted_length is not None and quoted_length <= mtu:
+        return f"the quoted {quoted_length}-byte packet already fits in {mtu}"
+    return ""
+
+
+def _quote_fits(v6: bool, mtu: int) -> str:
+    """Display filter: the quoted header (the second IP layer) fits in ``mtu``."""
+    return f"ipv6.plen#2 <= {mtu - 40}" if v6 else f"ip.len#2 <= {mtu}"
 
 
 class IcmpDetector:
     def __init__(self, file: str) -> None:
         self.file = file
-        self.frag: dict[tuple[bool, int], FragNeeded] = {}
+        self.frag: dict[tuple[bool, int], FragNeeded] = {}  # usable MTUs
+        self.bogus: dict[tuple[bool, int], FragNeeded] = {}
         self.unreach: dict[tuple[bool, int, int], Unreachable] = {}
+        self.followups: dict[int, Followup] = {}  # directed TCP flow hash -> what came next
+        self.errors = 0  # ICMP errors of any type: each quotes a header tshark also dissects
+        self._flow_names: dict[int, tuple] = {}
 
     def feed(self, view: ChunkView) -> None:
         for pkt in view.rare:
             err = pkt.icmp
             if err is None:
                 continue
+            self.errors += 1
             if err.frag_needed and err.mtu is not None:
-                g = self.frag.get((err.v6, err.mtu))
-                if g is None:
-                    clause = (
-                        f"icmpv6.type == 2 && icmpv6.mtu == {err.mtu}"
-                        if err.v6
-                        else f"icmp.type == 3 && icmp.code == 4 && icmp.mtu == {err.mtu}"
-                    )
-                    g = self.frag[(err.v6, err.mtu)] = FragNeeded(
-                        err.v6, err.mtu, FrameSet(self.file, clause)
-                    )
-                g.frames.add(pkt.frame, pkt.ts)
-                g.reporters.add(pkt.src)
-                if err.quote is not None:
-                    g.original_lengths[err.quote.total_length] += 1
-                    if len(g.flows) < MAX_FLOWS:
-                        g.flows.add(flow_of(err.quote))
+                self._frag(pkt.frame, pkt.ts, pkt.src, err)
             elif (
                 err.quote is not None
                 and err.quote.proto in (PROTO_TCP, PROTO_UDP)
@@ -89,6 +124,100 @@ class IcmpDetector:
                 u.frames.add(pkt.frame, pkt.ts)
                 if len(u.flows) < MAX_FLOWS:
                     u.flows.add(flow_of(err.quote))
+        if self.followups:
+            self._follow(view)
+
+    def _frag(self, frame: int, ts: float, reporter: str, err: IcmpError) -> None:
+        assert err.mtu is not None
+        quoted = err.quote.total_length if err.quote is not None else None
+        reason = bogus_reason(err.v6, err.mtu, quoted)
+        table = self.bogus if reason else self.frag
+        key = (err.v6, err.mtu)
+        g = table.get(key)
+        if g is None:
+            clause = (
+                f"icmpv6.type == 2 && icmpv6.mtu == {err.mtu}"
+                if err.v6
+                else f"icmp.type == 3 && icmp.code == 4 && icmp.mtu == {err.mtu}"
+            )
+            if reason.startswith("the quoted"):
+                clause += f" && {_quote_fits(err.v6, err.mtu)}"
+            g = table[key] = FragNeeded(err.v6, err.mtu, FrameSet(self.file, clause), reason=reason)
+        g.frames.add(frame, ts)
+        g.reporters.add(reporter)
+        if err.quote is not None:
+            g.original_lengths[err.quote.total_length] += 1
+            if len(g.flows) < MAX_FLOWS:
+                g.flows.add(flow_of(err.quote))
+            if not reason:
+                self._watch(err.quote, err.mtu, ts)
+
+    def _watch(self, q: Quote, mtu: int, ts: float) -> None:
+        """Follow the quoted TCP flow from now on (the first ICMP for it sets the time)."""
+        if q.proto != PROTO_TCP or q.sport is None or q.dport is None:
+            return
+        if len(self.followups) >= MAX_FLOWS:
+            return
+        h = int(
+            dec.directed(
+                np.array([dec.addr_hash(q.src)], np.uint64),
+                np.array([dec.addr_hash(q.dst)], np.uint64),
+                np.array([q.sport]),
+                np.array([q.dport]),
+            )[0]
+        )
+        f = self.followups.get(h)
+        if f is None:
+            self.followups[h] = Followup(mtu, ts)
+            self._flow_names[h] = flow_of(q)
+        elif mtu < f.mtu:
+            f.mtu = mtu
+
+    def _follow(self, view: ChunkView) -> None:
+        """Sizes the followed flows sent after their ICMP, in this chunk (numpy; few rows)."""
+        c = view.cols
+        keys = np.fromiter(self.followups, np.uint64, len(self.followups))
+        rows = np.flatnonzero(np.isin(c.tcp_fwd, keys))
+        if not len(rows):
+            return
+        ts, size, data = view.ts[rows], c.iplen[rows], c.paylen[rows] > 0
+        fwd = c.tcp_fwd[rows]
+        for h in np.unique(fwd).tolist():
+            f = self.followups[h]
+            mine = (fwd == h) & (ts > f.since)
+            fit = mine & data & (size <= f.mtu)
+            if fit.any():
+                f.fitted += int(np.count_nonzero(fit))
+                first = float(ts[fit][0]) - f.since
+                f.first_fit_s = first if f.first_fit_s is None else min(f.first_fit_s, first)
+            late = mine & (size > f.mtu) & (ts >= f.since + GRACE_S)
+            if late.any():
+                f.oversized_late += int(np.count_nonzero(late))
+                room = 12 - len(f.oversized_frames)
+                if room > 0:
+                    f.oversized_frames += view.frames[rows[late]][:room].tolist()
+
+    def finish(self) -> None:
+        """An MTU both bogus (the quote fits) and usable (the quote is larger) in this file:
+        the usable group's filter leaves the fitting quotes out, so each selects its frames."""
+        for key, b in self.bogus.items():
+            g = self.frag.get(key)
+            if g is not None and b.reason.startswith("the quoted"):
+                g.frames.clause += f" && !({_quote_fits(g.v6, g.mtu)})"
 
     def quoted_flows(self) -> set[tuple[str, str, int, int | None, int | None]]:
         return {f for g in self.frag.values() for f in g.flows}
+
+    def outcome(self, g: FragNeeded) -> str:
+        """What the senders of ``g``'s quoted TCP flows did next: "adapted" (data at or below
+        the MTU, nothing above it after the grace time), "oversized" (packets above the MTU
+        kept coming), or "" (the capture does not show: no TCP flow quoted, none seen after)."""
+        mine = self.followups_of(g)
+        if any(f.oversized_late for f in mine):
+            return "oversized"
+        if mine and any(f.fitted for f in mine):
+            return "adapted"
+        return ""
+
+    def followups_of(self, g: FragNeeded) -> list[Followup]:
+        return [f for h, f in self.followups.items() if self._flow_names[h] in g.flows]

@@ -1,0 +1,230 @@
+"""Verdicts a person would sign, on the minimal captures of ``tests/regressions/``.
+
+Each capture is what this project's builder (``tests/regressions/build.py``) writes, byte for
+byte; tshark is the judge of what each one holds (the SYN inside each encapsulation, the ICMP
+MTUs), labkit must see the same and conclude no more than the capture shows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labkit.analyze import AnalyzeOptions, analyze
+from labkit.analyze import decode as dec
+from labkit.analyze.grouping import FileSketch, group
+from labkit.analyze.reader import open_capture
+from tests.helpers.corpus import tshark_counts
+from tests.helpers.findings import assert_filters_select_exactly_the_evidence, ids, one
+from tests.helpers.tshark import requires_tshark
+
+REGRESSIONS = Path(__file__).parent / "regressions"
+ENCAPS = sorted(REGRESSIONS.glob("encap-*.pcap"))
+
+
+def test_the_captures_are_what_the_builder_writes() -> None:
+    from tests.regressions import build
+
+    for name, frames in build.cases().items():
+        path = REGRESSIONS / f"{name}.pcap"
+        assert path.read_bytes() == build.pcap(frames()), f"{path}: rerun build.py"
+    readme = (REGRESSIONS / "README.md").read_text()
+    for path in REGRESSIONS.glob("*.pcap"):
+        assert f"`{path.name}`" in readme, f"{path.name} has no README line"
+
+
+@requires_tshark
+@pytest.mark.parametrize("path", ENCAPS, ids=lambda p: p.stem)
+def test_the_syn_inside_each_encapsulation_is_seen(path: Path) -> None:
+    """tshark sees one SYN with its MSS inside; so must labkit, its filter must select it, and
+    nothing of the frame is left uninspected."""
+    want = tshark_counts(path).as_counts()["syn_mss"]
+    assert len(want) == 1, f"tshark does not see the inner SYN: {want}"
+    r = analyze([path])
+    counts = r.files[0].counts
+    assert counts["syn_mss"] == want
+    assert counts["not_inspected"] == 0, counts["not_inspected_by_reason"]
+    assert one(r, "syn-mss").fields["mss"] == int(next(iter(want)))
+    assert_filters_select_exactly_the_evidence(r)
+
+
+@pytest.mark.parametrize("path", ENCAPS, ids=lambda p: p.stem)
+def test_columns_and_scalar_decode_agree_inside_encapsulations(path: Path) -> None:
+    """The compiled and numpy column decodes and the scalar decode find the same inner IP."""
+    with open_capture(path) as cap:
+        for chunk in cap.chunks():
+            fast, ref = dec.columns(chunk), dec.py_columns(chunk)
+            for name in dec.COLUMN_NAMES:
+                assert np.array_equal(getattr(fast, name), getattr(ref, name)), name
+            d, n = int(chunk.data[0]), int(chunk.caplen[0])
+            pkt = dec.decode(chunk.buf[d : d + n].tobytes(), int(chunk.linktype[0]))
+            assert pkt.tcp is not None and pkt.tcp.syn and pkt.ip_len == fast.iplen[0]
+
+
+def test_what_cannot_be_opened_is_named() -> None:
+    """An encrypted MACsec frame, an unknown GRE payload, ARP: counted, each with its reason."""
+    mac = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01"
+    ip_gre = bytes.fromhex("4500002000010000402f0000c0000201c0000202") + b"\x00\x00\x88\x0b"
+    frames = {
+        mac + b"\x88\xe5\x2c\x00\x00\x00\x00\x01" + b"\x00" * 40: "MACsec encrypted",
+        mac + b"\x08\x00" + ip_gre[:-2] + b"\x12\x34" + b"\x00" * 8: "EtherType 0x1234",
+        mac + b"\x08\x06" + b"\x00" * 28: "EtherType 0x0806",
+        mac + b"\x00\x10\x42\x42\x03" + b"\x00" * 13: "802.2 LLC 0x4242",
+    }
+    for frame, reason in frames.items():
+        off, ver, why = dec.locate(frame, dec.LINKTYPE_ETHERNET)
+        assert why and dec.why_text(why).startswith(reason), (dec.why_text(why), reason)
+
+
+def test_locate_is_bounded_on_endless_nesting() -> None:
+    """IPv4-in-IPv4 a thousand times: at most MAX_LAYERS headers peeled, then a reason."""
+    ip = bytes.fromhex("450000140001000040040000c0000201c0000202")
+    off, ver, why = dec.locate(ip * 1000, dec.LINKTYPE_RAW)
+    assert ver == 4 and dec.why_text(why).startswith("more than")
+
+
+@requires_tshark
+def test_pmtud_that_works_is_not_a_mismatch() -> None:
+    """ICMP 3/4 MTU 1492 quoting 1500-byte segments; the server resends at 1492 within 3 ms."""
+    path = REGRESSIONS / "pmtud-working-1492.pcap"
+    assert tshark_counts(path).icmp_frag_needed_mtu == {1492: 3}
+    r = analyze([path])
+    works = one(r, "pmtud-working")
+    assert works.fields["mtu"] == 1492 and works.fields["adapted_after_s"] < 0.005
+    assert not {"mtu-mismatch", "oversized-df", "pmtud-black-hole"} & set(ids(r))
+    assert r.exit_code == 0 and "path-MTU discovery works (path MTU 1492)" in r.verdict
+    assert_filters_select_exactly_the_evidence(r)
+
+
+@requires_tshark
+def test_oversized_packets_after_the_icmp_are_a_mismatch_that_says_so() -> None:
+    path = REGRESSIONS / "pmtud-ignored-1492.pcap"
+    r = analyze([path])
+    mm = one(r, "mtu-mismatch")
+    assert (mm.fields["packet_size"], mm.fields["tunnel_mtu"]) == (1500, 1492)
+    assert mm.fields["sender_kept_oversized"] is True and "keep being dropped" in mm.summary
+    assert "pmtud-working" not in ids(r) and r.exit_code == 1
+    assert_filters_select_exactly_the_evidence(r)
+
+
+@requires_tshark
+def test_impossible_mtus_are_bogus_never_limits() -> None:
+    """PTB 1200 (below IPv6's 1280) quoting 1500 bytes, frag-needed MTU 0 and 60: each is
+    counted as tshark counts it, reported as bogus, and none makes a packet "oversized"."""
+    path = REGRESSIONS / "icmp-bogus-mtus.pcap"
+    t = tshark_counts(path)
+    r = analyze([path])
+    counts = r.files[0].counts
+    assert (
+        counts["icmpv6_packet_too_big_mtu"]
+        == {"1200": 1}
+        == t.as_counts()["icmpv6_packet_too_big_mtu"]
+    )
+    assert (
+        counts["icmp_frag_needed_mtu"] == {"0": 1, "60": 1} == t.as_counts()["icmp_frag_needed_mtu"]
+    )
+    bogus = {f.fields["mtu"]: f.fields["reason"] for f in r.findings if f.id == "icmp-bogus-mtu"}
+    assert bogus == {
+        0: "an MTU of 0",
+        60: "below IPv4's minimum MTU of 68",
+        1200: "below IPv6's minimum MTU of 1280",
+    }
+    assert not {"mtu-mismatch", "oversized-df", "icmp-frag-needed"} & set(ids(r))
+    assert r.exit_code == 0
+    assert_filters_select_exactly_the_evidence(r)
+
+
+def _big_df_flow(t: float) -> list:
+    """1500-byte DF segments between hosts of their own, at ``t`` seconds after the builder's
+    epoch: a file unrelated to the regression captures unless ``t`` is near 0."""
+    from tests.regressions import build
+
+    return [
+        (
+            t + i,
+            1,
+            build.eth(
+                0x0800, build._tcp("172.16.5.5", "172.16.6.6", 443, 50000, "PA", 1 + i * 1460, 1500)
+            ),
+        )
+        for i in range(3)
+    ]
+
+
+def test_unrelated_files_are_separate_cases(tmp_path: Path) -> None:
+    """An ICMP MTU of one capture is no limit for another capture made a year later of other
+    hosts: no oversized-df there, and the report says which files were judged together."""
+    from tests.regressions import build
+
+    other = tmp_path / "a-year-later.pcap"
+    other.write_bytes(build.pcap(_big_df_flow(365 * 86400.0)))
+    icmp = REGRESSIONS / "pmtud-ignored-1492.pcap"
+    r = analyze([icmp, other])
+    assert [c.files for c in r.cases] == [(str(icmp),), (str(other),)]
+    assert all("no other file" in c.reason for c in r.cases)
+    over = [f for f in r.findings if f.id == "oversized-df"]
+    assert {e.file for f in over for e in f.evidence} == {str(icmp)}
+    assert r.to_json()["cases"][1] == {"files": [str(other)], "reason": r.cases[1].reason}
+    # Told they are one case, the other file's 1500-byte packets exceed the 1492 limit.
+    joined = analyze([icmp, other], AnalyzeOptions(one_case=True))
+    assert [c.files for c in joined.cases] == [(str(icmp), str(other))]
+    over = [f for f in joined.findings if f.id == "oversized-df"]
+    assert str(other) in {e.file for f in over for e in f.evidence}
+
+
+def test_files_sharing_a_host_at_the_same_time_are_one_case(tmp_path: Path) -> None:
+    from tests.regressions import build
+
+    first, second = tmp_path / "a.pcap", tmp_path / "b.pcap"
+    first.write_bytes(build.pcap(_big_df_flow(0.0)))
+    second.write_bytes(build.pcap(_big_df_flow(30.0)))
+    far = tmp_path / "c.pcap"
+    far.write_bytes(build.pcap(_big_df_flow(5000.0)))
+    r = analyze([first, second, far])
+    assert [c.files for c in r.cases] == [(str(first), str(second)), (str(far),)]
+    assert "a host sends in each" in r.cases[0].reason
+
+
+def test_grouping_sweeps_long_captures() -> None:
+    """A long capture overlapping two short ones that do not overlap each other joins both."""
+    h = np.array([7], np.uint64)
+    sketches = [
+        FileSketch("long", 0.0, 1000.0, h, "inside"),
+        FileSketch("early", 10.0, 20.0, h, "inside"),
+        FileSketch("late", 900.0, 950.0, h, "inside"),
+        FileSketch("no-time", None, None, h, "inside"),
+        FileSketch("other-host", 10.0, 20.0, np.array([8], np.uint64), "inside"),
+    ]
+    assert [c.files for c in group(sketches)] == [
+        ("long", "early", "late"),
+        ("no-time",),
+        ("other-host",),
+    ]
+    vpn = [FileSketch("out", 0.0, 10.0, h, "outside"), FileSketch("in", 5.0, 9.0, h + 1, "tunnel")]
+    assert [c.files for c in group(vpn)] == [("out", "in")]
+
+
+@requires_tshark
+def test_duplicate_frames_count_once() -> None:
+    """Two SPAN copies of a SYN and of a ClientHello: one SYN, one attempt, and the report says
+    2 duplicates, as many as editcap removes."""
+    path = REGRESSIONS / "duplicate-frames.pcap"
+    t = tshark_counts(path, duplicates=2)
+    assert t.duplicates == (2, 2)  # editcap -d and editcap -w 0.01 agree
+    r = analyze([path])
+    counts = r.files[0].counts
+    assert counts["duplicate_frames"] == 2 and counts["not_inspected"] == 0
+    assert counts["syn_mss"] == {"1460": 1} == t.as_counts()["syn_mss"]
+    assert counts["dtls_client_hellos"] == 1 and counts["dtls_flows"] == 1
+    syn = one(r, "syn-mss", direction="syn")
+    assert [e.frame for e in syn.evidence] == [1] and "frame.number == 2" in syn.wireshark_filter
+    assert_filters_select_exactly_the_evidence(r)  # the copies are left out of every filter
+
+
+def test_identical_retransmissions_are_not_duplicates() -> None:
+    """A stack without timestamps resends identical bytes a second apart: those are
+    retransmissions (the mismatch's evidence), not copies, whatever editcap -d says."""
+    r = analyze([REGRESSIONS / "pmtud-ignored-1492.pcap"])
+    assert r.files[0].counts["duplicate_frames"] == 0
