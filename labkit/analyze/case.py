@@ -39,6 +39,7 @@ from labkit.analyze.detectors.dtls import DtlsPair, anyconnect_like, with_tls_se
 from labkit.analyze.detectors.mss import SynGroup
 from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
 from labkit.analyze.detectors.size import DfSelection
+from labkit.analyze.diagnosis import fold
 from labkit.analyze.evidence import FrameSet, Selection, any_of, dst_field, paren, select, src_field
 from labkit.analyze.report import AnalyzeOptions, FileReport
 from labkit.findings import Evidence, Finding, Severity
@@ -189,6 +190,7 @@ class Case:
         out += self._oversized()
         out += self._mismatch(holes)
         out += [h[0] for h in holes]
+        out = fold(out, {file: point[0] for file, point in self._points.items()})
         order = {"error": 0, "warning": 1, "info": 2}
         out.sort(key=lambda f: (order[f.severity or "info"], f.id))
         return out

@@ -12,6 +12,7 @@ from typing import Any
 
 from labkit.analyze.detectors.coverage import CoverageDetector
 from labkit.analyze.detectors.dtls import DtlsDetector, anyconnect_like, with_tls_sessions
+from labkit.analyze.detectors.frags import FragmentDetector
 from labkit.analyze.detectors.hosts import HostsDetector
 from labkit.analyze.detectors.icmp import IcmpDetector
 from labkit.analyze.detectors.mss import MssDetector
@@ -31,6 +32,7 @@ class FileFacts:
     icmp: IcmpDetector
     size: SizeDetector
     retrans: RetransDetector
+    frags: FragmentDetector
     coverage: CoverageDetector
     hosts: HostsDetector
     dedup: DuplicateFilter  # not a detector: it blanks duplicates before the detectors run
@@ -45,6 +47,7 @@ class FileFacts:
             IcmpDetector(file),
             SizeDetector(file),
             RetransDetector(file),
+            FragmentDetector(file),
             CoverageDetector(file),
             HostsDetector(file),
             DuplicateFilter(),
@@ -59,6 +62,7 @@ class FileFacts:
             self.icmp,
             self.size,
             self.retrans,
+            self.frags,
             self.coverage,
             self.hosts,
         ]
