@@ -413,7 +413,7 @@ def diagnose(
             f"MTU mismatch expected but not shown: adapter MTU {n.adapter} > tunnel MTU "
             f"{n.tunnel}, and no dropped packet is in these captures"
             if predicted
-            else "MTU mismatch not shown: no oversized packet, no ICMP frag-needed, no black hole"
+            else _not_shown(findings)
         ),
         "the captures lack the link(s) below" if dtls is not None else "no DTLS failure seen",
         tuple(steps),
@@ -421,6 +421,19 @@ def diagnose(
         fixes,
         model,
     )
+
+
+def _not_shown(findings: Sequence[Finding]) -> str:
+    """Why no mismatch is shown, true to what was seen: ICMP answered by a sender that adapted
+    is path-MTU discovery working, not an absence of ICMP."""
+    working = sorted({f.fields["mtu"] for f in findings if f.id == "pmtud-working"})
+    if working:
+        mtus = ", ".join(str(m) for m in working)
+        return (
+            f"MTU mismatch not shown: path-MTU discovery works (path MTU {mtus}): the sender "
+            f"adapted to ICMP frag-needed; no packet kept being dropped, no black hole"
+        )
+    return "MTU mismatch not shown: no oversized packet, no ICMP frag-needed, no black hole"
 
 
 # --- folding findings ------------------------------------------------------------------------
