@@ -102,10 +102,7 @@ class PolicyAdvice:
             "reconnect_on_dtls_failure": self.reconnect_on_dtls_failure,
             "black_hole_risk": self.black_hole_risk,
             "at_risk": self.at_risk,
-            "fixes": [
-                {"rank": i, "id": f.id, "config": f.config, "effect": f.effect}
-                for i, f in enumerate(self.fixes, start=1)
-            ],
+            "fixes": mtu.fixes_json(self.fixes),
         }
 
 

@@ -78,12 +78,27 @@ def _top_help() -> str:
         f"labkit {__version__}: AnyConnect DTLS/TLS MTU toolkit",
         "",
         "usage: labkit [--debug] COMMAND [OPTIONS]",
+        "       labkit --version | --help",
+        "",
+        "options:",
+        "  --debug    show the traceback of an error (also accepted after the command)",
+        "  --version  print labkit's version and exit",
+        "  --help     this text; 'labkit COMMAND --help' for a command's options",
         "",
         "commands:",
     ]
     lines += [f"  {name:<{width}}  {cmd.summary}" for name, cmd in COMMANDS.items()]
     lines += ["", "Run 'labkit COMMAND --help' for a command's options."]
     return "\n".join(lines)
+
+
+def _take_debug(args: list[str]) -> bool:
+    """Remove ``--debug`` given after the command (people append it when a run fails);
+    arguments after ``--`` are the command's own (a file may be named ``--debug``)."""
+    end = args.index("--") if "--" in args else len(args)
+    found = "--debug" in args[:end]
+    args[:end] = [a for a in args[:end] if a != "--debug"]
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(_top_help() + "\n")
         return EXIT_USAGE
     name = args.pop(0)
+    debug = _take_debug(args) or debug
     command = COMMANDS.get(name)
     if command is None:
         sys.stderr.write(f"labkit: error: unknown command {name!r}; known: {', '.join(COMMANDS)}\n")
@@ -118,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     # Names, log lines and config text are echoed as written: their control characters are
     # shown, never obeyed by the terminal (labkit.terminal says why).
     out, err = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = PrintableStream(out), PrintableStream(err, keep="\n\t\r")  # type: ignore[assignment]
+    sys.stdout, sys.stderr = PrintableStream(out), PrintableStream(err, keep="\n\t\r")
     try:
         return _run(name, command, args, debug)
     finally:

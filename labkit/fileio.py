@@ -26,6 +26,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import FrameType
+from typing import BinaryIO
 
 from labkit.errors import InputError, OutputError, Signalled
 
@@ -256,3 +257,20 @@ def read_input(path: str | os.PathLike[str], limit: int, kind: str) -> bytes:
     if len(data) > limit:
         raise InputError(f"{path}: larger than {size}; not {kind}")
     return data
+
+
+STDOUT = "-"  #: an output named ``-`` is standard output, for outputs that are a stream
+
+
+def is_stdout(path: str | os.PathLike[str] | None) -> bool:
+    return path is not None and str(path) == STDOUT
+
+
+def binary_stdout(kind: str) -> BinaryIO:
+    """Standard output for ``kind`` bytes (a capture, a picture); refused on a terminal, where
+    they would only garble the screen: pipe or redirect them instead."""
+    if sys.stdout.isatty():
+        raise OutputError(
+            f"refusing to write {kind} to a terminal", hint="redirect it (> FILE) or pipe it"
+        )
+    return sys.stdout.buffer

@@ -27,6 +27,7 @@ Sources for the arithmetic:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -450,6 +451,73 @@ def predict(cfg: TunnelConfig) -> Prediction:
     return Prediction(cfg, tls, wire, dtls, adapter, mss, tls, fixes)
 
 
+def config_for(
+    adapter_mtu: int,
+    tls_mtu: int,
+    *,
+    tls_cipher: str = DEFAULT_CIPHER,
+    dtls_cipher: str = DEFAULT_CIPHER,
+    dtls_version: str = "0x0100",
+    df_bit_ignore: bool = False,
+) -> TunnelConfig:
+    """A configuration that reproduces the adapter MTU and TLS MTU a capture showed.
+
+    The analyzer sees numbers, not the head-end's config; asking :func:`predict` about this
+    configuration gives it the same fixes ``labkit mtu`` prints for those numbers. The TLS MTU
+    fixes ``tcpmss`` (the ASA formula inverted); the adapter MTU is the DTLS MTU of a NIC MTU
+    (1500 when that fits), or an ``anyconnect mtu`` cap when it is smaller than any NIC gives.
+
+    >>> c = config_for(1418, 1347)
+    >>> (c.base_mtu, c.tcpmss, c.anyconnect_mtu)
+    (1500, 1380, None)
+    >>> config_for(1300, 1347).anyconnect_mtu
+    1300
+    """
+    tcpmss = tls_mtu + TLS_RECORD_HEADER + CSTP_HEADER + cipher(tls_cipher).mac
+
+    def dtls_at(base: int) -> int:
+        return dtls_mtu(base, dtls_cipher, dtls_version)
+
+    base, cap = DEFAULT_BASE_MTU, None
+    if dtls_at(base) > adapter_mtu:
+        cap = adapter_mtu
+    elif dtls_at(base) < adapter_mtu:
+        base = next(b for b in range(base, MAX_IP_PACKET + 1) if dtls_at(b) >= adapter_mtu)
+        cap = None if dtls_at(base) == adapter_mtu else adapter_mtu
+    return TunnelConfig(
+        base_mtu=base,
+        tcpmss=tcpmss,
+        tls_cipher=tls_cipher,
+        dtls_cipher=dtls_cipher,
+        dtls_version=dtls_version,
+        anyconnect_mtu=cap,
+        df_bit_ignore=df_bit_ignore,
+    )
+
+
+def mtu_command(cfg: TunnelConfig) -> str:
+    """The ``labkit mtu`` command line that prints the prediction for ``cfg``."""
+    parts = ["labkit mtu", f"--base-mtu {cfg.base_mtu}", f"--tcpmss {cfg.tcpmss}"]
+    defaults = TunnelConfig()
+    for flag, value, default in (
+        ("--tls-cipher", cfg.tls_cipher, defaults.tls_cipher),
+        ("--dtls-cipher", cfg.dtls_cipher, defaults.dtls_cipher),
+        ("--tls-version", cfg.tls_version, defaults.tls_version),
+        ("--dtls-version", cfg.dtls_version, defaults.dtls_version),
+    ):
+        if value != default:
+            parts.append(f"{flag} {value}")
+    if cfg.anyconnect_mtu is not None:
+        parts.append(f"--anyconnect-mtu {cfg.anyconnect_mtu}")
+    if cfg.df_bit_ignore:
+        parts.append("--df-bit-ignore")
+    if cfg.ipv6:
+        parts.append("--ipv6")
+    if not cfg.dtls_enabled:
+        parts.append("--no-dtls")
+    return " ".join(parts)
+
+
 def _fixes(cfg: TunnelConfig, tls: int) -> tuple[Fix, ...]:
     """The seed's three fixes, each kept only if it really helps this configuration."""
     fixes: list[Fix] = []
@@ -487,3 +555,58 @@ def _fixes(cfg: TunnelConfig, tls: int) -> tuple[Fix, ...]:
                 )
             )
     return tuple(fixes)
+
+
+def consequence(p: Prediction) -> str:
+    """What a DTLS failure does under ``p``'s configuration, in one sentence.
+
+    One text for the calculator, the advisor and the analyzer, so a lab engineer reads the same
+    words whichever tool names the problem. With df-bit-ignore the head-end fragments the large
+    DF packets into the TLS tunnel instead of dropping them (no ICMP 3/4, no black hole); the
+    reconnect to the TLS MTU happens either way (tech note 116881).
+    """
+    if not p.mismatch:
+        return (
+            f"no mismatch: a DTLS->TLS fallback keeps the adapter MTU {p.adapter_mtu} "
+            f"within the TLS MTU {p.tls_mtu}; no reconnect is needed."
+        )
+    head = (
+        f"if DTLS cannot be built, the TLS tunnel carries at most {p.tls_mtu} bytes but the "
+        f"adapter sends up to {p.adapter_mtu} ({p.mismatch_bytes} bytes too many): "
+    )
+    if p.config.df_bit_ignore:
+        middle = (
+            f"the head-end fragments {p.adapter_mtu}-byte DF packets into the TLS tunnel "
+            f"(df-bit-ignore: no drop, no ICMP 3/4)"
+        )
+    else:
+        middle = (
+            f"{p.adapter_mtu}-byte DF packets are dropped with ICMP 3/4 "
+            f"(black hole if ICMP is filtered)"
+        )
+    return (
+        f"{head}{middle} and the client reconnects to apply MTU {p.fallback_mtu} "
+        f"(DART reconfigure reason code 16)."
+    )
+
+
+def fixes_json(fixes: Sequence[Fix]) -> list[dict[str, object]]:
+    """The ranked fixes as JSON objects (best first, rank 1)."""
+    return [
+        {"rank": rank, "id": f.id, "config": f.config, "effect": f.effect}
+        for rank, f in enumerate(fixes, start=1)
+    ]
+
+
+def fixes_text(fixes: Sequence[Fix]) -> list[str]:
+    """The ranked fixes as lines (best first): config lines indented, then the side effect.
+
+    ``labkit mtu``, ``labkit advise`` and ``labkit analyze`` print exactly these lines (each
+    under its own indent), so a fix reads the same in every report.
+    """
+    lines: list[str] = []
+    for rank, f in enumerate(fixes, start=1):
+        lines.append(f"{rank}. [{f.id}]")
+        lines += [f"   {line}" for line in f.config.splitlines()]
+        lines.append(f"   effect: {f.effect}")
+    return lines

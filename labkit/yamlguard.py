@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import yaml
 from yaml.constructor import BaseConstructor, ConstructorError
+from yaml.error import Mark
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 #: Weight of the document with every alias expanded: nodes plus scalar characters. A scenario
@@ -36,8 +37,9 @@ class YamlRefused(Exception):
         self.message = message
 
 
-def _line(node: Node | yaml.Event | None) -> int:
-    mark = getattr(node, "start_mark", None)
+def _line(where: Node | yaml.Event | Mark | None) -> int:
+    """1-based line of a node or event (its start), or of a mark (an error's own position)."""
+    mark = where if isinstance(where, Mark) else getattr(where, "start_mark", None)
     return mark.line + 1 if mark is not None else 1
 
 

@@ -223,6 +223,35 @@ def test_text_output_names_the_fix_lines():
     assert "AT RISK" in proc.stdout and "1418" in proc.stdout and "1347" in proc.stdout
 
 
+def _block(text: str, head: str) -> list[str]:
+    """The lines under ``head`` up to the first blank line, their common indent removed."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == head) + 1
+    block = []
+    for line in lines[start:]:
+        if not line.strip():
+            break
+        block.append(line)
+    indent = min(len(x) - len(x.lstrip()) for x in block)
+    return [x[indent:] for x in block]
+
+
+@pytest.mark.parametrize(
+    "config, mtu_args",
+    [("seed-9.17.cfg", []), ("seed-df-bit-ignore.cfg", ["--df-bit-ignore"])],
+)
+def test_advise_and_mtu_print_the_same_verdict_and_fixes(config, mtu_args):
+    """One text for a fix: `advise` only puts the group-policy's name into `mtu`'s lines."""
+    adv = labkit("advise", str(CONFIGS / config)).stdout
+    calc = labkit("mtu", *mtu_args).stdout
+    users = adv[adv.index("group-policy ac_users_group") :]
+    fixes = _block(users, "fixes, best first:")
+    expected = [x.replace("<name>", "ac_users_group") for x in _block(calc, "fixes, best first:")]
+    assert fixes == expected and len(fixes) >= 6
+    risk = next(x for x in users.splitlines() if "AT RISK:" in x).split("AT RISK: ")[1]
+    assert calc.count(risk) == 1  # the same sentence, word for word
+
+
 def test_warning_goes_to_stderr_with_file_and_line(tmp_path):
     proc = labkit("advise", str(CONFIGS / "fragment-pasted.txt"))
     assert proc.returncode == 1

@@ -50,9 +50,9 @@ def test_a_frame_captured_twice_is_one_attempt(tmp_path):
     path = _write(tmp_path, "dup", pkts)
     r = analyze([path])
     assert "dtls-unanswered" not in ids(r)
-    # The census still counts frames as tshark does; the pair counts one attempt.
-    assert r.files[0].counts["dtls_client_hellos"] == 2
-    assert r.files[0].counts["dtls_duplicate_hellos"] == 1
+    # The copy is a duplicate frame: counted once everywhere, and reported as a duplicate.
+    assert r.files[0].counts["dtls_client_hellos"] == 1
+    assert r.files[0].counts["duplicate_frames"] == 1
     assert len(tshark_frames(path, "dtls.handshake.type == 1")) == 2
 
 

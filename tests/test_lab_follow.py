@@ -25,7 +25,9 @@ from tests.helpers.paths import ROOT
 from tests.helpers.tshark import requires_tshark, tshark_fields
 
 LINES_DEADLINE_S = 30.0
-LIVE = ("[error] mtu-mismatch", "[warning] icmp-frag-needed", "[warning] oversized-df")
+# Seen from the head-end's inside alone, the server adapting to ICMP 3/4 is path-MTU
+# discovery doing its job at the tunnel's MTU: reported, and not a mismatch.
+LIVE = ("[info] icmp-frag-needed", "[info] pmtud-working")
 
 
 class Lines:
@@ -146,9 +148,9 @@ def test_follow_reports_the_icmp_1347_while_tcpdump_still_runs(tmp_path: Path) -
                 dump.send_signal(signal.SIGINT)
                 assert dump.wait(timeout=10) == 0
             report = out.rest(time.monotonic() + LINES_DEADLINE_S)
-            assert follow.wait(timeout=LINES_DEADLINE_S) == 1, follow.stderr.read()  # type: ignore[union-attr]
+            assert follow.wait(timeout=LINES_DEADLINE_S) == 0, follow.stderr.read()  # type: ignore[union-attr]
             whole_out, whole_err = whole.communicate(timeout=LINES_DEADLINE_S)
-            assert whole.returncode == 1, whole_err
+            assert whole.returncode == 0, whole_err
             tee.wait(timeout=10)
         finally:
             _stop(*procs)
@@ -159,8 +161,7 @@ def test_follow_reports_the_icmp_1347_while_tcpdump_still_runs(tmp_path: Path) -
     live = [s for s in report.splitlines() if s.startswith("live: ")]
     assert {s.split(":")[1].strip() for s in live} >= set(LIVE)
     assert len(live) == len(set(live))
-    assert "VERDICT: PROBLEM" in report
-    assert f"mtu={mtu.tls_mtu_asa()}" in report.split("findings:", 1)[1]
+    assert f"path-MTU discovery works (path MTU {mtu.tls_mtu_asa()})" in report
 
     # the plain reader of the finished pipe says the same, and tshark agrees with its count
     found = {f["id"]: f for f in json.loads(whole_out)["findings"]}
@@ -170,8 +171,8 @@ def test_follow_reports_the_icmp_1347_while_tcpdump_still_runs(tmp_path: Path) -
     assert found["icmp-frag-needed"]["mtu"] == mtu.tls_mtu_asa()
     assert found["icmp-frag-needed"]["count"] == len(icmp)
     assert found["icmp-frag-needed"]["reporters"] == ["198.18.3.1"]
-    assert found["mtu-mismatch"]["tunnel_mtu"] == mtu.tls_mtu_asa()
+    assert "mtu-mismatch" not in found
+    assert found["pmtud-working"]["mtu"] == mtu.tls_mtu_asa()
     big = f"tcp && !icmp && ip.flags.df == 1 && ip.len > {mtu.tls_mtu_asa()}"
     over = tshark_fields(copy, big, "ip.len")
-    assert found["oversized-df"]["count"] == len(over) > 0
-    assert found["oversized-df"]["tunnel_mtu"] == mtu.tls_mtu_asa()
+    assert len(over) > 0  # the segments ICMP answered were there, and the sender adapted

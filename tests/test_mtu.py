@@ -83,8 +83,9 @@ def test_each_fix_really_removes_the_mismatch():
 )
 def test_cli_json_contract(args, expected):
     proc = labkit("mtu", "--format", "json", *args)
-    assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
+    # Exit 1 exactly when the prediction is a mismatch (DESIGN.md section 5, like `advise`).
+    assert proc.returncode == (1 if doc["mismatch"] else 0), proc.stderr
     assert {k: doc[k] for k in expected} == expected
     for fix in doc["fixes"]:
         assert set(fix) == {"id", "config", "effect"}
@@ -103,6 +104,25 @@ def test_cli_text_names_the_numbers_and_fixes():
         "sysopt connection tcpmss 1460",
     ):
         assert needle in out
+
+
+def test_cli_exit_code_follows_mismatch():
+    assert "MISMATCH" in (seed := labkit("mtu")).stdout and seed.returncode == 1
+    fixed = labkit("mtu", "--anyconnect-mtu", "1300")
+    assert "no mismatch" in fixed.stdout and fixed.returncode == 0
+
+
+def test_cli_df_bit_ignore_fragments_instead_of_dropping():
+    out = labkit("mtu", "--df-bit-ignore").stdout
+    first = out.splitlines()[0]
+    assert first.startswith("configuration:") and "df-bit-ignore enabled" in first
+    verdict = next(line for line in out.splitlines() if line.startswith("MISMATCH"))
+    assert "fragments 1418-byte DF packets" in verdict
+    assert "dropped" not in verdict and "ICMP 3/4 (black hole" not in verdict
+    # The fix that is already applied is not offered again.
+    assert "[df-bit-ignore]" not in out and "[anyconnect-mtu]" in out
+    plain = next(line for line in labkit("mtu").stdout.splitlines() if line.startswith("MISMATCH"))
+    assert "1418-byte DF packets are dropped with ICMP 3/4" in plain
 
 
 @pytest.mark.parametrize(

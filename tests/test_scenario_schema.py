@@ -256,6 +256,12 @@ def test_the_issue_example_exactly(tmp_path: Path) -> None:
             "not_report",
             "expect.not_report[0]: syn-mss is also in expect.report",
         ),
+        (  # a tag YAML cannot construct: the line of the value, not of the document
+            "tcpmss: 1380",
+            "tcpmss: !foo 1380",
+            "!foo",
+            "head_end.tcpmss: cannot read the value (could not determine a constructor",
+        ),
     ],
 )
 def test_errors_name_the_line_and_key(old: str, new: str, needle: str, message: str) -> None:

@@ -27,6 +27,7 @@ from labkit.errors import InputError
 
 if TYPE_CHECKING:
     from labkit.analyze.detectors import FileFacts
+    from labkit.analyze.diagnosis import Fragmented
     from labkit.analyze.engine import ScanStats
     from labkit.analyze.grouping import CaseGroup
     from labkit.analyze.plotdata import Sampler
@@ -164,6 +165,23 @@ def judge(
         decrypted=decrypted,
         samples=samples,
         cases=tuple(groups),
+        fragments=_fragments(facts),
+    )
+
+
+def _fragments(facts: dict[str, FileFacts]) -> tuple[Fragmented, ...]:
+    """Each file's IPv4 fragments, as the diagnosis reads them."""
+    from labkit.analyze.diagnosis import Fragmented
+    from labkit.findings import Evidence
+
+    return tuple(
+        Fragmented(
+            file,
+            tuple(ff.frags.sizes.most_common()),
+            tuple(Evidence(file, fr, t) for fr, t in ff.frags.frames.frames),
+        )
+        for file, ff in facts.items()
+        if ff.frags.sizes
     )
 
 

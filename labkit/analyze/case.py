@@ -36,11 +36,13 @@ from labkit.analyze import pmtud
 from labkit.analyze.detectors import FileFacts
 from labkit.analyze.detectors.coverage import blind_spots
 from labkit.analyze.detectors.dtls import DtlsPair, anyconnect_like, with_tls_sessions
+from labkit.analyze.detectors.mss import SynGroup
 from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
 from labkit.analyze.detectors.size import DfSelection
+from labkit.analyze.diagnosis import fold
 from labkit.analyze.evidence import FrameSet, Selection, any_of, dst_field, paren, select, src_field
 from labkit.analyze.report import AnalyzeOptions, FileReport
-from labkit.findings import Evidence, Finding
+from labkit.findings import Evidence, Finding, Severity
 
 DEFAULT_VPN_PORT = mtu.DEFAULT_DTLS_PORT
 RAW_POINT_LINKTYPES = dec.RAW_LINKTYPES | {dec.LINKTYPE_NULL, dec.LINKTYPE_LOOP}
@@ -70,12 +72,12 @@ def _finding(
     summary: str,
     selections: Sequence[Selection | None],
     fields: dict,
-    severity: str | None = None,
+    severity: Severity | None = None,
 ) -> Finding:
     evidence, filt, filters = _findings_from(selections)
     if len(filters) > 1:
         fields = dict(fields, wireshark_filters=filters)
-    return Finding(fid, summary, evidence, filt, fields, severity)  # type: ignore[arg-type]
+    return Finding(fid, summary, evidence, filt, fields, severity)
 
 
 def _per_file(sets: Iterable[FrameSet], clause: str | None = None) -> list[Selection | None]:
@@ -188,6 +190,7 @@ class Case:
         out += self._oversized()
         out += self._mismatch(holes)
         out += [h[0] for h in holes]
+        out = fold(out, {file: point[0] for file, point in self._points.items()})
         order = {"error": 0, "warning": 1, "info": 2}
         out.sort(key=lambda f: (order[f.severity or "info"], f.id))
         return out
@@ -201,7 +204,7 @@ class Case:
             vname = dec.DTLS_VERSIONS.get(p.version or -1)
             if p.established:
                 how = []
-                if p.hvr.count:  # type: ignore[union-attr]
+                if p.hvr.count:
                     how.append("after a HelloVerifyRequest")
                 if p.retransmitted_hellos:
                     how.append(f"despite {p.retransmitted_hellos} retransmitted ClientHello(s)")
@@ -229,7 +232,7 @@ class Case:
                                 "resumed": p.resumed,
                                 "hello_verify_request": bool(p.hvr.count)
                                 if p.handshake_seen
-                                else None,  # type: ignore[union-attr]
+                                else None,
                                 "retransmitted_hellos": p.retransmitted_hellos
                                 if p.handshake_seen
                                 else None,
@@ -240,13 +243,10 @@ class Case:
                     )
                 )
             elif det.unanswered(p) or (
-                p.hvr.count
-                and not p.server_hello.count  # type: ignore[union-attr]
-                and p.cookie_hellos
-                and p.attempts >= 2
+                p.hvr.count and not p.server_hello.count and p.cookie_hellos and p.attempts >= 2
             ):
                 unreach = self._unreachables_for(p)
-                hvr = p.hvr.count  # type: ignore[union-attr]
+                hvr = p.hvr.count
                 tail = (
                     f"; the head-end answered {hvr} HelloVerifyRequest(s) but never a ServerHello"
                     if hvr
@@ -401,7 +401,7 @@ class Case:
         out = []
         hellos: dict[tuple[str, str], list[float]] = {}
         for p in self.dtls_pairs:
-            times = [t for _f, t in p.hellos.frames] + [p.last_hello_ts]  # type: ignore[union-attr]
+            times = [t for _f, t in p.hellos.frames] + [p.last_hello_ts]
             hellos.setdefault((p.client, p.server), []).extend(t for t in times if p.attempts)
         for f in self.facts.values():
             for (client, server, port), keys in f.tls.endpoints_to(self.headends).items():
@@ -445,11 +445,11 @@ class Case:
                     )
         return out
 
-    def _syn_roles(self, file: str):
+    def _syn_roles(self, file: str) -> list[tuple[SynGroup, str | None, int]]:
         """(group, role, count) for every SYN group of ``file`` split by role."""
         f = self.facts[file]
         heads = self._head_hashes
-        out = []
+        out: list[tuple[SynGroup, str | None, int]] = []
         for (synack, mss_v, ipver), grp in sorted(f.mss.groups.items()):
             if not self.headends:
                 out.append((grp, None, grp.count))
@@ -677,7 +677,7 @@ class Case:
         done: set[tuple[int, int | None]] = set()
         vpn = any(self.facts[p.file].dtls.unanswered(p) for p in self.dtls_pairs)
         for lim in self.limits():
-            parts: dict[str, list[tuple[list[FrameSet], str | None]]] = {}
+            parts: dict[str, list[_Part]] = {}
             size = None
             if lim.source == "icmp":
                 quotes: Counter = Counter()
@@ -779,11 +779,15 @@ class Case:
         return out
 
 
-def _union(parts: list) -> Selection | None:
+#: One part of a file's evidence: frame sets with the clause that selects them, or a ready selection.
+_Part = tuple[list[FrameSet], str | None] | Selection
+
+
+def _union(parts: list[_Part]) -> Selection | None:
     """One selection for a file from several parts - (sets, clause) or ready selections - as
     the OR of exact parts."""
-    sels = [p if isinstance(p, Selection) else select(p[0], clause=p[1]) for p in parts]
-    sels = [s for s in sels if s is not None]
+    made = (p if isinstance(p, Selection) else select(p[0], clause=p[1]) for p in parts)
+    sels = [s for s in made if s is not None]
     if not sels:
         return None
     frames = sorted({f for s in sels for f in s.frames})

@@ -59,7 +59,7 @@ class KeyTable:
         self.keys = np.zeros(0, np.uint64)
         self.count = np.zeros(0, np.int64)
         self.ids = np.zeros(0, np.int64)
-        self.cols = {name: np.zeros(0, dt) for name, dt in dtypes.items()}
+        self.cols: dict[str, np.ndarray] = {name: np.zeros(0, dt) for name, dt in dtypes.items()}
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.cols[name]

@@ -12,16 +12,18 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import multiprocessing as mp
+from collections.abc import MutableSequence
 
 from labkit.analyze import Collect, Scanned, scan_file
 from labkit.analyze.progress import Progress
 
 POLL_S = 0.1
 
-_shared = None  # in a worker: the parent's (bytes, packets) slots, two per file
+# In a worker: the parent's (bytes, packets) slots, two per file (a shared ctypes array).
+_shared: MutableSequence[int] | None = None
 
 
-def _init_worker(shared) -> None:  # type: ignore[no-untyped-def]
+def _init_worker(shared: MutableSequence[int]) -> None:
     global _shared
     _shared = shared
 
@@ -29,12 +31,15 @@ def _init_worker(shared) -> None:  # type: ignore[no-untyped-def]
 def _scan(
     index: int, label: str, collect: Collect, tunnel_mtu: int | None, max_flows: int | None
 ) -> Scanned:
-    def on_chunk(position: int, packets: int) -> None:
-        _shared[2 * index] = position  # type: ignore[index]
-        _shared[2 * index + 1] = packets  # type: ignore[index]
+    shared = _shared
+    if shared is None:
+        return scan_file(label, None, collect, tunnel_mtu, max_flows=max_flows)
 
-    hook = on_chunk if _shared is not None else None
-    return scan_file(label, hook, collect, tunnel_mtu, max_flows=max_flows)
+    def on_chunk(position: int, packets: int) -> None:
+        shared[2 * index] = position
+        shared[2 * index + 1] = packets
+
+    return scan_file(label, on_chunk, collect, tunnel_mtu, max_flows=max_flows)
 
 
 def scan_files(

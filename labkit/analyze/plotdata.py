@@ -26,10 +26,21 @@ from labkit.analyze.engine import ChunkView
 from labkit.analyze.timeline import LogInputs
 from labkit.findings import Finding
 from labkit.logs.syslog import LargePacket, PmtudPacket, SessionEvent
-from labkit.plot import Level, Marker, Series, Timeline
+from labkit.plot import Direction, Level, Marker, Series, Timeline
 
 MAX_POINTS: Final = 400_000
 MAX_MARKERS: Final = 5_000
+#: A kept packet: time, IP size, source and destination address hashes (the columns' types).
+_ROW: Final = np.dtype([("t", np.float64), ("s", np.int64), ("src", np.uint64), ("dst", np.uint64)])
+#: A small packet while it may be decimated: its row and its index among the small ones.
+_INDEXED: Final = np.dtype(
+    [("t", np.float64), ("s", np.int64), ("src", np.uint64), ("dst", np.uint64), ("i", np.int64)]
+)
+#: The decrypted CSTP series: the report's direction, the plot's shape, the label.
+_DECRYPTED: Final[tuple[tuple[str, Direction, str], ...]] = (
+    ("to-client", "to", "decrypted CSTP: to the client"),
+    ("to-server", "from", "decrypted CSTP: from the client"),
+)
 
 
 def _levels(findings: Sequence[Finding]) -> tuple[Level, ...]:
@@ -65,8 +76,8 @@ class _Points:
         self.floor = floor
         self.stride = 1
         self.seen_small = 0
-        self.big: list[np.ndarray] = []  # rows of (time, size, src, dst) as float64/uint64 pairs
-        self.small: list[np.ndarray] = []
+        self.big: list[np.recarray] = []  # rows of _ROW
+        self.small: list[np.recarray] = []  # rows of _INDEXED
         self.n_big = 0
         self.sent: Counter = Counter()  # packets per source address hash
         self.received: Counter = Counter()
@@ -86,37 +97,37 @@ class _Points:
         self._count(self.sent, src)
         self._count(self.received, dst)
         self._count(self.openers, syn_src)
-        rec = np.rec.fromarrays([t, size, src, dst], names="t,s,src,dst")
+        rec = np.rec.fromarrays([t, size, src, dst], dtype=_ROW)
         big = size > self.floor
+        # numpy's stubs type a masked recarray as a plain ndarray; it is a recarray at run time.
         if self.n_big < MAX_POINTS:
-            keep = rec[big][: MAX_POINTS - self.n_big]
+            keep: np.recarray = rec[big][: MAX_POINTS - self.n_big]  # type: ignore[assignment]
             self.big.append(keep)
             self.n_big += len(keep)
-        small = rec[~big]
+        small: np.recarray = rec[~big]  # type: ignore[assignment]
         index = self.seen_small + np.arange(len(small))
         self.seen_small += len(small)
         self.small.append(
-            np.rec.fromarrays(
-                [small.t, small.s, small.src, small.dst, index], names="t,s,src,dst,i"
-            )[index % self.stride == 0]
+            np.rec.fromarrays([small.t, small.s, small.src, small.dst, index], dtype=_INDEXED)[
+                index % self.stride == 0
+            ]
         )
         if sum(len(x) for x in self.small) > MAX_POINTS:
             self.stride *= 2
             self.thinned = True
             self.small = [x[x.i % self.stride == 0] for x in self.small]
 
-    def rows(self) -> np.ndarray:
+    def rows(self) -> np.recarray:
         parts = [
-            np.rec.fromarrays([x.t, x.s, x.src, x.dst], names="t,s,src,dst") for x in self.small
-        ] + self.big
-        parts = [x for x in parts if len(x)]
+            x
+            for x in [np.rec.fromarrays([x.t, x.s, x.src, x.dst], dtype=_ROW) for x in self.small]
+            + self.big
+            if len(x)
+        ]
         if not parts:
-            return np.rec.fromarrays(
-                [np.zeros(0), np.zeros(0), np.zeros(0, np.uint64), np.zeros(0, np.uint64)],
-                names="t,s,src,dst",
-            )
+            return np.recarray(0, dtype=_ROW)
         out = np.concatenate(parts).view(np.recarray)
-        return out[np.argsort(out.t, kind="stable")]
+        return out[np.argsort(out.t, kind="stable")]  # type: ignore[return-value]  # as in add()
 
 
 class Sampler:
@@ -193,7 +204,7 @@ def build(
         if points.get(path, "unknown") != "unknown":
             name += f" ({points[path]})"
         to_n, from_n = pts.received[client_h], pts.sent[client_h]
-        for direction, label, count, mask in (
+        parts: list[tuple[Direction, str, int, np.ndarray]] = [
             ("to", f"{name}: to the client", to_n, rows.dst == client_h),
             ("from", f"{name}: from the client", from_n, rows.src == client_h),
             (
@@ -202,11 +213,12 @@ def build(
                 pts.total - to_n - from_n,
                 (rows.dst != client_h) & (rows.src != client_h),
             ),
-        ):
+        ]
+        for direction, label, count, mask in parts:
             if np.any(mask):
                 series.append(
                     Series(f"{label} ({count})", rows.t[mask], rows.s[mask], name, direction)
-                )  # type: ignore[arg-type]
+                )
         if pts.thinned:
             notes.append(
                 f"{name}: {pts.total} packets, the ones at or below {pts.floor} bytes "
@@ -218,21 +230,18 @@ def build(
             for lv in levels
         )
     for path, report in inputs.decrypted:
-        for direction, shape, label in (
-            ("to-client", "to", "decrypted CSTP: to the client"),
-            ("to-server", "from", "decrypted CSTP: from the client"),
-        ):
-            pts = [d for d in report.sizes if d.direction == direction]
-            if pts:
+        for report_dir, shape, label in _DECRYPTED:
+            sized = [d for d in report.sizes if d.direction == report_dir]
+            if sized:
                 series.append(
                     Series(
-                        f"{label} ({len(pts)})",
-                        np.array([d.time for d in pts]),
-                        np.array([d.size for d in pts]),
+                        f"{label} ({len(sized)})",
+                        np.array([d.time for d in sized]),
+                        np.array([d.size for d in sized]),
                         f"decrypted {path}",
                         shape,
                     )
-                )  # type: ignore[arg-type]
+                )
         for tun in report.tunnels:
             assert tun.response is not None
             markers.append(
@@ -261,7 +270,7 @@ def build(
                 )
                 markers.append(Marker(when, lane, "reconnect", reconnect=True))
     for path, events in inputs.syslog:
-        logged: dict[str, list[tuple[float, int]]] = {"to": [], "from": []}
+        logged: dict[Direction, list[tuple[float, int]]] = {"to": [], "from": []}
         for e in events:
             if e.time is None:
                 continue
@@ -274,19 +283,18 @@ def build(
             elif isinstance(e, SessionEvent):
                 markers.append(Marker(e.time, "ASA session", e.kind))
         name = Path(path).name
-        for direction, pts in logged.items():
-            if pts:
-                what = "to" if direction == "to" else "from"
+        for direction, too_large in logged.items():
+            if too_large:
                 series.append(
                     Series(
-                        f"{name}: packets the ASA logged as too large, {what} the client "
-                        f"({len(pts)})",
-                        np.array([p[0] for p in pts]),
-                        np.array([p[1] for p in pts]),
+                        f"{name}: packets the ASA logged as too large, {direction} the client "
+                        f"({len(too_large)})",
+                        np.array([p[0] for p in too_large]),
+                        np.array([p[1] for p in too_large]),
                         name,
                         direction,
                     )
-                )  # type: ignore[arg-type]
+                )
     for _path, dart in inputs.dart:
         markers += [Marker(e.time, "DART", e.kind) for e in dart if e.kind != "other"]
     by_lane: dict[str, list[Marker]] = {}

@@ -46,6 +46,7 @@ from typing import BinaryIO, cast
 import numpy as np
 
 from labkit.analyze import walk
+from labkit.analyze.walk import Buf
 from labkit.errors import InputError
 
 _inflate: ModuleType = zlib
@@ -277,7 +278,7 @@ def open_capture(path: str | os.PathLike[str], *, follow: threading.Event | None
         else:
             raw = open(p, "rb")  # noqa: SIM115 - handed to the Capture, closed there
         if follow is not None and p.is_file():
-            raw = io.BufferedReader(_Growing(raw, follow))  # type: ignore[arg-type]
+            raw = io.BufferedReader(_Growing(raw, follow))
     except FileNotFoundError:
         raise InputError(f"{p}: no such file") from None
     except OSError as exc:
@@ -303,7 +304,7 @@ def _identify(p: Path, raw: BinaryIO) -> Capture:
         # <(zcat ...)`, /dev/stdin) cannot seek.
         stream = _GzipStream(_Prefixed(head, raw))  # type: ignore[assignment,arg-type]
         try:
-            head = stream.read(4)  # type: ignore[assignment]
+            head = stream.read(4)
         except _HEAD_ERRORS as exc:
             raise InputError(f"{p}: gzip-compressed but the stream is broken: {exc}") from None
     if not head:
@@ -572,7 +573,7 @@ class _Walker:
         self.offsets = np.empty(MAX_ROWS, np.int64)
         self.ahead: Walked | None = None  # the read-ahead thread's walk of the current buffer
 
-    def walked(self, buf: bytearray, pos: int, have: int) -> Walked:
+    def walked(self, buf: Buf, pos: int, have: int) -> Walked:
         """The walk of ``buf[pos:have]``: the read-ahead thread's when it made it, else now.
         A walk that filled MAX_ROWS means walking this buffer again before reading more."""
         w, self.ahead = self.ahead, None
@@ -581,7 +582,7 @@ class _Walker:
         self.again = w.full
         return w
 
-    def prewalk(self, buf: bytearray, pos: int, have: int, order: str) -> Walked:
+    def prewalk(self, buf: Buf, pos: int, have: int, order: str) -> Walked:
         """Walk ``buf[pos:have]`` in byte order ``order``; reads no state that the consumer
         changes, so it runs on the read-ahead thread."""
         raise NotImplementedError
@@ -658,7 +659,7 @@ class _Walker:
         """Walk a capture that is still being written: the complete records of every read are
         handed out at once instead of after a full buffer, so findings follow the traffic.
         No read-ahead thread: the writer's pace is the limit, not the disk's."""
-        buf: bytearray = _zeroed(chunk_bytes + SLACK)  # type: ignore[assignment]
+        buf = _zeroed(chunk_bytes + SLACK)
         view = memoryview(buf)[:chunk_bytes]
         need = 24 if self.cap.format == "pcap" else 0  # the file header start() reads
         have = pos = 0
@@ -704,18 +705,18 @@ class _Walker:
         if error:
             self.warn(self.base + have, error)
 
-    def start(self, buf: bytearray, have: int) -> int:
+    def start(self, buf: Buf, have: int) -> int:
         raise NotImplementedError
 
-    def walk(self, buf: bytearray, pos: int, have: int, eof: bool) -> tuple[Chunk | None, int]:
+    def walk(self, buf: Buf, pos: int, have: int, eof: bool) -> tuple[Chunk | None, int]:
         raise NotImplementedError
 
-    def truncated(self, buf: bytearray, pos: int, have: int) -> None:
+    def truncated(self, buf: Buf, pos: int, have: int) -> None:
         raise NotImplementedError
 
 
 class _PcapWalker(_Walker):
-    def start(self, buf: bytearray, have: int) -> int:
+    def start(self, buf: Buf, have: int) -> int:
         cap = self.cap
         if have < 24:
             self.warn(0, f"pcap file header cut short: {have} of 24 bytes")
@@ -734,13 +735,13 @@ class _PcapWalker(_Walker):
         self.frame = 1
         return 24
 
-    def prewalk(self, buf: bytearray, pos: int, have: int, order: str) -> Walked:
+    def prewalk(self, buf: Buf, pos: int, have: int, order: str) -> Walked:
         n, end = walk.pcap(buf, self.offsets, pos, have, self.rec_len, walk.swapped(order))
         idx = self.offsets[:n].copy()
         head = rows_at(np.frombuffer(buf, dtype=np.uint8), idx, self.rec_len + PACKET_WINDOW)
         return Walked(idx, end, head, n == MAX_ROWS)
 
-    def walk(self, buf: bytearray, pos: int, have: int, eof: bool) -> tuple[Chunk | None, int]:
+    def walk(self, buf: Buf, pos: int, have: int, eof: bool) -> tuple[Chunk | None, int]:
         w = self.walked(buf, pos, have)
         idx, pos, head = w.idx, w.pos, w.head
         a = np.frombuffer(buf, dtype=np.uint8)
@@ -792,7 +793,7 @@ class _PcapWalker(_Walker):
                 self.stop = True
         return chunk, pos
 
-    def truncated(self, buf: bytearray, pos: int, have: int) -> None:
+    def truncated(self, buf: Buf, pos: int, have: int) -> None:
         left = have - pos
         if left < self.rec_len:
             what = f"{left} of {self.rec_len} header bytes"
@@ -809,7 +810,7 @@ class _PcapWalker(_Walker):
 class _PcapngWalker(_Walker):
     """pcapng: walk blocks, handle the rare non-packet blocks in Python, packets as columns."""
 
-    def start(self, buf: bytearray, have: int) -> int:
+    def start(self, buf: Buf, have: int) -> int:
         self.frame = 1
         self.wild_warned = False
         self.section_base = 0  # index in cap.interfaces of this section's interface 0
@@ -820,7 +821,7 @@ class _PcapngWalker(_Walker):
         self.warned_sections: set[int] = set()
         return 0
 
-    def walk(self, buf: bytearray, pos: int, have: int, eof: bool) -> tuple[Chunk | None, int]:
+    def walk(self, buf: Buf, pos: int, have: int, eof: bool) -> tuple[Chunk | None, int]:
         a = np.frombuffer(buf, dtype=np.uint8)
         segs: list[tuple[np.ndarray, ...]] = []
         while True:  # each pass consumes at least the section header it restarts at
@@ -834,7 +835,7 @@ class _PcapngWalker(_Walker):
         return self._packets(a, idx, head, types, base, nif, big), pos
 
     def _segment(
-        self, a: np.ndarray, buf: bytearray, pos: int, have: int, segs: list[tuple[np.ndarray, ...]]
+        self, a: np.ndarray, buf: Buf, pos: int, have: int, segs: list[tuple[np.ndarray, ...]]
     ) -> tuple[int, bool]:
         """Walk blocks in the current byte order; (next offset, whether a section in the
         other byte order starts there). A section in the other order makes the walk read
@@ -858,8 +859,7 @@ class _PcapngWalker(_Walker):
         counts = {self.section: self.section_ifaces}
         end = len(idx)
         flipped = False
-        for k in np.flatnonzero(~record):
-            k = int(k)
+        for k in map(int, np.flatnonzero(~record)):
             off = int(idx[k])
             if types[k] == PCAPNG_SHB:
                 order = self._shb_order(buf, off)
@@ -895,7 +895,7 @@ class _PcapngWalker(_Walker):
             return pos, self._check_stop(buf, pos)
         return pos, flipped
 
-    def prewalk(self, buf: bytearray, pos: int, have: int, order: str) -> Walked:
+    def prewalk(self, buf: Buf, pos: int, have: int, order: str) -> Walked:
         """Blocks of ``buf[pos:have]``, at most MAX_ROWS. A section header in the other byte
         order stops a walk in this one (its length reads as garbage): the walk goes on there
         in that order, and :attr:`Walked.flips` says where."""
@@ -916,7 +916,7 @@ class _PcapngWalker(_Walker):
         head = rows_at(np.frombuffer(buf, dtype=np.uint8), idx, _EPB_HEAD + PACKET_WINDOW)
         return Walked(idx, pos, head, total == MAX_ROWS, tuple(flips))
 
-    def _check_stop(self, buf: bytearray, pos: int) -> bool:
+    def _check_stop(self, buf: Buf, pos: int) -> bool:
         """The walk stopped at ``pos`` with bytes left: a new byte order (True), corruption
         (stop), or a record split by the end of the buffer."""
         btype, blen = struct.unpack_from(self.order + "II", buf, pos)
@@ -938,7 +938,7 @@ class _PcapngWalker(_Walker):
             self.stop = True
         return False
 
-    def _shb_order(self, buf: bytearray, off: int) -> str | None:
+    def _shb_order(self, buf: Buf, off: int) -> str | None:
         bom = bytes(buf[off + 8 : off + 12])
         if bom == struct.pack("<I", PCAPNG_BOM):
             return "<"
@@ -958,7 +958,7 @@ class _PcapngWalker(_Walker):
         if off == 0:
             self.cap.byteorder = self.order
 
-    def _idb(self, buf: bytearray, off: int) -> None:
+    def _idb(self, buf: Buf, off: int) -> None:
         o = self.order
         blen = struct.unpack_from(o + "I", buf, off + 4)[0]
         linktype, _res, snaplen = struct.unpack_from(o + "HHI", buf, off + 8)
@@ -1039,8 +1039,7 @@ class _PcapngWalker(_Walker):
         bad = (caplen > room) | (caplen > MAX_CAPLEN) | (caplen < 0)
         bad_if = (~sje) & ~spb & (iface >= nif)
         bad_if |= spb & (nif == 0)
-        for k in np.flatnonzero(bad | (bad_if & (nif > 0))):  # no IDB at all: _warn_no_idb
-            k = int(k)
+        for k in map(int, np.flatnonzero(bad | (bad_if & (nif > 0)))):  # no IDB: _warn_no_idb
             why = (
                 f"packet block claims {int(caplen[k])} captured bytes, its block holds {int(room[k])}"
                 if bad[k]
@@ -1115,7 +1114,7 @@ class _PcapngWalker(_Walker):
             )
         ts[wild] = np.nan
 
-    def truncated(self, buf: bytearray, pos: int, have: int) -> None:
+    def truncated(self, buf: Buf, pos: int, have: int) -> None:
         left = have - pos
         if left >= 8:
             blen = struct.unpack_from(self.order + "I", buf, pos + 4)[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from labkit.analyze.diagnosis import Diagnosis, Fragmented, diagnose
 from labkit.analyze.grouping import CaseGroup
 from labkit.analyze.sources import SourceReport
 from labkit.errors import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
@@ -87,6 +88,12 @@ class Report:
     # What the one pass collected for the renderers and the log join, per capture path
     decrypted: tuple[tuple[str, DecryptReport], ...] = ()  # with a key log
     samples: tuple[tuple[str, Sampler], ...] = ()  # for the plot
+    fragments: tuple[Fragmented, ...] = ()  # IPv4 fragments per file, for the diagnosis
+
+    @property
+    def diagnosis(self) -> Diagnosis:
+        """Derived, never stored: it always matches the findings (logs join them later)."""
+        return diagnose(self.findings, self.files, self.fragments)
 
     @property
     def analyzable(self) -> bool:
@@ -104,8 +111,11 @@ class Report:
         return EXIT_PROBLEM if self.problem else EXIT_OK
 
     def to_json(self) -> dict[str, Any]:
+        diagnosis = self.diagnosis
         return {
             "verdict": self.verdict,
+            "diagnosis": diagnosis.to_json(),
+            "fixes": diagnosis.fixes_json(),
             "problem": self.problem,
             "files": [f.to_json() for f in self.files],
             "sources": [s.to_json() for s in self.sources],

@@ -17,14 +17,20 @@ machine's.
 
 from __future__ import annotations
 
+import mmap
 import struct
+from collections.abc import Callable
 
 import numpy as np
+
+#: What a walk reads: the reader's buffers are anonymous mappings (zeroed pages for free),
+#: tests and small callers pass a bytearray; both export the same writable buffer.
+Buf = bytearray | mmap.mmap
 
 _NATIVE = "<" if struct.pack("=I", 1) == struct.pack("<I", 1) else ">"
 
 
-def _u32_views(buf: bytearray) -> tuple[memoryview, ...]:
+def _u32_views(buf: Buf) -> tuple[memoryview, ...]:
     """Native uint32 views of ``buf`` at the four alignments: view[a][k] = u32 at 4k + a.
 
     Indexing a cast memoryview returns an int without building a tuple, about twice as fast
@@ -35,7 +41,7 @@ def _u32_views(buf: bytearray) -> tuple[memoryview, ...]:
 
 
 def _py_walk(
-    buf: bytearray,
+    buf: Buf,
     out: np.ndarray,
     pos: int,
     have: int,
@@ -72,19 +78,20 @@ def _py_walk(
 
 
 def py_pcap(
-    buf: bytearray, out: np.ndarray, pos: int, have: int, rec_len: int, swapped: bool
+    buf: Buf, out: np.ndarray, pos: int, have: int, rec_len: int, swapped: bool
 ) -> tuple[int, int]:
     """pcap records: the caplen at +8 of each record header gives the next one."""
     return _py_walk(buf, out, pos, have, swapped, rec_len, 8, rec_len, False)
 
 
-def py_pcapng(
-    buf: bytearray, out: np.ndarray, pos: int, have: int, swapped: bool
-) -> tuple[int, int]:
+def py_pcapng(buf: Buf, out: np.ndarray, pos: int, have: int, swapped: bool) -> tuple[int, int]:
     """pcapng blocks: the total length at +4 of each block gives the next one."""
     return _py_walk(buf, out, pos, have, swapped, 12, 4, 0, True)
 
 
+# The compiled walks take their arguments by position only, so the names are typed as callables.
+pcap: Callable[[Buf, np.ndarray, int, int, int, bool], tuple[int, int]]
+pcapng: Callable[[Buf, np.ndarray, int, int, bool], tuple[int, int]]
 try:
     from labkit.analyze import _walk
 except ImportError:  # installed without a C compiler: the same walks, slower

@@ -15,6 +15,7 @@ import sys
 from labkit import mtu
 from labkit.advise import Advice, PolicyAdvice, advise
 from labkit.asa_config import parse
+from labkit.commands import add_format_option
 from labkit.errors import EXIT_OK, EXIT_PROBLEM, InputError
 from labkit.fileio import read_input
 
@@ -32,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=mtu.DEFAULT_BASE_MTU,
         help="the clients' NIC MTU, X-CSTP-Base-MTU (default %(default)s)",
     )
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    add_format_option(p, "the advice")
 
 
 def read_config(path: str) -> str:
@@ -79,22 +80,9 @@ def _policy_text(p: PolicyAdvice) -> list[str]:
         f"  adapter MTU      {w.adapter_mtu:>5}   tunnel MSS {w.tunnel_mss}",
     ]
     if p.at_risk:
-        lines.append(
-            f"  AT RISK: if DTLS fails, the adapter stays at {w.adapter_mtu} but the TLS tunnel "
-            f"carries {w.tls_mtu} ({w.mismatch_bytes} bytes too many): the client reconnects "
-            f"to apply MTU {w.fallback_mtu} (DART reconfigure reason code 16)"
-            + (
-                ", and until then DF packets over "
-                f"{w.tls_mtu} are dropped (a black hole where ICMP is filtered)"
-                if p.black_hole_risk
-                else "; df-bit-ignore fragments the large packets meanwhile"
-            )
-        )
+        lines.append(f"  AT RISK: {mtu.consequence(w)}")
         lines.append("  fixes, best first:")
-        for rank, fix in enumerate(p.fixes, start=1):
-            lines.append(f"    {rank}. [{fix.id}]")
-            lines += [f"       {line}" for line in fix.config.splitlines()]
-            lines.append(f"       effect: {fix.effect}")
+        lines += [f"    {line}" for line in mtu.fixes_text(p.fixes)]
     else:
         reason = (
             "DTLS off: the adapter runs at the TLS MTU"

@@ -25,14 +25,17 @@ from typing import TYPE_CHECKING
 
 from labkit import mtu
 from labkit.analyze import AnalyzeOptions, Collect, Report, Scanned, judge, scan, sources
+from labkit.analyze.annotate import DEFAULT_FOLDER, check_targets, targets
 from labkit.analyze.progress import Progress
-from labkit.analyze.render import to_json, to_text
+from labkit.analyze.render import TextOptions, to_json, to_text
+from labkit.commands import add_format_option
 from labkit.errors import InputError, UsageError
-from labkit.fileio import atomic_output, check_output_path
-from labkit.findings import Finding
+from labkit.fileio import atomic_output, binary_stdout, check_output_path, is_stdout
+from labkit.findings import SEVERITY_RANK, Finding
 
 if TYPE_CHECKING:
     from labkit.analyze.timeline import LogInputs
+    from labkit.plot import Timeline
 
 
 def _mtu(text: str) -> int:
@@ -121,11 +124,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="OUT.png",
         help="draw the timeline: packet sizes per direction, the MTUs, and the events",
     )
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--html",
+        metavar="OUT.html",
+        help="write a self-contained HTML report (diagnosis, fixes, timeline picture, "
+        "findings table with filters) to attach to a case; no network needed to view it",
+    )
+    add_format_option(p, "the report (diagnosis first)")
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="text: list every finding with its fields and whole filters, none summarised",
+    )
+    p.add_argument(
+        "--min-severity",
+        choices=tuple(SEVERITY_RANK),
+        default="warning",
+        help="text: list findings of this severity and above; the rest are counted "
+        "(default %(default)s)",
+    )
     p.add_argument(
         "--annotate",
-        metavar="OUT.pcapng",
-        help="write a pcapng copy with a comment on every evidence frame",
+        nargs="?",
+        const=DEFAULT_FOLDER,
+        metavar="DIR|OUT.pcapng",
+        help="write a pcapng copy of each capture with a comment on every evidence frame "
+        "(frame numbers and order kept): DIR/NAME.annotated.pcapng, default folder "
+        f"'{DEFAULT_FOLDER}'; OUT.pcapng for a single capture; - for standard output",
     )
     p.add_argument(
         "--tunnel-mtu",
@@ -188,12 +213,12 @@ def _check_rereads(args: argparse.Namespace) -> None:
     second time, and the second read of a pipe is empty)."""
     if args.annotate and args.plot and Path(args.annotate).resolve() == Path(args.plot).resolve():
         raise UsageError(f"--annotate and --plot both name {args.plot}", hint="give two file names")
-    for f in args.files if args.annotate else ():
+    for f in args.files if args.annotate or args.html else ():
         p = Path(f)
         if f == "-" or (p.exists() and not p.is_file() and not p.is_dir()):
             raise UsageError(
                 f"{f}: a pipe or device can be read only once, and --annotate copies "
-                "each capture after analyzing it",
+                "each capture after analyzing it (--html draws it too)",
                 hint="save it to a file first",
             )
 
@@ -204,9 +229,15 @@ def run(args: argparse.Namespace) -> int:
     if not args.files and not (args.syslog or args.dart):
         raise UsageError("give at least one capture FILE, --syslog or --dart")
     inputs = [*args.files, *args.syslog, *args.dart, *([args.keylog] if args.keylog else [])]
-    for out in (args.annotate, args.plot):
-        if out:
+    for out in (args.plot, args.html):
+        if out and not is_stdout(out):
             check_output_path(out, force=args.force, inputs=inputs)
+    _check_extensions(args)  # after: naming an input is the graver mistake, said first
+    streams = _check_streams(args)
+    copies = []
+    if args.annotate and not is_stdout(args.annotate):
+        copies = targets(args.annotate, args.files)
+        check_targets(copies, force=args.force, inputs=inputs)
     _check_rereads(args)
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         raise UsageError("--plot needs matplotlib", hint="pip install 'labkit[plot]'")
@@ -219,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
     options = AnalyzeOptions(
         tunnel_mtu=args.tunnel_mtu, headends=tuple(args.headend), one_case=args.one_case
     )
-    collect = Collect(keylog, plot=bool(args.plot))
+    collect = Collect(keylog, plot=bool(args.plot or args.html))
     if args.follow:
         scanned = [_follow(args, options, collect)]
     else:
@@ -247,15 +278,64 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write(f"labkit analyze: warning: {s.error}\n")
         elif s.kind == "keylog" and not any(r.tunnels for r in decrypted.values()):
             sys.stderr.write(f"labkit analyze: warning: {s.summary}\n")
-    print(to_json(report) if args.format == "json" else to_text(report))
-    if args.annotate:
-        from labkit.analyze.annotate import write_annotated
+    text_options = TextOptions(all=args.all, min_severity=args.min_severity)
+    # With a stream on standard output, the text report goes to standard error.
+    print(
+        to_json(report) if args.format == "json" else to_text(report, text_options),
+        file=sys.stderr if streams else sys.stdout,
+    )
+    if is_stdout(args.annotate):
+        from labkit.analyze.annotate import write_stream
 
-        n = write_annotated(report, args.files, args.annotate, force=args.force)
-        sys.stderr.write(f"labkit analyze: wrote {args.annotate} ({n} commented frame(s))\n")
+        write_stream(report, args.files[0], binary_stdout("a pcapng capture"))
+    if copies:
+        from labkit.analyze.annotate import write_each
+
+        for out, n in write_each(report, copies, force=args.force):
+            sys.stderr.write(f"labkit analyze: wrote {out} ({n} commented frame(s))\n")
     if args.plot:
         _plot(args, report, replace(logs, decrypted=report.decrypted), inputs)
+    if args.html:
+        _html(args, report, replace(logs, decrypted=report.decrypted), inputs)
     return report.exit_code
+
+
+def _check_streams(args: argparse.Namespace) -> list[str]:
+    """The outputs given as ``-`` (standard output): at most one, never with --format json
+    (which is the one JSON document on standard output), and --annotate - for one capture."""
+    streams = [f for f, v in (("--annotate", args.annotate), ("--html", args.html)) if is_stdout(v)]
+    if is_stdout(args.plot):
+        raise UsageError("--plot -: a picture is not a stream", hint="give --plot OUT.png")
+    if len(streams) > 1:
+        raise UsageError(f"{' and '.join(streams)} both name standard output ('-')")
+    if streams and args.format == "json":
+        raise UsageError(
+            f"{streams[0]} - and --format json both want standard output",
+            hint="write one of them to a file",
+        )
+    if is_stdout(args.annotate) and len(args.files) != 1:
+        raise UsageError(
+            f"--annotate - writes one capture's copy; {len(args.files)} captures given",
+            hint="give a folder: --annotate DIR writes one copy per capture",
+        )
+    return streams
+
+
+#: What each picture or report option writes, and the file name endings that say so.
+_EXTENSIONS = {"--plot": (".png",), "--html": (".html", ".htm")}
+
+
+def _check_extensions(args: argparse.Namespace) -> None:
+    """Refuse a name whose extension says another format: a PNG named .html misleads whoever
+    opens it (and a browser shows it as text)."""
+    for flag, value in (("--plot", args.plot), ("--html", args.html)):
+        ends = _EXTENSIONS[flag]
+        if value and not is_stdout(value) and not str(value).lower().endswith(ends):
+            raise UsageError(
+                f"{flag} {value}: writes {ends[0][1:].upper()}, but the name does not end in "
+                f"{' or '.join(ends)}",
+                hint=f"name it e.g. case{ends[0]}",
+            )
 
 
 def _follow(args: argparse.Namespace, options: AnalyzeOptions, collect: Collect) -> Scanned:
@@ -291,12 +371,29 @@ def _follow(args: argparse.Namespace, options: AnalyzeOptions, collect: Collect)
     return scanned
 
 
-def _plot(args: argparse.Namespace, report: Report, logs: LogInputs, inputs: list[str]) -> None:
+def _timeline(report: Report, logs: LogInputs) -> Timeline:
     from labkit.analyze.plotdata import build
-    from labkit.plot import render_png
 
     points = {f.path: f.capture_point for f in report.files if f.analyzable}
-    timeline = build(report.samples, report.findings, logs, points)
+    return build(report.samples, report.findings, logs, points)
+
+
+def _html(args: argparse.Namespace, report: Report, logs: LogInputs, inputs: list[str]) -> None:
+    from labkit.analyze.html import to_html
+
+    page = to_html(report, _timeline(report, logs))
+    if is_stdout(args.html):
+        sys.stdout.write(page)
+        return
+    with atomic_output(args.html, force=args.force, inputs=inputs) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    sys.stderr.write(f"labkit analyze: wrote {args.html}\n")
+
+
+def _plot(args: argparse.Namespace, report: Report, logs: LogInputs, inputs: list[str]) -> None:
+    from labkit.plot import render_png
+
+    timeline = _timeline(report, logs)
     with atomic_output(args.plot, force=args.force, inputs=inputs) as tmp:
         render_png(timeline, tmp)
     sys.stderr.write(f"labkit analyze: wrote {args.plot}\n")

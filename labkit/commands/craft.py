@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from labkit import mtu
 from labkit.errors import EXIT_OK, InputError, UsageError
-from labkit.fileio import atomic_output, check_output_path
+from labkit.fileio import atomic_output, binary_stdout, check_output_path, is_stdout
 
 if TYPE_CHECKING:
     from scapy.packet import Packet
@@ -77,7 +78,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         default=1.0,
         help="seconds between repeated packets (default %(default)s)",
     )
-    g.add_argument("-o", "--output", metavar="FILE", help="write a .pcap or .pcapng file")
+    g.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write a .pcap or .pcapng file ('-': pcap on standard output)",
+    )
     g.add_argument("--force", action="store_true", help="overwrite an existing output file")
 
 
@@ -96,7 +102,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     s = sub.add_parser("oversized", help=_HELP["oversized"], description=_HELP["oversized"])
     s.add_argument("--size", type=_int, help=f"IP total length (default {cfg.adapter_mtu})")
-    s.add_argument("--proto", choices=("tcp", "udp", "icmp"), default="tcp")
+    s.add_argument(
+        "--proto",
+        choices=("tcp", "udp", "icmp"),
+        default="tcp",
+        help="transport of the oversized packet (default %(default)s)",
+    )
     s.add_argument("--no-df", action="store_true", help="leave the DF bit clear")
     _common(s)
 
@@ -362,10 +373,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--interval {args.interval}: expected a non-negative number of seconds")
     if not 1 <= args.ttl <= 255:
         raise UsageError(f"--ttl {args.ttl}: expected 1..255")
-    if args.output is not None and Path(args.output).suffix.lower() not in SUFFIXES:
-        raise UsageError(f"{args.output}: expected a .pcap or .pcapng file name")
-    if args.output is not None:
+    stream = is_stdout(args.output)
+    if not stream and args.output is not None:
+        if Path(args.output).suffix.lower() not in SUFFIXES:
+            raise UsageError(f"{args.output}: expected a .pcap or .pcapng file name")
         check_output_path(args.output, force=args.force)  # fail before any work
+    out = binary_stdout("a pcap capture") if stream else None
 
     from labkit import craft
 
@@ -373,10 +386,16 @@ def run(args: argparse.Namespace) -> int:
     packets = [
         craft.ether(build(1 + i, craft.EPOCH + i * args.interval)) for i in range(args.count)
     ]
-    if args.output is not None:
+    if out is not None:  # `-o -`: pcap on standard output (tcpdump -r - reads it)
+        from scapy.utils import PcapWriter
+
+        writer = PcapWriter(out)
+        writer.write(packets)
+        writer.flush()
+    elif args.output is not None:
         _write(Path(args.output), packets, force=args.force, inputs=inputs)
     for pkt in packets:
-        print(pkt.summary())
+        print(pkt.summary(), file=sys.stderr if stream else sys.stdout)
     return EXIT_OK
 
 

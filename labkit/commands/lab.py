@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from labkit.commands import add_format_option
 from labkit.errors import EXIT_OK, UsageError
 from labkit.lab.topology import DEFAULT_LAB, HEADEND_MODES
 
@@ -57,7 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="drop UDP to the DTLS port at the router",
     )
-    up.add_argument("--allow-dtls", dest="block_dtls", action="store_false")
+    up.add_argument(
+        "--allow-dtls",
+        dest="block_dtls",
+        action="store_false",
+        help="let UDP to the DTLS port through (the opposite of --block-dtls)",
+    )
     up.add_argument(
         "--block-icmp",
         dest="block_icmp",
@@ -65,7 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="drop ICMP unreachables (3/4, PTB) sent by the head-end",
     )
-    up.add_argument("--allow-icmp", dest="block_icmp", action="store_false")
+    up.add_argument(
+        "--allow-icmp",
+        dest="block_icmp",
+        action="store_false",
+        help="let the head-end's ICMP unreachables through (the opposite of --block-icmp)",
+    )
     up.add_argument("--dtls-port", type=int, metavar="PORT", help="DTLS port (default 443)")
     up.add_argument(
         "--clamp-mss",
@@ -80,18 +91,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="ocserv mode: do not wait (up to ~90 s) for ocserv to lower its tunnel "
         "MTU to the TLS MTU",
     )
-    up.add_argument("--format", choices=("text", "json"), default="text")
+    add_format_option(up, "the lab's nodes and knobs")
 
     st = sub.add_parser("status", help="show the lab's nodes, addresses and knobs")
     _lab_option(st)
-    st.add_argument("--format", choices=("text", "json"), default="text")
+    add_format_option(st, "the lab's nodes and knobs")
 
     down = sub.add_parser("down", help="remove everything 'up' made (also after a crash)")
     _lab_option(down)
 
     cap = sub.add_parser("capture", help="capture at a vantage point with tcpdump")
     _lab_option(cap)
-    cap.add_argument("--point", required=True, choices=("outside", "tunnel", "inside"))
+    cap.add_argument(
+        "--point",
+        required=True,
+        choices=("outside", "tunnel", "inside"),
+        help="where: the client's NIC, its tunnel adapter, or the head-end's inside",
+    )
     cap.add_argument("-o", "--output", required=True, metavar="FILE", help="pcap file to write")
     cap.add_argument(
         "--duration",
@@ -113,7 +129,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rec = sub.add_parser("record", help="record a real ocserv/openconnect case under DIR/<case>/")
     rec.add_argument("case", help="case name (see --list)", nargs="?")
     rec.add_argument("--list", action="store_true", help="list the cases")
-    rec.add_argument("-o", "--output-dir", default="pcaps/real", metavar="DIR")
+    rec.add_argument(
+        "-o",
+        "--output-dir",
+        default="pcaps/real",
+        metavar="DIR",
+        help="folder that receives DIR/<case>/ (default %(default)s)",
+    )
     rec.add_argument("--lab", default="rec", metavar="NAME", help="lab name used while recording")
     rec.add_argument("--force", action="store_true", help="replace an existing case folder")
 

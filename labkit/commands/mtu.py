@@ -6,7 +6,8 @@ import argparse
 import json
 
 from labkit import mtu
-from labkit.errors import EXIT_OK
+from labkit.commands import add_format_option
+from labkit.errors import EXIT_OK, EXIT_PROBLEM
 from labkit.wire import DTLS_VERSION_NAMES, parse_dtls_version
 
 
@@ -37,7 +38,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dtls-cipher", default=mtu.DEFAULT_CIPHER, help="DTLS suite (default %(default)s)"
     )
-    p.add_argument("--tls-version", default="1.2", choices=mtu.TLS_VERSIONS)
+    p.add_argument(
+        "--tls-version",
+        default="1.2",
+        choices=mtu.TLS_VERSIONS,
+        help="CSTP TLS version (default %(default)s)",
+    )
     p.add_argument(
         "--dtls-version",
         default="0x0100",
@@ -57,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--df-bit-ignore", action="store_true", help="'anyconnect ssl df-bit-ignore enable' set"
     )
     p.add_argument("--ipv6", action="store_true", help="inner traffic is IPv6 (MSS = MTU - 60)")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    add_format_option(p, "the prediction")
 
 
 def config_from_args(args: argparse.Namespace) -> mtu.TunnelConfig:
@@ -82,7 +88,8 @@ def render_text(p: mtu.Prediction) -> str:
         f"configuration: base MTU {c.base_mtu}, tcpmss {c.tcpmss}, TLS {c.tls_version} "
         f"{c.tls_cipher}, DTLS {c.dtls_version} {c.dtls_cipher}"
         + (f", anyconnect mtu {c.anyconnect_mtu}" if c.anyconnect_mtu else "")
-        + ("" if c.dtls_enabled else ", DTLS disabled"),
+        + ("" if c.dtls_enabled else ", DTLS disabled")
+        + (", df-bit-ignore enabled" if c.df_bit_ignore else ""),
         "",
         f"  TLS (CSTP) MTU, as the ASA computes it  {p.tls_mtu:>5}   tcpmss - 5 TLS - 8 CSTP - MAC",
         f"  TLS (CSTP) MTU, wire-accurate            {p.tls_mtu_wire:>5}   whole record in one {c.tcpmss}-byte segment",
@@ -92,24 +99,11 @@ def render_text(p: mtu.Prediction) -> str:
         "",
     ]
     if p.mismatch:
-        lines.append(
-            f"MISMATCH: if DTLS cannot be built, the TLS tunnel carries at most {p.tls_mtu} bytes "
-            f"but the adapter sends up to {p.adapter_mtu} ({p.mismatch_bytes} bytes too many): "
-            f"{p.adapter_mtu}-byte DF packets are dropped with ICMP 3/4 (black hole if ICMP is "
-            f"filtered) and the client reconnects to apply MTU {p.fallback_mtu} "
-            f"(DART reconfigure reason code 16)."
-        )
-        lines.append("")
-        lines.append("fixes:")
-        for f in p.fixes:
-            lines.append(f"  [{f.id}]")
-            lines += [f"    {line}" for line in f.config.splitlines()]
-            lines.append(f"    effect: {f.effect}")
+        lines.append(f"MISMATCH: {mtu.consequence(p)}")
+        lines += ["", "fixes, best first:"]
+        lines += [f"  {line}" for line in mtu.fixes_text(p.fixes)]
     else:
-        lines.append(
-            f"no mismatch: a DTLS->TLS fallback keeps the adapter MTU {p.adapter_mtu} "
-            f"within the TLS MTU {p.tls_mtu}; no reconnect is needed."
-        )
+        lines.append(mtu.consequence(p))
     return "\n".join(lines)
 
 
@@ -119,4 +113,5 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(prediction.to_json(), indent=2))
     else:
         print(render_text(prediction))
-    return EXIT_OK
+    # Exit 1 on a mismatch, like `advise` at risk: scripts test the exit code, not the text.
+    return EXIT_PROBLEM if prediction.mismatch else EXIT_OK

@@ -11,6 +11,7 @@ import contextlib
 import json
 
 from labkit import mtu
+from labkit.commands import add_format_option
 from labkit.errors import EXIT_OK, EXIT_PROBLEM, UsageError
 from labkit.lab.topology import DEFAULT_LAB, NODES
 
@@ -40,7 +41,7 @@ def _common(p: argparse.ArgumentParser, timeout: float, tries: int) -> None:
         metavar="N",
         help="sends per step before giving up (default %(default)s)",
     )
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    add_format_option(p, "the probe's answer")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _common(pm, 1.0, 2)
     ms = sub.add_parser("mss", help="SYN with the tunnel's MSS; report the SYN-ACK's MSS")
-    ms.add_argument("target", metavar="TARGET:PORT")
+    ms.add_argument("target", metavar="TARGET:PORT", help="IPv4 address and TCP port to SYN")
     ms.add_argument(
         "--mss",
         type=int,
@@ -65,7 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _common(ms, 1.0, 3)
     dt = sub.add_parser("dtls", help="send a DTLS ClientHello; answered or not, which version")
-    dt.add_argument("target", metavar="TARGET[:PORT]")
+    dt.add_argument(
+        "target", metavar="TARGET[:PORT]", help="head-end address and DTLS port (default 443)"
+    )
     dt.add_argument(
         "--version",
         default="0x0100",

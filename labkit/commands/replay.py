@@ -11,6 +11,7 @@ import json
 import os
 import re
 
+from labkit.commands import add_format_option
 from labkit.errors import EXIT_OK, EXIT_PROBLEM, UsageError
 
 # fullmatch, never match with "$": "$" also matches before a trailing newline, and
@@ -66,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow an interface outside labkit's lab namespaces",
     )
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    add_format_option(parser, "what was sent")
 
 
 def _check_target(netns: str | None, allow_any: bool) -> None:

@@ -16,6 +16,7 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+from labkit.commands import add_format_option
 from labkit.errors import EXIT_OK, UsageError
 from labkit.scenario import ScenarioError, find, load, shipped
 from labkit.scenario.schema import US, Scenario
@@ -47,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s = sub.add_parser(
         "list", help="list the shipped scenarios", description="list the shipped scenarios"
     )
-    s.add_argument("--format", choices=("text", "json"), default="text")
+    add_format_option(s, "the scenarios")
     s = sub.add_parser(
         "validate",
         help="check a scenario file and show what it will build",

@@ -136,7 +136,7 @@ def _start_vpn(
 
 def _mtu(ns: str, ifname: str) -> int | None:
     entry = netops.addresses(ns).get(ifname)
-    return int(entry["mtu"]) if entry else None  # type: ignore[arg-type]
+    return entry["mtu"] if entry else None
 
 
 def tunnel_addresses(ns: str) -> list[str]:
@@ -145,7 +145,7 @@ def tunnel_addresses(ns: str) -> list[str]:
         for name, entry in netops.addresses(ns).items()
         if netops.is_tunnel_if(name)
         for a in entry["addresses"]
-    ]  # type: ignore[union-attr]
+    ]
 
 
 def down(lab: str) -> list[str]:
@@ -233,10 +233,10 @@ def status(lab: str) -> dict[str, object]:
             "netns": ns,
             "addresses": [
                 a for n, e in ifaces.items() if not netops.is_tunnel_if(n) for a in e["addresses"]
-            ],  # type: ignore[union-attr]
+            ],
             "tunnel_addresses": [
                 a for n, e in ifaces.items() if netops.is_tunnel_if(n) for a in e["addresses"]
-            ],  # type: ignore[union-attr]
+            ],
             "interfaces": ifaces,
             "dropped": netops.nft_counters(ns),
         }

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypedDict
 
 from labkit.errors import LabkitError
 from labkit.lab.topology import CLIENT_TUN, TUNNEL_DEVICE, Link, Topology, netns_name
@@ -185,10 +186,17 @@ def flush_route_cache(ns: str, log: Path | None = None) -> None:
     run(["ip", "-n", ns, "route", "flush", "cache"], log=log)
 
 
-def addresses(ns: str) -> dict[str, dict[str, object]]:
+class Interface(TypedDict):
+    """One interface as `ip -j addr` tells it; a dict because it goes into JSON as is."""
+
+    addresses: list[str]  # "a.b.c.d/n", IPv4 only
+    mtu: int | None
+
+
+def addresses(ns: str) -> dict[str, Interface]:
     """{ifname: {"addresses": ["a.b.c.d/n", ...], "mtu": N}} for every interface but lo."""
     proc = run(["ip", "-j", "-n", ns, "addr", "show"])
-    out: dict[str, dict[str, object]] = {}
+    out: dict[str, Interface] = {}
     for entry in json.loads(proc.stdout or "[]"):
         name = entry.get("ifname", "")
         if name == "lo":

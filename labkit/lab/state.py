@@ -19,6 +19,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from labkit.fileio import atomic_output
 from labkit.lab.netops import LabError
@@ -82,14 +83,15 @@ class LabState:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> LabState:
-        procs = tuple(Process(**p) for p in data.get("processes", []))  # type: ignore[arg-type]
+    def from_json(cls, data: dict[str, Any]) -> LabState:
+        # Any: the parsed JSON of a state file this module wrote itself (to_json above).
+        procs = tuple(Process(**p) for p in data.get("processes", []))
         return cls(
             str(data["lab"]),
-            Topology.from_json(data["topology"]),  # type: ignore[arg-type]
+            Topology.from_json(data["topology"]),
             tuple(data["namespaces"]),
             procs,
-            dict(data.get("info", {})),  # type: ignore[arg-type]
+            dict(data.get("info", {})),
             bool(data.get("complete", False)),
         )
 

@@ -171,7 +171,11 @@ def _construct_mapping(c: _Constructor, node: yaml.MappingNode) -> dict[str, Any
     return mapping
 
 
-_Constructor.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# PyYAML's stubs expect constructors registered on a Loader; a bare constructor class takes
+# them the same way at run time.
+_Constructor.add_constructor(  # type: ignore[type-var]
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
+)
 
 
 def _expect(path: Path, line: int, key: str, value: Any, kind: type, what: str) -> Any:
@@ -207,7 +211,11 @@ def load_topology(path: str | Path) -> Topology:
         if key not in _KEYS:
             raise InputError(f"{p}:{lines[key]}: unknown key {key!r}; known: {', '.join(_KEYS)}")
     kw: dict[str, Any] = {}
-    line = lines.get
+
+    def line(key: str) -> int:
+        """The line of a key; 0 for one the file leaves out (its default applies)."""
+        return lines.get(key, 0)
+
     if "description" in data:
         kw["description"] = (
             _expect(p, line("description"), "description", data["description"], str, "text") or ""
@@ -248,7 +256,7 @@ def load_topology(path: str | Path) -> Topology:
         # The ASA's own arithmetic (labkit.mtu), so the file states the config, not the result.
         tcpmss = _expect(
             p,
-            line("tcpmss") or 0,
+            line("tcpmss"),
             "tcpmss",
             data.get("tcpmss", mtu.DEFAULT_TCPMSS),
             int,
@@ -256,7 +264,7 @@ def load_topology(path: str | Path) -> Topology:
         )
         suite = _expect(
             p,
-            line("tls_cipher") or 0,
+            line("tls_cipher"),
             "tls_cipher",
             data.get("tls_cipher", mtu.DEFAULT_CIPHER),
             str,

@@ -356,7 +356,7 @@ def headend_tun_mtu(ns: str) -> int | None:
     """The MTU of ocserv's tun device for the (first) client, None if there is none."""
     for name, entry in netops.addresses(ns).items():
         if name.startswith(TUNNEL_DEVICE):
-            return int(entry["mtu"])  # type: ignore[arg-type]
+            return entry["mtu"]
     return None
 
 

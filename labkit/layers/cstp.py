@@ -44,7 +44,7 @@ def _ip_class(payload: bytes) -> type[Packet]:
 def _tls_class() -> type[Packet] | None:
     """Scapy's TLS record layer if the user loaded it (``load_layer("tls")``), else None."""
     tls = sys.modules.get("scapy.layers.tls.record")
-    return None if tls is None else tls.TLS  # type: ignore[no-any-return]
+    return None if tls is None else tls.TLS
 
 
 class CSTP(Chained):
@@ -67,8 +67,8 @@ class CSTP(Chained):
             return cls
         tls = _tls_class()
         if tls is not None:
-            return tls.dispatch_hook(_pkt, *args, **kargs)  # type: ignore[no-any-return]
-        return conf.raw_layer  # type: ignore[no-any-return]
+            return tls.dispatch_hook(_pkt, *args, **kargs)
+        return conf.raw_layer
 
     @classmethod
     def tcp_reassemble(
@@ -80,8 +80,8 @@ class CSTP(Chained):
             return cls(data)
         tls = _tls_class()
         if tls is not None:
-            return tls.tcp_reassemble(data, metadata, session)  # type: ignore[no-any-return]
-        return conf.raw_layer(data)  # type: ignore[no-any-return]
+            return tls.tcp_reassemble(data, metadata, session)
+        return conf.raw_layer(data)
 
     def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
         # Several CSTP packets share one TLS record: the rest is the next one (Chained).

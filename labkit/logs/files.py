@@ -41,7 +41,7 @@ _DAMAGED = (gzip.BadGzipFile, EOFError, zlib.error, zipfile.BadZipFile)
 
 def _open(path: str | os.PathLike[str]) -> IO[bytes]:
     if str(path) == "-":
-        return sys.stdin.buffer  # type: ignore[return-value]
+        return sys.stdin.buffer
     p = Path(path)
     if p.is_dir():
         raise InputError(f"{p}: is a directory, expected a log file")
@@ -125,7 +125,7 @@ def member_lines(path: str | os.PathLike[str], member: str) -> Iterator[str]:
     """Text lines of one member of a zip (its declared size is enforced by zipfile)."""
     try:
         with zipfile.ZipFile(path) as z, z.open(member) as f:
-            yield from _text_lines(f, f"{path}:{member}")  # type: ignore[arg-type]
+            yield from _text_lines(f, f"{path}:{member}")
     except (zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
         # NotImplementedError: a compression method zipfile lacks; RuntimeError: encrypted.
         raise InputError(f"{path}:{member}: cannot be read ({str(exc)[:80]})") from None

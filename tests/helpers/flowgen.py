@@ -58,13 +58,16 @@ def dtls_client_hello(rec_seq: int = 0) -> bytes:
     ) + hs
 
 
+_FULL = bytes(1418 - 40)
+
+
 def packets(kind: str, n: int) -> Iterator[bytes]:
     """``n`` packets of one kind, each opening something new:
 
     * ``tls``: a TLS ClientHello on its own 5-tuple (client i, port 40000 + i % 20000);
     * ``syn``: a SYN to its own server;
     * ``dtls``: a DTLS ClientHello from its own client (a new pair each);
-    * ``icmp``: an ICMP 3/4 quoting its own flow;
+    * ``icmp``: an ICMP 3/4 (MTU 1347) quoting a 1418-byte packet of its own flow;
     * ``segment``: a full-size DF TCP segment on its own 5-tuple, never acknowledged.
     """
     for i in range(n):
@@ -76,7 +79,9 @@ def packets(kind: str, n: int) -> Iterator[bytes]:
         elif kind == "dtls":
             yield _ip(c, SERVER, 17, _udp(52000, 443, dtls_client_hello()))
         elif kind == "icmp":
-            quoted = _ip(SERVER, c, 6, _tcp(443, 40000 + i % 20000, 0x18, seq=i))[:28]
+            # The quote names a 1418-byte packet: one that does not fit the reported 1347,
+            # else the ICMP is bogus and never a limit.
+            quoted = _ip(SERVER, c, 6, _tcp(443, 40000 + i % 20000, 0x18, _FULL, seq=i))[:28]
             icmp = struct.pack("!BBHHH", 3, 4, 0, 0, 1347) + quoted
             yield _ip(0xC0000201, SERVER, 1, icmp, df=False)
         elif kind == "segment":

@@ -12,6 +12,7 @@ from typing import Any
 
 from labkit.analyze.detectors.coverage import CoverageDetector
 from labkit.analyze.detectors.dtls import DtlsDetector, anyconnect_like, with_tls_sessions
+from labkit.analyze.detectors.frags import FragmentDetector
 from labkit.analyze.detectors.hosts import HostsDetector
 from labkit.analyze.detectors.icmp import IcmpDetector
 from labkit.analyze.detectors.mss import MssDetector
@@ -32,6 +33,7 @@ class FileFacts:
     icmp: IcmpDetector
     size: SizeDetector
     retrans: RetransDetector
+    frags: FragmentDetector
     coverage: CoverageDetector
     hosts: HostsDetector
     dedup: DuplicateFilter  # not a detector: it blanks duplicates before the detectors run
@@ -48,6 +50,7 @@ class FileFacts:
             IcmpDetector(file),
             SizeDetector(file),
             RetransDetector(file, budget),
+            FragmentDetector(file),
             CoverageDetector(file),
             HostsDetector(file),
             DuplicateFilter(),
@@ -63,6 +66,7 @@ class FileFacts:
             self.icmp,
             self.size,
             self.retrans,
+            self.frags,
             self.coverage,
             self.hosts,
         ]
@@ -83,13 +87,16 @@ class FileFacts:
         """Plain counts of what the scan saw, findings or not: a check against another tool
         (the benchmark compares them with tshark's). Keys and definitions: analyze/README.md."""
         syn: dict[str, dict[int, int]] = {"syn_mss": {}, "synack_mss": {}}
-        for g in self.mss.groups.values():
-            d = syn["synack_mss" if g.synack else "syn_mss"]
-            d[g.mss] = d.get(g.mss, 0) + g.count
-        icmp = {"icmp_frag_needed_mtu": {}, "icmpv6_packet_too_big_mtu": {}}
-        for (v6, mtu), g in [*self.icmp.frag.items(), *self.icmp.bogus.items()]:
+        for group in self.mss.groups.values():
+            d = syn["synack_mss" if group.synack else "syn_mss"]
+            d[group.mss] = d.get(group.mss, 0) + group.count
+        icmp: dict[str, dict[int, int]] = {
+            "icmp_frag_needed_mtu": {},
+            "icmpv6_packet_too_big_mtu": {},
+        }
+        for (v6, mtu), frag in [*self.icmp.frag.items(), *self.icmp.bogus.items()]:
             d = icmp["icmpv6_packet_too_big_mtu" if v6 else "icmp_frag_needed_mtu"]
-            d[mtu] = d.get(mtu, 0) + g.frames.count
+            d[mtu] = d.get(mtu, 0) + frag.frames.count
         pairs = [p for p in self.dtls.pairs.values() if p.attempts]
         with_tls = with_tls_sessions(pairs, [self.tls]).tolist()
         return {

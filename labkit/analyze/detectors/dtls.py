@@ -70,7 +70,7 @@ class DtlsPair:
     client_ports: set[int] = field(default_factory=set)
     record_version: int | None = None
     hello_version: int | None = None  # the ServerHello's (else ClientHello's) version
-    hellos: FrameSet | None = None
+    hellos: FrameSet = field(init=False)  # its filter needs the fields above: __post_init__
     hello_seqs: dict[int, int] = field(default_factory=dict)  # message_seq -> datagrams
     distinct_hellos: int = 0
     duplicate_hellos: int = 0
@@ -190,7 +190,7 @@ class DtlsPair:
 
     def hello(self, cport: int, rec_seq: int, msg_seq: int, frame: int, ts: float) -> bool:
         """Count one ClientHello frame; False if it repeats a datagram already counted."""
-        self.hellos.add(frame, ts)  # type: ignore[union-attr]
+        self.hellos.add(frame, ts)
         ident = (cport, rec_seq, msg_seq)
         before = self.recent_hellos.pop(ident, None)
         if len(self.recent_hellos) >= MAX_RECENT_HELLOS:

@@ -22,7 +22,7 @@ decided with the DTLS facts in :mod:`labkit.analyze.case`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, ValuesView
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -409,5 +409,16 @@ class _SessionView(Mapping[int, TlsSession]):
     def __len__(self) -> int:
         return len(self._det.t["key"])
 
-    def values(self):  # type: ignore[override]
-        return (self._det._session(i) for i in range(len(self)))
+    def values(self) -> ValuesView[TlsSession]:
+        return _SessionValues(self)
+
+
+class _SessionValues(ValuesView[TlsSession]):
+    """The sessions in table order, made row by row rather than by one key lookup each."""
+
+    def __init__(self, view: _SessionView) -> None:
+        super().__init__(view)
+        self._det = view._det
+
+    def __iter__(self) -> Iterator[TlsSession]:
+        return (self._det._session(i) for i in range(len(self._det.t["key"])))

@@ -120,7 +120,11 @@ class SizeDetector:
         """Packet counts by IP size of the table entries ``keep`` selects."""
         t = self.table
         sizes, idx = np.unique(t["size"][keep], return_inverse=True)
-        counts = np.bincount(idx, weights=t.count[keep], minlength=len(sizes)) if len(sizes) else []
+        counts = (
+            np.bincount(idx, weights=t.count[keep], minlength=len(sizes))
+            if len(sizes)
+            else np.zeros(0)
+        )
         return Counter({int(s): int(n) for s, n in zip(sizes.tolist(), list(counts))})
 
     def first_frames(self, keep: np.ndarray) -> list[tuple[int, float]]:

@@ -1,0 +1,10 @@
+"""Types of the compiled record walk (_walk.c); walk.py_pcap and py_pcapng are its reference."""
+
+import numpy as np
+
+from labkit.analyze.walk import Buf
+
+def pcap(
+    buf: Buf, out: np.ndarray, pos: int, have: int, rec_len: int, swapped: bool, /
+) -> tuple[int, int]: ...
+def pcapng(buf: Buf, out: np.ndarray, pos: int, have: int, swapped: bool, /) -> tuple[int, int]: ...
