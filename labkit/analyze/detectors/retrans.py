@@ -147,12 +147,12 @@ class RetransDetector:
         if self.candidates:
             self._follow(view, fwd, rev)
         if len(self.candidates) > MAX_CANDIDATES:  # bounded: keep the most-copied
-            keep = sorted(self.candidates.items(), key=lambda kv: -kv[1].copies.count)[
+            kept = sorted(self.candidates.items(), key=lambda kv: -kv[1].copies.count)[
                 :MAX_CANDIDATES
             ]
-            self.forgotten += len(self.candidates) - len(keep)
-            self.budget.dropped(_CANDIDATES, len(self.candidates) - len(keep))
-            self.candidates = dict(keep)
+            self.forgotten += len(self.candidates) - len(kept)
+            self.budget.dropped(_CANDIDATES, len(self.candidates) - len(kept))
+            self.candidates = dict(kept)
 
     def _segments(
         self, view: ChunkView, rows: np.ndarray, fwd: np.ndarray, rev: np.ndarray
