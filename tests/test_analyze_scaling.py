@@ -10,12 +10,14 @@ No absolute time is asserted: only the ratio of the same code on two sizes.
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
 from labkit.analyze import analyze, scan_file
 from tests.helpers import flowgen
+from tests.helpers.cli import labkit
 from tests.helpers.findings import assert_filters_select_exactly_the_evidence
 from tests.helpers.tshark import requires_tshark
 
@@ -116,6 +118,11 @@ def test_the_ceiling_is_an_analyze_option_and_the_json_counts_what_it_dropped(tm
         assert not any("judged early" in w for w in small["warnings"])
     unbounded = analyze([a]).files[0].to_json()
     assert unbounded["flows_judged_early"] == 0
+    # the same ceiling from the command line, and a bad one refused in one line
+    proc = labkit("analyze", str(a), "--max-flows", str(ceiling), "--format", "json")
+    assert json.loads(proc.stdout)["files"][0]["flows_judged_early"] == n - kept, proc.stderr
+    bad = labkit("analyze", str(a), "--max-flows", "10")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
 
 
 @requires_tshark

@@ -60,6 +60,16 @@ def _jobs(text: str) -> int:
     return value
 
 
+def _max_flows(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of flows, got {text!r}") from None
+    if value < 1000:
+        raise argparse.ArgumentTypeError(f"expected at least 1000 flows, got {value}")
+    return value
+
+
 def _ip(text: str) -> str:
     try:
         return str(ipaddress.ip_address(text))
@@ -182,6 +192,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="scan up to N files at once, in parallel processes (default 1)",
     )
     p.add_argument(
+        "--max-flows",
+        type=_max_flows,
+        metavar="N",
+        help="the most rows each per-flow table of a file keeps (default 6000000, about 1 GB "
+        "of memory); past it the oldest flows are judged early and the report says how many",
+    )
+    p.add_argument(
         "--follow",
         action="store_true",
         help="one capture still being written (a file tcpdump writes, or - for a pipe from "
@@ -248,7 +265,10 @@ def run(args: argparse.Namespace) -> int:
     offsets = _offsets(args)
     keylog = sources.read_keylog(args.keylog) if args.keylog else None
     options = AnalyzeOptions(
-        tunnel_mtu=args.tunnel_mtu, headends=tuple(args.headend), one_case=args.one_case
+        tunnel_mtu=args.tunnel_mtu,
+        headends=tuple(args.headend),
+        one_case=args.one_case,
+        max_flows=args.max_flows,
     )
     collect = Collect(keylog, plot=bool(args.plot or args.html))
     if args.follow:
