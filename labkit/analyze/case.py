@@ -34,7 +34,7 @@ from labkit import mtu
 from labkit.analyze import decode as dec
 from labkit.analyze import pmtud
 from labkit.analyze.detectors import FileFacts
-from labkit.analyze.detectors.coverage import blind_spots
+from labkit.analyze.detectors.coverage import blind_spots, unjudged_black_holes
 from labkit.analyze.detectors.dtls import DtlsPair, anyconnect_like, with_tls_sessions
 from labkit.analyze.detectors.mss import SynGroup
 from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
@@ -887,6 +887,7 @@ def verdict(
         "no mtu-mismatch: "
         + ("" if icmp else "no ICMP frag-needed, ")
         + "no oversized DF packets, no black hole"
+        + unjudged_black_holes([r.counts for r in reports if r.analyzable])
     )
     unseen = blind_spots([r.counts for r in reports if r.analyzable])
     if unseen:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from labkit import mtu
+from labkit.analyze.detectors.coverage import unjudged_black_holes
 from labkit.errors import UsageError
 from labkit.findings import Evidence, Finding
 
@@ -413,7 +414,7 @@ def diagnose(
             f"MTU mismatch expected but not shown: adapter MTU {n.adapter} > tunnel MTU "
             f"{n.tunnel}, and no dropped packet is in these captures"
             if predicted
-            else _not_shown(findings)
+            else _not_shown(findings, files)
         ),
         "the captures lack the link(s) below" if dtls is not None else "no DTLS failure seen",
         tuple(steps),
@@ -423,17 +424,20 @@ def diagnose(
     )
 
 
-def _not_shown(findings: Sequence[Finding]) -> str:
+def _not_shown(findings: Sequence[Finding], files: Sequence[FileReport]) -> str:
     """Why no mismatch is shown, true to what was seen: ICMP answered by a sender that adapted
     is path-MTU discovery working, not an absence of ICMP."""
+    unjudged = unjudged_black_holes([f.counts for f in files if f.analyzable])
     working = sorted({f.fields["mtu"] for f in findings if f.id == "pmtud-working"})
     if working:
         mtus = ", ".join(str(m) for m in working)
         return (
             f"MTU mismatch not shown: path-MTU discovery works (path MTU {mtus}): the sender "
-            f"adapted to ICMP frag-needed; no packet kept being dropped, no black hole"
+            f"adapted to ICMP frag-needed; no packet kept being dropped, no black hole" + unjudged
         )
-    return "MTU mismatch not shown: no oversized packet, no ICMP frag-needed, no black hole"
+    return (
+        "MTU mismatch not shown: no oversized packet, no ICMP frag-needed, no black hole" + unjudged
+    )
 
 
 # --- folding findings ------------------------------------------------------------------------

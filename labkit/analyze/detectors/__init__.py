@@ -114,6 +114,7 @@ class FileFacts:
             "dtls_duplicate_hellos": self.dtls.duplicate_hellos,
             "tls_client_hellos": self.tls.client_hellos,
             "duplicate_frames": self.dedup.count,
+            "retrans_cannot_tell": self.retrans.cannot_tell_flows,
             "not_inspected": self.coverage.total,
             "not_inspected_by_reason": self.coverage.by_reason(),
         }

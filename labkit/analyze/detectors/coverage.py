@@ -69,6 +69,18 @@ def blind_spots(counts: list[dict]) -> str:
     return f"{total} frame(s) not inspected ({top_reasons(why)})"
 
 
+def unjudged_black_holes(counts: list[dict]) -> str:
+    """What qualifies a "no black hole" claim: the flows whose retransmitted large segment
+    could not be judged (``retrans_cannot_tell``); "" when none."""
+    n = sum(c.get("retrans_cannot_tell", 0) for c in counts)
+    if not n:
+        return ""
+    return (
+        f" ({n} flow(s) could not be judged: a large segment was retransmitted and the "
+        f"receiver was never seen again)"
+    )
+
+
 def top_reasons(by_reason: dict[str, int], k: int = 3) -> str:
     """``'EtherType 0x0806: 4, ...'``: the ``k`` reasons with the most frames."""
     top = Counter(by_reason).most_common()

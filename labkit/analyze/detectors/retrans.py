@@ -129,6 +129,18 @@ class RetransDetector:
         """Unresolved retransmitted segments whose receiver was gone."""
         return sum(cd.receiver_gone for cd in self.candidates.values())
 
+    @property
+    def cannot_tell_flows(self) -> int:
+        """Flows with a segment sent at least :data:`MIN_COPIES` times whose receiver was
+        gone: a black hole there can be neither shown nor ruled out."""
+        return len(
+            {
+                cd.fd
+                for cd in self.candidates.values()
+                if cd.copies.count >= MIN_COPIES and cd.receiver_gone
+            }
+        )
+
     def feed(self, view: ChunkView) -> None:
         c = view.cols
         fwd, rev = view.tcp_keys()
