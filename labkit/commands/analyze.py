@@ -19,6 +19,7 @@ import argparse
 import importlib.util
 import ipaddress
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,24 +51,23 @@ def _mtu(text: str) -> int:
     return value
 
 
-def _jobs(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of processes, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
-    return value
+def _at_least(minimum: int, noun: str) -> Callable[[str], int]:
+    """An argparse type: a whole number of ``noun`` no smaller than ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of {noun}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected at least {minimum} {noun}, got {value}")
+        return value
+
+    return parse
 
 
-def _max_flows(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of flows, got {text!r}") from None
-    if value < 1000:
-        raise argparse.ArgumentTypeError(f"expected at least 1000 flows, got {value}")
-    return value
+_jobs = _at_least(1, "processes")
+_max_flows = _at_least(1000, "flows")
 
 
 def _ip(text: str) -> str:

@@ -19,6 +19,7 @@ import re
 import struct
 from dataclasses import replace
 
+from labkit.scenario.loader import TOP_KEYS
 from tests.fuzz import capture as cf
 from tests.fuzz.packet import PACKET_MUTATIONS, dtls_datagram, locate
 
@@ -417,17 +418,9 @@ def grow_text(raw: bytes, k: int) -> bytes:
 
 # --- YAML (scenarios) -----------------------------------------------------------------------------
 
+# The loader's top-level keys, then keys the shipped scenarios nest below them.
 SCENARIO_KEYS = (
-    "name",
-    "description",
-    "seed",
-    "hosts",
-    "head_end",
-    "client",
-    "path",
-    "timeline",
-    "overrides",
-    "expect",
+    *TOP_KEYS,
     "tcpmss",
     "dtls_port",
     "attempts",
