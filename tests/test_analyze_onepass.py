@@ -156,7 +156,10 @@ def _wait_for(q: queue.Queue, text: str) -> list[str]:
     seen = []
     deadline = time.monotonic() + DEADLINE_S
     while time.monotonic() < deadline:
-        line = q.get(timeout=max(0.1, deadline - time.monotonic()))
+        try:
+            line = q.get(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            break
         if line is None:
             break
         seen.append(line)
@@ -200,6 +203,51 @@ def test_follow_reports_a_finding_before_the_pipe_closes():
     finally:
         proc.kill()
     assert json.loads(out) == from_file
+
+
+def test_follow_judges_the_last_burst_and_holds_back_a_premature_verdict(tmp_path):
+    """The ICMP 3/4 arrives, the writer pauses, then the sender's smaller segments arrive and
+    the writer falls silent with the pipe still open. Cut after the ICMP, the capture reads as
+    an MTU mismatch; whole, as path-MTU discovery working. The live lines must give the
+    latter before the pipe closes (the last burst is judged although no record follows it)
+    and never the former (it did not hold: the sender adapted)."""
+    from scapy.layers.inet import ICMP
+    from scapy.utils import wrpcap
+
+    from tests.helpers import synth
+
+    pkts = synth.inside_icmp_ok()
+    last_icmp = max(i for i, p in enumerate(pkts) if p.haslayer(ICMP))
+    capture = tmp_path / "icmp-ok.pcap"
+    wrpcap(str(capture), pkts)
+    data = capture.read_bytes()
+    cut = 24 + sum(16 + len(p) for p in pkts[: last_icmp + 1])  # pcap header, then records
+    premature = tmp_path / "cut.pcap"
+    premature.write_bytes(data[:cut])
+    assert "mtu-mismatch" in {
+        f["id"] for f in _json([*LABKIT, str(premature), "--format", "json"])["findings"]
+    }
+
+    proc = _follow("-")
+    try:
+        live = _lines(proc.stderr)
+        proc.stdin.write(data[:cut])  # type: ignore[union-attr]
+        proc.stdin.flush()  # type: ignore[union-attr]
+        time.sleep(0.4)  # silent long enough to be judged, shorter than a sender's grace
+        proc.stdin.write(data[cut:])  # type: ignore[union-attr]
+        proc.stdin.flush()  # type: ignore[union-attr]
+        seen = _wait_for(live, "live: [info] pmtud-working")
+        assert proc.poll() is None  # announced while the pipe is open
+        proc.stdin.close()  # type: ignore[union-attr]
+        out = proc.stdout.read()  # type: ignore[union-attr]
+        assert proc.wait(timeout=DEADLINE_S) == 0
+    finally:
+        proc.kill()
+    while (line := live.get(timeout=DEADLINE_S)) is not None:
+        seen.append(line)
+    assert not [s for s in seen if "mtu-mismatch" in s], seen
+    assert "[info] icmp-frag-needed" in "".join(seen)
+    assert {f["id"] for f in json.loads(out)["findings"]} >= {"pmtud-working", "icmp-frag-needed"}
 
 
 def test_follow_watches_a_growing_file_until_interrupted(tmp_path):

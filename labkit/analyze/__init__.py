@@ -214,7 +214,7 @@ def scan_file(
     tunnel_mtu: int | None = None,
     *,
     follow: threading.Event | None = None,
-    watch: Callable[[Scanned], None] | None = None,
+    watch: Callable[[Callable[[], Scanned], bool], None] | None = None,
     max_flows: int | None = None,
 ) -> Scanned:
     """Read one file once, through every detector and every consumer ``collect`` asks for.
@@ -222,14 +222,22 @@ def scan_file(
     Self-contained (it takes a path, returns picklable results) so that ``--jobs`` can run
     it in another process. ``tunnel_mtu`` (``--tunnel-mtu``) sets the plot sampler's floor.
     ``follow``: the file is still being written (:func:`~labkit.analyze.reader.open_capture`);
-    ``watch`` is then given the file as scanned so far after every chunk. ``max_flows``: the
+    ``watch(scanned, quiet)`` is then called after every chunk (``quiet`` False) and while the
+    writer is silent (``quiet`` True, every :data:`~labkit.analyze.reader.FOLLOW_POLL_S`);
+    ``scanned()`` gives the file as scanned so far, built only if asked for. ``max_flows``: the
     ceiling of each per-flow table (None: :data:`~labkit.analyze.engine.MAX_FLOWS`)."""
     from labkit.analyze.detectors import FileFacts
     from labkit.analyze.engine import MAX_FLOWS, ScanStats, scan
     from labkit.analyze.reader import open_capture
 
+    scanning = False  # the writer can fall silent before the file's header is read
+
+    def quiet() -> None:
+        if scanning and watch is not None:
+            watch(scanned, True)
+
     try:
-        cap = open_capture(label, follow=follow)
+        cap = open_capture(label, follow=follow, quiet=quiet if watch is not None else None)
     except InputError as exc:
         return Scanned(FileReport(label, error=str(exc)))
     ff = FileFacts.new(label, MAX_FLOWS if max_flows is None else max_flows)
@@ -265,8 +273,9 @@ def scan_file(
         def hook(pos: int, packets: int) -> None:
             if on_chunk is not None:
                 on_chunk(pos, packets)
-            watch(scanned())
+            watch(scanned, False)
 
+    scanning = True
     with cap:
         scan(cap, consumers, label, stats, hook, ff.dedup)
     return scanned()

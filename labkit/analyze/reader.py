@@ -32,11 +32,12 @@ import gzip
 import io
 import mmap
 import os
+import select
 import struct
 import sys
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,23 +263,34 @@ class Capture:
 STDIN = "-"  #: the path that names standard input (a pipe from ``tcpdump -w -``, ``zcat``)
 
 
-def open_capture(path: str | os.PathLike[str], *, follow: threading.Event | None = None) -> Capture:
+def open_capture(
+    path: str | os.PathLike[str],
+    *,
+    follow: threading.Event | None = None,
+    quiet: Callable[[], None] | None = None,
+) -> Capture:
     """Open ``path`` (:data:`STDIN`: standard input) and identify its format;
     :class:`InputError` if it is not a capture.
 
     ``follow``: the capture is still being written (``labkit analyze --follow``): records are
     handed out as they arrive, and at the end of a regular file reading waits for more until
-    the event is set (a pipe ends when its writer closes it)."""
+    the event is set (a pipe ends when its writer closes it). ``quiet`` is then called every
+    :data:`FOLLOW_POLL_S` while the writer has nothing more to give: the moment to look at
+    what has been read, since nothing else will happen until more arrives."""
     p = Path(path)
     if str(path) != STDIN and p.is_dir():
         raise InputError(f"{p}: is a directory, expected a capture file")
     try:
-        if str(path) == STDIN:
+        stdin = str(path) == STDIN
+        if follow is None and stdin:
             raw: BinaryIO = open(sys.stdin.fileno(), "rb", closefd=False)  # noqa: SIM115
-        else:
+        elif follow is None:
             raw = open(p, "rb")  # noqa: SIM115 - handed to the Capture, closed there
-        if follow is not None and p.is_file():
-            raw = io.BufferedReader(_Growing(raw, follow))
+        elif stdin or not p.is_file():
+            fd = sys.stdin.fileno() if stdin else os.open(p, os.O_RDONLY)
+            raw = io.BufferedReader(_Waiting(io.FileIO(fd, "rb", closefd=not stdin), quiet))
+        else:
+            raw = io.BufferedReader(_Growing(io.FileIO(p, "rb"), follow, quiet))
     except FileNotFoundError:
         raise InputError(f"{p}: no such file") from None
     except OSError as exc:
@@ -471,13 +483,14 @@ class _Prefixed(io.RawIOBase):
         super().close()
 
 
-class _Growing(io.RawIOBase):
-    """A regular file that is still being written: at its current end, wait for more (polling
-    every :data:`FOLLOW_POLL_S`) until ``stop`` is set; then the end is the end."""
+class _Live(io.RawIOBase):
+    """A capture still being written, read unbuffered below the caller's buffer, so that
+    "nothing to read yet" is the writer's truth, never bytes held back in a buffer of ours;
+    ``quiet`` is called every :data:`FOLLOW_POLL_S` while the writer is silent."""
 
-    def __init__(self, raw: BinaryIO, stop: threading.Event) -> None:
+    def __init__(self, raw: io.FileIO, quiet: Callable[[], None] | None) -> None:
         self._raw = raw
-        self._stop = stop
+        self._quiet = quiet or (lambda: None)
 
     def readable(self) -> bool:
         return True
@@ -485,16 +498,38 @@ class _Growing(io.RawIOBase):
     def fileno(self) -> int:
         return self._raw.fileno()
 
-    def readinto(self, b: memoryview) -> int:  # type: ignore[override]
-        while True:
-            n = self._raw.readinto1(b)  # type: ignore[attr-defined]
-            if n or self._stop.is_set():
-                return n
-            self._stop.wait(FOLLOW_POLL_S)
-
     def close(self) -> None:
         self._raw.close()
         super().close()
+
+
+class _Growing(_Live):
+    """A regular file: at its current end, wait for more (polling) until ``stop`` is set;
+    then the end is the end."""
+
+    def __init__(
+        self, raw: io.FileIO, stop: threading.Event, quiet: Callable[[], None] | None
+    ) -> None:
+        super().__init__(raw, quiet)
+        self._stop = stop
+
+    def readinto(self, b: memoryview) -> int:  # type: ignore[override]
+        while True:
+            n = self._raw.readinto(b) or 0
+            if n or self._stop.is_set():
+                return n
+            self._quiet()
+            self._stop.wait(FOLLOW_POLL_S)
+
+
+class _Waiting(_Live):
+    """A pipe or FIFO: before each read, wait until it has bytes or its writer closed it
+    (which is its end)."""
+
+    def readinto(self, b: memoryview) -> int:  # type: ignore[override]
+        while not select.select([self._raw], [], [], FOLLOW_POLL_S)[0]:
+            self._quiet()
+        return self._raw.readinto(b) or 0
 
 
 FOLLOW_POLL_S = 0.2
