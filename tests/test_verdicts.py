@@ -136,6 +136,19 @@ def test_impossible_mtus_are_bogus_never_limits() -> None:
     assert_filters_select_exactly_the_evidence(r)
 
 
+@requires_tshark
+def test_a_quote_inside_a_tunnel_is_read_at_its_own_layer() -> None:
+    """Inside GRE the quote is the frame's third IP layer: the usable MTU-1400 ICMP (quoting
+    1500 bytes) and the bogus one (quoting 1300) are each found, and each filter selects its
+    own frame in tshark, not the other's by the carrier's length."""
+    r = analyze([REGRESSIONS / "icmp-quotes-in-gre.pcap"])
+    assert one(r, "icmp-frag-needed").fields["mtu"] == 1400
+    bogus = one(r, "icmp-bogus-mtu")
+    assert bogus.fields["reason"] == "the quoted 1300-byte packet already fits in 1400"
+    assert [e.frame for e in bogus.evidence] == [4]
+    assert_filters_select_exactly_the_evidence(r)
+
+
 def _big_df_flow(t: float) -> list:
     """1500-byte DF segments between hosts of their own, at ``t`` seconds after the builder's
     epoch: a file unrelated to the regression captures unless ``t`` is near 0."""
@@ -228,3 +241,4 @@ def test_identical_retransmissions_are_not_duplicates() -> None:
     retransmissions (the mismatch's evidence), not copies, whatever editcap -d says."""
     r = analyze([REGRESSIONS / "pmtud-ignored-1492.pcap"])
     assert r.files[0].counts["duplicate_frames"] == 0
+

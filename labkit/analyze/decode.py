@@ -196,6 +196,7 @@ class IcmpError(NamedTuple):
     code: int
     mtu: int | None  # next-hop MTU (type 3 code 4, RFC 1191) or Packet Too Big MTU
     quote: Quote | None
+    quote_layer: int = 2  # Wireshark's index of the quoted header among the frame's IPv4/IPv6
 
     @property
     def frag_needed(self) -> bool:
@@ -273,7 +274,7 @@ def _next_proto(code: int) -> tuple[int, int]:
     }.get(code, (-1, 0))
 
 
-def locate(b: bytes, linktype: int) -> tuple[int, int, int]:
+def locate(b: bytes, linktype: int, passed: list[int] | None = None) -> tuple[int, int, int]:
     """(offset, version, why) of the innermost IP header of one captured frame ``b``.
 
     ``version`` is 4 or 6 (0 when no IP header was reached); ``why`` is 0 when the packet at
@@ -282,6 +283,8 @@ def locate(b: bytes, linktype: int) -> tuple[int, int, int]:
     The outermost IP header is returned unchecked (the column decode validates it, as it
     always did); an inner one is entered only through a valid outer header, and a broken
     inner header leaves the outer one with a reason. Every read is bounded by ``len(b)``.
+    ``passed`` gets the version of each IP header passed, outermost first: Wireshark's layer
+    index of a header is its place among the frame's headers of that version.
     """
     n = len(b)
     ip_off = ip_ver = 0
@@ -435,6 +438,8 @@ def locate(b: bytes, linktype: int) -> tuple[int, int, int]:
                     return stop(_why(WHY_INNER, ver))
                 return p, ver, 0
             ip_off, ip_ver = p, ver
+            if passed is not None:
+                passed.append(ver)
             proto, l4, first = hdr
             if not first:
                 return stop(0)
@@ -654,21 +659,15 @@ def why_text(why: int) -> str:
     return f"{text} ({name})" if name else text
 
 
-def _l3(data: bytes, linktype: int) -> tuple[int, int] | None:
-    """(offset, IP version) of the innermost IP header, or None when the frame carries none."""
-    off, ver, _why_code = locate(data, linktype)
-    return (off, ver) if ver else None
-
-
 def decode(
     data: bytes, linktype: int, frame: int = 0, ts: float = 0.0, origlen: int | None = None
 ) -> Packet:
     """Summarize one captured packet. Never raises on short or odd bytes."""
     orig = len(data) if origlen is None else origlen
-    where = _l3(data, linktype)
-    if where is None:
+    passed: list[int] = []
+    off, ver, _why_code = locate(data, linktype, passed)
+    if not ver:
         return Packet(frame, ts, orig)
-    off, ver = where
     ip = _ip(data, off, ver)
     if ip is None:
         return Packet(frame, ts, orig)
@@ -731,7 +730,7 @@ def decode(
             ip_len,
             df,
             proto,
-            icmp=_icmp(data, l4, min(ip_end, n), proto),
+            icmp=_icmp(data, l4, min(ip_end, n), proto, passed.count(ver) + 1),
         )
     return Packet(frame, ts, orig, ver, src, dst, ip_len, df, proto)
 
@@ -902,7 +901,7 @@ def _dtls_handshake(ctype: int, version: int, epoch: int, length: int, body: byt
     )
 
 
-def _icmp(data: bytes, l4: int, end: int, proto: int) -> IcmpError | None:
+def _icmp(data: bytes, l4: int, end: int, proto: int, quote_layer: int) -> IcmpError | None:
     """ICMP errors that quote a packet: v4 type 3/11/12, v6 type 1-4 (RFC 792, 1191, 4443)."""
     itype, code = data[l4], data[l4 + 1]
     if proto == PROTO_ICMP:
@@ -913,7 +912,8 @@ def _icmp(data: bytes, l4: int, end: int, proto: int) -> IcmpError | None:
         if itype not in (1, 2, 3, 4):
             return None
         mtu = _S_I.unpack_from(data, l4 + 4)[0] if itype == 2 else None
-    return IcmpError(proto == PROTO_ICMPV6, itype, code, mtu, _quote(data[l4 + 8 : end]))
+    quote = _quote(data[l4 + 8 : end])
+    return IcmpError(proto == PROTO_ICMPV6, itype, code, mtu, quote, quote_layer)
 
 
 def _quote(q: bytes) -> Quote | None:

@@ -217,6 +217,24 @@ def _bogus() -> list[Frame]:
     ]
 
 
+def _tunnelled_quotes() -> list[Frame]:
+    """Inside GRE, the same frag-needed MTU 1400 twice: once quoting a 1500-byte segment (a
+    limit), once a 1300-byte one that already fits (bogus). Telling them apart needs the
+    quote's length, which is the third IP layer here, not the second."""
+    big = _tcp("198.18.0.80", "10.9.0.2", 80, 40100, "PA", 501, 1500)
+    small = _tcp("198.18.0.80", "10.9.0.2", 80, 40101, "PA", 501, 1300)
+
+    def tunnelled(inner: bytes) -> bytes:
+        return bytes(IP(src="203.0.113.1", dst="203.0.113.2", proto=47) / Raw(gre(0x0800, inner)))
+
+    return [
+        (0.0, 1, eth(0x0800, tunnelled(big))),
+        (0.001, 1, eth(0x0800, tunnelled(_frag_needed("192.0.2.254", big, 1400)))),
+        (0.1, 1, eth(0x0800, tunnelled(small))),
+        (0.101, 1, eth(0x0800, tunnelled(_frag_needed("192.0.2.254", small, 1400)))),
+    ]
+
+
 def _duplicates() -> list[Frame]:
     """A SPAN port's copies: a SYN and a DTLS ClientHello each captured twice, 20 us apart."""
     c, s = "10.9.0.2", "198.18.0.80"
@@ -242,6 +260,7 @@ def cases() -> dict[str, Callable[[], list[Frame]]]:
     out["pmtud-ignored-1492"] = lambda: _pmtud(True)
     out["icmp-bogus-mtus"] = _bogus
     out["duplicate-frames"] = _duplicates
+    out["icmp-quotes-in-gre"] = _tunnelled_quotes
     return out
 
 

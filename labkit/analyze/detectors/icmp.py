@@ -42,6 +42,7 @@ class FragNeeded:
     flows: set[tuple[str, str, int, int | None, int | None]] = field(default_factory=set)
     reporters: set[str] = field(default_factory=set)
     reason: str = ""  # why the MTU is bogus; "" for a usable MTU
+    quote_layers: set[int] = field(default_factory=set)  # IcmpError.quote_layer values seen
 
 
 @dataclass(slots=True)
@@ -82,9 +83,15 @@ def bogus_reason(v6: bool, mtu: int, quoted_length: int | None) -> str:
     return ""
 
 
-def _quote_fits(v6: bool, mtu: int) -> str:
-    """Display filter: the quoted header (the second IP layer) fits in ``mtu``."""
-    return f"ipv6.plen#2 <= {mtu - 40}" if v6 else f"ip.len#2 <= {mtu}"
+def _quote_fits(v6: bool, mtu: int, layers: set[int]) -> str:
+    """Display filter: the quoted header fits in ``mtu``. The quote is the frame's last IP
+    layer of its version: the second of a plain frame, the third inside GRE or IP-in-IP.
+    Wireshark counts layers from the link (and tshark 4.0 has no "last" index), so each
+    ``layers`` index the quotes were found at is spelled out, tied to the frame's count of
+    that layer: the carrier's own length at the same index in a deeper frame never counts."""
+    proto, length, limit = ("ipv6", "ipv6.plen", mtu - 40) if v6 else ("ip", "ip.len", mtu)
+    each = [f"count({proto}) == {k} && {length}#{k} <= {limit}" for k in sorted(layers)]
+    return "(" + " || ".join(each) + ")"
 
 
 class IcmpDetector:
@@ -140,12 +147,11 @@ class IcmpDetector:
                 if err.v6
                 else f"icmp.type == 3 && icmp.code == 4 && icmp.mtu == {err.mtu}"
             )
-            if reason.startswith("the quoted"):
-                clause += f" && {_quote_fits(err.v6, err.mtu)}"
             g = table[key] = FragNeeded(err.v6, err.mtu, FrameSet(self.file, clause), reason=reason)
         g.frames.add(frame, ts)
         g.reporters.add(reporter)
         if err.quote is not None:
+            g.quote_layers.add(err.quote_layer)
             g.original_lengths[err.quote.total_length] += 1
             if len(g.flows) < MAX_FLOWS:
                 g.flows.add(flow_of(err.quote))
@@ -199,11 +205,14 @@ class IcmpDetector:
 
     def finish(self) -> None:
         """An MTU both bogus (the quote fits) and usable (the quote is larger) in this file:
-        the usable group's filter leaves the fitting quotes out, so each selects its frames."""
+        the quoted length tells the two groups' frames apart, so each filter selects its own
+        (alone, the ICMP type and MTU select a group exactly)."""
         for key, b in self.bogus.items():
             g = self.frag.get(key)
             if g is not None and b.reason.startswith("the quoted"):
-                g.frames.clause += f" && !({_quote_fits(g.v6, g.mtu)})"
+                fits = _quote_fits(g.v6, g.mtu, b.quote_layers)
+                b.frames.clause += f" && {fits}"
+                g.frames.clause += f" && !{fits}"
 
     def quoted_flows(self) -> set[tuple[str, str, int, int | None, int | None]]:
         return {f for g in self.frag.values() for f in g.flows}
