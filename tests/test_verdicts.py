@@ -18,7 +18,7 @@ from labkit.analyze.grouping import FileSketch, group
 from labkit.analyze.reader import open_capture
 from tests.helpers.corpus import tshark_counts
 from tests.helpers.findings import assert_filters_select_exactly_the_evidence, ids, one
-from tests.helpers.tshark import requires_tshark
+from tests.helpers.tshark import requires_tshark, tshark, tshark_frames
 
 REGRESSIONS = Path(__file__).parent / "regressions"
 ENCAPS = sorted(REGRESSIONS.glob("encap-*.pcap"))
@@ -242,3 +242,30 @@ def test_identical_retransmissions_are_not_duplicates() -> None:
     r = analyze([REGRESSIONS / "pmtud-ignored-1492.pcap"])
     assert r.files[0].counts["duplicate_frames"] == 0
 
+
+@requires_tshark
+def test_a_capture_split_by_protocol_is_judged_as_one(tmp_path: Path) -> None:
+    """The lab's DTLS-blocked outside capture, split by tshark into its UDP and its TCP
+    packets (as a customer sends ``udp port 443`` and ``tcp port 443`` apart). The UDP file
+    ends with the last ClientHello: alone, whether they were answered is open, and said so.
+    With the TCP file, which shows the client and the head-end after the last hello (the TLS
+    tunnel the client fell back to), the hellos are unanswered, evidence in the UDP file."""
+    whole = Path(__file__).parents[1] / "pcaps/real/dtls-blocked-icmp-allowed/outside.pcap"
+    udp, tcp = tmp_path / "udp.pcapng", tmp_path / "tcp.pcapng"
+    tshark(whole, "-Y", "udp", "-w", str(udp))
+    tshark(whole, "-Y", "tcp", "-w", str(tcp))
+    hellos = tshark_frames(udp, "dtls.handshake.type == 1")
+    assert len(hellos) >= 2
+
+    alone = analyze([udp])
+    assert "dtls-unanswered" not in ids(alone)
+    (open_question,) = alone.files[0].cannot_tell
+    assert f"the {len(hellos)} DTLS ClientHello(s)" in open_question
+    assert open_question in alone.diagnosis.cannot_show
+
+    together = analyze([udp, tcp])
+    assert len(together.cases) == 1  # one case: the same hosts, the same time
+    f = one(together, "dtls-unanswered", attempts=len(hellos))
+    assert {e.file for e in f.evidence} == {str(udp)}
+    assert not together.files[0].cannot_tell
+    assert_filters_select_exactly_the_evidence(together)

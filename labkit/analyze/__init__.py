@@ -138,6 +138,7 @@ def judge(
                 capture_point=point,
                 capture_point_reason=why,
                 cannot_show=cannot,
+                cannot_tell=case.cannot_tell(label),
                 counts=facts[label].census(mtus),
             )
         found += case.findings()

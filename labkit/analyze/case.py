@@ -113,6 +113,7 @@ class Case:
         vpn = [anyconnect_like(p, w, options.headends) for p, w in zip(pairs, tls)]
         self.dtls_pairs = [p for p, v in zip(pairs, vpn) if v]  # only these feed VPN findings
         self.other_dtls = [p for p, v in zip(pairs, vpn) if not v]
+        self._unanswered_ids = self._dtls_unanswered()
         self.headends = self._headends()
         self._head_hashes = np.array(sorted(dec.addr_hash(h) for h in self.headends), np.uint64)
         self._points = {file: self._capture_point(file) for file in facts}
@@ -198,7 +199,6 @@ class Case:
     def _dtls(self) -> list[Finding]:
         out = []
         for p in self.dtls_pairs:
-            det = self.facts[p.file].dtls
             sets = [p.hellos, p.hvr, p.server_hello]
             version = _hex(p.version)
             vname = dec.DTLS_VERSIONS.get(p.version or -1)
@@ -242,7 +242,7 @@ class Case:
                         ),
                     )
                 )
-            elif det.unanswered(p) or (
+            elif self._unanswered(p) or (
                 p.hvr.count and not p.server_hello.count and p.cookie_hellos and p.attempts >= 2
             ):
                 unreach = self._unreachables_for(p)
@@ -345,6 +345,59 @@ class Case:
                 )
             )
         return out
+
+    def _dtls_unanswered(self) -> set[int]:
+        """``id()`` of the DTLS pairs unanswered, their coverage after the last ClientHello
+        proven by any of the case's files: a capture split by protocol has the hellos in its
+        UDP file and the client's and server's later packets (the TLS tunnel it fell back to)
+        in another. One vectorized look-up per file, however many pairs."""
+        pairs = [p for p in self.dtls_pairs if p.unanswered_if(True)]
+        if not pairs:
+            return set()
+        client = np.array([p.client_h for p in pairs], np.uint64)
+        server = np.array([p.server_h for p in pairs], np.uint64)
+        seen_c = np.full(len(pairs), -np.inf)
+        seen_s = np.full(len(pairs), -np.inf)
+        for ff in self.facts.values():
+            for table in (ff.hosts.last_sent, ff.dtls.watch.last_seen):
+                seen_c = np.maximum(seen_c, table(client))
+                seen_s = np.maximum(seen_s, table(server))
+        hello = np.array([p.last_hello_ts for p in pairs])
+        covered = (np.minimum(seen_c, seen_s) > hello).tolist()
+        return {id(p) for p, c in zip(pairs, covered) if c}
+
+    def _unanswered(self, p: DtlsPair) -> bool:
+        return id(p) in self._unanswered_ids
+
+    def cannot_tell(self, label: str) -> tuple[str, ...]:
+        """What ``label``'s packets leave open: DTLS ClientHellos retried with no answer
+        after which none of the case's captures shows the client or the server again, so an
+        answer would not have shown either (a capture stopped, or split by protocol with the
+        other part missing). Neither "unanswered" nor "fine": said, so a reader knows; one
+        line for many pairs, so a busy capture's report still fits a screen."""
+        open_ = [
+            p
+            for p in self.dtls_pairs
+            if p.file == label and p.unanswered_if(True) and not self._unanswered(p)
+        ]
+        why = (
+            "no capture shows the client or the server after the last one (capture longer, "
+            "or add the TCP part of the same capture)"
+        )
+        if len(open_) == 1:
+            p = open_[0]
+            what = (
+                f"the {p.attempts} DTLS ClientHello(s) from {p.client} to {p.server} UDP {p.port}"
+            )
+        elif open_:
+            p = open_[0]
+            what = (
+                f"the DTLS ClientHellos of {len(open_)} client/server pairs (e.g. {p.client} to "
+                f"{p.server} UDP {p.port})"
+            )
+        else:
+            return ()
+        return (f"whether {what} were answered: {why}",)
 
     def _unreachables_for(self, p: DtlsPair) -> int:
         n = 0
@@ -571,7 +624,7 @@ class Case:
         discovery at work (``pmtud-working``), neither a mismatch nor oversized traffic."""
         if lim.source != "icmp" or not pmtud.adapted(self.facts, lim.v6, lim.mtu):
             return False
-        vpn = any(self.facts[p.file].dtls.unanswered(p) for p in self.dtls_pairs)
+        vpn = any(self._unanswered(p) for p in self.dtls_pairs)
         return not (vpn or self.headends)
 
     def _oversized(self) -> list[Finding]:
@@ -675,7 +728,7 @@ class Case:
     def _mismatch(self, holes: list[tuple[Finding, Candidate]]) -> list[Finding]:
         out = []
         done: set[tuple[int, int | None]] = set()
-        vpn = any(self.facts[p.file].dtls.unanswered(p) for p in self.dtls_pairs)
+        vpn = any(self._unanswered(p) for p in self.dtls_pairs)
         for lim in self.limits():
             parts: dict[str, list[_Part]] = {}
             size = None

@@ -276,7 +276,8 @@ def _unseen(files: Sequence[FileReport], needed: Sequence[str]) -> tuple[str, ..
         "tunnel": "the packet sizes and SYN MSS the client's adapter uses",
         "inside": "the server's DF packets and the head-end's ICMP 3/4 toward it",
     }
-    return tuple(f"{what[p]}: capture {_WHERE[p]}" for p in needed if p not in points and p in what)
+    unseen = [f"{what[p]}: capture {_WHERE[p]}" for p in needed if p not in points and p in what]
+    return (*unseen, *(c for f in files for c in f.cannot_tell))
 
 
 def _fixes(n: _Numbers, df_bit_ignore: bool) -> tuple[tuple[mtu.Fix, ...], str]:

@@ -50,6 +50,25 @@ def tally(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return s[starts], np.minimum.reduceat(order, starts), np.diff(np.r_[starts, len(s)])
 
 
+def member(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """np.isin against a sorted key array: one binary search per value (isin sorts both sides
+    every call)."""
+    if not len(sorted_keys):
+        return np.zeros(len(values), bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
+    return sorted_keys[pos] == values
+
+
+def last_of(keys: np.ndarray, sorted_keys: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """``times`` of each of ``keys`` in ``sorted_keys`` (its twin column); -inf where absent."""
+    out = np.full(len(keys), -np.inf)
+    if len(sorted_keys):
+        pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+        hit = sorted_keys[pos] == keys
+        out[hit] = times[pos[hit]]
+    return out
+
+
 class KeyTable:
     """Per-key counts across chunks: sorted 64-bit keys, each with a count, an id (the order
     in which keys first appeared) and attribute columns taken from its first row. The shape of

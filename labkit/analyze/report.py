@@ -41,6 +41,7 @@ class FileReport:
     capture_point: str = "unknown"  # outside | tunnel | inside | unknown
     capture_point_reason: str = ""
     cannot_show: str = ""
+    cannot_tell: tuple[str, ...] = ()  # verdicts this file's packets leave open, and why
     warnings: tuple[str, ...] = ()
     error: str | None = None  # set when nothing in the file could be analyzed
     first_time: float | None = None
@@ -69,6 +70,8 @@ class FileReport:
         }
         if self.error:
             doc["error"] = self.error
+        if self.cannot_tell:
+            doc["cannot_tell"] = list(self.cannot_tell)
         if self.first_time is not None and self.last_time is not None:
             doc["first_time"] = round(self.first_time, 6)
             doc["duration_s"] = round(self.last_time - self.first_time, 6)

@@ -47,7 +47,7 @@ from labkit import mtu
 from labkit.analyze import decode as dec
 from labkit.analyze.decode import directed
 from labkit.analyze.detectors.sessions import TlsDetector
-from labkit.analyze.engine import ChunkView, tally
+from labkit.analyze.engine import ChunkView, last_of, member, tally
 from labkit.analyze.evidence import FrameSet, dst_field, src_field
 
 MIDSTREAM_MIN = 2
@@ -102,15 +102,6 @@ class DtlsPair:
     def stun(self) -> bool:
         """STUN on the pair's ports: WebRTC (DTLS-SRTP), not a VPN."""
         return self.watch is not None and self.watch.stun(self.key)
-
-    @property
-    def client_seen_ts(self) -> float:
-        """When the capture last saw a packet from or to the client."""
-        return self.watch.last_seen(self.client_h) if self.watch else float("-inf")
-
-    @property
-    def server_seen_ts(self) -> float:
-        return self.watch.last_seen(self.server_h) if self.watch else float("-inf")
 
     def __post_init__(self) -> None:
         c, s = self.client, self.server
@@ -171,18 +162,13 @@ class DtlsPair:
             and self.data_s2c >= MIDSTREAM_MIN
         )
 
-    @property
-    def covered_after_hellos(self) -> bool:
-        """The capture saw the client and the server again after the last ClientHello."""
-        return min(self.client_seen_ts, self.server_seen_ts) > self.last_hello_ts
-
-    @property
-    def unanswered(self) -> bool:
-        """Retried over a real interval, nothing came back, and the capture kept looking."""
+    def unanswered_if(self, covered: bool) -> bool:
+        """Retried over a real interval and nothing came back; ``covered``: the capture saw
+        the client and the server after the last ClientHello (an answer would have shown)."""
         if self.answered or self.attempts < 2 or self.first_hello_ts is None:
             return False
         spread = self.last_hello_ts - self.first_hello_ts
-        return spread >= MIN_RETRY_S and self.covered_after_hellos
+        return spread >= MIN_RETRY_S and covered
 
     @property
     def version(self) -> int | None:
@@ -244,22 +230,11 @@ class Watch:
     addr_ts: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def stun(self, key: int) -> bool:
-        return bool(_member(np.array([key], np.uint64), self.stun_keys)[0])
+        return bool(member(np.array([key], np.uint64), self.stun_keys)[0])
 
-    def last_seen(self, addr: int) -> float:
-        if not len(self.addrs):
-            return float("-inf")
-        i = min(int(np.searchsorted(self.addrs, np.uint64(addr))), len(self.addrs) - 1)
-        return float(self.addr_ts[i]) if int(self.addrs[i]) == addr else float("-inf")
-
-
-def _member(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
-    """np.isin against a sorted key array: one binary search per value (isin sorts both sides
-    every call)."""
-    if not len(sorted_keys):
-        return np.zeros(len(values), bool)
-    pos = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
-    return sorted_keys[pos] == values
+    def last_seen(self, addrs: np.ndarray) -> np.ndarray:
+        """When each of ``addrs`` was last seen (from or to); -inf if not watched."""
+        return last_of(addrs, self.addrs, self.addr_ts)
 
 
 def _be(buf: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
@@ -311,7 +286,7 @@ class DtlsDetector:
         if self._new_watch:
             w = self.watch
             new = np.unique(np.array(self._new_watch, np.uint64))
-            new = new[~_member(new, w.addrs)]
+            new = new[~member(new, w.addrs)]
             at = np.searchsorted(w.addrs, new)
             w.addrs = np.insert(w.addrs, at, new)
             w.addr_ts = np.insert(w.addr_ts, at, -np.inf)
@@ -372,8 +347,8 @@ class DtlsDetector:
             return
         sel = np.flatnonzero(both)
         ck, sk, uni = c_key[sel], s_key[sel], unified[sel]
-        to_server = _member(ck, self._keys)
-        to_client = _member(sk, self._keys) & ~to_server
+        to_server = member(ck, self._keys)
+        to_client = member(sk, self._keys) & ~to_server
         for mask, keys, c2s in ((to_server, ck, True), (to_client, sk, False)):
             self._count(keys[mask & ~uni], rows[sel[mask & ~uni]], view, c2s)
             self._count_unified(keys[mask & uni], c2s)
@@ -429,7 +404,7 @@ class DtlsDetector:
                     pair = self._pair(pkt, bool(to_server[i]), k, hashes)
                     pair.record_version = pkt.dtls[0].version
         self._merge_keys()
-        known = _member(ck, self._keys)
+        known = member(ck, self._keys)
         ts, kn = to_server & known, ~to_server & known
         self._count(ck[ts], rows[ts], view, c2s=True)
         self._count(ck[kn], rows[kn], view, c2s=False)
@@ -497,7 +472,7 @@ class DtlsDetector:
         if not len(w.addrs):
             return
         c, ts = view.cols, view.ts
-        hit_s, hit_d = _member(c.src_h, w.addrs), _member(c.dst_h, w.addrs)
+        hit_s, hit_d = member(c.src_h, w.addrs), member(c.dst_h, w.addrs)
         addr = np.concatenate([c.src_h[hit_s], c.dst_h[hit_d]])
         when = np.concatenate([ts[hit_s], ts[hit_d]])
         ok = ~np.isnan(when)
@@ -509,6 +484,3 @@ class DtlsDetector:
         starts = np.flatnonzero(np.r_[True, a[1:] != a[:-1]])
         at = np.searchsorted(w.addrs, a[starts])
         w.addr_ts[at] = np.maximum(w.addr_ts[at], np.maximum.reduceat(when[order], starts))
-
-    def unanswered(self, pair: DtlsPair) -> bool:
-        return pair.unanswered
