@@ -129,10 +129,10 @@ class Case:
     def _capture_point(self, file: str) -> tuple[str, str, str]:
         f = self.facts[file]
         rep = self.reports[file]
-        transport = f.tls.sessions_to(self.headends)
+        transport = f.tls.servers_among(self.headends)
         dtls = [p for p in f.dtls.pairs.values() if p.server in self.headends]
         if transport or dtls:
-            heads = sorted({s.server for s in transport} | {p.server for p in dtls})
+            heads = sorted(transport | {p.server for p in dtls})
             what = " and ".join(
                 x for x in ("TLS" if transport else "", "DTLS" if dtls else "") if x
             )
@@ -414,7 +414,9 @@ class Case:
         return n
 
     def _dtls_absent(self) -> list[Finding]:
-        out = []
+        out: list[Finding] = []
+        if not self.options.headends:  # only a declared head-end can miss its DTLS
+            return out
         tried = {(p.client, p.server) for p in self.dtls_pairs}
         for head in self.options.headends:
             by_client: dict[str, list] = {}

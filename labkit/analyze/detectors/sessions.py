@@ -374,6 +374,16 @@ class TlsDetector:
             out[s.endpoint] = t["key"][o[st : st + n]].tolist()
         return out
 
+    def servers_among(self, servers: Iterable[str]) -> set[str]:
+        """Those of ``servers`` (addresses as text) with at least one session here: what the
+        capture point needs, without building a session object for each of millions."""
+        names = {dec.addr_hash(s): s for s in servers}
+        if not names or not len(self.t["key"]):
+            return set()
+        hashes = np.array(sorted(names), np.uint64)
+        hit = _lookup(np.unique(self._hash(1)), hashes) >= 0
+        return {names[int(h)] for h in hashes[hit].tolist()}
+
     def sessions_to(self, servers: Iterable[str]) -> list[TlsSession]:
         """The sessions to any of ``servers`` (addresses as text), in the order they began."""
         hashes = np.array(sorted({dec.addr_hash(s) for s in servers}), np.uint64)
