@@ -22,8 +22,15 @@ class HostsDetector:
 
     def feed(self, view: ChunkView) -> None:
         c = view.cols
-        ok = c.ipver > 0
-        src, ts = c.src_h[ok], view.ts[ok]
+        # One sighting per TCP flow (its last packet in the chunk, from the flow grouping the
+        # TCP detectors share) and every other IP packet: what each host last sent, at a
+        # fraction of the rows of a bulk transfer. Any true sighting is sound evidence that
+        # the capture still covered the host then.
+        other = np.flatnonzero((c.ipver > 0) & (c.tcp_fwd == 0))
+        rows = np.concatenate([view.tcp_groups().last, other])
+        src, ts = c.src_h[rows], view.ts[rows]
+        ok = ~np.isnan(ts)
+        src, ts = src[ok], ts[ok]
         if len(self.hosts) >= MAX_HOSTS:  # full: only the known hosts' times move on
             known = member(src, self.hosts)
             src, ts = src[known], ts[known]
