@@ -269,3 +269,50 @@ def test_a_capture_split_by_protocol_is_judged_as_one(tmp_path: Path) -> None:
     assert {e.file for e in f.evidence} == {str(udp)}
     assert not together.files[0].cannot_tell
     assert_filters_select_exactly_the_evidence(together)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1 << 12, 1 << 20])
+def test_duplicates_are_the_rule_however_the_file_is_chunked(
+    tmp_path: Path, chunk_bytes: int
+) -> None:
+    """Frames of random bytes, some short (under the 40 compared bytes), copies at 1 to 6
+    frames and 0 to 20 ms back, near-copies differing in one byte: the filter marks exactly
+    what the rule says (equal bytes, one of the 4 frames before, at most 10 ms apart), also
+    when a copy and its original fall in different chunks."""
+    from labkit.analyze.duplicates import MAX_GAP_S, WINDOW, DuplicateFilter
+    from tests.regressions import build
+
+    rng = np.random.default_rng(7)
+    frames: list[bytes] = []
+    times: list[float] = []
+    t = 0.0
+    for _ in range(3000):
+        t += float(rng.choice([0.0, 0.002, 0.007, 0.015]))  # no sum lands on 10 ms
+        back = int(rng.integers(1, 7))
+        if frames and rng.random() < 0.3 and back <= len(frames):
+            data = bytearray(frames[-back])
+            if rng.random() < 0.2:
+                data[int(rng.integers(0, len(data)))] ^= 1  # a near-copy
+            frames.append(bytes(data))
+        else:
+            size = int(rng.choice([20, 33, 39, 40, 64, 600]))
+            frames.append(rng.integers(0, 256, size, np.uint8).tobytes())
+        times.append(t)
+    path = tmp_path / "dups.pcap"
+    path.write_bytes(build.pcap([(ts, 1, f) for ts, f in zip(times, frames)]))
+    rule = [
+        any(
+            frames[i - k] == frames[i] and abs(times[i] - times[i - k]) <= MAX_GAP_S
+            for k in range(1, WINDOW + 1)
+            if i - k >= 0
+        )
+        for i in range(len(frames))
+    ]
+    assert sum(rule) > 100  # the premise: many copies
+    marks = DuplicateFilter()
+    got: list[bool] = []
+    with open_capture(path) as cap:
+        for chunk in cap.chunks(chunk_bytes):
+            got += marks.mask(chunk).tolist()
+    assert got == rule
+    assert marks.count == sum(rule)

@@ -47,20 +47,21 @@ class DuplicateFilter:
     def mask(self, chunk: Chunk) -> np.ndarray:
         """True for each record of ``chunk`` that duplicates one of the 4 records before it."""
         n = len(chunk)
-        pre = np.where(_LANES < chunk.caplen[:, None], chunk.win[:, :_PREFIX], 0).astype(np.uint8)
-        words = np.concatenate([self._words, np.ascontiguousarray(pre).view(np.uint64)])
+        words = np.concatenate([self._words, _prefix(chunk)])
         caplen = np.concatenate([self._caplen, chunk.caplen])
         ts = np.concatenate([self._ts, chunk.ts])
         t = len(self._caplen)
         dup = np.zeros(n, bool)
         for k in range(1, WINDOW + 1):
-            if t + n <= k:
+            lo = max(t, k)
+            if t + n <= lo:
                 break
-            cur, prev = np.arange(max(t, k), t + n), np.arange(max(t, k) - k, t + n - k)
-            cand = (caplen[cur] == caplen[prev]) & (words[cur] == words[prev]).all(axis=1)
-            cand &= np.abs(ts[cur] - ts[prev]) <= MAX_GAP_S
-            for i, j in zip(cur[cand].tolist(), prev[cand].tolist()):
-                if not dup[i - t] and self._packet(chunk, i - t) == self._packet(chunk, j - t):
+            cur, prev = slice(lo, t + n), slice(lo - k, t + n - k)  # views: no row copies
+            cand = (caplen[cur] == caplen[prev]) & (np.abs(ts[cur] - ts[prev]) <= MAX_GAP_S)
+            hit = np.flatnonzero(cand)
+            hit = hit[(words[lo + hit] == words[lo - k + hit]).all(axis=1)]
+            for i in (hit + lo).tolist():
+                if not dup[i - t] and self._packet(chunk, i - t) == self._packet(chunk, i - k - t):
                     dup[i - t] = True
         keep = min(WINDOW, t + n)
         self._words, self._caplen = words[-keep:].copy(), caplen[-keep:].copy()
@@ -74,6 +75,19 @@ class DuplicateFilter:
     def _packet(self, chunk: Chunk, i: int) -> bytes:
         """Record ``i`` of the chunk; negative: one of the previous chunk's last records."""
         return chunk.packet(i) if i >= 0 else self._bytes[len(self._bytes) + i]
+
+
+def _prefix(chunk: Chunk) -> np.ndarray:
+    """Each record's first 40 captured bytes as five 64-bit words, zero beyond its captured
+    length (the gathered window runs on into the next record): one copy of the window's
+    columns, and a masked redo of only the short records."""
+    words = np.ascontiguousarray(chunk.win[:, :_PREFIX]).view(np.uint64)
+    short = np.flatnonzero(chunk.caplen < _PREFIX)
+    if len(short):
+        win = chunk.win[short, :_PREFIX]
+        pre = np.where(_LANES < chunk.caplen[short, None], win, 0).astype(np.uint8)
+        words[short] = np.ascontiguousarray(pre).view(np.uint64)
+    return words
 
 
 def without_duplicates(f: Finding, dups: Mapping[str, list[int]]) -> Finding:
