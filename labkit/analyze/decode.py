@@ -991,6 +991,24 @@ def mix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
+_MASK64 = (1 << 64) - 1
+
+
+def mix64_int(x: int) -> int:
+    """:func:`mix64` of one value, in Python integers: for the rare packets, one at a time,
+    a numpy call on a one-element array costs ten times the arithmetic."""
+    x ^= x >> 30
+    x = (x * int(_M1)) & _MASK64
+    x ^= x >> 27
+    x = (x * int(_M2)) & _MASK64
+    return x ^ (x >> 31)
+
+
+def directed_int(src_h: int, dst_h: int, sport: int, dport: int) -> int:
+    """:func:`directed` of one flow, in Python integers."""
+    return mix64_int(src_h ^ mix64_int(dst_h ^ ((sport << 16) | dport)))
+
+
 def directed(
     src_h: np.ndarray, dst_h: np.ndarray, sport: np.ndarray, dport: np.ndarray
 ) -> np.ndarray:
@@ -1318,9 +1336,5 @@ def addr_hash(address: str) -> int:
     if ":" in address:
         raw = socket.inet_pton(socket.AF_INET6, address)
         hi, lo = struct.unpack("!QQ", raw)
-        k = np.uint64(0x9E3779B97F4A7C15)
-        with np.errstate(over="ignore"):
-            h = mix64(mix64(np.array([hi], np.uint64)) * k + np.array([lo], np.uint64))
-        return int(h[0])
-    v = struct.unpack("!I", socket.inet_aton(address))[0]
-    return int(mix64(np.array([v], np.uint64))[0])
+        return mix64_int((mix64_int(hi) * 0x9E3779B97F4A7C15 + lo) & _MASK64)
+    return mix64_int(struct.unpack("!I", socket.inet_aton(address))[0])

@@ -164,14 +164,7 @@ class IcmpDetector:
             return
         if len(self.followups) >= MAX_FLOWS:
             return
-        h = int(
-            dec.directed(
-                np.array([dec.addr_hash(q.src)], np.uint64),
-                np.array([dec.addr_hash(q.dst)], np.uint64),
-                np.array([q.sport]),
-                np.array([q.dport]),
-            )[0]
-        )
+        h = dec.directed_int(dec.addr_hash(q.src), dec.addr_hash(q.dst), q.sport, q.dport)
         f = self.followups.get(h)
         if f is None:
             self.followups[h] = Followup(mtu, ts)
