@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labkit.analyze import AnalyzeOptions, analyze
+from labkit.analyze import AnalyzeOptions, analyze, duplicates
 from labkit.analyze import decode as dec
+from labkit.analyze.duplicates import DuplicateFilter
 from labkit.analyze.grouping import FileSketch, group
 from labkit.analyze.reader import open_capture
 from tests.helpers.corpus import tshark_counts
@@ -279,7 +280,7 @@ def test_duplicates_are_the_rule_however_the_file_is_chunked(
     frames and 0 to 20 ms back, near-copies differing in one byte: the filter marks exactly
     what the rule says (equal bytes, one of the 4 frames before, at most 10 ms apart), also
     when a copy and its original fall in different chunks."""
-    from labkit.analyze.duplicates import MAX_GAP_S, WINDOW, DuplicateFilter
+    from labkit.analyze.duplicates import MAX_GAP_S, WINDOW
     from tests.regressions import build
 
     rng = np.random.default_rng(7)
@@ -316,3 +317,98 @@ def test_duplicates_are_the_rule_however_the_file_is_chunked(
             got += marks.mask(chunk).tolist()
     assert got == rule
     assert marks.count == sum(rule)
+
+
+def _span_copies(frames: list[tuple[float, int, bytes]]) -> list[tuple[float, int, bytes]]:
+    """Each frame followed by a SPAN port's copy of it, 20 us later."""
+    return [c for t, lt, b in frames for c in ((t, lt, b), (t + 0.00002, lt, b))]
+
+
+@requires_tshark
+def test_filters_leave_out_every_copy_however_many(tmp_path: Path) -> None:
+    """A SPAN capture that doubles every frame: 300 unrelated datagrams, then the ignored
+    ICMP of ``pmtud-ignored-1492.pcap``, its SYN repeated in a storm of 40 copies. Every
+    evidence frame comes after hundreds of duplicates and has copies; each filter must still
+    select exactly the evidence (editcap -d is the judge of what a copy is)."""
+    from scapy.layers.inet import IP, UDP
+
+    from tests.regressions import build
+
+    noise = [
+        (
+            i * 0.001 - 1.0,
+            1,
+            build.eth(
+                0x0800,
+                bytes(IP(src="10.9.0.7", dst="10.9.0.8", id=i) / UDP(dport=5001) / (b"x" * 20)),
+            ),
+        )
+        for i in range(300)
+    ]
+    pmtud = build._pmtud(keep_oversized=True)
+    syn_t, lt, syn = pmtud[0]
+    storm = [(syn_t + 0.0001 * k, lt, syn) for k in range(1, 40)]
+    frames = _span_copies(noise) + [pmtud[0]] + storm + _span_copies(pmtud[1:])
+    path = tmp_path / "span.pcap"
+    path.write_bytes(build.pcap(frames))
+    copies = 300 + 39 + len(pmtud) - 1
+    t = tshark_counts(path, duplicates=copies)
+    # editcap -d, which has no time limit, also removes the 3 byte-identical retransmissions
+    # a second apart (not copies: test_identical_retransmissions_are_not_duplicates)
+    assert t.duplicates == (copies + 3, copies)
+
+    r = analyze([path])
+    counts = r.files[0].counts
+    assert counts["duplicate_frames"] == copies
+    assert counts["syn_mss"] == {"1460": 1} == t.as_counts()["syn_mss"]
+    alone = analyze([REGRESSIONS / "pmtud-ignored-1492.pcap"])
+    assert ids(r) == ids(alone)  # the copies change no verdict
+    first = min(e.frame for f in r.findings for e in f.evidence)
+    assert first > 2 * 300  # the premise: all evidence comes after hundreds of copies
+    mm = one(r, "mtu-mismatch")
+    assert mm.fields["sender_kept_oversized"] is True
+    syn_filter = one(r, "syn-mss", direction="syn").wireshark_filter
+    assert f"(frame.number >= {first + 1} && frame.number <= {first + 39})" in syn_filter
+    assert_filters_select_exactly_the_evidence(r)
+
+
+def test_copies_are_traced_to_the_frame_they_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chains of copies (a copy of a copy of ...), across chunk borders: ``copies_of`` gives
+    exactly the frames whose bytes first appeared in the frames asked about."""
+    from tests.regressions import build
+
+    rng = np.random.default_rng(11)
+    frames: list[bytes] = []
+    for i in range(2000):
+        back = int(rng.integers(1, 5))
+        if frames and rng.random() < 0.5 and back <= len(frames):
+            frames.append(frames[-back])
+        else:
+            frames.append(i.to_bytes(4, "big") * 10)
+    path = tmp_path / "chains.pcap"
+    path.write_bytes(build.pcap([(i * 0.0001, 1, f) for i, f in enumerate(frames)]))
+    first_seen: dict[bytes, int] = {}
+    original = [first_seen.setdefault(f, i + 1) for i, f in enumerate(frames)]
+    asked = [o for o in set(original) if o % 3 == 0]
+    want = [i + 1 for i, o in enumerate(original) if o in asked and o != i + 1]
+    assert len(want) > 300 and max(want) - min(want) > 1000
+    assert _marks(path).copies_of(asked).tolist() == want
+    assert not _marks(path).warnings()
+
+    # Past its ceiling the filter keeps counting, lists no more, and says from where
+    monkeypatch.setattr(duplicates, "MAX_KEPT", 100)
+    marks = _marks(path)
+    copies = [i + 1 for i, o in enumerate(original) if o != i + 1]
+    assert marks.count == len(copies) and marks.unlisted_from == copies[100]
+    assert marks.copies_of(asked).tolist() == [c for c in want if c < copies[100]]
+    assert f"from frame {copies[100]} on" in marks.warnings()[0]
+
+
+def _marks(path: Path) -> DuplicateFilter:
+    marks = DuplicateFilter()
+    with open_capture(path) as cap:
+        for chunk in cap.chunks(1 << 12):
+            marks.mask(chunk)
+    return marks

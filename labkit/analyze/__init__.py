@@ -142,11 +142,11 @@ def judge(
                 counts=facts[label].census(mtus),
             )
         found += case.findings()
-    dups = {k: ff.dedup.frames for k, ff in facts.items() if ff.dedup.frames}
-    if dups:
+    dedup = {k: ff.dedup for k, ff in facts.items() if ff.dedup.count}
+    if dedup:
         from labkit.analyze.duplicates import without_duplicates
 
-        found = [without_duplicates(f, dups) for f in found]
+        found = [without_duplicates(f, dedup) for f in found]
     order = {"error": 0, "warning": 1, "info": 2}
     findings = tuple(sorted(found, key=lambda f: order[f.severity or "info"]))
     if sources:
