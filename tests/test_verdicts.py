@@ -19,7 +19,7 @@ from labkit.analyze.grouping import FileSketch, group
 from labkit.analyze.reader import open_capture
 from tests.helpers.corpus import tshark_counts
 from tests.helpers.findings import assert_filters_select_exactly_the_evidence, ids, one
-from tests.helpers.tshark import requires_tshark, tshark, tshark_frames
+from tests.helpers.tshark import requires_tshark, tshark, tshark_fields, tshark_frames
 
 REGRESSIONS = Path(__file__).parent / "regressions"
 ENCAPS = sorted(REGRESSIONS.glob("encap-*.pcap"))
@@ -86,25 +86,50 @@ def test_locate_is_bounded_on_endless_nesting() -> None:
     assert ver == 4 and dec.why_text(why).startswith("more than")
 
 
+#: (capture name's middle, the ICMP MTU, tshark's filter for the sender's data after the ICMP)
+PMTUD = [("", 1492, "tcp.srcport == 80 && tcp.len > 0"), ("udp-", 1400, "udp.srcport == 51000")]
+
+
 @requires_tshark
-def test_pmtud_that_works_is_not_a_mismatch() -> None:
-    """ICMP 3/4 MTU 1492 quoting 1500-byte segments; the server resends at 1492 within 3 ms."""
-    path = REGRESSIONS / "pmtud-working-1492.pcap"
-    assert tshark_counts(path).icmp_frag_needed_mtu == {1492: 3}
+@pytest.mark.parametrize(("kind", "mtu", "data"), PMTUD, ids=["tcp", "udp"])
+def test_pmtud_that_works_is_not_a_mismatch(kind: str, mtu: int, data: str) -> None:
+    """ICMP 3/4 MTU N quoting 1500-byte packets; the sender resends at N within 3 ms: a TCP
+    server, and a datagram sender (a VPN's UDP) alike."""
+    path = REGRESSIONS / f"pmtud-{kind}working-{mtu}.pcap"
+    assert tshark_counts(path).icmp_frag_needed_mtu == {mtu: 3}
+    sizes = [int(r[0]) for r in tshark_fields(path, f"{data} && frame.number > 7", "ip.len")]
+    assert sizes and max(sizes) == mtu  # the premise: after the ICMP, nothing larger
     r = analyze([path])
     works = one(r, "pmtud-working")
-    assert works.fields["mtu"] == 1492 and works.fields["adapted_after_s"] < 0.005
+    assert works.fields["mtu"] == mtu and works.fields["adapted_after_s"] < 0.005
     assert not {"mtu-mismatch", "oversized-df", "pmtud-black-hole"} & set(ids(r))
-    assert r.exit_code == 0 and "path-MTU discovery works (path MTU 1492)" in r.verdict
+    assert r.exit_code == 0 and f"path-MTU discovery works (path MTU {mtu})" in r.verdict
     assert_filters_select_exactly_the_evidence(r)
 
 
+def test_small_datagrams_after_the_icmp_show_no_adaptation(tmp_path: Path) -> None:
+    """After the ICMP the datagram sender sends only 100-byte datagrams (keepalives): they fit
+    any path and say nothing of its size for data, so PMTUD is not said to work."""
+    from tests.regressions import build
+
+    path = tmp_path / "keepalives.pcap"
+    path.write_bytes(build.pcap(build._pmtud_udp(False, after=100)))
+    r = analyze([path])
+    assert "pmtud-working" not in ids(r)
+    assert "sender_kept_oversized" not in one(r, "mtu-mismatch").fields
+
+
 @requires_tshark
-def test_oversized_packets_after_the_icmp_are_a_mismatch_that_says_so() -> None:
-    path = REGRESSIONS / "pmtud-ignored-1492.pcap"
+@pytest.mark.parametrize(("kind", "mtu", "data"), PMTUD, ids=["tcp", "udp"])
+def test_oversized_packets_after_the_icmp_are_a_mismatch_that_says_so(
+    kind: str, mtu: int, data: str
+) -> None:
+    path = REGRESSIONS / f"pmtud-{kind}ignored-{mtu}.pcap"
+    late = tshark_fields(path, f"{data} && frame.time_relative > 1.2", "ip.len")
+    assert len(late) == 4 and {r[0] for r in late} == {"1500"}  # the premise, by tshark
     r = analyze([path])
     mm = one(r, "mtu-mismatch")
-    assert (mm.fields["packet_size"], mm.fields["tunnel_mtu"]) == (1500, 1492)
+    assert (mm.fields["packet_size"], mm.fields["tunnel_mtu"]) == (1500, mtu)
     assert mm.fields["sender_kept_oversized"] is True and "keep being dropped" in mm.summary
     assert "pmtud-working" not in ids(r) and r.exit_code == 1
     assert_filters_select_exactly_the_evidence(r)
