@@ -437,3 +437,56 @@ def _marks(path: Path) -> DuplicateFilter:
         for chunk in cap.chunks(1 << 12):
             marks.mask(chunk)
     return marks
+
+
+@requires_tshark
+def test_dtls_named_by_a_decrypted_connect_through_nat(tmp_path: Path) -> None:
+    """The lab's DTLS-on-8443 outside capture split in two as if NAT stood between the capture
+    points: the TLS (with the CONNECT) as captured, the DTLS with both addresses rewritten. No
+    address, no TLS session and not port 443 tie the DTLS to the VPN; its ClientHellos carry
+    the X-DTLS-Session-ID the decrypted CONNECT gave the client (tshark reads both), so with
+    the key log it is the tunnel's DTLS: one case, judged as VPN DTLS, and the client is not
+    said to make no DTLS attempt."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.utils import rdpcap, wrpcap
+
+    from labkit.analyze import Collect
+    from labkit.analyze.sources import read_keylog
+
+    d = Path(__file__).parents[1] / "pcaps/real/dtls-nondefault-port-blocked"
+    tcp, udp, nat = tmp_path / "tls.pcap", tmp_path / "udp.pcap", tmp_path / "dtls-nat.pcap"
+    tshark(d / "outside.pcap", "-Y", "tcp", "-w", str(tcp), "-F", "pcap")
+    tshark(d / "outside.pcap", "-Y", "udp.port == 8443", "-w", str(udp), "-F", "pcap")
+    rewrite = {"198.18.1.2": "203.0.113.7", "198.18.2.2": "192.168.50.2"}
+    packets = rdpcap(str(udp))
+    for p in packets:
+        p[IP].src, p[IP].dst = rewrite[p[IP].src], rewrite[p[IP].dst]
+        del p[IP].chksum, p[UDP].chksum
+    wrpcap(str(nat), packets)
+
+    keylog = ("-o", f"tls.keylog_file:{d / 'sslkeylog.txt'}")
+    connected = 'http.response.phrase == "CONNECTED"'
+    (line,) = tshark_fields(tcp, connected, "http.response.line", extra=keylog)
+    # tshark shows each header line as sent, its CR LF escaped
+    (sid,) = [
+        h.split(": ")[1].removesuffix("\\r\\n")
+        for h in line[0].split(",")
+        if "X-DTLS-Session-ID" in h
+    ]
+    hellos = tshark_fields(nat, "dtls.handshake.type == 1", "dtls.handshake.session_id")
+    assert len(hellos) == 4 and {h[0] for h in hellos} == {sid}  # the premise, by tshark
+
+    plain = analyze([tcp, nat])
+    assert len(plain.cases) == 2 and "dtls-other" in ids(plain)  # no key log: nothing ties them
+
+    r = analyze([tcp, nat], collect=Collect(read_keylog(str(d / "sslkeylog.txt"))))
+    assert "dtls-other" not in ids(r) and "dtls-absent" not in ids(r)
+    (case,) = r.cases
+    assert "X-DTLS-Session-ID" in case.reason
+    port = one(r, "dtls-nondefault-port")
+    assert (port.fields["client"], port.fields["server"], port.fields["port"]) == (
+        "203.0.113.7",
+        "192.168.50.2",
+        8443,
+    )
+    assert_filters_select_exactly_the_evidence(r)
