@@ -243,6 +243,7 @@ class ChunkView:
     syn_mss: np.ndarray  # their MSS when it is the first option (-1: see the rare packets)
     hello_rows: np.ndarray  # rows whose TCP payload starts with a TLS ClientHello/ServerHello
     _groups: FlowGroups | None = None
+    _sightings: np.ndarray | None = None
 
     @property
     def chunk(self) -> Chunk:
@@ -260,6 +261,17 @@ class ChunkView:
         if self._groups is None:
             self._groups = FlowGroups.of(self.tcp_keys()[0])
         return self._groups
+
+    def sightings(self) -> np.ndarray:
+        """Rows that stand for the chunk when only "which hosts were seen, and until when"
+        matters: each directed TCP flow's last packet, and every other IP packet. A fraction
+        of a bulk transfer's rows, each a true sighting of its addresses at its time."""
+        if self._sightings is None:
+            c = self.cols
+            other = np.flatnonzero((c.ipver > 0) & (c.tcp_fwd == 0))
+            rows = np.concatenate([self.tcp_groups().last, other])
+            self._sightings = rows[~np.isnan(self.ts[rows])]
+        return self._sightings
 
 
 class Detector(Protocol):
