@@ -6,7 +6,7 @@ the key log knows are followed: every other packet costs one dictionary lookup. 
 flow goes segment -> :class:`~labkit.tlsstream.TcpReassembler` -> TLS records ->
 Scapy's TLS layer (``tlsSession`` with the key log's secrets, the same machinery as
 ``conf.tls_nss_filename`` + ``TCPSession``, DESIGN.md section 3, fed record by record so every
-record keeps its frame number) -> :class:`~labkit.cstp.CstpStream` per direction.
+record keeps its frame number) -> :class:`~labkit.analyze.cstpstream.CstpStream` per direction.
 
 Output: for each TLS session that carries a tunnel, the client's CONNECT request and the
 head-end's ``200 CONNECTED`` response (only the response's X-CSTP-MTU / X-DTLS-MTU /
@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple
 
-from labkit.cstp import NEED_DATA, CstpPacket, CstpStream, HttpHead, StreamError
+from labkit.analyze.cstpstream import NEED_DATA, CstpPacket, CstpStream, HttpHead, StreamError
 from labkit.keylog import KeyLog
 from labkit.tlsstream import TcpReassembler, TlsRecordSplitter
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.cstp import NEED_DATA, CstpPacket, CstpStream, HttpHead, StreamError
+from labkit.analyze.cstpstream import NEED_DATA, CstpPacket, CstpStream, HttpHead, StreamError
 from labkit.decrypt import Segment, client_random, decrypt
 from labkit.keylog import parse_keylog
 from labkit.tlsstream import TcpReassembler, TlsRecordSplitter

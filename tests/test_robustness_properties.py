@@ -235,7 +235,7 @@ def cstp_streams(draw) -> bytes:
 
 
 def _events(data: bytes, cuts: list[int]):
-    from labkit.cstp import NEED_DATA, CstpStream
+    from labkit.analyze.cstpstream import NEED_DATA, CstpStream
 
     s = CstpStream("server")
     out, last = [], 0
