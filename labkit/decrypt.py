@@ -1,7 +1,7 @@
 """Decrypt AnyConnect's TLS (CSTP) sessions with an NSS key log and read what the tunnel says.
 
 Input: the capture's TCP segments (:class:`Segment`, in capture order) and a parsed
-:class:`~labkit.keylog.KeyLog`. Only flows that open with a TLS ClientHello whose client random
+:class:`~labkit.analyze.keylog.KeyLog`. Only flows that open with a TLS ClientHello whose client random
 the key log knows are followed: every other packet costs one dictionary lookup. Each followed
 flow goes segment -> :class:`~labkit.analyze.tlsstream.TcpReassembler` -> TLS records ->
 Scapy's TLS layer (``tlsSession`` with the key log's secrets, the same machinery as
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple
 
 from labkit.analyze.cstpstream import NEED_DATA, CstpPacket, CstpStream, HttpHead, StreamError
+from labkit.analyze.keylog import KeyLog
 from labkit.analyze.tlsstream import TcpReassembler, TlsRecordSplitter
-from labkit.keylog import KeyLog
 
 MAX_RECORDS: Final = 1_000_000  # records decrypted per run: the work bound
 MAX_SIZES: Final = 200_000  # data packet sizes kept for the timeline plot

@@ -148,7 +148,7 @@ def test_dart_parser_never_raises(lines: list[str]) -> None:
 @PROPS
 @given(st.text(max_size=2000))
 def test_keylog_parser_never_raises(text: str) -> None:
-    from labkit.keylog import parse_keylog
+    from labkit.analyze.keylog import parse_keylog
 
     parse_keylog(text)
 

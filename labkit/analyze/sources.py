@@ -19,9 +19,9 @@ from labkit.logs.files import bundle_members, keylog_lines, lines, member_lines
 
 if TYPE_CHECKING:  # the parsers are imported where used: a capture-only run never pays for them
     from labkit.analyze.engine import ChunkView
+    from labkit.analyze.keylog import KeyLog
     from labkit.analyze.timeline import LogInputs
     from labkit.decrypt import DecryptReport, Segment
-    from labkit.keylog import KeyLog
     from labkit.logs.dart import DartEvent, DartParser
     from labkit.logs.syslog import AsaMessage
 
@@ -217,7 +217,7 @@ def _duration(seconds: float) -> str:
 
 
 def read_keylog(path: str) -> KeyLog:
-    from labkit.keylog import parse_keylog
+    from labkit.analyze.keylog import parse_keylog
 
     return parse_keylog(keylog_lines(path, MAX_KEYLOG_BYTES))
 
