@@ -1,10 +1,10 @@
 """Decrypt AnyConnect's TLS (CSTP) sessions with an NSS key log and read what the tunnel says.
 
 Input: the capture's TCP segments (:class:`Segment`, in capture order) and a parsed
-:class:`~labkit.analyze.keylog.KeyLog`. Only flows that open with a TLS ClientHello whose client random
-the key log knows are followed: every other packet costs one dictionary lookup. Each followed
-flow goes segment -> :class:`~labkit.analyze.tlsstream.TcpReassembler` -> TLS records ->
-Scapy's TLS layer (``tlsSession`` with the key log's secrets, the same machinery as
+:class:`~labkit.analyze.keylog.KeyLog`. Only flows that open with a TLS ClientHello whose
+client random the key log knows are followed: every other packet costs one dictionary lookup.
+Each followed flow goes segment -> :class:`~labkit.analyze.tlsstream.TcpReassembler` -> TLS
+records -> Scapy's TLS layer (``tlsSession`` with the key log's secrets, the same machinery as
 ``conf.tls_nss_filename`` + ``TCPSession``, DESIGN.md section 3, fed record by record so every
 record keeps its frame number) -> :class:`~labkit.analyze.cstpstream.CstpStream` per direction.
 
