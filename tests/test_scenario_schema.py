@@ -15,9 +15,9 @@ import pytest
 
 from labkit import mtu, resources
 from labkit.scenario import ScenarioError, connect, find, load, parse, shipped
+from labkit.scenario.events import INSIDE, OUTSIDE, DtlsDatagram, InnerTooBig, build_timeline
 from labkit.scenario.expect import check
 from labkit.scenario.numbers import derive
-from labkit.scenario.timeline import INSIDE, OUTSIDE, DtlsDatagram, InnerTooBig, build_timeline
 from tests.helpers.cli import labkit
 from tests.helpers.paths import ROOT
 

@@ -325,7 +325,7 @@ def make_scenario(rng: random.Random) -> tuple[bytes, str, str]:
 def run_scenario(data: bytes, work: Path, annotate: bool) -> None:
     """``labkit scenario validate FILE`` (and ``build`` when ``annotate``) in process."""
     from labkit.scenario import load
-    from labkit.scenario.timeline import build_timeline
+    from labkit.scenario.events import build_timeline
 
     path = work / "scenario.yaml"
     path.write_bytes(data)

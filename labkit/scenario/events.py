@@ -1,4 +1,4 @@
-"""The timeline model: who sends what and when, and what each capture point sees.
+"""The events of a scenario in time order: who sends what and when, what each point sees.
 
 A scenario states configuration and a few client actions (connect, try DTLS, run a flow);
 everything else follows from the configuration here, so changing one knob changes only its
