@@ -29,11 +29,11 @@ from typing import Any, Final, Literal, NamedTuple
 from labkit.analyze.cstpstream import NEED_DATA, CstpPacket, CstpStream, HttpHead, StreamError
 from labkit.analyze.keylog import KeyLog
 from labkit.analyze.tlsstream import TcpReassembler, TlsRecordSplitter
+from labkit.wire import CT_HANDSHAKE, HS_CLIENT_HELLO
 
 MAX_RECORDS: Final = 1_000_000  # records decrypted per run: the work bound
 MAX_SIZES: Final = 200_000  # data packet sizes kept for the timeline plot
 MAX_FAILURES: Final = 3  # integrity failures in a row before a flow's secret is judged wrong
-CT_HANDSHAKE = 22
 
 Direction = Literal["to-server", "to-client"]
 
@@ -228,7 +228,12 @@ def _short_cbc(session: Any, record: bytes) -> bool:
 
 def client_random(payload: bytes) -> bytes | None:
     """The ClientHello's random when ``payload`` starts with one (RFC 8446 4.1.2)."""
-    if len(payload) < 43 or payload[0] != CT_HANDSHAKE or payload[1] != 3 or payload[5] != 1:
+    if (
+        len(payload) < 43
+        or payload[0] != CT_HANDSHAKE
+        or payload[1] != 3
+        or payload[5] != HS_CLIENT_HELLO
+    ):
         return None
     return payload[11:43]
 
