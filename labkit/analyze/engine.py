@@ -447,14 +447,16 @@ def _scan(
         rows = rare_rows(cols, s_rows, s_mss)
         buf, data, caplen = chunk.buf, chunk.data, chunk.caplen
         rare = [
-            dec.decode(buf[d : d + n].tobytes(), lt, f, t, o)
-            for d, n, lt, f, t, o in zip(
+            dec.decode(buf[d : d + n].tobytes(), lt, f, t, o, (l3 - d, v))
+            for d, n, lt, f, t, o, l3, v in zip(
                 data[rows].tolist(),
                 caplen[rows].tolist(),
                 chunk.linktype[rows].tolist(),
                 frames[rows].tolist(),
                 chunk.ts[rows].tolist(),
                 chunk.origlen[rows].tolist(),
+                cols.l3[rows].tolist(),
+                cols.ipver[rows].tolist(),
             )
         ]
         t3 = time.thread_time()
