@@ -26,17 +26,17 @@ from labkit.analyze.report import AnalyzeOptions, FileReport, Report
 from labkit.errors import InputError
 
 if TYPE_CHECKING:
+    from labkit.analyze.decrypt import DecryptReport
     from labkit.analyze.detectors import FileFacts
     from labkit.analyze.diagnosis import Fragmented
     from labkit.analyze.engine import ScanStats
     from labkit.analyze.grouping import CaseGroup
+    from labkit.analyze.keylog import KeyLog
     from labkit.analyze.plotdata import Sampler
     from labkit.analyze.reader import Capture
     from labkit.analyze.sources import SourceReport
     from labkit.analyze.timeline import LogInputs
-    from labkit.decrypt import DecryptReport
     from labkit.findings import Finding
-    from labkit.keylog import KeyLog
 
 __all__ = ["analyze", "scan", "judge", "AnalyzeOptions", "Collect", "FileReport", "Report"]
 

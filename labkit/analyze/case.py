@@ -35,7 +35,7 @@ from labkit.analyze import decode as dec
 from labkit.analyze import pmtud
 from labkit.analyze.detectors import FileFacts
 from labkit.analyze.detectors.coverage import blind_spots, unjudged_black_holes
-from labkit.analyze.detectors.dtls import DtlsPair, anyconnect_like, with_tls_sessions
+from labkit.analyze.detectors.dtlspairs import DtlsPair, anyconnect_like, with_tls_sessions
 from labkit.analyze.detectors.mss import SynGroup
 from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
 from labkit.analyze.detectors.size import DfSelection

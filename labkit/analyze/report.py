@@ -12,8 +12,8 @@ from labkit.errors import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
 from labkit.findings import Finding
 
 if TYPE_CHECKING:
+    from labkit.analyze.decrypt import DecryptReport
     from labkit.analyze.plotdata import Sampler
-    from labkit.decrypt import DecryptReport
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Final
 
+from labkit.analyze.decrypt import DecryptReport, TunnelSession
 from labkit.analyze.evidence import MAX_FRAMES
 from labkit.analyze.report import TunnelDtls
-from labkit.decrypt import DecryptReport, TunnelSession
 from labkit.findings import Evidence, Finding
 from labkit.logs.dart import DartEvent
 from labkit.logs.syslog import AsaMessage, LargePacket, PmtudPacket, SessionEvent

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from labkit.analyze.detectors.coverage import CoverageDetector
-from labkit.analyze.detectors.dtls import DtlsDetector, anyconnect_like, with_tls_sessions
+from labkit.analyze.detectors.dtlspairs import DtlsDetector, anyconnect_like, with_tls_sessions
 from labkit.analyze.detectors.frags import FragmentDetector
 from labkit.analyze.detectors.hosts import HostsDetector
 from labkit.analyze.detectors.icmp import IcmpDetector

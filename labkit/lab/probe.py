@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 
 from labkit import mtu
 from labkit.errors import LabkitError, UsageError
-from labkit.replay import checksum
+from labkit.lab.replay import checksum
 from labkit.wire import (
     CT_ALERT,
     CT_APPLICATION_DATA,
