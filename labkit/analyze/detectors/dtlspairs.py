@@ -49,6 +49,7 @@ from labkit.analyze.decode import directed
 from labkit.analyze.detectors.sessions import TlsDetector
 from labkit.analyze.engine import ChunkView, last_of, member, tally
 from labkit.analyze.evidence import FrameSet, dst_field, src_field
+from labkit.wire import DTLS1_BAD_VER
 
 MIDSTREAM_MIN = 2
 DUPLICATE_S = 0.05  #: a copy closer than this is the same frame twice, not a retransmission
@@ -206,7 +207,7 @@ def anyconnect_like(
     carrying one is that tunnel's DTLS on any port, even seen through NAT on other addresses
     (a head-end named by a CONNECT is in ``headends``: DTLS to it is judged on any port).
     """
-    if pair.record_version == 0x0100 or pair.hello_version == 0x0100:
+    if DTLS1_BAD_VER in (pair.record_version, pair.hello_version):
         return True
     if pair.client_session_id and pair.client_session_id.hex() in session_ids:
         return True
