@@ -27,6 +27,7 @@ Sources for the arithmetic:
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -245,16 +246,27 @@ def dtls_base_mtu(
     1497
     """
     s = cipher(suite) if isinstance(suite, str) else suite
-    # dtls_mtu never decreases as the base grows (CBC rounding makes it climb in block-size
-    # steps, so some targets have no base): scan up from the target until it is reached or
-    # passed.
-    for base in range(max(target, min_mtu(outer_ipv6)), MAX_IP_PACKET + 1):
-        value = dtls_mtu(base, s, version, outer_ipv6=outer_ipv6)
-        if value == target:
-            return base
-        if value > target:
-            break
-    raise UsageError(f"no base MTU gives a DTLS MTU of {target} with {s.name}")
+    start = max(target, min_mtu(outer_ipv6))
+    base = _base_reaching(target, s, version, start, outer_ipv6=outer_ipv6)
+    if base is None or dtls_mtu(base, s, version, outer_ipv6=outer_ipv6) != target:
+        raise UsageError(f"no base MTU gives a DTLS MTU of {target} with {s.name}")
+    return base
+
+
+def _base_reaching(
+    target: int, s: Cipher, version: str, start: int, *, outer_ipv6: bool = False
+) -> int | None:
+    """The smallest base MTU from ``start`` up whose DTLS MTU is at least ``target``; None if
+    not even the largest IP packet reaches it. :func:`dtls_mtu` never decreases as the base
+    grows (CBC rounding makes it climb in block-size steps, so the base found gives exactly
+    ``target`` unless the target falls inside a step): a binary search finds it."""
+    if start > MAX_IP_PACKET:
+        return None
+    bases = range(start, MAX_IP_PACKET + 1)
+    i = bisect.bisect_left(
+        bases, target, key=lambda b: dtls_mtu(b, s, version, outer_ipv6=outer_ipv6)
+    )
+    return bases[i] if i < len(bases) else None
 
 
 def tls_mtu_asa(tcpmss: int = DEFAULT_TCPMSS, suite: str | Cipher = DEFAULT_CIPHER) -> int:
@@ -482,7 +494,10 @@ def config_for(
     if dtls_at(base) > adapter_mtu:
         cap = adapter_mtu
     elif dtls_at(base) < adapter_mtu:
-        base = next(b for b in range(base, MAX_IP_PACKET + 1) if dtls_at(b) >= adapter_mtu)
+        reached = _base_reaching(adapter_mtu, cipher(dtls_cipher), dtls_version, base)
+        if reached is None:  # e.g. a loopback SYN's MSS 65495: no NIC gives that adapter
+            raise UsageError(f"no base MTU gives an adapter MTU of {adapter_mtu}")
+        base = reached
         cap = None if dtls_at(base) == adapter_mtu else adapter_mtu
     return TunnelConfig(
         base_mtu=base,

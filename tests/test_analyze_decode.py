@@ -263,3 +263,23 @@ def test_the_scalar_hashes_are_the_column_hashes() -> None:
                 p = dec.decode(chunk.packet(i), int(chunk.linktype[i]))
                 if p.ipver:
                     assert dec.addr_hash(p.src) == int(cols.src_h[i]), p.src
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted([*PUBLIC.glob("*.pcap*"), *(PUBLIC.parents[1] / "regressions").glob("*.pcap")]),
+    ids=lambda p: p.name,
+)
+def test_decoding_from_the_columns_position_is_decoding_from_the_bytes(path) -> None:
+    """The engine hands each rare packet's IP position from the column decode instead of
+    walking its link layers again: every frame must decode to the same summary either way
+    (tunnels, VLANs and cut headers included)."""
+    from labkit.analyze.reader import open_capture
+
+    with open_capture(path) as cap:
+        for chunk in cap.chunks():
+            cols = dec.columns(chunk)
+            for i in range(len(chunk)):
+                data, lt = chunk.packet(i), int(chunk.linktype[i])
+                where = (int(cols.l3[i] - chunk.data[i]), int(cols.ipver[i]))
+                assert dec.decode(data, lt, where=where) == dec.decode(data, lt), (path, i)

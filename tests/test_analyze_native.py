@@ -1,5 +1,7 @@
-"""The compiled record walk (``_walk.c``) and column decode (``_columns.c``) against their Python
-twins (:mod:`labkit.analyze.walk`, :func:`labkit.analyze.decode.py_columns`) on the same bytes.
+"""The compiled record walk (``_walk.c``), column decode (``_columns.c``) and key tally
+(``_tally.c``) against their Python twins (:mod:`labkit.analyze.walk`,
+:func:`labkit.analyze.decode.py_columns`, :func:`labkit.analyze.engine.py_tally`) on the same
+bytes.
 
 The Python versions are the reference and run wherever no C compiler was there at install
 time; the compiled ones are what the analyzer's speed rests on (issue 8). Equality is required
@@ -20,7 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from labkit.analyze import decode as dec
-from labkit.analyze import walk
+from labkit.analyze import engine, walk
 from labkit.analyze.reader import MAX_ROWS, open_capture
 from tests.helpers.capfiles import Rec, epb, idb, pcap_bytes, pppoe, read_pcap, relink, shb, vlan
 from tests.helpers.paths import PUBLIC, ROOT
@@ -49,6 +51,21 @@ def test_extensions_are_built_where_there_is_a_compiler() -> None:
     hint = f"no built extension next to {where}: 'pip install -e .' builds them in place"
     assert walk.COMPILED, "labkit.analyze._walk: " + hint
     assert dec._columns is not None, "labkit.analyze._columns: " + hint
+    assert engine._tally is not None, "labkit.analyze._tally: " + hint
+
+
+@needs_native
+@given(
+    st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=40),
+    st.lists(st.integers(0, 39), max_size=3000),
+)
+@PROPS
+def test_compiled_tally_equals_numpy_tally(pool: list[int], picks: list[int]) -> None:
+    """Any keys (0, 2^64 - 1, unmixed small ones, every row one key or every row its own):
+    the same distinct keys in order, the same first rows, the same counts."""
+    keys = np.array([pool[i % len(pool)] for i in picks] or pool, np.uint64)
+    for a, b in zip(engine.tally(keys), engine.py_tally(keys)):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
 
 
 def assert_same_columns(chunk) -> None:

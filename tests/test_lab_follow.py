@@ -6,11 +6,9 @@ kernel's ICMP 3/4 with the TLS MTU. tshark, reading a copy of the same pipe, is 
 from __future__ import annotations
 
 import json
-import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,8 +18,8 @@ from labkit import mtu
 from labkit.lab import state, traffic
 from labkit.lab.capture import point_interface
 from labkit.lab.topology import SERVER_ADDR
+from tests.helpers.cli import labkit_popen
 from tests.helpers.labenv import lab, lab_namespaces, requires_lab, unique
-from tests.helpers.paths import ROOT
 from tests.helpers.tshark import requires_tshark, tshark_fields
 
 LINES_DEADLINE_S = 30.0
@@ -69,17 +67,6 @@ class Lines:
         return "".join(self.seen)
 
 
-def _labkit(*args: str, stdin: IO[bytes]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "labkit", *args],
-        stdin=stdin,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-    )
-
-
 def _tcpdump(netns: str, iface: str, procs: list[subprocess.Popen]) -> subprocess.Popen[bytes]:
     """``tcpdump -U -w -`` at the capture point, bounded in count, added to ``procs`` (which
     the test stops whatever happens); returns once it listens. Its stderr keeps being read so
@@ -120,8 +107,8 @@ def test_follow_reports_the_icmp_1347_while_tcpdump_still_runs(tmp_path: Path) -
                 ["tee", str(copy)], stdin=whole_dump.stdout, stdout=subprocess.PIPE
             )
             procs.append(tee)
-            follow = _labkit("analyze", "--follow", "-", stdin=live_dump.stdout)  # type: ignore[arg-type]
-            whole = _labkit("analyze", "-", "--format", "json", stdin=tee.stdout)  # type: ignore[arg-type]
+            follow = labkit_popen("analyze", "--follow", "-", stdin=live_dump.stdout)  # type: ignore[arg-type]
+            whole = labkit_popen("analyze", "-", "--format", "json", stdin=tee.stdout)  # type: ignore[arg-type]
             procs += [follow, whole]
             for p in (live_dump, whole_dump, tee):
                 assert p.stdout is not None

@@ -182,3 +182,35 @@ def test_dtls_arithmetic_matches_real_anyconnect_capture(public_captures):
     # + padding to 16 + 16 IV = 1456 bytes of record body at most.
     biggest = max(length for _, length in rows)
     assert biggest <= 16 + ((1418 + 1 + 20) // 16 + 1) * 16
+
+
+def test_an_adapter_mtu_no_nic_gives_is_a_usage_error_not_a_crash() -> None:
+    """A loopback SYN's MSS 65495 makes an adapter MTU of 65535, above any DTLS MTU: the
+    inverse says so in the error the analyzer's diagnosis expects (it then names no fix)."""
+    from labkit import mtu
+
+    top = mtu.dtls_mtu(mtu.MAX_IP_PACKET, mtu.DEFAULT_CIPHER, "0x0100")
+    highest = mtu.config_for(top, 1347)  # the largest adapter MTU any NIC gives
+    assert mtu.dtls_mtu(highest.base_mtu, mtu.DEFAULT_CIPHER, "0x0100") == top
+    with pytest.raises(UsageError, match="no base MTU gives an adapter MTU of 65535"):
+        mtu.config_for(65535, 1347)
+
+
+def test_the_base_mtu_inverse_is_the_smallest_base_for_every_target() -> None:
+    """Every DTLS MTU from 1200 to 1500, both record versions, a CBC and a GCM suite: the
+    inverse gives the smallest base whose DTLS MTU is exactly the target (a scan finds the
+    same), or says no base gives it (a target inside a CBC block step)."""
+    from labkit import mtu
+
+    for suite in ("AES128-SHA", "AES256-GCM-SHA384"):
+        s = mtu.cipher(suite)
+        for version in ("0x0100", "1.2"):
+            by_value: dict[int, int] = {}
+            for base in range(1200, 1700):
+                by_value.setdefault(mtu.dtls_mtu(base, s, version), base)
+            for target in range(1200, 1500):
+                if target in by_value:
+                    assert mtu.dtls_base_mtu(target, suite, version) == by_value[target]
+                else:
+                    with pytest.raises(UsageError):
+                        mtu.dtls_base_mtu(target, suite, version)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import default_signals, labkit
+from tests.helpers.cli import labkit, labkit_popen
 from tests.helpers.paths import PUBLIC, ROOT
 
 SEED_PCAP = PUBLIC / "dtls-0x0100-hvr-retrans.pcapng"
@@ -46,18 +46,6 @@ def one_line_error(proc: subprocess.CompletedProcess[str] | subprocess.Popen, st
     assert "Traceback" not in stderr and "internal error" not in stderr, stderr
 
 
-def _popen(*args: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen(
-        [sys.executable, "-m", "labkit", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=default_signals,
-    )
-
-
 def _wait_for_part(folder: Path, proc: subprocess.Popen, timeout: float = 60) -> Path:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -78,7 +66,7 @@ def test_signal_mid_annotate_exits_cleanly_and_leaves_no_file(
     cap = big_capture(tmp_path / "big.pcap")
     out = tmp_path / "out" / "annotated.pcapng"
     out.parent.mkdir()
-    proc = _popen("analyze", str(cap), "--annotate", str(out), "--no-progress")
+    proc = labkit_popen("analyze", str(cap), "--annotate", str(out), "--no-progress")
     try:
         part = _wait_for_part(out.parent, proc)
         proc.send_signal(sig)
@@ -98,7 +86,7 @@ def test_interrupted_overwrite_keeps_the_old_file(tmp_path: Path) -> None:
     out = tmp_path / "out" / "annotated.pcapng"
     out.parent.mkdir()
     out.write_bytes(b"the engineer's earlier copy")
-    proc = _popen("analyze", str(cap), "--annotate", str(out), "--force", "--no-progress")
+    proc = labkit_popen("analyze", str(cap), "--annotate", str(out), "--force", "--no-progress")
     try:
         _wait_for_part(out.parent, proc)
         proc.send_signal(signal.SIGINT)
@@ -209,7 +197,7 @@ def test_writers_refuse_existing_files_without_force(tmp_path: Path) -> None:
 
 
 def _annotate_until_part(cap: Path, out: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
-    proc = _popen("analyze", str(cap), "--annotate", str(out), "--no-progress", *extra)
+    proc = labkit_popen("analyze", str(cap), "--annotate", str(out), "--no-progress", *extra)
     return proc, _wait_for_part(out.parent, proc)
 
 
@@ -348,7 +336,7 @@ def test_a_signal_to_the_parent_of_jobs_ends_its_workers(tmp_path: Path, sig, co
     fifos = [tmp_path / "a.pcap", tmp_path / "b.pcap"]
     for f in fifos:
         os.mkfifo(f)
-    proc = _popen("analyze", *map(str, fifos), "--jobs", "2", "--no-progress")
+    proc = labkit_popen("analyze", *map(str, fifos), "--jobs", "2", "--no-progress")
     writers = []
     try:
         for f in fifos:  # each open returns once a worker opened the FIFO to read it

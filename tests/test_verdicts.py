@@ -316,3 +316,17 @@ def test_duplicates_are_the_rule_however_the_file_is_chunked(
             got += marks.mask(chunk).tolist()
     assert got == rule
     assert marks.count == sum(rule)
+
+
+def test_a_path_mtu_of_1347_is_named_as_the_asa_tls_tunnel_mtu() -> None:
+    """Seen from a head-end's inside alone, the seed's ICMP 3/4 is path-MTU discovery at
+    work; its number is the TLS tunnel MTU of an ASA's defaults, and the finding says so. Any
+    other path MTU (a PPPoE link's 1492) gets no such word."""
+    from labkit import mtu
+
+    root = Path(__file__).parents[1]
+    inside = analyze([root / "pcaps/real/dtls-blocked-icmp-allowed/inside.pcap"])
+    working = one(inside, "pmtud-working", mtu=mtu.tls_mtu_asa())
+    assert f"sysopt connection tcpmss {mtu.DEFAULT_TCPMSS}" in working.summary
+    pppoe = one(analyze([REGRESSIONS / "pmtud-working-1492.pcap"]), "pmtud-working", mtu=1492)
+    assert "tcpmss" not in pppoe.summary

@@ -453,13 +453,18 @@ class Case:
 
     def _reconnects(self) -> list[Finding]:
         """A session that starts after DTLS attempts made during the previous session."""
-        out = []
+        out: list[Finding] = []
+        endpoints = [(f, f.tls.endpoints_to(self.headends)) for f in self.facts.values()]
+        wanted = {(c, s) for _f, eps in endpoints for (c, s, _p) in eps}
+        if not wanted:  # no client with two sessions to a head-end: nothing to reconnect
+            return out
         hellos: dict[tuple[str, str], list[float]] = {}
         for p in self.dtls_pairs:
-            times = [t for _f, t in p.hellos.frames] + [p.last_hello_ts]
-            hellos.setdefault((p.client, p.server), []).extend(t for t in times if p.attempts)
-        for f in self.facts.values():
-            for (client, server, port), keys in f.tls.endpoints_to(self.headends).items():
+            if (p.client, p.server) in wanted and p.attempts:
+                times = [t for _f, t in p.hellos.frames] + [p.last_hello_ts]
+                hellos.setdefault((p.client, p.server), []).extend(times)
+        for f, eps in endpoints:
+            for (client, server, port), keys in eps.items():
                 times = hellos.get((client, server), [])
                 if server not in self.headends or len(keys) < 2 or not times:
                     continue

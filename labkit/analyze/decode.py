@@ -660,12 +660,18 @@ def why_text(why: int) -> str:
 
 
 def decode(
-    data: bytes, linktype: int, frame: int = 0, ts: float = 0.0, origlen: int | None = None
+    data: bytes,
+    linktype: int,
+    frame: int = 0,
+    ts: float = 0.0,
+    origlen: int | None = None,
+    where: tuple[int, int] | None = None,
 ) -> Packet:
-    """Summarize one captured packet. Never raises on short or odd bytes."""
+    """Summarize one captured packet. Never raises on short or odd bytes. ``where``: the
+    (offset, version) of its innermost IP header when the column decode already found it
+    (what :func:`locate` would say), so the link layers are not walked a second time."""
     orig = len(data) if origlen is None else origlen
-    passed: list[int] = []
-    off, ver, _why_code = locate(data, linktype, passed)
+    off, ver = where if where is not None else locate(data, linktype)[:2]
     if not ver:
         return Packet(frame, ts, orig)
     ip = _ip(data, off, ver)
@@ -730,9 +736,18 @@ def decode(
             ip_len,
             df,
             proto,
-            icmp=_icmp(data, l4, min(ip_end, n), proto, passed.count(ver) + 1),
+            icmp=_icmp(data, l4, min(ip_end, n), proto, _layer_index(data, linktype, ver)),
         )
     return Packet(frame, ts, orig, ver, src, dst, ip_len, df, proto)
+
+
+def _layer_index(data: bytes, linktype: int, ver: int) -> int:
+    """Wireshark's index of a header after the innermost IP header of version ``ver`` among
+    the frame's headers of that version (the quote of an ICMP error): walked only for ICMP
+    errors, the one place an index is needed."""
+    passed: list[int] = []
+    locate(data, linktype, passed)
+    return passed.count(ver) + 1
 
 
 def _ip(data: bytes, off: int, ver: int):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from labkit import mtu
 from labkit.analyze.detectors import FileFacts
 from labkit.analyze.detectors.icmp import FragNeeded
 from labkit.analyze.evidence import select
@@ -68,6 +69,21 @@ def kept_oversized(facts: Mapping[str, FileFacts], v6: bool, m: int) -> bool:
     )
 
 
+def _tunnel_hint(m: int) -> str:
+    """A word when the path MTU is the TLS tunnel MTU of an ASA's defaults: a capture of a
+    head-end's inside alone cannot show the tunnel, but this number names it."""
+    tls = mtu.tls_mtu_asa()
+    if m != tls:
+        return ""
+    return (
+        f" {tls} is also the TLS (CSTP) tunnel MTU an ASA derives from its default "
+        f"'sysopt connection tcpmss {mtu.DEFAULT_TCPMSS}': on a VPN head-end's inside, this "
+        f"says the client's traffic rides the TLS tunnel (DTLS not in use), and a client "
+        f"adapter sized for DTLS ({mtu.dtls_mtu(mtu.DEFAULT_BASE_MTU)}) sends more than it "
+        f"carries: captures outside and on the client's adapter show whether DTLS failed."
+    )
+
+
 def working_findings(facts: Mapping[str, FileFacts]) -> list[Finding]:
     """One ``pmtud-working`` per (version, MTU) whose senders all adapted."""
     keys = sorted({k for ff in facts.values() for k in ff.icmp.frag})
@@ -88,7 +104,7 @@ def working_findings(facts: Mapping[str, FileFacts]) -> list[Finding]:
         summary = (
             f"{_what(v6)} reports a path MTU of {m}, and the sender then sent its data in "
             f"packets of at most {m} bytes{when}, nothing larger: path-MTU discovery works; "
-            f"the path MTU is {m}."
+            f"the path MTU is {m}." + _tunnel_hint(m)
         )
         fields: dict[str, object] = {"mtu": m, "ip_version": 6 if v6 else 4}
         if after is not None:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO
 
 from tests.helpers.paths import ROOT
 
@@ -33,3 +34,17 @@ def default_signals() -> None:
     installs its KeyboardInterrupt handler. Ctrl-C in a terminal always reaches labkit; so must
     the test's SIGINT."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def labkit_popen(*args: str, stdin: int | IO[bytes] | None = None) -> subprocess.Popen[str]:
+    """Start ``python -m labkit ARGS`` from this checkout, its output piped as text, for a
+    test that talks to it while it runs (a signal, live lines, a pipe in)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "labkit", *args],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        preexec_fn=default_signals,
+    )

@@ -471,12 +471,11 @@ class DtlsDetector:
         w = self.watch
         if not len(w.addrs):
             return
-        c, ts = view.cols, view.ts
-        hit_s, hit_d = member(c.src_h, w.addrs), member(c.dst_h, w.addrs)
-        addr = np.concatenate([c.src_h[hit_s], c.dst_h[hit_d]])
+        rows = view.sightings()  # one per TCP flow: latest enough, and true
+        src, dst, ts = view.cols.src_h[rows], view.cols.dst_h[rows], view.ts[rows]
+        hit_s, hit_d = member(src, w.addrs), member(dst, w.addrs)
+        addr = np.concatenate([src[hit_s], dst[hit_d]])
         when = np.concatenate([ts[hit_s], ts[hit_d]])
-        ok = ~np.isnan(when)
-        addr, when = addr[ok], when[ok]
         if not len(addr):
             return
         order = np.argsort(addr, kind="stable")

@@ -21,16 +21,10 @@ class HostsDetector:
         self.last = np.zeros(0)  # when each of ``hosts`` last sent
 
     def feed(self, view: ChunkView) -> None:
-        c = view.cols
-        # One sighting per TCP flow (its last packet in the chunk, from the flow grouping the
-        # TCP detectors share) and every other IP packet: what each host last sent, at a
-        # fraction of the rows of a bulk transfer. Any true sighting is sound evidence that
-        # the capture still covered the host then.
-        other = np.flatnonzero((c.ipver > 0) & (c.tcp_fwd == 0))
-        rows = np.concatenate([view.tcp_groups().last, other])
-        src, ts = c.src_h[rows], view.ts[rows]
-        ok = ~np.isnan(ts)
-        src, ts = src[ok], ts[ok]
+        # Any true sighting is sound evidence that the capture still covered a host then, so
+        # the chunk's sightings (one per TCP flow) stand for all its packets.
+        rows = view.sightings()
+        src, ts = view.cols.src_h[rows], view.ts[rows]
         if len(self.hosts) >= MAX_HOSTS:  # full: only the known hosts' times move on
             known = member(src, self.hosts)
             src, ts = src[known], ts[known]

@@ -1,0 +1,5 @@
+"""Types of the compiled key tally (_tally.c); engine.py_tally is its reference."""
+
+import numpy as np
+
+def tally(keys: np.ndarray, unique: np.ndarray, first: np.ndarray, count: np.ndarray, /) -> int: ...
