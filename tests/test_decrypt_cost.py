@@ -17,8 +17,8 @@ from types import FrameType
 from typing import Any
 
 from labkit.analyze import Collect, analyze
+from labkit.analyze.decrypt import DecryptReport
 from labkit.analyze.sources import read_keylog
-from labkit.decrypt import DecryptReport
 from tests.helpers.memory import traced_memory
 
 

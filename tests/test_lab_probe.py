@@ -16,7 +16,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.utils import rdpcap, wrpcap
 
 from labkit import mtu
-from labkit.probe import (
+from labkit.lab.probe import (
     DtlsAnswer,
     EchoReply,
     FragNeeded,

@@ -17,7 +17,7 @@ from scapy.utils import wrpcap
 
 from labkit import mtu
 from labkit.errors import UsageError
-from labkit.replay import (
+from labkit.lab.replay import (
     CaptureFile,
     Pace,
     Record,

@@ -8,8 +8,8 @@ import socket
 
 import pytest
 
-from labkit import probe
 from labkit.errors import UsageError
+from labkit.lab import probe
 
 
 def _own_address() -> str | None:

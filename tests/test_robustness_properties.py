@@ -148,7 +148,7 @@ def test_dart_parser_never_raises(lines: list[str]) -> None:
 @PROPS
 @given(st.text(max_size=2000))
 def test_keylog_parser_never_raises(text: str) -> None:
-    from labkit.keylog import parse_keylog
+    from labkit.analyze.keylog import parse_keylog
 
     parse_keylog(text)
 
@@ -235,7 +235,7 @@ def cstp_streams(draw) -> bytes:
 
 
 def _events(data: bytes, cuts: list[int]):
-    from labkit.cstp import NEED_DATA, CstpStream
+    from labkit.analyze.cstpstream import NEED_DATA, CstpStream
 
     s = CstpStream("server")
     out, last = [], 0
@@ -281,7 +281,7 @@ def test_cstp_stream_events_do_not_depend_on_how_the_bytes_arrive(
 def test_tcp_reassembly_is_order_independent(data: bytes, sizes: list[int], rnd, isn: int) -> None:
     """Segments delivered in any order (first one first: the stream starts there), with
     duplicates, come out as the original bytes, across the 2^32 sequence wrap."""
-    from labkit.tlsstream import MAX_PENDING, TcpReassembler
+    from labkit.analyze.tlsstream import MAX_PENDING, TcpReassembler
 
     segs, pos, k = [], 0, 0
     while pos < len(data):

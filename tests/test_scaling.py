@@ -103,8 +103,8 @@ def test_icmp_errors_cost_the_same_each_at_twice_the_errors(tmp_path):
 def test_scenario_steps_cost_the_same_each_at_twice_the_steps():
     """Loading and running a scenario's timeline (no packets rendered: that is Scapy's cost per
     packet, linear by construction) with 24 and 48 flow steps, the loader's limit being 50."""
+    from labkit.scenario.events import build_timeline
     from labkit.scenario.loader import MAX_STEPS, parse
-    from labkit.scenario.timeline import build_timeline
 
     n = (MAX_STEPS - scaling.SCENARIO_FIXED_STEPS) // 2
     texts = {k: scaling.scenario(k) for k in (1, n, 2 * n)}

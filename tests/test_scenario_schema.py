@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from labkit import mtu, resources
-from labkit.scenario import ScenarioError, cstp, find, load, parse, shipped
+from labkit.scenario import ScenarioError, connect, find, load, parse, shipped
+from labkit.scenario.events import INSIDE, OUTSIDE, DtlsDatagram, InnerTooBig, build_timeline
 from labkit.scenario.expect import check
 from labkit.scenario.numbers import derive
-from labkit.scenario.timeline import INSIDE, OUTSIDE, DtlsDatagram, InnerTooBig, build_timeline
 from tests.helpers.cli import labkit
 from tests.helpers.paths import ROOT
 
@@ -436,7 +436,7 @@ def test_black_hole_retransmits_at_rto_backoff() -> None:
 
 def test_connect_response_announces_both_mtus() -> None:
     s = load(SEED_FILE)
-    text = cstp.response(build_timeline(s).sessions[0].connect)
+    text = connect.response(build_timeline(s).sessions[0].connect)
     assert "X-CSTP-MTU: 1347\r\n" in text and "X-DTLS-MTU: 1418\r\n" in text
     assert "X-DTLS-Port: 443\r\n" in text and text.endswith("\r\n\r\n")
 

@@ -12,13 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labkit.analyze import AnalyzeOptions, analyze
+from labkit.analyze import AnalyzeOptions, analyze, duplicates
 from labkit.analyze import decode as dec
+from labkit.analyze.duplicates import DuplicateFilter
 from labkit.analyze.grouping import FileSketch, group
 from labkit.analyze.reader import open_capture
 from tests.helpers.corpus import tshark_counts
 from tests.helpers.findings import assert_filters_select_exactly_the_evidence, ids, one
-from tests.helpers.tshark import requires_tshark, tshark, tshark_frames
+from tests.helpers.tshark import requires_tshark, tshark, tshark_fields, tshark_frames
 
 REGRESSIONS = Path(__file__).parent / "regressions"
 ENCAPS = sorted(REGRESSIONS.glob("encap-*.pcap"))
@@ -85,25 +86,50 @@ def test_locate_is_bounded_on_endless_nesting() -> None:
     assert ver == 4 and dec.why_text(why).startswith("more than")
 
 
+#: (capture name's middle, the ICMP MTU, tshark's filter for the sender's data after the ICMP)
+PMTUD = [("", 1492, "tcp.srcport == 80 && tcp.len > 0"), ("udp-", 1400, "udp.srcport == 51000")]
+
+
 @requires_tshark
-def test_pmtud_that_works_is_not_a_mismatch() -> None:
-    """ICMP 3/4 MTU 1492 quoting 1500-byte segments; the server resends at 1492 within 3 ms."""
-    path = REGRESSIONS / "pmtud-working-1492.pcap"
-    assert tshark_counts(path).icmp_frag_needed_mtu == {1492: 3}
+@pytest.mark.parametrize(("kind", "mtu", "data"), PMTUD, ids=["tcp", "udp"])
+def test_pmtud_that_works_is_not_a_mismatch(kind: str, mtu: int, data: str) -> None:
+    """ICMP 3/4 MTU N quoting 1500-byte packets; the sender resends at N within 3 ms: a TCP
+    server, and a datagram sender (a VPN's UDP) alike."""
+    path = REGRESSIONS / f"pmtud-{kind}working-{mtu}.pcap"
+    assert tshark_counts(path).icmp_frag_needed_mtu == {mtu: 3}
+    sizes = [int(r[0]) for r in tshark_fields(path, f"{data} && frame.number > 7", "ip.len")]
+    assert sizes and max(sizes) == mtu  # the premise: after the ICMP, nothing larger
     r = analyze([path])
     works = one(r, "pmtud-working")
-    assert works.fields["mtu"] == 1492 and works.fields["adapted_after_s"] < 0.005
+    assert works.fields["mtu"] == mtu and works.fields["adapted_after_s"] < 0.005
     assert not {"mtu-mismatch", "oversized-df", "pmtud-black-hole"} & set(ids(r))
-    assert r.exit_code == 0 and "path-MTU discovery works (path MTU 1492)" in r.verdict
+    assert r.exit_code == 0 and f"path-MTU discovery works (path MTU {mtu})" in r.verdict
     assert_filters_select_exactly_the_evidence(r)
 
 
+def test_small_datagrams_after_the_icmp_show_no_adaptation(tmp_path: Path) -> None:
+    """After the ICMP the datagram sender sends only 100-byte datagrams (keepalives): they fit
+    any path and say nothing of its size for data, so PMTUD is not said to work."""
+    from tests.regressions import build
+
+    path = tmp_path / "keepalives.pcap"
+    path.write_bytes(build.pcap(build._pmtud_udp(False, after=100)))
+    r = analyze([path])
+    assert "pmtud-working" not in ids(r)
+    assert "sender_kept_oversized" not in one(r, "mtu-mismatch").fields
+
+
 @requires_tshark
-def test_oversized_packets_after_the_icmp_are_a_mismatch_that_says_so() -> None:
-    path = REGRESSIONS / "pmtud-ignored-1492.pcap"
+@pytest.mark.parametrize(("kind", "mtu", "data"), PMTUD, ids=["tcp", "udp"])
+def test_oversized_packets_after_the_icmp_are_a_mismatch_that_says_so(
+    kind: str, mtu: int, data: str
+) -> None:
+    path = REGRESSIONS / f"pmtud-{kind}ignored-{mtu}.pcap"
+    late = tshark_fields(path, f"{data} && frame.time_relative > 1.2", "ip.len")
+    assert len(late) == 4 and {r[0] for r in late} == {"1500"}  # the premise, by tshark
     r = analyze([path])
     mm = one(r, "mtu-mismatch")
-    assert (mm.fields["packet_size"], mm.fields["tunnel_mtu"]) == (1500, 1492)
+    assert (mm.fields["packet_size"], mm.fields["tunnel_mtu"]) == (1500, mtu)
     assert mm.fields["sender_kept_oversized"] is True and "keep being dropped" in mm.summary
     assert "pmtud-working" not in ids(r) and r.exit_code == 1
     assert_filters_select_exactly_the_evidence(r)
@@ -279,7 +305,7 @@ def test_duplicates_are_the_rule_however_the_file_is_chunked(
     frames and 0 to 20 ms back, near-copies differing in one byte: the filter marks exactly
     what the rule says (equal bytes, one of the 4 frames before, at most 10 ms apart), also
     when a copy and its original fall in different chunks."""
-    from labkit.analyze.duplicates import MAX_GAP_S, WINDOW, DuplicateFilter
+    from labkit.analyze.duplicates import MAX_GAP_S, WINDOW
     from tests.regressions import build
 
     rng = np.random.default_rng(7)
@@ -316,6 +342,154 @@ def test_duplicates_are_the_rule_however_the_file_is_chunked(
             got += marks.mask(chunk).tolist()
     assert got == rule
     assert marks.count == sum(rule)
+
+
+def _span_copies(frames: list[tuple[float, int, bytes]]) -> list[tuple[float, int, bytes]]:
+    """Each frame followed by a SPAN port's copy of it, 20 us later."""
+    return [c for t, lt, b in frames for c in ((t, lt, b), (t + 0.00002, lt, b))]
+
+
+@requires_tshark
+def test_filters_leave_out_every_copy_however_many(tmp_path: Path) -> None:
+    """A SPAN capture that doubles every frame: 300 unrelated datagrams, then the ignored
+    ICMP of ``pmtud-ignored-1492.pcap``, its SYN repeated in a storm of 40 copies. Every
+    evidence frame comes after hundreds of duplicates and has copies; each filter must still
+    select exactly the evidence (editcap -d is the judge of what a copy is)."""
+    from scapy.layers.inet import IP, UDP
+
+    from tests.regressions import build
+
+    noise = [
+        (
+            i * 0.001 - 1.0,
+            1,
+            build.eth(
+                0x0800,
+                bytes(IP(src="10.9.0.7", dst="10.9.0.8", id=i) / UDP(dport=5001) / (b"x" * 20)),
+            ),
+        )
+        for i in range(300)
+    ]
+    pmtud = build._pmtud(keep_oversized=True)
+    syn_t, lt, syn = pmtud[0]
+    storm = [(syn_t + 0.0001 * k, lt, syn) for k in range(1, 40)]
+    frames = _span_copies(noise) + [pmtud[0]] + storm + _span_copies(pmtud[1:])
+    path = tmp_path / "span.pcap"
+    path.write_bytes(build.pcap(frames))
+    copies = 300 + 39 + len(pmtud) - 1
+    t = tshark_counts(path, duplicates=copies)
+    # editcap -d, which has no time limit, also removes the 3 byte-identical retransmissions
+    # a second apart (not copies: test_identical_retransmissions_are_not_duplicates)
+    assert t.duplicates == (copies + 3, copies)
+
+    r = analyze([path])
+    counts = r.files[0].counts
+    assert counts["duplicate_frames"] == copies
+    assert counts["syn_mss"] == {"1460": 1} == t.as_counts()["syn_mss"]
+    alone = analyze([REGRESSIONS / "pmtud-ignored-1492.pcap"])
+    assert ids(r) == ids(alone)  # the copies change no verdict
+    first = min(e.frame for f in r.findings for e in f.evidence)
+    assert first > 2 * 300  # the premise: all evidence comes after hundreds of copies
+    mm = one(r, "mtu-mismatch")
+    assert mm.fields["sender_kept_oversized"] is True
+    syn_filter = one(r, "syn-mss", direction="syn").wireshark_filter
+    assert f"(frame.number >= {first + 1} && frame.number <= {first + 39})" in syn_filter
+    assert_filters_select_exactly_the_evidence(r)
+
+
+def test_copies_are_traced_to_the_frame_they_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chains of copies (a copy of a copy of ...), across chunk borders: ``copies_of`` gives
+    exactly the frames whose bytes first appeared in the frames asked about."""
+    from tests.regressions import build
+
+    rng = np.random.default_rng(11)
+    frames: list[bytes] = []
+    for i in range(2000):
+        back = int(rng.integers(1, 5))
+        if frames and rng.random() < 0.5 and back <= len(frames):
+            frames.append(frames[-back])
+        else:
+            frames.append(i.to_bytes(4, "big") * 10)
+    path = tmp_path / "chains.pcap"
+    path.write_bytes(build.pcap([(i * 0.0001, 1, f) for i, f in enumerate(frames)]))
+    first_seen: dict[bytes, int] = {}
+    original = [first_seen.setdefault(f, i + 1) for i, f in enumerate(frames)]
+    asked = [o for o in set(original) if o % 3 == 0]
+    want = [i + 1 for i, o in enumerate(original) if o in asked and o != i + 1]
+    assert len(want) > 300 and max(want) - min(want) > 1000
+    assert _marks(path).copies_of(asked).tolist() == want
+    assert not _marks(path).warnings()
+
+    # Past its ceiling the filter keeps counting, lists no more, and says from where
+    monkeypatch.setattr(duplicates, "MAX_KEPT", 100)
+    marks = _marks(path)
+    copies = [i + 1 for i, o in enumerate(original) if o != i + 1]
+    assert marks.count == len(copies) and marks.unlisted_from == copies[100]
+    assert marks.copies_of(asked).tolist() == [c for c in want if c < copies[100]]
+    assert f"from frame {copies[100]} on" in marks.warnings()[0]
+
+
+def _marks(path: Path) -> DuplicateFilter:
+    marks = DuplicateFilter()
+    with open_capture(path) as cap:
+        for chunk in cap.chunks(1 << 12):
+            marks.mask(chunk)
+    return marks
+
+
+@requires_tshark
+def test_dtls_named_by_a_decrypted_connect_through_nat(tmp_path: Path) -> None:
+    """The lab's DTLS-on-8443 outside capture split in two as if NAT stood between the capture
+    points: the TLS (with the CONNECT) as captured, the DTLS with both addresses rewritten. No
+    address, no TLS session and not port 443 tie the DTLS to the VPN; its ClientHellos carry
+    the X-DTLS-Session-ID the decrypted CONNECT gave the client (tshark reads both), so with
+    the key log it is the tunnel's DTLS: one case, judged as VPN DTLS, and the client is not
+    said to make no DTLS attempt."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.utils import rdpcap, wrpcap
+
+    from labkit.analyze import Collect
+    from labkit.analyze.sources import read_keylog
+
+    d = Path(__file__).parents[1] / "pcaps/real/dtls-nondefault-port-blocked"
+    tcp, udp, nat = tmp_path / "tls.pcap", tmp_path / "udp.pcap", tmp_path / "dtls-nat.pcap"
+    tshark(d / "outside.pcap", "-Y", "tcp", "-w", str(tcp), "-F", "pcap")
+    tshark(d / "outside.pcap", "-Y", "udp.port == 8443", "-w", str(udp), "-F", "pcap")
+    rewrite = {"198.18.1.2": "203.0.113.7", "198.18.2.2": "192.168.50.2"}
+    packets = rdpcap(str(udp))
+    for p in packets:
+        p[IP].src, p[IP].dst = rewrite[p[IP].src], rewrite[p[IP].dst]
+        del p[IP].chksum, p[UDP].chksum
+    wrpcap(str(nat), packets)
+
+    keylog = ("-o", f"tls.keylog_file:{d / 'sslkeylog.txt'}")
+    connected = 'http.response.phrase == "CONNECTED"'
+    (line,) = tshark_fields(tcp, connected, "http.response.line", extra=keylog)
+    # tshark shows each header line as sent, its CR LF escaped
+    (sid,) = [
+        h.split(": ")[1].removesuffix("\\r\\n")
+        for h in line[0].split(",")
+        if "X-DTLS-Session-ID" in h
+    ]
+    hellos = tshark_fields(nat, "dtls.handshake.type == 1", "dtls.handshake.session_id")
+    assert len(hellos) == 4 and {h[0] for h in hellos} == {sid}  # the premise, by tshark
+
+    plain = analyze([tcp, nat])
+    assert len(plain.cases) == 2 and "dtls-other" in ids(plain)  # no key log: nothing ties them
+
+    r = analyze([tcp, nat], collect=Collect(read_keylog(str(d / "sslkeylog.txt"))))
+    assert "dtls-other" not in ids(r) and "dtls-absent" not in ids(r)
+    (case,) = r.cases
+    assert "X-DTLS-Session-ID" in case.reason
+    port = one(r, "dtls-nondefault-port")
+    assert (port.fields["client"], port.fields["server"], port.fields["port"]) == (
+        "203.0.113.7",
+        "192.168.50.2",
+        8443,
+    )
+    assert_filters_select_exactly_the_evidence(r)
 
 
 def test_a_path_mtu_of_1347_is_named_as_the_asa_tls_tunnel_mtu() -> None:

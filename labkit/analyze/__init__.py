@@ -26,17 +26,17 @@ from labkit.analyze.report import AnalyzeOptions, FileReport, Report
 from labkit.errors import InputError
 
 if TYPE_CHECKING:
+    from labkit.analyze.decrypt import DecryptReport
     from labkit.analyze.detectors import FileFacts
     from labkit.analyze.diagnosis import Fragmented
     from labkit.analyze.engine import ScanStats
     from labkit.analyze.grouping import CaseGroup
+    from labkit.analyze.keylog import KeyLog
     from labkit.analyze.plotdata import Sampler
     from labkit.analyze.reader import Capture
     from labkit.analyze.sources import SourceReport
     from labkit.analyze.timeline import LogInputs
-    from labkit.decrypt import DecryptReport
     from labkit.findings import Finding
-    from labkit.keylog import KeyLog
 
 __all__ = ["analyze", "scan", "judge", "AnalyzeOptions", "Collect", "FileReport", "Report"]
 
@@ -122,11 +122,14 @@ def judge(
     facts = {s.report.path: s.facts for s in scanned if s.facts is not None}
     decrypted = tuple((s.report.path, s.decrypted) for s in scanned if s.decrypted is not None)
     if decrypted:
-        from labkit.analyze.timeline import tunnel_headends
+        from labkit.analyze.timeline import tunnel_dtls, tunnel_headends
 
         heads = [*options.headends, *tunnel_headends(r for _p, r in decrypted)]
-        options = replace(options, headends=tuple(dict.fromkeys(heads)))
-    groups = _groups(facts, reports, options)
+        dtls = [*options.tunnel_dtls, *tunnel_dtls(r for _p, r in decrypted)]
+        options = replace(
+            options, headends=tuple(dict.fromkeys(heads)), tunnel_dtls=tuple(dict.fromkeys(dtls))
+        )
+    groups = _groups(facts, reports, options, _vpn_sessions(facts, decrypted, options))
     found: list[Finding] = []
     for g in groups:  # each case judged on its own: one file's MTU is no limit for another
         case = Case({k: facts[k] for k in g.files}, {k: reports[k] for k in g.files}, options)
@@ -142,11 +145,11 @@ def judge(
                 counts=facts[label].census(mtus),
             )
         found += case.findings()
-    dups = {k: ff.dedup.frames for k, ff in facts.items() if ff.dedup.frames}
-    if dups:
+    dedup = {k: ff.dedup for k, ff in facts.items() if ff.dedup.count}
+    if dedup:
         from labkit.analyze.duplicates import without_duplicates
 
-        found = [without_duplicates(f, dups) for f in found]
+        found = [without_duplicates(f, dedup) for f in found]
     order = {"error": 0, "warning": 1, "info": 2}
     findings = tuple(sorted(found, key=lambda f: order[f.severity or "info"]))
     if sources:
@@ -186,8 +189,33 @@ def _fragments(facts: dict[str, FileFacts]) -> tuple[Fragmented, ...]:
     )
 
 
+def _vpn_sessions(
+    facts: dict[str, FileFacts],
+    decrypted: Sequence[tuple[str, DecryptReport]],
+    options: AnalyzeOptions,
+) -> dict[str, frozenset[str]]:
+    """Per file, the VPN sessions it shows by their X-DTLS-Session-ID: the decrypted CONNECTs
+    that issued them, and DTLS ClientHellos that carry one of them."""
+    if not options.tunnel_dtls:
+        return {}
+    from labkit.analyze.timeline import tunnel_dtls
+
+    named = {t.session_id for t in options.tunnel_dtls}
+    out = {
+        k: {p.client_session_id.hex() for p in ff.dtls.pairs.values()} & named
+        for k, ff in facts.items()
+    }
+    for path, rep in decrypted:
+        if path in out:
+            out[path] |= {t.session_id for t in tunnel_dtls([rep])}
+    return {k: frozenset(v) for k, v in out.items() if v}
+
+
 def _groups(
-    facts: dict[str, FileFacts], reports: dict[str, FileReport], options: AnalyzeOptions
+    facts: dict[str, FileFacts],
+    reports: dict[str, FileReport],
+    options: AnalyzeOptions,
+    sessions: dict[str, frozenset[str]],
 ) -> list[CaseGroup]:
     """The cases among the analyzable files (:mod:`labkit.analyze.grouping`)."""
     from labkit.analyze.case import Case
@@ -202,6 +230,7 @@ def _groups(
             reports[label].last_time,
             ff.hosts.hosts,
             Case({label: ff}, {label: reports[label]}, options).capture_point(label)[0],
+            sessions.get(label, frozenset()),
         )
         for label, ff in facts.items()
     ]

@@ -35,7 +35,7 @@ from labkit.analyze import decode as dec
 from labkit.analyze import pmtud
 from labkit.analyze.detectors import FileFacts
 from labkit.analyze.detectors.coverage import blind_spots, unjudged_black_holes
-from labkit.analyze.detectors.dtls import DtlsPair, anyconnect_like, with_tls_sessions
+from labkit.analyze.detectors.dtlspairs import DtlsPair, anyconnect_like, with_tls_sessions
 from labkit.analyze.detectors.mss import SynGroup
 from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
 from labkit.analyze.detectors.size import DfSelection
@@ -110,7 +110,8 @@ class Case:
         self.options = options
         pairs = [p for f in facts.values() for p in f.dtls.pairs.values()]
         tls = with_tls_sessions(pairs, (f.tls for f in facts.values())).tolist()
-        vpn = [anyconnect_like(p, w, options.headends) for p, w in zip(pairs, tls)]
+        sids = {t.session_id for t in options.tunnel_dtls}
+        vpn = [anyconnect_like(p, w, options.headends, sids) for p, w in zip(pairs, tls)]
         self.dtls_pairs = [p for p, v in zip(pairs, vpn) if v]  # only these feed VPN findings
         self.other_dtls = [p for p, v in zip(pairs, vpn) if not v]
         self._unanswered_ids = self._dtls_unanswered()
@@ -418,6 +419,8 @@ class Case:
         if not self.options.headends:  # only a declared head-end can miss its DTLS
             return out
         tried = {(p.client, p.server) for p in self.dtls_pairs}
+        sids = {p.client_session_id.hex() for p in self.dtls_pairs}  # tried through NAT
+        tried |= {(t.client, t.headend) for t in self.options.tunnel_dtls if t.session_id in sids}
         for head in self.options.headends:
             by_client: dict[str, list] = {}
             for f in self.facts.values():

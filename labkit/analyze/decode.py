@@ -33,16 +33,33 @@ from typing import NamedTuple
 import numpy as np
 
 from labkit.analyze.reader import Chunk, rows_at
+from labkit.wire import (
+    CT_APPLICATION_DATA,
+    CT_CHANGE_CIPHER_SPEC,
+    CT_HANDSHAKE,
+    DTLS1_2_VERSION,
+    DTLS1_3_VERSION,
+    DTLS1_BAD_VER,
+    DTLS1_VERSION,
+    HS_CLIENT_HELLO,
+    HS_HELLO_VERIFY_REQUEST,
+    HS_SERVER_HELLO,
+    LINKTYPE_ETHERNET,
+    LINKTYPE_IPV4,
+    LINKTYPE_IPV6,
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_RAW,
+)
 
 try:
     from labkit.analyze import _columns
 except ImportError:  # installed without a C compiler: py_columns does the same, slower
     _columns = None  # type: ignore[assignment]
 
-# --- link types ----------------------------------------------------------------------------
-LINKTYPE_NULL, LINKTYPE_ETHERNET, LINKTYPE_LOOP = 0, 1, 108
-LINKTYPE_RAW, DLT_RAW_12, DLT_RAW_14, LINKTYPE_IPV4, LINKTYPE_IPV6 = 101, 12, 14, 228, 229
-LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2 = 113, 276
+# --- link types (the ones labkit.wire names come from there) ---------------------------------
+LINKTYPE_NULL, LINKTYPE_LOOP = 0, 108
+DLT_RAW_12, DLT_RAW_14 = 12, 14
+LINKTYPE_LINUX_SLL2 = 276
 LINKTYPE_FDDI, LINKTYPE_PPP, LINKTYPE_PPP_HDLC, LINKTYPE_C_HDLC = 10, 9, 50, 104
 LINKTYPE_IEEE802_11, LINKTYPE_RADIOTAP, LINKTYPE_ARCNET_LINUX, LINKTYPE_NFLOG = 105, 127, 129, 239
 SUPPORTED_LINKTYPES = frozenset(
@@ -113,11 +130,11 @@ _V6_EXT = (0, 43, 60, 51, 44)  # hop-by-hop, routing, destination options, AH, f
 TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
 # --- TLS / DTLS --------------------------------------------------------------------------------
-DTLS_VERSIONS = {
-    0x0100: "DTLS 1.0 (OpenSSL pre 0.9.8f, AnyConnect legacy)",
-    0xFEFF: "DTLS 1.0",
-    0xFEFD: "DTLS 1.2",
-    0xFEFC: "DTLS 1.3",
+DTLS_VERSIONS = {  # the versions labkit.wire knows, named as the findings name them
+    DTLS1_BAD_VER: "DTLS 1.0 (OpenSSL pre 0.9.8f, AnyConnect legacy)",
+    DTLS1_VERSION: "DTLS 1.0",
+    DTLS1_2_VERSION: "DTLS 1.2",
+    DTLS1_3_VERSION: "DTLS 1.3",
 }
 TLS_VERSIONS = {
     0x0300: "SSL 3.0",
@@ -126,8 +143,8 @@ TLS_VERSIONS = {
     0x0303: "TLS 1.2",
     0x0304: "TLS 1.3",
 }
-CT_CCS, CT_ALERT, CT_HANDSHAKE, CT_APPDATA = 20, 21, 22, 23
-HS_CLIENT_HELLO, HS_SERVER_HELLO, HS_HELLO_VERIFY = 1, 2, 3
+CT_CCS, CT_APPDATA = CT_CHANGE_CIPHER_SPEC, CT_APPLICATION_DATA  # the detectors' short names
+HS_HELLO_VERIFY = HS_HELLO_VERIFY_REQUEST
 MAX_DTLS_RECORDS = 16  # records looked at per datagram: bounded work on hostile input
 
 

@@ -9,11 +9,22 @@ report says how many there were (``files[].counts.duplicate_frames``).
 
 Vectorized: the first 40 captured bytes (zero beyond the captured length) and the length
 single out candidates; only candidates are compared byte for byte.
+
+Wireshark has no field for "a copy", and a copy matches every display filter its original
+matches (same bytes; the filters' only other terms are ``frame.number <=`` bounds). So each
+finding's filter leaves out, by frame number, exactly the copies of its own evidence frames
+(copies of copies included): a filter selects no other copy, since copies of frames it does not
+select are not selected either. That needs, per copy, the frame its bytes first appeared in
+(its *original*): the pass keeps both frame numbers for every copy (16 bytes each, at most
+:data:`MAX_KEPT` per file), and the judge picks the copies of each finding's evidence. A run
+of consecutive copies becomes one frame-number range, so a storm of copies of one frame is one
+clause. Beyond :data:`MAX_KEPT` copies a file's later copies are not listed, and the file's
+warning says from which frame on a filter may also select copies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 
 import numpy as np
@@ -28,7 +39,9 @@ WINDOW = 4  #: frames before a frame that it is compared with (editcap -d: windo
 #: 200 ms (RFC 6298's minimum RTO), so a TCP stack that resends identical bytes (no timestamp
 #: option, a constant IP ID) is never taken for a copy.
 MAX_GAP_S = 0.01
-MAX_LISTED = 64  #: duplicate frame numbers kept per file, for the filters to leave them out
+#: copies whose frame numbers (and their originals') are kept per file: 32 MB at most, reached
+#: only by a file with millions of duplicates; the count goes on beyond it
+MAX_KEPT = 2_000_000
 _PREFIX = 40
 _LANES = np.arange(_PREFIX)
 
@@ -38,7 +51,11 @@ class DuplicateFilter:
 
     def __init__(self) -> None:
         self.count = 0
-        self.frames: list[int] = []  # the first MAX_LISTED duplicates' frame numbers
+        self.unlisted_from: int | None = None  # the first copy not kept (MAX_KEPT reached)
+        self._copies: list[np.ndarray] = []  # per chunk: the copies' frame numbers ...
+        self._originals: list[np.ndarray] = []  # ... and each one's original's
+        self._kept = 0
+        self._last_originals = np.zeros(0, np.int64)  # of the last WINDOW records
         self._words = np.zeros((0, _PREFIX // 8), np.uint64)
         self._caplen = np.zeros(0, np.int64)
         self._ts = np.zeros(0, np.float64)
@@ -52,6 +69,7 @@ class DuplicateFilter:
         ts = np.concatenate([self._ts, chunk.ts])
         t = len(self._caplen)
         dup = np.zeros(n, bool)
+        back = np.zeros(n, np.int64)  # a copy's distance to the earlier record it equals
         for k in range(1, WINDOW + 1):
             lo = max(t, k)
             if t + n <= lo:
@@ -62,15 +80,51 @@ class DuplicateFilter:
             hit = hit[(words[lo + hit] == words[lo - k + hit]).all(axis=1)]
             for i in (hit + lo).tolist():
                 if not dup[i - t] and self._packet(chunk, i - t) == self._packet(chunk, i - k - t):
-                    dup[i - t] = True
+                    dup[i - t], back[i - t] = True, k
         keep = min(WINDOW, t + n)
         self._words, self._caplen = words[-keep:].copy(), caplen[-keep:].copy()
         self._ts = ts[-keep:].copy()
         self._bytes = (self._bytes + [chunk.packet(i) for i in range(max(0, n - keep), n)])[-keep:]
         self.count += int(np.count_nonzero(dup))
-        if len(self.frames) < MAX_LISTED and dup.any():
-            self.frames += chunk.frames[dup][: MAX_LISTED - len(self.frames)].tolist()
+        self._keep(chunk.frames.astype(np.int64), dup, back)
         return dup
+
+    def _keep(self, frames: np.ndarray, dup: np.ndarray, back: np.ndarray) -> None:
+        """Note each copy's frame number and its original's (the record it equals, or that
+        record's original: ascending order resolves chains of copies)."""
+        t = len(self._last_originals)
+        originals = np.concatenate([self._last_originals, frames])
+        rows = np.flatnonzero(dup)
+        for i, k in zip((rows + t).tolist(), back[rows].tolist()):
+            originals[i] = originals[i - k]
+        self._last_originals = originals[-WINDOW:].copy()
+        room = MAX_KEPT - self._kept
+        if not len(rows) or self.unlisted_from is not None:
+            return
+        if len(rows) > room:
+            self.unlisted_from = int(frames[rows[room]])
+            rows = rows[:room]
+        self._copies.append(frames[rows])
+        self._originals.append(originals[rows + t])
+        self._kept += len(rows)
+
+    def copies_of(self, frames: Collection[int]) -> np.ndarray:
+        """The kept copies (ascending frame numbers) whose original is one of ``frames``."""
+        if len(self._copies) > 1:  # joined once, then reused by every finding
+            self._copies = [np.concatenate(self._copies)]
+            self._originals = [np.concatenate(self._originals)]
+        if not self._copies:
+            return np.zeros(0, np.int64)
+        return self._copies[0][np.isin(self._originals[0], np.fromiter(frames, np.int64))]
+
+    def warnings(self) -> list[str]:
+        """The file warning when copies went unlisted (their filters cannot leave them out)."""
+        if self.unlisted_from is None:
+            return []
+        return [
+            f"{self.count} duplicate frames: only the first {MAX_KEPT} are listed, so a "
+            f"filter may also select copies of its evidence from frame {self.unlisted_from} on"
+        ]
 
     def _packet(self, chunk: Chunk, i: int) -> bytes:
         """Record ``i`` of the chunk; negative: one of the previous chunk's last records."""
@@ -90,24 +144,40 @@ def _prefix(chunk: Chunk) -> np.ndarray:
     return words
 
 
-def without_duplicates(f: Finding, dups: Mapping[str, list[int]]) -> Finding:
-    """``f`` with each file's filter leaving out that file's duplicate frames: a copy matches
-    every filter its original matches, but it is not evidence (it was not counted)."""
-    files = {e.file for e in f.evidence} & dups.keys()
-    if not files or not f.evidence:
+def without_duplicates(f: Finding, dedup: Mapping[str, DuplicateFilter]) -> Finding:
+    """``f`` with each file's filter leaving out the copies of that file's evidence frames: a
+    copy matches every filter its original matches, but it is not evidence (it was not
+    counted)."""
+    evidence: dict[str, list[int]] = {}
+    for e in f.evidence:
+        if e.file in dedup:
+            evidence.setdefault(e.file, []).append(e.frame)
+    copies = {k: dedup[k].copies_of(v) for k, v in evidence.items()}
+    copies = {k: v for k, v in copies.items() if len(v)}
+    if not copies:
         return f
 
     def cut(filt: str, file: str) -> str:
-        if not filt or file not in files:
+        if not filt or file not in copies:
             return filt
-        copies = " || ".join(f"frame.number == {d}" for d in dups[file])
-        return f"{paren(filt)} && !({copies})"
+        return f"{paren(filt)} && !({_frames_clause(copies[file])})"
 
     fields = f.fields
     if f.fields.get("wireshark_filters"):
         per_file = {k: cut(v, k) for k, v in f.fields["wireshark_filters"].items()}
         fields = {**f.fields, "wireshark_filters": per_file}
     return replace(f, wireshark_filter=cut(f.wireshark_filter, f.evidence[0].file), fields=fields)
+
+
+def _frames_clause(frames: np.ndarray) -> str:
+    """``frame.number == 7 || (frame.number >= 9 && frame.number <= 40)``: runs of
+    consecutive frame numbers as ranges, so the clause grows with the runs, not the frames."""
+    starts = np.flatnonzero(np.diff(frames, prepend=frames[0] - 2) != 1)
+    ends = np.append(starts[1:], len(frames)) - 1
+    return " || ".join(
+        f"frame.number == {lo}" if lo == hi else f"(frame.number >= {lo} && frame.number <= {hi})"
+        for lo, hi in zip(frames[starts].tolist(), frames[ends].tolist())
+    )
 
 
 def blank(cols: dec.Columns, rows: np.ndarray) -> None:

@@ -6,7 +6,10 @@ test capture from 2012 became the "tunnel MTU" of every file on the command line
 captures gave 1,781 oversized-df warnings). Two files are *related* when their capture times
 overlap (within :data:`SLACK_S`) and either a host sends in both, or one is an outside capture
 of a VPN head-end and the other a tunnel or inside capture (the two sides of one VPN share no
-address). Related files join transitively; every other file is a case of its own.
+address); or when they show one VPN session: a decrypted CONNECT in one, the DTLS ClientHello
+carrying its X-DTLS-Session-ID in the other (NAT between the capture points changes every
+address, never the session id). Related files join transitively; every other file is a case
+of its own.
 Pure: sketches of the files in, groups with the reason out.
 """
 
@@ -29,6 +32,8 @@ class FileSketch:
     last: float | None
     hosts: np.ndarray  # sorted source-address hashes
     point: str  # capture point judged from this file alone (outside | tunnel | inside | ...)
+    #: X-DTLS-Session-IDs of its decrypted CONNECTs and of its DTLS hellos carrying one
+    sessions: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,13 @@ def group(sketches: list[FileSketch], one_case: bool = False) -> list[CaseGroup]
         for j, s in enumerate(sketches):
             if s.point in ("tunnel", "inside") and _overlap(sketches[i], s):
                 join(i, j, "outside and inside/tunnel captures of one VPN, capture times overlap")
+    by_session: dict[str, list[int]] = defaultdict(list)
+    for i, s in enumerate(sketches):
+        for sid in s.sessions:
+            by_session[sid].append(i)
+    for files in by_session.values():
+        for j in files[1:]:
+            join(files[0], j, "one VPN session: its CONNECT and its DTLS (X-DTLS-Session-ID)")
     members: dict[int, list[int]] = defaultdict(list)
     for i in range(len(sketches)):
         members[root(i)].append(i)

@@ -146,6 +146,7 @@ class Sampler:
             TCP_ACK,
             TCP_SYN,
         )
+        from labkit.wire import CT_HANDSHAKE, HS_CLIENT_HELLO
 
         c, chunk = view.cols, view.chunk
         ts = chunk.ts
@@ -159,9 +160,10 @@ class Sampler:
         kind = chunk.buf[c.l4[rows]].astype(np.int64)
         code = chunk.buf[c.l4[rows] + 1].astype(np.int64)
         frag = np.where(c.proto[rows] == PROTO_ICMP, (kind == 3) & (code == 4), kind == 2)
+        udp, tcp = c.proto == PROTO_UDP, c.proto == PROTO_TCP
         lanes = (
-            ("DTLS ClientHello", ts[(c.proto == PROTO_UDP) & (c.p0 == 22) & (c.p13 == 1)]),
-            ("TLS session start", ts[(c.proto == PROTO_TCP) & (c.p0 == 22) & (c.p5 == 1)]),
+            ("DTLS ClientHello", ts[udp & (c.p0 == CT_HANDSHAKE) & (c.p13 == HS_CLIENT_HELLO)]),
+            ("TLS session start", ts[tcp & (c.p0 == CT_HANDSHAKE) & (c.p5 == HS_CLIENT_HELLO)]),
             ("ICMP frag-needed", ts[rows[frag]]),
         )
         for lane, times in lanes:

@@ -12,8 +12,8 @@ from labkit.errors import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
 from labkit.findings import Finding
 
 if TYPE_CHECKING:
+    from labkit.analyze.decrypt import DecryptReport
     from labkit.analyze.plotdata import Sampler
-    from labkit.decrypt import DecryptReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,12 +21,25 @@ class AnalyzeOptions:
     """Knobs of one analysis. ``tunnel_mtu``: the MTU the tunnel carries, when known from
     elsewhere (``--tunnel-mtu``); ``headends``: head-end addresses (``--headend``);
     ``max_flows``: the ceiling of each per-flow table of a file (None: the default,
-    :data:`labkit.analyze.engine.MAX_FLOWS`, which fits in 1 GB of RSS)."""
+    :data:`labkit.analyze.engine.MAX_FLOWS`, which fits in 1 GB of RSS); ``tunnel_dtls``:
+    what decrypted CONNECT responses name, set by the judge like the head-ends they name."""
 
     tunnel_mtu: int | None = None
     headends: tuple[str, ...] = ()
     max_flows: int | None = None
     one_case: bool = False  # judge every file together (``--one-case``), related or not
+    tunnel_dtls: tuple[TunnelDtls, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelDtls:
+    """A decrypted CONNECT response's DTLS: the TLS session's client and head-end addresses
+    and the X-DTLS-Session-ID (lower-case hex) the head-end gave that client, which the
+    client's DTLS ClientHello then carries, whatever addresses NAT gives it on the way."""
+
+    client: str
+    headend: str
+    session_id: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
 """Inputs besides captures: ASA syslog, DART export and NSS key log, read with bounds.
 
-This is the I/O edge for :mod:`labkit.logs` and :mod:`labkit.decrypt` (whose parsers never
-open files): each reader returns a :class:`SourceReport` (what the file is, what was wrong
-with it, never an exception for bad content) and the parsed events, with their times moved
+This is the I/O edge for :mod:`labkit.logs` and :mod:`labkit.analyze.decrypt` (whose parsers
+never open files): each reader returns a :class:`SourceReport` (what the file is, what was
+wrong with it, never an exception for bad content) and the parsed events, with their times moved
 onto the capture's clock by the file's clock offset (``--clock-offset``). Log events are
 folded as they are read (:mod:`labkit.analyze.logfold`): memory follows what is distinct in a
 log, not its length.
@@ -20,11 +20,11 @@ from labkit.errors import InputError
 from labkit.logs.files import bundle_members, keylog_lines, lines, member_lines
 
 if TYPE_CHECKING:  # the parsers are imported where used: a capture-only run never pays for them
+    from labkit.analyze.decrypt import DecryptReport, Segment
     from labkit.analyze.engine import ChunkView
+    from labkit.analyze.keylog import KeyLog
     from labkit.analyze.logfold import DartFold, SyslogFold
     from labkit.analyze.timeline import LogInputs
-    from labkit.decrypt import DecryptReport, Segment
-    from labkit.keylog import KeyLog
     from labkit.logs.dart import DartParser
 
 MAX_KEYLOG_BYTES = 64 << 20
@@ -234,7 +234,7 @@ def _duration(seconds: float) -> str:
 
 
 def read_keylog(path: str) -> KeyLog:
-    from labkit.keylog import parse_keylog
+    from labkit.analyze.keylog import parse_keylog
 
     return parse_keylog(keylog_lines(path, MAX_KEYLOG_BYTES))
 
@@ -250,7 +250,7 @@ class KeyedDecryption:
     """
 
     def __init__(self, keylog: KeyLog) -> None:
-        from labkit.decrypt import Decryptor
+        from labkit.analyze.decrypt import Decryptor
 
         self.keylog = keylog
         self.decryptor = Decryptor(keylog)
@@ -260,8 +260,8 @@ class KeyedDecryption:
 
     def feed(self, view: ChunkView) -> None:
         from labkit.analyze.decode import PROTO_TCP
+        from labkit.analyze.decrypt import client_random
         from labkit.analyze.engine import tally
-        from labkit.decrypt import client_random
 
         dec = self.decryptor
         c = view.cols
@@ -300,7 +300,7 @@ class KeyedDecryption:
 
     def _segment(self, view: ChunkView, row: int) -> Segment:
         from labkit.analyze.decode import decode
-        from labkit.decrypt import Segment
+        from labkit.analyze.decrypt import Segment
 
         c, chunk = view.cols, view.chunk
         key = (int(c.src_h[row]), int(c.dst_h[row]))

@@ -25,13 +25,15 @@ capture's clock (after ``--clock-offset``).
 
 from __future__ import annotations
 
+import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Final
 
+from labkit.analyze.decrypt import DecryptReport, TunnelSession
 from labkit.analyze.logfold import DartFold, Reconnect, SyslogFold
-from labkit.decrypt import DecryptReport, TunnelSession
+from labkit.analyze.report import TunnelDtls
 from labkit.findings import Evidence, Finding
 
 JOIN_S: Final = 120.0  # a log reconnect this close to a capture's is the same incident
@@ -111,6 +113,17 @@ def syslog_year(
 def tunnel_headends(reports: Iterable[DecryptReport]) -> list[str]:
     """The server address of every decrypted CSTP tunnel: a head-end for the analyzer."""
     return [_ip_port(s.server)[0] for r in reports for s in r.tunnels]
+
+
+def tunnel_dtls(reports: Iterable[DecryptReport]) -> list[TunnelDtls]:
+    """Each decrypted CONNECT response's X-DTLS-Session-ID, with the tunnel's addresses."""
+    out = []
+    for r in reports:
+        for s in r.tunnels:
+            sid = (s.response.header("X-DTLS-Session-ID") or "") if s.response else ""
+            if sid and len(sid) % 2 == 0 and all(c in string.hexdigits for c in sid):
+                out.append(TunnelDtls(_ip_port(s.client)[0], _ip_port(s.server)[0], sid.lower()))
+    return out
 
 
 def _connect_finding(path: str, s: TunnelSession) -> Finding:

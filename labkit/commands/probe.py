@@ -104,7 +104,7 @@ def _dtls_hello(version: str, session: str | None) -> bytes:
     from scapy.layers.inet import UDP
 
     from labkit import craft
-    from labkit.probe import session_id
+    from labkit.lab.probe import session_id
     from labkit.wire import DTLS1_BAD_VER
 
     legacy = craft.dtls_version(version) == DTLS1_BAD_VER
@@ -114,7 +114,7 @@ def _dtls_hello(version: str, session: str | None) -> bytes:
 
 
 def run(args: argparse.Namespace) -> int:
-    from labkit import probe
+    from labkit.lab import probe
 
     if args.timeout <= 0 or args.tries < 1:
         raise UsageError("--timeout must be > 0 and --tries >= 1")

@@ -92,7 +92,7 @@ def _check_target(netns: str | None, allow_any: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     import contextlib
 
-    from labkit import replay
+    from labkit.lab import replay
 
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")

@@ -105,7 +105,7 @@ def _expectations(s: Scenario) -> list[str]:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from labkit.scenario.timeline import build_timeline
+    from labkit.scenario.events import build_timeline
 
     scenario = load(find(args.file))
     timeline = build_timeline(scenario)

@@ -8,7 +8,7 @@
 
 Modules: :mod:`~labkit.scenario.schema` (what a file states), :mod:`~labkit.scenario.loader`
 (YAML with line-numbered errors), :mod:`~labkit.scenario.numbers` (the MTU model's numbers,
-plus overrides), :mod:`~labkit.scenario.timeline` (what happens, Scapy-free),
+plus overrides), :mod:`~labkit.scenario.events` (what happens, Scapy-free),
 :mod:`~labkit.scenario.build` (packets and files), :mod:`~labkit.scenario.expect` (an
 ``expect:`` block against an analyzer's findings).
 """

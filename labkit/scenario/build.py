@@ -31,10 +31,7 @@ from labkit import craft, mtu
 from labkit.errors import OutputError
 from labkit.fileio import atomic_output, check_output_path
 from labkit.scenario import tls
-from labkit.scenario.numbers import derive
-from labkit.scenario.pcapfile import Frame, pcap_bytes, pcapng_bytes
-from labkit.scenario.schema import US, Scenario
-from labkit.scenario.timeline import (
+from labkit.scenario.events import (
     C2S,
     INSIDE,
     OUTSIDE,
@@ -51,6 +48,9 @@ from labkit.scenario.timeline import (
     TlsMessage,
     build_timeline,
 )
+from labkit.scenario.numbers import derive
+from labkit.scenario.pcapfile import Frame, pcap_bytes, pcapng_bytes
+from labkit.scenario.schema import US, Scenario
 from labkit.wire import (
     CT_ALERT,
     CT_APPLICATION_DATA,

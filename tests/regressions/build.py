@@ -192,6 +192,35 @@ def _pmtud(keep_oversized: bool) -> list[Frame]:
     return out
 
 
+def _pmtud_udp(keep_oversized: bool, after: int = 1400) -> list[Frame]:
+    """The same for a datagram sender (a VPN's, on UDP 51000): 1500-byte DF datagrams, ICMP
+    MTU 1400 for each; the sender either sends ``after``-byte datagrams from 3 ms on or keeps
+    sending 1500-byte ones for 3 s. Each datagram has its own IP ID (none is a copy)."""
+    c, s = "10.9.0.2", "198.18.0.80"
+
+    def datagram(src: str, dst: str, size: int, ident: int) -> bytes:
+        sport, dport = (51000, 40100) if src == s else (40100, 51000)
+        udp = UDP(sport=sport, dport=dport) / Raw(b"\x00" * (size - 28))
+        return eth(0x0800, bytes(IP(src=src, dst=dst, flags="DF", id=ident) / udp))
+
+    out: list[Frame] = [(0.0, 1, datagram(c, s, 60, 1))]
+    t = 0.1
+    for i in range(3):
+        big = datagram(s, c, 1500, 10 + i)
+        out.append((t + i * 0.001, 1, big))
+        out.append(
+            (t + i * 0.001 + 0.0005, 1, eth(0x0800, _frag_needed("192.0.2.254", big[14:], 1400)))
+        )
+    later = (
+        [(t + 1.5 + i, 1500) for i in range(4)]
+        if keep_oversized
+        else [(t + 0.003 + i * 0.0001, after) for i in range(4)]
+    )
+    out += [(when, 1, datagram(s, c, size, 20 + i)) for i, (when, size) in enumerate(later)]
+    out.append((later[-1][0] + 0.05, 1, datagram(c, s, 60, 2)))
+    return out
+
+
 def _bogus() -> list[Frame]:
     """Packet Too Big with MTU 1200 (below IPv6's 1280), quoting a 1500-byte packet; ICMP
     frag-needed with MTU 0 and with MTU 60 (below IPv4's 68): none is a limit."""
@@ -258,6 +287,8 @@ def cases() -> dict[str, Callable[[], list[Frame]]]:
     }
     out["pmtud-working-1492"] = lambda: _pmtud(False)
     out["pmtud-ignored-1492"] = lambda: _pmtud(True)
+    out["pmtud-udp-working-1400"] = lambda: _pmtud_udp(False)
+    out["pmtud-udp-ignored-1400"] = lambda: _pmtud_udp(True)
     out["icmp-bogus-mtus"] = _bogus
     out["duplicate-frames"] = _duplicates
     out["icmp-quotes-in-gre"] = _tunnelled_quotes

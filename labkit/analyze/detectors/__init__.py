@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from labkit.analyze.detectors.coverage import CoverageDetector
-from labkit.analyze.detectors.dtls import DtlsDetector, anyconnect_like, with_tls_sessions
+from labkit.analyze.detectors.dtlspairs import DtlsDetector, anyconnect_like, with_tls_sessions
 from labkit.analyze.detectors.frags import FragmentDetector
 from labkit.analyze.detectors.hosts import HostsDetector
 from labkit.analyze.detectors.icmp import IcmpDetector
@@ -75,13 +75,14 @@ class FileFacts:
         """What the bounded tables gave up, one line each (the report's file warnings)."""
         b = self.budget
         if not b.judged_early:
-            return []
+            return self.dedup.warnings()
         tables = ", ".join(f"{n} {name}(s)" for name, n in sorted(b.evicted.items()))
-        return [
+        early = (
             f"{b.judged_early} flow(s) judged early: a table outgrew its ceiling "
             f"({b.max_flows} rows), the quietest were dropped ({tables}; a reconnect or "
             f"retransmission among them cannot be seen)"
-        ]
+        )
+        return [early, *self.dedup.warnings()]
 
     def census(self, mtus: Iterable[int]) -> dict[str, Any]:
         """Plain counts of what the scan saw, findings or not: a check against another tool

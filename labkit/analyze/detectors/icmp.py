@@ -9,9 +9,11 @@ An MTU no link can have (zero, below IPv4's 68 or IPv6's 1280) or one the quoted
 already fits in is *bogus*: kept apart (``bogus``), never a limit, so that a crafted or broken
 ICMP (an evasion test, a confused middlebox) cannot become "the tunnel MTU".
 
-What the sender did next tells working path-MTU discovery from a failure: each quoted TCP
-flow is followed after its first ICMP (:class:`Followup`): did it send data at or below the
-MTU, and did it keep sending packets above it?
+What the sender did next tells working path-MTU discovery from a failure: each quoted TCP or
+UDP flow is followed after its first ICMP (:class:`Followup`): did it send data at or below
+the MTU, and did it keep sending packets above it? A datagram sender (DTLS, QUIC, a VPN's
+datagrams) gets the same ICMP as a TCP sender and has the same two answers: shrink its
+datagrams, or keep sending ones that are dropped.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class Unreachable:
 
 @dataclass(slots=True)
 class Followup:
-    """One quoted TCP flow after its first ICMP: what the sender sent next."""
+    """One quoted TCP or UDP flow after its first ICMP: what the sender sent next."""
 
     mtu: int
     since: float  # time of the first ICMP quoting the flow
@@ -100,9 +102,11 @@ class IcmpDetector:
         self.frag: dict[tuple[bool, int], FragNeeded] = {}  # usable MTUs
         self.bogus: dict[tuple[bool, int], FragNeeded] = {}
         self.unreach: dict[tuple[bool, int, int], Unreachable] = {}
-        self.followups: dict[int, Followup] = {}  # directed TCP flow hash -> what came next
+        #: (protocol, directed flow hash) -> what came next
+        self.followups: dict[tuple[int, int], Followup] = {}
         self.errors = 0  # ICMP errors of any type: each quotes a header tshark also dissects
-        self._flow_names: dict[int, tuple] = {}
+        self._flow_names: dict[tuple[int, int], tuple] = {}
+        self._udp_ports: set[int] = set()  # the followed UDP flows' destination ports
 
     def feed(self, view: ChunkView) -> None:
         for pkt in view.rare:
@@ -159,32 +163,59 @@ class IcmpDetector:
                 self._watch(err.quote, err.mtu, ts)
 
     def _watch(self, q: Quote, mtu: int, ts: float) -> None:
-        """Follow the quoted TCP flow from now on (the first ICMP for it sets the time)."""
-        if q.proto != PROTO_TCP or q.sport is None or q.dport is None:
+        """Follow the quoted TCP or UDP flow from now on (the first ICMP for it sets the
+        time)."""
+        if q.proto not in (PROTO_TCP, PROTO_UDP) or q.sport is None or q.dport is None:
             return
         if len(self.followups) >= MAX_FLOWS:
             return
-        h = dec.directed_int(dec.addr_hash(q.src), dec.addr_hash(q.dst), q.sport, q.dport)
+        h = q.proto, dec.directed_int(dec.addr_hash(q.src), dec.addr_hash(q.dst), q.sport, q.dport)
         f = self.followups.get(h)
         if f is None:
             self.followups[h] = Followup(mtu, ts)
             self._flow_names[h] = flow_of(q)
+            if q.proto == PROTO_UDP:
+                self._udp_ports.add(q.dport)
         elif mtu < f.mtu:
             f.mtu = mtu
 
     def _follow(self, view: ChunkView) -> None:
-        """Sizes the followed flows sent after their ICMP, in this chunk (numpy; few rows)."""
+        """Sizes the followed flows sent after their ICMP, in this chunk (numpy; few rows).
+        TCP rows carry their flow hash; UDP rows get one only when their destination port is
+        a followed flow's (few rows, and no cost while no UDP flow is followed)."""
         c = view.cols
-        keys = np.fromiter(self.followups, np.uint64, len(self.followups))
-        rows = np.flatnonzero(np.isin(c.tcp_fwd, keys))
-        if not len(rows):
-            return
+        for proto in (PROTO_TCP, PROTO_UDP):
+            keys = np.array([h for p, h in self.followups if p == proto], np.uint64)
+            if not len(keys):
+                continue
+            if proto == PROTO_TCP:
+                rows = np.flatnonzero(np.isin(c.tcp_fwd, keys))
+                fwd = c.tcp_fwd[rows]
+            else:
+                ports = np.array(sorted(self._udp_ports))
+                rows = np.flatnonzero((c.proto == PROTO_UDP) & c.first & np.isin(c.dport, ports))
+                fwd = dec.directed(c.src_h[rows], c.dst_h[rows], c.sport[rows], c.dport[rows])
+                hit = np.isin(fwd, keys)
+                rows, fwd = rows[hit], fwd[hit]
+            if len(rows):
+                self._sizes(view, proto, rows, fwd)
+
+    def _sizes(self, view: ChunkView, proto: int, rows: np.ndarray, fwd: np.ndarray) -> None:
+        """A TCP sender must resend the bytes that were dropped, so its data after the ICMP
+        at or below the MTU is that data cut smaller. A datagram sender resends nothing: its
+        small datagrams (keepalives, acknowledgements) are other messages, so only a datagram
+        that every path need not carry (over 576 bytes, IPv6 1280; the MTU itself when that
+        is smaller) shows it sends at the new size."""
+        c = view.cols
         ts, size, data = view.ts[rows], c.iplen[rows], c.paylen[rows] > 0
-        fwd = c.tcp_fwd[rows]
+        if proto == PROTO_UDP:
+            floor = np.where(c.ipver[rows] == 6, mtu_model.MIN_IPV6_MTU, mtu_model.MIN_IPV4_MTU)
         for h in np.unique(fwd).tolist():
-            f = self.followups[h]
+            f = self.followups[proto, h]
             mine = (fwd == h) & (ts > f.since)
             fit = mine & data & (size <= f.mtu)
+            if proto == PROTO_UDP:
+                fit &= size >= np.minimum(floor + 1, f.mtu)
             if fit.any():
                 f.fitted += int(np.count_nonzero(fit))
                 first = float(ts[fit][0]) - f.since
@@ -211,9 +242,10 @@ class IcmpDetector:
         return {f for g in self.frag.values() for f in g.flows}
 
     def outcome(self, g: FragNeeded) -> str:
-        """What the senders of ``g``'s quoted TCP flows did next: "adapted" (data at or below
-        the MTU, nothing above it after the grace time), "oversized" (packets above the MTU
-        kept coming), or "" (the capture does not show: no TCP flow quoted, none seen after)."""
+        """What the senders of ``g``'s quoted TCP and UDP flows did next: "adapted" (data at
+        or below the MTU, nothing above it after the grace time), "oversized" (packets above
+        the MTU kept coming), or "" (the capture does not show: no TCP or UDP flow quoted,
+        none seen after)."""
         mine = self.followups_of(g)
         if any(f.oversized_late for f in mine):
             return "oversized"

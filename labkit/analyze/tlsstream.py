@@ -18,6 +18,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Final
 
+from labkit.wire import DTLS_CONTENT_TYPES
+
 MAX_PENDING: Final = 256  # out-of-order segments kept waiting for a hole to fill
 MAX_RECORD: Final = 2**14 + 2048  # largest TLSCiphertext.length (RFC 5246 6.2.3)
 TLS_HEADER: Final = 5
@@ -115,7 +117,7 @@ class TlsRecordSplitter:
                 self.buf[1],
                 struct.unpack_from("!H", self.buf, 3)[0],
             )
-            if not 20 <= ctype <= 24 or major != 3:
+            if ctype not in DTLS_CONTENT_TYPES or major != 3:
                 self.error = f"not a TLS record header: {bytes(self.buf[:5]).hex()}"
                 self.buf.clear()
                 break

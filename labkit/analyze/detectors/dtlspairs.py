@@ -49,6 +49,7 @@ from labkit.analyze.decode import directed
 from labkit.analyze.detectors.sessions import TlsDetector
 from labkit.analyze.engine import ChunkView, last_of, member, tally
 from labkit.analyze.evidence import FrameSet, dst_field, src_field
+from labkit.wire import DTLS1_BAD_VER
 
 MIDSTREAM_MIN = 2
 DUPLICATE_S = 0.05  #: a copy closer than this is the same frame twice, not a retransmission
@@ -193,15 +194,22 @@ class DtlsPair:
         return True
 
 
-def anyconnect_like(pair: DtlsPair, with_tls: bool, headends: Collection[str]) -> bool:
+def anyconnect_like(
+    pair: DtlsPair, with_tls: bool, headends: Collection[str], session_ids: Collection[str] = ()
+) -> bool:
     """Whether a DTLS flow is (likely) an AnyConnect/OpenConnect tunnel, the only DTLS the VPN
     findings judge: AnyConnect's pre-standard record version 0x0100; or DTLS from a client to a
     server with which it also has a TLS session (the CSTP session DTLS accompanies), or to a
     declared head-end; or the default port without STUN. ``with_tls``: the client has a TLS
     session with the server (:meth:`~labkit.analyze.detectors.sessions.TlsDetector.pairs_with_sessions`). WebRTC (DTLS-SRTP after STUN),
     CoAP, CAPWAP and test servers are other DTLS: counted and described, never a VPN problem.
+    ``session_ids``: the X-DTLS-Session-IDs of decrypted CONNECT responses (hex): a ClientHello
+    carrying one is that tunnel's DTLS on any port, even seen through NAT on other addresses
+    (a head-end named by a CONNECT is in ``headends``: DTLS to it is judged on any port).
     """
-    if pair.record_version == 0x0100 or pair.hello_version == 0x0100:
+    if DTLS1_BAD_VER in (pair.record_version, pair.hello_version):
+        return True
+    if pair.client_session_id and pair.client_session_id.hex() in session_ids:
         return True
     if with_tls or pair.server in headends:
         return True

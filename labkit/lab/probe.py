@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 
 from labkit import mtu
 from labkit.errors import LabkitError, UsageError
-from labkit.replay import checksum
+from labkit.lab.replay import checksum
 from labkit.wire import (
     CT_ALERT,
     CT_APPLICATION_DATA,
@@ -216,7 +216,7 @@ def parse_dtls_answer(datagram: bytes) -> DtlsAnswer | None:
     if ctype not in DTLS_CONTENT or version not in DTLS_VERSIONS:
         return None
     handshake = None
-    if ctype == 22 and len(datagram) >= 14:
+    if ctype == CT_HANDSHAKE and len(datagram) >= 14:
         handshake = DTLS_HANDSHAKES.get(datagram[13], f"type {datagram[13]}")
     return DtlsAnswer(DTLS_CONTENT[ctype], f"0x{version:04x}", DTLS_VERSIONS[version], handshake)
 

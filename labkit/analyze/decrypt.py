@@ -1,12 +1,12 @@
 """Decrypt AnyConnect's TLS (CSTP) sessions with an NSS key log and read what the tunnel says.
 
 Input: the capture's TCP segments (:class:`Segment`, in capture order) and a parsed
-:class:`~labkit.keylog.KeyLog`. Only flows that open with a TLS ClientHello whose client random
-the key log knows are followed: every other packet costs one dictionary lookup. Each followed
-flow goes segment -> :class:`~labkit.tlsstream.TcpReassembler` -> TLS records ->
-Scapy's TLS layer (``tlsSession`` with the key log's secrets, the same machinery as
+:class:`~labkit.analyze.keylog.KeyLog`. Only flows that open with a TLS ClientHello whose
+client random the key log knows are followed: every other packet costs one dictionary lookup.
+Each followed flow goes segment -> :class:`~labkit.analyze.tlsstream.TcpReassembler` -> TLS
+records -> Scapy's TLS layer (``tlsSession`` with the key log's secrets, the same machinery as
 ``conf.tls_nss_filename`` + ``TCPSession``, DESIGN.md section 3, fed record by record so every
-record keeps its frame number) -> :class:`~labkit.cstp.CstpStream` per direction.
+record keeps its frame number) -> :class:`~labkit.analyze.cstpstream.CstpStream` per direction.
 
 Output: for each TLS session that carries a tunnel, the client's CONNECT request and the
 head-end's ``200 CONNECTED`` response (only the response's X-CSTP-MTU / X-DTLS-MTU /
@@ -26,14 +26,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple
 
-from labkit.cstp import NEED_DATA, CstpPacket, CstpStream, HttpHead, StreamError
-from labkit.keylog import KeyLog
-from labkit.tlsstream import TcpReassembler, TlsRecordSplitter
+from labkit.analyze.cstpstream import NEED_DATA, CstpPacket, CstpStream, HttpHead, StreamError
+from labkit.analyze.keylog import KeyLog
+from labkit.analyze.tlsstream import TcpReassembler, TlsRecordSplitter
+from labkit.wire import CT_HANDSHAKE, HS_CLIENT_HELLO
 
 MAX_RECORDS: Final = 1_000_000  # records decrypted per run: the work bound
 MAX_SIZES: Final = 200_000  # data packet sizes kept for the timeline plot
 MAX_FAILURES: Final = 3  # integrity failures in a row before a flow's secret is judged wrong
-CT_HANDSHAKE = 22
 
 Direction = Literal["to-server", "to-client"]
 
@@ -228,7 +228,12 @@ def _short_cbc(session: Any, record: bytes) -> bool:
 
 def client_random(payload: bytes) -> bytes | None:
     """The ClientHello's random when ``payload`` starts with one (RFC 8446 4.1.2)."""
-    if len(payload) < 43 or payload[0] != CT_HANDSHAKE or payload[1] != 3 or payload[5] != 1:
+    if (
+        len(payload) < 43
+        or payload[0] != CT_HANDSHAKE
+        or payload[1] != 3
+        or payload[5] != HS_CLIENT_HELLO
+    ):
         return None
     return payload[11:43]
 

@@ -1,4 +1,4 @@
-"""The timeline model: who sends what and when, and what each capture point sees.
+"""The events of a scenario in time order: who sends what and when, what each point sees.
 
 A scenario states configuration and a few client actions (connect, try DTLS, run a flow);
 everything else follows from the configuration here, so changing one knob changes only its
@@ -40,7 +40,8 @@ from dataclasses import dataclass, replace
 from random import Random
 
 from labkit import mtu
-from labkit.scenario import cstp
+from labkit.scenario import connect
+from labkit.scenario.connect import ConnectParams
 from labkit.scenario.numbers import Numbers, derive
 from labkit.scenario.schema import US, Connect, Dtls, Flow, Scenario, ScenarioError, Step
 
@@ -204,7 +205,7 @@ class Session:
     start_us: int  # the client's SYN
     up_us: int  # the client has the CONNECT response: the tunnel carries traffic
     client_port: int
-    connect: cstp.ConnectParams
+    connect: ConnectParams
     end_us: int | None = None  # the client closed it (reconnect)
 
 
@@ -350,7 +351,7 @@ class _Model:
         index = len(self.sessions)
         r = self.rng(f"session{index}")
         h = self.s.head_end
-        params = cstp.ConnectParams(
+        params = ConnectParams(
             host=self.s.hosts.head_end_name,
             tunnel_address=self.s.hosts.client_tunnel,
             base_mtu=self.s.client.base_mtu,
@@ -369,7 +370,7 @@ class _Model:
         t_hello = start + rtt + 2
         up = t_hello + 3 * gap
         session = Session(index, start, up, self.rng.port(self.ports), params)
-        req, resp = cstp.request(params), cstp.response(params)
+        req, resp = connect.request(params), connect.response(params)
         steps: list[tuple[int, Wire, str]] = [
             (start, OuterTcp(index, C2S, "S"), comment),
             (start + rtt, OuterTcp(index, S2C, "SA"), ""),
@@ -390,7 +391,7 @@ class _Model:
             (
                 up,
                 TlsMessage(index, S2C, "connect_response", plaintext=len(resp)),
-                f"CSTP CONNECT response, 200 OK (encrypted): {cstp.headline(params)}",
+                f"CSTP CONNECT response, 200 OK (encrypted): {connect.headline(params)}",
             ),
         ]
         for t, what, note in steps:
