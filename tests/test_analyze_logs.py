@@ -12,8 +12,6 @@ from scapy.utils import wrpcap
 
 from labkit.analyze.plotdata import build
 from labkit.analyze.timeline import LogInputs
-from labkit.logs.dart import parse_dart
-from labkit.logs.syslog import parse_syslog
 from tests.helpers import synth
 from tests.helpers.cli import labkit
 from tests.helpers.tshark import requires_tshark, tshark_frames
@@ -187,8 +185,10 @@ def test_a_bad_log_next_to_a_good_one_is_a_warning():
 
 
 def _inputs() -> LogInputs:
-    syslog = parse_syslog(SYSLOG.read_text().splitlines()).events
-    dart = parse_dart(DART.read_text().splitlines()).events
+    from labkit.analyze.sources import read_dart, read_syslog
+
+    _report, syslog = read_syslog(str(SYSLOG), year=None)
+    _report, dart = read_dart(str(DART))
     return LogInputs(((str(SYSLOG), syslog),), ((str(DART), dart),))
 
 
@@ -288,9 +288,10 @@ def test_plot_points_are_bounded_and_keep_every_large_packet(monkeypatch):
 
 def test_year_less_syslog_is_dated_by_the_capture_then_dart_then_now():
     """The judging stage's choice of a year for BSD syslog stamps, in order of trust."""
+    from labkit.analyze.sources import read_dart
     from labkit.analyze.timeline import syslog_year
 
-    dart = [("dart.txt", parse_dart(DART.read_text().splitlines()).events)]
+    dart = [("dart.txt", read_dart(str(DART))[1])]
     capture_2019 = calendar.timegm((2019, 6, 1, 0, 0, 0))
     assert syslog_year(capture_2019, dart, 0.0) == (2019, "the year of the capture")
     assert syslog_year(None, dart, 0.0) == (2022, "the year of the DART log")

@@ -132,20 +132,97 @@ def _busy_asa_log(path: Path, lines: int) -> Path:
     return path
 
 
-def _bytes_per_event(path: Path) -> float:
+def _held_after_reading(path: Path, lines: int) -> int:
+    """Bytes the folded log holds once read; its one size/MTU pair counts every line."""
     from labkit.analyze.sources import read_syslog
 
     with traced_memory() as mem:
-        _report, events = read_syslog(str(path), year=2022)
-    assert all(e.size == 1418 and e.threshold == 1347 for e in events)
-    return mem.held / len(events)
+        _report, fold = read_syslog(str(path), year=2022)
+    ((pair, folded),) = fold.mismatches.items()
+    assert pair == (1418, 1347) and folded.count == lines
+    return mem.held
 
 
-def test_syslog_events_share_their_repeated_values(tmp_path: Path) -> None:
-    """Each event held its own copy of the text, user, group, address, second and numbers:
-    ~570 bytes an event (2 M lines: 1.57 GB). Repeated values are now kept once, and the
-    cost per event does not grow with the log."""
-    small = _bytes_per_event(_busy_asa_log(tmp_path / "small.log", 25_000))
-    large = _bytes_per_event(_busy_asa_log(tmp_path / "large.log", 100_000))
-    assert large < 250, f"{large:.0f} bytes an event"
-    assert large <= small * 1.2, (small, large)
+def test_a_busy_syslog_is_folded_not_held(tmp_path: Path) -> None:
+    """Each event was an object kept to the end (~570 bytes, later ~160 with shared values:
+    the allowed 20 M lines took 3.2 GB). Events are folded as they are read: after 4x the
+    lines the fold holds what it held after 1x (50 users, one size/MTU pair)."""
+    small = _held_after_reading(_busy_asa_log(tmp_path / "small.log", 25_000), 25_000)
+    large = _held_after_reading(_busy_asa_log(tmp_path / "large.log", 100_000), 100_000)
+    assert large < small * 1.2 + (64 << 10), (small, large)
+    # What is held is the plot's earliest markers and thinned points, at their ceilings.
+    assert large < 100_000 * 20, f"{large} bytes held for 100 000 lines"
+
+
+# --- folded as read: time order and ceilings -------------------------------------------------
+
+
+def _reconnects(doc: dict) -> list[tuple]:
+    return [
+        (f["gap_s"], sorted(e["frame"] for e in f["evidence"]))
+        for f in doc["findings"]
+        if f["id"] == "vpn-reconnect"
+    ]
+
+
+def test_a_relayed_log_a_little_out_of_order_tells_the_same_reconnect(tmp_path: Path) -> None:
+    """Reconnects are told as the log is read, in time order: lines a syslog relay delivered
+    out of order by seconds give the reconnect the sorted file gives; lines later than the
+    reorder window are counted in a warning, not silently misjudged."""
+    from labkit.analyze.logfold import REORDER_S
+
+    lines = SYSLOG.read_text().splitlines(keepends=True)
+    _, plain, _ = run_json("--syslog", str(SYSLOG))
+    assert _reconnects(plain) == [(1.0, [19, 20, 21, 22])]
+    shuffled = tmp_path / "relayed.log"
+    shuffled.write_text("".join(lines[:18] + lines[18:22][::-1] + lines[22:]))
+    _, doc, _ = run_json("--syslog", str(shuffled))
+    assert _reconnects(doc) == _reconnects(plain)
+    (src,) = doc["sources"]
+    assert not any("behind the log's time order" in w for w in src["warnings"])
+    # The two closes (01:28:50) arrive after a line REORDER_S + 10 s later: too late.
+    later = lines[5].replace("01:27:53", "01:30:00")
+    assert REORDER_S < 80
+    late = tmp_path / "late.log"
+    late.write_text("".join(lines[:18] + lines[20:] + [later] + lines[18:20]))
+    _, doc, _ = run_json("--syslog", str(late))
+    (src,) = doc["sources"]
+    assert "2 tunnel event(s) came more than 60 s behind the log's time order" in " ".join(
+        src["warnings"]
+    )
+
+
+def _two_clients(path: Path) -> Path:
+    """The seed's reconnect (lines 19-22) for its user and for a second one, and 722036 of
+    two size/MTU pairs."""
+    lines = SYSLOG.read_text().splitlines(keepends=True)
+    other = [x.replace("User <vpn> IP <10.1.75.111>", "User <eve> IP <10.9.9.9>") for x in lines]
+    path.write_text(
+        "".join(lines[5:6] + [lines[5].replace("1418", "1406")] + lines[18:22] + other[18:22])
+    )
+    return path
+
+
+def test_tables_keyed_by_the_log_have_a_ceiling_and_say_what_was_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clients and size/MTU pairs come from the log: past a ceiling, new keys are counted
+    and left out, and the source's warnings say how many."""
+    from labkit.analyze import logfold
+    from labkit.analyze.sources import read_syslog
+
+    path = _two_clients(tmp_path / "two.log")
+    report, fold = read_syslog(str(path), year=None)
+    assert [r.fields["user"] for r in fold.reconnects()] == ["vpn", "eve"]
+    assert sorted(fold.mismatches) == [(1406, 1347), (1418, 1347)]
+    assert not report.warnings
+    monkeypatch.setattr(logfold, "MAX_CLIENTS", 1)
+    monkeypatch.setattr(logfold, "MAX_PAIRS", 1)
+    report, fold = read_syslog(str(path), year=None)
+    assert [r.fields["user"] for r in fold.reconnects()] == ["vpn"]
+    assert list(fold.mismatches) == [(1418, 1347)]
+    assert report.warnings == (
+        "1 722036/602101 event(s) of packet size/MTU pairs beyond the first 1 left out of the "
+        "MTU findings",
+        "4 tunnel event(s) of clients beyond the first 1 not checked for reconnects",
+    )

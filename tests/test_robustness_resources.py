@@ -10,10 +10,12 @@ budgeted in seconds: a path that must stay linear is timed on a small and a 4x l
 from __future__ import annotations
 
 import gzip
+import json
 import struct
 import subprocess
 import sys
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,7 @@ pytestmark = pytest.mark.slow
 #: 4 GB (or per-packet) allocation would be far above this.
 MAX_RSS_MB = 300
 
+SYSLOG_SEED = ROOT / "tests" / "data" / "asa-seed.log"
 PCAP_HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)
 PACKET = bytes.fromhex(
     "020000000002020000000001080045000028000140004006"
@@ -233,11 +236,67 @@ def test_a_log_without_newlines_is_read_a_line_piece_at_a_time(tmp_path: Path) -
 
     path = tmp_path / "no-newline.log"
     path.write_bytes(b"A" * (32 << 20) + b"\n%ASA-6-722036: x\n")
+    read_syslog(str(SYSLOG_SEED), year=2022)  # modules imported once, outside the measure
     with traced_memory() as mem:
-        report, events = read_syslog(str(path), year=2022)
+        report, fold = read_syslog(str(path), year=2022)
     assert mem.peak < 8 * MAX_LINE_BYTES, f"peak {mem.peak >> 20} MiB for a 32 MiB line"
-    assert report.error and events == ()
+    assert report.error and fold.events == 0
     assert "3 lines" not in report.summary and "2 lines" in report.summary  # line count kept
+
+
+def _busy_head_end_log(path: Path, lines: int) -> None:
+    """A busy head-end's syslog: 722036/602101 floods of 40 users, and their TLS tunnels
+    closed and opened 20 s apart (a start, not a reconnect), 25 lines a second."""
+    with gzip.open(path, "wt", compresslevel=1) as f:
+        for i in range(lines):
+            s, u = 3600 + i // 25, (i * 7) % 40
+            who = f"Group <GP-{u % 4}> User <user{u}> IP <10.0.{u}.2>"
+            body = (
+                f"%ASA-6-722036: {who} Transmitting large packet 1418 (threshold 1347).",
+                "%ASA-6-602101: PMTU-D packet 1418 bytes greater than effective mtu 1347, "
+                f"dest_addr=192.168.{u}.10, src_addr=192.168.10.20, prot=TCP",
+                f"%ASA-4-722037: {who} SVC closing connection: Idle timeout.",
+                f"%ASA-6-722022: {who} TCP SVC connection established without compression",
+            )[(i // 40) % 4 if i % 200 < 40 else i % 2]
+            f.write(f"Nov 16 2022 {s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}: {body}\n")
+
+
+def _dart_export(path: Path, blocks: int) -> None:
+    """A DART export of ``blocks`` event blocks, a second apart, of the kinds a day holds."""
+    texts = ("VPN session established", "Connected to 10.1.1.2.", "Profile settings updated.")
+    with gzip.open(path, "wt", compresslevel=1) as f:
+        for i in range(blocks):
+            day, s = divmod(i, 86400)
+            f.write(
+                f"{'*' * 42}\nDate        : 11/{1 + day}/2022\n"
+                f"Time        : {s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}\n"
+                f"Type        : Information\nSource      : acvpnagent\n\n"
+                f"Description : {texts[i % 3]}\nsecond line of the description\n"
+            )
+
+
+@pytest.mark.parametrize(
+    "option, write, n, counted",
+    [
+        ("--syslog", _busy_head_end_log, 250_000, "AnyConnect/MTU event(s)"),
+        ("--dart", _dart_export, 60_000, "event block(s)"),
+    ],
+)
+def test_logs_are_folded_as_read_peak_memory_flat(
+    tmp_path: Path, option: str, write: Callable[[Path, int], None], n: int, counted: str
+) -> None:
+    """Every event was kept to the end (~160 bytes a syslog event: 20 M lines 3.2 GB): 4x the
+    lines, the same peak. Events are folded into per-key counts and the first lines."""
+    peaks = []
+    for size in (n, 4 * n):
+        path = tmp_path / f"log-{size}.gz"
+        write(path, size)
+        rss, proc = peak_rss_mb("analyze", option, str(path), "--format", "json")
+        assert proc.returncode in (0, 1), proc.stderr
+        (source,) = json.loads(proc.stdout)["sources"]
+        assert f" {size} {counted}" in source["summary"], source["summary"]
+        peaks.append(rss)
+    assert peaks[1] < 1.15 * peaks[0], f"peak RSS {peaks} MB"
 
 
 def test_a_huge_key_log_is_refused_without_reading_it_whole(tmp_path: Path) -> None:

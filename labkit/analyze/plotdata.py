@@ -23,13 +23,12 @@ import numpy as np
 
 from labkit import mtu
 from labkit.analyze.engine import ChunkView
+from labkit.analyze.logfold import MAX_MARKERS
 from labkit.analyze.timeline import LogInputs
 from labkit.findings import Finding
-from labkit.logs.syslog import LargePacket, PmtudPacket, SessionEvent
 from labkit.plot import Direction, Level, Marker, Series, Timeline
 
 MAX_POINTS: Final = 400_000
-MAX_MARKERS: Final = 5_000
 #: A kept packet: time, IP size, source and destination address hashes (the columns' types).
 _ROW: Final = np.dtype([("t", np.float64), ("s", np.int64), ("src", np.uint64), ("dst", np.uint64)])
 #: A small packet while it may be decimated: its row and its index among the small ones.
@@ -271,34 +270,29 @@ def build(
                     )
                 )
                 markers.append(Marker(when, lane, "reconnect", reconnect=True))
-    for path, events in inputs.syslog:
-        logged: dict[Direction, list[tuple[float, int]]] = {"to": [], "from": []}
-        for e in events:
-            if e.time is None:
-                continue
-            if isinstance(e, (LargePacket, PmtudPacket)):
-                limit = e.threshold if isinstance(e, LargePacket) else e.mtu
-                markers.append(Marker(e.time, "ASA 722036/602101", f"{e.size} > {limit}"))
-                # The ASA names the packet's size: a point in the size panel, like a captured one.
-                from_client = isinstance(e, LargePacket) and e.direction == "from-client"
-                logged["from" if from_client else "to"].append((e.time, e.size))
-            elif isinstance(e, SessionEvent):
-                markers.append(Marker(e.time, "ASA session", e.kind))
+    for path, syslog in inputs.syslog:
+        for earliest in syslog.markers.values():
+            markers += earliest.items()
         name = Path(path).name
-        for direction, too_large in logged.items():
-            if too_large:
+        for direction, too_large in syslog.too_large.items():
+            if too_large.seen:
                 series.append(
                     Series(
                         f"{name}: packets the ASA logged as too large, {direction} the client "
-                        f"({len(too_large)})",
-                        np.array([p[0] for p in too_large]),
-                        np.array([p[1] for p in too_large]),
+                        f"({too_large.seen})",
+                        np.array(too_large.times),
+                        np.array(too_large.sizes),
                         name,
                         direction,
                     )
                 )
+                if too_large.stride > 1:
+                    notes.append(
+                        f"{name}: {too_large.seen} packets the ASA logged {direction} the "
+                        f"client, sampled 1 in {too_large.stride}"
+                    )
     for _path, dart in inputs.dart:
-        markers += [Marker(e.time, "DART", e.kind) for e in dart if e.kind != "other"]
+        markers += dart.markers.items()
     by_lane: dict[str, list[Marker]] = {}
     for m in markers:
         by_lane.setdefault(m.lane, []).append(m)

@@ -3,13 +3,15 @@
 This is the I/O edge for :mod:`labkit.logs` and :mod:`labkit.analyze.decrypt` (whose parsers
 never open files): each reader returns a :class:`SourceReport` (what the file is, what was
 wrong with it, never an exception for bad content) and the parsed events, with their times moved
-onto the capture's clock by the file's clock offset (``--clock-offset``).
+onto the capture's clock by the file's clock offset (``--clock-offset``). Log events are
+folded as they are read (:mod:`labkit.analyze.logfold`): memory follows what is distinct in a
+log, not its length.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,9 +23,9 @@ if TYPE_CHECKING:  # the parsers are imported where used: a capture-only run nev
     from labkit.analyze.decrypt import DecryptReport, Segment
     from labkit.analyze.engine import ChunkView
     from labkit.analyze.keylog import KeyLog
+    from labkit.analyze.logfold import DartFold, SyslogFold
     from labkit.analyze.timeline import LogInputs
-    from labkit.logs.dart import DartEvent, DartParser
-    from labkit.logs.syslog import AsaMessage
+    from labkit.logs.dart import DartParser
 
 MAX_KEYLOG_BYTES = 64 << 20
 #: A log that has no event within this of a capture is on another clock (--clock-offset).
@@ -69,22 +71,23 @@ def read_syslog(
     year_from: str = "",
     offset: float = 0.0,
     span: tuple[float, float] | None = None,
-) -> tuple[SourceReport, tuple[AsaMessage, ...]]:
-    """ASA messages of ``path`` with times on the capture clock; year-less stamps get ``year``
-    (``year_from`` says where that year came from, for the warning)."""
+) -> tuple[SourceReport, SyslogFold]:
+    """ASA messages of ``path`` folded, with times on the capture clock; year-less stamps get
+    ``year`` (``year_from`` says where that year came from, for the warning)."""
+    from labkit.analyze.logfold import SyslogFold
     from labkit.logs.syslog import SyslogParser
 
     parser = SyslogParser(year=year)
-    events = []
+    fold = SyslogFold(path, offset)
     try:
         for line in lines(path):
             e = parser.feed(line)
             if e is not None:
-                events.append(
-                    e if e.time is None or not offset else replace(e, time=e.time + offset)
-                )
+                fold.add(e)
     except InputError as exc:
-        return SourceReport(path, "asa-syslog", "not read", error=str(exc), offset=offset), ()
+        report = SourceReport(path, "asa-syslog", "not read", error=str(exc), offset=offset)
+        return report, SyslogFold(path, offset)
+    fold.close()
     warnings = list(_examples(parser.examples, "skipped"))
     if parser.malformed > len(parser.examples):
         warnings.append(f"{parser.malformed} malformed line(s) skipped in all")
@@ -97,64 +100,75 @@ def read_syslog(
         warnings.append(
             f"{parser.untimed} event(s) have no usable timestamp and are left off the timeline"
         )
-    warnings += _clock_warning(path, [e.time for e in events], span, offset)
+    warnings += fold.warnings()
+    warnings += _clock_warning(path, fold.first_time, fold.last_time, span, offset)
     summary = (
-        f"ASA syslog: {parser.lines} lines, {len(events)} AnyConnect/MTU event(s), "
+        f"ASA syslog: {parser.lines} lines, {fold.events} AnyConnect/MTU event(s), "
         f"{parser.other} other ASA message(s), {parser.malformed} malformed"
     )
-    error = None if events else f"{path}: no ASA message labkit models (722036, 602101, 722022 ...)"
-    return SourceReport(path, "asa-syslog", summary, tuple(warnings), error, offset), tuple(events)
+    error = None
+    if not fold.events:
+        error = f"{path}: no ASA message labkit models (722036, 602101, 722022 ...)"
+    return SourceReport(path, "asa-syslog", summary, tuple(warnings), error, offset), fold
 
 
-def _dart_pass(line_source: Iterator[str], offset: float) -> tuple[DartParser, list[DartEvent]]:
+def _dart_pass(path: str, line_source: Iterator[str], offset: float) -> tuple[DartParser, DartFold]:
+    from labkit.analyze.logfold import DartFold
     from labkit.logs.dart import DartParser
 
     parser = DartParser()
-    events = []
+    fold = DartFold(path, offset)
     for line in line_source:
         e = parser.feed(line)
         if e is not None:
-            events.append(replace(e, time=e.time + offset))
+            fold.add(e)
     last = parser.close()
     if last is not None:
-        events.append(replace(last, time=last.time + offset))
-    return parser, events
+        fold.add(last)
+    fold.close()
+    return parser, fold
 
 
 def read_dart(
     path: str, *, offset: float = 0.0, span: tuple[float, float] | None = None
-) -> tuple[SourceReport, tuple[DartEvent, ...]]:
+) -> tuple[SourceReport, DartFold]:
     """DART event blocks of a text export, or of the bundle ``.zip`` as the customer sends
-    it (the member with the most event blocks: the VPN log); ``span`` is the captures'."""
+    it (the member with the most event blocks: the VPN log), folded; ``span`` is the
+    captures'."""
+    from labkit.analyze.logfold import DartFold
+
     where = ""
     try:
         members = bundle_members(path)
         if members is None:
-            parser, events = _dart_pass(lines(path), offset)
+            parser, fold = _dart_pass(path, lines(path), offset)
         else:
             best = None
             for member in members:
-                found = _dart_pass(member_lines(path, member), offset)
-                if found[1] and (best is None or len(found[1]) > len(best[2])):
+                found = _dart_pass(path, member_lines(path, member), offset)
+                if found[1].events and (best is None or found[1].events > best[2].events):
                     best = (member, *found)
             if best is None:
                 raise InputError(
                     f"{path}: a zip with no DART event log among its {len(members)} text file(s)"
                 )
-            where, parser, events = f" ({best[0]})", best[1], best[2]
+            where, parser, fold = f" ({best[0]})", best[1], best[2]
     except InputError as exc:
-        return SourceReport(path, "dart", "not read", error=str(exc), offset=offset), ()
+        report = SourceReport(path, "dart", "not read", error=str(exc), offset=offset)
+        return report, DartFold(path, offset)
     warnings = tuple(f"line {b.line}: block skipped: {b.reason}" for b in parser.examples)
     if parser.malformed > len(parser.examples):
         warnings += (f"{parser.malformed} malformed block(s) skipped in all",)
-    warnings += _clock_warning(path, [e.time for e in events], span, offset)
-    kinds = sum(1 for e in events if e.kind != "other")
+    warnings += tuple(fold.warnings())
+    warnings += _clock_warning(path, fold.earliest, fold.latest, span, offset)
     summary = (
-        f"DART{where}: {parser.lines} lines, {len(events)} event block(s), {kinds} about the "
-        f"tunnel (reconfigure, reconnect, MTU), {parser.malformed} malformed"
+        f"DART{where}: {parser.lines} lines, {fold.events} event block(s), {fold.about_tunnel} "
+        f"about the tunnel (reconfigure, reconnect, MTU), {parser.malformed} malformed"
     )
-    error = None if events else f"{path}: no DART event block (Date/Time/Type/Source/Description)"
-    return SourceReport(path, "dart", summary, warnings, error, offset), tuple(events)
+    error = None
+    if not fold.events:
+        error = f"{path}: no DART event block (Date/Time/Type/Source/Description)"
+    return SourceReport(path, "dart", summary, warnings, error, offset), fold
 
 
 def read_logs(
@@ -178,9 +192,9 @@ def read_logs(
     found: list[SourceReport] = []
     dart, syslog = [], []
     for path in dart_paths:
-        src, events = read_dart(path, offset=offset(path), span=capture_span)
+        src, folded = read_dart(path, offset=offset(path), span=capture_span)
         found.append(src)
-        dart.append((path, events))
+        dart.append((path, folded))
     year, year_from = syslog_year(first_capture_time, dart, time.time())
     for path in syslog_paths:
         src, msgs = read_syslog(
@@ -192,14 +206,17 @@ def read_logs(
 
 
 def _clock_warning(
-    path: str, times: list[float | None], span: tuple[float, float] | None, offset: float
+    path: str,
+    first: float | None,
+    last: float | None,
+    span: tuple[float, float] | None,
+    offset: float,
 ) -> tuple[str, ...]:
-    """A warning when no event of a log lies within a day of the captures: its clock (or its
-    year, or its time zone) is not the captures', and the join would match nothing."""
-    known = [t for t in times if t is not None]
-    if span is None or not known:
+    """A warning when no event of a log lies within a day of the captures (``first`` and
+    ``last``: its earliest and latest event): its clock (or its year, or its time zone) is not
+    the captures', and the join would match nothing."""
+    if span is None or first is None or last is None:
         return ()
-    first, last = min(known), max(known)
     if last >= span[0] - CLOCK_SLACK_S and first <= span[1] + CLOCK_SLACK_S:
         return ()
     gap = span[0] - last if last < span[0] else first - span[1]

@@ -12,8 +12,9 @@ piece of the seed's failure (DESIGN.md section 1):
   the tunnel carried a DATA packet larger than X-CSTP-MTU.
 * ``vpn-reconnect`` from DART (reconfigure reason code 16, "Reconnecting to ...", "A new MTU
   needs to be applied ...") and from the ASA (722037/722023 closing the TLS tunnel, then
-  722034/722032/722022 a new one): messages within :data:`EPISODE_S` are one reconnect; a
-  reconnect within :data:`JOIN_S` of a capture's ``vpn-reconnect`` is the same one.
+  722034/722032/722022 a new one): messages within ``EPISODE_S`` are one reconnect, told as
+  the logs are read (:mod:`labkit.analyze.logfold`: no log is held whole); a reconnect within
+  :data:`JOIN_S` of a capture's ``vpn-reconnect`` is the same one.
   ``gap_s`` is left out unless the ASA (or the capture) shows both the old tunnel's end and
   the new one's start.
 * ``cstp-connect`` (info) for every decrypted tunnel, with the head-end's numbers only.
@@ -31,30 +32,20 @@ from datetime import datetime, timezone
 from typing import Any, Final
 
 from labkit.analyze.decrypt import DecryptReport, TunnelSession
-from labkit.analyze.evidence import MAX_FRAMES
+from labkit.analyze.logfold import DartFold, Reconnect, SyslogFold
 from labkit.analyze.report import TunnelDtls
 from labkit.findings import Evidence, Finding
-from labkit.logs.dart import DartEvent
-from labkit.logs.syslog import AsaMessage, LargePacket, PmtudPacket, SessionEvent
 
 JOIN_S: Final = 120.0  # a log reconnect this close to a capture's is the same incident
-EPISODE_S: Final = 15.0  # reconnect messages this close together are one reconnect
-_DART_RECONNECT: Final = frozenset({"mtu-reconfigure", "reconfigure", "reconnecting", "new-mtu"})
-_TUNNEL_DOWN: Final = frozenset({"tunnel-closing", "tunnel-down"})
-_TUNNEL_UP: Final = frozenset({"tunnel-reconnect", "tunnel-replaced", "tunnel-up"})
 
 
 @dataclass(frozen=True, slots=True)
 class LogInputs:
-    """Everything besides the captures, already read and on the capture clock."""
+    """Everything besides the captures, already read (folded as read) and on the capture clock."""
 
-    syslog: tuple[tuple[str, tuple[AsaMessage, ...]], ...] = ()
-    dart: tuple[tuple[str, tuple[DartEvent, ...]], ...] = ()
+    syslog: tuple[tuple[str, SyslogFold], ...] = ()
+    dart: tuple[tuple[str, DartFold], ...] = ()
     decrypted: tuple[tuple[str, DecryptReport], ...] = ()
-
-
-def _lines(path: str, items: Iterable[tuple[int, float | None]]) -> tuple[Evidence, ...]:
-    return tuple(Evidence(path, line, time) for line, time in list(items)[:MAX_FRAMES])
 
 
 def _merge(
@@ -80,27 +71,20 @@ def _near(f: Finding, when: float, window: float) -> bool:
 
 def _asa_mismatch(inputs: LogInputs) -> list[tuple[int, int, tuple[Evidence, ...], int, str]]:
     """(packet size, tunnel MTU, evidence, count, text) per size/MTU pair the ASA logged."""
-    groups: dict[tuple[int, int], list[tuple[str, AsaMessage]]] = {}
-    for path, events in inputs.syslog:
-        for e in events:
-            if isinstance(e, LargePacket) and e.size > e.threshold:
-                groups.setdefault((e.size, e.threshold), []).append((path, e))
-            elif isinstance(e, PmtudPacket) and e.size > e.mtu:
-                groups.setdefault((e.size, e.mtu), []).append((path, e))
+    pairs = sorted({pair for _p, fold in inputs.syslog for pair in fold.mismatches})
     out = []
-    for (size, limit), items in sorted(groups.items()):
-        by_file: dict[str, list[tuple[int, float | None]]] = {}
-        for path, e in items:
-            by_file.setdefault(path, []).append((e.line, e.time))
-        evidence = tuple(ev for path, lines in by_file.items() for ev in _lines(path, lines))
-        ids = sorted({e.message_id for _p, e in items})
-        large = next((e for _p, e in items if isinstance(e, LargePacket)), None)
+    for size, limit in pairs:
+        folded = [m for _p, fold in inputs.syslog if (m := fold.mismatches.get((size, limit)))]
+        evidence = tuple(ev for m in folded for ev in m.lines)
+        count = sum(m.count for m in folded)
+        ids = sorted(set().union(*(m.ids for m in folded)))
+        large = next((m.first_large for m in folded if m.first_large is not None), None)
         who = f" for user {large.user} (group {large.group})" if large and large.user else ""
         text = (
-            f"The ASA logged {len(items)} packet(s) of {size} bytes{who} that its "
+            f"The ASA logged {count} packet(s) of {size} bytes{who} that its "
             f"{limit}-byte tunnel cannot carry ({', '.join(f'%ASA-{i}' for i in ids)})."
         )
-        out.append((size, limit, evidence, len(items), text))
+        out.append((size, limit, evidence, count, text))
     return out
 
 
@@ -113,13 +97,13 @@ def _ip_port(endpoint: str) -> tuple[str, str]:
 
 
 def syslog_year(
-    first_capture_time: float | None, dart: Sequence[tuple[str, Sequence[DartEvent]]], now: float
+    first_capture_time: float | None, dart: Sequence[tuple[str, DartFold]], now: float
 ) -> tuple[int, str]:
     """The year for syslog timestamps that have none (BSD syslog ``Nov 16 01:28:50``), and
     where it comes from: the first capture, else the DART log, else ``now``."""
     first, origin = first_capture_time, "the year of the capture"
     if first is None:
-        first = next((events[0].time for _p, events in dart if events), None)
+        first = next((fold.first_time for _p, fold in dart if fold.events), None)
         origin = "the year of the DART log"
     if first is None:
         first, origin = now, "the current year: no capture or DART log to date them"
@@ -251,106 +235,12 @@ def _decrypted_mismatch(
 # --- reconnects ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Reconnect:
-    """One reconnect as the logs tell it."""
-
-    time: float
-    evidence: tuple[Evidence, ...]
-    text: str
-    fields: dict[str, Any]
-
-
-def _episodes(times: list[tuple[float, Any]]) -> list[list[Any]]:
-    out: list[list[Any]] = []
-    last = None
-    for t, item in sorted(times, key=lambda x: x[0]):
-        if last is None or t - last > EPISODE_S:
-            out.append([])
-        out[-1].append(item)
-        last = t
-    return out
-
-
-def _dart_reconnects(inputs: LogInputs) -> list[Reconnect]:
-    out = []
-    for path, events in inputs.dart:
-        chosen = [(e.time, e) for e in events if e.kind in _DART_RECONNECT]
-        for ep in _episodes(chosen):
-            code = next((e.reason_code for e in ep if e.reason_code is not None), None)
-            host = next((e.host for e in ep if e.host), None)
-            quotes = "; ".join(dict.fromkeys(f"'{e.description[:70]}'" for e in ep))
-            text = (
-                f"DART shows the client reconnect{f' to {host}' if host else ''}"
-                + (
-                    " to apply a new MTU"
-                    if code == 16 or any(e.kind == "new-mtu" for e in ep)
-                    else ""
-                )
-                + f": {quotes}."
-            )
-            fields = {"reason_code": code, "server": host}
-            out.append(
-                Reconnect(
-                    ep[0].time,
-                    _lines(path, [(e.line, e.time) for e in ep]),
-                    text,
-                    {k: v for k, v in fields.items() if v is not None},
-                )
-            )
-    return out
-
-
-def _asa_reconnects(inputs: LogInputs) -> list[Reconnect]:
-    """A TLS (TCP) tunnel of a user closed and a new one opened within EPISODE_S."""
-    out = []
-    for path, events in inputs.syslog:
-        by_user: dict[tuple[str | None, str | None], list[tuple[float, SessionEvent]]] = {}
-        for e in events:
-            if (
-                isinstance(e, SessionEvent)
-                and e.time is not None
-                and e.transport != "UDP"
-                and (e.kind in _TUNNEL_DOWN or e.kind in _TUNNEL_UP)
-            ):
-                by_user.setdefault((e.user, e.ip), []).append((e.time, e))
-        for (user, ip), evs in by_user.items():
-            evs.sort(key=lambda te: te[0])
-            downs: list[tuple[float, SessionEvent]] = []
-            i = 0
-            while i < len(evs):
-                t, e = evs[i]
-                i += 1
-                if e.kind in _TUNNEL_DOWN:
-                    downs = [d for d in downs if t - d[0] <= EPISODE_S] + [(t, e)]
-                    continue
-                if not downs or t - downs[-1][0] > EPISODE_S:
-                    downs = []  # a tunnel opening with no close before it: a start, not a reconnect
-                    continue
-                ups = [(t, e)]
-                while i < len(evs) and evs[i][1].kind in _TUNNEL_UP and evs[i][0] - t <= EPISODE_S:
-                    ups.append(evs[i])
-                    i += 1
-                gap = round(t - downs[-1][0], 3)
-                ids = sorted({x.message_id for _t, x in downs + ups})
-                text = (
-                    f"The ASA shows the TLS tunnel of user {user} ({ip}) close and a new one "
-                    f"open {gap} s later ({', '.join(f'%ASA-{m}' for m in ids)})."
-                )
-                out.append(
-                    Reconnect(
-                        downs[0][0],
-                        _lines(path, [(x.line, tx) for tx, x in downs + ups]),
-                        text,
-                        {"gap_s": gap, "user": user, "client_public_ip": ip},
-                    )
-                )
-                downs = []
-    return out
-
-
 def _reconnect_findings(findings: list[Finding], inputs: LogInputs) -> list[Finding]:
-    logged = sorted(_dart_reconnects(inputs) + _asa_reconnects(inputs), key=lambda r: r.time)
+    logged: list[Reconnect] = sorted(
+        [r for _p, fold in inputs.dart for r in fold.reconnects()]
+        + [r for _p, fold in inputs.syslog for r in fold.reconnects()],
+        key=lambda r: r.time,
+    )
     # Log reconnects close together (DART on the client, ASA on the head-end) are one incident.
     incidents: list[list[Reconnect]] = []
     for r in logged:

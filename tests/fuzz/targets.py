@@ -206,10 +206,10 @@ def run_syslog(data: bytes, work: Path, annotate: bool) -> None:
     path = work / "asa.log"
     path.write_bytes(data)
     for year in (2022, None):
-        report, events = read_syslog(str(path), year=year, offset=-3600.0)
+        report, fold = read_syslog(str(path), year=year, offset=-3600.0)
         _strict_json(json.dumps(report.to_json()))
-        for e in events:
-            repr(e)
+        for r in fold.reconnects():
+            repr(r)
 
 
 def run_dart(data: bytes, work: Path, annotate: bool) -> None:
@@ -217,10 +217,10 @@ def run_dart(data: bytes, work: Path, annotate: bool) -> None:
 
     path = work / "dart.txt"
     path.write_bytes(data)
-    report, events = read_dart(str(path), offset=7200.0)
+    report, fold = read_dart(str(path), offset=7200.0)
     _strict_json(json.dumps(report.to_json()))
-    for e in events:
-        repr(e)
+    for r in fold.reconnects():
+        repr(r)
 
 
 # --- key logs and decryption --------------------------------------------------------------------
