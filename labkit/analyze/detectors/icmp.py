@@ -26,7 +26,7 @@ import numpy as np
 from labkit import mtu as mtu_model
 from labkit.analyze import decode as dec
 from labkit.analyze.decode import PROTO_TCP, PROTO_UDP, IcmpError, Quote
-from labkit.analyze.engine import ChunkView
+from labkit.analyze.engine import ChunkView, member
 from labkit.analyze.evidence import FrameSet
 
 MAX_FLOWS = 64
@@ -107,6 +107,12 @@ class IcmpDetector:
         self.errors = 0  # ICMP errors of any type: each quotes a header tshark also dissects
         self._flow_names: dict[tuple[int, int], tuple] = {}
         self._udp_ports: set[int] = set()  # the followed UDP flows' destination ports
+        # The followed flows' hashes per protocol and their ports, sorted: grown once per
+        # chunk by a sorted insert of the new ones, so a chunk's look-up never walks (or sorts)
+        # every flow followed so far.
+        self._keys = {PROTO_TCP: np.zeros(0, np.uint64), PROTO_UDP: np.zeros(0, np.uint64)}
+        self._new: dict[int, list[int]] = {PROTO_TCP: [], PROTO_UDP: []}
+        self._ports = np.zeros(0, np.int64)
 
     def feed(self, view: ChunkView) -> None:
         for pkt in view.rare:
@@ -174,8 +180,10 @@ class IcmpDetector:
         if f is None:
             self.followups[h] = Followup(mtu, ts)
             self._flow_names[h] = flow_of(q)
-            if q.proto == PROTO_UDP:
+            self._new[q.proto].append(h[1])
+            if q.proto == PROTO_UDP and q.dport not in self._udp_ports:
                 self._udp_ports.add(q.dport)
+                self._ports = np.array(sorted(self._udp_ports), np.int64)
         elif mtu < f.mtu:
             f.mtu = mtu
 
@@ -185,17 +193,22 @@ class IcmpDetector:
         a followed flow's (few rows, and no cost while no UDP flow is followed)."""
         c = view.cols
         for proto in (PROTO_TCP, PROTO_UDP):
-            keys = np.array([h for p, h in self.followups if p == proto], np.uint64)
+            if self._new[proto]:
+                new = np.unique(np.array(self._new[proto], np.uint64))
+                keys = self._keys[proto]
+                self._keys[proto] = np.insert(keys, np.searchsorted(keys, new), new)
+                self._new[proto].clear()
+            keys = self._keys[proto]
             if not len(keys):
                 continue
             if proto == PROTO_TCP:
-                rows = np.flatnonzero(np.isin(c.tcp_fwd, keys))
+                rows = np.flatnonzero(member(c.tcp_fwd, keys))
                 fwd = c.tcp_fwd[rows]
             else:
-                ports = np.array(sorted(self._udp_ports))
-                rows = np.flatnonzero((c.proto == PROTO_UDP) & c.first & np.isin(c.dport, ports))
+                udp = (c.proto == PROTO_UDP) & c.first & member(c.dport, self._ports)
+                rows = np.flatnonzero(udp)
                 fwd = dec.directed(c.src_h[rows], c.dst_h[rows], c.sport[rows], c.dport[rows])
-                hit = np.isin(fwd, keys)
+                hit = member(fwd, keys)
                 rows, fwd = rows[hit], fwd[hit]
             if len(rows):
                 self._sizes(view, proto, rows, fwd)
