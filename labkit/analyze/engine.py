@@ -72,6 +72,22 @@ def py_tally(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return s[starts], np.minimum.reduceat(order, starts), np.diff(np.r_[starts, len(s)])
 
 
+def largest(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct keys (sorted) and the largest of each one's values: per host its latest
+    sighting, per flow its largest acknowledged segment."""
+    order = np.argsort(keys)
+    s = keys[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    return s[starts], np.maximum.reduceat(values[order], starts)
+
+
+def with_keys(sorted_keys: np.ndarray, new: list[int]) -> np.ndarray:
+    """``sorted_keys`` with ``new`` (keys not in it yet) inserted in order: a table of keys
+    grown once per chunk by one sorted insert, never re-sorted whole."""
+    add = np.unique(np.array(new, np.uint64))
+    return np.insert(sorted_keys, np.searchsorted(sorted_keys, add), add)
+
+
 def member(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
     """np.isin against a sorted key array: one binary search per value (isin sorts both sides
     every call)."""

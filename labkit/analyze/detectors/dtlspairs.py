@@ -48,7 +48,7 @@ from labkit import mtu
 from labkit.analyze import decode as dec
 from labkit.analyze.decode import directed
 from labkit.analyze.detectors.sessions import TlsDetector
-from labkit.analyze.engine import ChunkView, last_of, member, tally
+from labkit.analyze.engine import ChunkView, largest, last_of, member, tally, with_keys
 from labkit.analyze.evidence import FrameSet, dst_field, src_field
 from labkit.wire import DTLS1_BAD_VER
 
@@ -293,8 +293,7 @@ class DtlsDetector:
         """New pairs and watched addresses join their sorted arrays once per chunk (a sorted
         insert, never a re-sort per pair)."""
         if self._new_keys:
-            new = np.unique(np.array(self._new_keys, np.uint64))
-            self._keys = np.insert(self._keys, np.searchsorted(self._keys, new), new)
+            self._keys = with_keys(self._keys, self._new_keys)
             self._new_keys.clear()
         if self._new_watch:
             w = self.watch
@@ -491,8 +490,6 @@ class DtlsDetector:
         when = np.concatenate([ts[hit_s], ts[hit_d]])
         if not len(addr):
             return
-        order = np.argsort(addr, kind="stable")
-        a = addr[order]
-        starts = np.flatnonzero(np.r_[True, a[1:] != a[:-1]])
-        at = np.searchsorted(w.addrs, a[starts])
-        w.addr_ts[at] = np.maximum(w.addr_ts[at], np.maximum.reduceat(when[order], starts))
+        seen, last = largest(addr, when)
+        at = np.searchsorted(w.addrs, seen)
+        w.addr_ts[at] = np.maximum(w.addr_ts[at], last)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from labkit.analyze.engine import ChunkView, last_of, member
+from labkit.analyze.engine import ChunkView, largest, last_of, member
 
 MAX_HOSTS = 1 << 16  # enough to find one shared host; memory stays bounded on any capture
 
@@ -30,10 +30,7 @@ class HostsDetector:
             src, ts = src[known], ts[known]
         if not len(src):
             return
-        order = np.argsort(src)
-        s = src[order]
-        starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-        hosts, last = s[starts], np.maximum.reduceat(ts[order], starts)
+        hosts, last = largest(src, ts)
         known = member(hosts, self.hosts)
         at = np.searchsorted(self.hosts, hosts[known])
         self.last[at] = np.maximum(self.last[at], last[known])

@@ -26,7 +26,7 @@ import numpy as np
 from labkit import mtu as mtu_model
 from labkit.analyze import decode as dec
 from labkit.analyze.decode import PROTO_TCP, PROTO_UDP, IcmpError, Quote
-from labkit.analyze.engine import ChunkView, member
+from labkit.analyze.engine import ChunkView, member, with_keys
 from labkit.analyze.evidence import FrameSet
 
 MAX_FLOWS = 64
@@ -194,9 +194,7 @@ class IcmpDetector:
         c = view.cols
         for proto in (PROTO_TCP, PROTO_UDP):
             if self._new[proto]:
-                new = np.unique(np.array(self._new[proto], np.uint64))
-                keys = self._keys[proto]
-                self._keys[proto] = np.insert(keys, np.searchsorted(keys, new), new)
+                self._keys[proto] = with_keys(self._keys[proto], self._new[proto])
                 self._new[proto].clear()
             keys = self._keys[proto]
             if not len(keys):

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labkit.analyze import decode as dec
-from labkit.analyze.engine import ChunkView, FlowBudget
+from labkit.analyze.engine import ChunkView, FlowBudget, largest
 from labkit.analyze.evidence import FrameSet, dst_field, src_field
 from labkit.mtu import MIN_IPV4_MTU
 
@@ -273,10 +273,7 @@ class RetransDetector:
 
     def _record_acked(self, fds: np.ndarray, sizes: np.ndarray) -> None:
         """Remember, per flow, the largest segment the receiver acknowledged."""
-        order = np.argsort(fds)
-        f = fds[order]
-        starts = np.flatnonzero(np.r_[True, f[1:] != f[:-1]])
-        uf, best = f[starts], np.maximum.reduceat(sizes[order], starts)
+        uf, best = largest(fds, sizes)
         get = self.acked_size.get
         for f, sz in zip(uf.tolist(), best.tolist()):
             if sz > get(f, 0):
