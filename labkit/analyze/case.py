@@ -40,9 +40,32 @@ from labkit.analyze.detectors.mss import SynGroup
 from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
 from labkit.analyze.detectors.size import DfSelection
 from labkit.analyze.diagnosis import fold
-from labkit.analyze.evidence import FrameSet, Selection, any_of, dst_field, paren, select, src_field
+from labkit.analyze.evidence import (
+    FrameSet,
+    Selection,
+    any_of,
+    dst_field,
+    located,
+    paren,
+    select,
+    src_field,
+)
 from labkit.analyze.report import AnalyzeOptions, FileReport
-from labkit.findings import Evidence, Finding, Severity
+from labkit.findings import (
+    DtlsAbsent,
+    DtlsEstablished,
+    DtlsNondefaultPort,
+    DtlsOther,
+    DtlsUnanswered,
+    Finding,
+    IcmpFragNeeded,
+    MtuMismatch,
+    OversizedDf,
+    PmtudBlackHole,
+    Role,
+    SynMss,
+    VpnReconnect,
+)
 
 DEFAULT_VPN_PORT = mtu.DEFAULT_DTLS_PORT
 RAW_POINT_LINKTYPES = dec.RAW_LINKTYPES | {dec.LINKTYPE_NULL, dec.LINKTYPE_LOOP}
@@ -57,29 +80,6 @@ class Limit:
     v6: bool = False
 
 
-def _findings_from(
-    selections: Sequence[Selection | None],
-) -> tuple[tuple[Evidence, ...], str, dict[str, str]]:
-    """Evidence and filters of selections from one or more files (one selection per file)."""
-    sels = [s for s in selections if s is not None]
-    evidence = tuple(Evidence(s.file, f, t) for s in sels for f, t in s.frames)
-    filters = {s.file: s.filter for s in sels}
-    return evidence, (sels[0].filter if sels else ""), filters
-
-
-def _finding(
-    fid: str,
-    summary: str,
-    selections: Sequence[Selection | None],
-    fields: dict,
-    severity: Severity | None = None,
-) -> Finding:
-    evidence, filt, filters = _findings_from(selections)
-    if len(filters) > 1:
-        fields = dict(fields, wireshark_filters=filters)
-    return Finding(fid, summary, evidence, filt, fields, severity)
-
-
 def _per_file(sets: Iterable[FrameSet], clause: str | None = None) -> list[Selection | None]:
     by_file: dict[str, list[FrameSet]] = {}
     for s in sets:
@@ -89,11 +89,6 @@ def _per_file(sets: Iterable[FrameSet], clause: str | None = None) -> list[Selec
 
 def _hex(v: int | None) -> str | None:
     return None if v is None else f"0x{v:04x}"
-
-
-def _clean(fields: dict) -> dict:
-    """Leave out what the evidence cannot support (None) instead of guessing it."""
-    return {k: v for k, v in fields.items() if v is not None}
 
 
 class Case:
@@ -198,7 +193,7 @@ class Case:
         return out
 
     def _dtls(self) -> list[Finding]:
-        out = []
+        out: list[Finding] = []
         for p in self.dtls_pairs:
             sets = [p.hellos, p.hvr, p.server_hello]
             version = _hex(p.version)
@@ -218,29 +213,21 @@ class Case:
                     f"DTLS {version} ({vname}) established between {p.client} and "
                     f"{p.server} on UDP {p.port}" + (" " + ", ".join(how) if how else "") + "."
                 )
+                seen = p.handshake_seen
                 out.append(
-                    _finding(
-                        "dtls-established",
-                        summary,
-                        _per_file(sets),
-                        _clean(
-                            {
-                                "version": version,
-                                "version_name": vname,
-                                "port": p.port,
-                                "client": p.client,
-                                "server": p.server,
-                                "resumed": p.resumed,
-                                "hello_verify_request": bool(p.hvr.count)
-                                if p.handshake_seen
-                                else None,
-                                "retransmitted_hellos": p.retransmitted_hellos
-                                if p.handshake_seen
-                                else None,
-                                "attempts": p.attempts if p.handshake_seen else None,
-                                "cipher": _hex(p.cipher),
-                            }
-                        ),
+                    DtlsEstablished(
+                        summary=summary,
+                        **located(_per_file(sets)),
+                        version=version,
+                        version_name=vname,
+                        port=p.port,
+                        client=p.client,
+                        server=p.server,
+                        resumed=p.resumed,
+                        hello_verify_request=bool(p.hvr.count) if seen else None,
+                        retransmitted_hellos=p.retransmitted_hellos if seen else None,
+                        attempts=p.attempts if seen else None,
+                        cipher=_hex(p.cipher),
                     )
                 )
             elif self._unanswered(p) or (
@@ -261,21 +248,16 @@ class Case:
                     f"the TLS tunnel."
                 )
                 out.append(
-                    _finding(
-                        "dtls-unanswered",
-                        summary,
-                        _per_file([p.hellos]),
-                        _clean(
-                            {
-                                "client": p.client,
-                                "server": p.server,
-                                "port": p.port,
-                                "attempts": p.attempts,
-                                "version": version,
-                                "hello_verify_requests": hvr or None,
-                                "icmp_unreachable": unreach or None,
-                            }
-                        ),
+                    DtlsUnanswered(
+                        summary=summary,
+                        **located(_per_file([p.hellos])),
+                        client=p.client,
+                        server=p.server,
+                        port=p.port,
+                        attempts=p.attempts,
+                        version=version,
+                        hello_verify_requests=hvr or None,
+                        icmp_unreachable=unreach or None,
                     )
                 )
             if p.port != DEFAULT_VPN_PORT and p.attempts:
@@ -290,19 +272,14 @@ class Case:
                     )
                 )
                 out.append(
-                    _finding(
-                        "dtls-nondefault-port",
-                        summary,
-                        _per_file([p.hellos]),
-                        _clean(
-                            {
-                                "port": p.port,
-                                "client": p.client,
-                                "server": p.server,
-                                "established": ok,
-                            }
-                        ),
+                    DtlsNondefaultPort(
+                        summary=summary,
+                        **located(_per_file([p.hellos])),
                         severity=None if not ok else "info",
+                        port=p.port,
+                        client=p.client,
+                        server=p.server,
+                        established=ok,
                     )
                 )
         return out
@@ -310,7 +287,7 @@ class Case:
     def _dtls_other(self) -> list[Finding]:
         """DTLS that is not a VPN tunnel (WebRTC after STUN, CoAP, CAPWAP, test servers):
         described, never judged as the VPN's DTLS."""
-        out = []
+        out: list[Finding] = []
         for p in self.other_dtls:
             kind = "WebRTC (DTLS-SRTP after STUN)" if p.stun else "not an AnyConnect tunnel"
             state = (
@@ -328,21 +305,16 @@ class Case:
             handshake = [s for s in (p.hellos, p.hvr, p.server_hello) if s is not None]
             sets = handshake if p.handshake_seen else [_data_set(p)]
             out.append(
-                _finding(
-                    "dtls-other",
-                    summary,
-                    _per_file(sets),
-                    _clean(
-                        {
-                            "client": p.client,
-                            "server": p.server,
-                            "port": p.port,
-                            "version": _hex(p.version),
-                            "webrtc": p.stun,
-                            "established": p.established,
-                            "attempts": p.attempts if p.handshake_seen else None,
-                        }
-                    ),
+                DtlsOther(
+                    summary=summary,
+                    **located(_per_file(sets)),
+                    client=p.client,
+                    server=p.server,
+                    port=p.port,
+                    version=_hex(p.version),
+                    webrtc=p.stun,
+                    established=p.established,
+                    attempts=p.attempts if p.handshake_seen else None,
                 )
             )
         return out
@@ -445,11 +417,12 @@ class Case:
                     f"ClientHellos never reach this capture point)."
                 )
                 out.append(
-                    _finding(
-                        "dtls-absent",
-                        summary,
-                        _per_file(merged),
-                        {"client": client, "server": head, "tls_sessions": len(sessions)},
+                    DtlsAbsent(
+                        summary=summary,
+                        **located(_per_file(merged)),
+                        client=client,
+                        server=head,
+                        tls_sessions=len(sessions),
                     )
                 )
         return out
@@ -492,34 +465,32 @@ class Case:
                         f"(AnyConnect does this to apply the TLS MTU when DTLS fails)."
                     )
                     out.append(
-                        _finding(
-                            "vpn-reconnect",
-                            summary,
-                            [select([fs])],
-                            {
-                                "client": client,
-                                "server": server,
-                                "port": port,
-                                "gap_s": gap,
-                                "previous_client_port": prev.sport,
-                                "client_port": s.sport,
-                            },
+                        VpnReconnect(
+                            summary=summary,
+                            **located([select([fs])]),
+                            client=client,
+                            server=server,
+                            port=port,
+                            gap_s=gap,
+                            previous_client_port=prev.sport,
+                            client_port=s.sport,
                         )
                     )
         return out
 
-    def _syn_roles(self, file: str) -> list[tuple[SynGroup, str | None, int]]:
+    def _syn_roles(self, file: str) -> list[tuple[SynGroup, Role | None, int]]:
         """(group, role, count) for every SYN group of ``file`` split by role."""
         f = self.facts[file]
         heads = self._head_hashes
-        out: list[tuple[SynGroup, str | None, int]] = []
+        out: list[tuple[SynGroup, Role | None, int]] = []
         for (synack, mss_v, ipver), grp in sorted(f.mss.groups.items()):
             if not self.headends:
                 out.append((grp, None, grp.count))
                 continue
             to_head, other = f.mss.role_counts(synack, mss_v, ipver, heads)
-            rest = "other" if self.capture_point(file)[0] == "outside" else "inner"
-            out += [(grp, role, n) for role, n in (("outer", to_head), (rest, other)) if n]
+            rest: Role = "other" if self.capture_point(file)[0] == "outside" else "inner"
+            roles: tuple[tuple[Role, int], ...] = (("outer", to_head), (rest, other))
+            out += [(grp, role, n) for role, n in roles if n]
         return out
 
     def _syn_selection(self, file: str, grp, role: str | None, count: int) -> Selection | None:
@@ -535,7 +506,7 @@ class Case:
         return select(sets, clause=clause)
 
     def _syn_mss(self) -> list[Finding]:
-        out = []
+        out: list[Finding] = []
         for file in self.facts:
             for grp, role, count in self._syn_roles(file):
                 sel = self._syn_selection(file, grp, role, count)
@@ -553,27 +524,22 @@ class Case:
                     f"{grp.mss}: the {who} size packets for MTU {implied}."
                 )
                 out.append(
-                    _finding(
-                        "syn-mss",
-                        summary,
-                        [sel],
-                        _clean(
-                            {
-                                "mss": grp.mss,
-                                "direction": "syn-ack" if grp.synack else "syn",
-                                "role": role,
-                                "ip_version": grp.ipver,
-                                "implied_mtu": implied,
-                                "count": count,
-                                "servers": servers[:8] or None,
-                            }
-                        ),
+                    SynMss(
+                        summary=summary,
+                        **located([sel]),
+                        mss=grp.mss,
+                        direction="syn-ack" if grp.synack else "syn",
+                        role=role,
+                        ip_version=grp.ipver,
+                        implied_mtu=implied,
+                        count=count,
+                        servers=servers[:8] or None,
                     )
                 )
         return out
 
     def _icmp(self) -> list[Finding]:
-        out = []
+        out: list[Finding] = []
         for f in self.facts.values():
             for (v6, m), g in sorted(f.icmp.frag.items()):
                 lengths = g.original_lengths.most_common()
@@ -589,24 +555,17 @@ class Case:
                     + ": the sender must send smaller packets."
                 )
                 out.append(
-                    _finding(
-                        "icmp-frag-needed",
-                        summary,
-                        [select([g.frames])],
-                        _clean(
-                            {
-                                "mtu": m,
-                                "original_length": orig,
-                                "ip_version": 6 if v6 else 4,
-                                "original_lengths": [ln for ln, _n in lengths]
-                                if len(lengths) > 1
-                                else None,
-                                "count": g.frames.count,
-                                "reporters": sorted(g.reporters)[:8],
-                                "quoted_flows": [_flow_text(fl) for fl in flows] or None,
-                            }
-                        ),
-                        "info" if pmtud.adapted({f.icmp.file: f}, v6, m) else None,
+                    IcmpFragNeeded(
+                        summary=summary,
+                        **located([select([g.frames])]),
+                        severity="info" if pmtud.adapted({f.icmp.file: f}, v6, m) else None,
+                        mtu=m,
+                        original_length=orig,
+                        ip_version=6 if v6 else 4,
+                        original_lengths=[ln for ln, _n in lengths] if len(lengths) > 1 else None,
+                        count=g.frames.count,
+                        reporters=sorted(g.reporters)[:8],
+                        quoted_flows=[_flow_text(fl) for fl in flows] or None,
                     )
                 )
         return out
@@ -638,7 +597,7 @@ class Case:
         return not (vpn or self.headends)
 
     def _oversized(self) -> list[Finding]:
-        out = []
+        out: list[Finding] = []
         for lim in self.limits():
             if self._pmtud_handles(lim):
                 continue
@@ -654,22 +613,19 @@ class Case:
                     f"unfragmented."
                 )
                 out.append(
-                    _finding(
-                        "oversized-df",
-                        summary,
-                        [sel],
-                        {
-                            "packet_size": size,
-                            "tunnel_mtu": lim.mtu,
-                            "count": total,
-                            "sizes": {str(k): v for k, v in sizes.most_common(5)},
-                        },
+                    OversizedDf(
+                        summary=summary,
+                        **located([sel]),
+                        packet_size=size,
+                        tunnel_mtu=lim.mtu,
+                        count=total,
+                        sizes={str(k): v for k, v in sizes.most_common(5)},
                     )
                 )
         return out
 
     def _black_holes(self) -> list[tuple[Finding, Candidate]]:
-        out = []
+        out: list[tuple[Finding, Candidate]] = []
         quoted = self.icmp_flows()
         known = self.options.tunnel_mtu
         for f in self.facts.values():
@@ -699,20 +655,15 @@ class Case:
                 )
                 out.append(
                     (
-                        _finding(
-                            "pmtud-black-hole",
-                            summary,
-                            [select([cd.copies])],
-                            _clean(
-                                {
-                                    "packet_size": cd.size,
-                                    "segment_length": cd.length,
-                                    "copies": cd.copies.count,
-                                    "flow": _flow_text(cd.flow),
-                                    "recovered_by_smaller_segments": cd.recovered_by_shrinking,
-                                    "tunnel_mtu": known,
-                                }
-                            ),
+                        PmtudBlackHole(
+                            summary=summary,
+                            **located([select([cd.copies])]),
+                            packet_size=cd.size,
+                            segment_length=cd.length,
+                            copies=cd.copies.count,
+                            flow=_flow_text(cd.flow),
+                            recovered_by_smaller_segments=cd.recovered_by_shrinking,
+                            tunnel_mtu=known,
                         ),
                         cd,
                     )
@@ -736,7 +687,7 @@ class Case:
         return clause
 
     def _mismatch(self, holes: list[tuple[Finding, Candidate]]) -> list[Finding]:
-        out = []
+        out: list[Finding] = []
         done: set[tuple[int, int | None]] = set()
         vpn = any(self._unanswered(p) for p in self.dtls_pairs)
         for lim in self.limits():
@@ -810,17 +761,14 @@ class Case:
                 )
             )
             out.append(
-                _finding(
-                    "mtu-mismatch",
-                    summary,
-                    sels,
-                    {
-                        "packet_size": size,
-                        "tunnel_mtu": lim.mtu,
-                        "tunnel_mtu_source": lim.source,
-                        "excess_bytes": size - lim.mtu,
-                        **({"sender_kept_oversized": True} if kept else {}),
-                    },
+                MtuMismatch(
+                    summary=summary,
+                    **located(sels),
+                    packet_size=size,
+                    tunnel_mtu=lim.mtu,
+                    tunnel_mtu_source=lim.source,
+                    excess_bytes=size - lim.mtu,
+                    sender_kept_oversized=True if kept else None,
                 )
             )
         if not self.limits():
@@ -835,8 +783,8 @@ class Case:
                     f"(give --tunnel-mtu or capture the ICMP)."
                 )
                 out.append(
-                    _finding(
-                        "mtu-mismatch", summary, [select([cd.copies])], {"packet_size": cd.size}
+                    MtuMismatch(
+                        summary=summary, **located([select([cd.copies])]), packet_size=cd.size
                     )
                 )
         return out
