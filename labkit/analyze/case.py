@@ -36,7 +36,7 @@ from labkit.analyze import pmtud
 from labkit.analyze.detectors import FileFacts
 from labkit.analyze.detectors.coverage import blind_spots, unjudged_black_holes
 from labkit.analyze.detectors.dtlspairs import DtlsPair, anyconnect_like, with_tls_sessions
-from labkit.analyze.detectors.mss import SynGroup
+from labkit.analyze.detectors.mss import SynGroup, SynSelection
 from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
 from labkit.analyze.detectors.size import DfSelection
 from labkit.analyze.diagnosis import fold
@@ -46,7 +46,6 @@ from labkit.analyze.evidence import (
     any_of,
     dst_field,
     located,
-    paren,
     select,
     src_field,
 )
@@ -493,23 +492,31 @@ class Case:
             out += [(grp, role, n) for role, n in roles if n]
         return out
 
-    def _syn_selection(self, file: str, grp, role: str | None, count: int) -> Selection | None:
+    def _syn(self, file: str, grp: SynGroup, role: Role | None) -> SynSelection:
+        """The SYNs of one group and role in ``file``, as evidence."""
+        det = self.facts[file].mss
+        return SynSelection(
+            grp.synack,
+            grp.mss,
+            grp.ipver,
+            tuple(sorted(self.headends)),
+            None if role is None else role == "outer",
+            mixed_versions=len({ipv for _sa, _m, ipv in det.groups}) > 1,
+            icmp_errors=bool(self.facts[file].icmp.errors),
+        )
+
+    def _syn_selection(self, file: str, grp: SynGroup, role: Role | None) -> Selection | None:
         """The first SYNs of one group and role, and a filter selecting exactly them."""
-        clause = self._syn_clause(file, grp.synack, grp.mss, grp.ipver, role)
-        outer = None if role is None else role == "outer"
-        sets = [
-            FrameSet(file, clause, list(frames), n)
-            for frames, n in self.facts[file].mss.role_sets(
-                grp.synack, grp.mss, grp.ipver, self._head_hashes, outer
-            )
-        ]
-        return select(sets, clause=clause)
+        syn = self._syn(file, grp, role)
+        frames, count = syn.first_frames(self.facts[file].mss)
+        clause = syn.wireshark()
+        return select([FrameSet(file, clause, frames, count)], clause=clause)
 
     def _syn_mss(self) -> list[Finding]:
         out: list[Finding] = []
         for file in self.facts:
             for grp, role, count in self._syn_roles(file):
-                sel = self._syn_selection(file, grp, role, count)
+                sel = self._syn_selection(file, grp, role)
                 shown = {fr for fr, _t in sel.frames} if sel else set()
                 servers = sorted({srv for fr, _t, _h, srv in grp.frames if fr in shown})
                 implied = mtu.mtu_for_mss(grp.mss, grp.ipver == 6)
@@ -670,22 +677,6 @@ class Case:
                 )
         return out
 
-    def _syn_clause(self, file: str, synack: bool, mss_v: int, ipver: int, role: str | None) -> str:
-        ack = 1 if synack else 0
-        clause = f"tcp.flags.syn == 1 && tcp.flags.ack == {ack} && tcp.options.mss_val == {mss_v}"
-        if len({ipv for _sa, _m, ipv in self.facts[file].mss.groups}) > 1:
-            clause += " && " + ("ipv6" if ipver == 6 else "ip")
-        if self.facts[file].icmp.errors:  # a SYN quoted in an ICMP error is not a SYN
-            clause += " && !icmp && !icmpv6"
-        if role is not None:
-            fld = "src" if synack else "dst"
-            heads = any_of(
-                f"{'ipv6' if ':' in h else 'ip'}.{fld} == {h}" for h in sorted(self.headends)
-            )
-            clause += f" && {paren(heads)}" if role == "outer" else f" && !{paren(heads)}"
-
-        return clause
-
     def _mismatch(self, holes: list[tuple[Finding, Candidate]]) -> list[Finding]:
         out: list[Finding] = []
         done: set[tuple[int, int | None]] = set()
@@ -727,9 +718,9 @@ class Case:
                 if size in sizes:
                     fs = self._df_evidence(file, self._df(lim.mtu, size), sizes[size])
                     parts.setdefault(file, []).append(([fs], fs.clause))
-            for file, grp, role, n in syns:
+            for file, grp, role, _n in syns:
                 if mtu.mtu_for_mss(grp.mss, grp.ipver == 6) == size:
-                    sel = self._syn_selection(file, grp, role, n)
+                    sel = self._syn_selection(file, grp, role)
                     if sel is not None:
                         parts.setdefault(file, []).append(sel)
             for _h, cd in holes:
