@@ -1,8 +1,9 @@
 """Evidence said once, compiled twice: tshark judges each description's display filter against
 the frames its numpy compilation selects, on real captures.
 
-Each description (``DfSelection``, ``SynSelection``, ``LastFragments``) compiles to a
-Wireshark display filter and to a selection over its detector's table or a chunk's columns.
+Each description (``DfSelection``, ``SynSelection``, ``IcmpSelection``, ``LastFragments``)
+compiles to a Wireshark display filter and to a selection over its detector's table, a
+chunk's columns or (ICMP errors, decoded one by one) the detector's groups.
 For every capture shipped with the repository (and the shared public captures, when present)
 the frames tshark selects with the filter must be exactly those the table counts: the same
 number, and the first frames the detector kept are tshark's first frames.
@@ -87,6 +88,15 @@ def _syn_checks(ff: FileFacts) -> list[Check]:
     return out
 
 
+def _icmp_checks(ff: FileFacts) -> list[Check]:
+    det = ff.icmp
+    groups = [*det.frag.values(), *det.bogus.values(), *det.unreach.values()]
+    return [
+        (repr(g.sel), g.sel.wireshark(), [f for f, _t in g.frames.frames], g.frames.count)
+        for g in groups
+    ]
+
+
 def _fragment_checks(ff: FileFacts) -> list[Check]:
     fs = ff.frags.frames
     return [("LastFragments", LAST_FRAGMENTS.wireshark(), [f for f, _t in fs.frames], fs.count)]
@@ -95,7 +105,10 @@ def _fragment_checks(ff: FileFacts) -> list[Check]:
 def _judge(path: Path, facts: tuple[FileFacts, set[int]]) -> None:
     ff, copies = facts
     checks = list(
-        {c[1]: c for c in _df_checks(ff) + _syn_checks(ff) + _fragment_checks(ff)}.values()
+        {
+            c[1]: c
+            for c in _df_checks(ff) + _syn_checks(ff) + _icmp_checks(ff) + _fragment_checks(ff)
+        }.values()
     )
     with ThreadPoolExecutor(max_workers=2) as pool:
         got = list(pool.map(lambda c: tshark_frames(path, c[1]), checks))
@@ -124,11 +137,12 @@ def test_the_shared_public_captures_too(name: str) -> None:
 
 def test_the_checks_see_evidence() -> None:
     """The captures hold every kind of evidence the checks compare, so none passes empty."""
-    kinds = {"df": 0, "syn": 0, "frag": 0}
-    for name in ("dtls-blocked-icmp-blocked", "fix-df-bit-ignore"):
+    kinds = {"df": 0, "syn": 0, "icmp": 0, "frag": 0}
+    for name in ("dtls-blocked-icmp-ok", "fix-df-bit-ignore"):
         for path in _captures(ROOT / "pcaps" / "scenarios" / name):
             ff, _copies = _facts(path)
             kinds["df"] += sum(c[3] for c in _df_checks(ff))
             kinds["syn"] += sum(c[3] for c in _syn_checks(ff))
+            kinds["icmp"] += sum(c[3] for c in _icmp_checks(ff))
             kinds["frag"] += sum(c[3] for c in _fragment_checks(ff))
     assert all(kinds.values()), kinds
