@@ -1,7 +1,8 @@
 """Evidence said once, compiled twice: tshark judges each description's display filter against
 the frames its numpy compilation selects, on real captures.
 
-Each description (``DfSelection``, ``SynSelection``, ``IcmpSelection``, ``LastFragments``)
+Each description (``DfSelection``, ``SynSelection``, ``IcmpSelection``, ``DtlsSelection``,
+``LastFragments``)
 compiles to a Wireshark display filter and to a selection over its detector's table, a
 chunk's columns or (ICMP errors, decoded one by one) the detector's groups.
 For every capture shipped with the repository (and the shared public captures, when present)
@@ -97,6 +98,20 @@ def _icmp_checks(ff: FileFacts) -> list[Check]:
     ]
 
 
+def _dtls_checks(ff: FileFacts) -> list[Check]:
+    out = []
+    for p in ff.dtls.pairs.values():
+        for hs, fs in ((1, p.hellos), (2, p.server_hello_frames), (3, p.hvr_frames)):
+            if fs is not None:  # a pair never answered has no answers' filter to judge
+                sel = p.records(hs)
+                out.append((repr(sel), sel.wireshark(), [f for f, _t in fs.frames], fs.count))
+        if not p.handshake_seen:  # data is the evidence only of a tunnel set up before
+            sel = p.records(None)
+            first = [p.first_data_s2c[0]] if p.first_data_s2c else []
+            out.append((repr(sel), sel.wireshark(), first, p.data_s2c))
+    return out
+
+
 def _fragment_checks(ff: FileFacts) -> list[Check]:
     fs = ff.frags.frames
     return [("LastFragments", LAST_FRAGMENTS.wireshark(), [f for f, _t in fs.frames], fs.count)]
@@ -107,7 +122,11 @@ def _judge(path: Path, facts: tuple[FileFacts, set[int]]) -> None:
     checks = list(
         {
             c[1]: c
-            for c in _df_checks(ff) + _syn_checks(ff) + _icmp_checks(ff) + _fragment_checks(ff)
+            for c in _df_checks(ff)
+            + _syn_checks(ff)
+            + _icmp_checks(ff)
+            + _dtls_checks(ff)
+            + _fragment_checks(ff)
         }.values()
     )
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -137,12 +156,13 @@ def test_the_shared_public_captures_too(name: str) -> None:
 
 def test_the_checks_see_evidence() -> None:
     """The captures hold every kind of evidence the checks compare, so none passes empty."""
-    kinds = {"df": 0, "syn": 0, "icmp": 0, "frag": 0}
+    kinds = {"df": 0, "syn": 0, "icmp": 0, "dtls": 0, "frag": 0}
     for name in ("dtls-blocked-icmp-ok", "fix-df-bit-ignore"):
         for path in _captures(ROOT / "pcaps" / "scenarios" / name):
             ff, _copies = _facts(path)
             kinds["df"] += sum(c[3] for c in _df_checks(ff))
             kinds["syn"] += sum(c[3] for c in _syn_checks(ff))
             kinds["icmp"] += sum(c[3] for c in _icmp_checks(ff))
+            kinds["dtls"] += sum(c[3] for c in _dtls_checks(ff))
             kinds["frag"] += sum(c[3] for c in _fragment_checks(ff))
     assert all(kinds.values()), kinds

@@ -810,11 +810,7 @@ def _merge_same_clause(sets: list[FrameSet]) -> list[FrameSet]:
 
 
 def _data_set(p: DtlsPair) -> FrameSet:
-    fs = FrameSet(
-        p.file,
-        f"{src_field(p.client)} == {p.server} && {dst_field(p.client)} == "
-        f"{p.client} && udp.srcport == {p.port} && dtls.record.content_type == 23",
-    )
+    fs = FrameSet(p.file, p.records(None).wireshark())
     if p.first_data_s2c:
         fs.add(*p.first_data_s2c)
         fs.count = p.data_s2c
