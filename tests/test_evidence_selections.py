@@ -2,12 +2,12 @@
 the frames its numpy compilation selects, on real captures.
 
 Each description (``DfSelection``, ``SynSelection``, ``IcmpSelection``, ``DtlsSelection``,
-``LastFragments``)
-compiles to a Wireshark display filter and to a selection over its detector's table, a
-chunk's columns or (ICMP errors, decoded one by one) the detector's groups.
-For every capture shipped with the repository (and the shared public captures, when present)
-the frames tshark selects with the filter must be exactly those the table counts: the same
-number, and the first frames the detector kept are tshark's first frames.
+``Segment``, ``LastFragments``) compiles to a Wireshark display filter, and the detector
+selects the same packets from its table, a chunk's columns, or (ICMP errors and DTLS
+handshakes, decoded one by one) its groups. For every capture shipped with the repository
+(and the shared public captures, when present) the frames tshark selects with the filter
+must be exactly those the detector counts: the same number, and the first frames it kept are
+tshark's first frames.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from labkit.analyze import AnalyzeOptions, scan
 from labkit.analyze.detectors import FileFacts
 from labkit.analyze.detectors.frags import LAST_FRAGMENTS
 from labkit.analyze.detectors.mss import SynSelection
+from labkit.analyze.detectors.retrans import Segment
 from labkit.analyze.detectors.size import FLOOR, DfSelection
 from labkit.analyze.evidence import MAX_FRAMES
 from tests.helpers.paths import PUBLIC, ROOT
@@ -112,6 +113,14 @@ def _dtls_checks(ff: FileFacts) -> list[Check]:
     return out
 
 
+def _segment_checks(ff: FileFacts) -> list[Check]:
+    out = []
+    for cd in ff.retrans.candidates.values():
+        seg = Segment(cd.src, cd.dst, cd.sport, cd.dport, cd.seq, cd.length)
+        out.append((repr(seg), seg.wireshark(), [f for f, _t in cd.copies.frames], cd.copies.count))
+    return out
+
+
 def _fragment_checks(ff: FileFacts) -> list[Check]:
     fs = ff.frags.frames
     return [("LastFragments", LAST_FRAGMENTS.wireshark(), [f for f, _t in fs.frames], fs.count)]
@@ -156,13 +165,14 @@ def test_the_shared_public_captures_too(name: str) -> None:
 
 def test_the_checks_see_evidence() -> None:
     """The captures hold every kind of evidence the checks compare, so none passes empty."""
-    kinds = {"df": 0, "syn": 0, "icmp": 0, "dtls": 0, "frag": 0}
-    for name in ("dtls-blocked-icmp-ok", "fix-df-bit-ignore"):
+    kinds = {"df": 0, "syn": 0, "icmp": 0, "dtls": 0, "segment": 0, "frag": 0}
+    for name in ("dtls-blocked-icmp-ok", "dtls-blocked-icmp-blocked", "fix-df-bit-ignore"):
         for path in _captures(ROOT / "pcaps" / "scenarios" / name):
             ff, _copies = _facts(path)
             kinds["df"] += sum(c[3] for c in _df_checks(ff))
             kinds["syn"] += sum(c[3] for c in _syn_checks(ff))
             kinds["icmp"] += sum(c[3] for c in _icmp_checks(ff))
             kinds["dtls"] += sum(c[3] for c in _dtls_checks(ff))
+            kinds["segment"] += sum(c[3] for c in _segment_checks(ff))
             kinds["frag"] += sum(c[3] for c in _fragment_checks(ff))
     assert all(kinds.values()), kinds
