@@ -2,12 +2,12 @@
 the frames its numpy compilation selects, on real captures.
 
 Each description (``DfSelection``, ``SynSelection``, ``IcmpSelection``, ``DtlsSelection``,
-``Segment``, ``LastFragments``) compiles to a Wireshark display filter, and the detector
-selects the same packets from its table, a chunk's columns, or (ICMP errors and DTLS
-handshakes, decoded one by one) its groups. For every capture shipped with the repository
-(and the shared public captures, when present) the frames tshark selects with the filter
-must be exactly those the detector counts: the same number, and the first frames it kept are
-tshark's first frames.
+``Segment``, ``TlsHellos``, ``LastFragments``) compiles to a Wireshark display filter, and
+the detector selects the same packets from its table, a chunk's columns, or (ICMP errors and
+DTLS handshakes, decoded one by one) its groups. For every capture shipped with the
+repository (and the shared public captures, when present) the frames tshark selects with the
+filter must be exactly those the detector counts: the same number, and the first frames it
+kept are tshark's first frames.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from labkit.analyze.detectors import FileFacts
 from labkit.analyze.detectors.frags import LAST_FRAGMENTS
 from labkit.analyze.detectors.mss import SynSelection
 from labkit.analyze.detectors.retrans import Segment
+from labkit.analyze.detectors.sessions import TlsHellos
 from labkit.analyze.detectors.size import FLOOR, DfSelection
 from labkit.analyze.evidence import MAX_FRAMES
 from tests.helpers.paths import PUBLIC, ROOT
@@ -121,6 +122,24 @@ def _segment_checks(ff: FileFacts) -> list[Check]:
     return out
 
 
+def _tls_checks(ff: FileFacts) -> list[Check]:
+    """Each session's first ClientHello: per client and server, and per endpoint for the
+    client ports of its first two sessions (a reconnect's evidence)."""
+    by_pair: dict[tuple[str, str], list] = {}
+    for sess in ff.tls.sessions.values():
+        by_pair.setdefault((sess.client, sess.server), []).append(sess)
+    out = []
+    for (client, server), sessions in sorted(by_pair.items()):
+        sessions.sort(key=lambda x: x.hello_frame)
+        sel = TlsHellos(client, server)
+        out.append((repr(sel), sel.wireshark(), [x.hello_frame for x in sessions], len(sessions)))
+        two = sessions[:2]
+        port = TlsHellos(client, server, two[0].dport, tuple(x.sport for x in two))
+        same = [x for x in sessions if x.dport == port.port and x.sport in port.client_ports]
+        out.append((repr(port), port.wireshark(), [x.hello_frame for x in same], len(same)))
+    return out
+
+
 def _fragment_checks(ff: FileFacts) -> list[Check]:
     fs = ff.frags.frames
     return [("LastFragments", LAST_FRAGMENTS.wireshark(), [f for f, _t in fs.frames], fs.count)]
@@ -165,7 +184,7 @@ def test_the_shared_public_captures_too(name: str) -> None:
 
 def test_the_checks_see_evidence() -> None:
     """The captures hold every kind of evidence the checks compare, so none passes empty."""
-    kinds = {"df": 0, "syn": 0, "icmp": 0, "dtls": 0, "segment": 0, "frag": 0}
+    kinds = {"df": 0, "syn": 0, "icmp": 0, "dtls": 0, "segment": 0, "tls": 0, "frag": 0}
     for name in ("dtls-blocked-icmp-ok", "dtls-blocked-icmp-blocked", "fix-df-bit-ignore"):
         for path in _captures(ROOT / "pcaps" / "scenarios" / name):
             ff, _copies = _facts(path)
@@ -174,5 +193,6 @@ def test_the_checks_see_evidence() -> None:
             kinds["icmp"] += sum(c[3] for c in _icmp_checks(ff))
             kinds["dtls"] += sum(c[3] for c in _dtls_checks(ff))
             kinds["segment"] += sum(c[3] for c in _segment_checks(ff))
+            kinds["tls"] += sum(c[3] for c in _tls_checks(ff))
             kinds["frag"] += sum(c[3] for c in _fragment_checks(ff))
     assert all(kinds.values()), kinds

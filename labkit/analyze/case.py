@@ -38,16 +38,15 @@ from labkit.analyze.detectors.coverage import blind_spots, unjudged_black_holes
 from labkit.analyze.detectors.dtlspairs import DtlsPair, anyconnect_like, with_tls_sessions
 from labkit.analyze.detectors.mss import SynGroup, SynSelection
 from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
+from labkit.analyze.detectors.sessions import TlsHellos
 from labkit.analyze.detectors.size import DfSelection
 from labkit.analyze.diagnosis import fold
 from labkit.analyze.evidence import (
     FrameSet,
     Selection,
     any_of,
-    dst_field,
     located,
     select,
-    src_field,
 )
 from labkit.analyze.report import AnalyzeOptions, FileReport
 from labkit.findings import (
@@ -438,11 +437,7 @@ class Case:
                     continue
                 sets = []
                 for s in sessions:
-                    fs = FrameSet(
-                        s.file,
-                        f"tls.handshake.type == 1 && {src_field(client)} == {client} && "
-                        f"{dst_field(client)} == {head}",
-                    )
+                    fs = FrameSet(s.file, TlsHellos(client, head).wireshark())
                     sets.append(fs)
                     fs.add(s.hello_frame, s.hello_ts)
                 merged = _merge_same_clause(sets)
@@ -485,12 +480,8 @@ class Case:
                         continue
                     last = s.prev_last.get(prev.key, prev.last_ts)
                     gap = round(max(0.0, s.start_ts - last), 3)
-                    fs = FrameSet(
-                        f.tls.file,
-                        f"tls.handshake.type == 1 && {src_field(client)} == {client} && "
-                        f"{dst_field(client)} == {server} && tcp.dstport == {port} && "
-                        f"(tcp.srcport == {prev.sport} || tcp.srcport == {s.sport})",
-                    )
+                    sel = TlsHellos(client, server, port, (prev.sport, s.sport))
+                    fs = FrameSet(f.tls.file, sel.wireshark())
                     fs.add(prev.hello_frame, prev.hello_ts)
                     fs.add(s.hello_frame, s.hello_ts)
                     summary = (
