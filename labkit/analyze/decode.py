@@ -276,8 +276,9 @@ SNAP_CUT_PARTS = {
     SNAP_ICMP_QUOTE: "an ICMP error's quoted header (its flow unread)",
 }
 MAX_LAYERS = 16  # headers peeled per frame (each VLAN tag or MPLS label is one): bounded work
-#: VXLAN, VXLAN-GPE, Geneve, GTP-U, CAPWAP data, L2TP, GRE-in-UDP (RFC 8086), AYIYA
-TUNNEL_PORTS = (4789, 4790, 6081, 2152, 5247, 1701, 4754, 5072)
+#: VXLAN, VXLAN-GPE, Geneve, GTP-U, CAPWAP data, L2TP, GRE-in-UDP (RFC 8086), AYIYA,
+#: Teredo (RFC 4380), MPLS-in-UDP (RFC 7510): the ports tshark decodes them on by default
+TUNNEL_PORTS = (4789, 4790, 6081, 2152, 5247, 1701, 4754, 5072, 3544, 6635)
 _VLAN_TAGS = (0x8100, 0x88A8, 0x9100, 0x9200)
 _ETH_MPLS = (0x8847, 0x8848)
 _PW_PLAIN = (0x0800, 0x86DD, 0x8100, 0x88A8, 0x0806)
@@ -580,6 +581,22 @@ def _ip_fields(b: bytes, p: int, ver: int) -> tuple[int, int, bool] | None:
     return nh, q, first and nh not in _V6_EXT
 
 
+def _teredo(b: bytes, q: int) -> tuple[int, int, int]:
+    """What follows the UDP header of a Teredo packet at ``q``: its optional authentication
+    (0x0001, with client identifier and authentication value lengths, a nonce and a
+    confirmation byte) and origin indication (0x0000, 8 bytes) headers, then IPv6."""
+    n = len(b)
+    if b[q] == 0 and b[q + 1] == 1:
+        q += 4 + b[q + 2] + b[q + 3] + 8 + 1
+        if q + 2 > n:
+            return -2, 0, 0
+    if b[q] == 0 and b[q + 1] == 0:
+        q += 8
+    if q + 1 > n:
+        return -2, 0, 0
+    return (_ST_ET, q, _ETH_IPV6) if b[q] >> 4 == 6 else (-1, 0, 0)
+
+
 def _udp_tunnel(b: bytes, q: int, sport: int, dport: int) -> tuple[int, int, int]:
     """(state, offset, ethertype) of what a UDP tunnel header at ``q`` carries; state -1: not a
     tunnel (plain UDP, inspected as such), -2: a tunnel header cut short."""
@@ -624,6 +641,10 @@ def _udp_tunnel(b: bytes, q: int, sport: int, dport: int) -> tuple[int, int, int
         return (_ST_WLAN_SWAPPED if native else _ST_ETH), q + (b[q + 1] >> 3) * 4, 0
     if port == 4754:
         return _ST_GRE, q, 0
+    if port == 6635:
+        return _ST_MPLS, q, 0
+    if port == 3544:  # Teredo (RFC 4380 5.1.1): authentication, origin indication, IPv6
+        return _teredo(b, q)
     if port == 5072:  # AYIYA: forward opcode, next header IP; identity and signature sizes
         if b[q + 2] & 15 != 1 or b[q + 3] not in (4, 41):
             return -1, 0, 0

@@ -134,6 +134,10 @@ def _encapsulations() -> dict[str, bytes]:
         "l2tp-ppp": eth(
             0x0800, udp4(1701, b"\x00\x02\x00\x01\x00\x01" + b"\xff\x03\x00\x21" + s(1323))
         ),
+        "mpls-in-udp": eth(0x0800, udp4(6635, mpls([30, 31], s(1324)))),
+        "teredo-origin-indication": eth(
+            0x0800, udp4(3544, b"\x00\x00" + b"\x0d\x96" + bytes(4) + s(1325, v6=True))
+        ),
     }
 
 
