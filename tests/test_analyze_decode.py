@@ -14,7 +14,7 @@ from scapy.packet import Raw
 from labkit.analyze import analyze
 from labkit.analyze import decode as dec
 from labkit.analyze.engine import rare_rows, syn_mss
-from labkit.analyze.reader import open_capture
+from labkit.pcapio.reader import open_capture
 from tests.helpers import capfiles as cf
 from tests.helpers import synth
 from tests.helpers.findings import assert_filters_select_exactly_the_evidence
@@ -245,7 +245,7 @@ def test_the_scalar_hashes_are_the_column_hashes() -> None:
     same 64-bit keys as the columns' numpy hashes, or a followed flow is never found."""
     import random
 
-    from labkit.analyze.reader import open_capture
+    from labkit.pcapio.reader import open_capture
 
     rnd = random.Random(5)
     for _ in range(2000):
@@ -274,7 +274,7 @@ def test_decoding_from_the_columns_position_is_decoding_from_the_bytes(path) -> 
     """The engine hands each rare packet's IP position from the column decode instead of
     walking its link layers again: every frame must decode to the same summary either way
     (tunnels, VLANs and cut headers included)."""
-    from labkit.analyze.reader import open_capture
+    from labkit.pcapio.reader import open_capture
 
     with open_capture(path) as cap:
         for chunk in cap.chunks():

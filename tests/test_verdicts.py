@@ -16,7 +16,7 @@ from labkit.analyze import AnalyzeOptions, analyze, duplicates
 from labkit.analyze import decode as dec
 from labkit.analyze.duplicates import DuplicateFilter
 from labkit.analyze.grouping import FileSketch, group
-from labkit.analyze.reader import open_capture
+from labkit.pcapio.reader import open_capture
 from tests.helpers.corpus import tshark_counts
 from tests.helpers.findings import assert_filters_select_exactly_the_evidence, ids, one
 from tests.helpers.tshark import requires_tshark, tshark, tshark_fields, tshark_frames

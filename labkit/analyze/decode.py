@@ -9,7 +9,7 @@ Two decoders, one set of facts:
 * :func:`decode` (scalar): one packet's bytes -> a frozen :class:`Packet` summary. For the rare
   packets that decide verdicts (SYNs, TLS/DTLS handshakes, ICMP errors) and for tests. Sans-IO:
   bytes in, summary out; a short or broken header never raises, it leaves the layer out.
-* :func:`columns` (vectorized): a whole :class:`~labkit.analyze.reader.Chunk` -> numpy columns
+* :func:`columns` (vectorized): a whole :class:`~labkit.pcapio.reader.Chunk` -> numpy columns
   (IP version, lengths from the IP header, DF, ports, TCP flags/seq/ack, payload offset and
   its first bytes). The per-packet path of the analyzer: no Python per packet. A test checks it
   against :func:`decode` on every packet of the public captures and their format variants.
@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from labkit.analyze.reader import Chunk, rows_at
+from labkit.pcapio.reader import Chunk, rows_at
 from labkit.wire import (
     CT_APPLICATION_DATA,
     CT_CHANGE_CIPHER_SPEC,

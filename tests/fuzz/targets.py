@@ -82,8 +82,8 @@ def run_capture(data: bytes, work: Path, annotate: bool) -> None:
     """``labkit analyze FILE [--annotate OUT] [--format json]`` in process."""
     from labkit.analyze import analyze
     from labkit.analyze.annotate import write_annotated
-    from labkit.analyze.reader import open_capture
     from labkit.analyze.render import to_json, to_text
+    from labkit.pcapio.reader import open_capture
 
     path = work / "input.cap"
     path.write_bytes(data)
