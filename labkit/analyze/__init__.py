@@ -321,8 +321,8 @@ def _file_report(
     """What one file is, from its reader and its scan's counts (so far); ``given_up``: what
     the detectors' bounded tables gave up (:meth:`FileFacts.warnings`); ``not_inspected``:
     frames not inspected by reason (named when a file has no IP packet at all)."""
-    from labkit.analyze.decode import SUPPORTED_LINKTYPES, linktype_name
     from labkit.analyze.detectors.coverage import top_reasons
+    from labkit.wire.linktypes import SUPPORTED_LINKTYPES, linktype_name
 
     warnings = [str(w) for w in cap.warnings] + list(given_up)
     unknown = {

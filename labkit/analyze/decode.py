@@ -45,10 +45,22 @@ from labkit.wire import (
     HS_HELLO_VERIFY_REQUEST,
     HS_SERVER_HELLO,
     LINKTYPE_ETHERNET,
-    LINKTYPE_IPV4,
-    LINKTYPE_IPV6,
     LINKTYPE_LINUX_SLL,
-    LINKTYPE_RAW,
+)
+from labkit.wire.linktypes import (
+    LINKTYPE_ARCNET_LINUX,
+    LINKTYPE_C_HDLC,
+    LINKTYPE_FDDI,
+    LINKTYPE_IEEE802_11,
+    LINKTYPE_LINUX_SLL2,
+    LINKTYPE_LOOP,
+    LINKTYPE_NFLOG,
+    LINKTYPE_NULL,
+    LINKTYPE_PPP,
+    LINKTYPE_PPP_HDLC,
+    LINKTYPE_RADIOTAP,
+    RAW_LINKTYPES,
+    SUPPORTED_LINKTYPES,
 )
 
 try:
@@ -56,71 +68,6 @@ try:
 except ImportError:  # installed without a C compiler: py_columns does the same, slower
     _columns = None  # type: ignore[assignment]
 
-# --- link types (the ones labkit.wire names come from there) ---------------------------------
-LINKTYPE_NULL, LINKTYPE_LOOP = 0, 108
-DLT_RAW_12, DLT_RAW_14 = 12, 14
-LINKTYPE_LINUX_SLL2 = 276
-LINKTYPE_FDDI, LINKTYPE_PPP, LINKTYPE_PPP_HDLC, LINKTYPE_C_HDLC = 10, 9, 50, 104
-LINKTYPE_IEEE802_11, LINKTYPE_RADIOTAP, LINKTYPE_ARCNET_LINUX, LINKTYPE_NFLOG = 105, 127, 129, 239
-SUPPORTED_LINKTYPES = frozenset(
-    {
-        LINKTYPE_NULL,
-        LINKTYPE_ETHERNET,
-        LINKTYPE_LOOP,
-        LINKTYPE_RAW,
-        DLT_RAW_12,
-        DLT_RAW_14,
-        LINKTYPE_IPV4,
-        LINKTYPE_IPV6,
-        LINKTYPE_LINUX_SLL,
-        LINKTYPE_LINUX_SLL2,
-        LINKTYPE_FDDI,
-        LINKTYPE_PPP,
-        LINKTYPE_PPP_HDLC,
-        LINKTYPE_C_HDLC,
-        LINKTYPE_IEEE802_11,
-        LINKTYPE_RADIOTAP,
-        LINKTYPE_ARCNET_LINUX,
-        LINKTYPE_NFLOG,
-    }
-)
-RAW_LINKTYPES = frozenset({LINKTYPE_RAW, DLT_RAW_12, DLT_RAW_14, LINKTYPE_IPV4, LINKTYPE_IPV6})
-_LINKTYPE_NAMES = {
-    0: "NULL",
-    1: "ETHERNET",
-    6: "IEEE802_5",
-    8: "SLIP",
-    9: "PPP",
-    10: "FDDI",
-    12: "RAW (DLT 12)",
-    14: "RAW (DLT 14)",
-    50: "PPP_HDLC",
-    51: "PPP_ETHER",
-    101: "RAW",
-    104: "C_HDLC",
-    105: "IEEE802_11",
-    107: "FRELAY",
-    108: "LOOP",
-    113: "LINUX_SLL",
-    119: "IEEE802_11_PRISM",
-    127: "IEEE802_11_RADIOTAP",
-    147: "USER0",
-    187: "BLUETOOTH_HCI_H4",
-    189: "USB_LINUX",
-    192: "PPI",
-    195: "IEEE802_15_4",
-    201: "BLUETOOTH_HCI_H4_WITH_PHDR",
-    215: "NFLOG",
-    220: "USB_LINUX_MMAPPED",
-    227: "CAN_SOCKETCAN",
-    228: "IPV4",
-    229: "IPV6",
-    239: "NFLOG",
-    249: "USBPCAP",
-    252: "WIRESHARK_UPPER_PDU",
-    263: "BLUETOOTH_LE_LL",
-    276: "LINUX_SLL2",
-}
 _ETH_IPV4, _ETH_IPV6, _ETH_PPPOE = 0x0800, 0x86DD, 0x8864
 _AF_INET6 = (10, 24, 28, 30)  # Linux, BSDs, FreeBSD/DragonFly, macOS
 
@@ -146,12 +93,6 @@ TLS_VERSIONS = {
 CT_CCS, CT_APPDATA = CT_CHANGE_CIPHER_SPEC, CT_APPLICATION_DATA  # the detectors' short names
 HS_HELLO_VERIFY = HS_HELLO_VERIFY_REQUEST
 MAX_DTLS_RECORDS = 16  # records looked at per datagram: bounded work on hostile input
-
-
-def linktype_name(linktype: int) -> str:
-    """``'105 (IEEE802_11)'``: how warnings name a link type."""
-    name = _LINKTYPE_NAMES.get(linktype)
-    return f"{linktype} ({name})" if name else str(linktype)
 
 
 class TcpInfo(NamedTuple):
@@ -291,7 +232,9 @@ def _next_proto(code: int) -> tuple[int, int]:
     }.get(code, (-1, 0))
 
 
-def locate(b: bytes, linktype: int, passed: list[int] | None = None) -> tuple[int, int, int]:
+def locate(
+    b: bytes, linktype: int, passed: list[int] | None = None, *, outermost: bool = False
+) -> tuple[int, int, int]:
     """(offset, version, why) of the innermost IP header of one captured frame ``b``.
 
     ``version`` is 4 or 6 (0 when no IP header was reached); ``why`` is 0 when the packet at
@@ -302,6 +245,8 @@ def locate(b: bytes, linktype: int, passed: list[int] | None = None) -> tuple[in
     inner header leaves the outer one with a reason. Every read is bounded by ``len(b)``.
     ``passed`` gets the version of each IP header passed, outermost first: Wireshark's layer
     index of a header is its place among the frame's headers of that version.
+    ``outermost``: stop at the first IP header, unchecked (``labkit replay`` rewrites the
+    addresses of the packet on the wire, not of what it tunnels).
     """
     n = len(b)
     ip_off = ip_ver = 0
@@ -449,6 +394,8 @@ def locate(b: bytes, linktype: int, passed: list[int] | None = None) -> tuple[in
             st = _ST_ET
         elif st == _ST_IP:
             ver = 4 if et == _ETH_IPV4 else 6
+            if outermost:
+                return p, ver, 0
             hdr = _ip_fields(b, p, ver)
             if hdr is None:
                 if ip_ver:  # a broken inner header: inspect the outer packet, say why
