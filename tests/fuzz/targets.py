@@ -173,7 +173,7 @@ def run_layers(data: bytes, work: Path, annotate: bool) -> None:
     bytes(pkt)
 
 
-# --- craft's --original reader (Scapy's PcapReader on a user's file) ----------------------------
+# --- craft's --original reader (labkit's capture reader on a user's file) ----------------------
 
 
 def run_craft_original(data: bytes, work: Path, annotate: bool) -> None:
