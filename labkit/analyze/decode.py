@@ -47,6 +47,7 @@ from labkit.wire import (
     LINKTYPE_ETHERNET,
     LINKTYPE_LINUX_SLL,
 )
+from labkit.wire.dtlsrecord import dtls_header
 from labkit.wire.linktypes import (
     LINKTYPE_ARCNET_LINUX,
     LINKTYPE_C_HDLC,
@@ -187,7 +188,6 @@ _S_H = struct.Struct("!H")
 _S_I = struct.Struct("!I")
 _S_TCP = struct.Struct("!HHIIBB")
 _S_IP4 = struct.Struct("!BBHHHBBH4s4s")
-_S_DTLS = struct.Struct("!BHH6sH")
 
 
 # --- encapsulations: the innermost IP header ------------------------------------------------
@@ -820,21 +820,12 @@ def _sni(data: bytes, p: int, end: int) -> str | None:
     return None
 
 
-def is_dtls_header(payload: bytes) -> bool:
-    """Content type 20-23 and a DTLS version: how DTLS is recognised on any port."""
-    return (
-        len(payload) >= 13
-        and CT_CCS <= payload[0] <= CT_APPDATA
-        and _S_H.unpack_from(payload, 1)[0] in DTLS_VERSIONS
-    )
-
-
 def dtls_records(payload: bytes) -> tuple[DtlsRecord, ...]:
     """The DTLS records of one UDP datagram (RFC 6347 4.1, 4.2.2); () if it is not DTLS."""
     out: list[DtlsRecord] = []
     p = 0
-    while len(out) < MAX_DTLS_RECORDS and is_dtls_header(payload[p : p + 13]):
-        ctype, version, epoch, _seq, length = _S_DTLS.unpack_from(payload, p)
+    while len(out) < MAX_DTLS_RECORDS and (h := dtls_header(payload, p)) is not None:
+        ctype, version, epoch, length = h.content_type, h.version, h.epoch, h.length
         body = payload[p + 13 : p + 13 + length]
         if ctype == CT_HANDSHAKE and epoch == 0 and len(body) >= 12:
             out.append(_dtls_handshake(ctype, version, epoch, length, body))

@@ -44,6 +44,7 @@ from labkit.wire import (
     DTLS1_VERSION,
 )
 from labkit.wire.checksum import internet_checksum
+from labkit.wire.dtlsrecord import dtls_header
 
 IP_MTU_DISCOVER = 10
 IP_PMTUDISC_PROBE = 3
@@ -210,11 +211,10 @@ class DtlsAnswer:
 
 def parse_dtls_answer(datagram: bytes) -> DtlsAnswer | None:
     """The first DTLS record of a datagram (13-byte header, RFC 6347 4.1), None if not DTLS."""
-    if len(datagram) < 13:
+    header = dtls_header(datagram)
+    if header is None or header.version not in DTLS_VERSIONS:
         return None
-    ctype, version = datagram[0], struct.unpack_from("!H", datagram, 1)[0]
-    if ctype not in DTLS_CONTENT or version not in DTLS_VERSIONS:
-        return None
+    ctype, version = header.content_type, header.version
     handshake = None
     if ctype == CT_HANDSHAKE and len(datagram) >= 14:
         handshake = DTLS_HANDSHAKES.get(datagram[13], f"type {datagram[13]}")
