@@ -7,6 +7,8 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from labkit.pcapio.writer import PcapngFileWriter
 from labkit.wire import LINKTYPE_ETHERNET, LINKTYPE_RAW
 from labkit.wire.linktypes import LINKTYPE_LINUX_SLL2, LINKTYPE_NULL
 from tests.helpers.cli import labkit
-from tests.helpers.paths import PUBLIC
+from tests.helpers.paths import PUBLIC, ROOT
 from tests.helpers.tshark import requires_tshark, tshark_fields
 
 CAPTURE = PUBLIC / "tcp-mss-fast-retransmit.pcap"
@@ -140,3 +142,20 @@ def test_ip_offset_reads_link_layers_as_the_analyzer_does(
     linktype: int, frame: bytes, offset: int | None
 ) -> None:
     assert ip_offset(frame, linktype) == offset
+
+
+def test_standard_input_is_read_gzip_too() -> None:
+    """``labkit replay -`` reads standard input (here a gzip stream) like a file."""
+    code = (
+        "from labkit.lab.replay import CaptureFile; c = CaptureFile('-'); "
+        "print(c.linktype, len(list(c.records())))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        input=gzip.compress(CAPTURE.read_bytes()),
+        capture_output=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [b"1", str(len(records(CAPTURE))).encode()]
