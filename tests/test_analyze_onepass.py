@@ -284,7 +284,7 @@ def test_df_evidence_kept_during_the_pass_is_what_tshark_selects(tmp_path):
     selects in tshark (keys filling up across chunks, head-ends left out)."""
     from benchmarks.generate import main as generate
     from labkit.analyze import AnalyzeOptions, analyze
-    from labkit.analyze.reader import open_capture
+    from labkit.pcapio.reader import open_capture
 
     capture = tmp_path / "mixed.pcap"
     assert generate(["-o", str(capture), "--packets", "25000"]) == 0

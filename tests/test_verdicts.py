@@ -16,7 +16,8 @@ from labkit.analyze import AnalyzeOptions, analyze, duplicates
 from labkit.analyze import decode as dec
 from labkit.analyze.duplicates import DuplicateFilter
 from labkit.analyze.grouping import FileSketch, group
-from labkit.analyze.reader import open_capture
+from labkit.pcapio.reader import open_capture
+from labkit.wire import LINKTYPE_RAW
 from tests.helpers.corpus import tshark_counts
 from tests.helpers.findings import assert_filters_select_exactly_the_evidence, ids, one
 from tests.helpers.tshark import requires_tshark, tshark, tshark_fields, tshark_frames
@@ -82,7 +83,7 @@ def test_what_cannot_be_opened_is_named() -> None:
 def test_locate_is_bounded_on_endless_nesting() -> None:
     """IPv4-in-IPv4 a thousand times: at most MAX_LAYERS headers peeled, then a reason."""
     ip = bytes.fromhex("450000140001000040040000c0000201c0000202")
-    off, ver, why = dec.locate(ip * 1000, dec.LINKTYPE_RAW)
+    off, ver, why = dec.locate(ip * 1000, LINKTYPE_RAW)
     assert ver == 4 and dec.why_text(why).startswith("more than")
 
 

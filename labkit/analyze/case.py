@@ -44,9 +44,10 @@ from labkit.analyze.diagnosis import fold
 from labkit.analyze.evidence import FrameSet, Selection, any_of, dst_field, paren, select, src_field
 from labkit.analyze.report import AnalyzeOptions, FileReport
 from labkit.findings import Evidence, Finding, Severity
+from labkit.wire.linktypes import LINKTYPE_LOOP, LINKTYPE_NULL, RAW_LINKTYPES
 
 DEFAULT_VPN_PORT = mtu.DEFAULT_DTLS_PORT
-RAW_POINT_LINKTYPES = dec.RAW_LINKTYPES | {dec.LINKTYPE_NULL, dec.LINKTYPE_LOOP}
+RAW_POINT_LINKTYPES = RAW_LINKTYPES | {LINKTYPE_NULL, LINKTYPE_LOOP}
 
 
 @dataclass(frozen=True, slots=True)
