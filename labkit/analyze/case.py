@@ -37,13 +37,34 @@ from labkit.analyze.detectors import FileFacts
 from labkit.analyze.detectors.coverage import blind_spots, unjudged_black_holes
 from labkit.analyze.detectors.dtlspairs import DtlsPair, anyconnect_like, with_tls_sessions
 from labkit.analyze.detectors.icmp import FragNeeded, IcmpDetector
-from labkit.analyze.detectors.mss import SynGroup
+from labkit.analyze.detectors.mss import SynGroup, SynSelection
 from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
+from labkit.analyze.detectors.sessions import TlsHellos
 from labkit.analyze.detectors.size import DfSelection
 from labkit.analyze.diagnosis import fold
-from labkit.analyze.evidence import FrameSet, Selection, any_of, dst_field, paren, select, src_field
+from labkit.analyze.evidence import (
+    FrameSet,
+    Selection,
+    any_of,
+    located,
+    select,
+)
 from labkit.analyze.report import AnalyzeOptions, FileReport
-from labkit.findings import Evidence, Finding, Severity
+from labkit.findings import (
+    DtlsAbsent,
+    DtlsEstablished,
+    DtlsNondefaultPort,
+    DtlsOther,
+    DtlsUnanswered,
+    Finding,
+    IcmpFragNeeded,
+    MtuMismatch,
+    OversizedDf,
+    PmtudBlackHole,
+    Role,
+    SynMss,
+    VpnReconnect,
+)
 from labkit.wire.linktypes import LINKTYPE_LOOP, LINKTYPE_NULL, RAW_LINKTYPES
 
 DEFAULT_VPN_PORT = mtu.DEFAULT_DTLS_PORT
@@ -59,29 +80,6 @@ class Limit:
     v6: bool = False
 
 
-def _findings_from(
-    selections: Sequence[Selection | None],
-) -> tuple[tuple[Evidence, ...], str, dict[str, str]]:
-    """Evidence and filters of selections from one or more files (one selection per file)."""
-    sels = [s for s in selections if s is not None]
-    evidence = tuple(Evidence(s.file, f, t) for s in sels for f, t in s.frames)
-    filters = {s.file: s.filter for s in sels}
-    return evidence, (sels[0].filter if sels else ""), filters
-
-
-def _finding(
-    fid: str,
-    summary: str,
-    selections: Sequence[Selection | None],
-    fields: dict,
-    severity: Severity | None = None,
-) -> Finding:
-    evidence, filt, filters = _findings_from(selections)
-    if len(filters) > 1:
-        fields = dict(fields, wireshark_filters=filters)
-    return Finding(fid, summary, evidence, filt, fields, severity)
-
-
 def _per_file(sets: Iterable[FrameSet], clause: str | None = None) -> list[Selection | None]:
     by_file: dict[str, list[FrameSet]] = {}
     for s in sets:
@@ -91,11 +89,6 @@ def _per_file(sets: Iterable[FrameSet], clause: str | None = None) -> list[Selec
 
 def _hex(v: int | None) -> str | None:
     return None if v is None else f"0x{v:04x}"
-
-
-def _clean(fields: dict) -> dict:
-    """Leave out what the evidence cannot support (None) instead of guessing it."""
-    return {k: v for k, v in fields.items() if v is not None}
 
 
 class Case:
@@ -210,7 +203,7 @@ class Case:
         return out
 
     def _dtls(self) -> list[Finding]:
-        out = []
+        out: list[Finding] = []
         for p in self.dtls_pairs:
             sets = [p.hellos, p.hvr, p.server_hello]
             version = _hex(p.version)
@@ -230,29 +223,21 @@ class Case:
                     f"DTLS {version} ({vname}) established between {p.client} and "
                     f"{p.server} on UDP {p.port}" + (" " + ", ".join(how) if how else "") + "."
                 )
+                seen = p.handshake_seen
                 out.append(
-                    _finding(
-                        "dtls-established",
-                        summary,
-                        _per_file(sets),
-                        _clean(
-                            {
-                                "version": version,
-                                "version_name": vname,
-                                "port": p.port,
-                                "client": p.client,
-                                "server": p.server,
-                                "resumed": p.resumed,
-                                "hello_verify_request": bool(p.hvr.count)
-                                if p.handshake_seen
-                                else None,
-                                "retransmitted_hellos": p.retransmitted_hellos
-                                if p.handshake_seen
-                                else None,
-                                "attempts": p.attempts if p.handshake_seen else None,
-                                "cipher": _hex(p.cipher),
-                            }
-                        ),
+                    DtlsEstablished(
+                        summary=summary,
+                        **located(_per_file(sets)),
+                        version=version,
+                        version_name=vname,
+                        port=p.port,
+                        client=p.client,
+                        server=p.server,
+                        resumed=p.resumed,
+                        hello_verify_request=bool(p.hvr.count) if seen else None,
+                        retransmitted_hellos=p.retransmitted_hellos if seen else None,
+                        attempts=p.attempts if seen else None,
+                        cipher=_hex(p.cipher),
                     )
                 )
             elif self._unanswered(p) or (
@@ -273,21 +258,16 @@ class Case:
                     f"the TLS tunnel."
                 )
                 out.append(
-                    _finding(
-                        "dtls-unanswered",
-                        summary,
-                        _per_file([p.hellos]),
-                        _clean(
-                            {
-                                "client": p.client,
-                                "server": p.server,
-                                "port": p.port,
-                                "attempts": p.attempts,
-                                "version": version,
-                                "hello_verify_requests": hvr or None,
-                                "icmp_unreachable": unreach or None,
-                            }
-                        ),
+                    DtlsUnanswered(
+                        summary=summary,
+                        **located(_per_file([p.hellos])),
+                        client=p.client,
+                        server=p.server,
+                        port=p.port,
+                        attempts=p.attempts,
+                        version=version,
+                        hello_verify_requests=hvr or None,
+                        icmp_unreachable=unreach or None,
                     )
                 )
             if p.port != DEFAULT_VPN_PORT and p.attempts:
@@ -302,19 +282,14 @@ class Case:
                     )
                 )
                 out.append(
-                    _finding(
-                        "dtls-nondefault-port",
-                        summary,
-                        _per_file([p.hellos]),
-                        _clean(
-                            {
-                                "port": p.port,
-                                "client": p.client,
-                                "server": p.server,
-                                "established": ok,
-                            }
-                        ),
+                    DtlsNondefaultPort(
+                        summary=summary,
+                        **located(_per_file([p.hellos])),
                         severity=None if not ok else "info",
+                        port=p.port,
+                        client=p.client,
+                        server=p.server,
+                        established=ok,
                     )
                 )
         return out
@@ -322,7 +297,7 @@ class Case:
     def _dtls_other(self) -> list[Finding]:
         """DTLS that is not a VPN tunnel (WebRTC after STUN, CoAP, CAPWAP, test servers):
         described, never judged as the VPN's DTLS."""
-        out = []
+        out: list[Finding] = []
         for p in self.other_dtls:
             kind = "WebRTC (DTLS-SRTP after STUN)" if p.stun else "not an AnyConnect tunnel"
             state = (
@@ -340,21 +315,16 @@ class Case:
             handshake = [s for s in (p.hellos, p.hvr, p.server_hello) if s is not None]
             sets = handshake if p.handshake_seen else [_data_set(p)]
             out.append(
-                _finding(
-                    "dtls-other",
-                    summary,
-                    _per_file(sets),
-                    _clean(
-                        {
-                            "client": p.client,
-                            "server": p.server,
-                            "port": p.port,
-                            "version": _hex(p.version),
-                            "webrtc": p.stun,
-                            "established": p.established,
-                            "attempts": p.attempts if p.handshake_seen else None,
-                        }
-                    ),
+                DtlsOther(
+                    summary=summary,
+                    **located(_per_file(sets)),
+                    client=p.client,
+                    server=p.server,
+                    port=p.port,
+                    version=_hex(p.version),
+                    webrtc=p.stun,
+                    established=p.established,
+                    attempts=p.attempts if p.handshake_seen else None,
                 )
             )
         return out
@@ -469,11 +439,7 @@ class Case:
                     continue
                 sets = []
                 for s in sessions:
-                    fs = FrameSet(
-                        s.file,
-                        f"tls.handshake.type == 1 && {src_field(client)} == {client} && "
-                        f"{dst_field(client)} == {head}",
-                    )
+                    fs = FrameSet(s.file, TlsHellos(client, head).wireshark())
                     sets.append(fs)
                     fs.add(s.hello_frame, s.hello_ts)
                 merged = _merge_same_clause(sets)
@@ -483,11 +449,12 @@ class Case:
                     f"ClientHellos never reach this capture point)."
                 )
                 out.append(
-                    _finding(
-                        "dtls-absent",
-                        summary,
-                        _per_file(merged),
-                        {"client": client, "server": head, "tls_sessions": len(sessions)},
+                    DtlsAbsent(
+                        summary=summary,
+                        **located(_per_file(merged)),
+                        client=client,
+                        server=head,
+                        tls_sessions=len(sessions),
                     )
                 )
         return out
@@ -515,12 +482,8 @@ class Case:
                         continue
                     last = s.prev_last.get(prev.key, prev.last_ts)
                     gap = round(max(0.0, s.start_ts - last), 3)
-                    fs = FrameSet(
-                        f.tls.file,
-                        f"tls.handshake.type == 1 && {src_field(client)} == {client} && "
-                        f"{dst_field(client)} == {server} && tcp.dstport == {port} && "
-                        f"(tcp.srcport == {prev.sport} || tcp.srcport == {s.sport})",
-                    )
+                    sel = TlsHellos(client, server, port, (prev.sport, s.sport))
+                    fs = FrameSet(f.tls.file, sel.wireshark())
                     fs.add(prev.hello_frame, prev.hello_ts)
                     fs.add(s.hello_frame, s.hello_ts)
                     summary = (
@@ -530,53 +493,59 @@ class Case:
                         f"(AnyConnect does this to apply the TLS MTU when DTLS fails)."
                     )
                     out.append(
-                        _finding(
-                            "vpn-reconnect",
-                            summary,
-                            [select([fs])],
-                            {
-                                "client": client,
-                                "server": server,
-                                "port": port,
-                                "gap_s": gap,
-                                "previous_client_port": prev.sport,
-                                "client_port": s.sport,
-                            },
+                        VpnReconnect(
+                            summary=summary,
+                            **located([select([fs])]),
+                            client=client,
+                            server=server,
+                            port=port,
+                            gap_s=gap,
+                            previous_client_port=prev.sport,
+                            client_port=s.sport,
                         )
                     )
         return out
 
-    def _syn_roles(self, file: str) -> list[tuple[SynGroup, str | None, int]]:
+    def _syn_roles(self, file: str) -> list[tuple[SynGroup, Role | None, int]]:
         """(group, role, count) for every SYN group of ``file`` split by role."""
         f = self.facts[file]
         heads = self._head_hashes
-        out: list[tuple[SynGroup, str | None, int]] = []
+        out: list[tuple[SynGroup, Role | None, int]] = []
         for (synack, mss_v, ipver), grp in sorted(f.mss.groups.items()):
             if not self.headends:
                 out.append((grp, None, grp.count))
                 continue
             to_head, other = f.mss.role_counts(synack, mss_v, ipver, heads)
-            rest = "other" if self.capture_point(file)[0] == "outside" else "inner"
-            out += [(grp, role, n) for role, n in (("outer", to_head), (rest, other)) if n]
+            rest: Role = "other" if self.capture_point(file)[0] == "outside" else "inner"
+            roles: tuple[tuple[Role, int], ...] = (("outer", to_head), (rest, other))
+            out += [(grp, role, n) for role, n in roles if n]
         return out
 
-    def _syn_selection(self, file: str, grp, role: str | None, count: int) -> Selection | None:
+    def _syn(self, file: str, grp: SynGroup, role: Role | None) -> SynSelection:
+        """The SYNs of one group and role in ``file``, as evidence."""
+        det = self.facts[file].mss
+        return SynSelection(
+            grp.synack,
+            grp.mss,
+            grp.ipver,
+            tuple(sorted(self.headends)),
+            None if role is None else role == "outer",
+            mixed_versions=len({ipv for _sa, _m, ipv in det.groups}) > 1,
+            icmp_errors=bool(self.facts[file].icmp.errors),
+        )
+
+    def _syn_selection(self, file: str, grp: SynGroup, role: Role | None) -> Selection | None:
         """The first SYNs of one group and role, and a filter selecting exactly them."""
-        clause = self._syn_clause(file, grp.synack, grp.mss, grp.ipver, role)
-        outer = None if role is None else role == "outer"
-        sets = [
-            FrameSet(file, clause, list(frames), n)
-            for frames, n in self.facts[file].mss.role_sets(
-                grp.synack, grp.mss, grp.ipver, self._head_hashes, outer
-            )
-        ]
-        return select(sets, clause=clause)
+        syn = self._syn(file, grp, role)
+        frames, count = syn.first_frames(self.facts[file].mss)
+        clause = syn.wireshark()
+        return select([FrameSet(file, clause, frames, count)], clause=clause)
 
     def _syn_mss(self) -> list[Finding]:
-        out = []
+        out: list[Finding] = []
         for file in self.facts:
             for grp, role, count in self._syn_roles(file):
-                sel = self._syn_selection(file, grp, role, count)
+                sel = self._syn_selection(file, grp, role)
                 shown = {fr for fr, _t in sel.frames} if sel else set()
                 servers = sorted({srv for fr, _t, _h, srv in grp.frames if fr in shown})
                 implied = mtu.mtu_for_mss(grp.mss, grp.ipver == 6)
@@ -591,27 +560,22 @@ class Case:
                     f"{grp.mss}: the {who} size packets for MTU {implied}."
                 )
                 out.append(
-                    _finding(
-                        "syn-mss",
-                        summary,
-                        [sel],
-                        _clean(
-                            {
-                                "mss": grp.mss,
-                                "direction": "syn-ack" if grp.synack else "syn",
-                                "role": role,
-                                "ip_version": grp.ipver,
-                                "implied_mtu": implied,
-                                "count": count,
-                                "servers": servers[:8] or None,
-                            }
-                        ),
+                    SynMss(
+                        summary=summary,
+                        **located([sel]),
+                        mss=grp.mss,
+                        direction="syn-ack" if grp.synack else "syn",
+                        role=role,
+                        ip_version=grp.ipver,
+                        implied_mtu=implied,
+                        count=count,
+                        servers=servers[:8] or None,
                     )
                 )
         return out
 
     def _icmp(self) -> list[Finding]:
-        out = []
+        out: list[Finding] = []
         for f in self.facts.values():
             for (v6, m), g in sorted(f.icmp.frag.items()):
                 lengths = g.original_lengths.most_common()
@@ -628,24 +592,17 @@ class Case:
                     + _after_icmp(f.icmp, g)
                 )
                 out.append(
-                    _finding(
-                        "icmp-frag-needed",
-                        summary,
-                        [select([g.frames])],
-                        _clean(
-                            {
-                                "mtu": m,
-                                "original_length": orig,
-                                "ip_version": 6 if v6 else 4,
-                                "original_lengths": [ln for ln, _n in lengths]
-                                if len(lengths) > 1
-                                else None,
-                                "count": g.frames.count,
-                                "reporters": sorted(g.reporters)[:8],
-                                "quoted_flows": [_flow_text(fl) for fl in flows] or None,
-                            }
-                        ),
-                        "info" if pmtud.adapted({f.icmp.file: f}, v6, m) else None,
+                    IcmpFragNeeded(
+                        summary=summary,
+                        **located([select([g.frames])]),
+                        severity="info" if pmtud.adapted({f.icmp.file: f}, v6, m) else None,
+                        mtu=m,
+                        original_length=orig,
+                        ip_version=6 if v6 else 4,
+                        original_lengths=[ln for ln, _n in lengths] if len(lengths) > 1 else None,
+                        count=g.frames.count,
+                        reporters=sorted(g.reporters)[:8],
+                        quoted_flows=[_flow_text(fl) for fl in flows] or None,
                     )
                 )
         return out
@@ -687,7 +644,7 @@ class Case:
         return not (vpn or self.headends)
 
     def _oversized(self) -> list[Finding]:
-        out = []
+        out: list[Finding] = []
         for lim in self.limits():
             if self._pmtud_handles(lim):
                 continue
@@ -703,22 +660,19 @@ class Case:
                     f"unfragmented."
                 )
                 out.append(
-                    _finding(
-                        "oversized-df",
-                        summary,
-                        [sel],
-                        {
-                            "packet_size": size,
-                            "tunnel_mtu": lim.mtu,
-                            "count": total,
-                            "sizes": {str(k): v for k, v in sizes.most_common(5)},
-                        },
+                    OversizedDf(
+                        summary=summary,
+                        **located([sel]),
+                        packet_size=size,
+                        tunnel_mtu=lim.mtu,
+                        count=total,
+                        sizes={str(k): v for k, v in sizes.most_common(5)},
                     )
                 )
         return out
 
     def _black_holes(self) -> list[tuple[Finding, Candidate]]:
-        out = []
+        out: list[tuple[Finding, Candidate]] = []
         quoted = self.icmp_flows()
         # A sender that got an ICMP whose quote was unreadable may have got it for this very
         # flow: "no ICMP came back" cannot be claimed for it.
@@ -751,44 +705,23 @@ class Case:
                 )
                 out.append(
                     (
-                        _finding(
-                            "pmtud-black-hole",
-                            summary,
-                            [select([cd.copies])],
-                            _clean(
-                                {
-                                    "packet_size": cd.size,
-                                    "segment_length": cd.length,
-                                    "copies": cd.copies.count,
-                                    "flow": _flow_text(cd.flow),
-                                    "recovered_by_smaller_segments": cd.recovered_by_shrinking,
-                                    "tunnel_mtu": known,
-                                }
-                            ),
+                        PmtudBlackHole(
+                            summary=summary,
+                            **located([select([cd.copies])]),
+                            packet_size=cd.size,
+                            segment_length=cd.length,
+                            copies=cd.copies.count,
+                            flow=_flow_text(cd.flow),
+                            recovered_by_smaller_segments=cd.recovered_by_shrinking,
+                            tunnel_mtu=known,
                         ),
                         cd,
                     )
                 )
         return out
 
-    def _syn_clause(self, file: str, synack: bool, mss_v: int, ipver: int, role: str | None) -> str:
-        ack = 1 if synack else 0
-        clause = f"tcp.flags.syn == 1 && tcp.flags.ack == {ack} && tcp.options.mss_val == {mss_v}"
-        if len({ipv for _sa, _m, ipv in self.facts[file].mss.groups}) > 1:
-            clause += " && " + ("ipv6" if ipver == 6 else "ip")
-        if self.facts[file].icmp.errors:  # a SYN quoted in an ICMP error is not a SYN
-            clause += " && !icmp && !icmpv6"
-        if role is not None:
-            fld = "src" if synack else "dst"
-            heads = any_of(
-                f"{'ipv6' if ':' in h else 'ip'}.{fld} == {h}" for h in sorted(self.headends)
-            )
-            clause += f" && {paren(heads)}" if role == "outer" else f" && !{paren(heads)}"
-
-        return clause
-
     def _mismatch(self, holes: list[tuple[Finding, Candidate]]) -> list[Finding]:
-        out = []
+        out: list[Finding] = []
         done: set[tuple[int, int | None]] = set()
         vpn = any(self._unanswered(p) for p in self.dtls_pairs)
         for lim in self.limits():
@@ -828,9 +761,9 @@ class Case:
                 if size in sizes:
                     fs = self._df_evidence(file, self._df(file, lim.mtu, size), sizes[size])
                     parts.setdefault(file, []).append(([fs], fs.clause))
-            for file, grp, role, n in syns:
+            for file, grp, role, _n in syns:
                 if mtu.mtu_for_mss(grp.mss, grp.ipver == 6) == size:
-                    sel = self._syn_selection(file, grp, role, n)
+                    sel = self._syn_selection(file, grp, role)
                     if sel is not None:
                         parts.setdefault(file, []).append(sel)
             for _h, cd in holes:
@@ -862,17 +795,14 @@ class Case:
                 )
             )
             out.append(
-                _finding(
-                    "mtu-mismatch",
-                    summary,
-                    sels,
-                    {
-                        "packet_size": size,
-                        "tunnel_mtu": lim.mtu,
-                        "tunnel_mtu_source": lim.source,
-                        "excess_bytes": size - lim.mtu,
-                        **({"sender_kept_oversized": True} if kept else {}),
-                    },
+                MtuMismatch(
+                    summary=summary,
+                    **located(sels),
+                    packet_size=size,
+                    tunnel_mtu=lim.mtu,
+                    tunnel_mtu_source=lim.source,
+                    excess_bytes=size - lim.mtu,
+                    sender_kept_oversized=True if kept else None,
                 )
             )
         if not self.limits():
@@ -887,8 +817,8 @@ class Case:
                     f"(give --tunnel-mtu or capture the ICMP)."
                 )
                 out.append(
-                    _finding(
-                        "mtu-mismatch", summary, [select([cd.copies])], {"packet_size": cd.size}
+                    MtuMismatch(
+                        summary=summary, **located([select([cd.copies])]), packet_size=cd.size
                     )
                 )
         return out
@@ -923,11 +853,7 @@ def _merge_same_clause(sets: list[FrameSet]) -> list[FrameSet]:
 
 
 def _data_set(p: DtlsPair) -> FrameSet:
-    fs = FrameSet(
-        p.file,
-        f"{src_field(p.client)} == {p.server} && {dst_field(p.client)} == "
-        f"{p.client} && udp.srcport == {p.port} && dtls.record.content_type == 23",
-    )
+    fs = FrameSet(p.file, p.records(None).wireshark())
     if p.first_data_s2c:
         fs.add(*p.first_data_s2c)
         fs.count = p.data_s2c

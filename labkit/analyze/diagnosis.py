@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from labkit import mtu
 from labkit.analyze.detectors.coverage import unjudged_black_holes
 from labkit.errors import UsageError
-from labkit.findings import Evidence, Finding
+from labkit.findings import Evidence, Finding, SynMss
 
 if TYPE_CHECKING:
     from labkit.analyze.report import FileReport
@@ -495,24 +495,21 @@ def _clamping(findings: list[Finding], points: Mapping[str, str]) -> list[Findin
                 f"{after}): the servers send the client segments for MTU "
                 f"{mtu.mtu_for_mss(after)}, whatever MSS they announce."
             )
-            fields = {
-                "mss": after,
-                "mss_before_clamping": before,
-                "clamped_by": "head-end",
-                "direction": "syn-ack",
-                "role": "inner",
-                "ip_version": tunnel.fields.get("ip_version"),
-                "implied_mtu": mtu.mtu_for_mss(after),
-                "count": tunnel.fields.get("count"),
-                "servers": tunnel.fields.get("servers"),
-                "wireshark_filters": filters,
-            }
-            merged = Finding(
-                "syn-mss",
-                summary,
-                tunnel.evidence + inside.evidence,
-                tunnel.wireshark_filter,
-                {k: v for k, v in fields.items() if v is not None},
+            assert isinstance(tunnel, SynMss)  # at() keeps syn-mss findings only
+            merged = SynMss(
+                summary=summary,
+                evidence=tunnel.evidence + inside.evidence,
+                wireshark_filter=tunnel.wireshark_filter,
+                wireshark_filters=filters,
+                mss=after,
+                mss_before_clamping=before,
+                clamped_by="head-end",
+                direction="syn-ack",
+                role="inner",
+                ip_version=tunnel.ip_version,
+                implied_mtu=mtu.mtu_for_mss(after),
+                count=tunnel.count,
+                servers=tunnel.servers,
             )
             out[out.index(tunnel)] = merged
             out.remove(inside)
@@ -549,18 +546,14 @@ def _per_point(findings: list[Finding], points: Mapping[str, str]) -> list[Findi
             filters |= _filters(g)
         seen = ", ".join(f"{points.get(file, 'unknown')} ({file})" for file in dict.fromkeys(files))
         first = group[0]
-        fields = dict(first.fields)
-        fields["wireshark_filters"] = filters
+        fields: dict[str, Any] = {"wireshark_filters": filters}
         if all(isinstance(g.fields.get("count"), int) for g in group):
             fields["count"] = max(g.fields["count"] for g in group)
         out.append(
-            Finding(
-                first.id,
-                f"{first.summary} Seen at {len(filters)} capture points: {seen}.",
-                tuple(e for g in group for e in g.evidence),
-                first.wireshark_filter,
-                fields,
-                first.severity,
+            replace(
+                first.amended(fields),
+                summary=f"{first.summary} Seen at {len(filters)} capture points: {seen}.",
+                evidence=tuple(e for g in group for e in g.evidence),
             )
         )
     return out

@@ -162,11 +162,10 @@ def without_duplicates(f: Finding, dedup: Mapping[str, DuplicateFilter]) -> Find
             return filt
         return f"{paren(filt)} && !({_frames_clause(copies[file])})"
 
-    fields = f.fields
-    if f.fields.get("wireshark_filters"):
-        per_file = {k: cut(v, k) for k, v in f.fields["wireshark_filters"].items()}
-        fields = {**f.fields, "wireshark_filters": per_file}
-    return replace(f, wireshark_filter=cut(f.wireshark_filter, f.evidence[0].file), fields=fields)
+    per_file = {k: cut(v, k) for k, v in (f.wireshark_filters or {}).items()} or None
+    return replace(
+        f, wireshark_filter=cut(f.wireshark_filter, f.evidence[0].file), wireshark_filters=per_file
+    )
 
 
 def _frames_clause(frames: np.ndarray) -> str:

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from labkit.findings import Evidence, Located
+
 MAX_FRAMES = 12  #: evidence frames kept per filter clause
 
 
@@ -107,6 +109,19 @@ def select(
     clause = clause or any_of(s.clause for s in sets)
     filt = f"{paren(clause)} && frame.number <= {cut}" if cut is not None else clause
     return Selection(sets[0].file, tuple(merged), filt, sum(s.count for s in sets))
+
+
+def located(selections: Sequence[Selection | None]) -> Located:
+    """A finding's evidence and filters from selections of one or more files (one selection
+    per file): each file's frames, the first file's filter, and every file's filter when
+    there are several."""
+    sels = [s for s in selections if s is not None]
+    filters = {s.file: s.filter for s in sels}
+    return Located(
+        evidence=tuple(Evidence(s.file, f, t) for s in sels for f, t in s.frames),
+        wireshark_filter=sels[0].filter if sels else "",
+        wireshark_filters=filters if len(filters) > 1 else None,
+    )
 
 
 def src_field(address: str) -> str:

@@ -19,17 +19,12 @@ from collections.abc import Mapping
 from labkit import mtu
 from labkit.analyze.detectors import FileFacts
 from labkit.analyze.detectors.icmp import FragNeeded
-from labkit.analyze.evidence import select
-from labkit.findings import Evidence, Finding
+from labkit.analyze.evidence import located, select
+from labkit.findings import Finding, IcmpBogusMtu, Located, PmtudWorking
 
 
-def _finding(fid: str, summary: str, groups: list[FragNeeded], fields: dict) -> Finding:
-    sels = [s for s in (select([g.frames]) for g in groups) if s is not None]
-    evidence = tuple(Evidence(s.file, f, t) for s in sels for f, t in s.frames)
-    filters = {s.file: s.filter for s in sels}
-    if len(filters) > 1:
-        fields = dict(fields, wireshark_filters=filters)
-    return Finding(fid, summary, evidence, sels[0].filter if sels else "", fields)
+def _located(groups: list[FragNeeded]) -> Located:
+    return located([select([g.frames]) for g in groups])
 
 
 def _what(v6: bool) -> str:
@@ -38,7 +33,7 @@ def _what(v6: bool) -> str:
 
 def bogus_findings(facts: Mapping[str, FileFacts]) -> list[Finding]:
     """One ``icmp-bogus-mtu`` per file and (version, MTU)."""
-    out = []
+    out: list[Finding] = []
     for ff in facts.values():
         for (v6, m), g in sorted(ff.icmp.bogus.items()):
             summary = (
@@ -46,9 +41,16 @@ def bogus_findings(facts: Mapping[str, FileFacts]) -> list[Finding]:
                 f"report MTU {m}, {g.reason}: no packet can have met that limit, so it is not "
                 f"taken as one (a crafted or broken ICMP; a compliant sender ignores it)."
             )
-            fields = {"mtu": m, "reason": g.reason, "ip_version": 6 if v6 else 4}
-            fields["count"] = g.frames.count
-            out.append(_finding("icmp-bogus-mtu", summary, [g], fields))
+            out.append(
+                IcmpBogusMtu(
+                    summary=summary,
+                    **_located([g]),
+                    mtu=m,
+                    reason=g.reason,
+                    ip_version=6 if v6 else 4,
+                    count=g.frames.count,
+                )
+            )
     return out
 
 
@@ -88,7 +90,7 @@ def _tunnel_hint(m: int) -> str:
 def working_findings(facts: Mapping[str, FileFacts]) -> list[Finding]:
     """One ``pmtud-working`` per (version, MTU) whose senders all adapted."""
     keys = sorted({k for ff in facts.values() for k in ff.icmp.frag})
-    out = []
+    out: list[Finding] = []
     for v6, m in keys:
         if not adapted(facts, v6, m):
             continue
@@ -107,8 +109,13 @@ def working_findings(facts: Mapping[str, FileFacts]) -> list[Finding]:
             f"packets of at most {m} bytes{when}, nothing larger: path-MTU discovery works; "
             f"the path MTU is {m}." + _tunnel_hint(m)
         )
-        fields: dict[str, object] = {"mtu": m, "ip_version": 6 if v6 else 4}
-        if after is not None:
-            fields["adapted_after_s"] = round(after, 6)
-        out.append(_finding("pmtud-working", summary, groups, fields))
+        out.append(
+            PmtudWorking(
+                summary=summary,
+                **_located(groups),
+                mtu=m,
+                ip_version=6 if v6 else 4,
+                adapted_after_s=round(after, 6) if after is not None else None,
+            )
+        )
     return out

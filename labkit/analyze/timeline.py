@@ -27,14 +27,14 @@ from __future__ import annotations
 
 import string
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Final
 
 from labkit.analyze.decrypt import DecryptReport, TunnelSession
 from labkit.analyze.logfold import DartFold, Reconnect, SyslogFold
 from labkit.analyze.report import TunnelDtls
-from labkit.findings import Evidence, Finding
+from labkit.findings import CstpConnect, Evidence, Finding, MtuMismatch, VpnReconnect
 
 JOIN_S: Final = 120.0  # a log reconnect this close to a capture's is the same incident
 
@@ -52,13 +52,8 @@ def _merge(
     f: Finding, evidence: Sequence[Evidence], summary: str, fields: dict[str, Any]
 ) -> Finding:
     """The same finding with more evidence: its filter still selects its capture frames."""
-    return Finding(
-        f.id,
-        f"{f.summary} {summary}",
-        f.evidence + tuple(evidence),
-        f.wireshark_filter,
-        {**f.fields, **fields},
-        f.severity,
+    return replace(
+        f.amended(fields), summary=f"{f.summary} {summary}", evidence=f.evidence + tuple(evidence)
     )
 
 
@@ -170,25 +165,23 @@ def _connect_finding(path: str, s: TunnelSession) -> Finding:
             else ""
         )
     )
-    fields = {
-        "x_cstp_mtu": cstp_mtu,
-        "x_dtls_mtu": dtls_mtu,
-        "x_cstp_base_mtu": base,
-        "x_dtls_port": port,
-        "dtls_cipher": s.dtls_cipher,
-        "client": s.client,
-        "server": s.server,
-        "tls": s.tls,
-        "client_x_cstp_mtu": client_mtu,
-        "cstp_to_client": dict(s.to_client.packets) or None,
-        "cstp_to_server": dict(s.to_server.packets) or None,
-        "largest_data_to_client": s.to_client.largest_data,
-        "largest_data_to_server": s.to_server.largest_data,
-        "keylog_needed_for_filter": True,
-    }
-    evidence = (Evidence(path, s.response.frame, s.response.time),)
-    return Finding(
-        "cstp-connect", summary, evidence, filt, {k: v for k, v in fields.items() if v is not None}
+    return CstpConnect(
+        summary=summary,
+        evidence=(Evidence(path, s.response.frame, s.response.time),),
+        wireshark_filter=filt,
+        x_cstp_mtu=cstp_mtu,
+        x_dtls_mtu=dtls_mtu,
+        x_cstp_base_mtu=base,
+        x_dtls_port=port,
+        dtls_cipher=s.dtls_cipher,
+        client=s.client,
+        server=s.server,
+        tls=s.tls,
+        client_x_cstp_mtu=client_mtu,
+        cstp_to_client=dict(s.to_client.packets) or None,
+        cstp_to_server=dict(s.to_server.packets) or None,
+        largest_data_to_client=s.to_client.largest_data,
+        largest_data_to_server=s.to_server.largest_data,
     )
 
 
@@ -269,7 +262,7 @@ def _reconnect_findings(findings: list[Finding], inputs: LogInputs) -> list[Find
                 out[i], evidence, text, {k: v for k, v in fields.items() if k not in out[i].fields}
             )
         else:
-            out.append(Finding("vpn-reconnect", text, evidence, "", fields))
+            out.append(VpnReconnect(summary=text, evidence=evidence).amended(fields))
     return out
 
 
@@ -314,17 +307,13 @@ def join(findings: Sequence[Finding], inputs: LogInputs) -> list[Finding]:
                 + text
             )
             out.append(
-                Finding(
-                    "mtu-mismatch",
-                    summary,
-                    evidence,
-                    "",
-                    {
-                        "packet_size": size,
-                        "tunnel_mtu": limit,
-                        "tunnel_mtu_source": source,
-                        "excess_bytes": size - limit,
-                    },
+                MtuMismatch(
+                    summary=summary,
+                    evidence=evidence,
+                    packet_size=size,
+                    tunnel_mtu=limit,
+                    tunnel_mtu_source=source,
+                    excess_bytes=size - limit,
                 )
             )
     out = _reconnect_findings(out, inputs)

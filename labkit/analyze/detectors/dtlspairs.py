@@ -50,7 +50,7 @@ from labkit.analyze.decode import directed
 from labkit.analyze.detectors.sessions import TlsDetector
 from labkit.analyze.engine import ChunkView, largest, last_of, member, tally, with_keys
 from labkit.analyze.evidence import FrameSet, dst_field, src_field
-from labkit.wire import DTLS1_BAD_VER
+from labkit.wire import DTLS1_BAD_VER, HS_CLIENT_HELLO
 
 MIDSTREAM_MIN = 2
 #: What a pair without HelloVerifyRequests or ServerHellos shows of them: read for its count
@@ -110,16 +110,15 @@ class DtlsPair:
         return self.watch is not None and self.watch.stun(self.key)
 
     def __post_init__(self) -> None:
-        c, s = self.client, self.server
-        base = f"{src_field(c)} == {c} && {dst_field(c)} == {s} && udp.dstport == {self.port}"
-        self.hellos = FrameSet(
-            self.file, f"{base} && dtls.handshake.type == 1 && dtls.handshake.fragment_offset == 0"
-        )
+        self.hellos = FrameSet(self.file, self.records(HS_CLIENT_HELLO).wireshark())
+
+    def records(self, handshake: int | None) -> DtlsSelection:
+        """This pair's datagrams carrying ``handshake`` messages (None: application data
+        from the server)."""
+        return DtlsSelection(self.client, self.server, self.port, handshake)
 
     def _answers(self, hs_type: int) -> FrameSet:
-        c, s = self.client, self.server
-        back = f"{src_field(c)} == {s} && {dst_field(c)} == {c} && udp.srcport == {self.port}"
-        return FrameSet(self.file, f"{back} && dtls.handshake.type == {hs_type}")
+        return FrameSet(self.file, self.records(hs_type).wireshark())
 
     @property
     def hvr(self) -> FrameSet:
@@ -197,6 +196,32 @@ class DtlsPair:
             self.first_hello_ts = ts
         self.last_hello_ts = max(self.last_hello_ts, ts)
         return True
+
+
+@dataclass(frozen=True, slots=True)
+class DtlsSelection:
+    """Which datagrams of one DTLS pair are evidence, said once for every filter the pair's
+    findings show: ``handshake`` 1, the ClientHellos from the client (first fragments: a
+    fragmented hello is one attempt); 2 or 3, the ServerHellos or HelloVerifyRequests from
+    the server; None, application data from the server (what shows a tunnel whose handshake
+    is before the capture). The detector counts the same datagrams per pair."""
+
+    client: str
+    server: str
+    port: int
+    handshake: int | None
+
+    def wireshark(self) -> str:
+        c, s, port = self.client, self.server, self.port
+        if self.handshake == HS_CLIENT_HELLO:
+            return (
+                f"{src_field(c)} == {c} && {dst_field(c)} == {s} && udp.dstport == {port} && "
+                f"dtls.handshake.type == 1 && dtls.handshake.fragment_offset == 0"
+            )
+        back = f"{src_field(c)} == {s} && {dst_field(c)} == {c} && udp.srcport == {port}"
+        if self.handshake is None:
+            return f"{back} && dtls.record.content_type == {dec.CT_APPDATA}"
+        return f"{back} && dtls.handshake.type == {self.handshake}"
 
 
 def anyconnect_like(

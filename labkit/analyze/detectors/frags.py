@@ -11,33 +11,47 @@ first last-fragment frames as evidence; routers never fragment IPv6 (RFC 8200 se
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 
 from labkit.analyze.engine import ChunkView
 from labkit.analyze.evidence import FrameSet
 
-CLAUSE = "ip.flags.mf == 0 && ip.frag_offset > 0"  #: the last fragment of each packet
+
+@dataclass(frozen=True, slots=True)
+class LastFragments:
+    """Which frames are the last fragments (offset > 0, MF clear) of IPv4 packets, said once
+    and compiled twice, so that the display filter and the rows counted cannot drift apart."""
+
+    def wireshark(self) -> str:
+        return "ip.flags.mf == 0 && ip.frag_offset > 0"
+
+    def rows(self, view: ChunkView) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of a chunk it selects, and each one's flags and offset word (RFC 791
+        section 3.1: flags in the top 3 bits, the offset in 8-byte units below)."""
+        c = view.cols
+        rows = np.flatnonzero((c.ipver == 4) & ~c.first)
+        buf = np.frombuffer(view.chunk.buf, np.uint8)
+        at = c.l3[rows]
+        word = (buf[at + 6].astype(np.int64) << 8) | buf[at + 7]
+        last = (word & 0x2000) == 0
+        return rows[last], word[last]
+
+
+LAST_FRAGMENTS = LastFragments()
 
 
 class FragmentDetector:
     def __init__(self, file: str) -> None:
         self.file = file
         self.sizes: Counter = Counter()  # reassembled IP size -> packets
-        self.frames = FrameSet(file, CLAUSE)
+        self.frames = FrameSet(file, LAST_FRAGMENTS.wireshark())
 
     def feed(self, view: ChunkView) -> None:
-        c = view.cols
-        rows = np.flatnonzero((c.ipver == 4) & ~c.first)
+        rows, word = LAST_FRAGMENTS.rows(view)
         if not len(rows):
             return
-        buf = np.frombuffer(view.chunk.buf, np.uint8)
-        at = c.l3[rows]
-        word = (buf[at + 6].astype(np.int64) << 8) | buf[at + 7]
-        last = (word & 0x2000) == 0
-        rows, word = rows[last], word[last]
-        if not len(rows):
-            return
-        size = (word & 0x1FFF) * 8 + c.iplen[rows]
+        size = (word & 0x1FFF) * 8 + view.cols.iplen[rows]
         self.sizes.update(size.tolist())
         self.frames.add_many(view.frames[rows].tolist(), view.ts[rows].tolist(), len(rows))

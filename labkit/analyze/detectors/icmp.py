@@ -19,7 +19,8 @@ datagrams, or keep sending ones that are dropped.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -35,11 +36,49 @@ MAX_FLOWS = 64
 GRACE_S = 1.0
 
 
+@dataclass(frozen=True, slots=True)
+class IcmpSelection:
+    """Which ICMP errors are evidence, said once, so that the display filter names what the
+    detector groups: ICMP (or ICMPv6, ``v6``) errors of one type, code (None: any) and
+    reported MTU (None: any), the fields the detector keys its groups by (ICMP errors are
+    rare: decoded one by one, never columns). ``fits`` splits one MTU's errors by their
+    quote, as :func:`bogus_reason` does: True, those whose quoted packet fits in the MTU (a
+    bogus report); False, the others (no quote, or a larger packet); None, all. ``layers``:
+    the frames' IP layer indexes at which the quotes were found (the filter needs them)."""
+
+    v6: bool
+    type: int
+    code: int | None
+    mtu: int | None = None
+    fits: bool | None = None
+    layers: tuple[int, ...] = ()
+
+    def wireshark(self) -> str:
+        p = "icmpv6" if self.v6 else "icmp"
+        clause = f"{p}.type == {self.type}"
+        if self.code is not None:
+            clause += f" && {p}.code == {self.code}"
+        if self.mtu is not None:
+            clause += f" && {p}.mtu == {self.mtu}"
+        if self.fits is not None:
+            assert self.mtu is not None
+            fits = _quote_fits(self.v6, self.mtu, self.layers)
+            clause += f" && {fits}" if self.fits else f" && !{fits}"
+        return clause
+
+
+def frag_needed(v6: bool, mtu: int) -> IcmpSelection:
+    """ICMP "fragmentation needed" (type 3 code 4) or ICMPv6 Packet Too Big (type 2, whose
+    only code is 0) reporting ``mtu``."""
+    return IcmpSelection(True, 2, None, mtu) if v6 else IcmpSelection(False, 3, 4, mtu)
+
+
 @dataclass(slots=True)
 class FragNeeded:
     v6: bool
     mtu: int
-    frames: FrameSet
+    frames: FrameSet  # its clause is ``sel``'s filter
+    sel: IcmpSelection
     original_lengths: Counter = field(default_factory=Counter)
     flows: set[tuple[str, str, int, int | None, int | None]] = field(default_factory=set)
     reporters: set[str] = field(default_factory=set)
@@ -56,7 +95,8 @@ class Unreachable:
 
     type: int
     code: int
-    frames: FrameSet
+    frames: FrameSet  # its clause is ``sel``'s filter
+    sel: IcmpSelection
     flows: set[tuple[str, str, int, int | None, int | None]] = field(default_factory=set)
 
 
@@ -94,7 +134,7 @@ def bogus_reason(v6: bool, mtu: int, quoted_length: int | None) -> str:
     return ""
 
 
-def _quote_fits(v6: bool, mtu: int, layers: set[int]) -> str:
+def _quote_fits(v6: bool, mtu: int, layers: Iterable[int]) -> str:
     """Display filter: the quoted header fits in ``mtu``. The quote is the frame's last IP
     layer of its version: the second of a plain frame, the third inside GRE or IP-in-IP.
     Wireshark counts layers from the link (and tshark 4.0 has no "last" index), so each
@@ -139,13 +179,9 @@ class IcmpDetector:
                 key = (err.v6, err.type, err.code)
                 u = self.unreach.get(key)
                 if u is None:
-                    clause = (
-                        f"icmpv6.type == {err.type} && icmpv6.code == {err.code}"
-                        if err.v6
-                        else f"icmp.type == {err.type} && icmp.code == {err.code}"
-                    )
+                    sel = IcmpSelection(err.v6, err.type, err.code)
                     u = self.unreach[key] = Unreachable(
-                        err.type, err.code, FrameSet(self.file, clause)
+                        err.type, err.code, FrameSet(self.file, sel.wireshark()), sel
                     )
                 u.frames.add(pkt.frame, pkt.ts)
                 if len(u.flows) < MAX_FLOWS:
@@ -161,12 +197,9 @@ class IcmpDetector:
         key = (err.v6, err.mtu)
         g = table.get(key)
         if g is None:
-            clause = (
-                f"icmpv6.type == 2 && icmpv6.mtu == {err.mtu}"
-                if err.v6
-                else f"icmp.type == 3 && icmp.code == 4 && icmp.mtu == {err.mtu}"
-            )
-            g = table[key] = FragNeeded(err.v6, err.mtu, FrameSet(self.file, clause), reason=reason)
+            sel = frag_needed(err.v6, err.mtu)
+            frames = FrameSet(self.file, sel.wireshark())
+            g = table[key] = FragNeeded(err.v6, err.mtu, frames, sel, reason=reason)
         g.frames.add(frame, ts)
         g.reporters.add(reporter)
         if err.quote is not None:
@@ -261,9 +294,10 @@ class IcmpDetector:
         for key, b in self.bogus.items():
             g = self.frag.get(key)
             if g is not None and b.reason.startswith("the quoted"):
-                fits = _quote_fits(g.v6, g.mtu, b.quote_layers)
-                b.frames.clause += f" && {fits}"
-                g.frames.clause += f" && !{fits}"
+                layers = tuple(sorted(b.quote_layers))
+                for grp, fits in ((b, True), (g, False)):
+                    grp.sel = replace(grp.sel, fits=fits, layers=layers)
+                    grp.frames.clause = grp.sel.wireshark()
 
     def unquoted_targets(self) -> set[str]:
         """Hosts sent a frag-needed / Packet Too Big whose quote could not be read."""

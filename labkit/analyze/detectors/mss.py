@@ -20,7 +20,7 @@ import numpy as np
 
 from labkit.analyze import decode as dec
 from labkit.analyze.engine import ChunkView, KeyTable, tally
-from labkit.analyze.evidence import MAX_FRAMES
+from labkit.analyze.evidence import MAX_FRAMES, any_of, paren
 
 
 @dataclass(slots=True)
@@ -106,23 +106,18 @@ class MssDetector:
         first = es[starts]
         self.kept[first] = np.minimum(self.kept[first].astype(np.int64) + sizes, MAX_FRAMES)
 
-    def role_sets(
-        self, synack: bool, mss: int, ipver: int, heads: np.ndarray, outer: bool | None
-    ) -> list[tuple[list[tuple[int, float]], int]]:
-        """The first frames and the count of one group's SYNs, merged over its servers;
-        ``outer``: only head-end servers (True), only others (False), all (None).
+    def selected(self, sel: SynSelection) -> tuple[list[tuple[int, float]], int]:
+        """The first frames and the count of the SYNs ``sel`` selects, merged over servers.
 
         One (frames, count) for all the servers, never one per server (5 M servers would be
         5 M lists): the frames are the first of the union that are exact, i.e. up to the
         earliest last-kept frame of a server whose frames were not all kept (what
         :func:`labkit.analyze.evidence.select` makes of per-server sets)."""
         t = self.table
-        m = (t["synack"] == synack) & (t["mss"] == mss) & (t["ipver"] == ipver)
-        if outer is not None:
-            m &= np.isin(t["server"], heads) == outer
+        m = sel.entries(self)
         ids, counts = t.ids[m], t.count[m]
         if not len(ids):
-            return []
+            return [], 0
         mine = np.isin(self.f_id, ids)
         fid, frames, times = self.f_id[mine], self.f_frame[mine], self.f_ts[mine]
         short = ids[self.kept[ids].astype(np.int64) < counts]
@@ -133,7 +128,7 @@ class MssDetector:
             fine = frames <= cut
             frames, times = frames[fine], times[fine]
         o = np.argsort(frames, kind="stable")[:MAX_FRAMES]
-        return [(list(zip(frames[o].tolist(), times[o].tolist())), int(counts.sum()))]
+        return list(zip(frames[o].tolist(), times[o].tolist())), int(counts.sum())
 
     def _frames(self, view: ChunkView, rows, synack, mss, ipver, server) -> None:
         """Per (SYN/SYN-ACK, MSS, IP version): count, and the first frames with their server."""
@@ -161,9 +156,66 @@ class MssDetector:
     def role_counts(self, synack: bool, mss: int, ipver: int, heads: np.ndarray) -> tuple[int, int]:
         """(SYNs to a head-end, SYNs to others) of one group."""
         t = self.table
-        m = (t["synack"] == synack) & (t["mss"] == mss) & (t["ipver"] == ipver)
+        m = _group(t, synack, mss, ipver)
         to_head = m & np.isin(t["server"], heads)
         return int(t.count[to_head].sum()), int(t.count[m & ~to_head].sum())
+
+
+def _group(t: KeyTable, synack: bool, mss: int, ipver: int) -> np.ndarray:
+    return (t["synack"] == synack) & (t["mss"] == mss) & (t["ipver"] == ipver)
+
+
+@dataclass(frozen=True, slots=True)
+class SynSelection:
+    """Which SYNs (or SYN-ACKs) are evidence, said once and compiled twice, so that the
+    display filter and the table it is checked against cannot drift apart: those announcing
+    ``mss`` over IP version ``ipver`` whose server (the SYN's destination, the SYN-ACK's
+    source) is one of ``headends`` (``outer`` True), is none of them (False), or either
+    (None).
+
+    The filter also needs two facts of the file, which the table holds by construction:
+    ``mixed_versions`` (SYNs of both IP versions, so the filter names the version: the MSS
+    alone would select the other's too) and ``icmp_errors`` (an ICMP error quotes a SYN's
+    header, which tshark dissects as a SYN; the detector never counts a quote)."""
+
+    synack: bool
+    mss: int
+    ipver: int
+    headends: tuple[str, ...] = ()
+    outer: bool | None = None
+    mixed_versions: bool = False
+    icmp_errors: bool = False
+
+    def wireshark(self) -> str:
+        ack = 1 if self.synack else 0
+        clause = (
+            f"tcp.flags.syn == 1 && tcp.flags.ack == {ack} && tcp.options.mss_val == {self.mss}"
+        )
+        if self.mixed_versions:
+            clause += " && " + ("ipv6" if self.ipver == 6 else "ip")
+        if self.icmp_errors:
+            clause += " && !icmp && !icmpv6"
+        if self.outer is not None:
+            fld = "src" if self.synack else "dst"
+            heads = any_of(
+                f"{'ipv6' if ':' in h else 'ip'}.{fld} == {h}" for h in sorted(self.headends)
+            )
+            clause += f" && {paren(heads)}" if self.outer else f" && !{paren(heads)}"
+        return clause
+
+    def entries(self, det: MssDetector) -> np.ndarray:
+        """The same selection over the detector's (SYN or SYN-ACK, MSS, version, server)
+        table."""
+        t = det.table
+        m = _group(t, self.synack, self.mss, self.ipver)
+        if self.outer is not None:
+            heads = np.array(sorted({dec.addr_hash(h) for h in self.headends}), np.uint64)
+            m &= np.isin(t["server"], heads) == self.outer
+        return m
+
+    def first_frames(self, det: MssDetector) -> tuple[list[tuple[int, float]], int]:
+        """The first selected frames that are exact, and how many frames are selected."""
+        return det.selected(self)
 
 
 def _min_of_last(ids: np.ndarray, frames: np.ndarray) -> int:

@@ -56,6 +56,27 @@ _HALF = 1 << 31
 _MOD = 1 << 32
 
 
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One TCP segment and every copy of it, said once: the same flow (addresses and ports),
+    raw sequence number and payload length, the three things the detector keys a segment by
+    (a copy with a different length or start is a re-segmentation, not the same segment)."""
+
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    seq: int
+    length: int
+
+    def wireshark(self) -> str:
+        s, d = self.src, self.dst
+        return (
+            f"{src_field(s)} == {s} && {dst_field(s)} == {d} && tcp.srcport == {self.sport} && "
+            f"tcp.dstport == {self.dport} && tcp.seq_raw == {self.seq} && tcp.len == {self.length}"
+        )
+
+
 @dataclass(slots=True)
 class Candidate:
     fd: int  # directed flow hash
@@ -240,21 +261,18 @@ class RetransDetector:
             cand.copies_of(view.frames[new], view.ts[new])
 
     def _new(self, pkt: dec.Packet, seq: int, plen: int, size: int, fd: int) -> Candidate:
-        s, d = pkt.src, pkt.dst
-        clause = (
-            f"{src_field(s)} == {s} && {dst_field(s)} == {d} && tcp.srcport == {pkt.sport} && "
-            f"tcp.dstport == {pkt.dport} && tcp.seq_raw == {seq} && tcp.len == {plen}"
-        )
+        sport, dport = int(pkt.sport or 0), int(pkt.dport or 0)
+        seg = Segment(pkt.src, pkt.dst, sport, dport, seq, plen)
         return Candidate(
             fd,
-            s,
-            d,
-            int(pkt.sport or 0),
-            int(pkt.dport or 0),
+            pkt.src,
+            pkt.dst,
+            sport,
+            dport,
             seq,
             plen,
             size,
-            FrameSet(self.file, clause),
+            FrameSet(self.file, seg.wireshark()),
         )
 
     def _acked(self, view: ChunkView, ack_keys: np.ndarray, ends: np.ndarray) -> np.ndarray:

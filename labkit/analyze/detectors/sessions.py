@@ -29,6 +29,7 @@ import numpy as np
 
 from labkit.analyze import decode as dec
 from labkit.analyze.engine import ChunkView, FlowBudget, tally
+from labkit.analyze.evidence import dst_field, src_field
 
 _TABLE = "TLS session"  # this table's name in the budget's counts
 _REL_BITS = 22  # frames of one chunk relative to its first: < 2^21 (a 16 MiB chunk)
@@ -49,6 +50,29 @@ _COLUMNS = {
     # started (NaN: none); which session that was is found from the order they began in
     "quiet": np.float32,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class TlsHellos:
+    """Which TLS ClientHellos are evidence, said once: those from ``client`` to ``server``,
+    on ``port`` (None: any) from one of ``client_ports`` (empty: any). Each session's first
+    ClientHello is its ``hello_frame``: a selection of whole sessions selects theirs."""
+
+    client: str
+    server: str
+    port: int | None = None
+    client_ports: tuple[int, ...] = ()
+
+    def wireshark(self) -> str:
+        c = self.client
+        clause = (
+            f"tls.handshake.type == 1 && {src_field(c)} == {c} && {dst_field(c)} == {self.server}"
+        )
+        if self.port is not None:
+            clause += f" && tcp.dstport == {self.port}"
+        if self.client_ports:
+            clause += " && (" + " || ".join(f"tcp.srcport == {p}" for p in self.client_ports) + ")"
+        return clause
 
 
 @dataclass(frozen=True, slots=True)
