@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from labkit.analyze.cstpstream import NEED_DATA, CstpPacket, CstpStream, HttpHead, StreamError
 from labkit.analyze.decrypt import Segment, client_random, decrypt
 from labkit.analyze.keylog import parse_keylog
-from labkit.analyze.tlsstream import TcpReassembler, TlsRecordSplitter
+from labkit.wire.cstpstream import NEED_DATA, CstpPacket, CstpStream, HttpHead, StreamError
+from labkit.wire.tlsstream import TcpReassembler, TlsRecordSplitter
 from tests.helpers.paths import ROOT
 from tests.helpers.tshark import requires_tshark, tshark_fields
 

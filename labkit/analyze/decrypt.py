@@ -3,10 +3,10 @@
 Input: the capture's TCP segments (:class:`Segment`, in capture order) and a parsed
 :class:`~labkit.analyze.keylog.KeyLog`. Only flows that open with a TLS ClientHello whose
 client random the key log knows are followed: every other packet costs one dictionary lookup.
-Each followed flow goes segment -> :class:`~labkit.analyze.tlsstream.TcpReassembler` -> TLS
+Each followed flow goes segment -> :class:`~labkit.wire.tlsstream.TcpReassembler` -> TLS
 records -> Scapy's TLS layer (``tlsSession`` with the key log's secrets, the same machinery as
 ``conf.tls_nss_filename`` + ``TCPSession``, DESIGN.md section 3, fed record by record so every
-record keeps its frame number) -> :class:`~labkit.analyze.cstpstream.CstpStream` per direction.
+record keeps its frame number) -> :class:`~labkit.wire.cstpstream.CstpStream` per direction.
 
 Output: for each TLS session that carries a tunnel, the client's CONNECT request and the
 head-end's ``200 CONNECTED`` response (only the response's X-CSTP-MTU / X-DTLS-MTU /
@@ -26,10 +26,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple
 
-from labkit.analyze.cstpstream import NEED_DATA, CstpPacket, CstpStream, HttpHead, StreamError
 from labkit.analyze.keylog import KeyLog
-from labkit.analyze.tlsstream import TcpReassembler, TlsRecordSplitter
 from labkit.wire import CT_HANDSHAKE, HS_CLIENT_HELLO
+from labkit.wire.cstpstream import NEED_DATA, CstpPacket, CstpStream, HttpHead, StreamError
+from labkit.wire.tlsstream import TcpReassembler, TlsRecordSplitter
 
 MAX_RECORDS: Final = 1_000_000  # records decrypted per run: the work bound
 MAX_SIZES: Final = 200_000  # data packet sizes kept for the timeline plot
