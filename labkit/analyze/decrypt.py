@@ -22,18 +22,40 @@ Scapy is imported only when a keyed flow is found (it costs about a second).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple
 
+import numpy as np
+
 from labkit.analyze.keylog import KeyLog
-from labkit.wire import CT_HANDSHAKE, HS_CLIENT_HELLO
-from labkit.wire.cstpstream import NEED_DATA, CstpPacket, CstpStream, HttpHead, StreamError
+from labkit.wire import (
+    CSTP_HEADER_LEN,
+    CSTP_MAGIC,
+    CT_ALERT,
+    CT_APPLICATION_DATA,
+    CT_HANDSHAKE,
+    HS_CLIENT_HELLO,
+)
+from labkit.wire.cstpstream import (
+    NEED_DATA,
+    CstpPacket,
+    CstpStream,
+    HttpHead,
+    StreamError,
+    type_name,
+)
+from labkit.wire.tlscrypt import IntegrityError, RecordKeys, open_record, peek
 from labkit.wire.tlsstream import TcpReassembler, TlsRecordSplitter
+from labkit.wire.tlswalk import Records
 
 MAX_RECORDS: Final = 1_000_000  # records decrypted per run: the work bound
 MAX_SIZES: Final = 200_000  # data packet sizes kept for the timeline plot
 MAX_FAILURES: Final = 3  # integrity failures in a row before a flow's secret is judged wrong
+#: Records counted from their first block (:meth:`Decryptor.plan`) are authenticated whole too
+#: when they are among the first AUTH_FIRST of their direction, or every AUTH_EVERY-th after.
+AUTH_FIRST: Final = 16
+AUTH_EVERY: Final = 1024
 
 Direction = Literal["to-server", "to-client"]
 
@@ -146,6 +168,19 @@ class FlowNote:
 
 
 @dataclass(frozen=True, slots=True)
+class BulkPlan:
+    """One direction's records of one chunk, counted from their first blocks
+    (:meth:`Decryptor.plan`): what :meth:`Decryptor.commit` adds to the flow."""
+
+    flow: _Flow
+    direction: Direction
+    records: int
+    counts: tuple[tuple[str, int], ...]  # CSTP packets by type name, in first-seen order
+    largest: CstpPacket | None  # the first largest DATA packet
+    sizes: tuple[np.ndarray, np.ndarray, np.ndarray]  # DATA packets: time, frame, size
+
+
+@dataclass(frozen=True, slots=True)
 class DecryptReport:
     keylog_entries: int
     keylog_malformed: int
@@ -238,6 +273,28 @@ def client_random(payload: bytes) -> bytes | None:
     return payload[11:43]
 
 
+def record_keys(session: Any) -> RecordKeys | None:
+    """The read keys of Scapy's ``session`` (its ``rcs``) when labkit can open its records
+    itself: TLS 1.1/1.2 with AES-CBC (explicit IV; either MAC order) or AES-GCM; None for any
+    other suite or version, whose records stay with Scapy's TLS layer."""
+    rcs = session.rcs
+    cipher = rcs.cipher
+    if not all(getattr(cipher, "ready", {"": False}).values()):
+        return None
+    if session.tls_version not in (0x0302, 0x0303):
+        return None
+    name = type(cipher).__name__
+    if name in ("Cipher_AES_128_GCM", "Cipher_AES_256_GCM"):
+        return RecordKeys("gcm", bytes(cipher.key), salt=bytes(cipher.fixed_iv))
+    mac = {"Hmac_SHA": "sha1", "Hmac_SHA256": "sha256", "Hmac_SHA384": "sha384"}.get(
+        type(rcs.hmac).__name__
+    )
+    if name in ("Cipher_AES_128_CBC", "Cipher_AES_256_CBC") and mac is not None:
+        etm = bool(session.encrypt_then_mac)
+        return RecordKeys("cbc", bytes(cipher.key), bytes(rcs.hmac.key), mac, etm)
+    return None
+
+
 class _Direction:
     def __init__(self, side: Literal["client", "server"]) -> None:
         self.tcp = TcpReassembler()
@@ -245,6 +302,11 @@ class _Direction:
         self.cstp = CstpStream(side)
         self.counts: Counter[str] = Counter()
         self.largest: CstpPacket | None = None
+        # Once the tunnel runs, the records are opened with these keys instead of Scapy's TLS
+        # layer: ``seq`` is the next record's sequence number, ``opened`` counts them.
+        self.keys: RecordKeys | None = None
+        self.seq = 0
+        self.opened = 0
 
     def stats(self) -> DirectionStats:
         big = self.largest
@@ -301,6 +363,8 @@ class Decryptor:
         self.records = 0
         self.stopped: str | None = None
         self._sizes: list[DataSize] = []
+        self._mark = 0  # len(_sizes) when the chunk began
+        self._pending: list[tuple[Direction, tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
 
     def feed(self, seg: Segment) -> None:
         if self.stopped is not None or not seg.payload:
@@ -339,11 +403,34 @@ class Decryptor:
     def _stop(self, flow: _Flow, frame: int, why: str) -> None:
         flow.done, flow.done_frame = why, frame
 
+    def _failed(self, flow: _Flow, frame: int, kind: str) -> None:
+        """A record that does not authenticate: skipped; the flow ends at the MAX_FAILURES-th
+        in a row, or at the first when nothing of it decrypted yet (a wrong secret)."""
+        flow.failures += 1
+        if flow.failures >= MAX_FAILURES or not flow.decrypted:
+            self._stop(
+                flow,
+                frame,
+                f"the key log's secret does not decrypt this session "
+                f"(record integrity check failed: {kind})",
+            )
+
+    def _authenticated(self, flow: _Flow, records: int = 1) -> None:
+        flow.failures = 0
+        flow.decrypted += records
+        self.records += records
+        if self.records >= self.max_records:
+            self.stopped = f"stopped after decrypting {self.max_records} records (the work bound)"
+
     def _record(
         self, flow: _Flow, direction: Direction, data: bytes, frame: int, time: float
     ) -> None:
         from scapy.layers.tls.record import TLS, TLSApplicationData
 
+        d = flow.dirs[direction]
+        if d.keys is not None:
+            self._opened_record(flow, direction, data, frame, time)
+            return
         if flow.last is not None and direction != flow.last:
             flow.session = flow.session.mirror()
         flow.last = direction
@@ -359,29 +446,150 @@ class Decryptor:
         except BaseException as exc:  # noqa: BLE001 - Scapy's integrity errors, bytes it cannot
             # parse, and any other Rust panic in cryptography (pyo3's PanicException is a
             # BaseException; _short_cbc keeps the one we know of, and its stderr noise, away)
-            flow.failures += 1
-            if flow.failures >= MAX_FAILURES or not flow.decrypted:
-                self._stop(
-                    flow,
-                    frame,
-                    f"the key log's secret does not decrypt this session "
-                    f"(record integrity check failed: {type(exc).__name__})",
-                )
+            self._failed(flow, frame, type(exc).__name__)
             return
         flow.session = pkt.tls_session
-        flow.failures = 0
         messages = list(getattr(pkt, "msg", []))
         inner = getattr(pkt, "inner", None)  # TLS 1.3: the decrypted TLSInnerPlaintext
         if inner is not None:
             messages += list(getattr(inner, "msg", []))
-        if protected and pkt.deciphered_len is not None:
-            flow.decrypted += 1
-            self.records += 1
+        flow.failures = 0
         for msg in messages:
             if isinstance(msg, TLSApplicationData):
                 self._plaintext(flow, direction, bytes(msg.data), frame, time)
-        if self.records >= self.max_records:
-            self.stopped = f"stopped after decrypting {self.max_records} records (the work bound)"
+        if protected and pkt.deciphered_len is not None:
+            self._authenticated(flow)
+            if d.cstp.at_packet_boundary and flow.done is None:
+                # The tunnel runs: the rest of this direction is opened with its keys, record
+                # by record (:meth:`_opened_record`) or a chunk at a time (:meth:`plan`).
+                d.keys = record_keys(flow.session)
+                d.seq = flow.session.rcs.seq_num
+
+    def _opened_record(
+        self, flow: _Flow, direction: Direction, data: bytes, frame: int, time: float
+    ) -> None:
+        """One record of a direction past its handshake, decrypted and authenticated whole."""
+        d = flow.dirs[direction]
+        assert d.keys is not None
+        seq, d.seq = d.seq, d.seq + 1
+        d.opened += 1
+        try:
+            plain = open_record(d.keys, seq, data)
+        except IntegrityError as exc:
+            self._failed(flow, frame, exc.kind)
+            return
+        self._authenticated(flow)
+        if data[0] == CT_APPLICATION_DATA:
+            self._plaintext(flow, direction, plain, frame, time)
+        elif data[0] != CT_ALERT:  # a handshake or cipher change: new keys, which Scapy derived
+            self._stop(flow, frame, "the session renegotiates its keys: not followed past here")
+
+    def flow_of(self, seg: Segment) -> _Flow | None:
+        """The keyed flow ``seg`` belongs to, once its ClientHello was fed."""
+        a, b = (seg.src, seg.sport), (seg.dst, seg.dport)
+        return self._flows.get((a, b) if a <= b else (b, a))
+
+    def plan(
+        self,
+        flow: _Flow,
+        direction: Direction,
+        walk: Records,
+        frames: np.ndarray,
+        times: np.ndarray,
+        read: Callable[[int, int], bytes],
+    ) -> BulkPlan | None:
+        """The records ``walk`` found in one direction's in-order segments of a chunk, counted
+        without Scapy and without decrypting them whole; None (and nothing changed) unless
+        every record is what a running tunnel sends: application data holding exactly one
+        CSTP packet (magic, length), its padding right where it shows, and every sampled record
+        (the first :data:`AUTH_FIRST` of the direction, then every :data:`AUTH_EVERY`-th)
+        authenticated whole. Anything else goes record by record, as before.
+
+        ``frames``/``times``: per segment of the walk; ``read(start, end)``: stream bytes.
+        """
+        d = flow.dirs[direction]
+        keys = d.keys
+        if keys is None or flow.done is not None or walk.bad or not d.cstp.at_packet_boundary:
+            return None
+        n = len(walk.start)
+        p = peek(keys, walk.length, walk.heads, walk.tails)
+        size = (p.plain[:, 4].astype(np.int64) << 8) | p.plain[:, 5]
+        ptype = p.plain[:, 6].astype(np.int64)
+        magic = np.frombuffer(CSTP_MAGIC, np.uint8)
+        fits = (
+            (walk.ctype == CT_APPLICATION_DATA)
+            & (p.plain[:, :4] == magic).all(axis=1)
+            & (p.length == CSTP_HEADER_LEN + size)
+        )
+        if not fits.all():
+            return None
+        index = d.opened + np.arange(n)
+        for i in np.flatnonzero((index < AUTH_FIRST) | (index % AUTH_EVERY == 0)).tolist():
+            start = int(walk.start[i])
+            try:
+                clear = open_record(keys, d.seq + i, read(start, start + 5 + int(walk.length[i])))
+            except IntegrityError:
+                return None
+            if clear[:CSTP_HEADER_LEN] != p.plain[i].tobytes() or len(clear) != p.length[i]:
+                return None
+        frame, time = frames[walk.segment], times[walk.segment]
+        types, first, count = np.unique(ptype, return_index=True, return_counts=True)
+        counts = tuple(
+            (type_name(int(types[k])), int(count[k])) for k in np.argsort(first).tolist()
+        )
+        data = ptype == 0
+        largest = None
+        if data.any():
+            j = int(np.argmax(np.where(data, size, -1)))
+            largest = CstpPacket(int(frame[j]), float(time[j]), 0, int(size[j]))
+        return BulkPlan(flow, direction, n, counts, largest, (time[data], frame[data], size[data]))
+
+    def commit(self, plan: BulkPlan) -> None:
+        d = plan.flow.dirs[plan.direction]
+        d.seq += plan.records
+        d.opened += plan.records
+        for name, count in plan.counts:
+            d.counts[name] += count
+        big = plan.largest
+        if big is not None and (d.largest is None or big.length > d.largest.length):
+            d.largest = big
+        self._pending.append((plan.direction, plan.sizes))
+        if plan.records:
+            self._authenticated(plan.flow, plan.records)
+
+    def begin_chunk(self) -> None:
+        self._mark = len(self._sizes)
+
+    def end_chunk(self) -> None:
+        """The chunk's DATA sizes in capture order, as record-by-record decryption lists them:
+        committed plans' sizes merged by frame with those of the records fed one at a time."""
+        pending, self._pending = self._pending, []
+        room = MAX_SIZES - self._mark
+        if not pending or room <= 0:
+            return
+        fed = self._sizes[self._mark :]
+        names: list[Direction] = [s.direction for s in fed] + [d for d, _ in pending]
+        time = np.concatenate([np.array([s.time for s in fed])] + [z[0] for _, z in pending])
+        frame = np.concatenate(
+            [np.array([s.frame for s in fed], np.int64)] + [z[1] for _, z in pending]
+        )
+        size = np.concatenate(
+            [np.array([s.size for s in fed], np.int64)] + [z[2] for _, z in pending]
+        )
+        source = np.concatenate(
+            [np.arange(len(fed))]
+            + [np.full(len(z[0]), len(fed) + k) for k, (_, z) in enumerate(pending)]
+        )
+        keep = np.argsort(frame, kind="stable")[:room]
+        self._sizes[self._mark :] = [
+            DataSize(t, f, names[k], z)
+            for t, f, k, z in zip(
+                time[keep].tolist(),
+                frame[keep].tolist(),
+                source[keep].tolist(),
+                size[keep].tolist(),
+            )
+        ]
 
     def _plaintext(
         self, flow: _Flow, direction: Direction, data: bytes, frame: int, time: float

@@ -20,7 +20,7 @@ from labkit.errors import InputError
 from labkit.logs.files import bundle_members, keylog_lines, lines, member_lines
 
 if TYPE_CHECKING:  # the parsers are imported where used: a capture-only run never pays for them
-    from labkit.analyze.decrypt import DecryptReport, Segment
+    from labkit.analyze.decrypt import DecryptReport, Direction, Segment, _Flow
     from labkit.analyze.engine import ChunkView
     from labkit.analyze.keylog import KeyLog
     from labkit.analyze.logfold import DartFold, SyslogFold
@@ -243,10 +243,18 @@ class KeyedDecryption:
     """The key-log decryptor as a consumer of the analyzer's one pass over a capture.
 
     Only connections whose first payload is a ClientHello with a client random the key log
-    holds reach the decryptor (Python and Scapy per record); every other connection costs a
-    look at its first payload, counted as the decryptor itself would count it
-    (``tls_flows``: connections that open with a ClientHello). Connections are told apart by
-    the columns' flow hashes; addresses are decoded once per address pair.
+    holds reach the decryptor; every other connection costs a look at its first payload,
+    counted as the decryptor itself would count it (``tls_flows``: connections that open with
+    a ClientHello). Connections are told apart by the columns' flow hashes; addresses are
+    decoded once per address pair.
+
+    Two ways into the decryptor. Once a direction's tunnel runs and its segments in a chunk
+    continue its stream in order (no hole, retransmission or reordering), its records are
+    walked in place in the chunk's buffer (:func:`~labkit.wire.tlswalk.walk_records`) and
+    counted a chunk at a time (:meth:`~labkit.analyze.decrypt.Decryptor.plan`): no Python per
+    segment or record. Everything else (the handshake, the CONNECT exchange, a chunk with a
+    hole or a record that is not one CSTP packet) is fed segment by segment, as
+    :func:`~labkit.analyze.decrypt.decrypt` does.
     """
 
     def __init__(self, keylog: KeyLog) -> None:
@@ -257,6 +265,8 @@ class KeyedDecryption:
         self._seen = np.zeros(0, np.uint64)  # connections whose first payload was looked at
         self._keyed = np.zeros(0, np.uint64)  # of those, the ones the key log can decrypt
         self._names: dict[tuple[int, int], tuple[str, str]] = {}
+        # keyed connection -> its decryption state and the client's directed flow hash
+        self._flows: dict[int, tuple[_Flow, int]] = {}
 
     def feed(self, view: ChunkView) -> None:
         from labkit.analyze.decode import PROTO_TCP
@@ -283,15 +293,89 @@ class KeyedDecryption:
                     hellos.append(row)
             if keyed:
                 self._keyed = np.union1d(self._keyed, np.array(keyed, np.uint64))
-        fed = rows[np.isin(conn, self._keyed)].tolist()
+        mine = np.isin(conn, self._keyed)
+        dec.begin_chunk()
+        fed = self._bulk(view, rows[mine], conn[mine])
         opening = set(hellos)
         for row in sorted(fed + hellos):
             if dec.stopped is not None:
-                return
+                break
             if row in opening:
                 dec.tls_flows += 1
-            else:
-                dec.feed(self._segment(view, row))
+                continue
+            seg = self._segment(view, row)
+            dec.feed(seg)
+            key = int(min(c.tcp_fwd[row], c.tcp_rev[row]))
+            if key not in self._flows:
+                flow = dec.flow_of(seg)
+                if flow is not None:  # the ClientHello, sent by the client
+                    self._flows[key] = (flow, int(c.tcp_fwd[row]))
+        dec.end_chunk()
+
+    def _bulk(self, view: ChunkView, rows: np.ndarray, conn: np.ndarray) -> list[int]:
+        """Count the records of every direction that can go a chunk at a time; the rows left
+        to feed one by one. All or none: if the chunk could reach the decryptor's work bound,
+        every row goes one by one, so the bound stops where it always did."""
+        from functools import partial
+
+        from labkit.wire.tlswalk import stream_bytes, walk_records
+
+        dec = self.decryptor
+        c, chunk = view.cols, view.chunk
+        plans = []
+        rest: list[np.ndarray] = []
+        for key in np.unique(conn).tolist():
+            mine = rows[conn == key]
+            known = self._flows.get(key)
+            if known is None:
+                rest.append(mine)
+                continue
+            flow, client = known
+            to_server = c.tcp_fwd[mine] == client
+            sides: tuple[tuple[Direction, np.ndarray], ...] = (
+                ("to-server", mine[to_server]),
+                ("to-client", mine[~to_server]),
+            )
+            for direction, drows in sides:
+                plan = None
+                if len(drows):
+                    d = flow.dirs[direction]
+                    seq = c.seq[drows].astype(np.int64)
+                    lens = c.pcap[drows].astype(np.int64)
+                    offs = c.pay[drows].astype(np.int64)
+                    in_order = (
+                        d.keys is not None
+                        and d.tcp.gap is None
+                        and not d.tcp.pending
+                        and d.records.error is None
+                        and d.tcp.next_seq == int(seq[0])
+                        and bool(np.all(seq[1:] == (seq[:-1] + lens[:-1]) % 2**32))
+                    )
+                    if in_order:
+                        head = bytes(d.records.buf)
+                        walk = walk_records(head, chunk.buf, offs, lens)
+                        plan = dec.plan(
+                            flow,
+                            direction,
+                            walk,
+                            view.frames[drows],
+                            chunk.ts[drows],
+                            partial(stream_bytes, head, chunk.buf, offs, lens),
+                        )
+                    if plan is None:
+                        rest.append(drows)
+                    else:
+                        end = len(head) + int(lens.sum())
+                        tail = stream_bytes(head, chunk.buf, offs, lens, walk.next, end)
+                        next_seq = int((seq[-1] + lens[-1]) % 2**32)
+                        plans.append((plan, d, tail, next_seq))
+        if plans and dec.records + sum(p.records for p, *_ in plans) >= dec.max_records:
+            return rows.tolist()
+        for plan, d, tail, next_seq in plans:
+            dec.commit(plan)
+            d.records.buf = bytearray(tail)
+            d.tcp.next_seq = next_seq
+        return np.concatenate(rest).tolist() if rest else []
 
     @staticmethod
     def _payload(view: ChunkView, row: int) -> bytes:

@@ -74,7 +74,12 @@ class CstpPacket:
 
     @property
     def type_name(self) -> str:
-        return ANYCONNECT_TYPES.get(self.type, f"type-{self.type}")
+        return type_name(self.type)
+
+
+def type_name(ptype: int) -> str:
+    """A CSTP packet type's name (``ANYCONNECT_TYPES``), ``type-N`` for one labkit does not know."""
+    return ANYCONNECT_TYPES.get(ptype, f"type-{ptype}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,12 @@ class CstpStream:
         # Bytes of _buf already searched for the end of a head / chunk line: each search
         # resumes there, so a head fed a byte at a time costs O(n), not O(n^2) (h11 does so).
         self._scanned = 0
+
+    @property
+    def at_packet_boundary(self) -> bool:
+        """In the tunnel with no partial packet buffered: the next bytes start a CSTP packet, so
+        a record holding exactly one packet can be counted from its header alone."""
+        return self._state == "cstp" and not self._buf
 
     # -- input ---------------------------------------------------------------------------
 
