@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from labkit.errors import InputError
 from labkit.logs.files import bundle_members, keylog_lines, lines, member_lines
 
 if TYPE_CHECKING:  # the parsers are imported where used: a capture-only run never pays for them
-    from labkit.analyze.decrypt import DecryptReport, Direction, Segment, _Flow
+    from labkit.analyze.decrypt import BulkPlan, DecryptReport, Direction, Segment, _Flow
     from labkit.analyze.engine import ChunkView
     from labkit.analyze.keylog import KeyLog
     from labkit.analyze.logfold import DartFold, SyslogFold
@@ -239,6 +240,16 @@ def read_keylog(path: str) -> KeyLog:
     return parse_keylog(keylog_lines(path, MAX_KEYLOG_BYTES))
 
 
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """A direction's records of a chunk, counted (``plan``), and where its stream then stands:
+    the unfinished record's bytes (``tail``) and the next sequence number."""
+
+    plan: BulkPlan
+    tail: bytes
+    next_seq: int
+
+
 class KeyedDecryption:
     """The key-log decryptor as a consumer of the analyzer's one pass over a capture.
 
@@ -295,34 +306,49 @@ class KeyedDecryption:
                 self._keyed = np.union1d(self._keyed, np.array(keyed, np.uint64))
         mine = np.isin(conn, self._keyed)
         dec.begin_chunk()
-        fed = self._bulk(view, rows[mine], conn[mine])
         opening = set(hellos)
-        for row in sorted(fed + hellos):
+        todo = sorted(self._bulk(view, rows[mine], conn[mine]) + hellos)
+        while todo:
+            todo = self._one_by_one(view, todo, opening)
+        dec.end_chunk()
+
+    def _one_by_one(self, view: ChunkView, todo: list[int], opening: set[int]) -> list[int]:
+        """Feed rows one at a time until one lets a direction's records be opened with its keys
+        (its tunnel started): the rows after it are offered to :meth:`_bulk` again, and the
+        rows it leaves are returned to feed."""
+        dec = self.decryptor
+        c = view.cols
+        for k, row in enumerate(todo):
             if dec.stopped is not None:
-                break
+                return []
             if row in opening:
                 dec.tls_flows += 1
                 continue
             seg = self._segment(view, row)
-            dec.feed(seg)
             key = int(min(c.tcp_fwd[row], c.tcp_rev[row]))
-            if key not in self._flows:
+            known = self._flows.get(key)
+            keyed = known is not None and sum(d.keys is not None for d in known[0].dirs.values())
+            dec.feed(seg)
+            if known is None:
                 flow = dec.flow_of(seg)
                 if flow is not None:  # the ClientHello, sent by the client
                     self._flows[key] = (flow, int(c.tcp_fwd[row]))
-        dec.end_chunk()
+            elif sum(d.keys is not None for d in known[0].dirs.values()) > keyed:
+                rest = np.array(todo[k + 1 :], np.int64)
+                later = rest[~np.isin(rest, list(opening))]
+                conn = np.minimum(c.tcp_fwd[later], c.tcp_rev[later])
+                again = self._bulk(view, later, conn)
+                return sorted(again + [r for r in todo[k + 1 :] if r in opening])
+        return []
 
     def _bulk(self, view: ChunkView, rows: np.ndarray, conn: np.ndarray) -> list[int]:
-        """Count the records of every direction that can go a chunk at a time; the rows left
-        to feed one by one. All or none: if the chunk could reach the decryptor's work bound,
-        every row goes one by one, so the bound stops where it always did."""
-        from functools import partial
-
-        from labkit.wire.tlswalk import stream_bytes, walk_records
-
+        """Count the records of every flow whose directions can all go a chunk at a time; the
+        rows left to feed one by one. A flow goes whole or not at all, so a record that stops
+        it stops it where capture order says; and if the chunk could reach the decryptor's
+        work bound, every row goes one by one, so the bound stops where it always did."""
         dec = self.decryptor
-        c, chunk = view.cols, view.chunk
-        plans = []
+        c = view.cols
+        plans: list[_Planned] = []
         rest: list[np.ndarray] = []
         for key in np.unique(conn).tolist():
             mine = rows[conn == key]
@@ -336,46 +362,55 @@ class KeyedDecryption:
                 ("to-server", mine[to_server]),
                 ("to-client", mine[~to_server]),
             )
-            for direction, drows in sides:
-                plan = None
-                if len(drows):
-                    d = flow.dirs[direction]
-                    seq = c.seq[drows].astype(np.int64)
-                    lens = c.pcap[drows].astype(np.int64)
-                    offs = c.pay[drows].astype(np.int64)
-                    in_order = (
-                        d.keys is not None
-                        and d.tcp.gap is None
-                        and not d.tcp.pending
-                        and d.records.error is None
-                        and d.tcp.next_seq == int(seq[0])
-                        and bool(np.all(seq[1:] == (seq[:-1] + lens[:-1]) % 2**32))
-                    )
-                    if in_order:
-                        head = bytes(d.records.buf)
-                        walk = walk_records(head, chunk.buf, offs, lens)
-                        plan = dec.plan(
-                            flow,
-                            direction,
-                            walk,
-                            view.frames[drows],
-                            chunk.ts[drows],
-                            partial(stream_bytes, head, chunk.buf, offs, lens),
-                        )
-                    if plan is None:
-                        rest.append(drows)
-                    else:
-                        end = len(head) + int(lens.sum())
-                        tail = stream_bytes(head, chunk.buf, offs, lens, walk.next, end)
-                        next_seq = int((seq[-1] + lens[-1]) % 2**32)
-                        plans.append((plan, d, tail, next_seq))
-        if plans and dec.records + sum(p.records for p, *_ in plans) >= dec.max_records:
+            planned = [self._plan(view, flow, d, r) for d, r in sides if len(r)]
+            if all(p is not None for p in planned):
+                plans += [p for p in planned if p is not None]
+            else:
+                rest.append(mine)
+        if plans and dec.records + sum(p.plan.records for p in plans) >= dec.max_records:
             return rows.tolist()
-        for plan, d, tail, next_seq in plans:
-            dec.commit(plan)
-            d.records.buf = bytearray(tail)
-            d.tcp.next_seq = next_seq
+        for p in plans:
+            dec.commit(p.plan)
+            d = p.plan.flow.dirs[p.plan.direction]
+            d.records.buf = bytearray(p.tail)
+            d.tcp.next_seq = p.next_seq
         return np.concatenate(rest).tolist() if rest else []
+
+    def _plan(
+        self, view: ChunkView, flow: _Flow, direction: Direction, rows: np.ndarray
+    ) -> _Planned | None:
+        """One direction's rows of a chunk as a plan, when they continue its stream in order
+        (no hole, retransmission or reordering) and its records can be counted in bulk."""
+        from labkit.wire.tlswalk import stream_bytes, walk_records
+
+        c, chunk = view.cols, view.chunk
+        d = flow.dirs[direction]
+        seq = c.seq[rows].astype(np.int64)
+        lens = c.pcap[rows].astype(np.int64)
+        offs = c.pay[rows].astype(np.int64)
+        if (
+            d.keys is None
+            or d.tcp.gap is not None
+            or d.tcp.pending
+            or d.records.error is not None
+            or d.tcp.next_seq != int(seq[0])
+            or not np.all(seq[1:] == (seq[:-1] + lens[:-1]) % 2**32)
+        ):
+            return None
+        head = bytes(d.records.buf)
+        walk = walk_records(head, chunk.buf, offs, lens)
+        plan = self.decryptor.plan(
+            flow,
+            direction,
+            walk,
+            view.frames[rows],
+            chunk.ts[rows],
+            partial(stream_bytes, head, chunk.buf, offs, lens),
+        )
+        if plan is None:
+            return None
+        tail = stream_bytes(head, chunk.buf, offs, lens, walk.next, len(head) + int(lens.sum()))
+        return _Planned(plan, tail, int((seq[-1] + lens[-1]) % 2**32))
 
     @staticmethod
     def _payload(view: ChunkView, row: int) -> bytes:
