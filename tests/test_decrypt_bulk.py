@@ -33,6 +33,7 @@ def _stream(rng: random.Random) -> bytes:
 
 @pytest.mark.skipif(not tlswalk.COMPILED, reason="the C walk was not built (no compiler)")
 @pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("pieces", [60, 1])  # 1: more records than segments, the arrays grow
 @pytest.mark.parametrize(
     "tail",
     [
@@ -43,13 +44,13 @@ def _stream(rng: random.Random) -> bytes:
         b"\x17\x03\x03\x50\x01",
     ],
 )
-def test_compiled_and_python_walks_agree(seed: int, tail: bytes) -> None:
+def test_compiled_and_python_walks_agree(seed: int, pieces: int, tail: bytes) -> None:
     rng = random.Random(seed)
     data = _stream(rng) + tail
     cut = rng.randrange(0, 40)  # an unfinished record carried in from an earlier chunk
     head, rest = data[:cut], data[cut:]
     gaps = [rng.randrange(0, 9) for _ in rest]  # junk between segments, as in a chunk buffer
-    cuts = sorted({0, len(rest), *rng.sample(range(1, len(rest)), 60)})
+    cuts = sorted({0, len(rest), *rng.sample(range(1, len(rest)), pieces - 1)})
     buf, offs = bytearray(), []
     for a, b in zip(cuts, cuts[1:]):
         buf += b"\xee" * gaps[a]

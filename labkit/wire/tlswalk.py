@@ -120,25 +120,22 @@ def walk_records(
     lens = np.ascontiguousarray(lens, np.int64)
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     pos, status = 0, 0
+    # A record per segment and a few more is the usual count: fresh pages cost more than the
+    # walk, so the arrays start that small and grow only when a call fills them.
+    batch = min(BATCH, len(lens) + 16)
     while True:
-        rec = np.empty((BATCH, FIELDS), np.int64)
-        heads = np.empty((BATCH, EDGE), np.uint8)
-        tails = np.empty((BATCH, EDGE), np.uint8)
+        rec = np.empty((batch, FIELDS), np.int64)
+        heads = np.empty((batch, EDGE), np.uint8)
+        tails = np.empty((batch, EDGE), np.uint8)
         n, pos, status = run(head, buf, offs, lens, pos, rec, heads, tails)
         parts.append((rec[:n], heads[:n], tails[:n]))
-        if n < BATCH or status:
+        if n < batch or status:
             break
-    rec = np.concatenate([p[0] for p in parts])
-    return Records(
-        rec[:, 0],
-        rec[:, 1],
-        rec[:, 2],
-        rec[:, 3],
-        np.concatenate([p[1] for p in parts]),
-        np.concatenate([p[2] for p in parts]),
-        pos,
-        bool(status),
+        batch = min(BATCH, 2 * batch)
+    rec, heads, tails = (
+        parts[0] if len(parts) == 1 else tuple(np.concatenate(p) for p in zip(*parts))
     )
+    return Records(rec[:, 0], rec[:, 1], rec[:, 2], rec[:, 3], heads, tails, pos, bool(status))
 
 
 def stream_bytes(
