@@ -16,7 +16,8 @@ DATA packet, with frames. Sessions that decrypt but carry no CONNECT, and flows 
 followed (no handshake in the capture, a hole in the stream, a secret that fails the integrity
 check), are reported, never fatal.
 
-Scapy is imported only when a keyed flow is found (it costs about a second).
+Scapy (about a second to import) is imported in the background once a key log is given
+(:func:`preload`), and used only for keyed flows.
 """
 
 from __future__ import annotations
@@ -81,6 +82,41 @@ class DataSize:
     frame: int
     direction: Direction
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class DataSizes:
+    """The tunnelled DATA packets kept for the timeline (at most :data:`MAX_SIZES`, in capture
+    order), as columns: a GB session's 200 000 of them cost no Python object each."""
+
+    time: np.ndarray  # float64
+    frame: np.ndarray  # int64
+    to_client: np.ndarray  # bool: the direction
+    size: np.ndarray  # int64
+
+    def __len__(self) -> int:
+        return len(self.size)
+
+    def of(self, direction: Direction) -> DataSizes:
+        keep = self.to_client == (direction == "to-client")
+        return DataSizes(self.time[keep], self.frame[keep], self.to_client[keep], self.size[keep])
+
+    def items(self) -> tuple[DataSize, ...]:
+        """One :class:`DataSize` per packet."""
+        return tuple(
+            DataSize(t, f, "to-client" if c else "to-server", z)
+            for t, f, c, z in zip(
+                self.time.tolist(), self.frame.tolist(), self.to_client.tolist(), self.size.tolist()
+            )
+        )
+
+
+def _sizes(parts: list[DataSizes]) -> DataSizes:
+    """``parts`` end to end (none: no packet)."""
+    empty = DataSizes(np.zeros(0), np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, np.int64))
+    return DataSizes(
+        *(np.concatenate([getattr(p, f) for p in (empty, *parts)]) for f in DataSizes.__slots__)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +213,7 @@ class BulkPlan:
     records: int
     counts: tuple[tuple[str, int], ...]  # CSTP packets by type name, in first-seen order
     largest: CstpPacket | None  # the first largest DATA packet
-    sizes: tuple[np.ndarray, np.ndarray, np.ndarray]  # DATA packets: time, frame, size
+    sizes: DataSizes  # its DATA packets
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,8 +224,12 @@ class DecryptReport:
     keyed_flows: int  # ... whose client random the key log has
     sessions: tuple[TunnelSession, ...]  # keyed flows with at least one decrypted record
     notes: tuple[FlowNote, ...]
-    sizes: tuple[DataSize, ...]
+    data_sizes: DataSizes
     stopped: str | None = None  # a work bound that ended decryption early
+
+    @property
+    def sizes(self) -> tuple[DataSize, ...]:
+        return self.data_sizes.items()
 
     @property
     def tunnels(self) -> tuple[TunnelSession, ...]:
@@ -259,6 +299,20 @@ def _short_cbc(session: Any, record: bytes) -> bool:
         fragment -= session.rcs.mac_len
     explicit_iv = int.from_bytes(record[1:3], "big") >= 0x0302
     return fragment < size * (2 if explicit_iv else 1)
+
+
+def _import_scapy_tls() -> None:
+    import scapy.layers.tls.record
+    import scapy.layers.tls.session  # noqa: F401 - the import is the point
+
+
+def preload() -> None:
+    """Start importing Scapy's TLS layer (about a second) in a background thread, while the
+    capture is read: the first keyed flow finds it imported, or waits for the import in
+    progress (Python's import lock)."""
+    import threading
+
+    threading.Thread(target=_import_scapy_tls, name="labkit-import-scapy", daemon=True).start()
 
 
 def client_random(payload: bytes) -> bytes | None:
@@ -362,9 +416,12 @@ class Decryptor:
         self.tls_flows = 0
         self.records = 0
         self.stopped: str | None = None
-        self._sizes: list[DataSize] = []
-        self._mark = 0  # len(_sizes) when the chunk began
-        self._pending: list[tuple[Direction, tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
+        # DATA sizes for the timeline: kept (``_kept``, ``_count`` of them), fed one at a time
+        # since the chunk began (``_fed``), counted in bulk in this chunk (``_pending``).
+        self._kept: list[DataSizes] = []
+        self._count = 0
+        self._fed: list[DataSize] = []
+        self._pending: list[DataSizes] = []
 
     def feed(self, seg: Segment) -> None:
         if self.stopped is not None or not seg.payload:
@@ -542,7 +599,10 @@ class Decryptor:
         if data.any():
             j = int(np.argmax(np.where(data, size, -1)))
             largest = CstpPacket(int(frame[j]), float(time[j]), 0, int(size[j]))
-        return BulkPlan(flow, direction, n, counts, largest, (time[data], frame[data], size[data]))
+        sizes = DataSizes(
+            time[data], frame[data], np.full(int(data.sum()), direction == "to-client"), size[data]
+        )
+        return BulkPlan(flow, direction, n, counts, largest, sizes)
 
     def commit(self, plan: BulkPlan) -> None:
         d = plan.flow.dirs[plan.direction]
@@ -553,43 +613,32 @@ class Decryptor:
         big = plan.largest
         if big is not None and (d.largest is None or big.length > d.largest.length):
             d.largest = big
-        self._pending.append((plan.direction, plan.sizes))
+        self._pending.append(plan.sizes)
         if plan.records:
             self._authenticated(plan.flow, plan.records)
-
-    def begin_chunk(self) -> None:
-        self._mark = len(self._sizes)
 
     def end_chunk(self) -> None:
         """The chunk's DATA sizes in capture order, as record-by-record decryption lists them:
         committed plans' sizes merged by frame with those of the records fed one at a time."""
+        fed, self._fed = self._fed, []
         pending, self._pending = self._pending, []
-        room = MAX_SIZES - self._mark
-        if not pending or room <= 0:
+        room = MAX_SIZES - self._count
+        if room <= 0 or not (fed or any(len(p) for p in pending)):
             return
-        fed = self._sizes[self._mark :]
-        names: list[Direction] = [s.direction for s in fed] + [d for d, _ in pending]
-        time = np.concatenate([np.array([s.time for s in fed])] + [z[0] for _, z in pending])
-        frame = np.concatenate(
-            [np.array([s.frame for s in fed], np.int64)] + [z[1] for _, z in pending]
+        one = DataSizes(
+            np.array([d.time for d in fed], np.float64),
+            np.array([d.frame for d in fed], np.int64),
+            np.array([d.direction == "to-client" for d in fed], bool),
+            np.array([d.size for d in fed], np.int64),
         )
-        size = np.concatenate(
-            [np.array([s.size for s in fed], np.int64)] + [z[2] for _, z in pending]
-        )
-        source = np.concatenate(
-            [np.arange(len(fed))]
-            + [np.full(len(z[0]), len(fed) + k) for k, (_, z) in enumerate(pending)]
-        )
-        keep = np.argsort(frame, kind="stable")[:room]
-        self._sizes[self._mark :] = [
-            DataSize(t, f, names[k], z)
-            for t, f, k, z in zip(
-                time[keep].tolist(),
-                frame[keep].tolist(),
-                source[keep].tolist(),
-                size[keep].tolist(),
+        merged = _sizes([one, *pending])
+        keep = np.argsort(merged.frame, kind="stable")[:room]
+        self._kept.append(
+            DataSizes(
+                merged.time[keep], merged.frame[keep], merged.to_client[keep], merged.size[keep]
             )
-        ]
+        )
+        self._count += len(keep)
 
     def _plaintext(
         self, flow: _Flow, direction: Direction, data: bytes, frame: int, time: float
@@ -610,15 +659,14 @@ class Decryptor:
                 if event.type == 0:
                     if d.largest is None or event.length > d.largest.length:
                         d.largest = event
-                    if len(self._sizes) < MAX_SIZES:
-                        self._sizes.append(
-                            DataSize(event.time, event.frame, direction, event.length)
-                        )
+                    if self._count + len(self._fed) < MAX_SIZES:
+                        self._fed.append(DataSize(event.time, event.frame, direction, event.length))
             elif isinstance(event, StreamError):
                 self._stop(flow, event.frame, f"decrypted stream is not HTTP/CSTP: {event.message}")
                 return
 
     def report(self) -> DecryptReport:
+        self.end_chunk()
         sessions: list[TunnelSession] = []
         notes: list[FlowNote] = []
         for flow in self._flows.values():
@@ -659,7 +707,7 @@ class Decryptor:
             keyed,
             tuple(sessions),
             tuple(notes),
-            tuple(self._sizes),
+            _sizes(self._kept),
             self.stopped,
         )
 

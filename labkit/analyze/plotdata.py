@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 import numpy as np
 
@@ -36,7 +36,7 @@ _INDEXED: Final = np.dtype(
     [("t", np.float64), ("s", np.int64), ("src", np.uint64), ("dst", np.uint64), ("i", np.int64)]
 )
 #: The decrypted CSTP series: the report's direction, the plot's shape, the label.
-_DECRYPTED: Final[tuple[tuple[str, Direction, str], ...]] = (
+_DECRYPTED: Final[tuple[tuple[Literal["to-client", "to-server"], Direction, str], ...]] = (
     ("to-client", "to", "decrypted CSTP: to the client"),
     ("to-server", "from", "decrypted CSTP: from the client"),
 )
@@ -232,13 +232,13 @@ def build(
         )
     for path, report in inputs.decrypted:
         for report_dir, shape, label in _DECRYPTED:
-            sized = [d for d in report.sizes if d.direction == report_dir]
-            if sized:
+            sized = report.data_sizes.of(report_dir)
+            if len(sized):
                 series.append(
                     Series(
                         f"{label} ({len(sized)})",
-                        np.array([d.time for d in sized]),
-                        np.array([d.size for d in sized]),
+                        sized.time,
+                        sized.size,
                         f"decrypted {path}",
                         shape,
                     )

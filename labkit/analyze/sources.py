@@ -269,8 +269,9 @@ class KeyedDecryption:
     """
 
     def __init__(self, keylog: KeyLog) -> None:
-        from labkit.analyze.decrypt import Decryptor
+        from labkit.analyze.decrypt import Decryptor, preload
 
+        preload()
         self.keylog = keylog
         self.decryptor = Decryptor(keylog)
         self._seen = np.zeros(0, np.uint64)  # connections whose first payload was looked at
@@ -305,7 +306,6 @@ class KeyedDecryption:
             if keyed:
                 self._keyed = np.union1d(self._keyed, np.array(keyed, np.uint64))
         mine = np.isin(conn, self._keyed)
-        dec.begin_chunk()
         opening = set(hellos)
         todo = sorted(self._bulk(view, rows[mine], conn[mine]) + hellos)
         while todo:
