@@ -1,5 +1,5 @@
 """A running tunnel's records counted a chunk at a time: the compiled record walk against its
-Python twin, and the analyzer's pass (records walked in place, CSTP headers from the first
+Python twin, the record keys against Scapy's suite table, and the analyzer's pass (records walked in place, CSTP headers from the first
 cipher block) against the generator's truth and against record-by-record decryption of the
 same segments, for every record protection AnyConnect head-ends negotiate; damage is still
 caught and reported as record-by-record decryption reports it."""
@@ -75,6 +75,21 @@ def test_compiled_and_python_walks_agree(seed: int, pieces: int, tail: bytes) ->
     assert c.next == (len(data) - len(tail) if tail else len(data))
 
 
+# ---------------------------------------------------------------------- the suites
+
+
+def test_suite_names_are_scapys() -> None:
+    """The suites labkit opens itself are named as Scapy's TLS layer names them (the ``tls``
+    field of the report is the same whichever decrypts a session)."""
+    from scapy.layers.tls.crypto.suites import _tls_cipher_suites
+
+    from labkit.wire.tlskeys import SUITES
+
+    assert {code: s.name for code, s in SUITES.items()} == {
+        code: _tls_cipher_suites[code] for code in SUITES
+    }
+
+
 # ---------------------------------------------------------------------- whole sessions
 
 
@@ -121,6 +136,8 @@ SUITES = [
     ("ECDHE-RSA-AES256-SHA384", True, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384"),
     ("AES128-GCM-SHA256", True, "TLS_RSA_WITH_AES_128_GCM_SHA256"),
     ("ECDHE-RSA-AES256-GCM-SHA384", True, "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"),
+    # a suite labkit does not open itself: Scapy's TLS layer decrypts every record
+    ("ECDHE-RSA-CHACHA20-POLY1305", True, "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"),
 ]
 
 

@@ -4,9 +4,30 @@ Input: the capture's TCP segments (:class:`Segment`, in capture order) and a par
 :class:`~labkit.analyze.keylog.KeyLog`. Only flows that open with a TLS ClientHello whose
 client random the key log knows are followed: every other packet costs one dictionary lookup.
 Each followed flow goes segment -> :class:`~labkit.wire.tlsstream.TcpReassembler` -> TLS
-records -> Scapy's TLS layer (``tlsSession`` with the key log's secrets, the same machinery as
-``conf.tls_nss_filename`` + ``TCPSession``, DESIGN.md section 3, fed record by record so every
-record keeps its frame number) -> :class:`~labkit.wire.cstpstream.CstpStream` per direction.
+records -> decryption, record by record so every record keeps its frame ->
+:class:`~labkit.wire.cstpstream.CstpStream` per direction.
+
+Decryption, by what the session negotiated:
+
+* TLS 1.2 with AES-CBC (either MAC order) or AES-GCM, the suites AnyConnect head-ends use:
+  the record keys follow from the key log's master secret and the ServerHello
+  (:mod:`labkit.wire.tlskeys`); every record from ChangeCipherSpec on is opened with
+  ``cryptography`` and authenticated (:func:`~labkit.wire.tlscrypt.open_record`). Scapy is
+  not imported.
+* Any other suite, and TLS 1.3: Scapy's TLS layer (``tlsSession`` with the key log's
+  secrets, the same machinery as ``conf.tls_nss_filename`` + ``TCPSession``, DESIGN.md
+  section 3) decrypts the records; once a direction's tunnel runs in a suite labkit opens
+  itself (TLS 1.1/1.2 AES), its keys are taken over from Scapy.
+
+Which records are authenticated (MAC or AEAD tag checked): every record fed one at a time
+(the handshake's Finished, the CONNECT exchange, anything unusual). A running tunnel's
+records, read a chunk at a time (:meth:`Decryptor.plan`, fed by
+:class:`~labkit.analyze.sources.KeyedDecryption`), are authenticated whole when they are among
+the first :data:`AUTH_FIRST` of their direction or every :data:`AUTH_EVERY`-th after; the
+others are counted from their first and last cipher blocks (the CSTP header, the padding),
+which a wrong key or damage there fails, sending the chunk back to one record at a time.
+Damage confined to the middle of such a record (the tunnelled packet's payload, which the
+report never reads) goes unnoticed; record by record it would have dropped the packet.
 
 Output: for each TLS session that carries a tunnel, the client's CONNECT request and the
 head-end's ``200 CONNECTED`` response (only the response's X-CSTP-MTU / X-DTLS-MTU /
@@ -14,10 +35,7 @@ X-CSTP-Base-MTU / X-DTLS-Port are the head-end's numbers; the client sends its o
 X-CSTP-MTU in the request) and the CSTP packets each way: counts per type and the largest
 DATA packet, with frames. Sessions that decrypt but carry no CONNECT, and flows that cannot be
 followed (no handshake in the capture, a hole in the stream, a secret that fails the integrity
-check), are reported, never fatal.
-
-Scapy (about a second to import) is imported in the background once a key log is given
-(:func:`preload`), and used only for keyed flows.
+check, a renegotiation), are reported, never fatal.
 """
 
 from __future__ import annotations
@@ -29,12 +47,13 @@ from typing import Any, Final, Literal, NamedTuple
 
 import numpy as np
 
-from labkit.analyze.keylog import KeyLog
+from labkit.analyze.keylog import TLS12_LABEL, KeyLog
 from labkit.wire import (
     CSTP_HEADER_LEN,
     CSTP_MAGIC,
     CT_ALERT,
     CT_APPLICATION_DATA,
+    CT_CHANGE_CIPHER_SPEC,
     CT_HANDSHAKE,
     HS_CLIENT_HELLO,
 )
@@ -47,7 +66,8 @@ from labkit.wire.cstpstream import (
     type_name,
 )
 from labkit.wire.tlscrypt import IntegrityError, RecordKeys, open_record, peek
-from labkit.wire.tlsstream import TcpReassembler, TlsRecordSplitter
+from labkit.wire.tlskeys import Suite, record_keys, server_hello
+from labkit.wire.tlsstream import TLS_HEADER, TcpReassembler, TlsRecordSplitter
 from labkit.wire.tlswalk import Records
 
 MAX_RECORDS: Final = 1_000_000  # records decrypted per run: the work bound
@@ -301,20 +321,6 @@ def _short_cbc(session: Any, record: bytes) -> bool:
     return fragment < size * (2 if explicit_iv else 1)
 
 
-def _import_scapy_tls() -> None:
-    import scapy.layers.tls.record
-    import scapy.layers.tls.session  # noqa: F401 - the import is the point
-
-
-def preload() -> None:
-    """Start importing Scapy's TLS layer (about a second) in a background thread, while the
-    capture is read: the first keyed flow finds it imported, or waits for the import in
-    progress (Python's import lock)."""
-    import threading
-
-    threading.Thread(target=_import_scapy_tls, name="labkit-import-scapy", daemon=True).start()
-
-
 def client_random(payload: bytes) -> bytes | None:
     """The ClientHello's random when ``payload`` starts with one (RFC 8446 4.1.2)."""
     if (
@@ -327,7 +333,7 @@ def client_random(payload: bytes) -> bytes | None:
     return payload[11:43]
 
 
-def record_keys(session: Any) -> RecordKeys | None:
+def scapy_keys(session: Any) -> RecordKeys | None:
     """The read keys of Scapy's ``session`` (its ``rcs``) when labkit can open its records
     itself: TLS 1.1/1.2 with AES-CBC (explicit IV; either MAC order) or AES-GCM; None for any
     other suite or version, whose records stay with Scapy's TLS layer."""
@@ -361,6 +367,7 @@ class _Direction:
         self.keys: RecordKeys | None = None
         self.seq = 0
         self.opened = 0
+        self.finished = True  # False between ChangeCipherSpec and Finished
 
     def stats(self) -> DirectionStats:
         big = self.largest
@@ -373,14 +380,28 @@ class _Direction:
 
 
 class _Flow:
-    """Decryption state of one keyed TCP connection."""
+    """Decryption state of one keyed TCP connection.
 
-    def __init__(self, client: tuple[str, int], server: tuple[str, int], keylog: KeyLog) -> None:
-        from scapy.layers.tls.session import tlsSession  # Scapy only for keyed flows
+    Until the server's hello is read the flow's records are held (``held``). A TLS 1.2 session
+    in a suite :mod:`labkit.wire.tlskeys` knows then gets its record keys from the key log's
+    master secret (``mode`` "native"): each direction's records are opened with them from its
+    ChangeCipherSpec on, and Scapy is never needed. Any other session replays the held
+    records into Scapy's TLS layer (``mode`` "scapy"), which decrypts its handshake and, once
+    the tunnel runs, hands its keys over where it can (:func:`scapy_keys`).
+    """
 
+    def __init__(
+        self, client: tuple[str, int], server: tuple[str, int], random: bytes, keylog: KeyLog
+    ) -> None:
         self.client, self.server = client, server
-        self.session: Any = tlsSession()
-        self.session.nss_keys = keylog.secrets
+        self.random = random
+        self.keylog = keylog
+        self.mode: Literal["hello", "native", "scapy"] = "hello"
+        self.held: list[tuple[Direction, bytes, int, float]] = []
+        self.server_handshake = bytearray()  # the server's first handshake bytes
+        self.suite: Suite | None = None
+        self.native: dict[Direction, RecordKeys] = {}
+        self.session: Any = None  # Scapy's tlsSession, in "scapy" mode
         self.last: Direction | None = None
         self.dirs: dict[Direction, _Direction] = {
             "to-server": _Direction("client"),
@@ -399,11 +420,39 @@ class _Flow:
         return _endpoint(*self.client), _endpoint(*self.server)
 
     def tls_name(self) -> str:
+        if self.suite is not None:
+            return f"TLS 1.2 {self.suite.name}"
+        if self.session is None:
+            return "TLS ?"
         from scapy.layers.tls.basefields import _tls_version
 
         version = _tls_version.get(self.session.tls_version or 0, "TLS ?")
         suite = getattr(getattr(self.session.rcs, "ciphersuite", None), "name", None)
         return f"{version} {suite}" if suite else version
+
+    def start_scapy(self) -> None:
+        from scapy.layers.tls.session import tlsSession  # Scapy only for the sessions it needs
+
+        self.mode = "scapy"
+        self.session = tlsSession()
+        self.session.nss_keys = self.keylog.secrets
+
+    def hello(self, data: bytes) -> bool:
+        """Read the server's handshake record ``data``; True once the mode is decided."""
+        if data[0] == CT_HANDSHAKE:
+            self.server_handshake += data[TLS_HEADER:]
+        hello = server_hello(bytes(self.server_handshake))
+        if hello is None and data[0] == CT_HANDSHAKE and len(self.server_handshake) < 1 << 16:
+            return False  # the hello continues in the next record
+        master = self.keylog.secrets.get(TLS12_LABEL, {}).get(self.random)
+        keys = record_keys(master, self.random, hello) if hello and master else None
+        if keys is None:
+            self.start_scapy()
+        else:
+            self.mode = "native"
+            self.suite = keys[0]
+            self.native = {"to-server": keys[1], "to-client": keys[2]}
+        return True
 
 
 class Decryptor:
@@ -432,7 +481,7 @@ class Decryptor:
             random = client_random(seg.payload)
             self.tls_flows += random is not None
             self._flows[key] = (
-                _Flow(a, b, self.keylog)
+                _Flow(a, b, random, self.keylog)
                 if random is not None and self.keylog.can_decrypt(random)
                 else None
             )
@@ -482,10 +531,29 @@ class Decryptor:
     def _record(
         self, flow: _Flow, direction: Direction, data: bytes, frame: int, time: float
     ) -> None:
+        d = flow.dirs[direction]
+        if d.keys is not None:
+            self._opened_record(flow, direction, data, frame, time)
+        elif flow.mode == "native":
+            if data[0] == CT_CHANGE_CIPHER_SPEC:  # this side's next record is its Finished
+                d.keys, d.seq, d.finished = flow.native[direction], 0, False
+        elif flow.mode == "scapy":
+            self._scapy_record(flow, direction, data, frame, time)
+        else:
+            flow.held.append((direction, data, frame, time))
+            if direction == "to-client" and flow.hello(data):
+                held, flow.held = flow.held, []
+                if flow.mode == "scapy":
+                    for record in held:
+                        self._scapy_record(flow, *record)
+
+    def _scapy_record(
+        self, flow: _Flow, direction: Direction, data: bytes, frame: int, time: float
+    ) -> None:
         from scapy.layers.tls.record import TLS, TLSApplicationData
 
         d = flow.dirs[direction]
-        if d.keys is not None:
+        if d.keys is not None:  # Scapy handed this direction over while records were held
             self._opened_record(flow, direction, data, frame, time)
             return
         if flow.last is not None and direction != flow.last:
@@ -519,7 +587,7 @@ class Decryptor:
             if d.cstp.at_packet_boundary and flow.done is None:
                 # The tunnel runs: the rest of this direction is opened with its keys, record
                 # by record (:meth:`_opened_record`) or a chunk at a time (:meth:`plan`).
-                d.keys = record_keys(flow.session)
+                d.keys = scapy_keys(flow.session)
                 d.seq = flow.session.rcs.seq_num
 
     def _opened_record(
@@ -538,6 +606,8 @@ class Decryptor:
         self._authenticated(flow)
         if data[0] == CT_APPLICATION_DATA:
             self._plaintext(flow, direction, plain, frame, time)
+        elif data[0] == CT_HANDSHAKE and not d.finished:
+            d.finished = True  # the Finished message that follows ChangeCipherSpec
         elif data[0] != CT_ALERT:  # a handshake or cipher change: new keys, which Scapy derived
             self._stop(flow, frame, "the session renegotiates its keys: not followed past here")
 

@@ -240,6 +240,16 @@ def read_keylog(path: str) -> KeyLog:
     return parse_keylog(keylog_lines(path, MAX_KEYLOG_BYTES))
 
 
+#: Times a flow fed one row at a time is offered for bulk again within one chunk.
+BULK_TRIES = 4
+
+
+def _ready(flow: _Flow) -> bool:
+    """Both directions of ``flow`` open their records with keys, each at a CSTP packet
+    boundary: the records that follow can be counted in bulk."""
+    return all(d.keys is not None and d.cstp.at_packet_boundary for d in flow.dirs.values())
+
+
 @dataclass(frozen=True, slots=True)
 class _Planned:
     """A direction's records of a chunk, counted (``plan``), and where its stream then stands:
@@ -269,9 +279,8 @@ class KeyedDecryption:
     """
 
     def __init__(self, keylog: KeyLog) -> None:
-        from labkit.analyze.decrypt import Decryptor, preload
+        from labkit.analyze.decrypt import Decryptor
 
-        preload()
         self.keylog = keylog
         self.decryptor = Decryptor(keylog)
         self._seen = np.zeros(0, np.uint64)  # connections whose first payload was looked at
@@ -307,15 +316,18 @@ class KeyedDecryption:
                 self._keyed = np.union1d(self._keyed, np.array(keyed, np.uint64))
         mine = np.isin(conn, self._keyed)
         opening = set(hellos)
+        self._tries: dict[int, int] = {}
         todo = sorted(self._bulk(view, rows[mine], conn[mine]) + hellos)
         while todo:
             todo = self._one_by_one(view, todo, opening)
         dec.end_chunk()
 
     def _one_by_one(self, view: ChunkView, todo: list[int], opening: set[int]) -> list[int]:
-        """Feed rows one at a time until one lets a direction's records be opened with its keys
-        (its tunnel started): the rows after it are offered to :meth:`_bulk` again, and the
-        rows it leaves are returned to feed."""
+        """Feed rows one at a time until one makes a flow ready for bulk (both directions
+        opened with keys, each at a CSTP packet boundary: its tunnel runs): the rows after it
+        are offered to :meth:`_bulk` again, and the rows it leaves are returned to feed. A flow
+        is offered at most :data:`BULK_TRIES` times a chunk, so a damaged stretch that keeps
+        failing costs no rescan per row."""
         dec = self.decryptor
         c = view.cols
         for k, row in enumerate(todo):
@@ -327,13 +339,14 @@ class KeyedDecryption:
             seg = self._segment(view, row)
             key = int(min(c.tcp_fwd[row], c.tcp_rev[row]))
             known = self._flows.get(key)
-            keyed = known is not None and sum(d.keys is not None for d in known[0].dirs.values())
+            was_ready = known is not None and _ready(known[0])
             dec.feed(seg)
             if known is None:
                 flow = dec.flow_of(seg)
                 if flow is not None:  # the ClientHello, sent by the client
                     self._flows[key] = (flow, int(c.tcp_fwd[row]))
-            elif sum(d.keys is not None for d in known[0].dirs.values()) > keyed:
+            elif not was_ready and _ready(known[0]) and self._tries.get(key, 0) < BULK_TRIES:
+                self._tries[key] = self._tries.get(key, 0) + 1
                 rest = np.array(todo[k + 1 :], np.int64)
                 later = rest[~np.isin(rest, list(opening))]
                 conn = np.minimum(c.tcp_fwd[later], c.tcp_rev[later])
