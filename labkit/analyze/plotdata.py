@@ -86,7 +86,9 @@ class _Points:
 
     @staticmethod
     def _count(counter: Counter, values: np.ndarray) -> None:
-        keys, counts = np.unique(values, return_counts=True)
+        from labkit.analyze.engine import tally  # np.unique's answer, hashed: no sort per row
+
+        keys, _first, counts = tally(values)
         counter.update(dict(zip(keys.tolist(), counts.tolist())))
 
     def add(
@@ -96,20 +98,21 @@ class _Points:
         self._count(self.sent, src)
         self._count(self.received, dst)
         self._count(self.openers, syn_src)
-        rec = np.rec.fromarrays([t, size, src, dst], dtype=_ROW)
         big = size > self.floor
-        # numpy's stubs type a masked recarray as a plain ndarray; it is a recarray at run time.
+        # Only the rows kept become records: a GB capture's packets are mostly thinned away.
         if self.n_big < MAX_POINTS:
-            keep: np.recarray = rec[big][: MAX_POINTS - self.n_big]  # type: ignore[assignment]
-            self.big.append(keep)
-            self.n_big += len(keep)
-        small: np.recarray = rec[~big]  # type: ignore[assignment]
+            rows = np.flatnonzero(big)[: MAX_POINTS - self.n_big]
+            self.big.append(
+                np.rec.fromarrays([t[rows], size[rows], src[rows], dst[rows]], dtype=_ROW)
+            )
+            self.n_big += len(rows)
+        small = np.flatnonzero(~big)
         index = self.seen_small + np.arange(len(small))
         self.seen_small += len(small)
+        kept = index % self.stride == 0
+        rows, index = small[kept], index[kept]
         self.small.append(
-            np.rec.fromarrays([small.t, small.s, small.src, small.dst, index], dtype=_INDEXED)[
-                index % self.stride == 0
-            ]
+            np.rec.fromarrays([t[rows], size[rows], src[rows], dst[rows], index], dtype=_INDEXED)
         )
         if sum(len(x) for x in self.small) > MAX_POINTS:
             self.stride *= 2
