@@ -330,6 +330,13 @@ def _file_report(
         for lt, n in stats.linktype_frames.items()
         if lt >= 0 and lt not in SUPPORTED_LINKTYPES
     }
+    if stats.backward_steps:
+        warnings.append(
+            f"out of time order: {stats.backward_steps} frame(s) are earlier than the frame "
+            f"before them (by up to {stats.backward_max_s:.3f} s; two captures concatenated?): "
+            "verdicts that depend on time (reconnects, DTLS answers, PMTUD adaptation) follow "
+            "frame order; reordercap sorts the file"
+        )
     for lt, n in sorted(unknown.items()):
         warnings.append(f"link type {linktype_name(lt)} is not supported: {n} frame(s) skipped")
     error = None

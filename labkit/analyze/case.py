@@ -143,6 +143,16 @@ class Case:
                 "no inner traffic here (it is encrypted inside TLS/DTLS): capture on the "
                 "client's adapter or the head-end's inside to see packet sizes, SYN MSS and ICMP",
             )
+        cov = f.coverage
+        cut = cov.snap_cut(dec.SNAP_UDP_PAYLOAD) + cov.snap_cut(dec.SNAP_TCP_PAYLOAD)
+        if cut:  # "no TLS/DTLS" would be a claim about bytes that were not captured
+            return (
+                "unknown",
+                f"the snap length cut {cut} TCP/UDP payload(s) before their record headers: "
+                "TLS/DTLS to a head-end cannot be recognised",
+                "TLS/DTLS, SYN MSS and ICMP quotes beyond the snap length: capture again with "
+                "tcpdump -s 0",
+            )
         raw = rep.linktypes and all(_lt_number(lt) in RAW_POINT_LINKTYPES for lt in rep.linktypes)
         if raw and rep.ip_packets:
             return (
@@ -385,6 +395,7 @@ class Case:
             "no capture shows the client or the server after the last one (capture longer, "
             "or add the TCP part of the same capture)"
         )
+        snap = self._snap_cannot_tell(label)
         if len(open_) == 1:
             p = open_[0]
             what = (
@@ -397,8 +408,33 @@ class Case:
                 f"{p.server} UDP {p.port})"
             )
         else:
-            return ()
-        return (f"whether {what} were answered: {why}",)
+            return snap
+        return (f"whether {what} were answered: {why}", *snap)
+
+    def _snap_cannot_tell(self, label: str) -> tuple[str, ...]:
+        """What a short snap length hid in ``label``: each verdict that needs the bytes it cut,
+        with how many frames, so "no DTLS failure" is not read as "DTLS was fine"."""
+        cov = self.facts[label].coverage
+        udp, tcp = cov.snap_cut(dec.SNAP_UDP_PAYLOAD), cov.snap_cut(dec.SNAP_TCP_PAYLOAD)
+        syn, quote = cov.snap_cut(dec.SNAP_SYN_OPTIONS), cov.snap_cut(dec.SNAP_ICMP_QUOTE)
+        fix = "capture again with tcpdump -s 0"
+        out = []
+        if udp or tcp:
+            cut = " and ".join(
+                x for x in (f"{udp} UDP" if udp else "", f"{tcp} TCP" if tcp else "") if x
+            )
+            out.append(
+                f"whether DTLS or TLS ran and was answered: the snap length cut {cut} "
+                f"payload(s) before their record headers ({fix})"
+            )
+        if syn:
+            out.append(f"the MSS of {syn} SYN(s): the snap length cut their TCP options ({fix})")
+        if quote:
+            out.append(
+                f"which flows {quote} ICMP error(s) were about: the snap length cut their "
+                f"quoted headers ({fix})"
+            )
+        return tuple(out)
 
     def _unreachables_for(self, p: DtlsPair) -> int:
         n = 0
@@ -671,6 +707,9 @@ class Case:
     def _black_holes(self) -> list[tuple[Finding, Candidate]]:
         out = []
         quoted = self.icmp_flows()
+        # A sender that got an ICMP whose quote was unreadable may have got it for this very
+        # flow: "no ICMP came back" cannot be claimed for it.
+        told = {h for f in self.facts.values() for h in f.icmp.unquoted_targets()}
         known = self.options.tunnel_mtu
         for f in self.facts.values():
             r = f.retrans
@@ -683,7 +722,7 @@ class Case:
                     continue
                 if r.acked_size.get(cd.fd, 0) >= cd.size:
                     continue
-                if _quoted(cd, quoted) or (known and cd.size <= known):
+                if _quoted(cd, quoted) or cd.src in told or (known and cd.size <= known):
                     continue
                 rec = (
                     " The sender then re-sent the data in smaller segments, which got through "

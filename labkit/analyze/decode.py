@@ -262,6 +262,19 @@ WHY_MPLS, WHY_LLC, WHY_MACSEC, WHY_NSH, WHY_INNER, WHY_FAMILY, WHY_WLAN = range(
 WHY_ARCNET, WHY_NFLOG = 14, 15
 WHY_IP_PROTO, WHY_BAD_IP = 16, 17  # given by the coverage count, not by :func:`locate`
 WHY_DUPLICATE = 18  # a frame the duplicate filter blanked (counted apart, never "not inspected")
+#: The IP header was read but the snap length cut what a detector reads beyond it; the value
+#: says what (:data:`SNAP_CUT_PARTS`). Given by the coverage count, not by :func:`locate`.
+WHY_SNAP = 19
+SNAP_TCP_HEADER, SNAP_SYN_OPTIONS, SNAP_TCP_PAYLOAD = 1, 2, 3
+SNAP_UDP_HEADER, SNAP_UDP_PAYLOAD, SNAP_ICMP_QUOTE = 4, 5, 6
+SNAP_CUT_PARTS = {
+    SNAP_TCP_HEADER: "the TCP header",
+    SNAP_SYN_OPTIONS: "a SYN's TCP options (MSS unread)",
+    SNAP_TCP_PAYLOAD: "the TCP payload's first bytes (TLS unread)",
+    SNAP_UDP_HEADER: "the UDP header",
+    SNAP_UDP_PAYLOAD: "the UDP payload's first bytes (DTLS unread)",
+    SNAP_ICMP_QUOTE: "an ICMP error's quoted header (its flow unread)",
+}
 MAX_LAYERS = 16  # headers peeled per frame (each VLAN tag or MPLS label is one): bounded work
 #: VXLAN, VXLAN-GPE, Geneve, GTP-U, CAPWAP data, L2TP, GRE-in-UDP (RFC 8086), AYIYA
 TUNNEL_PORTS = (4789, 4790, 6081, 2152, 5247, 1701, 4754, 5072)
@@ -646,6 +659,7 @@ _WHY_NAMES = {
     WHY_IP_PROTO: "IP protocol {}",
     WHY_DUPLICATE: "duplicate frame",
     WHY_BAD_IP: "malformed or cut IP header",
+    WHY_SNAP: "snap length cut {}",
 }
 _IP_PROTO_NAMES = {
     0: "hop-by-hop options",
@@ -671,7 +685,8 @@ def why_text(why: int) -> str:
     """How a report names a reason code of :func:`locate` (0: nothing)."""
     kind, value = why >> 32, why & 0xFFFFFFFF
     fmt = _WHY_NAMES.get(kind)
-    text = fmt.format(value) if fmt else f"reason {why}"
+    arg = SNAP_CUT_PARTS.get(value, value) if kind == WHY_SNAP else value
+    text = fmt.format(arg) if fmt else f"reason {why}"
     name = _IP_PROTO_NAMES.get(value) if kind == WHY_IP_PROTO else None
     return f"{text} ({name})" if name else text
 

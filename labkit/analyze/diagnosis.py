@@ -436,8 +436,20 @@ def _not_shown(findings: Sequence[Finding], files: Sequence[FileReport]) -> str:
             f"MTU mismatch not shown: path-MTU discovery works (path MTU {mtus}): the sender "
             f"adapted to ICMP frag-needed; no packet kept being dropped, no black hole" + unjudged
         )
+    icmp = sorted({f.fields["mtu"] for f in findings if f.id == "icmp-frag-needed"})
+    over = sum(f.fields.get("count", 0) for f in findings if f.id == "oversized-df")
+    if not (icmp or over):
+        return (
+            "MTU mismatch not shown: no oversized packet, no ICMP frag-needed, no black hole"
+            + unjudged
+        )
+    # What was seen is said as seen: the pieces of a mismatch without the link between them
+    # (which flow the ICMP was about, and that it kept sending larger packets).
+    seen = [f"ICMP frag-needed (MTU {', '.join(map(str, icmp))})" if icmp else ""]
+    seen.append(f"{over} oversized DF packet(s)" if over else "")
     return (
-        "MTU mismatch not shown: no oversized packet, no ICMP frag-needed, no black hole" + unjudged
+        f"MTU mismatch not shown: {' and '.join(x for x in seen if x)} seen, but no flow is "
+        "shown to keep sending packets the path drops; no black hole" + unjudged
     )
 
 

@@ -325,9 +325,30 @@ class ScanStats:
     rare_packets: int = 0
     first_ts: float | None = None
     last_ts: float | None = None
+    #: Steps back in time of more than :data:`BACKWARD_S` between consecutive frames, and the
+    #: largest: a capture out of time order (two files concatenated, a clock stepped back).
+    backward_steps: int = 0
+    backward_max_s: float = 0.0
+    prev_ts: float = float("nan")
     linktype_frames: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+#: A frame this much earlier than the one before it is out of order; smaller steps back are
+#: the jitter of multi-queue capture and change no verdict.
+BACKWARD_S = 0.001
+
+
+def _time_order(st: ScanStats, ts: np.ndarray) -> None:
+    """Count the steps back in time in ``ts`` (after ``st.prev_ts``), NaN times skipped."""
+    known = ts[~np.isnan(ts)]
+    back = -np.diff(np.r_[st.prev_ts, known])  # NaN first: a first chunk compares nothing
+    steps = back > BACKWARD_S
+    if steps.any():
+        st.backward_steps += int(np.count_nonzero(steps))
+        st.backward_max_s = max(st.backward_max_s, float(back[steps].max()))
+    st.prev_ts = float(known[-1])
 
 
 def syn_mss(c: Columns) -> tuple[np.ndarray, np.ndarray]:
@@ -490,6 +511,7 @@ def _scan(
         st.ip_packets += int(np.count_nonzero(cols.ipver))
         st.rare_packets += len(rare)
         if not np.isnan(chunk.ts).all():
+            _time_order(st, chunk.ts)
             lo, hi = float(np.nanmin(chunk.ts)), float(np.nanmax(chunk.ts))
             st.first_ts = lo if st.first_ts is None else min(st.first_ts, lo)
             st.last_ts = hi if st.last_ts is None else max(st.last_ts, hi)

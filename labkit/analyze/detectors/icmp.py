@@ -45,6 +45,9 @@ class FragNeeded:
     reporters: set[str] = field(default_factory=set)
     reason: str = ""  # why the MTU is bogus; "" for a usable MTU
     quote_layers: set[int] = field(default_factory=set)  # IcmpError.quote_layer values seen
+    #: Where the errors whose quote could not be read (cut by the snap length, or garbled)
+    #: went: those senders did get an ICMP, for some flow (bounded).
+    unquoted_to: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -121,7 +124,7 @@ class IcmpDetector:
                 continue
             self.errors += 1
             if err.frag_needed and err.mtu is not None:
-                self._frag(pkt.frame, pkt.ts, pkt.src, err)
+                self._frag(pkt.frame, pkt.ts, pkt.src, pkt.dst, err)
             elif (
                 err.quote is not None
                 and err.quote.proto in (PROTO_TCP, PROTO_UDP)
@@ -144,7 +147,7 @@ class IcmpDetector:
         if self.followups:
             self._follow(view)
 
-    def _frag(self, frame: int, ts: float, reporter: str, err: IcmpError) -> None:
+    def _frag(self, frame: int, ts: float, reporter: str, to: str, err: IcmpError) -> None:
         assert err.mtu is not None
         quoted = err.quote.total_length if err.quote is not None else None
         reason = bogus_reason(err.v6, err.mtu, quoted)
@@ -167,6 +170,8 @@ class IcmpDetector:
                 g.flows.add(flow_of(err.quote))
             if not reason:
                 self._watch(err.quote, err.mtu, ts)
+        elif len(g.unquoted_to) < MAX_FLOWS:
+            g.unquoted_to.add(to)
 
     def _watch(self, q: Quote, mtu: int, ts: float) -> None:
         """Follow the quoted TCP or UDP flow from now on (the first ICMP for it sets the
@@ -248,6 +253,10 @@ class IcmpDetector:
                 fits = _quote_fits(g.v6, g.mtu, b.quote_layers)
                 b.frames.clause += f" && {fits}"
                 g.frames.clause += f" && !{fits}"
+
+    def unquoted_targets(self) -> set[str]:
+        """Hosts sent a frag-needed / Packet Too Big whose quote could not be read."""
+        return {h for t in (self.frag, self.bogus) for g in t.values() for h in g.unquoted_to}
 
     def quoted_flows(self) -> set[tuple[str, str, int, int | None, int | None]]:
         return {f for g in self.frag.values() for f in g.flows}
