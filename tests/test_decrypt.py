@@ -65,6 +65,21 @@ def test_client_side_tunnel_starts_after_connect_not_after_a_post():
     assert dpd.type_name == "DPD-REQ"
 
 
+def test_numbers_labkit_cannot_model_are_no_numbers():
+    """A Content-Length of thousands of digits (Python refuses to convert it) or a digit that is
+    not ASCII ('\xb2' reads as a digit in latin-1): not a number, never an exception."""
+    s = CstpStream("client")
+    s.receive_data(
+        b"POST / HTTP/1.1\r\nContent-Length: " + b"9" * 5000 + b"\r\nX-CSTP-MTU: \xb2\r\n\r\n"
+        b"CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\n\r\n",
+        1,
+        0.0,
+    )
+    post, connect = events(s)
+    assert post.header_int("X-CSTP-MTU") is None and post.header_int("Content-Length") is None
+    assert connect.tunnel  # the POST had no usable body length: the next head follows it
+
+
 def test_chunked_body_is_skipped():
     s = CstpStream("server")
     s.receive_data(
