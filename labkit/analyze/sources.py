@@ -363,8 +363,9 @@ class KeyedDecryption:
         c = view.cols
         plans: list[_Planned] = []
         rest: list[np.ndarray] = []
-        for key in np.unique(conn).tolist():
-            mine = rows[conn == key]
+        order = np.argsort(conn, kind="stable")  # rows grouped by connection, in capture order
+        keys, starts = np.unique(conn[order], return_index=True)
+        for key, mine in zip(keys.tolist(), np.split(rows[order], starts[1:])):
             known = self._flows.get(key)
             if known is None:
                 rest.append(mine)
