@@ -28,11 +28,13 @@ from typing import Final
 
 import numpy as np
 
+from labkit.wire.tlscrypt import PEEK_HEAD, PEEK_TAIL
 from labkit.wire.tlsstream import MAX_RECORD, TLS_HEADER
 
-#: Bytes kept of each record's start and end: enough for the last two cipher blocks before a
-#: SHA-384 MAC (:mod:`labkit.wire.tlscrypt` with encrypt-then-MAC).
-EDGE: Final = 80
+#: Bytes kept of each record's start and end: what :func:`labkit.wire.tlscrypt.peek` reads
+#: (up to the last two cipher blocks before a SHA-384 MAC). ``_tlswalk.c`` has the same number;
+#: the tests compare the two walks row by row.
+EDGE: Final = max(PEEK_HEAD, PEEK_TAIL)
 FIELDS: Final = 4  # start, content type, length, segment of the last byte
 #: Records walked per call: a chunk's worth at a time keeps the edge arrays small.
 BATCH: Final = 1 << 16
