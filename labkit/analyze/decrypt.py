@@ -654,7 +654,8 @@ class Decryptor:
         for i in np.flatnonzero((index < AUTH_FIRST) | (index % AUTH_EVERY == 0)).tolist():
             start = int(walk.start[i])
             try:
-                clear = open_record(keys, d.seq + i, read(start, start + 5 + int(walk.length[i])))
+                end = start + TLS_HEADER + int(walk.length[i])
+                clear = open_record(keys, d.seq + i, read(start, end))
             except IntegrityError:
                 return None
             if clear[:CSTP_HEADER_LEN] != p.plain[i].tobytes() or len(clear) != p.length[i]:

@@ -288,6 +288,7 @@ class KeyedDecryption:
         self._names: dict[tuple[int, int], tuple[str, str]] = {}
         # keyed connection -> its decryption state and the client's directed flow hash
         self._flows: dict[int, tuple[_Flow, int]] = {}
+        self._tries: dict[int, int] = {}  # keyed connection -> offers to bulk in this chunk
 
     def feed(self, view: ChunkView) -> None:
         from labkit.analyze.decode import PROTO_TCP
@@ -316,7 +317,7 @@ class KeyedDecryption:
                 self._keyed = np.union1d(self._keyed, np.array(keyed, np.uint64))
         mine = np.isin(conn, self._keyed)
         opening = set(hellos)
-        self._tries: dict[int, int] = {}
+        self._tries.clear()
         todo = sorted(self._bulk(view, rows[mine], conn[mine]) + hellos)
         while todo:
             todo = self._one_by_one(view, todo, opening)
