@@ -232,3 +232,24 @@ def test_damaged_records_are_reported_as_one_by_one_decryption_reports_them(
     (note,) = report.notes
     assert "not a TLS record header" in note.message or "over the maximum" in note.message
     assert report.to_json() == decrypt(_segments(capture), parse_keylog(keys.read_text())).to_json()
+
+
+@pytest.mark.parametrize("cipher", ["AES128-SHA", "AES256-GCM-SHA384"])
+def test_a_wrong_master_secret_fails_at_the_finished_message(tmp_path: Path, cipher: str) -> None:
+    """The record keys come from the key log's master secret: a wrong one fails the first
+    protected record (the Finished), and the flow ends with the integrity note."""
+    capture, keys, _truth = _session(tmp_path, cipher, True, size=100_000)
+    lines = keys.read_text().splitlines()
+    keys.write_text(
+        "\n".join(
+            f"{line[:-2]}{int(line[-2:], 16) ^ 1:02x}" if line.startswith("CLIENT_RANDOM") else line
+            for line in lines
+        )
+    )
+    report = _analyze(capture, keys)
+    assert report.sessions == () and report.keyed_flows == 1
+    (note,) = report.notes
+    kind = "AEADTagError" if "GCM" in cipher else "HMACError"
+    assert note.message.endswith(f"(record integrity check failed: {kind})")
+    ccs = b"\x14\x03\x03\x00\x01\x01"  # ChangeCipherSpec: the client's Finished follows it
+    assert note.frame == next(s.frame for s in _segments(capture) if ccs in s.payload)
