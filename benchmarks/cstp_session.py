@@ -35,10 +35,12 @@ from pathlib import Path
 from benchmarks.generate import EPOCH_US, size_arg, truth_path
 from benchmarks.mixes import HEADEND, HEADEND_MSS
 from benchmarks.traffic import ACK, PSH, SYN, Context, TcpConn, syn_options
-from benchmarks.wire import Host, Payload, PcapWriter
+from benchmarks.wire import Host, Payload
 from labkit.errors import EXIT_USAGE, LabkitError
 from labkit.fileio import atomic_output
 from labkit.mtu import dtls_mtu, tls_mtu_asa
+from labkit.pcapio.writer import PcapFileWriter
+from labkit.wire import LINKTYPE_ETHERNET
 
 CLIENT = Host.v4(198, 51, 100, 23)
 CLIENT_PORT = 50123
@@ -156,7 +158,7 @@ def _contexts(
 class _Wire:
     """The two TLS byte streams as TCP segments on the wire, written as they are produced."""
 
-    def __init__(self, writer: PcapWriter, ctx: Context) -> None:
+    def __init__(self, writer: PcapFileWriter, ctx: Context) -> None:
         self.writer = writer
         self.conn = TcpConn(ctx, CLIENT, HEADEND, CLIENT_PORT, 443, None, outer=True)
         self.t = 0
@@ -217,7 +219,7 @@ def generate(
         c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
         client = cctx.wrap_bio(c_in, c_out, server_hostname="vpn.example.test")
         server = sctx.wrap_bio(s_in, s_out, server_side=True)
-        wire = _Wire(PcapWriter(f), Context(1))
+        wire = _Wire(PcapFileWriter(f, LINKTYPE_ETHERNET), Context(1))
         wire.frame(wire.conn.segment(0, SYN, options=syn_options(1460))[0])
         wire.frame(wire.conn.segment(1, SYN | ACK, options=syn_options(HEADEND_MSS))[0])
         wire.frame(wire.conn.segment(0, ACK)[0])

@@ -24,9 +24,12 @@ from pathlib import Path
 
 from benchmarks.mixes import MIXES, packets
 from benchmarks.traffic import ADAPTER_MTU, SEC, TUNNEL_MTU, Context, Truth
-from benchmarks.wire import PcapngWriter, PcapWriter
 from labkit.errors import EXIT_USAGE, LabkitError, UsageError
 from labkit.fileio import atomic_output
+from labkit.pcapio import writer as writer_module
+from labkit.pcapio.writer import PcapFileWriter, PcapngFileWriter
+from labkit.wire import LINKTYPE_ETHERNET
+from labkit.wire import checksum as checksum_module
 
 EPOCH_US = 1_767_225_600 * SEC  # 2026-01-01 00:00:00 UTC: fixed, so files are reproducible
 
@@ -47,7 +50,13 @@ def generate(
     started = time.perf_counter()
     written = n = last_ts = 0
     with open(out, "wb", buffering=1 << 20) as f:
-        writer = PcapngWriter(f) if fmt == "pcapng" else PcapWriter(f)
+        if fmt == "pcapng":
+            writer: PcapFileWriter | PcapngFileWriter = PcapngFileWriter(
+                f, application="labkit benchmarks/generate.py"
+            )
+            writer.interface(LINKTYPE_ETHERNET)
+        else:
+            writer = PcapFileWriter(f, LINKTYPE_ETHERNET)
         written = f.tell()
         for pkt in packets(ctx, MIXES[mix]):
             written += writer.write(EPOCH_US + pkt.ts, pkt.frame)
@@ -99,11 +108,17 @@ def size_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+#: What decides a generated capture's bytes: the generator's files and the labkit modules
+#: it writes through (the checksums and the capture writer).
+SOURCES = ("generate.py", "mixes.py", "traffic.py", "wire.py")
+
+
 def generator_version() -> str:
     """A digest of the generator's source: a capture is reused only by the same generator."""
     digest = hashlib.sha256()
-    for name in ("generate.py", "mixes.py", "traffic.py", "wire.py"):
-        digest.update((Path(__file__).parent / name).read_bytes())
+    paths = [Path(__file__).parent / n for n in SOURCES]
+    for path in (*paths, Path(writer_module.__file__), Path(checksum_module.__file__)):
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 

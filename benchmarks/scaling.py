@@ -23,7 +23,8 @@ from functools import partial
 from benchmarks.generate import EPOCH_US
 from benchmarks.mixes import Spawner, lone_dtls, lone_icmp, lone_syn, lone_tls_hello
 from benchmarks.traffic import Context
-from benchmarks.wire import PcapWriter
+from labkit.pcapio.writer import PcapFileWriter
+from labkit.wire import LINKTYPE_ETHERNET
 
 #: Capture kinds: the conversation that makes one item.
 CAPTURE_KINDS: dict[str, Spawner] = {
@@ -45,7 +46,7 @@ def capture(kind: str, n: int, seed: int = 1) -> bytes:
     pkts = [p for i in range(n) for flow in spawn(ctx, i * ITEM_GAP_US) for p in flow]
     pkts.sort(key=lambda p: p.ts)  # stable: an item's packets at one instant keep their order
     out = io.BytesIO()
-    writer = PcapWriter(out)
+    writer = PcapFileWriter(out, LINKTYPE_ETHERNET)
     for pkt in pkts:
         writer.write(EPOCH_US + pkt.ts, pkt.frame)
     return out.getvalue()

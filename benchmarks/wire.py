@@ -1,4 +1,4 @@
-"""Frame builders and capture writers for the benchmark generator: struct, not Scapy.
+"""Frame builders for the benchmark generator: struct, not Scapy (files: labkit.pcapio.writer).
 
 Building one packet with Scapy costs about 100 µs, so a million of them would take minutes.
 Here every header is packed with a precompiled :class:`struct.Struct` and its checksum is
@@ -13,7 +13,11 @@ A ones' complement sum of 16-bit words equals the big-endian integer of the byte
 from __future__ import annotations
 
 import struct
-from typing import BinaryIO, NamedTuple
+from typing import NamedTuple
+
+from labkit.wire.checksum import checksum_of_sum as checksum
+from labkit.wire.checksum import udp_checksum_of_sum as udp_checksum
+from labkit.wire.checksum import word_sum
 
 ETH_IPV4 = 0x0800
 ETH_ARP = 0x0806
@@ -29,25 +33,6 @@ _TCP = struct.Struct("!HHIIHHHH")
 _UDP = struct.Struct("!HHHH")
 _ICMP_FRAG = struct.Struct("!BBHHH")
 _VLAN = struct.Struct("!HH")
-
-
-def word_sum(data: bytes) -> int:
-    """Ones' complement sum of ``data`` as big-endian 16-bit words, reduced modulo 0xffff."""
-    value = int.from_bytes(data, "big")
-    if len(data) & 1:
-        value <<= 8  # an odd trailing byte is padded with a zero on the right (RFC 1071)
-    return value % 0xFFFF
-
-
-def checksum(total: int) -> int:
-    """The checksum field for a sum: its ones' complement, 0x0000 rather than 0xffff (RFC 1624)."""
-    rest = total % 0xFFFF
-    return 0xFFFF - rest if rest else 0
-
-
-def udp_checksum(total: int) -> int:
-    """UDP sends a computed 0 as 0xffff: a 0 field means "no checksum" (RFC 768)."""
-    return 0xFFFF - total % 0xFFFF
 
 
 class Payload(NamedTuple):
@@ -195,55 +180,3 @@ def arp(sender: Host, target: Host, *, reply: bool, vlan: int | None = None) -> 
     )
     frame = dst + sender.mac + tag + ETH_ARP.to_bytes(2, "big") + body
     return frame + bytes(max(0, MIN_FRAME - len(frame)))
-
-
-class PcapWriter:
-    """Classic pcap (microsecond timestamps, little-endian, LINKTYPE_ETHERNET)."""
-
-    _RECORD = struct.Struct("<IIII")
-
-    def __init__(self, out: BinaryIO, snaplen: int = 262144) -> None:
-        self._out = out
-        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, 1))
-
-    def write(self, ts_us: int, frame: bytes) -> int:
-        n = len(frame)
-        sec, usec = divmod(ts_us, 1_000_000)
-        self._out.write(self._RECORD.pack(sec, usec, n, n) + frame)
-        return 16 + n
-
-
-class PcapngWriter:
-    """pcapng: one section, one Ethernet interface (default µs resolution), one EPB a packet."""
-
-    _EPB = struct.Struct("<IIIIIII")
-
-    def __init__(
-        self,
-        out: BinaryIO,
-        snaplen: int = 262144,
-        application: str = "labkit benchmarks/generate.py",
-    ) -> None:
-        self._out = out
-        app = application.encode()
-        app_opt = struct.pack("<HH", 4, len(app)) + app + bytes(-len(app) % 4)  # shb_userappl
-        options = app_opt + struct.pack("<HH", 0, 0)  # opt_endofopt
-        shb_len = 28 + len(options)
-        out.write(
-            struct.pack("<IIIHHq", 0x0A0D0D0A, shb_len, 0x1A2B3C4D, 1, 0, -1)
-            + options
-            + struct.pack("<I", shb_len)
-        )
-        out.write(struct.pack("<IIHHII", 1, 20, 1, 0, snaplen, 20))
-
-    def write(self, ts_us: int, frame: bytes) -> int:
-        n = len(frame)
-        pad = -n % 4
-        block = 32 + n + pad
-        self._out.write(
-            self._EPB.pack(6, block, 0, ts_us >> 32, ts_us & 0xFFFFFFFF, n, n)
-            + frame
-            + bytes(pad)
-            + block.to_bytes(4, "little")
-        )
-        return block

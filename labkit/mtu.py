@@ -60,6 +60,7 @@ MIN_IPV4_MTU = 576  # RFC 791: every host must accept 576-byte datagrams
 MIN_IPV6_MTU = 1280  # RFC 8200 section 5
 MIN_IPV4_LINK_MTU = 68  # RFC 791: every module forwards 68-byte datagrams unfragmented
 MAX_IP_PACKET = 65535
+JUMBO_MTU = 9216  # the largest Ethernet jumbo frame switches carry: no wire packet is larger
 MIN_TCPMSS = 536  # RFC 879 default MSS; ASA accepts 48.., but below 536 is never sane
 MAX_TCPMSS = 65495  # 65535 - 40: the largest MSS an IPv4 TCP header can carry meaning for
 RECOMMENDED_ANYCONNECT_MTU = 1300  # Cisco's usual recommendation (tech note 116881)

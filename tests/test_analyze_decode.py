@@ -14,7 +14,8 @@ from scapy.packet import Raw
 from labkit.analyze import analyze
 from labkit.analyze import decode as dec
 from labkit.analyze.engine import rare_rows, syn_mss
-from labkit.analyze.reader import open_capture
+from labkit.pcapio.reader import open_capture
+from labkit.wire.dtlsrecord import DtlsHeader, dtls_header
 from tests.helpers import capfiles as cf
 from tests.helpers import synth
 from tests.helpers.findings import assert_filters_select_exactly_the_evidence
@@ -194,9 +195,9 @@ def test_dtls_records_from_literal_bytes():
     )
     ch = dec.dtls_records(synth.dtls_client_hello(0xFEFD, msg_seq=1, cookie=b"\x01" * 20))[0]
     assert (ch.hs_type, ch.message_seq, ch.cookie_len, ch.version) == (1, 1, 20, 0xFEFD)
-    assert dec.is_dtls_header(synth.dtls_record(23, 0xFEFC, 1, 0, b"x"))
-    assert not dec.is_dtls_header(synth.dtls_record(23, 0x0303, 1, 0, b"x"))  # TLS, not DTLS
-    assert not dec.is_dtls_header(b"\x17\x01\x00")  # too short
+    assert dtls_header(synth.dtls_record(23, 0xFEFC, 1, 7, b"x")) == DtlsHeader(23, 0xFEFC, 1, 7, 1)
+    assert dtls_header(synth.dtls_record(23, 0x0303, 1, 0, b"x")) is None  # TLS, not DTLS
+    assert dtls_header(b"\x17\x01\x00") is None  # too short
     # A length running past the datagram: the header is still a record, the body cut.
     cut = synth.dtls_client_hello()[:40]
     assert dec.dtls_records(cut)[0].hs_type == 1
@@ -245,7 +246,7 @@ def test_the_scalar_hashes_are_the_column_hashes() -> None:
     same 64-bit keys as the columns' numpy hashes, or a followed flow is never found."""
     import random
 
-    from labkit.analyze.reader import open_capture
+    from labkit.pcapio.reader import open_capture
 
     rnd = random.Random(5)
     for _ in range(2000):
@@ -274,7 +275,7 @@ def test_decoding_from_the_columns_position_is_decoding_from_the_bytes(path) -> 
     """The engine hands each rare packet's IP position from the column decode instead of
     walking its link layers again: every frame must decode to the same summary either way
     (tunnels, VLANs and cut headers included)."""
-    from labkit.analyze.reader import open_capture
+    from labkit.pcapio.reader import open_capture
 
     with open_capture(path) as cap:
         for chunk in cap.chunks():

@@ -1,5 +1,5 @@
 """The compiled record walk (``_walk.c``), column decode (``_columns.c``) and key tally
-(``_tally.c``) against their Python twins (:mod:`labkit.analyze.walk`,
+(``_tally.c``) against their Python twins (:mod:`labkit.pcapio.walk`,
 :func:`labkit.analyze.decode.py_columns`, :func:`labkit.analyze.engine.py_tally`) on the same
 bytes.
 
@@ -22,8 +22,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from labkit.analyze import decode as dec
-from labkit.analyze import engine, walk
-from labkit.analyze.reader import MAX_ROWS, open_capture
+from labkit.analyze import engine
+from labkit.pcapio import walk
+from labkit.pcapio.reader import MAX_ROWS, open_capture
 from tests.helpers.capfiles import Rec, epb, idb, pcap_bytes, pppoe, read_pcap, relink, shb, vlan
 from tests.helpers.paths import PUBLIC, ROOT
 from tests.helpers.strategies import PROPS, packets
@@ -49,7 +50,7 @@ def test_extensions_are_built_where_there_is_a_compiler() -> None:
         pytest.skip(f"no C compiler ({cc})")
     where = Path(walk.__file__).parent
     hint = f"no built extension next to {where}: 'pip install -e .' builds them in place"
-    assert walk.COMPILED, "labkit.analyze._walk: " + hint
+    assert walk.COMPILED, "labkit.pcapio._walk: " + hint
     assert dec._columns is not None, "labkit.analyze._columns: " + hint
     assert engine._tally is not None, "labkit.analyze._tally: " + hint
 

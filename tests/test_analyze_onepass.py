@@ -208,9 +208,10 @@ def test_follow_reports_a_finding_before_the_pipe_closes():
 def test_follow_judges_the_last_burst_and_holds_back_a_premature_verdict(tmp_path):
     """The ICMP 3/4 arrives, the writer pauses, then the sender's smaller segments arrive and
     the writer falls silent with the pipe still open. Cut after the ICMP, the capture reads as
-    an MTU mismatch; whole, as path-MTU discovery working. The live lines must give the
-    latter before the pipe closes (the last burst is judged although no record follows it)
-    and never the former (it did not hold: the sender adapted)."""
+    oversized packets and an ICMP whose outcome is open; whole, as path-MTU discovery working.
+    The live lines must give the latter before the pipe closes (the last burst is judged
+    although no record follows it) and never the former (it did not hold: the sender
+    adapted)."""
     from scapy.layers.inet import ICMP
     from scapy.utils import wrpcap
 
@@ -224,9 +225,11 @@ def test_follow_judges_the_last_burst_and_holds_back_a_premature_verdict(tmp_pat
     cut = 24 + sum(16 + len(p) for p in pkts[: last_icmp + 1])  # pcap header, then records
     premature = tmp_path / "cut.pcap"
     premature.write_bytes(data[:cut])
-    assert "mtu-mismatch" in {
-        f["id"] for f in _json([*LABKIT, str(premature), "--format", "json"])["findings"]
+    early = {
+        (f["id"], f["severity"])
+        for f in _json([*LABKIT, str(premature), "--format", "json"])["findings"]
     }
+    assert {("oversized-df", "warning"), ("icmp-frag-needed", "warning")} <= early
 
     proc = _follow("-")
     try:
@@ -245,7 +248,8 @@ def test_follow_judges_the_last_burst_and_holds_back_a_premature_verdict(tmp_pat
         proc.kill()
     while (line := live.get(timeout=DEADLINE_S)) is not None:
         seen.append(line)
-    assert not [s for s in seen if "mtu-mismatch" in s], seen
+    held_back = ("mtu-mismatch", "oversized-df", "[warning] icmp-frag-needed")
+    assert not [s for s in seen if any(h in s for h in held_back)], seen
     assert "[info] icmp-frag-needed" in "".join(seen)
     assert {f["id"] for f in json.loads(out)["findings"]} >= {"pmtud-working", "icmp-frag-needed"}
 
@@ -280,7 +284,7 @@ def test_df_evidence_kept_during_the_pass_is_what_tshark_selects(tmp_path):
     selects in tshark (keys filling up across chunks, head-ends left out)."""
     from benchmarks.generate import main as generate
     from labkit.analyze import AnalyzeOptions, analyze
-    from labkit.analyze.reader import open_capture
+    from labkit.pcapio.reader import open_capture
 
     capture = tmp_path / "mixed.pcap"
     assert generate(["-o", str(capture), "--packets", "25000"]) == 0

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit.analyze.reader import MAX_CAPLEN, open_capture
 from labkit.errors import InputError
+from labkit.pcapio.reader import MAX_CAPLEN, open_capture
 from tests.helpers import capfiles as cf
 from tests.helpers.paths import PUBLIC
 from tests.helpers.tshark import requires_tshark, tshark_fields

@@ -64,7 +64,7 @@ def test_each_kind_opens_one_new_flow_per_packet(tmp_path):
 def test_the_session_ceiling_drops_the_quietest_and_says_so(tmp_path):
     from labkit.analyze.detectors import FileFacts
     from labkit.analyze.engine import scan
-    from labkit.analyze.reader import open_capture
+    from labkit.pcapio.reader import open_capture
 
     n, ceiling = 3_000, 1_000
     path = flowgen.write(tmp_path / "tls.pcap", "tls", n)

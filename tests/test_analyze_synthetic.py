@@ -151,7 +151,7 @@ def test_outside_and_inside_are_one_case(tmp_path):
 def test_a_chunk_without_tcp_after_tls_sessions(tmp_path):
     """Sessions known, then a buffer of only UDP: the shared flow groups are empty (a crash
     found by a hostile pcapng)."""
-    from labkit.analyze import reader
+    from labkit.pcapio import reader
 
     pkts = synth.outside_dtls_blocked(attempts=2, reconnect_after=0)
     udp_tail = [

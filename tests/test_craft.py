@@ -347,5 +347,5 @@ def test_existing_output_needs_force(tmp_path: Path) -> None:
 def test_original_must_be_a_capture(tmp_path: Path) -> None:
     text = tmp_path / "notes.pcap"
     text.write_text("not a capture\n")
-    assert "not a readable pcap" in _refused("icmp-frag-needed", "--original", str(text))
+    assert "not a pcap or pcapng capture" in _refused("icmp-frag-needed", "--original", str(text))
     assert "no such file" in _refused("icmp-frag-needed", "--original", str(tmp_path / "none.pcap"))

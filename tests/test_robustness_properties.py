@@ -16,7 +16,7 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from labkit.analyze import decode as dec
-from labkit.analyze.reader import open_capture
+from labkit.pcapio.reader import open_capture
 from tests.helpers.strategies import ETH6, PROPS, packets
 
 

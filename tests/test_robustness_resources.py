@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from labkit.analyze import analyze
-from labkit.analyze.reader import BOMB_FLOOR, BOMB_RATIO, open_capture
+from labkit.pcapio.reader import BOMB_FLOOR, BOMB_RATIO, open_capture
 from tests.helpers.cli import labkit
 from tests.helpers.cost import per_byte_growth
 from tests.helpers.memory import traced_memory
@@ -208,7 +208,7 @@ def test_compressible_real_capture_is_no_bomb(tmp_path: Path) -> None:
 def test_gzip_member_ending_at_a_read_boundary_loses_no_byte(tmp_path: Path) -> None:
     """Two members, the first exactly one read piece (1 MiB) long: the reader once consumed
     the next member's first byte while checking for the end of the file."""
-    from labkit.analyze.reader import _GzipStream
+    from labkit.pcapio.reader import _GzipStream
 
     records = PCAP_HEADER + _record(PACKET) * 30_000
     first = b""

@@ -14,10 +14,10 @@ import pytest
 from scapy.utils import RawPcapNgReader, RawPcapReader
 
 from labkit import craft, mtu
+from labkit.pcapio.writer import Frame, pcap_bytes, pcapng_bytes
 from labkit.scenario import find, load, parse
 from labkit.scenario.build import EPOCH_US, FILES, render
 from labkit.scenario.events import build_timeline
-from labkit.scenario.pcapfile import Frame, pcap_bytes, pcapng_bytes
 from labkit.wire import LINKTYPE_ETHERNET, LINKTYPE_RAW
 from tests.helpers.cli import labkit
 from tests.helpers.paths import ROOT

@@ -1,6 +1,6 @@
 """The analyzer: capture files -> findings, fast enough for multi-GB customer captures.
 
-Data flows one way (DESIGN.md section 4): :mod:`~labkit.analyze.reader` (bytes -> record
+Data flows one way (DESIGN.md section 4): :mod:`~labkit.pcapio.reader` (bytes -> record
 columns) -> :mod:`~labkit.analyze.decode` (columns and, for the rare packets that decide
 verdicts, struct-decoded summaries) -> detectors (per-flow state, never per-packet lists) ->
 findings -> :mod:`~labkit.analyze.render`. Scapy is never imported on this path.
@@ -33,10 +33,10 @@ if TYPE_CHECKING:
     from labkit.analyze.grouping import CaseGroup
     from labkit.analyze.keylog import KeyLog
     from labkit.analyze.plotdata import Sampler
-    from labkit.analyze.reader import Capture
     from labkit.analyze.sources import SourceReport
     from labkit.analyze.timeline import LogInputs
     from labkit.findings import Finding
+    from labkit.pcapio.reader import Capture
 
 __all__ = ["analyze", "scan", "judge", "AnalyzeOptions", "Collect", "FileReport", "Report"]
 
@@ -251,14 +251,14 @@ def scan_file(
 
     Self-contained (it takes a path, returns picklable results) so that ``--jobs`` can run
     it in another process. ``tunnel_mtu`` (``--tunnel-mtu``) sets the plot sampler's floor.
-    ``follow``: the file is still being written (:func:`~labkit.analyze.reader.open_capture`);
+    ``follow``: the file is still being written (:func:`~labkit.pcapio.reader.open_capture`);
     ``watch(scanned, quiet)`` is then called after every chunk (``quiet`` False) and while the
-    writer is silent (``quiet`` True, every :data:`~labkit.analyze.reader.FOLLOW_POLL_S`);
+    writer is silent (``quiet`` True, every :data:`~labkit.pcapio.reader.FOLLOW_POLL_S`);
     ``scanned()`` gives the file as scanned so far, built only if asked for. ``max_flows``: the
     ceiling of each per-flow table (None: :data:`~labkit.analyze.engine.MAX_FLOWS`)."""
     from labkit.analyze.detectors import FileFacts
     from labkit.analyze.engine import MAX_FLOWS, ScanStats, scan
-    from labkit.analyze.reader import open_capture
+    from labkit.pcapio.reader import open_capture
 
     scanning = False  # the writer can fall silent before the file's header is read
 
@@ -321,8 +321,8 @@ def _file_report(
     """What one file is, from its reader and its scan's counts (so far); ``given_up``: what
     the detectors' bounded tables gave up (:meth:`FileFacts.warnings`); ``not_inspected``:
     frames not inspected by reason (named when a file has no IP packet at all)."""
-    from labkit.analyze.decode import SUPPORTED_LINKTYPES, linktype_name
     from labkit.analyze.detectors.coverage import top_reasons
+    from labkit.wire.linktypes import SUPPORTED_LINKTYPES, linktype_name
 
     warnings = [str(w) for w in cap.warnings] + list(given_up)
     unknown = {

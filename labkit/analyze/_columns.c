@@ -191,7 +191,27 @@ static inline int
 tunnel_port(int64_t port)
 {
     return port == 4789 || port == 4790 || port == 6081 || port == 2152 || port == 5247
-           || port == 1701 || port == 4754 || port == 5072;
+           || port == 1701 || port == 4754 || port == 5072 || port == 3544 || port == 6635;
+}
+
+/* decode._teredo: the state after Teredo's optional headers at q (IPv6 next), -1 or -2. */
+static int
+teredo(const Packet *p, int64_t n, int64_t q, int64_t *off, int64_t *et)
+{
+    if (B(q) == 0 && B(q + 1) == 1) {
+        q += 4 + B(q + 2) + B(q + 3) + 8 + 1;
+        if (q + 2 > n)
+            return -2;
+    }
+    if (B(q) == 0 && B(q + 1) == 0)
+        q += 8;
+    if (q + 1 > n)
+        return -2;
+    if ((B(q) >> 4) != 6)
+        return -1;
+    *off = q;
+    *et = 0x86DD;
+    return S_ET;
 }
 
 /* decode._udp_tunnel: the state after a UDP tunnel header at q; -1 plain UDP, -2 cut. */
@@ -259,6 +279,12 @@ udp_tunnel(const Packet *p, int64_t n, int64_t q, int64_t sport, int64_t dport, 
         *off = q;
         return S_GRE;
     }
+    if (port == 6635) {
+        *off = q;
+        return S_MPLS;
+    }
+    if (port == 3544)
+        return teredo(p, n, q, off, et);
     if (port == 5072) {
         if ((B(q + 2) & 15) != 1 || (B(q + 3) != 4 && B(q + 3) != 41))
             return -1;

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from labkit.analyze.walk import Buf
+from labkit.pcapio.walk import Buf
 
 def columns(
     buf: Buf | np.ndarray,

@@ -4,8 +4,8 @@ Wireshark shows an EPB's ``opt_comment`` as ``frame.comment``, so a person opens
 filters ``frame.comment contains "labkit"``. One copy per input (in a folder: ``--annotate DIR``,
 or ``annotated/`` when no name is given), so every frame keeps the number the findings cite
 and the records keep their order; a single input may also be named ``OUT.pcapng``. A ``.pcap``
-name is refused: the copy is pcapng (comments need it), and the name would lie about it. Written with struct (pcapng, draft-ietf-opsawg-pcapng
-sections 4.1-4.3): one section per input file, one IDB per input interface with its timestamp
+name is refused: the copy is pcapng (comments need it), and the name would lie about it.
+Written by :mod:`labkit.pcapio.writer`: one section per input file, one IDB per input interface with its timestamp
 resolution, every record as an EPB with its exact raw timestamp, so frame numbers, times and
 bytes are those of the input. With several inputs the sections follow each other, and frame
 numbers in the copy continue across them; each comment names its file and original frame.
@@ -16,77 +16,24 @@ half-written file.
 
 from __future__ import annotations
 
-import math
 import os
-import struct
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-import numpy as np
-
-from labkit.analyze.reader import Interface, open_capture
 from labkit.analyze.report import Report
 from labkit.errors import UsageError
 from labkit.fileio import atomic_output, check_output_path
+from labkit.pcapio.reader import Interface, open_capture
+from labkit.pcapio.writer import PcapngFileWriter
 
 DEFAULT_FOLDER = "annotated"  #: where a bare ``--annotate`` writes its copies
 _NOT_PCAPNG = (".pcap", ".cap", ".dmp", ".pcap.gz", ".cap.gz")
 _CAPTURE_SUFFIXES = (".gz", ".pcapng", ".pcap", ".cap", ".dmp")
 
-_BLOCK_SHB, _BLOCK_IDB, _BLOCK_EPB = 0x0A0D0D0A, 1, 6
-_OPT_COMMENT, _OPT_END = 1, 0
-_IF_TSRESOL, _IF_TSOFFSET = 9, 14
-
-
-def _opt(code: int, value: bytes) -> bytes:
-    return struct.pack("<HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
-
-
-def _block(btype: int, body: bytes) -> bytes:
-    total = len(body) + 12
-    return struct.pack("<II", btype, total) + body + struct.pack("<I", total)
-
-
-def _shb(comment: str) -> bytes:
-    opts = _opt(_OPT_COMMENT, comment.encode()) + _opt(_OPT_END, b"")
-    return _block(_BLOCK_SHB, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + opts)
-
-
-def _tsresol(divisor: float) -> int:
-    """The if_tsresol byte for a divisor: 10^-n, else 2^-n (bit 7 set), n <= 127.
-
-    Compared as floats, the way the reader computed the divisor from the byte, so any byte
-    a file carried (up to 10^-127) is written back as it was.
-    """
-    n = round(math.log10(divisor))
-    if 0 <= n <= 0x7F and float(10**n) == divisor:
-        return n
-    return 0x80 | min(max(round(math.log2(divisor)), 0), 0x7F)
-
-
-def _idb(iface: Interface) -> bytes:
-    opts = _opt(_IF_TSRESOL, bytes([_tsresol(iface.ts_divisor)]))
-    if iface.ts_offset:
-        opts += _opt(_IF_TSOFFSET, struct.pack("<q", int(iface.ts_offset)))
-    linktype = iface.linktype if iface.linktype >= 0 else 147  # USER0 for "not a packet"
-    return _block(
-        _BLOCK_IDB, struct.pack("<HHI", linktype, 0, iface.snaplen) + opts + _opt(_OPT_END, b"")
-    )
-
-
-def _epb(iface: int, ticks: int, data: bytes, origlen: int, comment: str | None) -> bytes:
-    pad = b"\0" * (-len(data) % 4)
-    opts = _opt(_OPT_COMMENT, comment.encode()) + _opt(_OPT_END, b"") if comment else b""
-    return _block(
-        _BLOCK_EPB,
-        struct.pack(
-            "<IIIII", iface, (ticks >> 32) & 0xFFFFFFFF, ticks & 0xFFFFFFFF, len(data), origlen
-        )
-        + data
-        + pad
-        + opts,
-    )
+#: The link type of an interface that declares none (a pcapng section without an IDB whose
+#: records are copied anyway): USER0, private use, which no dissector claims.
+_NO_LINKTYPE = 147
 
 
 def comments_by_file(report: Report) -> dict[str, dict[int, list[str]]]:
@@ -189,76 +136,34 @@ def write_each(
 
 
 def _copy(path: str, notes: dict[int, list[str]], fh: BinaryIO, multi: bool) -> int:
+    name = os.path.basename(path)
+    comments = {
+        frame: (f"[{name} frame {frame}] " if multi else "") + " | ".join(text)
+        for frame, text in notes.items()
+    }
     commented = 0
     with open_capture(path) as cap:
         chunks = cap.chunks()
         first = next(chunks, None)
-        ifaces = list(cap.interfaces) or [Interface(-1, 0)]
-        fh.write(_shb(f"labkit annotated copy of {os.path.basename(path)}"))
-        written = 0
-        for iface in ifaces:
-            fh.write(_idb(iface))
-        written = len(ifaces)
+        out = PcapngFileWriter(fh, comment=f"labkit annotated copy of {name}")
+        for iface in list(cap.interfaces) or [Interface(-1, 0)]:
+            _declare(out, iface)
         for chunk in _chain(first, chunks):
             # pcapng inputs may declare interfaces mid-file: write their IDBs when they appear.
-            while written < len(cap.interfaces):
-                fh.write(_idb(cap.interfaces[written]))
-                written += 1
-            commented += _write_chunk(chunk, notes, fh, os.path.basename(path) if multi else None)
+            while out.interfaces < len(cap.interfaces):
+                _declare(out, cap.interfaces[out.interfaces])
+            commented += out.chunk(chunk, comments)
     return commented
 
 
-_PADS = [b"\0" * k for k in range(4)]
-
-
-def _write_chunk(chunk, notes: dict[int, list[str]], fh: BinaryIO, name: str | None) -> int:
-    """Every record of ``chunk`` as an EPB. Headers and trailers of the whole chunk are built
-    with numpy; the loop only appends slices (an EPB per packet through struct costs 7 us,
-    this about 1 us). Evidence frames get their comment option."""
-    n = len(chunk)
-    caplen = chunk.caplen.astype(np.int64)
-    padded = caplen + (-caplen % 4)
-    iface = np.where(chunk.iface < 0, 0, chunk.iface)
-    ticks = chunk.ticks.astype(np.int64)
-    blen = 32 + padded
-    hdr = np.empty((n, 7), "<u4")
-    hdr[:, 0] = _BLOCK_EPB
-    hdr[:, 1] = blen
-    hdr[:, 2] = iface
-    hdr[:, 3] = (ticks >> 32) & 0xFFFFFFFF
-    hdr[:, 4] = ticks & 0xFFFFFFFF
-    hdr[:, 5] = caplen
-    hdr[:, 6] = chunk.origlen
-    hdr_mv = memoryview(hdr.tobytes())
-    trl_mv = memoryview(blen.astype("<u4").tobytes())
-    buf = memoryview(chunk.buf)
-    out = bytearray()
-    add = out.extend
-    commented = 0
-    data, caps, pads = chunk.data.tolist(), caplen.tolist(), (padded - caplen).tolist()
-    for i in range(n):
-        frame = chunk.frame0 + i
-        text = notes.get(frame)
-        d, c = data[i], caps[i]
-        if text:
-            comment = (f"[{name} frame {frame}] " if name else "") + " | ".join(text)
-            add(
-                _epb(
-                    int(iface[i]),
-                    int(ticks[i]),
-                    bytes(buf[d : d + c]),
-                    int(chunk.origlen[i]),
-                    comment,
-                )
-            )
-            commented += 1
-            continue
-        add(hdr_mv[28 * i : 28 * i + 28])
-        add(buf[d : d + c])
-        add(_PADS[pads[i]])
-        add(trl_mv[4 * i : 4 * i + 4])
-    fh.write(out)
-    return commented
+def _declare(out: PcapngFileWriter, iface: Interface) -> None:
+    """The input's interface, its timestamp resolution and offset kept: raw ticks copy over."""
+    out.interface(
+        iface.linktype if iface.linktype >= 0 else _NO_LINKTYPE,
+        snaplen=iface.snaplen,
+        divisor=iface.ts_divisor,
+        offset=iface.ts_offset,
+    )
 
 
 def _chain(first, rest: Iterable):

@@ -36,6 +36,7 @@ from labkit.analyze import pmtud
 from labkit.analyze.detectors import FileFacts
 from labkit.analyze.detectors.coverage import blind_spots, unjudged_black_holes
 from labkit.analyze.detectors.dtlspairs import DtlsPair, anyconnect_like, with_tls_sessions
+from labkit.analyze.detectors.icmp import FragNeeded, IcmpDetector
 from labkit.analyze.detectors.mss import SynGroup
 from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
 from labkit.analyze.detectors.size import DfSelection
@@ -43,9 +44,10 @@ from labkit.analyze.diagnosis import fold
 from labkit.analyze.evidence import FrameSet, Selection, any_of, dst_field, paren, select, src_field
 from labkit.analyze.report import AnalyzeOptions, FileReport
 from labkit.findings import Evidence, Finding, Severity
+from labkit.wire.linktypes import LINKTYPE_LOOP, LINKTYPE_NULL, RAW_LINKTYPES
 
 DEFAULT_VPN_PORT = mtu.DEFAULT_DTLS_PORT
-RAW_POINT_LINKTYPES = dec.RAW_LINKTYPES | {dec.LINKTYPE_NULL, dec.LINKTYPE_LOOP}
+RAW_POINT_LINKTYPES = RAW_LINKTYPES | {LINKTYPE_NULL, LINKTYPE_LOOP}
 
 
 @dataclass(frozen=True, slots=True)
@@ -623,6 +625,7 @@ class Case:
                     f"next-hop MTU {m}"
                     + (f", quoting a {orig}-byte original packet" if orig else "")
                     + ": the sender must send smaller packets."
+                    + _after_icmp(f.icmp, g)
                 )
                 out.append(
                     _finding(
@@ -649,16 +652,16 @@ class Case:
 
     def _over(self, limit: int) -> dict[str, Counter]:
         """Per file: DF packets larger than ``limit`` by IP size, head-end transport left out."""
-        sel = self._df(limit)
         out = {}
         for file, f in self.facts.items():
-            sizes = sel.counts(f.size)
+            sizes = self._df(file, limit).counts(f.size)
             if sizes:
                 out[file] = sizes
         return out
 
-    def _df(self, limit: int, size: int | None = None) -> DfSelection:
-        return DfSelection(tuple(sorted(self.headends)), limit, size)
+    def _df(self, file: str, limit: int, size: int | None = None) -> DfSelection:
+        ceiling = self.facts[file].offload_ceiling()
+        return DfSelection(tuple(sorted(self.headends)), limit, size, ceiling)
 
     def _df_evidence(self, file: str, sel: DfSelection, total: int) -> FrameSet:
         """The first DF frames ``sel`` selects in ``file``, and the filter that says which."""
@@ -673,6 +676,16 @@ class Case:
         vpn = any(self._unanswered(p) for p in self.dtls_pairs)
         return not (vpn or self.headends)
 
+    def _pmtud_undecided(self, lim: Limit) -> bool:
+        """An ICMP limit after which no quoted sender is seen sending above it, in a case with
+        no VPN to blame: the ICMP shows one packet did not fit, which is path-MTU discovery's
+        normal start, not a mismatch. A capture that ends at the ICMP, or whose sender's next
+        packets are offload super-segments, cannot tell; it is never "confirmed"."""
+        if lim.source != "icmp" or pmtud.kept_oversized(self.facts, lim.v6, lim.mtu):
+            return False
+        vpn = any(self._unanswered(p) for p in self.dtls_pairs)
+        return not (vpn or self.headends)
+
     def _oversized(self) -> list[Finding]:
         out = []
         for lim in self.limits():
@@ -680,7 +693,7 @@ class Case:
                 continue
             for file, sizes in self._over(lim.mtu).items():
                 total = sum(sizes.values())
-                fs = self._df_evidence(file, self._df(lim.mtu), total)
+                fs = self._df_evidence(file, self._df(file, lim.mtu), total)
                 sel = select([fs], clause=fs.clause)
                 size = sizes.most_common(1)[0][0]
                 src_text = "--tunnel-mtu" if lim.source == "option" else "from ICMP"
@@ -789,8 +802,8 @@ class Case:
                         continue
                     quotes.update({ln: n for ln, n in g.original_lengths.items() if ln > lim.mtu})
                     parts.setdefault(g.frames.file, []).append(([g.frames], None))
-                if not quotes or self._pmtud_handles(lim):
-                    continue  # the quoted packets fit, or PMTUD works outside any VPN
+                if not quotes or self._pmtud_handles(lim) or self._pmtud_undecided(lim):
+                    continue  # the quoted packets fit, or PMTUD works (or may) outside any VPN
                 size = quotes.most_common(1)[0][0]
             over = self._over(lim.mtu)
             dsizes: Counter = Counter()
@@ -813,7 +826,7 @@ class Case:
             done.add((size, lim.mtu))
             for file, sizes in over.items():
                 if size in sizes:
-                    fs = self._df_evidence(file, self._df(lim.mtu, size), sizes[size])
+                    fs = self._df_evidence(file, self._df(file, lim.mtu, size), sizes[size])
                     parts.setdefault(file, []).append(([fs], fs.clause))
             for file, grp, role, n in syns:
                 if mtu.mtu_for_mss(grp.mss, grp.ipver == 6) == size:
@@ -919,6 +932,25 @@ def _data_set(p: DtlsPair) -> FrameSet:
         fs.add(*p.first_data_s2c)
         fs.count = p.data_s2c
     return fs
+
+
+def _after_icmp(icmp: IcmpDetector, g: FragNeeded) -> str:
+    """What the capture shows the quoted senders did next, when it does not settle it (the
+    settled outcomes are findings of their own: ``pmtud-working``, ``mtu-mismatch``)."""
+    if icmp.outcome(g):
+        return ""
+    ups = icmp.followups_of(g)
+    offloaded = sum(f.offloaded for f in ups)
+    if offloaded:
+        return (
+            f" Whether the sender adapted cannot be told: its {offloaded} later segment(s) are "
+            "larger than the packet the router quoted, so the capture saw them before "
+            "segmentation offload (TSO/GSO) or after coalescing (GRO), not as sent."
+        )
+    return (
+        " Whether the sender adapted cannot be told: the capture shows none of its data after "
+        "the ICMP."
+    )
 
 
 def _quoted(cd: Candidate, quoted: set[tuple]) -> bool:

@@ -9,7 +9,7 @@ Two decoders, one set of facts:
 * :func:`decode` (scalar): one packet's bytes -> a frozen :class:`Packet` summary. For the rare
   packets that decide verdicts (SYNs, TLS/DTLS handshakes, ICMP errors) and for tests. Sans-IO:
   bytes in, summary out; a short or broken header never raises, it leaves the layer out.
-* :func:`columns` (vectorized): a whole :class:`~labkit.analyze.reader.Chunk` -> numpy columns
+* :func:`columns` (vectorized): a whole :class:`~labkit.pcapio.reader.Chunk` -> numpy columns
   (IP version, lengths from the IP header, DF, ports, TCP flags/seq/ack, payload offset and
   its first bytes). The per-packet path of the analyzer: no Python per packet. A test checks it
   against :func:`decode` on every packet of the public captures and their format variants.
@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from labkit.analyze.reader import Chunk, rows_at
+from labkit.pcapio.reader import Chunk, rows_at
 from labkit.wire import (
     CT_APPLICATION_DATA,
     CT_CHANGE_CIPHER_SPEC,
@@ -45,10 +45,23 @@ from labkit.wire import (
     HS_HELLO_VERIFY_REQUEST,
     HS_SERVER_HELLO,
     LINKTYPE_ETHERNET,
-    LINKTYPE_IPV4,
-    LINKTYPE_IPV6,
     LINKTYPE_LINUX_SLL,
-    LINKTYPE_RAW,
+)
+from labkit.wire.dtlsrecord import dtls_header
+from labkit.wire.linktypes import (
+    LINKTYPE_ARCNET_LINUX,
+    LINKTYPE_C_HDLC,
+    LINKTYPE_FDDI,
+    LINKTYPE_IEEE802_11,
+    LINKTYPE_LINUX_SLL2,
+    LINKTYPE_LOOP,
+    LINKTYPE_NFLOG,
+    LINKTYPE_NULL,
+    LINKTYPE_PPP,
+    LINKTYPE_PPP_HDLC,
+    LINKTYPE_RADIOTAP,
+    RAW_LINKTYPES,
+    SUPPORTED_LINKTYPES,
 )
 
 try:
@@ -56,71 +69,6 @@ try:
 except ImportError:  # installed without a C compiler: py_columns does the same, slower
     _columns = None  # type: ignore[assignment]
 
-# --- link types (the ones labkit.wire names come from there) ---------------------------------
-LINKTYPE_NULL, LINKTYPE_LOOP = 0, 108
-DLT_RAW_12, DLT_RAW_14 = 12, 14
-LINKTYPE_LINUX_SLL2 = 276
-LINKTYPE_FDDI, LINKTYPE_PPP, LINKTYPE_PPP_HDLC, LINKTYPE_C_HDLC = 10, 9, 50, 104
-LINKTYPE_IEEE802_11, LINKTYPE_RADIOTAP, LINKTYPE_ARCNET_LINUX, LINKTYPE_NFLOG = 105, 127, 129, 239
-SUPPORTED_LINKTYPES = frozenset(
-    {
-        LINKTYPE_NULL,
-        LINKTYPE_ETHERNET,
-        LINKTYPE_LOOP,
-        LINKTYPE_RAW,
-        DLT_RAW_12,
-        DLT_RAW_14,
-        LINKTYPE_IPV4,
-        LINKTYPE_IPV6,
-        LINKTYPE_LINUX_SLL,
-        LINKTYPE_LINUX_SLL2,
-        LINKTYPE_FDDI,
-        LINKTYPE_PPP,
-        LINKTYPE_PPP_HDLC,
-        LINKTYPE_C_HDLC,
-        LINKTYPE_IEEE802_11,
-        LINKTYPE_RADIOTAP,
-        LINKTYPE_ARCNET_LINUX,
-        LINKTYPE_NFLOG,
-    }
-)
-RAW_LINKTYPES = frozenset({LINKTYPE_RAW, DLT_RAW_12, DLT_RAW_14, LINKTYPE_IPV4, LINKTYPE_IPV6})
-_LINKTYPE_NAMES = {
-    0: "NULL",
-    1: "ETHERNET",
-    6: "IEEE802_5",
-    8: "SLIP",
-    9: "PPP",
-    10: "FDDI",
-    12: "RAW (DLT 12)",
-    14: "RAW (DLT 14)",
-    50: "PPP_HDLC",
-    51: "PPP_ETHER",
-    101: "RAW",
-    104: "C_HDLC",
-    105: "IEEE802_11",
-    107: "FRELAY",
-    108: "LOOP",
-    113: "LINUX_SLL",
-    119: "IEEE802_11_PRISM",
-    127: "IEEE802_11_RADIOTAP",
-    147: "USER0",
-    187: "BLUETOOTH_HCI_H4",
-    189: "USB_LINUX",
-    192: "PPI",
-    195: "IEEE802_15_4",
-    201: "BLUETOOTH_HCI_H4_WITH_PHDR",
-    215: "NFLOG",
-    220: "USB_LINUX_MMAPPED",
-    227: "CAN_SOCKETCAN",
-    228: "IPV4",
-    229: "IPV6",
-    239: "NFLOG",
-    249: "USBPCAP",
-    252: "WIRESHARK_UPPER_PDU",
-    263: "BLUETOOTH_LE_LL",
-    276: "LINUX_SLL2",
-}
 _ETH_IPV4, _ETH_IPV6, _ETH_PPPOE = 0x0800, 0x86DD, 0x8864
 _AF_INET6 = (10, 24, 28, 30)  # Linux, BSDs, FreeBSD/DragonFly, macOS
 
@@ -146,12 +94,6 @@ TLS_VERSIONS = {
 CT_CCS, CT_APPDATA = CT_CHANGE_CIPHER_SPEC, CT_APPLICATION_DATA  # the detectors' short names
 HS_HELLO_VERIFY = HS_HELLO_VERIFY_REQUEST
 MAX_DTLS_RECORDS = 16  # records looked at per datagram: bounded work on hostile input
-
-
-def linktype_name(linktype: int) -> str:
-    """``'105 (IEEE802_11)'``: how warnings name a link type."""
-    name = _LINKTYPE_NAMES.get(linktype)
-    return f"{linktype} ({name})" if name else str(linktype)
 
 
 class TcpInfo(NamedTuple):
@@ -246,7 +188,6 @@ _S_H = struct.Struct("!H")
 _S_I = struct.Struct("!I")
 _S_TCP = struct.Struct("!HHIIBB")
 _S_IP4 = struct.Struct("!BBHHHBBH4s4s")
-_S_DTLS = struct.Struct("!BHH6sH")
 
 
 # --- encapsulations: the innermost IP header ------------------------------------------------
@@ -276,8 +217,9 @@ SNAP_CUT_PARTS = {
     SNAP_ICMP_QUOTE: "an ICMP error's quoted header (its flow unread)",
 }
 MAX_LAYERS = 16  # headers peeled per frame (each VLAN tag or MPLS label is one): bounded work
-#: VXLAN, VXLAN-GPE, Geneve, GTP-U, CAPWAP data, L2TP, GRE-in-UDP (RFC 8086), AYIYA
-TUNNEL_PORTS = (4789, 4790, 6081, 2152, 5247, 1701, 4754, 5072)
+#: VXLAN, VXLAN-GPE, Geneve, GTP-U, CAPWAP data, L2TP, GRE-in-UDP (RFC 8086), AYIYA,
+#: Teredo (RFC 4380), MPLS-in-UDP (RFC 7510): the ports tshark decodes them on by default
+TUNNEL_PORTS = (4789, 4790, 6081, 2152, 5247, 1701, 4754, 5072, 3544, 6635)
 _VLAN_TAGS = (0x8100, 0x88A8, 0x9100, 0x9200)
 _ETH_MPLS = (0x8847, 0x8848)
 _PW_PLAIN = (0x0800, 0x86DD, 0x8100, 0x88A8, 0x0806)
@@ -304,7 +246,9 @@ def _next_proto(code: int) -> tuple[int, int]:
     }.get(code, (-1, 0))
 
 
-def locate(b: bytes, linktype: int, passed: list[int] | None = None) -> tuple[int, int, int]:
+def locate(
+    b: bytes, linktype: int, passed: list[int] | None = None, *, outermost: bool = False
+) -> tuple[int, int, int]:
     """(offset, version, why) of the innermost IP header of one captured frame ``b``.
 
     ``version`` is 4 or 6 (0 when no IP header was reached); ``why`` is 0 when the packet at
@@ -315,6 +259,8 @@ def locate(b: bytes, linktype: int, passed: list[int] | None = None) -> tuple[in
     inner header leaves the outer one with a reason. Every read is bounded by ``len(b)``.
     ``passed`` gets the version of each IP header passed, outermost first: Wireshark's layer
     index of a header is its place among the frame's headers of that version.
+    ``outermost``: stop at the first IP header, unchecked (``labkit replay`` rewrites the
+    addresses of the packet on the wire, not of what it tunnels).
     """
     n = len(b)
     ip_off = ip_ver = 0
@@ -462,6 +408,8 @@ def locate(b: bytes, linktype: int, passed: list[int] | None = None) -> tuple[in
             st = _ST_ET
         elif st == _ST_IP:
             ver = 4 if et == _ETH_IPV4 else 6
+            if outermost:
+                return p, ver, 0
             hdr = _ip_fields(b, p, ver)
             if hdr is None:
                 if ip_ver:  # a broken inner header: inspect the outer packet, say why
@@ -580,6 +528,22 @@ def _ip_fields(b: bytes, p: int, ver: int) -> tuple[int, int, bool] | None:
     return nh, q, first and nh not in _V6_EXT
 
 
+def _teredo(b: bytes, q: int) -> tuple[int, int, int]:
+    """What follows the UDP header of a Teredo packet at ``q``: its optional authentication
+    (0x0001, with client identifier and authentication value lengths, a nonce and a
+    confirmation byte) and origin indication (0x0000, 8 bytes) headers, then IPv6."""
+    n = len(b)
+    if b[q] == 0 and b[q + 1] == 1:
+        q += 4 + b[q + 2] + b[q + 3] + 8 + 1
+        if q + 2 > n:
+            return -2, 0, 0
+    if b[q] == 0 and b[q + 1] == 0:
+        q += 8
+    if q + 1 > n:
+        return -2, 0, 0
+    return (_ST_ET, q, _ETH_IPV6) if b[q] >> 4 == 6 else (-1, 0, 0)
+
+
 def _udp_tunnel(b: bytes, q: int, sport: int, dport: int) -> tuple[int, int, int]:
     """(state, offset, ethertype) of what a UDP tunnel header at ``q`` carries; state -1: not a
     tunnel (plain UDP, inspected as such), -2: a tunnel header cut short."""
@@ -624,6 +588,10 @@ def _udp_tunnel(b: bytes, q: int, sport: int, dport: int) -> tuple[int, int, int
         return (_ST_WLAN_SWAPPED if native else _ST_ETH), q + (b[q + 1] >> 3) * 4, 0
     if port == 4754:
         return _ST_GRE, q, 0
+    if port == 6635:
+        return _ST_MPLS, q, 0
+    if port == 3544:  # Teredo (RFC 4380 5.1.1): authentication, origin indication, IPv6
+        return _teredo(b, q)
     if port == 5072:  # AYIYA: forward opcode, next header IP; identity and signature sizes
         if b[q + 2] & 15 != 1 or b[q + 3] not in (4, 41):
             return -1, 0, 0
@@ -888,21 +856,12 @@ def _sni(data: bytes, p: int, end: int) -> str | None:
     return None
 
 
-def is_dtls_header(payload: bytes) -> bool:
-    """Content type 20-23 and a DTLS version: how DTLS is recognised on any port."""
-    return (
-        len(payload) >= 13
-        and CT_CCS <= payload[0] <= CT_APPDATA
-        and _S_H.unpack_from(payload, 1)[0] in DTLS_VERSIONS
-    )
-
-
 def dtls_records(payload: bytes) -> tuple[DtlsRecord, ...]:
     """The DTLS records of one UDP datagram (RFC 6347 4.1, 4.2.2); () if it is not DTLS."""
     out: list[DtlsRecord] = []
     p = 0
-    while len(out) < MAX_DTLS_RECORDS and is_dtls_header(payload[p : p + 13]):
-        ctype, version, epoch, _seq, length = _S_DTLS.unpack_from(payload, p)
+    while len(out) < MAX_DTLS_RECORDS and (h := dtls_header(payload, p)) is not None:
+        ctype, version, epoch, length = h.content_type, h.version, h.epoch, h.length
         body = payload[p + 13 : p + 13 + length]
         if ctype == CT_HANDSHAKE and epoch == 0 and len(body) >= 12:
             out.append(_dtls_handshake(ctype, version, epoch, length, body))

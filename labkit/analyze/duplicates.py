@@ -31,8 +31,8 @@ import numpy as np
 
 from labkit.analyze import decode as dec
 from labkit.analyze.evidence import paren
-from labkit.analyze.reader import Chunk
 from labkit.findings import Finding
+from labkit.pcapio.reader import Chunk
 
 WINDOW = 4  #: frames before a frame that it is compared with (editcap -d: window of 5)
 #: ... and at most this long before it (editcap -w): a retransmission is resent after at least

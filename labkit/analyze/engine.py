@@ -28,7 +28,7 @@ import numpy as np
 from labkit.analyze import decode as dec
 from labkit.analyze.decode import Columns, Packet
 from labkit.analyze.duplicates import DuplicateFilter, blank
-from labkit.analyze.reader import Capture, Chunk
+from labkit.pcapio.reader import Capture, Chunk
 
 try:
     from labkit.analyze import _tally

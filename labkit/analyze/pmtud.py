@@ -52,21 +52,22 @@ def bogus_findings(facts: Mapping[str, FileFacts]) -> list[Finding]:
     return out
 
 
-def adapted(facts: Mapping[str, FileFacts], v6: bool, m: int) -> bool:
-    """Every file's senders quoted by ICMP with MTU ``m`` adapted (and at least one was seen)."""
-    outcomes = [
+def _outcomes(facts: Mapping[str, FileFacts], v6: bool, m: int) -> list[str]:
+    return [
         ff.icmp.outcome(g) for ff in facts.values() if (g := ff.icmp.frag.get((v6, m))) is not None
     ]
+
+
+def adapted(facts: Mapping[str, FileFacts], v6: bool, m: int) -> bool:
+    """Every file's senders quoted by ICMP with MTU ``m`` adapted (and at least one was seen)."""
+    outcomes = _outcomes(facts, v6, m)
     return bool(outcomes) and all(o == "adapted" for o in outcomes)
 
 
 def kept_oversized(facts: Mapping[str, FileFacts], v6: bool, m: int) -> bool:
-    """Some sender quoted by ICMP with MTU ``m`` kept sending packets above it."""
-    return any(
-        ff.icmp.outcome(g) == "oversized"
-        for ff in facts.values()
-        if (g := ff.icmp.frag.get((v6, m))) is not None
-    )
+    """Some sender quoted by ICMP with MTU ``m`` kept sending packets above it: the only
+    outcome that shows packets being dropped, rather than the ICMP doing its job."""
+    return "oversized" in _outcomes(facts, v6, m)
 
 
 def _tunnel_hint(m: int) -> str:

@@ -9,12 +9,10 @@ from the MTU model via the builders. Each packet is printed as a one-line Scapy 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from labkit import mtu
 from labkit.errors import EXIT_OK, InputError, UsageError
@@ -172,11 +170,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _read_original(spec: str) -> tuple[Packet, str]:
-    """The IP packet of ``FILE[:FRAME]`` (frames are 1-based, as in Wireshark)."""
-    from scapy.error import Scapy_Exception
+    """The IP packet of ``FILE[:FRAME]`` (frames are 1-based and numbered as in Wireshark),
+    read with labkit's capture reader (pcap, pcapng, either gzip-compressed): its outermost
+    IP header on, where the analyzer's reading of the link layer finds it."""
     from scapy.layers.inet import IP
     from scapy.layers.inet6 import IPv6
-    from scapy.utils import PcapReader
+
+    from labkit.analyze.decode import locate
+    from labkit.pcapio.reader import open_capture
 
     path, frame = spec, None
     head, sep, tail = spec.rpartition(":")
@@ -188,41 +189,22 @@ def _read_original(spec: str) -> tuple[Packet, str]:
             raise UsageError(f"--original {spec}: frame numbers start at 1")
     if not Path(path).is_file():
         raise InputError(f"--original {path}: no such file")
-    notes: list[str] = []  # Scapy's warnings about the file: part of our one error line
     try:
-        with _scapy_warnings(notes), PcapReader(path) as reader:
-            for number, pkt in enumerate(reader, 1):  # ends with the file
-                ip = pkt.getlayer(IPv6) or pkt.getlayer(IP)
-                if frame is None and ip is not None:
-                    return ip, path
-                if number == frame:
-                    if ip is None:
-                        raise InputError(f"--original {path}: frame {frame} has no IP packet")
-                    return ip, path
-    except (Scapy_Exception, OSError, EOFError) as exc:
-        raise InputError(f"--original {path}: not a readable pcap/pcapng file ({exc})") from None
+        cap = open_capture(path)
+    except InputError as exc:
+        raise InputError(f"--original {exc}") from None
+    with cap:
+        for rec in cap.records():
+            if frame is not None and rec.frame < frame:
+                continue
+            off, version, _why = locate(rec.data, rec.linktype, outermost=True)
+            if version:
+                return (IP if version == 4 else IPv6)(rec.data[off:]), path
+            if rec.frame == frame:
+                raise InputError(f"--original {path}: frame {frame} has no IP packet")
     where = f"has fewer than {frame} frames" if frame else "has no IP packet"
-    raise InputError(f"--original {path}: {where}" + (f" (Scapy: {notes[0]})" if notes else ""))
-
-
-@contextlib.contextmanager
-def _scapy_warnings(notes: list[str]) -> Iterator[None]:
-    """Collect what Scapy logs while reading a file instead of letting it print its own
-    'WARNING: ...' lines: labkit says what went wrong in one line (STYLE.md rule 8)."""
-    log = logging.getLogger("scapy.runtime")
-
-    class _Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            notes.append(record.getMessage())
-
-    handler, propagate = _Collect(logging.WARNING), log.propagate
-    log.addHandler(handler)
-    log.propagate = False
-    try:
-        yield
-    finally:
-        log.removeHandler(handler)
-        log.propagate = propagate
+    reason = f" (reader: {cap.warnings[0]})" if cap.warnings else ""
+    raise InputError(f"--original {path}: {where}{reason}")
 
 
 class _Flow:
@@ -387,11 +369,8 @@ def run(args: argparse.Namespace) -> int:
         craft.ether(build(1 + i, craft.EPOCH + i * args.interval)) for i in range(args.count)
     ]
     if out is not None:  # `-o -`: pcap on standard output (tcpdump -r - reads it)
-        from scapy.utils import PcapWriter
-
-        writer = PcapWriter(out)
-        writer.write(packets)
-        writer.flush()
+        _write_frames(out, packets, pcapng=False)
+        out.flush()
     elif args.output is not None:
         _write(Path(args.output), packets, force=args.force, inputs=inputs)
     for pkt in packets:
@@ -400,12 +379,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write(path: Path, packets: list[Packet], *, force: bool, inputs: list[str]) -> None:
-    from scapy.utils import PcapNgWriter, PcapWriter
+    with atomic_output(path, force=force, inputs=inputs) as tmp, open(tmp, "wb") as fh:
+        _write_frames(fh, packets, pcapng=path.suffix.lower() == ".pcapng")
 
-    with atomic_output(path, force=force, inputs=inputs) as tmp:
-        pcapng = path.suffix.lower() == ".pcapng"
-        writer = PcapNgWriter(str(tmp)) if pcapng else PcapWriter(str(tmp))
-        try:
-            writer.write(packets)
-        finally:
-            writer.close()
+
+def _write_frames(out: BinaryIO, packets: list[Packet], *, pcapng: bool) -> None:
+    """The Ethernet frames through labkit's capture writer, at their Scapy times."""
+    from labkit.pcapio.writer import PcapFileWriter, PcapngFileWriter
+    from labkit.wire import LINKTYPE_ETHERNET
+
+    if pcapng:
+        ng = PcapngFileWriter(out, application="labkit craft")
+        ng.interface(LINKTYPE_ETHERNET)
+        for pkt in packets:
+            ng.write(round(float(pkt.time) * 1e6), bytes(pkt))
+    else:
+        pcap = PcapFileWriter(out, LINKTYPE_ETHERNET)
+        for pkt in packets:
+            pcap.write(round(float(pkt.time) * 1e6), bytes(pkt))

@@ -20,7 +20,11 @@ _LAB_NETNS = re.compile(r"lk-([a-z0-9]{1,12})-(client|router|headend|server)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", metavar="FILE", help="pcap or pcapng to replay")
+    parser.add_argument(
+        "file",
+        metavar="FILE",
+        help="pcap or pcapng (optionally .gz) to replay; - reads standard input",
+    )
     # tcpreplay's own spellings (tcpreplay(1)) sit beside labkit's where they differ, so a
     # tcpreplay user's habits work: --intf1, -x/--multiplier, -p, -M/--mbps, -t, -l, -L.
     parser.add_argument(

@@ -33,7 +33,6 @@ from dataclasses import asdict, dataclass, field
 
 from labkit import mtu
 from labkit.errors import LabkitError, UsageError
-from labkit.lab.replay import checksum
 from labkit.wire import (
     CT_ALERT,
     CT_APPLICATION_DATA,
@@ -44,6 +43,8 @@ from labkit.wire import (
     DTLS1_BAD_VER,
     DTLS1_VERSION,
 )
+from labkit.wire.checksum import internet_checksum
+from labkit.wire.dtlsrecord import dtls_header
 
 IP_MTU_DISCOVER = 10
 IP_PMTUDISC_PROBE = 3
@@ -210,11 +211,10 @@ class DtlsAnswer:
 
 def parse_dtls_answer(datagram: bytes) -> DtlsAnswer | None:
     """The first DTLS record of a datagram (13-byte header, RFC 6347 4.1), None if not DTLS."""
-    if len(datagram) < 13:
+    header = dtls_header(datagram)
+    if header is None or header.version not in DTLS_VERSIONS:
         return None
-    ctype, version = datagram[0], struct.unpack_from("!H", datagram, 1)[0]
-    if ctype not in DTLS_CONTENT or version not in DTLS_VERSIONS:
-        return None
+    ctype, version = header.content_type, header.version
     handshake = None
     if ctype == CT_HANDSHAKE and len(datagram) >= 14:
         handshake = DTLS_HANDSHAKES.get(datagram[13], f"type {datagram[13]}")
@@ -301,7 +301,7 @@ def echo_request(ident: int, seq: int, size: int) -> bytes:
     """An ICMP echo request whose IPv4 packet is ``size`` bytes long."""
     payload = bytes((i & 0xFF) for i in range(size - IPV4_ICMP_ECHO_OVERHEAD))
     header = struct.pack("!BBHHH", ICMP_ECHO, 0, 0, ident, seq)
-    csum = checksum(header + payload)
+    csum = internet_checksum(header + payload)
     return struct.pack("!BBHHH", ICMP_ECHO, 0, csum, ident, seq) + payload
 
 
@@ -464,7 +464,7 @@ def tcp_syn(src: str, dst: str, sport: int, dport: int, seq: int, mss: int) -> b
         + options
     )
     pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(header))
-    csum = checksum(pseudo + header)
+    csum = internet_checksum(pseudo + header)
     return header[:16] + struct.pack("!H", csum) + header[18:]
 
 

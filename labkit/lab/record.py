@@ -25,6 +25,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from labkit import mtu
 from labkit.errors import OutputError
@@ -209,13 +210,13 @@ def _versions() -> dict[str, str]:
 
 
 def measure(folder: Path, topo: Topology) -> dict[str, object]:
-    """What the captures show: read back with Scapy (small files, read once)."""
+    """What the captures show: read back with labkit's reader and dissected with Scapy (small
+    files, read once)."""
     from scapy.layers.inet import ICMP, IP, TCP, UDP
-    from scapy.utils import rdpcap
 
-    outside = rdpcap(str(folder / "outside.pcap"))
-    tunnel = rdpcap(str(folder / "tunnel.pcap"))
-    inside = rdpcap(str(folder / "inside.pcap"))
+    outside = _dissected(folder / "outside.pcap")
+    tunnel = _dissected(folder / "tunnel.pcap")
+    inside = _dissected(folder / "inside.pcap")
     port = topo.dtls_port
 
     def dtls(p, *, hello: bool) -> bool:
@@ -254,6 +255,18 @@ def measure(folder: Path, topo: Topology) -> dict[str, object]:
             f: (folder / f).stat().st_size for f in ("outside.pcap", "tunnel.pcap", "inside.pcap")
         },
     }
+
+
+def _dissected(path: Path) -> list:
+    """Every packet of a capture, dissected by Scapy as its own reader would (by link type)."""
+    from scapy.config import conf
+    from scapy.packet import Raw
+
+    from labkit.pcapio.reader import open_capture
+
+    classes: Any = conf.l2types  # link type -> Packet class, typed loosely by Scapy
+    with open_capture(path) as cap:
+        return [classes.get(r.linktype, Raw)(r.data) for r in cap.records()]
 
 
 def readme(f: dict) -> str:

@@ -5,8 +5,9 @@
   R megabits a second, ``--topspeed`` as fast as possible. ``--loop N`` replays the file N
   times, ``--limit N`` and ``--duration S`` bound the run (tcpreplay's ``--limit``/
   ``--duration``).
-* Reading: the capture is streamed, packet by packet as they are sent, never loaded: memory
-  does not grow with the file, and ``--limit 1`` reads one packet of a 300 MB capture.
+* Reading: pcap or pcapng, gzip-compressed or not, through :mod:`labkit.pcapio.reader`
+  (the analyzer's reader), streamed as packets are sent, never loaded: memory does not grow
+  with the file, and ``--limit 1`` reads one buffer of a 300 MB capture.
 * Rewrites as tcprewrite does them: ``--rewrite-mac OLD=NEW`` on both Ethernet addresses,
   ``--rewrite-ip OLD=NEW`` on both IP addresses (single addresses or equal-length prefixes,
   like ``--pnat``). A rewritten packet gets its IPv4 header checksum and its TCP, UDP or
@@ -21,22 +22,20 @@ an AF_PACKET socket bound to the interface, opened inside the target namespace.
 from __future__ import annotations
 
 import ipaddress
+import math
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from labkit.analyze.decode import locate
 from labkit.errors import InputError, UsageError
-from labkit.wire import (
-    LINKTYPE_ETHERNET,
-    LINKTYPE_IPV4,
-    LINKTYPE_IPV6,
-    LINKTYPE_LINUX_SLL,
-    LINKTYPE_RAW,
-)
+from labkit.pcapio.reader import open_capture
+from labkit.wire import LINKTYPE_ETHERNET
+from labkit.wire.checksum import internet_checksum
 
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
@@ -110,16 +109,6 @@ def parse_ip_map(text: str | None) -> tuple[IpRule, ...]:
 # --- rewriting (sans-IO) --------------------------------------------------------------------
 
 
-def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071)."""
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 _L4_CSUM_OFFSET = {6: 16, 17: 6, 58: 2}  # TCP, UDP, ICMPv6
 
 
@@ -135,7 +124,7 @@ def _fix_l4(buf: bytearray, l4: int, end: int, proto: int, src: bytes, dst: byte
         pseudo = src + dst + struct.pack("!BBH", 0, proto, length)
     else:
         pseudo = src + dst + struct.pack("!IxxxB", length, proto)
-    value = checksum(pseudo + bytes(buf[l4:end]))
+    value = internet_checksum(pseudo + bytes(buf[l4:end]))
     if proto == 17 and value == 0:
         value = 0xFFFF
     buf[l4 + off : l4 + off + 2] = struct.pack("!H", value)
@@ -167,7 +156,9 @@ def rewrite_ip(buf: bytearray, start: int, rules: tuple[IpRule, ...], wire_len: 
             return False
         buf[start + 12 : start + 16], buf[start + 16 : start + 20] = nsrc, ndst
         buf[start + 10 : start + 12] = b"\0\0"
-        buf[start + 10 : start + 12] = struct.pack("!H", checksum(bytes(buf[start : start + ihl])))
+        buf[start + 10 : start + 12] = struct.pack(
+            "!H", internet_checksum(bytes(buf[start : start + ihl]))
+        )
         total = struct.unpack_from("!H", buf, start + 2)[0]
         frag = struct.unpack_from("!H", buf, start + 6)[0]
         if complete and frag & 0x3FFF == 0 and len(buf) >= start + total:
@@ -188,22 +179,11 @@ def rewrite_ip(buf: bytearray, start: int, rules: tuple[IpRule, ...], wire_len: 
 
 
 def ip_offset(frame: bytes, linktype: int) -> int | None:
-    """Where the IP header starts in a frame of ``linktype``, None if it carries no IP."""
-    if linktype == LINKTYPE_ETHERNET:
-        off, ethertype = 14, struct.unpack_from("!H", frame, 12)[0] if len(frame) >= 14 else 0
-        while ethertype == 0x8100 and len(frame) >= off + 4:  # 802.1Q tags
-            ethertype = struct.unpack_from("!H", frame, off + 2)[0]
-            off += 4
-        return off if ethertype in (ETH_P_IP, ETH_P_IPV6) else None
-    if linktype in (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6):
-        return 0
-    if linktype == LINKTYPE_LINUX_SLL:
-        return (
-            16
-            if len(frame) >= 16 and struct.unpack_from("!H", frame, 14)[0] in (ETH_P_IP, ETH_P_IPV6)
-            else None
-        )
-    return None
+    """Where the outermost IP header starts in a frame of ``linktype``, None if it carries no
+    IP: the analyzer's reading of link layers (VLAN tags, cooked captures, loopback...), so
+    what replay rewrites is what the analyzer reads."""
+    off, version, _why = locate(frame, linktype, outermost=True)
+    return off if version else None
 
 
 def rewrite_frame(
@@ -240,51 +220,41 @@ class Record:
 
 
 def _records(path: Path) -> Iterator[tuple[int, Record]]:
-    """(link type, record) for each packet of a pcap or pcapng file, read as it is sent.
+    """(link type, record) for each packet of a pcap or pcapng file (or its ``.gz``), read as
+    it is sent.
 
-    Streamed, never loaded: replaying the first packets of a 300 MB capture reads only them,
-    and memory stays one packet whatever the file's size.
+    Streamed through :mod:`labkit.pcapio.reader`, never loaded: replaying the first packets of
+    a 300 MB capture reads only its first buffer, memory stays one buffer whatever the file's
+    size, and a pipe's packets are sent as they arrive. A problem the reader meets mid-file
+    (a cut record, a broken block) ends the replay with one line, after the packets before
+    it were sent.
     """
-    from scapy.error import Scapy_Exception
-    from scapy.utils import RawPcapReader
-
-    try:
-        reader = RawPcapReader(str(path))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except (Scapy_Exception, OSError, EOFError) as exc:
-        raise InputError(f"{path}: not a pcap or pcapng capture ({exc})") from None
-    linktype: int | None = getattr(reader, "linktype", None)
-    nano = bool(getattr(reader, "nano", False))
+    linktype: int | None = None
     n = 0
-    packets = iter(reader)
-    try:
-        while True:
-            try:
-                data, meta = next(packets)
-            except (StopIteration, EOFError):
-                return
-            except (Scapy_Exception, struct.error) as exc:
-                raise InputError(f"{path}: damaged capture after {n} packets ({exc})") from None
-            if hasattr(meta, "tshigh"):  # pcapng
-                # Scapy types both readers' metadata as pcap's; pcapng's has other fields.
-                ng: Any = meta
-                linktype = ng.linktype if linktype is None else linktype
-                if ng.linktype != linktype:
+    when = 0.0
+    # A pipe (``tcpdump -w - | labkit replay -``) is read as its writer writes, a packet at
+    # a time, rather than a buffer at a time: it ends when the writer closes it.
+    live = None if path.is_file() else threading.Event()
+    with open_capture(path, follow=live) as cap:
+        for chunk in cap.chunks():
+            for i in range(len(chunk)):
+                if chunk.iface[i] < 0:  # not a packet (a pcapng record of another kind)
+                    continue
+                lt = int(chunk.linktype[i])
+                if linktype is None:
+                    linktype = lt
+                elif lt != linktype:
                     raise InputError(
-                        f"{path}: mixes link types {linktype} and {ng.linktype}; "
+                        f"{path}: mixes link types {linktype} and {lt}; "
                         "replay one interface's packets at a time"
                     )
-                ts = ((ng.tshigh << 32) | ng.tslow) / ng.tsresol
-            else:
-                ts = meta.sec + meta.usec / (1e9 if nano else 1e6)
-            n += 1
-            yield (
-                int(linktype or LINKTYPE_ETHERNET),
-                Record(ts, bytes(data), meta.wirelen or len(data)),
-            )
-    finally:
-        reader.close()
+                ts = float(chunk.ts[i])
+                when = when if math.isnan(ts) else ts  # an SPB has no time: no gap
+                data = chunk.packet(i)
+                n += 1
+                yield lt, Record(when, data, int(chunk.origlen[i]) or len(data))
+        if cap.warnings:
+            raise InputError(f"{path}: damaged capture after {n} packets ({cap.warnings[0]})")
 
 
 class CaptureFile:

@@ -10,7 +10,7 @@
 
 Packets come from :mod:`labkit.craft`; nothing is random except through generators seeded by
 the scenario's ``seed`` (one per purpose), timestamps are integer microseconds from a fixed
-epoch (``--start-time`` moves it) and the files are written by :mod:`labkit.scenario.pcapfile`.
+epoch (``--start-time`` moves it) and the files are written by :mod:`labkit.pcapio.writer`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from scapy.packet import Packet, Raw
 from labkit import craft, mtu
 from labkit.errors import OutputError
 from labkit.fileio import atomic_output, check_output_path
+from labkit.pcapio.writer import Frame, pcap_bytes, pcapng_bytes
 from labkit.scenario import tls
 from labkit.scenario.events import (
     C2S,
@@ -49,7 +50,6 @@ from labkit.scenario.events import (
     build_timeline,
 )
 from labkit.scenario.numbers import derive
-from labkit.scenario.pcapfile import Frame, pcap_bytes, pcapng_bytes
 from labkit.scenario.schema import US, Scenario
 from labkit.wire import (
     CT_ALERT,

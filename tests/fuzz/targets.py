@@ -82,8 +82,8 @@ def run_capture(data: bytes, work: Path, annotate: bool) -> None:
     """``labkit analyze FILE [--annotate OUT] [--format json]`` in process."""
     from labkit.analyze import analyze
     from labkit.analyze.annotate import write_annotated
-    from labkit.analyze.reader import open_capture
     from labkit.analyze.render import to_json, to_text
+    from labkit.pcapio.reader import open_capture
 
     path = work / "input.cap"
     path.write_bytes(data)
@@ -173,7 +173,7 @@ def run_layers(data: bytes, work: Path, annotate: bool) -> None:
     bytes(pkt)
 
 
-# --- craft's --original reader (Scapy's PcapReader on a user's file) ----------------------------
+# --- craft's --original reader (labkit's capture reader on a user's file) ----------------------
 
 
 def run_craft_original(data: bytes, work: Path, annotate: bool) -> None:

@@ -12,6 +12,9 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
+from labkit.pcapio.writer import PcapFileWriter
+from labkit.wire import LINKTYPE_ETHERNET
+
 T0 = 1_700_000_000
 _ETH = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00"
 SERVER = 0xCB007101  # 203.0.113.1
@@ -93,12 +96,7 @@ def packets(kind: str, n: int) -> Iterator[bytes]:
 def write(path: Path, kind: str, n: int) -> Path:
     """A classic pcap (Ethernet) of :func:`packets`, one per millisecond."""
     with open(path, "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        writer = PcapFileWriter(f, LINKTYPE_ETHERNET)
         for i, pkt in enumerate(packets(kind, n)):
-            frame = _ETH + pkt
-            us = i * 1000
-            f.write(
-                struct.pack("<IIII", T0 + us // 1_000_000, us % 1_000_000, len(frame), len(frame))
-            )
-            f.write(frame)
+            writer.write(T0 * 1_000_000 + i * 1000, _ETH + pkt)
     return path

@@ -7,7 +7,7 @@ import struct
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from labkit.analyze import decode as dec
+from labkit.wire.linktypes import SUPPORTED_LINKTYPES
 
 PROPS = settings(
     derandomize=True,
@@ -16,7 +16,7 @@ PROPS = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
-LINKTYPES = sorted(dec.SUPPORTED_LINKTYPES) + [105, 147, 0xFFFF]
+LINKTYPES = sorted(SUPPORTED_LINKTYPES) + [105, 147, 0xFFFF]
 
 # A packet: a plausible prefix (Ethernet/IPv4 or IPv6, TCP/UDP/ICMP headers) with hostile bytes.
 ETH4 = bytes.fromhex("0200000000020200000000010800")

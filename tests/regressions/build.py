@@ -134,6 +134,10 @@ def _encapsulations() -> dict[str, bytes]:
         "l2tp-ppp": eth(
             0x0800, udp4(1701, b"\x00\x02\x00\x01\x00\x01" + b"\xff\x03\x00\x21" + s(1323))
         ),
+        "mpls-in-udp": eth(0x0800, udp4(6635, mpls([30, 31], s(1324)))),
+        "teredo-origin-indication": eth(
+            0x0800, udp4(3544, b"\x00\x00" + b"\x0d\x96" + bytes(4) + s(1325, v6=True))
+        ),
     }
 
 
@@ -221,6 +225,30 @@ def _pmtud_udp(keep_oversized: bool, after: int = 1400) -> list[Frame]:
     return out
 
 
+def _offload(beside_ignored: bool) -> list[Frame]:
+    """Captured on a server with segmentation offload (TSO): its segments appear as the stack
+    handed them to the NIC, two MSS (2920 bytes of payload) each, though the client announced
+    MSS 1460. A PPPoE router answers MTU 1492 quoting the 1500-byte wire segment; afterwards
+    the capture shows only super-segments (the wire sizes cannot be seen). ``beside_ignored``
+    adds the capture of :func:`_pmtud` (a sender that ignores its ICMP) on another flow."""
+    c, s = "10.9.1.2", "198.18.1.80"
+    out: list[Frame] = [
+        (0.0, 1, eth(0x0800, _tcp(c, s, 41000, 443, "S", 100, options=[("MSS", 1460)]))),
+        (0.01, 1, eth(0x0800, _tcp(s, c, 443, 41000, "SA", 500, options=[("MSS", 1460)]))),
+    ]
+    seq, t = 501, 0.2
+    wire = _tcp(s, c, 443, 41000, "PA", seq, 1500)
+    out.append((t, 1, eth(0x0800, _tcp(s, c, 443, 41000, "PA", seq, 2960))))
+    out.append((t + 0.0005, 1, eth(0x0800, _frag_needed("192.0.2.254", wire, 1492))))
+    for i in range(4):
+        at = t + 0.003 + i * 1.0
+        out.append((at, 1, eth(0x0800, _tcp(s, c, 443, 41000, "PA", seq + i * 2904, 2944))))
+        out.append((at + 0.02, 1, eth(0x0800, _tcp(c, s, 41000, 443, "A", 101))))
+    if beside_ignored:
+        out += _pmtud(True)
+    return sorted(out, key=lambda f: f[0])
+
+
 def _bogus() -> list[Frame]:
     """Packet Too Big with MTU 1200 (below IPv6's 1280), quoting a 1500-byte packet; ICMP
     frag-needed with MTU 0 and with MTU 60 (below IPv4's 68): none is a limit."""
@@ -289,6 +317,8 @@ def cases() -> dict[str, Callable[[], list[Frame]]]:
     out["pmtud-ignored-1492"] = lambda: _pmtud(True)
     out["pmtud-udp-working-1400"] = lambda: _pmtud_udp(False)
     out["pmtud-udp-ignored-1400"] = lambda: _pmtud_udp(True)
+    out["offload-tso-after-icmp-1492"] = lambda: _offload(False)
+    out["offload-tso-beside-ignored-1492"] = lambda: _offload(True)
     out["icmp-bogus-mtus"] = _bogus
     out["duplicate-frames"] = _duplicates
     out["icmp-quotes-in-gre"] = _tunnelled_quotes

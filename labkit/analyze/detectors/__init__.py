@@ -21,6 +21,7 @@ from labkit.analyze.detectors.sessions import TlsDetector
 from labkit.analyze.detectors.size import SizeDetector
 from labkit.analyze.duplicates import DuplicateFilter
 from labkit.analyze.engine import MAX_FLOWS, FlowBudget
+from labkit.mtu import JUMBO_MTU, TCP_HEADER
 
 
 @dataclass(slots=True)
@@ -71,18 +72,45 @@ class FileFacts:
             self.hosts,
         ]
 
+    def segment_ceiling(self) -> int:
+        """The largest TCP payload a peer may send in this file: the largest MSS any SYN or
+        SYN-ACK announced, or, with none seen, the largest any link carries (a 9216-byte jumbo
+        frame). A segment above it was captured before segmentation offload or after
+        coalescing (:mod:`labkit.analyze.detectors.size`)."""
+        return max((g.mss for g in self.mss.groups.values()), default=JUMBO_MTU - 20 - TCP_HEADER)
+
+    def offload_ceiling(self) -> int | None:
+        """:meth:`segment_ceiling` when the file holds segments above it, else None."""
+        ceiling = self.segment_ceiling()
+        return ceiling if self.size.offloaded(ceiling)[0] else None
+
     def warnings(self) -> list[str]:
-        """What the bounded tables gave up, one line each (the report's file warnings)."""
+        """What the bounded tables gave up, and what the capture's sizes cannot show, one line
+        each (the report's file warnings)."""
+        out = self._offload_warning()
         b = self.budget
         if not b.judged_early:
-            return self.dedup.warnings()
+            return out + self.dedup.warnings()
         tables = ", ".join(f"{n} {name}(s)" for name, n in sorted(b.evicted.items()))
         early = (
             f"{b.judged_early} flow(s) judged early: a table outgrew its ceiling "
             f"({b.max_flows} rows), the quietest were dropped ({tables}; a reconnect or "
             f"retransmission among them cannot be seen)"
         )
-        return [early, *self.dedup.warnings()]
+        return [*out, early, *self.dedup.warnings()]
+
+    def _offload_warning(self) -> list[str]:
+        ceiling = self.segment_ceiling()
+        n, largest = self.size.offloaded(ceiling)
+        if not n:
+            return []
+        return [
+            f"{n} DF TCP segment(s) carry more than {ceiling} bytes, the largest MSS announced "
+            f"here (up to {largest}-byte packets): captured before segmentation offload "
+            "(TSO/GSO) or after coalescing (GRO/LRO), not as sent on the wire, so they are left "
+            f"out of size verdicts (tcp.len > {ceiling}); capture with offloads off (ethtool -K "
+            "IF tso off gso off gro off) or on the path to see wire sizes"
+        ]
 
     def census(self, mtus: Iterable[int]) -> dict[str, Any]:
         """Plain counts of what the scan saw, findings or not: a check against another tool

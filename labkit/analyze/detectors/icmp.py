@@ -70,6 +70,12 @@ class Followup:
     first_fit_s: float | None = None  # how long after the ICMP the first of them left
     oversized_late: int = 0  # packets above the MTU sent GRACE_S or more after the ICMP
     oversized_frames: list[int] = field(default_factory=list)
+    #: The largest packet of the flow a router quoted: one that was on the wire. A TCP
+    #: segment of the flow larger than that is no wire packet but one the capture saw before
+    #: the sender's segmentation offload (TSO/GSO) or after the receiver's coalescing (GRO):
+    #: its size says nothing of what the sender put on the wire.
+    wire: int = 0
+    offloaded: int = 0  # such segments after the ICMP (neither fitting nor oversized)
 
 
 def flow_of(q: Quote) -> tuple[str, str, int, int | None, int | None]:
@@ -183,7 +189,7 @@ class IcmpDetector:
         h = q.proto, dec.directed_int(dec.addr_hash(q.src), dec.addr_hash(q.dst), q.sport, q.dport)
         f = self.followups.get(h)
         if f is None:
-            self.followups[h] = Followup(mtu, ts)
+            f = self.followups[h] = Followup(mtu, ts)
             self._flow_names[h] = flow_of(q)
             self._new[q.proto].append(h[1])
             if q.proto == PROTO_UDP and q.dport not in self._udp_ports:
@@ -191,6 +197,7 @@ class IcmpDetector:
                 self._ports = np.array(sorted(self._udp_ports), np.int64)
         elif mtu < f.mtu:
             f.mtu = mtu
+        f.wire = max(f.wire, q.total_length)
 
     def _follow(self, view: ChunkView) -> None:
         """Sizes the followed flows sent after their ICMP, in this chunk (numpy; few rows).
@@ -229,6 +236,10 @@ class IcmpDetector:
         for h in np.unique(fwd).tolist():
             f = self.followups[proto, h]
             mine = (fwd == h) & (ts > f.since)
+            if proto == PROTO_TCP:  # a datagram larger than the quoted one is just larger
+                offloaded = mine & (size > f.wire)
+                f.offloaded += int(np.count_nonzero(offloaded))
+                mine &= ~offloaded
             fit = mine & data & (size <= f.mtu)
             if proto == PROTO_UDP:
                 fit &= size >= np.minimum(floor + 1, f.mtu)

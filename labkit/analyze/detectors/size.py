@@ -16,6 +16,14 @@ selection the case makes later (sizes above a limit, or one size, leaving out th
 pairs) is a union of keys, and the first frames of a union are among the first frames of its
 keys: :meth:`SizeDetector.first_frames` is exact. Memory follows the keys, as the counts do.
 :class:`DfSelection` says which packets are evidence once, for the filter and the table.
+
+A capture taken on a host with segmentation offload (TSO/GSO, the default on Linux, Windows
+and macOS) shows TCP segments as the stack handed them to the NIC, tens of KB each; one taken
+with receive coalescing (GRO/LRO) shows merged segments. Neither size was ever on the wire. No
+peer sends a segment larger than the MSS its receiver announced (RFC 9293 3.7.1), so a TCP
+payload above every MSS announced in the file (:meth:`FileFacts.segment_ceiling`) marks such a
+super-segment: each key keeps its TCP payload length, and the case leaves those keys out of
+size verdicts (``!(tcp.len > N)`` in the filter, the same test over the table).
 """
 
 from __future__ import annotations
@@ -47,7 +55,7 @@ class SizeDetector:
     def __init__(self, file: str) -> None:
         self.file = file
         # (address pair, IP size) -> packets; each entry's address hashes and size
-        self.table = KeyTable(src=np.uint64, dst=np.uint64, size=np.int64)
+        self.table = KeyTable(src=np.uint64, dst=np.uint64, size=np.int64, tcplen=np.int64)
         # by key id (the order keys first appeared): its first frames and their times
         self.frames = np.zeros((0, MAX_FRAMES), np.int64)
         self.times = np.zeros((0, MAX_FRAMES), np.float64)
@@ -60,9 +68,10 @@ class SizeDetector:
         if not len(rows):
             return
         src, dst, size = c.src_h[rows], c.dst_h[rows], c.iplen[rows]
-        key = dec.mix64(pair(src, dst) ^ (size.astype(np.uint64) * _K))
+        tcplen = np.where(c.proto[rows] == dec.PROTO_TCP, c.paylen[rows], -1)
+        key = dec.mix64(pair(src, dst) ^ (size.astype(np.uint64) * _K) ^ tcplen.astype(np.uint64))
         known = len(self.table.keys)
-        if self.table.add(key, src=src, dst=dst, size=size):
+        if self.table.add(key, src=src, dst=dst, size=size, tcplen=tcplen):
             t = self.table
             self._grow(len(t.keys))
             self._room[t.keys[t.ids >= known] & _ROOM_MASK] = True  # new keys have room
@@ -112,6 +121,14 @@ class SizeDetector:
         self.kept[keys] = np.minimum(before + counts, MAX_FRAMES)
         return bool(((before < MAX_FRAMES) & (self.kept[keys] == MAX_FRAMES)).any())
 
+    def offloaded(self, ceiling: int) -> tuple[int, int]:
+        """(packets, largest IP size) of TCP segments with a payload above ``ceiling``."""
+        t = self.table
+        hit = t["tcplen"] > ceiling
+        if not hit.any():
+            return 0, 0
+        return int(t.count[hit].sum()), int(t["size"][hit].max())
+
     def over(self, limit: int) -> Counter:
         """Packet counts by IP size above ``limit`` (every pair)."""
         return DfSelection((), limit).counts(self)
@@ -147,6 +164,9 @@ class DfSelection:
     headends: tuple[str, ...]
     limit: int
     size: int | None = None
+    #: TCP payloads above this are offload super-segments, not wire packets: left out (None:
+    #: the file has none, and the filter says nothing of them).
+    ceiling: int | None = None
 
     def wireshark(self) -> str:
         """The display filter (every clause parenthesised: precedence differs by version)."""
@@ -157,6 +177,9 @@ class DfSelection:
             v4_size, v6_size = f"ip.len > {lim}", f"ipv6.plen > {lim - 40}"
         v4 = f"ip.flags.df == 1 && {v4_size} && !icmp"
         v6 = f"{v6_size} && !icmpv6"
+        if self.ceiling is not None:
+            v4 += f" && !(tcp.len > {self.ceiling})"
+            v6 += f" && !(tcp.len > {self.ceiling})"
         heads = sorted(self.headends)
         ex4 = any_of(f"ip.addr == {h}" for h in heads if ":" not in h)
         ex6 = any_of(f"ipv6.addr == {h}" for h in heads if ":" in h)
@@ -171,6 +194,8 @@ class DfSelection:
         t = det.table
         hit = (t["size"] == self.size) if self.size is not None else (t["size"] > self.limit)
         ex = np.array(sorted({dec.addr_hash(h) for h in self.headends}), np.uint64)
+        if self.ceiling is not None:
+            hit &= t["tcplen"] <= self.ceiling
         return hit & ~np.isin(t["src"], ex) & ~np.isin(t["dst"], ex)
 
     def counts(self, det: SizeDetector) -> Counter:

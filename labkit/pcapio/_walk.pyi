@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from labkit.analyze.walk import Buf
+from labkit.pcapio.walk import Buf
 
 def pcap(
     buf: Buf, out: np.ndarray, pos: int, have: int, rec_len: int, swapped: bool, /

@@ -93,7 +93,7 @@ def py_pcapng(buf: Buf, out: np.ndarray, pos: int, have: int, swapped: bool) -> 
 pcap: Callable[[Buf, np.ndarray, int, int, int, bool], tuple[int, int]]
 pcapng: Callable[[Buf, np.ndarray, int, int, bool], tuple[int, int]]
 try:
-    from labkit.analyze import _walk
+    from labkit.pcapio import _walk
 except ImportError:  # installed without a C compiler: the same walks, slower
     COMPILED = False
     pcap, pcapng = py_pcap, py_pcapng

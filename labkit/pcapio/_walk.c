@@ -1,4 +1,4 @@
-/* The record-chain walk of labkit.analyze.walk, compiled.
+/* The record-chain walk of labkit.pcapio.walk, compiled.
  *
  * Each record's offset depends on the previous record's length, so the walk cannot be
  * vectorized; in Python it costs ~0.25 us a record, a quarter of the analyzer's 1 M
@@ -99,7 +99,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_walk",
-    "Compiled record-chain walks for labkit.analyze.walk.", -1, methods,
+    "Compiled record-chain walks for labkit.pcapio.walk.", -1, methods,
 };
 
 PyMODINIT_FUNC

@@ -16,7 +16,7 @@ Contract (sans-IO where it matters, bounded everywhere):
 
 Why chunks and columns: a Python loop that unpacks every record costs about 2 us a packet; the
 analyzer must do 1 M packets/s (issue 8). The only per-record step is walking the record chain
-(each offset depends on the previous length: :mod:`labkit.analyze.walk`, compiled); each
+(each offset depends on the previous length: :mod:`labkit.pcapio.walk`, compiled); each
 record's header and first bytes are then gathered for the whole chunk at once with numpy, and
 both happen on the read-ahead thread, beside the analysis of the previous chunk.
 
@@ -46,9 +46,21 @@ from typing import BinaryIO, cast
 
 import numpy as np
 
-from labkit.analyze import walk
-from labkit.analyze.walk import Buf
 from labkit.errors import InputError
+from labkit.pcapio import (
+    IF_TSOFFSET,
+    IF_TSRESOL,
+    MAX_CAPLEN,
+    OPT_ENDOFOPT,
+    PCAPNG_BOM,
+    PCAPNG_EPB,
+    PCAPNG_IDB,
+    PCAPNG_PB,
+    PCAPNG_SHB,
+    PCAPNG_SPB,
+    walk,
+)
+from labkit.pcapio.walk import Buf
 
 _inflate: ModuleType = zlib
 _INFLATE_ERRORS: tuple[type[Exception], ...] = (zlib.error,)
@@ -78,8 +90,6 @@ PACKET_WINDOW = 128
 #: a buffer of empty 16-byte records (a gzip bomb of zeros, or just a hostile file) would be
 #: a million of them; 2^17 bounds a chunk's working set near 150 MB whatever the records.
 MAX_ROWS = 1 << 17
-#: Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD: a larger caplen means a corrupt file.
-MAX_CAPLEN = 262144
 #: Packet times a calendar can show: 0001-01-01 to 9999-12-31 (Python's datetime range).
 MIN_TIME = -62_135_596_800.0
 MAX_TIME = 253_402_300_800.0
@@ -87,8 +97,6 @@ MAX_TIME = 253_402_300_800.0
 MAX_BLOCK = 16 << 20
 
 GZIP_MAGIC = b"\x1f\x8b"
-PCAPNG_SHB = 0x0A0D0D0A
-PCAPNG_BOM = 0x1A2B3C4D
 # pcap magic -> (byte order, nanosecond, record header length)
 _PCAP_MAGICS: dict[bytes, tuple[str, bool, int]] = {
     b"\xd4\xc3\xb2\xa1": ("<", False, 16),
@@ -98,8 +106,7 @@ _PCAP_MAGICS: dict[bytes, tuple[str, bool, int]] = {
     b"\x34\xcd\xb2\xa1": ("<", False, 24),  # Kuznetzov's modified pcap
     b"\xa1\xb2\xcd\x34": (">", False, 24),
 }
-_BLOCK_EPB, _BLOCK_SPB, _BLOCK_PB, _BLOCK_IDB = 6, 3, 2, 1
-_PACKET_BLOCKS = (_BLOCK_EPB, _BLOCK_SPB, _BLOCK_PB)
+_PACKET_BLOCKS = (PCAPNG_EPB, PCAPNG_SPB, PCAPNG_PB)
 #: Blocks Wireshark also shows as frames (wiretap/pcapng.c): systemd journal export, custom
 #: blocks, sysdig events. They count in the frame numbers; labkit has nothing to read in them.
 _OTHER_RECORDS = (9, 0x00000BAD, 0x40000BAD, 0x204, 0x208, 0x216, 0x217, 0x221, 0x222)
@@ -905,7 +912,7 @@ class _PcapngWalker(_Walker):
                 self._shb(off)
                 sections.append((k + 1, self.section_base, self.section))
                 counts[self.section] = 0
-            elif types[k] == _BLOCK_IDB:
+            elif types[k] == PCAPNG_IDB:
                 self._idb(buf, off)
                 counts[self.section] = self.section_ifaces
         starts = [k for k, _b, _s in sections] + [end]
@@ -1002,12 +1009,12 @@ class _PcapngWalker(_Walker):
         p, end = off + 16, off + blen - 4
         while p + 4 <= end:
             code, length = struct.unpack_from(o + "HH", buf, p)
-            if code == 0:
+            if code == OPT_ENDOFOPT:
                 break
-            if code == 9 and length >= 1:
+            if code == IF_TSRESOL and length >= 1:
                 v = buf[p + 4]
                 divisor = float(2 ** (v & 0x7F)) if v & 0x80 else float(10**v)
-            elif code == 14 and length >= 8:
+            elif code == IF_TSOFFSET and length >= 8:
                 offset = float(struct.unpack_from(o + "q", buf, p + 4)[0])
             p += 4 + (length + 3) // 4 * 4
         self.cap.interfaces.append(Interface(linktype, snaplen, divisor, offset))
@@ -1039,9 +1046,9 @@ class _PcapngWalker(_Walker):
             return np.where(rows_big[:, None], raw.view(">u4").astype(np.int64), le)
 
         blen = u32(head[:, 4:8], big)[:, 0]
-        epb = types == _BLOCK_EPB
-        spb = types == _BLOCK_SPB
-        pb = types == _BLOCK_PB
+        epb = types == PCAPNG_EPB
+        spb = types == PCAPNG_SPB
+        pb = types == PCAPNG_PB
         data = idx + _EPB_HEAD
         if epb.all():  # the usual file: every field straight from the gathered heads
             win = head[:, _EPB_HEAD:]
