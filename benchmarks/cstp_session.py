@@ -134,15 +134,24 @@ def make_cert(tmp: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def _contexts(tmp: Path, keylog: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+#: OpenSSL's SSL_OP_NO_ENCRYPT_THEN_MAC (Python's ssl has no name for it): the record layout
+#: of TLS 1.2 CBC without RFC 7366, the MAC inside the encryption.
+NO_ENCRYPT_THEN_MAC = 1 << 19
+
+
+def _contexts(
+    tmp: Path, keylog: Path, cipher: str, etm: bool, version: ssl.TLSVersion
+) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(*make_cert(tmp))
     client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
     client.keylog_filename = str(keylog)
     for ctx in (server, client):
-        ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-        ctx.set_ciphers("AES128-SHA")
+        ctx.minimum_version = ctx.maximum_version = version
+        ctx.set_ciphers(cipher)
+        if not etm:
+            ctx.options |= NO_ENCRYPT_THEN_MAC
     return server, client
 
 
@@ -189,13 +198,24 @@ def _pump(
     return bool(data)
 
 
-def generate(out: Path, keylog: Path, size: int) -> dict[str, object]:
-    """Write the session to ``out`` (its key log to ``keylog``) until ``size`` bytes."""
+def generate(
+    out: Path,
+    keylog: Path,
+    size: int,
+    *,
+    cipher: str = "AES128-SHA",
+    etm: bool = True,
+    version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+) -> dict[str, object]:
+    """Write the session to ``out`` (its key log to ``keylog``) until ``size`` bytes, in TLS
+    ``version`` with the OpenSSL suite ``cipher`` (TLS 1.1 needs ``...:@SECLEVEL=0``);
+    ``etm``: allow encrypt-then-MAC (RFC 7366), which OpenSSL negotiates for CBC suites unless
+    told not to."""
     started = time.perf_counter()
     sent: dict[str, Counter[str]] = {"to-client": Counter(), "to-server": Counter()}
     largest = {"to-client": 0, "to-server": 0}
     with tempfile.TemporaryDirectory() as tmp, open(out, "wb", buffering=1 << 20) as f:
-        sctx, cctx = _contexts(Path(tmp), keylog)
+        sctx, cctx = _contexts(Path(tmp), keylog, cipher, etm, version)
         c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
         client = cctx.wrap_bio(c_in, c_out, server_hostname="vpn.example.test")
         server = sctx.wrap_bio(s_in, s_out, server_side=True)
@@ -247,7 +267,7 @@ def generate(out: Path, keylog: Path, size: int) -> dict[str, object]:
         "keylog": str(keylog),
         "packets": wire.packets,
         "bytes": wire.bytes,
-        "tls": "TLS 1.2 AES128-SHA",
+        "tls": f"TLS 1.{(version.value & 0xFF) - 1} {cipher.split(':')[0]}",
         "x_cstp_mtu": TLS_MTU,
         "x_dtls_mtu": DTLS_MTU,
         "cstp": {d: dict(sorted(c.items())) for d, c in sent.items()},

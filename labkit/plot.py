@@ -9,7 +9,8 @@ so "packets over 1347, ICMP, DTLS retries, reconnect" reads left to right at a g
 
 Renderers never decide: :class:`Timeline` is built elsewhere (``labkit.analyze.timeline``);
 this module only draws it. matplotlib is imported here, lazily, with the Agg backend (no
-display needed), and only when a plot is asked for.
+display needed), and only when a plot is asked for: :func:`preload` starts that import in the
+background when the command knows a PNG will be drawn, while the captures are read.
 """
 
 from __future__ import annotations
@@ -36,6 +37,38 @@ LANES: Final[dict[str, tuple[str, str]]] = {
 _GROUP_COLOURS: Final = ("#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf")
 _SHAPES: Final[dict[str, str]] = {"to": "v", "from": "^", "other": "."}
 MAX_LABELS_PER_LANE: Final = 3  # text labels drawn per lane; the rest are markers only
+#: Horizontal spots per series: points of a series that fall on the same spot (this fraction
+#: of the time axis, the same size) are drawn once. A 1 GB session's 200 000 decrypted packets
+#: fall on a few thousand spots of the 1300-pixel panel; drawing each cost most of the plot.
+X_SPOTS: Final = 4000
+
+
+def _import_matplotlib() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401 - the import is the point
+
+
+def preload() -> None:
+    """Start importing matplotlib (about a second) in a background thread; :func:`render_png`
+    finds it imported, or waits for the import in progress (Python's import lock)."""
+    import threading
+
+    threading.Thread(
+        target=_import_matplotlib, name="labkit-import-matplotlib", daemon=True
+    ).start()
+
+
+def _spots(x: np.ndarray, y: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """The points of one series that fall on distinct spots (:data:`X_SPOTS` across
+    ``width`` seconds, sizes to the byte), in their order: the same picture, fewer markers."""
+    if len(x) <= X_SPOTS or width <= 0:
+        return x, y
+    spot = np.floor(x * (X_SPOTS / width)).astype(np.int64) << 20 | (y.astype(np.int64) & 0xFFFFF)
+    _, first = np.unique(spot, return_index=True)
+    first.sort()
+    return x[first], y[first]
 
 
 Direction = Literal["to", "from", "other"]
@@ -106,9 +139,7 @@ def _spaced_labels(markers: Sequence[Marker], span: tuple[float, float] | None) 
 
 def render_png(t: Timeline, out: Path) -> None:
     """Draw ``t`` into ``out`` (a path the caller got from :func:`labkit.fileio.atomic_output`)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    _import_matplotlib()
     import matplotlib.pyplot as plt
 
     span = t.span()
@@ -128,8 +159,7 @@ def render_png(t: Timeline, out: Path) -> None:
         if len(s.times):
             colour = _GROUP_COLOURS[groups.index(s.group) % len(_GROUP_COLOURS)]
             top.scatter(
-                s.times - t0,
-                s.sizes,
+                *_spots(s.times - t0, s.sizes, (span[1] - span[0]) if span else 0.0),
                 s=dot,
                 alpha=0.7,
                 color=colour,

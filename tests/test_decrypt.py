@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from labkit.analyze.cstpstream import NEED_DATA, CstpPacket, CstpStream, HttpHead, StreamError
 from labkit.analyze.decrypt import Segment, client_random, decrypt
 from labkit.analyze.keylog import parse_keylog
-from labkit.analyze.tlsstream import TcpReassembler, TlsRecordSplitter
+from labkit.wire.cstpstream import NEED_DATA, CstpPacket, CstpStream, HttpHead, StreamError
+from labkit.wire.tlsstream import TcpReassembler, TlsRecordSplitter
 from tests.helpers.paths import ROOT
 from tests.helpers.tshark import requires_tshark, tshark_fields
 
@@ -63,6 +63,21 @@ def test_client_side_tunnel_starts_after_connect_not_after_a_post():
     post, connect, dpd = events(s)
     assert not post.tunnel and connect.tunnel and connect.header("X-CSTP-MTU") == "1406"
     assert dpd.type_name == "DPD-REQ"
+
+
+def test_numbers_labkit_cannot_model_are_no_numbers():
+    """A Content-Length of thousands of digits (Python refuses to convert it) or a digit that is
+    not ASCII ('\xb2' reads as a digit in latin-1): not a number, never an exception."""
+    s = CstpStream("client")
+    s.receive_data(
+        b"POST / HTTP/1.1\r\nContent-Length: " + b"9" * 5000 + b"\r\nX-CSTP-MTU: \xb2\r\n\r\n"
+        b"CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\n\r\n",
+        1,
+        0.0,
+    )
+    post, connect = events(s)
+    assert post.header_int("X-CSTP-MTU") is None and post.header_int("Content-Length") is None
+    assert connect.tunnel  # the POST had no usable body length: the next head follows it
 
 
 def test_chunked_body_is_skipped():

@@ -1,5 +1,5 @@
-"""`--keylog` costs what the session is long: decrypting a session twice as long is twice the
-work, and the key log is read a line at a time.
+"""`--keylog` costs at most what the session is long: decrypting a session twice as long is at
+most twice the work, and the key log is read a line at a time.
 
 Work is counted, never timed: the Python lines, calls and returns the analyzer's pass with
 the key log executes (``sys.settrace``), the same count on any machine. The session is
@@ -55,7 +55,7 @@ def _decrypt(capture: Path, keys: Path) -> tuple[int, DecryptReport]:
     return work, decrypted
 
 
-def test_a_session_twice_as_long_is_twice_the_work(tmp_path: Path) -> None:
+def test_a_session_twice_as_long_is_at_most_twice_the_work(tmp_path: Path) -> None:
     _decrypt(*_session(tmp_path, 32_000))  # Scapy's TLS layer imported outside the count
     work, records = [], []
     for size in (256_000, 512_000):
@@ -67,8 +67,9 @@ def test_a_session_twice_as_long_is_twice_the_work(tmp_path: Path) -> None:
         records.append(tunnel.records)
     # The session is twice as long: twice the records decrypted and authenticated ...
     assert 1.9 < records[1] / records[0] < 2.1, records
-    # ... for about twice the work (less: the pass has a fixed part), never more per record.
-    assert 1.5 < work[1] / work[0] < 2.2, work
+    # ... for at most twice the work, never more per record. Less: the pass has a fixed part,
+    # and a running tunnel's records are counted a chunk at a time, not one by one in Python.
+    assert work[1] / work[0] < 2.2, work
     per_record = [w / r for w, r in zip(work, records)]
     assert per_record[1] < 1.1 * per_record[0], per_record
 

@@ -235,7 +235,7 @@ def cstp_streams(draw) -> bytes:
 
 
 def _events(data: bytes, cuts: list[int]):
-    from labkit.analyze.cstpstream import NEED_DATA, CstpStream
+    from labkit.wire.cstpstream import NEED_DATA, CstpStream
 
     s = CstpStream("server")
     out, last = [], 0
@@ -281,7 +281,7 @@ def test_cstp_stream_events_do_not_depend_on_how_the_bytes_arrive(
 def test_tcp_reassembly_is_order_independent(data: bytes, sizes: list[int], rnd, isn: int) -> None:
     """Segments delivered in any order (first one first: the stream starts there), with
     duplicates, come out as the original bytes, across the 2^32 sequence wrap."""
-    from labkit.analyze.tlsstream import MAX_PENDING, TcpReassembler
+    from labkit.wire.tlsstream import MAX_PENDING, TcpReassembler
 
     segs, pos, k = [], 0, 0
     while pos < len(data):

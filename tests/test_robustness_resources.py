@@ -318,7 +318,7 @@ MAX_PER_BYTE_GROWTH = 2.0
 def test_cstp_head_fed_a_byte_at_a_time_costs_linear_time() -> None:
     """An HTTP head in 1-byte pieces (TLS records of one byte): the end-of-head search resumes
     where it stopped (it rescanned the whole buffer: quadratic, 1.6 s for 64 KiB)."""
-    from labkit.analyze.cstpstream import NEED_DATA, CstpStream, HttpHead
+    from labkit.wire.cstpstream import NEED_DATA, CstpStream, HttpHead
 
     def feed(pad: int) -> list[object]:
         head = b"CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nX-Pad: " + b"a" * pad + b"\r\n\r\n"

@@ -3,10 +3,31 @@
 Input: the capture's TCP segments (:class:`Segment`, in capture order) and a parsed
 :class:`~labkit.analyze.keylog.KeyLog`. Only flows that open with a TLS ClientHello whose
 client random the key log knows are followed: every other packet costs one dictionary lookup.
-Each followed flow goes segment -> :class:`~labkit.analyze.tlsstream.TcpReassembler` -> TLS
-records -> Scapy's TLS layer (``tlsSession`` with the key log's secrets, the same machinery as
-``conf.tls_nss_filename`` + ``TCPSession``, DESIGN.md section 3, fed record by record so every
-record keeps its frame number) -> :class:`~labkit.analyze.cstpstream.CstpStream` per direction.
+Each followed flow goes segment -> :class:`~labkit.wire.tlsstream.TcpReassembler` -> TLS
+records -> decryption, record by record so every record keeps its frame ->
+:class:`~labkit.wire.cstpstream.CstpStream` per direction.
+
+Decryption, by what the session negotiated:
+
+* TLS 1.2 with AES-CBC (either MAC order) or AES-GCM, the suites AnyConnect head-ends use:
+  the record keys follow from the key log's master secret and the ServerHello
+  (:mod:`labkit.wire.tlskeys`); every record from ChangeCipherSpec on is opened with
+  ``cryptography`` and authenticated (:func:`~labkit.wire.tlscrypt.open_record`). Scapy is
+  not imported.
+* Any other suite, and TLS 1.3: Scapy's TLS layer (``tlsSession`` with the key log's
+  secrets, the same machinery as ``conf.tls_nss_filename`` + ``TCPSession``, DESIGN.md
+  section 3) decrypts the records; once a direction's tunnel runs in a suite labkit opens
+  itself (TLS 1.1/1.2 AES), its keys are taken over from Scapy.
+
+Which records are authenticated (MAC or AEAD tag checked): every record fed one at a time
+(the handshake's Finished, the CONNECT exchange, anything unusual). A running tunnel's
+records, read a chunk at a time (:meth:`Decryptor.plan`, fed by
+:class:`~labkit.analyze.sources.KeyedDecryption`), are authenticated whole when they are among
+the first :data:`AUTH_FIRST` of their direction or every :data:`AUTH_EVERY`-th after; the
+others are counted from their first and last cipher blocks (the CSTP header, the padding),
+which a wrong key or damage there fails, sending the chunk back to one record at a time.
+Damage confined to the middle of such a record (the tunnelled packet's payload, which the
+report never reads) goes unnoticed; record by record it would have dropped the packet.
 
 Output: for each TLS session that carries a tunnel, the client's CONNECT request and the
 head-end's ``200 CONNECTED`` response (only the response's X-CSTP-MTU / X-DTLS-MTU /
@@ -14,26 +35,48 @@ X-CSTP-Base-MTU / X-DTLS-Port are the head-end's numbers; the client sends its o
 X-CSTP-MTU in the request) and the CSTP packets each way: counts per type and the largest
 DATA packet, with frames. Sessions that decrypt but carry no CONNECT, and flows that cannot be
 followed (no handshake in the capture, a hole in the stream, a secret that fails the integrity
-check), are reported, never fatal.
-
-Scapy is imported only when a keyed flow is found (it costs about a second).
+check, a renegotiation), are reported, never fatal.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple
 
-from labkit.analyze.cstpstream import NEED_DATA, CstpPacket, CstpStream, HttpHead, StreamError
-from labkit.analyze.keylog import KeyLog
-from labkit.analyze.tlsstream import TcpReassembler, TlsRecordSplitter
-from labkit.wire import CT_HANDSHAKE, HS_CLIENT_HELLO
+import numpy as np
+
+from labkit.analyze.keylog import TLS12_LABEL, KeyLog
+from labkit.wire import (
+    CSTP_HEADER_LEN,
+    CSTP_MAGIC,
+    CT_ALERT,
+    CT_APPLICATION_DATA,
+    CT_CHANGE_CIPHER_SPEC,
+    CT_HANDSHAKE,
+    HS_CLIENT_HELLO,
+)
+from labkit.wire.cstpstream import (
+    NEED_DATA,
+    CstpPacket,
+    CstpStream,
+    HttpHead,
+    StreamError,
+    type_name,
+)
+from labkit.wire.tlscrypt import IntegrityError, RecordKeys, open_record, peek
+from labkit.wire.tlskeys import Suite, record_keys, server_hello
+from labkit.wire.tlsstream import TLS_HEADER, TcpReassembler, TlsRecordSplitter
+from labkit.wire.tlswalk import Records
 
 MAX_RECORDS: Final = 1_000_000  # records decrypted per run: the work bound
 MAX_SIZES: Final = 200_000  # data packet sizes kept for the timeline plot
 MAX_FAILURES: Final = 3  # integrity failures in a row before a flow's secret is judged wrong
+#: Records counted from their first block (:meth:`Decryptor.plan`) are authenticated whole too
+#: when they are among the first AUTH_FIRST of their direction, or every AUTH_EVERY-th after.
+AUTH_FIRST: Final = 16
+AUTH_EVERY: Final = 1024
 
 Direction = Literal["to-server", "to-client"]
 
@@ -59,6 +102,41 @@ class DataSize:
     frame: int
     direction: Direction
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class DataSizes:
+    """The tunnelled DATA packets kept for the timeline (at most :data:`MAX_SIZES`, in capture
+    order), as columns: a GB session's 200 000 of them cost no Python object each."""
+
+    time: np.ndarray  # float64
+    frame: np.ndarray  # int64
+    to_client: np.ndarray  # bool: the direction
+    size: np.ndarray  # int64
+
+    def __len__(self) -> int:
+        return len(self.size)
+
+    def of(self, direction: Direction) -> DataSizes:
+        keep = self.to_client == (direction == "to-client")
+        return DataSizes(self.time[keep], self.frame[keep], self.to_client[keep], self.size[keep])
+
+    def items(self) -> tuple[DataSize, ...]:
+        """One :class:`DataSize` per packet."""
+        return tuple(
+            DataSize(t, f, "to-client" if c else "to-server", z)
+            for t, f, c, z in zip(
+                self.time.tolist(), self.frame.tolist(), self.to_client.tolist(), self.size.tolist()
+            )
+        )
+
+
+def _sizes(parts: list[DataSizes]) -> DataSizes:
+    """``parts`` end to end (none: no packet)."""
+    empty = DataSizes(np.zeros(0), np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, np.int64))
+    return DataSizes(
+        *(np.concatenate([getattr(p, f) for p in (empty, *parts)]) for f in DataSizes.__slots__)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +224,19 @@ class FlowNote:
 
 
 @dataclass(frozen=True, slots=True)
+class BulkPlan:
+    """One direction's records of one chunk, counted from their first blocks
+    (:meth:`Decryptor.plan`): what :meth:`Decryptor.commit` adds to the flow."""
+
+    flow: _Flow
+    direction: Direction
+    records: int
+    counts: tuple[tuple[str, int], ...]  # CSTP packets by type name, in first-seen order
+    largest: CstpPacket | None  # the first largest DATA packet
+    sizes: DataSizes  # its DATA packets
+
+
+@dataclass(frozen=True, slots=True)
 class DecryptReport:
     keylog_entries: int
     keylog_malformed: int
@@ -153,8 +244,12 @@ class DecryptReport:
     keyed_flows: int  # ... whose client random the key log has
     sessions: tuple[TunnelSession, ...]  # keyed flows with at least one decrypted record
     notes: tuple[FlowNote, ...]
-    sizes: tuple[DataSize, ...]
+    data_sizes: DataSizes
     stopped: str | None = None  # a work bound that ended decryption early
+
+    @property
+    def sizes(self) -> tuple[DataSize, ...]:
+        return self.data_sizes.items()
 
     @property
     def tunnels(self) -> tuple[TunnelSession, ...]:
@@ -238,6 +333,28 @@ def client_random(payload: bytes) -> bytes | None:
     return payload[11:43]
 
 
+def scapy_keys(session: Any) -> RecordKeys | None:
+    """The read keys of Scapy's ``session`` (its ``rcs``) when labkit can open its records
+    itself: TLS 1.1/1.2 with AES-CBC (explicit IV; either MAC order) or AES-GCM; None for any
+    other suite or version, whose records stay with Scapy's TLS layer."""
+    rcs = session.rcs
+    cipher = rcs.cipher
+    if not all(getattr(cipher, "ready", {"": False}).values()):
+        return None
+    if session.tls_version not in (0x0302, 0x0303):
+        return None
+    name = type(cipher).__name__
+    if name in ("Cipher_AES_128_GCM", "Cipher_AES_256_GCM"):
+        return RecordKeys("gcm", bytes(cipher.key), salt=bytes(cipher.fixed_iv))
+    mac = {"Hmac_SHA": "sha1", "Hmac_SHA256": "sha256", "Hmac_SHA384": "sha384"}.get(
+        type(rcs.hmac).__name__
+    )
+    if name in ("Cipher_AES_128_CBC", "Cipher_AES_256_CBC") and mac is not None:
+        etm = bool(session.encrypt_then_mac)
+        return RecordKeys("cbc", bytes(cipher.key), bytes(rcs.hmac.key), mac, etm)
+    return None
+
+
 class _Direction:
     def __init__(self, side: Literal["client", "server"]) -> None:
         self.tcp = TcpReassembler()
@@ -245,6 +362,12 @@ class _Direction:
         self.cstp = CstpStream(side)
         self.counts: Counter[str] = Counter()
         self.largest: CstpPacket | None = None
+        # Once the tunnel runs, the records are opened with these keys instead of Scapy's TLS
+        # layer: ``seq`` is the next record's sequence number, ``opened`` counts them.
+        self.keys: RecordKeys | None = None
+        self.seq = 0
+        self.opened = 0
+        self.finished = True  # False between ChangeCipherSpec and Finished
 
     def stats(self) -> DirectionStats:
         big = self.largest
@@ -257,14 +380,28 @@ class _Direction:
 
 
 class _Flow:
-    """Decryption state of one keyed TCP connection."""
+    """Decryption state of one keyed TCP connection.
 
-    def __init__(self, client: tuple[str, int], server: tuple[str, int], keylog: KeyLog) -> None:
-        from scapy.layers.tls.session import tlsSession  # Scapy only for keyed flows
+    Until the server's hello is read the flow's records are held (``held``). A TLS 1.2 session
+    in a suite :mod:`labkit.wire.tlskeys` knows then gets its record keys from the key log's
+    master secret (``mode`` "native"): each direction's records are opened with them from its
+    ChangeCipherSpec on, and Scapy is never needed. Any other session replays the held
+    records into Scapy's TLS layer (``mode`` "scapy"), which decrypts its handshake and, once
+    the tunnel runs, hands its keys over where it can (:func:`scapy_keys`).
+    """
 
+    def __init__(
+        self, client: tuple[str, int], server: tuple[str, int], random: bytes, keylog: KeyLog
+    ) -> None:
         self.client, self.server = client, server
-        self.session: Any = tlsSession()
-        self.session.nss_keys = keylog.secrets
+        self.random = random
+        self.keylog = keylog
+        self.mode: Literal["hello", "native", "scapy"] = "hello"
+        self.held: list[tuple[Direction, bytes, int, float]] = []
+        self.server_handshake = bytearray()  # the server's first handshake bytes
+        self.suite: Suite | None = None
+        self.native: dict[Direction, RecordKeys] = {}
+        self.session: Any = None  # Scapy's tlsSession, in "scapy" mode
         self.last: Direction | None = None
         self.dirs: dict[Direction, _Direction] = {
             "to-server": _Direction("client"),
@@ -283,11 +420,39 @@ class _Flow:
         return _endpoint(*self.client), _endpoint(*self.server)
 
     def tls_name(self) -> str:
+        if self.suite is not None:
+            return f"TLS 1.2 {self.suite.name}"
+        if self.session is None:
+            return "TLS ?"
         from scapy.layers.tls.basefields import _tls_version
 
         version = _tls_version.get(self.session.tls_version or 0, "TLS ?")
         suite = getattr(getattr(self.session.rcs, "ciphersuite", None), "name", None)
         return f"{version} {suite}" if suite else version
+
+    def start_scapy(self) -> None:
+        from scapy.layers.tls.session import tlsSession  # Scapy only for the sessions it needs
+
+        self.mode = "scapy"
+        self.session = tlsSession()
+        self.session.nss_keys = self.keylog.secrets
+
+    def hello(self, data: bytes) -> bool:
+        """Read the server's handshake record ``data``; True once the mode is decided."""
+        if data[0] == CT_HANDSHAKE:
+            self.server_handshake += data[TLS_HEADER:]
+        hello = server_hello(bytes(self.server_handshake))
+        if hello is None and data[0] == CT_HANDSHAKE and len(self.server_handshake) < 1 << 16:
+            return False  # the hello continues in the next record
+        master = self.keylog.secrets.get(TLS12_LABEL, {}).get(self.random)
+        keys = record_keys(master, self.random, hello) if hello and master else None
+        if keys is None:
+            self.start_scapy()
+        else:
+            self.mode = "native"
+            self.suite = keys[0]
+            self.native = {"to-server": keys[1], "to-client": keys[2]}
+        return True
 
 
 class Decryptor:
@@ -300,7 +465,12 @@ class Decryptor:
         self.tls_flows = 0
         self.records = 0
         self.stopped: str | None = None
-        self._sizes: list[DataSize] = []
+        # DATA sizes for the timeline: kept (``_kept``, ``_count`` of them), fed one at a time
+        # since the chunk began (``_fed``), counted in bulk in this chunk (``_pending``).
+        self._kept: list[DataSizes] = []
+        self._count = 0
+        self._fed: list[DataSize] = []
+        self._pending: list[DataSizes] = []
 
     def feed(self, seg: Segment) -> None:
         if self.stopped is not None or not seg.payload:
@@ -311,7 +481,7 @@ class Decryptor:
             random = client_random(seg.payload)
             self.tls_flows += random is not None
             self._flows[key] = (
-                _Flow(a, b, self.keylog)
+                _Flow(a, b, random, self.keylog)
                 if random is not None and self.keylog.can_decrypt(random)
                 else None
             )
@@ -339,11 +509,53 @@ class Decryptor:
     def _stop(self, flow: _Flow, frame: int, why: str) -> None:
         flow.done, flow.done_frame = why, frame
 
+    def _failed(self, flow: _Flow, frame: int, kind: str) -> None:
+        """A record that does not authenticate: skipped; the flow ends at the MAX_FAILURES-th
+        in a row, or at the first when nothing of it decrypted yet (a wrong secret)."""
+        flow.failures += 1
+        if flow.failures >= MAX_FAILURES or not flow.decrypted:
+            self._stop(
+                flow,
+                frame,
+                f"the key log's secret does not decrypt this session "
+                f"(record integrity check failed: {kind})",
+            )
+
+    def _authenticated(self, flow: _Flow, records: int = 1) -> None:
+        flow.failures = 0
+        flow.decrypted += records
+        self.records += records
+        if self.records >= self.max_records:
+            self.stopped = f"stopped after decrypting {self.max_records} records (the work bound)"
+
     def _record(
+        self, flow: _Flow, direction: Direction, data: bytes, frame: int, time: float
+    ) -> None:
+        d = flow.dirs[direction]
+        if d.keys is not None:
+            self._opened_record(flow, direction, data, frame, time)
+        elif flow.mode == "native":
+            if data[0] == CT_CHANGE_CIPHER_SPEC:  # this side's next record is its Finished
+                d.keys, d.seq, d.finished = flow.native[direction], 0, False
+        elif flow.mode == "scapy":
+            self._scapy_record(flow, direction, data, frame, time)
+        else:
+            flow.held.append((direction, data, frame, time))
+            if direction == "to-client" and flow.hello(data):
+                held, flow.held = flow.held, []
+                if flow.mode == "scapy":
+                    for record in held:
+                        self._scapy_record(flow, *record)
+
+    def _scapy_record(
         self, flow: _Flow, direction: Direction, data: bytes, frame: int, time: float
     ) -> None:
         from scapy.layers.tls.record import TLS, TLSApplicationData
 
+        d = flow.dirs[direction]
+        if d.keys is not None:  # Scapy handed this direction over while records were held
+            self._opened_record(flow, direction, data, frame, time)
+            return
         if flow.last is not None and direction != flow.last:
             flow.session = flow.session.mirror()
         flow.last = direction
@@ -359,29 +571,145 @@ class Decryptor:
         except BaseException as exc:  # noqa: BLE001 - Scapy's integrity errors, bytes it cannot
             # parse, and any other Rust panic in cryptography (pyo3's PanicException is a
             # BaseException; _short_cbc keeps the one we know of, and its stderr noise, away)
-            flow.failures += 1
-            if flow.failures >= MAX_FAILURES or not flow.decrypted:
-                self._stop(
-                    flow,
-                    frame,
-                    f"the key log's secret does not decrypt this session "
-                    f"(record integrity check failed: {type(exc).__name__})",
-                )
+            self._failed(flow, frame, type(exc).__name__)
             return
         flow.session = pkt.tls_session
-        flow.failures = 0
         messages = list(getattr(pkt, "msg", []))
         inner = getattr(pkt, "inner", None)  # TLS 1.3: the decrypted TLSInnerPlaintext
         if inner is not None:
             messages += list(getattr(inner, "msg", []))
-        if protected and pkt.deciphered_len is not None:
-            flow.decrypted += 1
-            self.records += 1
+        flow.failures = 0
         for msg in messages:
             if isinstance(msg, TLSApplicationData):
                 self._plaintext(flow, direction, bytes(msg.data), frame, time)
-        if self.records >= self.max_records:
-            self.stopped = f"stopped after decrypting {self.max_records} records (the work bound)"
+        if protected and pkt.deciphered_len is not None:
+            self._authenticated(flow)
+            if d.cstp.at_packet_boundary and flow.done is None:
+                # The tunnel runs: the rest of this direction is opened with its keys, record
+                # by record (:meth:`_opened_record`) or a chunk at a time (:meth:`plan`).
+                d.keys = scapy_keys(flow.session)
+                d.seq = flow.session.rcs.seq_num
+
+    def _opened_record(
+        self, flow: _Flow, direction: Direction, data: bytes, frame: int, time: float
+    ) -> None:
+        """One record of a direction past its handshake, decrypted and authenticated whole."""
+        d = flow.dirs[direction]
+        assert d.keys is not None
+        seq, d.seq = d.seq, d.seq + 1
+        d.opened += 1
+        try:
+            plain = open_record(d.keys, seq, data)
+        except IntegrityError as exc:
+            self._failed(flow, frame, exc.kind)
+            return
+        self._authenticated(flow)
+        if data[0] == CT_APPLICATION_DATA:
+            self._plaintext(flow, direction, plain, frame, time)
+        elif data[0] == CT_HANDSHAKE and not d.finished:
+            d.finished = True  # the Finished message that follows ChangeCipherSpec
+        elif data[0] != CT_ALERT:  # a handshake or cipher change: new keys, which Scapy derived
+            self._stop(flow, frame, "the session renegotiates its keys: not followed past here")
+
+    def flow_of(self, seg: Segment) -> _Flow | None:
+        """The keyed flow ``seg`` belongs to, once its ClientHello was fed."""
+        a, b = (seg.src, seg.sport), (seg.dst, seg.dport)
+        return self._flows.get((a, b) if a <= b else (b, a))
+
+    def plan(
+        self,
+        flow: _Flow,
+        direction: Direction,
+        walk: Records,
+        frames: np.ndarray,
+        times: np.ndarray,
+        read: Callable[[int, int], bytes],
+    ) -> BulkPlan | None:
+        """The records ``walk`` found in one direction's in-order segments of a chunk, counted
+        without Scapy and without decrypting them whole; None (and nothing changed) unless
+        every record is what a running tunnel sends: application data holding exactly one
+        CSTP packet (magic, length), its padding right where it shows, and every sampled record
+        (the first :data:`AUTH_FIRST` of the direction, then every :data:`AUTH_EVERY`-th)
+        authenticated whole. Anything else goes record by record, as before.
+
+        ``frames``/``times``: per segment of the walk; ``read(start, end)``: stream bytes.
+        """
+        d = flow.dirs[direction]
+        keys = d.keys
+        if keys is None or flow.done is not None or walk.bad or not d.cstp.at_packet_boundary:
+            return None
+        n = len(walk.start)
+        p = peek(keys, walk.length, walk.heads, walk.tails)
+        size = (p.plain[:, 4].astype(np.int64) << 8) | p.plain[:, 5]
+        ptype = p.plain[:, 6].astype(np.int64)
+        magic = np.frombuffer(CSTP_MAGIC, np.uint8)
+        fits = (
+            (walk.ctype == CT_APPLICATION_DATA)
+            & (p.plain[:, :4] == magic).all(axis=1)
+            & (p.length == CSTP_HEADER_LEN + size)
+        )
+        if not fits.all():
+            return None
+        index = d.opened + np.arange(n)
+        for i in np.flatnonzero((index < AUTH_FIRST) | (index % AUTH_EVERY == 0)).tolist():
+            start = int(walk.start[i])
+            try:
+                end = start + TLS_HEADER + int(walk.length[i])
+                clear = open_record(keys, d.seq + i, read(start, end))
+            except IntegrityError:
+                return None
+            if clear[:CSTP_HEADER_LEN] != p.plain[i].tobytes() or len(clear) != p.length[i]:
+                return None
+        frame, time = frames[walk.segment], times[walk.segment]
+        types, first, count = np.unique(ptype, return_index=True, return_counts=True)
+        counts = tuple(
+            (type_name(int(types[k])), int(count[k])) for k in np.argsort(first).tolist()
+        )
+        data = ptype == 0
+        largest = None
+        if data.any():
+            j = int(np.argmax(np.where(data, size, -1)))
+            largest = CstpPacket(int(frame[j]), float(time[j]), 0, int(size[j]))
+        sizes = DataSizes(
+            time[data], frame[data], np.full(int(data.sum()), direction == "to-client"), size[data]
+        )
+        return BulkPlan(flow, direction, n, counts, largest, sizes)
+
+    def commit(self, plan: BulkPlan) -> None:
+        d = plan.flow.dirs[plan.direction]
+        d.seq += plan.records
+        d.opened += plan.records
+        for name, count in plan.counts:
+            d.counts[name] += count
+        big = plan.largest
+        if big is not None and (d.largest is None or big.length > d.largest.length):
+            d.largest = big
+        self._pending.append(plan.sizes)
+        if plan.records:
+            self._authenticated(plan.flow, plan.records)
+
+    def end_chunk(self) -> None:
+        """The chunk's DATA sizes in capture order, as record-by-record decryption lists them:
+        committed plans' sizes merged by frame with those of the records fed one at a time."""
+        fed, self._fed = self._fed, []
+        pending, self._pending = self._pending, []
+        room = MAX_SIZES - self._count
+        if room <= 0 or not (fed or any(len(p) for p in pending)):
+            return
+        one = DataSizes(
+            np.array([d.time for d in fed], np.float64),
+            np.array([d.frame for d in fed], np.int64),
+            np.array([d.direction == "to-client" for d in fed], bool),
+            np.array([d.size for d in fed], np.int64),
+        )
+        merged = _sizes([one, *pending])
+        keep = np.argsort(merged.frame, kind="stable")[:room]
+        self._kept.append(
+            DataSizes(
+                merged.time[keep], merged.frame[keep], merged.to_client[keep], merged.size[keep]
+            )
+        )
+        self._count += len(keep)
 
     def _plaintext(
         self, flow: _Flow, direction: Direction, data: bytes, frame: int, time: float
@@ -402,15 +730,14 @@ class Decryptor:
                 if event.type == 0:
                     if d.largest is None or event.length > d.largest.length:
                         d.largest = event
-                    if len(self._sizes) < MAX_SIZES:
-                        self._sizes.append(
-                            DataSize(event.time, event.frame, direction, event.length)
-                        )
+                    if self._count + len(self._fed) < MAX_SIZES:
+                        self._fed.append(DataSize(event.time, event.frame, direction, event.length))
             elif isinstance(event, StreamError):
                 self._stop(flow, event.frame, f"decrypted stream is not HTTP/CSTP: {event.message}")
                 return
 
     def report(self) -> DecryptReport:
+        self.end_chunk()
         sessions: list[TunnelSession] = []
         notes: list[FlowNote] = []
         for flow in self._flows.values():
@@ -451,7 +778,7 @@ class Decryptor:
             keyed,
             tuple(sessions),
             tuple(notes),
-            tuple(self._sizes),
+            _sizes(self._kept),
             self.stopped,
         )
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 import numpy as np
 
@@ -36,7 +36,7 @@ _INDEXED: Final = np.dtype(
     [("t", np.float64), ("s", np.int64), ("src", np.uint64), ("dst", np.uint64), ("i", np.int64)]
 )
 #: The decrypted CSTP series: the report's direction, the plot's shape, the label.
-_DECRYPTED: Final[tuple[tuple[str, Direction, str], ...]] = (
+_DECRYPTED: Final[tuple[tuple[Literal["to-client", "to-server"], Direction, str], ...]] = (
     ("to-client", "to", "decrypted CSTP: to the client"),
     ("to-server", "from", "decrypted CSTP: from the client"),
 )
@@ -86,7 +86,9 @@ class _Points:
 
     @staticmethod
     def _count(counter: Counter, values: np.ndarray) -> None:
-        keys, counts = np.unique(values, return_counts=True)
+        from labkit.analyze.engine import tally  # np.unique's answer, hashed: no sort per row
+
+        keys, _first, counts = tally(values)
         counter.update(dict(zip(keys.tolist(), counts.tolist())))
 
     def add(
@@ -96,20 +98,21 @@ class _Points:
         self._count(self.sent, src)
         self._count(self.received, dst)
         self._count(self.openers, syn_src)
-        rec = np.rec.fromarrays([t, size, src, dst], dtype=_ROW)
         big = size > self.floor
-        # numpy's stubs type a masked recarray as a plain ndarray; it is a recarray at run time.
+        # Only the rows kept become records: a GB capture's packets are mostly thinned away.
         if self.n_big < MAX_POINTS:
-            keep: np.recarray = rec[big][: MAX_POINTS - self.n_big]  # type: ignore[assignment]
-            self.big.append(keep)
-            self.n_big += len(keep)
-        small: np.recarray = rec[~big]  # type: ignore[assignment]
+            rows = np.flatnonzero(big)[: MAX_POINTS - self.n_big]
+            self.big.append(
+                np.rec.fromarrays([t[rows], size[rows], src[rows], dst[rows]], dtype=_ROW)
+            )
+            self.n_big += len(rows)
+        small = np.flatnonzero(~big)
         index = self.seen_small + np.arange(len(small))
         self.seen_small += len(small)
+        kept = index % self.stride == 0
+        rows, index = small[kept], index[kept]
         self.small.append(
-            np.rec.fromarrays([small.t, small.s, small.src, small.dst, index], dtype=_INDEXED)[
-                index % self.stride == 0
-            ]
+            np.rec.fromarrays([t[rows], size[rows], src[rows], dst[rows], index], dtype=_INDEXED)
         )
         if sum(len(x) for x in self.small) > MAX_POINTS:
             self.stride *= 2
@@ -232,13 +235,13 @@ def build(
         )
     for path, report in inputs.decrypted:
         for report_dir, shape, label in _DECRYPTED:
-            sized = [d for d in report.sizes if d.direction == report_dir]
-            if sized:
+            sized = report.data_sizes.of(report_dir)
+            if len(sized):
                 series.append(
                     Series(
                         f"{label} ({len(sized)})",
-                        np.array([d.time for d in sized]),
-                        np.array([d.size for d in sized]),
+                        sized.time,
+                        sized.size,
                         f"decrypted {path}",
                         shape,
                     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from labkit.errors import InputError
 from labkit.logs.files import bundle_members, keylog_lines, lines, member_lines
 
 if TYPE_CHECKING:  # the parsers are imported where used: a capture-only run never pays for them
-    from labkit.analyze.decrypt import DecryptReport, Segment
+    from labkit.analyze.decrypt import BulkPlan, DecryptReport, Direction, Segment, _Flow
     from labkit.analyze.engine import ChunkView
     from labkit.analyze.keylog import KeyLog
     from labkit.analyze.logfold import DartFold, SyslogFold
@@ -239,14 +240,42 @@ def read_keylog(path: str) -> KeyLog:
     return parse_keylog(keylog_lines(path, MAX_KEYLOG_BYTES))
 
 
+#: Times a flow fed one row at a time is offered for bulk again within one chunk.
+BULK_TRIES = 4
+
+
+def _ready(flow: _Flow) -> bool:
+    """Both directions of ``flow`` open their records with keys, each at a CSTP packet
+    boundary: the records that follow can be counted in bulk."""
+    return all(d.keys is not None and d.cstp.at_packet_boundary for d in flow.dirs.values())
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """A direction's records of a chunk, counted (``plan``), and where its stream then stands:
+    the unfinished record's bytes (``tail``) and the next sequence number."""
+
+    plan: BulkPlan
+    tail: bytes
+    next_seq: int
+
+
 class KeyedDecryption:
     """The key-log decryptor as a consumer of the analyzer's one pass over a capture.
 
     Only connections whose first payload is a ClientHello with a client random the key log
-    holds reach the decryptor (Python and Scapy per record); every other connection costs a
-    look at its first payload, counted as the decryptor itself would count it
-    (``tls_flows``: connections that open with a ClientHello). Connections are told apart by
-    the columns' flow hashes; addresses are decoded once per address pair.
+    holds reach the decryptor; every other connection costs a look at its first payload,
+    counted as the decryptor itself would count it (``tls_flows``: connections that open with
+    a ClientHello). Connections are told apart by the columns' flow hashes; addresses are
+    decoded once per address pair.
+
+    Two ways into the decryptor. Once a direction's tunnel runs and its segments in a chunk
+    continue its stream in order (no hole, retransmission or reordering), its records are
+    walked in place in the chunk's buffer (:func:`~labkit.wire.tlswalk.walk_records`) and
+    counted a chunk at a time (:meth:`~labkit.analyze.decrypt.Decryptor.plan`): no Python per
+    segment or record. Everything else (the handshake, the CONNECT exchange, a chunk with a
+    hole or a record that is not one CSTP packet) is fed segment by segment, as
+    :func:`~labkit.analyze.decrypt.decrypt` does.
     """
 
     def __init__(self, keylog: KeyLog) -> None:
@@ -257,6 +286,9 @@ class KeyedDecryption:
         self._seen = np.zeros(0, np.uint64)  # connections whose first payload was looked at
         self._keyed = np.zeros(0, np.uint64)  # of those, the ones the key log can decrypt
         self._names: dict[tuple[int, int], tuple[str, str]] = {}
+        # keyed connection -> its decryption state and the client's directed flow hash
+        self._flows: dict[int, tuple[_Flow, int]] = {}
+        self._tries: dict[int, int] = {}  # keyed connection -> offers to bulk in this chunk
 
     def feed(self, view: ChunkView) -> None:
         from labkit.analyze.decode import PROTO_TCP
@@ -283,15 +315,117 @@ class KeyedDecryption:
                     hellos.append(row)
             if keyed:
                 self._keyed = np.union1d(self._keyed, np.array(keyed, np.uint64))
-        fed = rows[np.isin(conn, self._keyed)].tolist()
+        mine = np.isin(conn, self._keyed)
         opening = set(hellos)
-        for row in sorted(fed + hellos):
+        self._tries.clear()
+        todo = sorted(self._bulk(view, rows[mine], conn[mine]) + hellos)
+        while todo:
+            todo = self._one_by_one(view, todo, opening)
+        dec.end_chunk()
+
+    def _one_by_one(self, view: ChunkView, todo: list[int], opening: set[int]) -> list[int]:
+        """Feed rows one at a time until one makes a flow ready for bulk (both directions
+        opened with keys, each at a CSTP packet boundary: its tunnel runs): the rows after it
+        are offered to :meth:`_bulk` again, and the rows it leaves are returned to feed. A flow
+        is offered at most :data:`BULK_TRIES` times a chunk, so a damaged stretch that keeps
+        failing costs no rescan per row."""
+        dec = self.decryptor
+        c = view.cols
+        for k, row in enumerate(todo):
             if dec.stopped is not None:
-                return
+                return []
             if row in opening:
                 dec.tls_flows += 1
+                continue
+            seg = self._segment(view, row)
+            key = int(min(c.tcp_fwd[row], c.tcp_rev[row]))
+            known = self._flows.get(key)
+            was_ready = known is not None and _ready(known[0])
+            dec.feed(seg)
+            if known is None:
+                flow = dec.flow_of(seg)
+                if flow is not None:  # the ClientHello, sent by the client
+                    self._flows[key] = (flow, int(c.tcp_fwd[row]))
+            elif not was_ready and _ready(known[0]) and self._tries.get(key, 0) < BULK_TRIES:
+                self._tries[key] = self._tries.get(key, 0) + 1
+                rest = np.array(todo[k + 1 :], np.int64)
+                later = rest[~np.isin(rest, list(opening))]
+                conn = np.minimum(c.tcp_fwd[later], c.tcp_rev[later])
+                again = self._bulk(view, later, conn)
+                return sorted(again + [r for r in todo[k + 1 :] if r in opening])
+        return []
+
+    def _bulk(self, view: ChunkView, rows: np.ndarray, conn: np.ndarray) -> list[int]:
+        """Count the records of every flow whose directions can all go a chunk at a time; the
+        rows left to feed one by one. A flow goes whole or not at all, so a record that stops
+        it stops it where capture order says; and if the chunk could reach the decryptor's
+        work bound, every row goes one by one, so the bound stops where it always did."""
+        dec = self.decryptor
+        c = view.cols
+        plans: list[_Planned] = []
+        rest: list[np.ndarray] = []
+        order = np.argsort(conn, kind="stable")  # rows grouped by connection, in capture order
+        keys, starts = np.unique(conn[order], return_index=True)
+        for key, mine in zip(keys.tolist(), np.split(rows[order], starts[1:])):
+            known = self._flows.get(key)
+            if known is None:
+                rest.append(mine)
+                continue
+            flow, client = known
+            to_server = c.tcp_fwd[mine] == client
+            sides: tuple[tuple[Direction, np.ndarray], ...] = (
+                ("to-server", mine[to_server]),
+                ("to-client", mine[~to_server]),
+            )
+            planned = [self._plan(view, flow, d, r) for d, r in sides if len(r)]
+            if all(p is not None for p in planned):
+                plans += [p for p in planned if p is not None]
             else:
-                dec.feed(self._segment(view, row))
+                rest.append(mine)
+        if plans and dec.records + sum(p.plan.records for p in plans) >= dec.max_records:
+            return rows.tolist()
+        for p in plans:
+            dec.commit(p.plan)
+            d = p.plan.flow.dirs[p.plan.direction]
+            d.records.buf = bytearray(p.tail)
+            d.tcp.next_seq = p.next_seq
+        return np.concatenate(rest).tolist() if rest else []
+
+    def _plan(
+        self, view: ChunkView, flow: _Flow, direction: Direction, rows: np.ndarray
+    ) -> _Planned | None:
+        """One direction's rows of a chunk as a plan, when they continue its stream in order
+        (no hole, retransmission or reordering) and its records can be counted in bulk."""
+        from labkit.wire.tlswalk import stream_bytes, walk_records
+
+        c, chunk = view.cols, view.chunk
+        d = flow.dirs[direction]
+        seq = c.seq[rows].astype(np.int64)
+        lens = c.pcap[rows].astype(np.int64)
+        offs = c.pay[rows].astype(np.int64)
+        if (
+            d.keys is None
+            or d.tcp.gap is not None
+            or d.tcp.pending
+            or d.records.error is not None
+            or d.tcp.next_seq != int(seq[0])
+            or not np.all(seq[1:] == (seq[:-1] + lens[:-1]) % 2**32)
+        ):
+            return None
+        head = bytes(d.records.buf)
+        walk = walk_records(head, chunk.buf, offs, lens)
+        plan = self.decryptor.plan(
+            flow,
+            direction,
+            walk,
+            view.frames[rows],
+            chunk.ts[rows],
+            partial(stream_bytes, head, chunk.buf, offs, lens),
+        )
+        if plan is None:
+            return None
+        tail = stream_bytes(head, chunk.buf, offs, lens, walk.next, len(head) + int(lens.sum()))
+        return _Planned(plan, tail, int((seq[-1] + lens[-1]) % 2**32))
 
     @staticmethod
     def _payload(view: ChunkView, row: int) -> bytes:

@@ -271,6 +271,10 @@ def run(args: argparse.Namespace) -> int:
         max_flows=args.max_flows,
     )
     collect = Collect(keylog, plot=bool(args.plot or args.html))
+    if args.plot:  # matplotlib imports while the captures are read
+        from labkit.plot import preload
+
+        preload()
     if args.follow:
         scanned = [_follow(args, options, collect)]
     else:

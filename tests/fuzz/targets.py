@@ -289,7 +289,7 @@ def make_cstp_stream(rng: random.Random) -> tuple[bytes, str, str]:
 
 def run_cstp_stream(data: bytes, work: Path, annotate: bool) -> None:
     """The sans-IO CSTP stream parser on decrypted bytes, fed in pieces."""
-    from labkit.analyze.cstpstream import NEED_DATA, CstpStream, StreamError
+    from labkit.wire.cstpstream import NEED_DATA, CstpStream, StreamError
 
     side = "client" if data[:1] == b"c" else "server"
     step = data[1] if len(data) > 1 and data[1] else len(data) or 1

@@ -32,6 +32,18 @@ MAX_HEAD: Final = 64 * 1024  # an HTTP head larger than this is not AnyConnect's
 MAX_CHUNK_LINE: Final = 1024
 
 
+MAX_DIGITS: Final = 18  # a decimal header value longer than this is no number labkit models
+
+
+def _number(text: str) -> int | None:
+    """A header's non-negative decimal value; None for anything else, and for thousands of
+    digits, which Python refuses to convert (``sys.int_info.default_max_str_digits``)."""
+    digits = text.strip()
+    return (
+        int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= MAX_DIGITS else None
+    )
+
+
 class _NeedData:
     def __repr__(self) -> str:
         return "NEED_DATA"
@@ -60,7 +72,7 @@ class HttpHead:
 
     def header_int(self, name: str) -> int | None:
         value = self.header(name)
-        return int(value) if value is not None and value.strip().isdigit() else None
+        return _number(value) if value is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +86,12 @@ class CstpPacket:
 
     @property
     def type_name(self) -> str:
-        return ANYCONNECT_TYPES.get(self.type, f"type-{self.type}")
+        return type_name(self.type)
+
+
+def type_name(ptype: int) -> str:
+    """A CSTP packet type's name (``ANYCONNECT_TYPES``), ``type-N`` for one labkit does not know."""
+    return ANYCONNECT_TYPES.get(ptype, f"type-{ptype}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +119,12 @@ class CstpStream:
         # Bytes of _buf already searched for the end of a head / chunk line: each search
         # resumes there, so a head fed a byte at a time costs O(n), not O(n^2) (h11 does so).
         self._scanned = 0
+
+    @property
+    def at_packet_boundary(self) -> bool:
+        """In the tunnel with no partial packet buffered: the next bytes start a CSTP packet, so
+        a record holding exactly one packet can be counted from its header alone."""
+        return self._state == "cstp" and not self._buf
 
     # -- input ---------------------------------------------------------------------------
 
@@ -186,8 +209,8 @@ class CstpStream:
             self._state = "cstp"
         elif (head.header("Transfer-Encoding") or "").lower() == "chunked":
             self._state = "chunked"
-        elif length is not None and length.strip().isdigit() and int(length) > 0:
-            self._skip, self._state, self._after_body = int(length), "body", "http"
+        elif length is not None and (size := _number(length) or 0) > 0:
+            self._skip, self._state, self._after_body = size, "body", "http"
         else:
             self._state = "http"
         return head

@@ -1,0 +1,15 @@
+"""Types of the compiled TLS record walk (_tlswalk.c); tlswalk.py_records is its reference."""
+
+import numpy as np
+
+def records(
+    head: bytes,
+    buf: np.ndarray,
+    offs: np.ndarray,
+    lens: np.ndarray,
+    pos: int,
+    rec: np.ndarray,
+    heads: np.ndarray,
+    tails: np.ndarray,
+    /,
+) -> tuple[int, int, int]: ...

@@ -1,0 +1,170 @@
+"""TLS 1.1/1.2 record protection with known keys: whole records opened and authenticated, and
+the first plaintext bytes and plaintext length of many records at once (sans-IO).
+
+Two record protections, the ones AnyConnect head-ends negotiate (RFC 5246 6.2.3):
+
+* ``cbc``: AES-CBC with an explicit IV per record, the HMAC inside the encryption
+  (6.2.3.2) or, with the encrypt-then-MAC extension that OpenSSL and GnuTLS negotiate, after
+  it (RFC 7366). The plaintext's first block is ``AES-1(C1) XOR IV``; its last block
+  ``AES-1(Ck) XOR Ck-1`` ends with the padding length, which gives the plaintext length. Two
+  block decryptions tell a record's first bytes and length, whatever its size.
+* ``gcm``: AES-GCM with a 4-byte salt and an 8-byte explicit nonce (RFC 5288). The first
+  plaintext bytes are the ciphertext XOR ``AES(salt || nonce || 2)`` (the first counter block
+  of the data, NIST SP 800-38D 7.1); the length is the fragment less nonce and tag.
+
+:func:`peek` does that for a batch of records in one AES-ECB call: what a reader needs from a
+record that carries one CSTP packet is its 8-byte header and the record's length. It proves
+nothing about integrity: :func:`open_record` decrypts a whole record and checks its MAC or
+tag, and callers open every record that is not what they expect and a sample of the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+import numpy as np
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+BLOCK: Final = 16
+GCM_NONCE: Final = 8  # the explicit part, sent in each record
+GCM_TAG: Final = 16
+#: Bytes :func:`peek` needs from each record's start (after the 5-byte header) and end (two
+#: cipher blocks, then at most a SHA-384 MAC with encrypt-then-MAC).
+PEEK_HEAD: Final = 2 * BLOCK
+PEEK_TAIL: Final = 2 * BLOCK + 48
+#: Plaintext bytes :func:`peek` recovers per record: a CSTP header.
+PEEK_PLAIN: Final = 8
+
+
+class IntegrityError(Exception):
+    """A record that does not decrypt and authenticate. ``kind`` names the failure as
+    Scapy's TLS layer names it (``HMACError``, ``AEADTagError``, ``ValueError`` for a record
+    too short for its cipher), so a report reads the same whichever decrypted the record."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class RecordKeys:
+    """One direction's read keys. ``mac_hash``: a :mod:`hashlib` name (CBC only); ``etm``:
+    encrypt-then-MAC (RFC 7366); ``salt``: the implicit part of the GCM nonce."""
+
+    mode: Literal["cbc", "gcm"]
+    key: bytes
+    mac_key: bytes = b""
+    mac_hash: str = ""
+    etm: bool = False
+    salt: bytes = b""
+    _ecb: Cipher[modes.ECB] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # One key schedule per direction, reused for every batch.
+        object.__setattr__(self, "_ecb", Cipher(algorithms.AES(self.key), modes.ECB()))
+
+    @property
+    def mac_len(self) -> int:
+        return hashlib.new(self.mac_hash).digest_size if self.mode == "cbc" else GCM_TAG
+
+    def ecb_decrypt(self, blocks: bytes) -> bytes:
+        return self._ecb.decryptor().update(blocks)
+
+    def ecb_encrypt(self, blocks: bytes) -> bytes:
+        return self._ecb.encryptor().update(blocks)
+
+
+def _aad(seq: int, header: bytes, length: int) -> bytes:
+    """The MAC's (and GCM's additional data's) record header: sequence number, type, version,
+    plaintext length (RFC 5246 6.2.3.1, 6.2.3.3)."""
+    return seq.to_bytes(8, "big") + header[:3] + length.to_bytes(2, "big")
+
+
+def open_record(keys: RecordKeys, seq: int, record: bytes) -> bytes:
+    """The plaintext of one whole record (header included in ``record``), authenticated with
+    sequence number ``seq``; :class:`IntegrityError` when it does not authenticate."""
+    header, fragment = record[:5], record[5:]
+    if keys.mode == "gcm":
+        if len(fragment) < GCM_NONCE + GCM_TAG:
+            raise IntegrityError("ValueError")
+        body = fragment[GCM_NONCE:]
+        try:
+            return AESGCM(keys.key).decrypt(
+                keys.salt + fragment[:GCM_NONCE], body, _aad(seq, header, len(body) - GCM_TAG)
+            )
+        except InvalidTag:
+            raise IntegrityError("AEADTagError") from None
+    if keys.etm:  # the MAC covers the IV and ciphertext (RFC 7366 3)
+        fragment, mac = fragment[: -keys.mac_len], fragment[-keys.mac_len :]
+        want = hmac.new(keys.mac_key, _aad(seq, header, len(fragment)) + fragment, keys.mac_hash)
+        if len(mac) != keys.mac_len or not hmac.compare_digest(mac, want.digest()):
+            raise IntegrityError("HMACError")
+    if len(fragment) < 2 * BLOCK or len(fragment) % BLOCK:
+        raise IntegrityError("ValueError")
+    iv, body = fragment[:BLOCK], fragment[BLOCK:]
+    plain = Cipher(algorithms.AES(keys.key), modes.CBC(iv)).decryptor().update(body)
+    pad = plain[-1]
+    end = len(plain) - pad - 1 - (0 if keys.etm else keys.mac_len)
+    if end < 0 or plain[len(plain) - pad - 1 :] != bytes([pad]) * (pad + 1):
+        raise IntegrityError("HMACError")  # a bad padding is a bad MAC (RFC 5246 6.2.3.2)
+    if keys.etm:
+        return plain[:end]
+    data, mac = plain[:end], plain[end : end + keys.mac_len]
+    want = hmac.new(keys.mac_key, _aad(seq, header, end) + data, keys.mac_hash)
+    if not hmac.compare_digest(mac, want.digest()):
+        raise IntegrityError("HMACError")
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class Peek:
+    """What :func:`peek` found per record: the first plaintext bytes (``plain``, (n, 8)) and
+    the plaintext length (``length``; -1 where the record cannot be this cipher's)."""
+
+    plain: np.ndarray
+    length: np.ndarray
+
+
+def peek(keys: RecordKeys, fragment: np.ndarray, head: np.ndarray, tail: np.ndarray) -> Peek:
+    """First plaintext bytes and plaintext length of many records, unauthenticated.
+
+    ``fragment``: each record's length field; ``head``: at least its first :data:`PEEK_HEAD`
+    bytes after the header; ``tail``: at least its last :data:`PEEK_TAIL` bytes,
+    right-aligned (uint8 arrays with a row per record; a record too short for its cipher gets
+    length -1).
+    """
+    n = len(fragment)
+    fragment = fragment.astype(np.int64)
+    if keys.mode == "gcm":
+        counter = np.empty((n, BLOCK), np.uint8)
+        counter[:, :4] = np.frombuffer(keys.salt, np.uint8)
+        counter[:, 4:12] = head[:, :GCM_NONCE]
+        counter[:, 12:] = (0, 0, 0, 2)
+        stream = np.frombuffer(keys.ecb_encrypt(counter.tobytes()), np.uint8).reshape(n, BLOCK)
+        plain = head[:, GCM_NONCE : GCM_NONCE + PEEK_PLAIN] ^ stream[:, :PEEK_PLAIN]
+        length = np.where(fragment >= GCM_NONCE + GCM_TAG, fragment - GCM_NONCE - GCM_TAG, -1)
+        return Peek(plain, length)
+    mac = keys.mac_len
+    cipher = fragment - mac if keys.etm else fragment  # IV and cipher blocks
+    last2 = (
+        tail[:, tail.shape[1] - 2 * BLOCK - mac : tail.shape[1] - mac]
+        if keys.etm
+        else tail[:, -2 * BLOCK :]
+    )
+    blocks = np.concatenate((head[:, BLOCK : 2 * BLOCK], last2[:, BLOCK:]))
+    clear = np.frombuffer(keys.ecb_decrypt(blocks.tobytes()), np.uint8).reshape(2 * n, BLOCK)
+    first = clear[:n] ^ head[:, :BLOCK]
+    last = clear[n:] ^ last2[:, :BLOCK]
+    pad = last[:, -1].astype(np.int64)
+    # Every padding byte equals the padding length (RFC 5246 6.2.3.2); the ones in the last
+    # block are checked here, a cheap guard against a wrong key or a damaged record.
+    in_pad = (BLOCK - 1 - np.arange(BLOCK))[None, :] <= pad[:, None]
+    pad_ok = ((last == pad[:, None]) | ~in_pad).all(axis=1)
+    length = cipher - BLOCK - pad - 1 - (0 if keys.etm else mac)
+    fits = (cipher >= 2 * BLOCK) & (cipher % BLOCK == 0) & pad_ok & (length >= 0)
+    return Peek(first[:, :PEEK_PLAIN], np.where(fits, length, -1))
