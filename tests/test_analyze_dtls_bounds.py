@@ -1,4 +1,4 @@
-"""DTLS on a busy head-end: many client/server pairs stay bounded in the report.
+"""DTLS on a busy head-end: many client/server pairs stay bounded, in memory and in the report.
 
 The captures are crafted with Scapy (tests/helpers/synth.py): AnyConnect clients (record
 version 0x0100) retrying their ClientHellos to a head-end that never answers; tshark counts
@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from scapy.utils import wrpcap
 
-from labkit.analyze import analyze
+from labkit.analyze import analyze, scan_file
 from labkit.analyze.case import MAX_LISTED_PAIRS
-from tests.helpers import synth
+from labkit.analyze.detectors.dtlspairs import PAIR_BYTES
+from labkit.analyze.engine import FlowBudget
+from tests.helpers import flowgen, synth
 from tests.helpers.findings import assert_filters_select_exactly_the_evidence
 from tests.helpers.tshark import requires_tshark, tshark_fields
 
@@ -61,3 +63,27 @@ def test_pairs_up_to_the_bound_are_each_listed(tmp_path):
     found = [f for f in analyze([path]).findings if f.id == "dtls-unanswered"]
     assert len(found) == MAX_LISTED_PAIRS
     assert all("more_pairs" not in f.fields for f in found)
+
+
+def test_the_dtls_table_stays_within_the_budget_and_drops_the_quietest(tmp_path):
+    """N DTLS ClientHellos, each of its own pair: past the budget's ceiling for rows of a
+    pair's size the table keeps the latest pairs, the file's warning says how many were
+    dropped, and the census still counts every flow."""
+    n, max_flows = 3_000, 20_000
+    path = flowgen.write(tmp_path / "dtls.pcap", "dtls", n)
+    budget = FlowBudget(max_flows)
+    ceiling = budget.ceiling(PAIR_BYTES)
+    assert ceiling < n // 2  # the file outgrows the ceiling
+    facts = scan_file(str(path), max_flows=max_flows).facts
+    pairs = facts.dtls.pairs
+    assert len(pairs) <= ceiling
+    dropped = facts.budget.evicted["DTLS pair"]
+    assert dropped == n - len(pairs) == facts.dtls.early_flows
+    # Each pair is quiet after its one hello (frame i + 1): the kept ones are the last ones.
+    assert sorted(p.seen for p in pairs.values()) == list(range(n - len(pairs) + 1, n + 1))
+    (line,) = facts.warnings()
+    assert line.startswith(f"{dropped} flow(s) judged early") and f"{dropped} DTLS pair(s)" in line
+    assert facts.census(())["dtls_flows"] == n
+    # Unbounded, the same file keeps every pair and warns of nothing.
+    unbounded = scan_file(str(path)).facts
+    assert len(unbounded.dtls.pairs) == n and not unbounded.warnings()
