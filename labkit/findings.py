@@ -146,6 +146,7 @@ class DtlsEstablished(Finding):
     retransmitted_hellos: int | None = None
     attempts: int | None = None
     cipher: str | None = None
+    more_pairs: int | None = None  # pairs of the same kind this one stands for
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -164,6 +165,7 @@ class DtlsUnanswered(Finding):
     version: str | None = None
     hello_verify_requests: int | None = None
     icmp_unreachable: int | None = None
+    more_pairs: int | None = None  # pairs of the same kind this one stands for
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -190,6 +192,7 @@ class DtlsNondefaultPort(Finding):
     client: str
     server: str
     established: bool
+    more_pairs: int | None = None  # pairs of the same kind this one stands for
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -208,6 +211,7 @@ class DtlsOther(Finding):
     webrtc: bool
     established: bool
     attempts: int | None = None
+    more_pairs: int | None = None  # pairs of the same kind this one stands for
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

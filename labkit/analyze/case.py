@@ -25,8 +25,8 @@ Decisions made here (detectors only collect facts):
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -203,131 +203,131 @@ class Case:
         return out
 
     def _dtls(self) -> list[Finding]:
-        out: list[Finding] = []
+        listing = _Listing()
         for p in self.dtls_pairs:
-            sets = [p.hellos, p.hvr, p.server_hello]
-            version = _hex(p.version)
-            vname = dec.DTLS_VERSIONS.get(p.version or -1)
             if p.established:
-                how = []
-                if p.hvr.count:
-                    how.append("after a HelloVerifyRequest")
-                if p.retransmitted_hellos:
-                    how.append(f"despite {p.retransmitted_hellos} retransmitted ClientHello(s)")
-                if p.resumed:
-                    how.append("resuming the session (abbreviated handshake)")
-                if not p.handshake_seen:
-                    how.append("(handshake before the capture: data flows both ways)")
-                    sets = [_data_set(p)]
-                summary = (
-                    f"DTLS {version} ({vname}) established between {p.client} and "
-                    f"{p.server} on UDP {p.port}" + (" " + ", ".join(how) if how else "") + "."
-                )
-                seen = p.handshake_seen
-                out.append(
-                    DtlsEstablished(
-                        summary=summary,
-                        **located(_per_file(sets)),
-                        version=version,
-                        version_name=vname,
-                        port=p.port,
-                        client=p.client,
-                        server=p.server,
-                        resumed=p.resumed,
-                        hello_verify_request=bool(p.hvr.count) if seen else None,
-                        retransmitted_hellos=p.retransmitted_hellos if seen else None,
-                        attempts=p.attempts if seen else None,
-                        cipher=_hex(p.cipher),
-                    )
-                )
+                listing.add("dtls-established", p, self._established)
             elif self._unanswered(p) or (
                 p.hvr.count and not p.server_hello.count and p.cookie_hellos and p.attempts >= 2
             ):
-                unreach = self._unreachables_for(p)
-                hvr = p.hvr.count
-                tail = (
-                    f"; the head-end answered {hvr} HelloVerifyRequest(s) but never a ServerHello"
-                    if hvr
-                    else ": UDP to the DTLS port is blocked or dropped on the path"
-                )
-                if unreach:
-                    tail += f" ({unreach} ICMP unreachable(s) came back for it)"
-                summary = (
-                    f"{p.attempts} DTLS ClientHello(s) from {p.client} to {p.server} "
-                    f"UDP {p.port} got no DTLS answer{tail}; the client will fall back to "
-                    f"the TLS tunnel."
-                )
-                out.append(
-                    DtlsUnanswered(
-                        summary=summary,
-                        **located(_per_file([p.hellos])),
-                        client=p.client,
-                        server=p.server,
-                        port=p.port,
-                        attempts=p.attempts,
-                        version=version,
-                        hello_verify_requests=hvr or None,
-                        icmp_unreachable=unreach or None,
-                    )
-                )
+                listing.add("dtls-unanswered", p, self._unanswered_finding)
             if p.port != DEFAULT_VPN_PORT and p.attempts:
-                ok = p.established
-                summary = (
-                    f"DTLS from {p.client} to {p.server} runs on UDP {p.port}, not the default "
-                    f"443"
-                    + (
-                        " (it works here)."
-                        if ok
-                        else ": a firewall opened for 443 only would drop it."
-                    )
-                )
-                out.append(
-                    DtlsNondefaultPort(
-                        summary=summary,
-                        **located(_per_file([p.hellos])),
-                        severity=None if not ok else "info",
-                        port=p.port,
-                        client=p.client,
-                        server=p.server,
-                        established=ok,
-                    )
-                )
-        return out
+                kind = "dtls-nondefault-port " + ("info" if p.established else "warning")
+                listing.add(kind, p, self._nondefault_port)
+        return listing.findings()
+
+    def _established(self, p: DtlsPair) -> _PairFinding:
+        sets = [p.hellos, p.hvr, p.server_hello]
+        version = _hex(p.version)
+        how = []
+        if p.hvr.count:
+            how.append("after a HelloVerifyRequest")
+        if p.retransmitted_hellos:
+            how.append(f"despite {p.retransmitted_hellos} retransmitted ClientHello(s)")
+        if p.resumed:
+            how.append("resuming the session (abbreviated handshake)")
+        if not p.handshake_seen:
+            how.append("(handshake before the capture: data flows both ways)")
+            sets = [_data_set(p)]
+        vname = dec.DTLS_VERSIONS.get(p.version or -1)
+        summary = (
+            f"DTLS {version} ({vname}) established between {p.client} and "
+            f"{p.server} on UDP {p.port}" + (" " + ", ".join(how) if how else "") + "."
+        )
+        seen = p.handshake_seen
+        return DtlsEstablished(
+            summary=summary,
+            **located(_per_file(sets)),
+            version=version,
+            version_name=vname,
+            port=p.port,
+            client=p.client,
+            server=p.server,
+            resumed=p.resumed,
+            hello_verify_request=bool(p.hvr.count) if seen else None,
+            retransmitted_hellos=p.retransmitted_hellos if seen else None,
+            attempts=p.attempts if seen else None,
+            cipher=_hex(p.cipher),
+        )
+
+    def _unanswered_finding(self, p: DtlsPair) -> _PairFinding:
+        unreach = self._unreachables_for(p)
+        hvr = p.hvr.count
+        tail = (
+            f"; the head-end answered {hvr} HelloVerifyRequest(s) but never a ServerHello"
+            if hvr
+            else ": UDP to the DTLS port is blocked or dropped on the path"
+        )
+        if unreach:
+            tail += f" ({unreach} ICMP unreachable(s) came back for it)"
+        summary = (
+            f"{p.attempts} DTLS ClientHello(s) from {p.client} to {p.server} "
+            f"UDP {p.port} got no DTLS answer{tail}; the client will fall back to "
+            f"the TLS tunnel."
+        )
+        return DtlsUnanswered(
+            summary=summary,
+            **located(_per_file([p.hellos])),
+            client=p.client,
+            server=p.server,
+            port=p.port,
+            attempts=p.attempts,
+            version=_hex(p.version),
+            hello_verify_requests=hvr or None,
+            icmp_unreachable=unreach or None,
+        )
+
+    def _nondefault_port(self, p: DtlsPair) -> _PairFinding:
+        ok = p.established
+        summary = (
+            f"DTLS from {p.client} to {p.server} runs on UDP {p.port}, not the default 443"
+            + (" (it works here)." if ok else ": a firewall opened for 443 only would drop it.")
+        )
+        return DtlsNondefaultPort(
+            summary=summary,
+            **located(_per_file([p.hellos])),
+            severity=None if not ok else "info",
+            port=p.port,
+            client=p.client,
+            server=p.server,
+            established=ok,
+        )
 
     def _dtls_other(self) -> list[Finding]:
         """DTLS that is not a VPN tunnel (WebRTC after STUN, CoAP, CAPWAP, test servers):
         described, never judged as the VPN's DTLS."""
-        out: list[Finding] = []
+        listing = _Listing()
         for p in self.other_dtls:
-            kind = "WebRTC (DTLS-SRTP after STUN)" if p.stun else "not an AnyConnect tunnel"
-            state = (
-                "established"
-                if p.established
-                else "answered"
-                if p.answered
-                else "not answered in this capture"
-            )
-            summary = (
-                f"DTLS {_hex(p.version)} from {p.client} to {p.server} on UDP {p.port}, "
-                f"{state}: {kind} (no TLS session to that server, not record version 0x0100), "
-                f"so no VPN finding is drawn from it."
-            )
-            handshake = [s for s in (p.hellos, p.hvr, p.server_hello) if s is not None]
-            sets = handshake if p.handshake_seen else [_data_set(p)]
-            out.append(
-                DtlsOther(
-                    summary=summary,
-                    **located(_per_file(sets)),
-                    client=p.client,
-                    server=p.server,
-                    port=p.port,
-                    version=_hex(p.version),
-                    webrtc=p.stun,
-                    established=p.established,
-                    attempts=p.attempts if p.handshake_seen else None,
-                )
-            )
-        return out
+            listing.add("dtls-other", p, self._other)
+        return listing.findings()
+
+    def _other(self, p: DtlsPair) -> _PairFinding:
+        kind = "WebRTC (DTLS-SRTP after STUN)" if p.stun else "not an AnyConnect tunnel"
+        state = (
+            "established"
+            if p.established
+            else "answered"
+            if p.answered
+            else "not answered in this capture"
+        )
+        summary = (
+            f"DTLS {_hex(p.version)} from {p.client} to {p.server} on UDP {p.port}, "
+            f"{state}: {kind} (no TLS session to that server, not record version 0x0100), "
+            f"so no VPN finding is drawn from it."
+        )
+        handshake = [s for s in (p.hellos, p.hvr, p.server_hello) if s is not None]
+        sets = handshake if p.handshake_seen else [_data_set(p)]
+        return DtlsOther(
+            summary=summary,
+            **located(_per_file(sets)),
+            client=p.client,
+            server=p.server,
+            port=p.port,
+            version=_hex(p.version),
+            webrtc=p.stun,
+            established=p.established,
+            attempts=p.attempts if p.handshake_seen else None,
+        )
 
     def _dtls_unanswered(self) -> set[int]:
         """``id()`` of the DTLS pairs unanswered, their coverage after the last ClientHello
@@ -850,6 +850,47 @@ def _merge_same_clause(sets: list[FrameSet]) -> list[FrameSet]:
     for m in merged.values():
         m.frames.sort()
     return list(merged.values())
+
+
+#: Findings of one kind (id and severity) about DTLS pairs that a case lists one by one. The
+#: rest are said by one more finding, the first of them, whose ``more_pairs`` counts the
+#: others: a head-end's capture with 100 k WebRTC or failing clients still makes a report a
+#: person can read, and only the listed findings are built.
+MAX_LISTED_PAIRS = 20
+
+_PairFinding = DtlsEstablished | DtlsUnanswered | DtlsNondefaultPort | DtlsOther
+
+
+class _Listing:
+    """DTLS pairs sorted into kinds of finding, in the order given; :meth:`findings` builds
+    :data:`MAX_LISTED_PAIRS` of each kind, and one finding for the rest."""
+
+    def __init__(self) -> None:
+        self._kinds: dict[str, tuple[Callable[[DtlsPair], _PairFinding], list[DtlsPair]]] = {}
+
+    def add(self, kind: str, p: DtlsPair, build: Callable[[DtlsPair], _PairFinding]) -> None:
+        self._kinds.setdefault(kind, (build, []))[1].append(p)
+
+    def findings(self) -> list[Finding]:
+        out: list[Finding] = []
+        for build, pairs in self._kinds.values():
+            out += [build(p) for p in pairs[:MAX_LISTED_PAIRS]]
+            rest = pairs[MAX_LISTED_PAIRS:]
+            if rest:
+                f = build(rest[0])
+                more = len(rest) - 1
+                out.append(
+                    replace(
+                        f,
+                        summary=f"{f.summary} {more} more client/server pair(s) have this "
+                        f"finding, not listed one by one (a report lists {MAX_LISTED_PAIRS} "
+                        "of a kind).",
+                        more_pairs=more,
+                    )
+                    if more
+                    else f
+                )
+        return out
 
 
 def _data_set(p: DtlsPair) -> FrameSet:

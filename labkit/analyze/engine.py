@@ -151,6 +151,7 @@ class KeyTable:
 #: rows each per-flow table of one file keeps at once: the largest row is ~100 bytes, so one
 #: full table is ~600 MB and a file's scan stays within about 1 GB of RSS
 MAX_FLOWS = 6_000_000
+ROW_BYTES = 100  #: the per-flow row :data:`MAX_FLOWS` is counted in
 
 
 @dataclass(slots=True)
@@ -166,13 +167,21 @@ class FlowBudget:
     max_flows: int = MAX_FLOWS
     evicted: dict[str, int] = field(default_factory=dict)  # table name -> rows dropped
 
-    def trim(self, table: str, recency: np.ndarray) -> np.ndarray | None:
+    def ceiling(self, row_bytes: int = ROW_BYTES) -> int:
+        """Rows a table may hold when each costs ``row_bytes``: :attr:`max_flows` column rows
+        of :data:`ROW_BYTES` each, so that a table of Python objects holds as many bytes."""
+        return max(1, self.max_flows * ROW_BYTES // max(row_bytes, ROW_BYTES))
+
+    def trim(
+        self, table: str, recency: np.ndarray, row_bytes: int = ROW_BYTES
+    ) -> np.ndarray | None:
         """The rows to keep (ascending) of a table whose rows were last seen at ``recency``,
-        or None while it is within the ceiling; the rows dropped are counted under ``table``."""
-        n = len(recency)
-        if n <= self.max_flows:
+        or None while it is within the ceiling (:meth:`ceiling` for ``row_bytes``); the rows
+        dropped are counted under ``table``."""
+        n, ceiling = len(recency), self.ceiling(row_bytes)
+        if n <= ceiling:
             return None
-        keep_n = self.max_flows - self.max_flows // 10
+        keep_n = ceiling - ceiling // 10
         keep = np.sort(np.argpartition(recency, n - keep_n)[n - keep_n :])
         self.dropped(table, n - keep_n)
         return keep

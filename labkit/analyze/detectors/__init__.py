@@ -45,7 +45,7 @@ class FileFacts:
         """``max_flows``: the ceiling of each per-flow table (the default fits in 1 GB)."""
         budget = FlowBudget(max_flows)
         return cls(
-            DtlsDetector(file),
+            DtlsDetector(file, budget),
             TlsDetector(file, budget),
             MssDetector(file),
             IcmpDetector(file),
@@ -135,8 +135,9 @@ class FileFacts:
             "dtls_client_hellos_by_version": {
                 f"0x{v:04x}": n for v, n in sorted(self.dtls.hello_versions.items())
             },
-            "dtls_flows": len(pairs),
-            "dtls_flows_answered": sum(p.answered for p in pairs),
+            # Pairs dropped at the ceiling are still flows seen (the other figure needs TLS).
+            "dtls_flows": len(pairs) + self.dtls.early_flows,
+            "dtls_flows_answered": sum(p.answered for p in pairs) + self.dtls.early_answered,
             # By this file's own evidence (a TLS session in another file of the case can
             # still make a flow AnyConnect-like in the findings).
             "dtls_flows_other": sum(not anyconnect_like(p, w, ()) for p, w in zip(pairs, with_tls)),

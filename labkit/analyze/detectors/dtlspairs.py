@@ -48,7 +48,15 @@ from labkit import mtu
 from labkit.analyze import decode as dec
 from labkit.analyze.decode import directed
 from labkit.analyze.detectors.sessions import TlsDetector
-from labkit.analyze.engine import ChunkView, largest, last_of, member, tally, with_keys
+from labkit.analyze.engine import (
+    ChunkView,
+    FlowBudget,
+    largest,
+    last_of,
+    member,
+    tally,
+    with_keys,
+)
 from labkit.analyze.evidence import FrameSet, dst_field, src_field
 from labkit.wire import DTLS1_BAD_VER, HS_CLIENT_HELLO
 
@@ -59,9 +67,12 @@ MIDSTREAM_MIN = 2
 _NO_FRAMES: Final = FrameSet("", "")
 DUPLICATE_S = 0.05  #: a copy closer than this is the same frame twice, not a retransmission
 MIN_RETRY_S = 0.5  #: attempts closer than this are one burst, not a client that waited
-MAX_CLIENT_PORTS = 32
 MAX_RECENT_HELLOS = 64  #: hello identities kept per pair to recognise duplicate frames
 STUN_COOKIE = 0x2112A442
+#: what one pair costs (a Python object with its counters and evidence frames, measured with
+#: tracemalloc on the worst benchmark mix), against the budget's 100-byte column rows
+PAIR_BYTES = 1_500
+_TABLE = "DTLS pair"  # this table's name in the budget's counts
 _UNIFIED_MASK, _UNIFIED_BITS = 0xE0, 0x20
 
 
@@ -73,18 +84,20 @@ class DtlsPair:
     port: int
     client_h: int = 0  # address hashes (the columns' ``src_h``/``dst_h``)
     server_h: int = 0
-    client_ports: set[int] = field(default_factory=set)
     record_version: int | None = None
     hello_version: int | None = None  # the ServerHello's (else ClientHello's) version
-    hellos: FrameSet = field(init=False)  # its filter needs the fields above: __post_init__
-    hello_seqs: dict[int, int] = field(default_factory=dict)  # message_seq -> datagrams
+    # Frames only: each filter is written when a finding asks for it (:attr:`hellos`), as
+    # the filter strings cost more than the rest of a pair and most pairs are never reported.
+    hello_frames: FrameSet = field(default_factory=lambda: FrameSet("", ""))
+    # The distinct message_seq values of its hellos (one or two: a tuple is a quarter of a
+    # dict's size); every other distinct hello repeats one of them: a retransmission.
+    hello_seqs: tuple[int, ...] = ()
     distinct_hellos: int = 0
     duplicate_hellos: int = 0
     recent_hellos: dict[tuple[int, int, int], float] = field(default_factory=dict)
     first_hello_ts: float | None = None
     cookie_hellos: int = 0
-    # The server's answers, made on the first one: most pairs of a busy capture never get
-    # one, and two frame sets with their filters cost ~700 bytes a pair.
+    # The server's answers, made on the first one: most pairs of a busy capture never get one.
     hvr_frames: FrameSet | None = None
     server_hello_frames: FrameSet | None = None
     client_session_id: bytes = b""
@@ -101,6 +114,7 @@ class DtlsPair:
     handshake_seen: bool = False
     key: int = 0  # hash of (client, server, 0, port)
     watch: Watch | None = field(default=None, repr=False, compare=False)
+    seen: int = 0  # frame number of the pair's latest record: how quiet it is
 
     # Read from the detector's tables when asked, so that a report made while the capture
     # still grows (--follow) is right at every point.
@@ -109,33 +123,38 @@ class DtlsPair:
         """STUN on the pair's ports: WebRTC (DTLS-SRTP), not a VPN."""
         return self.watch is not None and self.watch.stun(self.key)
 
-    def __post_init__(self) -> None:
-        self.hellos = FrameSet(self.file, self.records(HS_CLIENT_HELLO).wireshark())
-
     def records(self, handshake: int | None) -> DtlsSelection:
         """This pair's datagrams carrying ``handshake`` messages (None: application data
         from the server)."""
         return DtlsSelection(self.client, self.server, self.port, handshake)
 
-    def _answers(self, hs_type: int) -> FrameSet:
-        return FrameSet(self.file, self.records(hs_type).wireshark())
+    def _evidence(self, hs_type: int, frames: FrameSet | None) -> FrameSet:
+        """``frames`` with this pair's file and the filter that selects them."""
+        if frames is None:
+            return _NO_FRAMES
+        return FrameSet(self.file, self.records(hs_type).wireshark(), frames.frames, frames.count)
+
+    @property
+    def hellos(self) -> FrameSet:
+        """The client's ClientHellos (first fragments), duplicates included."""
+        return self._evidence(HS_CLIENT_HELLO, self.hello_frames)
 
     @property
     def hvr(self) -> FrameSet:
         """HelloVerifyRequests from the server (an empty set when there was none)."""
-        return self.hvr_frames or _NO_FRAMES
+        return self._evidence(dec.HS_HELLO_VERIFY, self.hvr_frames)
 
     @property
     def server_hello(self) -> FrameSet:
-        return self.server_hello_frames or _NO_FRAMES
+        return self._evidence(dec.HS_SERVER_HELLO, self.server_hello_frames)
 
     def answer(self, hs_type: int, frame: int, ts: float) -> None:
         """Count a HelloVerifyRequest or ServerHello from the server."""
         if hs_type == dec.HS_HELLO_VERIFY:
-            self.hvr_frames = self.hvr_frames or self._answers(hs_type)
+            self.hvr_frames = self.hvr_frames or FrameSet("", "")
             self.hvr_frames.add(frame, ts)
         else:
-            self.server_hello_frames = self.server_hello_frames or self._answers(hs_type)
+            self.server_hello_frames = self.server_hello_frames or FrameSet("", "")
             self.server_hello_frames.add(frame, ts)
 
     @property
@@ -145,7 +164,7 @@ class DtlsPair:
 
     @property
     def retransmitted_hellos(self) -> int:
-        return sum(n - 1 for n in self.hello_seqs.values() if n > 1)
+        return self.distinct_hellos - len(self.hello_seqs)
 
     @property
     def answered(self) -> bool:
@@ -181,7 +200,7 @@ class DtlsPair:
 
     def hello(self, cport: int, rec_seq: int, msg_seq: int, frame: int, ts: float) -> bool:
         """Count one ClientHello frame; False if it repeats a datagram already counted."""
-        self.hellos.add(frame, ts)
+        self.hello_frames.add(frame, ts)
         ident = (cport, rec_seq, msg_seq)
         before = self.recent_hellos.pop(ident, None)
         if len(self.recent_hellos) >= MAX_RECENT_HELLOS:
@@ -191,7 +210,8 @@ class DtlsPair:
             self.duplicate_hellos += 1
             return False
         self.distinct_hellos += 1
-        self.hello_seqs[msg_seq] = self.hello_seqs.get(msg_seq, 0) + 1
+        if msg_seq not in self.hello_seqs:
+            self.hello_seqs += (msg_seq,)
         if self.first_hello_ts is None:
             self.first_hello_ts = ts
         self.last_hello_ts = max(self.last_hello_ts, ts)
@@ -286,9 +306,12 @@ def _be(buf: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
 class DtlsDetector:
     """Feeds on DTLS handshake records (rare) and counts the rest with numpy, per chunk."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, budget: FlowBudget | None = None) -> None:
         self.file = file
+        self.budget = budget or FlowBudget()  # bounds :attr:`pairs`; counts what is dropped
         self.pairs: dict[int, DtlsPair] = {}  # hash of (client, server, 0, port) -> pair
+        self.early_flows = 0  # pairs with a ClientHello dropped at the ceiling
+        self.early_answered = 0  # of which answered
         self._keys = np.zeros(0, np.uint64)  # sorted keys of ``pairs``, merged per chunk
         self._new_keys: list[int] = []
         self.watch = Watch()
@@ -309,9 +332,7 @@ class DtlsDetector:
                 self.file, client, server, int(port or 0), ch, sh, key=key, watch=self.watch
             )
             self._new_keys.append(key)
-        cport = pkt.sport if client_side else pkt.dport
-        if len(pair.client_ports) < MAX_CLIENT_PORTS and cport is not None:
-            pair.client_ports.add(cport)
+        pair.seen = pkt.frame
         return pair
 
     def _merge_keys(self) -> None:
@@ -330,6 +351,31 @@ class DtlsDetector:
             self._new_watch.clear()
 
     def feed(self, view: ChunkView) -> None:
+        self._feed(view)
+        self._trim()
+
+    def _trim(self) -> None:
+        """Past the budget's ceiling for rows of :data:`PAIR_BYTES`, drop the pairs quiet for
+        the longest (their findings are lost; the census still counts them as flows)."""
+        if len(self.pairs) <= self.budget.ceiling(PAIR_BYTES):
+            return
+        recency = np.fromiter((p.seen for p in self.pairs.values()), np.int64, len(self.pairs))
+        keep = self.budget.trim(_TABLE, recency, PAIR_BYTES)
+        if keep is None:
+            return
+        kept = np.zeros(len(recency), bool)
+        kept[keep] = True
+        pairs = {}
+        for (k, p), stays in zip(self.pairs.items(), kept.tolist()):
+            if stays:
+                pairs[k] = p
+            elif p.attempts:
+                self.early_flows += 1
+                self.early_answered += p.answered
+        self.pairs = pairs
+        self._keys = np.sort(np.fromiter(pairs, np.uint64, len(pairs)))
+
+    def _feed(self, view: ChunkView) -> None:
         c = view.cols
         udp = (c.proto == dec.PROTO_UDP) & (c.sport >= 0)
         if not udp.any():
@@ -388,7 +434,7 @@ class DtlsDetector:
         to_client = member(sk, self._keys) & ~to_server
         for mask, keys, c2s in ((to_server, ck, True), (to_client, sk, False)):
             self._count(keys[mask & ~uni], rows[sel[mask & ~uni]], view, c2s)
-            self._count_unified(keys[mask & uni], c2s)
+            self._count_unified(keys[mask & uni], rows[sel[mask & uni]], view, c2s)
         loose = ~(to_server | to_client) & ~uni
         if loose.any():
             self._midstream(view, rows[sel[loose]])
@@ -399,6 +445,7 @@ class DtlsDetector:
         uniq, first, counts = tally(keys)
         for k, i, n in zip(uniq.tolist(), first.tolist(), counts.tolist()):
             pair = self.pairs[k]
+            pair.seen = max(pair.seen, int(view.frames[rows[i]]))
             if c2s:
                 pair.data_c2s += n
             else:
@@ -407,12 +454,15 @@ class DtlsDetector:
                     pair.first_data_s2c = (int(view.frames[r]), float(view.ts[r]))
                 pair.data_s2c += n
 
-    def _count_unified(self, keys: np.ndarray, c2s: bool) -> None:
+    def _count_unified(
+        self, keys: np.ndarray, rows: np.ndarray, view: ChunkView, c2s: bool
+    ) -> None:
         if not len(keys):
             return
-        uniq, _first, counts = tally(keys)
-        for k, n in zip(uniq.tolist(), counts.tolist()):
+        uniq, first, counts = tally(keys)
+        for k, i, n in zip(uniq.tolist(), first.tolist(), counts.tolist()):
             pair = self.pairs[k]
+            pair.seen = max(pair.seen, int(view.frames[rows[i]]))
             if c2s:
                 pair.unified_c2s += n
             else:
@@ -457,8 +507,10 @@ class DtlsDetector:
             pair = self._pair(pkt, True, key_c, hashes)
         elif key_s in self.pairs:
             pair = self.pairs[key_s]
+            pair.seen = pkt.frame
         elif key_c in self.pairs:
             pair = self.pairs[key_c]
+            pair.seen = pkt.frame
             from_client = True
         elif any(r.hs_type in (dec.HS_SERVER_HELLO, dec.HS_HELLO_VERIFY) for r in hs):
             pair = self._pair(pkt, False, key_s, hashes)  # the hello itself was not captured

@@ -1,0 +1,89 @@
+"""DTLS on a busy head-end: many client/server pairs stay bounded, in memory and in the report.
+
+The captures are crafted with Scapy (tests/helpers/synth.py): AnyConnect clients (record
+version 0x0100) retrying their ClientHellos to a head-end that never answers; tshark counts
+the pairs on its own and judges the listed findings' filters.
+"""
+
+from __future__ import annotations
+
+from scapy.utils import wrpcap
+
+from labkit.analyze import analyze, scan_file
+from labkit.analyze.case import MAX_LISTED_PAIRS
+from labkit.analyze.detectors.dtlspairs import PAIR_BYTES
+from labkit.analyze.engine import FlowBudget
+from tests.helpers import flowgen, synth
+from tests.helpers.findings import assert_filters_select_exactly_the_evidence
+from tests.helpers.tshark import requires_tshark, tshark_fields
+
+H = synth.HEADEND
+
+
+def _unanswered_clients(n: int) -> list:
+    """``n`` clients, each retrying a ClientHello a second later with no answer, then still
+    talking to the head-end (the capture covers them after their last hello)."""
+    pkts = []
+    for i in range(n):
+        client = f"10.9.{i // 200}.{i % 200 + 1}"
+        t = i * 0.01
+        for k in range(2):
+            hello = synth.dtls_client_hello(0x0100, rec_seq=k)
+            pkts.append(synth.udp(client, H, 52000, 443, hello, t + k))
+        dns = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+        pkts.append(synth.udp(client, H, 53000, 53, dns, t + 5))
+        pkts.append(synth.udp(H, client, 53, 53000, dns, t + 5.001))
+    return sorted(pkts, key=lambda p: float(p.time))
+
+
+@requires_tshark
+def test_many_unanswered_pairs_are_listed_up_to_the_bound_and_counted(tmp_path):
+    n = MAX_LISTED_PAIRS + 13
+    path = tmp_path / "busy.pcap"
+    wrpcap(str(path), _unanswered_clients(n))
+    clients = {r[0] for r in tshark_fields(path, "dtls.handshake.type == 1", "ip.src")}
+    assert len(clients) == n  # tshark sees every pair
+    r = analyze([path])
+    found = [f for f in r.findings if f.id == "dtls-unanswered"]
+    assert len(found) == MAX_LISTED_PAIRS + 1
+    listed, rest = found[:-1], found[-1]
+    assert all("more_pairs" not in f.fields for f in listed)
+    # The last one stands for itself and the pairs not listed: every pair is accounted for.
+    assert rest.fields["more_pairs"] == n - MAX_LISTED_PAIRS - 1
+    assert f"{n - MAX_LISTED_PAIRS - 1} more client/server pair(s)" in rest.summary
+    assert {f.fields["client"] for f in found} <= clients
+    assert len({f.fields["client"] for f in found}) == len(found)
+    assert r.verdict.startswith("PROBLEM") and "DTLS unanswered" in r.verdict
+    assert_filters_select_exactly_the_evidence(r)
+
+
+def test_pairs_up_to_the_bound_are_each_listed(tmp_path):
+    path = tmp_path / "few.pcap"
+    wrpcap(str(path), _unanswered_clients(MAX_LISTED_PAIRS))
+    found = [f for f in analyze([path]).findings if f.id == "dtls-unanswered"]
+    assert len(found) == MAX_LISTED_PAIRS
+    assert all("more_pairs" not in f.fields for f in found)
+
+
+def test_the_dtls_table_stays_within_the_budget_and_drops_the_quietest(tmp_path):
+    """N DTLS ClientHellos, each of its own pair: past the budget's ceiling for rows of a
+    pair's size the table keeps the latest pairs, the file's warning says how many were
+    dropped, and the census still counts every flow."""
+    n, max_flows = 3_000, 20_000
+    path = flowgen.write(tmp_path / "dtls.pcap", "dtls", n)
+    budget = FlowBudget(max_flows)
+    ceiling = budget.ceiling(PAIR_BYTES)
+    assert ceiling < n // 2  # the file outgrows the ceiling
+    facts = scan_file(str(path), max_flows=max_flows).facts
+    pairs = facts.dtls.pairs
+    assert len(pairs) <= ceiling
+    dropped = facts.budget.evicted["DTLS pair"]
+    assert dropped == n - len(pairs) == facts.dtls.early_flows
+    # Each pair is quiet after its one hello (frame i + 1): the kept ones are the last ones.
+    assert sorted(p.seen for p in pairs.values()) == list(range(n - len(pairs) + 1, n + 1))
+    (line,) = facts.warnings()
+    assert line.startswith(f"{dropped} flow(s) judged early") and f"{dropped} DTLS pair(s)" in line
+    assert facts.census(())["dtls_flows"] == n
+    # Unbounded, the same file keeps every pair and warns of nothing.
+    unbounded = scan_file(str(path)).facts
+    assert len(unbounded.dtls.pairs) == n and not unbounded.warnings()
