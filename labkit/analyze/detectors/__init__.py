@@ -94,8 +94,9 @@ class FileFacts:
         tables = ", ".join(f"{n} {name}(s)" for name, n in sorted(b.evicted.items()))
         early = (
             f"{b.judged_early} flow(s) judged early: a table outgrew its ceiling "
-            f"({b.max_flows} rows), the quietest were dropped ({tables}; a reconnect or "
-            f"retransmission among them cannot be seen)"
+            f"(--max-flows {b.max_flows}, fewer rows for tables whose rows cost more), the "
+            f"quietest were dropped ({tables}; a reconnect or retransmission among them "
+            f"cannot be seen)"
         )
         return [*out, early, *self.dedup.warnings()]
 
