@@ -507,3 +507,15 @@ def test_a_path_mtu_of_1347_is_named_as_the_asa_tls_tunnel_mtu() -> None:
     assert f"sysopt connection tcpmss {mtu.DEFAULT_TCPMSS}" in working.summary
     pppoe = one(analyze([REGRESSIONS / "pmtud-working-1492.pcap"]), "pmtud-working", mtu=1492)
     assert "tcpmss" not in pppoe.summary
+
+
+@requires_tshark
+def test_each_inner_ip_version_has_its_own_syn_filter() -> None:
+    """The same MSS over IPv4, 6in4, IPv6 and 4in6: two groups by the SYN's own IP version,
+    and neither filter matches the other's frames through a tunnel's outer header."""
+    path = REGRESSIONS / "syn-mss-inner-versions.pcap"
+    assert tshark_counts(path).synack_mss == {1440: 4}
+    r = analyze([path])
+    groups = {f.fields["ip_version"]: f for f in r.findings if f.id == "syn-mss"}
+    assert {v: [e.frame for e in f.evidence] for v, f in groups.items()} == {4: [1, 4], 6: [2, 3]}
+    assert_filters_select_exactly_the_evidence(r)

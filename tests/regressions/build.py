@@ -308,6 +308,21 @@ def _duplicates() -> list[Frame]:
     ]
 
 
+def _mixed_versions() -> list[Frame]:
+    """SYN-ACKs announcing MSS 1440 over IPv4, over IPv6 inside IPv4 (6in4), over IPv6, and over
+    IPv4 inside IPv6 (DS-Lite's 4in6): each version's filter must select its own."""
+    return [
+        (0.0, 1, eth(0x0800, bytes(IP(src="10.7.0.1", dst="10.7.0.2") / _synack(1440)))),
+        (0.1, 1, eth(0x0800, outer4(41, bytes(IPv6(src="2001:db8:7::1") / _synack(1440))))),
+        (0.2, 1, eth(0x86DD, bytes(IPv6(src="2001:db8:7::3") / _synack(1440)))),
+        (0.3, 1, eth(0x86DD, outer6(4, bytes(IP(src="10.7.0.3", dst="10.7.0.4") / _synack(1440))))),
+    ]
+
+
+def _synack(mss: int) -> TCP:
+    return TCP(sport=443, dport=40000, flags="SA", seq=1, ack=1001, options=[("MSS", mss)])
+
+
 def cases() -> dict[str, Callable[[], list[Frame]]]:
     out: dict[str, Callable[[], list[Frame]]] = {
         f"encap-{name}": (lambda f=frame: [(0.0, 1, f)])
@@ -319,6 +334,7 @@ def cases() -> dict[str, Callable[[], list[Frame]]]:
     out["pmtud-udp-ignored-1400"] = lambda: _pmtud_udp(True)
     out["offload-tso-after-icmp-1492"] = lambda: _offload(False)
     out["offload-tso-beside-ignored-1492"] = lambda: _offload(True)
+    out["syn-mss-inner-versions"] = _mixed_versions
     out["icmp-bogus-mtus"] = _bogus
     out["duplicate-frames"] = _duplicates
     out["icmp-quotes-in-gre"] = _tunnelled_quotes

@@ -165,6 +165,15 @@ def _group(t: KeyTable, synack: bool, mss: int, ipver: int) -> np.ndarray:
     return (t["synack"] == synack) & (t["mss"] == mss) & (t["ipver"] == ipver)
 
 
+#: The SYN's own IP version, in a display filter. ``ip`` or ``ipv6`` alone would also match
+#: the outer header of a tunnel (IPv6 over IPv4: 6in4, Teredo, L2TP; IPv4 over IPv6: DS-Lite),
+#: and a filter cannot say which IP layer is the last. An IPv6 header whose next header is
+#: IPv4 (4in6) is the one common way IPv4 rides in IPv6; every other IPv6 layer carries IPv6
+#: traffic.
+_INNER_V4 = "(!ipv6 || ipv6.nxt == 4)"
+_INNER_V6 = "ipv6 && !(ipv6.nxt == 4)"
+
+
 @dataclass(frozen=True, slots=True)
 class SynSelection:
     """Which SYNs (or SYN-ACKs) are evidence, said once and compiled twice, so that the
@@ -192,7 +201,7 @@ class SynSelection:
             f"tcp.flags.syn == 1 && tcp.flags.ack == {ack} && tcp.options.mss_val == {self.mss}"
         )
         if self.mixed_versions:
-            clause += " && " + ("ipv6" if self.ipver == 6 else "ip")
+            clause += " && " + (_INNER_V6 if self.ipver == 6 else _INNER_V4)
         if self.icmp_errors:
             clause += " && !icmp && !icmpv6"
         if self.outer is not None:

@@ -56,10 +56,14 @@ class SizeDetector:
         self.file = file
         # (address pair, IP size) -> packets; each entry's address hashes and size
         self.table = KeyTable(src=np.uint64, dst=np.uint64, size=np.int64, tcplen=np.int64)
-        # by key id (the order keys first appeared): its first frames and their times
-        self.frames = np.zeros((0, MAX_FRAMES), np.int64)
-        self.times = np.zeros((0, MAX_FRAMES), np.float64)
-        self.kept = np.zeros(0, np.int64)
+        # Each key's first frames, appended as they come (key id, frame, time): most keys
+        # hold one or two packets, so a row per kept frame costs a tenth of a fixed
+        # MAX_FRAMES slots per key. Grown by doubling; rows beyond ``_stored`` are unused.
+        self.f_id = np.zeros(0, np.int32)
+        self.f_frame = np.zeros(0, np.int64)
+        self.f_ts = np.zeros(0, np.float64)
+        self._stored = 0
+        self.kept = np.zeros(0, np.uint8)  # by key id (the order keys first appeared)
         self._room = np.zeros(_ROOM_MASK + 1, bool)  # by a key's low bits: it may have room
 
     def feed(self, view: ChunkView) -> None:
@@ -83,19 +87,27 @@ class SizeDetector:
             self._mark_room()
 
     def _grow(self, n: int) -> None:
-        """Room for ``n`` keys' frames, doubling: keys arrive a few per chunk. Slots beyond
-        :attr:`kept` are never read, so they need no initial value."""
+        """Room for ``n`` keys' counts of kept frames, doubling: keys arrive a few per chunk."""
         if n <= len(self.kept):
             return
-        size = max(n, 2 * len(self.kept))
-        frames, times, kept = (
-            np.empty((size, MAX_FRAMES), np.int64),
-            np.empty((size, MAX_FRAMES)),
-            np.zeros(size, np.int64),
-        )
-        old = len(self.kept)
-        frames[:old], times[:old], kept[:old] = self.frames, self.times, self.kept
-        self.frames, self.times, self.kept = frames, times, kept
+        kept = np.zeros(max(n, 2 * len(self.kept)), np.uint8)
+        kept[: len(self.kept)] = self.kept
+        self.kept = kept
+
+    def _append(self, ids: np.ndarray, frames: np.ndarray, times: np.ndarray) -> None:
+        """Append kept frames, doubling the rows when they run out."""
+        end = self._stored + len(ids)
+        if end > len(self.f_id):
+            size = max(end, 2 * len(self.f_id))
+            for name in ("f_id", "f_frame", "f_ts"):
+                old = getattr(self, name)
+                new = np.empty(size, old.dtype)
+                new[: self._stored] = old[: self._stored]
+                setattr(self, name, new)
+        self.f_id[self._stored : end] = ids
+        self.f_frame[self._stored : end] = frames
+        self.f_ts[self._stored : end] = times
+        self._stored = end
 
     def _mark_room(self) -> None:
         """Recompute the bitmap of keys with room after some filled up."""
@@ -114,10 +126,9 @@ class SizeDetector:
         counts = np.diff(np.r_[starts, len(ids)])
         slot = self.kept[ids] + np.arange(len(ids)) - np.repeat(starts, counts)
         ok = slot < MAX_FRAMES
-        self.frames[ids[ok], slot[ok]] = view.frames[rows[ok]]
-        self.times[ids[ok], slot[ok]] = view.ts[rows[ok]]
+        self._append(ids[ok], view.frames[rows[ok]], view.ts[rows[ok]])
         keys = ids[starts]
-        before = self.kept[keys]
+        before = self.kept[keys].astype(np.int64)
         self.kept[keys] = np.minimum(before + counts, MAX_FRAMES)
         return bool(((before < MAX_FRAMES) & (self.kept[keys] == MAX_FRAMES)).any())
 
@@ -146,9 +157,10 @@ class SizeDetector:
 
     def first_frames(self, keep: np.ndarray) -> list[tuple[int, float]]:
         """The first :data:`MAX_FRAMES` (frame, time) of the entries ``keep`` selects."""
-        ids = self.table.ids[keep]
-        filled = np.arange(MAX_FRAMES) < self.kept[ids][:, None]
-        frames, times = self.frames[ids][filled], self.times[ids][filled]
+        chosen = np.zeros(len(self.kept), bool)
+        chosen[self.table.ids[keep]] = True
+        mine = chosen[self.f_id[: self._stored]]
+        frames, times = self.f_frame[: self._stored][mine], self.f_ts[: self._stored][mine]
         first = np.argsort(frames, kind="stable")[:MAX_FRAMES]
         return list(zip(frames[first].tolist(), times[first].tolist()))
 
