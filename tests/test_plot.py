@@ -144,3 +144,32 @@ def test_a_dense_series_is_drawn_once_per_spot_to_the_byte() -> None:
     spot = np.floor(times * (X_SPOTS / 100.0)).astype(np.int64)
     kept = set(zip(np.floor(x * (X_SPOTS / 100.0)).astype(np.int64).tolist(), y.tolist()))
     assert kept == set(zip(spot.tolist(), sizes.tolist()))  # every (spot, size) once
+
+
+def test_more_large_packets_than_the_budget_are_thinned_over_the_whole_capture(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Keeping the first large packets only would end the picture's line where the budget
+    ran out; thinned evenly, the line spans the capture, and the note says so."""
+    import labkit.analyze.plotdata as plotdata
+
+    monkeypatch.setattr(plotdata, "MAX_POINTS", 1000)
+    pts = plotdata._Points(1347)
+    for k in range(50):  # 50 chunks of 1000 packets, nine in ten of them 1418 bytes
+        t = np.arange(1000) + k * 1000.0
+        size = np.where(np.arange(1000) % 10 == 0, 100, 1418)
+        addr = np.full(1000, 5, np.uint64)
+        pts.add(t, size, addr, addr + 1, addr[:1])
+    rows = pts.rows()
+    big = rows.t[rows.s == 1418]
+    assert len(big) == -(-45_000 // pts.big.stride) and 500 < len(big) <= 1000
+    assert len(rows[rows.s == 100]) == -(-5_000 // pts.small.stride) <= 1000
+    assert big.min() < 1000 and big.max() > 48_000  # spread over the whole capture
+    assert np.all(np.diff(rows.t) >= 0)
+    sampler = plotdata.Sampler()
+    sampler.points = pts
+    (note,) = build([("big.pcap", sampler)], [], LogInputs()).notes
+    assert note == (
+        f"big.pcap: 50000 packets, the ones above 1347 bytes sampled 1 in {pts.big.stride}, "
+        f"the ones at or below 1347 bytes sampled 1 in {pts.small.stride}"
+    )
