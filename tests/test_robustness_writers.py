@@ -197,11 +197,29 @@ def test_writers_refuse_existing_files_without_force(tmp_path: Path) -> None:
 
 
 def _annotate_until_part(cap: Path, out: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
-    proc = labkit_popen("analyze", str(cap), "--annotate", str(out), "--no-progress", *extra)
-    return proc, _wait_for_part(out.parent, proc)
+    """An ``--annotate`` run stopped (SIGSTOP) while its ``.part`` exists, so that what the
+    test does next (a signal, a file saved meanwhile) lands during the write however loaded
+    the machine is: a writer that finished between the poll and the stop is run again (the
+    write takes a second; at most a few tries)."""
+    for _ in range(5):
+        proc = labkit_popen("analyze", str(cap), "--annotate", str(out), "--no-progress", *extra)
+        part = _wait_for_part(out.parent, proc)
+        proc.send_signal(signal.SIGSTOP)
+        if part.exists():
+            return proc, part
+        proc.send_signal(signal.SIGCONT)
+        _finish(proc)
+        for left in out.parent.iterdir():
+            left.unlink()
+        if "--force" in extra:
+            out.write_bytes(b"old")
+    raise AssertionError("the write always finished before it could be stopped")
 
 
 def _finish(proc: subprocess.Popen) -> str:
+    """Let a stopped run go on (SIGCONT; any signal sent meanwhile is delivered first) and
+    collect its standard error."""
+    proc.send_signal(signal.SIGCONT)
     try:
         _, err = proc.communicate(timeout=120)
     finally:
