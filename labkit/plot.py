@@ -8,9 +8,11 @@ reconnects as vertical lines through both panels. Bottom panel: one lane per kin
 so "packets over 1347, ICMP, DTLS retries, reconnect" reads left to right at a glance.
 
 Renderers never decide: :class:`Timeline` is built elsewhere (``labkit.analyze.timeline``);
-this module only draws it. matplotlib is imported here, lazily, with the Agg backend (no
-display needed), and only when a plot is asked for: :func:`preload` starts that import in the
-background when the command knows a PNG will be drawn, while the captures are read.
+this module only draws it. matplotlib is imported here, lazily, and only when a plot is asked
+for: a :class:`~matplotlib.figure.Figure` on an Agg canvas (no pyplot, no display), its margins
+computed once from the sizes of its texts (no layout engine drawing it twice), one collection
+of artists per series. :func:`preload` starts the import in the background when the command
+knows a PNG will be drawn, while the captures are read.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: Lanes of the event panel, top to bottom, with their colours and marker shapes.
 LANES: Final[dict[str, tuple[str, str]]] = {
@@ -44,15 +49,17 @@ X_SPOTS: Final = 4000
 
 
 def _import_matplotlib() -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401 - the import is the point
+    """The two modules a PNG needs: the figure and the Agg canvas. pyplot is never imported:
+    it adds its backend machinery, GUI hooks and a global figure registry (a fifth of the
+    import time) that a picture drawn straight into a file does not use."""
+    import matplotlib.backends.backend_agg  # noqa: F401 - the import is the point
+    import matplotlib.figure  # noqa: F401
 
 
 def preload() -> None:
-    """Start importing matplotlib (about a second) in a background thread; :func:`render_png`
-    finds it imported, or waits for the import in progress (Python's import lock)."""
+    """Start importing matplotlib (about half a second) in a background thread;
+    :func:`render_png` finds it imported, or waits for the import in progress (Python's import
+    lock)."""
     import threading
 
     threading.Thread(
@@ -137,42 +144,134 @@ def _spaced_labels(markers: Sequence[Marker], span: tuple[float, float] | None) 
     return out
 
 
-def render_png(t: Timeline, out: Path) -> None:
-    """Draw ``t`` into ``out`` (a path the caller got from :func:`labkit.fileio.atomic_output`)."""
+#: The picture: 12 inches wide at 110 dots an inch; the size panel 3.1 inches high, the event
+#: panel 0.3 inch a lane (plus 0.35); the margins around them come from their texts. Font sizes in points (1/72 inch), as the texts use them.
+WIDTH_IN: Final = 12.0
+DPI: Final = 110
+_TITLE_PT, _LABEL_PT, _LANE_PT, _LEGEND_PT, _NOTE_PT = 11.0, 10.0, 8.0, 8.0, 7.0
+_LINE: Final = 1.2  # a text line's height per point of font size (matplotlib's line spacing)
+_PAD: Final = 6.0  # points between the picture's edge and any text
+_TICK: Final = 7.0  # a tick (3.5 points) and the pad to its label (3.5): matplotlib's defaults
+_AXIS_LABEL_PAD: Final = 4.0  # between tick labels and the axis label (matplotlib's default)
+_PANEL_GAP: Final = 18.0  # between the two panels (the upper one has no tick labels)
+_LEGEND_ROW: Final = 14.0  # one legend row at 8 points: a line and its spacing
+_LEGEND_COLUMNS: Final = 3
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """The margins around the two panels, in points, from the sizes of the texts that go in
+    them: the room a layout engine would find by drawing the figure twice, computed once.
+
+    ``bottom`` holds, from the lower panel down: tick labels, the x label, the legend rows,
+    the notes line."""
+
+    left: float
+    right: float
+    top: float
+    bottom: float
+    legend_top: float  # from the figure's lower edge
+
+    @classmethod
+    def of(cls, lanes: Sequence[str], top_size: float, legend_rows: int) -> _Frame:
+        from matplotlib.font_manager import FontProperties
+        from matplotlib.textpath import TextToPath
+
+        measure = TextToPath().get_text_width_height_descent
+
+        def width(text: str, size: float) -> float:
+            return float(measure(text, FontProperties(size=size), ismath=False)[0])
+
+        # The size panel's left side: the rotated y label, then tick labels as wide as the
+        # largest size's digits; the event panel's: its lane names.
+        sizes_side = _LABEL_PT * _LINE + _AXIS_LABEL_PAD + width(f"{top_size:.0f}", _LABEL_PT)
+        lanes_side = max((width(lane, _LANE_PT) for lane in lanes), default=0.0)
+        x_axis = _TICK + 2 * _LABEL_PT * _LINE + _AXIS_LABEL_PAD  # tick labels, "seconds"
+        legend = legend_rows * _LEGEND_ROW + (_PAD if legend_rows else 0.0)
+        notes = _NOTE_PT * _LINE
+        return cls(
+            left=_PAD + _TICK + max(sizes_side, lanes_side),
+            right=_PAD + width("0000", _LABEL_PT) / 2,  # the last x tick label's right half
+            top=_PAD + 2 * _TITLE_PT * _LINE + _PAD,
+            bottom=x_axis + legend + notes + 2 * _PAD,
+            legend_top=legend + notes + _PAD,
+        )
+
+
+def draw(t: Timeline) -> Figure:
+    """The picture of ``t``: a matplotlib figure on an Agg canvas, every artist placed."""
     _import_matplotlib()
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     span = t.span()
     t0 = span[0] if span else 0.0
+    width = (span[1] - span[0]) if span else 0.0
     lanes = _lane_order(t.markers)
-    heights = [3.6, 0.35 * max(1, len(lanes)) + 0.4]
-    fig, (top, bottom) = plt.subplots(
-        2, 1, sharex=True, figsize=(12, sum(heights) + 1.2), gridspec_kw={"height_ratios": heights}
+    drawn = [s for s in t.series if len(s.times)]
+    levels = sorted(t.levels, key=lambda lv: -lv.value)
+    sizes = [s.sizes for s in drawn]
+    y_range = None
+    if sizes or levels:
+        highs = [float(a.max()) for a in sizes] + [lv.value for lv in levels]
+        lows = [float(a.min()) for a in sizes] + [lv.value for lv in levels]
+        y_range = (max(0.0, min(lows) - 80), max(highs) + 110)
+    rows = -(-len(drawn) // _LEGEND_COLUMNS)
+    frame = _Frame.of(lanes, y_range[1] if y_range else 1.0, rows)
+
+    heights = [3.1, 0.3 * max(1, len(lanes)) + 0.35]
+    high_pt = sum(heights) * 72 + _PANEL_GAP + frame.top + frame.bottom
+    wide_pt = WIDTH_IN * 72
+    fig = Figure(figsize=(WIDTH_IN, high_pt / 72), dpi=DPI)
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(
+        2,
+        1,
+        height_ratios=heights,
+        left=frame.left / wide_pt,
+        right=1 - frame.right / wide_pt,
+        top=1 - frame.top / high_pt,
+        bottom=frame.bottom / high_pt,
+        hspace=_PANEL_GAP / (sum(heights) * 72 / 2),  # a fraction of the mean panel height
     )
+    top = fig.add_subplot(grid[0])
+    bottom = fig.add_subplot(grid[1], sharex=top)
+    top.tick_params(labelbottom=False)
     start = datetime.fromtimestamp(t0, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    fig.suptitle(f"{t.title}\n(t = 0 at {start})", fontsize=11)
+    fig.suptitle(
+        f"{t.title}\n(t = 0 at {start})", fontsize=_TITLE_PT, y=1 - _PAD / high_pt, va="top"
+    )
 
     groups = list(dict.fromkeys(s.group for s in t.series))
     points = sum(len(s.times) for s in t.series)
     dot = 30 if points <= 3000 else 10 if points <= 100_000 else 3
-    for s in t.series:
-        if len(s.times):
-            colour = _GROUP_COLOURS[groups.index(s.group) % len(_GROUP_COLOURS)]
-            top.scatter(
-                *_spots(s.times - t0, s.sizes, (span[1] - span[0]) if span else 0.0),
-                s=dot,
-                alpha=0.7,
-                color=colour,
-                label=s.label,
-                marker=_SHAPES[s.direction],
-                rasterized=True,
-                linewidths=0 if _SHAPES[s.direction] == "." else 0.8,
-            )
+    for s in drawn:  # one collection per series
+        top.scatter(
+            *_spots(s.times - t0, s.sizes, width),
+            s=dot,
+            alpha=0.7,
+            color=_GROUP_COLOURS[groups.index(s.group) % len(_GROUP_COLOURS)],
+            label=s.label,
+            marker=_SHAPES[s.direction],
+            linewidths=0 if _SHAPES[s.direction] == "." else 0.8,
+        )
     top.set_ylabel("IP packet size (bytes)")
-    levels = sorted(t.levels, key=lambda lv: -lv.value)
+    styles: tuple[tuple[Literal["--", ":"], list[Level]], ...] = (
+        ("--", levels[0::2]),  # dashed and dotted in turn, from the highest
+        (":", levels[1::2]),
+    )
+    for style, every in styles:
+        if every:  # one collection per style
+            top.hlines(
+                [lv.value for lv in every],
+                0,
+                1,
+                transform=top.get_yaxis_transform(),
+                colors="black",
+                linestyles=style,
+                linewidth=1,
+            )
     for i, lv in enumerate(levels):
-        style = "--" if i % 2 == 0 else ":"
-        top.axhline(lv.value, color="black", linestyle=style, linewidth=1)
         # Inside the axes, right-aligned: the label never steals width from the data.
         top.annotate(
             f"{lv.value}: {lv.label}",
@@ -185,12 +284,8 @@ def render_png(t: Timeline, out: Path) -> None:
             fontsize=8,
             bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1},
         )
-    sizes = [s.sizes for s in t.series if len(s.sizes)]
-    if sizes or levels:
-        values = [float(a.max()) for a in sizes] + [lv.value for lv in levels]
-        lows = [float(a.min()) for a in sizes] + [lv.value for lv in levels]
-        top.set_ylim(max(0.0, min(lows) - 80), max(values) + 110)
-    drawn = [s for s in t.series if len(s.times)]
+    if y_range:
+        top.set_ylim(*y_range)
     if not drawn:
         top.text(
             0.5,
@@ -203,22 +298,27 @@ def render_png(t: Timeline, out: Path) -> None:
         )
     top.grid(True, axis="y", alpha=0.3)
 
-    for m in t.markers:
-        if m.reconnect:
-            for ax in (top, bottom):
-                ax.axvline(m.time - t0, color=LANES[m.lane][0], linewidth=1.2, alpha=0.8)
-            top.annotate(
-                "reconnect",
-                xy=(m.time - t0, 0.5),
-                xycoords=("data", "axes fraction"),
-                xytext=(-3, 0),
-                textcoords="offset points",
-                fontsize=8,
-                rotation=90,
-                ha="right",
-                va="center",
-                color=LANES[m.lane][0],
+    reconnects = [m for m in t.markers if m.reconnect]
+    if reconnects:  # one collection per panel for the vertical lines
+        xs = [m.time - t0 for m in reconnects]
+        colours = [LANES[m.lane][0] for m in reconnects]
+        for ax in (top, bottom):
+            ax.vlines(
+                xs, 0, 1, transform=ax.get_xaxis_transform(), colors=colours, lw=1.2, alpha=0.8
             )
+    for m in reconnects:
+        top.annotate(
+            "reconnect",
+            xy=(m.time - t0, 0.5),
+            xycoords=("data", "axes fraction"),
+            xytext=(-3, 0),
+            textcoords="offset points",
+            fontsize=8,
+            rotation=90,
+            ha="right",
+            va="center",
+            color=LANES[m.lane][0],
+        )
 
     for row, lane in enumerate(lanes):
         colour, shape = LANES[lane]
@@ -233,24 +333,28 @@ def render_png(t: Timeline, out: Path) -> None:
                 fontsize=7,
                 color=colour,
             )
-    bottom.set_yticks(range(len(lanes)), lanes, fontsize=8)
+    bottom.set_yticks(range(len(lanes)), lanes, fontsize=_LANE_PT)
     bottom.set_ylim(len(lanes) - 0.5, -0.7)
     bottom.set_xlabel("seconds")
     bottom.grid(True, axis="x", alpha=0.3)
     if t.notes:
-        fig.text(0.01, 0.005, "; ".join(t.notes), fontsize=7, color="grey")
-    rows = -(-len(drawn) // 3)  # legend rows under the panels, three series a row
-    bottom_room = (0.03 + 0.028 * rows) if drawn else 0.02
-    fig.tight_layout(rect=(0, bottom_room, 1, 1))
+        fig.text(
+            _PAD / wide_pt, _PAD / high_pt, "; ".join(t.notes), fontsize=_NOTE_PT, color="grey"
+        )
     if drawn:
         fig.legend(
             *top.get_legend_handles_labels(),
-            loc="lower center",
-            ncol=min(3, len(drawn)),
-            fontsize=8,
+            loc="upper center",
+            ncol=min(_LEGEND_COLUMNS, len(drawn)),
+            fontsize=_LEGEND_PT,
             frameon=False,
             markerscale=1.5 if dot >= 10 else 3,
-            bbox_to_anchor=(0.5, 0.012),
+            bbox_to_anchor=(0.5, frame.legend_top / high_pt),
+            borderaxespad=0,
         )
-    fig.savefig(out, format="png", dpi=110)
-    plt.close(fig)
+    return fig
+
+
+def render_png(t: Timeline, out: Path) -> None:
+    """Draw ``t`` into ``out`` (a path the caller got from :func:`labkit.fileio.atomic_output`)."""
+    draw(t).canvas.print_png(out)  # type: ignore[attr-defined]  # the Agg canvas draw() set

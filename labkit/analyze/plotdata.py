@@ -6,9 +6,9 @@ Packet sizes come from the analyzer's one pass over each capture (:class:`Sample
 consumer of the same chunks the detectors see; no Python per packet): IP length, time and
 direction relative to the client, plus the rows that are DTLS ClientHellos, TLS ClientHellos
 and ICMP frag-needed / Packet Too Big. Everything else comes from the findings and the log
-events. Memory is bounded while the capture streams by (:class:`_Points`: every packet above
-a floor kept, the rest evenly decimated to :data:`MAX_POINTS`); so are markers per lane. The
-MTU lines are known only after judging, so the sampler's floor is the smallest MTU known
+events. Memory is bounded while the capture streams by (:class:`_Points`: the packets above a
+floor and the others each evenly decimated to :data:`MAX_POINTS`, every large packet kept
+below that); so are markers per lane. The MTU lines are known only after judging, so the sampler's floor is the smallest MTU known
 before the pass: ``--tunnel-mtu``, else the model's TLS MTU.
 """
 
@@ -63,26 +63,56 @@ def _levels(findings: Sequence[Finding]) -> tuple[Level, ...]:
     return tuple(Level(v, ", ".join(labels)) for v, labels in sorted(named.items(), reverse=True))
 
 
+class _Thinned:
+    """Rows of one kind, kept in bounded memory while the capture streams by: each time
+    :data:`MAX_POINTS` fill, every other kept row goes and the stride doubles, so the kept ones
+    stay evenly spread over the whole capture (keeping the first ones instead would end the
+    picture's line where the budget ran out)."""
+
+    def __init__(self) -> None:
+        self.stride = 1
+        self.seen = 0
+        self.kept = 0
+        self.parts: list[np.ndarray] = []  # rows of _INDEXED
+
+    def add(
+        self, rows: np.ndarray, t: np.ndarray, size: np.ndarray, src: np.ndarray, dst: np.ndarray
+    ) -> None:
+        index = self.seen + np.arange(len(rows))
+        self.seen += len(rows)
+        keep = index % self.stride == 0
+        rows = rows[keep]
+        part = np.empty(len(rows), _INDEXED)  # only the kept rows are copied out of the chunk
+        part["t"], part["s"], part["src"], part["dst"] = t[rows], size[rows], src[rows], dst[rows]
+        part["i"] = index[keep]
+        self.parts.append(part)
+        self.kept += len(part)
+        while self.kept > MAX_POINTS:
+            self.stride *= 2
+            self.parts = [x[x["i"] % self.stride == 0] for x in self.parts]
+            self.kept = sum(len(x) for x in self.parts)
+
+
 class _Points:
     """The packets of one capture, kept in bounded memory while the capture streams by.
 
-    Every packet above the smallest MTU line is kept (up to :data:`MAX_POINTS`); the others
-    are decimated: each time the budget fills, every other kept point goes and the stride
-    doubles, so the kept ones stay evenly spread over the whole capture.
+    Packets above the smallest MTU line (the picture's point) and the others are thinned
+    apart, each to :data:`MAX_POINTS`: every large packet is kept unless there are more than
+    that, and a mass of small ones never crowds them out.
     """
 
     def __init__(self, floor: int) -> None:
         self.floor = floor
-        self.stride = 1
-        self.seen_small = 0
-        self.big: list[np.recarray] = []  # rows of _ROW
-        self.small: list[np.recarray] = []  # rows of _INDEXED
-        self.n_big = 0
+        self.big = _Thinned()
+        self.small = _Thinned()
         self.sent: Counter = Counter()  # packets per source address hash
         self.received: Counter = Counter()
         self.openers: Counter = Counter()  # TCP SYN sources: who opens connections
         self.total = 0
-        self.thinned = False
+
+    @property
+    def thinned(self) -> bool:
+        return self.big.stride > 1 or self.small.stride > 1
 
     @staticmethod
     def _count(counter: Counter, values: np.ndarray) -> None:
@@ -99,37 +129,18 @@ class _Points:
         self._count(self.received, dst)
         self._count(self.openers, syn_src)
         big = size > self.floor
-        # Only the rows kept become records: a GB capture's packets are mostly thinned away.
-        if self.n_big < MAX_POINTS:
-            rows = np.flatnonzero(big)[: MAX_POINTS - self.n_big]
-            self.big.append(
-                np.rec.fromarrays([t[rows], size[rows], src[rows], dst[rows]], dtype=_ROW)
-            )
-            self.n_big += len(rows)
-        small = np.flatnonzero(~big)
-        index = self.seen_small + np.arange(len(small))
-        self.seen_small += len(small)
-        kept = index % self.stride == 0
-        rows, index = small[kept], index[kept]
-        self.small.append(
-            np.rec.fromarrays([t[rows], size[rows], src[rows], dst[rows], index], dtype=_INDEXED)
-        )
-        if sum(len(x) for x in self.small) > MAX_POINTS:
-            self.stride *= 2
-            self.thinned = True
-            self.small = [x[x.i % self.stride == 0] for x in self.small]
+        self.big.add(np.flatnonzero(big), t, size, src, dst)
+        self.small.add(np.flatnonzero(~big), t, size, src, dst)
 
     def rows(self) -> np.recarray:
-        parts = [
-            x
-            for x in [np.rec.fromarrays([x.t, x.s, x.src, x.dst], dtype=_ROW) for x in self.small]
-            + self.big
-            if len(x)
-        ]
-        if not parts:
-            return np.recarray(0, dtype=_ROW)
-        out = np.concatenate(parts).view(np.recarray)
-        return out[np.argsort(out.t, kind="stable")]  # type: ignore[return-value]  # as in add()
+        parts = [x for x in self.big.parts + self.small.parts if len(x)]
+        out = np.empty(sum(len(x) for x in parts), _ROW)
+        if parts:
+            kept = np.concatenate(parts)
+            order = np.argsort(kept["t"], kind="stable")
+            for name in _ROW.names or ():
+                out[name] = kept[name][order]
+        return out.view(np.recarray)
 
 
 class Sampler:
@@ -223,11 +234,13 @@ def build(
                 series.append(
                     Series(f"{label} ({count})", rows.t[mask], rows.s[mask], name, direction)
                 )
-        if pts.thinned:
-            notes.append(
-                f"{name}: {pts.total} packets, the ones at or below {pts.floor} bytes "
-                f"sampled 1 in {pts.stride}"
-            )
+        sampled = [
+            f"the ones {where} {pts.floor} bytes sampled 1 in {kind.stride}"
+            for where, kind in (("above", pts.big), ("at or below", pts.small))
+            if kind.stride > 1
+        ]
+        if sampled:
+            notes.append(f"{name}: {pts.total} packets, " + ", ".join(sampled))
     if series and len(levels) > 1:  # captured packets over the smallest MTU: the picture's point
         levels = tuple(
             Level(lv.value, f"{lv.label} ({over} packets above)") if lv.value == floor else lv
