@@ -253,3 +253,20 @@ def test_a_wrong_master_secret_fails_at_the_finished_message(tmp_path: Path, cip
     assert note.message.endswith(f"(record integrity check failed: {kind})")
     ccs = b"\x14\x03\x03\x00\x01\x01"  # ChangeCipherSpec: the client's Finished follows it
     assert note.frame == next(s.frame for s in _segments(capture) if ccs in s.payload)
+
+
+def test_a_long_session_is_drawn_to_its_end_evenly_thinned(tmp_path: Path) -> None:
+    """More DATA packets than the timeline keeps: every stride-th is kept, from the first to
+    within one stride of the last, never the first ones alone (a 141 s session was drawn to
+    36 s)."""
+    capture, keys, _truth = _session(tmp_path, "AES128-SHA", True)
+    segments, keylog = _segments(capture), parse_keylog(keys.read_text())
+    every = decrypt(segments, keylog).data_sizes
+    assert len(every) > 200
+    kept = decrypt(segments, keylog, max_sizes=64).data_sizes
+    stride = 1  # the smallest power of two that brings the session within 64
+    while -(-len(every) // stride) > 64:
+        stride *= 2
+    assert stride > 1 and 32 < len(kept) <= 64
+    assert kept.frame.tolist() == every.frame[::stride].tolist()
+    assert kept.frame[-1] > every.frame[-1 - stride]

@@ -71,7 +71,7 @@ from labkit.wire.tlsstream import TLS_HEADER, TcpReassembler, TlsRecordSplitter
 from labkit.wire.tlswalk import Records
 
 MAX_RECORDS: Final = 1_000_000  # records decrypted per run: the work bound
-MAX_SIZES: Final = 200_000  # data packet sizes kept for the timeline plot
+MAX_SIZES: Final = 200_000  # data packet sizes kept for the timeline plot (evenly thinned)
 MAX_FAILURES: Final = 3  # integrity failures in a row before a flow's secret is judged wrong
 #: Records counted from their first block (:meth:`Decryptor.plan`) are authenticated whole too
 #: when they are among the first AUTH_FIRST of their direction, or every AUTH_EVERY-th after.
@@ -118,8 +118,7 @@ class DataSizes:
         return len(self.size)
 
     def of(self, direction: Direction) -> DataSizes:
-        keep = self.to_client == (direction == "to-client")
-        return DataSizes(self.time[keep], self.frame[keep], self.to_client[keep], self.size[keep])
+        return _take(self, self.to_client == (direction == "to-client"))
 
     def items(self) -> tuple[DataSize, ...]:
         """One :class:`DataSize` per packet."""
@@ -129,6 +128,10 @@ class DataSizes:
                 self.time.tolist(), self.frame.tolist(), self.to_client.tolist(), self.size.tolist()
             )
         )
+
+
+def _take(sizes: DataSizes, rows: np.ndarray) -> DataSizes:
+    return DataSizes(sizes.time[rows], sizes.frame[rows], sizes.to_client[rows], sizes.size[rows])
 
 
 def _sizes(parts: list[DataSizes]) -> DataSizes:
@@ -458,23 +461,33 @@ class _Flow:
 class Decryptor:
     """Feed segments in capture order with :meth:`feed`; :meth:`report` at the end."""
 
-    def __init__(self, keylog: KeyLog, *, max_records: int = MAX_RECORDS) -> None:
+    def __init__(
+        self, keylog: KeyLog, *, max_records: int = MAX_RECORDS, max_sizes: int = MAX_SIZES
+    ) -> None:
         self.keylog = keylog
         self.max_records = max_records
+        self.max_sizes = max_sizes
         self._flows: dict[tuple[tuple[str, int], tuple[str, int]], _Flow | None] = {}
         self.tls_flows = 0
         self.records = 0
         self.stopped: str | None = None
         # DATA sizes for the timeline: kept (``_kept``, ``_count`` of them), fed one at a time
-        # since the chunk began (``_fed``), counted in bulk in this chunk (``_pending``).
+        # since the chunk began (``_fed``), counted in bulk in this chunk (``_pending``). Every
+        # ``_stride``-th of the ``_seen`` so far is kept: when the kept ones reach
+        # ``max_sizes``, every other one is dropped and the stride doubles, so a session of
+        # any length is drawn from its start to its end, evenly thinned.
         self._kept: list[DataSizes] = []
         self._count = 0
+        self._seen = 0
+        self._stride = 1
         self._fed: list[DataSize] = []
         self._pending: list[DataSizes] = []
 
     def feed(self, seg: Segment) -> None:
         if self.stopped is not None or not seg.payload:
             return
+        if len(self._fed) >= self.max_sizes and not self._pending:  # fed alone, never by chunk
+            self.end_chunk()
         a, b = (seg.src, seg.sport), (seg.dst, seg.dport)
         key = (a, b) if a <= b else (b, a)
         if key not in self._flows:  # first payload of this connection: a keyed ClientHello?
@@ -693,8 +706,7 @@ class Decryptor:
         committed plans' sizes merged by frame with those of the records fed one at a time."""
         fed, self._fed = self._fed, []
         pending, self._pending = self._pending, []
-        room = MAX_SIZES - self._count
-        if room <= 0 or not (fed or any(len(p) for p in pending)):
+        if not (fed or any(len(p) for p in pending)):
             return
         one = DataSizes(
             np.array([d.time for d in fed], np.float64),
@@ -703,13 +715,17 @@ class Decryptor:
             np.array([d.size for d in fed], np.int64),
         )
         merged = _sizes([one, *pending])
-        keep = np.argsort(merged.frame, kind="stable")[:room]
-        self._kept.append(
-            DataSizes(
-                merged.time[keep], merged.frame[keep], merged.to_client[keep], merged.size[keep]
-            )
-        )
+        order = np.argsort(merged.frame, kind="stable")
+        index = self._seen + np.arange(len(order))  # each size's place in the whole session
+        self._seen += len(order)
+        keep = order[index % self._stride == 0]
+        self._kept.append(_take(merged, keep))
         self._count += len(keep)
+        while self._count > self.max_sizes:
+            whole = _sizes(self._kept)
+            half = np.arange(0, len(whole), 2)  # kept ones are every stride-th: keep every other
+            self._kept, self._count = [_take(whole, half)], len(half)
+            self._stride *= 2
 
     def _plaintext(
         self, flow: _Flow, direction: Direction, data: bytes, frame: int, time: float
@@ -730,8 +746,7 @@ class Decryptor:
                 if event.type == 0:
                     if d.largest is None or event.length > d.largest.length:
                         d.largest = event
-                    if self._count + len(self._fed) < MAX_SIZES:
-                        self._fed.append(DataSize(event.time, event.frame, direction, event.length))
+                    self._fed.append(DataSize(event.time, event.frame, direction, event.length))
             elif isinstance(event, StreamError):
                 self._stop(flow, event.frame, f"decrypted stream is not HTTP/CSTP: {event.message}")
                 return
@@ -784,10 +799,14 @@ class Decryptor:
 
 
 def decrypt(
-    segments: Iterable[Segment], keylog: KeyLog, *, max_records: int = MAX_RECORDS
+    segments: Iterable[Segment],
+    keylog: KeyLog,
+    *,
+    max_records: int = MAX_RECORDS,
+    max_sizes: int = MAX_SIZES,
 ) -> DecryptReport:
     """Run a :class:`Decryptor` over ``segments``."""
-    dec = Decryptor(keylog, max_records=max_records)
+    dec = Decryptor(keylog, max_records=max_records, max_sizes=max_sizes)
     for seg in segments:
         dec.feed(seg)
     return dec.report()
