@@ -855,8 +855,9 @@ def _merge_same_clause(sets: list[FrameSet]) -> list[FrameSet]:
 #: Findings of one kind (id and severity) about DTLS pairs that a case lists one by one. The
 #: rest are said by one more finding, the first of them, whose ``more_pairs`` counts the
 #: others: a head-end's capture with 100 k WebRTC or failing clients still makes a report a
-#: person can read, and only the listed findings are built.
-MAX_LISTED_PAIRS = 20
+#: person can read, and only the listed findings are built. A busy head-end's hour (hundreds
+#: of clients) is still listed pair by pair, as scripts that count the findings expect.
+MAX_LISTED_PAIRS = 1000
 
 _PairFinding = DtlsEstablished | DtlsUnanswered | DtlsNondefaultPort | DtlsOther
 

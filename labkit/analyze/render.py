@@ -241,9 +241,11 @@ def _summary_lines(fid: str, group: list[Finding], findings: Sequence[Finding]) 
     span = f", {_clock(min(times))} - {_clock(max(times))} UTC" if times else ""
     label = "head-end" if "server" in group[0].fields else "sender"
     member = "client" if label == "head-end" else "receiver"
+    unlisted = sum(int(f.fields.get("more_pairs") or 0) for f in group)
+    not_listed = f" (and {unlisted} more not listed one by one)" if unlisted else ""
     lines = [
-        f"  [{sev}] {fid}: {len(group)} flows, {len(by_group)} {label}(s){span} "
-        f"(summarised; --all lists each)"
+        f"  [{sev}] {fid}: {len(group) + unlisted} flows, {len(by_group)} {label}(s){span} "
+        f"(summarised; --all lists each){not_listed}"
     ]
     ranked = sorted(by_group.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     # Every head-end is named (the engineer fixes head-ends); other groups, the top few.
