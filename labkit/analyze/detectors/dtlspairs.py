@@ -433,40 +433,35 @@ class DtlsDetector:
         to_server = member(ck, self._keys)
         to_client = member(sk, self._keys) & ~to_server
         for mask, keys, c2s in ((to_server, ck, True), (to_client, sk, False)):
-            self._count(keys[mask & ~uni], rows[sel[mask & ~uni]], view, c2s)
-            self._count_unified(keys[mask & uni], rows[sel[mask & uni]], view, c2s)
+            self._count(keys[mask & ~uni], rows[sel[mask & ~uni]], view, c2s, unified=False)
+            self._count(keys[mask & uni], rows[sel[mask & uni]], view, c2s, unified=True)
         loose = ~(to_server | to_client) & ~uni
         if loose.any():
             self._midstream(view, rows[sel[loose]])
 
-    def _count(self, keys: np.ndarray, rows: np.ndarray, view: ChunkView, c2s: bool) -> None:
+    def _count(
+        self, keys: np.ndarray, rows: np.ndarray, view: ChunkView, c2s: bool, *, unified: bool
+    ) -> None:
+        """Count each pair's records one way: DTLS 1.3 unified-header records apart from the
+        others (only the latter can carry the first answer's evidence)."""
         if not len(keys):
             return
         uniq, first, counts = tally(keys)
         for k, i, n in zip(uniq.tolist(), first.tolist(), counts.tolist()):
             pair = self.pairs[k]
             pair.seen = max(pair.seen, int(view.frames[rows[i]]))
-            if c2s:
+            if unified:
+                if c2s:
+                    pair.unified_c2s += n
+                else:
+                    pair.unified_s2c += n
+            elif c2s:
                 pair.data_c2s += n
             else:
                 if pair.first_data_s2c is None:
                     r = rows[i]
                     pair.first_data_s2c = (int(view.frames[r]), float(view.ts[r]))
                 pair.data_s2c += n
-
-    def _count_unified(
-        self, keys: np.ndarray, rows: np.ndarray, view: ChunkView, c2s: bool
-    ) -> None:
-        if not len(keys):
-            return
-        uniq, first, counts = tally(keys)
-        for k, i, n in zip(uniq.tolist(), first.tolist(), counts.tolist()):
-            pair = self.pairs[k]
-            pair.seen = max(pair.seen, int(view.frames[rows[i]]))
-            if c2s:
-                pair.unified_c2s += n
-            else:
-                pair.unified_s2c += n
 
     def _midstream(self, view: ChunkView, rows: np.ndarray) -> None:
         """Data on a pair whose handshake is not in the capture: server = the lower port."""
@@ -493,8 +488,8 @@ class DtlsDetector:
         self._merge_keys()
         known = member(ck, self._keys)
         ts, kn = to_server & known, ~to_server & known
-        self._count(ck[ts], rows[ts], view, c2s=True)
-        self._count(ck[kn], rows[kn], view, c2s=False)
+        self._count(ck[ts], rows[ts], view, c2s=True, unified=False)
+        self._count(ck[kn], rows[kn], view, c2s=False, unified=False)
 
     def _handshake(
         self, pkt: dec.Packet, key_c: int, key_s: int, hashes: tuple[int, int], rec_seq: int
