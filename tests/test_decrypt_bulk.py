@@ -44,34 +44,44 @@ def _stream(rng: random.Random) -> bytes:
         b"\x17\x03\x03\x50\x01",
     ],
 )
-def test_compiled_and_python_walks_agree(seed: int, pieces: int, tail: bytes) -> None:
+@pytest.mark.parametrize(
+    "cuts",
+    [(16, -16, 0, -32), (16, -64, 0, -80), (0,), (), (7, -1, 70, -90)],  # CBC, +SHA-384 EtM, GCM
+)
+def test_compiled_and_python_walks_agree(
+    seed: int, pieces: int, tail: bytes, cuts: tuple[int, ...]
+) -> None:
     rng = random.Random(seed)
     data = _stream(rng) + tail
     cut = rng.randrange(0, 40)  # an unfinished record carried in from an earlier chunk
     head, rest = data[:cut], data[cut:]
     gaps = [rng.randrange(0, 9) for _ in rest]  # junk between segments, as in a chunk buffer
-    cuts = sorted({0, len(rest), *rng.sample(range(1, len(rest)), pieces - 1)})
+    bounds = sorted({0, len(rest), *rng.sample(range(1, len(rest)), pieces - 1)})
     buf, offs = bytearray(), []
-    for a, b in zip(cuts, cuts[1:]):
+    for a, b in zip(bounds, bounds[1:]):
         buf += b"\xee" * gaps[a]
         offs.append(len(buf))
         buf += rest[a:b]
     arr = np.frombuffer(bytes(buf), np.uint8)
-    lens = np.diff(cuts)
-    c = tlswalk.walk_records(head, arr, np.array(offs), lens)
-    py = tlswalk.walk_records(head, arr, np.array(offs), lens, walk=tlswalk.py_records)
-    for name in ("start", "ctype", "length", "segment", "heads", "tails"):
+    lens = np.diff(bounds)
+    walk = tlswalk.RecordWalk()
+    walk(b"\x17\x03\x03\x00\x00" * 3, arr, np.zeros(1), np.zeros(1), (16, 0))  # used arrays
+    c = walk(head, arr, np.array(offs), lens, cuts)
+    py = tlswalk.RecordWalk(tlswalk.py_records)(head, arr, np.array(offs), lens, cuts)
+    for name in ("start", "ctype", "length", "segment", "blocks"):
         assert np.array_equal(getattr(c, name), getattr(py, name)), name
     assert (c.next, c.bad) == (py.next, py.bad)
     assert c.bad == (tail[:1] == b"\x99" or tail == b"\x17\x03\x03\x50\x01")
+    assert c.blocks.shape == (len(cuts), len(c.start), 16)
     # every record found is the bytes the stream has there, and the walk stops where it must
     for i in range(len(c.start)):
         s, n = int(c.start[i]), int(c.length[i])
         whole = tlswalk.stream_bytes(head, arr, np.array(offs), lens, s, s + 5 + n)
         assert whole == data[s : s + 5 + n] and whole[0] == c.ctype[i]
-        edge = min(n, tlswalk.EDGE)
-        assert c.heads[i, :edge].tobytes() == whole[5 : 5 + edge]
-        assert c.tails[i, tlswalk.EDGE - edge :].tobytes() == whole[len(whole) - edge :]
+        fragment = whole[5:]
+        for j, at in enumerate(n + k if k < 0 else k for k in cuts):
+            want = bytes(fragment[b] if 0 <= b < n else 0 for b in range(at, at + tlswalk.BLOCK))
+            assert c.blocks[j, i].tobytes() == want
     assert c.next == (len(data) - len(tail) if tail else len(data))
 
 

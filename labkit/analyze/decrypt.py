@@ -458,6 +458,18 @@ class _Flow:
         return True
 
 
+_MAGIC_WORD = np.uint64(int.from_bytes(CSTP_MAGIC, "little"))
+
+
+def _type_counts(ptype: np.ndarray) -> tuple[tuple[str, int], ...]:
+    """CSTP packets by type name, in first-seen order: a count per type value (a running
+    tunnel sends two or three), then each present type's first place."""
+    count = np.bincount(ptype, minlength=256)
+    present = np.flatnonzero(count).tolist()
+    first = [int(np.argmax(ptype == t)) for t in present] if len(present) > 1 else [0]
+    return tuple((type_name(t), int(count[t])) for _f, t in sorted(zip(first, present)))
+
+
 class Decryptor:
     """Feed segments in capture order with :meth:`feed`; :meth:`report` at the end."""
 
@@ -652,17 +664,22 @@ class Decryptor:
         if keys is None or flow.done is not None or walk.bad or not d.cstp.at_packet_boundary:
             return None
         n = len(walk.start)
-        p = peek(keys, walk.length, walk.heads, walk.tails)
-        size = (p.plain[:, 4].astype(np.int64) << 8) | p.plain[:, 5]
-        ptype = p.plain[:, 6].astype(np.int64)
-        magic = np.frombuffer(CSTP_MAGIC, np.uint8)
+        p = peek(keys, walk.length, walk.blocks)
+        # The CSTP header (magic, length, type: DESIGN.md section 3), read from each record's
+        # first 8 plaintext bytes as one little-endian word rather than as byte columns.
+        word = p.plain.view("<u8")[:, 0]
+        size = (((word >> np.uint64(32)) & np.uint64(0xFF)) << np.uint64(8)) | (
+            (word >> np.uint64(40)) & np.uint64(0xFF)
+        )
+        size = size.astype(np.int64)
         fits = (
             (walk.ctype == CT_APPLICATION_DATA)
-            & (p.plain[:, :4] == magic).all(axis=1)
+            & ((word & np.uint64(0xFFFFFFFF)) == _MAGIC_WORD)
             & (p.length == CSTP_HEADER_LEN + size)
         )
         if not fits.all():
             return None
+        ptype = ((word >> np.uint64(48)) & np.uint64(0xFF)).astype(np.int64)
         index = d.opened + np.arange(n)
         for i in np.flatnonzero((index < AUTH_FIRST) | (index % AUTH_EVERY == 0)).tolist():
             start = int(walk.start[i])
@@ -674,10 +691,7 @@ class Decryptor:
             if clear[:CSTP_HEADER_LEN] != p.plain[i].tobytes() or len(clear) != p.length[i]:
                 return None
         frame, time = frames[walk.segment], times[walk.segment]
-        types, first, count = np.unique(ptype, return_index=True, return_counts=True)
-        counts = tuple(
-            (type_name(int(types[k])), int(count[k])) for k in np.argsort(first).tolist()
-        )
+        counts = _type_counts(ptype)
         data = ptype == 0
         largest = None
         if data.any():

@@ -271,7 +271,7 @@ class KeyedDecryption:
 
     Two ways into the decryptor. Once a direction's tunnel runs and its segments in a chunk
     continue its stream in order (no hole, retransmission or reordering), its records are
-    walked in place in the chunk's buffer (:func:`~labkit.wire.tlswalk.walk_records`) and
+    walked in place in the chunk's buffer (:class:`~labkit.wire.tlswalk.RecordWalk`) and
     counted a chunk at a time (:meth:`~labkit.analyze.decrypt.Decryptor.plan`): no Python per
     segment or record. Everything else (the handshake, the CONNECT exchange, a chunk with a
     hole or a record that is not one CSTP packet) is fed segment by segment, as
@@ -280,6 +280,7 @@ class KeyedDecryption:
 
     def __init__(self, keylog: KeyLog) -> None:
         from labkit.analyze.decrypt import Decryptor
+        from labkit.wire.tlswalk import RecordWalk
 
         self.keylog = keylog
         self.decryptor = Decryptor(keylog)
@@ -289,6 +290,8 @@ class KeyedDecryption:
         # keyed connection -> its decryption state and the client's directed flow hash
         self._flows: dict[int, tuple[_Flow, int]] = {}
         self._tries: dict[int, int] = {}  # keyed connection -> offers to bulk in this chunk
+        # One walk's arrays at a time: a plan keeps none of them (it copies what it counts).
+        self._walk = RecordWalk()
 
     def feed(self, view: ChunkView) -> None:
         from labkit.analyze.decode import PROTO_TCP
@@ -396,7 +399,8 @@ class KeyedDecryption:
     ) -> _Planned | None:
         """One direction's rows of a chunk as a plan, when they continue its stream in order
         (no hole, retransmission or reordering) and its records can be counted in bulk."""
-        from labkit.wire.tlswalk import stream_bytes, walk_records
+        from labkit.wire.tlscrypt import peek_blocks
+        from labkit.wire.tlswalk import stream_bytes
 
         c, chunk = view.cols, view.chunk
         d = flow.dirs[direction]
@@ -413,7 +417,7 @@ class KeyedDecryption:
         ):
             return None
         head = bytes(d.records.buf)
-        walk = walk_records(head, chunk.buf, offs, lens)
+        walk = self._walk(head, chunk.buf, offs, lens, peek_blocks(d.keys))
         plan = self.decryptor.plan(
             flow,
             direction,

@@ -9,7 +9,8 @@ def records(
     lens: np.ndarray,
     pos: int,
     rec: np.ndarray,
-    heads: np.ndarray,
-    tails: np.ndarray,
+    blocks: np.ndarray,
+    cuts: np.ndarray,
+    row: int,
     /,
 ) -> tuple[int, int, int]: ...
