@@ -64,10 +64,11 @@ def test_compiled_and_python_walks_agree(
         buf += rest[a:b]
     arr = np.frombuffer(bytes(buf), np.uint8)
     lens = np.diff(bounds)
+    stream = tlswalk.Stream.of(head, arr, np.array(offs), lens)
     walk = tlswalk.RecordWalk()
-    walk(b"\x17\x03\x03\x00\x00" * 3, arr, np.zeros(1), np.zeros(1), (16, 0))  # used arrays
-    c = walk(head, arr, np.array(offs), lens, cuts)
-    py = tlswalk.RecordWalk(tlswalk.py_records)(head, arr, np.array(offs), lens, cuts)
+    walk(tlswalk.Stream.of(b"\x17\x03\x03\x00\x00" * 3, arr, np.zeros(1), np.zeros(1)), (16, 0))  # used arrays
+    c = walk(stream, cuts)
+    py = tlswalk.RecordWalk(tlswalk.py_records)(stream, cuts)
     for name in ("start", "ctype", "length", "segment", "blocks"):
         assert np.array_equal(getattr(c, name), getattr(py, name)), name
     assert (c.next, c.bad) == (py.next, py.bad)
@@ -76,7 +77,7 @@ def test_compiled_and_python_walks_agree(
     # every record found is the bytes the stream has there, and the walk stops where it must
     for i in range(len(c.start)):
         s, n = int(c.start[i]), int(c.length[i])
-        whole = tlswalk.stream_bytes(head, arr, np.array(offs), lens, s, s + 5 + n)
+        whole = stream.read(s, s + 5 + n)
         assert whole == data[s : s + 5 + n] and whole[0] == c.ctype[i]
         fragment = whole[5:]
         for j, at in enumerate(n + k if k < 0 else k for k in cuts):

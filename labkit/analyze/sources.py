@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -400,13 +399,12 @@ class KeyedDecryption:
         """One direction's rows of a chunk as a plan, when they continue its stream in order
         (no hole, retransmission or reordering) and its records can be counted in bulk."""
         from labkit.wire.tlscrypt import peek_blocks
-        from labkit.wire.tlswalk import stream_bytes
+        from labkit.wire.tlswalk import Stream
 
         c, chunk = view.cols, view.chunk
         d = flow.dirs[direction]
         seq = c.seq[rows].astype(np.int64)
         lens = c.pcap[rows].astype(np.int64)
-        offs = c.pay[rows].astype(np.int64)
         if (
             d.keys is None
             or d.tcp.gap is not None
@@ -416,19 +414,14 @@ class KeyedDecryption:
             or not np.all(seq[1:] == (seq[:-1] + lens[:-1]) % 2**32)
         ):
             return None
-        head = bytes(d.records.buf)
-        walk = self._walk(head, chunk.buf, offs, lens, peek_blocks(d.keys))
+        stream = Stream.of(bytes(d.records.buf), chunk.buf, c.pay[rows], lens)
+        walk = self._walk(stream, peek_blocks(d.keys))
         plan = self.decryptor.plan(
-            flow,
-            direction,
-            walk,
-            view.frames[rows],
-            chunk.ts[rows],
-            partial(stream_bytes, head, chunk.buf, offs, lens),
+            flow, direction, walk, view.frames[rows], chunk.ts[rows], stream.read
         )
         if plan is None:
             return None
-        tail = stream_bytes(head, chunk.buf, offs, lens, walk.next, len(head) + int(lens.sum()))
+        tail = stream.read(walk.next, stream.length)
         return _Planned(plan, tail, int((seq[-1] + lens[-1]) % 2**32))
 
     @staticmethod

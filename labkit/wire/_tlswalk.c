@@ -73,6 +73,14 @@ static inline void
 block(const Stream *s, Py_ssize_t i, int64_t frag, int64_t length, int64_t from,
       unsigned char *dst)
 {
+    if (from >= 0 && from + BLOCK <= length) { /* the usual case: one segment, no zeros */
+        int64_t at = frag + from;
+        i = seek(s, i, at);
+        if (at + BLOCK <= s->cum[i + 1]) {
+            memcpy(dst, s->p[i] + (at - s->cum[i]), BLOCK);
+            return;
+        }
+    }
     int64_t a = from < 0 ? 0 : from, b = from + BLOCK > length ? length : from + BLOCK;
     if (a >= b) {
         memset(dst, 0, BLOCK);
@@ -93,9 +101,15 @@ fetch(const Stream *s, Py_ssize_t i, int64_t lo, int64_t hi)
         lo = s->cum[i];
     if (hi > s->cum[s->m])
         hi = s->cum[s->m];
-    for (int64_t off = lo; off < hi; off += LINE) {
-        i = seek(s, i, off);
-        PREFETCH(s->p[i] + (off - s->cum[i]));
+    if (lo >= hi)
+        return;
+    /* Every cache line of the range holds one of lo, lo + LINE, ... or hi - 1. */
+    for (int64_t off = lo; off < hi + LINE - 1; off += LINE) {
+        int64_t at = off < hi ? off : hi - 1;
+        i = seek(s, i, at);
+        PREFETCH(s->p[i] + (at - s->cum[i]));
+        if (at == hi - 1)
+            break;
     }
 }
 
@@ -160,9 +174,13 @@ records(PyObject *self, PyObject *args)
     int status = 0;
     Py_BEGIN_ALLOW_THREADS
     while (n < cap && pos + HEADER <= cum[m]) {
-        unsigned char hdr[HEADER];
+        unsigned char copied[HEADER];
+        const unsigned char *hdr = copied;
         cur = seek(&s, cur, pos);
-        copy(&s, cur, pos, hdr, HEADER);
+        if (pos + HEADER <= cum[cur + 1])
+            hdr = p[cur] + (pos - cum[cur]);
+        else
+            copy(&s, cur, pos, copied, HEADER);
         int64_t length = (hdr[3] << 8) | hdr[4];
         if (hdr[0] < 20 || hdr[0] > 24 || hdr[1] != 3) {
             status = 1;

@@ -59,21 +59,26 @@ class RecordKeys:
     mac_hash: str = ""
     etm: bool = False
     salt: bytes = b""
-    _ecb: Cipher[modes.ECB] = field(init=False, repr=False, compare=False)
     _decrypt: CipherContext = field(init=False, repr=False, compare=False)
     _encrypt: CipherContext = field(init=False, repr=False, compare=False)
+    _gcm: AESGCM | None = field(init=False, repr=False, compare=False)
+    _mac_len: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # One key schedule and one context each way per direction, reused for every batch:
-        # ECB keeps no state between blocks, so a context fed whole blocks is never spent.
+        # One key schedule per direction, and one context each way reused for every record
+        # and batch: ECB keeps no state between blocks, so a context fed whole blocks is
+        # never spent (CBC is ECB and an XOR: :meth:`cbc_decrypt`).
         ecb = Cipher(algorithms.AES(self.key), modes.ECB())
-        object.__setattr__(self, "_ecb", ecb)
+        gcm = self.mode == "gcm"
         object.__setattr__(self, "_decrypt", ecb.decryptor())
         object.__setattr__(self, "_encrypt", ecb.encryptor())
+        object.__setattr__(self, "_gcm", AESGCM(self.key) if gcm else None)
+        mac_len = GCM_TAG if gcm else hashlib.new(self.mac_hash).digest_size
+        object.__setattr__(self, "_mac_len", mac_len)
 
     @property
     def mac_len(self) -> int:
-        return hashlib.new(self.mac_hash).digest_size if self.mode == "cbc" else GCM_TAG
+        return self._mac_len
 
     def ecb_decrypt(self, blocks: bytes | memoryview) -> bytes:
         """Whole 16-byte blocks (contiguous), each decrypted alone."""
@@ -82,6 +87,18 @@ class RecordKeys:
     def ecb_encrypt(self, blocks: bytes | memoryview) -> bytes:
         """Whole 16-byte blocks (contiguous), each encrypted alone."""
         return self._encrypt.update(blocks)
+
+    def cbc_decrypt(self, fragment: bytes) -> bytes:
+        """``fragment`` (an IV, then whole cipher blocks) CBC-decrypted: each block decrypted
+        alone, then XORed with the block before it (NIST SP 800-38A 6.2)."""
+        clear = self._decrypt.update(fragment[BLOCK:])
+        chain = int.from_bytes(fragment[:-BLOCK], "little")
+        return (int.from_bytes(clear, "little") ^ chain).to_bytes(len(clear), "little")
+
+    def gcm_open(self, nonce: bytes, body: bytes, aad: bytes) -> bytes:
+        """An AES-GCM ciphertext and tag opened (``InvalidTag`` when it does not authenticate)."""
+        assert self._gcm is not None, "GCM keys"
+        return self._gcm.decrypt(nonce, body, aad)
 
 
 def _aad(seq: int, header: bytes, length: int) -> bytes:
@@ -99,7 +116,7 @@ def open_record(keys: RecordKeys, seq: int, record: bytes) -> bytes:
             raise IntegrityError("ValueError")
         body = fragment[GCM_NONCE:]
         try:
-            return AESGCM(keys.key).decrypt(
+            return keys.gcm_open(
                 keys.salt + fragment[:GCM_NONCE], body, _aad(seq, header, len(body) - GCM_TAG)
             )
         except InvalidTag:
@@ -111,8 +128,7 @@ def open_record(keys: RecordKeys, seq: int, record: bytes) -> bytes:
             raise IntegrityError("HMACError")
     if len(fragment) < 2 * BLOCK or len(fragment) % BLOCK:
         raise IntegrityError("ValueError")
-    iv, body = fragment[:BLOCK], fragment[BLOCK:]
-    plain = Cipher(algorithms.AES(keys.key), modes.CBC(iv)).decryptor().update(body)
+    plain = keys.cbc_decrypt(fragment)
     pad = plain[-1]
     end = len(plain) - pad - 1 - (0 if keys.etm else keys.mac_len)
     if end < 0 or plain[len(plain) - pad - 1 :] != bytes([pad]) * (pad + 1):
@@ -186,8 +202,9 @@ def peek(keys: RecordKeys, fragment: np.ndarray, blocks: np.ndarray) -> Peek:
     pad = last[:, 1] >> np.uint64(56)  # its last byte: the padding length
     # Every padding byte equals the padding length (RFC 5246 6.2.3.2); the ones in the last
     # block are checked here, a cheap guard against a wrong key or a damaged record.
-    spread = (pad * _ONES)[:, None]
-    pad_ok = (((last ^ spread) & _PAD_BYTES[np.minimum(pad, BLOCK - 1)]) == 0).all(axis=1)
+    in_pad = np.take(_PAD_BYTES, np.minimum(pad, BLOCK - 1).astype(np.intp), axis=0)
+    wrong = (last ^ (pad * _ONES)[:, None]) & in_pad  # padding bytes that differ from ``pad``
+    pad_ok = (wrong[:, 0] | wrong[:, 1]) == 0
     length = cipher - BLOCK - pad.astype(np.int64) - 1 - (0 if keys.etm else mac)
     fits = (cipher >= 2 * BLOCK) & (cipher % BLOCK == 0) & pad_ok & (length >= 0)
     return Peek(first.view(np.uint8).reshape(n, PEEK_PLAIN), np.where(fits, length, -1))

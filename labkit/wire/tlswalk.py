@@ -123,17 +123,9 @@ class RecordWalk:
         self._rec = np.empty((0, FIELDS), np.int64)
         self._blocks = np.empty(0, np.uint8)
 
-    def __call__(
-        self,
-        head: bytes,
-        buf: np.ndarray,
-        offs: np.ndarray,
-        lens: np.ndarray,
-        cuts: tuple[int, ...],
-    ) -> Records:
-        """Every complete record of ``head`` + the segments, with its blocks at ``cuts``."""
-        offs = np.ascontiguousarray(offs, np.int64)
-        lens = np.ascontiguousarray(lens, np.int64)
+    def __call__(self, stream: Stream, cuts: tuple[int, ...]) -> Records:
+        """Every complete record of ``stream``, with its blocks at ``cuts``."""
+        head, buf, offs, lens = stream.head, stream.buf, stream.offs, stream.lens
         cut = np.array(cuts, np.int64)
         k = len(cuts)
         # A record per segment and a few more is the usual count: the arrays grow only when a
@@ -165,18 +157,38 @@ class RecordWalk:
         return rec, blocks
 
 
-def stream_bytes(
-    head: bytes, buf: np.ndarray, offs: np.ndarray, lens: np.ndarray, start: int, end: int
-) -> bytes:
-    """Bytes ``start:end`` of the stream ``head`` + segments (the contract's stream): a whole
-    record to authenticate, or the unfinished tail to carry into the next call."""
-    out = [head[start:end]] if start < len(head) else []
-    ends = len(head) + np.cumsum(lens)  # stream offset after each segment
-    first = int(np.searchsorted(ends, start, side="right"))
-    for i in range(first, len(lens)):
-        seg_start = int(ends[i] - lens[i])
-        if seg_start >= end:
-            break
-        a, b = max(start, seg_start) - seg_start, min(end, int(ends[i])) - seg_start
-        out.append(bytes(buf[int(offs[i]) + a : int(offs[i]) + b]))
-    return b"".join(out)
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """The contract's stream, read in place: ``head`` then ``buf[offs[i] : offs[i] + lens[i]]``
+    for each segment ``i`` (int64 arrays); ``ends``: the stream offset after each segment."""
+
+    head: bytes
+    buf: np.ndarray
+    offs: np.ndarray
+    lens: np.ndarray
+    ends: np.ndarray
+
+    @classmethod
+    def of(cls, head: bytes, buf: np.ndarray, offs: np.ndarray, lens: np.ndarray) -> Stream:
+        offs = np.ascontiguousarray(offs, np.int64)
+        lens = np.ascontiguousarray(lens, np.int64)
+        return cls(head, buf, offs, lens, len(head) + np.cumsum(lens))
+
+    @property
+    def length(self) -> int:
+        return int(self.ends[-1]) if len(self.ends) else len(self.head)
+
+    def read(self, start: int, end: int) -> bytes:
+        """Bytes ``start:end``: a whole record to authenticate, or the unfinished tail to
+        carry into the next walk."""
+        out = [self.head[start:end]] if start < len(self.head) else []
+        first = int(np.searchsorted(self.ends, start, side="right"))
+        for i in range(first, len(self.lens)):
+            seg_end, seg_len = int(self.ends[i]), int(self.lens[i])
+            seg_start = seg_end - seg_len
+            if seg_start >= end:
+                break
+            a, b = max(start, seg_start) - seg_start, min(end, seg_end) - seg_start
+            off = int(self.offs[i])
+            out.append(self.buf[off + a : off + b].tobytes())
+        return b"".join(out)
