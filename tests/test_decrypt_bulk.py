@@ -66,7 +66,9 @@ def test_compiled_and_python_walks_agree(
     lens = np.diff(bounds)
     stream = tlswalk.Stream.of(head, arr, np.array(offs), lens)
     walk = tlswalk.RecordWalk()
-    walk(tlswalk.Stream.of(b"\x17\x03\x03\x00\x00" * 3, arr, np.zeros(1), np.zeros(1)), (16, 0))  # used arrays
+    walk(
+        tlswalk.Stream.of(b"\x17\x03\x03\x00\x00" * 3, arr, np.zeros(1), np.zeros(1)), (16, 0)
+    )  # used arrays
     c = walk(stream, cuts)
     py = tlswalk.RecordWalk(tlswalk.py_records)(stream, cuts)
     for name in ("start", "ctype", "length", "segment", "blocks"):
@@ -137,8 +139,9 @@ def _session(tmp: Path, cipher: str, etm: bool, size: int = 600_000) -> tuple[Pa
     return capture, keys, truth
 
 
-def _analyze(capture: Path, keys: Path) -> DecryptReport:
-    report = analyze([str(capture)], collect=Collect(keylog=read_keylog(str(keys))))
+def _analyze(capture: Path, keys: Path, plot: bool = True) -> DecryptReport:
+    """The decryption by the analyzer's pass; ``plot``: the timeline's sizes kept too."""
+    report = analyze([str(capture)], collect=Collect(keylog=read_keylog(str(keys)), plot=plot))
     ((_path, decrypted),) = report.decrypted
     return decrypted
 
@@ -178,6 +181,9 @@ def test_the_pass_counts_what_the_generator_sent(
     one_by_one = decrypt(_segments(capture), parse_keylog(keys.read_text()))
     assert report.to_json() == one_by_one.to_json()
     assert report.sizes == one_by_one.sizes
+    # without a plot no size is kept, and nothing else changes
+    bare = _analyze(capture, keys, plot=False)
+    assert bare.to_json() == report.to_json() and len(bare.data_sizes) == 0
 
 
 def _flip(capture: Path, segments: list[Segment], offsets: list[int]) -> None:

@@ -277,12 +277,14 @@ class KeyedDecryption:
     :func:`~labkit.analyze.decrypt.decrypt` does.
     """
 
-    def __init__(self, keylog: KeyLog) -> None:
-        from labkit.analyze.decrypt import Decryptor
+    def __init__(self, keylog: KeyLog, *, timeline: bool = True) -> None:
+        """``timeline``: keep the DATA packets' sizes for the timeline (the plot), which no
+        finding reads: without a plot, each chunk's share of them is neither built nor kept."""
+        from labkit.analyze.decrypt import MAX_SIZES, Decryptor
         from labkit.wire.tlswalk import RecordWalk
 
         self.keylog = keylog
-        self.decryptor = Decryptor(keylog)
+        self.decryptor = Decryptor(keylog, max_sizes=MAX_SIZES if timeline else 0)
         self._seen = np.zeros(0, np.uint64)  # connections whose first payload was looked at
         self._keyed = np.zeros(0, np.uint64)  # of those, the ones the key log can decrypt
         self._names: dict[tuple[int, int], tuple[str, str]] = {}
