@@ -10,7 +10,7 @@ log, not its length.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -368,9 +368,14 @@ class KeyedDecryption:
         c = view.cols
         plans: list[_Planned] = []
         rest: list[np.ndarray] = []
-        order = np.argsort(conn, kind="stable")  # rows grouped by connection, in capture order
-        keys, starts = np.unique(conn[order], return_index=True)
-        for key, mine in zip(keys.tolist(), np.split(rows[order], starts[1:])):
+        groups: Iterable[tuple[int, np.ndarray]]
+        if len(conn) and bool((conn == conn[0]).all()):  # one connection: the usual capture
+            groups = [(int(conn[0]), rows)]
+        else:  # rows grouped by connection, in capture order
+            order = np.argsort(conn, kind="stable")
+            keys, starts = np.unique(conn[order], return_index=True)
+            groups = zip(keys.tolist(), np.split(rows[order], starts[1:]))
+        for key, mine in groups:
             known = self._flows.get(key)
             if known is None:
                 rest.append(mine)
@@ -413,7 +418,7 @@ class KeyedDecryption:
             or d.tcp.pending
             or d.records.error is not None
             or d.tcp.next_seq != int(seq[0])
-            or not np.all(seq[1:] == (seq[:-1] + lens[:-1]) % 2**32)
+            or not np.array_equal(seq[1:], (seq[:-1] + lens[:-1]) & 0xFFFFFFFF)
         ):
             return None
         stream = Stream.of(bytes(d.records.buf), chunk.buf, c.pay[rows], lens)
@@ -424,7 +429,7 @@ class KeyedDecryption:
         if plan is None:
             return None
         tail = stream.read(walk.next, stream.length)
-        return _Planned(plan, tail, int((seq[-1] + lens[-1]) % 2**32))
+        return _Planned(plan, tail, int(seq[-1] + lens[-1]) & 0xFFFFFFFF)
 
     @staticmethod
     def _payload(view: ChunkView, row: int) -> bytes:
