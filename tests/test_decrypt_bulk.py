@@ -88,6 +88,33 @@ def test_compiled_and_python_walks_agree(
     assert c.next == (len(data) - len(tail) if tail else len(data))
 
 
+@pytest.mark.skipif(not tlswalk.COMPILED, reason="the C loops were not built (no compiler)")
+@pytest.mark.parametrize("mac", [0, 20, 48])
+def test_compiled_and_numpy_cbc_peeks_agree(mac: int) -> None:
+    """The CBC arithmetic of peek (first bytes, padding check, length), compiled and in numpy,
+    on blocks whose last one ends in good padding, bad padding, or neither."""
+    from labkit.wire import tlscrypt
+
+    rng = np.random.default_rng(mac)
+    n = 4000
+    clear = rng.integers(0, 256, (2, n, 16), dtype=np.uint8)
+    masks = rng.integers(0, 256, (2, n, 16), dtype=np.uint8)
+    for i in range(0, n, 2):  # every other record: a padding of pad + 1 bytes, some spoiled
+        pad = int(rng.integers(0, 40))
+        last = clear[1, i] ^ masks[1, i]
+        last[16 - min(pad + 1, 16) :] = pad
+        if i % 6 == 0:
+            last[int(rng.integers(16 - min(pad + 1, 16), 16))] ^= 1 << int(rng.integers(0, 8))
+        clear[1, i] = last ^ masks[1, i]
+    cipher = rng.choice([0, 16, 31, 32, 48, 64, 100, 1408, 1424, 16400], n).astype(np.int64)
+    py = tlscrypt.py_cbc_peek(clear.tobytes(), masks, cipher, mac)
+    c = tlscrypt.cbc_peek(clear.tobytes(), masks, cipher, mac)
+    assert tlscrypt.cbc_peek is not tlscrypt.py_cbc_peek
+    assert np.array_equal(py[0], c[0]) and np.array_equal(py[1], c[1])
+    assert np.array_equal(py[0], (clear[0] ^ masks[0])[:, :8])
+    assert 0 < (c[1] >= 0).sum() < n / 2  # some records fit, most do not
+
+
 # ---------------------------------------------------------------------- the suites
 
 

@@ -1,6 +1,9 @@
-/* The TLS record walk of labkit.wire.tlswalk, compiled.
+/* The per-record loops of reading a running TLS tunnel in bulk, compiled: the record walk of
+ * labkit.wire.tlswalk, and the CBC arithmetic of labkit.wire.tlscrypt.peek (cbc_peek, at the
+ * end: a record's first bytes and length from its decrypted first and last blocks, which in
+ * numpy took some twenty passes over the records' arrays).
  *
- * Each record's offset is the previous offset plus the previous record's length, so the walk
+ * The walk. Each record's offset is the previous offset plus the previous record's length, so the walk
  * over a decrypted session's records cannot be vectorized; in Python it costs about a
  * microsecond a record, as much as the whole analysis of a packet. This file does the same walk
  * with the same stopping rules (labkit/wire/tlswalk.py holds the Python twin and the contract;
@@ -226,14 +229,70 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(cbc_peek_doc,
+"cbc_peek(clear, masks, cipher, mac, plain, length)\n\n"
+"The CBC arithmetic of labkit.wire.tlscrypt.peek over n records, in one pass: clear and\n"
+"masks are two planes of n blocks each (the decrypted first and last cipher blocks; the IV\n"
+"and the block before the last), cipher the int64 bytes of IV and cipher blocks, mac the\n"
+"MAC bytes inside the encryption. Fills plain (n x 8 bytes) and length (int64, -1 where\n"
+"the record cannot be this cipher's); labkit.wire.tlscrypt.py_cbc_peek is the reference.");
+
+static PyObject *
+cbc_peek(PyObject *self, PyObject *args)
+{
+    Py_buffer clear, masks, cipher, plain, length;
+    Py_ssize_t mac;
+
+    if (!PyArg_ParseTuple(args, "y*y*y*nw*w*", &clear, &masks, &cipher, &mac, &plain, &length))
+        return NULL;
+    Py_ssize_t n = cipher.len / 8;
+    PyObject *result = NULL;
+    if (clear.len < 2 * n * BLOCK || masks.len < 2 * n * BLOCK || plain.len < n * 8 ||
+        length.len < n * 8 || mac < 0) {
+        PyErr_SetString(PyExc_ValueError, "cbc_peek: arrays of different lengths");
+        goto done;
+    }
+    const unsigned char *c0 = clear.buf, *c1 = c0 + n * BLOCK, *m0 = masks.buf,
+                        *m1 = m0 + n * BLOCK;
+    const int64_t *ci = cipher.buf;
+    unsigned char *pl = plain.buf;
+    int64_t *len = length.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char last[BLOCK];
+        for (int b = 0; b < 8; b++)
+            pl[i * 8 + b] = c0[i * BLOCK + b] ^ m0[i * BLOCK + b];
+        for (int b = 0; b < BLOCK; b++)
+            last[b] = c1[i * BLOCK + b] ^ m1[i * BLOCK + b];
+        /* every padding byte equals the padding length (RFC 5246 6.2.3.2): the ones in the
+         * last block are checked */
+        int pad = last[BLOCK - 1], good = 1;
+        for (int b = BLOCK - 1 - (pad < BLOCK - 1 ? pad : BLOCK - 1); b < BLOCK; b++)
+            good &= last[b] == pad;
+        int64_t c = ci[i], l = c - BLOCK - pad - 1 - mac;
+        len[i] = c >= 2 * BLOCK && c % BLOCK == 0 && good && l >= 0 ? l : -1;
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&clear);
+    PyBuffer_Release(&masks);
+    PyBuffer_Release(&cipher);
+    PyBuffer_Release(&plain);
+    PyBuffer_Release(&length);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"records", records, METH_VARARGS, records_doc},
+    {"cbc_peek", cbc_peek, METH_VARARGS, cbc_peek_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_tlswalk",
-    "Compiled TLS record walk for labkit.wire.tlswalk.", -1, methods,
+    "Compiled per-record loops of labkit.wire.tlswalk and labkit.wire.tlscrypt.", -1, methods,
 };
 
 PyMODINIT_FUNC

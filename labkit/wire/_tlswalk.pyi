@@ -14,3 +14,12 @@ def records(
     row: int,
     /,
 ) -> tuple[int, int, int]: ...
+def cbc_peek(
+    clear: bytes,
+    masks: np.ndarray,
+    cipher: np.ndarray,
+    mac: int,
+    plain: np.ndarray,
+    length: np.ndarray,
+    /,
+) -> None: ...

@@ -193,18 +193,49 @@ def peek(keys: RecordKeys, fragment: np.ndarray, blocks: np.ndarray) -> Peek:
         return Peek(plain, length)
     mac = keys.mac_len
     cipher = fragment - mac if keys.etm else fragment  # IV and cipher blocks
-    # Planes 0-1 (first and last cipher blocks) are one buffer: one ECB call; the XOR with
-    # planes 2-3 (IV, the block before the last) runs on 64-bit words, not bytes.
-    clear = np.frombuffer(keys.ecb_decrypt(blocks[:2].data), "<u8").reshape(2, n, 2)
-    mask = blocks[2:].view("<u8")
-    first = clear[0, :, 0] ^ mask[0, :, 0]  # the plaintext's first 8 bytes
-    last = clear[1] ^ mask[1]  # the last plaintext block: data, MAC, padding
+    # Planes 0-1 (first and last cipher blocks) are one buffer: one ECB call.
+    clear = keys.ecb_decrypt(blocks[:2].data)
+    return Peek(*cbc_peek(clear, blocks[2:], cipher, 0 if keys.etm else mac))
+
+
+def py_cbc_peek(
+    clear: bytes, masks: np.ndarray, cipher: np.ndarray, mac: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The CBC arithmetic of :func:`peek` for ``n`` records: ``clear``, their first and last
+    cipher blocks decrypted (two planes of ``n`` blocks); ``masks``, their IVs and the blocks
+    before the last ((2, n, 16) uint8); ``cipher``, the bytes of IV and cipher blocks; ``mac``,
+    the MAC bytes inside the encryption (0 with encrypt-then-MAC). The first 8 plaintext
+    bytes, (n, 8) uint8, and the plaintext lengths (-1: not this cipher's record). The
+    reference of the compiled loop (``_tlswalk.cbc_peek``); both are tested on the same
+    blocks."""
+    n = len(cipher)
+    words = np.frombuffer(clear, "<u8").reshape(2, n, 2)
+    mask = masks.view("<u8")
+    first = words[0, :, 0] ^ mask[0, :, 0]  # the plaintext's first 8 bytes
+    last = words[1] ^ mask[1]  # the last plaintext block: data, MAC, padding
     pad = last[:, 1] >> np.uint64(56)  # its last byte: the padding length
     # Every padding byte equals the padding length (RFC 5246 6.2.3.2); the ones in the last
     # block are checked here, a cheap guard against a wrong key or a damaged record.
     in_pad = np.take(_PAD_BYTES, np.minimum(pad, BLOCK - 1).astype(np.intp), axis=0)
     wrong = (last ^ (pad * _ONES)[:, None]) & in_pad  # padding bytes that differ from ``pad``
     pad_ok = (wrong[:, 0] | wrong[:, 1]) == 0
-    length = cipher - BLOCK - pad.astype(np.int64) - 1 - (0 if keys.etm else mac)
+    length = cipher - BLOCK - pad.astype(np.int64) - 1 - mac
     fits = (cipher >= 2 * BLOCK) & (cipher % BLOCK == 0) & pad_ok & (length >= 0)
-    return Peek(first.view(np.uint8).reshape(n, PEEK_PLAIN), np.where(fits, length, -1))
+    return first.view(np.uint8).reshape(n, PEEK_PLAIN), np.where(fits, length, -1)
+
+
+def _compiled_cbc_peek(
+    clear: bytes, masks: np.ndarray, cipher: np.ndarray, mac: int
+) -> tuple[np.ndarray, np.ndarray]:
+    n = len(cipher)
+    plain, length = np.empty((n, PEEK_PLAIN), np.uint8), np.empty(n, np.int64)
+    assert _tlswalk is not None
+    _tlswalk.cbc_peek(clear, masks, np.ascontiguousarray(cipher, np.int64), mac, plain, length)
+    return plain, length
+
+
+try:
+    from labkit.wire import _tlswalk
+except ImportError:  # installed without a C compiler: the same arithmetic in numpy
+    _tlswalk = None  # type: ignore[assignment]
+cbc_peek = py_cbc_peek if _tlswalk is None else _compiled_cbc_peek
