@@ -319,7 +319,8 @@ class KeyedDecryption:
                     hellos.append(row)
             if keyed:
                 self._keyed = np.union1d(self._keyed, np.array(keyed, np.uint64))
-        mine = np.isin(conn, self._keyed)
+        # one keyed connection (the usual capture): a comparison, not a set lookup per row
+        mine = conn == self._keyed[0] if len(self._keyed) == 1 else np.isin(conn, self._keyed)
         opening = set(hellos)
         self._tries.clear()
         todo = sorted(self._bulk(view, rows[mine], conn[mine]) + hellos)

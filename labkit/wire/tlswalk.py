@@ -181,14 +181,16 @@ class Stream:
     def read(self, start: int, end: int) -> bytes:
         """Bytes ``start:end``: a whole record to authenticate, or the unfinished tail to
         carry into the next walk."""
-        out = [self.head[start:end]] if start < len(self.head) else []
-        first = int(np.searchsorted(self.ends, start, side="right"))
-        for i in range(first, len(self.lens)):
-            seg_end, seg_len = int(self.ends[i]), int(self.lens[i])
-            seg_start = seg_end - seg_len
-            if seg_start >= end:
-                break
-            a, b = max(start, seg_start) - seg_start, min(end, seg_end) - seg_start
-            off = int(self.offs[i])
-            out.append(self.buf[off + a : off + b].tobytes())
+        out = []
+        if start < len(self.head):
+            out.append(self.head[start:end])
+            start = len(self.head)
+        i = int(self.ends.searchsorted(start, "right"))
+        while i < len(self.lens) and start < end:  # a record spans two or three segments
+            seg_end = int(self.ends[i])
+            at = int(self.offs[i]) + start - (seg_end - int(self.lens[i]))
+            take = min(end, seg_end) - start
+            out.append(self.buf[at : at + take].tobytes())
+            start += take
+            i += 1
         return b"".join(out)
