@@ -256,8 +256,8 @@ def run(args: argparse.Namespace) -> int:
         copies = targets(args.annotate, args.files)
         check_targets(copies, force=args.force, inputs=inputs)
     _check_rereads(args)
-    if args.plot and importlib.util.find_spec("matplotlib") is None:
-        raise UsageError("--plot needs matplotlib", hint="pip install 'labkit[plot]'")
+    if args.plot and importlib.util.find_spec("PIL") is None:
+        raise UsageError("--plot needs Pillow", hint="pip install 'labkit[plot]'")
     if args.follow and len(args.files) != 1:
         raise UsageError("--follow watches one capture: give exactly one FILE (or - for stdin)")
     if args.files.count("-") > 1:
@@ -271,10 +271,6 @@ def run(args: argparse.Namespace) -> int:
         max_flows=args.max_flows,
     )
     collect = Collect(keylog, plot=bool(args.plot or args.html))
-    if args.plot:  # matplotlib imports while the captures are read
-        from labkit.plot import preload
-
-        preload()
     if args.follow:
         scanned = [_follow(args, options, collect)]
     else:
