@@ -265,3 +265,18 @@ def test_more_large_packets_than_the_budget_are_thinned_over_the_whole_capture(
         f"big.pcap: 50000 packets, the ones above 1347 bytes sampled 1 in {pts.big.stride}, "
         f"the ones at or below 1347 bytes sampled 1 in {pts.small.stride}"
     )
+
+
+def test_plot_without_pillow_is_one_line_and_a_hint(tmp_path: Path) -> None:
+    """Pillow is an extra: without it, --plot is refused before any work, in one line."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "case.png"
+    args = ["analyze", "--syslog", str(DATA / "asa-seed.log"), "--plot", str(out)]
+    # A None in sys.modules: Python's way to say the package cannot be imported.
+    hide = f"import sys; sys.modules['PIL'] = None; from labkit.cli import main; sys.exit(main({args!r}))"
+    proc = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and not out.exists()
+    assert "--plot needs Pillow" in proc.stderr and "labkit[plot]" in proc.stderr
+    assert "Traceback" not in proc.stderr
