@@ -15,7 +15,7 @@ from scapy.utils import wrpcap
 
 from labkit.analyze.plotdata import build
 from labkit.analyze.timeline import LogInputs
-from labkit.plot import LANES, Series, Timeline, render_png
+from labkit.plot import LANES, Level, Marker, Series, Timeline, render_png
 from tests.helpers import synth
 
 pytest.importorskip("PIL")
@@ -75,6 +75,30 @@ def _near(pixels: list[int], where: list[float]) -> bool:
     return len(pixels) == len(where) and all(abs(a - b) <= 1 for a, b in zip(pixels, where))
 
 
+def _texts_in_place(p: Picture) -> None:
+    """Every text inside the picture, none on another; the title above the panels, the axes'
+    labels beside and under them, the legend and the notes at the bottom."""
+    boxes = {x: x.box() for x in p.texts}
+    for text, box in boxes.items():
+        assert 0 <= box.x0 and box.x1 <= p.width and 0 <= box.y0 and box.y1 <= p.height, text
+    for (a, box_a), (b, box_b) in combinations(boxes.items(), 2):
+        assert not box_a.overlaps(box_b), (a.text, b.text)
+    for text, box in boxes.items():
+        if text.role == "title":
+            assert box.y1 <= p.sizes.y0
+        if text.role in {"ytick", "ylabel", "lane"}:
+            assert box.x1 <= p.sizes.x0
+        if text.role in {"xtick", "xlabel", "legend", "note"}:
+            assert box.y0 >= p.events.y1
+        if text.role in {"mtu", "reconnect"}:
+            assert p.sizes.holds(box)
+        if text.role == "event":
+            assert p.events.holds(box)
+    assert max(b.y1 for t, b in boxes.items() if t.role == "xlabel") <= min(
+        (b.y0 for t, b in boxes.items() if t.role in {"legend", "note"}), default=p.height
+    )
+
+
 def _shown(t: Timeline) -> Picture:
     p = layout(t)
     t0 = t.span()[0]  # type: ignore[index]  # every fixture has something to show
@@ -110,27 +134,7 @@ def _shown(t: Timeline) -> Picture:
     assert _near(at, sorted(_pixel(p.x, m.time - t0) for m in reconnects for _ in range(2)))
     assert (1 if reconnects else 0) <= len(p.texts_of("reconnect")) <= len(reconnects)
 
-    # Every text inside the picture, none on another; the title above the panels, the axes'
-    # labels beside and under them, the legend and the notes at the bottom.
-    boxes = {t: t.box() for t in p.texts}
-    for text, box in boxes.items():
-        assert 0 <= box.x0 and box.x1 <= p.width and 0 <= box.y0 and box.y1 <= p.height, text
-    for (a, box_a), (b, box_b) in combinations(boxes.items(), 2):
-        assert not box_a.overlaps(box_b), (a.text, b.text)
-    for text, box in boxes.items():
-        if text.role == "title":
-            assert box.y1 <= p.sizes.y0
-        if text.role in {"ytick", "ylabel", "lane"}:
-            assert box.x1 <= p.sizes.x0
-        if text.role in {"xtick", "xlabel", "legend", "note"}:
-            assert box.y0 >= p.events.y1
-        if text.role in {"mtu", "reconnect"}:
-            assert p.sizes.holds(box)
-        if text.role == "event":
-            assert p.events.holds(box)
-    assert max(b.y1 for t, b in boxes.items() if t.role == "xlabel") <= min(
-        (b.y0 for t, b in boxes.items() if t.role in {"legend", "note"}), default=p.height
-    )
+    _texts_in_place(p)
     return p
 
 
@@ -153,14 +157,53 @@ def test_the_logs_picture_shows_lanes_the_reconnect_and_ticks(logged: Timeline) 
 def test_many_event_labels_keep_apart() -> None:
     """Twenty labelled reconnects a tenth of a second apart in 100 s of events: the labels
     that fit, none on another."""
-    from labkit.plot import Marker
-
     crowd = [Marker(1000 + k / 10, "DART", f"reconnect number {k}", True) for k in range(20)]
     t = Timeline("crowded", markers=(*crowd, Marker(1100.0, "ASA session", "end")))
     p = _shown(t)
     assert 1 <= len(p.texts_of("event")) <= MAX_LABELS_PER_LANE
     assert 1 <= len(p.texts_of("reconnect")) < 20
     assert len([r for r in p.rules if r.role == "reconnect"]) == 40  # every line drawn
+
+
+def _long() -> Timeline:
+    """Twelve captures with long names, nine series, four MTU lines, six notes."""
+    name = "capture-number-{}-from-the-customer-site.pcap"
+    return Timeline(
+        "labkit analyze: " + ", ".join(name.format(k) for k in range(12)),
+        series=tuple(
+            Series(
+                f"{name.format(k)} (outside): to the client (123456)",
+                np.arange(10.0) + k,
+                np.full(10, 100 + k * 50),
+                group=str(k),
+                direction="to",
+            )
+            for k in range(9)
+        ),
+        levels=(Level(1418, "a"), Level(1400, "b"), Level(1347, "c"), Level(1300, "d")),
+        notes=tuple(f"{name.format(k)}: 5000000 packets, 1 in 12 sampled" for k in range(6)),
+    )
+
+
+@pytest.mark.parametrize(
+    "t",
+    [
+        Timeline("nothing to show"),
+        Timeline("one packet", series=(Series("a (1)", np.array([5.0]), np.array([1418])),)),
+        Timeline("one event", markers=(Marker(7.0, "DART", "reconnect", True),)),
+        _long(),
+    ],
+    ids=["nothing", "one-packet", "one-event", "long-names"],
+)
+def test_odd_timelines_keep_their_texts_in_and_apart(t: Timeline, tmp_path: Path) -> None:
+    p = layout(t)
+    _texts_in_place(p)
+    assert len(p.texts_of("title")) >= 2
+    assert len(p.texts_of("legend")) == len([s for s in t.series if len(s.times)])
+    assert sorted(p.texts_of("mtu")) == sorted(f"{lv.value}: {lv.label}" for lv in t.levels)
+    render_png(t, tmp_path / "odd.png")
+    with Image.open(tmp_path / "odd.png") as image:
+        assert image.size == (p.width, p.height)
 
 
 @pytest.mark.parametrize(

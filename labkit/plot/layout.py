@@ -273,7 +273,8 @@ def layout(t: Timeline) -> Picture:
         y_low, y_high = 0.0, 1.0
     # 5 % of room on each side, so the first and last points are not on the frame.
     x_low, x_high = (-0.05 * width, 1.05 * width) if width > 0 else (-1.0, 1.0)
-    x_ticks, y_ticks = ticks(x_low, x_high), ticks(y_low, y_high)
+    x_ticks = ticks(x_low, x_high)
+    y_ticks = ticks(y_low, y_high) if drawn or levels else []  # no size: no ruler for one
 
     groups = list(dict.fromkeys(s.group for s in t.series))
     entries = [
@@ -289,12 +290,15 @@ def layout(t: Timeline) -> Picture:
 
     # The margins, from the texts that go in them.
     full = round(WIDTH_IN * DPI)
-    y_labels = max(_width(s, _LABEL) for _, s in y_ticks)
+    y_labels = max((_width(s, _LABEL) for _, s in y_ticks), default=0)
     sizes_side = _line(_LABEL) + _AXIS_LABEL_PAD + y_labels
     lanes_side = max((_width(lane, _SMALL) for lane in lanes), default=0)
     left = _PAD + max(sizes_side, lanes_side) + _TICK_GAP + _TICK
     right = full - _PAD - max(_width(s, _LABEL) for _, s in x_ticks) // 2 - 1
-    sizes_y0 = _PAD + 2 * _line(_TITLE) + _PAD
+    start = datetime.fromtimestamp(t0, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    # A title naming many captures takes more lines, never more width.
+    title = [*_wrap(t.title, _TITLE, full - 2 * _PAD), f"(t = 0 at {start})"]
+    sizes_y0 = _PAD + len(title) * _line(_TITLE) + _PAD
     sizes = Box(left, sizes_y0, right, sizes_y0 + round(_SIZE_PANEL_IN * DPI))
     events_y0 = sizes.y1 + _PANEL_GAP
     events = Box(
@@ -334,8 +338,7 @@ def layout(t: Timeline) -> Picture:
     under += [Rule("grid", k.at, events.y0, k.at, events.y1 - 1, GRID) for k in x_axis.ticks]
 
     texts: list[Text] = []
-    start = datetime.fromtimestamp(t0, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    for row, line in enumerate((t.title, f"(t = 0 at {start})")):
+    for row, line in enumerate(title):
         texts.append(
             Text("title", line, full // 2, _PAD + row * _line(_TITLE), _TITLE, anchor="ma")
         )
