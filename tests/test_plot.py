@@ -22,16 +22,8 @@ pytest.importorskip("PIL")
 
 from PIL import Image  # noqa: E402 - after the skip
 
-from labkit.plot.layout import (  # noqa: E402
-    DPI,
-    MAX_LABELS_PER_LANE,
-    WIDTH_IN,
-    Axis,
-    Picture,
-    Text,
-    layout,
-    ticks,
-)
+from labkit.plot.layout import DPI, MAX_LABELS_PER_LANE, WIDTH_IN, layout, ticks  # noqa: E402
+from labkit.plot.picture import Axis, Picture, Text  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 

@@ -9,11 +9,11 @@ so "packets over 1347, ICMP, DTLS retries, reconnect" reads left to right at a g
 
 Renderers never decide: :class:`Timeline` is built elsewhere (``labkit.analyze.timeline``);
 this package only draws it, in two steps: :mod:`labkit.plot.layout` places everything in
-pixels (a pure function of the timeline, testable without a picture) and
-:mod:`labkit.plot.raster` paints that description into a numpy array and writes the PNG with
-Pillow. The picture is simple enough that a plotting library's generality costs more than it
-gives: matplotlib took 0.4 s to import and 0.2 s to draw this picture, Pillow imports in
-12 ms and the whole picture draws in a few hundredths of a second.
+pixels as a :mod:`labkit.plot.picture` description (a pure function of the timeline, testable
+without a picture) and :mod:`labkit.plot.raster` paints that into a numpy array, with Pillow's
+font for the texts, and writes the PNG. The picture is simple enough that a plotting
+library's generality costs more than it gives: matplotlib took 0.4 s to import and 0.2 s to
+draw this picture; Pillow imports in 12 ms and the whole picture draws in under 0.1 s.
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ LANES: Final[dict[str, tuple[str, str]]] = {
     "DART": ("#e377c2", "o"),
     "CSTP CONNECT": ("#17becf", "*"),
 }
+#: Each capture's colour, in turn, and each direction's marker shape (to / from the client).
+GROUP_COLOURS: Final = ("#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf")
+SHAPES: Final[dict[str, str]] = {"to": "v", "from": "^", "other": "."}
 Direction = Literal["to", "from", "other"]
 
 

@@ -22,7 +22,7 @@ from typing import Final
 import numpy as np
 from PIL import Image, ImageDraw
 
-from labkit.plot.layout import Box, Picture, Points, Rule, Text, extent, font
+from labkit.plot.picture import Box, Picture, Points, Rule, Text, extent, font
 
 _SUPERSAMPLE: Final = 4
 _COMPRESS_LEVEL: Final = 3
