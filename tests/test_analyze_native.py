@@ -69,6 +69,27 @@ def test_compiled_tally_equals_numpy_tally(pool: list[int], picks: list[int]) ->
         assert a.dtype == b.dtype and np.array_equal(a, b)
 
 
+@needs_native
+@given(
+    st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=40),
+    st.lists(st.tuples(st.integers(0, 39), st.floats(allow_nan=True)), max_size=3000),
+    st.sampled_from([np.uint64, np.int64]),
+)
+@PROPS
+def test_compiled_largest_equals_numpy_largest(
+    pool: list[int], picks: list[tuple[int, float]], key_type: type
+) -> None:
+    """Any keys, and any values (infinities, NaN: numpy's maximum keeps a NaN once met):
+    the same distinct keys in order, each with the same largest value; integer values
+    (sizes) come back as the integers they were."""
+    keys = np.array([pool[i % len(pool)] for i, _ in picks] or pool, np.uint64).astype(key_type)
+    values = np.array([v for _, v in picks] or [0.0] * len(pool))
+    for vals in (values, np.nan_to_num(values).clip(-(2**53), 2**53).astype(np.int64)):
+        (k1, v1), (k2, v2) = engine.largest(keys, vals), engine.py_largest(keys, vals)
+        assert k1.dtype == k2.dtype and np.array_equal(k1, k2)
+        assert v1.dtype == v2.dtype and np.array_equal(v1, v2, equal_nan=True)
+
+
 def assert_same_columns(chunk) -> None:
     fast, ref = dec.columns(chunk), dec.py_columns(chunk)
     for name in dec.COLUMN_NAMES:

@@ -1,4 +1,4 @@
-/* The per-chunk tally of labkit.analyze.engine.tally, compiled.
+/* The per-chunk tally of labkit.analyze.engine.tally (and .largest), compiled.
  *
  * Every detector groups a chunk's rows by a 64-bit key (a flow, a pair, a pair and a size)
  * on every chunk: which keys, the first row of each, how many rows. numpy can only do it by
@@ -6,53 +6,45 @@
  * hundred keys. A hash table does it in one pass; only the distinct keys are then sorted, by
  * the caller. engine.tally holds the numpy twin and the contract; tests run both on the same
  * keys. Open addressing with linear probing, the table twice the rows (load <= 1/2); the
- * slot comes from the key's multiplicative hash, so unmixed keys spread too.
+ * slot comes from the key's multiplicative hash, so unmixed keys spread too. largest() is the
+ * same pass keeping each key's largest value (a host's latest sighting, a flow's largest
+ * acknowledged segment), where numpy sorts every row to reduce them.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 
 PyDoc_STRVAR(tally_doc,
 "tally(keys, unique, first, count) -> u\n\n"
 "keys: n uint64; unique, first, count: n uint64/int64/int64 each, written for the u\n"
 "distinct keys in order of first appearance (first: row of the first, count: rows).");
 
-static PyObject *
-tally(PyObject *self, PyObject *args)
-{
-    PyObject *o_keys, *o_uk, *o_first, *o_count;
-    Py_buffer keys = {0}, uk = {0}, first = {0}, count = {0};
-    PyObject *result = NULL;
+PyDoc_STRVAR(largest_doc,
+"largest(keys, values, unique, best) -> u\n\n"
+"keys: n uint64; values: n float64; unique, best: n uint64/float64 each, written for the u\n"
+"distinct keys in order of first appearance (best: the largest of the key's values; NaN\n"
+"if any of them is NaN, as numpy's maximum).");
 
-    if (!PyArg_ParseTuple(args, "OOOO", &o_keys, &o_uk, &o_first, &o_count))
-        return NULL;
-    if (PyObject_GetBuffer(o_keys, &keys, PyBUF_C_CONTIGUOUS) < 0
-        || PyObject_GetBuffer(o_uk, &uk, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0
-        || PyObject_GetBuffer(o_first, &first, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0
-        || PyObject_GetBuffer(o_count, &count, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0)
-        goto done;
-    Py_ssize_t n = keys.len / 8;
-    if (keys.len % 8 || uk.len != keys.len || first.len != keys.len || count.len != keys.len) {
-        PyErr_SetString(PyExc_ValueError, "tally: four arrays of n 8-byte items expected");
-        goto done;
-    }
+/* The u distinct keys of k[0..n) into u[], in order of first appearance; -1 when out of
+ * memory. With f and c: each key's first row and its rows; with v and best: the largest of
+ * its values v[] (NaN once met, as numpy's maximum). Inlined into each caller with the other
+ * pair NULL, so each loop does only its own work. Runs without the interpreter lock. */
+static inline Py_ssize_t
+group(const uint64_t *k, Py_ssize_t n, uint64_t *u, int64_t *f, int64_t *c, const double *v,
+      double *best)
+{
     int bits = 1;
     while (((size_t)1 << bits) < (size_t)(2 * n) && bits < 62)
         bits++;
     size_t cap = (size_t)1 << bits, mask = cap - 1;
     int64_t *slot = malloc(cap * sizeof *slot);
-    if (!slot) {
-        PyErr_NoMemory();
-        goto done;
-    }
+    if (!slot)
+        return -1;
     memset(slot, 0xff, cap * sizeof *slot); /* -1: empty */
-    const uint64_t *k = keys.buf;
-    uint64_t *u = uk.buf;
-    int64_t *f = first.buf, *c = count.buf;
     Py_ssize_t m = 0;
-    Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
         uint64_t key = k[i];
         size_t h = (size_t)((key * 0x9E3779B97F4A7C15ULL) >> (64 - bits));
@@ -61,31 +53,88 @@ tally(PyObject *self, PyObject *args)
         if (slot[h] < 0) {
             slot[h] = m;
             u[m] = key;
-            f[m] = i;
-            c[m] = 1;
+            if (c) {
+                f[m] = i;
+                c[m] = 1;
+            }
+            if (best)
+                best[m] = v[i];
             m++;
-        } else {
+        } else if (c) {
             c[slot[h]]++;
+        } else if (best) {
+            double x = v[i], *y = &best[slot[h]];
+            if (!isnan(*y) && (isnan(x) || x > *y))
+                *y = x;
         }
     }
-    Py_END_ALLOW_THREADS
     free(slot);
-    result = PyLong_FromSsize_t(m);
-done:
-    PyBuffer_Release(&keys);
-    PyBuffer_Release(&uk);
-    PyBuffer_Release(&first);
-    PyBuffer_Release(&count);
+    return m;
+}
+
+/* The n arrays' buffers, the first n_in read, the others written; all of one length of
+ * 8-byte items. */
+static int
+buffers(PyObject *const *objs, Py_buffer *bufs, int n, int n_in, const char *name)
+{
+    for (int i = 0; i < n; i++) {
+        int flags = PyBUF_C_CONTIGUOUS | (i < n_in ? 0 : PyBUF_WRITABLE);
+        if (PyObject_GetBuffer(objs[i], &bufs[i], flags) < 0)
+            return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        if (bufs[i].len != bufs[0].len || bufs[i].len % 8) {
+            PyErr_Format(PyExc_ValueError, "%s: %d arrays of n 8-byte items expected", name, n);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Both entry points: four arrays parsed and checked, the table run with the GIL released. */
+static PyObject *
+run(PyObject *args, const char *name, int is_largest)
+{
+    PyObject *o[4];
+    Py_buffer b[4] = {{0}};
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "OOOO", &o[0], &o[1], &o[2], &o[3]))
+        return NULL;
+    if (buffers(o, b, 4, is_largest ? 2 : 1, name) == 0) {
+        Py_ssize_t n = b[0].len / 8, m;
+        Py_BEGIN_ALLOW_THREADS
+        if (is_largest)
+            m = group(b[0].buf, n, b[2].buf, NULL, NULL, b[1].buf, b[3].buf);
+        else
+            m = group(b[0].buf, n, b[1].buf, b[2].buf, b[3].buf, NULL, NULL);
+        Py_END_ALLOW_THREADS
+        result = m < 0 ? PyErr_NoMemory() : PyLong_FromSsize_t(m);
+    }
+    for (int i = 0; i < 4; i++)
+        PyBuffer_Release(&b[i]);
     return result;
+}
+
+static PyObject *
+tally(PyObject *self, PyObject *args)
+{
+    return run(args, "tally", 0);
+}
+
+static PyObject *
+largest(PyObject *self, PyObject *args)
+{
+    return run(args, "largest", 1);
 }
 
 static PyMethodDef methods[] = {
     {"tally", tally, METH_VARARGS, tally_doc},
+    {"largest", largest, METH_VARARGS, largest_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_tally", "Compiled per-chunk key tally for labkit.analyze.engine.",
+    PyModuleDef_HEAD_INIT, "_tally", "Compiled per-chunk key tally and maximum for labkit.analyze.engine.",
     -1, methods,
 };
 

@@ -74,7 +74,22 @@ def py_tally(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def largest(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct keys (sorted) and the largest of each one's values: per host its latest
-    sighting, per flow its largest acknowledged segment."""
+    sighting, per flow its largest acknowledged segment. Compiled like :func:`tally` (a
+    chunk's sightings are a few keys over many rows); :func:`py_largest` is the reference.
+    Values of any real dtype come back in it (integers up to 2^53 pass through doubles
+    exactly: sizes and times)."""
+    if _tally is None or not len(keys):
+        return py_largest(keys, values)
+    k = np.ascontiguousarray(keys, np.uint64)
+    uk, best = np.empty(len(k), np.uint64), np.empty(len(k))
+    u = _tally.largest(k, np.ascontiguousarray(values, np.float64), uk, best)
+    distinct = uk[:u].astype(keys.dtype, copy=False)  # signed keys sort as numpy sorts them
+    order = np.argsort(distinct)
+    return distinct[order], best[order].astype(values.dtype, copy=False)
+
+
+def py_largest(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`largest` with numpy alone: one sort of every row, then each run's maximum."""
     order = np.argsort(keys)
     s = keys[order]
     starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])

@@ -385,14 +385,23 @@ class DtlsDetector:
         zero = np.zeros(len(rows), np.int64)
         c_key = directed(c.src_h[rows], c.dst_h[rows], zero, c.dport[rows])
         s_key = directed(c.dst_h[rows], c.src_h[rows], zero, c.sport[rows])
-        pos = np.searchsorted(rows, view.rare_rows)
-        rare_pay = c.pay[view.rare_rows]
-        rec_seq = _be(view.chunk.buf, rare_pay + 5, 6)  # RFC 6347 4.1: 48-bit sequence_number
-        for j, pkt in enumerate(view.rare):
-            if pkt.proto == dec.PROTO_UDP and pkt.dtls:
-                k, r = int(pos[j]), int(view.rare_rows[j])
-                hashes = (int(c.src_h[r]), int(c.dst_h[r]))
-                self._handshake(pkt, int(c_key[k]), int(s_key[k]), hashes, int(rec_seq[j]))
+        rare = view.rare
+        hs = [j for j, pkt in enumerate(rare) if pkt.proto == dec.PROTO_UDP and pkt.dtls]
+        if hs:
+            # Each column read once per chunk as a list: numpy scalars one by one would cost
+            # more than the handshake bookkeeping itself on a capture of handshakes.
+            r = view.rare_rows[hs]
+            k = np.searchsorted(rows, r)
+            rec_seq = _be(view.chunk.buf, c.pay[r] + 5, 6)  # RFC 6347 4.1: 48-bit sequence
+            for j, ck, sk, src_h, dst_h, seq in zip(
+                hs,
+                c_key[k].tolist(),
+                s_key[k].tolist(),
+                c.src_h[r].tolist(),
+                c.dst_h[r].tolist(),
+                rec_seq.tolist(),
+            ):
+                self._handshake(rare[j], ck, sk, (src_h, dst_h), seq)
         ts = view.ts[rows]
         finite = ts[~np.isnan(ts)]
         if len(finite):
