@@ -127,8 +127,8 @@ class Axis:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Picture:
-    """Everything :mod:`labkit.plot.raster` paints, in painting order within each kind:
-    rules under markers, markers under texts."""
+    """Everything :mod:`labkit.plot.raster` paints, painted in this order: the grid
+    (``under``), the markers, the other lines (``rules``), the texts; each in its order."""
 
     width: int
     height: int

@@ -1,4 +1,4 @@
-"""Paint a :class:`~labkit.plot.layout.Picture` and write it as a PNG.
+"""Paint a :class:`~labkit.plot.picture.Picture` and write it as a PNG.
 
 The grid, the markers and the lines are painted in a numpy array: a series' markers are one
 small coverage mask (the marker drawn by Pillow at 4x and averaged down, so its edges are
@@ -175,7 +175,8 @@ def png(image: Image.Image) -> bytes:
     high, wide = pixels.shape[:2]
     rows = np.zeros((high, 1 + wide * 3), np.uint8)  # each row: its filter type byte, pixels
     rows[:, 1:] = pixels.reshape(high, wide * 3)
-    header = struct.pack(">IIBBBBB", wide, high, 8, 2, 0, 0, 0)  # depth 8, RGB, deflate
+    # 8 bits per sample, colour type 2 (RGB), deflate, filter method 0, no interlace.
+    header = struct.pack(">IIBBBBB", wide, high, 8, 2, 0, 0, 0)
     return b"".join(
         (
             b"\x89PNG\r\n\x1a\n",
