@@ -379,10 +379,11 @@ def _series_points(f: _Frame, s: Series, e: _Entry) -> Points:
     # + 0.5 then truncation: rounding, the columns being positive.
     column = s.times * x_f
     column += x_off - panel.x0 - f.t0 * x_f + 0.5
-    at = column.astype(np.int64)
+    # 32-bit pixel numbers: a panel has well under 2**31 pixels, and half the bytes to move.
+    at = column.astype(np.int32)
     np.clip(at, 0, wide - 1, out=at)
     # Sizes are whole bytes: each size's row, computed once, looked up per packet.
-    rows = (np.arange(int(s.sizes.max()) + 1) * y_f + (y_off - panel.y0 + 0.5)).astype(np.int64)
+    rows = (np.arange(int(s.sizes.max()) + 1) * y_f + (y_off - panel.y0 + 0.5)).astype(np.int32)
     np.clip(rows, 0, panel.y1 - panel.y0 - 1, out=rows)
     at += (rows * wide)[s.sizes.astype(np.intp, copy=False)]
     xs, ys = each_pixel_once(at, panel)

@@ -29,8 +29,14 @@ _COMPRESS_LEVEL: Final = 3
 _BACKDROP_ALPHA: Final = 0.7  # behind a label on a line: the line still shows through
 
 
+@cache
+def _bytes(colour: str) -> tuple[int, int, int]:
+    """``#rrggbb`` as numbers (Pillow's own colour parser compiles its patterns on first use)."""
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+
+
 def _rgb(colour: str) -> np.ndarray:
-    return np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)], np.float32)
+    return np.array(_bytes(colour), np.float32)
 
 
 def _outline(shape: str, r: float) -> list[tuple[float, float]]:
@@ -91,17 +97,20 @@ def _stamp(canvas: np.ndarray, p: Points) -> None:
         return
     dys, dxs, weights = _mask(p.shape, p.size)
     reach = int(max(np.abs(dys).max(), np.abs(dxs).max()))
-    x0, x1 = max(p.clip.x0, int(p.xs.min()) - reach), min(p.clip.x1, int(p.xs.max()) + reach + 1)
-    y0, y1 = max(p.clip.y0, int(p.ys.min()) - reach), min(p.clip.y1, int(p.ys.max()) + reach + 1)
+    # The coverage of the markers' whole bounding box (no test per pixel of the mask whether
+    # it falls off the box), then only its part inside the clip is blended.
+    bx0, by0 = int(p.xs.min()) - reach, int(p.ys.min()) - reach
+    wide = int(p.xs.max()) + reach + 1 - bx0
+    cover = np.zeros((int(p.ys.max()) + reach + 1 - by0, wide), np.float32)
+    flat, centres = cover.reshape(-1), (p.ys - by0).astype(np.int64) * wide + (p.xs - bx0)
+    for dy, dx, w in zip(dys.tolist(), dxs.tolist(), weights.tolist(), strict=True):
+        at = centres + (dy * wide + dx)
+        flat[at] = np.maximum(flat[at], w)
+    x0, x1 = max(p.clip.x0, bx0), min(p.clip.x1, bx0 + wide)
+    y0, y1 = max(p.clip.y0, by0), min(p.clip.y1, by0 + cover.shape[0])
     if x0 >= x1 or y0 >= y1:
         return
-    cover = np.zeros((y1 - y0, x1 - x0), np.float32)
-    xs, ys = p.xs - x0, p.ys - y0
-    for dy, dx, w in zip(dys.tolist(), dxs.tolist(), weights.tolist(), strict=True):
-        cx, cy = xs + dx, ys + dy
-        inside = (cx >= 0) & (cx < x1 - x0) & (cy >= 0) & (cy < y1 - y0)
-        cx, cy = cx[inside], cy[inside]
-        cover[cy, cx] = np.maximum(cover[cy, cx], w)
+    cover = cover[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0]
     rows, columns = np.nonzero(cover)  # only the pixels touched: a series is sparse
     a = cover[rows, columns, None] * p.alpha
     region = canvas[y0:y1, x0:x1]
@@ -128,13 +137,13 @@ def _rule(canvas: np.ndarray, r: Rule) -> None:
 def _text(image: Image.Image, draw: ImageDraw.ImageDraw, t: Text) -> None:
     f = font(t.size)
     if not t.vertical:
-        draw.text((t.x, t.y), t.text, fill=t.colour, font=f, anchor=t.anchor)
+        draw.text((t.x, t.y), t.text, fill=_bytes(t.colour), font=f, anchor=t.anchor)
         return
     left, top, right, bottom = extent(t.text, t.size, "mm")
     flat = Image.new("L", (right - left, bottom - top), 0)
     ImageDraw.Draw(flat).text((-left, -top), t.text, fill=255, font=f, anchor="mm")
     box = t.box()
-    image.paste(t.colour, (box.x0, box.y0), flat.rotate(90, expand=True))
+    image.paste(_bytes(t.colour), (box.x0, box.y0), flat.rotate(90, expand=True))
 
 
 def paint(p: Picture) -> Image.Image:
