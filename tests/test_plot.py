@@ -302,16 +302,27 @@ def test_more_large_packets_than_the_budget_are_thinned_over_the_whole_capture(
     )
 
 
-def test_plot_without_pillow_is_one_line_and_a_hint(tmp_path: Path) -> None:
-    """Pillow is an extra: without it, --plot is refused before any work, in one line."""
+@pytest.mark.parametrize(
+    ("pillow", "why"),
+    [
+        ("None", "Pillow is not installed"),  # a None in sys.modules: the import fails
+        ("types.SimpleNamespace(__version__='9.5.0')", "Pillow 9.5.0 is installed"),
+    ],
+    ids=["missing", "too-old"],
+)
+def test_plot_without_a_recent_pillow_is_one_line_and_a_hint(
+    pillow: str, why: str, tmp_path: Path
+) -> None:
+    """Pillow is an extra, and before 10.1 it has no scalable font: --plot is refused before
+    any work, in one line that says which."""
     import subprocess
     import sys
 
     out = tmp_path / "case.png"
     args = ["analyze", "--syslog", str(DATA / "asa-seed.log"), "--plot", str(out)]
-    # A None in sys.modules: Python's way to say the package cannot be imported.
-    hide = f"import sys; sys.modules['PIL'] = None; from labkit.cli import main; sys.exit(main({args!r}))"
-    proc = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=60)
+    run = f"import sys, types; sys.modules['PIL'] = {pillow}; from labkit.cli import main; "
+    run += f"sys.exit(main({args!r}))"
+    proc = subprocess.run([sys.executable, "-c", run], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and not out.exists()
-    assert "--plot needs Pillow" in proc.stderr and "labkit[plot]" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert f"--plot needs Pillow 10.1 or later: {why} (pip install 'labkit[plot]')" in line

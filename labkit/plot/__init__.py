@@ -84,6 +84,24 @@ class Timeline:
         return (min(times), max(times)) if times else None
 
 
+#: Pillow's first version with a scalable embedded font (``ImageFont.load_default(size=)``),
+#: which every text of the picture is drawn with.
+PILLOW: Final = (10, 1)
+
+
+def unavailable() -> str | None:
+    """Why :func:`render_png` cannot work here (Pillow missing or too old), else None: said
+    before any capture is read, not after."""
+    try:
+        import PIL
+    except ImportError:
+        return "Pillow is not installed"
+    found = tuple(int(part) for part in PIL.__version__.split(".")[:2])
+    if found < PILLOW:
+        return f"Pillow {PIL.__version__} is installed"
+    return None
+
+
 def render_png(t: Timeline, out: Path) -> None:
     """Draw ``t`` into ``out`` (a path the caller got from :func:`labkit.fileio.atomic_output`)."""
     from labkit.plot.layout import layout
