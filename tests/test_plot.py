@@ -102,7 +102,7 @@ def _shown(t: Timeline) -> Picture:
     for x, s in zip(series, drawn, strict=True):
         rows = {round(_pixel(p.y, v)) for v in s.sizes.tolist()}
         columns = {round(_pixel(p.x, v - t0)) for v in s.times.tolist()}
-        assert {y for y in x.ys.tolist()} <= {r + d for r in rows for d in (-1, 0, 1)}
+        assert set(x.ys.tolist()) <= {r + d for r in rows for d in (-1, 0, 1)}
         assert {c + d for c in x.xs.tolist() for d in (-1, 0, 1)} >= columns
     assert p.texts_of("legend") == [s.label for s in drawn]
     assert [x.label for x in p.points if x.role == "legend"] == [s.label for s in drawn]
