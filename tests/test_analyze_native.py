@@ -1,6 +1,7 @@
-"""The compiled record walk (``_walk.c``), column decode (``_columns.c``) and key tally
-(``_tally.c``) against their Python twins (:mod:`labkit.pcapio.walk`,
-:func:`labkit.analyze.decode.py_columns`, :func:`labkit.analyze.engine.py_tally`) on the same
+"""The compiled record walk (``_walk.c``), column decode and rare-packet summaries
+(``_columns.c``) and key tally (``_tally.c``) against their Python twins
+(:mod:`labkit.pcapio.walk`, :func:`labkit.analyze.decode.py_columns` and
+:func:`labkit.analyze.decode.decode`, :func:`labkit.analyze.engine.py_tally`) on the same
 bytes.
 
 The Python versions are the reference and run wherever no C compiler was there at install
@@ -11,8 +12,12 @@ both byte orders, and on generated hostile packets and buffers.
 
 from __future__ import annotations
 
+import random
 import shutil
+import socket
 import struct
+import subprocess
+import sys
 import sysconfig
 from pathlib import Path
 
@@ -25,6 +30,8 @@ from labkit.analyze import decode as dec
 from labkit.analyze import engine
 from labkit.pcapio import walk
 from labkit.pcapio.reader import MAX_ROWS, open_capture
+from tests.fuzz.packet import PACKET_MUTATIONS
+from tests.fuzz.packet import locate as fuzz_locate
 from tests.helpers.capfiles import Rec, epb, idb, pcap_bytes, pppoe, read_pcap, relink, shb, vlan
 from tests.helpers.paths import PUBLIC, ROOT
 from tests.helpers.strategies import PROPS, packets
@@ -99,11 +106,33 @@ def assert_same_columns(chunk) -> None:
         assert not len(bad), (name, f"frame {chunk.frame0 + int(bad[0])}", a[bad[:3]], b[bad[:3]])
 
 
+def shape(v: object) -> object:
+    """A summary as nested (type name, value) pairs: NamedTuple == a plain tuple, True == 1 and
+    NaN != NaN, so == alone would miss a wrong type and fail on a capture without times."""
+    if isinstance(v, tuple):
+        return type(v).__name__, tuple(shape(x) for x in v)
+    return type(v).__name__, repr(v) if isinstance(v, float) else v
+
+
+def assert_same_summaries(chunk) -> None:
+    """Every row, rare or not: the compiled summary is what :func:`decode` gives the same
+    captured bytes and the same innermost IP header."""
+    cols = dec.columns(chunk)
+    fast = dec.decode_rows(cols, np.arange(len(chunk)))
+    assert len(fast) == len(chunk)
+    for i, got in enumerate(fast):
+        where = (int(cols.l3[i] - chunk.data[i]), int(cols.ipver[i]))
+        frame, ts, orig = chunk.frame0 + i, float(chunk.ts[i]), int(chunk.origlen[i])
+        want = dec.decode(chunk.packet(i), int(chunk.linktype[i]), frame, ts, orig, where)
+        assert shape(got) == shape(want), (f"frame {frame}", got, want)
+
+
 def all_chunks_same(path: Path) -> int:
     n = 0
     with open_capture(path) as cap:
         for chunk in cap.chunks():
             assert_same_columns(chunk)
+            assert_same_summaries(chunk)
             n += len(chunk)
     return n
 
@@ -154,6 +183,95 @@ def test_compiled_columns_equal_numpy_columns_on_hostile_packets(tmp_path_factor
     path = tmp_path_factory.mktemp("native") / "h.pcapng"
     path.write_bytes(blob)
     assert all_chunks_same(path) == len(pkts)
+
+
+# --- the rare packets' summaries ---------------------------------------------------------------
+
+ALL_CAPTURES = sorted(
+    {
+        *CAPTURES,
+        *(p for p in ROOT.glob("tests/data/**/*") if p.suffix in (".pcap", ".pcapng")),
+        *ROOT.glob("tests/regressions/*.pcap"),
+    }
+)
+
+
+@needs_native
+@pytest.mark.parametrize("path", ALL_CAPTURES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_compiled_summaries_equal_decode_on_every_capture(path: Path) -> None:
+    """Every frame of every capture the suite has (encapsulations, ICMP quotes inside tunnels,
+    DTLS 0x0100, IPv6 Packet Too Big), compared whether or not the analyzer would pick it."""
+    assert all_chunks_same(path) > 0
+
+
+@needs_native
+@pytest.mark.parametrize("mutation", sorted(PACKET_MUTATIONS))
+def test_compiled_summaries_equal_decode_on_mutated_headers(tmp_path: Path, mutation) -> None:
+    """The fuzz campaign's packet mutations (IP lengths, header lengths, TCP offsets and hellos,
+    DTLS record chains running past the datagram, short ICMP quotes, snaps, garbage) applied
+    to every IP frame of the Ethernet captures, 8 times each with fixed seeds."""
+    rng = random.Random(mutation)
+    recs = []
+    for path in [*PUBLIC.glob("*.pcap"), *ROOT.glob("tests/regressions/*.pcap")]:
+        linktype, frames = read_pcap(path)
+        for r in frames:
+            lay = fuzz_locate(r.data, linktype) if linktype == 1 else None
+            if lay is not None:
+                recs += [Rec(r.ts, PACKET_MUTATIONS[mutation](rng, r.data, lay)) for _ in range(8)]
+    assert len(recs) > 1000
+    p = tmp_path / f"{mutation}.pcap"
+    p.write_bytes(pcap_bytes(1, recs))
+    assert all_chunks_same(p) == len(recs)
+
+
+@needs_native
+def test_compiled_summaries_equal_decode_on_the_worst_mix(tmp_path: Path) -> None:
+    """The benchmark's mix of nothing but packets decoded one by one: ICMP errors, DTLS
+    handshakes, SYNs with odd options."""
+    path = tmp_path / "worst.pcap"
+    cmd = [sys.executable, "-m", "benchmarks.generate", "-o", str(path), "--mix", "worst"]
+    subprocess.run([*cmd, "--packets", "20000"], cwd=ROOT, check=True, timeout=120)
+    assert all_chunks_same(path) == 20000
+
+
+def _summary_of_ipv6(addr: bytes):
+    """The compiled summary of one raw IPv6 UDP packet from ``addr`` to ``addr``."""
+    pkt = struct.pack("!IHBB", 0x60000000, 8, 17, 64) + addr + addr + bytes(8)
+    buf = np.frombuffer(pkt + bytes(64), np.uint8)
+
+    def col(v, t=np.int64):
+        return np.array([v], t)
+
+    one = (col(0), col(len(pkt)), col(101, np.int32), col(1), col(0.0, np.float64))
+    return dec._columns.summarise(buf, *one, col(len(pkt)), col(0), col(6))[0]
+
+
+@needs_native
+def test_compiled_ipv6_text_is_inet_ntop() -> None:
+    """RFC 5952 as the C library writes it: every pattern of zero and non-zero words (the
+    longest, then first, run of zeros shortened), IPv4-mapped and -compatible tails."""
+    rng = random.Random(5952)
+    addrs = []
+    for mask in range(256):
+        for _ in range(6):
+            words = [
+                rng.choice((1, 0xF, 0x10, 0xABC, 0xFFFF, rng.randrange(1, 1 << 16)))
+                if mask >> i & 1
+                else 0
+                for i in range(8)
+            ]
+            addrs.append(struct.pack("!8H", *words))
+    for head in (
+        bytes(10) + b"\xff\xff",
+        bytes(12),
+        bytes(10) + b"\x00\x01",
+        bytes(8) + b"\xff\xff\0\0",
+    ):
+        for tail in (bytes(4), b"\0\0\0\1", b"\0\1\0\0", b"\x01\x02\x03\x04", b"\xff" * 4):
+            addrs.append(head + tail)
+    for a in addrs:
+        got = _summary_of_ipv6(a)
+        assert got.src == got.dst == socket.inet_ntop(socket.AF_INET6, a), a.hex()
 
 
 # --- the record walk ----------------------------------------------------------------------

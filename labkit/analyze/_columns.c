@@ -1,11 +1,12 @@
 /* labkit.analyze.decode.columns, compiled: every record's link, IP and transport fields in one
- * pass over its packet window.
+ * pass over its packet window; and decode.decode_rows, compiled: the summaries of the rare
+ * packets (SYNs, TLS/DTLS handshakes, ICMP errors), at the end of this file.
  *
  * The numpy version in decode.py (py_columns) is the reference and the fallback: ~40 whole-
- * column operations a chunk, ~0.25 us a packet, a quarter of the analyzer's budget (issue 8).
- * This is the same arithmetic per packet, ~0.02 us. Tests decode every capture of the test
- * suite both ways and require identical columns, so the two cannot drift apart. Column order:
- * decode.COLUMN_NAMES.
+ * column operations a chunk, ~0.25 us a packet, a quarter of the analyzer's budget for a
+ * million packets a second. This is the same arithmetic per packet, ~0.02 us. Tests decode
+ * every capture of the test suite both ways and require identical columns, so the two cannot
+ * drift apart. Column order: decode.COLUMN_NAMES.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -333,8 +334,11 @@ nflog_payload(const Packet *p, int64_t n, int64_t *et)
     return -1;
 }
 
+/* passed: when not NULL, counts the valid IP headers passed, [0] IPv4 and [1] IPv6 (decode.locate's
+ * `passed`: Wireshark's layer index of a header is its place among the frame's headers of its
+ * version). */
 static Located
-locate(const Packet *p, int64_t n, int32_t linktype)
+locate(const Packet *p, int64_t n, int32_t linktype, int64_t *passed)
 {
     Located out = {0, 0, 0};
     int64_t ip_off = 0, et = 0, q = 0;
@@ -550,6 +554,8 @@ locate(const Packet *p, int64_t n, int32_t linktype)
             }
             ip_off = q;
             ip_ver = ver;
+            if (passed != NULL)
+                passed[ver == 6]++;
             if (!first)
                 STOP(0);
             if (proto == 4 || proto == 41) {
@@ -636,7 +642,7 @@ decode_one(const Packet *p, int64_t caplen, int32_t linktype, int64_t *col, Py_s
            Py_ssize_t i)
 {
 #define SET(c, v) (col[(Py_ssize_t)(c) * n + i] = (int64_t)(v))
-    Located where = locate(p, caplen, linktype);
+    Located where = locate(p, caplen, linktype, NULL);
     int64_t rel3 = where.off;
     int ver = where.ver;
 
@@ -785,8 +791,674 @@ done:
     return result;
 }
 
+/* ---- decode.decode, compiled: the summaries of the rare rows ----------------------------------
+ *
+ * SYNs, TLS/DTLS handshakes and ICMP errors are summarised one by one into the NamedTuples of
+ * decode.py (Packet, TcpInfo, TlsHello, DtlsRecord, Quote, IcmpError). In Python that was half
+ * of a scan made only of such packets (~13 us a packet); here it is the same reads, line for
+ * line, and the tuples built directly. Tests require == with decode.decode on every row of every
+ * capture of the suite and on generated hostile packets. Every read is bounded by the span it
+ * is in (the captured bytes of the frame, or a slice of them as the Python slices them). */
+
+enum { T_PACKET, T_TCP, T_TLS, T_DTLS, T_QUOTE, T_ICMP, NTYPES };
+/* Fields of each type, in decode.py's order; set_types checks them against _fields. */
+static const char *const type_names[NTYPES] = {
+    "Packet", "TcpInfo", "TlsHello", "DtlsRecord", "Quote", "IcmpError",
+};
+static const Py_ssize_t type_fields[NTYPES] = {16, 5, 5, 11, 8, 6};
+#define MAX_FIELDS 16
+static PyTypeObject *types[NTYPES];
+static PyObject *defaults[NTYPES][MAX_FIELDS];  /* _field_defaults, NULL where none */
+#define MAX_DTLS_VERSIONS 8
+static unsigned dtls_versions[MAX_DTLS_VERSIONS];
+static int n_dtls_versions;
+static Py_ssize_t max_dtls_records;
+
+enum { PROTO_ICMP = 1, PROTO_TCP = 6, PROTO_UDP = 17, PROTO_ICMPV6 = 58 };
+/* RFC 8446 5.1 / RFC 6347 4.1 content types, RFC 8446 4 handshake types. */
+enum { CT_CCS = 20, CT_APPDATA = 23, CT_HANDSHAKE = 22 };
+enum { HS_CLIENT_HELLO = 1, HS_SERVER_HELLO = 2, HS_HELLO_VERIFY = 3 };
+#define TCP_SYN 0x02
+
+/* A NamedTuple of type t from its first `given` values (references stolen; a NULL among them is
+ * an error already set), the rest from the type's defaults. Built as tuple.__new__ builds a
+ * subclass instance: allocate, then fill. */
+static PyObject *
+make(int t, Py_ssize_t given, PyObject *const *vals)
+{
+    Py_ssize_t n = type_fields[t];
+    PyObject *o = NULL;
+    for (Py_ssize_t i = 0; i < given; i++)
+        if (vals[i] == NULL)
+            goto fail;
+    for (Py_ssize_t i = given; i < n; i++)
+        if (defaults[t][i] == NULL) {
+            PyErr_Format(PyExc_TypeError, "%s: field %zd has no default", type_names[t], i);
+            goto fail;
+        }
+#if PY_VERSION_HEX >= 0x030E0000
+    /* 3.14 tuples cache their hash: let tuple.__new__ initialise what it needs. */
+    PyObject *items = PyTuple_New(n);
+    if (items == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0; i < n; i++)
+        PyTuple_SET_ITEM(items, i, i < given ? vals[i] : Py_NewRef(defaults[t][i]));
+    PyObject *args = PyTuple_Pack(1, items);
+    Py_DECREF(items);
+    if (args == NULL)
+        return NULL;
+    o = PyTuple_Type.tp_new(types[t], args, NULL);
+    Py_DECREF(args);
+    return o;
+#else
+    o = types[t]->tp_alloc(types[t], n);
+    if (o == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0; i < n; i++)
+        PyTuple_SET_ITEM(o, i, i < given ? vals[i] : Py_NewRef(defaults[t][i]));
+    return o;
+#endif
+fail:
+    for (Py_ssize_t i = 0; i < given; i++)
+        Py_XDECREF(vals[i]);
+    return NULL;
+}
+
+static inline PyObject *
+int_(int64_t v)
+{
+    return PyLong_FromLongLong(v);
+}
+
+static inline PyObject *
+none_or_int(int ok, int64_t v)
+{
+    return ok ? PyLong_FromLongLong(v) : Py_NewRef(Py_None);
+}
+
+static inline PyObject *
+bytes_(const unsigned char *d, Py_ssize_t len)
+{
+    return PyBytes_FromStringAndSize((const char *)d, len);
+}
+
+/* Dotted decimal of 4 bytes at t (printf costs more than the rest of a packet's summary). */
+static char *
+dotted(char *t, const unsigned char *a)
+{
+    for (int i = 0; i < 4; i++) {
+        unsigned v = a[i];
+        if (i)
+            *t++ = '.';
+        if (v >= 100)
+            *t++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *t++ = (char)('0' + v / 10 % 10);
+        *t++ = (char)('0' + v % 10);
+    }
+    return t;
+}
+
+/* The text socket.inet_ntop gives an IPv4 address: dotted decimal. */
+static PyObject *
+ip4_text(const unsigned char *a)
+{
+    char s[16];
+    return PyUnicode_FromStringAndSize(s, dotted(s, a) - s);
+}
+
+/* The text socket.inet_ntop gives an IPv6 address (glibc's inet_ntop6, RFC 5952): lower-case
+ * hex words without leading zeros, the first longest run of two or more zero words as "::",
+ * and the last 32 bits dotted after a run of six zero words (IPv4-compatible) or of five zero
+ * words and ffff (IPv4-mapped). */
+static PyObject *
+ip6_text(const unsigned char *a)
+{
+    unsigned w[8];
+    for (int i = 0; i < 8; i++)
+        w[i] = be16(a + 2 * i);
+    int best = -1, best_len = 0, cur = -1, cur_len = 0;
+    for (int i = 0; i < 8; i++) {
+        if (w[i] == 0) {
+            if (cur < 0) {
+                cur = i;
+                cur_len = 0;
+            }
+            cur_len++;
+        } else if (cur >= 0) {
+            if (best < 0 || cur_len > best_len) {
+                best = cur;
+                best_len = cur_len;
+            }
+            cur = -1;
+        }
+    }
+    if (cur >= 0 && (best < 0 || cur_len > best_len)) {
+        best = cur;
+        best_len = cur_len;
+    }
+    if (best >= 0 && best_len < 2)
+        best = -1;
+    char s[48], *t = s;
+    for (int i = 0; i < 8; i++) {
+        if (best >= 0 && i >= best && i < best + best_len) {
+            if (i == best)
+                *t++ = ':';
+            continue;
+        }
+        if (i != 0)
+            *t++ = ':';
+        if (i == 6 && best == 0 && (best_len == 6 || (best_len == 5 && w[5] == 0xFFFF))) {
+            t = dotted(t, a + 12);
+            break;
+        }
+        int started = 0;  /* hex without leading zeros */
+        for (int shift = 12; shift >= 0; shift -= 4) {
+            unsigned x = (w[i] >> shift) & 15;
+            if (x || started || shift == 0) {
+                *t++ = "0123456789abcdef"[x];
+                started = 1;
+            }
+        }
+    }
+    if (best >= 0 && best + best_len == 8)
+        *t++ = ':';
+    return PyUnicode_FromStringAndSize(s, t - s);
+}
+
+static inline int
+v6_ext(unsigned nh)
+{
+    return nh == 0 || nh == 43 || nh == 60 || nh == 51 || nh == 44;
+}
+
+/* decode._ip: an IP header of version ver at d[off], read within d[0:n]. */
+typedef struct {
+    const unsigned char *src, *dst;  /* the addresses' bytes */
+    int v6;
+    int64_t len;                     /* IPv4 total length, IPv6 40 + payload length */
+    int df, proto, first;
+    int64_t l4;
+} Ip;
+
+static int
+ip_read(const unsigned char *d, int64_t n, int64_t off, int ver, Ip *ip)
+{
+    if (ver == 4) {
+        if (n < off + 20)
+            return 0;
+        const unsigned char *h = d + off;
+        int64_t ihl = (int64_t)(h[0] & 15) * 4;
+        if ((h[0] >> 4) != 4 || ihl < 20)
+            return 0;
+        unsigned frag = be16(h + 6);
+        ip->src = h + 12;
+        ip->dst = h + 16;
+        ip->v6 = 0;
+        ip->len = be16(h + 2);
+        ip->df = (frag & 0x4000) != 0;
+        ip->proto = h[9];
+        ip->l4 = off + ihl;
+        ip->first = (frag & 0x1FFF) == 0;
+        return 1;
+    }
+    if (n < off + 40 || (d[off] >> 4) != 6)
+        return 0;
+    unsigned nh = d[off + 6];
+    int64_t q = off + 40;
+    int first = 1;
+    for (int step = 0; step < 8; step++) {  /* bounded: a chain of extension headers */
+        if (!v6_ext(nh) || n < q + 8)
+            break;
+        if (nh == 44) {
+            first = first && (be16(d + q + 2) & 0xFFF8) == 0;
+            nh = d[q];
+            q += 8;
+        } else if (nh == 51) {
+            int64_t hl = ((int64_t)d[q + 1] + 2) * 4;
+            nh = d[q];
+            q += hl;
+        } else {
+            int64_t hl = ((int64_t)d[q + 1] + 1) * 8;
+            nh = d[q];
+            q += hl;
+        }
+    }
+    ip->src = d + off + 8;
+    ip->dst = d + off + 24;
+    ip->v6 = 1;
+    ip->len = 40 + (int64_t)be16(d + off + 4);
+    ip->df = 1;
+    ip->proto = (int)nh;
+    ip->l4 = q;
+    ip->first = first && !v6_ext(nh);
+    return 1;
+}
+
+static inline PyObject *
+addr_text(const Ip *ip, const unsigned char *a)
+{
+    return ip->v6 ? ip6_text(a) : ip4_text(a);
+}
+
+/* decode._mss: the MSS option among the TCP options in d[p:end] (RFC 9293 3.2). */
+static PyObject *
+mss_option(const unsigned char *d, int64_t p, int64_t end)
+{
+    for (int step = 0; step < 40; step++) {
+        if (p >= end)
+            break;
+        unsigned kind = d[p];
+        if (kind == 0)
+            break;
+        if (kind == 1) {
+            p += 1;
+            continue;
+        }
+        if (p + 1 >= end)
+            break;
+        unsigned length = d[p + 1];
+        if (kind == 2 && length == 4 && p + 4 <= end)
+            return int_(be16(d + p + 2));
+        if (length < 2)
+            break;
+        p += length;
+    }
+    return Py_NewRef(Py_None);
+}
+
+/* decode._sni: server_name (RFC 6066 3) from the cipher suites' offset p; the name itself is
+ * read within the captured bytes d[0:n], as the Python slices it. */
+static PyObject *
+sni(const unsigned char *d, int64_t n, int64_t p, int64_t end)
+{
+    if (p + 2 > end)
+        return Py_NewRef(Py_None);
+    p += 2 + be16(d + p);
+    if (p + 1 > end)
+        return Py_NewRef(Py_None);
+    p += 1 + d[p];
+    if (p + 2 > end)
+        return Py_NewRef(Py_None);
+    int64_t ext_end = p + 2 + be16(d + p);
+    if (ext_end > end)
+        ext_end = end;
+    p += 2;
+    for (int step = 0; step < 64; step++) {  /* bounded: a hostile hello cannot loop long */
+        if (p + 4 > ext_end)
+            break;
+        unsigned etype = be16(d + p), elen = be16(d + p + 2);
+        if (etype == 0 && elen >= 5 && p + 9 <= ext_end) {
+            int64_t name_len = be16(d + p + 7);
+            if (p + 9 + name_len > n)
+                return Py_NewRef(Py_None);
+            return PyUnicode_DecodeASCII((const char *)d + p + 9, name_len, "replace");
+        }
+        p += 4 + elen;
+    }
+    return Py_NewRef(Py_None);
+}
+
+/* decode._tls_hello: a ClientHello/ServerHello at d[p:end] (RFC 8446 4.1, RFC 5246 7.4). */
+static PyObject *
+tls_hello(const unsigned char *d, int64_t n, int64_t p, int64_t end)
+{
+    if (end - p < 6 || d[p] != CT_HANDSHAKE || d[p + 1] != 3)
+        return Py_NewRef(Py_None);
+    unsigned hs_type = d[p + 5];
+    if (hs_type != HS_CLIENT_HELLO && hs_type != HS_SERVER_HELLO)
+        return Py_NewRef(Py_None);
+    int64_t b = p + 9;
+    if (end - b < 35) {
+        PyObject *v[] = {int_(hs_type), int_(0), bytes_(d, 0)};
+        return make(T_TLS, 3, v);
+    }
+    int64_t sid_end = b + 35 + d[b + 34];
+    int64_t q = sid_end;
+    if (sid_end > end)
+        sid_end = end;
+    PyObject *v[] = {int_(hs_type), int_(be16(d + b)), bytes_(d + b + 35, sid_end - (b + 35)),
+                     NULL, NULL};
+    if (hs_type == HS_SERVER_HELLO) {
+        v[3] = Py_NewRef(Py_None);
+        v[4] = none_or_int(end >= q + 2, end >= q + 2 ? be16(d + q) : 0);
+    } else {
+        v[3] = sni(d, n, q, end);
+        v[4] = Py_NewRef(Py_None);
+    }
+    return make(T_TLS, 5, v);
+}
+
+static int
+known_dtls_version(unsigned v)
+{
+    for (int i = 0; i < n_dtls_versions; i++)
+        if (dtls_versions[i] == v)
+            return 1;
+    return 0;
+}
+
+/* decode._dtls_handshake: a plaintext handshake record's body (RFC 6347 4.2.2), len >= 12. */
+static PyObject *
+dtls_handshake(unsigned ctype, unsigned version, unsigned epoch, unsigned length,
+               const unsigned char *body, int64_t blen)
+{
+    unsigned hs_type = body[0];
+    int64_t frag_off = ((int64_t)body[6] << 16) | (body[7] << 8) | body[8];
+    const unsigned char *msg = body + 12;
+    int64_t mlen = blen - 12;
+    PyObject *sid = NULL, *cookie = NULL, *cipher = NULL, *hello_version = NULL;
+    if (frag_off == 0
+        && (hs_type == HS_CLIENT_HELLO || hs_type == HS_SERVER_HELLO || hs_type == HS_HELLO_VERIFY)
+        && mlen >= 2)
+        hello_version = int_(be16(msg));
+    if (frag_off == 0 && (hs_type == HS_CLIENT_HELLO || hs_type == HS_SERVER_HELLO) && mlen >= 35) {
+        int64_t sid_len = msg[34];
+        if (mlen >= 35 + sid_len) {
+            sid = bytes_(msg + 35, sid_len);
+            int64_t p = 35 + sid_len;
+            if (hs_type == HS_CLIENT_HELLO && mlen > p)
+                cookie = int_(msg[p]);
+            else if (hs_type == HS_SERVER_HELLO && mlen >= p + 2)
+                cipher = int_(be16(msg + p));
+        }
+    }
+    PyObject *v[] = {
+        int_(ctype), int_(version), int_(epoch), int_(length), int_(hs_type),
+        int_(be16(body + 4)), int_(frag_off),
+        sid ? sid : Py_NewRef(Py_None), cookie ? cookie : Py_NewRef(Py_None),
+        cipher ? cipher : Py_NewRef(Py_None), hello_version ? hello_version : Py_NewRef(Py_None),
+    };
+    return make(T_DTLS, 11, v);
+}
+
+/* decode.dtls_records: the DTLS records of one UDP payload d[0:n] (RFC 6347 4.1), a tuple. */
+static PyObject *
+dtls_records(const unsigned char *d, int64_t n)
+{
+    PyObject *recs[64];
+    Py_ssize_t k = 0;
+    int64_t p = 0;
+    while (k < max_dtls_records && p + 13 <= n && d[p] >= CT_CCS && d[p] <= CT_APPDATA
+           && known_dtls_version(be16(d + p + 1))) {
+        unsigned ctype = d[p], version = be16(d + p + 1), epoch = be16(d + p + 3);
+        unsigned length = be16(d + p + 11);
+        int64_t blen = n - (p + 13) < length ? n - (p + 13) : length;
+        PyObject *r;
+        if (ctype == CT_HANDSHAKE && epoch == 0 && blen >= 12) {
+            r = dtls_handshake(ctype, version, epoch, length, d + p + 13, blen);
+        } else {
+            PyObject *v[] = {int_(ctype), int_(version), int_(epoch), int_(length)};
+            r = make(T_DTLS, 4, v);
+        }
+        if (r == NULL) {
+            while (k > 0)
+                Py_DECREF(recs[--k]);
+            return NULL;
+        }
+        recs[k++] = r;
+        p += 13 + (int64_t)length;
+    }
+    PyObject *t = PyTuple_New(k);
+    for (Py_ssize_t i = 0; i < k; i++) {
+        if (t == NULL)
+            Py_DECREF(recs[i]);
+        else
+            PyTuple_SET_ITEM(t, i, recs[i]);
+    }
+    return t;
+}
+
+/* decode._quote: the original header quoted in an ICMP error, q[0:n]. */
+static PyObject *
+quote(const unsigned char *q, int64_t n)
+{
+    if (n <= 0)
+        return Py_NewRef(Py_None);
+    int ver = q[0] >> 4;
+    Ip ip;
+    if ((ver != 4 && ver != 6) || !ip_read(q, n, 0, ver, &ip))
+        return Py_NewRef(Py_None);
+    int ports = ip.first && (ip.proto == PROTO_TCP || ip.proto == PROTO_UDP) && n >= ip.l4 + 4;
+    PyObject *v[] = {
+        int_(ver), addr_text(&ip, ip.src), addr_text(&ip, ip.dst), int_(ip.len), int_(ip.proto),
+        none_or_int(ports, ports ? be16(q + ip.l4) : 0),
+        none_or_int(ports, ports ? be16(q + ip.l4 + 2) : 0), PyBool_FromLong(ip.df),
+    };
+    return make(T_QUOTE, 8, v);
+}
+
+/* decode._icmp: an ICMP error that quotes a packet (RFC 792, 1191, 4443), d[l4:end]. */
+static PyObject *
+icmp_error(const unsigned char *d, int64_t l4, int64_t end, int proto, int64_t quote_layer)
+{
+    unsigned itype = d[l4], code = d[l4 + 1];
+    PyObject *mtu;
+    if (proto == PROTO_ICMP) {
+        if (itype != 3 && itype != 11 && itype != 12)
+            return Py_NewRef(Py_None);
+        mtu = none_or_int(itype == 3 && code == 4, be16(d + l4 + 6));
+    } else {
+        if (itype < 1 || itype > 4)
+            return Py_NewRef(Py_None);
+        mtu = none_or_int(itype == 2, be32(d + l4 + 4));
+    }
+    PyObject *v[] = {
+        PyBool_FromLong(proto == PROTO_ICMPV6), int_(itype), int_(code), mtu,
+        quote(d + l4 + 8, end - (l4 + 8)), int_(quote_layer),
+    };
+    return make(T_ICMP, 6, v);
+}
+
+/* decode.decode of one frame d[0:n] whose innermost IP header (version ver) is at off. */
+static PyObject *
+summarise(const Packet *pk, const unsigned char *d, int64_t n, int32_t linktype,
+          PyObject *const head[3], int64_t off, int ver)
+{
+    Ip ip;
+    if (!ver || !ip_read(d, n, off, ver, &ip)) {
+        PyObject *v[] = {Py_NewRef(head[0]), Py_NewRef(head[1]), Py_NewRef(head[2])};
+        return make(T_PACKET, 3, v);
+    }
+    PyObject *v[MAX_FIELDS] = {
+        Py_NewRef(head[0]), Py_NewRef(head[1]), Py_NewRef(head[2]), int_(ver),
+        addr_text(&ip, ip.src), addr_text(&ip, ip.dst), int_(ip.len), PyBool_FromLong(ip.df),
+        int_(ip.proto),
+    };
+    int64_t ip_end = off + ip.len, l4 = ip.l4;
+    int64_t end = ip_end < n ? ip_end : n;
+    if (!ip.first)
+        return make(T_PACKET, 9, v);
+    if (ip.proto == PROTO_TCP && n >= l4 + 20) {
+        const unsigned char *t = d + l4;
+        int64_t doff = (int64_t)(t[12] >> 4) * 4, flags = t[13];
+        int64_t payload_len = ip_end - l4 - doff > 0 ? ip_end - l4 - doff : 0;
+        PyObject *tv[] = {
+            int_(flags), int_(be32(t + 4)), int_(be32(t + 8)), int_(payload_len),
+            (flags & TCP_SYN) ? mss_option(d, l4 + 20, l4 + doff < n ? l4 + doff : n)
+                              : Py_NewRef(Py_None),
+        };
+        v[9] = int_(be16(t));
+        v[10] = int_(be16(t + 2));
+        v[11] = make(T_TCP, 5, tv);
+        v[12] = Py_NewRef(Py_None);
+        v[13] = payload_len >= 6 && doff >= 20 ? tls_hello(d, n, l4 + doff, end)
+                                               : Py_NewRef(Py_None);
+        return make(T_PACKET, 14, v);
+    }
+    if (ip.proto == PROTO_UDP && n >= l4 + 8) {
+        v[9] = int_(be16(d + l4));
+        v[10] = int_(be16(d + l4 + 2));
+        v[11] = Py_NewRef(Py_None);
+        v[12] = int_(ip_end - l4 - 8 > 0 ? ip_end - l4 - 8 : 0);
+        v[13] = Py_NewRef(Py_None);
+        v[14] = dtls_records(d + l4 + 8, end - (l4 + 8));
+        return make(T_PACKET, 15, v);
+    }
+    if ((ip.proto == PROTO_ICMP || ip.proto == PROTO_ICMPV6) && n >= l4 + 8) {
+        /* The quote's layer index: the frame's IP headers of this version, walked again only
+         * for ICMP errors (decode._layer_index). */
+        int64_t passed[2] = {0, 0};
+        locate(pk, n, linktype, passed);
+        for (int i = 9; i < 15; i++)
+            v[i] = Py_NewRef(defaults[T_PACKET][i]);
+        v[15] = icmp_error(d, l4, end, ip.proto, passed[ver == 6] + 1);
+        return make(T_PACKET, 16, v);
+    }
+    return make(T_PACKET, 9, v);
+}
+
+PyDoc_STRVAR(set_types_doc,
+"set_types(packet, tcp, tls, dtls, quote, icmp, dtls_versions, max_dtls_records)\n\n"
+"The NamedTuple types summarise() builds (decode.Packet, TcpInfo, TlsHello, DtlsRecord,\n"
+"Quote, IcmpError), the DTLS versions a record header may carry, and the records read a\n"
+"datagram. Called once, by decode.py at import.");
+
+static PyObject *
+set_types(PyObject *self, PyObject *args)
+{
+    PyObject *t[NTYPES], *versions;
+    Py_ssize_t max_records;
+    if (!PyArg_ParseTuple(args, "OOOOOOOn", &t[0], &t[1], &t[2], &t[3], &t[4], &t[5], &versions,
+                          &max_records))
+        return NULL;
+    if (max_records < 0 || max_records > 64) {
+        PyErr_SetString(PyExc_ValueError, "set_types: max_dtls_records must be 0-64");
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(versions, "set_types: dtls_versions must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t nv = PySequence_Fast_GET_SIZE(seq);
+    if (nv > MAX_DTLS_VERSIONS) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "set_types: too many DTLS versions");
+        return NULL;
+    }
+    unsigned vers[MAX_DTLS_VERSIONS];
+    for (Py_ssize_t i = 0; i < nv; i++) {
+        long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (v == -1 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        vers[i] = (unsigned)v;
+    }
+    Py_DECREF(seq);
+    PyObject *defs[NTYPES][MAX_FIELDS] = {{NULL}};
+    for (int k = 0; k < NTYPES; k++) {
+        if (!PyType_Check(t[k]) || !PyType_IsSubtype((PyTypeObject *)t[k], &PyTuple_Type)) {
+            PyErr_Format(PyExc_TypeError, "set_types: %s must be a NamedTuple", type_names[k]);
+            goto fail;
+        }
+        PyObject *fields = PyObject_GetAttrString(t[k], "_fields");
+        PyObject *fd = fields ? PyObject_GetAttrString(t[k], "_field_defaults") : NULL;
+        if (fd == NULL || !PyTuple_Check(fields) || !PyDict_Check(fd)
+            || PyTuple_GET_SIZE(fields) != type_fields[k]) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_TypeError, "set_types: %s must have %zd fields",
+                             type_names[k], type_fields[k]);
+            Py_XDECREF(fields);
+            Py_XDECREF(fd);
+            goto fail;
+        }
+        for (Py_ssize_t i = 0; i < type_fields[k]; i++) {
+            PyObject *d = PyDict_GetItemWithError(fd, PyTuple_GET_ITEM(fields, i));
+            defs[k][i] = Py_XNewRef(d);
+        }
+        Py_DECREF(fields);
+        Py_DECREF(fd);
+        if (PyErr_Occurred())
+            goto fail;
+    }
+    for (int k = 0; k < NTYPES; k++) {
+        Py_XSETREF(types[k], (PyTypeObject *)Py_NewRef(t[k]));
+        for (int i = 0; i < MAX_FIELDS; i++)
+            Py_XSETREF(defaults[k][i], defs[k][i]);
+    }
+    memcpy(dtls_versions, vers, sizeof vers);
+    n_dtls_versions = (int)nv;
+    max_dtls_records = max_records;
+    Py_RETURN_NONE;
+fail:
+    for (int k = 0; k < NTYPES; k++)
+        for (int i = 0; i < MAX_FIELDS; i++)
+            Py_XDECREF(defs[k][i]);
+    return NULL;
+}
+
+PyDoc_STRVAR(summarise_doc,
+"summarise(buf, data, caplen, linktype, frame, ts, origlen, l3, ipver)\n\n"
+"decode.decode of n records, a list of decode.Packet: buf the chunk's buffer; data, caplen,\n"
+"frame, origlen, l3, ipver int64, linktype int32 and ts float64 columns of n;\n"
+"l3 the absolute offset of each record's innermost IP header of version ipver (0: none).");
+
+static PyObject *
+summarise_rows(PyObject *self, PyObject *args)
+{
+    PyObject *o[9];
+    Py_buffer b[9];
+    int got = 0;
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6],
+                          &o[7], &o[8]))
+        return NULL;
+    if (types[0] == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "summarise: set_types was not called");
+        return NULL;
+    }
+    /* item sizes of data, caplen, linktype, frame, ts, origlen, l3, ipver */
+    static const Py_ssize_t item[9] = {1, 8, 8, 4, 8, 8, 8, 8, 8};
+    for (; got < 9; got++)
+        if (PyObject_GetBuffer(o[got], &b[got], got ? PyBUF_C_CONTIGUOUS : PyBUF_SIMPLE) < 0)
+            goto done;
+    Py_ssize_t n = b[1].len / 8;
+    for (int k = 1; k < 9; k++)
+        if (b[k].len != n * item[k] || b[k].itemsize != item[k]) {
+            PyErr_SetString(PyExc_ValueError, "summarise: inconsistent columns");
+            goto done;
+        }
+    const unsigned char *buf = b[0].buf;
+    const int64_t *data = b[1].buf, *caplen = b[2].buf, *frame = b[4].buf, *orig = b[6].buf;
+    const int64_t *l3 = b[7].buf, *ipver = b[8].buf;
+    const int32_t *lt = b[3].buf;
+    const double *ts = b[5].buf;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (data[i] < 0 || caplen[i] < 0 || data[i] > b[0].len - caplen[i]
+            || (ipver[i] && l3[i] < data[i])) {
+            PyErr_SetString(PyExc_ValueError, "summarise: a record outside the buffer");
+            goto done;
+        }
+    result = PyList_New(n);
+    if (result == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *head[3] = {PyLong_FromLongLong(frame[i]), PyFloat_FromDouble(ts[i]),
+                             PyLong_FromLongLong(orig[i])};
+        PyObject *pkt = NULL;
+        if (head[0] && head[1] && head[2]) {
+            Packet pk = {buf, b[0].len, NULL, 0, data[i]};
+            pkt = summarise(&pk, buf + data[i], caplen[i], lt[i], head, l3[i] - data[i],
+                            (int)ipver[i]);
+        }
+        for (int k = 0; k < 3; k++)
+            Py_XDECREF(head[k]);
+        if (pkt == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, i, pkt);
+    }
+done:
+    while (got > 0)
+        PyBuffer_Release(&b[--got]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"columns", columns, METH_VARARGS, columns_doc},
+    {"set_types", set_types, METH_VARARGS, set_types_doc},
+    {"summarise", summarise_rows, METH_VARARGS, summarise_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -506,20 +506,7 @@ def _scan(
         frames = chunk.frames
         s_rows, s_mss = syn_mss(cols)
         rows = rare_rows(cols, s_rows, s_mss)
-        buf, data, caplen = chunk.buf, chunk.data, chunk.caplen
-        rare = [
-            dec.decode(buf[d : d + n].tobytes(), lt, f, t, o, (l3 - d, v))
-            for d, n, lt, f, t, o, l3, v in zip(
-                data[rows].tolist(),
-                caplen[rows].tolist(),
-                chunk.linktype[rows].tolist(),
-                frames[rows].tolist(),
-                chunk.ts[rows].tolist(),
-                chunk.origlen[rows].tolist(),
-                cols.l3[rows].tolist(),
-                cols.ipver[rows].tolist(),
-            )
-        ]
+        rare = dec.decode_rows(cols, rows)
         t3 = time.thread_time()
         view = ChunkView(label, cols, frames, rare, rows, s_rows, s_mss, hello_rows(cols))
         for det in detectors:
