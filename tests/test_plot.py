@@ -1,12 +1,13 @@
-"""The ``--plot`` picture: what it shows (packet sizes per direction, the MTU lines, the event
-lanes, the legend) and that its margins, computed from the texts' sizes instead of by a layout
-engine, hold every text inside the picture and clear of the panels."""
+"""The ``--plot`` picture: what its layout shows (packet sizes per direction, the MTU lines,
+the event lanes, the reconnects, the legend, ticks at 1-2-5 steps), that no text sits on
+another or outside its margin, and that the PNG Pillow reads back has those things where the
+layout put them."""
 
 from __future__ import annotations
 
-import struct
+from itertools import combinations
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,14 +15,15 @@ from scapy.utils import wrpcap
 
 from labkit.analyze.plotdata import build
 from labkit.analyze.timeline import LogInputs
-from labkit.plot import DPI, LANES, WIDTH_IN, X_SPOTS, Timeline, _spots, draw, render_png
+from labkit.plot import LANES, Level, Marker, Series, Timeline, render_png
 from tests.helpers import synth
 
-if TYPE_CHECKING:
-    from matplotlib.axis import Axis
-    from matplotlib.text import Text
+pytest.importorskip("PIL")
 
-pytest.importorskip("matplotlib")
+from PIL import Image  # noqa: E402 - after the skip
+
+from labkit.plot.layout import DPI, MAX_LABELS_PER_LANE, WIDTH_IN, layout, ticks  # noqa: E402
+from labkit.plot.picture import Axis, Picture, Text  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 
@@ -53,97 +55,222 @@ def logged() -> Timeline:
     return build([], join([], inputs), inputs)
 
 
-def _in_view(axis: Axis) -> list[Text]:
-    """The tick labels drawn: matplotlib also places ticks just outside the view, undrawn."""
-    low, high = sorted(axis.get_view_interval())
-    return [x for x, at in zip(axis.get_ticklabels(), axis.get_ticklocs()) if low <= at <= high]
+def _pixel(axis: Axis, value: Any) -> Any:
+    """Where ``value`` falls on ``axis``, from two of its ticks: what a reader of the
+    picture does with a ruler."""
+    a, b = axis.ticks[0], axis.ticks[-1]
+    return a.at + (value - a.value) * (b.at - a.at) / (b.value - a.value)
 
 
-def _shown(t: Timeline) -> None:
-    fig = draw(t)
-    top, bottom = fig.axes
+def _near(pixels: list[int], where: list[float]) -> bool:
+    """Each pixel within one of where a ruler puts it (the ticks are whole pixels too)."""
+    return len(pixels) == len(where) and all(abs(a - b) <= 1 for a, b in zip(pixels, where))
+
+
+def _texts_in_place(p: Picture) -> None:
+    """Every text inside the picture, none on another; the title above the panels, the axes'
+    labels beside and under them, the legend and the notes at the bottom."""
+    boxes = {x: x.box() for x in p.texts}
+    for text, box in boxes.items():
+        assert 0 <= box.x0 and box.x1 <= p.width and 0 <= box.y0 and box.y1 <= p.height, text
+    for (a, box_a), (b, box_b) in combinations(boxes.items(), 2):
+        assert not box_a.overlaps(box_b), (a.text, b.text)
+    for text, box in boxes.items():
+        if text.role == "title":
+            assert box.y1 <= p.sizes.y0
+        if text.role in {"ytick", "ylabel", "lane"}:
+            assert box.x1 <= p.sizes.x0
+        if text.role in {"xtick", "xlabel", "legend", "note"}:
+            assert box.y0 >= p.events.y1
+        if text.role in {"mtu", "reconnect"}:
+            assert p.sizes.holds(box)
+        if text.role == "event":
+            assert p.events.holds(box)
+    assert max(b.y1 for t, b in boxes.items() if t.role == "xlabel") <= min(
+        (b.y0 for t, b in boxes.items() if t.role in {"legend", "note"}), default=p.height
+    )
+
+
+def _shown(t: Timeline) -> Picture:
+    p = layout(t)
+    t0 = t.span()[0]  # type: ignore[index]  # every fixture has something to show
     drawn = [s for s in t.series if len(s.times)]
-    # One collection of points per series, at the series' sizes, and the legend names them.
-    points = [c for c in top.collections if c.get_label() in {s.label for s in drawn}]
-    assert [c.get_label() for c in points] == [s.label for s in drawn]
-    for c, s in zip(points, drawn, strict=True):
-        assert set(c.get_offsets()[:, 1].tolist()) == set(s.sizes.tolist())
-    assert [x.get_text() for x in fig.legends[0].get_texts()] == [s.label for s in drawn]
+    # One set of markers per series, each at its packets' times and sizes (to the pixel:
+    # where the axes' ticks put them), and the legend names the series with their counts.
+    series = [x for x in p.points if x.role == "series"]
+    assert [x.label for x in series] == [s.label for s in drawn]
+    for x, s in zip(series, drawn, strict=True):
+        rows = {round(_pixel(p.y, v)) for v in s.sizes.tolist()}
+        columns = {round(_pixel(p.x, v - t0)) for v in s.times.tolist()}
+        assert set(x.ys.tolist()) <= {r + d for r in rows for d in (-1, 0, 1)}
+        assert {c + d for c in x.xs.tolist() for d in (-1, 0, 1)} >= columns
+    assert p.texts_of("legend") == [s.label for s in drawn]
+    assert [x.label for x in p.points if x.role == "legend"] == [s.label for s in drawn]
     # Every MTU line at its size, and its label.
-    ys = {
-        round(float(seg[0][1]))
-        for c in top.collections
-        if c not in points
-        for seg in c.get_segments()  # type: ignore[attr-defined]
-        if seg[0][1] == seg[1][1]  # horizontal: not a reconnect's vertical line
-    }
-    assert ys == {lv.value for lv in t.levels}
-    labels = {x.get_text() for x in top.texts}
-    assert {f"{lv.value}: {lv.label}" for lv in t.levels} <= labels
-    # One lane per kind of event, top to bottom in LANES order.
-    lanes = [x.get_text() for x in bottom.get_yticklabels()]
-    assert lanes == [lane for lane in LANES if lane in {m.lane for m in t.markers}]
+    lines = sorted(r.y0 for r in p.rules if r.role == "mtu")
+    assert _near(lines, sorted(_pixel(p.y, lv.value) for lv in t.levels))
+    assert sorted(p.texts_of("mtu")) == sorted(f"{lv.value}: {lv.label}" for lv in t.levels)
+    # One lane per kind of event, top to bottom in LANES order, with its markers.
+    lanes = [lane for lane in LANES if lane in {m.lane for m in t.markers}]
+    assert list(p.lanes) == p.texts_of("lane") == lanes
+    assert [x.label for x in p.points if x.role == "lane"] == lanes
+    for lane in lanes:
+        events = p.texts_of("event")
+        labelled = [m.label for m in t.markers if m.lane == lane and m.label]
+        shown = [e for e in events if e in labelled]
+        assert len(shown) == len(set(shown)) <= MAX_LABELS_PER_LANE
+        assert shown or not labelled  # a lane's first label always has room
+    # A reconnect: a line through both panels at its time, and its label.
     reconnects = [m for m in t.markers if m.reconnect]
-    assert [x.get_text() for x in top.texts].count("reconnect") == len(reconnects)
+    at = sorted(r.x0 for r in p.rules if r.role == "reconnect")
+    assert _near(at, sorted(_pixel(p.x, m.time - t0) for m in reconnects for _ in range(2)))
+    assert (1 if reconnects else 0) <= len(p.texts_of("reconnect")) <= len(reconnects)
 
-    # The margins: the title above the upper panel, tick and axis labels beside and under the
-    # panels, the legend and notes under the lower one, all inside the picture.
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
-    whole = fig.bbox
-    up, low = top.get_window_extent(renderer), bottom.get_window_extent(renderer)
-    (title,) = [x for x in fig.texts if x.get_text().startswith(t.title)]
-    box = title.get_window_extent(renderer)
-    assert box.y0 >= up.y1 and box.y1 <= whole.y1
-    for label in [*_in_view(top.yaxis), top.yaxis.label, *_in_view(bottom.yaxis)]:
-        if label.get_text():
-            box = label.get_window_extent(renderer)
-            assert 0 <= box.x0 and box.x1 <= up.x0, label.get_text()
-    for label in [*_in_view(bottom.xaxis), bottom.xaxis.label]:
-        if label.get_text():
-            box = label.get_window_extent(renderer)
-            assert 0 <= box.y0 and box.y1 <= low.y0 and box.x1 <= whole.x1, label.get_text()
-    axis_label = bottom.xaxis.label.get_window_extent(renderer)
-    if drawn:
-        legend = fig.legends[0].get_window_extent(renderer)
-        assert 0 <= legend.y0 and legend.y1 <= axis_label.y0
-        assert 0 <= legend.x0 and legend.x1 <= whole.x1
-    for note in [x for x in fig.texts if x is not title]:
-        box = note.get_window_extent(renderer)
-        assert 0 <= box.y0 and box.x1 <= whole.x1
-        assert not drawn or box.y1 <= fig.legends[0].get_window_extent(renderer).y0
+    _texts_in_place(p)
+    return p
 
 
 def test_the_captures_picture_shows_sizes_mtus_events_and_legend(captured: Timeline) -> None:
     assert {s.direction for s in captured.series} >= {"to", "from"}
+    assert captured.levels and captured.markers
     _shown(captured)
 
 
-def test_the_logs_picture_shows_lanes_and_the_reconnect(logged: Timeline) -> None:
+def test_the_logs_picture_shows_lanes_the_reconnect_and_ticks(logged: Timeline) -> None:
     assert any(m.reconnect for m in logged.markers)
-    _shown(logged)
+    p = _shown(logged)
+    # The logs span 61 s and sizes 1347-1418: the axes a reader expects.
+    assert [k.label for k in p.x.ticks] == ["0", "10", "20", "30", "40", "50", "60"]
+    assert [k.label for k in p.y.ticks] == ["1300", "1350", "1400", "1450", "1500"]
+    assert p.texts_of("mtu") == ["1418: packet size the adapter MTU allows", "1347: tunnel MTU"]
+    assert p.texts_of("event")[:1] == ["1418 > 1347"]
 
 
-def test_the_png_is_the_figure_at_its_size(captured: Timeline, tmp_path: Path) -> None:
-    png = tmp_path / "case.png"
-    render_png(captured, png)
-    data = png.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
-    width, height = struct.unpack(">II", data[16:24])
-    fig = draw(captured)
-    assert width == round(WIDTH_IN * DPI) == round(fig.get_figwidth() * DPI)
-    assert height == round(fig.get_figheight() * DPI)
+def test_many_event_labels_keep_apart() -> None:
+    """Twenty labelled reconnects a tenth of a second apart in 100 s of events: the labels
+    that fit, none on another."""
+    crowd = [Marker(1000 + k / 10, "DART", f"reconnect number {k}", True) for k in range(20)]
+    t = Timeline("crowded", markers=(*crowd, Marker(1100.0, "ASA session", "end")))
+    p = _shown(t)
+    assert 1 <= len(p.texts_of("event")) <= MAX_LABELS_PER_LANE
+    assert 1 <= len(p.texts_of("reconnect")) < 20
+    assert len([r for r in p.rules if r.role == "reconnect"]) == 40  # every line drawn
 
 
-def test_a_dense_series_is_drawn_once_per_spot_to_the_byte() -> None:
+def _long() -> Timeline:
+    """Twelve captures with long names, nine series, four MTU lines, six notes."""
+    name = "capture-number-{}-from-the-customer-site.pcap"
+    return Timeline(
+        "labkit analyze: " + ", ".join(name.format(k) for k in range(12)),
+        series=tuple(
+            Series(
+                f"{name.format(k)} (outside): to the client (123456)",
+                np.arange(10.0) + k,
+                np.full(10, 100 + k * 50),
+                group=str(k),
+                direction="to",
+            )
+            for k in range(9)
+        ),
+        levels=(Level(1418, "a"), Level(1400, "b"), Level(1347, "c"), Level(1300, "d")),
+        notes=tuple(f"{name.format(k)}: 5000000 packets, 1 in 12 sampled" for k in range(6)),
+    )
+
+
+@pytest.mark.parametrize(
+    "t",
+    [
+        Timeline("nothing to show"),
+        Timeline("one packet", series=(Series("a (1)", np.array([5.0]), np.array([1418])),)),
+        Timeline("one event", markers=(Marker(7.0, "DART", "reconnect", True),)),
+        _long(),
+    ],
+    ids=["nothing", "one-packet", "one-event", "long-names"],
+)
+def test_odd_timelines_keep_their_texts_in_and_apart(t: Timeline, tmp_path: Path) -> None:
+    p = layout(t)
+    _texts_in_place(p)
+    assert len(p.texts_of("title")) >= 2
+    assert len(p.texts_of("legend")) == len([s for s in t.series if len(s.times)])
+    assert sorted(p.texts_of("mtu")) == sorted(f"{lv.value}: {lv.label}" for lv in t.levels)
+    render_png(t, tmp_path / "odd.png")
+    with Image.open(tmp_path / "odd.png") as image:
+        assert image.size == (p.width, p.height)
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "labels"),
+    [
+        (-7.05, 148.05, ["0", "20", "40", "60", "80", "100", "120", "140"]),
+        (0.0, 1.0, ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"]),
+        (-0.002, 0.041, ["0.00", "0.01", "0.02", "0.03", "0.04"]),
+        (1267.0, 1528.0, ["1300", "1350", "1400", "1450", "1500"]),
+        (0.0, 86_400.0 * 1.05, ["0", "20000", "40000", "60000", "80000"]),
+    ],
+)
+def test_ticks_fall_on_1_2_5_steps(low: float, high: float, labels: list[str]) -> None:
+    assert [s for _, s in ticks(low, high)] == labels
+
+
+def test_the_png_has_the_layouts_size_points_and_lines(captured: Timeline, tmp_path: Path) -> None:
+    out = tmp_path / "case.png"
+    render_png(captured, out)
+    p = layout(captured)
+    with Image.open(out) as image:  # Pillow's decoder: an independent reader of the file
+        assert image.format == "PNG" and image.mode == "RGB"
+        assert image.size == (p.width, p.height) and p.width == round(WIDTH_IN * DPI)
+        pixels = np.asarray(image).astype(np.int64)
+    # Each series' colour (at its alpha over white) at the centre of each of its markers
+    # that nothing else covers (another series' marker, a line, a text), and no marker
+    # centre left white.
+    series = [x for x in p.points if x.role == "series"]
+    checked = 0
+    for x in series:
+        colour = np.array([int(x.colour[i : i + 2], 16) for i in (1, 3, 5)])
+        expected = np.rint(255 * (1 - x.alpha) + colour * x.alpha)
+        centres = pixels[x.ys, x.xs]
+        assert (centres.sum(axis=1) < 3 * 250).all(), x.label
+        others = np.array([(a, b) for y in series if y is not x for a, b in zip(y.xs, y.ys)])
+        for cx, cy, got in zip(x.xs, x.ys, centres, strict=True):
+            if len(others) and (np.abs(others - (cx, cy)).max(axis=1) <= 10).any():
+                continue
+            if any(r.x0 - 3 <= cx <= r.x1 + 3 and r.y0 - 3 <= cy <= r.y1 + 3 for r in p.rules):
+                continue
+            if any(b.x0 <= cx < b.x1 and b.y0 <= cy < b.y1 for b in map(Text.box, p.texts)):
+                continue
+            assert np.abs(got - expected).max() <= 3, x.label
+            checked += 1
+    assert checked >= 3  # some markers stand apart: the test checks something
+    # The MTU lines' rows are dark along the panel (dashes and dots: half of it or more),
+    # where the rows just off them, left of the labels, are not.
+    half = slice(p.sizes.x0 + 1, (p.sizes.x0 + p.sizes.x1) // 2)
+    for r in [r for r in p.rules if r.role == "mtu"]:
+        dark = pixels[r.y0, half].sum(axis=1) < 200
+        assert dark.mean() >= 0.45
+        assert (pixels[r.y0 - 3, half].sum(axis=1) < 200).mean() < 0.1
+    # The lane markers in their lane's colour.
+    for x in [x for x in p.points if x.role == "lane"]:
+        colour = np.array([int(x.colour[i : i + 2], 16) for i in (1, 3, 5)])
+        assert (np.abs(pixels[x.ys, x.xs] - colour).max(axis=1) <= 3).all(), x.label
+    # Texts are drawn: the title's line has ink.
+    title = next(t for t in p.texts if t.role == "title").box()
+    assert (pixels[title.y0 : title.y1, title.x0 : title.x1].sum(axis=2) < 300).any()
+
+
+def test_a_dense_series_is_drawn_once_per_pixel() -> None:
+    """200 000 packets over a minute: one marker per pixel they fall on, every such pixel."""
     rng = np.random.default_rng(7)
-    times = np.sort(rng.uniform(0, 100, 50_000))
-    sizes = rng.choice([52, 1347, 1418], 50_000)
-    x, y = _spots(times, sizes, 100.0)
-    assert len(x) < len(times) and np.all(np.diff(x) >= 0)
-    spot = np.floor(times * (X_SPOTS / 100.0)).astype(np.int64)
-    kept = set(zip(np.floor(x * (X_SPOTS / 100.0)).astype(np.int64).tolist(), y.tolist()))
-    assert kept == set(zip(spot.tolist(), sizes.tolist()))  # every (spot, size) once
+    times = np.sort(rng.uniform(0, 60, 200_000)) + 1.7e9
+    sizes = rng.choice([52, 1347, 1418], 200_000)
+    t = Timeline("dense", series=(Series("all", times, sizes),))
+    p = layout(t)
+    (x,) = [x for x in p.points if x.role == "series"]
+    pairs = set(zip(x.xs.tolist(), x.ys.tolist(), strict=True))
+    assert len(pairs) == len(x.xs) < 5000  # each pixel once, a few thousand of them
+    columns, rows = np.rint(_pixel(p.x, times - times[0])), np.rint(_pixel(p.y, sizes))
+    expected = set(zip(columns.astype(int).tolist(), rows.astype(int).tolist(), strict=True))
+    near = {(c + dc, r + dr) for c, r in expected for dc in (-1, 0, 1) for dr in (-1, 0, 1)}
+    assert pairs <= near and len(pairs) >= 0.9 * len(expected)
 
 
 def test_more_large_packets_than_the_budget_are_thinned_over_the_whole_capture(
@@ -173,3 +300,29 @@ def test_more_large_packets_than_the_budget_are_thinned_over_the_whole_capture(
         f"big.pcap: 50000 packets, the ones above 1347 bytes sampled 1 in {pts.big.stride}, "
         f"the ones at or below 1347 bytes sampled 1 in {pts.small.stride}"
     )
+
+
+@pytest.mark.parametrize(
+    ("pillow", "why"),
+    [
+        ("None", "Pillow is not installed"),  # a None in sys.modules: the import fails
+        ("types.SimpleNamespace(__version__='9.5.0')", "Pillow 9.5.0 is installed"),
+    ],
+    ids=["missing", "too-old"],
+)
+def test_plot_without_a_recent_pillow_is_one_line_and_a_hint(
+    pillow: str, why: str, tmp_path: Path
+) -> None:
+    """Pillow is an extra, and before 10.1 it has no scalable font: --plot is refused before
+    any work, in one line that says which."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "case.png"
+    args = ["analyze", "--syslog", str(DATA / "asa-seed.log"), "--plot", str(out)]
+    run = f"import sys, types; sys.modules['PIL'] = {pillow}; from labkit.cli import main; "
+    run += f"sys.exit(main({args!r}))"
+    proc = subprocess.run([sys.executable, "-c", run], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and not out.exists()
+    (line,) = proc.stderr.splitlines()
+    assert f"--plot needs Pillow 10.1 or later: {why} (pip install 'labkit[plot]')" in line

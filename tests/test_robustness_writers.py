@@ -150,7 +150,7 @@ def test_annotate_refuses_its_input_by_any_name(tmp_path: Path) -> None:
 
 
 def test_plot_refuses_a_log_input(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("PIL")
     log = tmp_path / "asa.log"
     shutil.copy(ROOT / "tests" / "data" / "asa-seed.log", log)
     data = log.read_bytes()

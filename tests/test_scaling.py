@@ -52,8 +52,12 @@ def _child_cpu(cmd: list[str], cwd: Path) -> float:
 
 
 def _growth(cost: Callable[[int], float], base: int, n: int) -> tuple[float, str]:
-    """(cost per item N..2N) / (cost per item base..N), each size timed best of RUNS."""
-    t = {k: min(cost(k) for _ in range(RUNS)) for k in (base, n, 2 * n)}
+    """(cost per item N..2N) / (cost per item base..N), each size timed best of RUNS. The
+    sizes take turns, round after round: a machine whose load changes during the check then
+    slows each size alike, where timing one size's runs after the other's would not."""
+    sizes = (base, n, 2 * n)
+    rounds = [[cost(k) for k in sizes] for _ in range(RUNS)]
+    t = {k: min(r[i] for r in rounds) for i, k in enumerate(sizes)}
     first = (t[n] - t[base]) / (n - base)
     second = (t[2 * n] - t[n]) / n
     assert first > 0, f"no measurable cost from {base} to {n} items: {t}"

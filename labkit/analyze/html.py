@@ -4,7 +4,7 @@ One self-contained file: the verdict, the diagnosis (each link with its evidence
 fixes with their configuration lines, a timeline picture, and the findings table with filters
 (severity and a text search). No network access is needed to view it: the style, the script
 and the picture are inline (the picture is SVG drawn here from the same
-:class:`~labkit.plot.Timeline` ``--plot`` draws, so matplotlib is not needed). Every text from
+:class:`~labkit.plot.Timeline` ``--plot`` draws, so Pillow is not needed). Every text from
 the capture is escaped. A renderer: it decides nothing, it lays out the report.
 """
 

@@ -16,7 +16,6 @@ the logs read (:func:`labkit.analyze.sources.read_logs`), the judging
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import ipaddress
 import sys
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from labkit.commands import add_format_option
 from labkit.errors import InputError, UsageError
 from labkit.fileio import atomic_output, binary_stdout, check_output_path, is_stdout
 from labkit.findings import SEVERITY_RANK, Finding
+from labkit.plot import unavailable as plot_unavailable
 
 if TYPE_CHECKING:
     from labkit.analyze.timeline import LogInputs
@@ -256,8 +256,10 @@ def run(args: argparse.Namespace) -> int:
         copies = targets(args.annotate, args.files)
         check_targets(copies, force=args.force, inputs=inputs)
     _check_rereads(args)
-    if args.plot and importlib.util.find_spec("matplotlib") is None:
-        raise UsageError("--plot needs matplotlib", hint="pip install 'labkit[plot]'")
+    if args.plot and (why := plot_unavailable()):
+        raise UsageError(
+            f"--plot needs Pillow 10.1 or later: {why}", hint="pip install 'labkit[plot]'"
+        )
     if args.follow and len(args.files) != 1:
         raise UsageError("--follow watches one capture: give exactly one FILE (or - for stdin)")
     if args.files.count("-") > 1:
@@ -271,10 +273,6 @@ def run(args: argparse.Namespace) -> int:
         max_flows=args.max_flows,
     )
     collect = Collect(keylog, plot=bool(args.plot or args.html))
-    if args.plot:  # matplotlib imports while the captures are read
-        from labkit.plot import preload
-
-        preload()
     if args.follow:
         scanned = [_follow(args, options, collect)]
     else:
