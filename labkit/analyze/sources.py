@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # the parsers are imported where used: a capture-only run nev
     from labkit.analyze.logfold import DartFold, SyslogFold
     from labkit.analyze.timeline import LogInputs
     from labkit.logs.dart import DartParser
+    from labkit.wire.tlscrypt import RecordKeys
+    from labkit.wire.tlswalk import Records, RecordWalk, Stream
 
 MAX_KEYLOG_BYTES = 64 << 20
 #: A log that has no event within this of a capture is on another clock (--clock-offset).
@@ -249,6 +251,40 @@ def _ready(flow: _Flow) -> bool:
     return all(d.keys is not None and d.cstp.at_packet_boundary for d in flow.dirs.values())
 
 
+def _keys(flow: _Flow, direction: Direction) -> RecordKeys:
+    keys = flow.dirs[direction].keys
+    assert keys is not None, "a direction whose stream was taken opens with keys"
+    return keys
+
+
+class _Aside:
+    """One walk run on another thread; :meth:`result` waits for it (and raises what it did)."""
+
+    def __init__(self, walk: RecordWalk, stream: Stream, cuts: tuple[int, ...]) -> None:
+        import threading
+
+        self._found: Records | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(walk, stream, cuts), daemon=True)
+        self._thread.start()
+
+    def _run(self, walk: RecordWalk, stream: Stream, cuts: tuple[int, ...]) -> None:
+        try:
+            self._found = walk(stream, cuts)
+        except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits
+            self._error = exc
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def result(self) -> Records:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._found is not None
+        return self._found
+
+
 @dataclass(frozen=True, slots=True)
 class _Planned:
     """A direction's records of a chunk, counted (``plan``), and where its stream then stands:
@@ -291,8 +327,10 @@ class KeyedDecryption:
         # keyed connection -> its decryption state and the client's directed flow hash
         self._flows: dict[int, tuple[_Flow, int]] = {}
         self._tries: dict[int, int] = {}  # keyed connection -> offers to bulk in this chunk
-        # One walk's arrays at a time: a plan keeps none of them (it copies what it counts).
+        # A walk's arrays live until the walker's next walk: a plan keeps none of them (it
+        # copies what it counts). Two walkers: a flow's two directions are walked at once.
         self._walk = RecordWalk()
+        self._walk_aside = RecordWalk()
 
     def feed(self, view: ChunkView) -> None:
         from labkit.analyze.decode import PROTO_TCP
@@ -387,7 +425,9 @@ class KeyedDecryption:
                 ("to-server", mine[to_server]),
                 ("to-client", mine[~to_server]),
             )
-            planned = [self._plan(view, flow, d, r) for d, r in sides if len(r)]
+            streams = [(d, r, self._stream(view, flow, d, r)) for d, r in sides if len(r)]
+            ready = [(d, r, st) for d, r, st in streams if st is not None]
+            planned = self._count(view, flow, ready) if len(ready) == len(streams) else [None]
             if all(p is not None for p in planned):
                 plans += [p for p in planned if p is not None]
             else:
@@ -401,15 +441,14 @@ class KeyedDecryption:
             d.tcp.next_seq = p.next_seq
         return np.concatenate(rest).tolist() if rest else []
 
-    def _plan(
+    def _stream(
         self, view: ChunkView, flow: _Flow, direction: Direction, rows: np.ndarray
-    ) -> _Planned | None:
-        """One direction's rows of a chunk as a plan, when they continue its stream in order
-        (no hole, retransmission or reordering) and its records can be counted in bulk."""
-        from labkit.wire.tlscrypt import peek_blocks
+    ) -> Stream | None:
+        """One direction's rows of a chunk as its stream, when they continue it in order (no
+        hole, retransmission or reordering) and its records open with keys."""
         from labkit.wire.tlswalk import Stream
 
-        c, chunk = view.cols, view.chunk
+        c = view.cols
         d = flow.dirs[direction]
         seq = c.seq[rows].astype(np.int64)
         lens = c.pcap[rows].astype(np.int64)
@@ -422,15 +461,43 @@ class KeyedDecryption:
             or not np.array_equal(seq[1:], (seq[:-1] + lens[:-1]) & 0xFFFFFFFF)
         ):
             return None
-        stream = Stream.of(bytes(d.records.buf), chunk.buf, c.pay[rows], lens)
-        walk = self._walk(stream, peek_blocks(d.keys))
-        plan = self.decryptor.plan(
-            flow, direction, walk, view.frames[rows], chunk.ts[rows], stream.read
-        )
-        if plan is None:
-            return None
-        tail = stream.read(walk.next, stream.length)
-        return _Planned(plan, tail, int(seq[-1] + lens[-1]) & 0xFFFFFFFF)
+        return Stream.of(bytes(d.records.buf), view.chunk.buf, c.pay[rows], lens)
+
+    def _count(
+        self, view: ChunkView, flow: _Flow, streams: list[tuple[Direction, np.ndarray, Stream]]
+    ) -> list[_Planned | None]:
+        """Each direction's records counted (:meth:`~labkit.analyze.decrypt.Decryptor.plan`),
+        or None. With both directions, the larger one's walk runs on another thread while this
+        one walks and counts the other: the compiled walk waits on memory with the interpreter
+        lock released, and the pass has a core to spare beside the read-ahead thread."""
+        from labkit.wire.tlscrypt import peek_blocks
+        from labkit.wire.tlswalk import COMPILED
+
+        cuts = [peek_blocks(_keys(flow, d)) for d, _r, _s in streams]
+        big = max(range(len(streams)), key=lambda i: len(streams[i][1]))
+        aside = None
+        if len(streams) > 1 and COMPILED:
+            aside = _Aside(self._walk_aside, streams[big][2], cuts[big])
+        out: list[_Planned | None] = [None] * len(streams)
+        try:
+            for i in sorted(range(len(streams)), key=lambda i: i == big):  # the larger last
+                direction, rows, stream = streams[i]
+                walk = (
+                    aside.result()
+                    if aside is not None and i == big
+                    else self._walk(stream, cuts[i])
+                )
+                plan = self.decryptor.plan(
+                    flow, direction, walk, view.frames[rows], view.chunk.ts[rows], stream.read
+                )
+                if plan is not None:
+                    seq = int(view.cols.seq[rows[-1]]) + int(view.cols.pcap[rows[-1]])
+                    tail = stream.read(walk.next, stream.length)
+                    out[i] = _Planned(plan, tail, seq & 0xFFFFFFFF)
+        finally:  # never leave a walk reading a chunk the reader may reuse
+            if aside is not None:
+                aside.join()
+        return out
 
     @staticmethod
     def _payload(view: ChunkView, row: int) -> bytes:
