@@ -44,35 +44,75 @@ def _stream(rng: random.Random) -> bytes:
         b"\x17\x03\x03\x50\x01",
     ],
 )
-def test_compiled_and_python_walks_agree(seed: int, pieces: int, tail: bytes) -> None:
+@pytest.mark.parametrize(
+    "cuts",
+    [(16, -16, 0, -32), (16, -64, 0, -80), (0,), (), (7, -1, 70, -90)],  # CBC, +SHA-384 EtM, GCM
+)
+def test_compiled_and_python_walks_agree(
+    seed: int, pieces: int, tail: bytes, cuts: tuple[int, ...]
+) -> None:
     rng = random.Random(seed)
     data = _stream(rng) + tail
     cut = rng.randrange(0, 40)  # an unfinished record carried in from an earlier chunk
     head, rest = data[:cut], data[cut:]
     gaps = [rng.randrange(0, 9) for _ in rest]  # junk between segments, as in a chunk buffer
-    cuts = sorted({0, len(rest), *rng.sample(range(1, len(rest)), pieces - 1)})
+    bounds = sorted({0, len(rest), *rng.sample(range(1, len(rest)), pieces - 1)})
     buf, offs = bytearray(), []
-    for a, b in zip(cuts, cuts[1:]):
+    for a, b in zip(bounds, bounds[1:]):
         buf += b"\xee" * gaps[a]
         offs.append(len(buf))
         buf += rest[a:b]
     arr = np.frombuffer(bytes(buf), np.uint8)
-    lens = np.diff(cuts)
-    c = tlswalk.walk_records(head, arr, np.array(offs), lens)
-    py = tlswalk.walk_records(head, arr, np.array(offs), lens, walk=tlswalk.py_records)
-    for name in ("start", "ctype", "length", "segment", "heads", "tails"):
+    lens = np.diff(bounds)
+    stream = tlswalk.Stream.of(head, arr, np.array(offs), lens)
+    walk = tlswalk.RecordWalk()
+    walk(
+        tlswalk.Stream.of(b"\x17\x03\x03\x00\x00" * 3, arr, np.zeros(1), np.zeros(1)), (16, 0)
+    )  # used arrays
+    c = walk(stream, cuts)
+    py = tlswalk.RecordWalk(tlswalk.py_records)(stream, cuts)
+    for name in ("start", "ctype", "length", "segment", "blocks"):
         assert np.array_equal(getattr(c, name), getattr(py, name)), name
     assert (c.next, c.bad) == (py.next, py.bad)
     assert c.bad == (tail[:1] == b"\x99" or tail == b"\x17\x03\x03\x50\x01")
+    assert c.blocks.shape == (len(cuts), len(c.start), 16)
     # every record found is the bytes the stream has there, and the walk stops where it must
     for i in range(len(c.start)):
         s, n = int(c.start[i]), int(c.length[i])
-        whole = tlswalk.stream_bytes(head, arr, np.array(offs), lens, s, s + 5 + n)
+        whole = stream.read(s, s + 5 + n)
         assert whole == data[s : s + 5 + n] and whole[0] == c.ctype[i]
-        edge = min(n, tlswalk.EDGE)
-        assert c.heads[i, :edge].tobytes() == whole[5 : 5 + edge]
-        assert c.tails[i, tlswalk.EDGE - edge :].tobytes() == whole[len(whole) - edge :]
+        fragment = whole[5:]
+        for j, at in enumerate(n + k if k < 0 else k for k in cuts):
+            want = bytes(fragment[b] if 0 <= b < n else 0 for b in range(at, at + tlswalk.BLOCK))
+            assert c.blocks[j, i].tobytes() == want
     assert c.next == (len(data) - len(tail) if tail else len(data))
+
+
+@pytest.mark.skipif(not tlswalk.COMPILED, reason="the C loops were not built (no compiler)")
+@pytest.mark.parametrize("mac", [0, 20, 48])
+def test_compiled_and_numpy_cbc_peeks_agree(mac: int) -> None:
+    """The CBC arithmetic of peek (first bytes, padding check, length), compiled and in numpy,
+    on blocks whose last one ends in good padding, bad padding, or neither."""
+    from labkit.wire import tlscrypt
+
+    rng = np.random.default_rng(mac)
+    n = 4000
+    clear = rng.integers(0, 256, (2, n, 16), dtype=np.uint8)
+    masks = rng.integers(0, 256, (2, n, 16), dtype=np.uint8)
+    for i in range(0, n, 2):  # every other record: a padding of pad + 1 bytes, some spoiled
+        pad = int(rng.integers(0, 40))
+        last = clear[1, i] ^ masks[1, i]
+        last[16 - min(pad + 1, 16) :] = pad
+        if i % 6 == 0:
+            last[int(rng.integers(16 - min(pad + 1, 16), 16))] ^= 1 << int(rng.integers(0, 8))
+        clear[1, i] = last ^ masks[1, i]
+    cipher = rng.choice([0, 16, 31, 32, 48, 64, 100, 1408, 1424, 16400], n).astype(np.int64)
+    py = tlscrypt.py_cbc_peek(clear.tobytes(), masks, cipher, mac)
+    c = tlscrypt.cbc_peek(clear.tobytes(), masks, cipher, mac)
+    assert tlscrypt.cbc_peek is not tlscrypt.py_cbc_peek
+    assert np.array_equal(py[0], c[0]) and np.array_equal(py[1], c[1])
+    assert np.array_equal(py[0], (clear[0] ^ masks[0])[:, :8])
+    assert 0 < (c[1] >= 0).sum() < n / 2  # some records fit, most do not
 
 
 # ---------------------------------------------------------------------- the suites
@@ -126,8 +166,9 @@ def _session(tmp: Path, cipher: str, etm: bool, size: int = 600_000) -> tuple[Pa
     return capture, keys, truth
 
 
-def _analyze(capture: Path, keys: Path) -> DecryptReport:
-    report = analyze([str(capture)], collect=Collect(keylog=read_keylog(str(keys))))
+def _analyze(capture: Path, keys: Path, plot: bool = True) -> DecryptReport:
+    """The decryption by the analyzer's pass; ``plot``: the timeline's sizes kept too."""
+    report = analyze([str(capture)], collect=Collect(keylog=read_keylog(str(keys)), plot=plot))
     ((_path, decrypted),) = report.decrypted
     return decrypted
 
@@ -167,6 +208,9 @@ def test_the_pass_counts_what_the_generator_sent(
     one_by_one = decrypt(_segments(capture), parse_keylog(keys.read_text()))
     assert report.to_json() == one_by_one.to_json()
     assert report.sizes == one_by_one.sizes
+    # without a plot no size is kept, and nothing else changes
+    bare = _analyze(capture, keys, plot=False)
+    assert bare.to_json() == report.to_json() and len(bare.data_sizes) == 0
 
 
 def _flip(capture: Path, segments: list[Segment], offsets: list[int]) -> None:

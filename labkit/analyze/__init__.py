@@ -276,7 +276,7 @@ def scan_file(
     if collect.keylog is not None:
         from labkit.analyze.sources import KeyedDecryption
 
-        decryption = KeyedDecryption(collect.keylog)
+        decryption = KeyedDecryption(collect.keylog, timeline=collect.plot)
         consumers.append(decryption)
     if collect.plot:
         from labkit.analyze.plotdata import Sampler

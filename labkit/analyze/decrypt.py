@@ -458,6 +458,27 @@ class _Flow:
         return True
 
 
+def _sampled(opened: int, n: int) -> list[int]:
+    """Which of ``n`` records, the first ``opened`` of its direction's having gone before, are
+    authenticated whole: the first :data:`AUTH_FIRST` of the direction, every
+    :data:`AUTH_EVERY`-th after."""
+    first = range(min(max(AUTH_FIRST - opened, 0), n))
+    every = range(-opened % AUTH_EVERY, n, AUTH_EVERY)
+    return sorted(set(first) | set(every))
+
+
+_MAGIC_WORD = np.uint64(int.from_bytes(CSTP_MAGIC, "little"))
+
+
+def _type_counts(ptype: np.ndarray) -> tuple[tuple[str, int], ...]:
+    """CSTP packets by type name, in first-seen order: a count per type value (a running
+    tunnel sends two or three), then each present type's first place."""
+    count = np.bincount(ptype, minlength=256)
+    present = np.flatnonzero(count).tolist()
+    first = [int(np.argmax(ptype == t)) for t in present] if len(present) > 1 else [0]
+    return tuple((type_name(t), int(count[t])) for _f, t in sorted(zip(first, present)))
+
+
 class Decryptor:
     """Feed segments in capture order with :meth:`feed`; :meth:`report` at the end."""
 
@@ -475,7 +496,8 @@ class Decryptor:
         # since the chunk began (``_fed``), counted in bulk in this chunk (``_pending``). Every
         # ``_stride``-th of the ``_seen`` so far is kept: when the kept ones reach
         # ``max_sizes``, every other one is dropped and the stride doubles, so a session of
-        # any length is drawn from its start to its end, evenly thinned.
+        # any length is drawn from its start to its end, evenly thinned. ``max_sizes`` 0: no
+        # timeline is drawn, and none is kept (the sizes change no fact of the report).
         self._kept: list[DataSizes] = []
         self._count = 0
         self._seen = 0
@@ -486,7 +508,8 @@ class Decryptor:
     def feed(self, seg: Segment) -> None:
         if self.stopped is not None or not seg.payload:
             return
-        if len(self._fed) >= self.max_sizes and not self._pending:  # fed alone, never by chunk
+        if self.max_sizes and len(self._fed) >= self.max_sizes and not self._pending:
+            # fed alone, never by chunk
             self.end_chunk()
         a, b = (seg.src, seg.sport), (seg.dst, seg.dport)
         key = (a, b) if a <= b else (b, a)
@@ -652,19 +675,23 @@ class Decryptor:
         if keys is None or flow.done is not None or walk.bad or not d.cstp.at_packet_boundary:
             return None
         n = len(walk.start)
-        p = peek(keys, walk.length, walk.heads, walk.tails)
-        size = (p.plain[:, 4].astype(np.int64) << 8) | p.plain[:, 5]
-        ptype = p.plain[:, 6].astype(np.int64)
-        magic = np.frombuffer(CSTP_MAGIC, np.uint8)
+        p = peek(keys, walk.length, walk.blocks)
+        # The CSTP header (magic, length, type: DESIGN.md section 3), read from each record's
+        # first 8 plaintext bytes as one little-endian word rather than as byte columns.
+        word = p.plain.view("<u8")[:, 0]
+        size = (((word >> np.uint64(32)) & np.uint64(0xFF)) << np.uint64(8)) | (
+            (word >> np.uint64(40)) & np.uint64(0xFF)
+        )
+        size = size.astype(np.int64)
         fits = (
             (walk.ctype == CT_APPLICATION_DATA)
-            & (p.plain[:, :4] == magic).all(axis=1)
+            & ((word & np.uint64(0xFFFFFFFF)) == _MAGIC_WORD)
             & (p.length == CSTP_HEADER_LEN + size)
         )
         if not fits.all():
             return None
-        index = d.opened + np.arange(n)
-        for i in np.flatnonzero((index < AUTH_FIRST) | (index % AUTH_EVERY == 0)).tolist():
+        ptype = ((word >> np.uint64(48)) & np.uint64(0xFF)).astype(np.int64)
+        for i in _sampled(d.opened, n):
             start = int(walk.start[i])
             try:
                 end = start + TLS_HEADER + int(walk.length[i])
@@ -674,17 +701,21 @@ class Decryptor:
             if clear[:CSTP_HEADER_LEN] != p.plain[i].tobytes() or len(clear) != p.length[i]:
                 return None
         frame, time = frames[walk.segment], times[walk.segment]
-        types, first, count = np.unique(ptype, return_index=True, return_counts=True)
-        counts = tuple(
-            (type_name(int(types[k])), int(count[k])) for k in np.argsort(first).tolist()
-        )
+        counts = _type_counts(ptype)
         data = ptype == 0
         largest = None
         if data.any():
             j = int(np.argmax(np.where(data, size, -1)))
             largest = CstpPacket(int(frame[j]), float(time[j]), 0, int(size[j]))
-        sizes = DataSizes(
-            time[data], frame[data], np.full(int(data.sum()), direction == "to-client"), size[data]
+        sizes = (
+            DataSizes(
+                time[data],
+                frame[data],
+                np.full(int(data.sum()), direction == "to-client"),
+                size[data],
+            )
+            if self.max_sizes
+            else _sizes([])
         )
         return BulkPlan(flow, direction, n, counts, largest, sizes)
 
@@ -706,7 +737,7 @@ class Decryptor:
         committed plans' sizes merged by frame with those of the records fed one at a time."""
         fed, self._fed = self._fed, []
         pending, self._pending = self._pending, []
-        if not (fed or any(len(p) for p in pending)):
+        if not self.max_sizes or not (fed or any(len(p) for p in pending)):
             return
         one = DataSizes(
             np.array([d.time for d in fed], np.float64),
@@ -746,7 +777,8 @@ class Decryptor:
                 if event.type == 0:
                     if d.largest is None or event.length > d.largest.length:
                         d.largest = event
-                    self._fed.append(DataSize(event.time, event.frame, direction, event.length))
+                    if self.max_sizes:
+                        self._fed.append(DataSize(event.time, event.frame, direction, event.length))
             elif isinstance(event, StreamError):
                 self._stop(flow, event.frame, f"decrypted stream is not HTTP/CSTP: {event.message}")
                 return

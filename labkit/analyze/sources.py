@@ -10,9 +10,8 @@ log, not its length.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,6 +26,8 @@ if TYPE_CHECKING:  # the parsers are imported where used: a capture-only run nev
     from labkit.analyze.logfold import DartFold, SyslogFold
     from labkit.analyze.timeline import LogInputs
     from labkit.logs.dart import DartParser
+    from labkit.wire.tlscrypt import RecordKeys
+    from labkit.wire.tlswalk import Records, RecordWalk, Stream
 
 MAX_KEYLOG_BYTES = 64 << 20
 #: A log that has no event within this of a capture is on another clock (--clock-offset).
@@ -250,6 +251,40 @@ def _ready(flow: _Flow) -> bool:
     return all(d.keys is not None and d.cstp.at_packet_boundary for d in flow.dirs.values())
 
 
+def _keys(flow: _Flow, direction: Direction) -> RecordKeys:
+    keys = flow.dirs[direction].keys
+    assert keys is not None, "a direction whose stream was taken opens with keys"
+    return keys
+
+
+class _Aside:
+    """One walk run on another thread; :meth:`result` waits for it (and raises what it did)."""
+
+    def __init__(self, walk: RecordWalk, stream: Stream, cuts: tuple[int, ...]) -> None:
+        import threading
+
+        self._found: Records | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(walk, stream, cuts), daemon=True)
+        self._thread.start()
+
+    def _run(self, walk: RecordWalk, stream: Stream, cuts: tuple[int, ...]) -> None:
+        try:
+            self._found = walk(stream, cuts)
+        except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits
+            self._error = exc
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def result(self) -> Records:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._found is not None
+        return self._found
+
+
 @dataclass(frozen=True, slots=True)
 class _Planned:
     """A direction's records of a chunk, counted (``plan``), and where its stream then stands:
@@ -271,24 +306,31 @@ class KeyedDecryption:
 
     Two ways into the decryptor. Once a direction's tunnel runs and its segments in a chunk
     continue its stream in order (no hole, retransmission or reordering), its records are
-    walked in place in the chunk's buffer (:func:`~labkit.wire.tlswalk.walk_records`) and
+    walked in place in the chunk's buffer (:class:`~labkit.wire.tlswalk.RecordWalk`) and
     counted a chunk at a time (:meth:`~labkit.analyze.decrypt.Decryptor.plan`): no Python per
     segment or record. Everything else (the handshake, the CONNECT exchange, a chunk with a
     hole or a record that is not one CSTP packet) is fed segment by segment, as
     :func:`~labkit.analyze.decrypt.decrypt` does.
     """
 
-    def __init__(self, keylog: KeyLog) -> None:
-        from labkit.analyze.decrypt import Decryptor
+    def __init__(self, keylog: KeyLog, *, timeline: bool = True) -> None:
+        """``timeline``: keep the DATA packets' sizes for the timeline (the plot), which no
+        finding reads: without a plot, each chunk's share of them is neither built nor kept."""
+        from labkit.analyze.decrypt import MAX_SIZES, Decryptor
+        from labkit.wire.tlswalk import RecordWalk
 
         self.keylog = keylog
-        self.decryptor = Decryptor(keylog)
+        self.decryptor = Decryptor(keylog, max_sizes=MAX_SIZES if timeline else 0)
         self._seen = np.zeros(0, np.uint64)  # connections whose first payload was looked at
         self._keyed = np.zeros(0, np.uint64)  # of those, the ones the key log can decrypt
         self._names: dict[tuple[int, int], tuple[str, str]] = {}
         # keyed connection -> its decryption state and the client's directed flow hash
         self._flows: dict[int, tuple[_Flow, int]] = {}
         self._tries: dict[int, int] = {}  # keyed connection -> offers to bulk in this chunk
+        # A walk's arrays live until the walker's next walk: a plan keeps none of them (it
+        # copies what it counts). Two walkers: a flow's two directions are walked at once.
+        self._walk = RecordWalk()
+        self._walk_aside = RecordWalk()
 
     def feed(self, view: ChunkView) -> None:
         from labkit.analyze.decode import PROTO_TCP
@@ -315,7 +357,8 @@ class KeyedDecryption:
                     hellos.append(row)
             if keyed:
                 self._keyed = np.union1d(self._keyed, np.array(keyed, np.uint64))
-        mine = np.isin(conn, self._keyed)
+        # one keyed connection (the usual capture): a comparison, not a set lookup per row
+        mine = conn == self._keyed[0] if len(self._keyed) == 1 else np.isin(conn, self._keyed)
         opening = set(hellos)
         self._tries.clear()
         todo = sorted(self._bulk(view, rows[mine], conn[mine]) + hellos)
@@ -364,9 +407,14 @@ class KeyedDecryption:
         c = view.cols
         plans: list[_Planned] = []
         rest: list[np.ndarray] = []
-        order = np.argsort(conn, kind="stable")  # rows grouped by connection, in capture order
-        keys, starts = np.unique(conn[order], return_index=True)
-        for key, mine in zip(keys.tolist(), np.split(rows[order], starts[1:])):
+        groups: Iterable[tuple[int, np.ndarray]]
+        if len(conn) and bool((conn == conn[0]).all()):  # one connection: the usual capture
+            groups = [(int(conn[0]), rows)]
+        else:  # rows grouped by connection, in capture order
+            order = np.argsort(conn, kind="stable")
+            keys, starts = np.unique(conn[order], return_index=True)
+            groups = zip(keys.tolist(), np.split(rows[order], starts[1:]))
+        for key, mine in groups:
             known = self._flows.get(key)
             if known is None:
                 rest.append(mine)
@@ -377,7 +425,9 @@ class KeyedDecryption:
                 ("to-server", mine[to_server]),
                 ("to-client", mine[~to_server]),
             )
-            planned = [self._plan(view, flow, d, r) for d, r in sides if len(r)]
+            streams = [(d, r, self._stream(view, flow, d, r)) for d, r in sides if len(r)]
+            ready = [(d, r, st) for d, r, st in streams if st is not None]
+            planned = self._count(view, flow, ready) if len(ready) == len(streams) else [None]
             if all(p is not None for p in planned):
                 plans += [p for p in planned if p is not None]
             else:
@@ -391,41 +441,63 @@ class KeyedDecryption:
             d.tcp.next_seq = p.next_seq
         return np.concatenate(rest).tolist() if rest else []
 
-    def _plan(
+    def _stream(
         self, view: ChunkView, flow: _Flow, direction: Direction, rows: np.ndarray
-    ) -> _Planned | None:
-        """One direction's rows of a chunk as a plan, when they continue its stream in order
-        (no hole, retransmission or reordering) and its records can be counted in bulk."""
-        from labkit.wire.tlswalk import stream_bytes, walk_records
+    ) -> Stream | None:
+        """One direction's rows of a chunk as its stream, when they continue it in order (no
+        hole, retransmission or reordering) and its records open with keys."""
+        from labkit.wire.tlswalk import Stream
 
-        c, chunk = view.cols, view.chunk
+        c = view.cols
         d = flow.dirs[direction]
         seq = c.seq[rows].astype(np.int64)
         lens = c.pcap[rows].astype(np.int64)
-        offs = c.pay[rows].astype(np.int64)
         if (
             d.keys is None
             or d.tcp.gap is not None
             or d.tcp.pending
             or d.records.error is not None
             or d.tcp.next_seq != int(seq[0])
-            or not np.all(seq[1:] == (seq[:-1] + lens[:-1]) % 2**32)
+            or not np.array_equal(seq[1:], (seq[:-1] + lens[:-1]) & 0xFFFFFFFF)
         ):
             return None
-        head = bytes(d.records.buf)
-        walk = walk_records(head, chunk.buf, offs, lens)
-        plan = self.decryptor.plan(
-            flow,
-            direction,
-            walk,
-            view.frames[rows],
-            chunk.ts[rows],
-            partial(stream_bytes, head, chunk.buf, offs, lens),
-        )
-        if plan is None:
-            return None
-        tail = stream_bytes(head, chunk.buf, offs, lens, walk.next, len(head) + int(lens.sum()))
-        return _Planned(plan, tail, int((seq[-1] + lens[-1]) % 2**32))
+        return Stream.of(bytes(d.records.buf), view.chunk.buf, c.pay[rows], lens)
+
+    def _count(
+        self, view: ChunkView, flow: _Flow, streams: list[tuple[Direction, np.ndarray, Stream]]
+    ) -> list[_Planned | None]:
+        """Each direction's records counted (:meth:`~labkit.analyze.decrypt.Decryptor.plan`),
+        or None. With both directions, the larger one's walk runs on another thread while this
+        one walks and counts the other: the compiled walk waits on memory with the interpreter
+        lock released, and the pass has a core to spare beside the read-ahead thread."""
+        from labkit.wire.tlscrypt import peek_blocks
+        from labkit.wire.tlswalk import COMPILED
+
+        cuts = [peek_blocks(_keys(flow, d)) for d, _r, _s in streams]
+        big = max(range(len(streams)), key=lambda i: len(streams[i][1]))
+        aside = None
+        if len(streams) > 1 and COMPILED:
+            aside = _Aside(self._walk_aside, streams[big][2], cuts[big])
+        out: list[_Planned | None] = [None] * len(streams)
+        try:
+            for i in sorted(range(len(streams)), key=lambda i: i == big):  # the larger last
+                direction, rows, stream = streams[i]
+                walk = (
+                    aside.result()
+                    if aside is not None and i == big
+                    else self._walk(stream, cuts[i])
+                )
+                plan = self.decryptor.plan(
+                    flow, direction, walk, view.frames[rows], view.chunk.ts[rows], stream.read
+                )
+                if plan is not None:
+                    seq = int(view.cols.seq[rows[-1]]) + int(view.cols.pcap[rows[-1]])
+                    tail = stream.read(walk.next, stream.length)
+                    out[i] = _Planned(plan, tail, seq & 0xFFFFFFFF)
+        finally:  # never leave a walk reading a chunk the reader may reuse
+            if aside is not None:
+                aside.join()
+        return out
 
     @staticmethod
     def _payload(view: ChunkView, row: int) -> bytes:

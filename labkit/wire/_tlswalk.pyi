@@ -9,7 +9,17 @@ def records(
     lens: np.ndarray,
     pos: int,
     rec: np.ndarray,
-    heads: np.ndarray,
-    tails: np.ndarray,
+    blocks: np.ndarray,
+    cuts: np.ndarray,
+    row: int,
     /,
 ) -> tuple[int, int, int]: ...
+def cbc_peek(
+    clear: bytes,
+    masks: np.ndarray,
+    cipher: np.ndarray,
+    mac: int,
+    plain: np.ndarray,
+    length: np.ndarray,
+    /,
+) -> None: ...

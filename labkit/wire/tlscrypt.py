@@ -12,7 +12,8 @@ Two record protections, the ones AnyConnect head-ends negotiate (RFC 5246 6.2.3)
   plaintext bytes are the ciphertext XOR ``AES(salt || nonce || 2)`` (the first counter block
   of the data, NIST SP 800-38D 7.1); the length is the fragment less nonce and tag.
 
-:func:`peek` does that for a batch of records in one AES-ECB call: what a reader needs from a
+:func:`peek` does that for a batch of records in one AES-ECB call over the blocks
+:func:`peek_blocks` names (which :mod:`labkit.wire.tlswalk` gathers): what a reader needs from a
 record that carries one CSTP packet is its 8-byte header and the record's length. It proves
 nothing about integrity: :func:`open_record` decrypts a whole record and checks its MAC or
 tag, and callers open every record that is not what they expect and a sample of the others.
@@ -27,16 +28,12 @@ from typing import Final, Literal
 
 import numpy as np
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 BLOCK: Final = 16
 GCM_NONCE: Final = 8  # the explicit part, sent in each record
 GCM_TAG: Final = 16
-#: Bytes :func:`peek` needs from each record's start (after the 5-byte header) and end (two
-#: cipher blocks, then at most a SHA-384 MAC with encrypt-then-MAC).
-PEEK_HEAD: Final = 2 * BLOCK
-PEEK_TAIL: Final = 2 * BLOCK + 48
 #: Plaintext bytes :func:`peek` recovers per record: a CSTP header.
 PEEK_PLAIN: Final = 8
 
@@ -62,21 +59,46 @@ class RecordKeys:
     mac_hash: str = ""
     etm: bool = False
     salt: bytes = b""
-    _ecb: Cipher[modes.ECB] = field(init=False, repr=False, compare=False)
+    _decrypt: CipherContext = field(init=False, repr=False, compare=False)
+    _encrypt: CipherContext = field(init=False, repr=False, compare=False)
+    _gcm: AESGCM | None = field(init=False, repr=False, compare=False)
+    _mac_len: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # One key schedule per direction, reused for every batch.
-        object.__setattr__(self, "_ecb", Cipher(algorithms.AES(self.key), modes.ECB()))
+        # One key schedule per direction, and one context each way reused for every record
+        # and batch: ECB keeps no state between blocks, so a context fed whole blocks is
+        # never spent (CBC is ECB and an XOR: :meth:`cbc_decrypt`).
+        ecb = Cipher(algorithms.AES(self.key), modes.ECB())
+        gcm = self.mode == "gcm"
+        object.__setattr__(self, "_decrypt", ecb.decryptor())
+        object.__setattr__(self, "_encrypt", ecb.encryptor())
+        object.__setattr__(self, "_gcm", AESGCM(self.key) if gcm else None)
+        mac_len = GCM_TAG if gcm else hashlib.new(self.mac_hash).digest_size
+        object.__setattr__(self, "_mac_len", mac_len)
 
     @property
     def mac_len(self) -> int:
-        return hashlib.new(self.mac_hash).digest_size if self.mode == "cbc" else GCM_TAG
+        return self._mac_len
 
-    def ecb_decrypt(self, blocks: bytes) -> bytes:
-        return self._ecb.decryptor().update(blocks)
+    def ecb_decrypt(self, blocks: bytes | memoryview) -> bytes:
+        """Whole 16-byte blocks (contiguous), each decrypted alone."""
+        return self._decrypt.update(blocks)
 
-    def ecb_encrypt(self, blocks: bytes) -> bytes:
-        return self._ecb.encryptor().update(blocks)
+    def ecb_encrypt(self, blocks: bytes | memoryview) -> bytes:
+        """Whole 16-byte blocks (contiguous), each encrypted alone."""
+        return self._encrypt.update(blocks)
+
+    def cbc_decrypt(self, fragment: bytes) -> bytes:
+        """``fragment`` (an IV, then whole cipher blocks) CBC-decrypted: each block decrypted
+        alone, then XORed with the block before it (NIST SP 800-38A 6.2)."""
+        clear = self._decrypt.update(fragment[BLOCK:])
+        chain = int.from_bytes(fragment[:-BLOCK], "little")
+        return (int.from_bytes(clear, "little") ^ chain).to_bytes(len(clear), "little")
+
+    def gcm_open(self, nonce: bytes, body: bytes, aad: bytes) -> bytes:
+        """An AES-GCM ciphertext and tag opened (``InvalidTag`` when it does not authenticate)."""
+        assert self._gcm is not None, "GCM keys"
+        return self._gcm.decrypt(nonce, body, aad)
 
 
 def _aad(seq: int, header: bytes, length: int) -> bytes:
@@ -94,7 +116,7 @@ def open_record(keys: RecordKeys, seq: int, record: bytes) -> bytes:
             raise IntegrityError("ValueError")
         body = fragment[GCM_NONCE:]
         try:
-            return AESGCM(keys.key).decrypt(
+            return keys.gcm_open(
                 keys.salt + fragment[:GCM_NONCE], body, _aad(seq, header, len(body) - GCM_TAG)
             )
         except InvalidTag:
@@ -106,8 +128,7 @@ def open_record(keys: RecordKeys, seq: int, record: bytes) -> bytes:
             raise IntegrityError("HMACError")
     if len(fragment) < 2 * BLOCK or len(fragment) % BLOCK:
         raise IntegrityError("ValueError")
-    iv, body = fragment[:BLOCK], fragment[BLOCK:]
-    plain = Cipher(algorithms.AES(keys.key), modes.CBC(iv)).decryptor().update(body)
+    plain = keys.cbc_decrypt(fragment)
     pad = plain[-1]
     end = len(plain) - pad - 1 - (0 if keys.etm else keys.mac_len)
     if end < 0 or plain[len(plain) - pad - 1 :] != bytes([pad]) * (pad + 1):
@@ -130,41 +151,91 @@ class Peek:
     length: np.ndarray
 
 
-def peek(keys: RecordKeys, fragment: np.ndarray, head: np.ndarray, tail: np.ndarray) -> Peek:
+def peek_blocks(keys: RecordKeys) -> tuple[int, ...]:
+    """The 16-byte blocks of each record :func:`peek` reads, as offsets in the fragment (after
+    the 5-byte header; negative: from its end). CBC: the first and last cipher blocks, then the
+    IV and the block before the last (what each decrypted block is XORed with); with
+    encrypt-then-MAC the last cipher block ends where the MAC starts. GCM: the explicit nonce
+    and the first 8 cipher bytes."""
+    if keys.mode == "gcm":
+        return (0,)
+    mac = keys.mac_len if keys.etm else 0
+    return (BLOCK, -BLOCK - mac, 0, -2 * BLOCK - mac)
+
+
+#: Per pad-length byte value (capped at 15: the whole block), the bytes of the last block that
+#: are padding, as the two little-endian 64-bit halves of a mask: padding byte ``j`` of 16
+#: counts when ``15 - j <= pad``.
+_PAD_BYTES = np.array(
+    [[0xFF if 15 - j <= pad else 0 for j in range(BLOCK)] for pad in range(BLOCK)], np.uint8
+).view("<u8")
+_ONES = np.uint64(0x0101010101010101)
+
+
+def peek(keys: RecordKeys, fragment: np.ndarray, blocks: np.ndarray) -> Peek:
     """First plaintext bytes and plaintext length of many records, unauthenticated.
 
-    ``fragment``: each record's length field; ``head``: at least its first :data:`PEEK_HEAD`
-    bytes after the header; ``tail``: at least its last :data:`PEEK_TAIL` bytes,
-    right-aligned (uint8 arrays with a row per record; a record too short for its cipher gets
-    length -1).
+    ``fragment``: each record's length field; ``blocks``: ``(len(peek_blocks(keys)), n, 16)``
+    uint8, plane ``j`` holding each record's block at ``peek_blocks(keys)[j]`` (zeros outside
+    the fragment; a record too short for its cipher gets length -1).
     """
     n = len(fragment)
-    fragment = fragment.astype(np.int64)
+    fragment = fragment.astype(np.int64, copy=False)
     if keys.mode == "gcm":
+        nonce = blocks[0]
         counter = np.empty((n, BLOCK), np.uint8)
         counter[:, :4] = np.frombuffer(keys.salt, np.uint8)
-        counter[:, 4:12] = head[:, :GCM_NONCE]
+        counter[:, 4:12] = nonce[:, :GCM_NONCE]
         counter[:, 12:] = (0, 0, 0, 2)
-        stream = np.frombuffer(keys.ecb_encrypt(counter.tobytes()), np.uint8).reshape(n, BLOCK)
-        plain = head[:, GCM_NONCE : GCM_NONCE + PEEK_PLAIN] ^ stream[:, :PEEK_PLAIN]
+        stream = np.frombuffer(keys.ecb_encrypt(counter.data), np.uint8).reshape(n, BLOCK)
+        plain = nonce[:, GCM_NONCE : GCM_NONCE + PEEK_PLAIN] ^ stream[:, :PEEK_PLAIN]
         length = np.where(fragment >= GCM_NONCE + GCM_TAG, fragment - GCM_NONCE - GCM_TAG, -1)
         return Peek(plain, length)
     mac = keys.mac_len
     cipher = fragment - mac if keys.etm else fragment  # IV and cipher blocks
-    last2 = (
-        tail[:, tail.shape[1] - 2 * BLOCK - mac : tail.shape[1] - mac]
-        if keys.etm
-        else tail[:, -2 * BLOCK :]
-    )
-    blocks = np.concatenate((head[:, BLOCK : 2 * BLOCK], last2[:, BLOCK:]))
-    clear = np.frombuffer(keys.ecb_decrypt(blocks.tobytes()), np.uint8).reshape(2 * n, BLOCK)
-    first = clear[:n] ^ head[:, :BLOCK]
-    last = clear[n:] ^ last2[:, :BLOCK]
-    pad = last[:, -1].astype(np.int64)
+    # Planes 0-1 (first and last cipher blocks) are one buffer: one ECB call.
+    clear = keys.ecb_decrypt(blocks[:2].data)
+    return Peek(*cbc_peek(clear, blocks[2:], cipher, 0 if keys.etm else mac))
+
+
+def py_cbc_peek(
+    clear: bytes, masks: np.ndarray, cipher: np.ndarray, mac: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The CBC arithmetic of :func:`peek` for ``n`` records: ``clear``, their first and last
+    cipher blocks decrypted (two planes of ``n`` blocks); ``masks``, their IVs and the blocks
+    before the last ((2, n, 16) uint8); ``cipher``, the bytes of IV and cipher blocks; ``mac``,
+    the MAC bytes inside the encryption (0 with encrypt-then-MAC). The first 8 plaintext
+    bytes, (n, 8) uint8, and the plaintext lengths (-1: not this cipher's record). The
+    reference of the compiled loop (``_tlswalk.cbc_peek``); both are tested on the same
+    blocks."""
+    n = len(cipher)
+    words = np.frombuffer(clear, "<u8").reshape(2, n, 2)
+    mask = masks.view("<u8")
+    first = words[0, :, 0] ^ mask[0, :, 0]  # the plaintext's first 8 bytes
+    last = words[1] ^ mask[1]  # the last plaintext block: data, MAC, padding
+    pad = last[:, 1] >> np.uint64(56)  # its last byte: the padding length
     # Every padding byte equals the padding length (RFC 5246 6.2.3.2); the ones in the last
     # block are checked here, a cheap guard against a wrong key or a damaged record.
-    in_pad = (BLOCK - 1 - np.arange(BLOCK))[None, :] <= pad[:, None]
-    pad_ok = ((last == pad[:, None]) | ~in_pad).all(axis=1)
-    length = cipher - BLOCK - pad - 1 - (0 if keys.etm else mac)
+    in_pad = np.take(_PAD_BYTES, np.minimum(pad, BLOCK - 1).astype(np.intp), axis=0)
+    wrong = (last ^ (pad * _ONES)[:, None]) & in_pad  # padding bytes that differ from ``pad``
+    pad_ok = (wrong[:, 0] | wrong[:, 1]) == 0
+    length = cipher - BLOCK - pad.astype(np.int64) - 1 - mac
     fits = (cipher >= 2 * BLOCK) & (cipher % BLOCK == 0) & pad_ok & (length >= 0)
-    return Peek(first[:, :PEEK_PLAIN], np.where(fits, length, -1))
+    return first.view(np.uint8).reshape(n, PEEK_PLAIN), np.where(fits, length, -1)
+
+
+def _compiled_cbc_peek(
+    clear: bytes, masks: np.ndarray, cipher: np.ndarray, mac: int
+) -> tuple[np.ndarray, np.ndarray]:
+    n = len(cipher)
+    plain, length = np.empty((n, PEEK_PLAIN), np.uint8), np.empty(n, np.int64)
+    assert _tlswalk is not None
+    _tlswalk.cbc_peek(clear, masks, np.ascontiguousarray(cipher, np.int64), mac, plain, length)
+    return plain, length
+
+
+try:
+    from labkit.wire import _tlswalk
+except ImportError:  # installed without a C compiler: the same arithmetic in numpy
+    _tlswalk = None  # type: ignore[assignment]
+cbc_peek = py_cbc_peek if _tlswalk is None else _compiled_cbc_peek
