@@ -22,7 +22,15 @@ from pathlib import Path
 
 from benchmarks.cstp_session import keylog_path
 from benchmarks.generate import size_arg, truth_path
-from benchmarks.measure import CHILD_TIMEOUT_S, ROOT, best_of, machine, measure, run_module
+from benchmarks.measure import (
+    CHILD_TIMEOUT_S,
+    ROOT,
+    best_of,
+    byte_compile,
+    machine,
+    measure,
+    run_module,
+)
 
 MB = 1e6
 PCAP_HEADER = 24  # the file's global header, before the packets
@@ -80,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = p.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
+    byte_compile(ROOT)
     info = machine()
     print(
         "machine: {nproc} cores, {cpu}; labkit {labkit_commit}; load average {load_avg_1m}".format(

@@ -42,6 +42,7 @@ from benchmarks.measure import (
     TIME,
     Measured,
     best_of,
+    byte_compile,
     machine,
     measure,
     run_module,
@@ -757,6 +758,7 @@ def main(argv: list[str] | None = None) -> int:
         tools = tuple(t for t in tools if t != "scapy")
     packets = 50_000 if args.quick else (None if args.size else (args.packets or 1_000_000))
     args.workdir.mkdir(parents=True, exist_ok=True)
+    byte_compile(args.labkit_root.resolve())
     info = machine()
     print(
         "machine: {nproc} cores, {cpu}, {ram_gb} GB RAM; Python {python}; {tshark}; "
