@@ -17,6 +17,7 @@ from labkit.analyze.plotdata import build
 from labkit.analyze.timeline import LogInputs
 from labkit.plot import LANES, Level, Marker, Series, Timeline, render_png
 from tests.helpers import synth
+from tests.helpers.tshark import requires_tshark, tshark_frames
 
 pytest.importorskip("PIL")
 
@@ -299,6 +300,39 @@ def test_more_large_packets_than_the_budget_are_thinned_over_the_whole_capture(
     assert note == (
         f"big.pcap: 50000 packets, the ones above 1347 bytes sampled 1 in {pts.big.stride}, "
         f"the ones at or below 1347 bytes sampled 1 in {pts.small.stride}"
+    )
+
+
+@requires_tshark
+def test_the_tunnel_mtu_line_counts_every_packet_above_it_when_thinned(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The MTU line's "N packets above" counts packets, not the rows kept for the picture:
+    thinned to 1 in 8, it still says what tshark counts over the line; split at another size
+    than the line's, it says "about" and weighs each kept row by its stride."""
+    import labkit.analyze.plotdata as plotdata
+    from labkit.analyze import Collect, analyze
+
+    monkeypatch.setattr(plotdata, "MAX_POINTS", 40)
+    outside, pcap = tmp_path / "outside.pcap", tmp_path / "inside.pcap"
+    wrpcap(str(outside), synth.outside_dtls_blocked())  # outside: not counted against the line
+    wrpcap(str(pcap), synth.inside_icmp_ok() * 30)
+    report = analyze([outside, pcap], collect=Collect(plot=True))
+    points = {f.path: f.capture_point for f in report.files if f.analyzable}
+    sample = dict(report.samples)[str(pcap)]
+    assert sample.points.big.stride > 1  # the point of the check
+    t = build(report.samples, report.findings, LogInputs(), points)
+    floor = min(lv.value for lv in t.levels)
+    line = next(lv for lv in t.levels if lv.value == floor)
+    # ``!icmp``: an ICMP error's quoted header is an ``ip`` layer too, the error itself small
+    expected = len(tshark_frames(pcap, f"ip.len > {floor} && !icmp"))
+    assert expected > 40 and line.label.endswith(f"({expected} packets above)")
+    rows = sample.points.rows()
+    n, exact = sample.points.above(floor - 1, rows)
+    assert not exact and n == sum(
+        int(np.count_nonzero(p["s"] > floor - 1)) * k.stride
+        for k in (sample.points.big, sample.points.small)
+        for p in k.parts
     )
 
 

@@ -132,6 +132,20 @@ class _Points:
         self.big.add(np.flatnonzero(big), t, size, src, dst)
         self.small.add(np.flatnonzero(~big), t, size, src, dst)
 
+    def above(self, floor: int, rows: np.ndarray) -> tuple[int, bool]:
+        """How many packets were larger than ``floor`` bytes, and whether that is exact: it is
+        when ``floor`` is the one the packets were split at (every large packet counted
+        before thinning) or nothing was thinned; otherwise the kept rows, each weighed by its
+        stride, estimate it."""
+        if floor == self.floor:
+            return self.big.seen, True
+        if not self.thinned:
+            return int(np.count_nonzero(rows["s"] > floor)), True
+        kinds = (self.big, self.small)
+        return sum(
+            int(np.count_nonzero(p["s"] > floor)) * k.stride for k in kinds for p in k.parts
+        ), False
+
     def rows(self) -> np.recarray:
         parts = [x for x in self.big.parts + self.small.parts if len(x)]
         out = np.empty(sum(len(x) for x in parts), _ROW)
@@ -203,7 +217,7 @@ def build(
     series: list[Series] = []
     markers: list[Marker] = []
     notes: list[str] = []
-    over = 0
+    over, exact = 0, True
     for path, sample in samples:
         pts = sample.points
         markers += sample.markers
@@ -215,7 +229,8 @@ def build(
         name = Path(path).name
         rows = pts.rows()
         if points.get(path) != "outside":
-            over += int(np.count_nonzero(rows.s > floor))
+            n, known = pts.above(floor, rows)
+            over, exact = over + n, exact and known
         if points.get(path, "unknown") != "unknown":
             name += f" ({points[path]})"
         to_n, from_n = pts.received[client_h], pts.sent[client_h]
@@ -243,7 +258,9 @@ def build(
             notes.append(f"{name}: {pts.total} packets, " + ", ".join(sampled))
     if series and len(levels) > 1:  # captured packets over the smallest MTU: the picture's point
         levels = tuple(
-            Level(lv.value, f"{lv.label} ({over} packets above)") if lv.value == floor else lv
+            Level(lv.value, f"{lv.label} ({'' if exact else 'about '}{over} packets above)")
+            if lv.value == floor
+            else lv
             for lv in levels
         )
     for path, report in inputs.decrypted:
