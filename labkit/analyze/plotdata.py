@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
@@ -29,11 +30,14 @@ from labkit.findings import Finding
 from labkit.plot import Direction, Level, Marker, Series, Timeline
 
 MAX_POINTS: Final = 400_000
-#: A kept packet: time, IP size, source and destination address hashes (the columns' types).
-_ROW: Final = np.dtype([("t", np.float64), ("s", np.int64), ("src", np.uint64), ("dst", np.uint64)])
-#: A small packet while it may be decimated: its row and its index among the small ones.
-_INDEXED: Final = np.dtype(
-    [("t", np.float64), ("s", np.int64), ("src", np.uint64), ("dst", np.uint64), ("i", np.int64)]
+#: The columns of a kept packet: time, IP size, source and destination address hashes (the
+#: chunk columns' types), and whether it is above the floor (the two kinds are thinned apart).
+_COLUMNS: Final = (
+    ("t", np.float64),
+    ("s", np.int64),
+    ("src", np.uint64),
+    ("dst", np.uint64),
+    ("big", np.bool_),
 )
 #: The decrypted CSTP series: the report's direction, the plot's shape, the label.
 _DECRYPTED: Final[tuple[tuple[Literal["to-client", "to-server"], Direction, str], ...]] = (
@@ -64,7 +68,8 @@ def _levels(findings: Sequence[Finding]) -> tuple[Level, ...]:
 
 
 class _Thinned:
-    """Rows of one kind, kept in bounded memory while the capture streams by: each time
+    """How the rows of one kind are kept while the capture streams by: every ``stride``-th
+    of the ``seen`` so far (by their index among the rows of the kind). Each time
     :data:`MAX_POINTS` fill, every other kept row goes and the stride doubles, so the kept ones
     stay evenly spread over the whole capture (keeping the first ones instead would end the
     picture's line where the budget ran out)."""
@@ -73,24 +78,26 @@ class _Thinned:
         self.stride = 1
         self.seen = 0
         self.kept = 0
-        self.parts: list[np.ndarray] = []  # rows of _INDEXED
 
-    def add(
-        self, rows: np.ndarray, t: np.ndarray, size: np.ndarray, src: np.ndarray, dst: np.ndarray
-    ) -> None:
-        index = self.seen + np.arange(len(rows))
+    def keep(self, rows: np.ndarray) -> np.ndarray:
+        """Of the next rows of this kind (``rows``, in capture order), the ones kept: known
+        from the stride before any column is copied."""
+        first = -self.seen % self.stride
         self.seen += len(rows)
-        keep = index % self.stride == 0
-        rows = rows[keep]
-        part = np.empty(len(rows), _INDEXED)  # only the kept rows are copied out of the chunk
-        part["t"], part["s"], part["src"], part["dst"] = t[rows], size[rows], src[rows], dst[rows]
-        part["i"] = index[keep]
-        self.parts.append(part)
-        self.kept += len(part)
-        while self.kept > MAX_POINTS:
-            self.stride *= 2
-            self.parts = [x[x["i"] % self.stride == 0] for x in self.parts]
-            self.kept = sum(len(x) for x in self.parts)
+        kept = rows[first :: self.stride]
+        self.kept += len(kept)
+        return kept
+
+
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """The kept packets of a capture in time order, one array per column (:data:`_COLUMNS`)."""
+
+    t: np.ndarray
+    s: np.ndarray
+    src: np.ndarray
+    dst: np.ndarray
+    big: np.ndarray
 
 
 class _Points:
@@ -98,7 +105,9 @@ class _Points:
 
     Packets above the smallest MTU line (the picture's point) and the others are thinned
     apart, each to :data:`MAX_POINTS`: every large packet is kept unless there are more than
-    that, and a mass of small ones never crowds them out.
+    that, and a mass of small ones never crowds them out. The kept rows of both kinds share
+    one set of columns in capture order (``n`` rows of them, grown by doubling), so a capture
+    in time order needs no sort at the end.
     """
 
     def __init__(self, floor: int) -> None:
@@ -109,6 +118,8 @@ class _Points:
         self.received: Counter = Counter()
         self.openers: Counter = Counter()  # TCP SYN sources: who opens connections
         self.total = 0
+        self.n = 0
+        self._cols = {name: np.empty(0, dtype) for name, dtype in _COLUMNS}
 
     @property
     def thinned(self) -> bool:
@@ -122,39 +133,91 @@ class _Points:
         counter.update(dict(zip(keys.tolist(), counts.tolist())))
 
     def add(
-        self, t: np.ndarray, size: np.ndarray, src: np.ndarray, dst: np.ndarray, syn_src: np.ndarray
+        self,
+        t: np.ndarray,
+        size: np.ndarray,
+        src: np.ndarray,
+        dst: np.ndarray,
+        syn_src: np.ndarray,
+        rows: np.ndarray | None = None,
     ) -> None:
-        self.total += len(t)
-        self._count(self.sent, src)
-        self._count(self.received, dst)
+        """Count and sample the packets at ``rows`` of the columns (None: every row);
+        ``syn_src``: the sources of the TCP SYNs among them."""
+        picked_src = src if rows is None else src[rows]
+        picked_dst = dst if rows is None else dst[rows]
+        self.total += len(picked_src)
+        self._count(self.sent, picked_src)
+        self._count(self.received, picked_dst)
         self._count(self.openers, syn_src)
-        big = size > self.floor
-        self.big.add(np.flatnonzero(big), t, size, src, dst)
-        self.small.add(np.flatnonzero(~big), t, size, src, dst)
+        above = size > self.floor
+        if rows is None:
+            big, small = np.flatnonzero(above), np.flatnonzero(~above)
+        else:
+            big_rows = above[rows]
+            big, small = rows[big_rows], rows[~big_rows]
+        big, small = self.big.keep(big), self.small.keep(small)
+        if rows is None and len(big) + len(small) == len(t):  # every row kept: no gather
+            kept: np.ndarray | slice = slice(None)
+        else:
+            mask = np.zeros(len(t), bool)
+            mask[big] = True
+            mask[small] = True
+            kept = np.flatnonzero(mask)
+        self._append((t, size, src, dst, above), kept)
+        for kind, is_big in ((self.big, True), (self.small, False)):
+            while kind.kept > MAX_POINTS:
+                kind.stride *= 2
+                kind.kept = self._halve(is_big)
 
-    def above(self, floor: int, rows: np.ndarray) -> tuple[int, bool]:
+    def _append(self, columns: tuple[np.ndarray, ...], kept: np.ndarray | slice) -> None:
+        k = len(columns[0][kept])
+        if self.n + k > len(self._cols["t"]):
+            room = max(2 * len(self._cols["t"]), self.n + k)
+            for name, col in self._cols.items():
+                grown = np.empty(room, col.dtype)
+                grown[: self.n] = col[: self.n]
+                self._cols[name] = grown
+        for (name, _dtype), col in zip(_COLUMNS, columns, strict=True):
+            self._cols[name][self.n : self.n + k] = col[kept]
+        self.n += k
+
+    def _halve(self, big: bool) -> int:
+        """Drop every other kept row of one kind (the kept ones are every stride-th row of
+        the kind: those left are every 2 * stride-th); how many of the kind are left."""
+        cols = {name: col[: self.n] for name, col in self._cols.items()}
+        mine = cols["big"] == big
+        rank = np.cumsum(mine)  # 1 for the kind's first kept row
+        keep = ~mine | (rank % 2 == 1)
+        n = int(np.count_nonzero(keep))
+        for name, col in cols.items():
+            self._cols[name][:n] = col[keep]
+        self.n = n
+        return int(np.count_nonzero(mine[keep]))
+
+    def above(self, floor: int, rows: _Rows) -> tuple[int, bool]:
         """How many packets were larger than ``floor`` bytes, and whether that is exact: it is
         when ``floor`` is the one the packets were split at (every large packet counted
         before thinning) or nothing was thinned; otherwise the kept rows, each weighed by its
         stride, estimate it."""
         if floor == self.floor:
             return self.big.seen, True
+        over = rows.s > floor
         if not self.thinned:
-            return int(np.count_nonzero(rows["s"] > floor)), True
-        kinds = (self.big, self.small)
-        return sum(
-            int(np.count_nonzero(p["s"] > floor)) * k.stride for k in kinds for p in k.parts
-        ), False
+            return int(np.count_nonzero(over)), True
+        big = int(np.count_nonzero(over & rows.big))
+        small = int(np.count_nonzero(over)) - big
+        return big * self.big.stride + small * self.small.stride, False
 
-    def rows(self) -> np.recarray:
-        parts = [x for x in self.big.parts + self.small.parts if len(x)]
-        out = np.empty(sum(len(x) for x in parts), _ROW)
-        if parts:
-            kept = np.concatenate(parts)
-            order = np.argsort(kept["t"], kind="stable")
-            for name in _ROW.names or ():
-                out[name] = kept[name][order]
-        return out.view(np.recarray)
+    def rows(self) -> _Rows:
+        """The kept rows by time; at one time the large ones first, each kind in capture
+        order (as if each kind's rows were listed in turn, large first, and sorted stably by
+        time). A capture's rows are mostly in time order already: checked, not sorted."""
+        cols: list[np.ndarray] = [self._cols[name][: self.n] for name, _dtype in _COLUMNS]
+        t, big = cols[0], cols[4]
+        if self.n > 1 and not bool(np.all(t[1:] > t[:-1])):
+            order = np.lexsort((~big, t))
+            cols = [col[order] for col in cols]
+        return _Rows(*cols)
 
 
 class Sampler:
@@ -179,22 +242,26 @@ class Sampler:
         c, chunk = view.cols, view.chunk
         ts = chunk.ts
         ip = (c.ipver > 0) & np.isfinite(ts)  # SPBs and impossible times: no place on an axis
-        syn = (c.proto == PROTO_TCP) & ((c.flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
-        self.points.add(ts[ip], c.iplen[ip], c.src_h[ip], c.dst_h[ip], c.src_h[syn])
+        syn = view.syn_rows[(c.flags[view.syn_rows] & (TCP_SYN | TCP_ACK)) == TCP_SYN]
+        rows = None if ip.all() else np.flatnonzero(ip)
+        self.points.add(ts, c.iplen, c.src_h, c.dst_h, c.src_h[syn], rows)
+        if len(self.markers) >= 3 * MAX_MARKERS:
+            return
         # ICMP type/code are the first bytes after the ICMP header offset (RFC 792, 4443).
-        end = chunk.data + chunk.caplen
-        icmp = ((c.proto == PROTO_ICMP) | (c.proto == PROTO_ICMPV6)) & (c.l4 + 2 <= end)
-        rows = np.flatnonzero(icmp)
-        kind = chunk.buf[c.l4[rows]].astype(np.int64)
-        code = chunk.buf[c.l4[rows] + 1].astype(np.int64)
-        frag = np.where(c.proto[rows] == PROTO_ICMP, (kind == 3) & (code == 4), kind == 2)
-        udp, tcp = c.proto == PROTO_UDP, c.proto == PROTO_TCP
+        icmp = np.flatnonzero((c.proto == PROTO_ICMP) | (c.proto == PROTO_ICMPV6))
+        icmp = icmp[c.l4[icmp] + 2 <= chunk.data[icmp] + chunk.caplen[icmp]]
+        kind = chunk.buf[c.l4[icmp]].astype(np.int64)
+        code = chunk.buf[c.l4[icmp] + 1].astype(np.int64)
+        frag = np.where(c.proto[icmp] == PROTO_ICMP, (kind == 3) & (code == 4), kind == 2)
+        hs = np.flatnonzero(c.p0 == CT_HANDSHAKE)  # a few rows: the rest is read on them only
+        proto = c.proto[hs]
         lanes = (
-            ("DTLS ClientHello", ts[udp & (c.p0 == CT_HANDSHAKE) & (c.p13 == HS_CLIENT_HELLO)]),
-            ("TLS session start", ts[tcp & (c.p0 == CT_HANDSHAKE) & (c.p5 == HS_CLIENT_HELLO)]),
-            ("ICMP frag-needed", ts[rows[frag]]),
+            ("DTLS ClientHello", hs[(proto == PROTO_UDP) & (c.p13[hs] == HS_CLIENT_HELLO)]),
+            ("TLS session start", hs[(proto == PROTO_TCP) & (c.p5[hs] == HS_CLIENT_HELLO)]),
+            ("ICMP frag-needed", icmp[frag]),
         )
-        for lane, times in lanes:
+        for lane, at in lanes:
+            times = ts[at]
             times = times[np.isfinite(times)]
             if len(self.markers) < 3 * MAX_MARKERS:
                 self.markers += [Marker(float(t), lane) for t in times[:MAX_MARKERS]]
