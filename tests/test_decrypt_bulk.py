@@ -314,3 +314,31 @@ def test_a_long_session_is_drawn_to_its_end_evenly_thinned(tmp_path: Path) -> No
     assert stride > 1 and 32 < len(kept) <= 64
     assert kept.frame.tolist() == every.frame[::stride].tolist()
     assert kept.frame[-1] > every.frame[-1 - stride]
+
+
+@pytest.mark.skipif(not tlswalk.COMPILED, reason="the C walk was not built (no compiler)")
+@pytest.mark.parametrize("cipher", ["AES128-SHA", "AES128-GCM-SHA256"])
+def test_records_walked_while_the_detectors_run_count_the_same(
+    tmp_path: Path, cipher: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read in small chunks, the session's tunnel runs across many of them: each chunk's
+    records are walked on another thread from before the detectors see the chunk, and the
+    report is still record-by-record decryption's, frame for frame."""
+    from labkit.analyze import sources
+    from labkit.pcapio import reader
+
+    capture, keys, _truth = _session(tmp_path, cipher, True)
+    walked_early = []
+    aside = sources._Aside
+
+    def spy(walks: list) -> sources._Aside:
+        walked_early.append(len(walks))
+        return aside(walks)
+
+    monkeypatch.setattr(sources, "_Aside", spy)
+    monkeypatch.setattr(reader.Capture.chunks, "__defaults__", (64 << 10,))
+    report = _analyze(capture, keys)
+    assert walked_early.count(2) > 5  # both directions of a chunk at once, chunk after chunk
+    one_by_one = decrypt(_segments(capture), parse_keylog(keys.read_text()))
+    assert report.to_json() == one_by_one.to_json()
+    assert report.sizes == one_by_one.sizes
