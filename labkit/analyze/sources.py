@@ -403,13 +403,17 @@ class KeyedDecryption:
         if self.decryptor.stopped is not None or not len(rows):
             return None
         conn = np.minimum(c.tcp_fwd[rows], c.tcp_rev[rows])  # one key for both directions
-        keys, first, _n = tally(conn)
+        mine = self._mine(conn)
+        # New connections are among the other rows (a keyed one was seen): in the usual
+        # capture, a few rows beside the tunnel's.
+        others = np.flatnonzero(~mine)
+        keys, first, _n = tally(conn[others])
         new = ~np.isin(keys, self._seen)
         hellos: list[int] = []
         if new.any():
             self._seen = np.union1d(self._seen, keys[new])
             keyed = []
-            for key, row in zip(keys[new].tolist(), rows[first[new]].tolist()):
+            for key, row in zip(keys[new].tolist(), rows[others[first[new]]].tolist()):
                 random = client_random(self._payload(view, row))
                 if random is not None and self.keylog.can_decrypt(random):
                     keyed.append(key)
@@ -417,9 +421,15 @@ class KeyedDecryption:
                     hellos.append(row)
             if keyed:
                 self._keyed = np.union1d(self._keyed, np.array(keyed, np.uint64))
-        # one keyed connection (the usual capture): a comparison, not a set lookup per row
-        mine = conn == self._keyed[0] if len(self._keyed) == 1 else np.isin(conn, self._keyed)
+                mine = self._mine(conn)
         return rows[mine], conn[mine], hellos
+
+    def _mine(self, conn: np.ndarray) -> np.ndarray:
+        """Which of ``conn`` are keyed connections: with one (the usual capture), a
+        comparison rather than a set lookup per row."""
+        if len(self._keyed) == 1:
+            return conn == self._keyed[0]
+        return np.isin(conn, self._keyed)
 
     def feed(self, view: ChunkView) -> None:
         early, self._early = self._early, None
