@@ -213,11 +213,26 @@ class _Points:
         order (as if each kind's rows were listed in turn, large first, and sorted stably by
         time). A capture's rows are mostly in time order already: checked, not sorted."""
         cols: list[np.ndarray] = [self._cols[name][: self.n] for name, _dtype in _COLUMNS]
-        t, big = cols[0], cols[4]
-        if self.n > 1 and not bool(np.all(t[1:] > t[:-1])):
-            order = np.lexsort((~big, t))
+        order = _time_order(cols[0], cols[4])
+        if order is not None:
             cols = [col[order] for col in cols]
         return _Rows(*cols)
+
+
+def _time_order(t: np.ndarray, big: np.ndarray) -> np.ndarray | None:
+    """The order of rows listed in capture order by time, at one time the ``big`` ones first,
+    each kind in capture order; None when they are in that order already. A capture in time
+    order needs checks only; one with equal times, the runs of one time ordered; any other,
+    a sort."""
+    later = t[1:] > t[:-1]
+    if bool(later.all()):
+        return None
+    if bool(np.all(later | (t[1:] == t[:-1]))):  # equal times, no step back
+        if not bool(np.any(~later & ~big[:-1] & big[1:])):  # no small before a large at a time
+            return None
+        run = np.concatenate(([0], np.cumsum(later)))
+        return np.argsort(2 * run + ~big, kind="stable")
+    return np.lexsort((~big, t))
 
 
 class Sampler:
