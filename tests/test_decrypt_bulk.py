@@ -329,13 +329,13 @@ def test_records_walked_while_the_detectors_run_count_the_same(
 
     capture, keys, _truth = _session(tmp_path, cipher, True)
     walked_early = []
-    aside = sources._Aside
+    walk = sources._Helper.walk
 
-    def spy(walks: list) -> sources._Aside:
+    def spy(helper: sources._Helper, walks: list) -> sources._Walking:
         walked_early.append(len(walks))
-        return aside(walks)
+        return walk(helper, walks)
 
-    monkeypatch.setattr(sources, "_Aside", spy)
+    monkeypatch.setattr(sources._Helper, "walk", spy)
     monkeypatch.setattr(reader.Capture.chunks, "__defaults__", (64 << 10,))
     report = _analyze(capture, keys)
     assert walked_early.count(2) > 5  # both directions of a chunk at once, chunk after chunk

@@ -20,6 +20,8 @@ from labkit.errors import InputError
 from labkit.logs.files import bundle_members, keylog_lines, lines, member_lines
 
 if TYPE_CHECKING:  # the parsers are imported where used: a capture-only run never pays for them
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from labkit.analyze.decrypt import BulkPlan, DecryptReport, Direction, Segment, _Flow
     from labkit.analyze.engine import ChunkView
     from labkit.analyze.keylog import KeyLog
@@ -28,6 +30,8 @@ if TYPE_CHECKING:  # the parsers are imported where used: a capture-only run nev
     from labkit.logs.dart import DartParser
     from labkit.wire.tlscrypt import RecordKeys
     from labkit.wire.tlswalk import Records, RecordWalk, Stream
+
+    _Walking = Future[list[Records]]  # walks under way on the helper thread
 
 MAX_KEYLOG_BYTES = 64 << 20
 #: A log that has no event within this of a capture is on another clock (--clock-offset).
@@ -257,33 +261,36 @@ def _keys(flow: _Flow, direction: Direction) -> RecordKeys:
     return keys
 
 
-class _Aside:
-    """Walks run in turn on another thread; :meth:`result` waits for them (and raises what
-    they did)."""
+def _walk_all(walks: Sequence[tuple[RecordWalk, Stream, tuple[int, ...]]]) -> list[Records]:
+    """Each stream walked by its walker, in turn."""
+    return [walk(stream, cuts) for walk, stream, cuts in walks]
 
-    def __init__(self, walks: Sequence[tuple[RecordWalk, Stream, tuple[int, ...]]]) -> None:
-        import threading
 
-        self._found: list[Records] = []
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(walks,), daemon=True)
-        self._thread.start()
+class _Helper:
+    """The one thread that walks records beside the pass, started at the first walk and kept
+    to the end of the capture: a thread started per chunk waited for a core to run on (the
+    read-ahead thread has the other), a millisecond and more a chunk."""
 
-    def _run(self, walks: Sequence[tuple[RecordWalk, Stream, tuple[int, ...]]]) -> None:
-        try:
-            for walk, stream, cuts in walks:
-                self._found.append(walk(stream, cuts))
-        except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits
-            self._error = exc
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
 
-    def join(self) -> None:
-        self._thread.join()
+    def walk(self, walks: Sequence[tuple[RecordWalk, Stream, tuple[int, ...]]]) -> _Walking:
+        from concurrent.futures import ThreadPoolExecutor
 
-    def result(self) -> list[Records]:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._found
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="labkit-walk")
+        return self._pool.submit(_walk_all, walks)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+def _done(walking: _Walking) -> None:
+    """Wait for ``walking`` to end, whatever its outcome: never leave a walk reading a chunk
+    the reader may reuse."""
+    walking.exception()
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,11 +313,11 @@ class _Early:
     picked: tuple[np.ndarray, np.ndarray, list[int]] | None
     key: int | None = None
     ready: list[tuple[Direction, np.ndarray, Stream]] | None = None
-    aside: _Aside | None = None
+    aside: _Walking | None = None
 
     def join(self) -> None:
         if self.aside is not None:
-            self.aside.join()
+            _done(self.aside)
 
 
 class _WalkAhead:
@@ -360,6 +367,7 @@ class KeyedDecryption:
         # copies what it counts). Two walkers: a flow's two directions are walked at once.
         self._walk = RecordWalk()
         self._walk_aside = RecordWalk()
+        self._helper = _Helper()
         self._early: _Early | None = None  # this chunk's pick and walks, from :meth:`start`
         self.ahead = _WalkAhead(self)
 
@@ -387,7 +395,7 @@ class KeyedDecryption:
                         (walkers[i], st, peek_blocks(_keys(known[0], d)))
                         for i, (d, _r, st) in enumerate(ready)
                     ]
-                    early = _Early(view, picked, int(conn[0]), ready, _Aside(walks))
+                    early = _Early(view, picked, int(conn[0]), ready, self._helper.walk(walks))
         self._early = early
 
     def _pick(self, view: ChunkView) -> tuple[np.ndarray, np.ndarray, list[int]] | None:
@@ -566,7 +574,7 @@ class KeyedDecryption:
         view: ChunkView,
         flow: _Flow,
         streams: list[tuple[Direction, np.ndarray, Stream]],
-        walking: _Aside | None = None,
+        walking: _Walking | None = None,
     ) -> list[_Planned | None]:
         """Each direction's records counted (:meth:`~labkit.analyze.decrypt.Decryptor.plan`),
         or None. ``walking``: every direction already being walked on another thread (in
@@ -584,7 +592,7 @@ class KeyedDecryption:
         big = max(range(len(streams)), key=lambda i: len(streams[i][1]))
         aside = None
         if len(streams) > 1 and COMPILED:
-            aside = _Aside([(self._walk_aside, streams[big][2], cuts[big])])
+            aside = self._helper.walk([(self._walk_aside, streams[big][2], cuts[big])])
         out: list[_Planned | None] = [None] * len(streams)
         try:
             for i in sorted(range(len(streams)), key=lambda i: i == big):  # the larger last
@@ -597,7 +605,7 @@ class KeyedDecryption:
                 out[i] = self._plan(view, flow, streams[i], walk)
         finally:  # never leave a walk reading a chunk the reader may reuse
             if aside is not None:
-                aside.join()
+                _done(aside)
         return out
 
     def _plan(
@@ -641,6 +649,10 @@ class KeyedDecryption:
             int(c.seq[row]),
             self._payload(view, row),
         )
+
+    def finish(self) -> None:
+        """The end of the capture (the pass calls it): the helper thread ends."""
+        self._helper.close()
 
     def report(self) -> DecryptReport:
         return self.decryptor.report()
