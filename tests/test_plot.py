@@ -328,11 +328,11 @@ def test_the_tunnel_mtu_line_counts_every_packet_above_it_when_thinned(
     expected = len(tshark_frames(pcap, f"ip.len > {floor} && !icmp"))
     assert expected > 40 and line.label.endswith(f"({expected} packets above)")
     rows = sample.points.rows()
-    n, exact = sample.points.above(floor - 1, rows)
-    over = rows.s > floor - 1
+    n, exact = sample.points.above(floor - 1)
+    over, big = rows.s > floor - 1, rows.s > sample.points.floor
     assert not exact and n == (
-        int(np.count_nonzero(over & rows.big)) * sample.points.big.stride
-        + int(np.count_nonzero(over & ~rows.big)) * sample.points.small.stride
+        int(np.count_nonzero(over & big)) * sample.points.big.stride
+        + int(np.count_nonzero(over & ~big)) * sample.points.small.stride
     )
 
 

@@ -62,11 +62,11 @@ def test_the_kept_packets_are_every_stride_th_of_each_kind_by_time(
     ip = cap["ip"]
     assert pts.total == np.count_nonzero(ip)
     assert pts.sent == dict(zip(*np.unique(cap["src"][ip], return_counts=True), strict=True))
-    assert pts.above(FLOOR, rows) == (np.count_nonzero(cap["s"][ip] > FLOOR), True)
+    assert pts.above(FLOOR) == (np.count_nonzero(cap["s"][ip] > FLOOR), True)
     kept_over = cap["s"][want] > 1400
     big = cap["s"][want] > FLOOR
     estimate = (
         np.count_nonzero(kept_over & big) * pts.big.stride
         + np.count_nonzero(kept_over & ~big) * pts.small.stride
     )
-    assert pts.above(1400, rows) == (estimate, False)
+    assert pts.above(1400) == (estimate, False)

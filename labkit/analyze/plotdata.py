@@ -31,14 +31,8 @@ from labkit.plot import Direction, Level, Marker, Series, Timeline
 
 MAX_POINTS: Final = 400_000
 #: The columns of a kept packet: time, IP size, source and destination address hashes (the
-#: chunk columns' types), and whether it is above the floor (the two kinds are thinned apart).
-_COLUMNS: Final = (
-    ("t", np.float64),
-    ("s", np.int64),
-    ("src", np.uint64),
-    ("dst", np.uint64),
-    ("big", np.bool_),
-)
+#: chunk columns' types).
+_COLUMNS: Final = (("t", np.float64), ("s", np.int64), ("src", np.uint64), ("dst", np.uint64))
 #: The decrypted CSTP series: the report's direction, the plot's shape, the label.
 _DECRYPTED: Final[tuple[tuple[Literal["to-client", "to-server"], Direction, str], ...]] = (
     ("to-client", "to", "decrypted CSTP: to the client"),
@@ -68,25 +62,43 @@ def _levels(findings: Sequence[Finding]) -> tuple[Level, ...]:
 
 
 class _Thinned:
-    """How the rows of one kind are kept while the capture streams by: every ``stride``-th
-    of the ``seen`` so far (by their index among the rows of the kind). Each time
-    :data:`MAX_POINTS` fill, every other kept row goes and the stride doubles, so the kept ones
-    stay evenly spread over the whole capture (keeping the first ones instead would end the
-    picture's line where the budget ran out)."""
+    """Rows of one kind, kept in bounded memory while the capture streams by: every
+    ``stride``-th of the ``seen`` so far (by their index among the rows of the kind), in
+    columns (:data:`_COLUMNS`) allocated once. Each time :data:`MAX_POINTS` fill, every other
+    kept row goes and the stride doubles, so the kept ones stay evenly spread over the whole
+    capture (keeping the first ones instead would end the picture's line where the budget ran
+    out)."""
 
     def __init__(self) -> None:
         self.stride = 1
         self.seen = 0
         self.kept = 0
+        self._cols = [np.empty(0, dtype) for _name, dtype in _COLUMNS]
 
-    def keep(self, rows: np.ndarray) -> np.ndarray:
-        """Of the next rows of this kind (``rows``, in capture order), the ones kept: known
-        from the stride before any column is copied."""
+    def add(self, rows: np.ndarray, columns: Sequence[np.ndarray]) -> None:
+        """The next rows of this kind (``rows`` of the chunk's ``columns``, in capture order):
+        the kept ones are known from the stride before any column is copied."""
         first = -self.seen % self.stride
         self.seen += len(rows)
-        kept = rows[first :: self.stride]
-        self.kept += len(kept)
-        return kept
+        rows = rows[first :: self.stride]
+        n, k = self.kept, len(rows)
+        if n + k > len(self._cols[0]):  # room for the budget and a chunk: grown once or twice
+            room = max(MAX_POINTS + k, n + k)
+            self._cols = [
+                np.concatenate((col[:n], np.empty(room - n, col.dtype))) for col in self._cols
+            ]
+        for col, source in zip(self._cols, columns, strict=True):
+            col[n : n + k] = source[rows]
+        self.kept = n + k
+        while self.kept > MAX_POINTS:
+            self.stride *= 2
+            n, self.kept = self.kept, (self.kept + 1) // 2
+            for col in self._cols:  # the kept ones are every stride-th: keep every other
+                col[: self.kept] = col[:n:2]
+
+    def columns(self) -> list[np.ndarray]:
+        """The kept rows' columns, in capture order (valid until the next :meth:`add`)."""
+        return [col[: self.kept] for col in self._cols]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +109,6 @@ class _Rows:
     s: np.ndarray
     src: np.ndarray
     dst: np.ndarray
-    big: np.ndarray
 
 
 class _Points:
@@ -105,9 +116,7 @@ class _Points:
 
     Packets above the smallest MTU line (the picture's point) and the others are thinned
     apart, each to :data:`MAX_POINTS`: every large packet is kept unless there are more than
-    that, and a mass of small ones never crowds them out. The kept rows of both kinds share
-    one set of columns in capture order (``n`` rows of them, grown by doubling), so a capture
-    in time order needs no sort at the end.
+    that, and a mass of small ones never crowds them out.
     """
 
     def __init__(self, floor: int) -> None:
@@ -118,8 +127,6 @@ class _Points:
         self.received: Counter = Counter()
         self.openers: Counter = Counter()  # TCP SYN sources: who opens connections
         self.total = 0
-        self.n = 0
-        self._cols = {name: np.empty(0, dtype) for name, dtype in _COLUMNS}
 
     @property
     def thinned(self) -> bool:
@@ -155,84 +162,39 @@ class _Points:
         else:
             big_rows = above[rows]
             big, small = rows[big_rows], rows[~big_rows]
-        big, small = self.big.keep(big), self.small.keep(small)
-        if rows is None and len(big) + len(small) == len(t):  # every row kept: no gather
-            kept: np.ndarray | slice = slice(None)
-        else:
-            mask = np.zeros(len(t), bool)
-            mask[big] = True
-            mask[small] = True
-            kept = np.flatnonzero(mask)
-        self._append((t, size, src, dst, above), kept)
-        for kind, is_big in ((self.big, True), (self.small, False)):
-            while kind.kept > MAX_POINTS:
-                kind.stride *= 2
-                kind.kept = self._halve(is_big)
+        columns = (t, size, src, dst)
+        self.big.add(big, columns)
+        self.small.add(small, columns)
 
-    def _append(self, columns: tuple[np.ndarray, ...], kept: np.ndarray | slice) -> None:
-        k = len(columns[0][kept])
-        if self.n + k > len(self._cols["t"]):
-            room = max(2 * len(self._cols["t"]), self.n + k)
-            for name, col in self._cols.items():
-                grown = np.empty(room, col.dtype)
-                grown[: self.n] = col[: self.n]
-                self._cols[name] = grown
-        for (name, _dtype), col in zip(_COLUMNS, columns, strict=True):
-            self._cols[name][self.n : self.n + k] = col[kept]
-        self.n += k
-
-    def _halve(self, big: bool) -> int:
-        """Drop every other kept row of one kind (the kept ones are every stride-th row of
-        the kind: those left are every 2 * stride-th); how many of the kind are left."""
-        cols = {name: col[: self.n] for name, col in self._cols.items()}
-        mine = cols["big"] == big
-        rank = np.cumsum(mine)  # 1 for the kind's first kept row
-        keep = ~mine | (rank % 2 == 1)
-        n = int(np.count_nonzero(keep))
-        for name, col in cols.items():
-            self._cols[name][:n] = col[keep]
-        self.n = n
-        return int(np.count_nonzero(mine[keep]))
-
-    def above(self, floor: int, rows: _Rows) -> tuple[int, bool]:
+    def above(self, floor: int) -> tuple[int, bool]:
         """How many packets were larger than ``floor`` bytes, and whether that is exact: it is
         when ``floor`` is the one the packets were split at (every large packet counted
         before thinning) or nothing was thinned; otherwise the kept rows, each weighed by its
         stride, estimate it."""
         if floor == self.floor:
             return self.big.seen, True
-        over = rows.s > floor
+        kinds = (self.big, self.small)
+        over = [int(np.count_nonzero(k.columns()[1] > floor)) for k in kinds]
         if not self.thinned:
-            return int(np.count_nonzero(over)), True
-        big = int(np.count_nonzero(over & rows.big))
-        small = int(np.count_nonzero(over)) - big
-        return big * self.big.stride + small * self.small.stride, False
+            return sum(over), True
+        return sum(n * k.stride for n, k in zip(over, kinds, strict=True)), False
 
     def rows(self) -> _Rows:
-        """The kept rows by time; at one time the large ones first, each kind in capture
-        order (as if each kind's rows were listed in turn, large first, and sorted stably by
-        time). A capture's rows are mostly in time order already: checked, not sorted."""
-        cols: list[np.ndarray] = [self._cols[name][: self.n] for name, _dtype in _COLUMNS]
-        order = _time_order(cols[0], cols[4])
-        if order is not None:
-            cols = [col[order] for col in cols]
+        """The kept rows by time, stably: the large ones listed first, each kind in capture
+        order. One kind in time order (a capture that never crossed the floor) needs a check,
+        not a sort."""
+        big, small = self.big.columns(), self.small.columns()
+        if len(big[0]) and len(small[0]):
+            t = np.concatenate((big[0], small[0]))
+            order = np.argsort(t, kind="stable")  # two runs in a capture in time order: merged
+            return _Rows(
+                t[order], *(np.concatenate(pair)[order] for pair in zip(big[1:], small[1:]))
+            )
+        cols = big if len(big[0]) else small
+        t = cols[0]
+        if len(t) > 1 and not bool(np.all(t[1:] >= t[:-1])):
+            cols = [col[np.argsort(t, kind="stable")] for col in cols]
         return _Rows(*cols)
-
-
-def _time_order(t: np.ndarray, big: np.ndarray) -> np.ndarray | None:
-    """The order of rows listed in capture order by time, at one time the ``big`` ones first,
-    each kind in capture order; None when they are in that order already. A capture in time
-    order needs checks only; one with equal times, the runs of one time ordered; any other,
-    a sort."""
-    later = t[1:] > t[:-1]
-    if bool(later.all()):
-        return None
-    if bool(np.all(later | (t[1:] == t[:-1]))):  # equal times, no step back
-        if not bool(np.any(~later & ~big[:-1] & big[1:])):  # no small before a large at a time
-            return None
-        run = np.concatenate(([0], np.cumsum(later)))
-        return np.argsort(2 * run + ~big, kind="stable")
-    return np.lexsort((~big, t))
 
 
 class Sampler:
@@ -311,7 +273,7 @@ def build(
         name = Path(path).name
         rows = pts.rows()
         if points.get(path) != "outside":
-            n, known = pts.above(floor, rows)
+            n, known = pts.above(floor)
             over, exact = over + n, exact and known
         if points.get(path, "unknown") != "unknown":
             name += f" ({points[path]})"
