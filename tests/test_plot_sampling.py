@@ -14,7 +14,8 @@ import labkit.analyze.plotdata as plotdata
 FLOOR = 1347
 
 
-def _capture(rng: np.random.Generator, order: str, n: int) -> dict[str, np.ndarray]:
+def _capture(rng: np.random.Generator, order: str, n: int, large: float) -> dict[str, np.ndarray]:
+    """``n`` packets, a share ``large`` of them above the floor."""
     if order == "ties":  # millisecond stamps: many packets share one
         t = np.sort(rng.integers(0, n // 4, n)).astype(np.float64)
     elif order == "shuffled":  # merged captures: not in time order
@@ -23,7 +24,9 @@ def _capture(rng: np.random.Generator, order: str, n: int) -> dict[str, np.ndarr
         t = np.arange(n) * 0.25
     return {
         "t": t,
-        "s": rng.choice([60, 1300, 1418, 1500], n),
+        "s": np.where(
+            rng.random(n) < large, rng.choice([1418, 1500], n), rng.choice([60, 1300], n)
+        ),
         "src": rng.integers(1, 4, n).astype(np.uint64),
         "dst": rng.integers(1, 4, n).astype(np.uint64),
         "ip": rng.random(n) < 0.9,  # the others have no place on the axes
@@ -40,13 +43,14 @@ def _expected(cap: dict[str, np.ndarray], big_stride: int, small_stride: int) ->
 
 
 @pytest.mark.parametrize("order", ["sorted", "ties", "shuffled"])
+@pytest.mark.parametrize("large", [0.2, 0.8])  # the fewer rows merged into the others either way
 @pytest.mark.parametrize("seed", [1, 2])
 def test_the_kept_packets_are_every_stride_th_of_each_kind_by_time(
-    order: str, seed: int, monkeypatch: pytest.MonkeyPatch
+    order: str, large: float, seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(plotdata, "MAX_POINTS", 700)
     rng = np.random.default_rng(seed)
-    cap = _capture(rng, order, 20_000)
+    cap = _capture(rng, order, 20_000, large)
     pts = plotdata._Points(FLOOR)
     cuts = np.sort(rng.choice(np.arange(1, 20_000), 40, replace=False))
     for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, 20_000], strict=True):
@@ -70,3 +74,7 @@ def test_the_kept_packets_are_every_stride_th_of_each_kind_by_time(
         + np.count_nonzero(kept_over & ~big) * pts.small.stride
     )
     assert pts.above(1400) == (estimate, False)
+    # a selection (the plot's directions) is the same rule over the rows it holds
+    to_two = pts.rows(lambda r: r.dst == 2)
+    mine = want[cap["dst"][want] == 2]
+    assert np.array_equal(to_two.t, cap["t"][mine]) and np.array_equal(to_two.s, cap["s"][mine])

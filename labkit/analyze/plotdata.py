@@ -15,7 +15,7 @@ before the pass: ``--tunnel-mtu``, else the model's TLS MTU.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -179,22 +179,37 @@ class _Points:
             return sum(over), True
         return sum(n * k.stride for n, k in zip(over, kinds, strict=True)), False
 
-    def rows(self) -> _Rows:
-        """The kept rows by time, stably: the large ones listed first, each kind in capture
-        order. One kind in time order (a capture that never crossed the floor) needs a check,
-        not a sort."""
+    def rows(self, where: Callable[[_Rows], np.ndarray] | None = None) -> _Rows:
+        """The kept rows (those ``where``, given a kind's rows, holds for) by time, stably:
+        the large ones listed first, each kind in capture order. Each kind's rows are in time
+        order in a capture in time order: then the two are merged, the fewer inserted among
+        the others, and a direction's rows of one kind need no copy."""
         big, small = self.big.columns(), self.small.columns()
-        if len(big[0]) and len(small[0]):
-            t = np.concatenate((big[0], small[0]))
-            order = np.argsort(t, kind="stable")  # two runs in a capture in time order: merged
-            return _Rows(
-                t[order], *(np.concatenate(pair)[order] for pair in zip(big[1:], small[1:]))
-            )
-        cols = big if len(big[0]) else small
-        t = cols[0]
-        if len(t) > 1 and not bool(np.all(t[1:] >= t[:-1])):
-            cols = [col[np.argsort(t, kind="stable")] for col in cols]
-        return _Rows(*cols)
+        if where is not None:
+            big, small = (_select(cols, where(_Rows(*cols))) for cols in (big, small))
+        if not len(big[0]) or not len(small[0]):
+            cols = big if len(big[0]) else small
+            if not _in_order(cols[0]):
+                cols = [col[np.argsort(cols[0], kind="stable")] for col in cols]
+            return _Rows(*cols)
+        if _in_order(big[0]) and _in_order(small[0]):
+            if len(small[0]) <= len(big[0]):  # each small row after the large ones up to its time
+                at = np.searchsorted(big[0], small[0], "right")
+                return _Rows(*(np.insert(b, at, s) for b, s in zip(big, small, strict=True)))
+            at = np.searchsorted(small[0], big[0], "left")  # each large row before its time's small
+            return _Rows(*(np.insert(s, at, b) for b, s in zip(big, small, strict=True)))
+        t = np.concatenate((big[0], small[0]))
+        order = np.argsort(t, kind="stable")
+        pairs = zip(big[1:], small[1:], strict=True)
+        return _Rows(t[order], *(np.concatenate(pair)[order] for pair in pairs))
+
+
+def _select(cols: list[np.ndarray], mask: np.ndarray) -> list[np.ndarray]:
+    return cols if bool(mask.all()) else [col[mask] for col in cols]
+
+
+def _in_order(t: np.ndarray) -> bool:
+    return bool(np.all(t[1:] >= t[:-1]))
 
 
 class Sampler:
@@ -244,6 +259,15 @@ class Sampler:
                 self.markers += [Marker(float(t), lane) for t in times[:MAX_MARKERS]]
 
 
+def _directions(client: int) -> tuple[tuple[Direction, str, Callable[[_Rows], np.ndarray]], ...]:
+    """Packets to, from and not about the ``client`` address hash: shape, label, selection."""
+    return (
+        ("to", "to the client", lambda r: r.dst == client),
+        ("from", "from the client", lambda r: r.src == client),
+        ("other", "other hosts", lambda r: (r.dst != client) & (r.src != client)),
+    )
+
+
 def build(
     samples: Sequence[tuple[str, Sampler]],
     findings: Sequence[Finding],
@@ -271,28 +295,17 @@ def build(
         # client's NIC outside; its tunnel address on the adapter and inside), else the busiest.
         client_h = (pts.openers or pts.sent).most_common(1)[0][0]
         name = Path(path).name
-        rows = pts.rows()
         if points.get(path) != "outside":
             n, known = pts.above(floor)
             over, exact = over + n, exact and known
         if points.get(path, "unknown") != "unknown":
             name += f" ({points[path]})"
         to_n, from_n = pts.received[client_h], pts.sent[client_h]
-        parts: list[tuple[Direction, str, int, np.ndarray]] = [
-            ("to", f"{name}: to the client", to_n, rows.dst == client_h),
-            ("from", f"{name}: from the client", from_n, rows.src == client_h),
-            (
-                "other",
-                f"{name}: other hosts",
-                pts.total - to_n - from_n,
-                (rows.dst != client_h) & (rows.src != client_h),
-            ),
-        ]
-        for direction, label, count, mask in parts:
-            if np.any(mask):
-                series.append(
-                    Series(f"{label} ({count})", rows.t[mask], rows.s[mask], name, direction)
-                )
+        counts = (to_n, from_n, pts.total - to_n - from_n)
+        for (direction, label, where), count in zip(_directions(client_h), counts, strict=True):
+            rows = pts.rows(where)
+            if len(rows.t):
+                series.append(Series(f"{name}: {label} ({count})", rows.t, rows.s, name, direction))
         sampled = [
             f"the ones {where} {pts.floor} bytes sampled 1 in {kind.stride}"
             for where, kind in (("above", pts.big), ("at or below", pts.small))
