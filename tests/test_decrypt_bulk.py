@@ -115,6 +115,40 @@ def test_compiled_and_numpy_cbc_peeks_agree(mac: int) -> None:
     assert 0 < (c[1] >= 0).sum() < n / 2  # some records fit, most do not
 
 
+@pytest.mark.skipif(not tlswalk.COMPILED, reason="the C loops were not built (no compiler)")
+@pytest.mark.parametrize("spoil", ["none", "magic", "length", "content type"])
+def test_compiled_and_numpy_cstp_heads_agree(spoil: str) -> None:
+    """The CSTP header of each record (length, type, counts and first record per type, the
+    first record that is not one packet), compiled and in numpy, on records of the three
+    types a tunnel sends with one spoiled field somewhere or none."""
+    from labkit.wire import tlscrypt
+
+    rng = np.random.default_rng(len(spoil))
+    n = 3000
+    size = rng.integers(0, 1400, n)
+    ptype = rng.choice([0, 0, 0, 3, 4], n)
+    plain = np.zeros((n, 8), np.uint8)
+    plain[:, :4] = np.frombuffer(b"STF\x01", np.uint8)
+    plain[:, 4], plain[:, 5], plain[:, 6] = size >> 8, size & 0xFF, ptype
+    length, ctype = 8 + size, np.full(n, 23)
+    at = int(rng.integers(100, n))
+    if spoil == "magic":
+        plain[at, 2] ^= 1
+    elif spoil == "length":
+        length[at] += 16
+    elif spoil == "content type":
+        ctype[at] = 21
+    py = tlscrypt.py_cstp_heads(plain, length, ctype)
+    c = tlscrypt.cstp_heads(plain, length, ctype)
+    assert tlscrypt.cstp_heads is not tlscrypt.py_cstp_heads
+    assert py.misfit == c.misfit == (-1 if spoil == "none" else at)
+    for name in ("size", "ptype", "count", "first"):
+        assert np.array_equal(getattr(py, name), getattr(c, name)), name
+    assert np.array_equal(c.size, size) and np.array_equal(c.ptype, ptype)
+    assert c.count[0] == np.count_nonzero(ptype == 0) and c.first[3] == np.argmax(ptype == 3)
+    assert c.first[5] == -1 and c.count[5] == 0
+
+
 # ---------------------------------------------------------------------- the suites
 
 

@@ -50,7 +50,6 @@ import numpy as np
 from labkit.analyze.keylog import TLS12_LABEL, KeyLog
 from labkit.wire import (
     CSTP_HEADER_LEN,
-    CSTP_MAGIC,
     CT_ALERT,
     CT_APPLICATION_DATA,
     CT_CHANGE_CIPHER_SPEC,
@@ -65,7 +64,7 @@ from labkit.wire.cstpstream import (
     StreamError,
     type_name,
 )
-from labkit.wire.tlscrypt import IntegrityError, RecordKeys, open_record, peek
+from labkit.wire.tlscrypt import IntegrityError, RecordKeys, cstp_heads, open_record, peek
 from labkit.wire.tlskeys import Suite, record_keys, server_hello
 from labkit.wire.tlsstream import TLS_HEADER, TcpReassembler, TlsRecordSplitter
 from labkit.wire.tlswalk import Records
@@ -467,15 +466,13 @@ def _sampled(opened: int, n: int) -> list[int]:
     return sorted(set(first) | set(every))
 
 
-_MAGIC_WORD = np.uint64(int.from_bytes(CSTP_MAGIC, "little"))
-
-
-def _type_counts(ptype: np.ndarray, count: np.ndarray) -> tuple[tuple[str, int], ...]:
-    """CSTP packets by type name, in first-seen order: ``count``, a count per type value (a
-    running tunnel sends two or three), then each present type's first place."""
+def _type_counts(count: np.ndarray, first: np.ndarray) -> tuple[tuple[str, int], ...]:
+    """CSTP packets by type name, in first-seen order: ``count`` and ``first`` per type value
+    (a running tunnel sends two or three)."""
     present = np.flatnonzero(count).tolist()
-    first = [int(np.argmax(ptype == t)) for t in present] if len(present) > 1 else [0]
-    return tuple((type_name(t), int(count[t])) for _f, t in sorted(zip(first, present)))
+    return tuple(
+        (type_name(t), int(count[t])) for _f, t in sorted((int(first[t]), t) for t in present)
+    )
 
 
 class Decryptor:
@@ -675,21 +672,10 @@ class Decryptor:
             return None
         n = len(walk.start)
         p = peek(keys, walk.length, walk.blocks)
-        # The CSTP header (magic, length, type: DESIGN.md section 3), read from each record's
-        # first 8 plaintext bytes as one little-endian word rather than as byte columns.
-        word = p.plain.view("<u8")[:, 0]
-        size = (((word >> np.uint64(32)) & np.uint64(0xFF)) << np.uint64(8)) | (
-            (word >> np.uint64(40)) & np.uint64(0xFF)
-        )
-        size = size.astype(np.int64)
-        fits = (
-            (walk.ctype == CT_APPLICATION_DATA)
-            & ((word & np.uint64(0xFFFFFFFF)) == _MAGIC_WORD)
-            & (p.length == CSTP_HEADER_LEN + size)
-        )
-        if not fits.all():
+        heads = cstp_heads(p.plain, p.length, walk.ctype)  # one CSTP packet a record?
+        if heads.misfit >= 0:
             return None
-        ptype = ((word >> np.uint64(48)) & np.uint64(0xFF)).astype(np.int64)
+        size, ptype, count = heads.size, heads.ptype, heads.count
         for i in _sampled(d.opened, n):
             start = int(walk.start[i])
             try:
@@ -699,8 +685,7 @@ class Decryptor:
                 return None
             if clear[:CSTP_HEADER_LEN] != p.plain[i].tobytes() or len(clear) != p.length[i]:
                 return None
-        count = np.bincount(ptype, minlength=256)
-        counts = _type_counts(ptype, count)
+        counts = _type_counts(count, heads.first)
         every = count[0] == n  # DATA packets only: a running tunnel's usual chunk
         data = None if every else ptype == 0
         largest = None
