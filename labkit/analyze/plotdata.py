@@ -82,11 +82,9 @@ class _Thinned:
         self.seen += len(rows)
         rows = rows[first :: self.stride]
         n, k = self.kept, len(rows)
-        if n + k > len(self._cols[0]):  # room for the budget and a chunk: grown once or twice
-            room = max(MAX_POINTS + k, n + k)
-            self._cols = [
-                np.concatenate((col[:n], np.empty(room - n, col.dtype))) for col in self._cols
-            ]
+        if n + k > len(self._cols[0]):  # room for the budget and a few chunks, rarely grown
+            room = max(MAX_POINTS + 2 * k, 2 * (n + k))
+            self._cols = [_grown(col, n, room) for col in self._cols]
         for col, source in zip(self._cols, columns, strict=True):
             col[n : n + k] = source[rows]
         self.kept = n + k
@@ -99,6 +97,14 @@ class _Thinned:
     def columns(self) -> list[np.ndarray]:
         """The kept rows' columns, in capture order (valid until the next :meth:`add`)."""
         return [col[: self.kept] for col in self._cols]
+
+
+def _grown(col: np.ndarray, n: int, room: int) -> np.ndarray:
+    """``col``'s first ``n`` rows in an array of ``room``: only those rows are written (the
+    rest of the memory is touched when rows come)."""
+    out = np.empty(room, col.dtype)
+    out[:n] = col[:n]
+    return out
 
 
 @dataclass(frozen=True, slots=True)
