@@ -556,8 +556,8 @@ class KeyedDecryption:
 
         c = view.cols
         d = flow.dirs[direction]
-        seq = c.seq[rows].astype(np.int64)
-        lens = c.pcap[rows].astype(np.int64)
+        seq = c.seq[rows].astype(np.int64, copy=False)  # the columns are int64: no copy
+        lens = c.pcap[rows].astype(np.int64, copy=False)
         if (
             d.keys is None
             or d.tcp.gap is not None
