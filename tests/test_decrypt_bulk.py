@@ -115,6 +115,40 @@ def test_compiled_and_numpy_cbc_peeks_agree(mac: int) -> None:
     assert 0 < (c[1] >= 0).sum() < n / 2  # some records fit, most do not
 
 
+@pytest.mark.skipif(not tlswalk.COMPILED, reason="the C loops were not built (no compiler)")
+@pytest.mark.parametrize("spoil", ["none", "magic", "length", "content type"])
+def test_compiled_and_numpy_cstp_heads_agree(spoil: str) -> None:
+    """The CSTP header of each record (length, type, counts and first record per type, the
+    first record that is not one packet), compiled and in numpy, on records of the three
+    types a tunnel sends with one spoiled field somewhere or none."""
+    from labkit.wire import tlscrypt
+
+    rng = np.random.default_rng(len(spoil))
+    n = 3000
+    size = rng.integers(0, 1400, n)
+    ptype = rng.choice([0, 0, 0, 3, 4], n)
+    plain = np.zeros((n, 8), np.uint8)
+    plain[:, :4] = np.frombuffer(b"STF\x01", np.uint8)
+    plain[:, 4], plain[:, 5], plain[:, 6] = size >> 8, size & 0xFF, ptype
+    length, ctype = 8 + size, np.full(n, 23)
+    at = int(rng.integers(100, n))
+    if spoil == "magic":
+        plain[at, 2] ^= 1
+    elif spoil == "length":
+        length[at] += 16
+    elif spoil == "content type":
+        ctype[at] = 21
+    py = tlscrypt.py_cstp_heads(plain, length, ctype)
+    c = tlscrypt.cstp_heads(plain, length, ctype)
+    assert tlscrypt.cstp_heads is not tlscrypt.py_cstp_heads
+    assert py.misfit == c.misfit == (-1 if spoil == "none" else at)
+    for name in ("size", "ptype", "count", "first"):
+        assert np.array_equal(getattr(py, name), getattr(c, name)), name
+    assert np.array_equal(c.size, size) and np.array_equal(c.ptype, ptype)
+    assert c.count[0] == np.count_nonzero(ptype == 0) and c.first[3] == np.argmax(ptype == 3)
+    assert c.first[5] == -1 and c.count[5] == 0
+
+
 # ---------------------------------------------------------------------- the suites
 
 
@@ -314,3 +348,31 @@ def test_a_long_session_is_drawn_to_its_end_evenly_thinned(tmp_path: Path) -> No
     assert stride > 1 and 32 < len(kept) <= 64
     assert kept.frame.tolist() == every.frame[::stride].tolist()
     assert kept.frame[-1] > every.frame[-1 - stride]
+
+
+@pytest.mark.skipif(not tlswalk.COMPILED, reason="the C walk was not built (no compiler)")
+@pytest.mark.parametrize("cipher", ["AES128-SHA", "AES128-GCM-SHA256"])
+def test_records_walked_while_the_detectors_run_count_the_same(
+    tmp_path: Path, cipher: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read in small chunks, the session's tunnel runs across many of them: each chunk's
+    records are walked on another thread from before the detectors see the chunk, and the
+    report is still record-by-record decryption's, frame for frame."""
+    from labkit.analyze import sources
+    from labkit.pcapio import reader
+
+    capture, keys, _truth = _session(tmp_path, cipher, True)
+    walked_early = []
+    walk = sources._Helper.walk
+
+    def spy(helper: sources._Helper, walks: list) -> sources._Walking:
+        walked_early.append(len(walks))
+        return walk(helper, walks)
+
+    monkeypatch.setattr(sources._Helper, "walk", spy)
+    monkeypatch.setattr(reader.Capture.chunks, "__defaults__", (64 << 10,))
+    report = _analyze(capture, keys)
+    assert walked_early.count(2) > 5  # both directions of a chunk at once, chunk after chunk
+    one_by_one = decrypt(_segments(capture), parse_keylog(keys.read_text()))
+    assert report.to_json() == one_by_one.to_json()
+    assert report.sizes == one_by_one.sizes

@@ -277,7 +277,8 @@ def scan_file(
         from labkit.analyze.sources import KeyedDecryption
 
         decryption = KeyedDecryption(collect.keylog, timeline=collect.plot)
-        consumers.append(decryption)
+        # fed first and last: its tunnel's records are walked while the detectors run
+        consumers = [decryption.ahead, *consumers, decryption]
     if collect.plot:
         from labkit.analyze.plotdata import Sampler
 

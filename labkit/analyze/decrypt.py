@@ -50,7 +50,6 @@ import numpy as np
 from labkit.analyze.keylog import TLS12_LABEL, KeyLog
 from labkit.wire import (
     CSTP_HEADER_LEN,
-    CSTP_MAGIC,
     CT_ALERT,
     CT_APPLICATION_DATA,
     CT_CHANGE_CIPHER_SPEC,
@@ -65,7 +64,7 @@ from labkit.wire.cstpstream import (
     StreamError,
     type_name,
 )
-from labkit.wire.tlscrypt import IntegrityError, RecordKeys, open_record, peek
+from labkit.wire.tlscrypt import IntegrityError, RecordKeys, cstp_heads, open_record, peek
 from labkit.wire.tlskeys import Suite, record_keys, server_hello
 from labkit.wire.tlsstream import TLS_HEADER, TcpReassembler, TlsRecordSplitter
 from labkit.wire.tlswalk import Records
@@ -467,16 +466,13 @@ def _sampled(opened: int, n: int) -> list[int]:
     return sorted(set(first) | set(every))
 
 
-_MAGIC_WORD = np.uint64(int.from_bytes(CSTP_MAGIC, "little"))
-
-
-def _type_counts(ptype: np.ndarray) -> tuple[tuple[str, int], ...]:
-    """CSTP packets by type name, in first-seen order: a count per type value (a running
-    tunnel sends two or three), then each present type's first place."""
-    count = np.bincount(ptype, minlength=256)
+def _type_counts(count: np.ndarray, first: np.ndarray) -> tuple[tuple[str, int], ...]:
+    """CSTP packets by type name, in first-seen order: ``count`` and ``first`` per type value
+    (a running tunnel sends two or three)."""
     present = np.flatnonzero(count).tolist()
-    first = [int(np.argmax(ptype == t)) for t in present] if len(present) > 1 else [0]
-    return tuple((type_name(t), int(count[t])) for _f, t in sorted(zip(first, present)))
+    return tuple(
+        (type_name(t), int(count[t])) for _f, t in sorted((int(first[t]), t) for t in present)
+    )
 
 
 class Decryptor:
@@ -676,21 +672,10 @@ class Decryptor:
             return None
         n = len(walk.start)
         p = peek(keys, walk.length, walk.blocks)
-        # The CSTP header (magic, length, type: DESIGN.md section 3), read from each record's
-        # first 8 plaintext bytes as one little-endian word rather than as byte columns.
-        word = p.plain.view("<u8")[:, 0]
-        size = (((word >> np.uint64(32)) & np.uint64(0xFF)) << np.uint64(8)) | (
-            (word >> np.uint64(40)) & np.uint64(0xFF)
-        )
-        size = size.astype(np.int64)
-        fits = (
-            (walk.ctype == CT_APPLICATION_DATA)
-            & ((word & np.uint64(0xFFFFFFFF)) == _MAGIC_WORD)
-            & (p.length == CSTP_HEADER_LEN + size)
-        )
-        if not fits.all():
+        heads = cstp_heads(p.plain, p.length, walk.ctype)  # one CSTP packet a record?
+        if heads.misfit >= 0:
             return None
-        ptype = ((word >> np.uint64(48)) & np.uint64(0xFF)).astype(np.int64)
+        size, ptype, count = heads.size, heads.ptype, heads.count
         for i in _sampled(d.opened, n):
             start = int(walk.start[i])
             try:
@@ -700,23 +685,25 @@ class Decryptor:
                 return None
             if clear[:CSTP_HEADER_LEN] != p.plain[i].tobytes() or len(clear) != p.length[i]:
                 return None
-        frame, time = frames[walk.segment], times[walk.segment]
-        counts = _type_counts(ptype)
-        data = ptype == 0
+        counts = _type_counts(count, heads.first)
+        every = count[0] == n  # DATA packets only: a running tunnel's usual chunk
+        data = None if every else ptype == 0
         largest = None
-        if data.any():
-            j = int(np.argmax(np.where(data, size, -1)))
-            largest = CstpPacket(int(frame[j]), float(time[j]), 0, int(size[j]))
-        sizes = (
-            DataSizes(
-                time[data],
-                frame[data],
-                np.full(int(data.sum()), direction == "to-client"),
-                size[data],
+        if count[0]:
+            j = int(np.argmax(size if data is None else np.where(data, size, -1)))
+            at = int(walk.segment[j])
+            largest = CstpPacket(int(frames[at]), float(times[at]), 0, int(size[j]))
+        sizes = _sizes([])
+        if self.max_sizes:
+            segment, sized = (
+                (walk.segment, size) if data is None else (walk.segment[data], size[data])
             )
-            if self.max_sizes
-            else _sizes([])
-        )
+            sizes = DataSizes(
+                times[segment],
+                frames[segment],
+                np.full(len(sized), direction == "to-client"),
+                sized,
+            )
         return BulkPlan(flow, direction, n, counts, largest, sizes)
 
     def commit(self, plan: BulkPlan) -> None:
@@ -736,22 +723,35 @@ class Decryptor:
         """The chunk's DATA sizes in capture order, as record-by-record decryption lists them:
         committed plans' sizes merged by frame with those of the records fed one at a time."""
         fed, self._fed = self._fed, []
-        pending, self._pending = self._pending, []
-        if not self.max_sizes or not (fed or any(len(p) for p in pending)):
+        parts = [p for p in self._pending if len(p)]
+        self._pending = []
+        if not self.max_sizes or not (fed or parts):
             return
-        one = DataSizes(
-            np.array([d.time for d in fed], np.float64),
-            np.array([d.frame for d in fed], np.int64),
-            np.array([d.direction == "to-client" for d in fed], bool),
-            np.array([d.size for d in fed], np.int64),
-        )
-        merged = _sizes([one, *pending])
-        order = np.argsort(merged.frame, kind="stable")
-        index = self._seen + np.arange(len(order))  # each size's place in the whole session
-        self._seen += len(order)
-        keep = order[index % self._stride == 0]
-        self._kept.append(_take(merged, keep))
-        self._count += len(keep)
+        if fed:
+            parts.insert(
+                0,
+                DataSizes(
+                    np.array([d.time for d in fed], np.float64),
+                    np.array([d.frame for d in fed], np.int64),
+                    np.array([d.direction == "to-client" for d in fed], bool),
+                    np.array([d.size for d in fed], np.int64),
+                ),
+            )
+        merged = parts[0] if len(parts) == 1 else _sizes(parts)
+        frame = merged.frame
+        # one direction's plan is in frame order already: sorted only when it is not
+        in_order = bool(np.all(frame[1:] >= frame[:-1]))
+        # the sizes take the places seen + j in the session: kept at multiples of the stride
+        first = -self._seen % self._stride
+        self._seen += len(merged)
+        if in_order and self._stride == 1:
+            kept = merged
+        elif in_order:
+            kept = _take(merged, np.arange(first, len(merged), self._stride))
+        else:
+            kept = _take(merged, np.argsort(frame, kind="stable")[first :: self._stride])
+        self._kept.append(kept)
+        self._count += len(kept)
         while self._count > self.max_sizes:
             whole = _sizes(self._kept)
             half = np.arange(0, len(whole), 2)  # kept ones are every stride-th: keep every other

@@ -15,7 +15,8 @@ before the pass: ``--tunnel-mtu``, else the model's TLS MTU.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
@@ -29,12 +30,9 @@ from labkit.findings import Finding
 from labkit.plot import Direction, Level, Marker, Series, Timeline
 
 MAX_POINTS: Final = 400_000
-#: A kept packet: time, IP size, source and destination address hashes (the columns' types).
-_ROW: Final = np.dtype([("t", np.float64), ("s", np.int64), ("src", np.uint64), ("dst", np.uint64)])
-#: A small packet while it may be decimated: its row and its index among the small ones.
-_INDEXED: Final = np.dtype(
-    [("t", np.float64), ("s", np.int64), ("src", np.uint64), ("dst", np.uint64), ("i", np.int64)]
-)
+#: The columns of a kept packet: time, IP size, source and destination address hashes (the
+#: chunk columns' types).
+_COLUMNS: Final = (("t", np.float64), ("s", np.int64), ("src", np.uint64), ("dst", np.uint64))
 #: The decrypted CSTP series: the report's direction, the plot's shape, the label.
 _DECRYPTED: Final[tuple[tuple[Literal["to-client", "to-server"], Direction, str], ...]] = (
     ("to-client", "to", "decrypted CSTP: to the client"),
@@ -64,33 +62,59 @@ def _levels(findings: Sequence[Finding]) -> tuple[Level, ...]:
 
 
 class _Thinned:
-    """Rows of one kind, kept in bounded memory while the capture streams by: each time
-    :data:`MAX_POINTS` fill, every other kept row goes and the stride doubles, so the kept ones
-    stay evenly spread over the whole capture (keeping the first ones instead would end the
-    picture's line where the budget ran out)."""
+    """Rows of one kind, kept in bounded memory while the capture streams by: every
+    ``stride``-th of the ``seen`` so far (by their index among the rows of the kind), in
+    columns (:data:`_COLUMNS`) allocated once. Each time :data:`MAX_POINTS` fill, every other
+    kept row goes and the stride doubles, so the kept ones stay evenly spread over the whole
+    capture (keeping the first ones instead would end the picture's line where the budget ran
+    out)."""
 
     def __init__(self) -> None:
         self.stride = 1
         self.seen = 0
         self.kept = 0
-        self.parts: list[np.ndarray] = []  # rows of _INDEXED
+        self._cols = [np.empty(0, dtype) for _name, dtype in _COLUMNS]
 
-    def add(
-        self, rows: np.ndarray, t: np.ndarray, size: np.ndarray, src: np.ndarray, dst: np.ndarray
-    ) -> None:
-        index = self.seen + np.arange(len(rows))
+    def add(self, rows: np.ndarray, columns: Sequence[np.ndarray]) -> None:
+        """The next rows of this kind (``rows`` of the chunk's ``columns``, in capture order):
+        the kept ones are known from the stride before any column is copied."""
+        first = -self.seen % self.stride
         self.seen += len(rows)
-        keep = index % self.stride == 0
-        rows = rows[keep]
-        part = np.empty(len(rows), _INDEXED)  # only the kept rows are copied out of the chunk
-        part["t"], part["s"], part["src"], part["dst"] = t[rows], size[rows], src[rows], dst[rows]
-        part["i"] = index[keep]
-        self.parts.append(part)
-        self.kept += len(part)
+        rows = rows[first :: self.stride]
+        n, k = self.kept, len(rows)
+        if n + k > len(self._cols[0]):  # room for the budget and a few chunks, rarely grown
+            room = max(MAX_POINTS + 2 * k, 2 * (n + k))
+            self._cols = [_grown(col, n, room) for col in self._cols]
+        for col, source in zip(self._cols, columns, strict=True):
+            col[n : n + k] = source[rows]
+        self.kept = n + k
         while self.kept > MAX_POINTS:
             self.stride *= 2
-            self.parts = [x[x["i"] % self.stride == 0] for x in self.parts]
-            self.kept = sum(len(x) for x in self.parts)
+            n, self.kept = self.kept, (self.kept + 1) // 2
+            for col in self._cols:  # the kept ones are every stride-th: keep every other
+                col[: self.kept] = col[:n:2]
+
+    def columns(self) -> list[np.ndarray]:
+        """The kept rows' columns, in capture order (valid until the next :meth:`add`)."""
+        return [col[: self.kept] for col in self._cols]
+
+
+def _grown(col: np.ndarray, n: int, room: int) -> np.ndarray:
+    """``col``'s first ``n`` rows in an array of ``room``: only those rows are written (the
+    rest of the memory is touched when rows come)."""
+    out = np.empty(room, col.dtype)
+    out[:n] = col[:n]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """The kept packets of a capture in time order, one array per column (:data:`_COLUMNS`)."""
+
+    t: np.ndarray
+    s: np.ndarray
+    src: np.ndarray
+    dst: np.ndarray
 
 
 class _Points:
@@ -122,39 +146,76 @@ class _Points:
         counter.update(dict(zip(keys.tolist(), counts.tolist())))
 
     def add(
-        self, t: np.ndarray, size: np.ndarray, src: np.ndarray, dst: np.ndarray, syn_src: np.ndarray
+        self,
+        t: np.ndarray,
+        size: np.ndarray,
+        src: np.ndarray,
+        dst: np.ndarray,
+        syn_src: np.ndarray,
+        rows: np.ndarray | None = None,
     ) -> None:
-        self.total += len(t)
-        self._count(self.sent, src)
-        self._count(self.received, dst)
+        """Count and sample the packets at ``rows`` of the columns (None: every row);
+        ``syn_src``: the sources of the TCP SYNs among them."""
+        picked_src = src if rows is None else src[rows]
+        picked_dst = dst if rows is None else dst[rows]
+        self.total += len(picked_src)
+        self._count(self.sent, picked_src)
+        self._count(self.received, picked_dst)
         self._count(self.openers, syn_src)
-        big = size > self.floor
-        self.big.add(np.flatnonzero(big), t, size, src, dst)
-        self.small.add(np.flatnonzero(~big), t, size, src, dst)
+        above = size > self.floor
+        if rows is None:
+            big, small = np.flatnonzero(above), np.flatnonzero(~above)
+        else:
+            big_rows = above[rows]
+            big, small = rows[big_rows], rows[~big_rows]
+        columns = (t, size, src, dst)
+        self.big.add(big, columns)
+        self.small.add(small, columns)
 
-    def above(self, floor: int, rows: np.ndarray) -> tuple[int, bool]:
+    def above(self, floor: int) -> tuple[int, bool]:
         """How many packets were larger than ``floor`` bytes, and whether that is exact: it is
         when ``floor`` is the one the packets were split at (every large packet counted
         before thinning) or nothing was thinned; otherwise the kept rows, each weighed by its
         stride, estimate it."""
         if floor == self.floor:
             return self.big.seen, True
-        if not self.thinned:
-            return int(np.count_nonzero(rows["s"] > floor)), True
         kinds = (self.big, self.small)
-        return sum(
-            int(np.count_nonzero(p["s"] > floor)) * k.stride for k in kinds for p in k.parts
-        ), False
+        over = [int(np.count_nonzero(k.columns()[1] > floor)) for k in kinds]
+        if not self.thinned:
+            return sum(over), True
+        return sum(n * k.stride for n, k in zip(over, kinds, strict=True)), False
 
-    def rows(self) -> np.recarray:
-        parts = [x for x in self.big.parts + self.small.parts if len(x)]
-        out = np.empty(sum(len(x) for x in parts), _ROW)
-        if parts:
-            kept = np.concatenate(parts)
-            order = np.argsort(kept["t"], kind="stable")
-            for name in _ROW.names or ():
-                out[name] = kept[name][order]
-        return out.view(np.recarray)
+    def rows(self, where: Callable[[_Rows], np.ndarray] | None = None) -> _Rows:
+        """The kept rows (those ``where``, given a kind's rows, holds for) by time, stably:
+        the large ones listed first, each kind in capture order. Each kind's rows are in time
+        order in a capture in time order: then the two are merged, the fewer inserted among
+        the others, and a direction's rows of one kind need no copy."""
+        big, small = self.big.columns(), self.small.columns()
+        if where is not None:
+            big, small = (_select(cols, where(_Rows(*cols))) for cols in (big, small))
+        if not len(big[0]) or not len(small[0]):
+            cols = big if len(big[0]) else small
+            if not _in_order(cols[0]):
+                cols = [col[np.argsort(cols[0], kind="stable")] for col in cols]
+            return _Rows(*cols)
+        if _in_order(big[0]) and _in_order(small[0]):
+            if len(small[0]) <= len(big[0]):  # each small row after the large ones up to its time
+                at = np.searchsorted(big[0], small[0], "right")
+                return _Rows(*(np.insert(b, at, s) for b, s in zip(big, small, strict=True)))
+            at = np.searchsorted(small[0], big[0], "left")  # each large row before its time's small
+            return _Rows(*(np.insert(s, at, b) for b, s in zip(big, small, strict=True)))
+        t = np.concatenate((big[0], small[0]))
+        order = np.argsort(t, kind="stable")
+        pairs = zip(big[1:], small[1:], strict=True)
+        return _Rows(t[order], *(np.concatenate(pair)[order] for pair in pairs))
+
+
+def _select(cols: list[np.ndarray], mask: np.ndarray) -> list[np.ndarray]:
+    return cols if bool(mask.all()) else [col[mask] for col in cols]
+
+
+def _in_order(t: np.ndarray) -> bool:
+    return bool(np.all(t[1:] >= t[:-1]))
 
 
 class Sampler:
@@ -179,25 +240,38 @@ class Sampler:
         c, chunk = view.cols, view.chunk
         ts = chunk.ts
         ip = (c.ipver > 0) & np.isfinite(ts)  # SPBs and impossible times: no place on an axis
-        syn = (c.proto == PROTO_TCP) & ((c.flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
-        self.points.add(ts[ip], c.iplen[ip], c.src_h[ip], c.dst_h[ip], c.src_h[syn])
+        syn = view.syn_rows[(c.flags[view.syn_rows] & (TCP_SYN | TCP_ACK)) == TCP_SYN]
+        rows = None if ip.all() else np.flatnonzero(ip)
+        self.points.add(ts, c.iplen, c.src_h, c.dst_h, c.src_h[syn], rows)
+        if len(self.markers) >= 3 * MAX_MARKERS:
+            return
         # ICMP type/code are the first bytes after the ICMP header offset (RFC 792, 4443).
-        end = chunk.data + chunk.caplen
-        icmp = ((c.proto == PROTO_ICMP) | (c.proto == PROTO_ICMPV6)) & (c.l4 + 2 <= end)
-        rows = np.flatnonzero(icmp)
-        kind = chunk.buf[c.l4[rows]].astype(np.int64)
-        code = chunk.buf[c.l4[rows] + 1].astype(np.int64)
-        frag = np.where(c.proto[rows] == PROTO_ICMP, (kind == 3) & (code == 4), kind == 2)
-        udp, tcp = c.proto == PROTO_UDP, c.proto == PROTO_TCP
+        icmp = np.flatnonzero((c.proto == PROTO_ICMP) | (c.proto == PROTO_ICMPV6))
+        icmp = icmp[c.l4[icmp] + 2 <= chunk.data[icmp] + chunk.caplen[icmp]]
+        kind = chunk.buf[c.l4[icmp]].astype(np.int64)
+        code = chunk.buf[c.l4[icmp] + 1].astype(np.int64)
+        frag = np.where(c.proto[icmp] == PROTO_ICMP, (kind == 3) & (code == 4), kind == 2)
+        hs = np.flatnonzero(c.p0 == CT_HANDSHAKE)  # a few rows: the rest is read on them only
+        proto = c.proto[hs]
         lanes = (
-            ("DTLS ClientHello", ts[udp & (c.p0 == CT_HANDSHAKE) & (c.p13 == HS_CLIENT_HELLO)]),
-            ("TLS session start", ts[tcp & (c.p0 == CT_HANDSHAKE) & (c.p5 == HS_CLIENT_HELLO)]),
-            ("ICMP frag-needed", ts[rows[frag]]),
+            ("DTLS ClientHello", hs[(proto == PROTO_UDP) & (c.p13[hs] == HS_CLIENT_HELLO)]),
+            ("TLS session start", hs[(proto == PROTO_TCP) & (c.p5[hs] == HS_CLIENT_HELLO)]),
+            ("ICMP frag-needed", icmp[frag]),
         )
-        for lane, times in lanes:
+        for lane, at in lanes:
+            times = ts[at]
             times = times[np.isfinite(times)]
             if len(self.markers) < 3 * MAX_MARKERS:
                 self.markers += [Marker(float(t), lane) for t in times[:MAX_MARKERS]]
+
+
+def _directions(client: int) -> tuple[tuple[Direction, str, Callable[[_Rows], np.ndarray]], ...]:
+    """Packets to, from and not about the ``client`` address hash: shape, label, selection."""
+    return (
+        ("to", "to the client", lambda r: r.dst == client),
+        ("from", "from the client", lambda r: r.src == client),
+        ("other", "other hosts", lambda r: (r.dst != client) & (r.src != client)),
+    )
 
 
 def build(
@@ -227,28 +301,17 @@ def build(
         # client's NIC outside; its tunnel address on the adapter and inside), else the busiest.
         client_h = (pts.openers or pts.sent).most_common(1)[0][0]
         name = Path(path).name
-        rows = pts.rows()
         if points.get(path) != "outside":
-            n, known = pts.above(floor, rows)
+            n, known = pts.above(floor)
             over, exact = over + n, exact and known
         if points.get(path, "unknown") != "unknown":
             name += f" ({points[path]})"
         to_n, from_n = pts.received[client_h], pts.sent[client_h]
-        parts: list[tuple[Direction, str, int, np.ndarray]] = [
-            ("to", f"{name}: to the client", to_n, rows.dst == client_h),
-            ("from", f"{name}: from the client", from_n, rows.src == client_h),
-            (
-                "other",
-                f"{name}: other hosts",
-                pts.total - to_n - from_n,
-                (rows.dst != client_h) & (rows.src != client_h),
-            ),
-        ]
-        for direction, label, count, mask in parts:
-            if np.any(mask):
-                series.append(
-                    Series(f"{label} ({count})", rows.t[mask], rows.s[mask], name, direction)
-                )
+        counts = (to_n, from_n, pts.total - to_n - from_n)
+        for (direction, label, where), count in zip(_directions(client_h), counts, strict=True):
+            rows = pts.rows(where)
+            if len(rows.t):
+                series.append(Series(f"{name}: {label} ({count})", rows.t, rows.s, name, direction))
         sampled = [
             f"the ones {where} {pts.floor} bytes sampled 1 in {kind.stride}"
             for where, kind in (("above", pts.big), ("at or below", pts.small))

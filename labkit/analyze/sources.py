@@ -20,6 +20,8 @@ from labkit.errors import InputError
 from labkit.logs.files import bundle_members, keylog_lines, lines, member_lines
 
 if TYPE_CHECKING:  # the parsers are imported where used: a capture-only run never pays for them
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from labkit.analyze.decrypt import BulkPlan, DecryptReport, Direction, Segment, _Flow
     from labkit.analyze.engine import ChunkView
     from labkit.analyze.keylog import KeyLog
@@ -28,6 +30,8 @@ if TYPE_CHECKING:  # the parsers are imported where used: a capture-only run nev
     from labkit.logs.dart import DartParser
     from labkit.wire.tlscrypt import RecordKeys
     from labkit.wire.tlswalk import Records, RecordWalk, Stream
+
+    _Walking = Future[list[Records]]  # walks under way on the helper thread
 
 MAX_KEYLOG_BYTES = 64 << 20
 #: A log that has no event within this of a capture is on another clock (--clock-offset).
@@ -257,32 +261,36 @@ def _keys(flow: _Flow, direction: Direction) -> RecordKeys:
     return keys
 
 
-class _Aside:
-    """One walk run on another thread; :meth:`result` waits for it (and raises what it did)."""
+def _walk_all(walks: Sequence[tuple[RecordWalk, Stream, tuple[int, ...]]]) -> list[Records]:
+    """Each stream walked by its walker, in turn."""
+    return [walk(stream, cuts) for walk, stream, cuts in walks]
 
-    def __init__(self, walk: RecordWalk, stream: Stream, cuts: tuple[int, ...]) -> None:
-        import threading
 
-        self._found: Records | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(walk, stream, cuts), daemon=True)
-        self._thread.start()
+class _Helper:
+    """The one thread that walks records beside the pass, started at the first walk and kept
+    to the end of the capture: a thread started per chunk waited for a core to run on (the
+    read-ahead thread has the other), a millisecond and more a chunk."""
 
-    def _run(self, walk: RecordWalk, stream: Stream, cuts: tuple[int, ...]) -> None:
-        try:
-            self._found = walk(stream, cuts)
-        except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits
-            self._error = exc
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
 
-    def join(self) -> None:
-        self._thread.join()
+    def walk(self, walks: Sequence[tuple[RecordWalk, Stream, tuple[int, ...]]]) -> _Walking:
+        from concurrent.futures import ThreadPoolExecutor
 
-    def result(self) -> Records:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._found is not None
-        return self._found
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="labkit-walk")
+        return self._pool.submit(_walk_all, walks)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+def _done(walking: _Walking) -> None:
+    """Wait for ``walking`` to end, whatever its outcome: never leave a walk reading a chunk
+    the reader may reuse."""
+    walking.exception()
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +301,34 @@ class _Planned:
     plan: BulkPlan
     tail: bytes
     next_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Early:
+    """What :meth:`KeyedDecryption.start` found in a chunk: its keyed rows (``picked``) and,
+    when one connection's tunnel runs both ways, that connection (``key``), its directions'
+    streams (``ready``) and their walks under way (``aside``)."""
+
+    view: ChunkView
+    picked: tuple[np.ndarray, np.ndarray, list[int]] | None
+    key: int | None = None
+    ready: list[tuple[Direction, np.ndarray, Stream]] | None = None
+    aside: _Walking | None = None
+
+    def join(self) -> None:
+        if self.aside is not None:
+            _done(self.aside)
+
+
+class _WalkAhead:
+    """:class:`KeyedDecryption`'s consumer fed before the detectors: its
+    :meth:`~KeyedDecryption.start` on each chunk."""
+
+    def __init__(self, owner: KeyedDecryption) -> None:
+        self._owner = owner
+
+    def feed(self, view: ChunkView) -> None:
+        self._owner.start(view)
 
 
 class KeyedDecryption:
@@ -331,25 +367,61 @@ class KeyedDecryption:
         # copies what it counts). Two walkers: a flow's two directions are walked at once.
         self._walk = RecordWalk()
         self._walk_aside = RecordWalk()
+        self._helper = _Helper()
+        self._early: _Early | None = None  # this chunk's pick and walks, from :meth:`start`
+        self.ahead = _WalkAhead(self)
 
-    def feed(self, view: ChunkView) -> None:
+    def start(self, view: ChunkView) -> None:
+        """A chunk's first look, before the detectors see it (:attr:`ahead`, fed first): its
+        keyed rows picked and, when they are one connection whose tunnel runs both ways, its
+        records walked on another thread while the detectors run. Nothing reaches the
+        decryptor until :meth:`feed`, so what :meth:`feed` would have walked is what was
+        walked."""
+        from labkit.wire.tlscrypt import peek_blocks
+        from labkit.wire.tlswalk import COMPILED
+
+        self._early = None
+        picked = self._pick(view)
+        early = _Early(view, picked)
+        if picked is not None and COMPILED:  # a walk in Python would hold the interpreter
+            rows, conn, _hellos = picked
+            if len(conn) and bool((conn == conn[0]).all()):
+                known = self._flows.get(int(conn[0]))
+                streams = self._sides(view, *known, rows) if known is not None else []
+                ready = [(d, r, st) for d, r, st in streams if st is not None]
+                if ready and len(ready) == len(streams) and known is not None:
+                    walkers = (self._walk, self._walk_aside)
+                    walks = [
+                        (walkers[i], st, peek_blocks(_keys(known[0], d)))
+                        for i, (d, _r, st) in enumerate(ready)
+                    ]
+                    early = _Early(view, picked, int(conn[0]), ready, self._helper.walk(walks))
+        self._early = early
+
+    def _pick(self, view: ChunkView) -> tuple[np.ndarray, np.ndarray, list[int]] | None:
+        """The chunk's TCP rows with payload of keyed connections and their connection keys,
+        and the rows opening an unkeyed TLS connection (counted in order); None when there is
+        nothing to feed. Looks at the first payload of each new connection."""
         from labkit.analyze.decode import PROTO_TCP
         from labkit.analyze.decrypt import client_random
         from labkit.analyze.engine import tally
 
-        dec = self.decryptor
         c = view.cols
         rows = np.flatnonzero((c.proto == PROTO_TCP) & (c.pcap > 0))
-        if dec.stopped is not None or not len(rows):
-            return
+        if self.decryptor.stopped is not None or not len(rows):
+            return None
         conn = np.minimum(c.tcp_fwd[rows], c.tcp_rev[rows])  # one key for both directions
-        keys, first, _n = tally(conn)
+        mine = self._mine(conn)
+        # New connections are among the other rows (a keyed one was seen): in the usual
+        # capture, a few rows beside the tunnel's.
+        others = np.flatnonzero(~mine)
+        keys, first, _n = tally(conn[others])
         new = ~np.isin(keys, self._seen)
-        hellos: list[int] = []  # rows opening an unkeyed TLS connection, counted in order
+        hellos: list[int] = []
         if new.any():
             self._seen = np.union1d(self._seen, keys[new])
             keyed = []
-            for key, row in zip(keys[new].tolist(), rows[first[new]].tolist()):
+            for key, row in zip(keys[new].tolist(), rows[others[first[new]]].tolist()):
                 random = client_random(self._payload(view, row))
                 if random is not None and self.keylog.can_decrypt(random):
                     keyed.append(key)
@@ -357,14 +429,35 @@ class KeyedDecryption:
                     hellos.append(row)
             if keyed:
                 self._keyed = np.union1d(self._keyed, np.array(keyed, np.uint64))
-        # one keyed connection (the usual capture): a comparison, not a set lookup per row
-        mine = conn == self._keyed[0] if len(self._keyed) == 1 else np.isin(conn, self._keyed)
-        opening = set(hellos)
-        self._tries.clear()
-        todo = sorted(self._bulk(view, rows[mine], conn[mine]) + hellos)
-        while todo:
-            todo = self._one_by_one(view, todo, opening)
-        dec.end_chunk()
+                mine = self._mine(conn)
+        return rows[mine], conn[mine], hellos
+
+    def _mine(self, conn: np.ndarray) -> np.ndarray:
+        """Which of ``conn`` are keyed connections: with one (the usual capture), a
+        comparison rather than a set lookup per row."""
+        if len(self._keyed) == 1:
+            return conn == self._keyed[0]
+        return np.isin(conn, self._keyed)
+
+    def feed(self, view: ChunkView) -> None:
+        early, self._early = self._early, None
+        if early is not None and early.view is not view:  # not started on this chunk
+            early.join()
+            early = None
+        try:
+            picked = early.picked if early is not None else self._pick(view)
+            if picked is None:
+                return
+            rows, conn, hellos = picked
+            opening = set(hellos)
+            self._tries.clear()
+            todo = sorted(self._bulk(view, rows, conn, early) + hellos)
+            while todo:
+                todo = self._one_by_one(view, todo, opening)
+            self.decryptor.end_chunk()
+        finally:  # never leave a walk reading a chunk the reader may reuse
+            if early is not None:
+                early.join()
 
     def _one_by_one(self, view: ChunkView, todo: list[int], opening: set[int]) -> list[int]:
         """Feed rows one at a time until one makes a flow ready for bulk (both directions
@@ -398,13 +491,15 @@ class KeyedDecryption:
                 return sorted(again + [r for r in todo[k + 1 :] if r in opening])
         return []
 
-    def _bulk(self, view: ChunkView, rows: np.ndarray, conn: np.ndarray) -> list[int]:
+    def _bulk(
+        self, view: ChunkView, rows: np.ndarray, conn: np.ndarray, early: _Early | None = None
+    ) -> list[int]:
         """Count the records of every flow whose directions can all go a chunk at a time; the
         rows left to feed one by one. A flow goes whole or not at all, so a record that stops
         it stops it where capture order says; and if the chunk could reach the decryptor's
-        work bound, every row goes one by one, so the bound stops where it always did."""
+        work bound, every row goes one by one, so the bound stops where it always did.
+        ``early``: the chunk's walks started before the detectors (:meth:`start`)."""
         dec = self.decryptor
-        c = view.cols
         plans: list[_Planned] = []
         rest: list[np.ndarray] = []
         groups: Iterable[tuple[int, np.ndarray]]
@@ -420,14 +515,13 @@ class KeyedDecryption:
                 rest.append(mine)
                 continue
             flow, client = known
-            to_server = c.tcp_fwd[mine] == client
-            sides: tuple[tuple[Direction, np.ndarray], ...] = (
-                ("to-server", mine[to_server]),
-                ("to-client", mine[~to_server]),
-            )
-            streams = [(d, r, self._stream(view, flow, d, r)) for d, r in sides if len(r)]
-            ready = [(d, r, st) for d, r, st in streams if st is not None]
-            planned = self._count(view, flow, ready) if len(ready) == len(streams) else [None]
+            if early is not None and early.key == key and early.ready and early.aside:
+                # started on the same rows and state (nothing was fed since): already walking
+                planned = self._count(view, flow, early.ready, early.aside)
+            else:
+                streams = self._sides(view, flow, client, mine)
+                ready = [(d, r, st) for d, r, st in streams if st is not None]
+                planned = self._count(view, flow, ready) if len(ready) == len(streams) else [None]
             if all(p is not None for p in planned):
                 plans += [p for p in planned if p is not None]
             else:
@@ -441,6 +535,18 @@ class KeyedDecryption:
             d.tcp.next_seq = p.next_seq
         return np.concatenate(rest).tolist() if rest else []
 
+    def _sides(
+        self, view: ChunkView, flow: _Flow, client: int, rows: np.ndarray
+    ) -> list[tuple[Direction, np.ndarray, Stream | None]]:
+        """A keyed connection's rows of a chunk split by direction, each with its stream
+        (:meth:`_stream`, None when it cannot go a chunk at a time)."""
+        to_server = view.cols.tcp_fwd[rows] == client
+        sides: tuple[tuple[Direction, np.ndarray], ...] = (
+            ("to-server", rows[to_server]),
+            ("to-client", rows[~to_server]),
+        )
+        return [(d, r, self._stream(view, flow, d, r)) for d, r in sides if len(r)]
+
     def _stream(
         self, view: ChunkView, flow: _Flow, direction: Direction, rows: np.ndarray
     ) -> Stream | None:
@@ -450,8 +556,8 @@ class KeyedDecryption:
 
         c = view.cols
         d = flow.dirs[direction]
-        seq = c.seq[rows].astype(np.int64)
-        lens = c.pcap[rows].astype(np.int64)
+        seq = c.seq[rows].astype(np.int64, copy=False)  # the columns are int64: no copy
+        lens = c.pcap[rows].astype(np.int64, copy=False)
         if (
             d.keys is None
             or d.tcp.gap is not None
@@ -464,40 +570,59 @@ class KeyedDecryption:
         return Stream.of(bytes(d.records.buf), view.chunk.buf, c.pay[rows], lens)
 
     def _count(
-        self, view: ChunkView, flow: _Flow, streams: list[tuple[Direction, np.ndarray, Stream]]
+        self,
+        view: ChunkView,
+        flow: _Flow,
+        streams: list[tuple[Direction, np.ndarray, Stream]],
+        walking: _Walking | None = None,
     ) -> list[_Planned | None]:
         """Each direction's records counted (:meth:`~labkit.analyze.decrypt.Decryptor.plan`),
-        or None. With both directions, the larger one's walk runs on another thread while this
-        one walks and counts the other: the compiled walk waits on memory with the interpreter
-        lock released, and the pass has a core to spare beside the read-ahead thread."""
+        or None. ``walking``: every direction already being walked on another thread (in
+        order). Else, with both directions, the larger one's walk runs on another thread while
+        this one walks and counts the other: the compiled walk waits on memory with the
+        interpreter lock released, and the pass has a core to spare beside the read-ahead
+        thread."""
         from labkit.wire.tlscrypt import peek_blocks
         from labkit.wire.tlswalk import COMPILED
 
+        if walking is not None:
+            walked = walking.result()
+            return [self._plan(view, flow, s, w) for s, w in zip(streams, walked, strict=True)]
         cuts = [peek_blocks(_keys(flow, d)) for d, _r, _s in streams]
         big = max(range(len(streams)), key=lambda i: len(streams[i][1]))
         aside = None
         if len(streams) > 1 and COMPILED:
-            aside = _Aside(self._walk_aside, streams[big][2], cuts[big])
+            aside = self._helper.walk([(self._walk_aside, streams[big][2], cuts[big])])
         out: list[_Planned | None] = [None] * len(streams)
         try:
             for i in sorted(range(len(streams)), key=lambda i: i == big):  # the larger last
-                direction, rows, stream = streams[i]
+                stream = streams[i][2]
                 walk = (
-                    aside.result()
+                    aside.result()[0]
                     if aside is not None and i == big
                     else self._walk(stream, cuts[i])
                 )
-                plan = self.decryptor.plan(
-                    flow, direction, walk, view.frames[rows], view.chunk.ts[rows], stream.read
-                )
-                if plan is not None:
-                    seq = int(view.cols.seq[rows[-1]]) + int(view.cols.pcap[rows[-1]])
-                    tail = stream.read(walk.next, stream.length)
-                    out[i] = _Planned(plan, tail, seq & 0xFFFFFFFF)
+                out[i] = self._plan(view, flow, streams[i], walk)
         finally:  # never leave a walk reading a chunk the reader may reuse
             if aside is not None:
-                aside.join()
+                _done(aside)
         return out
+
+    def _plan(
+        self,
+        view: ChunkView,
+        flow: _Flow,
+        side: tuple[Direction, np.ndarray, Stream],
+        walk: Records,
+    ) -> _Planned | None:
+        direction, rows, stream = side
+        plan = self.decryptor.plan(
+            flow, direction, walk, view.frames[rows], view.chunk.ts[rows], stream.read
+        )
+        if plan is None:
+            return None
+        seq = int(view.cols.seq[rows[-1]]) + int(view.cols.pcap[rows[-1]])
+        return _Planned(plan, stream.read(walk.next, stream.length), seq & 0xFFFFFFFF)
 
     @staticmethod
     def _payload(view: ChunkView, row: int) -> bytes:
@@ -524,6 +649,10 @@ class KeyedDecryption:
             int(c.seq[row]),
             self._payload(view, row),
         )
+
+    def finish(self) -> None:
+        """The end of the capture (the pass calls it): the helper thread ends."""
+        self._helper.close()
 
     def report(self) -> DecryptReport:
         return self.decryptor.report()

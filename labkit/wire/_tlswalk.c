@@ -1,7 +1,8 @@
 /* The per-record loops of reading a running TLS tunnel in bulk, compiled: the record walk of
  * labkit.wire.tlswalk, and the CBC arithmetic of labkit.wire.tlscrypt.peek (cbc_peek, at the
  * end: a record's first bytes and length from its decrypted first and last blocks, which in
- * numpy took some twenty passes over the records' arrays).
+ * numpy took some twenty passes over the records' arrays), and the CSTP header in each record
+ * (cstp_heads: another dozen passes).
  *
  * The walk. Each record's offset is the previous offset plus the previous record's length, so the walk
  * over a decrypted session's records cannot be vectorized; in Python it costs about a
@@ -284,9 +285,69 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(cstp_heads_doc,
+"cstp_heads(plain, length, ctype, magic, content_type, header, size, ptype, count, first)\n\n"
+"The CSTP header each of n records carries, from its first 8 plaintext bytes (plain, n x 8)\n"
+"in one pass: fills size and ptype (int64, the header's length and type), count (256 int64:\n"
+"records per type) and first (256 int64, -1 where absent: each type's first record), and\n"
+"returns the first record that is not exactly one CSTP packet (-1: none): one is of\n"
+"content_type, its plaintext opens with magic (4 bytes, little-endian) and is header +\n"
+"size bytes long (length). labkit.wire.tlscrypt.py_cstp_heads is the reference.");
+
+static PyObject *
+cstp_heads(PyObject *self, PyObject *args)
+{
+    Py_buffer plain, length, ctype, size, ptype, count, first;
+    unsigned long magic;
+    long content_type, header;
+
+    if (!PyArg_ParseTuple(args, "y*y*y*kllw*w*w*w*", &plain, &length, &ctype, &magic,
+                          &content_type, &header, &size, &ptype, &count, &first))
+        return NULL;
+    Py_ssize_t n = length.len / 8, bad = -1;
+    PyObject *result = NULL;
+    if (plain.len < n * 8 || ctype.len < n * 8 || size.len < n * 8 || ptype.len < n * 8 ||
+        count.len < 256 * 8 || first.len < 256 * 8) {
+        PyErr_SetString(PyExc_ValueError, "cstp_heads: arrays of different lengths");
+        goto done;
+    }
+    const unsigned char *pl = plain.buf;
+    const int64_t *len = length.buf, *ct = ctype.buf;
+    int64_t *sz = size.buf, *ty = ptype.buf, *cnt = count.buf, *fst = first.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (int t = 0; t < 256; t++) {
+        cnt[t] = 0;
+        fst[t] = -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const unsigned char *h = pl + i * 8;
+        uint32_t word = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 |
+                        (uint32_t)h[3] << 24;
+        sz[i] = (int64_t)h[4] << 8 | h[5];
+        ty[i] = h[6];
+        if (bad < 0 && (ct[i] != content_type || word != magic || len[i] != header + sz[i]))
+            bad = i;
+        if (fst[h[6]] < 0)
+            fst[h[6]] = i;
+        cnt[h[6]]++;
+    }
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSsize_t(bad);
+done:
+    PyBuffer_Release(&plain);
+    PyBuffer_Release(&length);
+    PyBuffer_Release(&ctype);
+    PyBuffer_Release(&size);
+    PyBuffer_Release(&ptype);
+    PyBuffer_Release(&count);
+    PyBuffer_Release(&first);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"records", records, METH_VARARGS, records_doc},
     {"cbc_peek", cbc_peek, METH_VARARGS, cbc_peek_doc},
+    {"cstp_heads", cstp_heads, METH_VARARGS, cstp_heads_doc},
     {NULL, NULL, 0, NULL},
 };
 

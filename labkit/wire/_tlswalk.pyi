@@ -23,3 +23,16 @@ def cbc_peek(
     length: np.ndarray,
     /,
 ) -> None: ...
+def cstp_heads(
+    plain: np.ndarray,
+    length: np.ndarray,
+    ctype: np.ndarray,
+    magic: int,
+    content_type: int,
+    header: int,
+    size: np.ndarray,
+    ptype: np.ndarray,
+    count: np.ndarray,
+    first: np.ndarray,
+    /,
+) -> int: ...

@@ -31,6 +31,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from labkit.wire import CSTP_HEADER_LEN, CSTP_MAGIC, CT_APPLICATION_DATA
+
 BLOCK: Final = 16
 GCM_NONCE: Final = 8  # the explicit part, sent in each record
 GCM_TAG: Final = 16
@@ -234,8 +236,70 @@ def _compiled_cbc_peek(
     return plain, length
 
 
+@dataclass(frozen=True, slots=True)
+class CstpHeads:
+    """The CSTP header each record's plaintext opens with (DESIGN.md section 3): its length
+    field (``size``) and type (``ptype``), records per type value (``count``, 256) and each
+    type's first record (``first``, -1 where absent); ``misfit``: the first record that is not
+    exactly one CSTP packet (-1: none)."""
+
+    misfit: int
+    size: np.ndarray
+    ptype: np.ndarray
+    count: np.ndarray
+    first: np.ndarray
+
+
+def py_cstp_heads(plain: np.ndarray, length: np.ndarray, ctype: np.ndarray) -> CstpHeads:
+    """The CSTP headers of ``n`` records from their first 8 plaintext bytes (``plain``,
+    (n, 8) uint8), plaintext lengths and content types: a record is one CSTP packet when it
+    is application data opening with the magic and as long as the header says. The reference
+    of the compiled loop (``_tlswalk.cstp_heads``); both are tested on the same bytes."""
+    n = len(length)
+    word = np.ascontiguousarray(plain).view("<u8").reshape(n)
+    size = ((word >> np.uint64(32)) & np.uint64(0xFF)) << np.uint64(8) | (
+        (word >> np.uint64(40)) & np.uint64(0xFF)
+    )
+    size = size.astype(np.int64)
+    ptype = ((word >> np.uint64(48)) & np.uint64(0xFF)).astype(np.int64)
+    fits = (
+        (ctype == CT_APPLICATION_DATA)
+        & ((word & np.uint64(0xFFFFFFFF)) == _MAGIC)
+        & (length == CSTP_HEADER_LEN + size)
+    )
+    count = np.bincount(ptype, minlength=256)
+    first = np.full(256, -1, np.int64)
+    present = np.flatnonzero(count)
+    first[present] = [int(np.argmax(ptype == t)) for t in present.tolist()]
+    misfit = -1 if fits.all() else int(np.argmin(fits))
+    return CstpHeads(misfit, size, ptype, count, first)
+
+
+def _compiled_cstp_heads(plain: np.ndarray, length: np.ndarray, ctype: np.ndarray) -> CstpHeads:
+    n = len(length)
+    size, ptype = np.empty(n, np.int64), np.empty(n, np.int64)
+    count, first = np.empty(256, np.int64), np.empty(256, np.int64)
+    assert _tlswalk is not None
+    misfit = _tlswalk.cstp_heads(
+        np.ascontiguousarray(plain, np.uint8),
+        np.ascontiguousarray(length, np.int64),
+        np.ascontiguousarray(ctype, np.int64),
+        int(_MAGIC),
+        CT_APPLICATION_DATA,
+        CSTP_HEADER_LEN,
+        size,
+        ptype,
+        count,
+        first,
+    )
+    return CstpHeads(misfit, size, ptype, count, first)
+
+
+_MAGIC = np.uint64(int.from_bytes(CSTP_MAGIC, "little"))
+
 try:
     from labkit.wire import _tlswalk
 except ImportError:  # installed without a C compiler: the same arithmetic in numpy
     _tlswalk = None  # type: ignore[assignment]
 cbc_peek = py_cbc_peek if _tlswalk is None else _compiled_cbc_peek
+cstp_heads = py_cstp_heads if _tlswalk is None else _compiled_cstp_heads
