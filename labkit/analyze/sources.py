@@ -411,7 +411,7 @@ class KeyedDecryption:
         if self.decryptor.stopped is not None or not len(rows):
             return None
         conn = np.minimum(c.tcp_fwd[rows], c.tcp_rev[rows])  # one key for both directions
-        mine = self._mine(conn)
+        mine = np.isin(conn, self._keyed)
         # New connections are among the other rows (a keyed one was seen): in the usual
         # capture, a few rows beside the tunnel's.
         others = np.flatnonzero(~mine)
@@ -429,15 +429,8 @@ class KeyedDecryption:
                     hellos.append(row)
             if keyed:
                 self._keyed = np.union1d(self._keyed, np.array(keyed, np.uint64))
-                mine = self._mine(conn)
+                mine = np.isin(conn, self._keyed)
         return rows[mine], conn[mine], hellos
-
-    def _mine(self, conn: np.ndarray) -> np.ndarray:
-        """Which of ``conn`` are keyed connections: with one (the usual capture), a
-        comparison rather than a set lookup per row."""
-        if len(self._keyed) == 1:
-            return conn == self._keyed[0]
-        return np.isin(conn, self._keyed)
 
     def feed(self, view: ChunkView) -> None:
         early, self._early = self._early, None
