@@ -27,7 +27,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from labkit.analyze import decode as dec
-from labkit.analyze import engine
+from labkit.analyze import duplicates, engine
 from labkit.pcapio import walk
 from labkit.pcapio.reader import MAX_ROWS, open_capture
 from tests.fuzz.packet import PACKET_MUTATIONS
@@ -50,7 +50,7 @@ CAPTURES = sorted(
 
 
 def test_extensions_are_built_where_there_is_a_compiler() -> None:
-    """pip builds both extensions when it can (they are optional in pyproject.toml): on a
+    """pip builds the extensions when it can (they are optional in pyproject.toml): on a
     machine with a C compiler, a pure-Python analyzer means the build configuration broke."""
     cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(cc) is None:
@@ -60,6 +60,7 @@ def test_extensions_are_built_where_there_is_a_compiler() -> None:
     assert walk.COMPILED, "labkit.pcapio._walk: " + hint
     assert dec._columns is not None, "labkit.analyze._columns: " + hint
     assert engine._tally is not None, "labkit.analyze._tally: " + hint
+    assert duplicates._dupmask is not None, "labkit.analyze._dupmask: " + hint
 
 
 @needs_native
