@@ -80,6 +80,20 @@ def test_compiled_tally_equals_numpy_tally(pool: list[int], picks: list[int]) ->
 @needs_native
 @given(
     st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=40),
+    st.lists(st.integers(0, 39), max_size=3000),
+)
+@PROPS
+def test_compiled_repeats_equal_numpy_repeats(pool: list[int], picks: list[int]) -> None:
+    """Any keys: the same set of keys that occur more than once, each named once."""
+    keys = np.array([pool[i % len(pool)] for i in picks] or pool, np.uint64)
+    got = engine.repeated(keys)
+    assert len(set(got.tolist())) == len(got)
+    assert sorted(got.tolist()) == engine.py_repeated(keys).tolist()
+
+
+@needs_native
+@given(
+    st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=40),
     st.lists(st.tuples(st.integers(0, 39), st.floats(allow_nan=True)), max_size=3000),
     st.sampled_from([np.uint64, np.int64]),
 )

@@ -50,6 +50,14 @@ def tally(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     sorted, where numpy must sort every row; :func:`py_tally` is the reference."""
     if _tally is None or not len(keys):
         return py_tally(keys)
+    uk, first, count = _first_seen(keys)
+    order = np.argsort(uk)
+    return uk[order], first[order], count[order]
+
+
+def _first_seen(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The compiled tally's answer as it comes: distinct keys in order of first appearance,
+    each one's first row and count."""
     k = np.ascontiguousarray(keys, np.uint64)
     uk, first, count = (
         np.empty(len(k), np.uint64),
@@ -57,8 +65,7 @@ def tally(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         np.empty(len(k), np.int64),
     )
     u = _tally.tally(k, uk, first, count)
-    order = np.argsort(uk[:u])
-    return uk[order], first[order], count[order]
+    return uk[:u], first[:u], count[:u]
 
 
 def py_tally(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -70,6 +77,23 @@ def py_tally(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     s = keys[order]
     starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
     return s[starts], np.minimum.reduceat(order, starts), np.diff(np.r_[starts, len(s)])
+
+
+def repeated(keys: np.ndarray) -> np.ndarray:
+    """The keys that occur more than once, in no particular order: whether a chunk's segments
+    repeat one another or the carried ones. Compiled like :func:`tally`, without its sort of
+    the distinct keys (here nearly every key is distinct: sorting them was the cost);
+    :func:`py_repeated` is the reference."""
+    if _tally is None or not len(keys):
+        return py_repeated(keys)
+    uk, _first, count = _first_seen(keys)
+    return uk[count > 1]
+
+
+def py_repeated(keys: np.ndarray) -> np.ndarray:
+    """:func:`repeated` with numpy alone: one sort of every key (sorted, each repeated key once)."""
+    s = np.sort(np.asarray(keys, np.uint64))
+    return np.unique(s[1:][s[1:] == s[:-1]])
 
 
 def largest(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -266,16 +290,21 @@ class FlowGroups:
         pos = np.minimum(np.searchsorted(self.keys, k), len(self.keys) - 1)
         return np.where(self.keys[pos] == k, pos, -1)
 
-    def spans(self, keys: np.ndarray) -> list[tuple[int, int]]:
-        """For each flow hash, where its rows lie in :attr:`rows` ((0, 0): none): one search
-        for many flows."""
+    def members(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of each flow hash's flow (in order), one flow after the other in the order
+        of ``keys``, and the index in ``keys`` each row belongs to (ascending): one search and
+        one gather for many flows, none of them a Python step."""
         j = self.find(keys)
         if not len(self.starts):
-            return [(0, 0)] * len(j)
+            z = np.zeros(0, np.int64)
+            return z, z
         ends = np.r_[self.starts[1:], len(self.rows)]
         at = np.maximum(j, 0)
-        lo, hi = np.where(j >= 0, self.starts[at], 0), np.where(j >= 0, ends[at], 0)
-        return list(zip(lo.tolist(), hi.tolist()))
+        lo = np.where(j >= 0, self.starts[at], 0)
+        n = np.where(j >= 0, ends[at] - lo, 0)
+        owner = np.repeat(np.arange(len(keys)), n)
+        into = np.arange(len(owner)) + np.repeat(lo - (np.cumsum(n) - n), n)
+        return self.rows[into], owner
 
     def rows_of(self, key: int) -> np.ndarray:
         """Rows of flow ``key`` in this chunk, in order."""
