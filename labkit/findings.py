@@ -180,6 +180,7 @@ class DtlsAbsent(Finding):
     client: str
     server: str
     tls_sessions: int
+    more_pairs: int | None = None  # clients of the same head-end this one stands for
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -141,6 +141,29 @@ def test_compiled_key_index_equals_sorted_index(pool: list[int], batches: list[l
         assert fast.keys.tolist() == list(seen)
 
 
+@needs_native
+@given(st.lists(st.lists(st.integers(0, 49), max_size=150), max_size=10))
+@PROPS
+def test_compiled_latest_index_equals_sorted_index(batches: list[list[int]]) -> None:
+    """Rows sharing keys, added batch by batch (enough to enlarge the slots): the compiled
+    and the sorted index both give each key its latest row, and a key never added none."""
+    fast, ref = engine.LatestIndex(), engine.LatestIndex(compiled=False)
+    assert fast._compiled and not ref._compiled
+    column = np.zeros(0, np.uint64)
+    latest: dict[int, int] = {}
+    pool = np.array([0, 2**64 - 1, *range(1, 49)], np.uint64)
+    for batch in batches:
+        rows = np.arange(len(column), len(column) + len(batch))
+        column = np.concatenate([column, pool[np.array(batch, np.int64)]])
+        for r in rows.tolist():
+            latest[int(column[r])] = r
+        for index in (fast, ref):
+            index.update(column, rows)
+            assert index.n == len(latest)
+            assert index.rows().tolist() == sorted(latest.values())
+            assert index.find(column, pool).tolist() == [latest.get(int(k), -1) for k in pool]
+
+
 @given(
     st.lists(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 9)), max_size=60), max_size=8)
 )

@@ -10,10 +10,11 @@
  * same pass keeping each key's largest value (a host's latest sighting, a flow's largest
  * acknowledged segment), where numpy sorts every row to reduce them.
  *
- * find(), insert() and rehash() are the persistent index of engine.KeyIndex: the row of each
+ * find(), insert() and rehash() are the persistent index of engine.KeyIndex (and latest()
+ * that of engine.LatestIndex, whose rows may share a key): the row of each
  * key of a per-flow table whose rows are in the order their keys arrived. The caller owns
  * every array (numpy, grown by doubling): the keys by row and a slot array of row numbers
- * (-1: empty), at most half full. A chunk's new flows then cost a probe each, where a table
+ * (-1: empty), at most three quarters full. A chunk's new flows then cost a probe each, where a table
  * sorted by key moved every row after them on every chunk: with millions of flows, that copy
  * was most of the pass.
  */
@@ -136,14 +137,20 @@ largest(PyObject *self, PyObject *args)
 
 PyDoc_STRVAR(find_doc,
 "find(slots, keys, query, rows) -> None\n\n"
-"slots: int32 (a power of two, at most half full); keys: uint64 by row; query: m uint64;\n"
+"slots: int32 (a power of two, at most 3/4 full); keys: uint64 by row; query: m uint64;\n"
 "rows: m int64, written with each query key's row, or -1 when it has none.");
 
 PyDoc_STRVAR(insert_doc,
 "insert(slots, keys, n, query, rows) -> n'\n\n"
 "As find(), but a query key without a row gets the next one (n, n + 1, ... in the order\n"
 "the query first holds them), its key written to keys[row]. The caller makes room first:\n"
-"keys for n + m rows, slots for twice that. Returns the rows now in use.");
+"keys for n + m rows, slots for 4/3 of that. Returns the rows now in use.");
+
+PyDoc_STRVAR(latest_doc,
+"latest(slots, keys, n, rows) -> n'\n\n"
+"Each of rows (ascending) becomes the slot of its key keys[row], in place of an earlier\n"
+"row of the same key: then find() gives each key's latest row. n: keys with a slot; the\n"
+"caller makes room for n + len(rows). Returns the keys with a slot now.");
 
 PyDoc_STRVAR(rehash_doc,
 "rehash(slots, keys, n) -> None\n\n"
@@ -173,7 +180,7 @@ slot_bits(Py_ssize_t cap)
     return bits;
 }
 
-/* One entry point for the three index calls: which = 0 find, 1 insert, 2 rehash. */
+/* One entry point for the index calls: which = 0 find, 1 insert, 2 rehash, 3 latest. */
 static PyObject *
 index_call(PyObject *args, int which)
 {
@@ -184,6 +191,8 @@ index_call(PyObject *args, int which)
         ok = PyArg_ParseTuple(args, "OOOO", &so, &ko, &qo, &ro);
     else if (which == 1)
         ok = PyArg_ParseTuple(args, "OOnOO", &so, &ko, &n, &qo, &ro);
+    else if (which == 3)
+        ok = PyArg_ParseTuple(args, "OOnO", &so, &ko, &n, &qo);
     else
         ok = PyArg_ParseTuple(args, "OOn", &so, &ko, &n);
     if (!ok)
@@ -194,15 +203,17 @@ index_call(PyObject *args, int which)
     if (PyObject_GetBuffer(so, &s, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0 ||
         PyObject_GetBuffer(ko, &k, PyBUF_C_CONTIGUOUS | keys_w) < 0)
         goto done;
-    if (qo && (PyObject_GetBuffer(qo, &q, PyBUF_C_CONTIGUOUS) < 0 ||
-               PyObject_GetBuffer(ro, &r, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0))
+    if (qo && PyObject_GetBuffer(qo, &q, PyBUF_C_CONTIGUOUS) < 0)
+        goto done;
+    if (ro && PyObject_GetBuffer(ro, &r, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0)
         goto done;
     Py_ssize_t cap = s.len / 4, n_keys = k.len / 8, m = q.len / 8;
     int bits = slot_bits(cap);
     if (bits < 0)
         goto done;
-    if (s.len % 4 || k.len % 8 || q.len % 8 || r.len != q.len || n < 0 || n > n_keys ||
-        (which == 1 && (n + m > n_keys || 2 * (n + m) > cap)) || 2 * n > cap) {
+    if (s.len % 4 || k.len % 8 || q.len % 8 || (ro && r.len != q.len) || n < 0 ||
+        (which != 3 && n > n_keys) || (which == 1 && n + m > n_keys) ||
+        (which & 1 && 4 * (n + m) > 3 * cap) || 4 * n > 3 * cap) {
         PyErr_SetString(PyExc_ValueError, "index: arrays of the wrong size for the rows");
         goto done;
     }
@@ -211,8 +222,25 @@ index_call(PyObject *args, int which)
     const uint64_t *query = q.buf;
     int64_t *rows = r.buf;
     size_t mask = (size_t)cap - 1;
+    if (which == 3) {
+        const int64_t *new_rows = (const int64_t *)query;
+        for (Py_ssize_t i = 0; i < m; i++) {
+            int64_t row = new_rows[i];
+            if (row < 0 || row >= n_keys || row > INT32_MAX || (i && row <= new_rows[i - 1])) {
+                PyErr_SetString(PyExc_ValueError, "latest: rows must ascend within the keys");
+                goto done;
+            }
+        }
+    }
     Py_BEGIN_ALLOW_THREADS
-    if (which == 2) {
+    if (which == 3) {
+        const int64_t *new_rows = (const int64_t *)query;
+        for (Py_ssize_t i = 0; i < m; i++) {
+            size_t h = probe(slot, mask, bits, keys, keys[new_rows[i]]);
+            n += slot[h] < 0;
+            slot[h] = (int32_t)new_rows[i];
+        }
+    } else if (which == 2) {
         for (Py_ssize_t i = 0; i < n; i++)
             slot[probe(slot, mask, bits, keys, keys[i])] = (int32_t)i;
     } else {
@@ -230,7 +258,7 @@ index_call(PyObject *args, int which)
         }
     }
     Py_END_ALLOW_THREADS
-    result = which == 1 ? PyLong_FromSsize_t(n) : Py_NewRef(Py_None);
+    result = which & 1 ? PyLong_FromSsize_t(n) : Py_NewRef(Py_None);
 done:
     PyBuffer_Release(&s);
     PyBuffer_Release(&k);
@@ -259,10 +287,17 @@ rehash(PyObject *self, PyObject *args)
     return index_call(args, 2);
 }
 
+static PyObject *
+latest(PyObject *self, PyObject *args)
+{
+    return index_call(args, 3);
+}
+
 static PyMethodDef methods[] = {
     {"find", find, METH_VARARGS, find_doc},
     {"insert", insert, METH_VARARGS, insert_doc},
     {"rehash", rehash, METH_VARARGS, rehash_doc},
+    {"latest", latest, METH_VARARGS, latest_doc},
     {"tally", tally, METH_VARARGS, tally_doc},
     {"largest", largest, METH_VARARGS, largest_doc},
     {NULL, NULL, 0, NULL},

@@ -39,7 +39,7 @@ from labkit.analyze.detectors.dtlspairs import DtlsPair, anyconnect_like, with_t
 from labkit.analyze.detectors.icmp import FragNeeded, IcmpDetector
 from labkit.analyze.detectors.mss import SynGroup, SynSelection
 from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
-from labkit.analyze.detectors.sessions import TlsHellos
+from labkit.analyze.detectors.sessions import TlsHellos, TlsSession
 from labkit.analyze.detectors.size import DfSelection
 from labkit.analyze.diagnosis import fold
 from labkit.analyze.evidence import (
@@ -423,39 +423,56 @@ class Case:
         return n
 
     def _dtls_absent(self) -> list[Finding]:
+        """One finding per client of a declared head-end with TLS sessions and no DTLS
+        attempt, :data:`MAX_LISTED_PAIRS` of them at most (in address order, listed by name)
+        and one for the rest: a head-end's busy day has a million such clients, and a
+        finding, its frames and its JSON each cost kilobytes."""
         out: list[Finding] = []
-        if not self.options.headends:  # only a declared head-end can miss its DTLS
-            return out
+        if not self.options.headends or not self.facts:  # only a declared head-end can
+            return out  # miss its DTLS
         tried = {(p.client, p.server) for p in self.dtls_pairs}
         sids = {p.client_session_id.hex() for p in self.dtls_pairs}  # tried through NAT
         tried |= {(t.client, t.headend) for t in self.options.tunnel_dtls if t.session_id in sids}
+        files = list(self.facts.values())
         for head in self.options.headends:
-            by_client: dict[str, list] = {}
-            for f in self.facts.values():
-                for s in f.tls.sessions_to([head]):
-                    by_client.setdefault(s.client, []).append(s)
-            for client, sessions in sorted(by_client.items()):
-                if (client, head) in tried:
-                    continue
-                sets = []
-                for s in sessions:
-                    fs = FrameSet(s.file, TlsHellos(client, head).wireshark())
-                    sets.append(fs)
-                    fs.add(s.hello_frame, s.hello_ts)
-                merged = _merge_same_clause(sets)
-                summary = (
-                    f"{len(sessions)} TLS session(s) from {client} to head-end {head} and no "
-                    f"DTLS attempt: the tunnel runs over TLS only (DTLS disabled, or its "
-                    f"ClientHellos never reach this capture point)."
-                )
+            cols = [f.tls.clients_to(head) for f in files]
+            which = np.concatenate([np.full(len(c[0]), i) for i, c in enumerate(cols)])
+            rows, client_h, client4 = (np.concatenate([c[j] for c in cols]) for j in range(3))
+            skip = np.array(sorted(_hashes_of(c for c, h in tried if h == head)), np.uint64)
+            mine = ~np.isin(client_h, skip)
+            which, rows, client_h, client4 = which[mine], rows[mine], client_h[mine], client4[mine]
+            if not len(rows):
+                continue
+            # IPv4 clients by address, then the others by hash; each one's sessions by file
+            # and the order they began in (rows are in that order within a file).
+            o = np.lexsort((rows, which, client_h, client4, client4 == 0))
+            starts = np.flatnonzero(np.r_[True, client_h[o][1:] != client_h[o][:-1]])
+            ends = np.r_[starts[1:], len(o)]
+            groups = []
+            for st, en in zip(starts[: MAX_LISTED_PAIRS + 1].tolist(), ends.tolist()):
+                sel = o[st:en]
+                sessions = [
+                    s
+                    for i, f in enumerate(files)
+                    for s in f.tls.sessions_at(rows[sel][which[sel] == i])
+                ]
+                groups.append((sessions[0].client, sessions))
+            listed = sorted(groups[:MAX_LISTED_PAIRS], key=lambda g: g[0])
+            out += [_absent(client, head, sessions) for client, sessions in listed]
+            more = len(starts) - MAX_LISTED_PAIRS - 1
+            if more >= 0:
+                client, sessions = groups[MAX_LISTED_PAIRS]
+                f = _absent(client, head, sessions)
                 out.append(
-                    DtlsAbsent(
-                        summary=summary,
-                        **located(_per_file(merged)),
-                        client=client,
-                        server=head,
-                        tls_sessions=len(sessions),
+                    replace(
+                        f,
+                        summary=f"{f.summary} {more} more client(s) of this head-end have this "
+                        f"finding, not listed one by one (a report lists {MAX_LISTED_PAIRS} "
+                        "of a kind).",
+                        more_pairs=more,
                     )
+                    if more
+                    else f
                 )
         return out
 
@@ -839,6 +856,38 @@ def _union(parts: list[_Part]) -> Selection | None:
     return Selection(
         sels[0].file, tuple(frames), any_of(s.filter for s in sels), sum(s.count for s in sels)
     )
+
+
+def _absent(client: str, head: str, sessions: Sequence[TlsSession]) -> DtlsAbsent:
+    """dtls-absent for one client's TLS sessions to a head-end."""
+    sets = []
+    for s in sessions:
+        fs = FrameSet(s.file, TlsHellos(client, head).wireshark())
+        sets.append(fs)
+        fs.add(s.hello_frame, s.hello_ts)
+    summary = (
+        f"{len(sessions)} TLS session(s) from {client} to head-end {head} and no "
+        f"DTLS attempt: the tunnel runs over TLS only (DTLS disabled, or its "
+        f"ClientHellos never reach this capture point)."
+    )
+    return DtlsAbsent(
+        summary=summary,
+        **located(_per_file(_merge_same_clause(sets))),
+        client=client,
+        server=head,
+        tls_sessions=len(sessions),
+    )
+
+
+def _hashes_of(addresses: Iterable[str]) -> set[int]:
+    """The column hashes of ``addresses``; one that is no address has none."""
+    out = set()
+    for a in addresses:
+        try:
+            out.add(dec.addr_hash(a))
+        except (OSError, ValueError):
+            continue
+    return out
 
 
 def _merge_same_clause(sets: list[FrameSet]) -> list[FrameSet]:

@@ -176,6 +176,17 @@ class Appended:
         self.n = end
 
 
+def _slots_for(n: int, slots: np.ndarray) -> np.ndarray | None:
+    """Slots at most three quarters full with ``n`` keys: None when ``slots`` already are,
+    else a larger empty array (doubled: the table is rebuilt a logarithmic number of times)."""
+    if 4 * n <= 3 * len(slots):
+        return None
+    cap = len(slots)
+    while 3 * cap < 4 * n:
+        cap *= 2
+    return np.full(cap, -1, np.int32)
+
+
 class KeyIndex:
     """The row of each 64-bit key of a table whose rows are in the order the keys arrived
     (the i-th key ever added is row i).
@@ -190,7 +201,7 @@ class KeyIndex:
         self.n = 0
         self._keys = np.zeros(16, np.uint64)  # by row; the rows beyond n are room
         self._compiled = compiled and _tally is not None
-        self._slots = np.full(32, -1, np.int32)  # compiled: row numbers, at most half full
+        self._slots = np.full(32, -1, np.int32)  # compiled: row numbers, at most 3/4 full
         self._sorted = np.zeros(0, np.uint64)  # otherwise: the keys sorted, and their rows
         self._sorted_rows = np.zeros(0, np.int64)
 
@@ -220,11 +231,9 @@ class KeyIndex:
         need = self.n + len(q)
         self._keys = grown(self._keys, need)
         if self._compiled:
-            if 2 * need > len(self._slots):
-                cap = len(self._slots)
-                while cap < 2 * need:
-                    cap *= 2
-                self._slots = np.full(cap, -1, np.int32)
+            bigger = _slots_for(need, self._slots)
+            if bigger is not None:
+                self._slots = bigger
                 _tally.rehash(self._slots, self._keys, self.n)
             rows = np.empty(len(q), np.int64)
             self.n = _tally.insert(self._slots, self._keys, self.n, q, rows)
@@ -241,6 +250,59 @@ class KeyIndex:
             self._sorted_rows = np.insert(self._sorted_rows, at, ids[np.argsort(np.argsort(first))])
             rows = self.find(q)
         return rows
+
+
+class LatestIndex:
+    """The latest row of each key in a key column the caller owns, where rows may share a
+    key: of each endpoint, its latest TLS session. The slots hold row numbers only (the
+    column is the table's own), so the index costs ~4-8 bytes per key. Compiled
+    (``_tally.latest``); without it a sorted twin holds the keys and their latest rows."""
+
+    def __init__(self, compiled: bool = True) -> None:
+        self.n = 0  # keys with a row
+        self._compiled = compiled and _tally is not None
+        self._slots = np.full(32, -1, np.int32)
+        self._sorted = np.zeros(0, np.uint64)
+        self._sorted_rows = np.zeros(0, np.int64)
+
+    def find(self, column: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """The latest row holding each key (-1: none)."""
+        q = np.ascontiguousarray(query, np.uint64)
+        rows = np.full(len(q), -1, np.int64)
+        if self._compiled:
+            _tally.find(self._slots, column, q, rows)
+        elif len(self._sorted):
+            pos = np.minimum(np.searchsorted(self._sorted, q), len(self._sorted) - 1)
+            hit = self._sorted[pos] == q
+            rows[hit] = self._sorted_rows[pos[hit]]
+        return rows
+
+    def update(self, column: np.ndarray, rows: np.ndarray) -> None:
+        """``rows`` (ascending, later than any before) become the latest of their keys."""
+        r = np.ascontiguousarray(rows, np.int64)
+        if self._compiled:
+            bigger = _slots_for(self.n + len(r), self._slots)
+            if bigger is not None:
+                self.n = _tally.latest(bigger, column, 0, self.rows())
+                self._slots = bigger
+            self.n = _tally.latest(self._slots, column, self.n, r)
+            return
+        keys = column[r]
+        uk, last = np.unique(keys[::-1], return_index=True)
+        newest = r[::-1][last]
+        pos = np.minimum(np.searchsorted(self._sorted, uk), max(len(self._sorted) - 1, 0))
+        old = self._sorted[pos] == uk if len(self._sorted) else np.zeros(len(uk), bool)
+        self._sorted_rows[pos[old]] = newest[old]
+        at = np.searchsorted(self._sorted, uk[~old])
+        self._sorted = np.insert(self._sorted, at, uk[~old])
+        self._sorted_rows = np.insert(self._sorted_rows, at, newest[~old])
+        self.n = len(self._sorted)
+
+    def rows(self) -> np.ndarray:
+        """Every key's latest row, ascending."""
+        if self._compiled:
+            return np.sort(self._slots[self._slots >= 0]).astype(np.int64)
+        return np.sort(self._sorted_rows)
 
 
 class KeyTable:

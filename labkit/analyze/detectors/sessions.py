@@ -23,13 +23,15 @@ decided with the DTLS facts in :mod:`labkit.analyze.case`.
 
 from __future__ import annotations
 
+import socket
+import struct
 from collections.abc import Iterable, Iterator, Mapping, ValuesView
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from labkit.analyze import decode as dec
-from labkit.analyze.engine import Appended, ChunkView, FlowBudget, KeyIndex, grown, tally
+from labkit.analyze.engine import Appended, ChunkView, FlowBudget, KeyIndex, LatestIndex, tally
 from labkit.analyze.evidence import dst_field, src_field
 
 _TABLE = "TLS session"  # this table's name in the budget's counts
@@ -50,6 +52,7 @@ _COLUMNS = {
     # seconds the session before this one on its endpoint had been quiet when this one
     # started (NaN: none); which session that was is found from the order they began in
     "quiet": np.float32,
+    "ep": np.uint64,  # hash of (client, server, server port): the reconnect join's key
 }
 
 
@@ -120,9 +123,7 @@ class TlsDetector:
         self.client_hellos = 0  # TCP payloads starting with a ClientHello (a census count)
         self._rows = Appended(**_COLUMNS)  # one per session, in the order they began
         self._index = KeyIndex()  # session key -> row
-        # Latest session per endpoint: the endpoint hashes' rows, and that session's key.
-        self._ep = KeyIndex()
-        self._ep_key = np.zeros(0, np.uint64)
+        self._latest = LatestIndex()  # endpoint ("ep") -> the row of its latest session
         self._v6: dict[int, str] = {}  # IPv6 address hash -> text
         self._v6_h: dict[int, tuple[int, int]] = {}  # session key -> (client, server) hashes
         self._prev: np.ndarray | None = None
@@ -200,6 +201,7 @@ class TlsDetector:
         new["quiet"] = start_ts - self._previous(view, new, start_frame)
         self._index.insert(key)  # all new: their rows follow the table's, in this order
         self._rows.append(**{name: np.asarray(new[name], dt) for name, dt in _COLUMNS.items()})
+        self._latest.update(self._rows["ep"], np.arange(self._rows.n - len(key), self._rows.n))
         keep = self.budget.trim(_TABLE, self.t["last_ts"])
         if keep is not None:
             self._evict(keep)
@@ -210,7 +212,7 @@ class TlsDetector:
         """For each new session (in frame order): the last packet time, before it started, of
         the session just before it on the same endpoint (NaN: none)."""
         n = len(start_frame)
-        ep = _endpoint(new["c_h"], new["s_h"], new["ports"])
+        ep = new["ep"] = _endpoint(new["c_h"], new["s_h"], new["ports"])
         o = np.argsort(ep, kind="stable")  # by endpoint, then frame order
         se = ep[o]
         head = np.r_[True, se[1:] != se[:-1]]
@@ -226,18 +228,17 @@ class TlsDetector:
         last_frame[inner] = new["hello_frame"][before]
         # The first of each endpoint: the table's latest session there, if any.
         firsts = o[head]
-        at = self._ep.find(ep[firsts])
+        at = self._latest.find(self._rows["ep"], ep[firsts])
         known = at >= 0
+        t = self.t
         if known.any():
-            f = firsts[known]
-            pk = self._ep_key[at[known]]
-            idx = self._find(pk)
-            ok = idx >= 0  # evicted sessions leave no gap to measure
-            f, pk, idx = f[ok], pk[ok], idx[ok]
-            prev[f] = pk
-            last_ts[f], last_frame[f] = self.t["last_ts"][idx], self.t["last_frame"][idx]
-            hello_ts[f] = self.t["hello_ts"][idx]
-        self._remember_latest(ep, new["key"])
+            f, idx = firsts[known], at[known]
+            prev[f] = t["key"][idx]
+            last_ts[f], last_frame[f], hello_ts[f] = (
+                t["last_ts"][idx],
+                t["last_frame"][idx],
+                t["hello_ts"][idx],
+            )
         has = prev != 0
         best = np.where(last_frame < start_frame, last_ts, hello_ts)
         if has.any():
@@ -248,21 +249,15 @@ class TlsDetector:
             prev_rev = np.zeros(n, np.uint64)
             prev_rev[inner] = rev[before]
             if known.any():
-                idx = self._find(prev[firsts])
-                ok = idx >= 0
-                ports = self.t["ports"][idx[ok]]
-                ch, sh = self._hashes(idx[ok])
-                prev_rev[firsts[ok]] = dec.directed(sh, ch, ports & 0xFFFF, ports >> np.uint32(16))
+                idx = at[known]
+                ports = t["ports"][idx]
+                ch, sh = self._hashes(idx)
+                prev_rev[firsts[known]] = dec.directed(
+                    sh, ch, ports & 0xFFFF, ports >> np.uint32(16)
+                )
             for k in (prev, prev_rev):
                 best = np.fmax(best, self._last_before(view, k, start_frame, has))
         return np.where(has, best, np.nan)
-
-    def _remember_latest(self, ep: np.ndarray, keys: np.ndarray) -> None:
-        """The endpoint table: each endpoint's latest session (the last of this chunk's)."""
-        ue, last = np.unique(ep[::-1], return_index=True)
-        rows = self._ep.insert(ue)
-        self._ep_key = grown(self._ep_key, self._ep.n)
-        self._ep_key[rows] = keys[::-1][last]
 
     def _last_before(
         self, view: ChunkView, keys: np.ndarray, frames: np.ndarray, want: np.ndarray
@@ -317,12 +312,12 @@ class TlsDetector:
         if self._v6_h:
             kept = set(self.t["key"][(self.t["c4"] == 0) | (self.t["s4"] == 0)].tolist())
             self._v6_h = {k: h for k, h in self._v6_h.items() if k in kept}
-        ep_key = self._ep_key[: self._ep.n]
-        alive = self._find(ep_key) >= 0
-        endpoints = self._ep.keys[alive]
-        self._ep = KeyIndex()
-        self._ep.insert(endpoints)
-        self._ep_key = ep_key[alive].copy()
+        # An endpoint whose latest session is dropped is forgotten (its older sessions, if
+        # kept, are not the one a new session follows).
+        latest = self._latest.rows()
+        latest = latest[np.isin(latest, keep, assume_unique=True)]
+        self._latest = LatestIndex()
+        self._latest.update(self._rows["ep"], np.searchsorted(keep, latest))
 
     def _hashes(self, idx: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
         """Client and server address hashes of rows ``idx``: an IPv4 address's is recomputed
@@ -373,7 +368,7 @@ class TlsDetector:
         the scan is over, so the table never carries it."""
         if self._prev is None or len(self._prev) != len(self.t["key"]):
             t = self.t
-            ep = _endpoint(*self._hashes(), t["ports"])
+            ep = t["ep"]
             o = np.lexsort((t["hello_frame"], ep))
             se = ep[o]
             later = np.flatnonzero(np.r_[False, se[1:] == se[:-1]])
@@ -396,11 +391,8 @@ class TlsDetector:
         """:attr:`by_endpoint` for the sessions to ``servers`` only (None: all): the case asks
         for head-ends, so a table of millions of other sessions is never grouped."""
         t = self.t
-        idx = np.arange(len(t["key"]))
-        if servers is not None:
-            hashes = np.array(sorted({dec.addr_hash(s) for s in servers}), np.uint64)
-            idx = np.flatnonzero(_lookup(hashes, self._hash(1)) >= 0)
-        ep = _endpoint(*self._hashes(idx), t["ports"][idx])
+        idx = np.arange(len(t["key"])) if servers is None else self._server_rows(servers)
+        ep = t["ep"][idx]
         o = idx[np.lexsort((t["hello_frame"][idx], ep))]
         se = np.sort(ep)
         starts = np.flatnonzero(np.r_[True, se[1:] != se[:-1]])
@@ -414,22 +406,46 @@ class TlsDetector:
     def servers_among(self, servers: Iterable[str]) -> set[str]:
         """Those of ``servers`` (addresses as text) with at least one session here: what the
         capture point needs, without building a session object for each of millions."""
-        names = {dec.addr_hash(s): s for s in servers}
-        if not names or not len(self.t["key"]):
-            return set()
-        hashes = np.array(sorted(names), np.uint64)
-        hit = _lookup(np.unique(self._hash(1)), hashes) >= 0
-        return {names[int(h)] for h in hashes[hit].tolist()}
+        return {s for s in set(servers) if len(self._server_rows([s]))}
 
     def sessions_to(self, servers: Iterable[str]) -> list[TlsSession]:
         """The sessions to any of ``servers`` (addresses as text), in the order they began."""
-        hashes = np.array(sorted({dec.addr_hash(s) for s in servers}), np.uint64)
-        if not len(hashes):
-            return []
-        t = self.t
-        idx = np.flatnonzero(_lookup(hashes, self._hash(1)) >= 0)
-        idx = idx[np.argsort(t["hello_frame"][idx], kind="stable")]
+        idx = self._server_rows(servers)
+        idx = idx[np.argsort(self.t["hello_frame"][idx], kind="stable")]
         return [self._session(i) for i in idx.tolist()]
+
+    def clients_to(self, server: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The sessions to ``server`` as columns: (rows, client address hash, client IPv4 or
+        0), so that a head-end's million clients are grouped without an object each (one
+        :class:`TlsSession` per session cost ~4 kB with its evidence)."""
+        rows = self._server_rows([server])
+        return rows, self._hash(0, rows), self._rows["c4"][rows]
+
+    def sessions_at(self, rows: np.ndarray) -> list[TlsSession]:
+        """The sessions of ``rows``, made on demand."""
+        return [self._session(i) for i in rows.tolist()]
+
+    def _server_rows(self, servers: Iterable[str]) -> np.ndarray:
+        """The rows of the sessions to any of ``servers`` (addresses as text). IPv4 servers
+        are compared as the 4-byte addresses the table holds, so that no 8-byte hash per
+        session is made for the question (at 5 M sessions, the hashes and their temporaries
+        were the largest allocation of the whole run); the others (and 0.0.0.0, the
+        column's "not IPv4") by their hashes in the side table."""
+        v4: set[int] = set()
+        hashed: set[int] = set()
+        for s in servers:
+            a = 0 if ":" in s else struct.unpack("!I", socket.inet_aton(s))[0]
+            if a:
+                v4.add(a)
+            else:
+                hashed.add(dec.addr_hash(s))
+        s4 = self._rows["s4"]
+        hit = np.isin(s4, np.array(sorted(v4), np.uint32))
+        if hashed:
+            other = np.flatnonzero(s4 == 0)
+            keys = self.t["key"][other].tolist()
+            hit[other] = [self._v6_h[k][1] in hashed for k in keys]
+        return np.flatnonzero(hit)
 
     def pairs_with_sessions(self, client_h: np.ndarray, server_h: np.ndarray) -> np.ndarray:
         """Whether each (client, server) address-hash pair has a TLS session here."""
