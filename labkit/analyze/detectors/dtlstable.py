@@ -1,0 +1,264 @@
+"""The DTLS pairs of one capture as columns: one row per client -> server:port pair.
+
+A busy head-end's capture holds hundreds of thousands of pairs, most of them one hello and
+one answer: a Python object per pair (its evidence frame sets, a dict of recent hellos, its
+address strings) cost ~2 000 bytes, the columns below :data:`ROW_BYTES`. Rows are appended
+in the order pairs first appear (the order findings list them) and found through a sorted
+key index merged once per chunk. What is rare and variable lives in side dicts keyed by the
+pair's key (a client session id, message_seq values past the second, evidence frames past
+the first) or by address hash (the address strings, one per address, not per pair).
+
+The detector works on :class:`~labkit.analyze.detectors.dtlspairs.DtlsPair` objects made
+from rows for the pairs a chunk's handshake records touch (:meth:`DtlsTable.load`), stored
+back once per chunk (:meth:`DtlsTable.store`); a report reads pairs the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Final
+
+import numpy as np
+
+from labkit.analyze.evidence import FrameSet
+
+if TYPE_CHECKING:
+    from labkit.analyze.detectors.dtlspairs import DtlsPair
+
+_CLIENT_CCS, _SERVER_CCS, _HANDSHAKE = 1, 2, 4  # bits of the ``flags`` column
+_NONE = -1  # an absent version, cipher or message_seq
+#: evidence kinds: the column prefix and the pair's FrameSet attribute
+_EVIDENCE: Final = (("hello", "hello_frames"), ("hvr", "hvr_frames"), ("sh", "server_hello_frames"))
+
+_COLUMNS: Final[dict[str, type]] = {
+    "key": np.uint64,
+    "client_h": np.uint64,
+    "server_h": np.uint64,
+    "port": np.int32,
+    "distinct": np.uint32,
+    "duplicate": np.uint32,
+    "cookie": np.uint32,
+    "data_c2s": np.int64,
+    "data_s2c": np.int64,
+    "unified_c2s": np.int64,
+    "unified_s2c": np.int64,
+    "first_hello_ts": np.float64,  # read only once a distinct hello was counted
+    "last_hello_ts": np.float64,
+    "flags": np.uint8,
+    "record_version": np.int32,
+    "hello_version": np.int32,
+    "cipher": np.int32,
+    "resumed": np.int8,  # -1: no ServerHello said
+    "seen": np.int64,
+    "data_frame": np.int64,  # the server's first application data: -1 none yet
+    "data_ts": np.float64,
+    "seq0": np.int32,  # the first two distinct message_seq values of the hellos
+    "seq1": np.int32,
+    **{
+        f"{k}_{c}": t
+        for k, _a in _EVIDENCE
+        for c, t in (("n", np.uint32), ("frame", np.int64), ("ts", np.float64))
+    },
+}
+#: what one row costs in the columns (the side dicts hold only what is rare)
+ROW_BYTES: Final = sum(np.dtype(t).itemsize for t in _COLUMNS.values())
+
+
+class DtlsTable:
+    """Pair rows in columns grown by doubling, a sorted key index, and the side dicts."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.cols: dict[str, np.ndarray] = {k: np.zeros(0, t) for k, t in _COLUMNS.items()}
+        self._sorted = np.zeros(0, np.uint64)  # keys of rows, sorted
+        self._row_of = np.zeros(0, np.int64)  # the row of each sorted key
+        self.names: dict[int, str] = {}  # address hash -> address
+        self.session_ids: dict[int, bytes] = {}  # key -> the client's non-empty session id
+        self.more_seqs: dict[int, tuple[int, ...]] = {}  # key -> message_seq values past two
+        self.more_frames: dict[tuple[int, int], list[tuple[int, float]]] = {}  # (kind, key)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def col(self, name: str) -> np.ndarray:
+        """The live rows of one column (a view: read it, never keep it across chunks)."""
+        return self.cols[name][: self.n]
+
+    def rows_of(self, keys: np.ndarray) -> np.ndarray:
+        """The row of each key; -1 where the key has none."""
+        out = np.full(len(keys), -1, np.int64)
+        if len(self._sorted) and len(keys):
+            pos = np.minimum(np.searchsorted(self._sorted, keys), len(self._sorted) - 1)
+            hit = self._sorted[pos] == keys
+            out[hit] = self._row_of[pos[hit]]
+        return out
+
+    def load(self, rows: np.ndarray, make: Callable[..., DtlsPair]) -> list[DtlsPair]:
+        """``make(**fields)`` for each row: a pair object to read or update."""
+        c = {k: v[rows].tolist() for k, v in self.cols.items()}
+        out = []
+        names, sids, seqs, more = self.names, self.session_ids, self.more_seqs, self.more_frames
+        for i, key in enumerate(c["key"]):
+            flags = c["flags"][i]
+            s0, s1 = c["seq0"][i], c["seq1"][i]
+            hello_seqs = (() if s0 == _NONE else (s0,) if s1 == _NONE else (s0, s1)) + seqs.get(
+                key, ()
+            )
+            sets: dict[str, FrameSet | None] = {}
+            for kind, (prefix, attr) in enumerate(_EVIDENCE):
+                n = c[f"{prefix}_n"][i]
+                if n:
+                    first = (c[f"{prefix}_frame"][i], c[f"{prefix}_ts"][i])
+                    sets[attr] = FrameSet("", "", [first, *more.get((kind, key), ())], n)
+                else:
+                    sets[attr] = FrameSet("", "") if kind == 0 else None
+            rv, hv, cipher, resumed = (
+                c["record_version"][i],
+                c["hello_version"][i],
+                c["cipher"][i],
+                c["resumed"][i],
+            )
+            ch, sh = c["client_h"][i], c["server_h"][i]
+            out.append(
+                make(
+                    client=names[ch],
+                    server=names[sh],
+                    port=c["port"][i],
+                    client_h=ch,
+                    server_h=sh,
+                    record_version=None if rv == _NONE else rv,
+                    hello_version=None if hv == _NONE else hv,
+                    hello_seqs=hello_seqs,
+                    distinct_hellos=c["distinct"][i],
+                    duplicate_hellos=c["duplicate"][i],
+                    first_hello_ts=c["first_hello_ts"][i] if c["distinct"][i] else None,
+                    cookie_hellos=c["cookie"][i],
+                    client_session_id=sids.get(key, b""),
+                    resumed=None if resumed == _NONE else bool(resumed),
+                    cipher=None if cipher == _NONE else cipher,
+                    server_ccs=bool(flags & _SERVER_CCS),
+                    client_ccs=bool(flags & _CLIENT_CCS),
+                    data_c2s=c["data_c2s"][i],
+                    data_s2c=c["data_s2c"][i],
+                    unified_c2s=c["unified_c2s"][i],
+                    unified_s2c=c["unified_s2c"][i],
+                    first_data_s2c=None
+                    if c["data_frame"][i] < 0
+                    else (c["data_frame"][i], c["data_ts"][i]),
+                    last_hello_ts=c["last_hello_ts"][i],
+                    handshake_seen=bool(flags & _HANDSHAKE),
+                    key=key,
+                    seen=c["seen"][i],
+                    **sets,
+                )
+            )
+        return out
+
+    def store(self, pairs: list[DtlsPair], rows: np.ndarray) -> None:
+        """Write ``pairs`` back to their ``rows``; a row of -1 is a new pair, appended in the
+        order given (the order pairs first appeared)."""
+        if not pairs:
+            return
+        new = rows < 0
+        n_new = int(np.count_nonzero(new))
+        rows = rows.copy()
+        rows[new] = np.arange(self.n, self.n + n_new)
+        self._grow(self.n + n_new)
+        values: dict[str, list] = {k: [] for k in _COLUMNS}
+        for p in pairs:
+            self._side(p)
+            values["key"].append(p.key)
+            values["client_h"].append(p.client_h)
+            values["server_h"].append(p.server_h)
+            values["port"].append(p.port)
+            values["distinct"].append(p.distinct_hellos)
+            values["duplicate"].append(p.duplicate_hellos)
+            values["cookie"].append(p.cookie_hellos)
+            values["data_c2s"].append(p.data_c2s)
+            values["data_s2c"].append(p.data_s2c)
+            values["unified_c2s"].append(p.unified_c2s)
+            values["unified_s2c"].append(p.unified_s2c)
+            values["first_hello_ts"].append(p.first_hello_ts or 0.0)
+            values["last_hello_ts"].append(p.last_hello_ts)
+            values["flags"].append(
+                _CLIENT_CCS * p.client_ccs
+                + _SERVER_CCS * p.server_ccs
+                + _HANDSHAKE * p.handshake_seen
+            )
+            values["record_version"].append(_NONE if p.record_version is None else p.record_version)
+            values["hello_version"].append(_NONE if p.hello_version is None else p.hello_version)
+            values["cipher"].append(_NONE if p.cipher is None else p.cipher)
+            values["resumed"].append(_NONE if p.resumed is None else int(p.resumed))
+            values["seen"].append(p.seen)
+            data = p.first_data_s2c or (-1, 0.0)
+            values["data_frame"].append(data[0])
+            values["data_ts"].append(data[1])
+            seqs = p.hello_seqs
+            values["seq0"].append(seqs[0] if seqs else _NONE)
+            values["seq1"].append(seqs[1] if len(seqs) > 1 else _NONE)
+            for prefix, attr in _EVIDENCE:
+                fs = getattr(p, attr)
+                n = fs.count if fs is not None else 0
+                values[f"{prefix}_n"].append(n)
+                first = fs.frames[0] if n else (0, 0.0)
+                values[f"{prefix}_frame"].append(first[0])
+                values[f"{prefix}_ts"].append(first[1])
+        for k, v in values.items():
+            col = self.cols[k]
+            col[rows] = np.array(v, col.dtype)
+        if n_new:
+            self.n += n_new
+            self._index(rows[new])
+
+    def _side(self, p: DtlsPair) -> None:
+        """The rare and variable parts of ``p`` into the side dicts."""
+        key = p.key
+        self.names.setdefault(p.client_h, p.client)
+        self.names.setdefault(p.server_h, p.server)
+        if p.client_session_id:
+            self.session_ids[key] = p.client_session_id
+        else:
+            self.session_ids.pop(key, None)
+        if len(p.hello_seqs) > 2:
+            self.more_seqs[key] = p.hello_seqs[2:]
+        for kind, (_prefix, attr) in enumerate(_EVIDENCE):
+            fs = getattr(p, attr)
+            if fs is not None and len(fs.frames) > 1:
+                self.more_frames[kind, key] = fs.frames[1:]
+
+    def _grow(self, n: int) -> None:
+        cap = len(self.cols["key"])
+        if n <= cap:
+            return
+        cap = max(n, 2 * cap, 16)
+        for k, col in self.cols.items():
+            grown = np.zeros(cap, col.dtype)
+            grown[: self.n] = col[: self.n]
+            self.cols[k] = grown
+
+    def _index(self, rows: np.ndarray) -> None:
+        """New rows join the sorted key index (one sorted insert per chunk)."""
+        keys = self.cols["key"][rows]
+        order = np.argsort(keys, kind="stable")
+        keys, rows = keys[order], rows[order]
+        at = np.searchsorted(self._sorted, keys)
+        self._sorted = np.insert(self._sorted, at, keys)
+        self._row_of = np.insert(self._row_of, at, rows)
+
+    def keep(self, rows: np.ndarray) -> None:
+        """Keep only ``rows`` (ascending), in their order; the side dicts follow."""
+        for k, col in self.cols.items():
+            self.cols[k] = col[rows].copy()
+        self.n = len(rows)
+        keys = self.cols["key"]
+        order = np.argsort(keys, kind="stable")
+        self._sorted, self._row_of = keys[order], order.astype(np.int64)
+        kept = set(keys.tolist())
+        addrs = set(self.cols["client_h"].tolist()) | set(self.cols["server_h"].tolist())
+        self.names = {h: s for h, s in self.names.items() if h in addrs}
+        self.session_ids = {k: v for k, v in self.session_ids.items() if k in kept}
+        self.more_seqs = {k: v for k, v in self.more_seqs.items() if k in kept}
+        self.more_frames = {k: v for k, v in self.more_frames.items() if k[1] in kept}
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.col("key").tolist())
