@@ -39,7 +39,7 @@ addresses of pairs still waiting for an answer are watched with one binary searc
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Final
@@ -49,7 +49,7 @@ import numpy as np
 from labkit import mtu
 from labkit.analyze import decode as dec
 from labkit.analyze.decode import directed
-from labkit.analyze.detectors.dtlstable import ROW_BYTES, DtlsTable
+from labkit.analyze.detectors.dtlstable import HANDSHAKE, ROW_BYTES, SERVER_CCS, DtlsTable
 from labkit.analyze.detectors.sessions import TlsDetector
 from labkit.analyze.engine import (
     ChunkView,
@@ -257,36 +257,15 @@ class DtlsSelection:
         return f"{back} && dtls.handshake.type == {self.handshake}"
 
 
-def anyconnect_like(
-    pair: DtlsPair, with_tls: bool, headends: Collection[str], session_ids: Collection[str] = ()
-) -> bool:
-    """Whether a DTLS flow is (likely) an AnyConnect/OpenConnect tunnel, the only DTLS the VPN
-    findings judge: AnyConnect's pre-standard record version 0x0100; or DTLS from a client to a
-    server with which it also has a TLS session (the CSTP session DTLS accompanies), or to a
-    declared head-end; or the default port without STUN. ``with_tls``: the client has a TLS
-    session with the server (:meth:`~labkit.analyze.detectors.sessions.TlsDetector.pairs_with_sessions`). WebRTC (DTLS-SRTP after STUN),
-    CoAP, CAPWAP and test servers are other DTLS: counted and described, never a VPN problem.
-    ``session_ids``: the X-DTLS-Session-IDs of decrypted CONNECT responses (hex): a ClientHello
-    carrying one is that tunnel's DTLS on any port, even seen through NAT on other addresses
-    (a head-end named by a CONNECT is in ``headends``: DTLS to it is judged on any port).
-    """
-    if DTLS1_BAD_VER in (pair.record_version, pair.hello_version):
-        return True
-    if pair.client_session_id and pair.client_session_id.hex() in session_ids:
-        return True
-    if with_tls or pair.server in headends:
-        return True
-    return not pair.stun and pair.port == mtu.DEFAULT_DTLS_PORT
-
-
-def with_tls_sessions(pairs: Sequence[DtlsPair], tls: Iterable[TlsDetector]) -> np.ndarray:
-    """Per DTLS pair: whether its client has a TLS session with its server in ``tls``."""
-    out = np.zeros(len(pairs), bool)
-    if pairs:
-        ch = np.array([p.client_h for p in pairs], np.uint64)
-        sh = np.array([p.server_h for p in pairs], np.uint64)
+def with_tls_sessions(
+    client_h: np.ndarray, server_h: np.ndarray, tls: Iterable[TlsDetector]
+) -> np.ndarray:
+    """Per DTLS pair (its client's and server's address hashes): whether its client has a
+    TLS session with its server in ``tls``."""
+    out = np.zeros(len(client_h), bool)
+    if len(client_h):
         for det in tls:
-            out |= det.pairs_with_sessions(ch, sh)
+            out |= det.pairs_with_sessions(client_h, server_h)
     return out
 
 
@@ -423,6 +402,47 @@ class DtlsDetector:
             | (t.col("data_s2c") > 0)
             | (t.col("unified_s2c") > 0)
         )
+
+    # What the judge asks of every pair, per row of :attr:`table` (the properties of
+    # :class:`DtlsPair` of the same names, for all pairs at once).
+    def established(self) -> np.ndarray:
+        t = self.table
+        d_c2s, d_s2c, flags = t.col("data_c2s"), t.col("data_s2c"), t.col("flags")
+        after_hello = (
+            (flags & SERVER_CCS > 0)
+            | (d_s2c > 0)
+            | ((t.col("unified_c2s") > 0) & (t.col("unified_s2c") > 0))
+        )
+        midstream = (flags & HANDSHAKE == 0) & (d_c2s >= MIDSTREAM_MIN) & (d_s2c >= MIDSTREAM_MIN)
+        return np.where(t.col("sh_n") > 0, after_hello, midstream)
+
+    def retried(self) -> np.ndarray:
+        """:meth:`DtlsPair.unanswered_if` for a capture that covered the pair."""
+        t = self.table
+        spread = t.col("last_hello_ts") - t.col("first_hello_ts")
+        return ~self.answered() & (t.col("distinct") >= 2) & (spread >= MIN_RETRY_S)
+
+    def anyconnect(
+        self, with_tls: np.ndarray, headends: Collection[str], session_ids: Collection[str] = ()
+    ) -> np.ndarray:
+        """Per pair: whether the DTLS flow is (likely) an AnyConnect/OpenConnect tunnel, the
+        only DTLS the VPN findings judge: AnyConnect's pre-standard record version 0x0100; or
+        DTLS from a client to a server with which it also has a TLS session (the CSTP session
+        DTLS accompanies), or to a declared head-end; or the default port without STUN.
+        ``with_tls``: per pair, whether the client has a TLS session with the server
+        (:func:`with_tls_sessions`). WebRTC (DTLS-SRTP after STUN), CoAP, CAPWAP and test
+        servers are other DTLS: counted and described, never a VPN problem. ``session_ids``:
+        the X-DTLS-Session-IDs of decrypted CONNECT responses (hex): a ClientHello carrying
+        one is that tunnel's DTLS on any port, even seen through NAT on other addresses (a
+        head-end named by a CONNECT is in ``headends``: DTLS to it is judged on any port).
+        """
+        t = self.table
+        out = (t.col("record_version") == DTLS1_BAD_VER) | (t.col("hello_version") == DTLS1_BAD_VER)
+        named = [k for k, sid in t.session_ids.items() if sid.hex() in session_ids]
+        out[t.rows_of(np.array(named, np.uint64))] = True
+        out |= with_tls | t.named(t.col("server_h"), headends)
+        stun = member(t.col("key"), self.watch.stun_keys)
+        return out | (~stun & (t.col("port") == mtu.DEFAULT_DTLS_PORT))
 
     def _feed(self, view: ChunkView) -> None:
         c = view.cols

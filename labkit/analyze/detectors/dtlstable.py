@@ -15,7 +15,7 @@ back once per chunk (:meth:`DtlsTable.store`); a report reads pairs the same way
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
@@ -25,10 +25,15 @@ from labkit.analyze.evidence import FrameSet
 if TYPE_CHECKING:
     from labkit.analyze.detectors.dtlspairs import DtlsPair
 
-_CLIENT_CCS, _SERVER_CCS, _HANDSHAKE = 1, 2, 4  # bits of the ``flags`` column
+CLIENT_CCS, SERVER_CCS, HANDSHAKE = 1, 2, 4  # bits of the ``flags`` column
 _NONE = -1  # an absent version, cipher or message_seq
-#: evidence kinds: the column prefix and the pair's FrameSet attribute
-_EVIDENCE: Final = (("hello", "hello_frames"), ("hvr", "hvr_frames"), ("sh", "server_hello_frames"))
+#: evidence kinds: the column prefix, the pair's FrameSet attribute and how many of its first
+#: frames have columns (two hellos: AnyConnect's second carries the HelloVerifyRequest's cookie)
+_EVIDENCE: Final = (
+    ("hello", "hello_frames", 2),
+    ("hvr", "hvr_frames", 1),
+    ("sh", "server_hello_frames", 1),
+)
 
 _COLUMNS: Final[dict[str, type]] = {
     "key": np.uint64,
@@ -54,10 +59,12 @@ _COLUMNS: Final[dict[str, type]] = {
     "data_ts": np.float64,
     "seq0": np.int32,  # the first two distinct message_seq values of the hellos
     "seq1": np.int32,
+    **{f"{k}_n": np.uint32 for k, _a, _s in _EVIDENCE},
     **{
-        f"{k}_{c}": t
-        for k, _a in _EVIDENCE
-        for c, t in (("n", np.uint32), ("frame", np.int64), ("ts", np.float64))
+        f"{k}_{c}{i}": t
+        for k, _a, slots in _EVIDENCE
+        for i in range(slots)
+        for c, t in (("frame", np.int64), ("ts", np.float64))
     },
 }
 #: what one row costs in the columns (the side dicts hold only what is rare)
@@ -105,11 +112,14 @@ class DtlsTable:
                 key, ()
             )
             sets: dict[str, FrameSet | None] = {}
-            for kind, (prefix, attr) in enumerate(_EVIDENCE):
+            for kind, (prefix, attr, slots) in enumerate(_EVIDENCE):
                 n = c[f"{prefix}_n"][i]
                 if n:
-                    first = (c[f"{prefix}_frame"][i], c[f"{prefix}_ts"][i])
-                    sets[attr] = FrameSet("", "", [first, *more.get((kind, key), ())], n)
+                    firsts = [
+                        (c[f"{prefix}_frame{j}"][i], c[f"{prefix}_ts{j}"][i])
+                        for j in range(min(n, slots))
+                    ]
+                    sets[attr] = FrameSet("", "", [*firsts, *more.get((kind, key), ())], n)
                 else:
                     sets[attr] = FrameSet("", "") if kind == 0 else None
             rv, hv, cipher, resumed = (
@@ -136,8 +146,8 @@ class DtlsTable:
                     client_session_id=sids.get(key, b""),
                     resumed=None if resumed == _NONE else bool(resumed),
                     cipher=None if cipher == _NONE else cipher,
-                    server_ccs=bool(flags & _SERVER_CCS),
-                    client_ccs=bool(flags & _CLIENT_CCS),
+                    server_ccs=bool(flags & SERVER_CCS),
+                    client_ccs=bool(flags & CLIENT_CCS),
                     data_c2s=c["data_c2s"][i],
                     data_s2c=c["data_s2c"][i],
                     unified_c2s=c["unified_c2s"][i],
@@ -146,7 +156,7 @@ class DtlsTable:
                     if c["data_frame"][i] < 0
                     else (c["data_frame"][i], c["data_ts"][i]),
                     last_hello_ts=c["last_hello_ts"][i],
-                    handshake_seen=bool(flags & _HANDSHAKE),
+                    handshake_seen=bool(flags & HANDSHAKE),
                     key=key,
                     seen=c["seen"][i],
                     **sets,
@@ -181,9 +191,7 @@ class DtlsTable:
             values["first_hello_ts"].append(p.first_hello_ts or 0.0)
             values["last_hello_ts"].append(p.last_hello_ts)
             values["flags"].append(
-                _CLIENT_CCS * p.client_ccs
-                + _SERVER_CCS * p.server_ccs
-                + _HANDSHAKE * p.handshake_seen
+                CLIENT_CCS * p.client_ccs + SERVER_CCS * p.server_ccs + HANDSHAKE * p.handshake_seen
             )
             values["record_version"].append(_NONE if p.record_version is None else p.record_version)
             values["hello_version"].append(_NONE if p.hello_version is None else p.hello_version)
@@ -196,13 +204,14 @@ class DtlsTable:
             seqs = p.hello_seqs
             values["seq0"].append(seqs[0] if seqs else _NONE)
             values["seq1"].append(seqs[1] if len(seqs) > 1 else _NONE)
-            for prefix, attr in _EVIDENCE:
+            for prefix, attr, slots in _EVIDENCE:
                 fs = getattr(p, attr)
-                n = fs.count if fs is not None else 0
-                values[f"{prefix}_n"].append(n)
-                first = fs.frames[0] if n else (0, 0.0)
-                values[f"{prefix}_frame"].append(first[0])
-                values[f"{prefix}_ts"].append(first[1])
+                frames = fs.frames if fs is not None else []
+                values[f"{prefix}_n"].append(fs.count if fs is not None else 0)
+                for j in range(slots):
+                    frame, ts = frames[j] if j < len(frames) else (0, 0.0)
+                    values[f"{prefix}_frame{j}"].append(frame)
+                    values[f"{prefix}_ts{j}"].append(ts)
         for k, v in values.items():
             col = self.cols[k]
             col[rows] = np.array(v, col.dtype)
@@ -221,10 +230,10 @@ class DtlsTable:
             self.session_ids.pop(key, None)
         if len(p.hello_seqs) > 2:
             self.more_seqs[key] = p.hello_seqs[2:]
-        for kind, (_prefix, attr) in enumerate(_EVIDENCE):
+        for kind, (_prefix, attr, slots) in enumerate(_EVIDENCE):
             fs = getattr(p, attr)
-            if fs is not None and len(fs.frames) > 1:
-                self.more_frames[kind, key] = fs.frames[1:]
+            if fs is not None and len(fs.frames) > slots:
+                self.more_frames[kind, key] = fs.frames[slots:]
 
     def _grow(self, n: int) -> None:
         cap = len(self.cols["key"])
@@ -260,5 +269,20 @@ class DtlsTable:
         self.more_seqs = {k: v for k, v in self.more_seqs.items() if k in kept}
         self.more_frames = {k: v for k, v in self.more_frames.items() if k[1] in kept}
 
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.col("key").tolist())
+    def named(self, hashes: np.ndarray, names: Collection[str]) -> np.ndarray:
+        """Per address hash of this table: whether its address is one of ``names``."""
+        uniq, inv = np.unique(hashes, return_inverse=True)
+        hit = np.array([self.names[h] in names for h in uniq.tolist()], bool)
+        return hit[inv.reshape(-1)] if len(uniq) else np.zeros(len(hashes), bool)
+
+    def addresses(self, hashes: np.ndarray) -> set[str]:
+        """The addresses of ``hashes`` (each one an address of this table)."""
+        return {self.names[h] for h in np.unique(hashes).tolist()}
+
+    def session_id_hexes(self, rows: np.ndarray) -> set[str]:
+        """The client session ids (hex) of ``rows``; "" if one of them has none."""
+        keys = self.cols["key"][rows]
+        with_id = np.fromiter(self.session_ids, np.uint64, len(self.session_ids))
+        has = np.isin(keys, with_id)
+        out = {self.session_ids[k].hex() for k in keys[has].tolist()}
+        return out | ({""} if not has.all() else set())
