@@ -450,10 +450,11 @@ class Case:
         for d in self.dtls:
             t = d.det.table
             rows = np.flatnonzero(d.vpn)
-            sids |= t.session_id_hexes(rows) if len(rows) else set()
+            sids |= t.session_ids_among(rows, (x.session_id for x in self.options.tunnel_dtls))
             heads = rows[t.named(t.col("server_h")[rows], self.options.headends)]
             ends = np.unique(np.stack([t.col("client_h")[heads], t.col("server_h")[heads]]), axis=1)
-            tried |= {(t.names[c], t.names[s]) for c, s in ends.T.tolist()}
+            texts = t.texts(ends.reshape(-1))
+            tried |= {(texts[c], texts[s]) for c, s in ends.T.tolist()}
         tried |= {(t.client, t.headend) for t in self.options.tunnel_dtls if t.session_id in sids}
         for head in self.options.headends:
             by_client: dict[str, list] = {}

@@ -438,8 +438,7 @@ class DtlsDetector:
         """
         t = self.table
         out = (t.col("record_version") == DTLS1_BAD_VER) | (t.col("hello_version") == DTLS1_BAD_VER)
-        named = [k for k, sid in t.session_ids.items() if sid.hex() in session_ids]
-        out[t.rows_of(np.array(named, np.uint64))] = True
+        out |= t.with_session_id(h for h in session_ids if h)  # an empty one names no tunnel
         out |= with_tls | t.named(t.col("server_h"), headends)
         stun = member(t.col("key"), self.watch.stun_keys)
         return out | (~stun & (t.col("port") == mtu.DEFAULT_DTLS_PORT))
