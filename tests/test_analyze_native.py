@@ -97,6 +97,68 @@ def test_compiled_largest_equals_numpy_largest(
         assert v1.dtype == v2.dtype and np.array_equal(v1, v2, equal_nan=True)
 
 
+@needs_native
+@given(
+    st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=300, unique=True),
+    st.lists(st.lists(st.integers(0, 299), max_size=200), max_size=12),
+)
+@PROPS
+def test_compiled_key_index_equals_sorted_index(pool: list[int], batches: list[list[int]]) -> None:
+    """Batches of keys (repeats within and across batches, 0 and 2^64 - 1, enough new ones
+    to enlarge the slots several times): every key gets the same row from the hash table as
+    from the sorted twin, a new key the next row in the order its batch first holds it, and
+    each row keeps its key."""
+    fast, ref = engine.KeyIndex(), engine.KeyIndex(compiled=False)
+    assert fast._compiled and not ref._compiled
+    seen: dict[int, int] = {}
+    for batch in batches:
+        keys = np.array([pool[i % len(pool)] for i in batch], np.uint64)
+        before = np.array([seen.get(int(k), -1) for k in keys], np.int64)
+        assert np.array_equal(fast.find(keys), before)
+        assert np.array_equal(ref.find(keys), before)
+        for k in keys.tolist():
+            seen.setdefault(k, len(seen))
+        want = np.array([seen[int(k)] for k in keys], np.int64)
+        assert np.array_equal(fast.insert(keys), want)
+        assert np.array_equal(ref.insert(keys), want)
+        assert fast.n == ref.n == len(seen)
+        assert np.array_equal(fast.keys, ref.keys)
+        assert fast.keys.tolist() == list(seen)
+
+
+@given(
+    st.lists(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 9)), max_size=60), max_size=8)
+)
+@PROPS
+def test_key_table_counts_and_first_attributes(chunks: list[list[tuple[int, int]]]) -> None:
+    """A table fed chunk by chunk: per key its count, the attribute of its first row, and an
+    id in the order keys first appeared (a chunk's new keys in key order), as a dict says."""
+    table = engine.KeyTable(attr=np.int16)
+    ids: dict[int, int] = {}
+    count: dict[int, int] = {}
+    attr: dict[int, int] = {}
+    for chunk in chunks:
+        if not chunk:
+            continue
+        keys = np.array([k for k, _ in chunk], np.uint64)
+        new = sorted({k for k, _ in chunk} - set(ids))
+        assert table.add(keys, attr=np.array([a for _, a in chunk])) == len(new)
+        for k in new:
+            ids[k] = len(ids)
+        for k, a in chunk:
+            count[k] = count.get(k, 0) + 1
+            attr.setdefault(k, a)
+    order = sorted(ids, key=ids.get)
+    assert table.keys.tolist() == order
+    assert table.count.tolist() == [count[k] for k in order]
+    assert table["attr"].tolist() == [attr[k] for k in order]
+    assert table["attr"].dtype == np.int16
+    if order:
+        assert table.ids_of(np.array(order[::-1], np.uint64)).tolist() == [
+            ids[k] for k in order[::-1]
+        ]
+
+
 def assert_same_columns(chunk) -> None:
     fast, ref = dec.columns(chunk), dec.py_columns(chunk)
     for name in dec.COLUMN_NAMES:

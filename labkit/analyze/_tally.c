@@ -9,6 +9,13 @@
  * slot comes from the key's multiplicative hash, so unmixed keys spread too. largest() is the
  * same pass keeping each key's largest value (a host's latest sighting, a flow's largest
  * acknowledged segment), where numpy sorts every row to reduce them.
+ *
+ * find(), insert() and rehash() are the persistent index of engine.KeyIndex: the row of each
+ * key of a per-flow table whose rows are in the order their keys arrived. The caller owns
+ * every array (numpy, grown by doubling): the keys by row and a slot array of row numbers
+ * (-1: empty), at most half full. A chunk's new flows then cost a probe each, where a table
+ * sorted by key moved every row after them on every chunk: with millions of flows, that copy
+ * was most of the pass.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -127,7 +134,135 @@ largest(PyObject *self, PyObject *args)
     return run(args, "largest", 1);
 }
 
+PyDoc_STRVAR(find_doc,
+"find(slots, keys, query, rows) -> None\n\n"
+"slots: int32 (a power of two, at most half full); keys: uint64 by row; query: m uint64;\n"
+"rows: m int64, written with each query key's row, or -1 when it has none.");
+
+PyDoc_STRVAR(insert_doc,
+"insert(slots, keys, n, query, rows) -> n'\n\n"
+"As find(), but a query key without a row gets the next one (n, n + 1, ... in the order\n"
+"the query first holds them), its key written to keys[row]. The caller makes room first:\n"
+"keys for n + m rows, slots for twice that. Returns the rows now in use.");
+
+PyDoc_STRVAR(rehash_doc,
+"rehash(slots, keys, n) -> None\n\n"
+"Fill slots (all -1) with the rows 0..n of keys: after the slots were enlarged.");
+
+/* The slot of key (its own, or the empty one where it would go). */
+static inline size_t
+probe(const int32_t *slot, size_t mask, int bits, const uint64_t *keys, uint64_t key)
+{
+    size_t h = (size_t)((key * 0x9E3779B97F4A7C15ULL) >> (64 - bits));
+    while (slot[h] >= 0 && keys[slot[h]] != key)
+        h = (h + 1) & mask;
+    return h;
+}
+
+/* The slot array's size as log2, or -1 (with an exception) if it is not a power of two. */
+static int
+slot_bits(Py_ssize_t cap)
+{
+    int bits = 0;
+    while (((Py_ssize_t)1 << bits) < cap && bits < 62)
+        bits++;
+    if (cap < 2 || ((Py_ssize_t)1 << bits) != cap) {
+        PyErr_SetString(PyExc_ValueError, "slots: a power of two of int32 expected");
+        return -1;
+    }
+    return bits;
+}
+
+/* One entry point for the three index calls: which = 0 find, 1 insert, 2 rehash. */
+static PyObject *
+index_call(PyObject *args, int which)
+{
+    PyObject *so, *ko, *qo = NULL, *ro = NULL;
+    Py_ssize_t n = 0;
+    int ok;
+    if (which == 0)
+        ok = PyArg_ParseTuple(args, "OOOO", &so, &ko, &qo, &ro);
+    else if (which == 1)
+        ok = PyArg_ParseTuple(args, "OOnOO", &so, &ko, &n, &qo, &ro);
+    else
+        ok = PyArg_ParseTuple(args, "OOn", &so, &ko, &n);
+    if (!ok)
+        return NULL;
+    Py_buffer s = {0}, k = {0}, q = {0}, r = {0};
+    PyObject *result = NULL;
+    int keys_w = which == 1 ? PyBUF_WRITABLE : 0;
+    if (PyObject_GetBuffer(so, &s, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0 ||
+        PyObject_GetBuffer(ko, &k, PyBUF_C_CONTIGUOUS | keys_w) < 0)
+        goto done;
+    if (qo && (PyObject_GetBuffer(qo, &q, PyBUF_C_CONTIGUOUS) < 0 ||
+               PyObject_GetBuffer(ro, &r, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0))
+        goto done;
+    Py_ssize_t cap = s.len / 4, n_keys = k.len / 8, m = q.len / 8;
+    int bits = slot_bits(cap);
+    if (bits < 0)
+        goto done;
+    if (s.len % 4 || k.len % 8 || q.len % 8 || r.len != q.len || n < 0 || n > n_keys ||
+        (which == 1 && (n + m > n_keys || 2 * (n + m) > cap)) || 2 * n > cap) {
+        PyErr_SetString(PyExc_ValueError, "index: arrays of the wrong size for the rows");
+        goto done;
+    }
+    int32_t *slot = s.buf;
+    uint64_t *keys = k.buf;
+    const uint64_t *query = q.buf;
+    int64_t *rows = r.buf;
+    size_t mask = (size_t)cap - 1;
+    Py_BEGIN_ALLOW_THREADS
+    if (which == 2) {
+        for (Py_ssize_t i = 0; i < n; i++)
+            slot[probe(slot, mask, bits, keys, keys[i])] = (int32_t)i;
+    } else {
+        for (Py_ssize_t i = 0; i < m; i++) {
+            size_t h = probe(slot, mask, bits, keys, query[i]);
+            if (slot[h] >= 0) {
+                rows[i] = slot[h];
+            } else if (which == 1) {
+                keys[n] = query[i];
+                slot[h] = (int32_t)n;
+                rows[i] = n++;
+            } else {
+                rows[i] = -1;
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = which == 1 ? PyLong_FromSsize_t(n) : Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&s);
+    PyBuffer_Release(&k);
+    if (q.obj)
+        PyBuffer_Release(&q);
+    if (r.obj)
+        PyBuffer_Release(&r);
+    return result;
+}
+
+static PyObject *
+find(PyObject *self, PyObject *args)
+{
+    return index_call(args, 0);
+}
+
+static PyObject *
+insert(PyObject *self, PyObject *args)
+{
+    return index_call(args, 1);
+}
+
+static PyObject *
+rehash(PyObject *self, PyObject *args)
+{
+    return index_call(args, 2);
+}
+
 static PyMethodDef methods[] = {
+    {"find", find, METH_VARARGS, find_doc},
+    {"insert", insert, METH_VARARGS, insert_doc},
+    {"rehash", rehash, METH_VARARGS, rehash_doc},
     {"tally", tally, METH_VARARGS, tally_doc},
     {"largest", largest, METH_VARARGS, largest_doc},
     {NULL, NULL, 0, NULL},

@@ -122,45 +122,154 @@ def last_of(keys: np.ndarray, sorted_keys: np.ndarray, times: np.ndarray) -> np.
     return out
 
 
-class KeyTable:
-    """Per-key counts across chunks: sorted 64-bit keys, each with a count, an id (the order
-    in which keys first appeared) and attribute columns taken from its first row. The shape of
-    every "per flow / per pair x size" table: memory follows the keys, never the packets."""
+def grown(a: np.ndarray, n: int) -> np.ndarray:
+    """``a`` with room for ``n`` items (its own items kept, the new ones zero), doubled so that
+    a table growing by a few rows per chunk is copied a logarithmic number of times."""
+    if n <= len(a):
+        return a
+    out = np.zeros(max(n, 2 * len(a), 16), a.dtype)
+    out[: len(a)] = a
+    return out
+
+
+class Appended:
+    """Columns that rows are appended to, chunk after chunk (kept evidence frames): grown by
+    doubling, so that appending costs what is appended, never a copy of all that came before."""
 
     def __init__(self, **dtypes: type) -> None:
-        self.keys = np.zeros(0, np.uint64)
-        self.count = np.zeros(0, np.int64)
-        self.ids = np.zeros(0, np.int64)
-        self.cols: dict[str, np.ndarray] = {name: np.zeros(0, dt) for name, dt in dtypes.items()}
+        self.n = 0
+        self._cols: dict[str, np.ndarray] = {name: np.zeros(0, dt) for name, dt in dtypes.items()}
 
     def __getitem__(self, name: str) -> np.ndarray:
-        return self.cols[name]
+        return self._cols[name][: self.n]
+
+    def append(self, **values: np.ndarray) -> None:
+        """One array per column, all of one length."""
+        end = self.n + len(next(iter(values.values())))
+        for name, v in values.items():
+            col = self._cols[name] = grown(self._cols[name], end)
+            col[self.n : end] = v
+        self.n = end
+
+
+class KeyIndex:
+    """The row of each 64-bit key of a table whose rows are in the order the keys arrived
+    (the i-th key ever added is row i).
+
+    A hash table of row numbers (``_tally.c``): adding a chunk's new keys costs a probe each
+    whatever the table's size, where a table sorted by key moved every later row on every
+    chunk (with millions of flows, that copying was most of the pass). ``compiled=False`` (or
+    an install without a C compiler) keeps a sorted copy of the keys instead: the same rows,
+    with the old cost; the tests hold the two equal."""
+
+    def __init__(self, compiled: bool = True) -> None:
+        self.n = 0
+        self._keys = np.zeros(16, np.uint64)  # by row; the rows beyond n are room
+        self._compiled = compiled and _tally is not None
+        self._slots = np.full(32, -1, np.int32)  # compiled: row numbers, at most half full
+        self._sorted = np.zeros(0, np.uint64)  # otherwise: the keys sorted, and their rows
+        self._sorted_rows = np.zeros(0, np.int64)
+
+    @property
+    def keys(self) -> np.ndarray:
+        """The keys by row."""
+        return self._keys[: self.n]
+
+    def find(self, query: np.ndarray) -> np.ndarray:
+        """Each key's row, -1 for a key without one."""
+        q = np.ascontiguousarray(query, np.uint64)
+        rows = np.empty(len(q), np.int64)
+        if self._compiled:
+            _tally.find(self._slots, self._keys, q, rows)
+            return rows
+        rows[:] = -1
+        if len(self._sorted):
+            pos = np.minimum(np.searchsorted(self._sorted, q), len(self._sorted) - 1)
+            hit = self._sorted[pos] == q
+            rows[hit] = self._sorted_rows[pos[hit]]
+        return rows
+
+    def insert(self, query: np.ndarray) -> np.ndarray:
+        """Each key's row; a key without one gets the next, in the order ``query`` first
+        holds them."""
+        q = np.ascontiguousarray(query, np.uint64)
+        need = self.n + len(q)
+        self._keys = grown(self._keys, need)
+        if self._compiled:
+            if 2 * need > len(self._slots):
+                cap = len(self._slots)
+                while cap < 2 * need:
+                    cap *= 2
+                self._slots = np.full(cap, -1, np.int32)
+                _tally.rehash(self._slots, self._keys, self.n)
+            rows = np.empty(len(q), np.int64)
+            self.n = _tally.insert(self._slots, self._keys, self.n, q, rows)
+            return rows
+        rows = self.find(q)
+        if (rows < 0).any():
+            uk, first = np.unique(q[rows < 0], return_index=True)
+            fresh = uk[np.argsort(first)]  # in order of first appearance
+            ids = np.arange(self.n, self.n + len(fresh))
+            self._keys[self.n : self.n + len(fresh)] = fresh
+            self.n += len(fresh)
+            at = np.searchsorted(self._sorted, uk)
+            self._sorted = np.insert(self._sorted, at, uk)
+            self._sorted_rows = np.insert(self._sorted_rows, at, ids[np.argsort(np.argsort(first))])
+            rows = self.find(q)
+        return rows
+
+
+class KeyTable:
+    """Per-key counts across chunks: one row per 64-bit key, in the order the keys first
+    appeared (a row's number is its key's id; a chunk's new keys take theirs in key order),
+    with a count and attribute columns taken from the key's first row. The shape of every
+    "per flow / per pair x size" table: memory follows the keys, never the packets, and a new
+    key costs the same in a table of ten rows or ten million (:class:`KeyIndex`; the columns
+    grow by doubling)."""
+
+    def __init__(self, **dtypes: type) -> None:
+        self.index = KeyIndex()
+        self._count = np.zeros(0, np.int64)
+        self._cols: dict[str, np.ndarray] = {name: np.zeros(0, dt) for name, dt in dtypes.items()}
+
+    @property
+    def keys(self) -> np.ndarray:
+        """The keys by id."""
+        return self.index.keys
+
+    @property
+    def count(self) -> np.ndarray:
+        return self._count[: self.index.n]
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Each row's id: its number."""
+        return np.arange(self.index.n)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._cols[name][: self.index.n]
 
     def add(self, keys: np.ndarray, **values: np.ndarray) -> int:
         """Count each row under its key; a new key takes its attributes from its first row
         (``values``: one array per column, aligned with ``keys``). Returns how many keys are new.
-
-        New keys join with one sorted insert per call (linear in the table, never a re-sort),
-        and every column keeps the dtype it was declared with (narrow columns stay narrow)."""
+        Every column keeps the dtype it was declared with (narrow columns stay narrow)."""
         uk, first, counts = tally(keys)
-        pos = np.minimum(np.searchsorted(self.keys, uk), max(len(self.keys) - 1, 0))
-        found = self.keys[pos] == uk if len(self.keys) else np.zeros(len(uk), bool)
-        self.count[pos[found]] += counts[found]
-        new = ~found
-        n_new = int(np.count_nonzero(new))
-        if n_new:
+        before = self.index.n
+        rows = self.index.insert(uk)  # sorted: new keys numbered in key order
+        n = self.index.n
+        self._count = grown(self._count, n)
+        self._count[rows] += counts
+        new = rows >= before
+        if n > before:
             f = first[new]
-            at = np.searchsorted(self.keys, uk[new])
-            self.keys = np.insert(self.keys, at, uk[new])
-            self.count = np.insert(self.count, at, counts[new])
-            self.ids = np.insert(self.ids, at, np.arange(len(self.ids), len(self.ids) + n_new))
-            for name, col in self.cols.items():
-                self.cols[name] = np.insert(col, at, values[name][f].astype(col.dtype))
-        return n_new
+            for name, col in self._cols.items():
+                col = self._cols[name] = grown(col, n)
+                col[rows[new]] = values[name][f].astype(col.dtype)
+        return n - before
 
     def ids_of(self, keys: np.ndarray) -> np.ndarray:
         """The id of each key (every one of them already added)."""
-        return self.ids[np.searchsorted(self.keys, keys)]
+        return self.index.find(keys)
 
 
 #: rows each per-flow table of one file keeps at once: the largest row is ~100 bytes, so one

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from labkit.analyze import decode as dec
-from labkit.analyze.engine import ChunkView, KeyTable, tally
+from labkit.analyze.engine import Appended, ChunkView, KeyTable, grown, tally
 from labkit.analyze.evidence import MAX_FRAMES, any_of, paren
 
 
@@ -47,9 +47,7 @@ class MssDetector:
         # (synack, MSS, IP version, server) -> count; its first frames, by the key's id
         self.table = KeyTable(synack=bool, mss=np.uint16, ipver=np.uint8, server=np.uint64)
         self.kept = np.zeros(0, np.uint8)  # per id: frames kept (at most MAX_FRAMES)
-        self.f_id = np.zeros(0, np.int64)  # the kept frames, in the order they came
-        self.f_frame = np.zeros(0, np.int64)
-        self.f_ts = np.zeros(0)
+        self.frames = Appended(id=np.int64, frame=np.int64, ts=np.float64)  # as they came
 
     def feed(self, view: ChunkView) -> None:
         c = view.cols
@@ -83,9 +81,8 @@ class MssDetector:
             | synack.astype(np.uint64)
         )
         key = dec.mix64(server ^ dec.mix64(tag))
-        new = self.table.add(key, synack=synack, mss=mss, ipver=ipver, server=server)
-        if new:
-            self.kept = np.concatenate([self.kept, np.zeros(new, np.uint8)])
+        if self.table.add(key, synack=synack, mss=mss, ipver=ipver, server=server):
+            self.kept = grown(self.kept, len(self.table.keys))
         # First frames per (direction, MSS, version, server), while it has room: each row's
         # rank among its key's rows of this chunk says whether it still fits.
         ent = self.table.ids_of(key)
@@ -100,9 +97,7 @@ class MssDetector:
         rank = np.arange(len(es)) - np.repeat(starts, sizes)
         fits = rank + self.kept[es] < MAX_FRAMES
         take = rows[needy[o[fits]]]
-        self.f_id = np.concatenate([self.f_id, es[fits]])
-        self.f_frame = np.concatenate([self.f_frame, view.frames[take]])
-        self.f_ts = np.concatenate([self.f_ts, view.ts[take]])
+        self.frames.append(id=es[fits], frame=view.frames[take], ts=view.ts[take])
         first = es[starts]
         self.kept[first] = np.minimum(self.kept[first].astype(np.int64) + sizes, MAX_FRAMES)
 
@@ -118,8 +113,9 @@ class MssDetector:
         ids, counts = t.ids[m], t.count[m]
         if not len(ids):
             return [], 0
-        mine = np.isin(self.f_id, ids)
-        fid, frames, times = self.f_id[mine], self.f_frame[mine], self.f_ts[mine]
+        kept = self.frames
+        mine = np.isin(kept["id"], ids)
+        fid, frames, times = kept["id"][mine], kept["frame"][mine], kept["ts"][mine]
         short = ids[self.kept[ids].astype(np.int64) < counts]
         if len(short):
             # Each server's frames were kept in frame order: its last kept is its largest.

@@ -8,9 +8,10 @@ to a server begins, the time of the last packet of the session just before it on
 (client, server, port) *before* the new one started is recorded: that is the reconnect gap
 (``vpn-reconnect gap_s``).
 
-State is columnar: one row of numpy columns per session (about 100 bytes), sorted by flow hash,
-and new sessions join it once per chunk with a sorted insert; nothing is done per ClientHello
-in Python. Addresses are kept as the IPv4 integers, their 64-bit hashes recomputed when asked
+State is columnar: one row of numpy columns per session (about 100 bytes), in the order the
+sessions began, found by flow hash through a :class:`~labkit.analyze.engine.KeyIndex`; new
+sessions are appended once per chunk (a chunk's cost never depends on how many sessions came
+before), and nothing is done per ClientHello in Python. Addresses are kept as the IPv4 integers, their 64-bit hashes recomputed when asked
 (IPv6 text and hashes in side tables: only those addresses are ever decoded). :attr:`TlsDetector.sessions` and
 :attr:`TlsDetector.by_endpoint` build :class:`TlsSession` objects only when the case stage
 asks. The file's :class:`~labkit.analyze.engine.FlowBudget` bounds the table: beyond it the
@@ -28,13 +29,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from labkit.analyze import decode as dec
-from labkit.analyze.engine import ChunkView, FlowBudget, tally
+from labkit.analyze.engine import Appended, ChunkView, FlowBudget, KeyIndex, grown, tally
 from labkit.analyze.evidence import dst_field, src_field
 
 _TABLE = "TLS session"  # this table's name in the budget's counts
 _REL_BITS = 22  # frames of one chunk relative to its first: < 2^21 (a 16 MiB chunk)
 _COLUMNS = {
-    "key": np.uint64,  # client -> server flow hash (the table is sorted by it)
+    # and "key", the client -> server flow hash: the index's own column (:attr:`TlsDetector.t`)
     # IPv4 client and server (0: IPv6, text and hashes in side tables); an IPv4 address's
     # hash is recomputed from it when asked (:meth:`TlsDetector._hashes`), never stored
     "c4": np.uint32,
@@ -117,9 +118,10 @@ class TlsDetector:
         self.file = file
         self.budget = budget or FlowBudget()
         self.client_hellos = 0  # TCP payloads starting with a ClientHello (a census count)
-        self.t = {name: np.zeros(0, dt) for name, dt in _COLUMNS.items()}
-        # Latest session per endpoint: sorted endpoint hashes and that session's key.
-        self._ep = np.zeros(0, np.uint64)
+        self._rows = Appended(**_COLUMNS)  # one per session, in the order they began
+        self._index = KeyIndex()  # session key -> row
+        # Latest session per endpoint: the endpoint hashes' rows, and that session's key.
+        self._ep = KeyIndex()
         self._ep_key = np.zeros(0, np.uint64)
         self._v6: dict[int, str] = {}  # IPv6 address hash -> text
         self._v6_h: dict[int, tuple[int, int]] = {}  # session key -> (client, server) hashes
@@ -127,6 +129,16 @@ class TlsDetector:
         # First SYN (no ACK) per flow of the previous chunk: a ClientHello may follow its SYN
         # across a chunk edge.
         self._prev_syns = (np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0))
+
+    @property
+    def t(self) -> dict[str, np.ndarray]:
+        """The table's columns (views: writing through them updates the table), the session
+        keys among them."""
+        return {"key": self._index.keys} | {name: self._rows[name] for name in _COLUMNS}
+
+    def _find(self, keys: np.ndarray) -> np.ndarray:
+        """Row of each session key, or -1."""
+        return self._index.find(keys)
 
     # --- the scan -------------------------------------------------------------------------
     def feed(self, view: ChunkView) -> None:
@@ -142,7 +154,7 @@ class TlsDetector:
             if len(hello):
                 self._register(view, hello, syns)
         self._prev_syns = syns
-        if len(self.t["key"]):
+        if self._rows.n:
             self._fold(view)
 
     def _register(self, view: ChunkView, hello: np.ndarray, syns) -> None:
@@ -150,7 +162,7 @@ class TlsDetector:
         c = view.cols
         uk, first, _n = tally(view.tcp_keys()[0][hello])
         r = hello[first]
-        fresh = _lookup(self.t["key"], uk) < 0
+        fresh = self._find(uk) < 0
         r = np.sort(r[fresh])  # frame order: the order sessions begin in
         if not len(r):
             return
@@ -186,10 +198,8 @@ class TlsDetector:
             "last_ts": ts,
         }
         new["quiet"] = start_ts - self._previous(view, new, start_frame)
-        o = np.argsort(key)
-        at = np.searchsorted(self.t["key"], key[o])
-        for name, dt in _COLUMNS.items():
-            self.t[name] = np.insert(self.t[name], at, np.asarray(new[name], dt)[o])
+        self._index.insert(key)  # all new: their rows follow the table's, in this order
+        self._rows.append(**{name: np.asarray(new[name], dt) for name, dt in _COLUMNS.items()})
         keep = self.budget.trim(_TABLE, self.t["last_ts"])
         if keep is not None:
             self._evict(keep)
@@ -216,12 +226,12 @@ class TlsDetector:
         last_frame[inner] = new["hello_frame"][before]
         # The first of each endpoint: the table's latest session there, if any.
         firsts = o[head]
-        at = _lookup(self._ep, ep[firsts])
+        at = self._ep.find(ep[firsts])
         known = at >= 0
         if known.any():
             f = firsts[known]
             pk = self._ep_key[at[known]]
-            idx = _lookup(self.t["key"], pk)
+            idx = self._find(pk)
             ok = idx >= 0  # evicted sessions leave no gap to measure
             f, pk, idx = f[ok], pk[ok], idx[ok]
             prev[f] = pk
@@ -238,7 +248,7 @@ class TlsDetector:
             prev_rev = np.zeros(n, np.uint64)
             prev_rev[inner] = rev[before]
             if known.any():
-                idx = _lookup(self.t["key"], prev[firsts])
+                idx = self._find(prev[firsts])
                 ok = idx >= 0
                 ports = self.t["ports"][idx[ok]]
                 ch, sh = self._hashes(idx[ok])
@@ -250,14 +260,9 @@ class TlsDetector:
     def _remember_latest(self, ep: np.ndarray, keys: np.ndarray) -> None:
         """The endpoint table: each endpoint's latest session (the last of this chunk's)."""
         ue, last = np.unique(ep[::-1], return_index=True)
-        latest = keys[::-1][last]
-        at = _lookup(self._ep, ue)
-        old = at >= 0
-        self._ep_key[at[old]] = latest[old]
-        if (~old).any():
-            pos = np.searchsorted(self._ep, ue[~old])
-            self._ep = np.insert(self._ep, pos, ue[~old])
-            self._ep_key = np.insert(self._ep_key, pos, latest[~old])
+        rows = self._ep.insert(ue)
+        self._ep_key = grown(self._ep_key, self._ep.n)
+        self._ep_key[rows] = keys[::-1][last]
 
     def _last_before(
         self, view: ChunkView, keys: np.ndarray, frames: np.ndarray, want: np.ndarray
@@ -289,7 +294,7 @@ class TlsDetector:
         fwd, rev = view.tcp_keys()
         last = g.last
         for k in (fwd[g.first], rev[g.first]):
-            idx = _lookup(self.t["key"], k)
+            idx = self._find(k)
             hit = idx >= 0
             i, rows = idx[hit], last[hit]
             fr = view.frames[rows]
@@ -304,12 +309,20 @@ class TlsDetector:
 
     def _evict(self, keep: np.ndarray) -> None:
         """Keep only the rows ``keep`` (the budget chose the sessions quiet for the longest)."""
-        self.t = {name: col[keep] for name, col in self.t.items()}
+        t = self.t
+        rows = Appended(**_COLUMNS)
+        rows.append(**{name: t[name][keep] for name in _COLUMNS})
+        self._rows, self._index = rows, KeyIndex()
+        self._index.insert(t["key"][keep])
         if self._v6_h:
             kept = set(self.t["key"][(self.t["c4"] == 0) | (self.t["s4"] == 0)].tolist())
             self._v6_h = {k: h for k, h in self._v6_h.items() if k in kept}
-        alive = _lookup(self.t["key"], self._ep_key) >= 0
-        self._ep, self._ep_key = self._ep[alive], self._ep_key[alive]
+        ep_key = self._ep_key[: self._ep.n]
+        alive = self._find(ep_key) >= 0
+        endpoints = self._ep.keys[alive]
+        self._ep = KeyIndex()
+        self._ep.insert(endpoints)
+        self._ep_key = ep_key[alive].copy()
 
     def _hashes(self, idx: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
         """Client and server address hashes of rows ``idx``: an IPv4 address's is recomputed
@@ -432,13 +445,13 @@ class _SessionView(Mapping[int, TlsSession]):
         self._det = det
 
     def __getitem__(self, key: int) -> TlsSession:
-        i = int(_lookup(self._det.t["key"], np.array([key], np.uint64))[0])
+        i = int(self._det._find(np.array([key], np.uint64))[0])
         if i < 0:
             raise KeyError(key)
         return self._det._session(i)
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self._det.t["key"].tolist())
+        return iter(np.sort(self._det.t["key"]).tolist())
 
     def __len__(self) -> int:
         return len(self._det.t["key"])
@@ -448,11 +461,12 @@ class _SessionView(Mapping[int, TlsSession]):
 
 
 class _SessionValues(ValuesView[TlsSession]):
-    """The sessions in table order, made row by row rather than by one key lookup each."""
+    """The sessions in key order (as the mapping iterates), made row by row rather than by
+    one key lookup each."""
 
     def __init__(self, view: _SessionView) -> None:
         super().__init__(view)
         self._det = view._det
 
     def __iter__(self) -> Iterator[TlsSession]:
-        return (self._det._session(i) for i in range(len(self._det.t["key"])))
+        return (self._det._session(i) for i in np.argsort(self._det.t["key"]).tolist())
