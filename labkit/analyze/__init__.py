@@ -202,7 +202,7 @@ def _vpn_sessions(
 
     named = {t.session_id for t in options.tunnel_dtls}
     out = {
-        k: {p.client_session_id.hex() for p in ff.dtls.pairs.values()} & named
+        k: ff.dtls.table.session_ids_among(np.arange(len(ff.dtls.table)), named)
         for k, ff in facts.items()
     }
     for path, rep in decrypted:

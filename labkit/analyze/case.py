@@ -35,7 +35,7 @@ from labkit.analyze import decode as dec
 from labkit.analyze import pmtud
 from labkit.analyze.detectors import FileFacts
 from labkit.analyze.detectors.coverage import blind_spots, unjudged_black_holes
-from labkit.analyze.detectors.dtlspairs import DtlsPair, anyconnect_like, with_tls_sessions
+from labkit.analyze.detectors.dtlspairs import DtlsDetector, DtlsPair, with_tls_sessions
 from labkit.analyze.detectors.icmp import FragNeeded, IcmpDetector
 from labkit.analyze.detectors.mss import SynGroup, SynSelection
 from labkit.analyze.detectors.retrans import MIN_COPIES, Candidate
@@ -103,20 +103,23 @@ class Case:
         self.facts = facts
         self.reports = reports
         self.options = options
-        pairs = [p for f in facts.values() for p in f.dtls.pairs.values()]
-        tls = with_tls_sessions(pairs, (f.tls for f in facts.values())).tolist()
         sids = {t.session_id for t in options.tunnel_dtls}
-        vpn = [anyconnect_like(p, w, options.headends, sids) for p, w in zip(pairs, tls)]
-        self.dtls_pairs = [p for p, v in zip(pairs, vpn) if v]  # only these feed VPN findings
-        self.other_dtls = [p for p, v in zip(pairs, vpn) if not v]
-        self._unanswered_ids = self._dtls_unanswered()
+        vpn = []
+        for f in facts.values():
+            t = f.dtls.table
+            tls = with_tls_sessions(
+                t.col("client_h"), t.col("server_h"), (ff.tls for ff in facts.values())
+            )
+            vpn.append(f.dtls.anyconnect(tls, options.headends, sids))
+        self.dtls = self._dtls_unanswered([f.dtls for f in facts.values()], vpn)
         self.headends = self._headends()
         self._head_hashes = np.array(sorted(dec.addr_hash(h) for h in self.headends), np.uint64)
         self._points = {file: self._capture_point(file) for file in facts}
 
     # --- who is who ----------------------------------------------------------------------
     def _headends(self) -> set[str]:
-        return set(self.options.headends) | {p.server for p in self.dtls_pairs}
+        servers = (d.det.table.addresses(d.det.table.col("server_h")[d.vpn]) for d in self.dtls)
+        return set(self.options.headends).union(*servers)
 
     def capture_point(self, file: str) -> tuple[str, str, str]:
         """(point, why, what it cannot show) for one file."""
@@ -126,9 +129,9 @@ class Case:
         f = self.facts[file]
         rep = self.reports[file]
         transport = f.tls.servers_among(self.headends)
-        dtls = [p for p in f.dtls.pairs.values() if p.server in self.headends]
+        dtls = f.dtls.table.addresses(f.dtls.table.col("server_h")) & self.headends
         if transport or dtls:
-            heads = sorted(transport | {p.server for p in dtls})
+            heads = sorted(transport | dtls)
             what = " and ".join(
                 x for x in ("TLS" if transport else "", "DTLS" if dtls else "") if x
             )
@@ -204,16 +207,24 @@ class Case:
 
     def _dtls(self) -> list[Finding]:
         listing = _Listing()
-        for p in self.dtls_pairs:
-            if p.established:
-                listing.add("dtls-established", p, self._established)
-            elif self._unanswered(p) or (
-                p.hvr.count and not p.server_hello.count and p.cookie_hellos and p.attempts >= 2
-            ):
-                listing.add("dtls-unanswered", p, self._unanswered_finding)
-            if p.port != DEFAULT_VPN_PORT and p.attempts:
-                kind = "dtls-nondefault-port " + ("info" if p.established else "warning")
-                listing.add(kind, p, self._nondefault_port)
+        for i, d in enumerate(self.dtls):
+            t, file = d.det.table, (i, d.det)
+            established = d.det.established()
+            cookies_only = (
+                (t.col("hvr_n") > 0)
+                & (t.col("sh_n") == 0)
+                & (t.col("cookie") > 0)
+                & (t.col("distinct") >= 2)
+            )
+            unanswered = ~established & (d.unanswered | cookies_only)
+            other_port = (t.col("port") != DEFAULT_VPN_PORT) & (t.col("distinct") > 0)
+            # A pair's first kind comes before its second: kinds are listed in that order.
+            listing.add("dtls-established", self._established, file, d.vpn & established, 0)
+            listing.add("dtls-unanswered", self._unanswered_finding, file, d.vpn & unanswered, 0)
+            nondefault = d.vpn & other_port
+            kind = "dtls-nondefault-port "
+            listing.add(kind + "info", self._nondefault_port, file, nondefault & established, 1)
+            listing.add(kind + "warning", self._nondefault_port, file, nondefault & ~established, 1)
         return listing.findings()
 
     def _established(self, p: DtlsPair) -> _PairFinding:
@@ -297,8 +308,8 @@ class Case:
         """DTLS that is not a VPN tunnel (WebRTC after STUN, CoAP, CAPWAP, test servers):
         described, never judged as the VPN's DTLS."""
         listing = _Listing()
-        for p in self.other_dtls:
-            listing.add("dtls-other", p, self._other)
+        for i, d in enumerate(self.dtls):
+            listing.add("dtls-other", self._other, (i, d.det), ~d.vpn, 0)
         return listing.findings()
 
     def _other(self, p: DtlsPair) -> _PairFinding:
@@ -329,28 +340,37 @@ class Case:
             attempts=p.attempts if p.handshake_seen else None,
         )
 
-    def _dtls_unanswered(self) -> set[int]:
-        """``id()`` of the DTLS pairs unanswered, their coverage after the last ClientHello
-        proven by any of the case's files: a capture split by protocol has the hellos in its
-        UDP file and the client's and server's later packets (the TLS tunnel it fell back to)
-        in another. One vectorized look-up per file, however many pairs."""
-        pairs = [p for p in self.dtls_pairs if p.unanswered_if(True)]
-        if not pairs:
-            return set()
-        client = np.array([p.client_h for p in pairs], np.uint64)
-        server = np.array([p.server_h for p in pairs], np.uint64)
-        seen_c = np.full(len(pairs), -np.inf)
-        seen_s = np.full(len(pairs), -np.inf)
-        for ff in self.facts.values():
-            for table in (ff.hosts.last_sent, ff.dtls.watch.last_seen):
-                seen_c = np.maximum(seen_c, table(client))
-                seen_s = np.maximum(seen_s, table(server))
-        hello = np.array([p.last_hello_ts for p in pairs])
-        covered = (np.minimum(seen_c, seen_s) > hello).tolist()
-        return {id(p) for p, c in zip(pairs, covered) if c}
+    def _dtls_unanswered(
+        self, dets: Sequence[DtlsDetector], vpn: Sequence[np.ndarray]
+    ) -> list[_DtlsRows]:
+        """Each file's pairs with the VPN ones unanswered: retried, and their coverage after
+        the last ClientHello proven by any of the case's files (a capture split by protocol
+        has the hellos in its UDP file and the client's and server's later packets, the TLS
+        tunnel it fell back to, in another). One vectorized look-up per file, however many
+        pairs."""
+        retried = [d.retried() & v for d, v in zip(dets, vpn)]
+        client = np.concatenate([d.table.col("client_h")[r] for d, r in zip(dets, retried)])
+        server = np.concatenate([d.table.col("server_h")[r] for d, r in zip(dets, retried)])
+        hello = np.concatenate([d.table.col("last_hello_ts")[r] for d, r in zip(dets, retried)])
+        seen_c = np.full(len(client), -np.inf)
+        seen_s = np.full(len(client), -np.inf)
+        if len(client):
+            for ff in self.facts.values():
+                for table in (ff.hosts.last_sent, ff.dtls.watch.last_seen):
+                    seen_c = np.maximum(seen_c, table(client))
+                    seen_s = np.maximum(seen_s, table(server))
+        covered = np.minimum(seen_c, seen_s) > hello
+        out, at = [], 0
+        for d, v, r in zip(dets, vpn, retried):
+            unanswered = r.copy()
+            n = int(np.count_nonzero(r))
+            unanswered[r] = covered[at : at + n]
+            at += n
+            out.append(_DtlsRows(d, v, r, unanswered))
+        return out
 
-    def _unanswered(self, p: DtlsPair) -> bool:
-        return id(p) in self._unanswered_ids
+    def _any_unanswered(self) -> bool:
+        return any(d.unanswered.any() for d in self.dtls)
 
     def cannot_tell(self, label: str) -> tuple[str, ...]:
         """What ``label``'s packets leave open: DTLS ClientHellos retried with no answer
@@ -358,17 +378,16 @@ class Case:
         answer would not have shown either (a capture stopped, or split by protocol with the
         other part missing). Neither "unanswered" nor "fine": said, so a reader knows; one
         line for many pairs, so a busy capture's report still fits a screen."""
-        open_ = [
-            p
-            for p in self.dtls_pairs
-            if p.file == label and p.unanswered_if(True) and not self._unanswered(p)
-        ]
+        open_rows = [(d.det, d.retried & ~d.unanswered) for d in self.dtls if d.det.file == label]
+        n_open = sum(int(np.count_nonzero(m)) for _det, m in open_rows)
+        firsts = [det.pairs_at(np.flatnonzero(m)[:1]) for det, m in open_rows]
+        open_ = [p for first in firsts for p in first]
         why = (
             "no capture shows the client or the server after the last one (capture longer, "
             "or add the TCP part of the same capture)"
         )
         snap = self._snap_cannot_tell(label)
-        if len(open_) == 1:
+        if n_open == 1:
             p = open_[0]
             what = (
                 f"the {p.attempts} DTLS ClientHello(s) from {p.client} to {p.server} UDP {p.port}"
@@ -376,7 +395,7 @@ class Case:
         elif open_:
             p = open_[0]
             what = (
-                f"the DTLS ClientHellos of {len(open_)} client/server pairs (e.g. {p.client} to "
+                f"the DTLS ClientHellos of {n_open} client/server pairs (e.g. {p.client} to "
                 f"{p.server} UDP {p.port})"
             )
         else:
@@ -430,8 +449,16 @@ class Case:
         out: list[Finding] = []
         if not self.options.headends or not self.facts:  # only a declared head-end can
             return out  # miss its DTLS
-        tried = {(p.client, p.server) for p in self.dtls_pairs}
-        sids = {p.client_session_id.hex() for p in self.dtls_pairs}  # tried through NAT
+        tried: set[tuple[str, str]] = set()
+        sids: set[str] = set()  # tried through NAT
+        for d in self.dtls:
+            t = d.det.table
+            rows = np.flatnonzero(d.vpn)
+            sids |= t.session_ids_among(rows, (x.session_id for x in self.options.tunnel_dtls))
+            heads = rows[t.named(t.col("server_h")[rows], self.options.headends)]
+            ends = np.unique(np.stack([t.col("client_h")[heads], t.col("server_h")[heads]]), axis=1)
+            texts = t.texts(ends.reshape(-1))
+            tried |= {(texts[c], texts[s]) for c, s in ends.T.tolist()}
         tried |= {(t.client, t.headend) for t in self.options.tunnel_dtls if t.session_id in sids}
         files = list(self.facts.values())
         for head in self.options.headends:
@@ -484,10 +511,19 @@ class Case:
         if not wanted:  # no client with two sessions to a head-end: nothing to reconnect
             return out
         hellos: dict[tuple[str, str], list[float]] = {}
-        for p in self.dtls_pairs:
-            if (p.client, p.server) in wanted and p.attempts:
-                times = [t for _f, t in p.hellos.frames] + [p.last_hello_ts]
-                hellos.setdefault((p.client, p.server), []).extend(times)
+        clients, servers = {c for c, _s in wanted}, {s for _c, s in wanted}
+        for d in self.dtls:
+            t = d.det.table
+            maybe = (
+                d.vpn
+                & (t.col("distinct") > 0)
+                & t.named(t.col("client_h"), clients)
+                & t.named(t.col("server_h"), servers)
+            )
+            for p in d.det.pairs_at(np.flatnonzero(maybe)):
+                if (p.client, p.server) in wanted:
+                    times = [t for _f, t in p.hellos.frames] + [p.last_hello_ts]
+                    hellos.setdefault((p.client, p.server), []).extend(times)
         for f, eps in endpoints:
             for (client, server, port), keys in eps.items():
                 times = hellos.get((client, server), [])
@@ -647,7 +683,7 @@ class Case:
         discovery at work (``pmtud-working``), neither a mismatch nor oversized traffic."""
         if lim.source != "icmp" or not pmtud.adapted(self.facts, lim.v6, lim.mtu):
             return False
-        vpn = any(self._unanswered(p) for p in self.dtls_pairs)
+        vpn = self._any_unanswered()
         return not (vpn or self.headends)
 
     def _pmtud_undecided(self, lim: Limit) -> bool:
@@ -657,7 +693,7 @@ class Case:
         packets are offload super-segments, cannot tell; it is never "confirmed"."""
         if lim.source != "icmp" or pmtud.kept_oversized(self.facts, lim.v6, lim.mtu):
             return False
-        vpn = any(self._unanswered(p) for p in self.dtls_pairs)
+        vpn = self._any_unanswered()
         return not (vpn or self.headends)
 
     def _oversized(self) -> list[Finding]:
@@ -740,7 +776,7 @@ class Case:
     def _mismatch(self, holes: list[tuple[Finding, Candidate]]) -> list[Finding]:
         out: list[Finding] = []
         done: set[tuple[int, int | None]] = set()
-        vpn = any(self._unanswered(p) for p in self.dtls_pairs)
+        vpn = self._any_unanswered()
         for lim in self.limits():
             parts: dict[str, list[_Part]] = {}
             size = None
@@ -911,24 +947,53 @@ MAX_LISTED_PAIRS = 1000
 _PairFinding = DtlsEstablished | DtlsUnanswered | DtlsNondefaultPort | DtlsOther
 
 
+@dataclass(frozen=True, slots=True)
+class _DtlsRows:
+    """One file's DTLS pairs as the judge sees them, per row of its detector's table."""
+
+    det: DtlsDetector
+    vpn: np.ndarray  # AnyConnect-like: only these feed the VPN findings
+    retried: np.ndarray  # VPN pairs retried over a real interval with no answer
+    unanswered: np.ndarray  # of which a capture covered the client and server afterwards
+
+
 class _Listing:
-    """DTLS pairs sorted into kinds of finding, in the order given; :meth:`findings` builds
+    """DTLS pairs sorted into kinds of finding (rows of their files' tables, in order);
+    :meth:`findings` makes pair objects and builds findings for the first
     :data:`MAX_LISTED_PAIRS` of each kind, and one finding for the rest."""
 
     def __init__(self) -> None:
-        self._kinds: dict[str, tuple[Callable[[DtlsPair], _PairFinding], list[DtlsPair]]] = {}
+        self._kinds: dict[str, tuple[Callable[[DtlsPair], _PairFinding], list]] = {}
+        self._first: dict[str, tuple[int, int, int]] = {}  # (file, row, rank) of the first
 
-    def add(self, kind: str, p: DtlsPair, build: Callable[[DtlsPair], _PairFinding]) -> None:
-        self._kinds.setdefault(kind, (build, []))[1].append(p)
+    def add(
+        self,
+        kind: str,
+        build: Callable[[DtlsPair], _PairFinding],
+        file: tuple[int, DtlsDetector],
+        rows: np.ndarray,
+        rank: int,
+    ) -> None:
+        """The pairs of a file (its place in the case, its detector) where ``rows`` (a mask
+        of its table) is true, files in order; ``rank``: this kind's place among the kinds
+        of one pair (a kind's pairs are listed in the order of its first one's)."""
+        at = np.flatnonzero(rows)
+        if len(at):
+            self._kinds.setdefault(kind, (build, []))[1].append((file[1], at))
+            self._first.setdefault(kind, (file[0], int(at[0]), rank))
 
     def findings(self) -> list[Finding]:
         out: list[Finding] = []
-        for build, pairs in self._kinds.values():
+        for kind in sorted(self._kinds, key=self._first.__getitem__):
+            build, parts = self._kinds[kind]
+            total = sum(len(at) for _det, at in parts)
+            pairs: list[DtlsPair] = []
+            for det, at in parts:
+                pairs += det.pairs_at(at[: MAX_LISTED_PAIRS + 1 - len(pairs)])
             out += [build(p) for p in pairs[:MAX_LISTED_PAIRS]]
-            rest = pairs[MAX_LISTED_PAIRS:]
-            if rest:
-                f = build(rest[0])
-                more = len(rest) - 1
+            if total > MAX_LISTED_PAIRS:
+                f = build(pairs[MAX_LISTED_PAIRS])
+                more = total - MAX_LISTED_PAIRS - 1
                 out.append(
                     replace(
                         f,

@@ -10,8 +10,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from labkit.analyze.detectors.coverage import CoverageDetector
-from labkit.analyze.detectors.dtlspairs import DtlsDetector, anyconnect_like, with_tls_sessions
+from labkit.analyze.detectors.dtlspairs import DtlsDetector, with_tls_sessions
 from labkit.analyze.detectors.frags import FragmentDetector
 from labkit.analyze.detectors.hosts import HostsDetector
 from labkit.analyze.detectors.icmp import IcmpDetector
@@ -127,8 +129,10 @@ class FileFacts:
         for (v6, mtu), frag in [*self.icmp.frag.items(), *self.icmp.bogus.items()]:
             d = icmp["icmpv6_packet_too_big_mtu" if v6 else "icmp_frag_needed_mtu"]
             d[mtu] = d.get(mtu, 0) + frag.frames.count
-        pairs = [p for p in self.dtls.pairs.values() if p.attempts]
-        with_tls = with_tls_sessions(pairs, [self.tls]).tolist()
+        pairs = self.dtls.table
+        tried = pairs.col("distinct") > 0  # a pair made by data alone is no DTLS flow
+        with_tls = with_tls_sessions(pairs.col("client_h"), pairs.col("server_h"), [self.tls])
+        other = tried & ~self.dtls.anyconnect(with_tls, ())
         return {
             **{k: _keyed(v) for k, v in (syn | icmp).items()},
             "df_over_mtu": {str(m): sum(self.size.over(m).values()) for m in sorted(set(mtus))},
@@ -137,11 +141,12 @@ class FileFacts:
                 f"0x{v:04x}": n for v, n in sorted(self.dtls.hello_versions.items())
             },
             # Pairs dropped at the ceiling are still flows seen (the other figure needs TLS).
-            "dtls_flows": len(pairs) + self.dtls.early_flows,
-            "dtls_flows_answered": sum(p.answered for p in pairs) + self.dtls.early_answered,
+            "dtls_flows": int(np.count_nonzero(tried)) + self.dtls.early_flows,
+            "dtls_flows_answered": int(np.count_nonzero(tried & self.dtls.answered()))
+            + self.dtls.early_answered,
             # By this file's own evidence (a TLS session in another file of the case can
             # still make a flow AnyConnect-like in the findings).
-            "dtls_flows_other": sum(not anyconnect_like(p, w, ()) for p, w in zip(pairs, with_tls)),
+            "dtls_flows_other": int(np.count_nonzero(other)),
             "dtls_duplicate_hellos": self.dtls.duplicate_hellos,
             "tls_client_hellos": self.tls.client_hellos,
             "duplicate_frames": self.dedup.count,

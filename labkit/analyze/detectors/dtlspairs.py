@@ -38,8 +38,10 @@ addresses of pairs still waiting for an answer are watched with one binary searc
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Final
 
 import numpy as np
@@ -47,6 +49,7 @@ import numpy as np
 from labkit import mtu
 from labkit.analyze import decode as dec
 from labkit.analyze.decode import directed
+from labkit.analyze.detectors.dtlstable import HANDSHAKE, ROW_BYTES, SERVER_CCS, DtlsTable
 from labkit.analyze.detectors.sessions import TlsDetector
 from labkit.analyze.engine import (
     ChunkView,
@@ -55,7 +58,6 @@ from labkit.analyze.engine import (
     last_of,
     member,
     tally,
-    with_keys,
 )
 from labkit.analyze.evidence import FrameSet, dst_field, src_field
 from labkit.wire import DTLS1_BAD_VER, HS_CLIENT_HELLO
@@ -67,11 +69,13 @@ MIDSTREAM_MIN = 2
 _NO_FRAMES: Final = FrameSet("", "")
 DUPLICATE_S = 0.05  #: a copy closer than this is the same frame twice, not a retransmission
 MIN_RETRY_S = 0.5  #: attempts closer than this are one burst, not a client that waited
-MAX_RECENT_HELLOS = 64  #: hello identities kept per pair to recognise duplicate frames
+#: hello identities kept (of all pairs, the latest) to recognise duplicate frames: a copy
+#: comes within :data:`DUPLICATE_S`, when a head-end's busiest second has sent ~2 500 others
+MAX_RECENT_HELLOS = 1 << 15
 STUN_COOKIE = 0x2112A442
-#: what one pair costs (a Python object with its counters and evidence frames, measured with
-#: tracemalloc on the worst benchmark mix), against the budget's 100-byte column rows
-PAIR_BYTES = 1_500
+#: what one pair costs: its row in the columns (:mod:`dtlstable`), against the budget's
+#: 100-byte column rows
+PAIR_BYTES = ROW_BYTES
 _TABLE = "DTLS pair"  # this table's name in the budget's counts
 _UNIFIED_MASK, _UNIFIED_BITS = 0xE0, 0x20
 
@@ -94,7 +98,6 @@ class DtlsPair:
     hello_seqs: tuple[int, ...] = ()
     distinct_hellos: int = 0
     duplicate_hellos: int = 0
-    recent_hellos: dict[tuple[int, int, int], float] = field(default_factory=dict)
     first_hello_ts: float | None = None
     cookie_hellos: int = 0
     # The server's answers, made on the first one: most pairs of a busy capture never get one.
@@ -198,14 +201,24 @@ class DtlsPair:
     def version(self) -> int | None:
         return self.hello_version if self.hello_version is not None else self.record_version
 
-    def hello(self, cport: int, rec_seq: int, msg_seq: int, frame: int, ts: float) -> bool:
-        """Count one ClientHello frame; False if it repeats a datagram already counted."""
+    def hello(
+        self,
+        cport: int,
+        rec_seq: int,
+        msg_seq: int,
+        frame: int,
+        ts: float,
+        recent: OrderedDict[int, float],
+    ) -> bool:
+        """Count one ClientHello frame; False if it repeats a datagram already counted.
+        ``recent``: when each hello identity (a hash of the pair and its client port, record
+        and message sequence numbers) was last seen, the latest :data:`MAX_RECENT_HELLOS`."""
         self.hello_frames.add(frame, ts)
-        ident = (cport, rec_seq, msg_seq)
-        before = self.recent_hellos.pop(ident, None)
-        if len(self.recent_hellos) >= MAX_RECENT_HELLOS:
-            del self.recent_hellos[next(iter(self.recent_hellos))]
-        self.recent_hellos[ident] = ts
+        ident = hash((self.key, cport, rec_seq, msg_seq))
+        before = recent.pop(ident, None)
+        if len(recent) >= MAX_RECENT_HELLOS:
+            recent.popitem(last=False)
+        recent[ident] = ts
         if before is not None and abs(ts - before) < DUPLICATE_S:
             self.duplicate_hellos += 1
             return False
@@ -244,36 +257,15 @@ class DtlsSelection:
         return f"{back} && dtls.handshake.type == {self.handshake}"
 
 
-def anyconnect_like(
-    pair: DtlsPair, with_tls: bool, headends: Collection[str], session_ids: Collection[str] = ()
-) -> bool:
-    """Whether a DTLS flow is (likely) an AnyConnect/OpenConnect tunnel, the only DTLS the VPN
-    findings judge: AnyConnect's pre-standard record version 0x0100; or DTLS from a client to a
-    server with which it also has a TLS session (the CSTP session DTLS accompanies), or to a
-    declared head-end; or the default port without STUN. ``with_tls``: the client has a TLS
-    session with the server (:meth:`~labkit.analyze.detectors.sessions.TlsDetector.pairs_with_sessions`). WebRTC (DTLS-SRTP after STUN),
-    CoAP, CAPWAP and test servers are other DTLS: counted and described, never a VPN problem.
-    ``session_ids``: the X-DTLS-Session-IDs of decrypted CONNECT responses (hex): a ClientHello
-    carrying one is that tunnel's DTLS on any port, even seen through NAT on other addresses
-    (a head-end named by a CONNECT is in ``headends``: DTLS to it is judged on any port).
-    """
-    if DTLS1_BAD_VER in (pair.record_version, pair.hello_version):
-        return True
-    if pair.client_session_id and pair.client_session_id.hex() in session_ids:
-        return True
-    if with_tls or pair.server in headends:
-        return True
-    return not pair.stun and pair.port == mtu.DEFAULT_DTLS_PORT
-
-
-def with_tls_sessions(pairs: Sequence[DtlsPair], tls: Iterable[TlsDetector]) -> np.ndarray:
-    """Per DTLS pair: whether its client has a TLS session with its server in ``tls``."""
-    out = np.zeros(len(pairs), bool)
-    if pairs:
-        ch = np.array([p.client_h for p in pairs], np.uint64)
-        sh = np.array([p.server_h for p in pairs], np.uint64)
+def with_tls_sessions(
+    client_h: np.ndarray, server_h: np.ndarray, tls: Iterable[TlsDetector]
+) -> np.ndarray:
+    """Per DTLS pair (its client's and server's address hashes): whether its client has a
+    TLS session with its server in ``tls``."""
+    out = np.zeros(len(client_h), bool)
+    if len(client_h):
         for det in tls:
-            out |= det.pairs_with_sessions(ch, sh)
+            out |= det.pairs_with_sessions(client_h, server_h)
     return out
 
 
@@ -304,43 +296,74 @@ def _be(buf: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
 
 
 class DtlsDetector:
-    """Feeds on DTLS handshake records (rare) and counts the rest with numpy, per chunk."""
+    """Feeds on DTLS handshake records (rare) and counts the rest with numpy, per chunk.
+
+    The pairs live in a :class:`~labkit.analyze.detectors.dtlstable.DtlsTable`; a chunk's
+    handshake records update pair objects made from the rows they touch, stored back once
+    at the end of the handshake pass."""
 
     def __init__(self, file: str, budget: FlowBudget | None = None) -> None:
         self.file = file
-        self.budget = budget or FlowBudget()  # bounds :attr:`pairs`; counts what is dropped
-        self.pairs: dict[int, DtlsPair] = {}  # hash of (client, server, 0, port) -> pair
+        self.budget = budget or FlowBudget()  # bounds :attr:`table`; counts what is dropped
+        self.table = DtlsTable()  # one row per pair, keyed by hash of (client, server, 0, port)
         self.early_flows = 0  # pairs with a ClientHello dropped at the ceiling
         self.early_answered = 0  # of which answered
-        self._keys = np.zeros(0, np.uint64)  # sorted keys of ``pairs``, merged per chunk
-        self._new_keys: list[int] = []
+        self._hot: dict[int, DtlsPair] = {}  # the pairs this chunk's handshakes touch, by key
+        self._hot_rows: list[int] = []  # their rows (-1: a new pair), in ``_hot``'s order
+        self._recent: OrderedDict[int, float] = OrderedDict()  # hello identity -> last seen
         self.watch = Watch()
         self._new_watch: list[int] = []  # addresses to watch from the next merge
         self.last_ts = 0.0
         self.hello_versions: dict[int, int] = {}  # ClientHellos by record version (census)
         self.duplicate_hellos = 0
 
+    @property
+    def pairs(self) -> dict[int, DtlsPair]:
+        """Every pair as an object (key -> pair), in the order they first appeared: for a
+        report on a few pairs and for tests; the judge reads the columns."""
+        pairs = self.pairs_at(np.arange(len(self.table)))
+        return {p.key: p for p in pairs}
+
+    def pairs_at(self, rows: np.ndarray) -> list[DtlsPair]:
+        """The pairs of ``rows`` of :attr:`table` as objects."""
+        return self.table.load(rows, partial(DtlsPair, self.file, watch=self.watch))
+
+    def _touch(self, keys: np.ndarray) -> None:
+        """Make the pairs of ``keys`` that have rows the chunk's hot pairs."""
+        keys = np.unique(keys)
+        keys = keys[~np.isin(keys, np.fromiter(self._hot, np.uint64, len(self._hot)))]
+        rows = self.table.rows_of(keys)
+        rows = rows[rows >= 0]
+        for row, pair in zip(rows.tolist(), self.pairs_at(rows)):
+            self._hot[pair.key] = pair
+            self._hot_rows.append(row)
+
+    def _store(self) -> None:
+        """The hot pairs back into the table; new ones get rows (and join the key index)."""
+        if self._hot:
+            self.table.store(list(self._hot.values()), np.array(self._hot_rows, np.int64))
+            self._hot.clear()
+            self._hot_rows.clear()
+        self._merge_watch()
+
     def _pair(
         self, pkt: dec.Packet, client_side: bool, key: int, hashes: tuple[int, int]
     ) -> DtlsPair:
-        pair = self.pairs.get(key)
+        pair = self._hot.get(key)
         if pair is None:
             client, server = (pkt.src, pkt.dst) if client_side else (pkt.dst, pkt.src)
             ch, sh = hashes if client_side else hashes[::-1]
             port = pkt.dport if client_side else pkt.sport
-            pair = self.pairs[key] = DtlsPair(
+            pair = self._hot[key] = DtlsPair(
                 self.file, client, server, int(port or 0), ch, sh, key=key, watch=self.watch
             )
-            self._new_keys.append(key)
+            self._hot_rows.append(-1)
         pair.seen = pkt.frame
         return pair
 
-    def _merge_keys(self) -> None:
-        """New pairs and watched addresses join their sorted arrays once per chunk (a sorted
-        insert, never a re-sort per pair)."""
-        if self._new_keys:
-            self._keys = with_keys(self._keys, self._new_keys)
-            self._new_keys.clear()
+    def _merge_watch(self) -> None:
+        """Watched addresses join their sorted arrays once per chunk (a sorted insert, never a
+        re-sort per pair)."""
         if self._new_watch:
             w = self.watch
             new = np.unique(np.array(self._new_watch, np.uint64))
@@ -357,23 +380,68 @@ class DtlsDetector:
     def _trim(self) -> None:
         """Past the budget's ceiling for rows of :data:`PAIR_BYTES`, drop the pairs quiet for
         the longest (their findings are lost; the census still counts them as flows)."""
-        if len(self.pairs) <= self.budget.ceiling(PAIR_BYTES):
+        t = self.table
+        if len(t) <= self.budget.ceiling(PAIR_BYTES):
             return
-        recency = np.fromiter((p.seen for p in self.pairs.values()), np.int64, len(self.pairs))
-        keep = self.budget.trim(_TABLE, recency, PAIR_BYTES)
+        keep = self.budget.trim(_TABLE, t.col("seen"), PAIR_BYTES)
         if keep is None:
             return
-        kept = np.zeros(len(recency), bool)
-        kept[keep] = True
-        pairs = {}
-        for (k, p), stays in zip(self.pairs.items(), kept.tolist()):
-            if stays:
-                pairs[k] = p
-            elif p.attempts:
-                self.early_flows += 1
-                self.early_answered += p.answered
-        self.pairs = pairs
-        self._keys = np.sort(np.fromiter(pairs, np.uint64, len(pairs)))
+        dropped = np.ones(len(t), bool)
+        dropped[keep] = False
+        tried = dropped & (t.col("distinct") > 0)
+        self.early_flows += int(np.count_nonzero(tried))
+        self.early_answered += int(np.count_nonzero(tried & self.answered()))
+        t.keep(keep)
+
+    def answered(self) -> np.ndarray:
+        """Per row: a HelloVerifyRequest, a ServerHello or data from the server."""
+        t = self.table
+        return (
+            (t.col("hvr_n") > 0)
+            | (t.col("sh_n") > 0)
+            | (t.col("data_s2c") > 0)
+            | (t.col("unified_s2c") > 0)
+        )
+
+    # What the judge asks of every pair, per row of :attr:`table` (the properties of
+    # :class:`DtlsPair` of the same names, for all pairs at once).
+    def established(self) -> np.ndarray:
+        t = self.table
+        d_c2s, d_s2c, flags = t.col("data_c2s"), t.col("data_s2c"), t.col("flags")
+        after_hello = (
+            (flags & SERVER_CCS > 0)
+            | (d_s2c > 0)
+            | ((t.col("unified_c2s") > 0) & (t.col("unified_s2c") > 0))
+        )
+        midstream = (flags & HANDSHAKE == 0) & (d_c2s >= MIDSTREAM_MIN) & (d_s2c >= MIDSTREAM_MIN)
+        return np.where(t.col("sh_n") > 0, after_hello, midstream)
+
+    def retried(self) -> np.ndarray:
+        """:meth:`DtlsPair.unanswered_if` for a capture that covered the pair."""
+        t = self.table
+        spread = t.col("last_hello_ts") - t.col("first_hello_ts")
+        return ~self.answered() & (t.col("distinct") >= 2) & (spread >= MIN_RETRY_S)
+
+    def anyconnect(
+        self, with_tls: np.ndarray, headends: Collection[str], session_ids: Collection[str] = ()
+    ) -> np.ndarray:
+        """Per pair: whether the DTLS flow is (likely) an AnyConnect/OpenConnect tunnel, the
+        only DTLS the VPN findings judge: AnyConnect's pre-standard record version 0x0100; or
+        DTLS from a client to a server with which it also has a TLS session (the CSTP session
+        DTLS accompanies), or to a declared head-end; or the default port without STUN.
+        ``with_tls``: per pair, whether the client has a TLS session with the server
+        (:func:`with_tls_sessions`). WebRTC (DTLS-SRTP after STUN), CoAP, CAPWAP and test
+        servers are other DTLS: counted and described, never a VPN problem. ``session_ids``:
+        the X-DTLS-Session-IDs of decrypted CONNECT responses (hex): a ClientHello carrying
+        one is that tunnel's DTLS on any port, even seen through NAT on other addresses (a
+        head-end named by a CONNECT is in ``headends``: DTLS to it is judged on any port).
+        """
+        t = self.table
+        out = (t.col("record_version") == DTLS1_BAD_VER) | (t.col("hello_version") == DTLS1_BAD_VER)
+        out |= t.with_session_id(h for h in session_ids if h)  # an empty one names no tunnel
+        out |= with_tls | t.named(t.col("server_h"), headends)
+        stun = member(t.col("key"), self.watch.stun_keys)
+        return out | (~stun & (t.col("port") == mtu.DEFAULT_DTLS_PORT))
 
     def _feed(self, view: ChunkView) -> None:
         c = view.cols
@@ -393,6 +461,7 @@ class DtlsDetector:
             r = view.rare_rows[hs]
             k = np.searchsorted(rows, r)
             rec_seq = _be(view.chunk.buf, c.pay[r] + 5, 6)  # RFC 6347 4.1: 48-bit sequence
+            self._touch(np.concatenate([c_key[k], s_key[k]]))
             for j, ck, sk, src_h, dst_h, seq in zip(
                 hs,
                 c_key[k].tolist(),
@@ -407,7 +476,7 @@ class DtlsDetector:
         if len(finite):
             self.last_ts = max(self.last_ts, float(finite.max()))
         self._stun(c, rows, c_key, s_key)
-        self._merge_keys()
+        self._store()
         self._records(view, rows, c_key, s_key)
         self._cover(view)
 
@@ -439,8 +508,8 @@ class DtlsDetector:
             return
         sel = np.flatnonzero(both)
         ck, sk, uni = c_key[sel], s_key[sel], unified[sel]
-        to_server = member(ck, self._keys)
-        to_client = member(sk, self._keys) & ~to_server
+        to_server = self.table.rows_of(ck) >= 0
+        to_client = (self.table.rows_of(sk) >= 0) & ~to_server
         for mask, keys, c2s in ((to_server, ck, True), (to_client, sk, False)):
             self._count(keys[mask & ~uni], rows[sel[mask & ~uni]], view, c2s, unified=False)
             self._count(keys[mask & uni], rows[sel[mask & uni]], view, c2s, unified=True)
@@ -456,21 +525,16 @@ class DtlsDetector:
         if not len(keys):
             return
         uniq, first, counts = tally(keys)
-        for k, i, n in zip(uniq.tolist(), first.tolist(), counts.tolist()):
-            pair = self.pairs[k]
-            pair.seen = max(pair.seen, int(view.frames[rows[i]]))
-            if unified:
-                if c2s:
-                    pair.unified_c2s += n
-                else:
-                    pair.unified_s2c += n
-            elif c2s:
-                pair.data_c2s += n
-            else:
-                if pair.first_data_s2c is None:
-                    r = rows[i]
-                    pair.first_data_s2c = (int(view.frames[r]), float(view.ts[r]))
-                pair.data_s2c += n
+        t = self.table
+        at = t.rows_of(uniq)  # every key has a row: the callers looked
+        frames = view.frames[rows[first]]
+        t.cols["seen"][at] = np.maximum(t.cols["seen"][at], frames)
+        side = "c2s" if c2s else "s2c"
+        t.cols[f"unified_{side}" if unified else f"data_{side}"][at] += counts
+        if not unified and not c2s:
+            unset = t.cols["data_frame"][at] < 0
+            t.cols["data_frame"][at[unset]] = frames[unset]
+            t.cols["data_ts"][at[unset]] = view.ts[rows[first]][unset]
 
     def _midstream(self, view: ChunkView, rows: np.ndarray) -> None:
         """Data on a pair whose handshake is not in the capture: server = the lower port."""
@@ -484,18 +548,16 @@ class DtlsDetector:
             directed(c.dst_h[rows], c.src_h[rows], zero, sport),
         )
         uniq, first, _n = tally(ck)
-        for k, i in zip(uniq.tolist(), first.tolist()):
-            if k not in self.pairs:
-                r = int(rows[i])
-                pkt = dec.decode(
-                    view.chunk.packet(r), int(view.chunk.linktype[r]), int(view.frames[r])
-                )
-                if pkt.dtls:
-                    hashes = (int(c.src_h[r]), int(c.dst_h[r]))
-                    pair = self._pair(pkt, bool(to_server[i]), k, hashes)
-                    pair.record_version = pkt.dtls[0].version
-        self._merge_keys()
-        known = member(ck, self._keys)
+        new = self.table.rows_of(uniq) < 0
+        for k, i in zip(uniq[new].tolist(), first[new].tolist()):
+            r = int(rows[i])
+            pkt = dec.decode(view.chunk.packet(r), int(view.chunk.linktype[r]), int(view.frames[r]))
+            if pkt.dtls:
+                hashes = (int(c.src_h[r]), int(c.dst_h[r]))
+                pair = self._pair(pkt, bool(to_server[i]), k, hashes)
+                pair.record_version = pkt.dtls[0].version
+        self._store()
+        known = self.table.rows_of(ck) >= 0
         ts, kn = to_server & known, ~to_server & known
         self._count(ck[ts], rows[ts], view, c2s=True, unified=False)
         self._count(ck[kn], rows[kn], view, c2s=False, unified=False)
@@ -509,11 +571,11 @@ class DtlsDetector:
         from_client = any(r.hs_type == dec.HS_CLIENT_HELLO for r in hs)
         if from_client:
             pair = self._pair(pkt, True, key_c, hashes)
-        elif key_s in self.pairs:
-            pair = self.pairs[key_s]
+        elif key_s in self._hot:
+            pair = self._hot[key_s]
             pair.seen = pkt.frame
-        elif key_c in self.pairs:
-            pair = self.pairs[key_c]
+        elif key_c in self._hot:
+            pair = self._hot[key_c]
             pair.seen = pkt.frame
             from_client = True
         elif any(r.hs_type in (dec.HS_SERVER_HELLO, dec.HS_HELLO_VERIFY) for r in hs):
@@ -534,7 +596,9 @@ class DtlsDetector:
                 # Only the first record's sequence number is read from the columns; a hello
                 # later in the datagram is identified by its position instead.
                 seq = rec_seq if i == 0 else -i
-                fresh = pair.hello(pkt.sport or 0, seq, r.message_seq or 0, pkt.frame, pkt.ts)
+                fresh = pair.hello(
+                    pkt.sport or 0, seq, r.message_seq or 0, pkt.frame, pkt.ts, self._recent
+                )
                 if not fresh:
                     self.duplicate_hellos += 1
                     continue
@@ -560,7 +624,7 @@ class DtlsDetector:
     def _cover(self, view: ChunkView) -> None:
         """Last time each address of a pair that sent a ClientHello was seen: whether the
         capture kept covering the client and the server after their last ClientHello."""
-        self._merge_keys()
+        self._merge_watch()
         w = self.watch
         if not len(w.addrs):
             return
