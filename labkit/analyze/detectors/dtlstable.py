@@ -3,8 +3,8 @@
 A busy head-end's capture holds hundreds of thousands of pairs, most of them one hello and
 one answer: a Python object per pair (its evidence frame sets, a dict of recent hellos, its
 address strings) cost ~2 000 bytes, the columns below :data:`ROW_BYTES`. Rows are appended
-in the order pairs first appear (the order findings list them) and found through a sorted
-key index merged once per chunk. What is rare and variable lives in side dicts keyed by the
+in the order pairs first appear (the order findings list them) and found through a hash
+index of their rows (a probe per new pair, whatever the table holds). What is rare and variable lives in side dicts keyed by the
 pair's key (a session id over 32 bytes, message_seq values past the second, evidence frames
 past the first two hellos and first answers) or by address hash (an address whose packed
 form would not print as the decoder wrote it).
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
+from labkit.analyze.engine import LatestIndex
 from labkit.analyze.evidence import FrameSet
 
 if TYPE_CHECKING:
@@ -82,13 +83,14 @@ ROW_BYTES: Final = sum(np.dtype(t).itemsize for t in _COLUMNS.values())
 
 
 class DtlsTable:
-    """Pair rows in columns grown by doubling, a sorted key index, and the side dicts."""
+    """Pair rows in columns grown by doubling, a hash index of their keys' rows
+    (:class:`~labkit.analyze.engine.LatestIndex` over the key column: a new pair costs a probe,
+    whatever the table holds), and the side dicts."""
 
     def __init__(self) -> None:
         self.n = 0
         self.cols: dict[str, np.ndarray] = {k: np.zeros(0, t) for k, t in _COLUMNS.items()}
-        self._sorted = np.zeros(0, np.uint64)  # keys of rows, sorted
-        self._row_of = np.zeros(0, np.int64)  # the row of each sorted key
+        self._index = LatestIndex()  # key -> its row (keys are unique)
         #: address hash -> address, for an address whose packed form does not give back the
         #: same text (never seen: the decoder writes what inet_ntop writes)
         self.odd_names: dict[int, str] = {}
@@ -105,12 +107,7 @@ class DtlsTable:
 
     def rows_of(self, keys: np.ndarray) -> np.ndarray:
         """The row of each key; -1 where the key has none."""
-        out = np.full(len(keys), -1, np.int64)
-        if len(self._sorted) and len(keys):
-            pos = np.minimum(np.searchsorted(self._sorted, keys), len(self._sorted) - 1)
-            hit = self._sorted[pos] == keys
-            out[hit] = self._row_of[pos[hit]]
-        return out
+        return self._index.find(self.cols["key"], keys)
 
     def load(self, rows: np.ndarray, make: Callable[..., DtlsPair]) -> list[DtlsPair]:
         """``make(**fields)`` for each row: a pair object to read or update."""
@@ -240,7 +237,7 @@ class DtlsTable:
             col[rows] = np.array(v, col.dtype)
         if n_new:
             self.n += n_new
-            self._index(rows[new])
+            self._index.update(self.cols["key"], rows[new])
 
     def _side(self, p: DtlsPair) -> None:
         """The rare and variable parts of ``p`` into the side dicts."""
@@ -267,23 +264,14 @@ class DtlsTable:
             grown[: self.n] = col[: self.n]
             self.cols[k] = grown
 
-    def _index(self, rows: np.ndarray) -> None:
-        """New rows join the sorted key index (one sorted insert per chunk)."""
-        keys = self.cols["key"][rows]
-        order = np.argsort(keys, kind="stable")
-        keys, rows = keys[order], rows[order]
-        at = np.searchsorted(self._sorted, keys)
-        self._sorted = np.insert(self._sorted, at, keys)
-        self._row_of = np.insert(self._row_of, at, rows)
-
     def keep(self, rows: np.ndarray) -> None:
         """Keep only ``rows`` (ascending), in their order; the side dicts follow."""
         for k, col in self.cols.items():
             self.cols[k] = col[rows].copy()
         self.n = len(rows)
         keys = self.cols["key"]
-        order = np.argsort(keys, kind="stable")
-        self._sorted, self._row_of = keys[order], order.astype(np.int64)
+        self._index = LatestIndex()
+        self._index.update(keys, np.arange(self.n))
         kept = set(keys.tolist())
         addrs = set(self.cols["client_h"].tolist()) | set(self.cols["server_h"].tolist())
         self.odd_names = {h: s for h, s in self.odd_names.items() if h in addrs}
