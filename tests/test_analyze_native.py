@@ -27,7 +27,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from labkit.analyze import decode as dec
-from labkit.analyze import engine
+from labkit.analyze import duplicates, engine
 from labkit.pcapio import walk
 from labkit.pcapio.reader import MAX_ROWS, open_capture
 from tests.fuzz.packet import PACKET_MUTATIONS
@@ -50,7 +50,7 @@ CAPTURES = sorted(
 
 
 def test_extensions_are_built_where_there_is_a_compiler() -> None:
-    """pip builds both extensions when it can (they are optional in pyproject.toml): on a
+    """pip builds the extensions when it can (they are optional in pyproject.toml): on a
     machine with a C compiler, a pure-Python analyzer means the build configuration broke."""
     cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(cc) is None:
@@ -60,6 +60,7 @@ def test_extensions_are_built_where_there_is_a_compiler() -> None:
     assert walk.COMPILED, "labkit.pcapio._walk: " + hint
     assert dec._columns is not None, "labkit.analyze._columns: " + hint
     assert engine._tally is not None, "labkit.analyze._tally: " + hint
+    assert duplicates._dupmask is not None, "labkit.analyze._dupmask: " + hint
 
 
 @needs_native
@@ -74,6 +75,20 @@ def test_compiled_tally_equals_numpy_tally(pool: list[int], picks: list[int]) ->
     keys = np.array([pool[i % len(pool)] for i in picks] or pool, np.uint64)
     for a, b in zip(engine.tally(keys), engine.py_tally(keys)):
         assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+@needs_native
+@given(
+    st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=40),
+    st.lists(st.integers(0, 39), max_size=3000),
+)
+@PROPS
+def test_compiled_repeats_equal_numpy_repeats(pool: list[int], picks: list[int]) -> None:
+    """Any keys: the same set of keys that occur more than once, each named once."""
+    keys = np.array([pool[i % len(pool)] for i in picks] or pool, np.uint64)
+    got = engine.repeated(keys)
+    assert len(set(got.tolist())) == len(got)
+    assert sorted(got.tolist()) == engine.py_repeated(keys).tolist()
 
 
 @needs_native

@@ -309,24 +309,10 @@ def test_duplicates_are_the_rule_however_the_file_is_chunked(
     what the rule says (equal bytes, one of the 4 frames before, at most 10 ms apart), also
     when a copy and its original fall in different chunks."""
     from labkit.analyze.duplicates import MAX_GAP_S, WINDOW
+    from tests.helpers.copies import frames_with_copies
     from tests.regressions import build
 
-    rng = np.random.default_rng(7)
-    frames: list[bytes] = []
-    times: list[float] = []
-    t = 0.0
-    for _ in range(3000):
-        t += float(rng.choice([0.0, 0.002, 0.007, 0.015]))  # no sum lands on 10 ms
-        back = int(rng.integers(1, 7))
-        if frames and rng.random() < 0.3 and back <= len(frames):
-            data = bytearray(frames[-back])
-            if rng.random() < 0.2:
-                data[int(rng.integers(0, len(data)))] ^= 1  # a near-copy
-            frames.append(bytes(data))
-        else:
-            size = int(rng.choice([20, 33, 39, 40, 64, 600]))
-            frames.append(rng.integers(0, 256, size, np.uint8).tobytes())
-        times.append(t)
+    frames, times = frames_with_copies(7, 3000, [20, 33, 39, 40, 64, 600])
     path = tmp_path / "dups.pcap"
     path.write_bytes(build.pcap([(ts, 1, f) for ts, f in zip(times, frames)]))
     rule = [

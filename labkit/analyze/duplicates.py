@@ -7,8 +7,10 @@ would count twice everywhere (two ClientHellos where the client sent one, a segm
 twice"), so its columns are blanked before any detector sees them: it counts once, and the
 report says how many there were (``files[].counts.duplicate_frames``).
 
-Vectorized: the first 40 captured bytes (zero beyond the captured length) and the length
-single out candidates; only candidates are compared byte for byte.
+Compiled (``_dupmask.c``): one pass comparing each record with the 4 before it, length and
+time first, then bytes. :func:`py_marks` is the numpy reference and the fallback: the first
+40 captured bytes (zero beyond the captured length) and the length single out candidates;
+only candidates are compared byte for byte.
 
 Wireshark has no field for "a copy", and a copy matches every display filter its original
 matches (same bytes; the filters' only other terms are ``frame.number <=`` bounds). So each
@@ -25,7 +27,7 @@ warning says from which frame on a filter may also select copies.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -33,6 +35,11 @@ from labkit.analyze import decode as dec
 from labkit.analyze.evidence import paren
 from labkit.findings import Finding
 from labkit.pcapio.reader import Chunk
+
+try:
+    from labkit.analyze import _dupmask
+except ImportError:  # installed without a C compiler: py_marks does the same, slower
+    _dupmask = None  # type: ignore[assignment]
 
 WINDOW = 4  #: frames before a frame that it is compared with (editcap -d: window of 5)
 #: ... and at most this long before it (editcap -w): a retransmission is resent after at least
@@ -46,6 +53,75 @@ _PREFIX = 40
 _LANES = np.arange(_PREFIX)
 
 
+@dataclass(frozen=True, slots=True)
+class Tail:
+    """The last :data:`WINDOW` records of the chunks before: what a chunk's first records are
+    compared with (copies, safe to keep while the buffer is reused)."""
+
+    packets: tuple[bytes, ...] = ()  # captured bytes, oldest first
+    ts: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def after(self, chunk: Chunk) -> Tail:
+        """The tail once ``chunk`` has been marked."""
+        n = len(chunk)
+        lo = max(0, n - WINDOW)
+        packets = self.packets + tuple(chunk.packet(i) for i in range(lo, n))
+        return Tail(packets[-WINDOW:], np.concatenate([self.ts, chunk.ts[lo:]])[-WINDOW:])
+
+
+def marks(chunk: Chunk, tail: Tail) -> tuple[np.ndarray, np.ndarray]:
+    """For each record of ``chunk``: whether it duplicates one of the :data:`WINDOW` records
+    before it (``tail`` holds the previous chunks' last ones), and the distance to the nearest
+    it equals (0: none). Compiled when it was built, else :func:`py_marks`, its reference."""
+    if _dupmask is None:
+        return py_marks(chunk, tail)
+    n = len(chunk)
+    dup, back = np.empty(n, bool), np.empty(n, np.int64)
+    _dupmask.marks(
+        chunk.buf,
+        chunk.win,
+        np.ascontiguousarray(chunk.data, np.int64),
+        np.ascontiguousarray(chunk.caplen, np.int64),
+        np.ascontiguousarray(chunk.ts, np.float64),
+        tail.packets,
+        np.ascontiguousarray(tail.ts, np.float64),
+        WINDOW,
+        MAX_GAP_S,
+        dup,
+        back,
+    )
+    return dup, back
+
+
+def py_marks(chunk: Chunk, tail: Tail) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`marks` with numpy: candidates by length, time and first 40 bytes over whole
+    columns (the tail's records ahead of the chunk's), then their bytes compared."""
+    n, t = len(chunk), len(tail.packets)
+    pre = b"".join(p[:_PREFIX].ljust(_PREFIX, b"\0") for p in tail.packets)
+    tail_words = np.frombuffer(pre, np.uint64).reshape(t, _PREFIX // 8)
+    words = np.concatenate([tail_words, _prefix(chunk)])
+    caplen = np.concatenate([np.array([len(p) for p in tail.packets], np.int64), chunk.caplen])
+    ts = np.concatenate([tail.ts, chunk.ts])
+
+    def packet(i: int) -> bytes:  # record i of the chunk; negative: one of the tail's
+        return chunk.packet(i) if i >= 0 else tail.packets[t + i]
+
+    dup = np.zeros(n, bool)
+    back = np.zeros(n, np.int64)
+    for k in range(1, WINDOW + 1):
+        lo = max(t, k)
+        if t + n <= lo:
+            break
+        cur, prev = slice(lo, t + n), slice(lo - k, t + n - k)  # views: no row copies
+        cand = (caplen[cur] == caplen[prev]) & (np.abs(ts[cur] - ts[prev]) <= MAX_GAP_S)
+        hit = np.flatnonzero(cand)
+        hit = hit[(words[lo + hit] == words[lo - k + hit]).all(axis=1)]
+        for i in (hit + lo - t).tolist():
+            if not dup[i] and packet(i) == packet(i - k):
+                dup[i], back[i] = True, k
+    return dup, back
+
+
 class DuplicateFilter:
     """Marks the duplicates of one file's chunks, in order (state carries across chunks)."""
 
@@ -56,37 +132,14 @@ class DuplicateFilter:
         self._originals: list[np.ndarray] = []  # ... and each one's original's
         self._kept = 0
         self._last_originals = np.zeros(0, np.int64)  # of the last WINDOW records
-        self._words = np.zeros((0, _PREFIX // 8), np.uint64)
-        self._caplen = np.zeros(0, np.int64)
-        self._ts = np.zeros(0, np.float64)
-        self._bytes: list[bytes] = []
+        self._tail = Tail()
 
     def mask(self, chunk: Chunk) -> np.ndarray:
         """True for each record of ``chunk`` that duplicates one of the 4 records before it."""
-        n = len(chunk)
-        words = np.concatenate([self._words, _prefix(chunk)])
-        caplen = np.concatenate([self._caplen, chunk.caplen])
-        ts = np.concatenate([self._ts, chunk.ts])
-        t = len(self._caplen)
-        dup = np.zeros(n, bool)
-        back = np.zeros(n, np.int64)  # a copy's distance to the earlier record it equals
-        for k in range(1, WINDOW + 1):
-            lo = max(t, k)
-            if t + n <= lo:
-                break
-            cur, prev = slice(lo, t + n), slice(lo - k, t + n - k)  # views: no row copies
-            cand = (caplen[cur] == caplen[prev]) & (np.abs(ts[cur] - ts[prev]) <= MAX_GAP_S)
-            hit = np.flatnonzero(cand)
-            hit = hit[(words[lo + hit] == words[lo - k + hit]).all(axis=1)]
-            for i in (hit + lo).tolist():
-                if not dup[i - t] and self._packet(chunk, i - t) == self._packet(chunk, i - k - t):
-                    dup[i - t], back[i - t] = True, k
-        keep = min(WINDOW, t + n)
-        self._words, self._caplen = words[-keep:].copy(), caplen[-keep:].copy()
-        self._ts = ts[-keep:].copy()
-        self._bytes = (self._bytes + [chunk.packet(i) for i in range(max(0, n - keep), n)])[-keep:]
+        dup, back = marks(chunk, self._tail)
+        self._tail = self._tail.after(chunk)
         self.count += int(np.count_nonzero(dup))
-        self._keep(chunk.frames.astype(np.int64), dup, back)
+        self._keep(chunk.frames, dup, back)
         return dup
 
     def _keep(self, frames: np.ndarray, dup: np.ndarray, back: np.ndarray) -> None:
@@ -125,10 +178,6 @@ class DuplicateFilter:
             f"{self.count} duplicate frames: only the first {MAX_KEPT} are listed, so a "
             f"filter may also select copies of its evidence from frame {self.unlisted_from} on"
         ]
-
-    def _packet(self, chunk: Chunk, i: int) -> bytes:
-        """Record ``i`` of the chunk; negative: one of the previous chunk's last records."""
-        return chunk.packet(i) if i >= 0 else self._bytes[len(self._bytes) + i]
 
 
 def _prefix(chunk: Chunk) -> np.ndarray:

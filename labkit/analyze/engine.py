@@ -50,6 +50,14 @@ def tally(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     sorted, where numpy must sort every row; :func:`py_tally` is the reference."""
     if _tally is None or not len(keys):
         return py_tally(keys)
+    uk, first, count = _first_seen(keys)
+    order = np.argsort(uk)
+    return uk[order], first[order], count[order]
+
+
+def _first_seen(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The compiled tally's answer as it comes: distinct keys in order of first appearance,
+    each one's first row and count."""
     k = np.ascontiguousarray(keys, np.uint64)
     uk, first, count = (
         np.empty(len(k), np.uint64),
@@ -57,8 +65,7 @@ def tally(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         np.empty(len(k), np.int64),
     )
     u = _tally.tally(k, uk, first, count)
-    order = np.argsort(uk[:u])
-    return uk[order], first[order], count[order]
+    return uk[:u], first[:u], count[:u]
 
 
 def py_tally(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -70,6 +77,23 @@ def py_tally(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     s = keys[order]
     starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
     return s[starts], np.minimum.reduceat(order, starts), np.diff(np.r_[starts, len(s)])
+
+
+def repeated(keys: np.ndarray) -> np.ndarray:
+    """The keys that occur more than once, in no particular order: whether a chunk's segments
+    repeat one another or the carried ones. Compiled like :func:`tally`, without its sort of
+    the distinct keys (here nearly every key is distinct: sorting them was the cost);
+    :func:`py_repeated` is the reference."""
+    if _tally is None or not len(keys):
+        return py_repeated(keys)
+    uk, _first, count = _first_seen(keys)
+    return uk[count > 1]
+
+
+def py_repeated(keys: np.ndarray) -> np.ndarray:
+    """:func:`repeated` with numpy alone: one sort of every key (sorted, each repeated key once)."""
+    s = np.sort(np.asarray(keys, np.uint64))
+    return np.unique(s[1:][s[1:] == s[:-1]])
 
 
 def largest(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -437,16 +461,21 @@ class FlowGroups:
         pos = np.minimum(np.searchsorted(self.keys, k), len(self.keys) - 1)
         return np.where(self.keys[pos] == k, pos, -1)
 
-    def spans(self, keys: np.ndarray) -> list[tuple[int, int]]:
-        """For each flow hash, where its rows lie in :attr:`rows` ((0, 0): none): one search
-        for many flows."""
+    def members(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of each flow hash's flow (in order), one flow after the other in the order
+        of ``keys``, and the index in ``keys`` each row belongs to (ascending): one search and
+        one gather for many flows, none of them a Python step."""
         j = self.find(keys)
         if not len(self.starts):
-            return [(0, 0)] * len(j)
+            z = np.zeros(0, np.int64)
+            return z, z
         ends = np.r_[self.starts[1:], len(self.rows)]
         at = np.maximum(j, 0)
-        lo, hi = np.where(j >= 0, self.starts[at], 0), np.where(j >= 0, ends[at], 0)
-        return list(zip(lo.tolist(), hi.tolist()))
+        lo = np.where(j >= 0, self.starts[at], 0)
+        n = np.where(j >= 0, ends[at] - lo, 0)
+        owner = np.repeat(np.arange(len(keys)), n)
+        into = np.arange(len(owner)) + np.repeat(lo - (np.cumsum(n) - n), n)
+        return self.rows[into], owner
 
     def rows_of(self, key: int) -> np.ndarray:
         """Rows of flow ``key`` in this chunk, in order."""
@@ -628,8 +657,10 @@ def scan(
             gc.enable()
 
 
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
+_M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
+_M_MMAP_THRESHOLD = -3
 _MMAP_FROM = 8 << 20
+_TRIM_FROM = 32 << 20
 
 
 @functools.cache  # once per process: a scan of a small file must not pay for it again
@@ -641,14 +672,20 @@ def _large_blocks_from_mmap() -> None:
     from the heap, whose freed blocks are too small for the next, larger copy and stay
     resident: 5 M TLS sessions peaked at 810 MB instead of 661. Below 8 MiB (a chunk's own
     columns) the heap stays: mmap for those cost ~15 % of the bulk mix's time in page faults.
-    Elsewhere (musl, macOS) the allocator's default is kept. The process's own symbols are
-    searched (``CDLL(None)``): ``find_library`` would run ``ldconfig``, milliseconds a call."""
+    Setting the mmap threshold also freezes glibc's trim threshold at 128 KiB: every chunk's
+    columns and temporaries (a few MB, freed at the top of the heap) went back to the system
+    and were faulted in again on the next chunk, 50 k page faults and ~0.1 s of CPU a million
+    packets. Up to 32 MiB of free heap top is kept for the next chunk instead (peak RSS is
+    unchanged: the next chunk needs as much). Elsewhere (musl, macOS) the allocator's default
+    is kept. The process's own symbols are searched (``CDLL(None)``): ``find_library`` would
+    run ``ldconfig``, milliseconds a call."""
     try:
         libc = ctypes.CDLL(None)
     except OSError:
         return
     if hasattr(libc, "mallopt"):
         libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_FROM)
+        libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_FROM)
 
 
 def _scan(

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labkit.analyze import decode as dec
-from labkit.analyze.engine import ChunkView, FlowBudget, largest
+from labkit.analyze.engine import ChunkView, FlowBudget, largest, repeated
 from labkit.analyze.evidence import FrameSet, dst_field, src_field
 from labkit.mtu import MIN_IPV4_MTU
 
@@ -197,8 +197,7 @@ class RetransDetector:
         key = dec.mix64(fd ^ dec.mix64(seq.astype(np.uint64) * _K1 + plen.astype(np.uint64)))
         n_old = len(self.c_key)
         all_key = np.concatenate([self.c_key, key])
-        sk = np.sort(all_key)  # no duplicate (the common case) -> nothing else to do
-        dup = sk[1:][sk[1:] == sk[:-1]]
+        dup = repeated(all_key)  # none (the common case) -> nothing else to do
         if len(dup):
             member = np.flatnonzero(np.isin(all_key, dup))
             order = member[np.argsort(all_key[member], kind="stable")]  # carried copy first
@@ -325,40 +324,51 @@ class RetransDetector:
         """For open candidates: the first ACK covering them, the first smaller re-send.
 
         A candidate acknowledged at its size (no smaller re-send first) is an ordinary
-        retransmission: it is dropped, so the table holds only unresolved segments.
+        retransmission: it is dropped, so the table holds only unresolved segments. Every
+        candidate's rows are searched at once (its flow's and its receiver's, concatenated):
+        the Python step per candidate only copies the answers.
         """
         c = view.cols
         g = view.tcp_groups()
         cands = list(self.candidates.items())
-        spans = g.spans(
-            np.array([cd.fd for _k, cd in cands] + [cd.ack_key for _k, cd in cands], np.uint64)
+        m = len(cands)
+        seq = np.array([cd.seq for _k, cd in cands], np.int64)
+        length = np.array([cd.length for _k, cd in cands], np.int64)
+        end = np.array([cd.end for _k, cd in cands], np.int64)
+        rows, own = g.members(np.array([cd.fd for _k, cd in cands], np.uint64))
+        plen = c.paylen[rows]
+        shrunk = _first(
+            m, own, (c.seq[rows] == seq[own]) & (plen > 0) & (plen < length[own]), view.frames[rows]
         )
+        back, bown = g.members(np.array([cd.ack_key for _k, cd in cands], np.uint64))
+        seen = (np.bincount(bown, minlength=m) > 0).tolist()
+        flags, frames = c.flags[back], view.frames[back]
+        reset = _first(m, bown, (flags & dec.TCP_RST) != 0, frames)
+        covering = ((flags & dec.TCP_ACK) != 0) & _serial_ge(c.ack[back], end[bown])
+        acked = _first(m, bown, covering, frames)
         done = []
         for i, (k, cd) in enumerate(cands):
-            if cd.shrunk_frame is None:
-                rows = g.rows[slice(*spans[i])]
-                if len(rows):
-                    hit = rows[
-                        (c.seq[rows] == cd.seq)
-                        & (c.paylen[rows] > 0)
-                        & (c.paylen[rows] < cd.length)
-                    ]
-                    if len(hit):
-                        cd.shrunk_frame = int(view.frames[hit[0]])
-            back = g.rows[slice(*spans[len(cands) + i])]
-            if len(back):
+            if cd.shrunk_frame is None and shrunk[i] >= 0:
+                cd.shrunk_frame = shrunk[i]
+            if seen[i]:
                 cd.receiver_seen = True
-                if cd.receiver_reset_frame is None:
-                    rst = back[(c.flags[back] & dec.TCP_RST) != 0]
-                    if len(rst):
-                        cd.receiver_reset_frame = int(view.frames[rst[0]])
-            if cd.acked_frame is None and len(back):
-                acks = back[(c.flags[back] & dec.TCP_ACK) != 0]
-                hit = acks[_serial_ge(c.ack[acks], cd.end)]
-                if len(hit):
-                    cd.acked_frame = int(view.frames[hit[0]])
+                if cd.receiver_reset_frame is None and reset[i] >= 0:
+                    cd.receiver_reset_frame = reset[i]
+                if cd.acked_frame is None and acked[i] >= 0:
+                    cd.acked_frame = acked[i]
             if cd.acked_frame is not None and not cd.recovered_by_shrinking:
                 done.append(k)
         for k in done:
             del self.candidates[k]
             self.ordinary += 1
+
+
+def _first(m: int, owner: np.ndarray, hit: np.ndarray, frames: np.ndarray) -> list[int]:
+    """For each of ``m`` owners, the frame of its first row where ``hit`` holds, or -1 (rows
+    grouped by ``owner`` ascending, each group in frame order)."""
+    out = np.full(m, -1, np.int64)
+    o = owner[hit]
+    if len(o):
+        first = np.flatnonzero(np.r_[True, o[1:] != o[:-1]])
+        out[o[first]] = frames[hit][first]
+    return out.tolist()
