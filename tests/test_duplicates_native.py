@@ -97,3 +97,17 @@ def test_compiled_marks_refuse_records_outside_the_buffer(tmp_path: Path) -> Non
         data[-1] = len(chunk.buf) - 1  # its bytes run past the buffer's end
         with pytest.raises(ValueError, match="outside the buffer"):
             run(())
+
+
+def test_copies_past_frame_2_to_the_32_are_counted_not_kept() -> None:
+    """Copies are kept as 32-bit frame numbers: the first copy past 2^32 - 1 ends the list
+    (the file's warning names it), and the copies before it are all found."""
+    f = duplicates.DuplicateFilter()
+    top = 2**32 - 1
+    frames = np.array([top - 2, top - 1, top, top + 1, top + 2], np.int64)
+    dup = np.array([False, True, True, True, True])
+    back = np.array([0, 1, 1, 1, 1], np.int64)
+    f._keep(frames, dup, back)
+    assert f.copies_of([top - 2]).tolist() == [top - 1, top]
+    assert f.unlisted_from == top + 1
+    assert f"from frame {top + 1} on" in f.warnings()[0]

@@ -46,9 +46,11 @@ WINDOW = 4  #: frames before a frame that it is compared with (editcap -d: windo
 #: 200 ms (RFC 6298's minimum RTO), so a TCP stack that resends identical bytes (no timestamp
 #: option, a constant IP ID) is never taken for a copy.
 MAX_GAP_S = 0.01
-#: copies whose frame numbers (and their originals') are kept per file: 32 MB at most, reached
-#: only by a file with millions of duplicates; the count goes on beyond it
+#: copies whose frame numbers (and their originals') are kept per file, as 32-bit numbers: 16 MB
+#: at most, reached only by a file with millions of duplicates; the count goes on beyond it (and
+#: beyond frame 2^32 - 1, which no 32-bit number holds)
 MAX_KEPT = 2_000_000
+_MAX_FRAME = np.iinfo(np.uint32).max
 _PREFIX = 40
 _LANES = np.arange(_PREFIX)
 
@@ -154,11 +156,12 @@ class DuplicateFilter:
         room = MAX_KEPT - self._kept
         if not len(rows) or self.unlisted_from is not None:
             return
+        room = min(room, int(np.searchsorted(frames[rows], _MAX_FRAME, side="right")))
         if len(rows) > room:
             self.unlisted_from = int(frames[rows[room]])
             rows = rows[:room]
-        self._copies.append(frames[rows])
-        self._originals.append(originals[rows + t])
+        self._copies.append(frames[rows].astype(np.uint32))
+        self._originals.append(originals[rows + t].astype(np.uint32))
         self._kept += len(rows)
 
     def copies_of(self, frames: Collection[int]) -> np.ndarray:
@@ -168,7 +171,8 @@ class DuplicateFilter:
             self._originals = [np.concatenate(self._originals)]
         if not self._copies:
             return np.zeros(0, np.int64)
-        return self._copies[0][np.isin(self._originals[0], np.fromiter(frames, np.int64))]
+        mine = np.isin(self._originals[0], np.fromiter(frames, np.int64))
+        return self._copies[0][mine].astype(np.int64)
 
     def warnings(self) -> list[str]:
         """The file warning when copies went unlisted (their filters cannot leave them out)."""
