@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 
@@ -489,17 +490,10 @@ class Case:
             more = len(starts) - MAX_LISTED_PAIRS - 1
             if more >= 0:
                 client, sessions = groups[MAX_LISTED_PAIRS]
-                f = _absent(client, head, sessions)
                 out.append(
-                    replace(
-                        f,
-                        summary=f"{f.summary} {more} more client(s) of this head-end have this "
-                        f"finding, not listed one by one (a report lists {MAX_LISTED_PAIRS} "
-                        "of a kind).",
-                        more_pairs=more,
+                    _standing_for(
+                        _absent(client, head, sessions), more, "client(s) of this head-end"
                     )
-                    if more
-                    else f
                 )
         return out
 
@@ -945,6 +939,7 @@ def _merge_same_clause(sets: list[FrameSet]) -> list[FrameSet]:
 MAX_LISTED_PAIRS = 1000
 
 _PairFinding = DtlsEstablished | DtlsUnanswered | DtlsNondefaultPort | DtlsOther
+_F = TypeVar("_F", _PairFinding, DtlsAbsent)  # the findings that can stand for more
 
 
 @dataclass(frozen=True, slots=True)
@@ -992,20 +987,24 @@ class _Listing:
                 pairs += det.pairs_at(at[: MAX_LISTED_PAIRS + 1 - len(pairs)])
             out += [build(p) for p in pairs[:MAX_LISTED_PAIRS]]
             if total > MAX_LISTED_PAIRS:
-                f = build(pairs[MAX_LISTED_PAIRS])
                 more = total - MAX_LISTED_PAIRS - 1
                 out.append(
-                    replace(
-                        f,
-                        summary=f"{f.summary} {more} more client/server pair(s) have this "
-                        f"finding, not listed one by one (a report lists {MAX_LISTED_PAIRS} "
-                        "of a kind).",
-                        more_pairs=more,
-                    )
-                    if more
-                    else f
+                    _standing_for(build(pairs[MAX_LISTED_PAIRS]), more, "client/server pair(s)")
                 )
         return out
+
+
+def _standing_for(f: _F, more: int, what: str) -> _F:
+    """The first finding past :data:`MAX_LISTED_PAIRS`, also standing for the ``more`` of its
+    kind after it (``what``: what they are), which ``more_pairs`` counts."""
+    if not more:
+        return f
+    return replace(
+        f,
+        summary=f"{f.summary} {more} more {what} have this finding, not listed one by one (a "
+        f"report lists {MAX_LISTED_PAIRS} of a kind).",
+        more_pairs=more,
+    )
 
 
 def _data_set(p: DtlsPair) -> FrameSet:

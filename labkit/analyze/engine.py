@@ -136,6 +136,14 @@ def member(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
     return sorted_keys[pos] == values
 
 
+def position(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Where each of ``keys`` is in ``sorted_keys``, or -1: one binary search per key."""
+    if not len(sorted_keys):
+        return np.full(len(keys), -1, np.int64)
+    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return np.where(sorted_keys[pos] == keys, pos, -1)
+
+
 def last_of(keys: np.ndarray, sorted_keys: np.ndarray, times: np.ndarray) -> np.ndarray:
     """``times`` of each of ``keys`` in ``sorted_keys`` (its twin column); -inf where absent."""
     out = np.full(len(keys), -np.inf)
@@ -187,6 +195,11 @@ def _slots_for(n: int, slots: np.ndarray) -> np.ndarray | None:
     return np.full(cap, -1, np.int32)
 
 
+def _rows_at(rows: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """``rows[pos]``, -1 where ``pos`` is (a sorted twin's answer for keys it lacks)."""
+    return np.where(pos >= 0, rows[np.maximum(pos, 0)] if len(rows) else -1, -1)
+
+
 class KeyIndex:
     """The row of each 64-bit key of a table whose rows are in the order the keys arrived
     (the i-th key ever added is row i).
@@ -217,12 +230,7 @@ class KeyIndex:
         if self._compiled:
             _tally.find(self._slots, self._keys, q, rows)
             return rows
-        rows[:] = -1
-        if len(self._sorted):
-            pos = np.minimum(np.searchsorted(self._sorted, q), len(self._sorted) - 1)
-            hit = self._sorted[pos] == q
-            rows[hit] = self._sorted_rows[pos[hit]]
-        return rows
+        return _rows_at(self._sorted_rows, position(self._sorted, q))
 
     def insert(self, query: np.ndarray) -> np.ndarray:
         """Each key's row; a key without one gets the next, in the order ``query`` first
@@ -268,13 +276,10 @@ class LatestIndex:
     def find(self, column: np.ndarray, query: np.ndarray) -> np.ndarray:
         """The latest row holding each key (-1: none)."""
         q = np.ascontiguousarray(query, np.uint64)
-        rows = np.full(len(q), -1, np.int64)
-        if self._compiled:
-            _tally.find(self._slots, column, q, rows)
-        elif len(self._sorted):
-            pos = np.minimum(np.searchsorted(self._sorted, q), len(self._sorted) - 1)
-            hit = self._sorted[pos] == q
-            rows[hit] = self._sorted_rows[pos[hit]]
+        if not self._compiled:
+            return _rows_at(self._sorted_rows, position(self._sorted, q))
+        rows = np.empty(len(q), np.int64)
+        _tally.find(self._slots, column, q, rows)
         return rows
 
     def update(self, column: np.ndarray, rows: np.ndarray) -> None:
@@ -290,8 +295,8 @@ class LatestIndex:
         keys = column[r]
         uk, last = np.unique(keys[::-1], return_index=True)
         newest = r[::-1][last]
-        pos = np.minimum(np.searchsorted(self._sorted, uk), max(len(self._sorted) - 1, 0))
-        old = self._sorted[pos] == uk if len(self._sorted) else np.zeros(len(uk), bool)
+        pos = position(self._sorted, uk)
+        old = pos >= 0
         self._sorted_rows[pos[old]] = newest[old]
         at = np.searchsorted(self._sorted, uk[~old])
         self._sorted = np.insert(self._sorted, at, uk[~old])

@@ -31,7 +31,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from labkit.analyze import decode as dec
-from labkit.analyze.engine import Appended, ChunkView, FlowBudget, KeyIndex, LatestIndex, tally
+from labkit.analyze.engine import (
+    Appended,
+    ChunkView,
+    FlowBudget,
+    KeyIndex,
+    LatestIndex,
+    position,
+    tally,
+)
 from labkit.analyze.evidence import dst_field, src_field
 
 _TABLE = "TLS session"  # this table's name in the budget's counts
@@ -108,14 +116,6 @@ def _endpoint(c_h: np.ndarray, s_h: np.ndarray, ports: np.ndarray) -> np.ndarray
     return dec.mix64(c_h ^ dec.mix64(s_h ^ dport))
 
 
-def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Position of each key in ``sorted_keys``, or -1."""
-    if not len(sorted_keys):
-        return np.full(len(keys), -1, np.int64)
-    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-    return np.where(sorted_keys[pos] == keys, pos, -1)
-
-
 class TlsDetector:
     def __init__(self, file: str, budget: FlowBudget | None = None) -> None:
         self.file = file
@@ -173,7 +173,7 @@ class TlsDetector:
         for sk, sf, st in (syns, self._prev_syns):  # the previous chunk's SYN wins
             if not len(sk):
                 continue
-            at = _lookup(sk, key)
+            at = position(sk, key)
             hit = (at >= 0) & (sf[np.maximum(at, 0)] < frame)
             start_frame[hit] = sf[at[hit]]
             start_ts[hit] = st[at[hit]]
@@ -451,7 +451,7 @@ class TlsDetector:
         """Whether each (client, server) address-hash pair has a TLS session here."""
         ch, sh = self._hashes()
         have = np.unique(dec.mix64(ch ^ dec.mix64(sh)))
-        return _lookup(have, dec.mix64(client_h ^ dec.mix64(server_h))) >= 0
+        return position(have, dec.mix64(client_h ^ dec.mix64(server_h))) >= 0
 
 
 class _SessionView(Mapping[int, TlsSession]):
