@@ -71,8 +71,13 @@ from labkit.analyze.engine import (
     member,
     tally,
 )
-from labkit.analyze.evidence import FrameSet, dst_field, src_field
+from labkit.analyze.evidence import MAX_FRAMES, FrameSet, dst_field, src_field
 from labkit.wire import DTLS1_BAD_VER, HS_CLIENT_HELLO
+
+try:
+    from labkit.analyze import _dtlswalk
+except ImportError:  # installed without a C compiler: _handshakes does the same, slower
+    _dtlswalk = None  # type: ignore[assignment]
 
 MIDSTREAM_MIN = 2
 #: What a pair without HelloVerifyRequests or ServerHellos shows of them: read for its count
@@ -403,8 +408,11 @@ class DtlsDetector:
             rec_seq = _be(view.chunk.buf, c.pay[r] + 5, 6)  # RFC 6347 4.1: 48-bit sequence
             src_a, dst_a = packed_addresses(view.chunk.buf, c.l3[r], c.ipver[r])
             per_row = (c_key[k], s_key[k], c.src_h[r], c.dst_h[r], src_a, dst_a, rec_seq)
-            edit = RowEdit(self.table, np.concatenate([c_key[k], s_key[k]]), len(hs))
-            self._handshakes(edit, [rare[j] for j in hs], zip(*(a.tolist() for a in per_row)))
+            if _dtlswalk is None:
+                edit = RowEdit(self.table, np.concatenate([c_key[k], s_key[k]]), len(hs))
+                self._handshakes(edit, [rare[j] for j in hs], zip(*(a.tolist() for a in per_row)))
+            else:
+                self._walk([rare[j] for j in hs], *per_row)
         ts = view.ts[rows]
         finite = ts[~np.isnan(ts)]
         if len(finite):
@@ -595,6 +603,55 @@ class DtlsDetector:
                         edit.set_session_id(i, r.session_id)
                     if hello_version[i] == NO_VALUE and r.hello_version is not None:
                         hello_version[i] = r.hello_version
+
+    def _walk(
+        self,
+        pkts: list[dec.Packet],
+        c_keys: np.ndarray,
+        s_keys: np.ndarray,
+        src_h: np.ndarray,
+        dst_h: np.ndarray,
+        src_a: np.ndarray,
+        dst_a: np.ndarray,
+        rec_seq: np.ndarray,
+    ) -> None:
+        """:meth:`_handshakes`, compiled (``_dtlswalk.c``): the same rules on the table's
+        columns in place, the same side dicts and recent-hello identities. The columns grow
+        as they do for :class:`RowEdit` (doubling, when a new pair finds them full): a
+        chunk's datagrams are no measure of its new pairs (a pair is three of them or more)."""
+        t, start = self.table, 0
+        while start < len(pkts):
+            ck, sk = c_keys[start:], s_keys[start:]
+            made, duplicates, done = _dtlswalk.walk(
+                pkts[start:],
+                (
+                    ck,
+                    sk,
+                    t.rows_of(ck),
+                    t.rows_of(sk),
+                    src_h[start:],
+                    dst_h[start:],
+                    rec_seq[start:],
+                ),
+                src_a[start:],
+                dst_a[start:],
+                tuple(t.cols.values()),
+                t.n,
+                (
+                    t.long_session_ids,
+                    t.more_seqs,
+                    t.more_frames,
+                    self.hello_versions,
+                    self._recent,
+                    self._new_watch,
+                ),
+                (MAX_RECENT_HELLOS, DUPLICATE_S, MAX_FRAMES),
+            )
+            t.appended(made)
+            self.duplicate_hellos += duplicates
+            start += done
+            if start < len(pkts):  # the columns were full: grown (doubled), and on
+                t.reserve(1)
 
     @staticmethod
     def _server_hello(edit: RowEdit, i: int, r: dec.DtlsRecord, frame: int, ts: float) -> None:
