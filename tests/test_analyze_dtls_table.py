@@ -187,7 +187,7 @@ def test_the_table_counts_hellos_like_a_per_packet_reference(tmp_path, frames):
 def test_answered_pairs_cost_their_column_rows_and_nothing_per_pair_beside(tmp_path):
     """Answered pairs (hello, HelloVerifyRequest, hello with the cookie: a busy head-end's
     usual pair) fill the columns only: no side entry per pair, one address string per
-    address, and columns at most twice the rows they hold (grown by doubling)."""
+    address, and columns at most twice the rows they hold (grown by engine.room)."""
     n = 2_000
     path = tmp_path / "pairs.pcap"
     path.write_bytes(capture("dtls_pairs", n))

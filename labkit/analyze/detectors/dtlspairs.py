@@ -617,7 +617,7 @@ class DtlsDetector:
     ) -> None:
         """:meth:`_handshakes`, compiled (``_dtlswalk.c``): the same rules on the table's
         columns in place, the same side dicts and recent-hello identities. The columns grow
-        as they do for :class:`RowEdit` (doubling, when a new pair finds them full): a
+        as they do for :class:`RowEdit` (when a new pair finds them full): a
         chunk's datagrams are no measure of its new pairs (a pair is three of them or more)."""
         t, start = self.table, 0
         while start < len(pkts):
@@ -650,7 +650,7 @@ class DtlsDetector:
             t.appended(made)
             self.duplicate_hellos += duplicates
             start += done
-            if start < len(pkts):  # the columns were full: grown (doubled), and on
+            if start < len(pkts):  # the columns were full: grown, and on
                 t.reserve(1)
 
     @staticmethod

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
-from labkit.analyze.engine import LatestIndex
+from labkit.analyze.engine import LatestIndex, room
 from labkit.analyze.evidence import MAX_FRAMES, FrameSet
 
 if TYPE_CHECKING:
@@ -92,9 +92,9 @@ _FRESH: Final[dict[str, object]] = {
 
 
 class DtlsTable:
-    """Pair rows in columns grown by doubling, a hash index of their keys' rows
-    (:class:`~labkit.analyze.engine.LatestIndex` over the key column: a new pair costs a probe,
-    whatever the table holds), and the side dicts."""
+    """Pair rows in columns grown by :func:`~labkit.analyze.engine.room`, a hash index of
+    their keys' rows (:class:`~labkit.analyze.engine.LatestIndex` over the key column: a new
+    pair costs a probe, whatever the table holds), and the side dicts."""
 
     def __init__(self) -> None:
         self.n = 0
@@ -194,7 +194,7 @@ class DtlsTable:
         cap = len(self.cols["key"])
         if n <= cap:
             return
-        cap = max(n, 2 * cap, 16)
+        cap = room(cap, n)
         for k, col in self.cols.items():
             grown = np.zeros(cap, col.dtype)
             grown[: self.n] = col[: self.n]

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labkit.analyze import decode as dec
-from labkit.analyze.engine import ChunkView, KeyTable, pair
+from labkit.analyze.engine import ChunkView, KeyTable, pair, room
 from labkit.analyze.evidence import MAX_FRAMES, any_of, paren
 from labkit.mtu import MIN_IPV4_MTU
 
@@ -58,7 +58,7 @@ class SizeDetector:
         self.table = KeyTable(src=np.uint64, dst=np.uint64, size=np.int64, tcplen=np.int64)
         # Each key's first frames, appended as they come (key id, frame, time): most keys
         # hold one or two packets, so a row per kept frame costs a tenth of a fixed
-        # MAX_FRAMES slots per key. Grown by doubling; rows beyond ``_stored`` are unused.
+        # MAX_FRAMES slots per key. Grown by :func:`room`; rows beyond ``_stored`` are unused.
         self.f_id = np.zeros(0, np.int32)
         self.f_frame = np.zeros(0, np.int64)
         self.f_ts = np.zeros(0, np.float64)
@@ -87,18 +87,19 @@ class SizeDetector:
             self._mark_room()
 
     def _grow(self, n: int) -> None:
-        """Room for ``n`` keys' counts of kept frames, doubling: keys arrive a few per chunk."""
+        """Room for ``n`` keys' counts of kept frames (:func:`room`: keys arrive a few per
+        chunk)."""
         if n <= len(self.kept):
             return
-        kept = np.zeros(max(n, 2 * len(self.kept)), np.uint8)
+        kept = np.zeros(room(len(self.kept), n), np.uint8)
         kept[: len(self.kept)] = self.kept
         self.kept = kept
 
     def _append(self, ids: np.ndarray, frames: np.ndarray, times: np.ndarray) -> None:
-        """Append kept frames, doubling the rows when they run out."""
+        """Append kept frames, growing the rows (:func:`room`) when they run out."""
         end = self._stored + len(ids)
         if end > len(self.f_id):
-            size = max(end, 2 * len(self.f_id))
+            size = room(len(self.f_id), end)
             for name in ("f_id", "f_frame", "f_ts"):
                 old = getattr(self, name)
                 new = np.empty(size, old.dtype)
