@@ -466,7 +466,7 @@ class Case:
             cols = [f.tls.clients_to(head) for f in files]
             which = np.concatenate([np.full(len(c[0]), i) for i, c in enumerate(cols)])
             rows, client_h, client4 = (np.concatenate([c[j] for c in cols]) for j in range(3))
-            skip = np.array(sorted(_hashes_of(c for c, h in tried if h == head)), np.uint64)
+            skip = dec.addr_hashes(c for c, h in tried if h == head)
             mine = ~np.isin(client_h, skip)
             which, rows, client_h, client4 = which[mine], rows[mine], client_h[mine], client4[mine]
             if not len(rows):
@@ -907,17 +907,6 @@ def _absent(client: str, head: str, sessions: Sequence[TlsSession]) -> DtlsAbsen
         server=head,
         tls_sessions=len(sessions),
     )
-
-
-def _hashes_of(addresses: Iterable[str]) -> set[int]:
-    """The column hashes of ``addresses``; one that is no address has none."""
-    out = set()
-    for a in addresses:
-        try:
-            out.add(dec.addr_hash(a))
-        except (OSError, ValueError):
-            continue
-    return out
 
 
 def _merge_same_clause(sets: list[FrameSet]) -> list[FrameSet]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -1390,6 +1391,18 @@ def _from_l3(chunk: Chunk, rel3: np.ndarray, ver: np.ndarray, why: np.ndarray) -
 def ip4_text(value: int) -> str:
     """192.0.2.1 from its integer (the columns keep IPv4 addresses as integers)."""
     return socket.inet_ntoa(value.to_bytes(4, "big"))
+
+
+def addr_hashes(addresses: Iterable[str]) -> np.ndarray:
+    """The column hashes of ``addresses`` (:func:`addr_hash`), sorted and distinct; a text that
+    is no address has none."""
+    out = set()
+    for a in addresses:
+        try:
+            out.add(addr_hash(a))
+        except (OSError, ValueError):
+            continue
+    return np.array(sorted(out), np.uint64)
 
 
 def addr_hash(address: str) -> int:

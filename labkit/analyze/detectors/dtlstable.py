@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
+from labkit.analyze.decode import addr_hashes
 from labkit.analyze.engine import LatestIndex, room
 from labkit.analyze.evidence import MAX_FRAMES, FrameSet
 
@@ -214,11 +215,10 @@ class DtlsTable:
         self.more_frames = {k: v for k, v in self.more_frames.items() if k[1] in kept}
 
     def named(self, hashes: np.ndarray, names: Collection[str]) -> np.ndarray:
-        """Per address hash of this table: whether its address is one of ``names``."""
-        uniq, inv = np.unique(hashes, return_inverse=True)
-        texts = self.texts(uniq)
-        hit = np.array([texts[h] in names for h in uniq.tolist()], bool)
-        return hit[inv.reshape(-1)] if len(uniq) else np.zeros(len(hashes), bool)
+        """Per address hash of this table: whether its address is one of ``names``. Compared
+        as the columns' hashes (the table's identity of an address): printing every address
+        of a table of a million pairs, to look a few names up, cost ~200 MB of strings."""
+        return np.isin(hashes, addr_hashes(names))
 
     def addresses(self, hashes: np.ndarray) -> set[str]:
         """The addresses of ``hashes`` (each one an address of this table)."""
