@@ -143,7 +143,18 @@ next_proto(int code, int *st, int64_t *et)  /* decode._next_proto */
     return 0;
 }
 
-#define B(i) ((int64_t)byte_at(p, p->data + (i)))
+/* Byte `rel` of the packet: from its window (a copy of the buffer at the same place, gathered
+ * in order with the record headers, so it is in cache) when it is there, else from the buffer,
+ * whose reads land a record apart and each miss the cache. */
+static inline int64_t
+rel_byte(const Packet *p, int64_t rel)
+{
+    if (rel >= 0 && rel < p->winlen)
+        return p->win[rel];
+    return byte_at(p, p->data + rel);
+}
+
+#define B(i) rel_byte(p, (i))
 #define B16(i) ((B(i) << 8) | B((i) + 1))
 
 /* decode._ip_fields: 1 when a valid IP header is at q (its protocol, L4 offset, first). */
