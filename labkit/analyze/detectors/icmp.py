@@ -284,8 +284,9 @@ class IcmpDetector:
 
     def _follow(self, view: ChunkView) -> None:
         """Sizes the followed flows sent after their ICMP, in this chunk (numpy; few rows).
-        TCP rows carry their flow hash; UDP rows get one only when their destination port is
-        a followed flow's (few rows, and no cost while no UDP flow is followed)."""
+        TCP rows carry their flow hash and are grouped by it (a search per followed flow, not
+        per row); UDP rows get one only when their destination port is a followed flow's (few
+        rows, and no cost while no UDP flow is followed)."""
         c = view.cols
         for proto in (PROTO_TCP, PROTO_UDP):
             if self._new[proto]:
@@ -294,8 +295,9 @@ class IcmpDetector:
             keys = self._keys[proto]
             if not len(keys):
                 continue
-            if proto == PROTO_TCP:
-                rows = np.flatnonzero(member(c.tcp_fwd, keys))
+            if proto == PROTO_TCP:  # the chunk's flows are grouped already: search those
+                rows, own = view.tcp_groups().members(keys)
+                rows = np.sort(rows[c.tcp_fwd[rows] == keys[own]])
                 fwd = c.tcp_fwd[rows]
             else:
                 udp = (c.proto == PROTO_UDP) & c.first & member(c.dport, self._ports)
