@@ -585,7 +585,19 @@ def windows(a: np.ndarray, width: int) -> np.ndarray:
 
 
 def rows_at(a: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
-    """``width`` bytes at each offset, as an (n, width) uint8 array."""
+    """``width`` bytes at each offset (non-negative; clipped to stay inside ``a``), as an
+    (n, width) uint8 array. Compiled (:func:`walk.gather`) when the walk is: it fetches the
+    records ahead while it copies, where numpy waits for each record's cache miss in turn;
+    :func:`py_rows_at` is the reference."""
+    if walk.gather is None:
+        return py_rows_at(a, offsets, width)
+    out = np.empty((len(offsets), width), np.uint8)
+    walk.gather(a, np.ascontiguousarray(offsets, np.int64), width, out)
+    return out
+
+
+def py_rows_at(a: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
+    """:func:`rows_at` with numpy alone: one fancy index of the windows."""
     return windows(a, width)[np.minimum(offsets, len(a) - width)]
 
 
