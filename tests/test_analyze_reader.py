@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from labkit.errors import InputError
+from labkit.pcapio import reader
 from labkit.pcapio.reader import MAX_CAPLEN, open_capture
 from tests.helpers import capfiles as cf
 from tests.helpers.paths import PUBLIC
@@ -109,6 +110,24 @@ def test_small_chunks_split_records_anywhere(tmp_path):
     _, want = read_all(PUBLIC / "dtls-0x0100-hvr-retrans.pcapng")
     cap, got = read_all(PUBLIC / "dtls-0x0100-hvr-retrans.pcapng", 600)
     assert got == want and not cap.warnings
+
+
+@pytest.mark.parametrize("piece", [1, 13, 700, 4096])
+def test_read_ahead_walks_piece_by_piece_to_the_same_records(tmp_path, monkeypatch, piece):
+    """The read-ahead walks each piece of a buffer as it lands: records split by a piece's
+    end (every one, with 1-byte pieces), a buffer's end and a cut file read as they do when
+    the buffer is walked whole."""
+    raw = (PUBLIC / "anyconnect-vpn.pcap").read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(raw[: len(raw) - 40])
+    want = [read_all(p, 4096) for p in (PUBLIC / "anyconnect-vpn.pcap", cut)]
+    monkeypatch.setattr(reader, "READ_PIECE", piece)
+    for p, (wcap, wrecs) in zip((PUBLIC / "anyconnect-vpn.pcap", cut), want):
+        cap, recs = read_all(p, 4096)
+        assert recs == wrecs and len(recs) > 500
+        assert [(w.offset, w.message) for w in cap.warnings] == [
+            (w.offset, w.message) for w in wcap.warnings
+        ]
 
 
 def pcapng_multi(order: str) -> tuple[bytes, list[tuple[int, int, bytes]]]:

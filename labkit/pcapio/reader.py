@@ -86,6 +86,9 @@ SLACK = 256
 #: Each packet's first bytes are copied out with its record header, in the same memory pass:
 #: link, IP (v4 with options, v6), TCP with options and the payload's first bytes fit in 128.
 PACKET_WINDOW = 128
+#: A read-ahead fills its buffer this many bytes at a time and walks each piece at once, while
+#: it is still in the core's cache (L2 holds it with room to spare).
+READ_PIECE = 256 << 10
 #: Records per chunk, at most. The columns cost ~1 KB a record while a chunk is analyzed, and
 #: a buffer of empty 16-byte records (a gzip bomb of zeros, or just a hostile file) would be
 #: a million of them; 2^17 bounds a chunk's working set near 150 MB whatever the records.
@@ -791,9 +794,35 @@ class _PcapWalker(_Walker):
 
     def prewalk(self, buf: Buf, pos: int, have: int, order: str) -> Walked:
         n, end = walk.pcap(buf, self.offsets, pos, have, self.rec_len, walk.swapped(order))
+        return self._walked(buf, n, end)
+
+    def _walked(self, buf: Buf, n: int, end: int) -> Walked:
+        """The walk's first ``n`` offsets, with each record's header and first bytes."""
         idx = self.offsets[:n].copy()
         head = rows_at(np.frombuffer(buf, dtype=np.uint8), idx, self.rec_len + PACKET_WINDOW)
         return Walked(idx, end, head, n == MAX_ROWS)
+
+    def _read_ahead(
+        self, stream: BinaryIO, buf: mmap.mmap, view: memoryview, tail: int, order: str
+    ) -> tuple[int, str | None, Walked | None]:
+        """:meth:`_Walker._read_ahead`, the walk made piece by piece as the bytes land: each
+        offset depends on the load before it, so a walk of the whole buffer after the read
+        waited on a cache miss at every record, where a :data:`READ_PIECE` just copied in is
+        still in the core's cache (a tenth of the cost). The same records: a pcap walk stops
+        only at a record that does not fit yet, and resumes there with the next piece. Not
+        for gzip, whose bomb check counts what each read asks for."""
+        if self.cap.compressed:
+            return super()._read_ahead(stream, buf, view, tail, order)
+        swapped = walk.swapped(order)
+        have, n, pos, error = tail, 0, 0, None
+        while have < len(view):
+            got, error = _fill(stream, view[have : have + READ_PIECE])
+            have += got
+            k, pos = walk.pcap(buf, self.offsets[n:], pos, have, self.rec_len, swapped)
+            n += k
+            if error is not None or have < len(view) and got < READ_PIECE:
+                break  # the end of the stream, or a read error
+        return have - tail, error, self._walked(buf, n, pos) if have else None
 
     def walk(self, buf: Buf, pos: int, have: int, eof: bool) -> tuple[Chunk | None, int]:
         w = self.walked(buf, pos, have)
