@@ -194,9 +194,8 @@ class IcmpDetector:
         counts = np.bincount(ids, minlength=len(sigs))
         sets: list[FrameSet] = []  # the chunk's groups' frame sets, by group number
         number: dict[int, int] = {}  # id(frame set) -> group number
-        group_of: list[
-            int
-        ] = []  # each signature's group number (-1: no group, evidence of nothing)
+        # each signature's group number (-1: no group, the error is evidence of nothing)
+        group_of: list[int] = []
         for (reporter, to, err), k, n in zip(sigs, first.tolist(), counts.tolist()):
             assert err is not None
             fs = None
