@@ -642,14 +642,44 @@ class _Walker:
     def prewalk(self, buf: Buf, pos: int, have: int, order: str) -> Walked:
         """Walk ``buf[pos:have]`` in byte order ``order``; reads no state that the consumer
         changes, so it runs on the read-ahead thread."""
+        n, pos = self._advance(buf, 0, pos, have, order)
+        return self._complete(buf, n, pos, have, order)
+
+    def _advance(self, buf: Buf, n: int, pos: int, have: int, order: str) -> tuple[int, int]:
+        """The record chain from ``pos`` on, as far as ``buf[:have]`` holds whole records, its
+        offsets after the ``n`` found before: the new count and where the chain stopped. It
+        stops at a record that does not fit yet (and goes on from there when more is read) or
+        at one that can never be walked, wherever ``have`` is."""
+        raise NotImplementedError
+
+    def _complete(self, buf: Buf, n: int, pos: int, have: int, order: str) -> Walked:
+        """The walk of the whole ``buf[:have]`` from the chain advanced so far: what a stop
+        means (a section in the other byte order) and each record's first bytes."""
         raise NotImplementedError
 
     def _read_ahead(
         self, stream: BinaryIO, buf: mmap.mmap, view: memoryview, tail: int, order: str
     ) -> tuple[int, str | None, Walked | None]:
-        """Fill ``buf`` after the ``tail`` bytes already there, then walk it (read-ahead thread)."""
-        n, error = _fill(stream, view[tail:])
-        return n, error, self.prewalk(buf, 0, tail + n, order) if tail + n else None
+        """Fill ``buf`` after the ``tail`` bytes already there and walk it (read-ahead thread).
+
+        The chain is advanced piece by piece as the bytes land: each offset depends on the
+        load before it, so a walk of the whole buffer after the read waited on a cache miss
+        at every record, where a :data:`READ_PIECE` just copied in is still in the core's
+        cache (a tenth of the cost). An advance stops only at a record that does not fit yet
+        (it resumes there) or at one that never can be walked (it stops there again), so the
+        chain is the one a single walk finds; what a stop means is judged once, on the whole
+        buffer. Not for gzip, whose bomb check counts what each read asks for."""
+        if self.cap.compressed:
+            n, error = _fill(stream, view[tail:])
+            return n, error, self.prewalk(buf, 0, tail + n, order) if tail + n else None
+        have, n, pos, error = tail, 0, 0, None
+        while have < len(view):
+            got, error = _fill(stream, view[have : have + READ_PIECE])
+            have += got
+            n, pos = self._advance(buf, n, pos, have, order)
+            if error is not None or have < len(view) and got < READ_PIECE:
+                break  # the end of the stream, or a read error
+        return have - tail, error, self._complete(buf, n, pos, have, order) if have else None
 
     def warn(self, offset: int, message: str) -> None:
         self.cap.warnings.append(ReadWarning(offset, message))
@@ -792,37 +822,14 @@ class _PcapWalker(_Walker):
         self.frame = 1
         return 24
 
-    def prewalk(self, buf: Buf, pos: int, have: int, order: str) -> Walked:
-        n, end = walk.pcap(buf, self.offsets, pos, have, self.rec_len, walk.swapped(order))
-        return self._walked(buf, n, end)
+    def _advance(self, buf: Buf, n: int, pos: int, have: int, order: str) -> tuple[int, int]:
+        k, pos = walk.pcap(buf, self.offsets[n:], pos, have, self.rec_len, walk.swapped(order))
+        return n + k, pos
 
-    def _walked(self, buf: Buf, n: int, end: int) -> Walked:
-        """The walk's first ``n`` offsets, with each record's header and first bytes."""
-        idx = self.offsets[:n].copy()
+    def _complete(self, buf: Buf, n: int, pos: int, have: int, order: str) -> Walked:
+        idx = self.offsets[:n].copy()  # a stop needs no judging: the record does not fit
         head = rows_at(np.frombuffer(buf, dtype=np.uint8), idx, self.rec_len + PACKET_WINDOW)
-        return Walked(idx, end, head, n == MAX_ROWS)
-
-    def _read_ahead(
-        self, stream: BinaryIO, buf: mmap.mmap, view: memoryview, tail: int, order: str
-    ) -> tuple[int, str | None, Walked | None]:
-        """:meth:`_Walker._read_ahead`, the walk made piece by piece as the bytes land: each
-        offset depends on the load before it, so a walk of the whole buffer after the read
-        waited on a cache miss at every record, where a :data:`READ_PIECE` just copied in is
-        still in the core's cache (a tenth of the cost). The same records: a pcap walk stops
-        only at a record that does not fit yet, and resumes there with the next piece. Not
-        for gzip, whose bomb check counts what each read asks for."""
-        if self.cap.compressed:
-            return super()._read_ahead(stream, buf, view, tail, order)
-        swapped = walk.swapped(order)
-        have, n, pos, error = tail, 0, 0, None
-        while have < len(view):
-            got, error = _fill(stream, view[have : have + READ_PIECE])
-            have += got
-            k, pos = walk.pcap(buf, self.offsets[n:], pos, have, self.rec_len, swapped)
-            n += k
-            if error is not None or have < len(view) and got < READ_PIECE:
-                break  # the end of the stream, or a read error
-        return have - tail, error, self._walked(buf, n, pos) if have else None
+        return Walked(idx, pos, head, n == MAX_ROWS)
 
     def walk(self, buf: Buf, pos: int, have: int, eof: bool) -> tuple[Chunk | None, int]:
         w = self.walked(buf, pos, have)
@@ -978,15 +985,18 @@ class _PcapngWalker(_Walker):
             return pos, self._check_stop(buf, pos)
         return pos, flipped
 
-    def prewalk(self, buf: Buf, pos: int, have: int, order: str) -> Walked:
-        """Blocks of ``buf[pos:have]``, at most MAX_ROWS. A section header in the other byte
+    def _advance(self, buf: Buf, n: int, pos: int, have: int, order: str) -> tuple[int, int]:
+        k, pos = walk.pcapng(buf, self.offsets[n:], pos, have, walk.swapped(order))
+        return n + k, pos
+
+    def _complete(self, buf: Buf, n: int, pos: int, have: int, order: str) -> Walked:
+        """Blocks of ``buf[:have]``, at most MAX_ROWS. A section header in the other byte
         order stops a walk in this one (its length reads as garbage): the walk goes on there
         in that order, and :attr:`Walked.flips` says where."""
         flips: list[tuple[int, str]] = []
-        total = 0
+        total = n
         while True:
-            n, pos = walk.pcapng(buf, self.offsets[total:], pos, have, walk.swapped(order))
-            total += n
+            total, pos = self._advance(buf, total, pos, have, order)
             if total < MAX_ROWS and pos + 12 <= have and buf[pos : pos + 4] == _SHB_BYTES:
                 new = _BOM.get(bytes(buf[pos + 8 : pos + 12]))
                 if new is not None and new != order:
