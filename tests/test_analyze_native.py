@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from labkit.analyze import decode as dec
 from labkit.analyze import duplicates, engine
+from labkit.analyze.detectors import dtlspairs
 from labkit.pcapio import walk
 from labkit.pcapio.reader import MAX_ROWS, open_capture, py_rows_at, rows_at
 from tests.fuzz.packet import PACKET_MUTATIONS
@@ -61,6 +62,7 @@ def test_extensions_are_built_where_there_is_a_compiler() -> None:
     assert dec._columns is not None, "labkit.analyze._columns: " + hint
     assert engine._tally is not None, "labkit.analyze._tally: " + hint
     assert duplicates._dupmask is not None, "labkit.analyze._dupmask: " + hint
+    assert dtlspairs._dtlswalk is not None, "labkit.analyze._dtlswalk: " + hint
 
 
 @needs_native

@@ -49,7 +49,19 @@ import numpy as np
 from labkit import mtu
 from labkit.analyze import decode as dec
 from labkit.analyze.decode import directed
-from labkit.analyze.detectors.dtlstable import HANDSHAKE, ROW_BYTES, SERVER_CCS, DtlsTable
+from labkit.analyze.detectors.dtlstable import (
+    CLIENT_CCS,
+    HANDSHAKE,
+    HELLO_FRAMES,
+    HVR_FRAMES,
+    NO_VALUE,
+    ROW_BYTES,
+    SERVER_CCS,
+    SH_FRAMES,
+    DtlsTable,
+    RowEdit,
+    packed_addresses,
+)
 from labkit.analyze.detectors.sessions import TlsDetector
 from labkit.analyze.engine import (
     ChunkView,
@@ -59,8 +71,13 @@ from labkit.analyze.engine import (
     member,
     tally,
 )
-from labkit.analyze.evidence import FrameSet, dst_field, src_field
+from labkit.analyze.evidence import MAX_FRAMES, FrameSet, dst_field, src_field
 from labkit.wire import DTLS1_BAD_VER, HS_CLIENT_HELLO
+
+try:
+    from labkit.analyze import _dtlswalk
+except ImportError:  # installed without a C compiler: _handshakes does the same, slower
+    _dtlswalk = None  # type: ignore[assignment]
 
 MIDSTREAM_MIN = 2
 #: What a pair without HelloVerifyRequests or ServerHellos shows of them: read for its count
@@ -151,15 +168,6 @@ class DtlsPair:
     def server_hello(self) -> FrameSet:
         return self._evidence(dec.HS_SERVER_HELLO, self.server_hello_frames)
 
-    def answer(self, hs_type: int, frame: int, ts: float) -> None:
-        """Count a HelloVerifyRequest or ServerHello from the server."""
-        if hs_type == dec.HS_HELLO_VERIFY:
-            self.hvr_frames = self.hvr_frames or FrameSet("", "")
-            self.hvr_frames.add(frame, ts)
-        else:
-            self.server_hello_frames = self.server_hello_frames or FrameSet("", "")
-            self.server_hello_frames.add(frame, ts)
-
     @property
     def attempts(self) -> int:
         """Distinct ClientHello datagrams (a frame captured twice counts once)."""
@@ -200,35 +208,6 @@ class DtlsPair:
     @property
     def version(self) -> int | None:
         return self.hello_version if self.hello_version is not None else self.record_version
-
-    def hello(
-        self,
-        cport: int,
-        rec_seq: int,
-        msg_seq: int,
-        frame: int,
-        ts: float,
-        recent: OrderedDict[int, float],
-    ) -> bool:
-        """Count one ClientHello frame; False if it repeats a datagram already counted.
-        ``recent``: when each hello identity (a hash of the pair and its client port, record
-        and message sequence numbers) was last seen, the latest :data:`MAX_RECENT_HELLOS`."""
-        self.hello_frames.add(frame, ts)
-        ident = hash((self.key, cport, rec_seq, msg_seq))
-        before = recent.pop(ident, None)
-        if len(recent) >= MAX_RECENT_HELLOS:
-            recent.popitem(last=False)
-        recent[ident] = ts
-        if before is not None and abs(ts - before) < DUPLICATE_S:
-            self.duplicate_hellos += 1
-            return False
-        self.distinct_hellos += 1
-        if msg_seq not in self.hello_seqs:
-            self.hello_seqs += (msg_seq,)
-        if self.first_hello_ts is None:
-            self.first_hello_ts = ts
-        self.last_hello_ts = max(self.last_hello_ts, ts)
-        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,8 +287,6 @@ class DtlsDetector:
         self.table = DtlsTable()  # one row per pair, keyed by hash of (client, server, 0, port)
         self.early_flows = 0  # pairs with a ClientHello dropped at the ceiling
         self.early_answered = 0  # of which answered
-        self._hot: dict[int, DtlsPair] = {}  # the pairs this chunk's handshakes touch, by key
-        self._hot_rows: list[int] = []  # their rows (-1: a new pair), in ``_hot``'s order
         self._recent: OrderedDict[int, float] = OrderedDict()  # hello identity -> last seen
         self.watch = Watch()
         self._new_watch: list[int] = []  # addresses to watch from the next merge
@@ -327,39 +304,6 @@ class DtlsDetector:
     def pairs_at(self, rows: np.ndarray) -> list[DtlsPair]:
         """The pairs of ``rows`` of :attr:`table` as objects."""
         return self.table.load(rows, partial(DtlsPair, self.file, watch=self.watch))
-
-    def _touch(self, keys: np.ndarray) -> None:
-        """Make the pairs of ``keys`` that have rows the chunk's hot pairs."""
-        keys = np.unique(keys)
-        keys = keys[~np.isin(keys, np.fromiter(self._hot, np.uint64, len(self._hot)))]
-        rows = self.table.rows_of(keys)
-        rows = rows[rows >= 0]
-        for row, pair in zip(rows.tolist(), self.pairs_at(rows)):
-            self._hot[pair.key] = pair
-            self._hot_rows.append(row)
-
-    def _store(self) -> None:
-        """The hot pairs back into the table; new ones get rows (and join the key index)."""
-        if self._hot:
-            self.table.store(list(self._hot.values()), np.array(self._hot_rows, np.int64))
-            self._hot.clear()
-            self._hot_rows.clear()
-        self._merge_watch()
-
-    def _pair(
-        self, pkt: dec.Packet, client_side: bool, key: int, hashes: tuple[int, int]
-    ) -> DtlsPair:
-        pair = self._hot.get(key)
-        if pair is None:
-            client, server = (pkt.src, pkt.dst) if client_side else (pkt.dst, pkt.src)
-            ch, sh = hashes if client_side else hashes[::-1]
-            port = pkt.dport if client_side else pkt.sport
-            pair = self._hot[key] = DtlsPair(
-                self.file, client, server, int(port or 0), ch, sh, key=key, watch=self.watch
-            )
-            self._hot_rows.append(-1)
-        pair.seen = pkt.frame
-        return pair
 
     def _merge_watch(self) -> None:
         """Watched addresses join their sorted arrays once per chunk (a sorted insert, never a
@@ -455,28 +399,28 @@ class DtlsDetector:
         s_key = directed(c.dst_h[rows], c.src_h[rows], zero, c.sport[rows])
         rare = view.rare
         hs = [j for j, pkt in enumerate(rare) if pkt.proto == dec.PROTO_UDP and pkt.dtls]
+        edit = None
         if hs:
             # Each column read once per chunk as a list: numpy scalars one by one would cost
             # more than the handshake bookkeeping itself on a capture of handshakes.
             r = view.rare_rows[hs]
             k = np.searchsorted(rows, r)
             rec_seq = _be(view.chunk.buf, c.pay[r] + 5, 6)  # RFC 6347 4.1: 48-bit sequence
-            self._touch(np.concatenate([c_key[k], s_key[k]]))
-            for j, ck, sk, src_h, dst_h, seq in zip(
-                hs,
-                c_key[k].tolist(),
-                s_key[k].tolist(),
-                c.src_h[r].tolist(),
-                c.dst_h[r].tolist(),
-                rec_seq.tolist(),
-            ):
-                self._handshake(rare[j], ck, sk, (src_h, dst_h), seq)
+            src_a, dst_a = packed_addresses(view.chunk.buf, c.l3[r], c.ipver[r])
+            per_row = (c_key[k], s_key[k], c.src_h[r], c.dst_h[r], src_a, dst_a, rec_seq)
+            if _dtlswalk is None:
+                edit = RowEdit(self.table, np.concatenate([c_key[k], s_key[k]]), len(hs))
+                self._handshakes(edit, [rare[j] for j in hs], zip(*(a.tolist() for a in per_row)))
+            else:
+                self._walk([rare[j] for j in hs], *per_row)
         ts = view.ts[rows]
         finite = ts[~np.isnan(ts)]
         if len(finite):
             self.last_ts = max(self.last_ts, float(finite.max()))
         self._stun(c, rows, c_key, s_key)
-        self._store()
+        if edit is not None:
+            edit.commit()
+        self._merge_watch()
         self._records(view, rows, c_key, s_key)
         self._cover(view)
 
@@ -549,77 +493,178 @@ class DtlsDetector:
         )
         uniq, first, _n = tally(ck)
         new = self.table.rows_of(uniq) < 0
+        edit = RowEdit(self.table, np.zeros(0, np.uint64), int(np.count_nonzero(new)))
+        src_a, dst_a = packed_addresses(view.chunk.buf, c.l3[rows], c.ipver[rows])
         for k, i in zip(uniq[new].tolist(), first[new].tolist()):
             r = int(rows[i])
             pkt = dec.decode(view.chunk.packet(r), int(view.chunk.linktype[r]), int(view.frames[r]))
             if pkt.dtls:
-                hashes = (int(c.src_h[r]), int(c.dst_h[r]))
-                pair = self._pair(pkt, bool(to_server[i]), k, hashes)
-                pair.record_version = pkt.dtls[0].version
-        self._store()
+                ends = (int(c.src_h[r]), src_a[i].tobytes()), (int(c.dst_h[r]), dst_a[i].tobytes())
+                (ch, ca), (sh, sa) = ends if to_server[i] else ends[::-1]
+                port = pkt.dport if to_server[i] else pkt.sport
+                at = edit.new(k, ca, sa, pkt.ipver == 6, port or 0, ch, sh)
+                edit.c["record_version"][at] = pkt.dtls[0].version
+                edit.c["seen"][at] = pkt.frame
+        edit.commit()
         known = self.table.rows_of(ck) >= 0
         ts, kn = to_server & known, ~to_server & known
         self._count(ck[ts], rows[ts], view, c2s=True, unified=False)
         self._count(ck[kn], rows[kn], view, c2s=False, unified=False)
 
-    def _handshake(
-        self, pkt: dec.Packet, key_c: int, key_s: int, hashes: tuple[int, int], rec_seq: int
+    def _handshakes(
+        self,
+        edit: RowEdit,
+        pkts: list[dec.Packet],
+        per_row: Iterable[tuple[int, int, int, int, bytes, bytes, int]],
     ) -> None:
-        """``key_c``: the pair's key if the sender is the client; ``key_s``: if it is the server."""
-        rec0 = pkt.dtls[0]
-        hs = [r for r in pkt.dtls if r.hs_type is not None]
-        from_client = any(r.hs_type == dec.HS_CLIENT_HELLO for r in hs)
-        if from_client:
-            pair = self._pair(pkt, True, key_c, hashes)
-        elif key_s in self._hot:
-            pair = self._hot[key_s]
-            pair.seen = pkt.frame
-        elif key_c in self._hot:
-            pair = self._hot[key_c]
-            pair.seen = pkt.frame
-            from_client = True
-        elif any(r.hs_type in (dec.HS_SERVER_HELLO, dec.HS_HELLO_VERIFY) for r in hs):
-            pair = self._pair(pkt, False, key_s, hashes)  # the hello itself was not captured
-        else:
-            return
-        pair.handshake_seen = True
-        if pair.record_version is None:
-            pair.record_version = rec0.version
-        for i, r in enumerate(pkt.dtls):
-            if r.content_type == dec.CT_CCS:
-                if from_client:
-                    pair.client_ccs = True
-                else:
-                    pair.server_ccs = True
-            if r.hs_type == dec.HS_CLIENT_HELLO and r.fragment_offset == 0 and from_client:
-                self.hello_versions[r.version] = self.hello_versions.get(r.version, 0) + 1
-                # Only the first record's sequence number is read from the columns; a hello
-                # later in the datagram is identified by its position instead.
-                seq = rec_seq if i == 0 else -i
-                fresh = pair.hello(
-                    pkt.sport or 0, seq, r.message_seq or 0, pkt.frame, pkt.ts, self._recent
-                )
-                if not fresh:
-                    self.duplicate_hellos += 1
-                    continue
-                if pair.distinct_hellos == 1:
-                    self._new_watch += (pair.client_h, pair.server_h)
-                if r.cookie_len:
-                    pair.cookie_hellos += 1
-                if r.session_id is not None:
-                    pair.client_session_id = r.session_id
-                if pair.hello_version is None and r.hello_version is not None:
-                    pair.hello_version = r.hello_version
-            elif r.hs_type == dec.HS_HELLO_VERIFY and not from_client:
-                pair.answer(dec.HS_HELLO_VERIFY, pkt.frame, pkt.ts)
-            elif r.hs_type == dec.HS_SERVER_HELLO and not from_client and r.fragment_offset == 0:
-                pair.answer(dec.HS_SERVER_HELLO, pkt.frame, pkt.ts)
-                pair.cipher = r.cipher
-                if r.hello_version is not None:
-                    pair.hello_version = r.hello_version
-                if r.session_id is not None:
-                    pair.resumed = bool(r.session_id) and r.session_id == pair.client_session_id
-            # A record already encrypted (epoch > 0) from the server also answers.
+        """A chunk's datagrams with DTLS handshake records, in order, into ``edit``'s rows.
+        ``per_row``, per datagram: the pair's key if the sender is the client, its key if the
+        sender is the server, the source's and destination's address hashes and packed
+        addresses, and the first record's sequence number.
+
+        One loop with every column bound to a name: on a head-end's capture nearly every
+        packet passes here, and each method call or column lookup per record would cost as
+        much as the bookkeeping itself."""
+        at, c, new, add_frame = edit.at, edit.c, edit.new, edit.add_frame
+        seen, flags, record_version = c["seen"], c["flags"], c["record_version"]
+        keys, distinct, duplicate = c["key"], c["distinct"], c["duplicate"]
+        first_ts, last_ts, cookie, hello_version = (
+            c["first_hello_ts"],
+            c["last_hello_ts"],
+            c["cookie"],
+            c["hello_version"],
+        )
+        hello_n, hello_f, hello_t = edit.evidence[HELLO_FRAMES]
+        recent, versions, watch = self._recent, self.hello_versions, self._new_watch
+        client_hello, hvr, server_hello = HS_CLIENT_HELLO, dec.HS_HELLO_VERIFY, dec.HS_SERVER_HELLO
+        for pkt, (key_c, key_s, src_h, dst_h, src_a, dst_a, rec_seq) in zip(pkts, per_row):
+            recs = pkt.dtls
+            from_client = any(r.hs_type == client_hello for r in recs)
+            if from_client:
+                i = at.get(key_c)
+                if i is None:
+                    i = new(key_c, src_a, dst_a, pkt.ipver == 6, pkt.dport or 0, src_h, dst_h)
+            elif (i := at.get(key_s)) is not None:
+                pass
+            elif (i := at.get(key_c)) is not None:
+                from_client = True
+            elif any(r.hs_type in (server_hello, hvr) for r in recs):
+                # the hello itself was not captured
+                i = new(key_s, dst_a, src_a, pkt.ipver == 6, pkt.sport or 0, dst_h, src_h)
+            else:
+                continue
+            frame, ts = pkt.frame, pkt.ts
+            seen[i] = frame
+            flags[i] |= HANDSHAKE
+            if record_version[i] == NO_VALUE:
+                record_version[i] = recs[0].version
+            for n, r in enumerate(recs):
+                hs_type = r.hs_type
+                if r.content_type == dec.CT_CCS:
+                    flags[i] |= CLIENT_CCS if from_client else SERVER_CCS
+                elif not from_client:
+                    if hs_type == hvr:
+                        add_frame(HVR_FRAMES, i, frame, ts)
+                    elif hs_type == server_hello and r.fragment_offset == 0:
+                        self._server_hello(edit, i, r, frame, ts)
+                    # A record already encrypted (epoch > 0) from the server also answers.
+                elif hs_type == client_hello and r.fragment_offset == 0:
+                    versions[r.version] = versions.get(r.version, 0) + 1
+                    # the hello's evidence: duplicates included
+                    m = hello_n[i]
+                    if m < len(hello_f):
+                        hello_f[m][i], hello_t[m][i] = frame, ts
+                        hello_n[i] = m + 1
+                    else:
+                        add_frame(HELLO_FRAMES, i, frame, ts)
+                    # Its identity: the pair, the client port, the record's sequence number
+                    # (read from the columns for the first record only: a hello later in the
+                    # datagram is identified by its position instead) and message_seq.
+                    msg_seq = r.message_seq or 0
+                    ident = hash((keys[i], pkt.sport or 0, rec_seq if n == 0 else -n, msg_seq))
+                    before = recent.pop(ident, None)
+                    if len(recent) >= MAX_RECENT_HELLOS:
+                        recent.popitem(last=False)
+                    recent[ident] = ts
+                    if before is not None and abs(ts - before) < DUPLICATE_S:
+                        duplicate[i] += 1
+                        self.duplicate_hellos += 1
+                        continue
+                    distinct[i] += 1
+                    edit.add_seq(i, msg_seq)
+                    if distinct[i] == 1:
+                        first_ts[i] = ts
+                        watch += (c["client_h"][i], c["server_h"][i])
+                    if ts > last_ts[i]:
+                        last_ts[i] = ts
+                    if r.cookie_len:
+                        cookie[i] += 1
+                    if r.session_id is not None:
+                        edit.set_session_id(i, r.session_id)
+                    if hello_version[i] == NO_VALUE and r.hello_version is not None:
+                        hello_version[i] = r.hello_version
+
+    def _walk(
+        self,
+        pkts: list[dec.Packet],
+        c_keys: np.ndarray,
+        s_keys: np.ndarray,
+        src_h: np.ndarray,
+        dst_h: np.ndarray,
+        src_a: np.ndarray,
+        dst_a: np.ndarray,
+        rec_seq: np.ndarray,
+    ) -> None:
+        """:meth:`_handshakes`, compiled (``_dtlswalk.c``): the same rules on the table's
+        columns in place, the same side dicts and recent-hello identities. The columns grow
+        as they do for :class:`RowEdit` (doubling, when a new pair finds them full): a
+        chunk's datagrams are no measure of its new pairs (a pair is three of them or more)."""
+        t, start = self.table, 0
+        while start < len(pkts):
+            ck, sk = c_keys[start:], s_keys[start:]
+            made, duplicates, done = _dtlswalk.walk(
+                pkts[start:],
+                (
+                    ck,
+                    sk,
+                    t.rows_of(ck),
+                    t.rows_of(sk),
+                    src_h[start:],
+                    dst_h[start:],
+                    rec_seq[start:],
+                ),
+                src_a[start:],
+                dst_a[start:],
+                tuple(t.cols.values()),
+                t.n,
+                (
+                    t.long_session_ids,
+                    t.more_seqs,
+                    t.more_frames,
+                    self.hello_versions,
+                    self._recent,
+                    self._new_watch,
+                ),
+                (MAX_RECENT_HELLOS, DUPLICATE_S, MAX_FRAMES),
+            )
+            t.appended(made)
+            self.duplicate_hellos += duplicates
+            start += done
+            if start < len(pkts):  # the columns were full: grown (doubled), and on
+                t.reserve(1)
+
+    @staticmethod
+    def _server_hello(edit: RowEdit, i: int, r: dec.DtlsRecord, frame: int, ts: float) -> None:
+        """A ServerHello (its first fragment) on row ``i``'s pair: the cipher, the version,
+        and whether the session was resumed (its session id is the client's)."""
+        c = edit.c
+        edit.add_frame(SH_FRAMES, i, frame, ts)
+        c["cipher"][i] = NO_VALUE if r.cipher is None else r.cipher
+        if r.hello_version is not None:
+            c["hello_version"][i] = r.hello_version
+        if r.session_id is not None:
+            sid = r.session_id
+            c["resumed"][i] = int(bool(sid) and sid == edit.session_id(i))
 
     def _cover(self, view: ChunkView) -> None:
         """Last time each address of a pair that sent a ClientHello was seen: whether the

@@ -4,14 +4,14 @@ A busy head-end's capture holds hundreds of thousands of pairs, most of them one
 one answer: a Python object per pair (its evidence frame sets, a dict of recent hellos, its
 address strings) cost ~2 000 bytes, the columns below :data:`ROW_BYTES`. Rows are appended
 in the order pairs first appear (the order findings list them) and found through a hash
-index of their rows (a probe per new pair, whatever the table holds). What is rare and variable lives in side dicts keyed by the
-pair's key (a session id over 32 bytes, message_seq values past the second, evidence frames
-past the first two hellos and first answers) or by address hash (an address whose packed
-form would not print as the decoder wrote it).
+index of their rows (a probe per new pair, whatever the table holds). What is rare and
+variable lives in side dicts keyed by the pair's key (a session id over 32 bytes,
+message_seq values past the second, evidence frames past the first two hellos and first
+answers). Addresses are kept as the header's bytes, which print as the decoder's text.
 
-The detector works on :class:`~labkit.analyze.detectors.dtlspairs.DtlsPair` objects made
-from rows for the pairs a chunk's handshake records touch (:meth:`DtlsTable.load`), stored
-back once per chunk (:meth:`DtlsTable.store`); a report reads pairs the same way.
+The detector edits the rows a chunk's handshake records touch as Python lists
+(:class:`RowEdit`), written back once per chunk; a report reads the pairs it lists as
+:class:`~labkit.analyze.detectors.dtlspairs.DtlsPair` objects (:meth:`DtlsTable.load`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Final
 import numpy as np
 
 from labkit.analyze.engine import LatestIndex
-from labkit.analyze.evidence import FrameSet
+from labkit.analyze.evidence import MAX_FRAMES, FrameSet
 
 if TYPE_CHECKING:
     from labkit.analyze.detectors.dtlspairs import DtlsPair
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 CLIENT_CCS, SERVER_CCS, HANDSHAKE = 1, 2, 4  # bits of the ``flags`` column
 _CLIENT_V6, _SERVER_V6 = 8, 16  # the address columns hold IPv6 addresses
 _SID_BYTES, _LONG_SID = 32, 255
-_NONE = -1  # an absent version, cipher or message_seq
+NO_VALUE = -1  # an absent version, cipher or message_seq
 #: evidence kinds: the column prefix, the pair's FrameSet attribute and how many of its first
 #: frames have columns (two hellos: AnyConnect's second carries the HelloVerifyRequest's cookie)
 _EVIDENCE: Final = (
@@ -39,6 +39,7 @@ _EVIDENCE: Final = (
     ("hvr", "hvr_frames", 1),
     ("sh", "server_hello_frames", 1),
 )
+HELLO_FRAMES, HVR_FRAMES, SH_FRAMES = range(3)  # the kinds of :data:`_EVIDENCE`
 
 _COLUMNS: Final[dict[str, type | np.dtype]] = {
     "key": np.uint64,
@@ -80,6 +81,14 @@ _COLUMNS: Final[dict[str, type | np.dtype]] = {
 }
 #: what one row costs in the columns (the side dicts hold only what is rare)
 ROW_BYTES: Final = sum(np.dtype(t).itemsize for t in _COLUMNS.values())
+#: a new row: nothing counted, every version, cipher and message_seq absent
+_FRESH: Final[dict[str, object]] = {
+    **{k: np.zeros(1, t)[0].item() for k, t in _COLUMNS.items()},
+    **dict.fromkeys(
+        ("record_version", "hello_version", "cipher", "resumed", "seq0", "seq1"), NO_VALUE
+    ),
+    "data_frame": -1,
+}
 
 
 class DtlsTable:
@@ -91,9 +100,6 @@ class DtlsTable:
         self.n = 0
         self.cols: dict[str, np.ndarray] = {k: np.zeros(0, t) for k, t in _COLUMNS.items()}
         self._index = LatestIndex()  # key -> its row (keys are unique)
-        #: address hash -> address, for an address whose packed form does not give back the
-        #: same text (never seen: the decoder writes what inet_ntop writes)
-        self.odd_names: dict[int, str] = {}
         self.long_session_ids: dict[int, bytes] = {}  # key -> a session id over 32 bytes
         self.more_seqs: dict[int, tuple[int, ...]] = {}  # key -> message_seq values past two
         self.more_frames: dict[tuple[int, int], list[tuple[int, float]]] = {}  # (kind, key)
@@ -113,13 +119,13 @@ class DtlsTable:
         """``make(**fields)`` for each row: a pair object to read or update."""
         c = {k: v[rows].tolist() for k, v in self.cols.items()}
         out = []
-        odd, seqs, more = self.odd_names, self.more_seqs, self.more_frames
+        seqs, more = self.more_seqs, self.more_frames
         for i, key in enumerate(c["key"]):
             flags = c["flags"][i]
             s0, s1 = c["seq0"][i], c["seq1"][i]
-            hello_seqs = (() if s0 == _NONE else (s0,) if s1 == _NONE else (s0, s1)) + seqs.get(
-                key, ()
-            )
+            hello_seqs = (
+                () if s0 == NO_VALUE else (s0,) if s1 == NO_VALUE else (s0, s1)
+            ) + seqs.get(key, ())
             sets: dict[str, FrameSet | None] = {}
             for kind, (prefix, attr, slots) in enumerate(_EVIDENCE):
                 n = c[f"{prefix}_n"][i]
@@ -140,21 +146,21 @@ class DtlsTable:
             ch, sh = c["client_h"][i], c["server_h"][i]
             out.append(
                 make(
-                    client=odd.get(ch) or _text(c["client_a"][i], flags & _CLIENT_V6),
-                    server=odd.get(sh) or _text(c["server_a"][i], flags & _SERVER_V6),
+                    client=_text(c["client_a"][i], flags & _CLIENT_V6),
+                    server=_text(c["server_a"][i], flags & _SERVER_V6),
                     port=c["port"][i],
                     client_h=ch,
                     server_h=sh,
-                    record_version=None if rv == _NONE else rv,
-                    hello_version=None if hv == _NONE else hv,
+                    record_version=None if rv == NO_VALUE else rv,
+                    hello_version=None if hv == NO_VALUE else hv,
                     hello_seqs=hello_seqs,
                     distinct_hellos=c["distinct"][i],
                     duplicate_hellos=c["duplicate"][i],
                     first_hello_ts=c["first_hello_ts"][i] if c["distinct"][i] else None,
                     cookie_hellos=c["cookie"][i],
                     client_session_id=self._session_id(key, c["sid"][i], c["sid_len"][i]),
-                    resumed=None if resumed == _NONE else bool(resumed),
-                    cipher=None if cipher == _NONE else cipher,
+                    resumed=None if resumed == NO_VALUE else bool(resumed),
+                    cipher=None if cipher == NO_VALUE else cipher,
                     server_ccs=bool(flags & SERVER_CCS),
                     client_ccs=bool(flags & CLIENT_CCS),
                     data_c2s=c["data_c2s"][i],
@@ -173,86 +179,16 @@ class DtlsTable:
             )
         return out
 
-    def store(self, pairs: list[DtlsPair], rows: np.ndarray) -> None:
-        """Write ``pairs`` back to their ``rows``; a row of -1 is a new pair, appended in the
-        order given (the order pairs first appeared)."""
-        if not pairs:
-            return
-        new = rows < 0
-        n_new = int(np.count_nonzero(new))
-        rows = rows.copy()
-        rows[new] = np.arange(self.n, self.n + n_new)
-        self._grow(self.n + n_new)
-        values: dict[str, list] = {k: [] for k in _COLUMNS}
-        for p in pairs:
-            self._side(p)
-            values["key"].append(p.key)
-            values["client_h"].append(p.client_h)
-            values["server_h"].append(p.server_h)
-            client_a, client_v6 = _pack(p.client)
-            server_a, server_v6 = _pack(p.server)
-            values["client_a"].append(client_a)
-            values["server_a"].append(server_a)
-            values["port"].append(p.port)
-            values["distinct"].append(p.distinct_hellos)
-            values["duplicate"].append(p.duplicate_hellos)
-            values["cookie"].append(p.cookie_hellos)
-            values["data_c2s"].append(p.data_c2s)
-            values["data_s2c"].append(p.data_s2c)
-            values["unified_c2s"].append(p.unified_c2s)
-            values["unified_s2c"].append(p.unified_s2c)
-            values["first_hello_ts"].append(p.first_hello_ts or 0.0)
-            values["last_hello_ts"].append(p.last_hello_ts)
-            values["flags"].append(
-                CLIENT_CCS * p.client_ccs
-                + SERVER_CCS * p.server_ccs
-                + HANDSHAKE * p.handshake_seen
-                + _CLIENT_V6 * client_v6
-                + _SERVER_V6 * server_v6
-            )
-            values["record_version"].append(_NONE if p.record_version is None else p.record_version)
-            values["hello_version"].append(_NONE if p.hello_version is None else p.hello_version)
-            values["cipher"].append(_NONE if p.cipher is None else p.cipher)
-            values["resumed"].append(_NONE if p.resumed is None else int(p.resumed))
-            values["seen"].append(p.seen)
-            data = p.first_data_s2c or (-1, 0.0)
-            values["data_frame"].append(data[0])
-            values["data_ts"].append(data[1])
-            seqs = p.hello_seqs
-            sid = p.client_session_id
-            values["sid"].append(sid.ljust(_SID_BYTES, b"\0")[:_SID_BYTES])
-            values["sid_len"].append(len(sid) if len(sid) <= _SID_BYTES else _LONG_SID)
-            values["seq0"].append(seqs[0] if seqs else _NONE)
-            values["seq1"].append(seqs[1] if len(seqs) > 1 else _NONE)
-            for prefix, attr, slots in _EVIDENCE:
-                fs = getattr(p, attr)
-                frames = fs.frames if fs is not None else []
-                values[f"{prefix}_n"].append(fs.count if fs is not None else 0)
-                for j in range(slots):
-                    frame, ts = frames[j] if j < len(frames) else (0, 0.0)
-                    values[f"{prefix}_frame{j}"].append(frame)
-                    values[f"{prefix}_ts{j}"].append(ts)
-        for k, v in values.items():
-            col = self.cols[k]
-            col[rows] = np.array(v, col.dtype)
-        if n_new:
-            self.n += n_new
-            self._index.update(self.cols["key"], rows[new])
+    def reserve(self, m: int) -> None:
+        """Room for ``m`` more rows after the :attr:`n` in use (fresh: all zeros)."""
+        self._grow(self.n + m)
 
-    def _side(self, p: DtlsPair) -> None:
-        """The rare and variable parts of ``p`` into the side dicts."""
-        key = p.key
-        for h, address in ((p.client_h, p.client), (p.server_h, p.server)):
-            if _text(*_pack(address)) != address:
-                self.odd_names[h] = address
-        if len(p.client_session_id) > _SID_BYTES:
-            self.long_session_ids[key] = p.client_session_id
-        if len(p.hello_seqs) > 2:
-            self.more_seqs[key] = p.hello_seqs[2:]
-        for kind, (_prefix, attr, slots) in enumerate(_EVIDENCE):
-            fs = getattr(p, attr)
-            if fs is not None and len(fs.frames) > slots:
-                self.more_frames[kind, key] = fs.frames[slots:]
+    def appended(self, m: int) -> None:
+        """The ``m`` rows after the :attr:`n` in use were written: they join the table and
+        the key index."""
+        if m:
+            self._index.update(self.cols["key"], np.arange(self.n, self.n + m))
+            self.n += m
 
     def _grow(self, n: int) -> None:
         cap = len(self.cols["key"])
@@ -273,8 +209,6 @@ class DtlsTable:
         self._index = LatestIndex()
         self._index.update(keys, np.arange(self.n))
         kept = set(keys.tolist())
-        addrs = set(self.cols["client_h"].tolist()) | set(self.cols["server_h"].tolist())
-        self.odd_names = {h: s for h, s in self.odd_names.items() if h in addrs}
         self.long_session_ids = {k: v for k, v in self.long_session_ids.items() if k in kept}
         self.more_seqs = {k: v for k, v in self.more_seqs.items() if k in kept}
         self.more_frames = {k: v for k, v in self.more_frames.items() if k[1] in kept}
@@ -301,7 +235,7 @@ class DtlsTable:
             packed = self.cols[f"{side}_a"][rows].tolist()
             v6 = (self.cols["flags"][rows] & v6_flag).tolist()
             for h, raw, six in zip(uniq[want].tolist(), packed, v6):
-                out.setdefault(h, self.odd_names.get(h) or _text(raw, six))
+                out.setdefault(h, _text(raw, six))
         return out
 
     def _session_id(self, key: int, raw: bytes, n: int) -> bytes:
@@ -331,15 +265,117 @@ class DtlsTable:
         return {h for h in hexes if self.with_session_id([h])[rows].any()}
 
 
-def _pack(address: str) -> tuple[bytes, bool]:
-    """``address`` packed in 16 bytes, and whether it is IPv6 (zeros for a text that is not
-    an address: :attr:`DtlsTable.odd_names` keeps it)."""
-    v6 = ":" in address
-    try:
-        raw = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, address)
-    except OSError:
-        return bytes(16), v6
-    return raw.ljust(16, b"\0"), v6
+class RowEdit:
+    """A few rows of a :class:`DtlsTable` as one Python list per column: the rows a chunk's
+    handshake records touch, read once, changed in place and written back with one
+    assignment per column. A pair object per touched row (its frame sets, address strings)
+    cost more than the records' own bookkeeping on a capture made of handshakes.
+
+    New pairs take rows reserved up front (:meth:`new`), appended to the table in the order
+    they were made: the order pairs first appeared."""
+
+    def __init__(self, table: DtlsTable, keys: np.ndarray, room: int) -> None:
+        """Load the rows of ``keys`` that exist; reserve ``room`` new ones."""
+        self.table = table
+        rows = table.rows_of(np.unique(keys))
+        rows = rows[rows >= 0]
+        self.rows: list[int] = rows.tolist() + [-1] * room
+        self.used = len(rows)
+        self.c: dict[str, list] = {
+            k: v[rows].tolist() + [_FRESH[k]] * room for k, v in table.cols.items()
+        }
+        self.at: dict[int, int] = dict(zip(self.c["key"][: self.used], range(self.used)))
+        #: per evidence kind: its count column, frame and time columns of its first slots
+        self.evidence = [
+            (
+                self.c[f"{prefix}_n"],
+                [self.c[f"{prefix}_frame{j}"] for j in range(slots)],
+                [self.c[f"{prefix}_ts{j}"] for j in range(slots)],
+            )
+            for prefix, _attr, slots in _EVIDENCE
+        ]
+
+    def new(
+        self, key: int, client_a: bytes, server_a: bytes, v6: bool, port: int, ch: int, sh: int
+    ) -> int:
+        """A new pair's row (of the reserved ones): its position in the lists. ``client_a``,
+        ``server_a``: the addresses as :func:`packed_addresses` gives them."""
+        i = self.used
+        self.used += 1
+        self.at[key] = i
+        c = self.c
+        c["key"][i], c["client_h"][i], c["server_h"][i], c["port"][i] = key, ch, sh, port
+        c["client_a"][i], c["server_a"][i] = client_a, server_a
+        c["flags"][i] = (_CLIENT_V6 + _SERVER_V6) * v6
+        return i
+
+    def add_frame(self, kind: int, i: int, frame: int, ts: float) -> None:
+        """One more evidence frame of ``kind`` (an index of :data:`_EVIDENCE`) for row ``i``:
+        into its columns, past them into the side dict, past :data:`MAX_FRAMES` counted."""
+        counts, frames, times = self.evidence[kind]
+        n = counts[i]
+        if n < len(frames):
+            frames[n][i] = frame
+            times[n][i] = ts
+        elif n < MAX_FRAMES:
+            self.table.more_frames.setdefault((kind, self.c["key"][i]), []).append((frame, ts))
+        counts[i] = n + 1
+
+    def add_seq(self, i: int, seq: int) -> None:
+        """A hello's message_seq, kept if not seen on the pair before."""
+        c, key = self.c, self.c["key"][i]
+        more = self.table.more_seqs
+        if seq in (c["seq0"][i], c["seq1"][i]) or seq in more.get(key, ()):
+            return
+        if c["seq0"][i] == NO_VALUE:
+            c["seq0"][i] = seq
+        elif c["seq1"][i] == NO_VALUE:
+            c["seq1"][i] = seq
+        else:
+            more[key] = (*more.get(key, ()), seq)
+
+    def session_id(self, i: int) -> bytes:
+        """The client's session id of row ``i``."""
+        return self.table._session_id(self.c["key"][i], self.c["sid"][i], self.c["sid_len"][i])
+
+    def set_session_id(self, i: int, sid: bytes) -> None:
+        c = self.c
+        c["sid"][i] = sid.ljust(_SID_BYTES, b"\0")[:_SID_BYTES]
+        if len(sid) > _SID_BYTES:
+            self.table.long_session_ids[c["key"][i]] = sid
+        c["sid_len"][i] = len(sid) if len(sid) <= _SID_BYTES else _LONG_SID
+
+    def commit(self) -> None:
+        """Write the rows back; the new ones are appended and join the key index."""
+        n = self.used
+        if not n:
+            return
+        t = self.table
+        rows = np.array(self.rows[:n], np.int64)
+        new = rows < 0
+        n_new = int(np.count_nonzero(new))
+        rows[new] = np.arange(t.n, t.n + n_new)
+        t.reserve(n_new)
+        for k, v in self.c.items():
+            col = t.cols[k]
+            col[rows] = np.array(v[:n], col.dtype)
+        t.appended(n_new)
+
+
+def packed_addresses(
+    buf: np.ndarray, l3: np.ndarray, ipver: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The source and destination addresses of the IP headers at offsets ``l3`` of ``buf``
+    as the columns keep them: 16 bytes, IPv4 in the first 4. They are the very bytes the
+    decoder prints (its text comes from the header at ``l3``), so :func:`_text` gives back
+    the decoder's text."""
+    v6 = ipver == 6
+    out = []
+    for at in (np.where(v6, l3 + 8, l3 + 12), np.where(v6, l3 + 24, l3 + 16)):
+        raw = buf.take(at[:, None] + np.arange(16), mode="clip")
+        raw[~v6, 4:] = 0
+        out.append(np.ascontiguousarray(raw).view("V16").reshape(-1))
+    return out[0], out[1]
 
 
 def _text(raw: bytes, v6: int | bool) -> str:
