@@ -30,7 +30,7 @@ from labkit.analyze import decode as dec
 from labkit.analyze import duplicates, engine
 from labkit.analyze.detectors import dtlspairs
 from labkit.pcapio import walk
-from labkit.pcapio.reader import MAX_ROWS, open_capture
+from labkit.pcapio.reader import MAX_ROWS, open_capture, py_rows_at, rows_at
 from tests.fuzz.packet import PACKET_MUTATIONS
 from tests.fuzz.packet import locate as fuzz_locate
 from tests.helpers.capfiles import Rec, epb, idb, pcap_bytes, pppoe, read_pcap, relink, shb, vlan
@@ -469,3 +469,33 @@ def test_walks_refuse_offsets_outside_the_buffer() -> None:
         walk.pcap(bytearray(64), out, 0, 65, 16, False)
     with pytest.raises(ValueError):
         walk.pcapng(bytearray(64), out, -1, 64, False)
+
+
+@needs_native
+@PROPS
+@given(
+    st.binary(min_size=1, max_size=400),
+    st.lists(st.integers(0, 500), max_size=60),
+    st.integers(1, 200),
+)
+def test_compiled_gather_equals_numpy_gather(raw: bytes, offsets: list[int], width: int) -> None:
+    """The copy of each record's first bytes: the same rows as numpy's fancy index, offsets
+    past the end clipped the same way (a record near the buffer's end, a buffer shorter than
+    the prefetch distance)."""
+    a = np.frombuffer(raw + bytes(max(0, width - len(raw))), np.uint8)
+    idx = np.array(offsets, np.int64)
+    got = rows_at(a, idx, width)
+    assert got.shape == (len(offsets), width)
+    assert got.tobytes() == py_rows_at(a, idx, width).tobytes()
+
+
+@needs_native
+def test_compiled_gather_refuses_a_negative_offset_or_a_wrong_shape() -> None:
+    a = np.zeros(64, np.uint8)
+    assert walk.gather is not None
+    with pytest.raises(ValueError):
+        walk.gather(a, np.array([-1], np.int64), 8, np.zeros((1, 8), np.uint8))
+    with pytest.raises(ValueError):
+        walk.gather(a, np.array([0, 8], np.int64), 8, np.zeros((1, 8), np.uint8))
+    with pytest.raises(ValueError):
+        walk.gather(a, np.array([0], np.int64), 65, np.zeros((1, 65), np.uint8))

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from labkit.errors import InputError
+from labkit.pcapio import reader
 from labkit.pcapio.reader import MAX_CAPLEN, open_capture
 from tests.helpers import capfiles as cf
 from tests.helpers.paths import PUBLIC
@@ -109,6 +110,31 @@ def test_small_chunks_split_records_anywhere(tmp_path):
     _, want = read_all(PUBLIC / "dtls-0x0100-hvr-retrans.pcapng")
     cap, got = read_all(PUBLIC / "dtls-0x0100-hvr-retrans.pcapng", 600)
     assert got == want and not cap.warnings
+
+
+@pytest.mark.parametrize("piece", [1, 13, 700, 4096])
+def test_read_ahead_walks_piece_by_piece_to_the_same_records(tmp_path, monkeypatch, piece):
+    """The read-ahead walks each piece of a buffer as it lands: records split by a piece's
+    end (every one, with 1-byte pieces), a buffer's end, a cut file and pcapng sections in
+    both byte orders read as they do when the buffer is walked whole."""
+    files = []
+    for name in ("anyconnect-vpn.pcap", "dtls-0x0100-hvr-retrans.pcapng"):
+        raw = (PUBLIC / name).read_bytes()
+        cut = tmp_path / f"cut-{name}"
+        cut.write_bytes(raw[: len(raw) - 40])
+        files += [PUBLIC / name, cut]
+    mixed = tmp_path / "mixed.pcapng"
+    mixed.write_bytes(5 * (pcapng_multi("<")[0] + pcapng_multi(">")[0]))
+    files.append(mixed)
+    want = [read_all(f, 4096) for f in files]
+    monkeypatch.setattr(reader, "READ_PIECE", piece)
+    for f, (wcap, wrecs) in zip(files, want):
+        cap, recs = read_all(f, 4096)
+        assert repr(recs) == repr(wrecs) and len(recs) >= 6, f.name  # NaN times: repr
+        assert [(w.offset, w.message) for w in cap.warnings] == [
+            (w.offset, w.message) for w in wcap.warnings
+        ]
+    assert len(want[-1][1]) == 5 * 22 and not want[-1][0].warnings
 
 
 def pcapng_multi(order: str) -> tuple[bytes, list[tuple[int, int, bytes]]]:

@@ -143,7 +143,18 @@ next_proto(int code, int *st, int64_t *et)  /* decode._next_proto */
     return 0;
 }
 
-#define B(i) ((int64_t)byte_at(p, p->data + (i)))
+/* Byte `rel` of the packet: from its window (a copy of the buffer at the same place, gathered
+ * in order with the record headers, so it is in cache) when it is there, else from the buffer,
+ * whose reads land a record apart and each miss the cache. */
+static inline int64_t
+rel_byte(const Packet *p, int64_t rel)
+{
+    if (rel >= 0 && rel < p->winlen)
+        return p->win[rel];
+    return byte_at(p, p->data + rel);
+}
+
+#define B(i) rel_byte(p, (i))
 #define B16(i) ((B(i) << 8) | B((i) + 1))
 
 /* decode._ip_fields: 1 when a valid IP header is at q (its protocol, L4 offset, first). */
@@ -1393,6 +1404,8 @@ PyDoc_STRVAR(summarise_doc,
 "frame, origlen, l3, ipver int64, linktype int32 and ts float64 columns of n;\n"
 "l3 the absolute offset of each record's innermost IP header of version ipver (0: none).");
 
+#define SUMMARY_AHEAD 2
+
 static PyObject *
 summarise_rows(PyObject *self, PyObject *args)
 {
@@ -1433,6 +1446,11 @@ summarise_rows(PyObject *self, PyObject *args)
     if (result == NULL)
         goto done;
     for (Py_ssize_t i = 0; i < n; i++) {
+        /* The rare rows lie far apart in the buffer, each a cache miss: fetch the next ones'
+         * headers while this one is summarised. */
+        if (i + SUMMARY_AHEAD < n)
+            for (int k = 0; k < 3; k++)
+                __builtin_prefetch(buf + data[i + SUMMARY_AHEAD] + 64 * k);
         PyObject *head[3] = {PyLong_FromLongLong(frame[i]), PyFloat_FromDouble(ts[i]),
                              PyLong_FromLongLong(orig[i])};
         PyObject *pkt = NULL;

@@ -29,12 +29,15 @@ import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from labkit.analyze.decrypt import DecryptReport, TunnelSession
-from labkit.analyze.logfold import DartFold, Reconnect, SyslogFold
 from labkit.analyze.report import TunnelDtls
 from labkit.findings import CstpConnect, Evidence, Finding, MtuMismatch, VpnReconnect
+
+if TYPE_CHECKING:  # named in annotations only: every analyze run reads this module (the
+    # empty LogInputs), and the decryptor (cryptography) and the log parsers cost 40 ms to import
+    from labkit.analyze.decrypt import DecryptReport, TunnelSession
+    from labkit.analyze.logfold import DartFold, Reconnect, SyslogFold
 
 JOIN_S: Final = 120.0  # a log reconnect this close to a capture's is the same incident
 

@@ -92,14 +92,17 @@ def py_pcapng(buf: Buf, out: np.ndarray, pos: int, have: int, swapped: bool) -> 
 # The compiled walks take their arguments by position only, so the names are typed as callables.
 pcap: Callable[[Buf, np.ndarray, int, int, int, bool], tuple[int, int]]
 pcapng: Callable[[Buf, np.ndarray, int, int, bool], tuple[int, int]]
+#: The copy of each record's first bytes that follows the walk (``reader.rows_at``), compiled:
+#: ``gather(buf, offsets, width, out)``; None without a C compiler (numpy does it).
+gather: Callable[[np.ndarray, np.ndarray, int, np.ndarray], None] | None
 try:
     from labkit.pcapio import _walk
 except ImportError:  # installed without a C compiler: the same walks, slower
     COMPILED = False
-    pcap, pcapng = py_pcap, py_pcapng
+    pcap, pcapng, gather = py_pcap, py_pcapng, None
 else:
     COMPILED = True
-    pcap, pcapng = _walk.pcap, _walk.pcapng
+    pcap, pcapng, gather = _walk.pcap, _walk.pcapng, _walk.gather
 
 
 def swapped(order: str) -> bool:

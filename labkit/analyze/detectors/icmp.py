@@ -28,7 +28,7 @@ from labkit import mtu as mtu_model
 from labkit.analyze import decode as dec
 from labkit.analyze.decode import PROTO_TCP, PROTO_UDP, IcmpError, Quote
 from labkit.analyze.engine import ChunkView, member, with_keys
-from labkit.analyze.evidence import FrameSet
+from labkit.analyze.evidence import MAX_FRAMES, FrameSet
 
 MAX_FLOWS = 64
 #: Packets above the MTU that leave the sender this long after the ICMP reached the capture
@@ -164,32 +164,81 @@ class IcmpDetector:
         self._ports = np.zeros(0, np.int64)
 
     def feed(self, view: ChunkView) -> None:
-        for pkt in view.rare:
-            err = pkt.icmp
-            if err is None:
-                continue
-            self.errors += 1
+        rare = view.rare
+        at = [i for i, pkt in enumerate(rare) if pkt.icmp is not None]
+        if at:
+            self._errors(view, at)
+        if self.followups:
+            self._follow(view)
+
+    def _errors(self, view: ChunkView, at: list[int]) -> None:
+        """Fold the chunk's ICMP errors (``at``: their places in ``view.rare``) by signature:
+        the reporter, the addressee and the error with its quote. A router answering every
+        oversized packet repeats a few signatures thousands of times, so the groups' tables
+        are updated once per signature, not per packet. Signatures are taken in the order they
+        first appear, so every bounded table keeps the same first entries as a packet-by-packet
+        fold would; the evidence frames are picked per group from the chunk's rows, in order."""
+        rare = view.rare
+        self.errors += len(at)
+        sigs: dict[tuple[str, str, IcmpError | None], int] = {}  # None: never, see ``at``
+        ids = np.fromiter(
+            (sigs.setdefault((rare[i].src, rare[i].dst, rare[i].icmp), len(sigs)) for i in at),
+            np.int64,
+            len(at),
+        )
+        rows = view.rare_rows[at]
+        frames, times = view.frames[rows], view.ts[rows]
+        # ids are numbered as signatures first appear: a signature's first row is where the
+        # running maximum grows
+        first = np.flatnonzero(ids > np.maximum.accumulate(np.r_[-1, ids[:-1]]))
+        counts = np.bincount(ids, minlength=len(sigs))
+        sets: list[FrameSet] = []  # the chunk's groups' frame sets, by group number
+        number: dict[int, int] = {}  # id(frame set) -> group number
+        # each signature's group number (-1: no group, the error is evidence of nothing)
+        group_of: list[int] = []
+        for (reporter, to, err), k, n in zip(sigs, first.tolist(), counts.tolist()):
+            assert err is not None
+            fs = None
             if err.frag_needed and err.mtu is not None:
-                self._frag(pkt.frame, pkt.ts, pkt.src, pkt.dst, err)
+                fs = self._frag(float(times[k]), reporter, to, err, n)
             elif (
                 err.quote is not None
                 and err.quote.proto in (PROTO_TCP, PROTO_UDP)
                 and (err.type == 1 if err.v6 else err.type == 3)
             ):
-                key = (err.v6, err.type, err.code)
-                u = self.unreach.get(key)
-                if u is None:
-                    sel = IcmpSelection(err.v6, err.type, err.code)
-                    u = self.unreach[key] = Unreachable(
-                        err.type, err.code, FrameSet(self.file, sel.wireshark()), sel
-                    )
-                u.frames.add(pkt.frame, pkt.ts)
-                if len(u.flows) < MAX_FLOWS:
-                    u.flows.add(flow_of(err.quote))
-        if self.followups:
-            self._follow(view)
+                fs = self._unreachable(err)
+            if fs is None:
+                group_of.append(-1)
+                continue
+            if id(fs) not in number:
+                number[id(fs)] = len(sets)
+                sets.append(fs)
+            group_of.append(number[id(fs)])
+        group = np.array(group_of, np.int64)[ids]
+        order = np.argsort(group, kind="stable")  # each group's rows, in frame order
+        starts = np.searchsorted(group[order], np.arange(len(sets) + 1))
+        for j, fs in enumerate(sets):
+            mine = order[starts[j] : starts[j + 1]]
+            few = mine[:MAX_FRAMES]
+            fs.add_many(frames[few].tolist(), times[few].tolist(), len(mine))
 
-    def _frag(self, frame: int, ts: float, reporter: str, to: str, err: IcmpError) -> None:
+    def _unreachable(self, err: IcmpError) -> FrameSet:
+        """Count an unreachable quoting a TCP or UDP flow; its group's frame set."""
+        assert err.quote is not None
+        key = (err.v6, err.type, err.code)
+        u = self.unreach.get(key)
+        if u is None:
+            sel = IcmpSelection(err.v6, err.type, err.code)
+            u = self.unreach[key] = Unreachable(
+                err.type, err.code, FrameSet(self.file, sel.wireshark()), sel
+            )
+        if len(u.flows) < MAX_FLOWS:
+            u.flows.add(flow_of(err.quote))
+        return u.frames
+
+    def _frag(self, ts: float, reporter: str, to: str, err: IcmpError, n: int) -> FrameSet:
+        """Count ``n`` copies of one frag-needed error, the first at ``ts``; its group's frame
+        set."""
         assert err.mtu is not None
         quoted = err.quote.total_length if err.quote is not None else None
         reason = bogus_reason(err.v6, err.mtu, quoted)
@@ -200,17 +249,17 @@ class IcmpDetector:
             sel = frag_needed(err.v6, err.mtu)
             frames = FrameSet(self.file, sel.wireshark())
             g = table[key] = FragNeeded(err.v6, err.mtu, frames, sel, reason=reason)
-        g.frames.add(frame, ts)
         g.reporters.add(reporter)
         if err.quote is not None:
             g.quote_layers.add(err.quote_layer)
-            g.original_lengths[err.quote.total_length] += 1
+            g.original_lengths[err.quote.total_length] += n
             if len(g.flows) < MAX_FLOWS:
                 g.flows.add(flow_of(err.quote))
             if not reason:
                 self._watch(err.quote, err.mtu, ts)
         elif len(g.unquoted_to) < MAX_FLOWS:
             g.unquoted_to.add(to)
+        return g.frames
 
     def _watch(self, q: Quote, mtu: int, ts: float) -> None:
         """Follow the quoted TCP or UDP flow from now on (the first ICMP for it sets the
@@ -234,8 +283,9 @@ class IcmpDetector:
 
     def _follow(self, view: ChunkView) -> None:
         """Sizes the followed flows sent after their ICMP, in this chunk (numpy; few rows).
-        TCP rows carry their flow hash; UDP rows get one only when their destination port is
-        a followed flow's (few rows, and no cost while no UDP flow is followed)."""
+        TCP rows carry their flow hash and are grouped by it (a search per followed flow, not
+        per row); UDP rows get one only when their destination port is a followed flow's (few
+        rows, and no cost while no UDP flow is followed)."""
         c = view.cols
         for proto in (PROTO_TCP, PROTO_UDP):
             if self._new[proto]:
@@ -244,8 +294,9 @@ class IcmpDetector:
             keys = self._keys[proto]
             if not len(keys):
                 continue
-            if proto == PROTO_TCP:
-                rows = np.flatnonzero(member(c.tcp_fwd, keys))
+            if proto == PROTO_TCP:  # the chunk's flows are grouped already: search those
+                rows, own = view.tcp_groups().members(keys)
+                rows = np.sort(rows[c.tcp_fwd[rows] == keys[own]])
                 fwd = c.tcp_fwd[rows]
             else:
                 udp = (c.proto == PROTO_UDP) & c.first & member(c.dport, self._ports)

@@ -64,7 +64,8 @@ class SizeDetector:
         self.f_ts = np.zeros(0, np.float64)
         self._stored = 0
         self.kept = np.zeros(0, np.uint8)  # by key id (the order keys first appeared)
-        self._room = np.zeros(_ROOM_MASK + 1, bool)  # by a key's low bits: it may have room
+        #: By a key's low bits: how many keys with those bits still have room for frames
+        self._room = np.zeros(_ROOM_MASK + 1, np.int64)
 
     def feed(self, view: ChunkView) -> None:
         c = view.cols
@@ -78,13 +79,15 @@ class SizeDetector:
         if self.table.add(key, src=src, dst=dst, size=size, tcplen=tcplen):
             t = self.table
             self._grow(len(t.keys))
-            self._room[t.keys[t.ids >= known] & _ROOM_MASK] = True  # new keys have room
-        # A key's first frames are often all in by its second chunk: a 64 K-entry bitmap of
-        # keys with room (by their low bits; mixed, so uniform) skips the rows of full keys
-        # with one gather instead of a search per row.
-        maybe = self._room[key & _ROOM_MASK]
-        if maybe.any() and self._keep_first(self.table.ids_of(key[maybe]), rows[maybe], view):
-            self._mark_room()
+            np.add.at(self._room, t.keys[known:] & _ROOM_MASK, 1)  # new keys have room
+        # A key's first frames are often all in by its second chunk: 64 K counts of keys with
+        # room (by their low bits; mixed, so uniform) skip the rows of full keys with one
+        # gather instead of a search per row. A key that fills up leaves its count at once,
+        # so the counts never need recounting over every key.
+        maybe = self._room[key & _ROOM_MASK] > 0
+        if maybe.any():
+            full = self._keep_first(self.table.ids_of(key[maybe]), rows[maybe], view)
+            np.add.at(self._room, self.table.keys[full] & _ROOM_MASK, -1)
 
     def _grow(self, n: int) -> None:
         """Room for ``n`` keys' counts of kept frames (:func:`room`: keys arrive a few per
@@ -110,15 +113,9 @@ class SizeDetector:
         self.f_ts[self._stored : end] = times
         self._stored = end
 
-    def _mark_room(self) -> None:
-        """Recompute the bitmap of keys with room after some filled up."""
-        t = self.table
-        self._room[:] = False
-        self._room[t.keys[self.kept[t.ids] < MAX_FRAMES] & _ROOM_MASK] = True
-
-    def _keep_first(self, ids: np.ndarray, rows: np.ndarray, view: ChunkView) -> bool:
-        """Store each row in its key's next free slot while the key has room; True when some
-        key filled up. Rows are sorted by (key id, row) packed in one word: frame order
+    def _keep_first(self, ids: np.ndarray, rows: np.ndarray, view: ChunkView) -> np.ndarray:
+        """Store each row in its key's next free slot while the key has room; the ids of the
+        keys that filled up. Rows are sorted by (key id, row) packed in one word: frame order
         within each key (a chunk's rows fit in :data:`_ROW_BITS` bits)."""
         packed = np.sort((ids.astype(np.uint64) << _ROW_BITS) | rows.astype(np.uint64))
         ids = (packed >> _ROW_BITS).astype(np.int64)
@@ -131,7 +128,7 @@ class SizeDetector:
         keys = ids[starts]
         before = self.kept[keys].astype(np.int64)
         self.kept[keys] = np.minimum(before + counts, MAX_FRAMES)
-        return bool(((before < MAX_FRAMES) & (self.kept[keys] == MAX_FRAMES)).any())
+        return keys[(before < MAX_FRAMES) & (self.kept[keys] == MAX_FRAMES)]
 
     def offloaded(self, ceiling: int) -> tuple[int, int]:
         """(packets, largest IP size) of TCP segments with a payload above ``ceiling``."""
