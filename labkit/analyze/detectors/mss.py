@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from labkit.analyze import decode as dec
-from labkit.analyze.engine import Appended, ChunkView, KeyTable, grown, tally
+from labkit.analyze.engine import Appended, ChunkView, KeyTable, grown, member, tally
 from labkit.analyze.evidence import MAX_FRAMES, any_of, paren
 
 
@@ -175,22 +175,13 @@ class MssDetector:
             grp.count += len(sel)
 
     def role_counts(self, synack: bool, mss: int, ipver: int, heads: np.ndarray) -> tuple[int, int]:
-        """(SYNs to a head-end, SYNs to others) of one group."""
+        """(SYNs to a head-end, SYNs to others) of one group; ``heads``: the head-ends' address
+        hashes, sorted."""
         t = self.table
         rows = np.flatnonzero(_group(t, synack, mss, ipver))
-        to_head = _among(t["server"][rows], heads)
+        to_head = member(t["server"][rows], heads)
         counts = t.count[rows]
         return int(counts[to_head].sum()), int(counts[~to_head].sum())
-
-
-def _among(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
-    """Whether each value is in ``pool`` (a few head-ends): a binary search each, where
-    ``np.isin`` sorts the millions of values together with the pool."""
-    pool = np.unique(np.asarray(pool, np.uint64))
-    if not len(pool):
-        return np.zeros(len(values), bool)
-    at = np.minimum(np.searchsorted(pool, values), len(pool) - 1)
-    return pool[at] == values
 
 
 def _group(t: KeyTable, synack: bool, mss: int, ipver: int) -> np.ndarray:
@@ -252,7 +243,7 @@ class SynSelection:
         if self.outer is not None:
             heads = np.array(sorted({dec.addr_hash(h) for h in self.headends}), np.uint64)
             rows = np.flatnonzero(m)
-            m[rows[_among(t["server"][rows], heads) != self.outer]] = False
+            m[rows[member(t["server"][rows], heads) != self.outer]] = False
         return m
 
     def first_frames(self, det: MssDetector) -> tuple[list[tuple[int, float]], int]:
