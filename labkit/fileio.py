@@ -179,6 +179,10 @@ def _publish(tmp: Path, out: Path, force: bool) -> None:
         ) from None
 
 
+class _NotCreated(Exception):
+    """The ``.part`` could not be created (its OSError in ``args[0]``)."""
+
+
 @contextlib.contextmanager
 def _signals_raise() -> Iterator[None]:
     """While a ``.part`` exists, every signal that would end the process unwinds it instead
@@ -217,15 +221,20 @@ def atomic_output(
     remove_stale_parts(folder)
     tmp = folder / f".{out.name}.labkit-{os.getpid()}-{secrets.token_hex(4)}.part"
     with _signals_raise():
+        # One try from the creation on: a signal handled between the creation and the
+        # write (the handler runs at the next bytecode) must remove the .part too.
         try:
-            # O_EXCL: never follows or reuses whatever might already carry the name. 0666
-            # less the umask: a capture or report is an ordinary file.
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        except OSError as exc:
-            raise OutputError(f"{out}: cannot write it: {exc.strerror or exc}") from None
-        try:
+            try:
+                # O_EXCL: never follows or reuses whatever might already carry the name.
+                # 0666 less the umask: a capture or report is an ordinary file.
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            except OSError as exc:
+                raise _NotCreated(exc) from None
             yield tmp
             _publish(tmp, out, force)
+        except _NotCreated as exc:  # nothing of ours to remove (whatever has the name stays)
+            why = exc.args[0]
+            raise OutputError(f"{out}: cannot write it: {why.strerror or why}") from None
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
