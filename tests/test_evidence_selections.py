@@ -196,3 +196,31 @@ def test_the_checks_see_evidence() -> None:
             kinds["tls"] += sum(c[3] for c in _tls_checks(ff))
             kinds["frag"] += sum(c[3] for c in _fragment_checks(ff))
     assert all(kinds.values()), kinds
+
+
+@requires_tshark
+def test_syn_evidence_is_exact_when_most_servers_see_one_syn(tmp_path: Path) -> None:
+    """A server with one SYN keeps its frame in its table row, one with many keeps the rest
+    beside it: interleaved, with one server past :data:`MAX_FRAMES` (its last kept frame is
+    the cut), the first frames of every selection are still tshark's."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+
+    def syn(server: str, sport: int) -> object:
+        tcp = TCP(sport=sport, dport=443, flags="S", options=[("MSS", 1460)])
+        return Ether() / IP(src="192.168.1.10", dst=server) / tcp
+
+    pkts = []
+    for i in range(40):  # the busy server's SYNs between one-SYN servers
+        pkts.append(syn("10.0.0.1" if i % 2 == 0 else f"10.0.1.{i}", 20000 + i))
+    pkts += [syn("10.0.0.3", 30000 + i) for i in range(3)]
+    path = tmp_path / "syns.pcap"
+    wrpcap(str(path), pkts)
+    ff, copies = _facts(path)
+    checks = _syn_checks(ff)
+    assert any(count == 43 for _w, _f, _first, count in checks)
+    _judge(path, (ff, copies))
+    frames, count = SynSelection(False, 1460, 4).first_frames(ff.mss)
+    # the busy server's 12th SYN is frame 23: every SYN up to it is exact, and there are 12
+    assert count == 43 and [f for f, _t in frames] == list(range(1, MAX_FRAMES + 1))

@@ -127,13 +127,22 @@ def with_keys(sorted_keys: np.ndarray, new: list[int]) -> np.ndarray:
     return np.insert(sorted_keys, np.searchsorted(sorted_keys, add), add)
 
 
+#: rows a question over a whole per-flow table works on at once (:func:`member`)
+BLOCK = 1 << 18
+
+
 def member(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
     """np.isin against a sorted key array: one binary search per value (isin sorts both sides
-    every call)."""
+    every call), a block of values at a time, so that asking it of millions of flows holds a
+    bool each rather than two int64 columns of temporaries."""
+    out = np.zeros(len(values), bool)
     if not len(sorted_keys):
-        return np.zeros(len(values), bool)
-    pos = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
-    return sorted_keys[pos] == values
+        return out
+    last = len(sorted_keys) - 1
+    for lo in range(0, len(values), BLOCK):
+        v = values[lo : lo + BLOCK]
+        out[lo : lo + BLOCK] = sorted_keys[np.minimum(np.searchsorted(sorted_keys, v), last)] == v
+    return out
 
 
 def position(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:

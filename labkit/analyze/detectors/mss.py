@@ -7,9 +7,11 @@ physical path's. Which SYN is which is decided once the head-ends are known (cas
 SYNs are counted per (SYN or SYN-ACK, MSS, IP version, server) in a numpy table, and the first
 frames of each (SYN or SYN-ACK, MSS, IP version) group are kept with their server: the case
 splits them by role. The first frames of each (SYN or SYN-ACK, MSS, IP version, server) are
-kept too (at most :data:`MAX_FRAMES` each): a role's evidence is then exact whatever the
-order of the SYNs. Both tables are columnar (about 60 bytes per server with one SYN, where a
-list per server cost ~500), and filled per chunk with numpy, never per SYN in Python.
+kept too (at most :data:`MAX_FRAMES` each; the first in the table's row, since most servers
+see one SYN): a role's evidence is then exact whatever the order of the SYNs. Both tables are
+columnar (about 50 bytes per server with one SYN, where a list per server cost ~500), filled
+per chunk with numpy, never per SYN in Python, and read by masks over the rows, never by
+per-server sets or sorts of every server's frames.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from labkit.analyze import decode as dec
-from labkit.analyze.engine import Appended, ChunkView, KeyTable, grown, tally
+from labkit.analyze.engine import Appended, ChunkView, KeyTable, grown, member, tally
 from labkit.analyze.evidence import MAX_FRAMES, any_of, paren
 
 
@@ -44,10 +46,19 @@ class MssDetector:
     def __init__(self, file: str) -> None:
         self.file = file
         self.groups: dict[tuple[bool, int, int], SynGroup] = {}
-        # (synack, MSS, IP version, server) -> count; its first frames, by the key's id
-        self.table = KeyTable(synack=bool, mss=np.uint16, ipver=np.uint8, server=np.uint64)
+        # (synack, MSS, IP version, server) -> count, and its first SYN's frame and time: most
+        # servers see one SYN, whose frame then costs no row of its own.
+        self.table = KeyTable(
+            synack=bool,
+            mss=np.uint16,
+            ipver=np.uint8,
+            server=np.uint64,
+            frame=np.int64,
+            ts=np.float64,
+        )
         self.kept = np.zeros(0, np.uint8)  # per id: frames kept (at most MAX_FRAMES)
-        self.frames = Appended(id=np.int64, frame=np.int64, ts=np.float64)  # as they came
+        # a key's later kept frames, as they came (its first is in the table)
+        self.frames = Appended(id=np.int64, frame=np.int64, ts=np.float64)
 
     def feed(self, view: ChunkView) -> None:
         c = view.cols
@@ -81,7 +92,10 @@ class MssDetector:
             | synack.astype(np.uint64)
         )
         key = dec.mix64(server ^ dec.mix64(tag))
-        if self.table.add(key, synack=synack, mss=mss, ipver=ipver, server=server):
+        frame, ts = view.frames[rows], view.ts[rows]
+        if self.table.add(
+            key, synack=synack, mss=mss, ipver=ipver, server=server, frame=frame, ts=ts
+        ):
             self.kept = grown(self.kept, len(self.table.keys))
         # First frames per (direction, MSS, version, server), while it has room: each row's
         # rank among its key's rows of this chunk says whether it still fits.
@@ -94,10 +108,11 @@ class MssDetector:
         es = e[o]
         starts = np.flatnonzero(np.r_[True, es[1:] != es[:-1]])
         sizes = np.diff(np.r_[starts, len(es)])
-        rank = np.arange(len(es)) - np.repeat(starts, sizes)
-        fits = rank + self.kept[es] < MAX_FRAMES
-        take = rows[needy[o[fits]]]
-        self.frames.append(id=es[fits], frame=view.frames[take], ts=view.ts[take])
+        place = np.arange(len(es)) - np.repeat(starts, sizes) + self.kept[es]
+        # Place 0 is a new key's first row: the table took its frame.
+        fits = (place > 0) & (place < MAX_FRAMES)
+        take = needy[o[fits]]
+        self.frames.append(id=es[fits], frame=frame[take], ts=ts[take])
         first = es[starts]
         self.kept[first] = np.minimum(self.kept[first].astype(np.int64) + sizes, MAX_FRAMES)
 
@@ -109,20 +124,30 @@ class MssDetector:
         earliest last-kept frame of a server whose frames were not all kept (what
         :func:`labkit.analyze.evidence.select` makes of per-server sets)."""
         t = self.table
-        m = sel.entries(self)
-        ids, counts = t.ids[m], t.count[m]
+        ids = np.flatnonzero(sel.entries(self))
         if not len(ids):
             return [], 0
-        kept = self.frames
-        mine = np.isin(kept["id"], ids)
-        fid, frames, times = kept["id"][mine], kept["frame"][mine], kept["ts"][mine]
-        short = ids[self.kept[ids].astype(np.int64) < counts]
-        if len(short):
-            # Each server's frames were kept in frame order: its last kept is its largest.
-            inc = np.isin(fid, short)
-            cut = _min_of_last(fid[inc], frames[inc])
-            fine = frames <= cut
-            frames, times = frames[fine], times[fine]
+        counts, kept = t.count[ids], self.kept[ids]
+        frames, times = t["frame"][ids], t["ts"][ids]
+        chosen = np.zeros(len(t.keys), bool)  # a mask, not np.isin: no per-key temporaries
+        chosen[ids] = True
+        later = self.frames
+        mine = chosen[later["id"]]
+        fid, f2, t2 = later["id"][mine], later["frame"][mine], later["ts"][mine]
+        short = kept.astype(np.int64) < counts
+        if short.any():
+            # A server's frames were kept in frame order: its last kept is its largest, the
+            # table's first frame when it kept one.
+            chosen[ids[~short]] = False
+            inc = chosen[fid]
+            cut = min(
+                int(frames[short & (kept == 1)].min(initial=np.iinfo(np.int64).max)),
+                _min_of_last(fid[inc], f2[inc]) if inc.any() else np.iinfo(np.int64).max,
+            )
+            fine, fine2 = frames <= cut, f2 <= cut
+            frames, times, f2, t2 = frames[fine], times[fine], f2[fine2], t2[fine2]
+        (a, ta), (b, tb) = _earliest(frames, times), _earliest(f2, t2)
+        frames, times = np.r_[a, b], np.r_[ta, tb]
         o = np.argsort(frames, kind="stable")[:MAX_FRAMES]
         return list(zip(frames[o].tolist(), times[o].tolist())), int(counts.sum())
 
@@ -150,11 +175,13 @@ class MssDetector:
             grp.count += len(sel)
 
     def role_counts(self, synack: bool, mss: int, ipver: int, heads: np.ndarray) -> tuple[int, int]:
-        """(SYNs to a head-end, SYNs to others) of one group."""
+        """(SYNs to a head-end, SYNs to others) of one group; ``heads``: the head-ends' address
+        hashes, sorted."""
         t = self.table
-        m = _group(t, synack, mss, ipver)
-        to_head = m & np.isin(t["server"], heads)
-        return int(t.count[to_head].sum()), int(t.count[m & ~to_head].sum())
+        rows = np.flatnonzero(_group(t, synack, mss, ipver))
+        to_head = member(t["server"][rows], heads)
+        counts = t.count[rows]
+        return int(counts[to_head].sum()), int(counts[~to_head].sum())
 
 
 def _group(t: KeyTable, synack: bool, mss: int, ipver: int) -> np.ndarray:
@@ -215,12 +242,22 @@ class SynSelection:
         m = _group(t, self.synack, self.mss, self.ipver)
         if self.outer is not None:
             heads = np.array(sorted({dec.addr_hash(h) for h in self.headends}), np.uint64)
-            m &= np.isin(t["server"], heads) == self.outer
+            rows = np.flatnonzero(m)
+            m[rows[member(t["server"][rows], heads) != self.outer]] = False
         return m
 
     def first_frames(self, det: MssDetector) -> tuple[list[tuple[int, float]], int]:
         """The first selected frames that are exact, and how many frames are selected."""
         return det.selected(self)
+
+
+def _earliest(frames: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The :data:`MAX_FRAMES` smallest frames (unordered) and their times: a partition, where
+    sorting millions of one-SYN servers' frames to keep a dozen was the cost."""
+    if len(frames) <= MAX_FRAMES:
+        return frames, times
+    part = np.argpartition(frames, MAX_FRAMES - 1)[:MAX_FRAMES]
+    return frames[part], times[part]
 
 
 def _min_of_last(ids: np.ndarray, frames: np.ndarray) -> int:

@@ -1,0 +1,36 @@
+"""The case stage's whole-table helpers give what their one-shot forms give: hashing in place
+(:func:`~labkit.analyze.decode.mix64`) and membership a block at a time
+(:func:`~labkit.analyze.engine.member`), across block edges and for every input shape."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from labkit.analyze import decode as dec
+from labkit.analyze.engine import BLOCK, member
+
+
+def test_mix64_in_place_matches_the_integer_form() -> None:
+    rng = np.random.default_rng(7)
+    col = rng.integers(0, 2**63, 5000, dtype=np.uint64) | np.uint64(1 << 63)
+    want = [dec.mix64_int(v) for v in col.tolist()]
+    assert dec.mix64(col).tolist() == want
+    assert dec.mix64(col[::3]).tolist() == want[::3]  # a strided view
+    before = col.copy()
+    dec.mix64(col)
+    assert (col == before).all()  # the input is left as it was
+    one = dec.mix64(col[0])
+    assert isinstance(one, np.uint64) and int(one) == want[0]
+    assert dec.mix64(np.zeros(0, np.uint64)).tolist() == []
+
+
+def test_member_across_block_edges_matches_isin() -> None:
+    rng = np.random.default_rng(11)
+    values = rng.integers(0, 5000, 2 * BLOCK + 123).astype(np.uint64)
+    pool = np.sort(rng.integers(0, 5000, 300).astype(np.uint64))  # with repeats
+    got = member(values, pool)
+    assert got.dtype == bool and len(got) == len(values)
+    assert (got == np.isin(values, pool)).all()
+    assert got.any() and not got.all()
+    assert not member(values, np.zeros(0, np.uint64)).any()
+    assert member(values[:0], pool).tolist() == []
