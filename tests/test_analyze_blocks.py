@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from labkit.analyze import decode as dec
-from labkit.analyze.engine import BLOCK, member
+from labkit.analyze.engine import BLOCK, Appended, member
 
 
 def test_mix64_in_place_matches_the_integer_form() -> None:
@@ -34,3 +34,26 @@ def test_member_across_block_edges_matches_isin() -> None:
     assert got.any() and not got.all()
     assert not member(values, np.zeros(0, np.uint64)).any()
     assert member(values[:0], pool).tolist() == []
+
+
+def test_appended_keeps_rows_in_place_as_a_gather_would() -> None:
+    """A table trimmed at the flow ceiling keeps exactly the chosen rows, in order, whatever
+    rows go (the first, the last, every other one, all, none)."""
+    rng = np.random.default_rng(5)
+    n = 1000
+    ids, ts = rng.integers(0, 2**40, n), rng.random(n)
+    for keep in (
+        np.arange(1, n),
+        np.arange(n - 1),
+        np.arange(0, n, 2),
+        np.arange(n),
+        np.zeros(0, np.int64),
+        np.sort(rng.choice(n, 300, replace=False)),
+    ):
+        t = Appended(id=np.int64, ts=np.float64)
+        t.append(id=ids[:600], ts=ts[:600])
+        t.append(id=ids[600:], ts=ts[600:])
+        t.keep(keep)
+        assert t["id"].tolist() == ids[keep].tolist() and t["ts"].tolist() == ts[keep].tolist()
+        t.append(id=ids[:3], ts=ts[:3])  # appending goes on after the kept rows
+        assert t["id"].tolist() == ids[keep].tolist() + ids[:3].tolist()

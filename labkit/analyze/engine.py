@@ -203,6 +203,15 @@ class Appended:
             col[self.n : end] = v
         self.n = end
 
+    def keep(self, rows: np.ndarray) -> None:
+        """Keep only ``rows`` (ascending, distinct), in their order, in place: one column's
+        copy at a time. A new set of columns held the table twice over at the moment a
+        table at the flow ceiling is trimmed, and three times with the kept rows gathered
+        first (50 M TLS sessions peaked at 1.4 GB against a ceiling meant for ~1 GB)."""
+        for col in self._cols.values():
+            col[: len(rows)] = col[: self.n][rows]
+        self.n = len(rows)
+
 
 def _slots_for(n: int, slots: np.ndarray) -> np.ndarray | None:
     """Slots at most three quarters full with ``n`` keys: None when ``slots`` already are,

@@ -306,11 +306,10 @@ class TlsDetector:
 
     def _evict(self, keep: np.ndarray) -> None:
         """Keep only the rows ``keep`` (the budget chose the sessions quiet for the longest)."""
-        t = self.t
-        rows = Appended(**_COLUMNS)
-        rows.append(**{name: t[name][keep] for name in _COLUMNS})
-        self._rows, self._index = rows, KeyIndex()
-        self._index.insert(t["key"][keep])
+        index = KeyIndex()
+        index.insert(self.t["key"][keep])
+        self._rows.keep(keep)
+        self._index = index
         if self._v6_h:
             kept = set(self.t["key"][(self.t["c4"] == 0) | (self.t["s4"] == 0)].tolist())
             self._v6_h = {k: h for k, h in self._v6_h.items() if k in kept}
