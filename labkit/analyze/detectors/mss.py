@@ -9,7 +9,7 @@ frames of each (SYN or SYN-ACK, MSS, IP version) group are kept with their serve
 splits them by role. The first frames of each (SYN or SYN-ACK, MSS, IP version, server) are
 kept too (at most :data:`MAX_FRAMES` each; the first in the table's row, since most servers
 see one SYN): a role's evidence is then exact whatever the order of the SYNs. Both tables are
-columnar (about 50 bytes per server with one SYN, where a list per server cost ~500), filled
+columnar (about 45 bytes per server with one SYN, where a list per server cost ~500), filled
 per chunk with numpy, never per SYN in Python, and read by masks over the rows, never by
 per-server sets or sorts of every server's frames.
 """
@@ -47,12 +47,13 @@ class MssDetector:
         self.file = file
         self.groups: dict[tuple[bool, int, int], SynGroup] = {}
         # (synack, MSS, IP version, server) -> count, and its first SYN's frame and time: most
-        # servers see one SYN, whose frame then costs no row of its own.
+        # servers see one SYN, whose frame then costs no row of its own. The server is not a
+        # column: the key is a bijection of it within a group (:func:`_keys`), so "is this
+        # row's server one of these" is asked of the keys, 8 bytes a row fewer.
         self.table = KeyTable(
             synack=bool,
             mss=np.uint16,
             ipver=np.uint8,
-            server=np.uint64,
             frame=np.int64,
             ts=np.float64,
         )
@@ -86,16 +87,9 @@ class MssDetector:
         self._frames(view, rows, synack, mss, ipver, server)
 
     def _count(self, view: ChunkView, rows, synack, mss, ipver, server) -> None:
-        tag = (
-            (ipver.astype(np.uint64) << np.uint64(20))
-            | (mss.astype(np.uint64) << np.uint64(1))
-            | synack.astype(np.uint64)
-        )
-        key = dec.mix64(server ^ dec.mix64(tag))
+        key = _keys(server, synack, mss, ipver)
         frame, ts = view.frames[rows], view.ts[rows]
-        if self.table.add(
-            key, synack=synack, mss=mss, ipver=ipver, server=server, frame=frame, ts=ts
-        ):
+        if self.table.add(key, synack=synack, mss=mss, ipver=ipver, frame=frame, ts=ts):
             self.kept = grown(self.kept, len(self.table.keys))
         # First frames per (direction, MSS, version, server), while it has room: each row's
         # rank among its key's rows of this chunk says whether it still fits.
@@ -179,13 +173,34 @@ class MssDetector:
         hashes, sorted."""
         t = self.table
         rows = np.flatnonzero(_group(t, synack, mss, ipver))
-        to_head = member(t["server"][rows], heads)
+        to_head = _served_by(t, rows, heads, synack, mss, ipver)
         counts = t.count[rows]
         return int(counts[to_head].sum()), int(counts[~to_head].sum())
 
 
 def _group(t: KeyTable, synack: bool, mss: int, ipver: int) -> np.ndarray:
     return (t["synack"] == synack) & (t["mss"] == mss) & (t["ipver"] == ipver)
+
+
+def _keys(server: np.ndarray, synack, mss, ipver) -> np.ndarray:
+    """The table's key of each (SYN or SYN-ACK, MSS, IP version, server). Within one group
+    it is a bijection of the server (:func:`~labkit.analyze.decode.mix64` is one, and so is
+    an xor with the group's constant): a row's key says its server exactly."""
+    tag = (
+        (np.asarray(ipver).astype(np.uint64) << np.uint64(20))
+        | (np.asarray(mss).astype(np.uint64) << np.uint64(1))
+        | np.asarray(synack).astype(np.uint64)
+    )
+    return dec.mix64(np.asarray(server, np.uint64) ^ dec.mix64(tag))
+
+
+def _served_by(
+    t: KeyTable, rows: np.ndarray, heads: np.ndarray, synack: bool, mss: int, ipver: int
+) -> np.ndarray:
+    """Per row of ``rows`` (all of the group ``synack``, ``mss``, ``ipver``): whether its
+    server is one of ``heads`` (address hashes), asked of the rows' keys."""
+    want = np.sort(_keys(heads, synack, mss, ipver))
+    return member(t.keys[rows], want)
 
 
 #: The SYN's own IP version, in a display filter. ``ip`` or ``ipv6`` alone would also match
@@ -243,7 +258,8 @@ class SynSelection:
         if self.outer is not None:
             heads = np.array(sorted({dec.addr_hash(h) for h in self.headends}), np.uint64)
             rows = np.flatnonzero(m)
-            m[rows[member(t["server"][rows], heads) != self.outer]] = False
+            served = _served_by(t, rows, heads, self.synack, self.mss, self.ipver)
+            m[rows[served != self.outer]] = False
         return m
 
     def first_frames(self, det: MssDetector) -> tuple[list[tuple[int, float]], int]:
