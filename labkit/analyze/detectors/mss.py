@@ -54,7 +54,7 @@ class MssDetector:
             synack=bool,
             mss=np.uint16,
             ipver=np.uint8,
-            frame=np.int64,
+            frame=np.uint32,  # widened past frame 2^32 - 1 (:class:`KeyTable`)
             ts=np.float64,
         )
         self.kept = np.zeros(0, np.uint8)  # per id: frames kept (at most MAX_FRAMES)
@@ -122,7 +122,7 @@ class MssDetector:
         if not len(ids):
             return [], 0
         counts, kept = t.count[ids], self.kept[ids]
-        frames, times = t["frame"][ids], t["ts"][ids]
+        frames, times = t["frame"][ids].astype(np.int64), t["ts"][ids]
         chosen = np.zeros(len(t.keys), bool)  # a mask, not np.isin: no per-key temporaries
         chosen[ids] = True
         later = self.frames
