@@ -18,6 +18,7 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -182,3 +183,39 @@ def test_compiled_pass_equals_python_pass_on_the_worst_case_mix(tmp_path):
 )
 def test_compiled_pass_equals_python_pass_on_shipped_captures(path: Path):
     assert_same(path)
+
+
+def test_compiled_pass_refuses_inputs_of_the_wrong_shape():
+    """Wrong arrays are a Python exception before anything is written, never a crash."""
+    from collections import OrderedDict
+
+    from labkit.analyze.detectors.dtlstable import DtlsTable
+
+    walk = dtlspairs._dtlswalk.walk
+    t = DtlsTable()
+    t.reserve(4)
+    cols = tuple(t.cols.values())
+    one = np.zeros(1, np.int64)
+    per = (one,) * 7
+    addr = np.zeros((1, 16), np.uint8)
+    sides = ({}, {}, {}, {}, OrderedDict(), [])
+    limits = (8, 0.05, 12)
+    pkt = (1, 2.0)  # a tuple, but no decode.Packet
+    with pytest.raises(ValueError):
+        walk([], per[:6], addr[:0], addr[:0], cols, 0, sides, limits)  # six arrays
+    with pytest.raises(ValueError):
+        walk([], per, addr[:0], addr[:0], cols, 0, sides, limits)  # arrays of 1, no packet
+    with pytest.raises(ValueError):
+        walk([], (one[:0],) * 7, addr[:0], addr[:0], cols[:-1], 0, sides, limits)
+    narrow = tuple(c.astype(np.int8) if c.dtype == np.int64 else c for c in cols)
+    with pytest.raises(ValueError):
+        walk([], (one[:0],) * 7, addr[:0], addr[:0], narrow, 0, sides, limits)
+    with pytest.raises(ValueError):
+        walk(
+            [], (one[:0],) * 7, addr[:0], addr[:0], cols, len(cols[0]) + 1, sides, limits
+        )  # n past the room
+    with pytest.raises(TypeError):
+        walk([pkt], per, addr, addr, cols, 0, sides, limits)
+    with pytest.raises(TypeError):
+        walk([], (one[:0],) * 7, addr[:0], addr[:0], cols, 0, ({}, {}, {}, {}, {}, ()), limits)
+    assert not t.long_session_ids and len(t) == 0
