@@ -132,6 +132,7 @@ class DuplicateFilter:
         self.unlisted_from: int | None = None  # the first copy not kept (MAX_KEPT reached)
         self._copies: list[np.ndarray] = []  # per chunk: the copies' frame numbers ...
         self._originals: list[np.ndarray] = []  # ... and each one's original's
+        self._distinct = np.zeros(0, np.int64)  # the joined originals, sorted, each once
         self._kept = 0
         self._last_originals = np.zeros(0, np.int64)  # of the last WINDOW records
         self._tail = Tail()
@@ -166,12 +167,22 @@ class DuplicateFilter:
 
     def copies_of(self, frames: Collection[int]) -> np.ndarray:
         """The kept copies (ascending frame numbers) whose original is one of ``frames``."""
-        if len(self._copies) > 1:  # joined once, then reused by every finding
+        joined = len(self._copies) == 1 and len(self._distinct) > 0
+        if self._copies and not joined:  # joined once, then reused by every finding
             self._copies = [np.concatenate(self._copies)]
             self._originals = [np.concatenate(self._originals)]
+            self._distinct = np.unique(self._originals[0]).astype(np.int64)
         if not self._copies:
             return np.zeros(0, np.int64)
-        mine = np.isin(self._originals[0], np.fromiter(frames, np.int64))
+        # Most findings cite no original of a copy: a binary search says so in a few
+        # microseconds, where matching every kept original against them takes many more, and
+        # a busy capture has thousands of findings.
+        wanted = np.fromiter(frames, np.int64)
+        at = np.searchsorted(self._distinct, wanted).clip(max=len(self._distinct) - 1)
+        wanted = wanted[self._distinct[at] == wanted]
+        if not len(wanted):
+            return np.zeros(0, np.int64)
+        mine = np.isin(self._originals[0], wanted)
         return self._copies[0][mine].astype(np.int64)
 
     def warnings(self) -> list[str]:

@@ -12,7 +12,6 @@ silently, and so is evidence beyond the frames cited.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 from collections import Counter
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from labkit import mtu
+from labkit import jsontext, mtu
 from labkit.analyze.detectors.coverage import blind_spots
 from labkit.analyze.diagnosis import Diagnosis, Step
 from labkit.analyze.report import Report
@@ -45,7 +44,7 @@ class TextOptions:
 
 
 def to_json(report: Report) -> str:
-    return json.dumps(report.to_json(), indent=2, sort_keys=False)
+    return jsontext.dumps(report.to_json())
 
 
 def _frames_text(frames: list[int], count: int | None = None, filt: str = "") -> str:
