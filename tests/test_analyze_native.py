@@ -199,6 +199,30 @@ def test_key_table_counts_and_first_attributes(chunks: list[list[tuple[int, int]
         ]
 
 
+def test_key_table_widens_a_narrow_column_past_its_range() -> None:
+    """A 32-bit frame column keeps frame numbers up to 2^32 - 1 as they are and, given one
+    past it, becomes int64 holding every number exactly (never a number wrapped)."""
+    table = engine.KeyTable(frame=np.uint32)
+    top = 2**32 - 1
+    table.add(np.array([1, 2], np.uint64), frame=np.array([7, top], np.int64))
+    assert table["frame"].dtype == np.uint32
+    table.add(np.array([3, 1], np.uint64), frame=np.array([top + 5, 9], np.int64))
+    assert table["frame"].dtype == np.int64
+    assert table["frame"].tolist() == [7, top, top + 5]
+    assert table.count.tolist() == [2, 1, 1]
+
+
+def test_widened_keeps_a_column_whose_values_fit() -> None:
+    """A count column past 2^32 - 1 (billions of packets of one key) widens, negative values
+    too; values that fit, or a 64-bit column, are left as they are (no copy)."""
+    col = np.zeros(4, np.uint32)
+    assert engine.widened(col, np.array([0, 2**32 - 1])) is col
+    assert engine.widened(col, np.array([2**32])).dtype == np.int64
+    assert engine.widened(col, np.array([-1])).dtype == np.int64
+    wide = np.zeros(4, np.uint64)
+    assert engine.widened(wide, np.array([2**40], np.uint64)) is wide
+
+
 def assert_same_columns(chunk) -> None:
     fast, ref = dec.columns(chunk), dec.py_columns(chunk)
     for name in dec.COLUMN_NAMES:

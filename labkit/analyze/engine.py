@@ -183,6 +183,19 @@ def grown(a: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def widened(col: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``col``, or a copy of it as int64 when it is unsigned and ``values`` (integers to be
+    stored in it) fall outside its range: a narrow column's rare overflow costs one copy,
+    never a wrong number."""
+    if col.dtype.kind != "u" or col.itemsize == 8 or values.dtype.kind not in "iu":
+        return col
+    if not len(values):
+        return col
+    if int(values.min()) >= 0 and int(values.max()) <= np.iinfo(col.dtype).max:
+        return col
+    return col.astype(np.int64)
+
+
 class Appended:
     """Columns that rows are appended to, chunk after chunk (kept evidence frames): grown by
     :func:`room`, so that appending costs what is appended, never a copy of all that came
@@ -345,11 +358,16 @@ class KeyTable:
     with a count and attribute columns taken from the key's first row. The shape of every
     "per flow / per pair x size" table: memory follows the keys, never the packets, and a new
     key costs the same in a table of ten rows or ten million (:class:`KeyIndex`; the columns
-    grow by :func:`room`)."""
+    grow by :func:`room`).
+
+    The counts, and any unsigned integer column, hold 32 bits until a value passes their
+    range, when that column is widened to int64 once: a count or frame number past 2^32 - 1
+    needs a capture of billions of packets, and the 4 bytes a row it would cost in every
+    table of millions of flows are what keeps the tables within their budget."""
 
     def __init__(self, **dtypes: type) -> None:
         self.index = KeyIndex()
-        self._count = np.zeros(0, np.int64)
+        self._count = np.zeros(0, np.uint32)
         self._cols: dict[str, np.ndarray] = {name: np.zeros(0, dt) for name, dt in dtypes.items()}
 
     @property
@@ -372,19 +390,23 @@ class KeyTable:
     def add(self, keys: np.ndarray, **values: np.ndarray) -> int:
         """Count each row under its key; a new key takes its attributes from its first row
         (``values``: one array per column, aligned with ``keys``). Returns how many keys are new.
-        Every column keeps the dtype it was declared with (narrow columns stay narrow)."""
+        Every column keeps the dtype it was declared with (narrow columns stay narrow), but
+        an unsigned one widens when a value would not fit it (:func:`widened`)."""
         uk, first, counts = tally(keys)
         before = self.index.n
         rows = self.index.insert(uk)  # sorted: new keys numbered in key order
         n = self.index.n
         self._count = grown(self._count, n)
-        self._count[rows] += counts
+        totals = self._count[rows].astype(np.int64) + counts
+        self._count = widened(self._count, totals)
+        self._count[rows] = totals
         new = rows >= before
         if n > before:
             f = first[new]
             for name, col in self._cols.items():
-                col = self._cols[name] = grown(col, n)
-                col[rows[new]] = values[name][f].astype(col.dtype)
+                v = values[name][f]
+                col = self._cols[name] = widened(grown(col, n), v)
+                col[rows[new]] = v.astype(col.dtype)
         return n - before
 
     def ids_of(self, keys: np.ndarray) -> np.ndarray:
