@@ -293,11 +293,9 @@ census(Walk *w, int64_t version)
     PyObject *k = PyLong_FromLongLong(version);
     if (!k)
         return -1;
-    PyObject *have = PyDict_GetItemWithError(w->versions, k);
+    PyObject *have = PyDict_GetItemWithError(w->versions, k); /* borrowed; NULL: none yet */
     long long n = have ? PyLong_AsLongLong(have) : 0;
-    PyObject *v = (n == -1 && PyErr_Occurred()) || (!have && PyErr_Occurred())
-                      ? NULL
-                      : PyLong_FromLongLong(n + 1);
+    PyObject *v = PyErr_Occurred() ? NULL : PyLong_FromLongLong(n + 1);
     int rc = v ? PyDict_SetItem(w->versions, k, v) : -1;
     Py_DECREF(k);
     Py_XDECREF(v);

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Final
 import numpy as np
 
 from labkit.analyze.decode import addr_hashes
-from labkit.analyze.engine import LatestIndex, room
+from labkit.analyze.engine import LatestIndex, grown
 from labkit.analyze.evidence import MAX_FRAMES, FrameSet
 
 if TYPE_CHECKING:
@@ -182,7 +182,8 @@ class DtlsTable:
 
     def reserve(self, m: int) -> None:
         """Room for ``m`` more rows after the :attr:`n` in use (fresh: all zeros)."""
-        self._grow(self.n + m)
+        for k, col in self.cols.items():
+            self.cols[k] = grown(col, self.n + m)
 
     def appended(self, m: int) -> None:
         """The ``m`` rows after the :attr:`n` in use were written: they join the table and
@@ -190,16 +191,6 @@ class DtlsTable:
         if m:
             self._index.update(self.cols["key"], np.arange(self.n, self.n + m))
             self.n += m
-
-    def _grow(self, n: int) -> None:
-        cap = len(self.cols["key"])
-        if n <= cap:
-            return
-        cap = room(cap, n)
-        for k, col in self.cols.items():
-            grown = np.zeros(cap, col.dtype)
-            grown[: self.n] = col[: self.n]
-            self.cols[k] = grown
 
     def keep(self, rows: np.ndarray) -> None:
         """Keep only ``rows`` (ascending), in their order; the side dicts follow."""

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labkit.analyze import decode as dec
-from labkit.analyze.engine import ChunkView, KeyTable, pair, room
+from labkit.analyze.engine import Appended, ChunkView, KeyTable, grown, pair
 from labkit.analyze.evidence import MAX_FRAMES, any_of, paren
 from labkit.mtu import MIN_IPV4_MTU
 
@@ -58,11 +58,8 @@ class SizeDetector:
         self.table = KeyTable(src=np.uint64, dst=np.uint64, size=np.int64, tcplen=np.int64)
         # Each key's first frames, appended as they come (key id, frame, time): most keys
         # hold one or two packets, so a row per kept frame costs a tenth of a fixed
-        # MAX_FRAMES slots per key. Grown by :func:`room`; rows beyond ``_stored`` are unused.
-        self.f_id = np.zeros(0, np.int32)
-        self.f_frame = np.zeros(0, np.int64)
-        self.f_ts = np.zeros(0, np.float64)
-        self._stored = 0
+        # MAX_FRAMES slots per key.
+        self.frames = Appended(id=np.int32, frame=np.int64, ts=np.float64)
         self.kept = np.zeros(0, np.uint8)  # by key id (the order keys first appeared)
         #: By a key's low bits: how many keys with those bits still have room for frames
         self._room = np.zeros(_ROOM_MASK + 1, np.int64)
@@ -78,7 +75,7 @@ class SizeDetector:
         known = len(self.table.keys)
         if self.table.add(key, src=src, dst=dst, size=size, tcplen=tcplen):
             t = self.table
-            self._grow(len(t.keys))
+            self.kept = grown(self.kept, len(t.keys))
             np.add.at(self._room, t.keys[known:] & _ROOM_MASK, 1)  # new keys have room
         # A key's first frames are often all in by its second chunk: 64 K counts of keys with
         # room (by their low bits; mixed, so uniform) skip the rows of full keys with one
@@ -88,30 +85,6 @@ class SizeDetector:
         if maybe.any():
             full = self._keep_first(self.table.ids_of(key[maybe]), rows[maybe], view)
             np.add.at(self._room, self.table.keys[full] & _ROOM_MASK, -1)
-
-    def _grow(self, n: int) -> None:
-        """Room for ``n`` keys' counts of kept frames (:func:`room`: keys arrive a few per
-        chunk)."""
-        if n <= len(self.kept):
-            return
-        kept = np.zeros(room(len(self.kept), n), np.uint8)
-        kept[: len(self.kept)] = self.kept
-        self.kept = kept
-
-    def _append(self, ids: np.ndarray, frames: np.ndarray, times: np.ndarray) -> None:
-        """Append kept frames, growing the rows (:func:`room`) when they run out."""
-        end = self._stored + len(ids)
-        if end > len(self.f_id):
-            size = room(len(self.f_id), end)
-            for name in ("f_id", "f_frame", "f_ts"):
-                old = getattr(self, name)
-                new = np.empty(size, old.dtype)
-                new[: self._stored] = old[: self._stored]
-                setattr(self, name, new)
-        self.f_id[self._stored : end] = ids
-        self.f_frame[self._stored : end] = frames
-        self.f_ts[self._stored : end] = times
-        self._stored = end
 
     def _keep_first(self, ids: np.ndarray, rows: np.ndarray, view: ChunkView) -> np.ndarray:
         """Store each row in its key's next free slot while the key has room; the ids of the
@@ -124,7 +97,7 @@ class SizeDetector:
         counts = np.diff(np.r_[starts, len(ids)])
         slot = self.kept[ids] + np.arange(len(ids)) - np.repeat(starts, counts)
         ok = slot < MAX_FRAMES
-        self._append(ids[ok], view.frames[rows[ok]], view.ts[rows[ok]])
+        self.frames.append(id=ids[ok], frame=view.frames[rows[ok]], ts=view.ts[rows[ok]])
         keys = ids[starts]
         before = self.kept[keys].astype(np.int64)
         self.kept[keys] = np.minimum(before + counts, MAX_FRAMES)
@@ -157,8 +130,9 @@ class SizeDetector:
         """The first :data:`MAX_FRAMES` (frame, time) of the entries ``keep`` selects."""
         chosen = np.zeros(len(self.kept), bool)
         chosen[self.table.ids[keep]] = True
-        mine = chosen[self.f_id[: self._stored]]
-        frames, times = self.f_frame[: self._stored][mine], self.f_ts[: self._stored][mine]
+        kept = self.frames
+        mine = chosen[kept["id"]]
+        frames, times = kept["frame"][mine], kept["ts"][mine]
         first = np.argsort(frames, kind="stable")[:MAX_FRAMES]
         return list(zip(frames[first].tolist(), times[first].tolist()))
 
