@@ -42,7 +42,7 @@ RETIME_MAX = 8  # inputs timed again (best of three) before the slowest is named
 #: SCALE_MIN_S CPU seconds more than the seed, at most SCALE_MAX_SMALL bytes) and to
 #: SCALE_FACTOR times that: between the two, a quadratic cost per byte grows 9x, a linear one
 #: not at all.
-SCALE_SMALL, SCALE_MIN_S, SCALE_MAX_SMALL, SCALE_FACTOR = 8 * 1024, 0.01, 1 << 20, 8
+SCALE_SMALL, SCALE_MIN_S, SCALE_MAX_SMALL, SCALE_FACTOR = 8 * 1024, 0.01, 8 << 20, 8
 SCALE_SEEDS = 6  # seeds per target grown (evenly spaced through its sorted seeds)
 #: How often the capture target also writes and re-reads an --annotate copy.
 ANNOTATE_EVERY = 3
