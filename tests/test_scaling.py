@@ -8,7 +8,8 @@ never an absolute time, so a busy machine slows both sides alike.
 
 Kinds covered here: ASA syslog lines, key-log lines, scenario timeline steps, and in a capture
 (``labkit analyze`` as a user runs it) distinct flows, DTLS pairs, TLS handshakes and ICMP
-errors, each item on a new 5-tuple (:mod:`benchmarks.scaling` makes them).
+errors, each item on a new 5-tuple (:mod:`benchmarks.scaling` makes them), and the text
+report's per-flow findings.
 """
 
 from __future__ import annotations
@@ -154,6 +155,52 @@ def test_scenario_steps_cost_the_same_each_at_twice_the_steps():
         return (time.process_time() - started) / loops
 
     ratio, figures = _growth(cost, 1, n)
+    assert ratio < MAX_GROWTH, f"growth {ratio:.2f}: {figures}"
+
+
+def test_text_report_costs_the_same_per_finding_at_twice_the_findings():
+    """The text report summarises per-flow findings by head-end (a thousand pairs of one kind
+    are listed at most, each a finding): deciding whether to summarise an id once per finding,
+    over the whole group, cost a million steps at a thousand and made the report of a capture
+    of head-end handshakes slower than its analysis."""
+    from labkit.analyze.render import to_text
+    from labkit.analyze.report import Report
+    from labkit.findings import DtlsEstablished, DtlsUnanswered, Evidence
+
+    def report(n: int) -> Report:
+        findings = []
+        for i in range(n):
+            server, client = f"192.0.2.{i % 50}", f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
+            located = {"evidence": (Evidence("x.pcap", i + 1, 1.0 + i),), "wireshark_filter": ""}
+            findings.append(
+                DtlsUnanswered(
+                    summary="", client=client, server=server, port=443, attempts=3, **located
+                )
+            )
+            findings.append(
+                DtlsEstablished(
+                    summary="",
+                    version=None,
+                    version_name=None,
+                    port=443,
+                    client=client,
+                    server=server,
+                    **located,
+                )
+            )
+        return Report(files=(), findings=tuple(findings), verdict="")
+
+    reports = {k: report(k) for k in (100, 1_000, 2_000)}
+    assert "dtls-unanswered: 2000 flows, 50 head-end(s)" in to_text(reports[2_000])
+
+    def cost(k: int) -> float:
+        loops, started = 0, time.process_time()
+        while loops < 3 or time.process_time() - started < 0.3:
+            to_text(reports[k])
+            loops += 1
+        return (time.process_time() - started) / loops
+
+    ratio, figures = _growth(cost, 100, 1_000)
     assert ratio < MAX_GROWTH, f"growth {ratio:.2f}: {figures}"
 
 

@@ -247,6 +247,7 @@ def _summary_lines(fid: str, group: list[Finding], findings: Sequence[Finding]) 
         f"(summarised; --all lists each){not_listed}"
     ]
     ranked = sorted(by_group.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    answered = Counter((_parties(f) or ("", ""))[0] for f in findings if f.id == "dtls-established")
     # Every head-end is named (the engineer fixes head-ends); other groups, the top few.
     listed = ranked if label == "head-end" else ranked[:TOP]
     for g, members in listed:
@@ -269,12 +270,9 @@ def _summary_lines(fid: str, group: list[Finding], findings: Sequence[Finding]) 
         )
         filt = _group_filter(fid, g)
         if filt:
-            answered = sum(
-                f.id == "dtls-established" and (_parties(f) or ("", ""))[0] == g for f in findings
-            )
             note = (
-                f" (also selects the hellos of {answered} answered flow(s) to this head-end)"
-                if answered
+                f" (also selects the hellos of {answered[g]} answered flow(s) to this head-end)"
+                if answered[g]
                 else ""
             )
             lines.append(f"      wireshark filter: {filt}{note}")
@@ -295,6 +293,15 @@ def _findings_lines(report: Report, opts: TextOptions) -> list[str]:
     by_id: dict[str, list[Finding]] = {}
     for f in shown:
         by_id.setdefault(f.id, []).append(f)
+    # Decided once per id: asked per finding, it cost a pass over the id's whole group for
+    # each of its (up to a thousand listed) findings.
+    summarised = {
+        fid
+        for fid, group in by_id.items()
+        if not opts.all
+        and len(group) > SUMMARISE_OVER
+        and all(_parties(g) is not None for g in group)
+    }
     done: set[str] = set()
     for f in shown:
         group = by_id[f.id]
@@ -304,11 +311,7 @@ def _findings_lines(report: Report, opts: TextOptions) -> list[str]:
             where = f"; first frame {first.frame}" if first else ""
             lines.append(f"  [{f.severity}] {f.id}: {f.summary} [evidence{where}: --all or JSON]")
             continue
-        if (
-            not opts.all
-            and len(group) > SUMMARISE_OVER
-            and all(_parties(g) is not None for g in group)
-        ):
+        if f.id in summarised:
             if f.id not in done:
                 done.add(f.id)
                 lines += _summary_lines(f.id, group, report.findings)
