@@ -19,7 +19,6 @@ import ctypes
 import errno
 import os
 import re
-import secrets
 import signal
 import stat
 import sys
@@ -219,7 +218,7 @@ def atomic_output(
     out = check_output_path(path, force=force, inputs=inputs)
     folder = out.parent if str(out.parent) else Path(".")
     remove_stale_parts(folder)
-    tmp = folder / f".{out.name}.labkit-{os.getpid()}-{secrets.token_hex(4)}.part"
+    tmp = folder / f".{out.name}.labkit-{os.getpid()}-{os.urandom(4).hex()}.part"
     with _signals_raise():
         # One try from the creation on: a signal handled between the creation and the
         # write (the handler runs at the next bytecode) must remove the .part too.

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labkit.errors import InputError
-from labkit.logs.files import bundle_members, keylog_lines, lines, member_lines
 
-if TYPE_CHECKING:  # the parsers are imported where used: a capture-only run never pays for them
+if TYPE_CHECKING:  # the parsers and file readers (zip, xz, gzip) are imported where used: a
+    # capture-only run never pays for them
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from labkit.analyze.decrypt import BulkPlan, DecryptReport, Direction, Segment, _Flow
@@ -81,6 +81,7 @@ def read_syslog(
     """ASA messages of ``path`` folded, with times on the capture clock; year-less stamps get
     ``year`` (``year_from`` says where that year came from, for the warning)."""
     from labkit.analyze.logfold import SyslogFold
+    from labkit.logs.files import lines
     from labkit.logs.syslog import SyslogParser
 
     parser = SyslogParser(year=year)
@@ -142,6 +143,7 @@ def read_dart(
     it (the member with the most event blocks: the VPN log), folded; ``span`` is the
     captures'."""
     from labkit.analyze.logfold import DartFold
+    from labkit.logs.files import bundle_members, lines, member_lines
 
     where = ""
     try:
@@ -241,6 +243,7 @@ def _duration(seconds: float) -> str:
 
 def read_keylog(path: str) -> KeyLog:
     from labkit.analyze.keylog import parse_keylog
+    from labkit.logs.files import keylog_lines
 
     return parse_keylog(keylog_lines(path, MAX_KEYLOG_BYTES))
 

@@ -32,7 +32,6 @@ from labkit.commands import add_format_option
 from labkit.errors import InputError, UsageError
 from labkit.fileio import atomic_output, binary_stdout, check_output_path, is_stdout
 from labkit.findings import SEVERITY_RANK, Finding
-from labkit.plot import unavailable as plot_unavailable
 
 if TYPE_CHECKING:
     from labkit.analyze.timeline import LogInputs
@@ -256,10 +255,13 @@ def run(args: argparse.Namespace) -> int:
         copies = targets(args.annotate, args.files)
         check_targets(copies, force=args.force, inputs=inputs)
     _check_rereads(args)
-    if args.plot and (why := plot_unavailable()):
-        raise UsageError(
-            f"--plot needs Pillow 10.1 or later: {why}", hint="pip install 'labkit[plot]'"
-        )
+    if args.plot:
+        from labkit.plot import unavailable
+
+        if why := unavailable():
+            raise UsageError(
+                f"--plot needs Pillow 10.1 or later: {why}", hint="pip install 'labkit[plot]'"
+            )
     if args.follow and len(args.files) != 1:
         raise UsageError("--follow watches one capture: give exactly one FILE (or - for stdin)")
     if args.files.count("-") > 1:
