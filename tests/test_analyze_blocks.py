@@ -36,6 +36,27 @@ def test_member_across_block_edges_matches_isin() -> None:
     assert member(values[:0], pool).tolist() == []
 
 
+def test_member_of_hashes_matches_isin_with_and_without_the_low_bits_table() -> None:
+    """Hashes go through a table of the keys' low bits first (up to 2^15 keys): values that
+    share a key's low bits but are no key (the table's false positives) must still be told
+    apart, on both sides of the size where the table is left out."""
+    rng = np.random.default_rng(13)
+    for n_keys in (1, 300, 1 << 15, (1 << 15) + 1):
+        keys = np.unique(rng.integers(0, 2**64, n_keys, dtype=np.uint64))
+        near = keys[rng.integers(0, len(keys), 5000)] ^ np.uint64(1 << 40)  # same low bits
+        values = np.concatenate(
+            [
+                keys[rng.integers(0, len(keys), 5000)],
+                near,
+                rng.integers(0, 2**64, 5000, dtype=np.uint64),
+            ]
+        )
+        rng.shuffle(values)
+        got = member(values, keys)
+        assert (got == np.isin(values, keys)).all(), n_keys
+        assert got.sum() >= 5000 and not member(near, keys).any()
+
+
 def test_appended_keeps_rows_in_place_as_a_gather_would() -> None:
     """A table trimmed at the flow ceiling keeps exactly the chosen rows, in order, whatever
     rows go (the first, the last, every other one, all, none)."""

@@ -131,17 +131,45 @@ def with_keys(sorted_keys: np.ndarray, new: list[int]) -> np.ndarray:
 BLOCK = 1 << 18
 
 
+#: low bits of a hash that :func:`member` looks up in a table first (256 KiB of bools: it stays
+#: in cache), for key sets of at most an eighth of its size (at most one value in eight that
+#: is no key passes it)
+_FILTER_BITS = 18
+_FILTER_MASK = np.uint64((1 << _FILTER_BITS) - 1)
+
+
 def member(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
     """np.isin against a sorted key array: one binary search per value (isin sorts both sides
     every call), a block of values at a time, so that asking it of millions of flows holds a
-    bool each rather than two int64 columns of temporaries."""
+    bool each rather than two int64 columns of temporaries.
+
+    Hashes (uint64) are first looked up by their low bits in a table of the keys' low bits:
+    one gather in cache rules out most values that are no key, where the binary search costs
+    a cache miss per step (~70 ns a value among a few thousand keys, ~15 ns through the table).
+    """
     out = np.zeros(len(values), bool)
     if not len(sorted_keys):
         return out
     last = len(sorted_keys) - 1
+    table = None
+    if (
+        values.dtype == np.uint64
+        and sorted_keys.dtype == np.uint64
+        and len(values) > 64
+        and len(sorted_keys) <= 1 << (_FILTER_BITS - 3)
+    ):
+        table = np.zeros(1 << _FILTER_BITS, bool)
+        table[(sorted_keys & _FILTER_MASK).astype(np.intp)] = True
     for lo in range(0, len(values), BLOCK):
         v = values[lo : lo + BLOCK]
-        out[lo : lo + BLOCK] = sorted_keys[np.minimum(np.searchsorted(sorted_keys, v), last)] == v
+        if table is None:
+            out[lo : lo + BLOCK] = (
+                sorted_keys[np.minimum(np.searchsorted(sorted_keys, v), last)] == v
+            )
+            continue
+        cand = np.flatnonzero(table[(v & _FILTER_MASK).astype(np.intp)])
+        w = v[cand]
+        out[lo + cand] = sorted_keys[np.minimum(np.searchsorted(sorted_keys, w), last)] == w
     return out
 
 
