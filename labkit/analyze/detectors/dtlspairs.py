@@ -674,12 +674,16 @@ class DtlsDetector:
         if not len(w.addrs):
             return
         rows = view.sightings()  # one per TCP flow: latest enough, and true
-        src, dst, ts = view.cols.src_h[rows], view.cols.dst_h[rows], view.ts[rows]
-        hit_s, hit_d = member(src, w.addrs), member(dst, w.addrs)
-        addr = np.concatenate([src[hit_s], dst[hit_d]])
-        when = np.concatenate([ts[hit_s], ts[hit_d]])
-        if not len(addr):
+        if not len(rows):
             return
-        seen, last = largest(addr, when)
+        # Each address's latest sighting first, then which are watched: a chunk's sightings
+        # are mostly a few hosts' (DTLS data between the very pairs watched), and a hashed
+        # tally per row costs a fraction of a binary search through the watched addresses.
+        c = view.cols
+        seen, last = largest(
+            np.concatenate([c.src_h[rows], c.dst_h[rows]]), np.tile(view.ts[rows], 2)
+        )
+        hit = member(seen, w.addrs)
+        seen, last = seen[hit], last[hit]
         at = np.searchsorted(w.addrs, seen)
         w.addr_ts[at] = np.maximum(w.addr_ts[at], last)
