@@ -89,6 +89,11 @@ def test_the_dtls_table_stays_within_the_budget_and_drops_the_quietest(tmp_path)
     (line,) = facts.warnings()
     assert line.startswith(f"{dropped} flow(s) judged early") and f"{dropped} DTLS pair(s)" in line
     assert facts.census(())["dtls_flows"] == n
-    # Unbounded, the same file keeps every pair and warns of nothing.
+    # The addresses watched for coverage go with their pairs: past twice what the kept pairs
+    # can name (two each), those of dropped pairs are dropped.
+    watched = facts.dtls.watch.addrs
+    assert len(watched) <= 4 * ceiling
+    # Unbounded, the same file keeps every pair (every address watched), and warns of nothing.
     unbounded = scan_file(str(path)).facts
     assert len(unbounded.dtls.pairs) == n and not unbounded.warnings()
+    assert len(unbounded.dtls.watch.addrs) == n + 1 > 4 * ceiling  # each client, the server

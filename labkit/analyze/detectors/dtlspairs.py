@@ -323,7 +323,10 @@ class DtlsDetector:
 
     def _trim(self) -> None:
         """Past the budget's ceiling for rows of :data:`PAIR_BYTES`, drop the pairs quiet for
-        the longest (their findings are lost; the census still counts them as flows)."""
+        the longest (their findings are lost; the census still counts them as flows), and the
+        watched addresses no kept pair has: they are watched for the pairs' sake, and kept
+        past their pairs they grew with every new client and were copied by every chunk's
+        sorted insert."""
         t = self.table
         if len(t) <= self.budget.ceiling(PAIR_BYTES):
             return
@@ -336,6 +339,11 @@ class DtlsDetector:
         self.early_flows += int(np.count_nonzero(tried))
         self.early_answered += int(np.count_nonzero(tried & self.answered()))
         t.keep(keep)
+        self._merge_watch()
+        w = self.watch
+        if len(w.addrs) > 4 * len(t):  # twice what the pairs can name: a trim every few
+            kept = member(w.addrs, np.union1d(t.col("client_h"), t.col("server_h")))
+            w.addrs, w.addr_ts = w.addrs[kept], w.addr_ts[kept]
 
     def answered(self) -> np.ndarray:
         """Per row: a HelloVerifyRequest, a ServerHello or data from the server."""
