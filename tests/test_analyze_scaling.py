@@ -83,6 +83,39 @@ def test_the_session_ceiling_drops_the_quietest_and_says_so(tmp_path):
     assert len(scan_file(str(path)).facts.tls.sessions) == n
 
 
+def test_ipv6_sessions_dropped_at_the_ceiling_take_their_side_tables_along(tmp_path):
+    """IPv6 sessions keep their address hashes and texts in side tables: the sessions dropped
+    at the ceiling leave them too (each of these clients is new, so they would grow with the
+    file), and the kept ones still name their clients."""
+    import struct
+
+    from labkit.analyze.detectors import FileFacts
+    from labkit.analyze.engine import scan
+    from labkit.pcapio.reader import open_capture
+
+    n, ceiling = 3_000, 1_000
+    hello = flowgen._tcp(40001, 443, 0x18, flowgen.tls_client_hello())
+    eth6 = flowgen._ETH[:12] + b"\x86\xdd"
+    path = tmp_path / "tls6.pcap"
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i in range(n):  # 2001:db8::<i + 1> -> 2001:db8:ffff::1
+            src = b"\x20\x01\x0d\xb8" + bytes(8) + struct.pack("!I", i + 1)
+            dst = b"\x20\x01\x0d\xb8\xff\xff" + bytes(9) + b"\x01"
+            fr = eth6 + struct.pack("!IHBB", 6 << 28, len(hello), 6, 64) + src + dst + hello
+            f.write(struct.pack("<IIII", flowgen.T0 + i, 0, len(fr), len(fr)) + fr)
+    facts = FileFacts.new(str(path), max_flows=ceiling)
+    with open_capture(str(path)) as cap:
+        scan(cap, facts.detectors, str(path))
+    tls = facts.tls
+    kept = tls.sessions
+    assert len(kept) <= ceiling and tls.evicted == n - len(kept)
+    assert len(tls._v6_h) == len(kept) and len(tls._v6) == len(kept) + 1  # and the server
+    assert {s.client for s in kept.values()} == {
+        f"2001:db8::{i + 1:x}" for i in range(n - len(kept), n)
+    }
+
+
 def test_outstanding_segments_answer_to_the_same_budget(tmp_path):
     """Unacknowledged large segments on distinct flows: the carry keeps the latest within the
     ceiling, and the file's warning and count include what it dropped."""

@@ -315,6 +315,10 @@ class TlsDetector:
         if self._v6_h:
             kept = set(self.t["key"][(self.t["c4"] == 0) | (self.t["s4"] == 0)].tolist())
             self._v6_h = {k: h for k, h in self._v6_h.items() if k in kept}
+            # The IPv6 addresses' texts go with their sessions, or every client ever seen
+            # past the ceiling would stay here.
+            named = {h for pair in self._v6_h.values() for h in pair}
+            self._v6 = {h: text for h, text in self._v6.items() if h in named}
         # An endpoint whose latest session is dropped is forgotten (its older sessions, if
         # kept, are not the one a new session follows).
         latest = self._latest.rows()
