@@ -180,6 +180,53 @@ def test_syn_evidence_over_many_servers_is_exact(tmp_path):
     assert_filters_select_exactly_the_evidence(r)
 
 
+@requires_tshark
+def test_syn_servers_past_the_ceiling_are_dropped_and_the_evidence_stays_exact(tmp_path):
+    """SYNs to N servers, one each, and a busy server that gets one SYN in ten: past the
+    ceiling the servers quiet the longest are dropped (the warning and the JSON count them),
+    the busy one stays, the census and the findings still count every SYN, and the evidence
+    is still the first SYNs, which the filter selects exactly (tshark judges)."""
+    import struct
+
+    from labkit.analyze import AnalyzeOptions
+
+    n, ceiling, busy = 3_000, 1_000, 0xC0000264  # 192.0.2.100
+    path = tmp_path / "syns.pcap"
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i in range(n):
+            server = busy if i % 10 == 0 else 0x0B000000 + i
+            tcp = flowgen._tcp(40000 + i % 20000, 443, 0x02)
+            frame = flowgen._ETH + flowgen._ip(flowgen.client(i), server, 6, tcp)
+            f.write(struct.pack("<IIII", flowgen.T0 + i, 0, len(frame), len(frame)) + frame)
+    facts = scan_file(str(path), max_flows=ceiling).facts
+    mss = facts.mss
+    servers = n - n // 10 + 1
+    assert len(mss.table.keys) <= ceiling and mss.dropped_from == 2  # the first one-SYN server
+    assert facts.budget.evicted["SYN server"] == servers - len(mss.table.keys)
+    assert int(mss.table.count.max()) == n // 10  # the busy server kept all its SYNs
+    (line,) = facts.warnings()
+    assert "SYN server(s)" in line
+    r = analyze([path], AnalyzeOptions(max_flows=ceiling))
+    assert r.files[0].to_json()["flows_judged_early"] == servers - len(mss.table.keys)
+    (syn,) = [x for x in r.findings if x.id == "syn-mss"]
+    assert syn.fields["mss"] == 1460 and syn.fields["count"] == n
+    assert [e.frame for e in syn.evidence] == list(range(1, 13))
+    assert_filters_select_exactly_the_evidence(r)
+    # The busy server a head-end: its SYNs and the others' are split, each exactly.
+    r = analyze([path], AnalyzeOptions(headends=("192.0.2.100",), max_flows=ceiling))
+    syns = {x.fields["role"]: x for x in r.findings if x.id == "syn-mss"}
+    assert {k: v.fields["count"] for k, v in syns.items()} == {
+        "outer": n // 10,
+        "inner": n - n // 10,
+    }
+    # Exact only as far as both the rows (to the first dropped server's SYN, frame 2) and
+    # the group's own first twelve (to frame 12) vouch for: fewer frames, none missing.
+    assert [e.frame for e in syns["outer"].evidence] == [1, 11]
+    assert [e.frame for e in syns["inner"].evidence] == [f for f in range(2, 13) if f != 11]
+    assert_filters_select_exactly_the_evidence(r)
+
+
 def test_session_hashes_not_stored_are_recomputed_exactly(tmp_path):
     """The session table keeps IPv4 addresses, not their hashes: the hashes it recomputes
     must be the ones the columns give each address (IPv4 and IPv6 sessions alike)."""

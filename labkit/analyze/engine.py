@@ -437,6 +437,15 @@ class KeyTable:
                 col[rows[new]] = v.astype(col.dtype)
         return n - before
 
+    def keep(self, rows: np.ndarray) -> None:
+        """Keep only ``rows`` (ascending, distinct): they become ids 0.. in their order, the
+        columns moved to the front in place (:meth:`Appended.keep`) and the index rebuilt."""
+        index = KeyIndex(self.index._compiled)
+        index.insert(self.keys[rows])
+        self.index = index
+        for col in (self._count, *self._cols.values()):
+            col[: len(rows)] = col[rows]
+
     def ids_of(self, keys: np.ndarray) -> np.ndarray:
         """The id of each key (every one of them already added)."""
         return self.index.find(keys)

@@ -49,7 +49,7 @@ class FileFacts:
         return cls(
             DtlsDetector(file, budget),
             TlsDetector(file, budget),
-            MssDetector(file),
+            MssDetector(file, budget),
             IcmpDetector(file),
             SizeDetector(file),
             RetransDetector(file, budget),

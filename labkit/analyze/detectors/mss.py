@@ -16,12 +16,21 @@ per-server sets or sorts of every server's frames.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from labkit.analyze import decode as dec
-from labkit.analyze.engine import BLOCK, Appended, ChunkView, KeyTable, grown, member, tally
+from labkit.analyze.engine import (
+    BLOCK,
+    Appended,
+    ChunkView,
+    FlowBudget,
+    KeyTable,
+    grown,
+    member,
+    tally,
+)
 from labkit.analyze.evidence import MAX_FRAMES, any_of, paren
 
 
@@ -42,9 +51,17 @@ class SynGroup:
         return self.count == len(self.frames)
 
 
+_TABLE = "SYN server"  # this table's name in the budget's counts
+
+
 class MssDetector:
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, budget: FlowBudget | None = None) -> None:
         self.file = file
+        # Past the budget's ceiling the quietest servers are dropped (:meth:`_trim`): the
+        # groups still count their SYNs, a selection's count comes from the groups, and its
+        # frames are exact up to the first SYN of a dropped server (:attr:`dropped_from`).
+        self.budget = budget or FlowBudget()
+        self.dropped_from: int | None = None
         self.groups: dict[tuple[bool, int, int], SynGroup] = {}
         # (synack, MSS, IP version, server) -> count, and its first SYN's frame and time: most
         # servers see one SYN, whose frame then costs no row of its own. The server is not a
@@ -85,15 +102,16 @@ class MssDetector:
         ipver = c.ipver[rows]
         self._count(view, rows, synack, mss, ipver, server)
         self._frames(view, rows, synack, mss, ipver, server)
+        self._trim()
 
     def _count(self, view: ChunkView, rows, synack, mss, ipver, server) -> None:
         key = _keys(server, synack, mss, ipver)
         frame, ts = view.frames[rows], view.ts[rows]
         if self.table.add(key, synack=synack, mss=mss, ipver=ipver, frame=frame, ts=ts):
             self.kept = grown(self.kept, len(self.table.keys))
+        ent = self.table.ids_of(key)
         # First frames per (direction, MSS, version, server), while it has room: each row's
         # rank among its key's rows of this chunk says whether it still fits.
-        ent = self.table.ids_of(key)
         needy = np.flatnonzero(self.kept[ent] < MAX_FRAMES)
         if not len(needy):
             return
@@ -110,43 +128,120 @@ class MssDetector:
         first = es[starts]
         self.kept[first] = np.minimum(self.kept[first].astype(np.int64) + sizes, MAX_FRAMES)
 
+    def _trim(self) -> None:
+        """Past the budget's ceiling, drop the quietest servers (a tenth of the ceiling at
+        once), their frames with them: those that got one SYN, the oldest first, then those
+        that got more, by their first. No column of last frames is kept for it: with millions
+        of servers, 4 bytes a row are what keeps the table within its budget, and a server
+        that got one SYN long ago is as quiet as one can tell."""
+        t = self.table
+        n = len(t.keys)
+        if n <= self.budget.ceiling():
+            return
+        busy = (t.count > 1).astype(np.int64) << 40
+        keep = self.budget.trim(_TABLE, busy + t["frame"].astype(np.int64))
+        if keep is None:
+            return
+        gone = np.ones(n, bool)
+        gone[keep] = False
+        first = int(t["frame"][gone].min())
+        self.dropped_from = first if self.dropped_from is None else min(self.dropped_from, first)
+        t.keep(keep)
+        self.kept[: len(keep)] = self.kept[keep]
+        new_id = np.full(n, -1, np.int64)
+        new_id[keep] = np.arange(len(keep))
+        later = self.frames
+        self.frames.keep(np.flatnonzero(new_id[later["id"]] >= 0))
+        later["id"][:] = new_id[later["id"]]
+
     def selected(self, sel: SynSelection) -> tuple[list[tuple[int, float]], int]:
         """The first frames and the count of the SYNs ``sel`` selects, merged over servers.
 
         One (frames, count) for all the servers, never one per server (5 M servers would be
         5 M lists): the frames are the first of the union that are exact, i.e. up to the
         earliest last-kept frame of a server whose frames were not all kept (what
-        :func:`labkit.analyze.evidence.select` makes of per-server sets)."""
+        :func:`labkit.analyze.evidence.select` makes of per-server sets). Once servers were
+        dropped at the ceiling, the group's own first frames (never dropped) join them: each
+        set holds every selected SYN up to its own limit, so their union does up to the
+        larger one."""
+        chosen = sel.entries(self)
+        frames, times, cut = self._row_frames(chosen)
+        if self.dropped_from is not None:
+            g_frames, g_times, g_cut = self._group_frames(sel)
+            frames, first = np.unique(np.r_[frames, g_frames], return_index=True)
+            times = np.r_[times, g_times][first]
+            fine = frames <= max(cut, g_cut)
+            frames, times = frames[fine], times[fine]
+        o = np.argsort(frames, kind="stable")[:MAX_FRAMES]
+        return list(zip(frames[o].tolist(), times[o].tolist())), self._selected_count(sel, chosen)
+
+    def _row_frames(self, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """The first frames (and times) of the rows ``chosen`` that are exact, and the frame
+        up to which they are (every selected SYN up to it is among them)."""
         t = self.table
+        exact = np.iinfo(np.int64).max
+        # Servers dropped at the ceiling: every SYN before the first of theirs is in a row.
+        if self.dropped_from is not None:
+            exact = self.dropped_from - 1
+        if not chosen.any():
+            return np.zeros(0, np.int64), np.zeros(0), exact
         # Masks over the rows and a block at a time, never the selected rows gathered: with
         # millions of one-SYN servers selected, their row numbers, counts, frames and times
         # were copies of whole columns at the judge's peak.
-        chosen = sel.entries(self)
-        if not chosen.any():
-            return [], 0
         count, kept = t.count, self.kept[: len(chosen)]
         later = self.frames
         mine = chosen[later["id"]]
         fid, f2, t2 = later["id"][mine], later["frame"][mine], later["ts"][mine]
         short = chosen & (kept < count)
-        cut = None
         if short.any():
             # A server's frames were kept in frame order: its last kept is its largest, the
             # table's first frame when it kept one.
             inc = short[fid]
             ones = t["frame"][np.flatnonzero(short & (kept == 1))].astype(np.int64)
-            cut = min(
+            exact = min(
+                exact,
                 int(ones.min(initial=np.iinfo(np.int64).max)),
                 _min_of_last(fid[inc], f2[inc]) if inc.any() else np.iinfo(np.int64).max,
             )
+        cut = None if exact == np.iinfo(np.int64).max else exact
+        if cut is not None:
             fine2 = f2 <= cut
             f2, t2 = f2[fine2], t2[fine2]
         (a, ta), (b, tb) = _earliest_rows(t, chosen, cut), _earliest(f2, t2)
-        frames, times = np.r_[a, b], np.r_[ta, tb]
-        o = np.argsort(frames, kind="stable")[:MAX_FRAMES]
-        return list(zip(frames[o].tolist(), times[o].tolist())), int(
-            count.sum(where=chosen, dtype=np.int64)
+        return np.r_[a, b].astype(np.int64), np.r_[ta, tb], exact
+
+    def _group_frames(self, sel: SynSelection) -> tuple[np.ndarray, np.ndarray, int]:
+        """The group's first frames of the servers ``sel`` selects, and the frame up to which
+        they are every selected SYN (the group's last kept frame, unless it kept them all)."""
+        grp = self.groups.get((sel.synack, sel.mss, sel.ipver))
+        if grp is None:
+            return np.zeros(0, np.int64), np.zeros(0), np.iinfo(np.int64).max
+        heads = {dec.addr_hash(h) for h in sel.headends}
+        mine = [
+            (f, ts)
+            for f, ts, h, _srv in grp.frames
+            if sel.outer is None or (h in heads) == sel.outer
+        ]
+        exact = np.iinfo(np.int64).max if grp.count <= len(grp.frames) else grp.frames[-1][0]
+        return (
+            np.array([f for f, _ts in mine], np.int64),
+            np.array([ts for _f, ts in mine], np.float64),
+            exact,
         )
+
+    def _selected_count(self, sel: SynSelection, chosen: np.ndarray) -> int:
+        """How many SYNs ``sel`` selects: the rows' counts, or once servers were dropped at
+        the ceiling, the group's count less what the rows say went to the head-ends (the
+        dropped servers' SYNs are those of servers quiet the longest: not the head-ends')."""
+        rows = int(self.table.count.sum(where=chosen, dtype=np.int64))
+        if self.dropped_from is None or sel.outer:
+            return rows
+        grp = self.groups.get((sel.synack, sel.mss, sel.ipver))
+        total = grp.count if grp is not None else 0
+        if sel.outer is None:
+            return total
+        to_head = replace(sel, outer=True).entries(self)
+        return total - int(self.table.count.sum(where=to_head, dtype=np.int64))
 
     def _frames(self, view: ChunkView, rows, synack, mss, ipver, server) -> None:
         """Per (SYN/SYN-ACK, MSS, IP version): count, and the first frames with their server."""
@@ -175,16 +270,13 @@ class MssDetector:
         """(SYNs to a head-end, SYNs to others) of one group; ``heads``: the head-ends' address
         hashes, sorted."""
         t = self.table
-        group = _group(t, synack, mss, ipver)
         to_head = _served_by(t, heads, synack, mss, ipver)
-        to_head &= group
-        group &= ~to_head
-        # Masked sums, not the group's rows gathered: with millions of servers in one group,
+        to_head &= _group(t, synack, mss, ipver)
+        # A masked sum, not the group's rows gathered: with millions of servers in one group,
         # its row numbers, keys and counts were copies of whole columns at the judge's peak.
-        return (
-            int(t.count.sum(where=to_head, dtype=np.int64)),
-            int(t.count.sum(where=group, dtype=np.int64)),
-        )
+        # The rest is the group's count (it includes servers dropped at the ceiling).
+        head = int(t.count.sum(where=to_head, dtype=np.int64))
+        return head, self.groups[(synack, mss, ipver)].count - head
 
 
 def _group(t: KeyTable, synack: bool, mss: int, ipver: int) -> np.ndarray:
