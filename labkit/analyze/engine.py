@@ -439,10 +439,11 @@ class KeyTable:
 
     def keep(self, rows: np.ndarray) -> None:
         """Keep only ``rows`` (ascending, distinct): they become ids 0.. in their order, the
-        columns moved to the front in place (:meth:`Appended.keep`) and the index rebuilt."""
-        index = KeyIndex(self.index._compiled)
-        index.insert(self.keys[rows])
-        self.index = index
+        columns moved to the front in place (:meth:`Appended.keep`) and the index rebuilt,
+        the old one let go first (both at once were the peak of a trim at the ceiling)."""
+        keys, compiled = self.keys[rows], self.index._compiled
+        self.index = KeyIndex(compiled)
+        self.index.insert(keys)
         for col in (self._count, *self._cols.values()):
             col[: len(rows)] = col[rows]
 

@@ -138,8 +138,10 @@ class MssDetector:
         n = len(t.keys)
         if n <= self.budget.ceiling():
             return
-        busy = (t.count > 1).astype(np.int64) << 40
-        keep = self.budget.trim(_TABLE, busy + t["frame"].astype(np.int64))
+        recency = (t.count > 1).astype(np.int64) << 40
+        recency += t["frame"]
+        keep = self.budget.trim(_TABLE, recency)
+        del recency  # not held through the copies below
         if keep is None:
             return
         gone = np.ones(n, bool)
