@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from labkit.analyze import decode as dec
-from labkit.analyze.engine import BLOCK, Appended, member
+from labkit.analyze.engine import BLOCK, Appended, FlowBudget, member
 
 
 def test_mix64_in_place_matches_the_integer_form() -> None:
@@ -78,3 +78,23 @@ def test_appended_keeps_rows_in_place_as_a_gather_would() -> None:
         assert t["id"].tolist() == ids[keep].tolist() and t["ts"].tolist() == ts[keep].tolist()
         t.append(id=ids[:3], ts=ts[:3])  # appending goes on after the kept rows
         assert t["id"].tolist() == ids[keep].tolist() + ids[:3].tolist()
+
+
+def test_a_trim_keeps_the_latest_rows_and_the_later_of_tied_ones() -> None:
+    """Past the ceiling a table keeps nine tenths of it: the rows seen latest, and where the
+    cut falls among rows seen at the same moment, the later rows; in row order, counted."""
+    rng = np.random.default_rng(3)
+    budget = FlowBudget(1000)
+    assert budget.trim("t", rng.random(1000)) is None  # within the ceiling
+    for recency in (
+        rng.permutation(5000).astype(np.float64),  # distinct
+        rng.integers(0, 40, 5000).astype(np.float64),  # ~125 rows at each moment
+        np.zeros(5000),  # all at once
+    ):
+        keep = budget.trim("t", recency)
+        assert keep is not None and len(keep) == 900 and (np.diff(keep) > 0).all()
+        gone = np.setdiff1d(np.arange(5000), keep)
+        assert recency[keep].min() >= recency[gone].max()
+        tied = recency == recency[keep].min()
+        assert (keep[tied[keep]].min() > gone[tied[gone]]).all()  # the later of tied rows
+    assert budget.evicted["t"] == 3 * 4100
