@@ -69,6 +69,7 @@ from labkit.analyze.engine import (
     largest,
     last_of,
     member,
+    position,
     tally,
 )
 from labkit.analyze.evidence import MAX_FRAMES, FrameSet, dst_field, src_field
@@ -542,7 +543,6 @@ class DtlsDetector:
             c["cookie"],
             c["hello_version"],
         )
-        hello_n, hello_f, hello_t = edit.evidence[HELLO_FRAMES]
         recent, versions, watch = self._recent, self.hello_versions, self._new_watch
         client_hello, hvr, server_hello = HS_CLIENT_HELLO, dec.HS_HELLO_VERIFY, dec.HS_SERVER_HELLO
         for pkt, (key_c, key_s, src_h, dst_h, src_a, dst_a, rec_seq) in zip(pkts, per_row):
@@ -578,13 +578,7 @@ class DtlsDetector:
                     # A record already encrypted (epoch > 0) from the server also answers.
                 elif hs_type == client_hello and r.fragment_offset == 0:
                     versions[r.version] = versions.get(r.version, 0) + 1
-                    # the hello's evidence: duplicates included
-                    m = hello_n[i]
-                    if m < len(hello_f):
-                        hello_f[m][i], hello_t[m][i] = frame, ts
-                        hello_n[i] = m + 1
-                    else:
-                        add_frame(HELLO_FRAMES, i, frame, ts)
+                    add_frame(HELLO_FRAMES, i, frame, ts)  # evidence: duplicates included
                     # Its identity: the pair, the client port, the record's sequence number
                     # (read from the columns for the first record only: a hello later in the
                     # datagram is identified by its position instead) and message_seq.
@@ -691,7 +685,7 @@ class DtlsDetector:
         seen, last = largest(
             np.concatenate([c.src_h[rows], c.dst_h[rows]]), np.tile(view.ts[rows], 2)
         )
-        hit = member(seen, w.addrs)
-        seen, last = seen[hit], last[hit]
-        at = np.searchsorted(w.addrs, seen)
-        w.addr_ts[at] = np.maximum(w.addr_ts[at], last)
+        at = position(w.addrs, seen)
+        hit = at >= 0
+        at = at[hit]
+        w.addr_ts[at] = np.maximum(w.addr_ts[at], last[hit])
