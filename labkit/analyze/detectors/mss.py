@@ -153,7 +153,7 @@ class MssDetector:
         new_id = np.full(n, -1, np.int64)
         new_id[keep] = np.arange(len(keep))
         later = self.frames
-        self.frames.keep(np.flatnonzero(new_id[later["id"]] >= 0))
+        later.keep(np.flatnonzero(new_id[later["id"]] >= 0))
         later["id"][:] = new_id[later["id"]]
 
     def selected(self, sel: SynSelection) -> tuple[list[tuple[int, float]], int]:
@@ -205,11 +205,8 @@ class MssDetector:
                 int(ones.min(initial=np.iinfo(np.int64).max)),
                 _min_of_last(fid[inc], f2[inc]) if inc.any() else np.iinfo(np.int64).max,
             )
-        cut = None if exact == np.iinfo(np.int64).max else exact
-        if cut is not None:
-            fine2 = f2 <= cut
-            f2, t2 = f2[fine2], t2[fine2]
-        (a, ta), (b, tb) = _earliest_rows(t, chosen, cut), _earliest(f2, t2)
+        fine2 = f2 <= exact
+        (a, ta), (b, tb) = _earliest_rows(t, chosen, exact), _earliest(f2[fine2], t2[fine2])
         return np.r_[a, b].astype(np.int64), np.r_[ta, tb], exact
 
     def _group_frames(self, sel: SynSelection) -> tuple[np.ndarray, np.ndarray, int]:
@@ -381,17 +378,16 @@ def _earliest(frames: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.nda
     return frames[part], times[part]
 
 
-def _earliest_rows(t: KeyTable, rows: np.ndarray, cut: int | None) -> tuple[np.ndarray, np.ndarray]:
+def _earliest_rows(t: KeyTable, rows: np.ndarray, cut: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_earliest` of the first frames (and times) of the table's rows where ``rows``
-    is True, those up to ``cut`` only (None: all), a block of rows at a time."""
+    is True, those up to ``cut`` only, a block of rows at a time."""
     frames, times = np.zeros(0, np.int64), np.zeros(0)
     col, ts = t["frame"], t["ts"]
     for lo in range(0, len(rows), BLOCK):
         r = np.flatnonzero(rows[lo : lo + BLOCK]) + lo
         f = col[r].astype(np.int64)
-        if cut is not None:
-            fine = f <= cut
-            r, f = r[fine], f[fine]
+        fine = f <= cut
+        r, f = r[fine], f[fine]
         frames, times = _earliest(np.r_[frames, f], np.r_[times, ts[r]])
     return frames, times
 
