@@ -307,11 +307,12 @@ class TlsDetector:
         return self.budget.evicted.get(_TABLE, 0)
 
     def _evict(self, keep: np.ndarray) -> None:
-        """Keep only the rows ``keep`` (the budget chose the sessions quiet for the longest)."""
-        index = KeyIndex()
-        index.insert(self.t["key"][keep])
+        """Keep only the rows ``keep`` (the budget chose the sessions quiet for the longest);
+        the old key index let go before the new one is built, as :meth:`KeyTable.keep` does."""
+        keys = self.t["key"][keep]
+        self._index = KeyIndex()
+        self._index.insert(keys)
         self._rows.keep(keep)
-        self._index = index
         if self._v6_h:
             kept = set(self.t["key"][(self.t["c4"] == 0) | (self.t["s4"] == 0)].tolist())
             self._v6_h = {k: h for k, h in self._v6_h.items() if k in kept}
