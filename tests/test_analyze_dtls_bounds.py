@@ -74,7 +74,7 @@ def test_the_dtls_table_stays_within_the_budget_and_drops_the_quietest(tmp_path)
     """N DTLS ClientHellos, each of its own pair: past the budget's ceiling for rows of a
     pair's size the table keeps the latest pairs, the file's warning says how many were
     dropped, and the census still counts every flow."""
-    n, max_flows = 3_000, 2_000
+    n, max_flows = 4_000, 2_000
     path = flowgen.write(tmp_path / "dtls.pcap", "dtls", n)
     budget = FlowBudget(max_flows)
     ceiling = budget.ceiling(PAIR_BYTES)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,8 +28,10 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
 from benchmarks.generate import generate
+from labkit.analyze import decode as dec
 from labkit.analyze import scan_file
 from labkit.analyze.detectors import dtlspairs
+from labkit.analyze.detectors.dtlstable import DtlsTable
 from labkit.pcapio.writer import PcapFileWriter
 from labkit.wire import LINKTYPE_ETHERNET
 from tests.helpers import synth
@@ -187,10 +190,6 @@ def test_compiled_pass_equals_python_pass_on_shipped_captures(path: Path):
 
 def test_compiled_pass_refuses_inputs_of_the_wrong_shape():
     """Wrong arrays are a Python exception before anything is written, never a crash."""
-    from collections import OrderedDict
-
-    from labkit.analyze.detectors.dtlstable import DtlsTable
-
     walk = dtlspairs._dtlswalk.walk
     t = DtlsTable()
     t.reserve(4)
@@ -207,9 +206,9 @@ def test_compiled_pass_refuses_inputs_of_the_wrong_shape():
         walk([], per, addr[:0], addr[:0], cols, 0, sides, limits)  # arrays of 1, no packet
     with pytest.raises(ValueError):
         walk([], (one[:0],) * 7, addr[:0], addr[:0], cols[:-1], 0, sides, limits)
-    narrow = tuple(c.astype(np.int8) if c.dtype == np.int64 else c for c in cols)
+    wide = tuple(c.astype(np.int64) if c.dtype == np.uint32 else c for c in cols)  # widened
     with pytest.raises(ValueError):
-        walk([], (one[:0],) * 7, addr[:0], addr[:0], narrow, 0, sides, limits)
+        walk([], (one[:0],) * 7, addr[:0], addr[:0], wide, 0, sides, limits)
     with pytest.raises(ValueError):
         walk(
             [], (one[:0],) * 7, addr[:0], addr[:0], cols, len(cols[0]) + 1, sides, limits
@@ -219,3 +218,77 @@ def test_compiled_pass_refuses_inputs_of_the_wrong_shape():
     with pytest.raises(TypeError):
         walk([], (one[:0],) * 7, addr[:0], addr[:0], cols, 0, ({}, {}, {}, {}, {}, ()), limits)
     assert not t.long_session_ids and len(t) == 0
+
+
+class _Shifted:
+    """A capture whose frame numbers start ``shift`` later: a capture of billions of packets
+    near its end, as far as frame numbers go."""
+
+    def __init__(self, capture, shift: int) -> None:
+        self.capture, self.shift = capture, shift
+
+    def chunks(self):
+        for chunk in self.capture.chunks():
+            chunk.frame0 += self.shift
+            yield chunk
+
+
+def _table_after(path: Path, shift: int) -> tuple[dict[str, list], bool]:
+    """The pair table's columns after a scan of ``path`` with frames ``shift`` later (frame
+    columns given back unshifted, zero staying "none"), and whether it stayed narrow."""
+    from labkit.analyze.engine import scan
+    from labkit.pcapio.reader import open_capture
+
+    det = dtlspairs.DtlsDetector(str(path))
+    with open_capture(path) as cap:
+        scan(_Shifted(cap, shift), [det], str(path))
+    t = det.table
+    out = {}
+    for k in t.cols:
+        col = t.col(k).astype(object)
+        if k in dtlspairs.FRAME_COLUMNS:
+            col = np.where(col > 0, col - shift, 0)
+        out[k] = col.tolist()
+    return out, t.narrow
+
+
+def test_frame_numbers_past_32_bits_widen_the_table_and_stay_exact(tmp_path):
+    """Frame numbers cross 2^32 - 1 in the middle of a capture (read a few frames a chunk):
+    the frame columns widen to 64 bits, the rest of the capture goes to the Python pass, and
+    the table holds the very pairs, counts and frames (shifted) of the same capture numbered
+    from 1; the compiled pass refuses such a frame rather than cut it to 32 bits."""
+    client, server, port = PAIRS[0]
+    client6, server6, port6 = PAIRS[-2]
+    frames = []
+    for n in range(40):
+        c, s, p = (client, server, port) if n % 2 else (client6, server6, port6)
+        t = EPOCH + n * 0.1
+        hello = synth.dtls_client_hello(msg_seq=n % 3, rec_seq=n)
+        frames.append((t, datagram(c, s, p, 52000 + n % 4, True, hello, n)))
+        answer = synth.dtls_hello_verify() if n % 3 else synth.dtls_server_hello_flight()
+        frames.append((t + 0.01, datagram(c, s, p, 52000 + n % 4, False, answer, n)))
+        data = synth.dtls_record(23, 0xFEFF, 1, n, b"\0" * 40)
+        frames.append((t + 0.02, datagram(c, s, p, 52000 + n % 4, n % 2 == 0, data, n)))
+    path = tmp_path / "late.pcap"
+    write(path, frames)
+    shift = 2**32 - 1 - len(frames) // 2  # frame 2^32 - 1 falls halfway through
+    with small_chunks(1024):
+        plain, plain_narrow = _table_after(path, 0)
+        late, late_narrow = _table_after(path, shift)
+    assert plain_narrow and not late_narrow
+    assert max(plain["seen"]) == len(frames) and sum(plain["data_c2s"]) > 0
+    assert late == plain
+    cols = DtlsTable()
+    cols.reserve(1)
+    pkt = dec.decode(frames[0][1], LINKTYPE_ETHERNET, 2**32)
+    with pytest.raises(OverflowError):
+        dtlspairs._dtlswalk.walk(
+            [pkt],
+            (np.zeros(1, np.int64),) * 7,
+            np.zeros((1, 16), np.uint8),
+            np.zeros((1, 16), np.uint8),
+            tuple(cols.cols.values()),
+            0,
+            (cols.long_session_ids, cols.more_seqs, cols.more_frames, {}, OrderedDict(), []),
+            (8, 0.05, 12),
+        )

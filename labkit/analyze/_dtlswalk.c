@@ -28,7 +28,8 @@ PyDoc_STRVAR(walk_doc,
 "(uint64 bits), their rows in the table (-1: none before this call), the source's and\n"
 "destination's address hashes (uint64 bits), the first record's sequence number. src_a,\n"
 "dst_a: (len(pkts), 16) uint8, the packed addresses. cols: the table's columns in\n"
-"dtlstable._COLUMNS order. n: the rows in use. sides:\n"
+"dtlstable._COLUMNS order, of their narrow types (frame numbers below 2^32: OverflowError\n"
+"past them). n: the rows in use. sides:\n"
 "(long_session_ids, more_seqs, more_frames, hello_versions, recent, watch). limits:\n"
 "(max_recent, duplicate_s, max_frames). New pairs take rows n, n + 1, ... (their keys are\n"
 "written; the caller indexes them). Returns the new rows' count, the duplicate hellos and\n"
@@ -37,7 +38,7 @@ PyDoc_STRVAR(walk_doc,
 
 /* dtlstable._COLUMNS, in order, and each one's item size. */
 enum {
-    C_KEY, C_CLIENT_H, C_SERVER_H, C_CLIENT_A, C_SERVER_A, C_SID, C_SID_LEN, C_PORT,
+    C_KEY, C_CLIENT_A, C_SERVER_A, C_SID, C_SID_LEN, C_PORT,
     C_DISTINCT, C_DUPLICATE, C_COOKIE, C_DATA_C2S, C_DATA_S2C, C_UNIFIED_C2S, C_UNIFIED_S2C,
     C_FIRST_TS, C_LAST_TS, C_FLAGS, C_RECORD_VERSION, C_HELLO_VERSION, C_CIPHER, C_RESUMED,
     C_SEEN, C_DATA_FRAME, C_DATA_TS, C_SEQ0, C_SEQ1, C_HELLO_N, C_HVR_N, C_SH_N,
@@ -45,8 +46,8 @@ enum {
     NCOLS
 };
 static const Py_ssize_t item_size[NCOLS] = {
-    8, 8, 8, 16, 16, 32, 1, 4, 4, 4, 4, 8, 8, 8, 8, 8, 8, 1, 4, 4, 4, 1,
-    8, 8, 8, 4, 4, 4, 4, 4, 8, 8, 8, 8, 8, 8, 8, 8,
+    8, 16, 16, 32, 1, 4, 4, 4, 4, 4, 4, 4, 4, 8, 8, 1, 4, 4, 4, 1,
+    4, 4, 8, 4, 4, 4, 4, 4, 4, 8, 4, 8, 4, 8, 4, 8,
 };
 enum { PER_KEY_C, PER_KEY_S, PER_ROW_C, PER_ROW_S, PER_SRC_H, PER_DST_H, PER_SEQ, NPER };
 /* dtlstable: the flags bits, an absent value, the long session id mark, the evidence kinds */
@@ -107,7 +108,7 @@ row_of(const Walk *w, uint64_t key, int64_t before)
 /* A new pair's row: every column as dtlstable._FRESH has it, then the pair's own fields. */
 static int64_t
 make(Walk *w, uint64_t key, const unsigned char *client_a, const unsigned char *server_a,
-     int v6, int64_t port, uint64_t ch, uint64_t sh)
+     int v6, int64_t port)
 {
     int64_t i = w->n + w->made++;
     for (int c = 0; c < NCOLS; c++)
@@ -115,10 +116,7 @@ make(Walk *w, uint64_t key, const unsigned char *client_a, const unsigned char *
     COL(int32_t, C_RECORD_VERSION)[i] = COL(int32_t, C_HELLO_VERSION)[i] = NO_VALUE;
     COL(int32_t, C_CIPHER)[i] = COL(int32_t, C_SEQ0)[i] = COL(int32_t, C_SEQ1)[i] = NO_VALUE;
     COL(int8_t, C_RESUMED)[i] = NO_VALUE;
-    COL(int64_t, C_DATA_FRAME)[i] = -1;
     COL(uint64_t, C_KEY)[i] = key;
-    COL(uint64_t, C_CLIENT_H)[i] = ch;
-    COL(uint64_t, C_SERVER_H)[i] = sh;
     memcpy(w->col[C_CLIENT_A] + 16 * i, client_a, 16);
     memcpy(w->col[C_SERVER_A] + 16 * i, server_a, 16);
     COL(int32_t, C_PORT)[i] = (int32_t)port;
@@ -176,7 +174,7 @@ add_frame(Walk *w, int kind, int64_t i, int64_t frame, double ts)
     uint32_t n = count[i];
     count[i] = n + 1;
     if (n < (uint32_t)slots[kind]) {
-        COL(int64_t, f_col[kind][n])[i] = frame;
+        COL(uint32_t, f_col[kind][n])[i] = (uint32_t)frame;
         COL(double, t_col[kind][n])[i] = ts;
         return 0;
     }
@@ -345,11 +343,13 @@ done:
     return rc;
 }
 
+/* The client's and the server's address hashes join the addresses to watch. */
 static int
-watch(Walk *w, int64_t i)
+watch(Walk *w, uint64_t client_h, uint64_t server_h)
 {
-    for (int c = C_CLIENT_H; c <= C_SERVER_H; c++) {
-        PyObject *h = PyLong_FromUnsignedLongLong(COL(uint64_t, c)[i]);
+    uint64_t hs[2] = {client_h, server_h};
+    for (int j = 0; j < 2; j++) {
+        PyObject *h = PyLong_FromUnsignedLongLong(hs[j]);
         int rc = h ? PyList_Append(w->watch, h) : -1;
         Py_XDECREF(h);
         if (rc < 0)
@@ -358,10 +358,12 @@ watch(Walk *w, int64_t i)
     return 0;
 }
 
-/* One ClientHello record (first fragment) of the client's datagram, record n of it. */
+/* One ClientHello record (first fragment) of the client's datagram, record n of it; src_h,
+ * dst_h: the datagram's address hashes (the client's and the server's). */
 static int
 client_hello(Walk *w, int64_t i, PyObject *r, Py_ssize_t n, int64_t frame, PyObject *ts_obj,
-             int64_t sport, int64_t rec_seq, Py_ssize_t *duplicates)
+             int64_t sport, int64_t rec_seq, uint64_t src_h, uint64_t dst_h,
+             Py_ssize_t *duplicates)
 {
     double ts = PyFloat_AsDouble(ts_obj);
     int64_t version = field(r, R_VERSION, 0), msg_seq = field(r, R_MSG_SEQ, 0);
@@ -385,7 +387,7 @@ client_hello(Walk *w, int64_t i, PyObject *r, Py_ssize_t n, int64_t frame, PyObj
         return -1;
     if (distinct == 1) {
         COL(double, C_FIRST_TS)[i] = ts;
-        if (watch(w, i) < 0)
+        if (watch(w, src_h, dst_h) < 0)
             return -1;
     }
     if (ts > COL(double, C_LAST_TS)[i])
@@ -433,6 +435,10 @@ datagram(Walk *w, PyObject *pkt, const int64_t *per[NPER], Py_ssize_t d,
     int64_t dport = field(pkt, P_DPORT, 0), ipver = field(pkt, P_IPVER, 0);
     if (PyErr_Occurred())
         return -1;
+    if (frame < 0 || frame > (int64_t)UINT32_MAX) { /* the detector walks those in Python */
+        PyErr_SetString(PyExc_OverflowError, "walk: a frame number past the 32-bit columns");
+        return -1;
+    }
     PyObject *ts_obj = PyTuple_GET_ITEM(pkt, P_TS);
     double ts = PyFloat_AsDouble(ts_obj);
     if (ts == -1.0 && PyErr_Occurred())
@@ -446,18 +452,18 @@ datagram(Walk *w, PyObject *pkt, const int64_t *per[NPER], Py_ssize_t d,
         if (i < 0 && full)
             return 1;
         if (i < 0)
-            i = make(w, key_c, src_a, dst_a, ipver == 6, dport, src_h, dst_h);
+            i = make(w, key_c, src_a, dst_a, ipver == 6, dport);
     } else if ((i = row_of(w, key_s, per[PER_ROW_S][d])) >= 0) {
     } else if ((i = row_of(w, key_c, per[PER_ROW_C][d])) >= 0) {
         from_client = 1;
     } else if (answer) { /* the hello itself was not captured */
         if (full)
             return 1;
-        i = make(w, key_s, dst_a, src_a, ipver == 6, sport, dst_h, src_h);
+        i = make(w, key_s, dst_a, src_a, ipver == 6, sport);
     } else {
         return 0;
     }
-    COL(int64_t, C_SEEN)[i] = frame;
+    COL(uint32_t, C_SEEN)[i] = (uint32_t)frame;
     COL(uint8_t, C_FLAGS)[i] |= HANDSHAKE;
     if (COL(int32_t, C_RECORD_VERSION)[i] == NO_VALUE) {
         int64_t v = field(PyTuple_GET_ITEM(recs, 0), R_VERSION, 0);
@@ -482,7 +488,8 @@ datagram(Walk *w, PyObject *pkt, const int64_t *per[NPER], Py_ssize_t d,
                     return -1;
             }
         } else if (hs == HS_CLIENT_HELLO && frag == 0) {
-            if (client_hello(w, i, r, n, frame, ts_obj, sport, per[PER_SEQ][d], duplicates) < 0)
+            if (client_hello(w, i, r, n, frame, ts_obj, sport, per[PER_SEQ][d], src_h, dst_h,
+                             duplicates) < 0)
                 return -1;
         }
     }

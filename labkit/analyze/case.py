@@ -109,7 +109,7 @@ class Case:
         for f in facts.values():
             t = f.dtls.table
             tls = with_tls_sessions(
-                t.col("client_h"), t.col("server_h"), (ff.tls for ff in facts.values())
+                t.hashes("client"), t.hashes("server"), (ff.tls for ff in facts.values())
             )
             vpn.append(f.dtls.anyconnect(tls, options.headends, sids))
         self.dtls = self._dtls_unanswered([f.dtls for f in facts.values()], vpn)
@@ -119,7 +119,7 @@ class Case:
 
     # --- who is who ----------------------------------------------------------------------
     def _headends(self) -> set[str]:
-        servers = (d.det.table.addresses(d.det.table.col("server_h")[d.vpn]) for d in self.dtls)
+        servers = (d.det.table.addresses(d.det.table.hashes("server")[d.vpn]) for d in self.dtls)
         return set(self.options.headends).union(*servers)
 
     def capture_point(self, file: str) -> tuple[str, str, str]:
@@ -130,7 +130,7 @@ class Case:
         f = self.facts[file]
         rep = self.reports[file]
         transport = f.tls.servers_among(self.headends)
-        dtls = f.dtls.table.addresses(f.dtls.table.col("server_h")) & self.headends
+        dtls = f.dtls.table.addresses(f.dtls.table.hashes("server")) & self.headends
         if transport or dtls:
             heads = sorted(transport | dtls)
             what = " and ".join(
@@ -350,8 +350,8 @@ class Case:
         tunnel it fell back to, in another). One vectorized look-up per file, however many
         pairs."""
         retried = [d.retried() & v for d, v in zip(dets, vpn)]
-        client = np.concatenate([d.table.col("client_h")[r] for d, r in zip(dets, retried)])
-        server = np.concatenate([d.table.col("server_h")[r] for d, r in zip(dets, retried)])
+        client = np.concatenate([d.table.hashes("client", r) for d, r in zip(dets, retried)])
+        server = np.concatenate([d.table.hashes("server", r) for d, r in zip(dets, retried)])
         hello = np.concatenate([d.table.col("last_hello_ts")[r] for d, r in zip(dets, retried)])
         seen_c = np.full(len(client), -np.inf)
         seen_s = np.full(len(client), -np.inf)
@@ -456,8 +456,10 @@ class Case:
             t = d.det.table
             rows = np.flatnonzero(d.vpn)
             sids |= t.session_ids_among(rows, (x.session_id for x in self.options.tunnel_dtls))
-            heads = rows[t.named(t.col("server_h")[rows], self.options.headends)]
-            ends = np.unique(np.stack([t.col("client_h")[heads], t.col("server_h")[heads]]), axis=1)
+            heads = rows[t.named(t.hashes("server", rows), self.options.headends)]
+            ends = np.unique(
+                np.stack([t.hashes("client", heads), t.hashes("server", heads)]), axis=1
+            )
             texts = t.texts(ends.reshape(-1))
             tried |= {(texts[c], texts[s]) for c, s in ends.T.tolist()}
         tried |= {(t.client, t.headend) for t in self.options.tunnel_dtls if t.session_id in sids}
@@ -511,8 +513,8 @@ class Case:
             maybe = (
                 d.vpn
                 & (t.col("distinct") > 0)
-                & t.named(t.col("client_h"), clients)
-                & t.named(t.col("server_h"), servers)
+                & t.named(t.hashes("client"), clients)
+                & t.named(t.hashes("server"), servers)
             )
             for p in d.det.pairs_at(np.flatnonzero(maybe)):
                 if (p.client, p.server) in wanted:

@@ -1042,6 +1042,7 @@ class Columns:
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
+_V6_MIX = 0x9E3779B97F4A7C15  # an IPv6 address's hash: mix64(mix64(hi) * this + lo)
 
 
 def mix64(x: np.ndarray) -> np.ndarray:
@@ -1307,7 +1308,7 @@ def _from_l3(chunk: Chunk, rel3: np.ndarray, ver: np.ndarray, why: np.ndarray) -
         iplen[r] = 40 + w16[r, 2].astype(np.int64)  # widened: 40 + 65535 must not wrap in uint16
         df[r] = True
         addr = np.ascontiguousarray(w[r, 8:40]).view(">u8").astype(np.uint64)
-        k = np.uint64(0x9E3779B97F4A7C15)
+        k = np.uint64(_V6_MIX)
         src_h[r] = mix64(mix64(addr[:, 0]) * k + addr[:, 1])
         dst_h[r] = mix64(mix64(addr[:, 2]) * k + addr[:, 3])
         # Extension headers (bounded chain), vectorized over the IPv6 rows, from the buffer.
@@ -1415,5 +1416,17 @@ def addr_hash(address: str) -> int:
     if ":" in address:
         raw = socket.inet_pton(socket.AF_INET6, address)
         hi, lo = struct.unpack("!QQ", raw)
-        return mix64_int((mix64_int(hi) * 0x9E3779B97F4A7C15 + lo) & _MASK64)
+        return mix64_int((mix64_int(hi) * _V6_MIX + lo) & _MASK64)
     return mix64_int(struct.unpack("!I", socket.inet_aton(address))[0])
+
+
+def packed_hashes(packed: np.ndarray, v6: np.ndarray) -> np.ndarray:
+    """The column hashes (:func:`addr_hash`) of addresses kept packed: 16 bytes each, an IPv4
+    address in the first 4 (``v6`` False). A table of millions of pairs keeps its addresses
+    so and hashes them when asked: a hash column per address cost 8 bytes a row."""
+    raw = np.ascontiguousarray(packed).view(np.uint8).reshape(-1, 16)
+    out = mix64(np.ascontiguousarray(raw[:, :4]).view(">u4").reshape(-1).astype(np.uint64))
+    if v6.any():
+        words = np.ascontiguousarray(raw[v6]).view(">u8").astype(np.uint64)
+        out[v6] = mix64(mix64(words[:, 0]) * np.uint64(_V6_MIX) + words[:, 1])
+    return out

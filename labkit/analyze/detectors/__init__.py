@@ -131,7 +131,7 @@ class FileFacts:
             d[mtu] = d.get(mtu, 0) + frag.frames.count
         pairs = self.dtls.table
         tried = pairs.col("distinct") > 0  # a pair made by data alone is no DTLS flow
-        with_tls = with_tls_sessions(pairs.col("client_h"), pairs.col("server_h"), [self.tls])
+        with_tls = with_tls_sessions(pairs.hashes("client"), pairs.hashes("server"), [self.tls])
         other = tried & ~self.dtls.anyconnect(with_tls, ())
         return {
             **{k: _keyed(v) for k, v in (syn | icmp).items()},

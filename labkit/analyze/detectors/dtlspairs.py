@@ -51,6 +51,7 @@ from labkit.analyze import decode as dec
 from labkit.analyze.decode import directed
 from labkit.analyze.detectors.dtlstable import (
     CLIENT_CCS,
+    FRAME_COLUMNS,
     HANDSHAKE,
     HELLO_FRAMES,
     HVR_FRAMES,
@@ -343,7 +344,7 @@ class DtlsDetector:
         self._merge_watch()
         w = self.watch
         if len(w.addrs) > 4 * len(t):  # twice what the pairs can name: a trim every few
-            kept = member(w.addrs, np.union1d(t.col("client_h"), t.col("server_h")))
+            kept = member(w.addrs, np.union1d(t.hashes("client"), t.hashes("server")))
             w.addrs, w.addr_ts = w.addrs[kept], w.addr_ts[kept]
 
     def answered(self) -> np.ndarray:
@@ -392,11 +393,12 @@ class DtlsDetector:
         t = self.table
         out = (t.col("record_version") == DTLS1_BAD_VER) | (t.col("hello_version") == DTLS1_BAD_VER)
         out |= t.with_session_id(h for h in session_ids if h)  # an empty one names no tunnel
-        out |= with_tls | t.named(t.col("server_h"), headends)
+        out |= with_tls | t.named(t.hashes("server"), headends)
         stun = member(t.col("key"), self.watch.stun_keys)
         return out | (~stun & (t.col("port") == mtu.DEFAULT_DTLS_PORT))
 
     def _feed(self, view: ChunkView) -> None:
+        self.table.widen(FRAME_COLUMNS, view.frames[-1:])  # frames ascend: the last is largest
         c = view.cols
         udp = (c.proto == dec.PROTO_UDP) & (c.sport >= 0)
         if not udp.any():
@@ -417,7 +419,7 @@ class DtlsDetector:
             rec_seq = _be(view.chunk.buf, c.pay[r] + 5, 6)  # RFC 6347 4.1: 48-bit sequence
             src_a, dst_a = packed_addresses(view.chunk.buf, c.l3[r], c.ipver[r])
             per_row = (c_key[k], s_key[k], c.src_h[r], c.dst_h[r], src_a, dst_a, rec_seq)
-            if _dtlswalk is None:
+            if _dtlswalk is None or not self.table.narrow:
                 edit = RowEdit(self.table, np.concatenate([c_key[k], s_key[k]]), len(hs))
                 self._handshakes(edit, [rare[j] for j in hs], zip(*(a.tolist() for a in per_row)))
             else:
@@ -483,9 +485,9 @@ class DtlsDetector:
         frames = view.frames[rows[first]]
         t.cols["seen"][at] = np.maximum(t.cols["seen"][at], frames)
         side = "c2s" if c2s else "s2c"
-        t.cols[f"unified_{side}" if unified else f"data_{side}"][at] += counts
+        t.add_counts(f"unified_{side}" if unified else f"data_{side}", at, counts)
         if not unified and not c2s:
-            unset = t.cols["data_frame"][at] < 0
+            unset = t.cols["data_frame"][at] == 0
             t.cols["data_frame"][at[unset]] = frames[unset]
             t.cols["data_ts"][at[unset]] = view.ts[rows[first]][unset]
 
@@ -508,10 +510,11 @@ class DtlsDetector:
             r = int(rows[i])
             pkt = dec.decode(view.chunk.packet(r), int(view.chunk.linktype[r]), int(view.frames[r]))
             if pkt.dtls:
-                ends = (int(c.src_h[r]), src_a[i].tobytes()), (int(c.dst_h[r]), dst_a[i].tobytes())
-                (ch, ca), (sh, sa) = ends if to_server[i] else ends[::-1]
+                ca, sa = src_a[i].tobytes(), dst_a[i].tobytes()
+                if not to_server[i]:
+                    ca, sa = sa, ca
                 port = pkt.dport if to_server[i] else pkt.sport
-                at = edit.new(k, ca, sa, pkt.ipver == 6, port or 0, ch, sh)
+                at = edit.new(k, ca, sa, pkt.ipver == 6, port or 0)
                 edit.c["record_version"][at] = pkt.dtls[0].version
                 edit.c["seen"][at] = pkt.frame
         edit.commit()
@@ -551,14 +554,14 @@ class DtlsDetector:
             if from_client:
                 i = at.get(key_c)
                 if i is None:
-                    i = new(key_c, src_a, dst_a, pkt.ipver == 6, pkt.dport or 0, src_h, dst_h)
+                    i = new(key_c, src_a, dst_a, pkt.ipver == 6, pkt.dport or 0)
             elif (i := at.get(key_s)) is not None:
                 pass
             elif (i := at.get(key_c)) is not None:
                 from_client = True
             elif any(r.hs_type in (server_hello, hvr) for r in recs):
                 # the hello itself was not captured
-                i = new(key_s, dst_a, src_a, pkt.ipver == 6, pkt.sport or 0, dst_h, src_h)
+                i = new(key_s, dst_a, src_a, pkt.ipver == 6, pkt.sport or 0)
             else:
                 continue
             frame, ts = pkt.frame, pkt.ts
@@ -596,7 +599,7 @@ class DtlsDetector:
                     edit.add_seq(i, msg_seq)
                     if distinct[i] == 1:
                         first_ts[i] = ts
-                        watch += (c["client_h"][i], c["server_h"][i])
+                        watch += (src_h, dst_h)  # the client's and the server's
                     if ts > last_ts[i]:
                         last_ts[i] = ts
                     if r.cookie_len:

@@ -7,7 +7,11 @@ in the order pairs first appear (the order findings list them) and found through
 index of their rows (a probe per new pair, whatever the table holds). What is rare and
 variable lives in side dicts keyed by the pair's key (a session id over 32 bytes,
 message_seq values past the second, evidence frames past the first two hellos and first
-answers). Addresses are kept as the header's bytes, which print as the decoder's text.
+answers). Addresses are kept as the header's bytes, which print as the decoder's text and
+hash as the decoder's columns do (:meth:`DtlsTable.hashes`). Counts and frame numbers are 32
+bits wide: a column widens to 64 bits the first time a value would not fit it (a capture
+of over four billion packets), and the compiled pass then leaves the table to its Python
+twin.
 
 The detector edits the rows a chunk's handshake records touch as Python lists
 (:class:`RowEdit`), written back once per chunk; a report reads the pairs it lists as
@@ -22,8 +26,8 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
-from labkit.analyze.decode import addr_hashes
-from labkit.analyze.engine import LatestIndex, grown
+from labkit.analyze.decode import addr_hashes, packed_hashes
+from labkit.analyze.engine import LatestIndex, grown, widened
 from labkit.analyze.evidence import MAX_FRAMES, FrameSet
 
 if TYPE_CHECKING:
@@ -44,8 +48,6 @@ HELLO_FRAMES, HVR_FRAMES, SH_FRAMES = range(3)  # the kinds of :data:`_EVIDENCE`
 
 _COLUMNS: Final[dict[str, type | np.dtype]] = {
     "key": np.uint64,
-    "client_h": np.uint64,
-    "server_h": np.uint64,
     "client_a": np.dtype("V16"),  # the addresses, packed (IPv4 in the first 4 bytes)
     "server_a": np.dtype("V16"),
     # The client's session id (AnyConnect's hellos carry the X-DTLS-Session-ID in it): 32
@@ -56,10 +58,10 @@ _COLUMNS: Final[dict[str, type | np.dtype]] = {
     "distinct": np.uint32,
     "duplicate": np.uint32,
     "cookie": np.uint32,
-    "data_c2s": np.int64,
-    "data_s2c": np.int64,
-    "unified_c2s": np.int64,
-    "unified_s2c": np.int64,
+    "data_c2s": np.uint32,  # counts (widened past 2^32 - 1: :meth:`DtlsTable.widen`)
+    "data_s2c": np.uint32,
+    "unified_c2s": np.uint32,
+    "unified_s2c": np.uint32,
     "first_hello_ts": np.float64,  # read only once a distinct hello was counted
     "last_hello_ts": np.float64,
     "flags": np.uint8,
@@ -67,8 +69,8 @@ _COLUMNS: Final[dict[str, type | np.dtype]] = {
     "hello_version": np.int32,
     "cipher": np.int32,
     "resumed": np.int8,  # -1: no ServerHello said
-    "seen": np.int64,
-    "data_frame": np.int64,  # the server's first application data: -1 none yet
+    "seen": np.uint32,  # the latest frame of the pair's (frames: 1-based, widened likewise)
+    "data_frame": np.uint32,  # the server's first application data: 0 none yet
     "data_ts": np.float64,
     "seq0": np.int32,  # the first two distinct message_seq values of the hellos
     "seq1": np.int32,
@@ -77,7 +79,7 @@ _COLUMNS: Final[dict[str, type | np.dtype]] = {
         f"{k}_{c}{i}": t
         for k, _a, slots in _EVIDENCE
         for i in range(slots)
-        for c, t in (("frame", np.int64), ("ts", np.float64))
+        for c, t in (("frame", np.uint32), ("ts", np.float64))
     },
 }
 #: what one row costs in the columns (the side dicts hold only what is rare)
@@ -88,8 +90,10 @@ _FRESH: Final[dict[str, object]] = {
     **dict.fromkeys(
         ("record_version", "hello_version", "cipher", "resumed", "seq0", "seq1"), NO_VALUE
     ),
-    "data_frame": -1,
 }
+#: the columns that hold frame numbers, and those that hold counts the data adds to
+FRAME_COLUMNS: Final = tuple(k for k in _COLUMNS if "frame" in k or k == "seen")
+_COUNT_COLUMNS: Final = ("data_c2s", "data_s2c", "unified_c2s", "unified_s2c")
 
 
 class DtlsTable:
@@ -112,6 +116,31 @@ class DtlsTable:
         """The live rows of one column (a view: read it, never keep it across chunks)."""
         return self.cols[name][: self.n]
 
+    @property
+    def narrow(self) -> bool:
+        """Whether every column still has its 32-bit type (what the compiled pass writes)."""
+        return all(self.cols[k].dtype == _COLUMNS[k] for k in FRAME_COLUMNS + _COUNT_COLUMNS)
+
+    def widen(self, names: Iterable[str], values: np.ndarray) -> None:
+        """Columns ``names`` as int64 when ``values`` (to be stored in them) would not fit."""
+        for k in names:
+            self.cols[k] = widened(self.cols[k], values)
+
+    def add_counts(self, name: str, rows: np.ndarray, counts: np.ndarray) -> None:
+        """``counts`` more in count column ``name`` at ``rows`` (distinct)."""
+        total = self.cols[name][rows] + counts
+        self.widen((name,), total)
+        self.cols[name][rows] = total
+
+    def hashes(self, side: str, rows: np.ndarray | None = None) -> np.ndarray:
+        """The address hashes of ``side`` ("client" or "server") of ``rows`` (default: every
+        row): the decoder's column hashes of the addresses (the table's identity of an
+        address)."""
+        packed, flags = self.col(f"{side}_a"), self.col("flags")
+        if rows is not None:
+            packed, flags = packed[rows], flags[rows]
+        return packed_hashes(packed, flags & (_CLIENT_V6 if side == "client" else _SERVER_V6) > 0)
+
     def rows_of(self, keys: np.ndarray) -> np.ndarray:
         """The row of each key; -1 where the key has none."""
         return self._index.find(self.cols["key"], keys)
@@ -119,6 +148,8 @@ class DtlsTable:
     def load(self, rows: np.ndarray, make: Callable[..., DtlsPair]) -> list[DtlsPair]:
         """``make(**fields)`` for each row: a pair object to read or update."""
         c = {k: v[rows].tolist() for k, v in self.cols.items()}
+        c["client_h"] = self.hashes("client", rows).tolist()
+        c["server_h"] = self.hashes("server", rows).tolist()
         out = []
         seqs, more = self.more_seqs, self.more_frames
         for i, key in enumerate(c["key"]):
@@ -169,7 +200,7 @@ class DtlsTable:
                     unified_c2s=c["unified_c2s"][i],
                     unified_s2c=c["unified_s2c"][i],
                     first_data_s2c=None
-                    if c["data_frame"][i] < 0
+                    if not c["data_frame"][i]
                     else (c["data_frame"][i], c["data_ts"][i]),
                     last_hello_ts=c["last_hello_ts"][i],
                     handshake_seen=bool(flags & HANDSHAKE),
@@ -220,7 +251,7 @@ class DtlsTable:
         read from the first row that holds it."""
         out: dict[int, str] = {}
         for side, v6_flag in (("client", _CLIENT_V6), ("server", _SERVER_V6)):
-            uniq, first = np.unique(self.col(f"{side}_h"), return_index=True)
+            uniq, first = np.unique(self.hashes(side), return_index=True)
             want = np.isin(uniq, hashes)
             rows = first[want]
             packed = self.cols[f"{side}_a"][rows].tolist()
@@ -286,16 +317,14 @@ class RowEdit:
             for prefix, _attr, slots in _EVIDENCE
         ]
 
-    def new(
-        self, key: int, client_a: bytes, server_a: bytes, v6: bool, port: int, ch: int, sh: int
-    ) -> int:
+    def new(self, key: int, client_a: bytes, server_a: bytes, v6: bool, port: int) -> int:
         """A new pair's row (of the reserved ones): its position in the lists. ``client_a``,
         ``server_a``: the addresses as :func:`packed_addresses` gives them."""
         i = self.used
         self.used += 1
         self.at[key] = i
         c = self.c
-        c["key"][i], c["client_h"][i], c["server_h"][i], c["port"][i] = key, ch, sh, port
+        c["key"][i], c["port"][i] = key, port
         c["client_a"][i], c["server_a"][i] = client_a, server_a
         c["flags"][i] = (_CLIENT_V6 + _SERVER_V6) * v6
         return i
