@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -49,7 +50,7 @@ from benchmarks.traffic import (
     tls_client_hello,
     tls_download,
 )
-from benchmarks.wire import Host, Leg
+from benchmarks.wire import Host, Leg, Payload
 
 HEADEND_ADDRESS = "203.0.113.10"  # the ASA's outside address
 HEADEND = Host.v4(*map(int, HEADEND_ADDRESS.split(".")))
@@ -272,6 +273,21 @@ def lone_dtls(ctx: Context, t0: int, answered: bool = False) -> list[Iterator[Pk
         records=0,
     )
     return [dtls_session(ctx, t0, plan)]
+
+
+STUN_BINDING = struct.Struct("!HHI")  # message type, length, magic cookie (RFC 8489 5)
+STUN_COOKIE = 0x2112A442
+
+
+def lone_stun(ctx: Context, t0: int) -> list[Iterator[Pkt]]:
+    """A STUN Binding request (RFC 8489 section 5: the magic cookie, a random transaction id)
+    from a new endpoint to a new server on 3478: a WebRTC peer's connectivity check, which
+    the analyzer remembers per pair in case DTLS follows on the same ports."""
+    client, cport = ctx.endpoint(100)
+    server, _ = ctx.endpoint(10)
+    request = STUN_BINDING.pack(1, 0, STUN_COOKIE) + ctx.rng.randbytes(12)
+    frame = Leg(client, server, df=False).udp(cport, 3478, Payload.of(request))
+    return _lone(Pkt(t0, frame, (FLOW,)))
 
 
 def lone_icmp(ctx: Context, t0: int) -> list[Iterator[Pkt]]:

@@ -7,7 +7,8 @@ code on N and 2N items of one kind and compares the cost per item; these are the
 * captures (:func:`capture`): ``flows`` (SYNs, each on a 5-tuple and to a server never seen
   before), ``dtls_pairs`` (DTLS ClientHello, HelloVerifyRequest, ClientHello with cookie, per
   new client), ``tls_handshakes`` (TLS ClientHellos, each on its own 5-tuple), ``icmp_errors``
-  (ICMP 3/4 quoting a 1418-byte DF segment of a new flow);
+  (ICMP 3/4 quoting a 1418-byte DF segment of a new flow), ``stun_checks`` (a STUN Binding
+  request from a new endpoint: a pair key the DTLS detector remembers);
 * text (:func:`syslog`, :func:`keylog`, :func:`scenario`): ASA syslog lines of AnyConnect
   sessions, NSS key-log lines with distinct client randoms, scenario timeline steps.
 
@@ -21,7 +22,7 @@ import random
 from functools import partial
 
 from benchmarks.generate import EPOCH_US
-from benchmarks.mixes import Spawner, lone_dtls, lone_icmp, lone_syn, lone_tls_hello
+from benchmarks.mixes import Spawner, lone_dtls, lone_icmp, lone_stun, lone_syn, lone_tls_hello
 from benchmarks.traffic import Context
 from labkit.pcapio.writer import PcapFileWriter
 from labkit.wire import LINKTYPE_ETHERNET
@@ -32,9 +33,16 @@ CAPTURE_KINDS: dict[str, Spawner] = {
     "dtls_pairs": partial(lone_dtls, answered=True),
     "tls_handshakes": lone_tls_hello,
     "icmp_errors": lone_icmp,
+    "stun_checks": lone_stun,
 }
 #: Packets one item of each capture kind is made of.
-PACKETS_PER_ITEM = {"flows": 1, "dtls_pairs": 3, "tls_handshakes": 1, "icmp_errors": 1}
+PACKETS_PER_ITEM = {
+    "flows": 1,
+    "dtls_pairs": 3,
+    "tls_handshakes": 1,
+    "icmp_errors": 1,
+    "stun_checks": 1,
+}
 ITEM_GAP_US = 20  # one item starts every 20 us: 50 k a second, a head-end's busiest
 
 

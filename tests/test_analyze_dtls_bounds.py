@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from scapy.utils import wrpcap
 
+from benchmarks import scaling
 from labkit.analyze import analyze, scan_file
 from labkit.analyze.case import MAX_LISTED_PAIRS
 from labkit.analyze.detectors.dtlspairs import PAIR_BYTES
@@ -97,3 +98,23 @@ def test_the_dtls_table_stays_within_the_budget_and_drops_the_quietest(tmp_path)
     unbounded = scan_file(str(path)).facts
     assert len(unbounded.dtls.pairs) == n and not unbounded.warnings()
     assert len(unbounded.dtls.watch.addrs) == n + 1 > 4 * ceiling  # each client, the server
+
+
+def test_stun_pair_keys_stay_within_the_budget_and_keep_the_latest(tmp_path):
+    """N STUN checks, each from a new endpoint (two pair keys each, one per orientation):
+    past the ceiling the keys seen longest ago go, the file's warning counts them, and the
+    keys of the latest checks are still known (a DTLS pair on them would be WebRTC)."""
+    n, max_flows = 6_000, 2_000
+    path = tmp_path / "stun.pcap"
+    path.write_bytes(scaling.capture("stun_checks", n))
+    facts = scan_file(str(path), max_flows=max_flows).facts
+    watch = facts.dtls.watch
+    kept = watch.stun_keys.index.n
+    assert kept <= FlowBudget(max_flows).ceiling()
+    assert facts.budget.evicted["STUN pair key"] == 2 * n - kept
+    (line,) = facts.warnings()
+    assert f"{2 * n - kept} STUN pair key(s)" in line
+    everything = scan_file(str(path)).facts.dtls.watch
+    keys = everything.stun_keys.keys  # by id: chunk after chunk, as first seen
+    assert len(keys) == 2 * n
+    assert watch.stunned(keys[-kept:]).all() and not watch.stunned(keys[:-kept]).any()

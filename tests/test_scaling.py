@@ -102,6 +102,7 @@ CAPTURE_N = {
     "dtls_pairs": (20_000, 160_000),
     "tls_handshakes": (300_000, 1_200_000),
     "icmp_errors": (150_000, 600_000),
+    "stun_checks": (150_000, 1_200_000),
 }
 #: CPU seconds the items from the base to N must cost at least. A run of the CLI starts with
 #: ~0.3 s of imports that vary by tens of milliseconds from run to run: with 0.1 s of items
@@ -210,6 +211,7 @@ ITEM_FILTER = {
     "dtls_pairs": "dtls.handshake.type == 3",
     "tls_handshakes": "tls.handshake.type == 1",
     "icmp_errors": "icmp.type == 3 && icmp.code == 4",
+    "stun_checks": "stun.type == 0x0001",
 }
 
 

@@ -67,11 +67,14 @@ from labkit.analyze.detectors.sessions import TlsDetector
 from labkit.analyze.engine import (
     ChunkView,
     FlowBudget,
+    KeyTable,
+    grown,
     largest,
     last_of,
     member,
     position,
     tally,
+    widened,
 )
 from labkit.analyze.evidence import MAX_FRAMES, FrameSet, dst_field, src_field
 from labkit.wire import DTLS1_BAD_VER, HS_CLIENT_HELLO
@@ -96,6 +99,7 @@ STUN_COOKIE = 0x2112A442
 #: 100-byte column rows
 PAIR_BYTES = ROW_BYTES
 _TABLE = "DTLS pair"  # this table's name in the budget's counts
+_STUN = "STUN pair key"  # the STUN keys' name in them
 _UNIFIED_MASK, _UNIFIED_BITS = 0xE0, 0x20
 
 
@@ -253,15 +257,39 @@ def with_tls_sessions(
 @dataclass(slots=True)
 class Watch:
     """What the detector learns about pairs beyond their own records: the pair keys on which
-    STUN was seen, and when each address of a pair that sent a ClientHello was last seen
-    (sorted columns, grown once per chunk)."""
+    STUN was seen (a key table: a chunk's keys cost a hash probe each, whatever the table
+    holds; with the frame each was last seen by, for the budget), and when each address of a
+    pair that sent a ClientHello was last seen (sorted columns, grown once per chunk)."""
 
-    stun_keys: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    stun_keys: KeyTable = field(default_factory=KeyTable)
+    stun_seen: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))
     addrs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
     addr_ts: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def stun(self, key: int) -> bool:
-        return bool(member(np.array([key], np.uint64), self.stun_keys)[0])
+        return bool(self.stunned(np.array([key], np.uint64))[0])
+
+    def stunned(self, keys: np.ndarray) -> np.ndarray:
+        """Per pair key: whether STUN was seen on it."""
+        return self.stun_keys.index.find(keys) >= 0
+
+    def add_stun(self, keys: np.ndarray, frame: int) -> None:
+        """STUN on pair keys ``keys``, seen by frame ``frame`` (a chunk's last: the trim
+        needs no finer order)."""
+        t = self.stun_keys
+        t.add(keys)
+        seen = widened(grown(self.stun_seen, t.index.n), np.array([frame]))
+        seen[t.ids_of(keys)] = frame
+        self.stun_seen = seen
+
+    def trim_stun(self, budget: FlowBudget) -> None:
+        """Past the budget's ceiling, the STUN keys seen longest ago go: a WebRTC peer keeps
+        checking its pair (RFC 7675: every few seconds), so a key still in use stays."""
+        t = self.stun_keys
+        keep = budget.trim(_STUN, self.stun_seen[: t.index.n])
+        if keep is not None:
+            t.keep(keep)
+            self.stun_seen[: len(keep)] = self.stun_seen[keep]
 
     def last_seen(self, addrs: np.ndarray) -> np.ndarray:
         """When each of ``addrs`` was last seen (from or to); -inf if not watched."""
@@ -394,7 +422,7 @@ class DtlsDetector:
         out = (t.col("record_version") == DTLS1_BAD_VER) | (t.col("hello_version") == DTLS1_BAD_VER)
         out |= t.with_session_id(h for h in session_ids if h)  # an empty one names no tunnel
         out |= with_tls | t.named(t.hashes("server"), headends)
-        stun = member(t.col("key"), self.watch.stun_keys)
+        stun = self.watch.stunned(t.col("key"))
         return out | (~stun & (t.col("port") == mtu.DEFAULT_DTLS_PORT))
 
     def _feed(self, view: ChunkView) -> None:
@@ -428,16 +456,19 @@ class DtlsDetector:
         finite = ts[~np.isnan(ts)]
         if len(finite):
             self.last_ts = max(self.last_ts, float(finite.max()))
-        self._stun(c, rows, c_key, s_key)
+        self._stun(view, rows, c_key, s_key)
         if edit is not None:
             edit.commit()
         self._merge_watch()
         self._records(view, rows, c_key, s_key)
         self._cover(view)
 
-    def _stun(self, c, rows: np.ndarray, c_key: np.ndarray, s_key: np.ndarray) -> None:
+    def _stun(
+        self, view: ChunkView, rows: np.ndarray, c_key: np.ndarray, s_key: np.ndarray
+    ) -> None:
         """Remember the pair keys (both orientations) of STUN messages: WebRTC's connectivity
         checks precede its DTLS-SRTP handshake on the same ports."""
+        c = view.cols
         cand = (c.pcap[rows] >= 20) & (c.p0[rows] < 0x40)
         if not cand.any():
             return
@@ -445,7 +476,8 @@ class DtlsDetector:
         stun = _be(c.chunk.buf, at + 4, 4) == STUN_COOKIE
         if stun.any():
             keys = np.concatenate([c_key[cand][stun], s_key[cand][stun]])
-            self.watch.stun_keys = np.union1d(self.watch.stun_keys, keys)
+            self.watch.add_stun(keys, int(view.frames[-1]))
+            self.watch.trim_stun(self.budget)
 
     def _records(self, view: ChunkView, rows: np.ndarray, c_key, s_key) -> None:
         """Application data (content type 23 with a DTLS version) and DTLS 1.3 unified-header
