@@ -32,7 +32,7 @@ from labkit.analyze.detectors.dtlstable import ROW_BYTES
 from labkit.analyze.evidence import MAX_FRAMES
 from labkit.pcapio import reader
 from labkit.pcapio.writer import PcapFileWriter
-from labkit.wire import LINKTYPE_ETHERNET
+from labkit.wire import DTLS_VERSIONS, LINKTYPE_ETHERNET
 from tests.helpers import synth
 
 #: client, server, port: IPv4 and IPv6 (the table keeps addresses packed, and must print
@@ -205,3 +205,67 @@ def test_answered_pairs_cost_their_column_rows_and_nothing_per_pair_beside(tmp_p
     assert sorted(texts.values()) == sorted({p.client for p in pairs} | {p.server for p in pairs})
     held = sum(col.nbytes for col in table.cols.values())
     assert n * ROW_BYTES <= held <= 2 * n * ROW_BYTES
+
+
+#: (address, port) ends of DTLS data whose handshake is not in the capture: the server is
+#: the lower port's end (a client's 20 beside 443 makes the "client" the server)
+DATA_ENDS = (
+    (("10.1.0.1", 52000), ("198.51.100.1", 443)),
+    (("10.1.0.2", 20), ("198.51.100.1", 443)),
+    (("2001:db8::10", 52001), ("2001:db8:1::1", 4443)),
+    (("::ffff:192.0.2.7", 52002), ("2001:db8:1::1", 443)),
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    sends=st.lists(
+        st.tuples(
+            st.integers(0, len(DATA_ENDS) - 1),
+            st.booleans(),
+            st.sampled_from(sorted(DTLS_VERSIONS)),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    chunk=st.sampled_from((1024, 4096, 1 << 20)),
+)
+def test_pairs_first_seen_by_their_data_follow_a_per_packet_reference(tmp_path, sends, chunk):
+    """Application data on pairs whose handshakes the capture missed, read a few frames a
+    chunk: each pair once (server: the lower port's end), its first record's version, its
+    data counted each way and the server's first data frame."""
+    frames, want = [], {}
+    for n, (e, forward, version) in enumerate(sends, 1):
+        (a, a_port), (b, b_port) = DATA_ENDS[e] if forward else DATA_ENDS[e][::-1]
+        rec = synth.dtls_record(23, version, 1, n, b"\0" * 24)
+        ip = IPv6(src=a, dst=b, fl=n) if ":" in a else IP(src=a, dst=b, id=n)
+        frames.append(bytes(Ether(src=MAC, dst=MAC) / ip / UDP(sport=a_port, dport=b_port) / rec))
+        (client, c_port), (server, s_port) = sorted(DATA_ENDS[e], key=lambda end: -end[1])
+        p = want.setdefault((client, server, s_port), {"version": version, "c2s": 0, "s2c": 0})
+        from_client = a == client
+        p["c2s" if from_client else "s2c"] += 1
+        if not from_client:
+            p.setdefault("first_s2c", n)
+    out = io.BytesIO()
+    writer = PcapFileWriter(out, LINKTYPE_ETHERNET)
+    for n, frame in enumerate(frames):
+        writer.write(round((EPOCH + n * STEP) * 1e6), frame)
+    path = tmp_path / "data.pcap"
+    path.write_bytes(out.getvalue())
+    with small_chunks(chunk):
+        pairs = scan_file(str(path)).facts.dtls.pairs.values()
+    got = {
+        (p.client, p.server, p.port): {
+            "version": p.record_version,
+            "c2s": p.data_c2s,
+            "s2c": p.data_s2c,
+            **({"first_s2c": p.first_data_s2c[0]} if p.first_data_s2c else {}),
+        }
+        for p in pairs
+    }
+    assert got == want
+    for p in pairs:
+        assert not p.handshake_seen
+        assert (p.client_h, p.server_h) == (addr_hash(p.client), addr_hash(p.server))

@@ -524,7 +524,10 @@ class DtlsDetector:
             t.cols["data_ts"][at[unset]] = view.ts[rows[first]][unset]
 
     def _midstream(self, view: ChunkView, rows: np.ndarray) -> None:
-        """Data on a pair whose handshake is not in the capture: server = the lower port."""
+        """Data on a pair whose handshake is not in the capture: server = the lower port.
+        A new pair's row comes from the columns alone (its record's version is the first
+        record's, every row here starts with one): a capture of established tunnels has a
+        new pair on nearly every datagram."""
         c = view.cols
         sport, dport = c.sport[rows], c.dport[rows]
         to_server = dport <= sport
@@ -536,20 +539,20 @@ class DtlsDetector:
         )
         uniq, first, _n = tally(ck)
         new = self.table.rows_of(uniq) < 0
-        edit = RowEdit(self.table, np.zeros(0, np.uint64), int(np.count_nonzero(new)))
-        src_a, dst_a = packed_addresses(view.chunk.buf, c.l3[rows], c.ipver[rows])
-        for k, i in zip(uniq[new].tolist(), first[new].tolist()):
-            r = int(rows[i])
-            pkt = dec.decode(view.chunk.packet(r), int(view.chunk.linktype[r]), int(view.frames[r]))
-            if pkt.dtls:
-                ca, sa = src_a[i].tobytes(), dst_a[i].tobytes()
-                if not to_server[i]:
-                    ca, sa = sa, ca
-                port = pkt.dport if to_server[i] else pkt.sport
-                at = edit.new(k, ca, sa, pkt.ipver == 6, port or 0)
-                edit.c["record_version"][at] = pkt.dtls[0].version
-                edit.c["seen"][at] = pkt.frame
-        edit.commit()
+        if new.any():
+            at = first[new]  # each new pair's first datagram, in key order
+            r, up = rows[at], to_server[at]
+            src_a, dst_a = packed_addresses(view.chunk.buf, c.l3[r], c.ipver[r])
+            client_a, server_a = np.where(up, src_a, dst_a), np.where(up, dst_a, src_a)
+            self.table.add_rows(
+                uniq[new],
+                client_a,
+                server_a,
+                c.ipver[r] == 6,
+                np.where(up, dport[at], sport[at]),
+                record_version=(c.p1[r].astype(np.int64) << 8) | c.p2[r],
+                seen=view.frames[r],
+            )
         known = self.table.rows_of(ck) >= 0
         ts, kn = to_server & known, ~to_server & known
         self._count(ck[ts], rows[ts], view, c2s=True, unified=False)

@@ -211,6 +211,37 @@ class DtlsTable:
             )
         return out
 
+    def add_rows(
+        self,
+        keys: np.ndarray,
+        client_a: np.ndarray,
+        server_a: np.ndarray,
+        v6: np.ndarray,
+        port: np.ndarray,
+        **more: np.ndarray,
+    ) -> None:
+        """New pairs' rows, appended in order: their keys, packed addresses (of
+        :func:`packed_addresses`), whether those are IPv6, ports and any ``more`` columns;
+        the rest of each row fresh, as :meth:`RowEdit.new` makes it."""
+        m = len(keys)
+        if not m:
+            return
+        self.reserve(m)
+        new = slice(self.n, self.n + m)
+        for k, col in self.cols.items():
+            col[new] = _FRESH[k]
+        given = {
+            "key": keys,
+            "client_a": client_a,
+            "server_a": server_a,
+            "flags": np.where(v6, _CLIENT_V6 + _SERVER_V6, 0),
+            "port": port,
+            **more,
+        }
+        for k, v in given.items():
+            self.cols[k][new] = v
+        self.appended(m)
+
     def reserve(self, m: int) -> None:
         """Room for ``m`` more rows after the :attr:`n` in use (fresh: all zeros)."""
         for k, col in self.cols.items():
