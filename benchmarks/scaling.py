@@ -8,7 +8,8 @@ code on N and 2N items of one kind and compares the cost per item; these are the
   before), ``dtls_pairs`` (DTLS ClientHello, HelloVerifyRequest, ClientHello with cookie, per
   new client), ``tls_handshakes`` (TLS ClientHellos, each on its own 5-tuple), ``icmp_errors``
   (ICMP 3/4 quoting a 1418-byte DF segment of a new flow), ``stun_checks`` (a STUN Binding
-  request from a new endpoint: a pair key the DTLS detector remembers);
+  request from a new endpoint: a pair key the DTLS detector remembers), ``hello_seqs`` (a DTLS
+  ClientHello from one of four clients with a message_seq that client never sent before);
 * text (:func:`syslog`, :func:`keylog`, :func:`scenario`): ASA syslog lines of AnyConnect
   sessions, NSS key-log lines with distinct client randoms, scenario timeline steps.
 
@@ -19,13 +20,48 @@ from __future__ import annotations
 
 import io
 import random
+import struct
+from collections.abc import Iterator
 from functools import partial
 
 from benchmarks.generate import EPOCH_US
-from benchmarks.mixes import Spawner, lone_dtls, lone_icmp, lone_stun, lone_syn, lone_tls_hello
-from benchmarks.traffic import Context
+from benchmarks.mixes import (
+    HEADEND,
+    Spawner,
+    lone_dtls,
+    lone_icmp,
+    lone_stun,
+    lone_syn,
+    lone_tls_hello,
+)
+from benchmarks.traffic import FLOW, Context, Pkt
+from benchmarks.wire import Host, Leg, Payload
 from labkit.pcapio.writer import PcapFileWriter
 from labkit.wire import LINKTYPE_ETHERNET
+
+ITEM_GAP_US = 20  # one item starts every 20 us: 50 k a second, a head-end's busiest
+SEQ_CLIENTS = 4  # the clients of ``hello_seqs``
+#: a DTLS ClientHello's body: version 0x0100, a zero random, no session id or cookie, one
+#: suite, null compression
+_HELLO_BODY = b"\x01\x00" + bytes(32) + b"\x00\x00\x00\x02\x00\x35\x01\x00"
+
+
+def hello_seq(ctx: Context, t0: int) -> list[Iterator[Pkt]]:
+    """Item ``t0 // ITEM_GAP_US`` of ``hello_seqs``: a ClientHello from one of
+    :data:`SEQ_CLIENTS` clients to the head-end, from a new source port, with a message_seq
+    (and record sequence number) that client never sent before. Each pair's distinct
+    message_seq values, what tells a retransmitted hello from a new attempt, grow with the
+    items (up to 65 536 a pair: 262 144 items)."""
+    i = t0 // ITEM_GAP_US
+    seq = i // SEQ_CLIENTS
+    n = len(_HELLO_BODY).to_bytes(3, "big")
+    hs = b"\x01" + n + seq.to_bytes(2, "big") + b"\x00\x00\x00" + n + _HELLO_BODY
+    record = struct.pack("!BHHH", 22, 0x0100, 0, 0) + seq.to_bytes(4, "big")
+    record += len(hs).to_bytes(2, "big") + hs
+    client = Host.v4(100, 64, 0, 1 + i % SEQ_CLIENTS)
+    frame = Leg(client, HEADEND, df=False).udp(1024 + seq, 443, Payload.of(record))
+    return [iter((Pkt(t0, frame, (FLOW,)),))]
+
 
 #: Capture kinds: the conversation that makes one item.
 CAPTURE_KINDS: dict[str, Spawner] = {
@@ -34,6 +70,7 @@ CAPTURE_KINDS: dict[str, Spawner] = {
     "tls_handshakes": lone_tls_hello,
     "icmp_errors": lone_icmp,
     "stun_checks": lone_stun,
+    "hello_seqs": hello_seq,
 }
 #: Packets one item of each capture kind is made of.
 PACKETS_PER_ITEM = {
@@ -42,8 +79,8 @@ PACKETS_PER_ITEM = {
     "tls_handshakes": 1,
     "icmp_errors": 1,
     "stun_checks": 1,
+    "hello_seqs": 1,
 }
-ITEM_GAP_US = 20  # one item starts every 20 us: 50 k a second, a head-end's busiest
 
 
 def capture(kind: str, n: int, seed: int = 1) -> bytes:

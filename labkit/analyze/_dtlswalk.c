@@ -127,38 +127,23 @@ make(Walk *w, uint64_t key, const unsigned char *client_a, const unsigned char *
     return i;
 }
 
-/* d[k] = d.get(k, default) + (value,) for a tuple, or appended for a list (make_list). */
+/* value into the container d[k], made by make (a list or a set) when k has none: the side
+ * dicts' d.setdefault(k, make()).append(value) or .add(value). */
 static int
-side_append(PyObject *d, PyObject *k, PyObject *value, int make_list)
+side_add(PyObject *d, PyObject *k, PyObject *value, int as_set)
 {
     PyObject *have = PyDict_GetItemWithError(d, k);
     if (!have && PyErr_Occurred())
         return -1;
-    if (make_list) {
-        if (have)
-            return PyList_Append(have, value);
-        PyObject *list = PyList_New(1);
-        if (!list)
-            return -1;
-        Py_INCREF(value);
-        PyList_SET_ITEM(list, 0, value);
-        int rc = PyDict_SetItem(d, k, list);
-        Py_DECREF(list);
-        return rc;
-    }
-    Py_ssize_t n = have ? PyTuple_GET_SIZE(have) : 0;
-    PyObject *t = PyTuple_New(n + 1);
-    if (!t)
+    if (have)
+        return as_set ? PySet_Add(have, value) : PyList_Append(have, value);
+    PyObject *made = as_set ? PySet_New(NULL) : PyList_New(0);
+    if (!made)
         return -1;
-    for (Py_ssize_t j = 0; j < n; j++) {
-        PyObject *x = PyTuple_GET_ITEM(have, j);
-        Py_INCREF(x);
-        PyTuple_SET_ITEM(t, j, x);
-    }
-    Py_INCREF(value);
-    PyTuple_SET_ITEM(t, n, value);
-    int rc = PyDict_SetItem(d, k, t);
-    Py_DECREF(t);
+    int rc = as_set ? PySet_Add(made, value) : PyList_Append(made, value);
+    if (rc == 0)
+        rc = PyDict_SetItem(d, k, made);
+    Py_DECREF(made);
     return rc;
 }
 
@@ -182,7 +167,7 @@ add_frame(Walk *w, int kind, int64_t i, int64_t frame, double ts)
         return 0;
     PyObject *k = Py_BuildValue("(iK)", kind, (unsigned long long)COL(uint64_t, C_KEY)[i]);
     PyObject *v = k ? Py_BuildValue("(Ld)", (long long)frame, ts) : NULL;
-    int rc = v ? side_append(w->more_frames, k, v, 1) : -1;
+    int rc = v ? side_add(w->more_frames, k, v, 0) : -1;
     Py_XDECREF(k);
     Py_XDECREF(v);
     return rc;
@@ -206,11 +191,8 @@ add_seq(Walk *w, int64_t i, int64_t seq)
     PyObject *k = PyLong_FromUnsignedLongLong(COL(uint64_t, C_KEY)[i]);
     PyObject *v = k ? PyLong_FromLongLong(seq) : NULL;
     int rc = -1;
-    if (v) {
-        PyObject *have = PyDict_GetItemWithError(w->more_seqs, k);
-        int seen = have ? PySequence_Contains(have, v) : (PyErr_Occurred() ? -1 : 0);
-        rc = seen < 0 ? -1 : seen ? 0 : side_append(w->more_seqs, k, v, 0);
-    }
+    if (v)
+        rc = side_add(w->more_seqs, k, v, 1); /* a set: a value it has is left as it is */
     Py_XDECREF(k);
     Py_XDECREF(v);
     return rc;

@@ -106,7 +106,8 @@ class DtlsTable:
         self.cols: dict[str, np.ndarray] = {k: np.zeros(0, t) for k, t in _COLUMNS.items()}
         self._index = LatestIndex()  # key -> its row (keys are unique)
         self.long_session_ids: dict[int, bytes] = {}  # key -> a session id over 32 bytes
-        self.more_seqs: dict[int, tuple[int, ...]] = {}  # key -> message_seq values past two
+        # key -> message_seq values past two: a set, as a hostile client may send thousands
+        self.more_seqs: dict[int, set[int]] = {}
         self.more_frames: dict[tuple[int, int], list[tuple[int, float]]] = {}  # (kind, key)
 
     def __len__(self) -> int:
@@ -155,9 +156,9 @@ class DtlsTable:
         for i, key in enumerate(c["key"]):
             flags = c["flags"][i]
             s0, s1 = c["seq0"][i], c["seq1"][i]
-            hello_seqs = (
-                () if s0 == NO_VALUE else (s0,) if s1 == NO_VALUE else (s0, s1)
-            ) + seqs.get(key, ())
+            hello_seqs = (() if s0 == NO_VALUE else (s0,) if s1 == NO_VALUE else (s0, s1)) + tuple(
+                sorted(seqs.get(key, ()))
+            )
             sets: dict[str, FrameSet | None] = {}
             for kind, (prefix, attr, slots) in enumerate(_EVIDENCE):
                 n = c[f"{prefix}_n"][i]
@@ -376,14 +377,14 @@ class RowEdit:
         """A hello's message_seq, kept if not seen on the pair before."""
         c, key = self.c, self.c["key"][i]
         more = self.table.more_seqs
-        if seq in (c["seq0"][i], c["seq1"][i]) or seq in more.get(key, ()):
+        if seq in (c["seq0"][i], c["seq1"][i]):
             return
         if c["seq0"][i] == NO_VALUE:
             c["seq0"][i] = seq
         elif c["seq1"][i] == NO_VALUE:
             c["seq1"][i] = seq
         else:
-            more[key] = (*more.get(key, ()), seq)
+            more.setdefault(key, set()).add(seq)
 
     def session_id(self, i: int) -> bytes:
         """The client's session id of row ``i``."""
