@@ -94,6 +94,21 @@ def test_keylog_lines_cost_the_same_each_at_twice_the_lines(tmp_path):
     assert ratio < MAX_GROWTH, f"growth {ratio:.2f}: {figures}"
 
 
+def test_connections_cost_the_same_each_beside_a_key_log(tmp_path):
+    """With a key log, every new TCP connection's first payload is looked at once (whether
+    the log can decrypt it): TLS ClientHellos on new 5-tuples that the log cannot decrypt."""
+    keys = ROOT / "tests" / "data" / "cstp-tls12.keylog"
+
+    def cost(n: int) -> float:
+        pcap = tmp_path / f"tls-{n}.pcap"
+        if not pcap.exists():
+            pcap.write_bytes(scaling.capture("tls_handshakes", n))
+        return _child_cpu(_labkit_analyze(str(pcap), "--keylog", str(keys)), tmp_path)
+
+    ratio, figures = _growth(cost, 1_000, _enough(cost, 1_000, 400_000, 800_000))
+    assert ratio < MAX_GROWTH, f"growth {ratio:.2f}: {figures}"
+
+
 #: Items per capture kind at N (2N is timed too), and the most N may grow to (see
 #: :func:`_enough`): within every per-flow ceiling, so that what is measured is the tables'
 #: growth, not their trimming.

@@ -34,6 +34,9 @@ if TYPE_CHECKING:  # the parsers and file readers (zip, xz, gzip) are imported w
     _Walking = Future[list[Records]]  # walks under way on the helper thread
 
 MAX_KEYLOG_BYTES = 64 << 20
+#: connections remembered as looked at: past it, the memory is let go (a connection looked at
+#: again shows a payload that opens no TLS session, and is passed over as before)
+MAX_SEEN = 6_000_000
 #: A log that has no event within this of a capture is on another clock (--clock-offset).
 CLOCK_SLACK_S = 86400.0
 
@@ -356,11 +359,14 @@ class KeyedDecryption:
         """``timeline``: keep the DATA packets' sizes for the timeline (the plot), which no
         finding reads: without a plot, each chunk's share of them is neither built nor kept."""
         from labkit.analyze.decrypt import MAX_SIZES, Decryptor
+        from labkit.analyze.engine import KeyIndex
         from labkit.wire.tlswalk import RecordWalk
 
         self.keylog = keylog
         self.decryptor = Decryptor(keylog, max_sizes=MAX_SIZES if timeline else 0)
-        self._seen = np.zeros(0, np.uint64)  # connections whose first payload was looked at
+        # connections whose first payload was looked at: a hash probe per chunk's connection
+        # (a sorted array re-sorted per chunk made a capture of new connections quadratic)
+        self._seen = KeyIndex()
         self._keyed = np.zeros(0, np.uint64)  # of those, the ones the key log can decrypt
         self._names: dict[tuple[int, int], tuple[str, str]] = {}
         # keyed connection -> its decryption state and the client's directed flow hash
@@ -407,7 +413,7 @@ class KeyedDecryption:
         nothing to feed. Looks at the first payload of each new connection."""
         from labkit.analyze.decode import PROTO_TCP
         from labkit.analyze.decrypt import client_random
-        from labkit.analyze.engine import tally
+        from labkit.analyze.engine import KeyIndex, tally
 
         c = view.cols
         rows = np.flatnonzero((c.proto == PROTO_TCP) & (c.pcap > 0))
@@ -419,10 +425,12 @@ class KeyedDecryption:
         # capture, a few rows beside the tunnel's.
         others = np.flatnonzero(~mine)
         keys, first, _n = tally(conn[others])
-        new = ~np.isin(keys, self._seen)
+        if self._seen.n > MAX_SEEN:  # forgotten: a later payload is looked at, and passed over
+            self._seen = KeyIndex()
+        new = self._seen.find(keys) < 0
         hellos: list[int] = []
         if new.any():
-            self._seen = np.union1d(self._seen, keys[new])
+            self._seen.insert(keys[new])
             keyed = []
             for key, row in zip(keys[new].tolist(), rows[others[first[new]]].tolist()):
                 random = client_random(self._payload(view, row))
