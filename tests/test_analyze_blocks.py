@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from labkit.analyze import decode as dec
-from labkit.analyze.engine import BLOCK, Appended, FlowBudget, member
+from labkit.analyze.engine import BLOCK, Appended, FlowBudget, member, position
 
 
 def test_mix64_in_place_matches_the_integer_form() -> None:
@@ -55,6 +55,22 @@ def test_member_of_hashes_matches_isin_with_and_without_the_low_bits_table() -> 
         got = member(values, keys)
         assert (got == np.isin(values, keys)).all(), n_keys
         assert got.sum() >= 5000 and not member(near, keys).any()
+
+
+def test_position_of_hashes_finds_each_key_with_and_without_the_low_bits_table() -> None:
+    """position() takes member()'s look at the low bits too: each value's index in the keys,
+    -1 for a value that is no key, also for one that shares a key's low bits."""
+    rng = np.random.default_rng(17)
+    for n_keys in (1, 300, 1 << 15, (1 << 15) + 1):
+        keys = np.unique(rng.integers(0, 2**64, n_keys, dtype=np.uint64))
+        at = rng.integers(0, len(keys), 5000)
+        near = keys[rng.integers(0, len(keys), 5000)] ^ np.uint64(1 << 40)  # same low bits
+        values = np.concatenate([keys[at], near, rng.integers(0, 2**64, 5000, dtype=np.uint64)])
+        got = position(keys, values)
+        want = np.full(len(values), -1)
+        want[:5000] = at
+        assert got.tolist() == want.tolist(), n_keys
+        assert position(keys, values[:10]).tolist() == at[:10].tolist()  # too few for a table
 
 
 def test_appended_keeps_rows_in_place_as_a_gather_would() -> None:

@@ -151,15 +151,7 @@ def member(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
     if not len(sorted_keys):
         return out
     last = len(sorted_keys) - 1
-    table = None
-    if (
-        values.dtype == np.uint64
-        and sorted_keys.dtype == np.uint64
-        and len(values) > 64
-        and len(sorted_keys) <= 1 << (_FILTER_BITS - 3)
-    ):
-        table = np.zeros(1 << _FILTER_BITS, bool)
-        table[(sorted_keys & _FILTER_MASK).astype(np.intp)] = True
+    table = _low_bits(values, sorted_keys)
     for lo in range(0, len(values), BLOCK):
         v = values[lo : lo + BLOCK]
         if table is None:
@@ -173,10 +165,37 @@ def member(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
     return out
 
 
+def _low_bits(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray | None:
+    """The table of the keys' low bits that :func:`member` and :func:`position` look hashes
+    up in first, or None where it would not pay (few values, many keys, no hashes)."""
+    if (
+        values.dtype != np.uint64
+        or sorted_keys.dtype != np.uint64
+        or len(values) <= 64
+        or len(sorted_keys) > 1 << (_FILTER_BITS - 3)
+    ):
+        return None
+    table = np.zeros(1 << _FILTER_BITS, bool)
+    table[(sorted_keys & _FILTER_MASK).astype(np.intp)] = True
+    return table
+
+
 def position(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Where each of ``keys`` is in ``sorted_keys``, or -1: one binary search per key."""
+    """Where each of ``keys`` is in ``sorted_keys``, or -1: one binary search per key, after
+    :func:`member`'s look at the low bits of hashes (a carry of a million segments asks
+    which of them a chunk's few thousand flows acknowledge)."""
     if not len(sorted_keys):
         return np.full(len(keys), -1, np.int64)
+    table = _low_bits(keys, sorted_keys)
+    if table is None:
+        return _search(sorted_keys, keys)
+    out = np.full(len(keys), -1, np.int64)
+    cand = np.flatnonzero(table[(keys & _FILTER_MASK).astype(np.intp)])
+    out[cand] = _search(sorted_keys, keys[cand])
+    return out
+
+
+def _search(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
     return np.where(sorted_keys[pos] == keys, pos, -1)
 
@@ -555,11 +574,7 @@ class FlowGroups:
 
     def find(self, keys: np.ndarray) -> np.ndarray:
         """Index of each (full 64-bit) flow hash in :attr:`keys`, or -1."""
-        if not len(self.keys):
-            return np.full(len(keys), -1, np.int64)
-        k = np.asarray(keys, np.uint64) >> np.uint64(_ROW_BITS)
-        pos = np.minimum(np.searchsorted(self.keys, k), len(self.keys) - 1)
-        return np.where(self.keys[pos] == k, pos, -1)
+        return position(self.keys, np.asarray(keys, np.uint64) >> np.uint64(_ROW_BITS))
 
     def members(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The rows of each flow hash's flow (in order), one flow after the other in the order
