@@ -290,6 +290,16 @@ def lone_stun(ctx: Context, t0: int) -> list[Iterator[Pkt]]:
     return _lone(Pkt(t0, frame, (FLOW,)))
 
 
+def lone_segment(ctx: Context, t0: int) -> list[Iterator[Pkt]]:
+    """A full-size DF data segment from the head-end to a new endpoint whose ACKs the capture
+    never sees (a one-sided capture: the ACKs take another path), so the analyzer carries it
+    as outstanding."""
+    client, cport = ctx.endpoint(100)
+    conn = TcpConn(ctx, HEADEND, client, 443, cport, None)
+    frame, tags = conn.segment(0, PSH | ACK, ctx.app_data(TUNNEL_MSS))
+    return _lone(Pkt(t0, frame, tags + (FLOW,)))
+
+
 def lone_icmp(ctx: Context, t0: int) -> list[Iterator[Pkt]]:
     """An ICMP 3/4 from the head-end quoting a 1418-byte DF segment of a new flow (the
     segment itself was dropped before the capture point: only the error is written)."""

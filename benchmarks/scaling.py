@@ -9,7 +9,9 @@ code on N and 2N items of one kind and compares the cost per item; these are the
   new client), ``tls_handshakes`` (TLS ClientHellos, each on its own 5-tuple), ``icmp_errors``
   (ICMP 3/4 quoting a 1418-byte DF segment of a new flow), ``stun_checks`` (a STUN Binding
   request from a new endpoint: a pair key the DTLS detector remembers), ``hello_seqs`` (a DTLS
-  ClientHello from one of four clients with a message_seq that client never sent before);
+  ClientHello from one of four clients with a message_seq that client never sent before),
+  ``one_sided`` (a full-size data segment to a new endpoint, never acknowledged: a capture
+  that misses the ACKs' direction);
 * text (:func:`syslog`, :func:`keylog`, :func:`scenario`): ASA syslog lines of AnyConnect
   sessions, NSS key-log lines with distinct client randoms, scenario timeline steps.
 
@@ -30,6 +32,7 @@ from benchmarks.mixes import (
     Spawner,
     lone_dtls,
     lone_icmp,
+    lone_segment,
     lone_stun,
     lone_syn,
     lone_tls_hello,
@@ -71,6 +74,7 @@ CAPTURE_KINDS: dict[str, Spawner] = {
     "icmp_errors": lone_icmp,
     "stun_checks": lone_stun,
     "hello_seqs": hello_seq,
+    "one_sided": lone_segment,
 }
 #: Packets one item of each capture kind is made of.
 PACKETS_PER_ITEM = {
@@ -80,6 +84,7 @@ PACKETS_PER_ITEM = {
     "icmp_errors": 1,
     "stun_checks": 1,
     "hello_seqs": 1,
+    "one_sided": 1,
 }
 
 

@@ -123,13 +123,13 @@ def test_outstanding_segments_answer_to_the_same_budget(tmp_path):
     path = flowgen.write(tmp_path / "seg.pcap", "segment", n)
     facts = scan_file(str(path), max_flows=ceiling).facts
     r = facts.retrans
-    assert len(r.c_key) <= ceiling
-    assert facts.budget.evicted["outstanding segment"] == n - len(r.c_key)
+    assert r.carry.n <= ceiling
+    assert facts.budget.evicted["outstanding segment"] == n - r.carry.n
     # Frame numbers start at 1: the kept segments are the last ones.
-    assert sorted(r.c_frame.tolist()) == list(range(n - len(r.c_key) + 1, n + 1))
+    assert sorted(r.carry["frame"].tolist()) == list(range(n - r.carry.n + 1, n + 1))
     (line,) = facts.warnings()
-    assert f"{n - len(r.c_key)} outstanding segment(s)" in line
-    assert len(scan_file(str(path)).facts.retrans.c_key) == n
+    assert f"{n - r.carry.n} outstanding segment(s)" in line
+    assert len(scan_file(str(path)).facts.retrans.carry["key"]) == n
 
 
 def test_the_ceiling_is_an_analyze_option_and_the_json_counts_what_it_dropped(tmp_path):

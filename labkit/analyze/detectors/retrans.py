@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labkit.analyze import decode as dec
-from labkit.analyze.engine import ChunkView, FlowBudget, largest, repeated
+from labkit.analyze.engine import Appended, ChunkView, FlowBudget, largest, member, repeated
 from labkit.analyze.evidence import FrameSet, dst_field, src_field
 from labkit.mtu import MIN_IPV4_MTU
 
@@ -139,11 +139,19 @@ class RetransDetector:
         self.forgotten = 0
         self.ordinary = 0  # retransmitted segments later acknowledged at their size
         self._last_ack = np.zeros(0, np.int64)  # per flow group of the chunk: last ACK row
-        z64, zi, zf = np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0)
-        # The carry: outstanding large segments (first copies), as parallel columns.
-        self.c_key, self.c_fd, self.c_ack, self.c_end = z64, z64, z64, zi
-        self.c_frame, self.c_ts, self.c_size = zi, zf, zi
-        self.c_seen = np.zeros(0, bool)  # the receiver sent something since this segment
+        # The carry: outstanding large segments (first copies), as columns appended to (a
+        # one-sided capture acknowledges none: the carry holds a window of the capture's, and
+        # a chunk's work must not copy it). ``seen``: the receiver sent something since.
+        self.carry = Appended(
+            key=np.uint64,  # (flow, seq, length) hashed
+            fd=np.uint64,  # the sender's directed flow hash
+            ack=np.uint64,  # the receiver's
+            end=np.int64,  # the segment's last sequence number + 1, mod 2^32
+            frame=np.int64,
+            ts=np.float64,
+            size=np.int64,  # IP size
+            seen=bool,
+        )
 
     @property
     def cannot_tell(self) -> int:
@@ -168,15 +176,14 @@ class RetransDetector:
         rows = np.flatnonzero((fwd != 0) & c.df & (c.paylen > 0) & (c.iplen >= MIN_SIZE))
         groups = view.tcp_groups()
         self._last_ack = groups.last_where((c.flags & dec.TCP_ACK) != 0)
-        n_old = len(self.c_key)
-        if n_old:
+        if self.carry.n:
             self._acks(view)  # the carry first: segments of this chunk are checked on entry
         if len(rows):
             self._segments(view, rows, fwd, rev)
-            keep = self.budget.trim(_CARRY, self.c_frame)  # the latest segments stay
+            keep = self.budget.trim(_CARRY, self.carry["frame"])  # the latest segments stay
             if keep is not None:
-                self.forgotten += len(self.c_key) - len(keep)
-                self._keep(keep)
+                self.forgotten += self.carry.n - len(keep)
+                self.carry.keep(keep)
         if self.candidates:
             self._follow(view, fwd, rev)
         if len(self.candidates) > MAX_CANDIDATES:  # bounded: keep the most-copied
@@ -195,16 +202,20 @@ class RetransDetector:
         fd = fwd[rows]
         seq, plen = c.seq[rows], c.paylen[rows]
         key = dec.mix64(fd ^ dec.mix64(seq.astype(np.uint64) * _K1 + plen.astype(np.uint64)))
-        n_old = len(self.c_key)
-        all_key = np.concatenate([self.c_key, key])
-        dup = repeated(all_key)  # none (the common case) -> nothing else to do
+        # The carried segments this chunk sends again: those whose keys are among its own
+        # (a look at a hash's low bits rules out nearly all of a large carry), then the keys
+        # that repeat among those and the chunk's.
+        carried = np.flatnonzero(member(self.carry["key"], np.unique(key)))
+        n_old = len(carried)
+        some_key = np.concatenate([self.carry["key"][carried], key])
+        dup = repeated(some_key)  # none (the common case) -> nothing else to do
         if len(dup):
-            member = np.flatnonzero(np.isin(all_key, dup))
-            order = member[np.argsort(all_key[member], kind="stable")]  # carried copy first
-            ks = all_key[order]
+            both = np.flatnonzero(np.isin(some_key, dup))
+            order = both[np.argsort(some_key[both], kind="stable")]  # carried copy first
+            ks = some_key[order]
             head = np.r_[True, ks[1:] != ks[:-1]]
-            self._retransmitted(view, rows, order, head, n_old, all_key)
-            later = np.zeros(len(all_key), bool)
+            self._retransmitted(view, rows, order, head, carried, some_key)
+            later = np.zeros(len(some_key), bool)
             later[order[~head]] = True  # second and later copies: not new first copies
             new_first = np.flatnonzero(~later[n_old:])
         else:
@@ -212,19 +223,27 @@ class RetransDetector:
         # Segments acknowledged within this chunk never join the carry (most of them).
         r_new = rows[new_first]
         ends = (seq[new_first] + plen[new_first]) % _MOD
-        acked = self._acked(view, rev[r_new], ends)
+        receiver = view.tcp_groups().find(rev[r_new])
+        acked = self._acked(view, ends, receiver)
         if acked.any():
             self._record_acked(fd[new_first][acked], c.iplen[r_new][acked])
             keep = ~acked
-            new_first, r_new, ends = new_first[keep], r_new[keep], ends[keep]
-        self.c_key = np.concatenate([self.c_key, key[new_first]])
-        self.c_fd = np.concatenate([self.c_fd, fd[new_first]])
-        self.c_ack = np.concatenate([self.c_ack, rev[r_new]])
-        self.c_end = np.concatenate([self.c_end, ends])
-        self.c_frame = np.concatenate([self.c_frame, view.frames[r_new]])
-        self.c_ts = np.concatenate([self.c_ts, view.ts[r_new]])
-        self.c_size = np.concatenate([self.c_size, c.iplen[r_new]])
-        self.c_seen = np.concatenate([self.c_seen, view.tcp_groups().find(rev[r_new]) >= 0])
+            new_first, r_new, ends, receiver = (
+                new_first[keep],
+                r_new[keep],
+                ends[keep],
+                receiver[keep],
+            )
+        self.carry.append(
+            key=key[new_first],
+            fd=fd[new_first],
+            ack=rev[r_new],
+            end=ends,
+            frame=view.frames[r_new],
+            ts=view.ts[r_new],
+            size=c.iplen[r_new],
+            seen=receiver >= 0,
+        )
 
     def _retransmitted(
         self,
@@ -232,21 +251,25 @@ class RetransDetector:
         rows: np.ndarray,
         order: np.ndarray,
         head: np.ndarray,
-        n_old: int,
-        all_key: np.ndarray,
+        carried_rows: np.ndarray,
+        some_key: np.ndarray,
     ) -> None:
-        """Segments seen more than once (carry + this chunk): create or extend candidates."""
+        """Segments seen more than once (carry + this chunk): create or extend candidates.
+        ``some_key``: the keys of the carried rows ``carried_rows``, then the chunk's; ``order``
+        indexes it."""
         c = view.cols
         fwd = view.tcp_keys()[0]
         starts = np.flatnonzero(head)
         sizes = np.diff(np.r_[starts, len(order)])
         multi = sizes > 1
+        n_old = len(carried_rows)
+        seen, frame, ts = self.carry["seen"], self.carry["frame"], self.carry["ts"]
         # Members in order: the carried copy (index < n_old) first, then this chunk's rows.
         for st, n in zip(starts[multi].tolist(), sizes[multi].tolist()):
             members = order[st : st + n]
-            carried = members[members < n_old]
+            carried = carried_rows[members[members < n_old]]
             new = rows[members[members >= n_old] - n_old]
-            k = int(all_key[members[0]])
+            k = int(some_key[members[0]])
             cand = self.candidates.get(k)
             if cand is None:
                 r = int(new[0])
@@ -255,8 +278,8 @@ class RetransDetector:
                     pkt, int(c.seq[r]), int(c.paylen[r]), int(c.iplen[r]), int(fwd[r])
                 )
                 cand.ack_key = int(view.tcp_keys()[1][r])
-                cand.receiver_seen = bool(self.c_seen[carried].any())
-                cand.copies_of(self.c_frame[carried], self.c_ts[carried])
+                cand.receiver_seen = bool(seen[carried].any())
+                cand.copies_of(frame[carried], ts[carried])
             cand.copies_of(view.frames[new], view.ts[new])
 
     def _new(self, pkt: dec.Packet, seq: int, plen: int, size: int, fd: int) -> Candidate:
@@ -274,14 +297,14 @@ class RetransDetector:
             FrameSet(self.file, seg.wireshark()),
         )
 
-    def _acked(self, view: ChunkView, ack_keys: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """Whether the receiver's last acknowledgment in this chunk covers each segment's end.
+    def _acked(self, view: ChunkView, ends: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """Whether the receiver's last acknowledgment in this chunk covers each segment's end;
+        ``g``: each receiver's flow group in the chunk (-1: none).
 
         ACKs are cumulative: the receiver's last packet with the ACK flag carries its highest
         (a later bare RST carries none).
         """
         c = view.cols
-        g = view.tcp_groups().find(ack_keys)
         last = self._last_ack[np.maximum(g, 0)] if len(self._last_ack) else g
         has = (g >= 0) & (last >= 0)
         if not has.any():
@@ -298,27 +321,20 @@ class RetransDetector:
 
     def _acks(self, view: ChunkView) -> None:
         """Drop carried segments the peer acknowledged in this chunk; forget very old ones."""
-        self.c_seen |= view.tcp_groups().find(self.c_ack) >= 0
-        acked = self._acked(view, self.c_ack, self.c_end)
+        carry = self.carry
+        g = view.tcp_groups().find(carry["ack"])
+        carry["seen"][g >= 0] = True
+        acked = self._acked(view, carry["end"], g)
         if acked.any():
-            self._record_acked(self.c_fd[acked], self.c_size[acked])
-            self._keep(~acked)
-        if len(self.c_key):
+            self._record_acked(carry["fd"][acked], carry["size"][acked])
+            carry.keep(np.flatnonzero(~acked))
+        if carry.n:
             ts = view.ts
             now = float(np.nanmax(ts)) if len(ts) and not np.isnan(ts).all() else 0.0
-            young = self.c_ts >= now - MAX_AGE_S
+            young = carry["ts"] >= now - MAX_AGE_S
             if not young.all():
                 self.forgotten += int(np.count_nonzero(~young))
-                self._keep(young)
-
-    def _keep(self, mask: np.ndarray) -> None:
-        self.c_key, self.c_fd, self.c_end = self.c_key[mask], self.c_fd[mask], self.c_end[mask]
-        self.c_ack, self.c_seen = self.c_ack[mask], self.c_seen[mask]
-        self.c_frame, self.c_ts, self.c_size = (
-            self.c_frame[mask],
-            self.c_ts[mask],
-            self.c_size[mask],
-        )
+                carry.keep(np.flatnonzero(young))
 
     def _follow(self, view: ChunkView, fwd: np.ndarray, rev: np.ndarray) -> None:
         """For open candidates: the first ACK covering them, the first smaller re-send.
