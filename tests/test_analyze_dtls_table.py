@@ -208,9 +208,11 @@ def test_answered_pairs_cost_their_column_rows_and_nothing_per_pair_beside(tmp_p
 
 
 #: (address, port) ends of DTLS data whose handshake is not in the capture: the server is
-#: the lower port's end (a client's 20 beside 443 makes the "client" the server)
+#: the lower port's end (a client's 20 beside 443 makes the "client" the server); with the
+#: same port at both ends, the end the first datagram went to
 DATA_ENDS = (
     (("10.1.0.1", 52000), ("198.51.100.1", 443)),
+    (("10.1.0.5", 443), ("198.51.100.5", 443)),
     (("10.1.0.2", 20), ("198.51.100.1", 443)),
     (("2001:db8::10", 52001), ("2001:db8:1::1", 4443)),
     (("::ffff:192.0.2.7", 52002), ("2001:db8:1::1", 443)),
@@ -236,13 +238,16 @@ def test_pairs_first_seen_by_their_data_follow_a_per_packet_reference(tmp_path, 
     """Application data on pairs whose handshakes the capture missed, read a few frames a
     chunk: each pair once (server: the lower port's end), its first record's version, its
     data counted each way and the server's first data frame."""
-    frames, want = [], {}
+    frames, want, lead = [], {}, {}
     for n, (e, forward, version) in enumerate(sends, 1):
         (a, a_port), (b, b_port) = DATA_ENDS[e] if forward else DATA_ENDS[e][::-1]
         rec = synth.dtls_record(23, version, 1, n, b"\0" * 24)
         ip = IPv6(src=a, dst=b, fl=n) if ":" in a else IP(src=a, dst=b, id=n)
         frames.append(bytes(Ether(src=MAC, dst=MAC) / ip / UDP(sport=a_port, dport=b_port) / rec))
-        (client, c_port), (server, s_port) = sorted(DATA_ENDS[e], key=lambda end: -end[1])
+        higher_first = sorted(DATA_ENDS[e], key=lambda end: -end[1])
+        (client, _c_port), (server, s_port) = lead.setdefault(
+            e, ((a, a_port), (b, b_port)) if a_port == b_port else higher_first
+        )
         p = want.setdefault((client, server, s_port), {"version": version, "c2s": 0, "s2c": 0})
         from_client = a == client
         p["c2s" if from_client else "s2c"] += 1

@@ -524,19 +524,27 @@ class DtlsDetector:
             t.cols["data_ts"][at[unset]] = view.ts[rows[first]][unset]
 
     def _midstream(self, view: ChunkView, rows: np.ndarray) -> None:
-        """Data on a pair whose handshake is not in the capture: server = the lower port.
+        """Data on a pair whose handshake is not in the capture: server = the lower port's
+        end; with both ports the same, the end the pair's first datagram went to (in the
+        chunk as across chunks: the reverse of a known pair is found by :meth:`_records`).
         A new pair's row comes from the columns alone (its record's version is the first
         record's, every row here starts with one): a capture of established tunnels has a
         new pair on nearly every datagram."""
         c = view.cols
         sport, dport = c.sport[rows], c.dport[rows]
-        to_server = dport <= sport
         zero = np.zeros(len(rows), np.int64)
-        ck = np.where(
-            to_server,
-            directed(c.src_h[rows], c.dst_h[rows], zero, dport),
-            directed(c.dst_h[rows], c.src_h[rows], zero, sport),
-        )
+        forward = directed(c.src_h[rows], c.dst_h[rows], zero, dport)
+        backward = directed(c.dst_h[rows], c.src_h[rows], zero, sport)
+        to_server = dport <= sport
+        ck = np.where(to_server, forward, backward)
+        same = np.flatnonzero(sport == dport)
+        if len(same):  # each unordered pair's first datagram says which end serves
+            f = forward[same]
+            ends = np.minimum(f, backward[same])
+            uniq, first, _n = tally(ends)
+            lead = f[first][position(uniq, ends)]
+            to_server[same] = f == lead
+            ck[same] = lead
         uniq, first, _n = tally(ck)
         new = self.table.rows_of(uniq) < 0
         if new.any():
