@@ -368,7 +368,7 @@ def run_per_flow(n: int, args: argparse.Namespace) -> list[Case]:
     interpreter, the imports and a chunk's columns cost the same at both sizes, so the peak
     over the items alone would charge them to every item."""
     cases, rows = [], []
-    for kind in scaling.CAPTURE_KINDS:
+    for kind in scaling.PER_FLOW_KINDS:
         half, full = _per_flow_case(kind, n // 2, args), _per_flow_case(kind, n, args)
         cases.append(full)
         rows.append((half, full))

@@ -57,6 +57,8 @@ def hello_seq(ctx: Context, t0: int) -> list[Iterator[Pkt]]:
     items (up to 65 536 a pair: 262 144 items)."""
     i = t0 // ITEM_GAP_US
     seq = i // SEQ_CLIENTS
+    if seq > 0xFFFF:
+        raise ValueError(f"hello_seqs: at most {SEQ_CLIENTS << 16} items")
     n = len(_HELLO_BODY).to_bytes(3, "big")
     hs = b"\x01" + n + seq.to_bytes(2, "big") + b"\x00\x00\x00" + n + _HELLO_BODY
     record = struct.pack("!BHHH", 22, 0x0100, 0, 0) + seq.to_bytes(4, "big")
@@ -76,6 +78,16 @@ CAPTURE_KINDS: dict[str, Spawner] = {
     "hello_seqs": hello_seq,
     "one_sided": lone_segment,
 }
+#: The kinds whose every item opens a new flow, at any N (``hello_seqs`` is one pair's
+#: message_seq values: 16 bits of them): what ``benchmarks.run --per-flow`` measures.
+PER_FLOW_KINDS = (
+    "flows",
+    "dtls_pairs",
+    "tls_handshakes",
+    "icmp_errors",
+    "stun_checks",
+    "one_sided",
+)
 #: Packets one item of each capture kind is made of.
 PACKETS_PER_ITEM = {
     "flows": 1,
