@@ -1420,6 +1420,30 @@ def addr_hash(address: str) -> int:
     return mix64_int(struct.unpack("!I", socket.inet_aton(address))[0])
 
 
+def packed_addresses(
+    buf: np.ndarray, l3: np.ndarray, ipver: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The source and destination addresses of the IP headers at offsets ``l3`` of ``buf``,
+    packed as the per-flow tables keep them: 16 bytes, IPv4 in the first 4. They are the very
+    bytes the decoder prints (its text comes from the header at ``l3``), so
+    :func:`packed_text` gives back the decoder's text and :func:`packed_hashes` its hash."""
+    v6 = ipver == 6
+    out = []
+    for at in (np.where(v6, l3 + 8, l3 + 12), np.where(v6, l3 + 24, l3 + 16)):
+        raw = buf.take(at[:, None] + np.arange(16), mode="clip")
+        raw[~v6, 4:] = 0
+        out.append(np.ascontiguousarray(raw).view("V16").reshape(-1))
+    return out[0], out[1]
+
+
+def packed_text(raw: bytes, v6: int | bool) -> str:
+    """The address ``raw`` (of :func:`packed_addresses`) holds, as the decoder writes it (what
+    inet_ntop writes)."""
+    if v6:
+        return socket.inet_ntop(socket.AF_INET6, raw)
+    return socket.inet_ntop(socket.AF_INET, raw[:4])
+
+
 def packed_hashes(packed: np.ndarray, v6: np.ndarray) -> np.ndarray:
     """The column hashes (:func:`addr_hash`) of addresses kept packed: 16 bytes each, an IPv4
     address in the first 4 (``v6`` False). A table of millions of pairs keeps its addresses

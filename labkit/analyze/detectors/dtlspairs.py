@@ -48,7 +48,7 @@ import numpy as np
 
 from labkit import mtu
 from labkit.analyze import decode as dec
-from labkit.analyze.decode import directed
+from labkit.analyze.decode import directed, packed_addresses
 from labkit.analyze.detectors.dtlstable import (
     CLIENT_CCS,
     FRAME_COLUMNS,
@@ -61,7 +61,6 @@ from labkit.analyze.detectors.dtlstable import (
     SH_FRAMES,
     DtlsTable,
     RowEdit,
-    packed_addresses,
 )
 from labkit.analyze.detectors.sessions import TlsDetector
 from labkit.analyze.engine import (

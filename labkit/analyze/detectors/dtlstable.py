@@ -20,13 +20,12 @@ The detector edits the rows a chunk's handshake records touch as Python lists
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Collection, Iterable
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
-from labkit.analyze.decode import addr_hashes, packed_hashes
+from labkit.analyze.decode import addr_hashes, packed_hashes, packed_text
 from labkit.analyze.engine import LatestIndex, grown, widened
 from labkit.analyze.evidence import MAX_FRAMES, FrameSet
 
@@ -179,8 +178,8 @@ class DtlsTable:
             ch, sh = c["client_h"][i], c["server_h"][i]
             out.append(
                 make(
-                    client=_text(c["client_a"][i], flags & _CLIENT_V6),
-                    server=_text(c["server_a"][i], flags & _SERVER_V6),
+                    client=packed_text(c["client_a"][i], flags & _CLIENT_V6),
+                    server=packed_text(c["server_a"][i], flags & _SERVER_V6),
                     port=c["port"][i],
                     client_h=ch,
                     server_h=sh,
@@ -222,8 +221,8 @@ class DtlsTable:
         **more: np.ndarray,
     ) -> None:
         """New pairs' rows, appended in order: their keys, packed addresses (of
-        :func:`packed_addresses`), whether those are IPv6, ports and any ``more`` columns;
-        the rest of each row fresh, as :meth:`RowEdit.new` makes it."""
+        :func:`~labkit.analyze.decode.packed_addresses`), whether those are IPv6, ports and
+        any ``more`` columns; the rest of each row fresh, as :meth:`RowEdit.new` makes it."""
         m = len(keys)
         if not m:
             return
@@ -289,7 +288,7 @@ class DtlsTable:
             packed = self.cols[f"{side}_a"][rows].tolist()
             v6 = (self.cols["flags"][rows] & v6_flag).tolist()
             for h, raw, six in zip(uniq[want].tolist(), packed, v6):
-                out.setdefault(h, _text(raw, six))
+                out.setdefault(h, packed_text(raw, six))
         return out
 
     def _session_id(self, key: int, raw: bytes, n: int) -> bytes:
@@ -351,7 +350,8 @@ class RowEdit:
 
     def new(self, key: int, client_a: bytes, server_a: bytes, v6: bool, port: int) -> int:
         """A new pair's row (of the reserved ones): its position in the lists. ``client_a``,
-        ``server_a``: the addresses as :func:`packed_addresses` gives them."""
+        ``server_a``: the addresses as :func:`~labkit.analyze.decode.packed_addresses` gives
+        them."""
         i = self.used
         self.used += 1
         self.at[key] = i
@@ -412,26 +412,3 @@ class RowEdit:
             col = t.cols[k]
             col[rows] = np.array(v[:n], col.dtype)
         t.appended(n_new)
-
-
-def packed_addresses(
-    buf: np.ndarray, l3: np.ndarray, ipver: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The source and destination addresses of the IP headers at offsets ``l3`` of ``buf``
-    as the columns keep them: 16 bytes, IPv4 in the first 4. They are the very bytes the
-    decoder prints (its text comes from the header at ``l3``), so :func:`_text` gives back
-    the decoder's text."""
-    v6 = ipver == 6
-    out = []
-    for at in (np.where(v6, l3 + 8, l3 + 12), np.where(v6, l3 + 24, l3 + 16)):
-        raw = buf.take(at[:, None] + np.arange(16), mode="clip")
-        raw[~v6, 4:] = 0
-        out.append(np.ascontiguousarray(raw).view("V16").reshape(-1))
-    return out[0], out[1]
-
-
-def _text(raw: bytes, v6: int | bool) -> str:
-    """The address ``raw`` holds, as the decoder writes it (what inet_ntop writes)."""
-    if v6:
-        return socket.inet_ntop(socket.AF_INET6, raw)
-    return socket.inet_ntop(socket.AF_INET, raw[:4])
