@@ -84,9 +84,9 @@ def test_the_session_ceiling_drops_the_quietest_and_says_so(tmp_path):
 
 
 def test_ipv6_sessions_dropped_at_the_ceiling_take_their_side_tables_along(tmp_path):
-    """IPv6 sessions keep their address hashes and texts in side tables: the sessions dropped
-    at the ceiling leave them too (each of these clients is new, so they would grow with the
-    file), and the kept ones still name their clients."""
+    """IPv6 sessions keep their addresses packed in a side table: the sessions dropped at the
+    ceiling leave it too (each of these clients is new, so it would grow with the file), and
+    the kept ones still name their clients."""
     import struct
 
     from labkit.analyze.detectors import FileFacts
@@ -110,7 +110,7 @@ def test_ipv6_sessions_dropped_at_the_ceiling_take_their_side_tables_along(tmp_p
     tls = facts.tls
     kept = tls.sessions
     assert len(kept) <= ceiling and tls.evicted == n - len(kept)
-    assert len(tls._v6_h) == len(kept) and len(tls._v6) == len(kept) + 1  # and the server
+    assert tls._ends.index.n == len(kept)
     assert {s.client for s in kept.values()} == {
         f"2001:db8::{i + 1:x}" for i in range(n - len(kept), n)
     }
@@ -229,7 +229,8 @@ def test_syn_servers_past_the_ceiling_are_dropped_and_the_evidence_stays_exact(t
 
 def test_session_hashes_not_stored_are_recomputed_exactly(tmp_path):
     """The session table keeps IPv4 addresses, not their hashes: the hashes it recomputes
-    must be the ones the columns give each address (IPv4 and IPv6 sessions alike)."""
+    must be the ones the columns give each address, and the texts the decoder's (IPv4, IPv6
+    and an IPv4 0.0.0.0 end, which the IPv4 columns cannot hold, alike)."""
     import struct
 
     from labkit.analyze.decode import addr_hash
@@ -240,6 +241,7 @@ def test_session_hashes_not_stored_are_recomputed_exactly(tmp_path):
     frames = [
         flowgen._ETH + flowgen._ip(flowgen.client(1), flowgen.SERVER, 6, hello),
         eth6 + v6 + b"\x02" + hello,  # ::1 -> ::2
+        flowgen._ETH + flowgen._ip(0, flowgen.SERVER, 6, hello),
     ]
     path = tmp_path / "mixed.pcap"
     with open(path, "wb") as f:
@@ -249,6 +251,7 @@ def test_session_hashes_not_stored_are_recomputed_exactly(tmp_path):
     tls = scan_file(str(path)).facts.tls
     ch, sh = tls._hashes()
     got = [(s.client, s.server) for s in tls.sessions.values()]
-    assert sorted(got) == sorted([("10.0.0.2", "203.0.113.1"), ("::1", "::2")])
+    want = [("10.0.0.2", "203.0.113.1"), ("::1", "::2"), ("0.0.0.0", "203.0.113.1")]
+    assert sorted(got) == sorted(want)
     for i, (c, s) in enumerate(got):
         assert (int(ch[i]), int(sh[i])) == (addr_hash(c), addr_hash(s))

@@ -11,8 +11,9 @@ to a server begins, the time of the last packet of the session just before it on
 State is columnar: one row of numpy columns per session (about 100 bytes), in the order the
 sessions began, found by flow hash through a :class:`~labkit.analyze.engine.KeyIndex`; new
 sessions are appended once per chunk (a chunk's cost never depends on how many sessions came
-before), and nothing is done per ClientHello in Python. Addresses are kept as the IPv4 integers, their 64-bit hashes recomputed when asked
-(IPv6 text and hashes in side tables: only those addresses are ever decoded). :attr:`TlsDetector.sessions` and
+before), and nothing is done per ClientHello in Python. Addresses are kept as the IPv4
+integers, their 64-bit hashes recomputed when asked; an address they cannot hold (IPv6, or
+IPv4 0.0.0.0) is kept packed in a side table by session (:class:`PackedEnds`). :attr:`TlsDetector.sessions` and
 :attr:`TlsDetector.by_endpoint` build :class:`TlsSession` objects only when the case stage
 asks. The file's :class:`~labkit.analyze.engine.FlowBudget` bounds the table: beyond it the
 sessions quiet for the longest are dropped and counted (:attr:`TlsDetector.evicted`).
@@ -38,6 +39,7 @@ from labkit.analyze.engine import (
     FlowBudget,
     KeyIndex,
     LatestIndex,
+    grown,
     member,
     position,
     tally,
@@ -118,6 +120,54 @@ def _endpoint(c_h: np.ndarray, s_h: np.ndarray, ports: np.ndarray) -> np.ndarray
     return dec.mix64(c_h ^ dec.mix64(s_h ^ dport))
 
 
+class PackedEnds:
+    """The two addresses of the sessions whose IPv4 columns cannot name them (IPv6, or an
+    IPv4 0.0.0.0 end), packed (:func:`~labkit.analyze.decode.packed_addresses`) by session
+    key: ~45 bytes a session found by a hash probe, hashed and printed when asked. A Python
+    decode per session for its texts, kept in dicts beside the hashes, cost ~8 us and ~500
+    bytes a session on a capture of IPv6 handshakes."""
+
+    def __init__(self) -> None:
+        self.index = KeyIndex()  # session key -> row
+        self.client = np.zeros(0, np.dtype("V16"))
+        self.server = np.zeros(0, np.dtype("V16"))
+        self.v6 = np.zeros(0, bool)
+
+    def add(self, keys: np.ndarray, client: np.ndarray, server: np.ndarray, v6: np.ndarray) -> None:
+        """The ends of sessions ``keys`` (distinct); a key already here keeps its own (the
+        key hashes the addresses)."""
+        before = self.index.n
+        rows = self.index.insert(keys)
+        new = rows >= before
+        n = self.index.n
+        self.client, self.server = grown(self.client, n), grown(self.server, n)
+        self.v6 = grown(self.v6, n)
+        at = rows[new]
+        self.client[at], self.server[at], self.v6[at] = client[new], server[new], v6[new]
+
+    def hashes(self, keys: np.ndarray, j: int) -> np.ndarray:
+        """The client (``j`` 0) or server (1) address hashes of sessions ``keys``."""
+        rows = self.index.find(keys)
+        return dec.packed_hashes((self.client, self.server)[j][rows], self.v6[rows])
+
+    def text(self, key: int, j: int) -> str:
+        """The client (``j`` 0) or server (1) address of session ``key``, as the decoder
+        writes it."""
+        row = int(self.index.find(np.array([key], np.uint64))[0])
+        return dec.packed_text(bytes((self.client, self.server)[j][row]), self.v6[row])
+
+    def keep(self, keys: np.ndarray) -> None:
+        """Keep the ends of sessions ``keys`` (distinct) only, in a new index."""
+        rows = self.index.find(keys)
+        found = rows >= 0
+        rows = rows[found]
+        client, server, v6 = self.client[rows], self.server[rows], self.v6[rows]
+        self.index = KeyIndex()
+        self.client, self.server = client[:0], server[:0]
+        self.v6 = v6[:0]
+        self.add(keys[found], client, server, v6)
+
+
 class TlsDetector:
     def __init__(self, file: str, budget: FlowBudget | None = None) -> None:
         self.file = file
@@ -126,8 +176,7 @@ class TlsDetector:
         self._rows = Appended(**_COLUMNS)  # one per session, in the order they began
         self._index = KeyIndex()  # session key -> row
         self._latest = LatestIndex()  # endpoint ("ep") -> the row of its latest session
-        self._v6: dict[int, str] = {}  # IPv6 address hash -> text
-        self._v6_h: dict[int, tuple[int, int]] = {}  # session key -> (client, server) hashes
+        self._ends = PackedEnds()  # the sessions whose c4 or s4 is 0 (IPv6 mostly), by key
         # the sessions that follow another on their endpoint (rows) and that one's key
         self._prev: tuple[np.ndarray, np.ndarray] | None = None
         self._prev_n = 0  # the sessions when it was computed
@@ -182,11 +231,11 @@ class TlsDetector:
             start_frame[hit] = sf[at[hit]]
             start_ts[hit] = st[at[hit]]
         c_h, s_h = c.src_h[r], c.dst_h[r]
-        for i in np.flatnonzero(c.ipver[r] == 6).tolist():
-            pkt = dec.decode(view.chunk.packet(int(r[i])), int(view.chunk.linktype[r[i]]))
-            self._v6[int(c_h[i])], self._v6[int(s_h[i])] = pkt.src, pkt.dst
-        for i in np.flatnonzero((c.src4[r] == 0) | (c.dst4[r] == 0)).tolist():
-            self._v6_h[int(key[i])] = int(c_h[i]), int(s_h[i])
+        other = np.flatnonzero((c.src4[r] == 0) | (c.dst4[r] == 0))
+        if len(other):
+            o = r[other]
+            src_a, dst_a = dec.packed_addresses(view.chunk.buf, c.l3[o], c.ipver[o])
+            self._ends.add(key[other], src_a, dst_a, c.ipver[o] == 6)
         ports = (c.sport[r].astype(np.uint32) << np.uint32(16)) | c.dport[r].astype(np.uint32)
         new = {
             "key": key,
@@ -313,13 +362,8 @@ class TlsDetector:
         self._index = KeyIndex()
         self._index.insert(keys)
         self._rows.keep(keep)
-        if self._v6_h:
-            kept = set(self.t["key"][(self.t["c4"] == 0) | (self.t["s4"] == 0)].tolist())
-            self._v6_h = {k: h for k, h in self._v6_h.items() if k in kept}
-            # The IPv6 addresses' texts go with their sessions, or every client ever seen
-            # past the ceiling would stay here.
-            named = {h for pair in self._v6_h.values() for h in pair}
-            self._v6 = {h: text for h, text in self._v6.items() if h in named}
+        if self._ends.index.n:  # the packed ends go with their sessions
+            self._ends.keep(self.t["key"][(self.t["c4"] == 0) | (self.t["s4"] == 0)])
         # An endpoint whose latest session is dropped is forgotten (its older sessions, if
         # kept, are not the one a new session follows).
         latest = self._latest.rows()
@@ -339,27 +383,27 @@ class TlsDetector:
         h = dec.mix64(v4.astype(np.uint64))
         other = np.flatnonzero(v4 == 0)
         if len(other):
-            keys = self.t["key"][idx][other].tolist()
-            h[other] = np.array([self._v6_h[k][j] for k in keys], np.uint64)
+            h[other] = self._ends.hashes(self.t["key"][idx][other], j)
         return h
 
     # --- what the case stage reads --------------------------------------------------------
-    def _text(self, h: int, v4: int) -> str:
-        return dec.ip4_text(v4) if v4 else self._v6.get(h, "?")
+    def _text(self, key: int, j: int, v4: int) -> str:
+        """The client's (``j`` 0) or server's (1) address of session ``key``."""
+        return dec.ip4_text(v4) if v4 else self._ends.text(key, j)
 
     def _session(self, i: int) -> TlsSession:
         t = self.t
         ports = int(t["ports"][i])
         frame = int(t["hello_frame"][i])
         prev = self._prev_key(i)
-        ch, sh = (int(h[0]) for h in self._hashes(np.array([i])))
+        key = int(t["key"][i])
         start_ts = float(t["hello_ts"][i]) - float(t["start_dt"][i])
         quiet = float(t["quiet"][i])
         return TlsSession(
             self.file,
-            int(t["key"][i]),
-            self._text(ch, int(t["c4"][i])),
-            self._text(sh, int(t["s4"][i])),
+            key,
+            self._text(key, 0, int(t["c4"][i])),
+            self._text(key, 1, int(t["s4"][i])),
             ports >> 16,
             ports & 0xFFFF,
             frame - int(t["start_back"][i]),
@@ -467,8 +511,8 @@ class TlsDetector:
         hit = np.isin(s4, np.array(sorted(v4), np.uint32))
         if hashed:
             other = np.flatnonzero(s4 == 0)
-            keys = self.t["key"][other].tolist()
-            hit[other] = [self._v6_h[k][1] in hashed for k in keys]
+            hashes = self._ends.hashes(self.t["key"][other], 1)
+            hit[other] = np.isin(hashes, np.array(sorted(hashed), np.uint64))
         return np.flatnonzero(hit)
 
     def pairs_with_sessions(self, client_h: np.ndarray, server_h: np.ndarray) -> np.ndarray:
