@@ -202,10 +202,13 @@ class RetransDetector:
         fd = fwd[rows]
         seq, plen = c.seq[rows], c.paylen[rows]
         key = dec.mix64(fd ^ dec.mix64(seq.astype(np.uint64) * _K1 + plen.astype(np.uint64)))
-        # The carried segments this chunk sends again: those whose keys are among its own
-        # (a look at a hash's low bits rules out nearly all of a large carry), then the keys
-        # that repeat among those and the chunk's.
-        carried = np.flatnonzero(member(self.carry["key"], np.unique(key)))
+        # The carried segments this chunk may send again: a carry no larger than the chunk's
+        # segments all joins the tally; of a larger one (a one-sided capture's), those whose
+        # keys are among the chunk's (a look at a hash's low bits rules out nearly all).
+        if self.carry.n <= len(key):
+            carried = np.arange(self.carry.n)
+        else:
+            carried = np.flatnonzero(member(self.carry["key"], np.sort(key)))
         n_old = len(carried)
         some_key = np.concatenate([self.carry["key"][carried], key])
         dup = repeated(some_key)  # none (the common case) -> nothing else to do
