@@ -255,3 +255,34 @@ def test_session_hashes_not_stored_are_recomputed_exactly(tmp_path):
     assert sorted(got) == sorted(want)
     for i, (c, s) in enumerate(got):
         assert (int(ch[i]), int(sh[i])) == (addr_hash(c), addr_hash(s))
+
+
+def test_frame_numbers_past_32_bits_widen_the_session_table_and_stay_exact(tmp_path):
+    """Frame numbers cross 2^32 - 1 in the middle of a head-end's capture (read a few frames a
+    chunk): the session table's 32-bit frame columns widen to 64 bits, and it holds the very
+    sessions of the same capture numbered from 1, their frames shifted."""
+    from benchmarks.generate import generate
+    from labkit.analyze.detectors.sessions import TlsDetector
+    from tests.helpers.shifted import scan_shifted
+    from tests.test_analyze_dtls_table import small_chunks
+
+    path = tmp_path / "headend.pcap"
+    generate(path, fmt="pcap", count=20_000, size=None, seed=5, tunnel_mtu=1347, mix="headend")
+
+    def sessions(shift: int) -> tuple[list[tuple], str]:
+        det = TlsDetector(str(path))
+        scan_shifted(path, [det], shift)
+        rows = [
+            (s.key, s.client, s.server, s.sport, s.dport, s.start_ts, s.hello_ts, s.last_ts)
+            + (s.start_frame - shift, s.hello_frame - shift, s.last_frame - shift)
+            + (tuple(sorted(s.prev_last.items())),)
+            for s in det.sessions.values()
+        ]
+        return rows, str(det.t["last_frame"].dtype)
+
+    with small_chunks(1 << 20):
+        plain, plain_type = sessions(0)
+        late, late_type = sessions(2**32 - 1 - 10_000)  # frame 2^32 - 1 is the 10 000th
+    assert (plain_type, late_type) == ("uint32", "int64")
+    assert len(plain) > 100 and any(r[-2] > r[-3] for r in plain)  # later packets folded in
+    assert late == plain

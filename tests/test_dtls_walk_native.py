@@ -36,6 +36,7 @@ from labkit.pcapio.writer import PcapFileWriter
 from labkit.wire import LINKTYPE_ETHERNET
 from tests.helpers import synth
 from tests.helpers.paths import PUBLIC, ROOT
+from tests.helpers.shifted import scan_shifted
 from tests.test_analyze_dtls_table import EPOCH, MAC, PAIRS, STEP, small_chunks
 
 pytestmark = pytest.mark.skipif(
@@ -220,28 +221,11 @@ def test_compiled_pass_refuses_inputs_of_the_wrong_shape():
     assert not t.long_session_ids and len(t) == 0
 
 
-class _Shifted:
-    """A capture whose frame numbers start ``shift`` later: a capture of billions of packets
-    near its end, as far as frame numbers go."""
-
-    def __init__(self, capture, shift: int) -> None:
-        self.capture, self.shift = capture, shift
-
-    def chunks(self):
-        for chunk in self.capture.chunks():
-            chunk.frame0 += self.shift
-            yield chunk
-
-
 def _table_after(path: Path, shift: int) -> tuple[dict[str, list], bool]:
     """The pair table's columns after a scan of ``path`` with frames ``shift`` later (frame
     columns given back unshifted, zero staying "none"), and whether it stayed narrow."""
-    from labkit.analyze.engine import scan
-    from labkit.pcapio.reader import open_capture
-
     det = dtlspairs.DtlsDetector(str(path))
-    with open_capture(path) as cap:
-        scan(_Shifted(cap, shift), [det], str(path))
+    scan_shifted(path, [det], shift)
     t = det.table
     out = {}
     for k in t.cols:

@@ -19,7 +19,7 @@ import ctypes
 import functools
 import gc
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -262,6 +262,12 @@ class Appended:
             col = self._cols[name] = grown(self._cols[name], end)
             col[self.n : end] = v
         self.n = end
+
+    def widen(self, names: Iterable[str], values: np.ndarray) -> None:
+        """Columns ``names`` as int64 when ``values`` (to be stored in them) would not fit
+        (:func:`widened`): a table keeps 32-bit frame numbers until a capture passes them."""
+        for name in names:
+            self._cols[name] = widened(self._cols[name], values)
 
     def keep(self, rows: np.ndarray) -> None:
         """Keep only ``rows`` (ascending, distinct), in their order, in place: one column's

@@ -47,6 +47,7 @@ from labkit.analyze.engine import (
 from labkit.analyze.evidence import dst_field, src_field
 
 _TABLE = "TLS session"  # this table's name in the budget's counts
+_FRAMES = ("hello_frame", "last_frame")  # the columns of frame numbers
 _REL_BITS = 22  # frames of one chunk relative to its first: < 2^21 (a 16 MiB chunk)
 _COLUMNS = {
     # and "key", the client -> server flow hash: the index's own column (:attr:`TlsDetector.t`)
@@ -55,11 +56,11 @@ _COLUMNS = {
     "c4": np.uint32,
     "s4": np.uint32,
     "ports": np.uint32,  # client port << 16 | server port
-    "hello_frame": np.int64,
+    "hello_frame": np.uint32,  # frames: 32 bits, widened by a capture past them (:meth:`feed`)
     "start_back": np.int32,  # frames from the start (SYN) to the ClientHello
     "start_dt": np.float32,  # seconds from the start (SYN) to the ClientHello
     "hello_ts": np.float64,
-    "last_frame": np.int64,
+    "last_frame": np.uint32,
     "last_ts": np.float64,
     # seconds the session before this one on its endpoint had been quiet when this one
     # started (NaN: none); which session that was is found from the order they began in
@@ -196,6 +197,7 @@ class TlsDetector:
 
     # --- the scan -------------------------------------------------------------------------
     def feed(self, view: ChunkView) -> None:
+        self._rows.widen(_FRAMES, view.frames[-1:])  # frames ascend: the last is largest
         c = view.cols
         fwd = view.tcp_keys()[0]
         srows = view.syn_rows[(c.flags[view.syn_rows] & dec.TCP_ACK) == 0]
@@ -253,7 +255,8 @@ class TlsDetector:
         }
         new["quiet"] = start_ts - self._previous(view, new, start_frame)
         self._index.insert(key)  # all new: their rows follow the table's, in this order
-        self._rows.append(**{name: np.asarray(new[name], dt) for name, dt in _COLUMNS.items()})
+        cols = self._rows
+        cols.append(**{name: np.asarray(new[name], cols[name].dtype) for name in _COLUMNS})
         self._latest.update(self._rows["ep"], np.arange(self._rows.n - len(key), self._rows.n))
         keep = self.budget.trim(_TABLE, self.t["last_ts"])
         if keep is not None:
