@@ -110,7 +110,7 @@ def test_ipv6_sessions_dropped_at_the_ceiling_take_their_side_tables_along(tmp_p
     tls = facts.tls
     kept = tls.sessions
     assert len(kept) <= ceiling and tls.evicted == n - len(kept)
-    assert tls._ends.index.n == len(kept)
+    assert tls._ends.table.index.n == len(kept)
     assert {s.client for s in kept.values()} == {
         f"2001:db8::{i + 1:x}" for i in range(n - len(kept), n)
     }

@@ -248,7 +248,7 @@ class Appended:
     :func:`room`, so that appending costs what is appended, never a copy of all that came
     before."""
 
-    def __init__(self, **dtypes: type) -> None:
+    def __init__(self, **dtypes: type | np.dtype) -> None:
         self.n = 0
         self._cols: dict[str, np.ndarray] = {name: np.zeros(0, dt) for name, dt in dtypes.items()}
 
@@ -418,7 +418,7 @@ class KeyTable:
     needs a capture of billions of packets, and the 4 bytes a row it would cost in every
     table of millions of flows are what keeps the tables within their budget."""
 
-    def __init__(self, **dtypes: type) -> None:
+    def __init__(self, **dtypes: type | np.dtype) -> None:
         self.index = KeyIndex()
         self._count = np.zeros(0, np.uint32)
         self._cols: dict[str, np.ndarray] = {name: np.zeros(0, dt) for name, dt in dtypes.items()}

@@ -34,9 +34,6 @@ if TYPE_CHECKING:  # the parsers and file readers (zip, xz, gzip) are imported w
     _Walking = Future[list[Records]]  # walks under way on the helper thread
 
 MAX_KEYLOG_BYTES = 64 << 20
-#: connections remembered as looked at: past it, the memory is let go (a connection looked at
-#: again shows a payload that opens no TLS session, and is passed over as before)
-MAX_SEEN = 6_000_000
 #: A log that has no event within this of a capture is on another clock (--clock-offset).
 CLOCK_SLACK_S = 86400.0
 
@@ -413,7 +410,7 @@ class KeyedDecryption:
         nothing to feed. Looks at the first payload of each new connection."""
         from labkit.analyze.decode import PROTO_TCP
         from labkit.analyze.decrypt import client_random
-        from labkit.analyze.engine import KeyIndex, tally
+        from labkit.analyze.engine import MAX_FLOWS, KeyIndex, tally
 
         c = view.cols
         rows = np.flatnonzero((c.proto == PROTO_TCP) & (c.pcap > 0))
@@ -425,7 +422,9 @@ class KeyedDecryption:
         # capture, a few rows beside the tunnel's.
         others = np.flatnonzero(~mine)
         keys, first, _n = tally(conn[others])
-        if self._seen.n > MAX_SEEN:  # forgotten: a later payload is looked at, and passed over
+        # Past the per-flow ceiling the connections looked at are forgotten: a later payload
+        # of one is looked at again, opens no TLS session and is passed over as before.
+        if self._seen.n > MAX_FLOWS:
             self._seen = KeyIndex()
         new = self._seen.find(keys) < 0
         hellos: list[int] = []

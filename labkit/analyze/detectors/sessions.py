@@ -38,8 +38,8 @@ from labkit.analyze.engine import (
     ChunkView,
     FlowBudget,
     KeyIndex,
+    KeyTable,
     LatestIndex,
-    grown,
     member,
     position,
     tally,
@@ -123,50 +123,35 @@ def _endpoint(c_h: np.ndarray, s_h: np.ndarray, ports: np.ndarray) -> np.ndarray
 
 class PackedEnds:
     """The two addresses of the sessions whose IPv4 columns cannot name them (IPv6, or an
-    IPv4 0.0.0.0 end), packed (:func:`~labkit.analyze.decode.packed_addresses`) by session
-    key: ~45 bytes a session found by a hash probe, hashed and printed when asked. A Python
-    decode per session for its texts, kept in dicts beside the hashes, cost ~8 us and ~500
-    bytes a session on a capture of IPv6 handshakes."""
+    IPv4 0.0.0.0 end), packed (:func:`~labkit.analyze.decode.packed_addresses`) in a
+    :class:`~labkit.analyze.engine.KeyTable` by session key: ~50 bytes a session found by a
+    hash probe, hashed and printed when asked. A Python decode per session for its texts,
+    kept in dicts beside the hashes, cost ~8 us and ~500 bytes a session on a capture of
+    IPv6 handshakes."""
 
     def __init__(self) -> None:
-        self.index = KeyIndex()  # session key -> row
-        self.client = np.zeros(0, np.dtype("V16"))
-        self.server = np.zeros(0, np.dtype("V16"))
-        self.v6 = np.zeros(0, bool)
+        self.table = KeyTable(client=np.dtype("V16"), server=np.dtype("V16"), v6=np.dtype(bool))
 
     def add(self, keys: np.ndarray, client: np.ndarray, server: np.ndarray, v6: np.ndarray) -> None:
-        """The ends of sessions ``keys`` (distinct); a key already here keeps its own (the
-        key hashes the addresses)."""
-        before = self.index.n
-        rows = self.index.insert(keys)
-        new = rows >= before
-        n = self.index.n
-        self.client, self.server = grown(self.client, n), grown(self.server, n)
-        self.v6 = grown(self.v6, n)
-        at = rows[new]
-        self.client[at], self.server[at], self.v6[at] = client[new], server[new], v6[new]
+        """The ends of sessions ``keys``; a key already here keeps its own (the key hashes
+        the addresses)."""
+        self.table.add(keys, client=client, server=server, v6=v6)
 
     def hashes(self, keys: np.ndarray, j: int) -> np.ndarray:
         """The client (``j`` 0) or server (1) address hashes of sessions ``keys``."""
-        rows = self.index.find(keys)
-        return dec.packed_hashes((self.client, self.server)[j][rows], self.v6[rows])
+        t, ids = self.table, self.table.ids_of(keys)
+        return dec.packed_hashes(t[("client", "server")[j]][ids], t["v6"][ids])
 
     def text(self, key: int, j: int) -> str:
         """The client (``j`` 0) or server (1) address of session ``key``, as the decoder
         writes it."""
-        row = int(self.index.find(np.array([key], np.uint64))[0])
-        return dec.packed_text(bytes((self.client, self.server)[j][row]), self.v6[row])
+        t, i = self.table, int(self.table.ids_of(np.array([key], np.uint64))[0])
+        return dec.packed_text(bytes(t[("client", "server")[j]][i]), t["v6"][i])
 
     def keep(self, keys: np.ndarray) -> None:
-        """Keep the ends of sessions ``keys`` (distinct) only, in a new index."""
-        rows = self.index.find(keys)
-        found = rows >= 0
-        rows = rows[found]
-        client, server, v6 = self.client[rows], self.server[rows], self.v6[rows]
-        self.index = KeyIndex()
-        self.client, self.server = client[:0], server[:0]
-        self.v6 = v6[:0]
-        self.add(keys[found], client, server, v6)
+        """Keep the ends of sessions ``keys`` only."""
+        ids = self.table.ids_of(keys)
+        self.table.keep(np.sort(ids[ids >= 0]))
 
 
 class TlsDetector:
@@ -365,7 +350,7 @@ class TlsDetector:
         self._index = KeyIndex()
         self._index.insert(keys)
         self._rows.keep(keep)
-        if self._ends.index.n:  # the packed ends go with their sessions
+        if self._ends.table.index.n:  # the packed ends go with their sessions
             self._ends.keep(self.t["key"][(self.t["c4"] == 0) | (self.t["s4"] == 0)])
         # An endpoint whose latest session is dropped is forgotten (its older sessions, if
         # kept, are not the one a new session follows).
