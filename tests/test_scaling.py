@@ -119,9 +119,7 @@ CAPTURE_N = {
     "icmp_errors": (150_000, 600_000),
     "stun_checks": (150_000, 1_200_000),
     "hello_seqs": (30_000, 120_000),
-    # one_sided is left out: a one-sided capture's carry of outstanding segments is still
-    # searched once per chunk (docs/robustness.md, known limits), 2.0x per item from 600 k
-    # to 1.2 M segments
+    "one_sided": (150_000, 600_000),
 }
 #: CPU seconds the items from the base to N must cost at least. A run of the CLI starts with
 #: ~0.3 s of imports that vary by tens of milliseconds from run to run: with 0.1 s of items

@@ -39,7 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from labkit.analyze import decode as dec
-from labkit.analyze.engine import Appended, ChunkView, FlowBudget, largest, member, repeated
+from labkit.analyze.detectors.outstanding import Outstanding
+from labkit.analyze.engine import ChunkView, FlowBudget, largest, repeated
 from labkit.analyze.evidence import FrameSet, dst_field, src_field
 from labkit.mtu import MIN_IPV4_MTU
 
@@ -139,19 +140,8 @@ class RetransDetector:
         self.forgotten = 0
         self.ordinary = 0  # retransmitted segments later acknowledged at their size
         self._last_ack = np.zeros(0, np.int64)  # per flow group of the chunk: last ACK row
-        # The carry: outstanding large segments (first copies), as columns appended to (a
-        # one-sided capture acknowledges none: the carry holds a window of the capture's, and
-        # a chunk's work must not copy it). ``seen``: the receiver sent something since.
-        self.carry = Appended(
-            key=np.uint64,  # (flow, seq, length) hashed
-            fd=np.uint64,  # the sender's directed flow hash
-            ack=np.uint64,  # the receiver's
-            end=np.int64,  # the segment's last sequence number + 1, mod 2^32
-            frame=np.int64,
-            ts=np.float64,
-            size=np.int64,  # IP size
-            seen=bool,
-        )
+        self._chunk = 0  # chunks fed so far: the carry dates its rows and sightings by it
+        self.carry = Outstanding()
 
     @property
     def cannot_tell(self) -> int:
@@ -175,15 +165,13 @@ class RetransDetector:
         fwd, rev = view.tcp_keys()
         rows = np.flatnonzero((fwd != 0) & c.df & (c.paylen > 0) & (c.iplen >= MIN_SIZE))
         groups = view.tcp_groups()
+        self._chunk += 1
         self._last_ack = groups.last_where((c.flags & dec.TCP_ACK) != 0)
-        if self.carry.n:
+        if self.carry.live:
             self._acks(view)  # the carry first: segments of this chunk are checked on entry
         if len(rows):
             self._segments(view, rows, fwd, rev)
-            keep = self.budget.trim(_CARRY, self.carry["frame"])  # the latest segments stay
-            if keep is not None:
-                self.forgotten += self.carry.n - len(keep)
-                self.carry.keep(keep)
+            self.forgotten += self.carry.trim(self.budget, _CARRY)  # the latest stay
         if self.candidates:
             self._follow(view, fwd, rev)
         if len(self.candidates) > MAX_CANDIDATES:  # bounded: keep the most-copied
@@ -202,13 +190,10 @@ class RetransDetector:
         fd = fwd[rows]
         seq, plen = c.seq[rows], c.paylen[rows]
         key = dec.mix64(fd ^ dec.mix64(seq.astype(np.uint64) * _K1 + plen.astype(np.uint64)))
-        # The carried segments this chunk may send again: a carry no larger than the chunk's
-        # segments all joins the tally; of a larger one (a one-sided capture's), those whose
-        # keys are among the chunk's (a look at a hash's low bits rules out nearly all).
-        if self.carry.n <= len(key):
-            carried = np.arange(self.carry.n)
-        else:
-            carried = np.flatnonzero(member(self.carry["key"], np.sort(key)))
+        # The carried segments this chunk sends again (found by key: the carry may hold a
+        # one-sided capture's every segment).
+        found = self.carry.find(key)
+        carried = np.unique(found[found >= 0])
         n_old = len(carried)
         some_key = np.concatenate([self.carry["key"][carried], key])
         dup = repeated(some_key)  # none (the common case) -> nothing else to do
@@ -237,15 +222,16 @@ class RetransDetector:
                 ends[keep],
                 receiver[keep],
             )
-        self.carry.append(
+        self.carry.add(
             key=key[new_first],
-            fd=fd[new_first],
-            ack=rev[r_new],
+            sender=fd[new_first],
+            receiver=rev[r_new],
             end=ends,
             frame=view.frames[r_new],
             ts=view.ts[r_new],
             size=c.iplen[r_new],
-            seen=receiver >= 0,
+            chunk=self._chunk,
+            receiver_seen=receiver >= 0,
         )
 
     def _retransmitted(
@@ -266,11 +252,13 @@ class RetransDetector:
         sizes = np.diff(np.r_[starts, len(order)])
         multi = sizes > 1
         n_old = len(carried_rows)
-        seen, frame, ts = self.carry["seen"], self.carry["frame"], self.carry["ts"]
+        seen = self.carry.seen(carried_rows)  # by index into carried_rows
+        frame, ts = self.carry["frame"], self.carry["ts"]
         # Members in order: the carried copy (index < n_old) first, then this chunk's rows.
         for st, n in zip(starts[multi].tolist(), sizes[multi].tolist()):
             members = order[st : st + n]
-            carried = carried_rows[members[members < n_old]]
+            old = members[members < n_old]
+            carried = carried_rows[old]
             new = rows[members[members >= n_old] - n_old]
             k = int(some_key[members[0]])
             cand = self.candidates.get(k)
@@ -281,7 +269,7 @@ class RetransDetector:
                     pkt, int(c.seq[r]), int(c.paylen[r]), int(c.iplen[r]), int(fwd[r])
                 )
                 cand.ack_key = int(view.tcp_keys()[1][r])
-                cand.receiver_seen = bool(seen[carried].any())
+                cand.receiver_seen = bool(seen[old].any())
                 cand.copies_of(frame[carried], ts[carried])
             cand.copies_of(view.frames[new], view.ts[new])
 
@@ -324,20 +312,17 @@ class RetransDetector:
 
     def _acks(self, view: ChunkView) -> None:
         """Drop carried segments the peer acknowledged in this chunk; forget very old ones."""
-        carry = self.carry
-        g = view.tcp_groups().find(carry["ack"])
-        carry["seen"][g >= 0] = True
-        acked = self._acked(view, carry["end"], g)
-        if acked.any():
-            self._record_acked(carry["fd"][acked], carry["size"][acked])
-            carry.keep(np.flatnonzero(~acked))
-        if carry.n:
+        rid = self.carry.receivers(view.tcp_groups().keys, self._chunk)
+        last = self._last_ack
+        has = (rid >= 0) & (last >= 0) if len(last) else rid >= 0
+        if has.any():
+            fds, sizes = self.carry.acknowledge(rid[has], view.cols.ack[last[has]])
+            if len(fds):
+                self._record_acked(fds, sizes)
+        if self.carry.live:
             ts = view.ts
             now = float(np.nanmax(ts)) if len(ts) and not np.isnan(ts).all() else 0.0
-            young = carry["ts"] >= now - MAX_AGE_S
-            if not young.all():
-                self.forgotten += int(np.count_nonzero(~young))
-                carry.keep(np.flatnonzero(young))
+            self.forgotten += self.carry.age(now - MAX_AGE_S)
 
     def _follow(self, view: ChunkView, fwd: np.ndarray, rev: np.ndarray) -> None:
         """For open candidates: the first ACK covering them, the first smaller re-send.
