@@ -9,10 +9,12 @@ about as many times. A question is a binary search per run.
 
 The runs hold row numbers of a table their owner keeps, and know nothing of its contents:
 rows the owner gives up (acknowledged, aged out) stay in the runs until a merge drops them
-(``live``) or the owner rebuilds the runs after compacting its table.
+(``live``) or the owner renumbers the runs after compacting its table.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -43,6 +45,22 @@ class SortedRuns:
             k, r = k[keep], r[keep]
             order = np.argsort(k, kind="stable")  # two sorted runs: one merge pass
             runs.append((k[order], r[order]))
+
+    def renumber(
+        self, new: np.ndarray, key_of: Callable[[np.ndarray], np.ndarray] | None = None
+    ) -> None:
+        """Rows renumbered by the owner's compaction: ``new[row]`` is a row's new number, -1
+        for a row given up (dropped here); ``key_of``: the keys of rows by their new numbers,
+        when the keys themselves changed in an order-keeping way. Each run keeps its order:
+        no sort."""
+        runs = []
+        for k, r in self._runs:
+            to = new[r]
+            keep = to >= 0
+            if keep.any():
+                to = to[keep].astype(np.int32)
+                runs.append((k[keep] if key_of is None else key_of(to).astype(self.dtype), to))
+        self._runs = runs
 
     def between(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """The rows whose key lies in any [lo[i], hi[i]] (inclusive bounds, ranges that do not

@@ -17,8 +17,9 @@ the carry:
   chunk it was seen in), compared with the segment's chunk when a segment is retransmitted.
 
 Rows given up (acknowledged, aged, trimmed) are marked, not moved; the table is compacted
-and its indexes rebuilt once the given-up rows outnumber the kept ones, so the memory of
-the carry follows what it holds.
+and its indexes renumbered once the given-up rows reach a quarter of the kept ones, so the
+memory of the carry follows what it holds (at the flow budget's ceiling, at most a quarter
+more rows than the ceiling), and a compaction costs a pass, never a sort.
 """
 
 from __future__ import annotations
@@ -190,16 +191,21 @@ class Outstanding:
         self.rows["live"][rows] = False
         self.live -= len(rows)
         dead = self.rows.n - self.live
-        if dead >= _MIN_COMPACT and dead > self.live:
+        if dead >= _MIN_COMPACT and 4 * dead > self.live:
             self._compact()
 
     def _compact(self) -> None:
-        """Keep the kept rows only, renumbered, their receivers renumbered, indexes rebuilt."""
-        keep = np.flatnonzero(self.rows["live"])
+        """Keep the kept rows only, renumbered, their receivers renumbered, the runs
+        renumbered in place (no sort) and the key index rebuilt: linear in the table."""
+        live = self.rows["live"]
+        keep = np.flatnonzero(live)
+        new = np.where(live, np.cumsum(live) - 1, -1)
         self.rows.keep(keep)
         rid = self.rows["rid"]
         used, new_rid = np.unique(rid, return_inverse=True)
-        rid[:] = new_rid
+        rid[:] = new_rid  # in the order of the old numbers: the runs by end stay sorted
+        self._by_end.renumber(new, self._end_key)
+        self._by_time.renumber(new)
         keys = self._receivers.keys[used]
         self._receivers = KeyIndex()
         self._receivers.insert(keys)  # distinct, ascending rid: they keep their order
@@ -208,9 +214,14 @@ class Outstanding:
         self._acked = self._acked[used].copy()
         self._late = self._late[used].copy()
         self._latest = LatestIndex()
-        self._by_end = SortedRuns(np.uint64)
-        self._by_time = SortedRuns(np.float64)
-        self._index(np.arange(self.rows.n))
+        self._latest.update(self.rows["key"], np.arange(self.rows.n))
+
+    def _end_key(self, rows: np.ndarray) -> np.ndarray:
+        """Rows' keys in the runs by end: receiver << 32 | end."""
+        r = self.rows
+        return (r["rid"][rows].astype(np.uint64) << np.uint64(32)) | r["end"][rows].astype(
+            np.uint64
+        )
 
     def _index(self, rows: np.ndarray) -> None:
         if not len(rows):
@@ -218,8 +229,5 @@ class Outstanding:
         r = self.rows
         live = r["live"]
         self._latest.update(r["key"], rows)
-        end_key = (r["rid"][rows].astype(np.uint64) << np.uint64(32)) | r["end"][rows].astype(
-            np.uint64
-        )
-        self._by_end.add(end_key, rows, live)
+        self._by_end.add(self._end_key(rows), rows, live)
         self._by_time.add(np.nan_to_num(r["ts"][rows], nan=-np.inf), rows, live)
