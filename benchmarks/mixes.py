@@ -300,6 +300,27 @@ def lone_segment(ctx: Context, t0: int) -> list[Iterator[Pkt]]:
     return _lone(Pkt(t0, frame, tags + (FLOW,)))
 
 
+#: when a black-holed segment is sent again after its first copy: RTO backoff (us)
+BLACK_HOLE_RESENDS = (300 * MS, 900 * MS)
+
+
+def lone_black_hole(ctx: Context, t0: int) -> list[Iterator[Pkt]]:
+    """A full-size DF segment from the head-end to a new endpoint, sent three times (RTO
+    backoff), each copy answered by a duplicate ACK that does not cover it: a PMTUD black hole
+    with the ICMP lost. At a head-end's rate there are tens of thousands open at once, more
+    than the retransmission candidates' ceiling."""
+    client, cport = ctx.endpoint(100)
+    conn = TcpConn(ctx, HEADEND, client, 443, cport, None)
+    seq = conn.nxt[0]
+    data = ctx.app_data(TUNNEL_MSS)
+    pkts = []
+    for k, dt in enumerate((0, *BLACK_HOLE_RESENDS)):
+        frame, tags = conn.segment(0, PSH | ACK, data, seq=seq if k else None)
+        pkts.append(Pkt(t0 + dt, frame, tags + (FLOW,)))
+        pkts.append(Pkt(t0 + dt + MS, conn.ack_frame(1, seq), (FLOW,)))
+    return [iter(pkts)]
+
+
 def lone_icmp(ctx: Context, t0: int) -> list[Iterator[Pkt]]:
     """An ICMP 3/4 from the head-end quoting a 1418-byte DF segment of a new flow (the
     segment itself was dropped before the capture point: only the error is written)."""

@@ -11,7 +11,9 @@ code on N and 2N items of one kind and compares the cost per item; these are the
   request from a new endpoint: a pair key the DTLS detector remembers), ``hello_seqs`` (a DTLS
   ClientHello from one of four clients with a message_seq that client never sent before),
   ``one_sided`` (a full-size data segment to a new endpoint, never acknowledged: a capture
-  that misses the ACKs' direction);
+  that misses the ACKs' direction), ``black_holes`` (a full-size segment to a new endpoint
+  sent three times, each copy answered by a duplicate ACK: tens of thousands open at once,
+  past the retransmission candidates' ceiling);
 * text (:func:`syslog`, :func:`keylog`, :func:`scenario`): ASA syslog lines of AnyConnect
   sessions, NSS key-log lines with distinct client randoms, scenario timeline steps.
 
@@ -30,6 +32,7 @@ from benchmarks.generate import EPOCH_US
 from benchmarks.mixes import (
     HEADEND,
     Spawner,
+    lone_black_hole,
     lone_dtls,
     lone_icmp,
     lone_segment,
@@ -77,6 +80,7 @@ CAPTURE_KINDS: dict[str, Spawner] = {
     "stun_checks": lone_stun,
     "hello_seqs": hello_seq,
     "one_sided": lone_segment,
+    "black_holes": lone_black_hole,
 }
 #: The kinds whose every item opens a new flow, at any N (``hello_seqs`` is one pair's
 #: message_seq values: 16 bits of them): what ``benchmarks.run --per-flow`` measures.
@@ -97,6 +101,7 @@ PACKETS_PER_ITEM = {
     "stun_checks": 1,
     "hello_seqs": 1,
     "one_sided": 1,
+    "black_holes": 6,
 }
 
 

@@ -120,6 +120,7 @@ CAPTURE_N = {
     "stun_checks": (150_000, 1_200_000),
     "hello_seqs": (30_000, 120_000),
     "one_sided": (150_000, 600_000),
+    "black_holes": (50_000, 200_000),
 }
 #: CPU seconds the items from the base to N must cost at least. A run of the CLI starts with
 #: ~0.3 s of imports that vary by tens of milliseconds from run to run: with 0.1 s of items
@@ -231,6 +232,7 @@ ITEM_FILTER = {
     "stun_checks": "stun.type == 0x0001",
     "hello_seqs": "dtls.handshake.type == 1",
     "one_sided": "tcp.len > 0",
+    "black_holes": "tcp.len > 0 && !tcp.analysis.retransmission",
 }
 
 
