@@ -52,6 +52,7 @@ class Outstanding:
             rid=np.int32,
             chunk=np.int32,
             live=bool,
+            judged=bool,  # dropped as a candidate at the ceiling: later copies are not followed
         )
         self.live = 0  # rows kept
         self._latest = LatestIndex()
@@ -82,6 +83,10 @@ class Outstanding:
         ok = rows >= 0
         ok[ok] = self.rows["live"][rows[ok]]
         return np.where(ok, rows, -1)
+
+    def judge(self, rows: np.ndarray) -> None:
+        """Mark ``rows`` judged early (their segments are no longer followed)."""
+        self.rows["judged"][rows] = True
 
     def receivers(self, groups: np.ndarray, chunk: int) -> np.ndarray:
         """Each of a chunk's flow groups (top-44-bit flow hashes) as a receiver of the carry
@@ -161,6 +166,7 @@ class Outstanding:
             rid=rid,
             chunk=np.full(len(key), chunk, np.int32),
             live=np.ones(len(key), bool),
+            judged=np.zeros(len(key), bool),
         )
         self.live += len(key)
         self._index(np.arange(start, self.rows.n))
@@ -230,4 +236,5 @@ class Outstanding:
         live = r["live"]
         self._latest.update(r["key"], rows)
         self._by_end.add(self._end_key(rows), rows, live)
-        self._by_time.add(np.nan_to_num(r["ts"][rows], nan=-np.inf), rows, live)
+        ts = r["ts"][rows]
+        self._by_time.add(np.where(np.isnan(ts), -np.inf, ts), rows, live)

@@ -40,7 +40,7 @@ import numpy as np
 
 from labkit.analyze import decode as dec
 from labkit.analyze.detectors.outstanding import Outstanding
-from labkit.analyze.engine import ChunkView, FlowBudget, largest, repeated
+from labkit.analyze.engine import ChunkView, FlowBudget, largest, member, repeated
 from labkit.analyze.evidence import FrameSet, dst_field, src_field
 from labkit.mtu import MIN_IPV4_MTU
 
@@ -142,6 +142,7 @@ class RetransDetector:
         self._last_ack = np.zeros(0, np.int64)  # per flow group of the chunk: last ACK row
         self._chunk = 0  # chunks fed so far: the carry dates its rows and sightings by it
         self.carry = Outstanding()
+        self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
     def cannot_tell(self) -> int:
@@ -178,9 +179,23 @@ class RetransDetector:
             kept = sorted(self.candidates.items(), key=lambda kv: -kv[1].copies.count)[
                 :MAX_CANDIDATES
             ]
-            self.forgotten += len(self.candidates) - len(kept)
-            self.budget.dropped(_CANDIDATES, len(self.candidates) - len(kept))
+            dropped = [k for k in self.candidates.keys() - dict(kept).keys()]
+            self._judged_early(np.array(dropped, np.uint64))
             self.candidates = dict(kept)
+            self._arrays = None
+
+    def _judged_early(self, keys: np.ndarray) -> None:
+        """Segments dropped at the candidates' ceiling: their first copies in the carry are
+        marked, and each segment is counted once. While the table stays full, a marked
+        segment's later copies are skipped with one mask (each was decoded, made a candidate
+        and dropped anew: a capture of more black holes at once than the ceiling, each sent
+        several times, made as many candidates as copies)."""
+        rows = self.carry.find(keys)
+        at = rows[rows >= 0]
+        fresh = int(np.count_nonzero(rows < 0)) + int(np.count_nonzero(~self.carry["judged"][at]))
+        self.carry.judge(at)
+        self.forgotten += fresh
+        self.budget.dropped(_CANDIDATES, fresh)
 
     def _segments(
         self, view: ChunkView, rows: np.ndarray, fwd: np.ndarray, rev: np.ndarray
@@ -202,12 +217,12 @@ class RetransDetector:
             order = both[np.argsort(some_key[both], kind="stable")]  # carried copy first
             ks = some_key[order]
             head = np.r_[True, ks[1:] != ks[:-1]]
-            self._retransmitted(view, rows, order, head, carried, some_key)
+            late = self._retransmitted(view, rows, order, head, carried, some_key)
             later = np.zeros(len(some_key), bool)
             later[order[~head]] = True  # second and later copies: not new first copies
             new_first = np.flatnonzero(~later[n_old:])
         else:
-            new_first = np.arange(len(key))
+            late, new_first = np.zeros(0, np.uint64), np.arange(len(key))
         # Segments acknowledged within this chunk never join the carry (most of them).
         r_new = rows[new_first]
         ends = (seq[new_first] + plen[new_first]) % _MOD
@@ -233,6 +248,8 @@ class RetransDetector:
             chunk=self._chunk,
             receiver_seen=receiver >= 0,
         )
+        if len(late):
+            self._judged_early(late)  # their first copies are in the carry now
 
     def _retransmitted(
         self,
@@ -242,16 +259,33 @@ class RetransDetector:
         head: np.ndarray,
         carried_rows: np.ndarray,
         some_key: np.ndarray,
-    ) -> None:
+    ) -> np.ndarray:
         """Segments seen more than once (carry + this chunk): create or extend candidates.
         ``some_key``: the keys of the carried rows ``carried_rows``, then the chunk's; ``order``
-        indexes it."""
+        indexes it. Returns the keys of new segments dropped at the ceiling."""
         c = view.cols
         fwd = view.tcp_keys()[0]
         starts = np.flatnonzero(head)
         sizes = np.diff(np.r_[starts, len(order)])
-        multi = sizes > 1
         n_old = len(carried_rows)
+        first = order[starts]
+        group_key = some_key[first]
+        multi = sizes > 1
+        late: np.ndarray = np.zeros(0, np.uint64)
+        if len(self.candidates) >= MAX_CANDIDATES and multi.any():
+            # The table is full. A segment not in it whose first copy was dropped before
+            # stays dropped (while the table has room again, it is made again). A new segment
+            # with no more copies than the least-copied kept one would be dropped at once
+            # (copies only grow): it is dropped without being made.
+            known = member(group_key, self._candidate_arrays()[0])
+            dropped = np.zeros(len(starts), bool)
+            if n_old:
+                carried_first = carried_rows[np.minimum(first, n_old - 1)]
+                dropped = (first < n_old) & self.carry["judged"][carried_first]
+            floor = min(cd.copies.count for cd in self.candidates.values())
+            skip = multi & ~known & (dropped | (sizes <= floor))
+            late = group_key[skip & ~dropped]
+            multi &= ~skip
         seen = self.carry.seen(carried_rows)  # by index into carried_rows
         frame, ts = self.carry["frame"], self.carry["ts"]
         # Members in order: the carried copy (index < n_old) first, then this chunk's rows.
@@ -271,7 +305,25 @@ class RetransDetector:
                 cand.ack_key = int(view.tcp_keys()[1][r])
                 cand.receiver_seen = bool(seen[old].any())
                 cand.copies_of(frame[carried], ts[carried])
+                self._arrays = None
             cand.copies_of(view.frames[new], view.ts[new])
+        return late
+
+    def _candidate_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The open candidates' keys (sorted), and their flows' and receivers' hashes and
+        table order by key: rebuilt only when candidates come or go, so that a chunk asks
+        which of them it concerns with a search, not a Python step per candidate."""
+        if self._arrays is None:
+            keys = np.fromiter(self.candidates.keys(), np.uint64, len(self.candidates))
+            by_key = np.argsort(keys)
+            fd = np.fromiter(
+                (cd.fd for cd in self.candidates.values()), np.uint64, len(self.candidates)
+            )
+            ack = np.fromiter(
+                (cd.ack_key for cd in self.candidates.values()), np.uint64, len(self.candidates)
+            )
+            self._arrays = (keys[by_key], fd, ack, keys)
+        return self._arrays
 
     def _new(self, pkt: dec.Packet, seq: int, plen: int, size: int, fd: int) -> Candidate:
         sport, dport = int(pkt.sport or 0), int(pkt.dport or 0)
@@ -328,23 +380,29 @@ class RetransDetector:
         """For open candidates: the first ACK covering them, the first smaller re-send.
 
         A candidate acknowledged at its size (no smaller re-send first) is an ordinary
-        retransmission: it is dropped, so the table holds only unresolved segments. Every
-        candidate's rows are searched at once (its flow's and its receiver's, concatenated):
-        the Python step per candidate only copies the answers.
+        retransmission: it is dropped, so the table holds only unresolved segments. Only the
+        candidates whose flow or receiver sent in this chunk are looked at (a search of the
+        chunk's flows), and their rows are searched at once (each one's flow's and its
+        receiver's, concatenated): the Python step per candidate only copies the answers.
         """
         c = view.cols
         g = view.tcp_groups()
-        cands = list(self.candidates.items())
+        _sorted, fds, acks, keys = self._candidate_arrays()
+        # Only candidates whose flow or receiver sent in this chunk can change.
+        here = np.flatnonzero((g.find(fds) >= 0) | (g.find(acks) >= 0))
+        if not len(here):
+            return
+        cands = [(k, self.candidates[k]) for k in keys[here].tolist()]
         m = len(cands)
         seq = np.array([cd.seq for _k, cd in cands], np.int64)
         length = np.array([cd.length for _k, cd in cands], np.int64)
         end = np.array([cd.end for _k, cd in cands], np.int64)
-        rows, own = g.members(np.array([cd.fd for _k, cd in cands], np.uint64))
+        rows, own = g.members(fds[here])
         plen = c.paylen[rows]
         shrunk = _first(
             m, own, (c.seq[rows] == seq[own]) & (plen > 0) & (plen < length[own]), view.frames[rows]
         )
-        back, bown = g.members(np.array([cd.ack_key for _k, cd in cands], np.uint64))
+        back, bown = g.members(acks[here])
         seen = (np.bincount(bown, minlength=m) > 0).tolist()
         flags, frames = c.flags[back], view.frames[back]
         reset = _first(m, bown, (flags & dec.TCP_RST) != 0, frames)
@@ -365,6 +423,8 @@ class RetransDetector:
         for k in done:
             del self.candidates[k]
             self.ordinary += 1
+        if done:
+            self._arrays = None
 
 
 def _first(m: int, owner: np.ndarray, hit: np.ndarray, frames: np.ndarray) -> list[int]:
