@@ -96,12 +96,6 @@ class Candidate:
     receiver_seen: bool = False  # a packet from the receiver since the first copy's chunk
     receiver_reset_frame: int | None = None  # the receiver's first RST seen since then
 
-    def copies_of(self, frames: np.ndarray, times: np.ndarray) -> None:
-        """Add copies (frames ascending)."""
-        if len(frames):
-            self.copies.add_many(frames.tolist(), times.tolist(), len(frames))
-            self.last_copy_frame = max(self.last_copy_frame, int(frames[-1]))
-
     @property
     def receiver_gone(self) -> bool:
         """Nothing could have acknowledged the copies: the receiver was never seen, or had
@@ -263,8 +257,6 @@ class RetransDetector:
         """Segments seen more than once (carry + this chunk): create or extend candidates.
         ``some_key``: the keys of the carried rows ``carried_rows``, then the chunk's; ``order``
         indexes it. Returns the keys of new segments dropped at the ceiling."""
-        c = view.cols
-        fwd = view.tcp_keys()[0]
         starts = np.flatnonzero(head)
         sizes = np.diff(np.r_[starts, len(order)])
         n_old = len(carried_rows)
@@ -286,28 +278,65 @@ class RetransDetector:
             skip = multi & ~known & (dropped | (sizes <= floor))
             late = group_key[skip & ~dropped]
             multi &= ~skip
-        seen = self.carry.seen(carried_rows)  # by index into carried_rows
-        frame, ts = self.carry["frame"], self.carry["ts"]
-        # Members in order: the carried copy (index < n_old) first, then this chunk's rows.
-        for st, n in zip(starts[multi].tolist(), sizes[multi].tolist()):
-            members = order[st : st + n]
-            old = members[members < n_old]
-            carried = carried_rows[old]
-            new = rows[members[members >= n_old] - n_old]
-            k = int(some_key[members[0]])
+        if multi.any():
+            self._copies(
+                view, rows, order, starts[multi], sizes[multi], group_key[multi], carried_rows
+            )
+        return late
+
+    def _copies(
+        self,
+        view: ChunkView,
+        rows: np.ndarray,
+        order: np.ndarray,
+        starts: np.ndarray,
+        sizes: np.ndarray,
+        keys: np.ndarray,
+        carried_rows: np.ndarray,
+    ) -> None:
+        """Add the copies of each group of ``order`` (``starts``, ``sizes``; the segment's key
+        ``keys``) to its candidate,
+        made from its first copy in this chunk when it has none. Every group's frames, times
+        and attributes are gathered at once from the columns; the Python step per group only
+        makes or extends its objects (a packet decode per new candidate cost ~15 us, and a
+        lossy capture has thousands of them)."""
+        c = view.cols
+        n_old = len(carried_rows)
+        begin = np.cumsum(sizes) - sizes
+        members = order[
+            np.repeat(starts, sizes) + np.arange(int(sizes.sum())) - np.repeat(begin, sizes)
+        ]
+        old = members < n_old
+        new_rows = rows[np.maximum(members - n_old, 0)]
+        frames = view.frames[new_rows]
+        times = view.ts[new_rows]
+        has_old = old[begin]  # a carried copy comes first (the carry holds a key once)
+        first_seen = np.zeros(len(starts), bool)
+        if n_old:
+            at = carried_rows[np.minimum(members, n_old - 1)]
+            frames = np.where(old, self.carry["frame"][at], frames)
+            times = np.where(old, self.carry["ts"][at], times)
+            first_seen = has_old & self.carry.seen(at[begin])
+        r = new_rows[begin + has_old]  # each group's first copy in this chunk
+        src_a, dst_a = (
+            a.tolist() for a in dec.packed_addresses(view.chunk.buf, c.l3[r], c.ipver[r])
+        )
+        ends = np.r_[begin[1:], len(members)].tolist()
+        frame_l, time_l = frames.tolist(), times.tolist()
+        rev = view.tcp_keys()[1]
+        for j, (k, a, b, skip) in enumerate(
+            zip(keys.tolist(), begin.tolist(), ends, has_old.tolist())
+        ):
             cand = self.candidates.get(k)
             if cand is None:
-                r = int(new[0])
-                pkt = dec.decode(view.chunk.packet(r), int(view.chunk.linktype[r]))
-                cand = self.candidates[k] = self._new(
-                    pkt, int(c.seq[r]), int(c.paylen[r]), int(c.iplen[r]), int(fwd[r])
-                )
-                cand.ack_key = int(view.tcp_keys()[1][r])
-                cand.receiver_seen = bool(seen[old].any())
-                cand.copies_of(frame[carried], ts[carried])
+                cand = self.candidates[k] = self._made(view, int(r[j]), src_a[j], dst_a[j])
+                cand.ack_key = int(rev[r[j]])
+                cand.receiver_seen = bool(first_seen[j])
                 self._arrays = None
-            cand.copies_of(view.frames[new], view.ts[new])
-        return late
+            elif skip:
+                a += 1  # a candidate holds its first copy already
+            cand.copies.add_many(frame_l[a:b], time_l[a:b], b - a)
+            cand.last_copy_frame = max(cand.last_copy_frame, frame_l[b - 1])
 
     def _candidate_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The open candidates' keys (sorted), and their flows' and receivers' hashes and
@@ -325,18 +354,23 @@ class RetransDetector:
             self._arrays = (keys[by_key], fd, ack, keys)
         return self._arrays
 
-    def _new(self, pkt: dec.Packet, seq: int, plen: int, size: int, fd: int) -> Candidate:
-        sport, dport = int(pkt.sport or 0), int(pkt.dport or 0)
-        seg = Segment(pkt.src, pkt.dst, sport, dport, seq, plen)
+    def _made(self, view: ChunkView, r: int, src_a: bytes, dst_a: bytes) -> Candidate:
+        """A candidate for the segment at chunk row ``r`` (its addresses packed: the text the
+        decoder prints, without a decode)."""
+        c = view.cols
+        v6 = int(c.ipver[r]) == 6
+        src, dst = dec.packed_text(src_a, v6), dec.packed_text(dst_a, v6)
+        sport, dport, seq, plen = int(c.sport[r]), int(c.dport[r]), int(c.seq[r]), int(c.paylen[r])
+        seg = Segment(src, dst, sport, dport, seq, plen)
         return Candidate(
-            fd,
-            pkt.src,
-            pkt.dst,
+            int(view.tcp_keys()[0][r]),
+            src,
+            dst,
             sport,
             dport,
             seq,
             plen,
-            size,
+            int(c.iplen[r]),
             FrameSet(self.file, seg.wireshark()),
         )
 
