@@ -39,8 +39,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from labkit.analyze import decode as dec
+from labkit.analyze.decode import Columns
 from labkit.analyze.detectors.outstanding import Outstanding
-from labkit.analyze.engine import ChunkView, FlowBudget, largest, member, repeated
+from labkit.analyze.engine import ChunkView, FlowBudget, FlowGroups, largest, member, repeated
 from labkit.analyze.evidence import FrameSet, dst_field, src_field
 from labkit.mtu import MIN_IPV4_MTU
 
@@ -416,8 +417,9 @@ class RetransDetector:
         A candidate acknowledged at its size (no smaller re-send first) is an ordinary
         retransmission: it is dropped, so the table holds only unresolved segments. Only the
         candidates whose flow or receiver sent in this chunk are looked at (a search of the
-        chunk's flows), and their rows are searched at once (each one's flow's and its
-        receiver's, concatenated): the Python step per candidate only copies the answers.
+        chunk's flows), each flow's rows are gathered once however many of them it has
+        (:func:`first_smaller_resend`, :func:`first_covering_ack`), and the Python step per
+        candidate only copies the answers.
         """
         c = view.cols
         g = view.tcp_groups()
@@ -427,21 +429,16 @@ class RetransDetector:
         if not len(here):
             return
         cands = [(k, self.candidates[k]) for k in keys[here].tolist()]
-        m = len(cands)
         seq = np.array([cd.seq for _k, cd in cands], np.int64)
         length = np.array([cd.length for _k, cd in cands], np.int64)
         end = np.array([cd.end for _k, cd in cands], np.int64)
-        rows, own = g.members(fds[here])
-        plen = c.paylen[rows]
-        shrunk = _first(
-            m, own, (c.seq[rows] == seq[own]) & (plen > 0) & (plen < length[own]), view.frames[rows]
-        )
-        back, bown = g.members(acks[here])
-        seen = (np.bincount(bown, minlength=m) > 0).tolist()
-        flags, frames = c.flags[back], view.frames[back]
-        reset = _first(m, bown, (flags & dec.TCP_RST) != 0, frames)
-        covering = ((flags & dec.TCP_ACK) != 0) & _serial_ge(c.ack[back], end[bown])
-        acked = _first(m, bown, covering, frames)
+        shrunk = first_smaller_resend(g, c, view.frames, fds[here], seq, length).tolist()
+        receiver = g.find(acks[here])
+        seen = (receiver >= 0).tolist()
+        first_rst = g.first_where((c.flags & dec.TCP_RST) != 0)
+        at = first_rst[np.maximum(receiver, 0)] if len(first_rst) else receiver
+        reset = np.where((receiver >= 0) & (at >= 0), view.frames[at], -1).tolist()
+        acked = first_covering_ack(g, c, view.frames, acks[here], end).tolist()
         done = []
         for i, (k, cd) in enumerate(cands):
             if cd.shrunk_frame is None and shrunk[i] >= 0:
@@ -470,3 +467,76 @@ def _first(m: int, owner: np.ndarray, hit: np.ndarray, frames: np.ndarray) -> li
         first = np.flatnonzero(np.r_[True, o[1:] != o[:-1]])
         out[o[first]] = frames[hit][first]
     return out.tolist()
+
+
+def first_smaller_resend(
+    g: FlowGroups,
+    c: Columns,
+    frames: np.ndarray,
+    fd: np.ndarray,
+    seq: np.ndarray,
+    length: np.ndarray,
+) -> np.ndarray:
+    """For each segment (flow ``fd``, ``seq``, ``length``): the frame of the first packet of
+    its flow in the chunk that starts at ``seq`` with a shorter payload, or -1 (the sender
+    re-sending the data in smaller segments). Each flow's rows are gathered once and joined
+    to its segments by sequence number: a lossy flow has many segments followed at once, and
+    gathering the flow's rows for each of them cost their product."""
+    out = np.full(len(fd), -1, np.int64)
+    flows, of = np.unique(fd, return_inverse=True)
+    rows, own = g.members(flows)
+    rows, own = rows[c.paylen[rows] > 0], own[c.paylen[rows] > 0]
+    if not len(rows):
+        return out
+    by = (own.astype(np.int64) << 32) | c.seq[rows]
+    order = np.argsort(by, kind="stable")  # a flow's rows at one seq stay in frame order
+    by, rows = by[order], rows[order]
+    want = (of.astype(np.int64) << 32) | seq
+    lo = np.searchsorted(by, want, "left")
+    n = np.searchsorted(by, want, "right") - lo
+    owner = np.repeat(np.arange(len(fd)), n)
+    r = rows[np.arange(int(n.sum())) + np.repeat(lo - (np.cumsum(n) - n), n)]
+    return np.array(_first(len(fd), owner, c.paylen[r] < length[owner], frames[r]), np.int64)
+
+
+def first_covering_ack(
+    g: FlowGroups, c: Columns, frames: np.ndarray, receiver: np.ndarray, end: np.ndarray
+) -> np.ndarray:
+    """For each segment whose receiver is the flow ``receiver`` and whose data ends at
+    ``end``: the frame of the receiver's first packet in the chunk with the ACK flag and an
+    acknowledgment covering ``end`` (RFC 1982 serial order), or -1.
+
+    Each receiver's ACK rows are gathered once. Offsets from its first ACK in the chunk turn
+    serial order into plain order while every value involved lies within 2^31 of every
+    other, and then the first covering row is a binary search in the running maximum of its
+    ACKs (the first row that covers ``end`` is where the maximum so far first reaches it).
+    A segment whose values do not fit that window is checked row by row."""
+    out = np.full(len(receiver), -1, np.int64)
+    flows, of = np.unique(receiver, return_inverse=True)
+    rows, own = g.members(flows)
+    has_ack = (c.flags[rows] & dec.TCP_ACK) != 0
+    rows, own = rows[has_ack], own[has_ack]
+    if not len(rows):
+        return out
+    starts = np.flatnonzero(np.r_[True, own[1:] != own[:-1]])
+    base = np.zeros(len(flows), np.int64)
+    base[own[starts]] = c.ack[rows[starts]]
+    acks_any = np.zeros(len(flows), bool)
+    acks_any[own[starts]] = True
+    rel = (c.ack[rows] - base[own] + _HALF) % _MOD  # the offset, + 2^31
+    lo, hi = np.zeros(len(flows), np.int64), np.zeros(len(flows), np.int64)
+    lo[own[starts]] = np.minimum.reduceat(rel, starts)
+    hi[own[starts]] = np.maximum.reduceat(rel, starts)
+    at = (end - base[of] + _HALF) % _MOD
+    fits = acks_any[of] & (np.maximum(hi[of], at) - np.minimum(lo[of], at) < _HALF)
+    running = np.maximum.accumulate((own.astype(np.int64) << 33) | rel)  # flows ascending
+    j = np.searchsorted(running, (of[fits].astype(np.int64) << 33) | at[fits], "left")
+    jj = np.minimum(j, len(rows) - 1)
+    found = (j < len(rows)) & (own[jj] == of[fits])
+    out[fits] = np.where(found, frames[rows[jj]], -1)
+    wide = np.flatnonzero(~fits & acks_any[of])
+    if len(wide):
+        back, bown = g.members(receiver[wide])
+        covers = ((c.flags[back] & dec.TCP_ACK) != 0) & _serial_ge(c.ack[back], end[wide][bown])
+        out[wide] = _first(len(wide), bown, covers, frames[back])
+    return out
