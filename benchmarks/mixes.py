@@ -82,12 +82,17 @@ def _port(ctx: Context) -> int:
 
 
 def inner_download(
-    ctx: Context, t0: int, event: str | None = None, segments: tuple[int, int] = (50, 2500)
+    ctx: Context,
+    t0: int,
+    event: str | None = None,
+    segments: tuple[int, int] = (50, 2500),
+    loss: float = 0.002,
 ) -> list[Iterator[Pkt]]:
     """A download inside the tunnel; ``event`` (else drawn at random) is what the path does
     to its big segments: "icmp" (the head-end's ICMP 3/4, MTU 1347, for every segment sent
     at the old size), "blackhole" (the same, ICMP filtered), "router" (another narrow hop, a
-    Linux-style long quote) or nothing."""
+    Linux-style long quote) or nothing. ``loss``: the share of segments lost after the
+    capture point (each fast-retransmitted)."""
     rng = ctx.rng
     cmss, smss = _pick(ctx, CLIENT_MSS), _pick(ctx, SERVER_MSS)
     if event is None:
@@ -121,7 +126,7 @@ def inner_download(
         gap=rng.randrange(100, 1500),
         segments=rng.randrange(*segments),
         sized=True,
-        loss=0.002,
+        loss=loss,
         pmtu=pmtu,
     )
     return [tls_download(ctx, t0, plan)]
@@ -408,6 +413,17 @@ MIXES: dict[str, Mix] = {
                 (dns, 0.2),
             ),
             3 * MS,
+        ),
+        Mix(
+            "lossy",
+            "downloads in the tunnel over a lossy path: 3 % of segments lost, fast-retransmitted",
+            (
+                (partial(inner_download, loss=0.03), 0.06),
+                (https_short, 0.25),
+                (dns, 0.45),
+                (arp_noise, 0.24),
+            ),
+            8 * MS,
         ),
         Mix(
             "manyflows",
