@@ -295,12 +295,11 @@ class RetransDetector:
         keys: np.ndarray,
         carried_rows: np.ndarray,
     ) -> None:
-        """Add the copies of each group of ``order`` (``starts``, ``sizes``; the segment's key
-        ``keys``) to its candidate,
-        made from its first copy in this chunk when it has none. Every group's frames, times
-        and attributes are gathered at once from the columns; the Python step per group only
-        makes or extends its objects (a packet decode per new candidate cost ~15 us, and a
-        lossy capture has thousands of them)."""
+        """Add the copies of each group of ``order`` (``starts``, ``sizes``; its segment's key
+        in ``keys``) to the segment's candidate, made from its first copy in this chunk when
+        it has none. Every group's frames, times and attributes are gathered at once from the
+        columns; the Python step per group only makes or extends its objects (a packet decode
+        per new candidate cost ~15 us, and a lossy capture has thousands of them)."""
         c = view.cols
         n_old = len(carried_rows)
         begin = np.cumsum(sizes) - sizes
@@ -340,9 +339,10 @@ class RetransDetector:
             cand.last_copy_frame = max(cand.last_copy_frame, frame_l[b - 1])
 
     def _candidate_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The open candidates' keys (sorted), and their flows' and receivers' hashes and
-        table order by key: rebuilt only when candidates come or go, so that a chunk asks
-        which of them it concerns with a search, not a Python step per candidate."""
+        """The open candidates' keys sorted (to look keys up in), then, in the table's order,
+        their flows' hashes, their receivers' and their keys: rebuilt only when candidates
+        come or go, so that a chunk asks which of them it concerns with a search, not a
+        Python step per candidate."""
         if self._arrays is None:
             keys = np.fromiter(self.candidates.keys(), np.uint64, len(self.candidates))
             by_key = np.argsort(keys)
