@@ -82,6 +82,9 @@ class SortedRuns:
         is let go, and each row is copied a bounded number of times."""
         found, runs = [], []
         for k, r in self._runs:
+            if not k[0] < bound:  # nothing to remove: no search of a long run per question
+                runs.append((k, r))
+                continue
             j = int(np.searchsorted(k, bound, "left"))
             if j:
                 found.append(r[:j])
