@@ -15,8 +15,8 @@ from labkit.analyze import decode as dec
 from labkit.analyze.detectors.retrans import (
     _first,
     _serial_ge,
-    first_covering_ack,
     first_smaller_resend,
+    receiver_answers,
 )
 from labkit.analyze.engine import FlowGroups
 
@@ -67,18 +67,10 @@ def test_answers_match_a_scan_of_each_segments_rows(rows, segments, base):
     want = _first(m, own, (c.seq[r] == seq[own]) & (p > 0) & (p < length[own]), frames[r])
     assert got.tolist() == want
 
-    got = first_covering_ack(g, c, frames, fd, end)
+    acked, reset = receiver_answers(g, c, frames, fd, end)
     covers = ((c.flags[r] & dec.TCP_ACK) != 0) & _serial_ge(c.ack[r], end[own])
-    assert got.tolist() == _first(m, own, covers, frames[r])
-
-
-def test_first_where_is_each_flows_first_matching_row():
-    g, c, _frames = _chunk(
-        [(0, dec.TCP_ACK, 0, 0, 0), (1, dec.TCP_RST, 0, 0, 0), (0, dec.TCP_RST, 0, 0, 0)]
-        + [(1, dec.TCP_RST, 0, 0, 0), (2, dec.TCP_ACK, 0, 0, 0)]
-    )
-    first = g.first_where((c.flags & dec.TCP_RST) != 0)
-    assert first[g.find(FLOWS[[0, 1, 2]])].tolist() == [2, 1, -1]
+    assert acked.tolist() == _first(m, own, covers, frames[r])
+    assert reset.tolist() == _first(m, own, (c.flags[r] & dec.TCP_RST) != 0, frames[r])
 
 
 def test_an_ack_more_than_half_the_sequence_space_away_is_judged_serially():
@@ -89,4 +81,4 @@ def test_an_ack_more_than_half_the_sequence_space_away_is_judged_serially():
     g, c, frames = _chunk(
         [(0, dec.TCP_ACK, 0, end + (1 << 31) + 5, 0), (0, dec.TCP_ACK, 0, end + 10, 0)]
     )
-    assert first_covering_ack(g, c, frames, FLOWS[[0]], np.array([end])).tolist() == [2]
+    assert receiver_answers(g, c, frames, FLOWS[[0]], np.array([end]))[0].tolist() == [2]

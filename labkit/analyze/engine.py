@@ -578,17 +578,6 @@ class FlowGroups:
         best = np.maximum.reduceat(idx, self.starts)
         return np.where(best >= self.starts, self.rows[np.maximum(best, 0)], -1)
 
-    def first_where(self, mask: np.ndarray) -> np.ndarray:
-        """Per flow, the row of its first packet for which ``mask`` holds, or -1: e.g. the
-        first reset."""
-        n = len(self.rows)
-        if not n:
-            return np.zeros(0, np.int64)
-        idx = np.where(mask[self.rows], np.arange(n), n)
-        best = np.minimum.reduceat(idx, self.starts)
-        ends = np.r_[self.starts[1:], n]
-        return np.where(best < ends, self.rows[np.minimum(best, n - 1)], -1)
-
     def find(self, keys: np.ndarray) -> np.ndarray:
         """Index of each (full 64-bit) flow hash in :attr:`keys`, or -1."""
         return position(self.keys, np.asarray(keys, np.uint64) >> np.uint64(_ROW_BITS))

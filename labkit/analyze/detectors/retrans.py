@@ -418,7 +418,7 @@ class RetransDetector:
         retransmission: it is dropped, so the table holds only unresolved segments. Only the
         candidates whose flow or receiver sent in this chunk are looked at (a search of the
         chunk's flows), each flow's rows are gathered once however many of them it has
-        (:func:`first_smaller_resend`, :func:`first_covering_ack`), and the Python step per
+        (:func:`first_smaller_resend`, :func:`receiver_answers`), and the Python step per
         candidate only copies the answers.
         """
         c = view.cols
@@ -433,12 +433,8 @@ class RetransDetector:
         length = np.array([cd.length for _k, cd in cands], np.int64)
         end = np.array([cd.end for _k, cd in cands], np.int64)
         shrunk = first_smaller_resend(g, c, view.frames, fds[here], seq, length).tolist()
-        receiver = g.find(acks[here])
-        seen = (receiver >= 0).tolist()
-        first_rst = g.first_where((c.flags & dec.TCP_RST) != 0)
-        at = first_rst[np.maximum(receiver, 0)] if len(first_rst) else receiver
-        reset = np.where((receiver >= 0) & (at >= 0), view.frames[at], -1).tolist()
-        acked = first_covering_ack(g, c, view.frames, acks[here], end).tolist()
+        seen = (g.find(acks[here]) >= 0).tolist()
+        acked, reset = (a.tolist() for a in receiver_answers(g, c, view.frames, acks[here], end))
         done = []
         for i, (k, cd) in enumerate(cands):
             if cd.shrunk_frame is None and shrunk[i] >= 0:
@@ -499,14 +495,15 @@ def first_smaller_resend(
     return np.array(_first(len(fd), owner, c.paylen[r] < length[owner], frames[r]), np.int64)
 
 
-def first_covering_ack(
+def receiver_answers(
     g: FlowGroups, c: Columns, frames: np.ndarray, receiver: np.ndarray, end: np.ndarray
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """For each segment whose receiver is the flow ``receiver`` and whose data ends at
     ``end``: the frame of the receiver's first packet in the chunk with the ACK flag and an
-    acknowledgment covering ``end`` (RFC 1982 serial order), or -1.
+    acknowledgment covering ``end`` (RFC 1982 serial order), and of its first reset; -1 for
+    none.
 
-    Each receiver's ACK rows are gathered once. Offsets from its first ACK in the chunk turn
+    Each receiver's rows are gathered once. Offsets from its first ACK in the chunk turn
     serial order into plain order while every value involved lies within 2^31 of every
     other, and then the first covering row is a binary search in the running maximum of its
     ACKs (the first row that covers ``end`` is where the maximum so far first reaches it).
@@ -514,10 +511,12 @@ def first_covering_ack(
     out = np.full(len(receiver), -1, np.int64)
     flows, of = np.unique(receiver, return_inverse=True)
     rows, own = g.members(flows)
+    resets = _first(len(flows), own, (c.flags[rows] & dec.TCP_RST) != 0, frames[rows])
+    reset = np.array(resets, np.int64)[of]
     has_ack = (c.flags[rows] & dec.TCP_ACK) != 0
     rows, own = rows[has_ack], own[has_ack]
     if not len(rows):
-        return out
+        return out, reset
     starts = np.flatnonzero(np.r_[True, own[1:] != own[:-1]])
     base = np.zeros(len(flows), np.int64)
     base[own[starts]] = c.ack[rows[starts]]
@@ -539,4 +538,4 @@ def first_covering_ack(
         back, bown = g.members(receiver[wide])
         covers = ((c.flags[back] & dec.TCP_ACK) != 0) & _serial_ge(c.ack[back], end[wide][bown])
         out[wide] = _first(len(wide), bown, covers, frames[back])
-    return out
+    return out, reset
