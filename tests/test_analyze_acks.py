@@ -72,6 +72,15 @@ def test_one_sided_capture_is_cannot_tell(tmp_path):
     assert "pmtud-black-hole" in ids(analyze([both]))
 
 
+def _scanned_with_a_ceiling_of_4(path, pkts, monkeypatch):
+    """The facts of ``pkts`` written to ``path``, read a few packets per chunk with at most
+    four retransmission candidates followed."""
+    wrpcap(str(path), pkts)
+    monkeypatch.setattr(retrans, "MAX_CANDIDATES", 4)
+    monkeypatch.setattr(reader.Capture.chunks, "__defaults__", (4096,))
+    return scan_file(str(path)).facts
+
+
 def test_black_holes_past_the_ceiling_are_dropped_once_and_not_made_again_while_full(
     tmp_path, monkeypatch
 ):
@@ -91,10 +100,7 @@ def test_black_holes_past_the_ceiling_are_dropped_once_and_not_made_again_while_
         pkts += [f.resend(t0 + 0.3 + 0.4 * k, False, seq0, 1418) for k in range(4)]
     pkts.sort(key=lambda p: float(p.time))
     path = tmp_path / "many-holes.pcap"
-    wrpcap(str(path), pkts)
-    monkeypatch.setattr(retrans, "MAX_CANDIDATES", 4)
-    monkeypatch.setattr(reader.Capture.chunks, "__defaults__", (4096,))
-    facts = scan_file(str(path)).facts
+    facts = _scanned_with_a_ceiling_of_4(path, pkts, monkeypatch)
     kept = facts.retrans.candidates.values()
     assert sorted(cd.dport for cd in kept) == [41000, 41001, 41002, 41003]
     assert [cd.copies.count for cd in kept] == [5, 5, 5, 5]
@@ -138,10 +144,7 @@ def test_a_segment_dropped_at_the_ceiling_is_followed_again_once_there_is_room(
     ]
     pkts.sort(key=lambda p: float(p.time))
     path = tmp_path / "room-again.pcap"
-    wrpcap(str(path), pkts)
-    monkeypatch.setattr(retrans, "MAX_CANDIDATES", 4)
-    monkeypatch.setattr(reader.Capture.chunks, "__defaults__", (4096,))
-    facts = scan_file(str(path)).facts
+    facts = _scanned_with_a_ceiling_of_4(path, pkts, monkeypatch)
     (cd,) = facts.retrans.candidates.values()
     assert (cd.dport, cd.copies.count) == (42100, 4)  # its first copy and the last three
     assert facts.retrans.forgotten == 1 and facts.retrans.ordinary == 4

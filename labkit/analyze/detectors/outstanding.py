@@ -180,16 +180,18 @@ class Outstanding:
         return len(rows)
 
     def trim(self, budget: FlowBudget, table: str) -> int:
-        """Past the budget's ceiling, give up the oldest rows (a tenth of the ceiling beyond
-        it, as :meth:`FlowBudget.trim` keeps); returns how many."""
-        ceiling = budget.ceiling()
-        if self.live <= ceiling:
+        """Past the budget's ceiling, give up the rows :meth:`FlowBudget.trim` drops (the
+        oldest sent); returns how many."""
+        if self.live <= budget.ceiling():
             return 0
-        drop = self.live - (ceiling - ceiling // 10)
-        rows = np.flatnonzero(self.rows["live"])[:drop]
-        self._give_up(rows)
-        budget.dropped(table, drop)
-        return drop
+        live = np.flatnonzero(self.rows["live"])
+        keep = budget.trim(table, self.rows["frame"][live])
+        if keep is None:
+            return 0
+        drop = np.ones(len(live), bool)
+        drop[keep] = False
+        self._give_up(live[drop])
+        return len(live) - len(keep)
 
     def _give_up(self, rows: np.ndarray) -> None:
         if not len(rows):
